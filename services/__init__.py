@@ -1,0 +1,1 @@
+"""Pingura's four services (ingest, evaluator, notifier, query) and the CLI that runs them."""

@@ -1,0 +1,1 @@
+"""Code every Pingura service shares: settings, event schemas, the bus, logging."""

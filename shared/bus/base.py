@@ -1,0 +1,120 @@
+"""The event bus: one small interface, two implementations (embedded SQLite log, Kafka).
+
+Semantics both keep:
+- records of one partition are read in the order they were appended; a key always
+  maps to the same partition (:func:`partition_for`), so each key is ordered;
+- ``publish`` returns only once the record is durable (fsynced / acked by the broker);
+- a consumer group's offsets move only when the consumer commits them, after its work
+  succeeded; the committed offset is the *next* offset to read;
+- compacted topics keep at least the newest record of every key.
+"""
+
+from __future__ import annotations
+
+import abc
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from shared.errors import PinguraError
+
+
+class BusUnavailable(PinguraError):
+    """The bus cannot take or serve records right now; the caller should retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+    retention_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    timestamp_ms: int
+
+
+TopicPartition = tuple[str, int]
+PartitionsCallback = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Stable key -> partition mapping shared by every producer, so topics keyed alike
+    are co-partitioned (a monitor's pings, config and alerts share a partition number)."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+class Consumer(abc.ABC):
+    """Reads a set of topics. With a ``group`` it resumes from committed offsets and shares
+    partitions with other members of the group; without one it reads every partition
+    from the beginning and commits nothing (a *view*)."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def poll(self, max_records: int = 1000, timeout_ms: int = 1000) -> list[Record]:
+        """Up to ``max_records`` records; those of one partition come in offset order."""
+
+    @abc.abstractmethod
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Store ``offsets`` (next offset to read) for the group."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[TopicPartition]: ...
+
+    @abc.abstractmethod
+    async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+    @abc.abstractmethod
+    def position(self, tp: TopicPartition) -> int:
+        """The next offset this consumer will return for ``tp``."""
+
+    async def caught_up(self) -> bool:
+        """True when every assigned partition has been read to its end."""
+        assigned = self.assignment()
+        ends = await self.end_offsets(assigned)
+        return all(self.position(tp) >= end for tp, end in ends.items())
+
+
+class Bus(abc.ABC):
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None: ...
+
+    @abc.abstractmethod
+    def partitions(self, topic: str) -> int: ...
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
+        """Append one record; returns its offset once it is durable. Raises BusUnavailable."""
+
+    async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
+        """Append several records (each to its key's partition); returns once all are durable."""
+        import asyncio
+
+        await asyncio.gather(*(self.publish(topic, key, value) for key, value in items))
+
+    @abc.abstractmethod
+    def consumer(
+        self,
+        topics: list[str],
+        group: str | None = None,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+    ) -> Consumer: ...

@@ -1,0 +1,347 @@
+"""The embedded bus: a durable, partitioned log in one SQLite file.
+
+Why SQLite: it is in the standard library, survives crashes (WAL + ``synchronous=FULL``
+fsyncs every commit) and one process owns it. Why it is still fast: appends made while
+a commit is in flight wait for the next one and go in together (group commit), so one
+fsync covers hundreds of pings, as a Kafka producer batch does.
+
+Offsets are assigned in the event loop (the only writer), so a partition's order is
+the order of ``publish`` calls. Reads go through a second connection on its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import structlog
+
+from shared.bus.base import (
+    Bus,
+    BusUnavailable,
+    Consumer,
+    PartitionsCallback,
+    Record,
+    TopicPartition,
+    TopicSpec,
+    partition_for,
+)
+
+log = structlog.get_logger()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
+    key TEXT NOT NULL, value BLOB NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, offset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, compacted INTEGER NOT NULL,
+    retention_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS group_offsets (
+    group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL, PRIMARY KEY (group_id, topic, partition)
+) WITHOUT ROWID;
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class LocalBus(Bus):
+    def __init__(self, path: Path, default_partitions: int = 1, max_pending: int = 50_000):
+        self._path = path
+        self._default_partitions = default_partitions
+        self._max_pending = max_pending
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="bus-writer")
+        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="bus-reader")
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._topics: dict[str, TopicSpec] = {}
+        self._next_offset: dict[TopicPartition, int] = {}
+        # What readers may see: only records already committed to disk.
+        self._durable_end: dict[TopicPartition, int] = {}
+        self._pending: list[tuple[tuple, asyncio.Future]] = []
+        self._flushing: asyncio.Task | None = None
+        self._appended = asyncio.Condition()
+        self._closed = False
+
+    # lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        self._writer = await loop.run_in_executor(self._writer_thread, _connect, self._path)
+        self._reader = await loop.run_in_executor(self._reader_thread, _connect, self._path)
+        await self._write(lambda c: c.executescript(_SCHEMA))
+        rows = await self._read(lambda c: c.execute("SELECT name, partitions, compacted, retention_ms FROM topics").fetchall())
+        for name, partitions, compacted, retention_ms in rows:
+            self._topics[name] = TopicSpec(name, partitions, bool(compacted), retention_ms)
+        ends = await self._read(
+            lambda c: c.execute("SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition").fetchall()
+        )
+        for topic, partition, last in ends:
+            self._next_offset[(topic, partition)] = last + 1
+        self._durable_end = dict(self._next_offset)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+        loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            await loop.run_in_executor(self._writer_thread, self._writer.close)
+        if self._reader is not None:
+            await loop.run_in_executor(self._reader_thread, self._reader.close)
+        self._writer_thread.shutdown(wait=True)
+        self._reader_thread.shutdown(wait=True)
+
+    async def _write(self, fn):
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, self._writer)
+
+    async def _read(self, fn):
+        return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn, self._reader)
+
+    # topics ------------------------------------------------------------------
+    async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
+        for spec in specs:
+            known = self._topics.get(spec.name)
+            if known is not None:
+                # Like Kafka, a topic keeps its partition count: keys must not move.
+                continue
+            self._topics[spec.name] = spec
+            await self._write(
+                lambda c, s=spec: c.execute(
+                    "INSERT OR IGNORE INTO topics VALUES (?, ?, ?, ?)",
+                    (s.name, s.partitions, int(s.compacted), s.retention_ms),
+                )
+            )
+
+    def partitions(self, topic: str) -> int:
+        spec = self._topics.get(topic)
+        if spec is None:
+            raise KeyError(f"unknown topic {topic!r}")
+        return spec.partitions
+
+    # producing ---------------------------------------------------------------
+    async def publish(self, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
+        if self._closed:
+            raise BusUnavailable("bus is closed")
+        if len(self._pending) >= self._max_pending:
+            raise BusUnavailable("too many records waiting for the disk")
+        if partition is None:
+            partition = partition_for(key, self.partitions(topic))
+        tp = (topic, partition)
+        offset = self._next_offset.get(tp, 0)
+        self._next_offset[tp] = offset + 1
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(((topic, partition, offset, key, value, int(time.time() * 1000)), future))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush_loop())
+        await future
+        return offset
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                rows = [row for row, _ in batch]
+                try:
+                    await self._write(lambda c: _insert(c, rows))
+                except Exception as exc:  # disk full, I/O error: nothing in this batch is durable
+                    log.error("bus.local.append_failed", error=str(exc), records=len(rows))
+                    await self._reload_offsets()
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(BusUnavailable(f"could not write to the local log: {exc}"))
+                    continue
+                for topic, partition, offset, *_ in rows:
+                    self._durable_end[(topic, partition)] = offset + 1
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+                async with self._appended:
+                    self._appended.notify_all()
+        finally:
+            self._flushing = None
+
+    async def _reload_offsets(self) -> None:
+        ends = await self._read(
+            lambda c: c.execute("SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition").fetchall()
+        )
+        self._next_offset = {(t, p): last + 1 for t, p, last in ends}
+        # Records still pending were numbered after the failed ones; renumber them.
+        for i, (row, fut) in enumerate(self._pending):
+            tp = (row[0], row[1])
+            offset = self._next_offset.get(tp, 0)
+            self._next_offset[tp] = offset + 1
+            self._pending[i] = ((row[0], row[1], offset, *row[3:]), fut)
+
+    async def wait_for_append(self, timeout_s: float) -> None:
+        async with self._appended:
+            try:
+                await asyncio.wait_for(self._appended.wait(), timeout_s)
+            except TimeoutError:
+                pass
+
+    # consuming ---------------------------------------------------------------
+    async def read(self, tp: TopicPartition, start: int, limit: int) -> list[Record]:
+        topic, partition = tp
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT offset, key, value, ts FROM records WHERE topic=? AND partition=? AND offset>=?"
+                " ORDER BY offset LIMIT ?",
+                (topic, partition, start, limit),
+            ).fetchall()
+        )
+        return [Record(topic, partition, off, key, value, ts) for off, key, value, ts in rows]
+
+    def end_offset(self, tp: TopicPartition) -> int:
+        return self._durable_end.get(tp, 0)
+
+    async def first_offset(self, tp: TopicPartition) -> int:
+        row = await self._read(
+            lambda c: c.execute("SELECT MIN(offset) FROM records WHERE topic=? AND partition=?", tp).fetchone()
+        )
+        return row[0] if row and row[0] is not None else self.end_offset(tp)
+
+    async def committed(self, group: str, tp: TopicPartition) -> int | None:
+        row = await self._read(
+            lambda c: c.execute(
+                "SELECT offset FROM group_offsets WHERE group_id=? AND topic=? AND partition=?", (group, *tp)
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    async def commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
+        rows = [(group, t, p, o) for (t, p), o in offsets.items()]
+        await self._write(
+            lambda c: _in_transaction(
+                c, lambda: c.executemany("INSERT OR REPLACE INTO group_offsets VALUES (?, ?, ?, ?)", rows)
+            )
+        )
+
+    def consumer(
+        self,
+        topics: list[str],
+        group: str | None = None,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+    ) -> Consumer:
+        return LocalConsumer(self, topics, group, on_assign, on_revoke)
+
+    # housekeeping ------------------------------------------------------------
+    async def compact(self, now_ms: int | None = None) -> int:
+        """Drop superseded records of compacted topics and expired ones of the others."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        removed = 0
+        for spec in list(self._topics.values()):
+            if spec.compacted:
+                removed += await self._write(lambda c, s=spec: _compact_topic(c, s.name))
+            elif spec.retention_ms:
+                cutoff = now_ms - spec.retention_ms
+                removed += await self._write(
+                    lambda c, s=spec: c.execute("DELETE FROM records WHERE topic=? AND ts<?", (s.name, cutoff)).rowcount
+                )
+        return removed
+
+
+def _in_transaction(conn: sqlite3.Connection, fn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    _in_transaction(conn, lambda: conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows))
+
+
+def _compact_topic(conn: sqlite3.Connection, topic: str) -> int:
+    rows = conn.execute("SELECT partition, offset, key FROM records WHERE topic=? ORDER BY offset", (topic,)).fetchall()
+    newest: dict[tuple[int, str], int] = {}
+    for partition, offset, key in rows:
+        newest[(partition, key)] = offset
+    stale = [(topic, p, o) for p, o, k in rows if newest[(p, k)] != o]
+    if stale:
+        _in_transaction(
+            conn, lambda: conn.executemany("DELETE FROM records WHERE topic=? AND partition=? AND offset=?", stale)
+        )
+    return len(stale)
+
+
+class LocalConsumer(Consumer):
+    """One process owns the embedded bus, so a consumer is assigned every partition."""
+
+    def __init__(self, bus: LocalBus, topics, group, on_assign, on_revoke):
+        self._bus = bus
+        self._topics = topics
+        self._group = group
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        for topic in self._topics:
+            for partition in range(self._bus.partitions(topic)):
+                tp = (topic, partition)
+                committed = await self._bus.committed(self._group, tp) if self._group else None
+                self._positions[tp] = committed if committed is not None else await self._bus.first_offset(tp)
+        if self._on_assign is not None:
+            await self._on_assign(set(self._positions))
+
+    async def close(self) -> None:
+        if self._on_revoke is not None and self._positions:
+            await self._on_revoke(set(self._positions))
+        self._positions = {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._positions)
+
+    def position(self, tp: TopicPartition) -> int:
+        return self._positions[tp]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._positions[tp] = offset
+
+    async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self._bus.end_offset(tp) for tp in partitions}
+
+    async def poll(self, max_records: int = 1000, timeout_ms: int = 1000) -> list[Record]:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            records: list[Record] = []
+            for tp, pos in self._positions.items():
+                if pos >= self._bus.end_offset(tp) or len(records) >= max_records:
+                    continue
+                batch = await self._bus.read(tp, pos, max_records - len(records))
+                if batch:
+                    self._positions[tp] = batch[-1].offset + 1
+                    records.extend(batch)
+                elif pos < self._bus.end_offset(tp):
+                    # A gap left by compaction or retention: skip to what exists.
+                    self._positions[tp] = max(pos, await self._bus.first_offset(tp))
+            if records:
+                return records
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            await self._bus.wait_for_append(remaining)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self._group is None:
+            raise RuntimeError("a consumer without a group cannot commit")
+        await self._bus.commit(self._group, offsets)

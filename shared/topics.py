@@ -1,0 +1,60 @@
+"""Topic names and their specs. The prefix (default ``pingura.``) is a setting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.bus import TopicSpec
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "pingura."
+
+    @property
+    def pings(self) -> str:
+        return self.prefix + "pings"
+
+    @property
+    def monitors(self) -> str:
+        return self.prefix + "monitors"
+
+    @property
+    def channels(self) -> str:
+        return self.prefix + "channels"
+
+    @property
+    def projects(self) -> str:
+        return self.prefix + "projects"
+
+    @property
+    def status(self) -> str:
+        return self.prefix + "status"
+
+    @property
+    def alerts(self) -> str:
+        return self.prefix + "alerts"
+
+    @property
+    def evaluator_state(self) -> str:
+        return self.prefix + "evaluator-state"
+
+    @property
+    def deliveries(self) -> str:
+        return self.prefix + "deliveries"
+
+    def specs(self, partitions: int) -> list[TopicSpec]:
+        """Keyed-by-monitor topics share ``partitions`` (co-partitioned); small config
+        topics that every instance reads whole have one partition."""
+        return [
+            TopicSpec(self.pings, partitions, retention_ms=7 * DAY_MS),
+            TopicSpec(self.monitors, partitions, compacted=True),
+            TopicSpec(self.status, partitions, retention_ms=7 * DAY_MS),
+            TopicSpec(self.alerts, partitions, retention_ms=30 * DAY_MS),
+            TopicSpec(self.evaluator_state, partitions, compacted=True),
+            TopicSpec(self.deliveries, partitions, retention_ms=30 * DAY_MS),
+            TopicSpec(self.channels, 1, compacted=True),
+            TopicSpec(self.projects, 1, compacted=True),
+        ]
