@@ -155,13 +155,17 @@ def read_pid(p: Paths) -> int | None:
 
 def pid_is_our_broker(pid: int, p: Paths) -> bool:
     """True if pid is alive (not a zombie) and is the kafka.Kafka JVM for this dir."""
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            args = f.read().split(b"\0")
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
+    for _ in range(20):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                args = f.read().split(b"\0")
+            with open("/proc/%d/stat" % pid) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        if args != [b""] or state in ("Z", "X"):
+            break
+        time.sleep(0.05)  # cmdline reads empty for a moment around exec
     if state in ("Z", "X"):
         return False
     return b"kafka.Kafka" in args and p.props.encode() in args
@@ -310,15 +314,19 @@ def log_tail(p: Paths, n: int = 60) -> str:
         return "(no %s)\n" % p.log
 
 
-def wait_ready(p: Paths, pid: int, port: int, timeout: float) -> None:
+def wait_ready(p: Paths, pid: int, port: int, timeout: float,
+               proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_is_our_broker(pid, p):
+        # For a JVM we just spawned, ask the child handle: right after exec its
+        # /proc/PID/cmdline can briefly read empty.
+        alive = proc.poll() is None if proc is not None else pid_is_our_broker(pid, p)
+        if not alive:
             raise Failure("broker process %d exited during startup" % pid)
         if log_has_started(p) and api_versions_ok(port):
             return
         time.sleep(0.3)
-    raise Failure("broker did not become ready within %.0f s" % timeout)
+    raise Failure("broker did not become ready within %g s" % timeout)
 
 
 # --------------------------------------------------------------------------- commands
@@ -335,7 +343,7 @@ def terminate(pid: int, p: Paths, timeout: float) -> bool:
         if not pid_is_our_broker(pid, p):
             return False
         time.sleep(0.2)
-    log("broker %d did not stop within %.0f s; sending SIGKILL" % (pid, timeout))
+    log("broker %d did not stop within %g s; sending SIGKILL" % (pid, timeout))
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     for _ in range(50):
@@ -376,11 +384,16 @@ def cmd_start(p: Paths) -> int:
         os.replace(p.pid + ".tmp", p.pid)
 
         try:
-            wait_ready(p, proc.pid, ports["broker"], START_TIMEOUT)
+            wait_ready(p, proc.pid, ports["broker"], START_TIMEOUT, proc)
         except Failure:
             sys.stderr.write("---- tail of %s ----\n%s" % (p.log, log_tail(p)))
             if proc.poll() is None:
-                terminate(proc.pid, p, 10)
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             with contextlib.suppress(OSError):
                 os.remove(p.pid)
             raise
