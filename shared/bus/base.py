@@ -111,6 +111,11 @@ class Bus(abc.ABC):
         await asyncio.gather(*(self.publish(topic, key, value) for key, value in items))
 
     @abc.abstractmethod
+    def reader(self, partitions: list[TopicPartition]) -> Consumer:
+        """A consumer of exactly ``partitions``, from their beginning, with no group
+        (to rebuild a view of a compacted topic, or the partitions an instance owns)."""
+
+    @abc.abstractmethod
     def consumer(
         self,
         topics: list[str],

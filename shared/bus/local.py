@@ -230,6 +230,9 @@ class LocalBus(Bus):
             )
         )
 
+    def reader(self, partitions: list[TopicPartition]) -> Consumer:
+        return LocalConsumer(self, [], None, None, None, fixed=list(partitions))
+
     def consumer(
         self,
         topics: list[str],
@@ -286,7 +289,8 @@ def _compact_topic(conn: sqlite3.Connection, topic: str) -> int:
 class LocalConsumer(Consumer):
     """One process owns the embedded bus, so a consumer is assigned every partition."""
 
-    def __init__(self, bus: LocalBus, topics, group, on_assign, on_revoke):
+    def __init__(self, bus: LocalBus, topics, group, on_assign, on_revoke, fixed=None):
+        self._fixed = fixed
         self._bus = bus
         self._topics = topics
         self._group = group
@@ -295,11 +299,10 @@ class LocalConsumer(Consumer):
         self._positions: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
-        for topic in self._topics:
-            for partition in range(self._bus.partitions(topic)):
-                tp = (topic, partition)
-                committed = await self._bus.committed(self._group, tp) if self._group else None
-                self._positions[tp] = committed if committed is not None else await self._bus.first_offset(tp)
+        tps = self._fixed or [(t, p) for t in self._topics for p in range(self._bus.partitions(t))]
+        for tp in tps:
+            committed = await self._bus.committed(self._group, tp) if self._group else None
+            self._positions[tp] = committed if committed is not None else await self._bus.first_offset(tp)
         if self._on_assign is not None:
             await self._on_assign(set(self._positions))
 

@@ -1,0 +1,192 @@
+"""The evaluator's I/O adapter around the pure core.
+
+Reads ``pings`` (pings and ticks) as the ``evaluator`` consumer group; for each partition
+it owns it keeps a :class:`PartitionEvaluator`, fed the partition's monitor configs from the
+co-partitioned ``monitors`` topic. Outputs go to ``status`` and ``alerts``; they are durable
+before the snapshot is written and the offset committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from services.evaluator.logic import Output, PartitionEvaluator
+from services.evaluator.store import StateStore, apply_config_record, read_to_end
+from shared.bus import Bus, Consumer, TopicPartition
+from shared.events import Alert, Ping, Tick, decode, encode
+from shared.settings import Settings
+from shared.topics import Topics
+
+log = structlog.get_logger()
+
+
+class Evaluator:
+    def __init__(self, settings: Settings, bus: Bus, topics: Topics, group: str = "evaluator"):
+        self._settings = settings
+        self._bus = bus
+        self._topics = topics
+        self._group = group
+        self._store = StateStore(bus, topics)
+        self.partitions: dict[int, PartitionEvaluator] = {}
+        self._config_readers: dict[int, Consumer] = {}
+        self._last_offset: dict[int, int] = {}
+        self._consumer: Consumer | None = None
+        self._task: asyncio.Task | None = None
+        self._last_checkpoint = time.monotonic()
+        self.poison_count = 0
+        self.unknown_monitor_count = 0
+
+    async def start(self) -> None:
+        self._consumer = self._bus.consumer(
+            [self._topics.pings], group=self._group, on_assign=self._assigned, on_revoke=self._revoked
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="evaluator")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._consumer is not None:
+            await self._consumer.close()  # revokes: the last checkpoint happens there
+        for reader in self._config_readers.values():
+            await reader.close()
+
+    # partition hand-off ------------------------------------------------------
+    async def _assigned(self, tps: set[TopicPartition]) -> None:
+        for _, partition in sorted(tps):
+            evaluator = PartitionEvaluator(partition, self._settings.lateness_ms)
+            restored = await self._store.restore(evaluator)
+            reader = self._bus.reader([(self._topics.monitors, partition)])
+            await reader.start()
+            self._config_readers[partition] = reader
+            outputs: list[Output] = []
+            await self._catch_up_configs(partition, evaluator, outputs, until_end=True)
+            await self._publish(outputs)
+            self.partitions[partition] = evaluator
+            log.info("evaluator.partition.assigned", partition=partition, monitors=len(evaluator.monitors), restored=restored)
+
+    async def _revoked(self, tps: set[TopicPartition]) -> None:
+        await self._checkpoint()
+        await self._revoked_without_checkpoint(tps)
+        for _, partition in tps:
+            log.info("evaluator.partition.revoked", partition=partition)
+
+    async def _catch_up_configs(self, partition: int, evaluator: PartitionEvaluator, outputs: list, until_end: bool) -> None:
+        reader = self._config_readers[partition]
+        while True:
+            records = await reader.poll(max_records=5000, timeout_ms=0 if not until_end else 100)
+            for record in records:
+                apply_config_record(evaluator, record, outputs)
+            if not until_end and not records:
+                return
+            if until_end and not records and await reader.caught_up():
+                return
+
+    # the loop ------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                records = await self._consumer.poll(max_records=5000, timeout_ms=200)
+                outputs: list[Output] = []
+                for partition, evaluator in self.partitions.items():
+                    await self._catch_up_configs(partition, evaluator, outputs, until_end=False)
+                for record in records:
+                    evaluator = self.partitions.get(record.partition)
+                    if evaluator is None:
+                        continue
+                    await self._apply(evaluator, record, outputs)
+                    self._last_offset[record.partition] = record.offset
+                await self._publish(outputs)
+                if time.monotonic() - self._last_checkpoint >= self._settings.checkpoint_interval_ms / 1000:
+                    await self._checkpoint()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Nothing was committed for this batch: after a pause the group re-reads it.
+                log.exception("evaluator.loop.failed")
+                await asyncio.sleep(1)
+                await self._rewind()
+
+    async def _apply(self, evaluator: PartitionEvaluator, record, outputs: list[Output]) -> None:
+        try:
+            event = decode(record.value)
+        except Exception as exc:
+            self.poison_count += 1
+            log.warning("evaluator.ping.poison", partition=record.partition, offset=record.offset, error=str(exc))
+            return
+        if isinstance(event, Tick):
+            outputs.extend(evaluator.advance(event.at_ms))
+        elif isinstance(event, Ping):
+            if event.monitor_id not in evaluator.monitors:
+                # Config and pings travel on different topics: make sure we have read
+                # every config written before this ping was accepted.
+                await self._catch_up_configs(record.partition, evaluator, outputs, until_end=True)
+                if event.monitor_id not in evaluator.monitors:
+                    self.unknown_monitor_count += 1
+                    log.info("evaluator.ping.unknown_monitor", monitor_id=event.monitor_id, partition=record.partition)
+                    return
+            outputs.extend(evaluator.apply_ping(event, record.offset))
+
+    async def _publish(self, outputs: list[Output]) -> None:
+        if not outputs:
+            return
+        status, alerts = [], []
+        for event in outputs:
+            (alerts if isinstance(event, Alert) else status).append((event.monitor_id, encode(event)))
+        await asyncio.gather(
+            self._bus.publish_many(self._topics.status, status),
+            self._bus.publish_many(self._topics.alerts, alerts),
+        )
+        for event in outputs:
+            if isinstance(event, Alert):
+                log.info("evaluator.alert.emitted", alert_id=event.id, kind=event.kind, monitor_id=event.monitor_id)
+
+    async def _checkpoint(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        if self._consumer is None:
+            return
+        commits = {}
+        for partition, evaluator in list(self.partitions.items()):
+            offset = self._last_offset.get(partition)
+            if offset is None:
+                continue
+            await self._store.save(evaluator, offset)
+            commits[(self._topics.pings, partition)] = offset + 1
+        if commits:
+            await self._consumer.commit(commits)
+
+    async def _rewind(self) -> None:
+        """After a failed batch, rebuild the owned partitions from snapshots and committed offsets."""
+        assert self._consumer is not None
+        owned = {(self._topics.pings, p) for p in self.partitions}
+        await self._revoked_without_checkpoint(owned)
+        await self._consumer.close()
+        await self._consumer.start()
+
+    async def _revoked_without_checkpoint(self, tps: set[TopicPartition]) -> None:
+        for _, partition in tps:
+            self.partitions.pop(partition, None)
+            self._last_offset.pop(partition, None)
+            reader = self._config_readers.pop(partition, None)
+            if reader is not None:
+                await reader.close()
+
+
+async def publish_ticks(bus: Bus, topics: Topics, now_ms: int | None = None) -> None:
+    """Write one tick into every partition of ``pings`` (the event-time clock)."""
+    at_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = encode(Tick(at_ms=at_ms))
+    await asyncio.gather(
+        *(bus.publish(topics.pings, "", value, partition=p) for p in range(bus.partitions(topics.pings)))
+    )
+
+
+__all__ = ["Evaluator", "publish_ticks", "read_to_end"]

@@ -1,0 +1,93 @@
+"""The ingest service: one HTTP ping in, one durable ``Ping`` event out.
+
+``200 OK`` is sent only after the bus said the event is durable; when it cannot take
+it, ``503`` with ``Retry-After``. Nothing else happens on this path: no database,
+no evaluation.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from services.ingest.logic import MAX_USER_AGENT_CHARS, PingRejected, client_ip, parse_metadata, parse_outcome
+from services.ingest.store import TokenIndex
+from shared.bus import Bus, BusUnavailable
+from shared.events import Ping, encode
+from shared.ids import new_ping_id, now_ms
+from shared.settings import Settings
+from shared.topics import Topics
+
+log = structlog.get_logger()
+
+TOKEN_INDEX = web.AppKey("token_index", TokenIndex)
+BUS = web.AppKey("bus", Bus)
+SETTINGS = web.AppKey("settings", Settings)
+TOPICS = web.AppKey("topics", Topics)
+
+_HEADERS = {"Cache-Control": "no-store"}
+
+
+def _text(status: int, body: str, **headers) -> web.Response:
+    return web.Response(status=status, text=body + "\n", headers={**_HEADERS, **headers})
+
+
+async def handle_ping(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[SETTINGS]
+    received_ms = now_ms()
+    try:
+        kind, exit_code = parse_outcome(request.match_info.get("suffix", ""))
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            raise PingRejected(413, f"body is larger than {settings.max_body_bytes} bytes")
+        body = await request.content.read(settings.max_body_bytes + 1) if request.can_read_body else b""
+        if len(body) > settings.max_body_bytes:
+            raise PingRejected(413, f"body is larger than {settings.max_body_bytes} bytes")
+        fields = parse_metadata(request.query, body, request.content_type if request.can_read_body else "")
+    except PingRejected as exc:
+        log.info("ingest.ping.rejected", status=exc.status, reason=exc.reason)
+        return _text(exc.status, exc.reason)
+
+    found = await app[TOKEN_INDEX].resolve(request.match_info["token"])
+    if found is None:
+        return _text(404, "not found: unknown ping token")
+    monitor_id, project_id = found
+    ping = Ping(
+        id=new_ping_id(received_ms),
+        monitor_id=monitor_id,
+        project_id=project_id,
+        received_ms=received_ms,
+        kind=kind,
+        exit_code=exit_code,
+        source_ip=client_ip(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies),
+        user_agent=request.headers.get("User-Agent", "")[:MAX_USER_AGENT_CHARS],
+        method=request.method,
+        **fields,
+    )
+    try:
+        await app[BUS].publish(app[TOPICS].pings, monitor_id, encode(ping))
+    except BusUnavailable as exc:
+        log.warning("ingest.ping.unavailable", monitor_id=monitor_id, error=str(exc))
+        return _text(503, "unavailable: could not store the ping, retry later", **{"Retry-After": "5"})
+    log.debug("ingest.ping.accepted", monitor_id=monitor_id, ping_id=ping.id, kind=kind)
+    return _text(200, "OK")
+
+
+def add_ingest_routes(app: web.Application) -> None:
+    for path in ("/api/heartbeat/{token}", "/api/heartbeat/{token}/{suffix}"):
+        app.router.add_route("POST", path, handle_ping)
+        app.router.add_route("GET", path, handle_ping)  # HEAD comes with GET in aiohttp
+
+
+def ingest_app(settings: Settings, bus: Bus, topics: Topics, index: TokenIndex) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    attach(app, settings, bus, topics, index)
+    add_ingest_routes(app)
+    return app
+
+
+def attach(app: web.Application, settings: Settings, bus: Bus, topics: Topics, index: TokenIndex) -> None:
+    app[SETTINGS] = settings
+    app[BUS] = bus
+    app[TOPICS] = topics
+    app[TOKEN_INDEX] = index
