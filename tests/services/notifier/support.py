@@ -1,0 +1,136 @@
+"""Test helpers for the notifier: a real webhook receiver on loopback and event builders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from shared.bus import Bus
+from shared.events import Alert, ChannelConfig, Delivery, decode, encode
+from shared.topics import Topics
+
+PROJECT = "p1"
+
+
+@dataclass
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records each request and answers as scripted.
+
+    ``answer(path, 503, 503)`` makes the next two requests to ``path`` fail; after the
+    script runs out every request gets 200.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self._scripts: dict[str, list[int]] = {}
+        self._delays_s: dict[str, float] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def answer(self, path: str, *statuses: int) -> None:
+        self._scripts[path] = list(statuses)
+
+    def delay(self, path: str, delay_s: float) -> None:
+        self._delays_s[path] = delay_s
+
+    def received(self, path: str | None = None) -> list[ReceivedRequest]:
+        return [r for r in self.requests if path is None or r.path == path]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        self.requests.append(ReceivedRequest(request.path, dict(request.headers), body))
+        if delay_s := self._delays_s.get(request.path):
+            await asyncio.sleep(delay_s)
+        script = self._scripts.get(request.path) or []
+        status = script.pop(0) if script else 200
+        return web.Response(status=status, text="scripted answer")
+
+
+def make_channel(channel_id: str = "c1", url: str = "http://127.0.0.1:9/hook", project_id: str = PROJECT, **changes) -> ChannelConfig:
+    fields = dict(
+        id=channel_id, project_id=project_id, kind="webhook", name=channel_id,
+        config={"url": url}, created_ms=1_700_000_000_000, updated_ms=1_700_000_000_000,
+    )
+    return ChannelConfig(**{**fields, **changes})
+
+
+def make_alert(monitor_id: str = "m1", kind: str = "down", incident: int = 1, channels=("c1",), **changes) -> Alert:
+    fields = dict(
+        id=f"{monitor_id}:{incident}:{kind}", kind=kind, monitor_id=monitor_id, project_id=PROJECT,
+        monitor_name=f"backup {monitor_id}", incident=incident, reason="no ping for 2 intervals",
+        at_ms=1_700_000_000_123, channels=list(channels), tags=["nightly"], consecutive_problems=2,
+        last_ping_ms=1_699_999_000_000,
+    )
+    return Alert(**{**fields, **changes})
+
+
+async def publish_channel(bus: Bus, topics: Topics, channel: ChannelConfig) -> None:
+    await bus.publish(topics.channels, channel.id, encode(channel))
+
+
+async def publish_alert(bus: Bus, topics: Topics, alert: Alert) -> int:
+    return await bus.publish(topics.alerts, alert.monitor_id, encode(alert))
+
+
+async def read_deliveries(bus: Bus, topics: Topics) -> list[Delivery]:
+    view = bus.consumer([topics.deliveries])
+    await view.start()
+    deliveries = []
+    while not await view.caught_up():
+        deliveries += [decode(r.value) for r in await view.poll(timeout_ms=100)]
+    await view.close()
+    return deliveries
+
+
+async def wait_for_deliveries(bus: Bus, topics: Topics, count: int, timeout_s: float = 3.0) -> list[Delivery]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        deliveries = await read_deliveries(bus, topics)
+        if len(deliveries) >= count:
+            return deliveries
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} deliveries within {timeout_s} s, saw {deliveries}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def wait_for_commit(bus, topic: str, offset: int, timeout_s: float = 3.0) -> None:
+    """Wait until the notifier's group has committed ``offset`` (next to read) on partition 0."""
+    deadline = time.monotonic() + timeout_s
+    while (await bus.committed("notifier", (topic, 0)) or 0) < offset:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"offset {offset} of {topic} not committed within {timeout_s} s")
+        await asyncio.sleep(0.02)

@@ -1,0 +1,58 @@
+from services.notifier.logic import attempt_delays_s, iso_utc_ms, plan_deliveries, webhook_payload
+from shared.settings import Settings
+from tests.services.notifier.support import make_alert, make_channel
+
+
+def test_the_webhook_payload_names_the_alert_and_its_monitor():
+    alert = make_alert("m1", "down", incident=7, at_ms=1_700_000_000_123, last_ping_ms=1_699_999_999_000)
+
+    assert webhook_payload(alert) == {
+        "kind": "down",
+        "alert_id": "m1:7:down",
+        "incident": 7,
+        "reason": "no ping for 2 intervals",
+        "at": "2023-11-14T22:13:20.123Z",
+        "at_ms": 1_700_000_000_123,
+        "monitor": {"id": "m1", "name": "backup m1", "tags": ["nightly"]},
+        "project_id": "p1",
+        "consecutive_problems": 2,
+        "last_ping_at": "2023-11-14T22:13:19.000Z",
+    }
+
+
+def test_a_monitor_that_never_pinged_has_no_last_ping_time():
+    assert webhook_payload(make_alert(last_ping_ms=None))["last_ping_at"] is None
+
+
+def test_times_are_utc_with_milliseconds():
+    assert iso_utc_ms(0) == "1970-01-01T00:00:00.000Z"
+    assert iso_utc_ms(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
+
+
+def test_it_skips_channels_the_alert_already_reached():
+    alert = make_alert(channels=["c1", "c2"])
+    channels = {"c1": make_channel("c1"), "c2": make_channel("c2")}
+
+    plan = plan_deliveries(alert, channels, delivered={(alert.id, "c1")})
+
+    assert [c.id for c in plan.to_send] == ["c2"]
+    assert plan.already_delivered == ["c1"]
+
+
+def test_it_sends_only_to_live_channels_of_the_alerts_project():
+    alert = make_alert(channels=["mine", "theirs", "gone", "missing", "mine"])
+    channels = {
+        "mine": make_channel("mine"),
+        "theirs": make_channel("theirs", project_id="p2"),
+        "gone": make_channel("gone", deleted=True),
+    }
+
+    plan = plan_deliveries(alert, channels, delivered=set())
+
+    assert [c.id for c in plan.to_send] == ["mine"]  # listed twice, sent once
+    assert plan.unknown == ["theirs", "gone", "missing"]
+
+
+def test_the_first_try_goes_at_once_then_one_retry_per_configured_delay():
+    assert attempt_delays_s(Settings(webhook_retry_delays_s=(1.0, 5.0, 30.0))) == (0.0, 1.0, 5.0, 30.0)
+    assert attempt_delays_s(Settings(webhook_retry_delays_s=())) == (0.0,)
