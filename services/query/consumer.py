@@ -1,0 +1,155 @@
+"""Writes check-ins and status changes from the bus into the history store.
+
+At-least-once made exactly-once: offsets are committed only after the batch they cover
+is in ClickHouse, and a batch that is read again after a crash carries the same
+deduplication token (built from its offset ranges), while the store's FINAL reads
+absorb a replay that happens to be batched differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+
+import msgspec
+import structlog
+
+from services.query.store import HistoryStore
+from shared.bus import Bus, Consumer, Record, TopicPartition
+from shared.events import Missed, Ping, StatusChanged, decode
+from shared.settings import Settings
+from shared.topics import Topics
+
+log = structlog.get_logger()
+
+GROUP = "query-writer"
+MAX_BATCH_RECORDS = 5000
+POLL_TIMEOUT_MS = 200
+HISTORY_EVENTS = (Ping, Missed, StatusChanged)
+
+
+def batch_token(records: list[Record]) -> str:
+    """``topic/partition:first-last`` per partition, then a digest of the records' values.
+
+    The same records read again give the same token. The digest matters because offsets
+    alone repeat when a bus starts over (a new Kafka cluster, a wiped embedded log)
+    while ClickHouse keeps its deduplication window: new rows under an old token would
+    be dropped without a word.
+    """
+    ranges: dict[TopicPartition, tuple[int, int]] = {}
+    digest = hashlib.blake2b(digest_size=12)
+    for record in records:
+        tp = (record.topic, record.partition)
+        first, _ = ranges.get(tp, (record.offset, record.offset))
+        ranges[tp] = (first, record.offset)
+        digest.update(len(record.value).to_bytes(4, "big") + record.value)
+    spans = ",".join(f"{t}/{p}:{first}-{last}" for (t, p), (first, last) in sorted(ranges.items()))
+    return f"{spans}#{digest.hexdigest()}"
+
+
+def next_offsets(records: list[Record]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = (record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
+
+
+class HistoryWriter:
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        topics: Topics,
+        store: HistoryStore,
+        retry_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ):
+        self._settings = settings
+        self._bus = bus
+        self._topics = topics
+        self._store = store
+        self._retry_backoff_s = retry_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._consumer: Consumer | None = None
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+        self.poison_records = 0
+        self.events_written = 0
+
+    async def start(self) -> None:
+        self._consumer = self._bus.consumer([self._topics.pings, self._topics.status], group=GROUP)
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(self._consumer), name="query-writer")
+        log.info("query.writer.started", group=GROUP)
+
+    async def close(self) -> None:
+        """Finish the batch in hand (unless its insert keeps failing), then stop."""
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.close()
+            self._consumer = None
+
+    async def _run(self, consumer: Consumer) -> None:
+        while not self._stopping.is_set():
+            try:
+                records = await consumer.poll(MAX_BATCH_RECORDS, POLL_TIMEOUT_MS)
+            except Exception as exc:  # bus briefly unavailable: try again shortly
+                log.warning("query.writer.poll_failed", error=str(exc))
+                await self._sleep(self._retry_backoff_s)
+                continue
+            if records and await self._write(records):
+                await self._commit(consumer, records)
+
+    async def _write(self, records: list[Record]) -> bool:
+        """Insert the batch, retrying with backoff until it succeeds; False only when stopping."""
+        events = self._decode(records)
+        token = batch_token(records)
+        backoff_s = self._retry_backoff_s
+        while events:
+            try:
+                await self._store.insert_events(events, token)
+                break
+            except Exception as exc:
+                log.error("query.writer.insert_failed", error=str(exc), events=len(events), retry_in_s=backoff_s)
+                if await self._sleep(backoff_s):
+                    return False
+                backoff_s = min(backoff_s * 2, self._max_backoff_s)
+        self.events_written += len(events)
+        log.debug("query.writer.batch_written", records=len(records), events=len(events), token=token)
+        return True
+
+    def _decode(self, records: list[Record]) -> list:
+        events = []
+        for record in records:
+            try:
+                event = decode(record.value)
+            except msgspec.DecodeError as exc:
+                # A record nobody can read must not stop the partition: count it and move on.
+                self.poison_records += 1
+                log.error(
+                    "query.writer.poison",
+                    topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc),
+                )  # fmt: skip
+                continue
+            if isinstance(event, HISTORY_EVENTS):
+                events.append(event)
+        return events
+
+    async def _commit(self, consumer: Consumer, records: list[Record]) -> None:
+        try:
+            await consumer.commit(next_offsets(records))
+        except Exception as exc:
+            # The rows are stored; the next commit covers these offsets too, and a replay is harmless.
+            log.warning("query.writer.commit_failed", error=str(exc))
+
+    async def _sleep(self, delay_s: float) -> bool:
+        """Wait ``delay_s`` unless asked to stop first; True when stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_s)
+        return self._stopping.is_set()

@@ -1,0 +1,52 @@
+"""One chDB engine for the whole test session (chDB allows one per process).
+
+Tests share its tables and stay apart by using fresh project and monitor ids.
+``tests/shared/test_clickhouse.py`` opens the same path, so it shares this engine too.
+"""
+
+import time
+import uuid
+
+import pytest
+import pytest_asyncio
+
+from services.query.store import HistoryStore
+from shared.clickhouse import ClickHouse, open_client
+from shared.settings import Settings
+
+RETENTION_DAYS = 400
+
+
+@pytest.fixture(scope="session")
+def chdb_settings(tmp_path_factory) -> Settings:
+    return Settings(data_dir=tmp_path_factory.getbasetemp(), history_retention_days=RETENTION_DAYS)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def ch(chdb_settings) -> ClickHouse:
+    client = open_client(chdb_settings)
+    yield client
+    await client.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def store(ch) -> HistoryStore:
+    history = HistoryStore(ch, RETENTION_DAYS)
+    await history.migrate()
+    return history
+
+
+@pytest.fixture
+def project_id() -> str:
+    return "prj_" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def monitor_id() -> str:
+    return "mon_" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def now_ms() -> int:
+    # Whole seconds keep expected ISO strings simple; recent, so well inside the TTL.
+    return int(time.time()) * 1000

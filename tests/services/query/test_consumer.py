@@ -1,0 +1,118 @@
+import asyncio
+import time
+
+import pytest
+
+from services.query.consumer import GROUP, HistoryWriter, batch_token
+from shared.bus import Record
+from shared.bus.local import LocalBus
+from shared.events import Tick, encode
+from shared.settings import Settings
+from shared.topics import Topics
+from tests.services.query.factories import a_miss, a_ping, a_status_change
+
+TOPICS = Topics()
+
+
+@pytest.fixture
+async def bus(tmp_path):
+    local = LocalBus(tmp_path / "bus.sqlite3")
+    await local.start()
+    await local.ensure_topics(TOPICS.specs(1))
+    yield local
+    await local.close()
+
+
+class FlakyStore:
+    """The real store, behind a switch that makes inserts fail until it is turned on."""
+
+    def __init__(self, store):
+        self._store = store
+        self.working = asyncio.Event()
+        self.failed_attempts = 0
+
+    async def insert_events(self, events, dedup_token):
+        if not self.working.is_set():
+            self.failed_attempts += 1
+            raise ConnectionError("clickhouse is down")
+        await self._store.insert_events(events, dedup_token)
+
+
+async def eventually(condition, timeout_s: float = 5.0):
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def committed(bus) -> tuple[int | None, int | None]:
+    return await bus.committed(GROUP, (TOPICS.pings, 0)), await bus.committed(GROUP, (TOPICS.status, 0))
+
+
+async def publish_history(bus, project_id, monitor_id, now_ms) -> None:
+    await bus.publish(TOPICS.pings, monitor_id, encode(a_ping(project_id, monitor_id, now_ms - 2000)))
+    await bus.publish(TOPICS.pings, "", encode(Tick(at_ms=now_ms)))
+    await bus.publish(TOPICS.pings, monitor_id, encode(a_ping(project_id, monitor_id, now_ms - 1000)))
+    down = a_status_change(project_id, monitor_id, now_ms - 500, "down", "up")
+    await bus.publish(TOPICS.status, monitor_id, encode(down))
+    await bus.publish(TOPICS.status, monitor_id, encode(a_miss(project_id, monitor_id, now_ms - 600)))
+
+
+async def test_the_writer_commits_only_after_the_insert(bus, store, project_id, monitor_id, now_ms):
+    flaky = FlakyStore(store)
+    await publish_history(bus, project_id, monitor_id, now_ms)
+    writer = HistoryWriter(Settings(), bus, TOPICS, flaky, retry_backoff_s=0.01, max_backoff_s=0.02)
+    await writer.start()
+    try:
+        await eventually(lambda: asyncio.sleep(0, flaky.failed_attempts >= 3))
+        assert await committed(bus) == (None, None)
+        assert (await store.history(project_id, monitor_id))[0] == []
+
+        flaky.working.set()
+        await eventually(lambda: asyncio.sleep(0, writer.events_written == 4))
+        await eventually(lambda: _equals(committed(bus), (3, 2)))
+    finally:
+        await writer.close()
+    rows, _ = await store.history(project_id, monitor_id)
+    assert [r["kind"] for r in rows] == ["missed", "success", "success"]
+    assert (await store.current_status(project_id))[monitor_id]["status"] == "down"
+
+
+async def test_a_poison_record_is_counted_and_skipped(bus, store, project_id, monitor_id, now_ms):
+    await bus.publish(TOPICS.pings, monitor_id, b"{not json")
+    await bus.publish(TOPICS.pings, monitor_id, b'{"type": "ping", "id": 7}')  # valid JSON, wrong shape
+    await bus.publish(TOPICS.pings, monitor_id, encode(a_ping(project_id, monitor_id, now_ms)))
+    writer = HistoryWriter(Settings(), bus, TOPICS, store)
+    await writer.start()
+    try:
+        await eventually(lambda: _equals(committed(bus), (3, None)))
+    finally:
+        await writer.close()
+    assert writer.poison_records == 2
+    assert len((await store.history(project_id, monitor_id))[0]) == 1
+
+
+async def test_a_batch_read_again_after_a_crash_is_not_written_twice(bus, store, project_id, monitor_id, now_ms):
+    await publish_history(bus, project_id, monitor_id, now_ms)
+    for _ in range(2):  # the second run starts from offset 0 again, as after a crash before the commit
+        writer = HistoryWriter(Settings(), bus, TOPICS, store)
+        await writer.start()
+        await eventually(lambda: _equals(committed(bus), (3, 2)))
+        await writer.close()
+        await bus.commit(GROUP, {(TOPICS.pings, 0): 0, (TOPICS.status, 0): 0})
+
+    rows, _ = await store.history(project_id, monitor_id)
+    assert len(rows) == 3
+
+
+def test_the_dedup_token_names_each_partitions_offset_range_and_its_content():
+    records = [Record("b", 1, 7, "", b"x", 0), Record("a", 0, 3, "", b"y", 0), Record("b", 1, 9, "", b"z", 0)]
+    token = batch_token(records)
+    assert token.startswith("a/0:3-3,b/1:7-9#")
+    assert batch_token(list(records)) == token
+    # Same offsets, other records (a bus that started over): another token, so no silent drop.
+    assert batch_token([Record("b", 1, 7, "", b"x2", 0), *records[1:]]) != token
+
+
+async def _equals(awaitable, expected) -> bool:
+    return await awaitable == expected
