@@ -46,6 +46,9 @@ class Settings:
     webhook_timeout_s: float = 10.0
     webhook_retry_delays_s: tuple[float, ...] = (1.0, 5.0, 30.0)
     history_retention_days: int = 400
+    bootstrap_api_key: str | None = None
+    """Admin key of the first project, when none exists yet; generated if unset."""
+    max_api_body_bytes: int = 64 * 1024
     log_level: str = "info"
     log_format: str = "console"
     extra: dict = field(default_factory=dict)

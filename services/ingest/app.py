@@ -40,10 +40,11 @@ async def handle_ping(request: web.Request) -> web.Response:
         kind, exit_code = parse_outcome(request.match_info.get("suffix", ""))
         if request.content_length is not None and request.content_length > settings.max_body_bytes:
             raise PingRejected(413, f"body is larger than {settings.max_body_bytes} bytes")
-        body = await request.content.read(settings.max_body_bytes + 1) if request.can_read_body else b""
+        content_type = request.content_type if request.can_read_body else ""
+        body = await request.content.read(settings.max_body_bytes + 1) if content_type else b""
         if len(body) > settings.max_body_bytes:
             raise PingRejected(413, f"body is larger than {settings.max_body_bytes} bytes")
-        fields = parse_metadata(request.query, body, request.content_type if request.can_read_body else "")
+        fields = parse_metadata(request.query, body, content_type if body else "")
     except PingRejected as exc:
         log.info("ingest.ping.rejected", status=exc.status, reason=exc.reason)
         return _text(exc.status, exc.reason)

@@ -49,7 +49,8 @@ def parse_metadata(query: Mapping[str, str], body: bytes, content_type: str) -> 
     """Merge metadata from the query string and the body into validated fields."""
     fields: dict = {k: query[k] for k in ("status", "message", "duration") if k in query}
     if body:
-        if content_type == "application/json" or (content_type in ("", "text/plain") and body[:1] == b"{"):
+        loose = content_type in ("", "text/plain", "application/octet-stream")
+        if content_type == "application/json" or (loose and body[:1] == b"{"):
             fields.update(_json_fields(body))
         elif content_type == "application/x-www-form-urlencoded":
             try:
@@ -57,7 +58,7 @@ def parse_metadata(query: Mapping[str, str], body: bytes, content_type: str) -> 
             except UnicodeDecodeError:
                 raise PingRejected(400, "form body is not valid UTF-8") from None
             fields.update({k: form[k] for k in ("status", "message", "duration") if k in form})
-        elif content_type.startswith("text/") or content_type == "":
+        elif content_type.startswith("text/") or loose:
             # A bare text body (e.g. a job's output piped to curl) is kept as the message.
             fields.setdefault("message", body.decode("utf-8", errors="replace"))
     return _validate(fields)
