@@ -1,0 +1,32 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    creates .venv, installs Pingura, runs `pingura serve` on :8080
+#   make test   creates .venv, installs Pingura with test extras, runs the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+PORT ?= 8080
+DATA_DIR ?= pingura-data
+
+.PHONY: run test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q -e ".[test]"
+
+run: install
+	$(BIN)/pingura serve --port $(PORT) --data-dir $(DATA_DIR)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,140 @@
+"""Runs the real ``pingura serve`` as a child process, with a webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+API_KEY = "pk_test_" + "k" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One ``pingura serve`` process; can be stopped (gracefully or by SIGKILL) and restarted."""
+
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+            "PINGURA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "PINGURA_WEBHOOK_RETRY_DELAYS_S": "0.2,0.5,1",
+            "PINGURA_LATENESS_MS": "500",
+            "PINGURA_CHECKPOINT_INTERVAL_MS": "200",
+            "PINGURA_LOG_LEVEL": "debug",
+        }
+        env.pop("PINGURA_KAFKA_BOOTSTRAP", None)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pingura serve exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"pingura serve did not listen: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path / "data", tmp_path / "serve.log")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+class Receiver:
+    """A webhook receiver on loopback that records every request body."""
+
+    def __init__(self):
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bodies.append(await request.json())
+        self.headers.append(dict(request.headers))
+        return web.Response(text="ok")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def kinds(self) -> list[str]:
+        return [b["kind"] for b in self.bodies]
+
+
+@pytest.fixture
+async def receiver():
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    rec.port = site._server.sockets[0].getsockname()[1]
+    yield rec
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as session:
+        yield session
+
+
+async def eventually(check, timeout_s: float = 15.0, interval_s: float = 0.1):
+    """Await ``check()`` until it returns a truthy value; fail with the last value."""
+    deadline = time.monotonic() + timeout_s
+    value = None
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s; last value: {value!r}")
