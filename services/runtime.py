@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 from shared.bus import Bus
-from shared.bus.view import ConfigView
+from shared.bus.view import ConfigView, cancel_and_wait
 from shared.errors import ConfigError
 from shared.events import ChannelConfig, MonitorConfig, ProjectConfig, encode
 from shared.ids import hash_api_key, new_api_key, new_id, now_ms
@@ -132,7 +132,7 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
         await started(Notifier(settings, bus, topics))
 
     if settings.embedded:
-        stack.push_async_callback(_cancel, asyncio.create_task(_housekeeping(bus)))
+        stack.push_async_callback(cancel_and_wait, asyncio.create_task(_housekeeping(bus)))
     return app
 
 
@@ -145,14 +145,6 @@ async def _housekeeping(bus: Bus) -> None:
         except Exception:
             log.exception("bus.local.compaction_failed")
         await asyncio.sleep(600)
-
-
-async def _cancel(task: asyncio.Task) -> None:
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
 
 
 async def run(settings: Settings, services: tuple[str, ...], ready: Callable[[int], Awaitable[None]] | None = None) -> None:

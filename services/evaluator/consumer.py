@@ -14,8 +14,9 @@ import time
 import structlog
 
 from services.evaluator.logic import Output, PartitionEvaluator
-from services.evaluator.store import StateStore, apply_config_record, read_to_end
+from services.evaluator.store import StateStore, apply_config_record
 from shared.bus import Bus, Consumer, TopicPartition
+from shared.bus.view import cancel_and_wait
 from shared.events import Alert, Ping, Tick, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
@@ -48,11 +49,7 @@ class Evaluator:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.close()  # revokes: the last checkpoint happens there
         for reader in self._config_readers.values():
@@ -189,4 +186,4 @@ async def publish_ticks(bus: Bus, topics: Topics, now_ms: int | None = None) -> 
     )
 
 
-__all__ = ["Evaluator", "publish_ticks", "read_to_end"]
+__all__ = ["Evaluator", "publish_ticks"]

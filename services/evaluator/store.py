@@ -13,6 +13,7 @@ import structlog
 
 from services.evaluator.logic import MonitorState, PartitionEvaluator
 from shared.bus import Bus
+from shared.bus.view import drain
 from shared.events import MonitorConfig, MonitorSnapshot, decode, encode
 from shared.topics import Topics
 
@@ -23,15 +24,10 @@ async def read_to_end(bus: Bus, topic: str, partition: int, apply) -> int:
     """Feed every record of one partition to ``apply``; returns how many were read."""
     reader = bus.reader([(topic, partition)])
     await reader.start()
-    count = 0
     try:
-        while not await reader.caught_up():
-            for record in await reader.poll(max_records=5000, timeout_ms=100):
-                apply(record)
-                count += 1
+        return await drain(reader, apply)
     finally:
         await reader.close()
-    return count
 
 
 class StateStore:

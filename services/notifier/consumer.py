@@ -32,7 +32,7 @@ from services.notifier.channels import CHANNELS, ChannelConfigError, TransportEr
 from services.notifier.logic import attempt_delays_s, plan_deliveries
 from services.notifier.offsets import OffsetTracker
 from services.notifier.safety import guarded_session
-from services.notifier.store import ChannelsView, DeliveryRecord
+from services.notifier.store import DeliveryRecord, channels_view
 from shared.bus import Bus, BusUnavailable, Consumer, Record, TopicPartition
 from shared.events import Alert, ChannelConfig, Delivery, decode
 from shared.settings import Settings
@@ -77,7 +77,7 @@ class Notifier:
         self._now_ms = now_ms
         self.stats = NotifierStats()
         self._deliveries = DeliveryRecord(bus, topics)
-        self._channels = ChannelsView(bus, topics)
+        self._channels = channels_view(bus, topics)
         self._offsets = OffsetTracker()
         self._consumer: Consumer | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -216,7 +216,7 @@ class Notifier:
     async def _handle(self, alert: Alert) -> bool:
         """Deliver ``alert`` to each of its channels; True once every channel is settled."""
         if any(channel_id not in self._channels for channel_id in alert.channels):
-            await self._channels.catch_up()  # it may have been created a moment ago
+            await self._channels.sync()  # it may have been created a moment ago
         plan = plan_deliveries(alert, self._channels, self._deliveries)
         ids = {"alert_id": alert.id, "monitor_id": alert.monitor_id}
         for channel_id in plan.already_delivered:

@@ -1,75 +1,130 @@
-"""A live, in-memory view of a compacted config topic (monitors, channels, projects).
+"""Live, in-memory views of topics, built by every service for itself.
 
-Every service builds its own view from the topic (the single source of truth) instead
-of asking another service. ``put`` lets the writer see its own write at once
-(read-your-writes); the same record arriving from the topic later is a no-op.
+Configuration lives on compacted topics (monitors, channels, projects): the single
+source of truth. Instead of asking another service, each service follows the topics
+it needs with a :class:`TopicFollower`, and most keep a :class:`ConfigView` (id -> newest
+config). ``put`` lets a writer see its own write at once (read-your-writes); the same
+record arriving from the topic later is a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 import structlog
 
-from shared.bus.base import Bus, Consumer
+from shared.bus.base import Bus, Consumer, Record
 from shared.events import decode
 
 log = structlog.get_logger()
 T = TypeVar("T")
 
 
-class ConfigView(Generic[T]):
-    def __init__(self, bus: Bus, topic: str, kind: type[T], revision: Callable[[T], int] = lambda e: 0):
+class TopicFollower:
+    """Reads every partition of ``topic`` from its beginning, then follows it, handing
+    each batch of records to ``apply``."""
+
+    def __init__(self, bus: Bus, topic: str, apply: Callable[[list[Record]], None], poll_timeout_ms: int = 1000):
         self._bus = bus
-        self._topic = topic
-        self._kind = kind
-        self._revision = revision
-        self._items: dict[str, T] = {}
+        self.topic = topic
+        self._apply = apply
+        self._poll_timeout_ms = poll_timeout_ms
         self._reader: Consumer | None = None
         self._task: asyncio.Task | None = None
+        self._advanced = asyncio.Condition()
 
     async def start(self) -> None:
-        self._reader = self._bus.reader([(self._topic, p) for p in range(self._bus.partitions(self._topic))])
+        self._reader = self._bus.reader([(self.topic, p) for p in range(self._bus.partitions(self.topic))])
         await self._reader.start()
-        await self.catch_up()
-        self._task = asyncio.create_task(self._follow(), name=f"view:{self._topic}")
+        while not await self._reader.caught_up():
+            self._apply(await self._reader.poll(max_records=10_000, timeout_ms=100))
+        self._task = asyncio.create_task(self._follow(), name=f"follow:{self.topic}")
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
+            self._task = None
         if self._reader is not None:
             await self._reader.close()
-
-    async def catch_up(self) -> None:
-        assert self._reader is not None
-        while not await self._reader.caught_up():
-            self._apply(await self._reader.poll(max_records=10_000, timeout_ms=100))
+            self._reader = None
 
     async def _follow(self) -> None:
         assert self._reader is not None
         while True:
             try:
-                self._apply(await self._reader.poll(max_records=10_000, timeout_ms=1000))
+                records = await self._reader.poll(max_records=10_000, timeout_ms=self._poll_timeout_ms)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("view.poll_failed", topic=self._topic)
+            except Exception as exc:  # a bus hiccup must not freeze the view for good
+                log.warning("view.poll_failed", topic=self.topic, error=str(exc))
                 await asyncio.sleep(1)
-
-    def _apply(self, records) -> None:
-        for record in records:
-            try:
-                event = decode(record.value)
-            except Exception as exc:
-                log.warning("view.poison", topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc))
                 continue
-            if isinstance(event, self._kind):
+            self._apply(records)
+            async with self._advanced:
+                self._advanced.notify_all()
+
+    async def sync(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything published before this call has been applied.
+
+        For a lookup that missed: the item may have been created a moment ago, and
+        answering "unknown" for that would be wrong. Costs one end-offsets request on
+        Kafka, none on the embedded bus. Returns False on timeout.
+        """
+        reader = self._reader
+        assert reader is not None, "start() first"
+        ends = await reader.end_offsets(reader.assignment())
+
+        def reached() -> bool:
+            return all(reader.position(tp) >= end for tp, end in ends.items())
+
+        async with self._advanced:
+            try:
+                await asyncio.wait_for(self._advanced.wait_for(reached), timeout_s)
+                return True
+            except TimeoutError:
+                log.warning("view.sync_timed_out", topic=self.topic, timeout_s=timeout_s)
+                return False
+
+
+def decode_as(record: Record, expected: type, poison_event: str):
+    """The record's event if it is an ``expected``; otherwise log it as poison and return None."""
+    try:
+        event = decode(record.value)
+    except Exception as exc:
+        event, error = None, str(exc)
+    else:
+        error = f"unexpected event type {type(event).__name__}"
+    if isinstance(event, expected):
+        return event
+    log.warning(poison_event, topic=record.topic, partition=record.partition, offset=record.offset, error=error)
+    return None
+
+
+class ConfigView(Mapping[str, T], Generic[T]):
+    """id -> newest config of a compacted topic; deleted ones are absent."""
+
+    def __init__(self, bus: Bus, topic: str, kind: type[T], revision: Callable[[T], int] = lambda e: 0,
+                 poll_timeout_ms: int = 1000):
+        self._kind = kind
+        self._revision = revision
+        self._items: dict[str, T] = {}
+        self._follower = TopicFollower(bus, topic, self._apply, poll_timeout_ms)
+
+    async def start(self) -> None:
+        await self._follower.start()
+
+    async def close(self) -> None:
+        await self._follower.close()
+
+    async def sync(self, timeout_s: float = 5.0) -> bool:
+        return await self._follower.sync(timeout_s)
+
+    def _apply(self, records: list[Record]) -> None:
+        for record in records:
+            event = decode_as(record, self._kind, "view.poison")
+            if event is not None:
                 self.put(event)
 
     def put(self, event: T) -> None:
@@ -82,11 +137,32 @@ class ConfigView(Generic[T]):
         else:
             self._items[key] = event
 
-    def get(self, key: str) -> T | None:
-        return self._items.get(key)
+    def __getitem__(self, key: str) -> T:
+        return self._items[key]
 
-    def values(self) -> Iterator[T]:
-        return iter(list(self._items.values()))
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._items))
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def values(self):  # a copy: callers may await while iterating
+        return list(self._items.values())
+
+
+async def drain(consumer: Consumer, apply: Callable[[Record], None]) -> int:
+    """Feed every record up to the current end of ``consumer``'s partitions to ``apply``."""
+    count = 0
+    while not await consumer.caught_up():
+        for record in await consumer.poll(max_records=10_000, timeout_ms=100):
+            apply(record)
+            count += 1
+    return count
+
+
+async def cancel_and_wait(task: asyncio.Task) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

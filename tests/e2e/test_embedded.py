@@ -235,8 +235,7 @@ async def test_export_uptime_timings_rotation_and_pause(server, http):
     async with http.post(f"{base}/rotate-token") as r:
         new_token = (await r.json())["token"]
     assert new_token != monitor["token"]
-    async with http.post(ping) as r:
-        assert r.status == 404
+    await eventually(lambda: _status_is(http, ping, 404))  # the old token dies within moments
     async with http.post(f"{server.url}/api/heartbeat/{new_token}") as r:
         assert r.status == 200
 
@@ -249,6 +248,11 @@ async def test_export_uptime_timings_rotation_and_pause(server, http):
         assert r.status == 204
     async with http.get(base) as r:
         assert r.status == 404
+
+
+async def _status_is(http, url, status):
+    async with http.post(url) as r:
+        return r.status == status
 
 
 async def _has_message(http, server, monitor_id, message):

@@ -1,4 +1,4 @@
-from services.notifier.store import ChannelsView, DeliveryRecord
+from services.notifier.store import DeliveryRecord, channels_view
 from shared.events import Delivery, encode
 from tests.services.notifier.support import make_channel, publish_channel, wait_until
 
@@ -46,7 +46,7 @@ async def test_the_delivery_record_skips_poison_while_restoring(bus, topics):
 
 async def test_the_channels_view_follows_creates_updates_and_deletes(bus, topics):
     await publish_channel(bus, topics, make_channel("c1", "https://one.example.com/"))
-    view = ChannelsView(bus, topics, poll_timeout_ms=100)
+    view = channels_view(bus, topics, poll_timeout_ms=100)
     await view.start()
     assert view["c1"].config == {"url": "https://one.example.com/"}
 
@@ -62,11 +62,11 @@ async def test_the_channels_view_follows_creates_updates_and_deletes(bus, topics
 
 
 async def test_catching_up_sees_a_channel_published_a_moment_ago(bus, topics):
-    view = ChannelsView(bus, topics, poll_timeout_ms=5000)
+    view = channels_view(bus, topics, poll_timeout_ms=5000)
     await view.start()
 
     await publish_channel(bus, topics, make_channel("c-new"))
-    await view.catch_up(timeout_s=2)
+    await view.sync(timeout_s=2)
 
     assert "c-new" in view
     await view.close()
