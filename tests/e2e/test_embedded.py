@@ -126,6 +126,10 @@ async def test_a_restart_keeps_state_and_sends_no_duplicate_alert(server, http, 
     async with http.post(f"{server.url}/api/heartbeat/{quiet['token']}") as r:
         assert r.status == 200
     await eventually(lambda: _received(receiver, 1), timeout_s=20)
+    # Let the notifier record the delivery (milliseconds). A crash inside that window
+    # re-sends with the same Idempotency-Key: at-least-once is the only honest promise
+    # to a receiver outside our transaction; docs/architecture.md says so.
+    await asyncio.sleep(1)
 
     server.stop(signal.SIGKILL)  # no chance to flush anything
     server.start()
