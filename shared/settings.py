@@ -33,6 +33,11 @@ class Settings:
     """Base of the ping URLs shown to users; defaults to http://localhost:<port>."""
     kafka_bootstrap: str | None = None
     topic_prefix: str = "pingura."
+    kafka_linger_ms: int = 5
+    kafka_session_timeout_ms: int = 10_000
+    kafka_replication_factor: int = 1
+    publish_timeout_ms: int = 5000
+    """How long a publish may wait for the bus before ingest answers 503."""
     partitions: int = 0
     """Partitions per topic; 0 means the default of the bus (1 embedded, 12 on Kafka)."""
     clickhouse_url: str | None = None

@@ -32,11 +32,15 @@ class Evaluator:
         self._group = group
         self._store = StateStore(bus, topics)
         self.partitions: dict[int, PartitionEvaluator] = {}
-        self._config_readers: dict[int, Consumer] = {}
+        self._config_reader: Consumer | None = None
         self._last_offset: dict[int, int] = {}
         self._consumer: Consumer | None = None
         self._task: asyncio.Task | None = None
         self._last_checkpoint = time.monotonic()
+        # The rebalance listener runs beside the loop: both take this lock, and a batch
+        # polled before a rebalance (older generation) is dropped, to be re-read.
+        self._lock = asyncio.Lock()
+        self._generation = 0
         self.poison_count = 0
         self.unknown_monitor_count = 0
 
@@ -50,40 +54,61 @@ class Evaluator:
     async def close(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
+        async with self._lock:
+            await self._checkpoint()  # the last word before the partitions go to another instance
         if self._consumer is not None:
-            await self._consumer.close()  # revokes: the last checkpoint happens there
-        for reader in self._config_readers.values():
-            await reader.close()
+            await self._consumer.close()
+        await self._forget(set(self.partitions))
 
     # partition hand-off ------------------------------------------------------
     async def _assigned(self, tps: set[TopicPartition]) -> None:
-        for _, partition in sorted(tps):
-            evaluator = PartitionEvaluator(partition, self._settings.lateness_ms)
-            restored = await self._store.restore(evaluator)
-            reader = self._bus.reader([(self._topics.monitors, partition)])
-            await reader.start()
-            self._config_readers[partition] = reader
-            outputs: list[Output] = []
-            await self._catch_up_configs(partition, evaluator, outputs, until_end=True)
-            await self._publish(outputs)
-            self.partitions[partition] = evaluator
-            log.info("evaluator.partition.assigned", partition=partition, monitors=len(evaluator.monitors), restored=restored)
+        async with self._lock:
+            self._generation += 1
+            await self._take(tps)
+
+    async def _take(self, tps: set[TopicPartition]) -> None:
+        gained = {p: PartitionEvaluator(p, self._settings.lateness_ms) for _, p in tps if p not in self.partitions}
+        snapshots = await self._store.restore(gained)
+        self.partitions.update(gained)
+        outputs: list[Output] = []
+        await self._open_config_reader(outputs)
+        await self._publish(outputs)
+        log.info("evaluator.partitions.assigned", partitions=sorted(gained), snapshots=snapshots,
+                 monitors=sum(len(e.monitors) for e in gained.values()))
 
     async def _revoked(self, tps: set[TopicPartition]) -> None:
-        await self._checkpoint()
-        await self._revoked_without_checkpoint(tps)
-        for _, partition in tps:
-            log.info("evaluator.partition.revoked", partition=partition)
+        async with self._lock:
+            self._generation += 1
+            await self._checkpoint()
+            await self._forget({p for _, p in tps})
+        log.info("evaluator.partitions.revoked", partitions=sorted(p for _, p in tps))
 
-    async def _catch_up_configs(self, partition: int, evaluator: PartitionEvaluator, outputs: list, until_end: bool) -> None:
-        reader = self._config_readers[partition]
+    async def _forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+            self._last_offset.pop(partition, None)
+        if self._config_reader is not None:
+            await self._config_reader.close()
+            self._config_reader = None
+
+    async def _open_config_reader(self, outputs: list[Output]) -> None:
+        """One reader over the ``monitors`` partitions matching the owned ``pings`` ones,
+        read to its end (configs carry revisions, so re-reading is harmless)."""
+        if self._config_reader is not None:
+            await self._config_reader.close()
+        self._config_reader = self._bus.reader([(self._topics.monitors, p) for p in sorted(self.partitions)])
+        await self._config_reader.start()
+        await self._catch_up_configs(outputs, until_end=True)
+
+    async def _catch_up_configs(self, outputs: list[Output], until_end: bool) -> None:
+        reader = self._config_reader
+        if reader is None:
+            return
         while True:
-            records = await reader.poll(max_records=5000, timeout_ms=0 if not until_end else 100)
+            records = await reader.poll(max_records=5000, timeout_ms=100 if until_end else 0)
             for record in records:
-                apply_config_record(evaluator, record, outputs)
-            if not until_end and not records:
-                return
-            if until_end and not records and await reader.caught_up():
+                apply_config_record(self.partitions, record, outputs)
+            if not records and (not until_end or await reader.caught_up()):
                 return
 
     # the loop ------------------------------------------------------------------
@@ -91,26 +116,31 @@ class Evaluator:
         assert self._consumer is not None
         while True:
             try:
+                generation = self._generation
                 records = await self._consumer.poll(max_records=5000, timeout_ms=200)
-                outputs: list[Output] = []
-                for partition, evaluator in self.partitions.items():
-                    await self._catch_up_configs(partition, evaluator, outputs, until_end=False)
-                for record in records:
-                    evaluator = self.partitions.get(record.partition)
-                    if evaluator is None:
-                        continue
-                    await self._apply(evaluator, record, outputs)
-                    self._last_offset[record.partition] = record.offset
-                await self._publish(outputs)
-                if time.monotonic() - self._last_checkpoint >= self._settings.checkpoint_interval_ms / 1000:
-                    await self._checkpoint()
+                async with self._lock:
+                    if generation == self._generation:
+                        await self._process(records)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # Nothing was committed for this batch: after a pause the group re-reads it.
+                # Nothing was committed for this batch: rebuild from snapshots and re-read it.
                 log.exception("evaluator.loop.failed")
                 await asyncio.sleep(1)
                 await self._rewind()
+
+    async def _process(self, records) -> None:
+        outputs: list[Output] = []
+        await self._catch_up_configs(outputs, until_end=False)
+        for record in records:
+            evaluator = self.partitions.get(record.partition)
+            if evaluator is None:
+                continue
+            await self._apply(evaluator, record, outputs)
+            self._last_offset[record.partition] = record.offset
+        await self._publish(outputs)
+        if time.monotonic() - self._last_checkpoint >= self._settings.checkpoint_interval_ms / 1000:
+            await self._checkpoint()
 
     async def _apply(self, evaluator: PartitionEvaluator, record, outputs: list[Output]) -> None:
         try:
@@ -125,7 +155,7 @@ class Evaluator:
             if event.monitor_id not in evaluator.monitors:
                 # Config and pings travel on different topics: make sure we have read
                 # every config written before this ping was accepted.
-                await self._catch_up_configs(record.partition, evaluator, outputs, until_end=True)
+                await self._catch_up_configs(outputs, until_end=True)
                 if event.monitor_id not in evaluator.monitors:
                     self.unknown_monitor_count += 1
                     log.info("evaluator.ping.unknown_monitor", monitor_id=event.monitor_id, partition=record.partition)
@@ -163,18 +193,11 @@ class Evaluator:
     async def _rewind(self) -> None:
         """After a failed batch, rebuild the owned partitions from snapshots and committed offsets."""
         assert self._consumer is not None
-        owned = {(self._topics.pings, p) for p in self.partitions}
-        await self._revoked_without_checkpoint(owned)
+        async with self._lock:
+            self._generation += 1
+            await self._forget(set(self.partitions))  # no checkpoint of a half-applied batch
         await self._consumer.close()
         await self._consumer.start()
-
-    async def _revoked_without_checkpoint(self, tps: set[TopicPartition]) -> None:
-        for _, partition in tps:
-            self.partitions.pop(partition, None)
-            self._last_offset.pop(partition, None)
-            reader = self._config_readers.pop(partition, None)
-            if reader is not None:
-                await reader.close()
 
 
 async def publish_ticks(bus: Bus, topics: Topics, now_ms: int | None = None) -> None:

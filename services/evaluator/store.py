@@ -11,23 +11,13 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from services.evaluator.logic import MonitorState, PartitionEvaluator
-from shared.bus import Bus
-from shared.bus.view import drain
-from shared.events import MonitorConfig, MonitorSnapshot, decode, encode
+from services.evaluator.logic import MonitorState, Output, PartitionEvaluator
+from shared.bus import Bus, Record
+from shared.bus.view import decode_as, drain
+from shared.events import MonitorConfig, MonitorSnapshot, encode
 from shared.topics import Topics
 
 log = structlog.get_logger()
-
-
-async def read_to_end(bus: Bus, topic: str, partition: int, apply) -> int:
-    """Feed every record of one partition to ``apply``; returns how many were read."""
-    reader = bus.reader([(topic, partition)])
-    await reader.start()
-    try:
-        return await drain(reader, apply)
-    finally:
-        await reader.close()
 
 
 class StateStore:
@@ -35,30 +25,37 @@ class StateStore:
         self._bus = bus
         self._topics = topics
 
-    async def restore(self, evaluator: PartitionEvaluator) -> int:
-        """Rebuild ``evaluator`` from its partition's snapshots; returns the monitors restored."""
+    async def restore(self, evaluators: dict[int, PartitionEvaluator]) -> int:
+        """Rebuild each partition's evaluator from its snapshots (one reader for all);
+        returns the number of snapshots read."""
 
-        def apply(record) -> None:
+        def apply(record: Record) -> None:
+            snapshot = decode_as(record, MonitorSnapshot, "evaluator.snapshot.poison")
+            evaluator = evaluators.get(record.partition)
+            if snapshot is None or evaluator is None:
+                return
             try:
-                snapshot = decode(record.value)
-                if not isinstance(snapshot, MonitorSnapshot):
-                    raise TypeError(type(snapshot).__name__)
                 state = msgspec.convert(snapshot.state["s"], MonitorState)
-            except Exception as exc:  # a bad snapshot must not stop the partition: config rebuilds it
-                log.warning("evaluator.snapshot.poison", partition=record.partition, offset=record.offset, error=str(exc))
+            except (msgspec.ValidationError, KeyError) as exc:  # config rebuilds it; don't stop
+                log.warning("evaluator.snapshot.unreadable", partition=record.partition, offset=record.offset, error=str(exc))
                 return
             state.applied_offset = snapshot.offset
             evaluator.restore(state)
             evaluator.clock_ms = max(evaluator.clock_ms, snapshot.state.get("clock_ms", 0))
 
-        await read_to_end(self._bus, self._topics.evaluator_state, evaluator.partition, apply)
-        return len(evaluator.monitors)
+        if not evaluators:
+            return 0
+        reader = self._bus.reader([(self._topics.evaluator_state, p) for p in evaluators])
+        await reader.start()
+        try:
+            return await drain(reader, apply)
+        finally:
+            await reader.close()
 
     async def save(self, evaluator: PartitionEvaluator, offset: int) -> int:
         """Write snapshots of the monitors changed since the last save, at ``offset``."""
-        changed = evaluator.take_dirty()
         items = []
-        for state in changed:
+        for state in evaluator.take_dirty():
             state.applied_offset = max(state.applied_offset, offset)
             snapshot = MonitorSnapshot(
                 monitor_id=state.monitor_id,
@@ -67,16 +64,12 @@ class StateStore:
                 state={"s": msgspec.to_builtins(state), "clock_ms": evaluator.clock_ms},
             )
             items.append((state.monitor_id, encode(snapshot)))
-        if items:
-            await self._bus.publish_many(self._topics.evaluator_state, items)
+        await self._bus.publish_many(self._topics.evaluator_state, items)
         return len(items)
 
 
-def apply_config_record(evaluator: PartitionEvaluator, record, outputs: list) -> None:
-    try:
-        cfg = decode(record.value)
-    except Exception as exc:
-        log.warning("evaluator.config.poison", partition=record.partition, offset=record.offset, error=str(exc))
-        return
-    if isinstance(cfg, MonitorConfig):
+def apply_config_record(evaluators: dict[int, PartitionEvaluator], record: Record, outputs: list[Output]) -> None:
+    evaluator = evaluators.get(record.partition)
+    cfg = decode_as(record, MonitorConfig, "evaluator.config.poison")
+    if evaluator is not None and cfg is not None:
         outputs.extend(evaluator.apply_config(cfg))

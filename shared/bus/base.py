@@ -77,14 +77,18 @@ class Consumer(abc.ABC):
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]: ...
 
     @abc.abstractmethod
-    def position(self, tp: TopicPartition) -> int:
+    async def position(self, tp: TopicPartition) -> int:
         """The next offset this consumer will return for ``tp``."""
+
+    async def reached(self, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await self.position(tp) < end:
+                return False
+        return True
 
     async def caught_up(self) -> bool:
         """True when every assigned partition has been read to its end."""
-        assigned = self.assignment()
-        ends = await self.end_offsets(assigned)
-        return all(self.position(tp) >= end for tp, end in ends.items())
+        return await self.reached(await self.end_offsets(self.assignment()))
 
 
 class Bus(abc.ABC):

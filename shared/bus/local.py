@@ -314,7 +314,7 @@ class LocalConsumer(Consumer):
     def assignment(self) -> set[TopicPartition]:
         return set(self._positions)
 
-    def position(self, tp: TopicPartition) -> int:
+    async def position(self, tp: TopicPartition) -> int:
         return self._positions[tp]
 
     def seek(self, tp: TopicPartition, offset: int) -> None:

@@ -75,17 +75,20 @@ class TopicFollower:
         reader = self._reader
         assert reader is not None, "start() first"
         ends = await reader.end_offsets(reader.assignment())
-
-        def reached() -> bool:
-            return all(reader.position(tp) >= end for tp, end in ends.items())
-
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        # Checked under the condition's lock: the follower notifies under it too, so no
+        # wake-up is lost between the check and the wait.
         async with self._advanced:
-            try:
-                await asyncio.wait_for(self._advanced.wait_for(reached), timeout_s)
-                return True
-            except TimeoutError:
-                log.warning("view.sync_timed_out", topic=self.topic, timeout_s=timeout_s)
-                return False
+            while not await reader.reached(ends):
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    log.warning("view.sync_timed_out", topic=self.topic, timeout_s=timeout_s)
+                    return False
+                try:
+                    await asyncio.wait_for(self._advanced.wait(), remaining)
+                except TimeoutError:
+                    pass
+        return True
 
 
 def decode_as(record: Record, expected: type, poison_event: str):

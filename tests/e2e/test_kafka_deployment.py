@@ -1,0 +1,267 @@
+"""The distributed deployment: every service its own OS process, on a real Kafka broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import pytest
+
+from shared.bus import partition_for
+from tests.e2e.conftest import API_KEY, eventually, free_port
+from tests.kafka_broker import start_local_broker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+class Service:
+    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
+        self.name, self.args, self.env = name, args, env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Service:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self, sig=signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Stack:
+    def __init__(self, bootstrap: str, tmp: Path):
+        self.tmp = tmp
+        self.ingest_port, self.query_port = free_port(), free_port()
+        self.env = {
+            **os.environ,
+            "PINGURA_KAFKA_BOOTSTRAP": bootstrap,
+            "PINGURA_TOPIC_PREFIX": f"e{uuid.uuid4().hex[:8]}.",
+            "PINGURA_PARTITIONS": "4",
+            "PINGURA_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+            "PINGURA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "PINGURA_WEBHOOK_RETRY_DELAYS_S": "0.2,0.5,1",
+            "PINGURA_LATENESS_MS": "500",
+            "PINGURA_CHECKPOINT_INTERVAL_MS": "200",
+            "PINGURA_PUBLISH_TIMEOUT_MS": "3000",
+        }
+        self.services: dict[str, Service] = {}
+
+    def add(self, name: str, *args: str) -> Service:
+        service = Service(name, list(args), self.env, self.tmp).start()
+        self.services[name] = service
+        return service
+
+    @property
+    def ingest(self) -> str:
+        return f"http://127.0.0.1:{self.ingest_port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.kill()
+
+    def logs(self) -> str:
+        return "\n".join(f"== {s.name}\n{s.log_path.read_text()[-3000:]}" for s in self.services.values())
+
+
+async def wait_http(url: str, timeout_s: float = 60) -> None:
+    async def up():
+        try:
+            async with aiohttp.ClientSession() as session, session.get(url) as r:
+                return r.status < 500
+        except aiohttp.ClientError:
+            return False
+    await eventually(up, timeout_s=timeout_s, interval_s=0.3)
+
+
+@pytest.fixture
+async def stack(kafka_bootstrap, tmp_path):
+    s = Stack(kafka_bootstrap, tmp_path)
+    s.add("query", "query", "--port", str(s.query_port), "--data-dir", str(tmp_path / "query"))
+    s.add("ingest", "ingest", "--port", str(s.ingest_port))
+    s.add("evaluator-1", "evaluator")
+    s.add("evaluator-2", "evaluator")
+    s.add("notifier", "notifier")
+    try:
+        await wait_http(f"{s.api}/healthz")
+        await wait_http(f"{s.ingest}/api/heartbeat/x")
+        yield s
+    finally:
+        s.stop()
+        print(s.logs())
+
+
+def owner_of(stack: Stack, partition: int) -> str | None:
+    """Which evaluator process last logged owning ``partition``."""
+    for name in ("evaluator-1", "evaluator-2"):
+        found = re.findall(r"evaluator\.partitions\.assigned.*partitions=\[([\d, ]*)\]",
+                           stack.services[name].log_path.read_text())
+        if found and str(partition) in [p.strip() for p in found[-1].split(",")]:
+            return name
+    return None
+
+
+async def missed_count(http, stack, monitor_id) -> int:
+    async with http.get(f"{stack.api}/api/v1/heartbeats/{monitor_id}/checkins?limit=1000") as r:
+        return sum(1 for row in (await r.json())["checkins"] if row["kind"] == "missed")
+
+
+async def test_separate_services_detect_a_miss_and_survive_a_killed_evaluator(stack, http, receiver):
+    async with http.post(f"{stack.api}/api/v1/channels",
+                         json={"kind": "webhook", "config": {"url": receiver.url}}) as r:
+        assert r.status == 201, await r.text()
+        channel = (await r.json())["id"]
+    monitors = []
+    for i in range(8):  # spread over the partitions, so both evaluators own some
+        async with http.post(f"{stack.api}/api/v1/heartbeats", json={
+                "name": f"worker {i}", "interval": 2, "grace": 1, "max_consecutive_misses": 1,
+                "channels": [channel] if i == 0 else []}) as r:
+            assert r.status == 201, await r.text()
+            monitors.append(await r.json())
+    silent, *busy = monitors
+
+    async def ping_all(targets):
+        for m in targets:
+            async with http.post(f"{stack.ingest}/api/heartbeat/{m['token']}") as r:
+                assert r.status == 200, await r.text()
+
+    await eventually(lambda: _accepted(http, stack.ingest, silent["token"]), timeout_s=20)  # its last ping
+    await ping_all(busy)
+
+    # Kill -9 the evaluator that owns the silent monitor before its miss is due: the
+    # other one must take the partition over and still raise the alert, once.
+    owner = await eventually(lambda: _owner(stack, partition_for(silent["id"], 4)), timeout_s=20)
+    stack.services[owner].kill(signal.SIGKILL)
+    deadline = time.monotonic() + 45
+    while not receiver.bodies and time.monotonic() < deadline:
+        await ping_all(busy)
+        await asyncio.sleep(0.7)
+    assert receiver.kinds() == ["down"], stack.logs()
+    assert receiver.bodies[0]["monitor"]["id"] == silent["id"]
+
+    # A new evaluator joins: partitions move again, state moves with them, nobody is paged twice.
+    stack.add("evaluator-3", "evaluator")
+    for _ in range(15):
+        await ping_all(busy)
+        await asyncio.sleep(0.7)
+    assert receiver.kinds() == ["down"]
+
+    # The busy monitors never missed (ticks kept the event-time clock honest during the takeover).
+    for m in busy:
+        assert await missed_count(http, stack, m["id"]) == 0, m["id"]
+    async with http.get(f"{stack.api}/api/v1/heartbeats") as r:
+        statuses = {h["id"]: h["status"] for h in (await r.json())["heartbeats"]}
+    assert statuses[silent["id"]] == "down"
+    assert all(statuses[m["id"]] == "up" for m in busy), statuses
+
+    # Recovery goes through whichever evaluator owns it now.
+    await ping_all([silent])
+    await eventually(lambda: _received(receiver, 2), timeout_s=30)
+    await asyncio.sleep(1)
+    assert receiver.kinds() == ["down", "up"]
+
+
+async def _owner(stack, partition):
+    return owner_of(stack, partition)
+
+
+async def _accepted(http, ingest, token):
+    async with http.post(f"{ingest}/api/heartbeat/{token}") as r:
+        return r.status == 200
+
+
+async def _received(receiver, count):
+    return len(receiver.bodies) >= count
+
+
+async def test_ops_teams_read_the_alert_stream_with_their_own_group(stack, http, kafka_bootstrap):
+    from aiokafka import AIOKafkaConsumer
+
+    async with http.post(f"{stack.api}/api/v1/heartbeats", json={"name": "ops", "interval": 1, "grace": 0}) as r:
+        monitor = await r.json()
+    await eventually(lambda: _accepted(http, stack.ingest, monitor["token"]), timeout_s=20)
+    consumer = AIOKafkaConsumer(stack.env["PINGURA_TOPIC_PREFIX"] + "alerts", bootstrap_servers=kafka_bootstrap,
+                                group_id="ops-team", auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        message = await asyncio.wait_for(consumer.getone(), 30)
+    finally:
+        await consumer.stop()
+    alert = msgspec.json.decode(message.value)
+    assert message.key.decode() == monitor["id"]
+    assert (alert["type"], alert["v"], alert["kind"]) == ("alert", 1, "down")
+    assert alert["id"] == f"{monitor['id']}:1:down"
+
+
+async def test_every_ping_answered_200_survives_a_broker_outage(tmp_path, http):
+    broker = start_local_broker(tmp_path / "broker")  # its own broker: this test stops it
+    s = Stack(broker.bootstrap, tmp_path)
+    s.add("query", "query", "--port", str(s.query_port), "--data-dir", str(tmp_path / "query"))
+    s.add("ingest", "ingest", "--port", str(s.ingest_port))
+    try:
+        await wait_http(f"{s.api}/healthz")
+        async with http.post(f"{s.api}/api/v1/heartbeats", json={"name": "fleet", "interval": 3600}) as r:
+            monitor = await r.json()
+        await eventually(lambda: _accepted(http, s.ingest, monitor["token"]), timeout_s=30)
+        url = f"{s.ingest}/api/heartbeat/{monitor['token']}"
+        answers: dict[str, int] = {}
+
+        async def send(i: int) -> None:
+            try:
+                async with http.post(url, params={"message": f"n{i}"}, timeout=aiohttp.ClientTimeout(total=15)) as r:
+                    answers[f"n{i}"] = r.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                answers[f"n{i}"] = 0
+
+        i = 0
+        for _ in range(20):
+            await send(i)
+            i += 1
+        broker.stop()
+        for _ in range(10):  # while the broker is down: 503 with Retry-After, never a false 200
+            await send(i)
+            i += 1
+        broker.start()
+        for _ in range(20):
+            await send(i)
+            i += 1
+
+        ok = {m for m, status in answers.items() if status == 200}
+        refused = {m for m, status in answers.items() if status == 503}
+        assert ok | refused == set(answers), answers
+        assert refused, "the outage should have refused some pings"
+
+        async def stored():
+            messages = set()
+            async with http.get(f"{s.api}/api/v1/heartbeats/{monitor['id']}/export?format=json") as r:
+                if r.status != 200:
+                    return None
+                messages = {row["message"] for row in msgspec.json.decode(await r.read())}
+            return messages if ok <= messages else None
+
+        assert await eventually(stored, timeout_s=60)
+    finally:
+        s.stop()
+        print(s.logs())
+        broker.stop()
