@@ -21,6 +21,7 @@ topic                     key (partition key)        events
 ``evaluator-state``       monitor id                 :class:`MonitorSnapshot` (compacted)
 (compacted)
 ``deliveries``            monitor id                 :class:`Delivery`
+``dead-letters``          original key               :class:`DeadLetter`
 ========================  =========================  ==========================================
 
 ``pings``, ``monitors``, ``status``, ``alerts``, ``evaluator-state`` and
@@ -203,7 +204,22 @@ class Delivery(Event, tag="delivery", kw_only=True):
     error: str = ""
 
 
-AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | StatusChanged | Missed | Alert | MonitorSnapshot | Delivery
+class DeadLetter(Event, tag="dead_letter", kw_only=True):
+    """A record a consumer could not read, set aside so its partition moves on.
+
+    Key: the original key. ``value_b64`` holds the original bytes (base64).
+    """
+
+    service: str
+    topic: str
+    partition: int
+    offset: int
+    error: str
+    value_b64: str
+    at_ms: int
+
+
+AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | StatusChanged | Missed | Alert | MonitorSnapshot | Delivery | DeadLetter
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

@@ -45,6 +45,10 @@ class Topics:
     def deliveries(self) -> str:
         return self.prefix + "deliveries"
 
+    @property
+    def dead_letters(self) -> str:
+        return self.prefix + "dead-letters"
+
     def specs(self, partitions: int) -> list[TopicSpec]:
         """Keyed-by-monitor topics share ``partitions`` (co-partitioned); small config
         topics that every instance reads whole have one partition."""
@@ -57,4 +61,5 @@ class Topics:
             TopicSpec(self.deliveries, partitions, retention_ms=30 * DAY_MS),
             TopicSpec(self.channels, 1, compacted=True),
             TopicSpec(self.projects, 1, compacted=True),
+            TopicSpec(self.dead_letters, 1, retention_ms=30 * DAY_MS),
         ]

@@ -16,6 +16,7 @@ import structlog
 from services.evaluator.logic import Output, PartitionEvaluator
 from services.evaluator.store import StateStore, apply_config_record
 from shared.bus import Bus, Consumer, TopicPartition
+from shared.bus.deadletter import DeadLetters
 from shared.bus.view import cancel_and_wait
 from shared.events import Alert, Ping, Tick, decode, encode
 from shared.settings import Settings
@@ -37,11 +38,13 @@ class Evaluator:
         self._consumer: Consumer | None = None
         self._task: asyncio.Task | None = None
         self._last_checkpoint = time.monotonic()
-        # The rebalance listener runs beside the loop: both take this lock, and a batch
-        # polled before a rebalance (older generation) is dropped, to be re-read.
+        # The rebalance listener runs beside the loop: both take this lock, so partitions
+        # never change under a batch. A batch polled just before a rebalance is applied to
+        # what is owned after it; records of partitions no longer owned are skipped, and
+        # re-read ones are skipped per monitor (``applied_offset``).
         self._lock = asyncio.Lock()
-        self._generation = 0
-        self.poison_count = 0
+        self._stopping = False
+        self.dead_letters = DeadLetters(bus, topics, "evaluator")
         self.unknown_monitor_count = 0
 
     async def start(self) -> None:
@@ -52,8 +55,12 @@ class Evaluator:
         self._task = asyncio.create_task(self._run(), name="evaluator")
 
     async def close(self) -> None:
+        self._stopping = True
         if self._task is not None:
-            await cancel_and_wait(self._task)
+            # Let the batch in hand finish (a poll waits 200 ms at most), then stop.
+            done, _ = await asyncio.wait([self._task], timeout=10)
+            if not done:
+                await cancel_and_wait(self._task)
         async with self._lock:
             await self._checkpoint()  # the last word before the partitions go to another instance
         if self._consumer is not None:
@@ -63,7 +70,6 @@ class Evaluator:
     # partition hand-off ------------------------------------------------------
     async def _assigned(self, tps: set[TopicPartition]) -> None:
         async with self._lock:
-            self._generation += 1
             await self._take(tps)
 
     async def _take(self, tps: set[TopicPartition]) -> None:
@@ -78,7 +84,6 @@ class Evaluator:
 
     async def _revoked(self, tps: set[TopicPartition]) -> None:
         async with self._lock:
-            self._generation += 1
             await self._checkpoint()
             await self._forget({p for _, p in tps})
         log.info("evaluator.partitions.revoked", partitions=sorted(p for _, p in tps))
@@ -114,13 +119,11 @@ class Evaluator:
     # the loop ------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._consumer is not None
-        while True:
+        while not self._stopping:
             try:
-                generation = self._generation
                 records = await self._consumer.poll(max_records=5000, timeout_ms=200)
                 async with self._lock:
-                    if generation == self._generation:
-                        await self._process(records)
+                    await self._process(records)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -146,8 +149,7 @@ class Evaluator:
         try:
             event = decode(record.value)
         except Exception as exc:
-            self.poison_count += 1
-            log.warning("evaluator.ping.poison", partition=record.partition, offset=record.offset, error=str(exc))
+            self.dead_letters.set_aside(record, str(exc))
             return
         if isinstance(event, Tick):
             outputs.extend(evaluator.advance(event.at_ms))
@@ -188,13 +190,13 @@ class Evaluator:
             await self._store.save(evaluator, offset)
             commits[(self._topics.pings, partition)] = offset + 1
         if commits:
+            await self.dead_letters.flush()
             await self._consumer.commit(commits)
 
     async def _rewind(self) -> None:
         """After a failed batch, rebuild the owned partitions from snapshots and committed offsets."""
         assert self._consumer is not None
         async with self._lock:
-            self._generation += 1
             await self._forget(set(self.partitions))  # no checkpoint of a half-applied batch
         await self._consumer.close()
         await self._consumer.start()

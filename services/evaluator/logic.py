@@ -261,11 +261,14 @@ class PartitionEvaluator:
         self._schedule(state)
         self.dirty.discard(state.monitor_id)
 
-    def take_dirty(self) -> list[MonitorState]:
-        """The monitors changed since the last call (for a snapshot), forgetting them."""
-        changed = [self.monitors[m] for m in self.dirty if m in self.monitors]
-        self.dirty = set()
-        return changed
+    def changed(self) -> list[MonitorState]:
+        """The monitors changed since the last snapshot."""
+        return [self.monitors[m] for m in self.dirty if m in self.monitors]
+
+    def saved(self, states: list[MonitorState]) -> None:
+        """Their snapshots are durable: they are clean again."""
+        for state in states:
+            self.dirty.discard(state.monitor_id)
 
     def due_count(self) -> int:
         return sum(1 for due, _ in self._heap if due <= self.clock_ms)

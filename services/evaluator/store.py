@@ -55,7 +55,8 @@ class StateStore:
     async def save(self, evaluator: PartitionEvaluator, offset: int) -> int:
         """Write snapshots of the monitors changed since the last save, at ``offset``."""
         items = []
-        for state in evaluator.take_dirty():
+        changed = evaluator.changed()
+        for state in changed:
             state.applied_offset = max(state.applied_offset, offset)
             snapshot = MonitorSnapshot(
                 monitor_id=state.monitor_id,
@@ -65,6 +66,7 @@ class StateStore:
             )
             items.append((state.monitor_id, encode(snapshot)))
         await self._bus.publish_many(self._topics.evaluator_state, items)
+        evaluator.saved(changed)  # only now: a failed or cancelled write leaves them dirty
         return len(items)
 
 

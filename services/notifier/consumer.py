@@ -33,6 +33,7 @@ from services.notifier.logic import attempt_delays_s, plan_deliveries
 from services.notifier.offsets import OffsetTracker
 from services.notifier.safety import guarded_session
 from services.notifier.store import DeliveryRecord, channels_view
+from shared.bus.deadletter import DeadLetters
 from shared.bus import Bus, BusUnavailable, Consumer, Record, TopicPartition
 from shared.events import Alert, ChannelConfig, Delivery, decode
 from shared.settings import Settings
@@ -77,6 +78,7 @@ class Notifier:
         self._now_ms = now_ms
         self.stats = NotifierStats()
         self._deliveries = DeliveryRecord(bus, topics)
+        self._dead_letters = DeadLetters(bus, topics, "notifier")
         self._channels = channels_view(bus, topics)
         self._offsets = OffsetTracker()
         self._consumer: Consumer | None = None
@@ -157,6 +159,7 @@ class Notifier:
         if not offsets:
             return
         try:
+            await self._dead_letters.flush()
             await self._consumer.commit(offsets)
         except Exception as exc:  # not fatal: the same offsets are tried again after the next poll
             log.warning("notifier.commit_failed", error=str(exc))
@@ -187,9 +190,7 @@ class Notifier:
             return event
         # Set aside, never retried: the same bytes would fail the same way forever.
         self.stats.poison += 1
-        log.error(
-            "notifier.alert.poison", topic=record.topic, partition=record.partition, offset=record.offset, error=error
-        )
+        self._dead_letters.set_aside(record, error)
         return None
 
     def _forget_task(self, monitor_id: str, task: asyncio.Task) -> None:

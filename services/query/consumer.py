@@ -16,6 +16,7 @@ import msgspec
 import structlog
 
 from services.query.store import HistoryStore
+from shared.bus.deadletter import DeadLetters
 from shared.bus import Bus, Consumer, Record, TopicPartition
 from shared.events import Missed, Ping, StatusChanged, decode
 from shared.settings import Settings
@@ -76,6 +77,7 @@ class HistoryWriter:
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self.poison_records = 0
+        self._dead_letters = DeadLetters(bus, topics, "query.writer")
         self.events_written = 0
 
     async def start(self) -> None:
@@ -132,10 +134,7 @@ class HistoryWriter:
             except msgspec.DecodeError as exc:
                 # A record nobody can read must not stop the partition: count it and move on.
                 self.poison_records += 1
-                log.error(
-                    "query.writer.poison",
-                    topic=record.topic, partition=record.partition, offset=record.offset, error=str(exc),
-                )  # fmt: skip
+                self._dead_letters.set_aside(record, str(exc))
                 continue
             if isinstance(event, HISTORY_EVENTS):
                 events.append(event)
@@ -143,6 +142,7 @@ class HistoryWriter:
 
     async def _commit(self, consumer: Consumer, records: list[Record]) -> None:
         try:
+            await self._dead_letters.flush()
             await consumer.commit(next_offsets(records))
         except Exception as exc:
             # The rows are stored; the next commit covers these offsets too, and a replay is harmless.

@@ -3,7 +3,7 @@ import time
 from structlog.testing import capture_logs
 
 from shared.bus.local import LocalBus
-from shared.events import encode
+from shared.events import decode, encode
 from shared.settings import Settings
 from tests.services.notifier.support import (
     make_alert,
@@ -157,9 +157,11 @@ async def test_a_poison_record_does_not_stall_the_partition(bus, topics, receive
 
     assert delivery.ok
     assert notifier.stats.poison == 2
-    poison = [e for e in logs if e["event"] == "notifier.alert.poison"]
+    poison = [e for e in logs if e["event"] == "notifier.record.dead_lettered"]
     assert [(e["topic"], e["partition"], e["offset"]) for e in poison] == [(topics.alerts, 0, 0), (topics.alerts, 0, 1)]
     assert await bus.committed("notifier", (topics.alerts, 0)) == 3  # read past, not stuck before
+    letters = [decode(r.value) for r in await bus.read((topics.dead_letters, 0), 0, 10)]
+    assert [(d.service, d.offset) for d in letters] == [("notifier", 0), ("notifier", 1)]  # set aside, kept
 
 
 async def test_it_only_pages_channels_of_the_alerts_own_project(bus, topics, receiver, start_notifier):

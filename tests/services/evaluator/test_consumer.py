@@ -1,0 +1,97 @@
+"""The evaluator's adapter on the real embedded bus: outputs, poison records, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.evaluator.consumer import Evaluator
+from shared.bus.local import LocalBus
+from shared.events import Alert, DeadLetter, MonitorConfig, Ping, Tick, decode, encode
+from shared.settings import Settings
+from shared.topics import Topics
+
+TOPICS = Topics()
+SETTINGS = Settings(lateness_ms=0, checkpoint_interval_ms=0)
+
+
+async def open_bus(path):
+    bus = LocalBus(path)
+    await bus.start()
+    await bus.ensure_topics(TOPICS.specs(2))
+    return bus
+
+
+async def events_on(bus, topic, kind):
+    reader = bus.reader([(topic, p) for p in range(bus.partitions(topic))])
+    await reader.start()
+    records = await reader.poll(timeout_ms=50)
+    await reader.close()
+    return [e for e in (decode(r.value) for r in records) if isinstance(e, kind)]
+
+
+async def until(check, timeout_s=5.0):
+    for _ in range(int(timeout_s / 0.02)):
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met")
+
+
+async def setup_monitor(bus):
+    cfg = MonitorConfig(id="hb_a", project_id="p", name="a", token="t" * 32, interval_s=10, grace_s=0,
+                        created_ms=0, updated_ms=0)
+    await bus.publish(TOPICS.monitors, cfg.id, encode(cfg))
+    ping = Ping(id="1", monitor_id="hb_a", project_id="p", received_ms=1_000, kind="success")
+    await bus.publish(TOPICS.pings, "hb_a", encode(ping))
+
+
+async def tick(bus, at_ms):
+    for p in range(bus.partitions(TOPICS.pings)):
+        await bus.publish(TOPICS.pings, "", encode(Tick(at_ms=at_ms)), partition=p)
+
+
+async def test_a_poison_record_is_set_aside_and_the_partition_moves_on(tmp_path):
+    bus = await open_bus(tmp_path / "bus.sqlite3")
+    evaluator = Evaluator(SETTINGS, bus, TOPICS)
+    await evaluator.start()
+    await setup_monitor(bus)
+    await bus.publish(TOPICS.pings, "hb_a", b"\x00not an event")
+    await tick(bus, 12_000)
+    alerts = await until(lambda: events_on(bus, TOPICS.alerts, Alert))
+    assert [a.id for a in alerts] == ["hb_a:1:down"]
+    letters = await until(lambda: events_on(bus, TOPICS.dead_letters, DeadLetter))
+    assert letters[0].service == "evaluator" and letters[0].topic == TOPICS.pings
+    await evaluator.close()
+    await bus.close()
+
+
+async def test_after_a_restart_it_resumes_from_its_snapshot_without_repeating_alerts(tmp_path):
+    path = tmp_path / "bus.sqlite3"
+    bus = await open_bus(path)
+    evaluator = Evaluator(SETTINGS, bus, TOPICS)
+    await evaluator.start()
+    await setup_monitor(bus)
+    await tick(bus, 12_000)
+    await until(lambda: events_on(bus, TOPICS.alerts, Alert))
+    await evaluator.close()
+    await bus.close()
+
+    bus = await open_bus(path)
+    evaluator = Evaluator(SETTINGS, bus, TOPICS)
+    await evaluator.start()
+    assert evaluator.partitions  # restored
+    state = next(e.monitors["hb_a"] for e in evaluator.partitions.values() if "hb_a" in e.monitors)
+    assert state.status == "down" and state.incident == 1
+    await tick(bus, 40_000)
+    await bus.publish(TOPICS.pings, "hb_a", encode(Ping(id="2", monitor_id="hb_a", project_id="p",
+                                                       received_ms=41_000, kind="success")))
+    alerts = await until(lambda: _when_two(bus))
+    assert [a.id for a in alerts] == ["hb_a:1:down", "hb_a:1:up"]
+    await evaluator.close()
+    await bus.close()
+
+
+async def _when_two(bus):
+    alerts = await events_on(bus, TOPICS.alerts, Alert)
+    return alerts if len(alerts) >= 2 else None
