@@ -84,6 +84,7 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
         return part
 
     app = web.Application(client_max_size=settings.max_api_body_bytes)
+    app.router.add_get("/healthz", healthz)
 
     if "ingest" in services:
         from services.ingest.app import add_ingest_routes, attach
@@ -134,6 +135,10 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
     if settings.embedded:
         stack.push_async_callback(cancel_and_wait, asyncio.create_task(_housekeeping(bus)))
     return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
 
 
 async def _housekeeping(bus: Bus) -> None:

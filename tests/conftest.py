@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.kafka_broker import docker_answers, start_local_broker, unavailable
+from tests.real_services import docker_answers, start_local_broker, unavailable
 
 
 @pytest.fixture(scope="session")

@@ -367,13 +367,8 @@ async def delete_channel(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
-
-
 def add_query_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/healthz", healthz)
     r.add_post("/api/v1/projects", create_project)
     r.add_get("/api/v1/projects/me", current_project)
     r.add_post("/api/v1/heartbeats", create_heartbeat)

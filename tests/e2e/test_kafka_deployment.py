@@ -18,7 +18,7 @@ import pytest
 
 from shared.bus import partition_for
 from tests.e2e.conftest import API_KEY, eventually, free_port
-from tests.kafka_broker import start_local_broker
+from tests.real_services import start_local_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -1,4 +1,5 @@
-"""One chDB engine for the whole test session (chDB allows one per process).
+"""One ClickHouse for the whole test session: a server from testcontainers when a Docker
+daemon answers, otherwise chDB in-process (chDB allows one engine per process).
 
 Tests share its tables and stay apart by using fresh project and monitor ids.
 ``tests/shared/test_clickhouse.py`` opens the same path, so it shares this engine too.
@@ -13,18 +14,28 @@ import pytest_asyncio
 from services.query.store import HistoryStore
 from shared.clickhouse import ClickHouse, open_client
 from shared.settings import Settings
+from tests.real_services import docker_answers
 
 RETENTION_DAYS = 400
 
 
 @pytest.fixture(scope="session")
-def chdb_settings(tmp_path_factory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.getbasetemp(), history_retention_days=RETENTION_DAYS)
+def clickhouse_settings(tmp_path_factory):
+    base = Settings(data_dir=tmp_path_factory.getbasetemp(), history_retention_days=RETENTION_DAYS)
+    if not docker_answers():
+        yield base
+        return
+    from testcontainers.clickhouse import ClickHouseContainer
+
+    with ClickHouseContainer() as server:
+        url = f"http://{server.username}:{server.password}@{server.get_container_host_ip()}:" \
+              f"{server.get_exposed_port(8123)}/{server.dbname}"
+        yield base.replace(clickhouse_url=url)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def ch(chdb_settings) -> ClickHouse:
-    client = open_client(chdb_settings)
+async def ch(clickhouse_settings) -> ClickHouse:
+    client = open_client(clickhouse_settings)
     yield client
     await client.close()
 

@@ -1,4 +1,6 @@
-"""Finding a real Kafka broker for the tests, in this order:
+"""Real services for the tests: Docker (testcontainers) when a daemon answers, else local ones.
+
+Finding a real Kafka broker for the tests, in this order:
 
 1. ``PINGURA_KAFKA_BOOTSTRAP``: a broker someone already runs;
 2. testcontainers' Kafka, when a Docker daemon answers;
