@@ -6,7 +6,9 @@ a commit is in flight wait for the next one and go in together (group commit), s
 fsync covers hundreds of pings, as a Kafka producer batch does.
 
 Offsets are assigned in the event loop (the only writer), so a partition's order is
-the order of ``publish`` calls. Reads go through a second connection on its own thread.
+the order of ``publish`` calls. Consumers near the head (the usual case) are served from
+an in-memory tail of each partition; older reads go through a second connection on its
+own thread.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class LocalBus(Bus):
-    def __init__(self, path: Path, default_partitions: int = 1, max_pending: int = 50_000):
+    def __init__(self, path: Path, default_partitions: int = 1, max_pending: int = 50_000, tail_records: int = 20_000):
         self._path = path
         self._default_partitions = default_partitions
         self._max_pending = max_pending
@@ -71,6 +73,8 @@ class LocalBus(Bus):
         self._next_offset: dict[TopicPartition, int] = {}
         # What readers may see: only records already committed to disk.
         self._durable_end: dict[TopicPartition, int] = {}
+        self._tail_records = tail_records
+        self._tails: dict[TopicPartition, list[Record]] = {}
         self._pending: list[tuple[tuple, asyncio.Future]] = []
         self._flushing: asyncio.Task | None = None
         self._appended = asyncio.Condition()
@@ -164,8 +168,13 @@ class LocalBus(Bus):
                         if not fut.done():
                             fut.set_exception(BusUnavailable(f"could not write to the local log: {exc}"))
                     continue
-                for topic, partition, offset, *_ in rows:
-                    self._durable_end[(topic, partition)] = offset + 1
+                for topic, partition, offset, key, value, ts in rows:
+                    tp = (topic, partition)
+                    self._durable_end[tp] = offset + 1
+                    tail = self._tails.setdefault(tp, [])
+                    tail.append(Record(topic, partition, offset, key, value, ts))
+                    if len(tail) > 2 * self._tail_records:
+                        del tail[: self._tail_records]  # amortized: a list indexes in O(1)
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_result(None)
@@ -195,6 +204,11 @@ class LocalBus(Bus):
 
     # consuming ---------------------------------------------------------------
     async def read(self, tp: TopicPartition, start: int, limit: int) -> list[Record]:
+        tail = self._tails.get(tp)
+        if tail and tail[0].offset <= start:
+            # Offsets in a tail are contiguous (appended in order, one flush at a time).
+            first = start - tail[0].offset
+            return tail[first : first + limit]
         topic, partition = tp
         rows = await self._read(
             lambda c: c.execute(
@@ -247,6 +261,7 @@ class LocalBus(Bus):
         """Drop superseded records of compacted topics and expired ones of the others."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         removed = 0
+        self._tails.clear()  # they may hold records compaction or retention just removed
         for spec in list(self._topics.values()):
             if spec.compacted:
                 removed += await self._write(lambda c, s=spec: _compact_topic(c, s.name))
