@@ -189,7 +189,10 @@ class MonitorSnapshot(Event, tag="snapshot", kw_only=True):
     monitor_id: str
     partition: int
     offset: int
-    state: dict
+    clock_ms: int = 0
+    """The partition's event-time clock when the snapshot was taken."""
+    state: msgspec.Raw
+    """The evaluator's own encoding of the monitor's state (internal; may change between versions)."""
 
 
 class Delivery(Event, tag="delivery", kw_only=True):

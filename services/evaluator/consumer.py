@@ -135,34 +135,35 @@ class Evaluator:
     async def _process(self, records) -> None:
         outputs: list[Output] = []
         await self._catch_up_configs(outputs, until_end=False)
+        partitions, last_offset = self.partitions, self._last_offset
         for record in records:
-            evaluator = self.partitions.get(record.partition)
+            evaluator = partitions.get(record.partition)
             if evaluator is None:
+                continue  # no longer ours
+            try:
+                event = decode(record.value)
+            except Exception as exc:
+                self.dead_letters.set_aside(record, str(exc))
+                last_offset[record.partition] = record.offset
                 continue
-            await self._apply(evaluator, record, outputs)
-            self._last_offset[record.partition] = record.offset
+            if isinstance(event, Tick):
+                outputs += evaluator.advance(event.at_ms)
+            elif isinstance(event, Ping):
+                if event.monitor_id not in evaluator.monitors:
+                    await self._config_for(event, record, outputs)
+                outputs += evaluator.apply_ping(event, record.offset)
+            last_offset[record.partition] = record.offset
         await self._publish(outputs)
         if time.monotonic() - self._last_checkpoint >= self._settings.checkpoint_interval_ms / 1000:
             await self._checkpoint()
 
-    async def _apply(self, evaluator: PartitionEvaluator, record, outputs: list[Output]) -> None:
-        try:
-            event = decode(record.value)
-        except Exception as exc:
-            self.dead_letters.set_aside(record, str(exc))
-            return
-        if isinstance(event, Tick):
-            outputs.extend(evaluator.advance(event.at_ms))
-        elif isinstance(event, Ping):
-            if event.monitor_id not in evaluator.monitors:
-                # Config and pings travel on different topics: make sure we have read
-                # every config written before this ping was accepted.
-                await self._catch_up_configs(outputs, until_end=True)
-                if event.monitor_id not in evaluator.monitors:
-                    self.unknown_monitor_count += 1
-                    log.info("evaluator.ping.unknown_monitor", monitor_id=event.monitor_id, partition=record.partition)
-                    return
-            outputs.extend(evaluator.apply_ping(event, record.offset))
+    async def _config_for(self, ping: Ping, record, outputs: list[Output]) -> None:
+        """Config and pings travel on different topics: before calling a monitor unknown,
+        read every config written before this ping was accepted."""
+        await self._catch_up_configs(outputs, until_end=True)
+        if ping.monitor_id not in self.partitions[record.partition].monitors:
+            self.unknown_monitor_count += 1
+            log.info("evaluator.ping.unknown_monitor", monitor_id=ping.monitor_id, partition=record.partition)
 
     async def _publish(self, outputs: list[Output]) -> None:
         if not outputs:

@@ -32,8 +32,12 @@ Output = StatusChanged | Missed | Alert
 _NEVER = sys.maxsize
 
 
-class MonitorState(msgspec.Struct, array_like=True):
-    """What the evaluator knows of one monitor. Serialized as a snapshot."""
+class MonitorState(msgspec.Struct, array_like=True, gc=False):
+    """What the evaluator knows of one monitor. Serialized as a snapshot.
+
+    Kept small (a million of these per process is the target): no GC header, shared
+    tuples for channels and tags, shared ints for configured periods.
+    """
 
     monitor_id: str
     project_id: str
@@ -41,8 +45,8 @@ class MonitorState(msgspec.Struct, array_like=True):
     interval_ms: int
     grace_ms: int
     max_problems: int
-    channels: list[str]
-    tags: list[str]
+    channels: tuple[str, ...]
+    tags: tuple[str, ...]
     revision: int
     status: str = "new"
     last_ping_ms: int | None = None
@@ -53,8 +57,8 @@ class MonitorState(msgspec.Struct, array_like=True):
     last_problem: str = ""
     applied_offset: int = -1
     """Offset of the last ``pings`` record already folded in (replay guard)."""
-    due_ms: int = _NEVER
-    """When the evaluator must look at this monitor next (heap key)."""
+    queued_slot: int | None = None
+    """The timer-wheel second this monitor is queued in (its earliest), if any."""
 
 
 def _iso(ms: int) -> str:
@@ -69,7 +73,13 @@ class PartitionEvaluator:
         self.clock_ms = 0
         self.dirty: set[str] = set()
         """Monitors changed since the adapter last took a snapshot."""
-        self._heap: list[tuple[int, str]] = []
+        # A timer wheel of one-second slots: slot -> monitor ids, plus a heap of the slots
+        # in use. A tick looks only at the slots that came due; a monitor costs one list
+        # entry, and pings that only move its deadline later queue nothing new.
+        self._wheel: dict[int, list[str]] = {}
+        self._slots: list[int] = []
+        self._slot_keys: dict[int, int] = {}
+        self._shared: dict = {}
 
     # configuration ---------------------------------------------------------
     def apply_config(self, cfg: MonitorConfig) -> list[Output]:
@@ -84,19 +94,20 @@ class PartitionEvaluator:
                 monitor_id=cfg.id,
                 project_id=sys.intern(cfg.project_id),
                 name=cfg.name,
-                interval_ms=cfg.interval_s * 1000,
-                grace_ms=cfg.grace_s * 1000,
+                interval_ms=self._share(cfg.interval_s * 1000),
+                grace_ms=self._share(cfg.grace_s * 1000),
                 max_problems=cfg.max_consecutive_misses,
-                channels=cfg.channels,
-                tags=cfg.tags,
+                channels=self._share(tuple(cfg.channels)),
+                tags=self._share(tuple(cfg.tags)),
                 revision=cfg.revision,
             )
             self.monitors[cfg.id] = state
             return self._set_status(state, "paused", cfg.updated_ms, "created paused") if cfg.paused else []
 
         was_paused = state.status == "paused"
-        state.name, state.channels, state.tags, state.revision = cfg.name, cfg.channels, cfg.tags, cfg.revision
-        state.interval_ms, state.grace_ms = cfg.interval_s * 1000, cfg.grace_s * 1000
+        state.name, state.revision = cfg.name, cfg.revision
+        state.channels, state.tags = self._share(tuple(cfg.channels)), self._share(tuple(cfg.tags))
+        state.interval_ms, state.grace_ms = self._share(cfg.interval_s * 1000), self._share(cfg.grace_s * 1000)
         state.max_problems = cfg.max_consecutive_misses
         outputs: list[Output] = []
         if cfg.paused and not was_paused:
@@ -154,19 +165,27 @@ class PartitionEvaluator:
     def advance(self, clock_ms: int) -> list[Output]:
         """Move the event-time clock; returns the misses and alerts now due.
 
-        Costs work only for monitors that are due (heap), not for all monitors.
+        Costs work only for the wheel slots that came due, not for all monitors.
         """
         if clock_ms > self.clock_ms:
             self.clock_ms = clock_ms
         outputs: list[Output] = []
-        heap = self._heap
-        while heap and heap[0][0] <= self.clock_ms:
-            due, monitor_id = heapq.heappop(heap)
-            state = self.monitors.get(monitor_id)
-            if state is None or state.due_ms != due:
-                continue  # stale entry: the monitor was rescheduled or deleted
-            state.due_ms = _NEVER
-            outputs += self._check(state)
+        not_yet: list[MonitorState] = []
+        slots, now_slot = self._slots, self.clock_ms // 1000
+        while slots and slots[0] <= now_slot:
+            slot = heapq.heappop(slots)
+            self._slot_keys.pop(slot, None)
+            for monitor_id in self._wheel.pop(slot):
+                state = self.monitors.get(monitor_id)
+                if state is None or state.queued_slot != slot:
+                    continue  # deleted, or queued again in an earlier slot meanwhile
+                state.queued_slot = None
+                if self._due(state) > self.clock_ms:
+                    not_yet.append(state)  # due later in this second, or moved later
+                    continue
+                outputs += self._check(state)
+                self._schedule(state)
+        for state in not_yet:
             self._schedule(state)
         return outputs
 
@@ -240,22 +259,38 @@ class PartitionEvaluator:
             last_ping_ms=state.last_ping_ms,
         )
 
+    def _due(self, state: MonitorState) -> int:
+        """When this monitor needs looking at next."""
+        if state.deadline_ms is None or state.status in ("paused", "new"):
+            return _NEVER
+        if state.status == "up":
+            return state.deadline_ms - state.grace_ms  # the moment it turns late
+        return state.deadline_ms + self.lateness_ms
+
     def _schedule(self, state: MonitorState) -> None:
         self.dirty.add(state.monitor_id)
-        if state.deadline_ms is None or state.status in ("paused", "new"):
-            due = _NEVER
-        elif state.status == "up":
-            due = state.deadline_ms - state.grace_ms  # the moment it turns late
-        else:
-            due = state.deadline_ms + self.lateness_ms
-        if due != state.due_ms:
-            state.due_ms = due
-            if due != _NEVER:
-                heapq.heappush(self._heap, (due, state.monitor_id))
+        due = self._due(state)
+        if due == _NEVER:
+            return
+        slot = due // 1000
+        if state.queued_slot is not None and state.queued_slot <= slot:
+            return  # an entry at least as early is queued; it re-queues when it comes due
+        bucket = self._wheel.get(slot)
+        if bucket is None:
+            bucket = self._wheel[slot] = []
+            heapq.heappush(self._slots, slot)
+            self._slot_keys[slot] = slot
+        bucket.append(state.monitor_id)
+        state.queued_slot = self._slot_keys[slot]  # one int object per slot, not per monitor
+
+    def _share(self, value):
+        """One object for equal values (periods, channel tuples) across monitors."""
+        return self._shared.setdefault(value, value)
 
     # snapshots -------------------------------------------------------------
     def restore(self, state: MonitorState) -> None:
-        state.due_ms = _NEVER
+        state.queued_slot = None
+        state.channels, state.tags = self._share(tuple(state.channels)), self._share(tuple(state.tags))
         state.project_id = sys.intern(state.project_id)
         self.monitors[state.monitor_id] = state
         self._schedule(state)
@@ -271,4 +306,5 @@ class PartitionEvaluator:
             self.dirty.discard(state.monitor_id)
 
     def due_count(self) -> int:
-        return sum(1 for due, _ in self._heap if due <= self.clock_ms)
+        """Monitors queued in slots that have come due (what the next tick would look at)."""
+        return sum(len(self._wheel[s]) for s in self._slots if s <= self.clock_ms // 1000)

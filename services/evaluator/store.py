@@ -18,6 +18,8 @@ from shared.events import MonitorConfig, MonitorSnapshot, encode
 from shared.topics import Topics
 
 log = structlog.get_logger()
+_state_encoder = msgspec.json.Encoder()
+_state_decoder = msgspec.json.Decoder(MonitorState)
 
 
 class StateStore:
@@ -35,13 +37,13 @@ class StateStore:
             if snapshot is None or evaluator is None:
                 return
             try:
-                state = msgspec.convert(snapshot.state["s"], MonitorState)
-            except (msgspec.ValidationError, KeyError) as exc:  # config rebuilds it; don't stop
+                state = _state_decoder.decode(snapshot.state)
+            except msgspec.DecodeError as exc:  # config rebuilds it; don't stop
                 log.warning("evaluator.snapshot.unreadable", partition=record.partition, offset=record.offset, error=str(exc))
                 return
             state.applied_offset = snapshot.offset
             evaluator.restore(state)
-            evaluator.clock_ms = max(evaluator.clock_ms, snapshot.state.get("clock_ms", 0))
+            evaluator.clock_ms = max(evaluator.clock_ms, snapshot.clock_ms)
 
         if not evaluators:
             return 0
@@ -62,7 +64,8 @@ class StateStore:
                 monitor_id=state.monitor_id,
                 partition=evaluator.partition,
                 offset=offset,
-                state={"s": msgspec.to_builtins(state), "clock_ms": evaluator.clock_ms},
+                clock_ms=evaluator.clock_ms,
+                state=msgspec.Raw(_state_encoder.encode(state)),
             )
             items.append((state.monitor_id, encode(snapshot)))
         await self._bus.publish_many(self._topics.evaluator_state, items)

@@ -75,7 +75,8 @@ class LocalBus(Bus):
         self._durable_end: dict[TopicPartition, int] = {}
         self._tail_records = tail_records
         self._tails: dict[TopicPartition, list[Record]] = {}
-        self._pending: list[tuple[tuple, asyncio.Future]] = []
+        self._pending: list[tuple[list[list], asyncio.Future]] = []
+        self._pending_rows = 0
         self._flushing: asyncio.Task | None = None
         self._appended = asyncio.Condition()
         self._closed = False
@@ -138,27 +139,49 @@ class LocalBus(Bus):
 
     # producing ---------------------------------------------------------------
     async def publish(self, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
+        """One record; with a full backlog this refuses at once (ingest answers 503)."""
+        if self._pending_rows >= self._max_pending:
+            raise BusUnavailable("too many records waiting for the disk")
+        rows = self._number(topic, [(key, value)], partition)
+        await self._enqueue(rows)
+        return rows[0][2]
+
+    async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
+        """Many records with one future; with a full backlog this waits for room instead
+        (internal producers such as the evaluator must not drop outputs)."""
+        if not items:
+            return
+        while self._pending_rows >= self._max_pending and self._flushing is not None:
+            await asyncio.shield(self._flushing)
+        await self._enqueue(self._number(topic, items, None))
+
+    def _number(self, topic: str, items: list[tuple[str, bytes]], partition: int | None) -> list[list]:
         if self._closed:
             raise BusUnavailable("bus is closed")
-        if len(self._pending) >= self._max_pending:
-            raise BusUnavailable("too many records waiting for the disk")
-        if partition is None:
-            partition = partition_for(key, self.partitions(topic))
-        tp = (topic, partition)
-        offset = self._next_offset.get(tp, 0)
-        self._next_offset[tp] = offset + 1
+        count = self.partitions(topic)
+        now = int(time.time() * 1000)
+        rows = []
+        for key, value in items:
+            p = partition_for(key, count) if partition is None else partition
+            offset = self._next_offset.get((topic, p), 0)
+            self._next_offset[(topic, p)] = offset + 1
+            rows.append([topic, p, offset, key, value, now])
+        return rows
+
+    async def _enqueue(self, rows: list[list]) -> None:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append(((topic, partition, offset, key, value, int(time.time() * 1000)), future))
+        self._pending.append((rows, future))
+        self._pending_rows += len(rows)
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush_loop())
         await future
-        return offset
 
     async def _flush_loop(self) -> None:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                rows = [row for row, _ in batch]
+                rows = [row for entry_rows, _ in batch for row in entry_rows]
+                self._pending_rows -= len(rows)
                 try:
                     await self._write(lambda c: _insert(c, rows))
                 except Exception as exc:  # disk full, I/O error: nothing in this batch is durable
@@ -188,12 +211,12 @@ class LocalBus(Bus):
             lambda c: c.execute("SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition").fetchall()
         )
         self._next_offset = {(t, p): last + 1 for t, p, last in ends}
-        # Records still pending were numbered after the failed ones; renumber them.
-        for i, (row, fut) in enumerate(self._pending):
-            tp = (row[0], row[1])
-            offset = self._next_offset.get(tp, 0)
-            self._next_offset[tp] = offset + 1
-            self._pending[i] = ((row[0], row[1], offset, *row[3:]), fut)
+        # Records still pending were numbered after the failed ones; renumber them in place.
+        for entry_rows, _ in self._pending:
+            for row in entry_rows:
+                tp = (row[0], row[1])
+                row[2] = self._next_offset.get(tp, 0)
+                self._next_offset[tp] = row[2] + 1
 
     async def wait_for_append(self, timeout_s: float) -> None:
         async with self._appended:

@@ -39,7 +39,7 @@ async def test_the_evaluator_benchmark_runs_and_reports_every_row(tmp_path, kafk
 
     values = {row[0]: row[1] for row in scale.rows}
     assert all(_positive(v) for v in values.values()), values
-    assert values["heap entries per monitor after one ping"] == 1.0
+    assert values["timer-wheel entries per monitor after one ping"] == 1.0
     assert {row[4] for row in scale.rows if row[3]} <= {"met", "missed"}
     parts = {row[0]: row[1] for row in memory.rows}
     assert _positive(parts["sum of the parts"]) and _positive(parts["RSS delta per monitor"])
