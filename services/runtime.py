@@ -95,7 +95,7 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
         add_ingest_routes(app)
 
     if "query" in services:
-        from services.query.app import API, ApiContext, add_query_routes, errors_and_auth
+        from services.query.app import ApiContext, api_app
         from services.query.consumer import HistoryWriter
         from services.query.store import HistoryStore
         from shared.clickhouse import open_client
@@ -115,9 +115,7 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
             channels=await started(ConfigView(bus, topics.channels, ChannelConfig, _revision)),
             projects=projects,
         )
-        app[API] = ctx
-        app.middlewares.append(errors_and_auth)
-        add_query_routes(app)
+        app.add_subapp("/api/v1", api_app(ctx))
         await started(HistoryWriter(settings, bus, topics, store))
 
     if "evaluator" in services:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import secrets
 import time
 
@@ -42,9 +43,19 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_ping_id(received_ms: int) -> str:
-    """Time-ordered and unique: 12 hex digits of milliseconds, then 64 random bits."""
-    return f"{received_ms:012x}{secrets.token_hex(8)}"
+class PingIds:
+    """Time-ordered unique ping ids without a syscall per ping: 12 hex digits of
+    milliseconds, 64 random bits drawn once per process, and a counter."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()
+
+    def __call__(self, received_ms: int) -> str:
+        return f"{received_ms:012x}{self._prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
+
+
+new_ping_id = PingIds()
 
 
 def now_ms() -> int:

@@ -29,7 +29,8 @@ _HEADERS = {"Cache-Control": "no-store"}
 
 
 def _text(status: int, body: str, **headers) -> web.Response:
-    return web.Response(status=status, text=body + "\n", headers={**_HEADERS, **headers})
+    return web.Response(status=status, body=(body + "\n").encode(), content_type="text/plain",
+                        headers={**_HEADERS, **headers})
 
 
 async def handle_ping(request: web.Request) -> web.Response:
@@ -44,7 +45,8 @@ async def handle_ping(request: web.Request) -> web.Response:
         body = await request.content.read(settings.max_body_bytes + 1) if content_type else b""
         if len(body) > settings.max_body_bytes:
             raise PingRejected(413, f"body is larger than {settings.max_body_bytes} bytes")
-        fields = parse_metadata(request.query, body, content_type if body else "")
+        query = request.query if request.query_string else {}
+        fields = parse_metadata(query, body, content_type if body else "") if query or body else {}
     except PingRejected as exc:
         log.info("ingest.ping.rejected", status=exc.status, reason=exc.reason)
         return _text(exc.status, exc.reason)

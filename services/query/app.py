@@ -62,8 +62,6 @@ def _error(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def errors_and_auth(request: web.Request, handler):
-    if not request.path.startswith("/api/v1/"):
-        return await handler(request)
     auth = request.headers.get("Authorization", "")
     key = auth[7:].strip() if auth.lower().startswith("bearer ") else request.headers.get("X-Api-Key", "")
     project = request.app[API].project_for_key(key) if key else None
@@ -367,23 +365,28 @@ async def delete_channel(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def add_query_routes(app: web.Application) -> None:
+def api_app(ctx: ApiContext) -> web.Application:
+    """The API as a sub-application mounted at ``/api/v1``: its middleware (auth, errors)
+    never runs on the ping path."""
+    app = web.Application(client_max_size=ctx.settings.max_api_body_bytes, middlewares=[errors_and_auth])
+    app[API] = ctx
     r = app.router
-    r.add_post("/api/v1/projects", create_project)
-    r.add_get("/api/v1/projects/me", current_project)
-    r.add_post("/api/v1/heartbeats", create_heartbeat)
-    r.add_get("/api/v1/heartbeats", list_heartbeats)
-    r.add_get("/api/v1/heartbeats/{id}", get_heartbeat)
-    r.add_patch("/api/v1/heartbeats/{id}", patch_heartbeat)
-    r.add_delete("/api/v1/heartbeats/{id}", delete_heartbeat)
-    r.add_post("/api/v1/heartbeats/{id}/pause", pause_heartbeat)
-    r.add_post("/api/v1/heartbeats/{id}/resume", resume_heartbeat)
-    r.add_post("/api/v1/heartbeats/{id}/rotate-token", rotate_token)
-    r.add_get("/api/v1/heartbeats/{id}/checkins", list_checkins)
-    r.add_get("/api/v1/heartbeats/{id}/uptime", get_uptime)
-    r.add_get("/api/v1/heartbeats/{id}/timings", get_timings)
-    r.add_get("/api/v1/heartbeats/{id}/export", export_checkins)
-    r.add_post("/api/v1/channels", create_channel)
-    r.add_get("/api/v1/channels", list_channels)
-    r.add_get("/api/v1/channels/{id}", get_channel)
-    r.add_delete("/api/v1/channels/{id}", delete_channel)
+    r.add_post("/projects", create_project)
+    r.add_get("/projects/me", current_project)
+    r.add_post("/heartbeats", create_heartbeat)
+    r.add_get("/heartbeats", list_heartbeats)
+    r.add_get("/heartbeats/{id}", get_heartbeat)
+    r.add_patch("/heartbeats/{id}", patch_heartbeat)
+    r.add_delete("/heartbeats/{id}", delete_heartbeat)
+    r.add_post("/heartbeats/{id}/pause", pause_heartbeat)
+    r.add_post("/heartbeats/{id}/resume", resume_heartbeat)
+    r.add_post("/heartbeats/{id}/rotate-token", rotate_token)
+    r.add_get("/heartbeats/{id}/checkins", list_checkins)
+    r.add_get("/heartbeats/{id}/uptime", get_uptime)
+    r.add_get("/heartbeats/{id}/timings", get_timings)
+    r.add_get("/heartbeats/{id}/export", export_checkins)
+    r.add_post("/channels", create_channel)
+    r.add_get("/channels", list_channels)
+    r.add_get("/channels/{id}", get_channel)
+    r.add_delete("/channels/{id}", delete_channel)
+    return app

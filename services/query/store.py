@@ -113,19 +113,24 @@ def _row(values: tuple) -> dict[str, Any]:
     return {"id": row["id"], "received_at": iso_utc(row["received_at_ms"]), **row}
 
 
+# Rows go to ClickHouse as JSONEachRow arrays built by msgspec (see ClickHouse.insert_raw);
+# times as seconds with a millisecond fraction, which DateTime64(3) reads exactly.
+_json_rows = msgspec.json.Encoder()
+
+
 def _checkin_row(event: Ping | Missed) -> list[Any]:
     if isinstance(event, Missed):
-        return [event.id, event.project_id, event.monitor_id, ms_to_datetime(event.deadline_ms), "missed",
+        return [event.id, event.project_id, event.monitor_id, event.deadline_ms / 1000, "missed",
                 None, None, None, None, None, "", "", ""]  # fmt: skip
     return [
-        event.id, event.project_id, event.monitor_id, ms_to_datetime(event.received_ms), event.kind,
+        event.id, event.project_id, event.monitor_id, event.received_ms / 1000, event.kind,
         event.exit_code, event.status, event.message, event.duration_s, event.duration_raw,
         event.source_ip, event.user_agent, event.method,
     ]  # fmt: skip
 
 
 def _status_row(event: StatusChanged) -> list[Any]:
-    return [event.id, event.project_id, event.monitor_id, ms_to_datetime(event.at_ms), event.status,
+    return [event.id, event.project_id, event.monitor_id, event.at_ms / 1000, event.status,
             event.previous, event.reason]  # fmt: skip
 
 
@@ -164,8 +169,10 @@ class HistoryStore:
             ("status_changes", changes, STATUS_COLUMNS),
         ):
             if rows:
-                await self._ch.insert(
-                    table, rows, columns, settings={"insert_deduplication_token": f"{dedup_token}:{table}"}
+                payload = b"\n".join(map(_json_rows.encode, rows))
+                await self._ch.insert_raw(
+                    table, columns, payload, "JSONCompactEachRow",
+                    settings={"insert_deduplication_token": f"{dedup_token}:{table}"},
                 )
 
     async def history(

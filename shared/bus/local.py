@@ -22,6 +22,7 @@ from pathlib import Path
 
 import structlog
 
+from shared.bus.local_writer import LogWriter, in_transaction
 from shared.bus.base import (
     Bus,
     BusUnavailable,
@@ -65,9 +66,8 @@ class LocalBus(Bus):
         self._path = path
         self._default_partitions = default_partitions
         self._max_pending = max_pending
-        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="bus-writer")
+        self._writer = LogWriter(lambda: _connect(path), self._on_appended)
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="bus-reader")
-        self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._topics: dict[str, TopicSpec] = {}
         self._next_offset: dict[TopicPartition, int] = {}
@@ -75,17 +75,18 @@ class LocalBus(Bus):
         self._durable_end: dict[TopicPartition, int] = {}
         self._tail_records = tail_records
         self._tails: dict[TopicPartition, list[Record]] = {}
-        self._pending: list[tuple[list[list], asyncio.Future]] = []
         self._pending_rows = 0
-        self._flushing: asyncio.Task | None = None
-        self._appended = asyncio.Condition()
+        self._room = asyncio.Event()
+        # Consumers wait on an event each, registered by topic: a flush wakes only those
+        # reading the topics it appended to.
+        self._waiters: dict[str, set[asyncio.Event]] = {}
         self._closed = False
 
     # lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
-        self._writer = await loop.run_in_executor(self._writer_thread, _connect, self._path)
+        await self._writer.start()
         self._reader = await loop.run_in_executor(self._reader_thread, _connect, self._path)
         await self._write(lambda c: c.executescript(_SCHEMA))
         rows = await self._read(lambda c: c.execute("SELECT name, partitions, compacted, retention_ms FROM topics").fetchall())
@@ -100,18 +101,14 @@ class LocalBus(Bus):
 
     async def close(self) -> None:
         self._closed = True
-        if self._flushing is not None:
-            await asyncio.shield(self._flushing)
+        await self._writer.stop()  # writes everything queued first
         loop = asyncio.get_running_loop()
-        if self._writer is not None:
-            await loop.run_in_executor(self._writer_thread, self._writer.close)
         if self._reader is not None:
             await loop.run_in_executor(self._reader_thread, self._reader.close)
-        self._writer_thread.shutdown(wait=True)
         self._reader_thread.shutdown(wait=True)
 
     async def _write(self, fn):
-        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, self._writer)
+        return await self._writer.call(fn)
 
     async def _read(self, fn):
         return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn, self._reader)
@@ -151,8 +148,9 @@ class LocalBus(Bus):
         (internal producers such as the evaluator must not drop outputs)."""
         if not items:
             return
-        while self._pending_rows >= self._max_pending and self._flushing is not None:
-            await asyncio.shield(self._flushing)
+        while self._pending_rows >= self._max_pending:
+            self._room.clear()
+            await self._room.wait()
         await self._enqueue(self._number(topic, items, None))
 
     def _number(self, topic: str, items: list[tuple[str, bytes]], partition: int | None) -> list[list]:
@@ -170,60 +168,49 @@ class LocalBus(Bus):
 
     async def _enqueue(self, rows: list[list]) -> None:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
         self._pending_rows += len(rows)
-        if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush_loop())
+        self._writer.append(rows, future)
         await future
 
-    async def _flush_loop(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                rows = [row for entry_rows, _ in batch for row in entry_rows]
-                self._pending_rows -= len(rows)
-                try:
-                    await self._write(lambda c: _insert(c, rows))
-                except Exception as exc:  # disk full, I/O error: nothing in this batch is durable
-                    log.error("bus.local.append_failed", error=str(exc), records=len(rows))
-                    await self._reload_offsets()
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(BusUnavailable(f"could not write to the local log: {exc}"))
-                    continue
-                for topic, partition, offset, key, value, ts in rows:
-                    tp = (topic, partition)
-                    self._durable_end[tp] = offset + 1
-                    tail = self._tails.setdefault(tp, [])
-                    tail.append(Record(topic, partition, offset, key, value, ts))
-                    if len(tail) > 2 * self._tail_records:
-                        del tail[: self._tail_records]  # amortized: a list indexes in O(1)
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
-                async with self._appended:
-                    self._appended.notify_all()
-        finally:
-            self._flushing = None
+    def _on_appended(self, batches: list[tuple[list[list], asyncio.Future]], error: BaseException | None) -> None:
+        """On the loop, once the writer committed (or failed) these batches, in order."""
+        appended: set[str] = set()
+        for rows, future in batches:
+            self._pending_rows -= len(rows)
+            if error is not None:
+                # The offsets of lost rows are not reused: readers see a gap, as Kafka allows.
+                for topic, partition, *_ in rows:
+                    self._tails.pop((topic, partition), None)  # a tail must stay contiguous
+                if not future.done():
+                    future.set_exception(BusUnavailable(f"could not write to the local log: {error}"))
+                continue
+            for topic, partition, offset, key, value, ts in rows:
+                tp = (topic, partition)
+                self._durable_end[tp] = offset + 1
+                tail = self._tails.setdefault(tp, [])
+                if tail and tail[-1].offset != offset - 1:
+                    tail.clear()  # after a gap
+                tail.append(Record(topic, partition, offset, key, value, ts))
+                if len(tail) > 2 * self._tail_records:
+                    del tail[: self._tail_records]  # amortized: a list indexes in O(1)
+                appended.add(topic)
+            if not future.done():
+                future.set_result(None)
+        if error is not None:
+            log.error("bus.local.append_failed", error=str(error), batches=len(batches))
+        for topic in appended:
+            for event in self._waiters.get(topic, ()):
+                event.set()
+        if self._pending_rows < self._max_pending:
+            self._room.set()
 
-    async def _reload_offsets(self) -> None:
-        ends = await self._read(
-            lambda c: c.execute("SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition").fetchall()
-        )
-        self._next_offset = {(t, p): last + 1 for t, p, last in ends}
-        # Records still pending were numbered after the failed ones; renumber them in place.
-        for entry_rows, _ in self._pending:
-            for row in entry_rows:
-                tp = (row[0], row[1])
-                row[2] = self._next_offset.get(tp, 0)
-                self._next_offset[tp] = row[2] + 1
+    def watch(self, topics: Iterable[str], event: asyncio.Event) -> None:
+        for topic in topics:
+            self._waiters.setdefault(topic, set()).add(event)
 
-    async def wait_for_append(self, timeout_s: float) -> None:
-        async with self._appended:
-            try:
-                await asyncio.wait_for(self._appended.wait(), timeout_s)
-            except TimeoutError:
-                pass
+    def unwatch(self, event: asyncio.Event) -> None:
+        for events in self._waiters.values():
+            events.discard(event)
 
     # consuming ---------------------------------------------------------------
     async def read(self, tp: TopicPartition, start: int, limit: int) -> list[Record]:
@@ -262,7 +249,7 @@ class LocalBus(Bus):
     async def commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
         rows = [(group, t, p, o) for (t, p), o in offsets.items()]
         await self._write(
-            lambda c: _in_transaction(
+            lambda c: in_transaction(
                 c, lambda: c.executemany("INSERT OR REPLACE INTO group_offsets VALUES (?, ?, ?, ?)", rows)
             )
         )
@@ -296,21 +283,6 @@ class LocalBus(Bus):
         return removed
 
 
-def _in_transaction(conn: sqlite3.Connection, fn):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = fn()
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
-
-
-def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
-    _in_transaction(conn, lambda: conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows))
-
-
 def _compact_topic(conn: sqlite3.Connection, topic: str) -> int:
     rows = conn.execute("SELECT partition, offset, key FROM records WHERE topic=? ORDER BY offset", (topic,)).fetchall()
     newest: dict[tuple[int, str], int] = {}
@@ -318,7 +290,7 @@ def _compact_topic(conn: sqlite3.Connection, topic: str) -> int:
         newest[(partition, key)] = offset
     stale = [(topic, p, o) for p, o, k in rows if newest[(p, k)] != o]
     if stale:
-        _in_transaction(
+        in_transaction(
             conn, lambda: conn.executemany("DELETE FROM records WHERE topic=? AND partition=? AND offset=?", stale)
         )
     return len(stale)
@@ -335,6 +307,7 @@ class LocalConsumer(Consumer):
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._positions: dict[TopicPartition, int] = {}
+        self._appended: asyncio.Event | None = None
 
     async def start(self) -> None:
         tps = self._fixed or [(t, p) for t in self._topics for p in range(self._bus.partitions(t))]
@@ -345,6 +318,9 @@ class LocalConsumer(Consumer):
             await self._on_assign(set(self._positions))
 
     async def close(self) -> None:
+        if self._appended is not None:
+            self._bus.unwatch(self._appended)
+            self._appended = None
         if self._on_revoke is not None and self._positions:
             await self._on_revoke(set(self._positions))
         self._positions = {}
@@ -363,7 +339,11 @@ class LocalConsumer(Consumer):
 
     async def poll(self, max_records: int = 1000, timeout_ms: int = 1000) -> list[Record]:
         deadline = time.monotonic() + timeout_ms / 1000
+        if self._appended is None:
+            self._appended = asyncio.Event()
+            self._bus.watch({topic for topic, _ in self._positions}, self._appended)
         while True:
+            self._appended.clear()  # before looking: an append after the look still wakes us
             records: list[Record] = []
             for tp, pos in self._positions.items():
                 if pos >= self._bus.end_offset(tp) or len(records) >= max_records:
@@ -380,7 +360,10 @@ class LocalConsumer(Consumer):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            await self._bus.wait_for_append(remaining)
+            try:
+                await asyncio.wait_for(self._appended.wait(), remaining)
+            except TimeoutError:
+                pass
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         if self._group is None:

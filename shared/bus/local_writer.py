@@ -1,0 +1,132 @@
+"""The one thread that writes the embedded log's SQLite file.
+
+Appends that queue up while it is busy go in together, in one transaction and one fsync
+(group commit); other writes (offset commits, housekeeping) run in order between them.
+It never waits for the event loop: as soon as a commit is done it takes whatever queued
+meanwhile, so the commit rate is set by the disk, not by how busy the loop is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+AppendDone = Callable[[list[tuple[list[list], Any]], BaseException | None], None]
+
+
+class LogWriter:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], on_appended: AppendDone):
+        self._connect = connect
+        self._on_appended = on_appended
+        self._queue: deque = deque()
+        self._wakeup = threading.Condition()
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="bus-writer", daemon=True)
+        self._ready = threading.Event()
+        self._conn: sqlite3.Connection | None = None
+        self._start_error: BaseException | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
+        await asyncio.to_thread(self._ready.wait)
+        if self._start_error is not None:
+            raise self._start_error
+
+    async def stop(self) -> None:
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify()
+        await asyncio.to_thread(self._thread.join)
+
+    def append(self, rows: list[list], token: Any) -> None:
+        """Queue rows for the next transaction; ``on_appended`` later receives ``token``."""
+        with self._wakeup:
+            self._queue.append(("append", rows, token))
+            self._wakeup.notify()
+
+    def call(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
+        """Run ``fn(connection)`` on the writer thread, in order with the appends."""
+        assert self._loop is not None
+        future = self._loop.create_future()
+        with self._wakeup:
+            self._queue.append(("call", fn, future))
+            self._wakeup.notify()
+        return future
+
+    def _run(self) -> None:
+        try:
+            self._conn = self._connect()
+        except BaseException as exc:  # reported by start()
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                with self._wakeup:
+                    while not self._queue and not self._stopping:
+                        self._wakeup.wait()
+                    if not self._queue:
+                        return
+                    items = list(self._queue)
+                    self._queue.clear()
+                self._process(items)
+        finally:
+            self._conn.close()
+
+    def _process(self, items: list) -> None:
+        i = 0
+        while i < len(items):
+            if items[i][0] == "call":
+                _, fn, future = items[i]
+                try:
+                    result, error = fn(self._conn), None
+                except BaseException as exc:
+                    result, error = None, exc
+                self._loop.call_soon_threadsafe(_settle, future, result, error)
+                i += 1
+                continue
+            batches = []
+            while i < len(items) and items[i][0] == "append":
+                batches.append((items[i][1], items[i][2]))
+                i += 1
+            rows = [row for batch_rows, _ in batches for row in batch_rows]
+            try:
+                _insert(self._conn, rows)
+                error = None
+            except BaseException as exc:  # disk full, I/O error: none of these rows is durable
+                error = exc
+            self._loop.call_soon_threadsafe(self._on_appended, batches, error)
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def in_transaction(conn: sqlite3.Connection, fn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _insert(conn: sqlite3.Connection, rows: list[list]) -> None:
+    in_transaction(conn, lambda: conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows))
+
+
+
