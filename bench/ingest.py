@@ -33,10 +33,17 @@ TARGET_EMBEDDED = 0.5
 TARGET_KAFKA = 0.35
 
 
-async def _create_token(api: str) -> str:
+MONITORS = 64
+"""Pings go to this many monitors in turn: a fleet, spread over the partitions."""
+
+
+async def _create_paths(api: str) -> list[str]:
+    paths = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
-        async with http.post(f"{api}/api/v1/heartbeats", json={"name": "bench", "interval": 3600}) as r:
-            return (await r.json())["token"]
+        for i in range(MONITORS):
+            async with http.post(f"{api}/api/v1/heartbeats", json={"name": f"worker {i}", "interval": 3600}) as r:
+                paths.append(f"/api/heartbeat/{(await r.json())['token']}")
+    return paths
 
 
 async def _until_accepted(url: str) -> None:
@@ -49,8 +56,8 @@ async def _until_accepted(url: str) -> None:
     raise RuntimeError(f"{url} never accepted a ping")
 
 
-async def _measure(url: str, size: dict, close: bool) -> LoadResult:
-    return await run_load(url, seconds=size["seconds"], connections=size["connections"], close=close,
+async def _measure(base: str, paths: list[str], size: dict, close: bool) -> LoadResult:
+    return await run_load(base, paths, seconds=size["seconds"], connections=size["connections"], close=close,
                           use_wrk=size["wrk"])
 
 
@@ -59,8 +66,9 @@ async def _ceiling(workdir: Path, size: dict) -> dict[bool, LoadResult]:
     proc = spawn(["-m", "bench.ceiling", str(port)], log=workdir / "ceiling.log")
     try:
         wait_port(port, proc=proc)
-        url = f"http://127.0.0.1:{port}/api/heartbeat/{'t' * 32}"
-        return {close: await _measure(url, size, close) for close in (False, True)}
+        base = f"http://127.0.0.1:{port}"
+        paths = [f"/api/heartbeat/{i:032d}" for i in range(MONITORS)]
+        return {close: await _measure(base, paths, size, close) for close in (False, True)}
     finally:
         stop(proc)
 
@@ -77,7 +85,7 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     ceiling = await _ceiling(workdir, size)
     tool = ceiling[False].tool
     embedded = Table(f"1. Ingest, embedded `pingura serve`, durable when answered ({tool}, "
-                     f"{size['connections']} connections, {size['seconds']} s each)", columns)
+                     f"{size['connections']} connections, {size['seconds']} s each, {MONITORS} monitors)", columns)
     for close in (False, True):
         embedded.add(f"ceiling: bare aiohttp{' (Connection: close)' if close else ''}", ceiling[close].rps,
                      ceiling[close].p50_ms, ceiling[close].p99_ms, ceiling[close].errors, 1.0, "", "")
@@ -88,12 +96,12 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
                  log=workdir / "serve.log")
     try:
         wait_port(port, proc=proc)
-        token = await _create_token(f"http://127.0.0.1:{port}")
-        url = f"http://127.0.0.1:{port}/api/heartbeat/{token}"
-        await _until_accepted(url)
+        base = f"http://127.0.0.1:{port}"
+        paths = await _create_paths(base)
+        await _until_accepted(base + paths[-1])
         for close in (False, True):
             label = "pingura serve" + (" (Connection: close)" if close else " (keep-alive)")
-            _row(embedded, label, await _measure(url, size, close), ceiling[close], TARGET_EMBEDDED)
+            _row(embedded, label, await _measure(base, paths, size, close), ceiling[close], TARGET_EMBEDDED)
     finally:
         stop(proc)
     embedded.notes.append("Every 200 is a ping fsynced to the embedded log (SQLite WAL, synchronous=FULL, "
@@ -119,17 +127,17 @@ async def _kafka_rows(table: Table, bootstrap: str, workdir: Path, size: dict, c
     ingests = []
     try:
         wait_port(api_port, proc=query)
-        token = await _create_token(f"http://127.0.0.1:{api_port}")
-        url = f"http://127.0.0.1:{ingest_port}/api/heartbeat/{token}"
+        paths = await _create_paths(f"http://127.0.0.1:{api_port}")
+        base = f"http://127.0.0.1:{ingest_port}"
         for count in (1, 2):
             while len(ingests) < count:
                 ingests.append(spawn(["-m", "services.cli", "ingest", "--port", str(ingest_port)], env=env,
                                      log=workdir / f"ingest{len(ingests)}.log"))
             wait_port(ingest_port, proc=ingests[0])
-            await _until_accepted(url)
+            await _until_accepted(base + paths[-1])
             if count == 2:
                 await asyncio.sleep(3)  # let the second process finish starting
-            result = await _measure(url, size, close=False)
+            result = await _measure(base, paths, size, close=False)
             _row(table, f"{count} ingest process{'es' if count > 1 else ''} (SO_REUSEPORT)", result, ceiling,
                  TARGET_KAFKA)
     finally:
@@ -137,5 +145,5 @@ async def _kafka_rows(table: Table, bootstrap: str, workdir: Path, size: dict, c
             stop(proc)
         stop(query)
     table.notes.append("Each 200 waited for the broker's acknowledgement (idempotent producer, acks=all, "
-                       "linger 5 ms); the broker (JVM) shares the 2 cores.")
+                       "linger 0: batches form while earlier ones are in flight); the broker (JVM) shares the 2 cores.")
 

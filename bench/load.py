@@ -14,7 +14,11 @@ import aiohttp
 
 from bench.common import percentile
 
-_WRK_POST = 'wrk.method = "POST"\n'
+def _wrk_script(paths: list[str]) -> str:
+    """POST to each path in turn (a fleet pings many monitors, not one)."""
+    quoted = ", ".join(f'"{p}"' for p in paths)
+    return (f"local paths = {{{quoted}}}\nlocal n = 0\n"
+            "request = function()\n  n = n + 1\n  return wrk.format(\"POST\", paths[(n % #paths) + 1])\nend\n")
 
 
 @dataclass
@@ -27,20 +31,22 @@ class LoadResult:
     p99_ms: float
 
 
-async def run_load(url: str, seconds: float, connections: int, close: bool = False, use_wrk: bool = True) -> LoadResult:
-    host = urlsplit(url).hostname
+async def run_load(base: str, paths: list[str], seconds: float, connections: int, close: bool = False,
+                   use_wrk: bool = True) -> LoadResult:
+    """POSTs to ``base`` + each of ``paths`` in turn from ``connections`` connections."""
+    host = urlsplit(base).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("load goes to loopback only")
     if use_wrk and shutil.which("wrk"):
-        return await asyncio.to_thread(_wrk, url, seconds, connections, close)
-    return await _python_load(url, seconds, connections, close)
+        return await asyncio.to_thread(_wrk, base, paths, seconds, connections, close)
+    return await _python_load(base, paths, seconds, connections, close)
 
 
-def _wrk(url: str, seconds: float, connections: int, close: bool) -> LoadResult:
+def _wrk(url: str, paths: list[str], seconds: float, connections: int, close: bool) -> LoadResult:
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_POST)
+        script.write(_wrk_script(paths))
     args = ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name]
     if close:
         args += ["-H", "Connection: close"]
@@ -61,18 +67,20 @@ def _wrk_ms(out: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-async def _python_load(url: str, seconds: float, connections: int, close: bool) -> LoadResult:
+async def _python_load(base: str, paths: list[str], seconds: float, connections: int, close: bool) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=connections, force_close=close)
 
-    async def worker(http: aiohttp.ClientSession) -> None:
+    async def worker(http: aiohttp.ClientSession, start: int) -> None:
         nonlocal errors
+        n = start
         while time.monotonic() < deadline:
+            n += 1
             started = time.perf_counter()
             try:
-                async with http.post(url) as r:
+                async with http.post(base + paths[n % len(paths)]) as r:
                     await r.read()
                     if r.status != 200:
                         errors += 1
@@ -82,7 +90,7 @@ async def _python_load(url: str, seconds: float, connections: int, close: bool) 
 
     started = time.monotonic()
     async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(worker(http) for _ in range(connections)))
+        await asyncio.gather(*(worker(http, i) for i in range(connections)))
     elapsed = time.monotonic() - started
     return LoadResult("python (aiohttp)", len(latencies), errors, len(latencies) / elapsed,
                       percentile(latencies, 50), percentile(latencies, 99))

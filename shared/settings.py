@@ -33,7 +33,8 @@ class Settings:
     """Base of the ping URLs shown to users; defaults to http://localhost:<port>."""
     kafka_bootstrap: str | None = None
     topic_prefix: str = "pingura."
-    kafka_linger_ms: int = 5
+    kafka_linger_ms: int = 0
+    """0: a batch forms while the previous one is in flight; waiting longer only adds latency."""
     kafka_session_timeout_ms: int = 10_000
     kafka_replication_factor: int = 1
     publish_timeout_ms: int = 5000
