@@ -132,13 +132,14 @@ class PartitionEvaluator:
         if state is None or offset <= state.applied_offset:
             return []
         state.applied_offset = offset
-        self.dirty.add(state.monitor_id)
-        if ping.received_ms > self.clock_ms:
-            self.clock_ms = ping.received_ms
-        if state.status == "paused":
-            return []  # recorded in history by the query service; a paused monitor never alerts
         at = ping.received_ms
-        state.last_ping_ms = at if state.last_ping_ms is None else max(state.last_ping_ms, at)
+        if at > self.clock_ms:
+            self.clock_ms = at
+        if state.status == "paused":
+            self.dirty.add(state.monitor_id)  # its applied offset moved
+            return []  # recorded in history by the query service; a paused monitor never alerts
+        if state.last_ping_ms is None or at > state.last_ping_ms:
+            state.last_ping_ms = at
         state.deadline_ms = state.last_ping_ms + state.interval_ms + state.grace_ms
         outputs: list[Output]
         if ping.kind == "success":
@@ -304,6 +305,8 @@ class PartitionEvaluator:
         """Their snapshots are durable: they are clean again."""
         for state in states:
             self.dirty.discard(state.monitor_id)
+        if all(m not in self.monitors for m in self.dirty):  # only deleted ones left, if any
+            self.dirty = set()  # a fresh set: an emptied one keeps its table (~40 bytes a monitor)
 
     def due_count(self) -> int:
         """Monitors queued in slots that have come due (what the next tick would look at)."""
