@@ -58,6 +58,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=5000")
+    # Checkpoints run beside the writer (see LocalBus._checkpoints); this is only a backstop,
+    # so no commit on the ping path pays for copying the WAL into the database.
+    conn.execute("PRAGMA wal_autocheckpoint=20000")
     return conn
 
 
@@ -80,6 +83,7 @@ class LocalBus(Bus):
         # Consumers wait on an event each, registered by topic: a flush wakes only those
         # reading the topics it appended to.
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._checkpointer: asyncio.Task | None = None
         self._closed = False
 
     # lifecycle ---------------------------------------------------------------
@@ -98,9 +102,26 @@ class LocalBus(Bus):
         for topic, partition, last in ends:
             self._next_offset[(topic, partition)] = last + 1
         self._durable_end = dict(self._next_offset)
+        self._checkpointer = asyncio.create_task(self._checkpoints(), name="bus-checkpoints")
+
+    async def _checkpoints(self, interval_s: float = 1.0) -> None:
+        """Copy the WAL into the database every second from the reader's connection: a
+        PASSIVE checkpoint never blocks the writer, and the WAL stays small."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self._read(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+            except sqlite3.Error as exc:
+                log.warning("bus.local.checkpoint_failed", error=str(exc))
 
     async def close(self) -> None:
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            try:
+                await self._checkpointer
+            except asyncio.CancelledError:
+                pass
         await self._writer.stop()  # writes everything queued first
         loop = asyncio.get_running_loop()
         if self._reader is not None:
