@@ -25,7 +25,8 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install-test
+bench: $(BIN)/python
+	$(BIN)/pip install -q -e ".[test,bench]"
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

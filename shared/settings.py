@@ -47,6 +47,10 @@ class Settings:
     lateness_ms: int = 1000
     tick_interval_ms: int = 1000
     checkpoint_interval_ms: int = 1000
+    checkpoint_backlog_interval_ms: int = 10_000
+    """While the evaluator drains a backlog (full batches), snapshots every monitor it
+    touched would cost as much as the work itself; it checkpoints this often instead, so a
+    crash mid-drain replays at most this much."""
     webhook_allowed_networks: tuple[Network, ...] = ()
     """Private/loopback networks webhooks may reach anyway (operator's choice)."""
     webhook_timeout_s: float = 10.0

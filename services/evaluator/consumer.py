@@ -24,6 +24,8 @@ from shared.topics import Topics
 
 log = structlog.get_logger()
 
+POLL_RECORDS = 5000
+
 
 class Evaluator:
     def __init__(self, settings: Settings, bus: Bus, topics: Topics, group: str = "evaluator"):
@@ -121,7 +123,7 @@ class Evaluator:
         assert self._consumer is not None
         while not self._stopping:
             try:
-                records = await self._consumer.poll(max_records=5000, timeout_ms=200)
+                records = await self._consumer.poll(max_records=POLL_RECORDS, timeout_ms=200)
                 async with self._lock:
                     await self._process(records)
             except asyncio.CancelledError:
@@ -154,7 +156,9 @@ class Evaluator:
                 outputs += evaluator.apply_ping(event, record.offset)
             last_offset[record.partition] = record.offset
         await self._publish(outputs)
-        if time.monotonic() - self._last_checkpoint >= self._settings.checkpoint_interval_ms / 1000:
+        behind = len(records) >= POLL_RECORDS
+        interval_ms = self._settings.checkpoint_backlog_interval_ms if behind else self._settings.checkpoint_interval_ms
+        if time.monotonic() - self._last_checkpoint >= max(interval_ms, self._settings.checkpoint_interval_ms) / 1000:
             await self._checkpoint()
 
     async def _config_for(self, ping: Ping, record, outputs: list[Output]) -> None:
