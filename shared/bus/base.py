@@ -108,11 +108,10 @@ class Bus(abc.ABC):
     async def publish(self, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
         """Append one record; returns its offset once it is durable. Raises BusUnavailable."""
 
+    @abc.abstractmethod
     async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
-        """Append several records (each to its key's partition); returns once all are durable."""
-        import asyncio
-
-        await asyncio.gather(*(self.publish(topic, key, value) for key, value in items))
+        """Append several records (each to its key's partition) as one batch; returns once
+        all are durable. Internal producers (evaluator outputs, snapshots) use this."""
 
     @abc.abstractmethod
     def reader(self, partitions: list[TopicPartition]) -> Consumer:
