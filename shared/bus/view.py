@@ -34,6 +34,8 @@ class TopicFollower:
         self._reader: Consumer | None = None
         self._task: asyncio.Task | None = None
         self._advanced = asyncio.Condition()
+        self._next_ends: asyncio.Future | None = None
+        self._fetching: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._reader = self._bus.reader([(self.topic, p) for p in range(self._bus.partitions(self.topic))])
@@ -43,6 +45,9 @@ class TopicFollower:
         self._task = asyncio.create_task(self._follow(), name=f"follow:{self.topic}")
 
     async def close(self) -> None:
+        if self._fetching is not None:
+            await cancel_and_wait(self._fetching)
+            self._fetching = None
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
@@ -69,13 +74,18 @@ class TopicFollower:
         """Wait until everything published before this call has been applied.
 
         For a lookup that missed: the item may have been created a moment ago, and
-        answering "unknown" for that would be wrong. Costs one end-offsets request on
-        Kafka, none on the embedded bus. Returns False on timeout.
+        answering "unknown" for that would be wrong. Returns False on timeout.
         """
         reader = self._reader
         assert reader is not None, "start() first"
-        ends = await reader.end_offsets(reader.assignment())
         deadline = asyncio.get_running_loop().time() + timeout_s
+        try:
+            ends = await asyncio.wait_for(asyncio.shield(self._ends_from_now()), timeout_s)
+        except TimeoutError:
+            return False
+        except Exception as exc:  # the bus cannot say where its end is: answer from what we have
+            log.warning("view.sync_failed", topic=self.topic, error=str(exc))
+            return False
         # Checked under the condition's lock: the follower notifies under it too, so no
         # wake-up is lost between the check and the wait.
         async with self._advanced:
@@ -89,6 +99,31 @@ class TopicFollower:
                 except TimeoutError:
                     pass
         return True
+
+
+    def _ends_from_now(self) -> asyncio.Future:
+        """End offsets fetched *after* this call. Callers that arrive while a fetch is in
+        flight share the next one, so a flood of lookups (bad ping tokens, say) costs at
+        most one end-offsets request at a time on Kafka, not one each."""
+        if self._next_ends is None:
+            self._next_ends = asyncio.get_running_loop().create_future()
+        waiting = self._next_ends
+        if self._fetching is None:
+            self._fetching = asyncio.create_task(self._fetch_ends(), name=f"ends:{self.topic}")
+        return waiting
+
+    async def _fetch_ends(self) -> None:
+        reader = self._reader
+        assert reader is not None
+        try:
+            while self._next_ends is not None:
+                waiting, self._next_ends = self._next_ends, None
+                try:
+                    waiting.set_result(await reader.end_offsets(reader.assignment()))
+                except Exception as exc:
+                    waiting.set_exception(exc)
+        finally:
+            self._fetching = None
 
 
 def decode_as(record: Record, expected: type, poison_event: str):

@@ -1,0 +1,52 @@
+"""Views of config topics: following, read-your-writes, and bounded catch-up checks."""
+
+import asyncio
+
+from shared.bus import TopicSpec
+from shared.bus.local import LocalBus
+from shared.bus.view import ConfigView, TopicFollower
+from shared.events import ChannelConfig, encode
+
+
+def channel(cid, name="n", at=1, deleted=False):
+    return ChannelConfig(id=cid, project_id="p", kind="webhook", name=name, created_ms=0, updated_ms=at,
+                         deleted=deleted)
+
+
+async def test_a_view_follows_its_topic_and_forgets_deleted_items(tmp_path):
+    bus = LocalBus(tmp_path / "bus.sqlite3")
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("c", 2, compacted=True)])
+    await bus.publish("c", "a", encode(channel("a")))
+    view = ConfigView(bus, "c", ChannelConfig, lambda c: c.updated_ms)
+    await view.start()
+    assert set(view) == {"a"}
+    await bus.publish("c", "b", encode(channel("b")))
+    await bus.publish("c", "a", encode(channel("a", at=2, deleted=True)))
+    assert await view.sync(2)
+    assert set(view) == {"b"}
+    await view.close()
+    await bus.close()
+
+
+async def test_a_flood_of_syncs_shares_end_offset_requests(tmp_path):
+    bus = LocalBus(tmp_path / "bus.sqlite3")
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("c", 1, compacted=True)])
+    follower = TopicFollower(bus, "c", lambda records: None)
+    await follower.start()
+    calls = 0
+    original = follower._reader.end_offsets
+
+    async def counting(partitions):
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)  # a broker round trip
+        return await original(partitions)
+
+    follower._reader.end_offsets = counting
+    results = await asyncio.gather(*(follower.sync(2) for _ in range(200)))
+    assert all(results)
+    assert calls <= 2  # one in flight, one for everyone who arrived meanwhile
+    await follower.close()
+    await bus.close()
