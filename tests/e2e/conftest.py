@@ -24,6 +24,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def end_process(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    """Signal a child we started, wait for it, and kill it if it does not go in 30 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Server:
     """One ``pingura serve`` process; can be stopped (gracefully or by SIGKILL) and restarted."""
 
@@ -65,14 +77,8 @@ class Server:
         raise RuntimeError(f"pingura serve did not listen: {self.log_path.read_text()[-3000:]}")
 
     def stop(self, sig=signal.SIGTERM) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            end_process(self.proc, sig)
         self.proc = None
 
     def logs(self) -> str:

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from shared.bus import partition_for
-from tests.e2e.conftest import API_KEY, eventually, free_port
+from tests.e2e.conftest import API_KEY, end_process, eventually, free_port
 from tests.real_services import start_local_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -36,13 +36,8 @@ class Service:
         return self
 
     def kill(self, sig=signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            end_process(self.proc, sig)
 
 
 class Stack:
