@@ -7,6 +7,11 @@
   producer, and the embedded bus, put a monitor's events in the same partition number.
 - Group consumers never auto-commit; the rebalance listener hands gained and lost
   partitions to the service (``on_assign``/``on_revoke``) so it can restore or flush state.
+- Offsets never go back: the broker keeps each partition's log start and end offsets
+  whatever retention deleted. A committed offset outside them is reset to the log start
+  (``auto_offset_reset="earliest"``): below it, the records skipped no longer exist; above
+  the end (the topic was deleted and created again), every record of the new topic is
+  unread. ``latest`` would skip records that exist. Either reset is logged.
 """
 
 from __future__ import annotations
@@ -165,6 +170,8 @@ class _Listener(ConsumerRebalanceListener):
             await self._consumer.on_revoke({(tp.topic, tp.partition) for tp in revoked})
 
     async def on_partitions_assigned(self, assigned) -> None:
+        if assigned:
+            await self._consumer.report_out_of_range(assigned)
         if assigned and self._consumer.on_assign is not None:
             await self._consumer.on_assign({(tp.topic, tp.partition) for tp in assigned})
 
@@ -198,6 +205,30 @@ class KafkaConsumer(Consumer):
             await self._consumer.seek_to_beginning(*tps)
         else:
             self._consumer.subscribe(self._topics, listener=_Listener(self))
+
+    async def report_out_of_range(self, assigned, timeout_s: float = 5.0) -> None:
+        """Log committed offsets the fetcher will reset: aiokafka does so quietly, and
+        records that expired before the group read them are alerts nobody was sent."""
+        consumer = self._consumer
+        assert consumer is not None
+        tps = list(assigned)
+        try:
+            async with asyncio.timeout(timeout_s):
+                starts = await consumer.beginning_offsets(tps)
+                ends = await consumer.end_offsets(tps)
+                committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
+        except (KafkaError, TimeoutError) as exc:  # only a diagnosis: never hold up the assignment
+            log.warning("bus.kafka.offset_check_failed", group=self._group, error=str(exc) or type(exc).__name__)
+            return
+        for tp, offset in zip(tps, committed):
+            if offset is None:
+                continue
+            if offset < starts[tp]:
+                log.warning("bus.kafka.records_expired_unread", group=self._group, topic=tp.topic,
+                            partition=tp.partition, committed=offset, first=starts[tp])
+            elif offset > ends[tp]:
+                log.warning("bus.kafka.committed_beyond_end", group=self._group, topic=tp.topic,
+                            partition=tp.partition, committed=offset, end=ends[tp], reset_to=starts[tp])
 
     async def close(self) -> None:
         if self._consumer is not None:

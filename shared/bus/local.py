@@ -6,9 +6,11 @@ a commit is in flight wait for the next one and go in together (group commit), s
 fsync covers hundreds of pings, as a Kafka producer batch does.
 
 Offsets are assigned in the event loop (the only writer), so a partition's order is
-the order of ``publish`` calls. Consumers near the head (the usual case) are served from
-an in-memory tail of each partition; older reads go through a second connection on its
-own thread.
+the order of ``publish`` calls. As in Kafka, a partition's end offset is kept apart from
+its records (``partition_ends``), so it never goes back when retention or compaction
+removes records: an offset is never given to two records. Consumers near the head (the
+usual case) are served from an in-memory tail of each partition; older reads go through a
+second connection on its own thread.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import structlog
 
-from shared.bus.local_writer import LogWriter, in_transaction
+from shared.bus.local_writer import RAISE_END, LogWriter, in_transaction
 from shared.bus.base import (
     Bus,
     BusUnavailable,
@@ -49,6 +51,10 @@ CREATE TABLE IF NOT EXISTS topics (
 CREATE TABLE IF NOT EXISTS group_offsets (
     group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
     offset INTEGER NOT NULL, PRIMARY KEY (group_id, topic, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partition_ends (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, end_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
 ) WITHOUT ROWID;
 """
 
@@ -96,11 +102,7 @@ class LocalBus(Bus):
         rows = await self._read(lambda c: c.execute("SELECT name, partitions, compacted, retention_ms FROM topics").fetchall())
         for name, partitions, compacted, retention_ms in rows:
             self._topics[name] = TopicSpec(name, partitions, bool(compacted), retention_ms)
-        ends = await self._read(
-            lambda c: c.execute("SELECT topic, partition, MAX(offset) FROM records GROUP BY topic, partition").fetchall()
-        )
-        for topic, partition, last in ends:
-            self._next_offset[(topic, partition)] = last + 1
+        self._next_offset = await self._write(lambda c: in_transaction(c, lambda: _recover_ends(c)))
         self._durable_end = dict(self._next_offset)
         self._checkpointer = asyncio.create_task(self._checkpoints(), name="bus-checkpoints")
 
@@ -150,10 +152,16 @@ class LocalBus(Bus):
             )
 
     def partitions(self, topic: str) -> int:
+        return self._spec(topic).partitions
+
+    def is_compacted(self, topic: str) -> bool:
+        return self._spec(topic).compacted
+
+    def _spec(self, topic: str) -> TopicSpec:
         spec = self._topics.get(topic)
         if spec is None:
             raise KeyError(f"unknown topic {topic!r}")
-        return spec.partitions
+        return spec
 
     # producing ---------------------------------------------------------------
     async def publish(self, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
@@ -251,9 +259,11 @@ class LocalBus(Bus):
         return [Record(topic, partition, off, key, value, ts) for off, key, value, ts in rows]
 
     def end_offset(self, tp: TopicPartition) -> int:
+        """One past the last durable record ever appended, whether or not it is still stored."""
         return self._durable_end.get(tp, 0)
 
     async def first_offset(self, tp: TopicPartition) -> int:
+        """The oldest stored record's offset; the end when none is (Kafka's log start offset)."""
         row = await self._read(
             lambda c: c.execute("SELECT MIN(offset) FROM records WHERE topic=? AND partition=?", tp).fetchone()
         )
@@ -304,6 +314,36 @@ class LocalBus(Bus):
         return removed
 
 
+def _recover_ends(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
+    """Each partition's end (the next offset to assign), written back to ``partition_ends``.
+
+    ``partition_ends`` alone is right for a file written since it exists. A file from
+    before may have lost its ends to retention already: there the stored records and the
+    groups' committed offsets (each at most the end it was committed against) are the
+    best lower bounds left, and a group is not made to skip what comes next."""
+    ends: dict[TopicPartition, int] = {}
+
+    def raise_to(tp: TopicPartition, end: int | None) -> None:
+        if end is not None and end > ends.get(tp, 0):
+            ends[tp] = end
+
+    for topic, partition, end in conn.execute("SELECT topic, partition, end_offset FROM partition_ends"):
+        raise_to((topic, partition), end)
+    for topic, partitions in conn.execute("SELECT name, partitions FROM topics").fetchall():
+        for partition in range(partitions):
+            # One index lookup per partition, not a scan of the whole log.
+            (last,) = conn.execute(
+                "SELECT MAX(offset) FROM records WHERE topic=? AND partition=?", (topic, partition)
+            ).fetchone()
+            raise_to((topic, partition), None if last is None else last + 1)
+    for topic, partition, committed in conn.execute(
+        "SELECT topic, partition, MAX(offset) FROM group_offsets GROUP BY topic, partition"
+    ):
+        raise_to((topic, partition), committed)
+    conn.executemany(RAISE_END, [(topic, partition, end) for (topic, partition), end in ends.items()])
+    return ends
+
+
 def _compact_topic(conn: sqlite3.Connection, topic: str) -> int:
     rows = conn.execute("SELECT partition, offset, key FROM records WHERE topic=? ORDER BY offset", (topic,)).fetchall()
     newest: dict[tuple[int, str], int] = {}
@@ -334,9 +374,33 @@ class LocalConsumer(Consumer):
         tps = self._fixed or [(t, p) for t in self._topics for p in range(self._bus.partitions(t))]
         for tp in tps:
             committed = await self._bus.committed(self._group, tp) if self._group else None
-            self._positions[tp] = committed if committed is not None else await self._bus.first_offset(tp)
+            self._positions[tp] = await self._starting_position(tp, committed)
         if self._on_assign is not None:
             await self._on_assign(set(self._positions))
+
+    async def _starting_position(self, tp: TopicPartition, committed: int | None) -> int:
+        """Where to start reading ``tp``: Kafka's ``auto_offset_reset=earliest``, spelled out.
+
+        Without a committed offset (a view, or a group's first start): the oldest record
+        still stored, or the end when retention removed them all. A committed offset below
+        that: the oldest stored (what was removed is gone). One beyond the end cannot come
+        from this bus's own reads; it is trusted no further than the end, because starting
+        past it would skip the records about to be appended there."""
+        first = await self._bus.first_offset(tp)
+        if committed is None:
+            return first
+        end = self._bus.end_offset(tp)
+        topic, partition = tp
+        if committed > end:
+            log.warning("bus.local.committed_beyond_end", group=self._group, topic=topic, partition=partition,
+                        committed=committed, end=end)
+            return end
+        if committed < first:
+            if not self._bus.is_compacted(topic):  # compaction removes superseded records only
+                log.warning("bus.local.records_expired_unread", group=self._group, topic=topic,
+                            partition=partition, committed=committed, first=first)
+            return first
+        return committed
 
     async def close(self) -> None:
         if self._appended is not None:
@@ -367,15 +431,17 @@ class LocalConsumer(Consumer):
             self._appended.clear()  # before looking: an append after the look still wakes us
             records: list[Record] = []
             for tp, pos in self._positions.items():
-                if pos >= self._bus.end_offset(tp) or len(records) >= max_records:
+                end = self._bus.end_offset(tp)  # before the read: all below it is on disk
+                if pos >= end or len(records) >= max_records:
                     continue
                 batch = await self._bus.read(tp, pos, max_records - len(records))
                 if batch:
                     self._positions[tp] = batch[-1].offset + 1
                     records.extend(batch)
-                elif pos < self._bus.end_offset(tp):
-                    # A gap left by compaction or retention: skip to what exists.
-                    self._positions[tp] = max(pos, await self._bus.first_offset(tp))
+                else:
+                    # Compaction or retention removed everything from ``pos`` to ``end``.
+                    # Not the end read now: records appended during the read are still to come.
+                    self._positions[tp] = end
             if records:
                 return records
             remaining = deadline - time.monotonic()

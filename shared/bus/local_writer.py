@@ -125,8 +125,23 @@ def in_transaction(conn: sqlite3.Connection, fn):
     return result
 
 
+# A partition's end only ever grows (a failed batch may leave a gap, never a step back).
+RAISE_END = (
+    "INSERT INTO partition_ends VALUES (?, ?, ?)"
+    " ON CONFLICT (topic, partition) DO UPDATE SET end_offset = max(end_offset, excluded.end_offset)"
+)
+
+
 def _insert(conn: sqlite3.Connection, rows: list[list]) -> None:
-    in_transaction(conn, lambda: conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows))
+    """The rows and their partitions' new ends in one transaction: once a record is
+    durable, so is the end past it, and retention deleting the record later cannot move
+    the end back (offsets would be reused and consumer groups would skip the new ones)."""
+    ends: dict[tuple[str, int], int] = {}
+    for topic, partition, offset, *_ in rows:
+        ends[(topic, partition)] = max(ends.get((topic, partition), 0), offset + 1)
 
+    def write() -> None:
+        conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(RAISE_END, [(topic, partition, end) for (topic, partition), end in ends.items()])
 
-
+    in_transaction(conn, write)

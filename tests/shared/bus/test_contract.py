@@ -3,33 +3,77 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from shared.bus import TopicSpec
+from structlog.testing import capture_logs
+
+from shared.bus import TopicSpec, partition_for
 from shared.bus.local import LocalBus
 from shared.settings import Settings
 
 
-@pytest.fixture(params=["local", pytest.param("kafka", marks=pytest.mark.kafka)])
-async def make_bus(request, tmp_path, topic_prefix):
-    opened = []
+DAY_MS = 24 * 3600 * 1000
 
-    async def make():
-        if request.param == "local":
-            bus = LocalBus(tmp_path / "bus.sqlite3")
+
+class Buses:
+    """Opens buses on one log (the same SQLite file, or the same broker), restarts them,
+    and expires records the way each bus's retention would."""
+
+    def __init__(self, request, tmp_path, topic_prefix):
+        self.kind = request.param
+        self._request = request
+        self._path = tmp_path / "bus.sqlite3"
+        self._prefix = topic_prefix
+        self.opened = []
+
+    async def __call__(self):
+        if self.kind == "local":
+            bus = LocalBus(self._path)
         else:
             from shared.bus.kafka import KafkaBus
 
-            bootstrap = request.getfixturevalue("kafka_bootstrap")
+            bootstrap = self._request.getfixturevalue("kafka_bootstrap")
             bus = KafkaBus(Settings(kafka_bootstrap=bootstrap, kafka_session_timeout_ms=6000))
         await bus.start()
-        await bus.ensure_topics([TopicSpec(topic_prefix + "t", 3), TopicSpec(topic_prefix + "c", 2, compacted=True)])
-        opened.append(bus)
+        await bus.ensure_topics([
+            TopicSpec(self._prefix + "t", 3),
+            TopicSpec(self._prefix + "c", 2, compacted=True),
+            TopicSpec(self._prefix + "r", 2, retention_ms=30 * DAY_MS),
+        ])
+        self.opened.append(bus)
         return bus
 
-    yield make
-    for bus in opened:
+    async def restart(self, bus):
+        self.opened.remove(bus)
+        await bus.close()
+        return await self()
+
+    async def expire(self, bus, topic: str, ends: dict[int, int], published_before_ms: int | None = None) -> None:
+        """Remove the records of ``topic`` below ``ends`` (partition -> offset), as retention
+        does once they are old enough. The embedded bus expires by age, like a broker:
+        ``published_before_ms`` must separate those records from the rest."""
+        if self.kind == "local":
+            cutoff_ms = int(time.time() * 1000) + 1 if published_before_ms is None else published_before_ms
+            await bus.compact(now_ms=cutoff_ms + 30 * DAY_MS)
+            return
+        from aiokafka import TopicPartition as KafkaTP
+        from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._request.getfixturevalue("kafka_bootstrap"))
+        await admin.start()
+        try:
+            await admin.delete_records({KafkaTP(topic, p): RecordsToDelete(end) for p, end in ends.items()})
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(params=["local", pytest.param("kafka", marks=pytest.mark.kafka)])
+async def make_bus(request, tmp_path, topic_prefix):
+    buses = Buses(request, tmp_path, topic_prefix)
+    yield buses
+    for bus in buses.opened:
         await bus.close()
 
 
@@ -110,3 +154,74 @@ async def test_assignment_callbacks_fire_for_a_group(make_bus, topic_prefix):
     await read_all(consumer, 1)
     await consumer.close()
     assert assigned and assigned[0] == {(topic, p) for p in range(3)}
+
+
+async def test_a_group_skips_nothing_published_after_retention_emptied_its_topic_and_a_restart(make_bus, topic_prefix):
+    bus = await make_bus()
+    topic, group = topic_prefix + "r", topic_prefix + "notifier"
+    offsets = [await bus.publish(topic, "m", f"a{i}".encode()) for i in range(5)]
+    assert offsets == list(range(5))
+    consumer = bus.consumer([topic], group=group)
+    await consumer.start()
+    read = await read_all(consumer, 5)
+    partition = read[-1].partition
+    await consumer.commit({(topic, partition): 5})
+    await consumer.close()
+    await make_bus.expire(bus, topic, {partition: 5})
+
+    bus = await make_bus.restart(bus)
+    assert await bus.publish(topic, "m", b"after") == 5
+    consumer = bus.consumer([topic], group=group)
+    await consumer.start()
+    records = await read_all(consumer, 1)
+    records += await consumer.poll(timeout_ms=300)  # and nothing else comes
+    await consumer.close()
+    assert [(r.partition, r.offset, r.value) for r in records] == [(partition, 5, b"after")]
+
+
+async def test_a_group_behind_what_retention_kept_resumes_at_the_oldest_record_kept(make_bus, topic_prefix):
+    bus = await make_bus()
+    topic, group = topic_prefix + "r", topic_prefix + "notifier"
+    partition = partition_for("m", bus.partitions(topic))
+    for i in range(3):
+        await bus.publish(topic, "m", f"a{i}".encode())
+    await asyncio.sleep(0.01)
+    between_ms = int(time.time() * 1000)
+    await asyncio.sleep(0.01)
+    for i in range(3, 5):
+        await bus.publish(topic, "m", f"a{i}".encode())
+    consumer = bus.consumer([topic], group=group)
+    await consumer.start()
+    await read_all(consumer, 5)
+    await consumer.commit({(topic, partition): 1})
+    await consumer.close()
+    await make_bus.expire(bus, topic, {partition: 3}, published_before_ms=between_ms)
+
+    bus = await make_bus.restart(bus)
+    consumer = bus.consumer([topic], group=group)
+    with capture_logs() as logs:
+        await consumer.start()
+        records = await read_all(consumer, 2)
+    await consumer.close()
+    assert [(r.offset, r.value) for r in records] == [(3, b"a3"), (4, b"a4")]
+    expired = [e for e in logs if e["event"].endswith(".records_expired_unread")]
+    assert [(e["committed"], e["first"]) for e in expired] == [(1, 3)]  # alerts nobody was sent: say so
+
+
+async def test_a_view_of_a_partition_retention_emptied_starts_at_its_end(make_bus, topic_prefix):
+    bus = await make_bus()
+    topic = topic_prefix + "r"
+    partition = partition_for("m", bus.partitions(topic))
+    for i in range(5):
+        await bus.publish(topic, "m", f"a{i}".encode())
+    await make_bus.expire(bus, topic, {partition: 5})
+
+    bus = await make_bus.restart(bus)
+    view = bus.reader([(topic, partition)])
+    await view.start()
+    assert await view.position((topic, partition)) == 5  # not 0: the next record is 5
+    assert await view.caught_up()
+    await bus.publish(topic, "m", b"after")
+    records = await read_all(view, 1)
+    await view.close()
+    assert [(r.offset, r.value) for r in records] == [(5, b"after")]

@@ -1,4 +1,6 @@
 import asyncio
+import sqlite3
+import time
 
 import pytest
 
@@ -86,3 +88,137 @@ async def test_a_poll_waits_for_new_records(bus):
     await bus.publish("t", "k", b"late")
     records = await asyncio.wait_for(waiter, 2)
     assert [r.value for r in records] == [b"late"]
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+async def test_it_never_reuses_offsets_after_retention_emptied_a_partition_and_a_restart(tmp_path):
+    path = tmp_path / "bus.sqlite3"
+    bus = LocalBus(path)
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("alerts", 1, retention_ms=30 * DAY_MS)])
+    for i in range(5):
+        await bus.publish("alerts", "m", f"a{i}".encode())
+    await bus.commit("notifier", {("alerts", 0): 5})
+    assert await bus.compact(now_ms=int(time.time() * 1000) + 31 * DAY_MS) == 5
+    await bus.close()
+
+    bus = LocalBus(path)
+    await bus.start()
+    assert await bus.publish("alerts", "m", b"after") == 5
+    consumer = bus.consumer(["alerts"], group="notifier")
+    await consumer.start()
+    records = await consumer.poll(timeout_ms=500)
+    await bus.close()
+    assert [(r.offset, r.value) for r in records] == [(5, b"after")]
+
+
+async def test_a_view_without_a_group_starts_at_the_end_of_a_partition_retention_emptied(tmp_path):
+    path = tmp_path / "bus.sqlite3"
+    bus = LocalBus(path)
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("status", 1, retention_ms=7 * DAY_MS)])
+    for i in range(3):
+        await bus.publish("status", "m", f"s{i}".encode())
+    await bus.compact(now_ms=int(time.time() * 1000) + 8 * DAY_MS)
+    await bus.close()
+
+    bus = LocalBus(path)
+    await bus.start()
+    view = bus.consumer(["status"])
+    await view.start()
+    assert await view.position(("status", 0)) == 3
+    assert await view.caught_up()
+    await bus.publish("status", "m", b"s3")
+    assert [r.offset for r in await view.poll(timeout_ms=500)] == [3]
+    await bus.close()
+
+
+async def test_a_compacted_topic_keeps_its_offsets_across_compaction_and_a_restart(tmp_path):
+    path = tmp_path / "bus.sqlite3"
+    bus = LocalBus(path)
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("c", 1, compacted=True)])
+    for i in range(3):
+        await bus.publish("c", "a", f"a{i}".encode())
+    await bus.publish("c", "b", b"b0")
+    await bus.publish("c", "a", b"a3")  # the newest record of "a" is also the partition's last
+    assert await bus.compact() == 3
+    await bus.close()
+
+    bus = LocalBus(path)
+    await bus.start()
+    assert await bus.publish("c", "b", b"b1") == 5
+    view = bus.consumer(["c"])
+    await view.start()
+    records = await view.poll(timeout_ms=500)
+    await bus.close()
+    assert [(r.offset, r.value) for r in records] == [(3, b"b0"), (4, b"a3"), (5, b"b1")]
+
+
+async def test_it_recovers_ends_lost_by_a_file_from_before_ends_were_kept(tmp_path):
+    # Such a file may already have been emptied by retention: the committed offsets are
+    # what is left to say where the end was.
+    path = tmp_path / "bus.sqlite3"
+    bus = LocalBus(path)
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("alerts", 1, retention_ms=30 * DAY_MS)])
+    for i in range(5):
+        await bus.publish("alerts", "m", f"a{i}".encode())
+    await bus.commit("notifier", {("alerts", 0): 4})
+    await bus.compact(now_ms=int(time.time() * 1000) + 31 * DAY_MS)
+    await bus.close()
+    _edit(path, "DELETE FROM partition_ends")
+
+    bus = LocalBus(path)
+    await bus.start()
+    assert await bus.publish("alerts", "m", b"after") == 4
+    consumer = bus.consumer(["alerts"], group="notifier")
+    await consumer.start()
+    records = await consumer.poll(timeout_ms=500)
+    await bus.close()
+    assert [r.value for r in records] == [b"after"]
+
+
+async def test_a_committed_offset_beyond_the_end_is_read_from_the_end(bus):
+    # Starting past the end would skip the records about to be appended there.
+    await bus.commit("g", {("t", 0): 7})
+    consumer = bus.consumer(["t"], group="g")
+    await consumer.start()
+    assert await consumer.position(("t", 0)) == 0
+    offset = await bus.publish("t", "k", b"x", partition=0)
+    assert [r.offset for r in await consumer.poll(timeout_ms=500)] == [offset]
+
+
+async def test_a_reader_passes_a_gap_that_reaches_the_end_of_a_partition(tmp_path):
+    # Records below the gap are still stored, so "the oldest stored" is no way past it.
+    path = tmp_path / "bus.sqlite3"
+    bus = LocalBus(path)
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("t", 1)])
+    for i in range(5):
+        await bus.publish("t", "k", str(i).encode())
+    await bus.commit("g", {("t", 0): 3})
+    await bus.close()
+    _edit(path, "DELETE FROM records WHERE offset >= 3")
+
+    bus = LocalBus(path)
+    await bus.start()
+    consumer = bus.consumer(["t"], group="g")
+    await consumer.start()
+    assert await consumer.poll(timeout_ms=100) == []
+    assert await consumer.caught_up()
+    await bus.publish("t", "k", b"5")
+    assert [r.offset for r in await consumer.poll(timeout_ms=500)] == [5]
+    await bus.close()
+
+
+def _edit(path, sql: str) -> None:
+    """Change a closed bus's file behind its back."""
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute(sql)
+    finally:
+        conn.close()
