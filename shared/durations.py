@@ -1,4 +1,8 @@
-"""Durations as people write them: ``12.5s``, ``350ms``, ``1m30s``, ``2h``, ``1d``, or bare seconds."""
+"""Durations as people write them: ``12.5s``, ``350ms``, ``1m30s``, ``2h``, ``1d``, or bare seconds.
+
+Only ASCII digits count: ``float()`` and ``\\d`` would also take Arabic-Indic digits,
+underscores, ``inf`` and ``nan``, none of which anyone means as a duration.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import math
 import re
 
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)")
+# Bare seconds may carry an exponent: a JSON number such as 1e-05 arrives spelled that way.
+_SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[+-]?[0-9]+)?")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|s|m|h|d)")
 _MAX_S = 400 * 86400.0
 
 
@@ -15,9 +21,11 @@ def parse_duration_s(text: str) -> float:
     raw = text.strip().lower().replace(" ", "")
     if not raw:
         raise ValueError("empty duration")
-    try:
-        seconds = float(raw)
-    except ValueError:
+    if not raw.isascii():
+        raise ValueError(f"cannot read duration {text[:40]!r} (use e.g. 12.5s, 350ms, 1m30s, 2h)")
+    if _SECONDS.fullmatch(raw):
+        seconds = float(raw)  # a huge exponent gives inf, refused below
+    else:
         pos, seconds = 0, 0.0
         for match in _PART.finditer(raw):
             if match.start() != pos:
@@ -25,10 +33,8 @@ def parse_duration_s(text: str) -> float:
             seconds += float(match.group(1)) * _UNITS_S[match.group(2)]
             pos = match.end()
         if pos != len(raw) or pos == 0:
-            raise ValueError(f"cannot read duration {text[:40]!r} (use e.g. 12.5s, 350ms, 1m30s, 2h)") from None
-    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-        raise ValueError(f"duration {text[:40]!r} is not a non-negative number")
-    if seconds > _MAX_S:
+            raise ValueError(f"cannot read duration {text[:40]!r} (use e.g. 12.5s, 350ms, 1m30s, 2h)")
+    if math.isnan(seconds) or math.isinf(seconds) or seconds > _MAX_S:
         raise ValueError(f"duration {text[:40]!r} is longer than 400 days")
     return seconds
 

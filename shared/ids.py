@@ -15,6 +15,7 @@ import secrets
 import time
 
 TOKEN_BYTES = 24
+TOKEN_CHARS = 32  # 24 bytes in base64: no padding, no spare bits
 
 
 def new_id(prefix: str) -> str:
@@ -26,13 +27,19 @@ def new_token() -> str:
 
 
 def token_key(token: str) -> bytes | None:
-    """The compact form ingest indexes by (24 bytes instead of a 32-char str); None if malformed."""
-    if len(token) != 32:
+    """The compact form ingest indexes by (24 bytes instead of a 32-char str).
+
+    None unless ``token`` is spelled exactly as :func:`new_token` spells it: the urlsafe
+    alphabet, no padding. The decoder alone would also take ``+``/``/`` and skip stray
+    characters, giving one secret several URLs that all work.
+    """
+    if len(token) != TOKEN_CHARS or not token.isascii():
         return None
     try:
-        return base64.urlsafe_b64decode(token)
+        key = base64.urlsafe_b64decode(token)
     except (binascii.Error, ValueError):
         return None
+    return key if base64.urlsafe_b64encode(key).decode() == token else None
 
 
 def new_api_key() -> str:
@@ -40,7 +47,9 @@ def new_api_key() -> str:
 
 
 def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    # Header bytes that are not UTF-8 reach us as lone surrogates; they hash (to no key)
+    # instead of raising.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class PingIds:

@@ -7,10 +7,20 @@ no evaluation.
 
 from __future__ import annotations
 
-import structlog
-from aiohttp import web
+import asyncio
 
-from services.ingest.logic import MAX_USER_AGENT_CHARS, PingRejected, client_ip, parse_metadata, parse_outcome
+import structlog
+from aiohttp import hdrs, web
+
+from services.ingest.logic import (
+    MAX_USER_AGENT_CHARS,
+    PingRejected,
+    client_ip,
+    header_text,
+    parse_metadata,
+    parse_outcome,
+    refuse_undecodable,
+)
 from services.ingest.store import TokenIndex
 from shared.bus import Bus, BusUnavailable
 from shared.events import Ping, encode
@@ -33,20 +43,39 @@ def _text(status: int, body: str, **headers) -> web.Response:
                         headers={**_HEADERS, **headers})
 
 
+async def whole_body(request: web.Request, settings: Settings) -> bytes:
+    """The body once all of it has arrived: ``content.read(n)`` would return whatever
+    happened to be buffered, and a ping must never be recorded from part of its body."""
+    limit = settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PingRejected(413, f"body is larger than {limit} bytes")
+    chunks, size = [], 0
+    timeout_s = settings.ping_body_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s if timeout_s > 0 else None):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:  # chunked, or more than Content-Length promised
+                    raise PingRejected(413, f"body is larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise PingRejected(408, f"the body did not arrive within {timeout_s:g}s") from None
+    except (web.RequestPayloadError, ConnectionError):
+        raise PingRejected(400, "the body ended early or is not framed as declared") from None
+    return b"".join(chunks)
+
+
 async def handle_ping(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
     received_ms = now_ms()
     try:
         kind, exit_code = parse_outcome(request.match_info.get("suffix", ""))
-        if request.content_length is not None and request.content_length > settings.max_body_bytes:
-            raise PingRejected(413, f"body is larger than {settings.max_body_bytes} bytes")
-        content_type = request.content_type if request.can_read_body else ""
-        body = await request.content.read(settings.max_body_bytes + 1) if content_type else b""
-        if len(body) > settings.max_body_bytes:
-            raise PingRejected(413, f"body is larger than {settings.max_body_bytes} bytes")
+        refuse_undecodable(request.headers)
+        body = await whole_body(request, settings)
+        declared = request.content_type if hdrs.CONTENT_TYPE in request.headers else ""
         query = request.query if request.query_string else {}
-        fields = parse_metadata(query, body, content_type if body else "") if query or body else {}
+        fields = parse_metadata(query, body, declared) if query or body else {}
     except PingRejected as exc:
         log.info("ingest.ping.rejected", status=exc.status, reason=exc.reason)
         return _text(exc.status, exc.reason)
@@ -63,7 +92,7 @@ async def handle_ping(request: web.Request) -> web.Response:
         kind=kind,
         exit_code=exit_code,
         source_ip=client_ip(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies),
-        user_agent=request.headers.get("User-Agent", "")[:MAX_USER_AGENT_CHARS],
+        user_agent=header_text(request.headers.get("User-Agent", ""), MAX_USER_AGENT_CHARS),
         method=request.method,
         **fields,
     )

@@ -107,7 +107,7 @@ def check_host(host: str, allowed_networks: Iterable[Network]) -> None:
 def _is_legacy_ipv4(name: str) -> bool:
     try:
         socket.inet_aton(name)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         return False
     return True
 

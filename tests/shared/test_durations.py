@@ -22,3 +22,17 @@ def test_it_formats_seconds_shortly():
     assert format_duration_s(90) == "1m30s"
     assert format_duration_s(3600) == "1h"
     assert format_duration_s(0) == "0s"
+
+
+@pytest.mark.parametrize("text, seconds", [("1e3", 1000.0), ("1e-05", 0.00001), ("2.", 2.0), (".5s", 0.5),
+                                           (" 12.5s ", 12.5)])
+def test_it_reads_numbers_as_programs_print_them(text, seconds):
+    assert parse_duration_s(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["\u0663", "\u0663s", "\u00b2", "1\u0660s", "1_000", "+5", "infinity", "1e400",
+                                  "9" * 5000, "9" * 400 + "d", "1e9999999999", "\u212as"])
+def test_it_refuses_what_float_would_take_but_no_one_means(text):
+    with pytest.raises(ValueError) as exc:
+        parse_duration_s(text)
+    assert len(str(exc.value)) < 120  # one line, the input cut short

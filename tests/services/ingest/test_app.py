@@ -1,35 +1,23 @@
 """The ingest app over real HTTP, on the real embedded bus."""
 
+import base64
+from urllib.parse import quote
+
 import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.ingest.app import ingest_app
-from services.ingest.store import TokenIndex
-from shared.bus.local import LocalBus
-from shared.events import MonitorConfig, Ping, decode, encode
 from shared.ids import new_token
 from shared.settings import Settings
-from shared.topics import Topics
-
-TOPICS = Topics()
+from tests.services.ingest.support import SECRET, TOKEN, TOPICS, add_monitor, open_bus, pings_on_bus
 
 
 async def start(tmp_path, max_pending=50_000):
-    bus = LocalBus(tmp_path / "bus.sqlite3", max_pending=max_pending)
-    await bus.start()
-    await bus.ensure_topics(TOPICS.specs(2))
-    index = TokenIndex(bus, TOPICS, wait_s=0.5)
-    await index.start()
+    bus, index = await open_bus(tmp_path, max_pending)
     client = TestClient(TestServer(ingest_app(Settings(), bus, TOPICS, index)))
     await client.start_server()
     return bus, index, client
-
-
-async def add_monitor(bus, token, revision=1, deleted=False):
-    cfg = MonitorConfig(id="hb_1", project_id="p", name="n", token=token, interval_s=60, grace_s=0,
-                        created_ms=0, updated_ms=0, revision=revision, deleted=deleted)
-    await bus.publish(TOPICS.monitors, cfg.id, encode(cfg))
 
 
 @pytest.fixture
@@ -39,12 +27,6 @@ async def ingest(tmp_path):
     await client.close()
     await index.close()
     await bus.close()
-
-
-async def pings_on_bus(bus):
-    reader = bus.reader([(TOPICS.pings, p) for p in range(2)])
-    await reader.start()
-    return [e for e in (decode(r.value) for r in await reader.poll(timeout_ms=100)) if isinstance(e, Ping)]
 
 
 async def test_a_ping_is_on_the_bus_when_it_is_answered(ingest):
@@ -108,3 +90,15 @@ async def test_an_oversized_body_is_413_even_without_content_length(ingest):
     r = await client.post(f"/api/heartbeat/{token}", data=chunks(), headers={"Content-Type": "text/plain"})
     assert r.status == 413
     assert msgspec.json.encode(await pings_on_bus(bus)) == b"[]"
+
+
+async def test_a_token_spelled_any_other_way_is_unknown(ingest):
+    bus, client, index = ingest
+    await add_monitor(bus, TOKEN)
+    assert (await client.post(f"/api/heartbeat/{TOKEN}")).status == 200
+    standard = base64.b64encode(SECRET).decode()  # '+' and '/' for '-' and '_'
+    for spelling in (quote(standard, safe=""), TOKEN + "=", TOKEN.replace("-", "+")):
+        r = await client.post(f"/api/heartbeat/{spelling}")
+        assert r.status == 404, spelling
+    assert len(await pings_on_bus(bus)) == 1
+

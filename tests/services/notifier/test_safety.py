@@ -71,6 +71,10 @@ def test_public_names_pass_the_literal_check_and_are_left_to_the_resolver():
     check_host("hooks.example.com", ())  # no exception: the name is checked once resolved
 
 
+def test_a_host_with_a_nul_byte_is_no_legacy_ip_literal_and_raises_nothing_unexpected():
+    check_host("a\x00b", ())  # inet_aton raises ValueError here, not OSError
+
+
 class ScriptedDNS:
     """DNS beyond this machine, imitated: answers a name with fixed addresses."""
 

@@ -1,0 +1,127 @@
+"""What the HTTP server does about clients before any handler sees them.
+
+Slow heads. aiohttp waits for a request's head as long as its keep-alive timeout allows
+(an hour by default), so a client that sends one header byte now and then keeps its
+connection, and a few thousand such clients exhaust the process's file descriptors
+(slowloris). Here a request's line and headers must arrive within ``header_timeout_s``
+of its first byte (of the connection's opening, for the first request), or the
+connection is closed without an answer. An idle connection between requests is left to
+the keep-alive timeout, and a body to its handler: ingest bounds its own.
+
+Compressed bodies nobody read. aiohttp keeps reading an unread body for a while after
+answering (lingering), and inflates a compressed one as it arrives: a small zip bomb
+would buy seconds of CPU per request. Such a connection is closed instead.
+
+Expectations that are not text. aiohttp answers an ``Expect`` it does not know with a
+417 quoting it, on every route; a value that is not UTF-8 cannot be quoted, and the
+417 becomes a 500. RFC 9110 (10.1.1) lets a server ignore an expectation it does not
+understand, and those are ignored.
+
+Ingest is where anyone on the internet can connect, so this lives here; ``run`` serves
+every HTTP route through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiohttp import hdrs, web
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from multidict import CIMultiDict, CIMultiDictProxy
+
+log = structlog.get_logger()
+
+
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's per-connection protocol, with a deadline on each request's head."""
+
+    __slots__ = ("_header_timeout_s", "_head_deadline", "_body")
+
+    def __init__(self, manager: web.Server, *, header_timeout_s: float, **kwargs: Any):
+        super().__init__(manager, **kwargs)
+        self._header_timeout_s = header_timeout_s
+        self._head_deadline: asyncio.TimerHandle | None = None
+        # The body of the latest request whose head arrived: until it ends, bytes are body.
+        self._body: StreamReader | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        heads = self._request_count
+        super().data_received(data)
+        if self._request_count != heads:  # a head (or a malformed one, answered 400) is complete
+            self._disarm()
+            _, self._body = self._messages[-1] if self._messages else (None, None)
+            new = list(self._messages)[-(self._request_count - heads):]
+            if any(getattr(message, "compression", None) for message, _ in new):
+                self._lingering_time = 0.0  # no inflating after the answer; for the whole connection: rare enough
+        elif data and self._head_deadline is None and self._between_requests():
+            self._arm()  # the first bytes of the next request on a kept-alive connection
+
+    def _between_requests(self) -> bool:
+        if self._upgraded or self._payload_parser is not None:  # a WebSocket: not HTTP any more
+            return False
+        return self._body is None or self._body.is_eof()
+
+    def _arm(self) -> None:
+        if self._header_timeout_s > 0:
+            self._head_deadline = self._loop.call_later(self._header_timeout_s, self._head_too_slow)
+
+    def _disarm(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        # debug: a slowloris flood would otherwise become a log flood
+        log.debug("http.request_head.timeout", peer=str(self.peername), timeout_s=self._header_timeout_s)
+        self.force_close()
+
+
+class _GuardedServer(web.Server):
+    def __init__(self, *args: Any, header_timeout_s: float, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._header_timeout_s = header_timeout_s
+        make_request = self.request_factory
+        self.request_factory = lambda message, *rest: make_request(_without_garbled_expect(message), *rest)
+
+    def __call__(self) -> RequestHandler:
+        return GuardedRequestHandler(self, loop=self._loop, header_timeout_s=self._header_timeout_s, **self._kwargs)
+
+
+def _without_garbled_expect(message: Any) -> Any:
+    expect = message.headers.get(hdrs.EXPECT)
+    if expect is None or expect.isascii():
+        return message
+    headers = CIMultiDict(message.headers)
+    del headers[hdrs.EXPECT]
+    raw = tuple((name, value) for name, value in message.raw_headers if name.lower() != b"expect")
+    return message._replace(headers=CIMultiDictProxy(headers), raw_headers=raw)
+
+
+class GuardedAppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are :class:`GuardedRequestHandler`."""
+
+    __slots__ = ("_header_timeout_s",)
+
+    def __init__(self, app: web.Application, *, header_timeout_s: float, **kwargs: Any):
+        super().__init__(app, **kwargs)
+        self._header_timeout_s = header_timeout_s
+
+    async def _make_server(self) -> web.Server:
+        # aiohttp offers no hook for the protocol class: build its Server as usual (that
+        # also starts the app), then one that differs only in the protocol it makes.
+        server = await super()._make_server()
+        return _GuardedServer(server.request_handler, request_factory=server.request_factory,
+                              handler_cancellation=server.handler_cancellation,
+                              header_timeout_s=self._header_timeout_s, **server._kwargs)

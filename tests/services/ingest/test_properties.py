@@ -1,0 +1,273 @@
+"""Whatever arrives at the ping endpoint: a 2xx or a 4xx, never a 5xx; a refused ping
+leaves nothing on the bus; an accepted one is stored exactly as it was sent.
+
+Generated paths, query strings, headers and bodies go as raw bytes over real HTTP to
+ingest as ``pingura serve`` runs it (guarded runner, LocalBus on disk). The oracle below
+restates the rules of docs/semantics.md ("What a ping reply means") independently of
+services/ingest/logic.py.
+
+The CI profile keeps the module well under a minute; for a long hunt run
+``PINGURA_HYPOTHESIS_PROFILE=thorough pytest tests/services/ingest/test_properties.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import ipaddress
+import os
+from urllib.parse import parse_qsl, quote, urlencode
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from shared.durations import parse_duration_s
+from shared.events import Ping, decode
+from shared.settings import Settings
+from tests.services.ingest.support import (
+    SECRET,
+    TOKEN,
+    TOPICS,
+    add_monitor,
+    exchange,
+    ping_count,
+    request,
+    serve,
+    status_of,
+)
+
+# Module-local rather than registered: other modules register profiles of the same names.
+_COMMON = dict(deadline=None, database=None, print_blob=True,
+               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                      HealthCheck.data_too_large])
+PROFILE = {"ci": settings(max_examples=150, **_COMMON),
+           "thorough": settings(max_examples=4000, **_COMMON)}[os.environ.get("PINGURA_HYPOTHESIS_PROFILE", "ci")]
+
+METADATA = ("status", "message", "duration")
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY = Settings().max_body_bytes
+BODY_TIMEOUT_S = 1.0  # a header may promise more body than is sent
+
+
+@pytest.fixture
+async def served(tmp_path):
+    settings = Settings(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),), ping_body_timeout_s=BODY_TIMEOUT_S)
+    served = await serve(tmp_path, settings)
+    await add_monitor(served.bus, TOKEN)
+    await served.index.sync()
+    reader = served.bus.reader([(TOPICS.pings, p) for p in range(2)])
+    await reader.start()
+    yield served, reader
+    await reader.close()
+    await served.close()
+
+
+# what clients send ------------------------------------------------------------------
+TOKENS = {
+    "known": TOKEN,
+    "unknown": "A" * 32,
+    "standard alphabet": base64.b64encode(SECRET).decode(),
+    "padded": TOKEN + "=",
+    "short": TOKEN[:-1],
+}
+
+
+def mostly(common: st.SearchStrategy, rare: st.SearchStrategy) -> st.SearchStrategy:
+    """``common`` about four times in five: enough pings must get through to check what is stored."""
+    return st.integers(0, 4).flatmap(lambda n: common if n else rare)
+
+
+suffixes = mostly(st.sampled_from([None, "fail", "0", "1", "255", "007"]),
+                  st.sampled_from(["", "256", "\u00b2", "\u0663", "FAIL", "9" * 5000]) | st.integers(0, 300).map(str)
+                  | st.text(max_size=12))
+durations = mostly(
+    st.sampled_from(["12.5s", "350ms", "1m30s", "2h", "1d", "42", "0.5", "1e-05", "1h 2m"]) | st.integers(0, 10**6)
+    | st.floats(0, 10**6),
+    st.sampled_from(["fast", "-5", "\u0663s", "1_000", "inf", "nan", "401d", "", " "]) | st.integers() | st.floats()
+    | st.text(max_size=70) | st.booleans() | st.lists(st.integers(), max_size=2))
+statuses = mostly(st.text(max_size=100), st.text(min_size=101, max_size=110) | st.integers())
+messages = mostly(st.text(max_size=200), st.integers(9_990, 10_010).map(lambda n: "m" * n) | st.booleans())
+field_values = {"status": statuses | st.none(), "message": messages | st.none(), "duration": durations | st.none()}
+objects = st.fixed_dictionaries({}, optional={**field_values, "other": st.text(max_size=10)})
+json_bodies = objects.map(msgspec.json.encode)
+form_bodies = st.lists(st.tuples(st.sampled_from(METADATA + ("x",)), st.text(max_size=40)), max_size=4).map(
+    lambda pairs: urlencode(pairs, quote_via=quote).encode())
+bodies = st.one_of(
+    st.just(b""), json_bodies, form_bodies,
+    st.text(max_size=300).map(str.encode),
+    st.text(max_size=100).map(lambda t: ("{" + t).encode()),
+    st.binary(max_size=300),
+    st.integers(1, 16_000).map(lambda n: b"[" * n),
+    st.integers(MAX_BODY - 2, MAX_BODY + 2).map(lambda n: b"x" * n),
+)
+# header value -> the media type aiohttp reads from it ("" when there is no header)
+CONTENT_TYPES = {None: "", "": "application/octet-stream", "application/json": "application/json",
+                 "application/json; charset=utf-8": "application/json", "APPLICATION/JSON": "application/json",
+                 "application/vnd.pingura+json": "application/vnd.pingura+json", "text/plain": "text/plain",
+                 "text/plain; charset=latin-1": "text/plain", "text/csv": "text/csv", FORM: FORM,
+                 "application/octet-stream": "application/octet-stream",
+                 "multipart/form-data; boundary=x": "multipart/form-data", "image/png": "image/png"}
+ENCODINGS = [None, "identity", "gzip", "GZIP", "deflate", "x-custom", "identity, gzip"]
+header_bytes = st.binary(max_size=250).map(
+    lambda b: bytes(c for c in b if c == 9 or 0x20 <= c != 0x7F))  # what HTTP allows in a value
+forwarded = st.one_of(st.none(), st.sampled_from(["198.51.100.1", "198.51.100.1, 127.0.0.5", "127.0.0.9"]),
+                      header_bytes)
+
+
+@st.composite
+def pings(draw):
+    token = draw(mostly(st.just("known"), st.sampled_from(sorted(TOKENS))))
+    suffix = draw(suffixes)
+    path = f"/api/heartbeat/{quote(TOKENS[token], safe='')}" + ("" if suffix is None else "/" + quote(suffix, safe=""))
+    query = draw(st.lists(st.tuples(st.sampled_from(METADATA + ("x",)), st.text(max_size=40)), max_size=4))
+    body = draw(bodies)
+    encoding = draw(mostly(st.sampled_from([None, "identity"]), st.sampled_from(ENCODINGS)))
+    sent = gzip.compress(body) if encoding and "gzip" in encoding.lower() and draw(st.booleans()) else body
+    return dict(method=draw(st.sampled_from(["POST", "GET", "HEAD"])), token=token, suffix=suffix,
+                target=path + ("?" + urlencode(query, quote_via=quote) if query else ""), query=query, body=body,
+                sent=sent, content_type=draw(st.sampled_from(list(CONTENT_TYPES))), encoding=encoding,
+                chunks=draw(st.none() | st.integers(1, 5000)), user_agent=draw(st.none() | header_bytes),
+                forwarded=draw(forwarded))
+
+
+def raw_request(ping: dict) -> bytes:
+    headers: dict[str, str | bytes] = {}
+    for name, key in (("Content-Type", "content_type"), ("Content-Encoding", "encoding"),
+                      ("User-Agent", "user_agent"), ("X-Forwarded-For", "forwarded")):
+        if ping[key] is not None:
+            headers[name] = ping[key]
+    body, size = ping["sent"], ping["chunks"]
+    if size is None:
+        return request(ping["method"], ping["target"], headers, body)
+    headers["Transfer-Encoding"] = "chunked"
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
+    return request(ping["method"], ping["target"], headers, chunked + b"0\r\n\r\n", length=False)
+
+
+# what ingest must make of it --------------------------------------------------------
+def outcome(suffix: str | None) -> tuple[str, int | None] | None:
+    if suffix is None:
+        return "success", None
+    if suffix == "fail":
+        return "fail", None
+    if suffix and suffix.isascii() and suffix.isdigit() and len(suffix.lstrip("0")) <= 3 and int(suffix) <= 255:
+        return ("success" if int(suffix) == 0 else "fail"), int(suffix)
+    return None
+
+
+def json_object(body: bytes) -> dict | None:
+    try:
+        data = msgspec.json.decode(body)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def metadata(fields: dict) -> dict | None:
+    """What is stored from the fields, or None if they are refused."""
+    stored = {}
+    for name, limit in (("status", 100), ("message", 10_000)):
+        if fields.get(name) is not None:
+            if not isinstance(fields[name], str) or len(fields[name]) > limit:
+                return None
+            stored[name] = fields[name]
+    if fields.get("duration") is not None:
+        raw = fields["duration"]
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)) or len(str(raw)) > 64:
+            return None
+        try:
+            parse_duration_s(str(raw))
+        except ValueError:
+            return None
+        stored["duration_raw"] = str(raw)
+    return stored
+
+
+def expected(ping: dict) -> dict | None:
+    """The stored fields of an accepted ping; None if it must be refused."""
+    if ping["token"] != "known" or outcome(ping["suffix"]) is None or len(ping["body"]) > MAX_BODY:
+        return None
+    if ping["encoding"] not in (None, "identity"):
+        return None
+    fields: dict = {}
+    for name, value in ping["query"]:
+        fields.setdefault(name, value)  # the first of repeated parameters
+    body, media_type = ping["body"], CONTENT_TYPES[ping["content_type"]]
+    text = body.decode("utf-8", "replace")
+    if not body:
+        pass
+    elif media_type == "application/json" or media_type.endswith("+json"):
+        data = json_object(body)
+        if data is None:
+            return None
+        fields.update({k: data[k] for k in METADATA if data.get(k) is not None})
+    elif media_type in ("", "application/octet-stream", FORM):
+        found = {}
+        if media_type == FORM and body.isascii():
+            form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+            found = {k: form[k] for k in METADATA if k in form}
+        if not found and body.lstrip().startswith(b"{"):
+            data = json_object(body) or {}
+            candidate = {k: data[k] for k in METADATA if data.get(k) is not None}
+            found = candidate if candidate and metadata(candidate) is not None else {}
+        if found:
+            fields.update(found)
+        else:
+            fields.setdefault("message", text)
+    elif media_type.startswith("text/"):
+        fields.setdefault("message", text)
+    return metadata(fields)
+
+
+@given(ping=pings())
+@PROFILE
+async def test_every_ping_is_refused_whole_or_stored_exactly_as_sent(served, ping):
+    served, reader = served
+    before = ping_count(served.bus)
+    response = await exchange(served.port, raw_request(ping), head=ping["method"] == "HEAD")
+    status = status_of(response)
+    stored = expected(ping)
+    event(f"answered {status}")  # --hypothesis-show-statistics: how much got through
+    if stored is None:
+        assert status is not None and 400 <= status < 500, response[:300]
+        assert ping_count(served.bus) == before
+        return
+    assert status == 200, response[:300]
+    [record] = await reader.poll(timeout_ms=1000)
+    on_bus = decode(record.value)
+    assert isinstance(on_bus, Ping)
+    assert (on_bus.kind, on_bus.exit_code) == outcome(ping["suffix"])
+    assert (on_bus.status, on_bus.message, on_bus.duration_raw) == tuple(stored.get(k) for k in
+                                                                         ("status", "message", "duration_raw"))
+    assert on_bus.method == ping["method"]
+    ua = (ping["user_agent"] or b"").strip(b" \t")
+    assert on_bus.user_agent == ua.decode("utf-8", "replace")[:200]
+    if ping["forwarded"] is None:
+        assert on_bus.source_ip == "127.0.0.1"
+
+
+header_names = st.sampled_from(["Content-Length", "Transfer-Encoding", "Content-Encoding", "Content-Type", "Host",
+                                "User-Agent", "X-Forwarded-For", "Connection", "Expect", "Upgrade", "Cookie"])
+header_lines = st.lists(st.tuples(header_names | st.text("abcXYZ-_!#", min_size=1, max_size=8), header_bytes),
+                        max_size=6)
+
+
+@given(method=st.sampled_from(["POST", "GET", "HEAD", "PUT", "OPTIONS"]), suffix=suffixes, lines=header_lines,
+       body=bodies)
+@PROFILE
+async def test_strange_headers_get_an_answer_below_500_and_store_at_most_what_was_accepted(served, method, suffix,
+                                                                                           lines, body):
+    served, reader = served
+    before = ping_count(served.bus)
+    target = f"/api/heartbeat/{TOKEN}" + ("" if suffix is None else "/" + quote(suffix, safe=""))
+    head = [f"{method} {target} HTTP/1.1".encode(), b"Host: pingura.test", b"Connection: close"]
+    head += [name.encode() + b": " + value for name, value in lines]
+    response = await exchange(served.port, b"\r\n".join(head) + b"\r\n\r\n" + body, head=method == "HEAD",
+                              timeout_s=BODY_TIMEOUT_S + 5)
+    status = status_of(response)
+    assert status is None or status < 500, response[:300]  # None: aiohttp may just close on garbage
+    assert ping_count(served.bus) == before + (status == 200)
+    if status == 200:
+        await reader.poll(timeout_ms=1000)  # keep the reader at the end for the next example

@@ -1,0 +1,125 @@
+"""Connections whose request head arrives too slowly are closed (slowloris)."""
+
+import asyncio
+import gc
+import signal
+
+import pytest
+
+from services.runtime import run
+from shared.ids import new_token
+from shared.settings import Settings
+from tests.services.ingest.support import add_monitor, exchange, read_response, request, serve, status_of
+
+HEAD_TIMEOUT_S = 0.5
+
+
+@pytest.fixture
+async def served(tmp_path):
+    served = await serve(tmp_path, Settings(header_timeout_s=HEAD_TIMEOUT_S, ping_body_timeout_s=5))
+    token = new_token()
+    await add_monitor(served.bus, token)
+    await served.index.sync()
+    yield served, f"/api/heartbeat/{token}"
+    await served.close()
+
+
+async def closed_after(reader: asyncio.StreamReader, within_s: float) -> float:
+    """Seconds until the server closed the connection (reading whatever it sent first)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.wait_for(reader.read(), within_s)
+    return loop.time() - start
+
+
+async def test_it_closes_a_connection_that_sends_half_a_request_line_while_serving_others(served):
+    served, path = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(b"POST /api/heartbeat/")
+    await asyncio.sleep(HEAD_TIMEOUT_S / 2)
+    assert status_of(await exchange(served.port, request("POST", path))) == 200  # another connection is served
+    assert await closed_after(reader, HEAD_TIMEOUT_S + 1) <= HEAD_TIMEOUT_S
+    writer.close()
+
+
+async def test_it_closes_a_connection_that_opens_and_sends_nothing(served):
+    served, _ = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    assert await closed_after(reader, HEAD_TIMEOUT_S + 1) <= HEAD_TIMEOUT_S + 0.2
+    writer.close()
+
+
+async def test_a_head_dribbled_byte_by_byte_is_cut_off_by_the_deadline_not_renewed_by_each_byte(served):
+    served, path = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+
+    async def dribble():
+        for byte in request("POST", path):  # about 5 s at this pace
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(dribble())
+    assert await closed_after(reader, HEAD_TIMEOUT_S + 1) <= HEAD_TIMEOUT_S + 0.2
+    task.cancel()
+    writer.close()
+
+
+async def test_on_a_kept_alive_connection_the_next_head_has_the_same_deadline(served):
+    served, path = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(request("POST", path).replace(b"Connection: close", b"Connection: keep-alive"))
+    assert status_of(await read_response(reader, head=False)) == 200
+    await asyncio.sleep(HEAD_TIMEOUT_S * 2)  # idle between requests: keep-alive's business, not closed
+    writer.write(b"POST /api/heartbeat/")
+    assert await closed_after(reader, HEAD_TIMEOUT_S + 1) <= HEAD_TIMEOUT_S + 0.2
+    writer.close()
+
+
+async def test_a_slow_body_after_a_prompt_head_is_not_cut_off_by_the_head_deadline(served):
+    served, path = served
+    body = b"backup done"
+    head = request("POST", path, {"Content-Type": "text/plain"}, body)[:-len(body)]
+    pieces = [head] + [body[i:i + 1] for i in range(len(body))]
+    response = await exchange(served.port, *pieces, pause_s=HEAD_TIMEOUT_S * 2 / len(body))
+    assert status_of(response) == 200
+
+
+async def test_pingura_serve_applies_the_header_timeout_from_the_environment(tmp_path):
+    settings = Settings.from_env({"PINGURA_HEADER_TIMEOUT_S": "0.4", "PINGURA_DATA_DIR": str(tmp_path),
+                                  "PINGURA_PORT": "0"})
+    assert settings.header_timeout_s == 0.4
+    closed = asyncio.get_running_loop().create_future()
+
+    async def ready(port: int) -> None:
+        async def probe():
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x")
+            try:
+                closed.set_result(await closed_after(reader, 2))
+            except BaseException as exc:
+                closed.set_exception(exc)
+            finally:
+                writer.close()
+                signal.raise_signal(signal.SIGTERM)  # run() stops on it, as under systemd
+
+        asyncio.get_running_loop().create_task(probe())
+
+    try:
+        await asyncio.wait_for(run(settings, ("ingest",), ready), 10)
+    finally:
+        gc.unfreeze()  # run() froze everything alive for its own process's sake
+    assert await closed <= 0.4 + 0.2
+
+
+@pytest.mark.parametrize("method, path", [("POST", "ping"), ("PUT", "ping"), ("GET", "/nowhere")])
+async def test_an_expect_header_that_is_not_text_is_ignored_rather_than_a_500(served, method, path):
+    served, ping_path = served
+    target = ping_path if path == "ping" else path
+    response = await exchange(served.port, request(method, target, {"Expect": b"\xff-continue"}))
+    assert status_of(response) == {"POST": 200, "PUT": 405, "GET": 404}[method]
+
+
+async def test_expect_100_continue_still_works(served):
+    served, path = served
+    response = await exchange(served.port, request("POST", path, {"Expect": "100-continue"}, b""))
+    assert response.startswith(b"HTTP/1.1 100 Continue") and status_of(response) == 200
