@@ -447,8 +447,11 @@ class LocalConsumer(Consumer):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the event fires, and a follower's close() would then hang for good.
             try:
-                await asyncio.wait_for(self._appended.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._appended.wait()
             except TimeoutError:
                 pass
 

@@ -95,7 +95,8 @@ class TopicFollower:
                     log.warning("view.sync_timed_out", topic=self.topic, timeout_s=timeout_s)
                     return False
                 try:
-                    await asyncio.wait_for(self._advanced.wait(), remaining)
+                    async with asyncio.timeout(remaining):  # not wait_for: see LocalConsumer.poll
+                        await self._advanced.wait()
                 except TimeoutError:
                     pass
         return True

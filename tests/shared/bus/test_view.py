@@ -50,3 +50,29 @@ async def test_a_flood_of_syncs_shares_end_offset_requests(tmp_path):
     assert calls <= 2  # one in flight, one for everyone who arrived meanwhile
     await follower.close()
     await bus.close()
+
+
+async def test_a_follower_closes_promptly_while_records_keep_arriving(tmp_path):
+    # A close() that lands as a new record wakes the follower must not be swallowed
+    # (asyncio.wait_for on 3.11 could lose it, and close() then hung for good).
+    bus = LocalBus(tmp_path / "bus.sqlite3")
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("c", 1, compacted=True)])
+    publishing = True
+
+    async def publish_forever():
+        n = 0
+        while publishing:
+            n += 1
+            await bus.publish("c", f"k{n % 10}", encode(channel(f"k{n % 10}", at=n)))
+
+    producer = asyncio.create_task(publish_forever())
+    for _ in range(30):
+        follower = TopicFollower(bus, "c", lambda records: None, poll_timeout_ms=50)
+        await follower.start()
+        await asyncio.sleep(0.005)
+        async with asyncio.timeout(5):
+            await follower.close()
+    publishing = False
+    await producer
+    await bus.close()
