@@ -1,4 +1,5 @@
-"""``pingura``: run the whole system (``serve``) or one service (for the Kafka deployment)."""
+"""``pingura``: run the whole system (``serve``) or one service (for the Kafka deployment);
+manage API keys (``keys``)."""
 
 from __future__ import annotations
 
@@ -29,16 +30,36 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--host", help="address to listen on (default 127.0.0.1; PINGURA_HOST)")
         cmd.add_argument("--port", type=int, help="HTTP port (default 8080; PINGURA_PORT)")
         cmd.add_argument("--data-dir", type=Path, help="where data lives (default ./pingura-data; PINGURA_DATA_DIR)")
+    _keys_parser(sub.add_parser("keys", help="create, list and revoke API keys (while `pingura serve` runs, or not)"))
     return p
+
+
+def _keys_parser(keys: argparse.ArgumentParser) -> None:
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a key and print it (alone) on stdout")
+    create.add_argument("--project", help="project name, made if there is none (default: the admin project)")
+    create.add_argument("--read-only", action="store_true", help="may only read; never sees ping URLs")
+    create.add_argument("--name", default="cli", help="what the key is for (default: cli)")
+    listing = actions.add_parser("list", help="the live keys, one a line: id, project, access, created, name")
+    listing.add_argument("--project", help="only this project's keys")
+    revoke = actions.add_parser("revoke", help="refuse a key from now on")
+    revoke.add_argument("key_id")
+    for action in (create, listing, revoke):
+        action.add_argument("--data-dir", type=Path, help="the server's data dir (default ./pingura-data; PINGURA_DATA_DIR)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+        settings = Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
+                                     data_dir=args.data_dir)
     except ConfigError as exc:
         print(f"pingura: {exc}", file=sys.stderr)
         return 2
+    if args.command == "keys":
+        # A command's output is its answer; the bus's info lines would only bury it.
+        configure_logging("debug" if settings.log_level == "debug" else "warning", settings.log_format)
+        return asyncio.run(_keys(settings, args))
     configure_logging(settings.log_level, settings.log_format)
     _, services = COMMANDS[args.command]
     if args.command != "serve" and settings.embedded:
@@ -59,6 +80,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from services.query.control import ControlError, perform
+
+    try:
+        if args.action == "create":
+            made = await perform(settings, "create", project=args.project, name=args.name, read_only=args.read_only)
+            print(made["key"])  # alone on stdout: KEY=$(pingura keys create ...)
+            print(f"{made['id']} ({_access(made)}) in project {made['project']} ({made['project_id']})",
+                  file=sys.stderr)
+        elif args.action == "list":
+            for key in (await perform(settings, "list", project=args.project))["keys"]:
+                print("\t".join((key["id"], key["project"] or key["project_id"], _access(key), key["created_at"],
+                                 key["name"])))
+        else:
+            await perform(settings, "revoke", id=args.key_id)
+            print(f"revoked {args.key_id}", file=sys.stderr)
+    except (ControlError, ConfigError) as exc:
+        print(f"pingura keys {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _access(key: dict) -> str:
+    return "read-only" if key["read_only"] else "read-write"
 
 
 async def _run(settings: Settings, services: tuple[str, ...]) -> None:

@@ -13,21 +13,27 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import structlog
 from aiohttp import web
 
+from services.datadir import DataDirBusy, owning
+from services.query.auth.accounts import Accounts
 from shared.bus import Bus
 from shared.bus.view import ConfigView, cancel_and_wait
 from shared.errors import ConfigError
-from shared.events import ChannelConfig, MonitorConfig, ProjectConfig, encode
-from shared.ids import hash_api_key, new_api_key, new_id, now_ms
+from shared.events import ChannelConfig, MonitorConfig
+from shared.ids import new_api_key, new_id
 from shared.settings import Settings
 from shared.topics import Topics
 
 log = structlog.get_logger()
 
 SERVICES = ("ingest", "evaluator", "notifier", "query")
+ADMIN_KEY_FILE = "admin-api-key"
+FIRST_START_KEY_FILE = web.AppKey("first_start_key_file", Path)
+"""Set on the app when this start made the admin key: ``run`` then tells the operator where it is."""
 
 
 async def open_bus(settings: Settings) -> Bus:
@@ -46,27 +52,31 @@ async def open_bus(settings: Settings) -> Bus:
     return bus
 
 
-async def ensure_first_project(settings: Settings, bus: Bus, projects: ConfigView[ProjectConfig]) -> None:
-    """On a fresh install, create the admin project and hand its key to the operator
-    through a 0600 file in the data directory (the key itself is never stored)."""
+async def ensure_first_project(settings: Settings, accounts: Accounts) -> Path | None:
+    """On a fresh install, create the admin project and its key, and hand the key to the
+    operator through a 0600 file in the data directory (only its hash is stored).
+
+    Returns that file when this call wrote it (the first start). The file comes first and
+    the project last: a crash in between leaves no project, so the next start begins again.
+    """
     key = settings.bootstrap_api_key
-    if key and any(hash_api_key(key) in p.api_key_hashes for p in projects.values()):
-        return
-    if not key and len(projects):
-        return
-    key = key or new_api_key()
-    project = ProjectConfig(
-        id=new_id("prj"), name="default", api_key_hashes=[hash_api_key(key)], admin=True, created_ms=now_ms()
-    )
-    await bus.publish(Topics(settings.topic_prefix).projects, project.id, encode(project))
-    projects.put(project)
-    if not settings.bootstrap_api_key:
+    if key and accounts.keys.find(key) is not None:
+        return None
+    if not key and len(accounts.projects):
+        return None
+    path = None
+    if not key:
+        key = new_api_key()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        path = settings.data_dir / "admin-api-key"
+        path = settings.data_dir / ADMIN_KEY_FILE
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(key + "\n")
-        log.info("serve.api_key.created", project_id=project.id, path=str(path))
+    project_id = new_id("prj")
+    await accounts.create_key(project_id, "admin", secret=key)
+    await accounts.create_project("default", admin=True, project_id=project_id)
+    log.info("serve.api_key.created", project_id=project_id, path=str(path) if path else None)
+    return path
 
 
 def _revision(event) -> int:
@@ -76,6 +86,11 @@ def _revision(event) -> int:
 async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, ...]) -> web.Application:
     """Start ``services`` on one bus; returns the HTTP app serving their routes."""
     topics = Topics(settings.topic_prefix)
+    if settings.embedded:
+        try:  # `pingura keys` may hold it for a moment when it found no server
+            stack.enter_context(owning(settings.data_dir, wait_s=10))
+        except DataDirBusy as exc:
+            raise ConfigError(f"{exc} (is another `pingura serve` running there?)") from None
     bus = await open_bus(settings)
     stack.push_async_callback(bus.close)
 
@@ -97,26 +112,48 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
 
     if "query" in services:
         from services.query.app import ApiContext, api_app
+        from services.query.auth.keys import KeyIndex, ProjectsView
+        from services.query.auth.routes import add_session_routes
+        from services.query.auth.sessions import Sessions, load_secret
+        from services.query.catalog import Catalog, WatchedConfigView
         from services.query.consumer import HistoryWriter
+        from services.query.status_view import StatusView
         from services.query.store import HistoryStore
+        from services.query.web.pages import add_page_routes
         from shared.clickhouse import open_client
 
         ch = open_client(settings)
         stack.push_async_callback(ch.close)
         store = HistoryStore(ch, settings.history_retention_days)
         await store.migrate()
-        projects = await started(ConfigView(bus, topics.projects, ProjectConfig))
-        await ensure_first_project(settings, bus, projects)
+        projects = await started(ProjectsView(bus, topics.projects))
+        keys = await started(KeyIndex(bus, topics.keys, projects))
+        accounts = Accounts(bus, topics, projects, keys)
+        key_file = await ensure_first_project(settings, accounts)
+        if key_file is not None:
+            app[FIRST_START_KEY_FILE] = key_file
+        monitors = await started(WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision))
+        statuses = await started(StatusView(bus, topics))
         ctx = ApiContext(
             settings=settings,
             bus=bus,
             topics=topics,
             store=store,
-            monitors=await started(ConfigView(bus, topics.monitors, MonitorConfig, _revision)),
+            monitors=monitors,
             channels=await started(ConfigView(bus, topics.channels, ChannelConfig, _revision)),
             projects=projects,
+            statuses=statuses,
+            catalog=Catalog(monitors, statuses),  # indexes both views as they are, then follows them
+            keys=keys,
+            sessions=Sessions(load_secret(settings), settings.session_ttl_s),
         )
         app.add_subapp("/api/v1", api_app(ctx))
+        add_session_routes(app, ctx)
+        add_page_routes(app)
+        if settings.embedded:  # on Kafka, `pingura keys` publishes there itself
+            from services.query.control import ControlSocket
+
+            await started(ControlSocket(settings.data_dir, accounts))
         await started(HistoryWriter(settings, bus, topics, store))
 
     if "evaluator" in services:
@@ -134,6 +171,15 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
     if settings.embedded:
         stack.push_async_callback(cancel_and_wait, asyncio.create_task(_housekeeping(bus)))
     return app
+
+
+def _welcome(settings: Settings, port: int, key_file: Path) -> None:
+    """Printed on the first start only (the start that wrote the key file), for a person:
+    plain text on stdout, not a log line they would have to dig out."""
+    host = "localhost" if settings.host in ("", "0.0.0.0", "::") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    print(f"\nPingura is running: http://{host}:{port}/\n"
+          f"Sign in with the admin API key, which is in {key_file.absolute()}\n", flush=True)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -161,7 +207,13 @@ async def run(settings: Settings, services: tuple[str, ...], ready: Callable[[in
         app = await build(stack, settings, services)
         serves_http = "ingest" in services or "query" in services
         if serves_http:
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            from services.ingest.server import GuardedAppRunner
+
+            # Also for the API alone: every HTTP port must shed half-sent requests.
+            # keepalive_timeout: an idle kept-alive connection may hold a descriptor for 75 s
+            # (nginx's default), not aiohttp's hour.
+            runner = GuardedAppRunner(app, header_timeout_s=settings.header_timeout_s, access_log=None,
+                                      handle_signals=False, keepalive_timeout=75)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
@@ -175,6 +227,8 @@ async def run(settings: Settings, services: tuple[str, ...], ready: Callable[[in
         gc.freeze()
         log.info("serve.started", services=list(services), host=settings.host, port=port,
                  bus="local" if settings.embedded else "kafka", data_dir=str(settings.data_dir))
+        if FIRST_START_KEY_FILE in app and serves_http:
+            _welcome(settings, port, app[FIRST_START_KEY_FILE])
         if ready is not None:
             await ready(port)
         await stop.wait()

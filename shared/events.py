@@ -16,6 +16,7 @@ topic                     key (partition key)        events
                                                      ``deleted=True``)
 ``channels`` (compacted)  channel id                 :class:`ChannelConfig`
 ``projects`` (compacted)  project id                 :class:`ProjectConfig`
+``keys`` (compacted)      key id                     :class:`ApiKey`
 ``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`
 ``alerts``                monitor id                 :class:`Alert` (public interface)
 ``evaluator-state``       monitor id                 :class:`MonitorSnapshot` (compacted)
@@ -116,13 +117,36 @@ class ChannelConfig(Event, tag="channel", kw_only=True):
 
 
 class ProjectConfig(Event, tag="project", kw_only=True):
-    """A project and the SHA-256 hashes of its API keys (keys are never stored). Key: ``id``."""
+    """A project. Key: ``id``."""
 
     id: str
     name: str
     api_key_hashes: list[str] = []
+    """Legacy: SHA-256 hashes of read-write keys made before the ``keys`` topic existed.
+    Still honoured; new keys are :class:`ApiKey` records."""
     admin: bool = False
     created_ms: int
+
+
+class ApiKey(Event, tag="api_key", kw_only=True):
+    """One API key of a project. Key: ``id``. Compacted topic ``keys``.
+
+    A record of its own, not a list on :class:`ProjectConfig`: creating or revoking a key
+    writes only that key, so two writers never race on a project's record.
+    """
+
+    id: str
+    project_id: str
+    name: str
+    key_hash: str
+    """SHA-256 (hex) of the key; the key itself is shown once, when it is created."""
+    read_only: bool = False
+    """Read-only keys may only read, and never see ping tokens or ping URLs."""
+    created_ms: int
+    revoked: bool = False
+    """A revoked key is refused from the moment a reader sees this (the record stays)."""
+    revoked_ms: int | None = None
+    revision: int = 1
 
 
 MonitorStatus = Literal["new", "up", "late", "down", "paused"]
@@ -205,6 +229,8 @@ class Delivery(Event, tag="delivery", kw_only=True):
     attempts: int
     at_ms: int
     error: str = ""
+    project_id: str = ""
+    """The alert's project; ``""`` in deliveries recorded before this field existed."""
 
 
 class DeadLetter(Event, tag="dead_letter", kw_only=True):
@@ -222,7 +248,7 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
     at_ms: int
 
 
-AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | StatusChanged | Missed | Alert | MonitorSnapshot | Delivery | DeadLetter
+AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | StatusChanged | Missed | Alert | MonitorSnapshot | Delivery | DeadLetter
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

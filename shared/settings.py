@@ -44,6 +44,11 @@ class Settings:
     clickhouse_url: str | None = None
     trusted_proxies: tuple[Network, ...] = ()
     max_body_bytes: int = 16 * 1024
+    ping_body_timeout_s: float = 10.0
+    """How long ingest waits for a ping's body to arrive completely before answering 408."""
+    header_timeout_s: float = 10.0
+    """How long a client may take to send a request's line and headers before its
+    connection is closed, so half-sent requests cannot pile up (slowloris); 0 turns it off."""
     lateness_ms: int = 1000
     tick_interval_ms: int = 1000
     checkpoint_interval_ms: int = 1000
@@ -59,6 +64,11 @@ class Settings:
     bootstrap_api_key: str | None = None
     """Admin key of the first project, when none exists yet; generated if unset."""
     max_api_body_bytes: int = 64 * 1024
+    session_ttl_s: int = 12 * 3600
+    """How long a dashboard login lasts."""
+    session_secret: str | None = field(default=None, repr=False)
+    """Signs session cookies; unset: ``<data-dir>/session-secret``, made on first start.
+    Query instances behind one load balancer need the same one."""
     log_level: str = "info"
     log_format: str = "console"
     extra: dict = field(default_factory=dict)

@@ -30,6 +30,10 @@ class Topics:
         return self.prefix + "projects"
 
     @property
+    def keys(self) -> str:
+        return self.prefix + "keys"
+
+    @property
     def status(self) -> str:
         return self.prefix + "status"
 
@@ -61,5 +65,6 @@ class Topics:
             TopicSpec(self.deliveries, partitions, retention_ms=30 * DAY_MS),
             TopicSpec(self.channels, 1, compacted=True),
             TopicSpec(self.projects, 1, compacted=True),
+            TopicSpec(self.keys, 1, compacted=True),
             TopicSpec(self.dead_letters, 1, retention_ms=30 * DAY_MS),
         ]

@@ -31,6 +31,16 @@ from shared.events import Alert, MonitorConfig, Missed, Ping, StatusChanged
 Output = StatusChanged | Missed | Alert
 _NEVER = sys.maxsize
 
+SHARED_REASONS = {
+    reason: reason
+    for reason in (
+        "created paused", "paused", "resumed", "ping received", "first check-in (a failure)",
+        "no ping within the interval; in grace period", "missed a check-in",
+    )
+}  # fmt: skip
+"""The fixed status reasons (all but going down's), each mapped to itself: a decoded copy
+is swapped for this one object, so a million restored monitors don't hold a million copies."""
+
 
 class MonitorState(msgspec.Struct, array_like=True, gc=False):
     """What the evaluator knows of one monitor. Serialized as a snapshot.
@@ -59,6 +69,12 @@ class MonitorState(msgspec.Struct, array_like=True, gc=False):
     """Offset of the last ``pings`` record already folded in (replay guard)."""
     queued_slot: int | None = None
     """The timer-wheel second this monitor is queued in (its earliest), if any."""
+    # Fields below were added later: trailing and optional, so the array-like snapshots
+    # of older versions (shorter arrays) still decode. Add new ones after them, never between.
+    status_since_ms: int | None = None
+    """Event time of the last status change; None in snapshots older than this field."""
+    status_reason: str | None = None
+    """Why the status last changed (the ``reason`` of that ``StatusChanged``)."""
 
 
 def _iso(ms: int) -> str:
@@ -232,6 +248,8 @@ class PartitionEvaluator:
 
     def _set_status(self, state: MonitorState, status: str, at: int, reason: str) -> list[Output]:
         previous, state.status = state.status, status
+        # The reason is one of a few literals (shared objects) except when going down.
+        state.status_since_ms, state.status_reason = at, reason
         return [
             StatusChanged(
                 id=f"{state.monitor_id}:{at}:{status}",
@@ -292,7 +310,9 @@ class PartitionEvaluator:
     def restore(self, state: MonitorState) -> None:
         state.queued_slot = None
         state.channels, state.tags = self._share(tuple(state.channels)), self._share(tuple(state.tags))
-        state.project_id = sys.intern(state.project_id)
+        state.project_id, state.status = sys.intern(state.project_id), sys.intern(state.status)
+        if state.status_reason is not None:  # decoded: a fresh copy of what is mostly a few literals
+            state.status_reason = SHARED_REASONS.get(state.status_reason, state.status_reason)
         self.monitors[state.monitor_id] = state
         self._schedule(state)
         self.dirty.discard(state.monitor_id)

@@ -281,6 +281,7 @@ class Notifier:
             alert_id=alert.id,
             channel_id=channel.id,
             monitor_id=alert.monitor_id,
+            project_id=alert.project_id,
             ok=ok,
             attempts=attempts,
             at_ms=self._now_ms(),

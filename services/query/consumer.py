@@ -1,4 +1,6 @@
-"""Writes check-ins and status changes from the bus into the history store.
+"""Writes check-ins, status changes and alert deliveries from the bus into the history store.
+
+It reads ``pings`` (Ping), ``status`` (StatusChanged, Missed) and ``deliveries`` (Delivery).
 
 At-least-once made exactly-once: offsets are committed only after the batch they cover
 is in ClickHouse, and a batch that is read again after a crash carries the same
@@ -18,7 +20,7 @@ import structlog
 from services.query.store import HistoryStore
 from shared.bus.deadletter import DeadLetters
 from shared.bus import Bus, Consumer, Record, TopicPartition
-from shared.events import Missed, Ping, StatusChanged, decode
+from shared.events import Delivery, Missed, Ping, StatusChanged, decode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -31,7 +33,7 @@ LINGER_MS = 200
 """After the first records arrive, gather more for this long: every ClickHouse insert has a
 fixed cost (a new part), so a few large inserts beat many small ones under load. It adds at
 most this much to the ping-to-history delay."""
-HISTORY_EVENTS = (Ping, Missed, StatusChanged)
+HISTORY_EVENTS = (Ping, Missed, StatusChanged, Delivery)
 
 
 def batch_token(records: list[Record]) -> str:
@@ -85,7 +87,10 @@ class HistoryWriter:
         self.events_written = 0
 
     async def start(self) -> None:
-        self._consumer = self._bus.consumer([self._topics.pings, self._topics.status], group=GROUP)
+        # A topic new to the group (deliveries, after an upgrade) is read from its start.
+        self._consumer = self._bus.consumer(
+            [self._topics.pings, self._topics.status, self._topics.deliveries], group=GROUP
+        )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(self._consumer), name="query-writer")
         log.info("query.writer.started", group=GROUP)

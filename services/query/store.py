@@ -1,9 +1,13 @@
-"""Check-in history and status changes in ClickHouse (server or chDB).
+"""Check-in history, status changes and alert deliveries in ClickHouse (server or chDB).
 
 Writes are replayed freely (the bus delivers at least once), so duplicates are kept out
 twice over: each insert carries a deduplication token (an identical replay is dropped
-by the table), and both tables are ReplacingMergeTree keyed by the event's deterministic
+by the table), and every table is ReplacingMergeTree keyed by the event's deterministic
 id, read with ``FINAL``, so even a replay batched differently never shows a row twice.
+
+Pages are newest first and cut by a keyset cursor on the table's sort key
+``(project_id, monitor_id, time, id)``, so reading a page costs about the page, however
+long the history behind it.
 
 Every user-supplied value reaches SQL as a bound ``{name:Type}`` parameter.
 """
@@ -12,15 +16,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
-from services.query.uptime import uptime_percent
+from services.query.uptime import SPANS_SQL, UptimeSpan
+from services.query.validation import MAX_TIME_MS
 from shared.clickhouse import ClickHouse
-from shared.events import Missed, Ping, StatusChanged
+from shared.events import Delivery, Missed, Ping, StatusChanged
 
 DAY_MS = 24 * 3600 * 1000
 UPTIME_WINDOWS_MS = {"24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d": 90 * DAY_MS}
@@ -33,6 +38,7 @@ CHECKIN_COLUMNS = (
     "duration", "duration_raw", "source_ip", "user_agent", "method",
 )  # fmt: skip
 STATUS_COLUMNS = ("id", "project_id", "monitor_id", "at", "status", "previous", "reason")
+DELIVERY_COLUMNS = ("id", "project_id", "monitor_id", "at", "alert_id", "kind", "channel_id", "ok", "attempts", "error")
 
 _CHECKINS_TABLE = """
 CREATE TABLE IF NOT EXISTS checkins (
@@ -72,6 +78,32 @@ TTL {ttl}
 SETTINGS non_replicated_deduplication_window = 10000
 """
 
+# Lets a page of rare kinds ("missed", "fail") skip the granules holding none of them.
+# Added by migrate() (also to tables made before it): new parts get it, merges spread it to old ones.
+_CHECKINS_KIND_INDEX = "kind_idx kind TYPE set(16) GRANULARITY 1"
+
+_DELIVERIES_TABLE = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id String,
+    project_id String,
+    monitor_id String,
+    at DateTime64(3, 'UTC'),
+    alert_id String,
+    kind LowCardinality(String),
+    channel_id String,
+    ok Bool,
+    attempts UInt16,
+    error String
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(at)
+ORDER BY (project_id, monitor_id, at, id)
+TTL {ttl}
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+"""One row per outcome of an (alert, channel) pair, its id ``{alert_id}|{channel_id}``. To
+record every attempt as well, add an ``attempt`` column (``ALTER TABLE ... ADD COLUMN``
+with a default) and give attempt rows the id ``{alert_id}|{channel_id}|{attempt}``."""
+
 _ROW_FIELDS = (
     "id", "received_at_ms", "kind", "exit_code", "status", "message", "duration", "duration_raw",
     "source_ip", "user_agent", "method",
@@ -103,7 +135,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         received_at_ms, row_id = msgspec.json.decode(raw, type=tuple[int, str])
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise ValueError("cursor: not a cursor this API issued") from None
-    if not 0 <= received_at_ms < 2**53:
+    if not 0 <= received_at_ms <= MAX_TIME_MS:  # beyond, DateTime64 would wrap around silently
         raise ValueError("cursor: not a cursor this API issued")
     return received_at_ms, row_id
 
@@ -134,6 +166,18 @@ def _status_row(event: StatusChanged) -> list[Any]:
             event.previous, event.reason]  # fmt: skip
 
 
+def alert_kind(alert_id: str) -> str:
+    """``down`` or ``up``, from an alert id ``{monitor_id}:{incident}:{kind}``; ``""`` if it says neither."""
+    kind = alert_id.rpartition(":")[2]
+    return kind if kind in ("down", "up") else ""
+
+
+def _delivery_row(event: Delivery) -> list[Any]:
+    return [f"{event.alert_id}|{event.channel_id}", event.project_id, event.monitor_id, event.at_ms / 1000,
+            event.alert_id, alert_kind(event.alert_id), event.channel_id, event.ok, event.attempts,
+            event.error]  # fmt: skip
+
+
 def _finite(value: float | None) -> float | None:
     # quantiles() over no values gives NaN; JSON has no NaN.
     return None if value is None or value != value else value
@@ -149,6 +193,7 @@ class HistoryStore:
         for table, ddl, time_column in (
             ("checkins", _CHECKINS_TABLE, "received_at"),
             ("status_changes", _STATUS_TABLE, "at"),
+            ("deliveries", _DELIVERIES_TABLE, "at"),
         ):
             ttl = f"toDateTime({time_column}) + INTERVAL {self._retention_days} DAY"
             await self._ch.command(ddl.format(ttl=ttl))
@@ -159,14 +204,18 @@ class HistoryStore:
             )
             if f"toIntervalDay({self._retention_days})" not in engine[0][0]:
                 await self._ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}")
+        await self._ch.command(f"ALTER TABLE checkins ADD INDEX IF NOT EXISTS {_CHECKINS_KIND_INDEX}")
 
     async def insert_events(self, events: list, dedup_token: str) -> None:
-        """Write Ping/Missed as check-ins and StatusChanged as status changes; other events are ignored."""
+        """Write Ping/Missed as check-ins, StatusChanged as status changes and Delivery as
+        deliveries; other events are ignored."""
         checkins = [_checkin_row(e) for e in events if isinstance(e, Ping | Missed)]
         changes = [_status_row(e) for e in events if isinstance(e, StatusChanged)]
+        deliveries = [_delivery_row(e) for e in events if isinstance(e, Delivery)]
         for table, rows, columns in (
             ("checkins", checkins, CHECKIN_COLUMNS),
             ("status_changes", changes, STATUS_COLUMNS),
+            ("deliveries", deliveries, DELIVERY_COLUMNS),
         ):
             if rows:
                 payload = b"\n".join(map(_json_rows.encode, rows))
@@ -175,24 +224,85 @@ class HistoryStore:
                     settings={"insert_deduplication_token": f"{dedup_token}:{table}"},
                 )
 
-    async def history(
-        self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None
+    async def _newest_first(
+        self, select: str, time_column: str, params: dict[str, Any], limit: int, before: str | None,
+        to_row: Callable[[tuple], dict[str, Any]], ms_key: str,
     ) -> tuple[list[dict], str | None]:
-        """Check-ins newest first, and the cursor of the next (older) page or None."""
+        """One page of ``select`` newest first, and the cursor of the next (older) page or None.
+
+        ``select`` ends in its WHERE conditions; ``to_row`` makes each row a dict holding
+        ``id`` and the time in ms under ``ms_key``, which the cursor is made of."""
         if not 1 <= limit <= MAX_PAGE_ROWS:
             raise ValueError(f"limit: must be between 1 and {MAX_PAGE_ROWS}")
-        params: dict[str, Any] = {"project_id": project_id, "monitor_id": monitor_id, "limit": limit + 1}
-        sql = _ROW_SELECT
+        params = {**params, "limit": limit + 1}
+        sql = select
         if before is not None:
             params["after_ms"], params["after_id"] = decode_cursor(before)
-            sql += """ AND received_at <= fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC')
-                AND (received_at < fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC') OR id < {after_id:String})"""
-        sql += " ORDER BY received_at DESC, id DESC LIMIT {limit:UInt32}"
-        rows = [_row(r) for r in await self._ch.query(sql, params)]
+            # The first condition alone narrows the primary key range; the second splits a millisecond.
+            sql += f""" AND {time_column} <= fromUnixTimestamp64Milli({{after_ms:Int64}}, 'UTC')
+                AND ({time_column} < fromUnixTimestamp64Milli({{after_ms:Int64}}, 'UTC') OR id < {{after_id:String}})"""
+        sql += f" ORDER BY {time_column} DESC, id DESC LIMIT {{limit:UInt32}}"
+        rows = [to_row(r) for r in await self._ch.query(sql, params)]
         if len(rows) <= limit:
             return rows, None
         rows = rows[:limit]
-        return rows, encode_cursor(rows[-1]["received_at_ms"], rows[-1]["id"])
+        return rows, encode_cursor(rows[-1][ms_key], rows[-1]["id"])
+
+    async def history(
+        self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None, *,
+        kinds: Sequence[str] = (), from_ms: int | None = None, to_ms: int | None = None,
+    ) -> tuple[list[dict], str | None]:
+        """Check-ins newest first, and the cursor of the next (older) page or None.
+
+        ``kinds`` (empty: all) keeps those kinds only; ``from_ms`` (inclusive) and ``to_ms``
+        (exclusive) bound the time. A cursor carries no filter: pass the same ones again.
+        """
+        params: dict[str, Any] = {"project_id": project_id, "monitor_id": monitor_id}
+        sql = _ROW_SELECT
+        if kinds:
+            params["kinds"] = list(kinds)
+            sql += " AND kind IN {kinds:Array(String)}"
+        if from_ms is not None:
+            params["from_ms"] = from_ms
+            sql += " AND received_at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')"
+        if to_ms is not None:
+            params["to_ms"] = to_ms
+            sql += " AND received_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"
+        return await self._newest_first(sql, "received_at", params, limit, before, _row, "received_at_ms")
+
+    async def status_changes(
+        self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Status changes newest first, and the cursor of the next (older) page or None."""
+        sql = """
+            SELECT toUnixTimestamp64Milli(at), id, status, previous, reason FROM status_changes FINAL
+            WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}"""
+        return await self._newest_first(
+            sql, "at", {"project_id": project_id, "monitor_id": monitor_id}, limit, before,
+            lambda r: {"id": r[1], "at": iso_utc(r[0]), "at_ms": r[0], "status": r[2], "previous": r[3],
+                       "reason": r[4]},
+            "at_ms",
+        )  # fmt: skip
+
+    async def deliveries(
+        self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Deliveries of the monitor's alerts newest first, and the cursor of the next page or None.
+
+        Rows recorded before deliveries named their project (``project_id`` ``""``) are
+        matched by monitor alone: monitor ids are unique, and callers check that the
+        monitor is the project's first (the API answers 404 otherwise).
+        """
+        sql = """
+            SELECT toUnixTimestamp64Milli(at), id, alert_id, kind, channel_id, ok, attempts, error
+            FROM deliveries FINAL
+            WHERE project_id IN ({project_id:String}, '') AND monitor_id = {monitor_id:String}"""
+        return await self._newest_first(
+            sql, "at", {"project_id": project_id, "monitor_id": monitor_id}, limit, before,
+            lambda r: {"id": r[1], "alert_id": r[2], "kind": r[3], "channel_id": r[4], "ok": bool(r[5]),
+                       "attempts": r[6], "at": iso_utc(r[0]), "at_ms": r[0], "error": r[7]},
+            "at_ms",
+        )  # fmt: skip
 
     async def export(
         self, project_id: str, monitor_id: str, from_ms: int, to_ms: int, chunk_rows: int = 10_000
@@ -252,33 +362,25 @@ class HistoryStore:
             for bucket_ms, count, avg, quantiles, max_duration, fails, misses in rows
         ]
 
-    async def uptime(self, project_id: str, monitor_id: str, now_ms: int, created_ms: int) -> dict[str, float | None]:
-        """Uptime percentage per window (24h, 7d, 30d, 90d), from the monitor's creation at the earliest.
+    async def uptime_spans(
+        self, project_id: str, monitor_id: str, spans: Sequence[tuple[int, int]]
+    ) -> list[UptimeSpan]:
+        """Observed time, down time, outages and uptime of each ``[from_ms, to_ms)`` span, in
+        one query (the rules: :mod:`services.query.uptime`). Callers clip spans to the
+        monitor's life (creation to now); an empty or inverted span has nothing observed."""
+        if not spans:
+            return []
+        rows = await self._ch.query(
+            SPANS_SQL, {"project_id": project_id, "monitor_id": monitor_id, "spans": [tuple(s) for s in spans]}
+        )
+        found = {(from_ms, to_ms): UptimeSpan(from_ms, to_ms, *rest) for from_ms, to_ms, *rest in rows}
+        return [found.get((from_ms, to_ms), UptimeSpan(from_ms, to_ms)) for from_ms, to_ms in spans]
 
-        Reads one transition before the widest window and those inside it, so the cost
-        follows the window, not the length of the history.
-        """
-        start_ms = max(now_ms - max(UPTIME_WINDOWS_MS.values()), created_ms)
-        params = {"project_id": project_id, "monitor_id": monitor_id, "start_ms": start_ms, "now_ms": now_ms}
-        where = "WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}"
-        before = await self._ch.query(
-            f"""SELECT status FROM status_changes {where}
-                AND at < fromUnixTimestamp64Milli({{start_ms:Int64}}, 'UTC')
-                ORDER BY at DESC, id DESC LIMIT 1""",
-            params,
-        )
-        transitions = await self._ch.query(
-            f"""SELECT toUnixTimestamp64Milli(at), status FROM status_changes FINAL {where}
-                AND at >= fromUnixTimestamp64Milli({{start_ms:Int64}}, 'UTC')
-                AND at < fromUnixTimestamp64Milli({{now_ms:Int64}}, 'UTC')
-                ORDER BY at, id""",
-            params,
-        )
-        initial_status = before[0][0] if before else "new"  # no status change yet: never pinged
-        return {
-            name: uptime_percent(transitions, initial_status, max(now_ms - window_ms, created_ms), now_ms)
-            for name, window_ms in UPTIME_WINDOWS_MS.items()
-        }
+    async def uptime(self, project_id: str, monitor_id: str, now_ms: int, created_ms: int) -> dict[str, float | None]:
+        """Uptime percentage per window (24h, 7d, 30d, 90d), from the monitor's creation at the earliest."""
+        spans = [(max(now_ms - window_ms, created_ms), now_ms) for window_ms in UPTIME_WINDOWS_MS.values()]
+        answered = await self.uptime_spans(project_id, monitor_id, spans)
+        return {name: span.percent for name, span in zip(UPTIME_WINDOWS_MS, answered, strict=True)}
 
     async def current_status(self, project_id: str) -> dict[str, dict]:
         """The latest status change of each monitor of the project that has one."""

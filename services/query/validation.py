@@ -1,8 +1,15 @@
-"""Validation of API bodies: every error names the field, in one line."""
+"""Validation of API input (bodies and query parameters): every error names the field, in one line.
+
+Everything here runs before any storage call, so what reaches ClickHouse is already
+in range: times within 1970..9999, whole numbers within their bounds.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from shared.durations import parse_duration_s
 
@@ -11,18 +18,29 @@ DEFAULT_GRACE_S = 3600
 MAX_PERIOD_S = 365 * 86400
 MONITOR_FIELDS = {"name", "interval", "grace", "max_consecutive_misses", "channels", "tags"}
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MIN_TIME_MS = 0
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant ISO-8601 years can spell
+# ASCII only: str.isdigit() and int() also take "²" or "١٢٣", and int() refuses 4300+ digits.
+_EPOCH_MS = re.compile(r"[0-9]{1,20}")
+
 
 class InvalidField(ValueError):
-    def __init__(self, field: str, problem: str):
+    """Input the API refuses: ``field`` names the culprit; ``status`` is the 4xx to answer."""
+
+    def __init__(self, field: str, problem: str, status: int = 400):
         super().__init__(f"{field}: {problem}")
         self.field = field
+        self.status = status
 
 
 def _seconds(field: str, value, minimum: int) -> int:
     if isinstance(value, bool) or value is None:
         raise InvalidField(field, "must be a number of seconds or a duration such as \"5m\"")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
+    if isinstance(value, int):
+        seconds: int | float = value  # as is: float() of a 400-digit number overflows
+    elif isinstance(value, float):
+        seconds = value if math.isfinite(value) else -1.0  # int(inf) below would raise; -1 is out of range
     elif isinstance(value, str):
         try:
             seconds = parse_duration_s(value)
@@ -81,18 +99,41 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
 
 
 def parse_time_ms(field: str, value: str | None, default: int) -> int:
-    """Epoch milliseconds or an ISO-8601 time (UTC unless it says otherwise)."""
+    """Epoch milliseconds or an ISO-8601 time (UTC unless it says otherwise), from 1970 to 9999."""
     if value is None or value == "":
         return default
-    if value.isdigit():
-        return int(value)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidField(field, "must be an ISO-8601 time or epoch milliseconds") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    if _EPOCH_MS.fullmatch(value):
+        ms = int(value)
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidField(field, "must be an ISO-8601 time or epoch milliseconds") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # Exact integer arithmetic; an offset may move year 1 or 9999 past either end, checked below.
+        ms = (parsed - _EPOCH) // timedelta(milliseconds=1)
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise InvalidField(field, "must be between 1970-01-01 and 9999-12-31")
+    return ms
+
+
+def parse_range_ms(query: Mapping[str, str], now_ms: int, default_span_ms: int | None) -> tuple[int, int]:
+    """``from`` and ``to`` of a query, checked: ``to`` defaults to now, ``from`` to
+    ``default_span_ms`` before ``to`` (None: the epoch), never before 1970."""
+    to_ms = parse_time_ms("to", query.get("to"), min(now_ms, MAX_TIME_MS))
+    default_from = MIN_TIME_MS if default_span_ms is None else max(MIN_TIME_MS, to_ms - default_span_ms)
+    from_ms = parse_time_ms("from", query.get("from"), default_from)
+    if from_ms > to_ms:
+        raise InvalidField("from", "must not be after to")
+    return from_ms, to_ms
+
+
+def parse_whole_number(field: str, value: str, minimum: int, maximum: int) -> int:
+    """A query parameter in ASCII digits within ``[minimum, maximum]``."""
+    if not (re.fullmatch(r"[0-9]{1,18}", value) and minimum <= int(value) <= maximum):
+        raise InvalidField(field, f"must be a whole number from {minimum} to {maximum}")
+    return int(value)
 
 
 def iso(ms: int | None) -> str | None:

@@ -1,13 +1,22 @@
-"""What every notification channel is: a kind name, a config validator and a transport.
+"""What every notification channel is: a kind name, declared settings, a config validator
+and a transport.
 
 Adding a channel means adding one module with a :class:`Channel` subclass and listing an
 instance in :data:`services.notifier.channels.CHANNELS`; the notifier and the query API
 find it there.
+
+A kind declares its settings (:class:`ConfigField`) once, and that one declaration serves
+three readers: :meth:`Channel.validate` checks a config against it before the kind's own
+rules run (unknown, missing or mistyped settings are refused naming ``config.<name>``), the
+dashboard draws the channel form from it (``GET /api/v1/channel-kinds``), and the query
+API masks the settings it marks ``secret`` whenever it shows a saved channel.
 """
 
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import aiohttp
 
@@ -23,6 +32,11 @@ class NotifierError(PinguraError):
 class ChannelConfigError(NotifierError):
     """A channel's config is unusable. The message names the bad field: ``config.url: ...``."""
 
+    @property
+    def field(self) -> str:
+        """The setting at fault, as the message names it (``config.url``, ``kind``)."""
+        return str(self).partition(": ")[0]
+
 
 class TransportError(NotifierError):
     """One delivery try failed.
@@ -36,17 +50,125 @@ class TransportError(NotifierError):
         self.permanent = permanent
 
 
-class Channel(abc.ABC):
-    kind: str
-    """The ``ChannelConfig.kind`` this channel serves, e.g. ``"webhook"``."""
+# declared settings ------------------------------------------------------------------------
+FieldType = Literal["string", "url", "integer", "boolean", "map"]
+"""``map`` is an object of string -> string (e.g. HTTP headers); ``url`` is a string the kind
+checks further (scheme, allowed networks) and a form shows as a URL input."""
 
-    @abc.abstractmethod
+_TYPE_CHECKS: dict[str, tuple[type, str]] = {
+    "string": (str, "must be a string"),
+    "url": (str, "must be a URL (a string)"),
+    "integer": (int, "must be a whole number"),
+    "boolean": (bool, "must be true or false"),
+    "map": (dict, "must be an object of name -> string value"),
+}
+MASK = "****"
+MASK_SHOWS_LAST = 4
+MASK_MIN_LENGTH = 12
+"""Shorter values are masked whole: their last 4 characters would give away a third of them."""
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One setting of a channel kind, as its module declares it."""
+
+    name: str
+    type: FieldType
+    required: bool = False
+    secret: bool = False
+    """Never shown back in full once saved (see :func:`mask_config`)."""
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+    """The only values a ``string`` may take, when set."""
+
+    def describe(self) -> dict[str, Any]:
+        """The public JSON form, as ``GET /api/v1/channel-kinds`` lists it."""
+        out: dict[str, Any] = {
+            "name": self.name, "type": self.type, "required": self.required, "secret": self.secret, "help": self.help,
+        }  # fmt: skip
+        if self.choices is not None:
+            out["choices"] = list(self.choices)
+        return out
+
+
+def check_declared(fields: tuple[ConfigField, ...], config: dict) -> dict:
+    """``config`` restricted to the declared settings, each present one of its declared type.
+
+    ``None`` counts as absent. Only the shape is checked here; what a value means (is the
+    URL allowed? is the header name valid?) is the kind's own business.
+    """
+    declared = {f.name: f for f in fields}
+    unknown = sorted((name for name in config if name not in declared), key=str)
+    if unknown:
+        raise ChannelConfigError(f"config.{unknown[0]}: unknown field (known: {', '.join(declared)})")
+    checked: dict = {}
+    for field in fields:
+        value = config.get(field.name)
+        if value is None:
+            if field.required:
+                raise ChannelConfigError(f"config.{field.name}: required")
+            continue
+        expected, problem = _TYPE_CHECKS[field.type]
+        # bool is an int to Python, never to a form.
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ChannelConfigError(f"config.{field.name}: {problem}")
+        if field.type == "map":
+            for name, item in value.items():
+                if not isinstance(item, str):
+                    raise ChannelConfigError(f"config.{field.name}.{name}: must be a string")
+        if field.choices is not None and value not in field.choices:
+            raise ChannelConfigError(f"config.{field.name}: must be one of {', '.join(field.choices)}")
+        checked[field.name] = value
+    return checked
+
+
+def mask_value(value: object) -> str:
+    """``"Bearer 0123456789abcdef"`` -> ``"****cdef"``; short or non-string values -> ``"****"``."""
+    if isinstance(value, str) and len(value) >= MASK_MIN_LENGTH:
+        return MASK + value[-MASK_SHOWS_LAST:]
+    return MASK
+
+
+def mask_config(fields: tuple[ConfigField, ...], config: dict) -> dict:
+    """A copy of a saved config fit to show: secret settings masked (a ``map`` keeps its
+    names and masks its values), everything else as saved."""
+    shown = dict(config)
+    for field in fields:
+        value = config.get(field.name)
+        if not field.secret or value is None:
+            continue
+        if isinstance(value, dict):
+            shown[field.name] = {name: mask_value(v) for name, v in value.items()}
+        else:
+            shown[field.name] = mask_value(value)
+    return shown
+
+
+# the channel ------------------------------------------------------------------------------
+class Channel(abc.ABC):
+    kind: ClassVar[str]
+    """The ``ChannelConfig.kind`` this channel serves, e.g. ``"webhook"``."""
+    label: ClassVar[str]
+    """What a person calls it, e.g. ``"Webhook"``."""
+    config_fields: ClassVar[tuple[ConfigField, ...]] = ()
+    """Every setting the kind accepts; anything else in a config is refused."""
+
     def validate(self, config: dict, settings: Settings) -> dict:
         """Return the normalized config, or raise :class:`ChannelConfigError`.
 
         Called by the query API when a channel is saved and by the notifier before each
-        delivery, so a config that became invalid (settings changed) fails loudly.
+        delivery, so a config that became invalid (settings changed) fails loudly. The
+        declared checks run first, then the kind's :meth:`normalize`.
         """
+        return self.normalize(check_declared(self.config_fields, config), settings)
+
+    def normalize(self, config: dict, settings: Settings) -> dict:
+        """The kind's own checks of a config already of the declared shape; the normalized config."""
+        return config
+
+    def describe(self) -> dict[str, Any]:
+        """``{"kind", "label", "settings": [...]}``, what a form is drawn from."""
+        return {"kind": self.kind, "label": self.label, "settings": [f.describe() for f in self.config_fields]}
 
     @abc.abstractmethod
     async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:

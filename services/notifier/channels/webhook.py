@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 from yarl import URL
 
-from services.notifier.channels.base import Channel, ChannelConfigError, TransportError
+from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField, TransportError
 from services.notifier.logic import webhook_payload
 from services.notifier.safety import UnsafeTarget, check_host
 from shared.events import Alert
@@ -22,11 +22,20 @@ _ERROR_BODY_PREVIEW_BYTES = 200
 
 class WebhookChannel(Channel):
     kind = "webhook"
+    label = "Webhook"
+    config_fields = (
+        ConfigField(
+            "url", "url", required=True,
+            help="Where each alert is POSTed as JSON (http or https). It is shown back in full: "
+                 "put a token in a header rather than in the URL.",
+        ),
+        ConfigField(
+            "headers", "map", secret=True,
+            help="Extra HTTP headers, name -> value (e.g. Authorization). Values are masked once saved.",
+        ),
+    )  # fmt: skip
 
-    def validate(self, config: dict, settings: Settings) -> dict:
-        unknown = sorted(set(config) - {"url", "headers"})
-        if unknown:
-            raise ChannelConfigError(f"config.{unknown[0]}: unknown field (known: url, headers)")
+    def normalize(self, config: dict, settings: Settings) -> dict:
         return {
             "url": _validate_url(config.get("url"), settings),
             "headers": _validate_headers(config.get("headers", {})),
@@ -76,12 +85,15 @@ def _validate_url(raw: object, settings: Settings) -> str:
         raise ChannelConfigError(f"config.url: longer than {MAX_URL_LENGTH} characters")
     try:
         url = URL(raw.strip())
-    except ValueError:
+        # yarl decodes an IDNA host and checks the port only when they are read.
+        scheme, host, _ = url.scheme, url.host, url.port
+    except ValueError:  # UnicodeError included
         raise ChannelConfigError("config.url: must be an http(s) URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
+    # A NUL or control character in the host would also break the SSRF check's address parsing.
+    if scheme not in ("http", "https") or not host or not host.isprintable():
         raise ChannelConfigError("config.url: must be an http(s) URL")
     try:
-        check_host(url.host, settings.webhook_allowed_networks)
+        check_host(host, settings.webhook_allowed_networks)
     except UnsafeTarget as exc:
         raise ChannelConfigError(f"config.url: {exc}") from None
     return str(url)

@@ -1,8 +1,9 @@
 """The evaluator's state machine, tested without any I/O: events in, outputs out."""
 
+import msgspec
 import pytest
 
-from services.evaluator.logic import PartitionEvaluator
+from services.evaluator.logic import SHARED_REASONS, MonitorState, PartitionEvaluator
 from shared.events import Alert, Missed, MonitorConfig, Ping, StatusChanged
 
 S = 1000  # ms
@@ -178,3 +179,77 @@ def test_a_tick_with_nothing_due_does_no_work():
     assert ev.advance(10 * S) == []
     assert ev.due_count() == 0
     assert len(ev.advance(60 * S)) == 1000  # every monitor turns late at once
+
+
+# status since / reason (kept on the state for the query service's status view) -------
+def state(run):
+    return run.ev.monitors["m1"]
+
+
+def test_a_new_monitor_has_no_status_since():
+    run = Run()
+    assert (state(run).status_since_ms, state(run).status_reason) == (None, None)
+
+
+def test_the_first_ping_sets_status_since_to_its_time():
+    run = Run().ping(5 * S)
+    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == ("up", 5 * S, "ping received")
+
+
+def test_status_since_stays_while_the_status_stays():
+    run = Run().ping(5 * S).ping(60 * S).ping(120 * S)
+    assert state(run).status_since_ms == 5 * S
+    assert state(run).last_ping_ms == 120 * S
+
+
+def test_going_late_then_down_records_when_and_why():
+    run = Run(misses=2).ping(0).ticks(1 * S, 62 * S)
+    assert (state(run).status, state(run).status_since_ms) == ("late", 60 * S)
+    assert state(run).status_reason == "no ping within the interval; in grace period"
+    run.ticks(63 * S, 140 * S)  # misses at 70s and 130s
+    assert (state(run).status, state(run).status_since_ms) == ("down", 130 * S)
+    assert state(run).status_reason.startswith("2 consecutive problem(s)")
+    assert "no ping by" in state(run).status_reason
+
+
+def test_the_reason_of_the_last_status_change_matches_its_event():
+    run = Run().ping(0).ping(5 * S, "fail", 2)
+    change = [o for o in run.outputs if isinstance(o, StatusChanged)][-1]
+    assert (state(run).status_since_ms, state(run).status_reason) == (change.at_ms, change.reason)
+    assert "exit code 2" in state(run).status_reason
+
+
+def test_pausing_and_resuming_date_the_status_at_the_config_change():
+    run = Run().ping(0).config(revision=2, paused=True, at=7 * S)
+    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == ("paused", 7 * S, "paused")
+    run.config(revision=3, paused=False, at=9 * S)
+    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == ("up", 9 * S, "resumed")
+
+
+def test_every_reason_but_going_down_is_one_shared_object():
+    run = Run(misses=2).ping(0).ticks(1 * S, 62 * S).ticks(63 * S, 140 * S).ping(141 * S)
+    run.config(revision=2, paused=True, at=150 * S).config(revision=3, paused=False, at=160 * S)
+    reasons = {o.reason for o in run.outputs if isinstance(o, StatusChanged) and o.status != "down"}
+    assert reasons and all(SHARED_REASONS.get(r) is r for r in reasons)
+
+
+def test_a_snapshot_from_before_status_since_existed_still_restores():
+    old_fields = [f for f in MonitorState.__struct_fields__ if f not in ("status_since_ms", "status_reason")]
+    current = Run(misses=3).ping(0).ticks(1 * S, 72 * S)
+    encoded = msgspec.json.encode(state(current))
+    old = msgspec.json.encode(msgspec.json.decode(encoded)[: len(old_fields)])  # the array an older version wrote
+
+    restored = msgspec.json.decode(old, type=MonitorState)
+    ev = PartitionEvaluator(0)
+    ev.restore(restored)
+    assert (restored.status, restored.problems, restored.deadline_ms) == ("late", 1, 130 * S)
+    assert (restored.status_since_ms, restored.status_reason) == (None, None)
+    assert ev.advance(131 * S) and restored.status == "late"  # and it goes on evaluating
+
+
+def test_a_restored_reason_is_the_shared_object_again():
+    run = Run().ping(0)
+    restored = msgspec.json.decode(msgspec.json.encode(state(run)), type=MonitorState)
+    assert restored.status_reason is not SHARED_REASONS["ping received"]
+    PartitionEvaluator(0).restore(restored)
+    assert restored.status_reason is SHARED_REASONS["ping received"]

@@ -31,6 +31,7 @@ async def test_it_delivers_a_down_alert_to_a_webhook_receiver(bus, topics, recei
     assert request.body["monitor"]["id"] == "m1"
     assert request.headers["Idempotency-Key"] == alert.id
     assert (delivery.alert_id, delivery.channel_id, delivery.monitor_id) == (alert.id, "c1", "m1")
+    assert delivery.project_id == alert.project_id  # the history writer files it under the project
     assert delivery.ok and delivery.attempts == 1 and delivery.error == ""
 
 

@@ -7,13 +7,29 @@ Tests share its tables and stay apart by using fresh project and monitor ids.
 
 import time
 import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from services.query.app import ApiContext, api_app
+from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.routes import add_session_routes
+from services.query.auth.sessions import Sessions, load_secret
+from services.query.catalog import Catalog, WatchedConfigView
+from services.query.status_view import StatusView
 from services.query.store import HistoryStore
+from shared.bus.local import LocalBus
+from shared.bus.view import ConfigView
 from shared.clickhouse import ClickHouse, open_client
+from shared.events import ChannelConfig, MonitorConfig, ProjectConfig
+from shared.ids import hash_api_key
 from shared.settings import Settings
+from shared.topics import Topics
 from tests.real_services import docker_answers
 
 RETENTION_DAYS = 400
@@ -61,3 +77,66 @@ def monitor_id() -> str:
 def now_ms() -> int:
     # Whole seconds keep expected ISO strings simple; recent, so well inside the TTL.
     return int(time.time()) * 1000
+
+
+API_KEY = "pk_test_" + "q" * 40
+
+
+@dataclass
+class Api:
+    """The JSON API served over real HTTP, and a client already holding an admin key."""
+
+    url: str
+    http: aiohttp.ClientSession
+    ctx: ApiContext
+
+
+def _revision(event) -> int:
+    return getattr(event, "revision", 0) or getattr(event, "updated_ms", 0)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
+    """The API sub-app mounted at /api/v1, and the session routes, as ``pingura serve``
+    mounts them (see ``services.runtime.build``), over a real LocalBus on disk, real views
+    and the session's HistoryStore. The admin project ``prj_admin`` holds ``API_KEY`` as a
+    legacy project key (a hash on the project record).
+
+    Module-scoped: a Hypothesis test runs hundreds of requests against one server.
+    Tests that use it run on the session loop (the store's), see ``pytestmark`` there.
+    """
+    data_dir = tmp_path_factory.mktemp("api")
+    settings = clickhouse_settings.replace(data_dir=data_dir)
+    topics = Topics()
+    async with AsyncExitStack() as stack:
+        bus = LocalBus(data_dir / "bus.sqlite3")
+        await bus.start()
+        stack.push_async_callback(bus.close)
+        await bus.ensure_topics(topics.specs(1))
+
+        async def started(part):
+            await part.start()
+            stack.push_async_callback(part.close)
+            return part
+
+        projects = await started(ProjectsView(bus, topics.projects))
+        projects.put(ProjectConfig(id="prj_admin", name="admin", api_key_hashes=[hash_api_key(API_KEY)],
+                                   admin=True, created_ms=0))  # fmt: skip
+        keys = await started(KeyIndex(bus, topics.keys, projects))
+        monitors = await started(WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision))
+        statuses = await started(StatusView(bus, topics))
+        ctx = ApiContext(
+            settings=settings, bus=bus, topics=topics, store=store, monitors=monitors,
+            channels=await started(ConfigView(bus, topics.channels, ChannelConfig, _revision)),
+            projects=projects, statuses=statuses, catalog=Catalog(monitors, statuses), keys=keys,
+            sessions=Sessions(load_secret(settings), settings.session_ttl_s),
+        )  # fmt: skip
+        root = web.Application(client_max_size=settings.max_api_body_bytes)
+        root.add_subapp("/api/v1", api_app(ctx))
+        add_session_routes(root, ctx)
+        server = TestServer(root)
+        await server.start_server()
+        stack.push_async_callback(server.close)
+        http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
+        stack.push_async_callback(http.close)
+        yield Api(str(server.make_url("/api/v1")), http, ctx)

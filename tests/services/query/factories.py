@@ -1,6 +1,6 @@
 """Events as the bus carries them, with deterministic ids like the real producers'."""
 
-from shared.events import Missed, Ping, StatusChanged
+from shared.events import Delivery, Missed, Ping, StatusChanged
 
 
 def a_ping(project_id: str, monitor_id: str, received_ms: int, n: int = 0, **fields) -> Ping:
@@ -36,4 +36,20 @@ def a_status_change(
         previous=previous,
         at_ms=at_ms,
         reason=reason,
+    )
+
+
+def a_delivery(
+    project_id: str, monitor_id: str, at_ms: int, incident: int = 1, kind: str = "down", channel_id: str = "ch_1",
+    **fields,
+) -> Delivery:
+    return Delivery(
+        alert_id=f"{monitor_id}:{incident}:{kind}",
+        channel_id=channel_id,
+        monitor_id=monitor_id,
+        project_id=project_id,
+        ok=fields.pop("ok", True),
+        attempts=fields.pop("attempts", 1),
+        at_ms=at_ms,
+        **fields,
     )

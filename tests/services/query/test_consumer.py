@@ -9,7 +9,7 @@ from shared.bus.local import LocalBus
 from shared.events import Tick, encode
 from shared.settings import Settings
 from shared.topics import Topics
-from tests.services.query.factories import a_miss, a_ping, a_status_change
+from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
 
 TOPICS = Topics()
 
@@ -103,6 +103,25 @@ async def test_a_batch_read_again_after_a_crash_is_not_written_twice(bus, store,
 
     rows, _ = await store.history(project_id, monitor_id)
     assert len(rows) == 3
+
+
+async def test_the_writer_records_the_deliveries_the_notifier_publishes(bus, store, project_id, monitor_id, now_ms):
+    delivered = a_delivery(project_id, monitor_id, now_ms - 1000, kind="down", channel_id="ch_a")
+    given_up = a_delivery(project_id, monitor_id, now_ms, kind="up", channel_id="ch_a", ok=False, attempts=4,
+                          error="timed out after 10 s")  # fmt: skip
+    for delivery in (delivered, given_up, delivered):  # the last one: a replay
+        await bus.publish(TOPICS.deliveries, monitor_id, encode(delivery))
+    writer = HistoryWriter(Settings(), bus, TOPICS, store)
+    await writer.start()
+    try:
+        await eventually(lambda: _equals(bus.committed(GROUP, (TOPICS.deliveries, 0)), 3))
+    finally:
+        await writer.close()
+
+    rows, _ = await store.deliveries(project_id, monitor_id)
+    assert [(r["kind"], r["ok"], r["attempts"], r["error"]) for r in rows] == [
+        ("up", False, 4, "timed out after 10 s"), ("down", True, 1, ""),
+    ]  # fmt: skip
 
 
 def test_the_dedup_token_names_each_partitions_offset_range_and_its_content():

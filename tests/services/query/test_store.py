@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.query.store import DAY_MS, HistoryStore, decode_cursor, encode_cursor
-from tests.services.query.factories import a_miss, a_ping, a_status_change
+from services.query.store import DAY_MS, HistoryStore, alert_kind, decode_cursor, encode_cursor
+from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
 
 HOUR_MS = 3600 * 1000
 
@@ -221,3 +221,137 @@ async def test_migrate_is_idempotent_and_follows_a_retention_change(store, ch):
     assert "toIntervalDay(401)" in await ttl_days("status_changes")
     await store.migrate()
     assert "toIntervalDay(400)" in await ttl_days("checkins")
+
+
+async def every_page(read, **filters) -> list[dict]:
+    rows, cursor = [], None
+    while True:
+        page, cursor = await read(limit=2, before=cursor, **filters)
+        rows += page
+        if cursor is None:
+            return rows
+
+
+async def test_history_keeps_only_the_kinds_and_times_asked_for_on_every_page(store, project_id, monitor_id, now_ms):
+    events = [a_ping(project_id, monitor_id, now_ms - i * 1000, kind="fail" if i % 3 == 0 else "success")
+              for i in range(12)]  # fmt: skip
+    events += [a_miss(project_id, monitor_id, now_ms - 4500), a_miss(project_id, monitor_id, now_ms - 20_000)]
+    await store.insert_events(events, "t-filters")
+
+    async def read(**kw):
+        return await store.history(project_id, monitor_id, **kw)
+
+    fails_and_misses = await every_page(read, kinds=["fail", "missed"])
+    assert [(r["received_at_ms"], r["kind"]) for r in fails_and_misses] == [
+        (now_ms, "fail"), (now_ms - 3000, "fail"), (now_ms - 4500, "missed"), (now_ms - 6000, "fail"),
+        (now_ms - 9000, "fail"), (now_ms - 20_000, "missed"),
+    ]  # fmt: skip
+    in_range = await every_page(read, from_ms=now_ms - 5000, to_ms=now_ms - 1000)  # to is exclusive
+    assert [r["received_at_ms"] for r in in_range] == [now_ms - 2000, now_ms - 3000, now_ms - 4000, now_ms - 4500,
+                                                       now_ms - 5000]  # fmt: skip
+    both = await every_page(read, kinds=["missed"], from_ms=now_ms - 10_000)
+    assert [r["received_at_ms"] for r in both] == [now_ms - 4500]
+
+
+async def test_a_kind_stored_nowhere_gives_an_empty_page(store, project_id, monitor_id, now_ms):
+    await store.insert_events([a_ping(project_id, monitor_id, now_ms)], "t-no-kind")
+
+    assert await store.history(project_id, monitor_id, kinds=["log", "start"]) == ([], None)
+
+
+async def test_migrate_gives_check_ins_a_skip_index_on_kind(store, ch):
+    rows = await ch.query(
+        "SELECT expr FROM system.data_skipping_indices WHERE table = 'checkins' AND name = 'kind_idx'"
+    )
+    assert rows == [("kind",)]
+
+
+async def test_status_changes_are_paged_newest_first(store, project_id, monitor_id, now_ms):
+    changes = [
+        a_status_change(project_id, monitor_id, now_ms - 3000, "up", "new", "ping received"),
+        a_status_change(project_id, monitor_id, now_ms - 2000, "down", "up", "missed 1 check-in"),
+        a_status_change(project_id, monitor_id, now_ms - 2000, "late", "up"),  # same millisecond
+        a_status_change(project_id, monitor_id, now_ms - 1000, "up", "down", "ping received"),
+        a_status_change(project_id + "_other", monitor_id, now_ms, "paused", "up"),
+    ]
+    await store.insert_events(changes + changes[:2], "t-changes")  # a replay inside the batch
+
+    async def read(**kw):
+        return await store.status_changes(project_id, monitor_id, **kw)
+
+    rows = await every_page(read)
+    assert [(r["at_ms"], r["status"], r["previous"]) for r in rows] == [
+        (now_ms - 1000, "up", "down"), (now_ms - 2000, "late", "up"), (now_ms - 2000, "down", "up"),
+        (now_ms - 3000, "up", "new"),
+    ]  # fmt: skip
+    assert rows[0] == {"id": changes[3].id, "at": iso_of(now_ms - 1000), "at_ms": now_ms - 1000, "status": "up",
+                       "previous": "down", "reason": "ping received"}  # fmt: skip
+
+
+def iso_of(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+async def test_deliveries_are_stored_once_and_read_newest_first(store, project_id, monitor_id, now_ms):
+    down = a_delivery(project_id, monitor_id, now_ms - 5000, incident=3, kind="down", channel_id="ch_a")
+    failed = a_delivery(project_id, monitor_id, now_ms - 4000, incident=3, kind="down", channel_id="ch_b",
+                        ok=False, attempts=4, error="receiver answered HTTP 500")  # fmt: skip
+    up = a_delivery(project_id, monitor_id, now_ms - 1000, incident=3, kind="up", channel_id="ch_a")
+    await store.insert_events([down, failed, up], "t-deliveries")
+    await store.insert_events([failed, up], "t-deliveries-again")  # replayed, batched differently
+
+    rows, cursor = await store.deliveries(project_id, monitor_id)
+
+    assert cursor is None
+    assert [(r["alert_id"], r["channel_id"], r["kind"]) for r in rows] == [
+        (up.alert_id, "ch_a", "up"), (failed.alert_id, "ch_b", "down"), (down.alert_id, "ch_a", "down"),
+    ]  # fmt: skip
+    assert rows[1] == {"id": f"{failed.alert_id}|ch_b", "alert_id": failed.alert_id, "kind": "down",
+                       "channel_id": "ch_b", "ok": False, "attempts": 4, "at": iso_of(now_ms - 4000),
+                       "at_ms": now_ms - 4000, "error": "receiver answered HTTP 500"}  # fmt: skip
+
+
+async def test_deliveries_recorded_before_they_named_a_project_are_found_by_monitor(store, project_id, monitor_id,
+                                                                                    now_ms):
+    await store.insert_events(
+        [
+            a_delivery("", monitor_id, now_ms - 2000, kind="down"),  # from a notifier of an older version
+            a_delivery(project_id + "_other", monitor_id, now_ms - 1000, kind="up"),
+        ],
+        "t-legacy-deliveries",
+    )
+
+    rows, _ = await store.deliveries(project_id, monitor_id)
+
+    assert [r["kind"] for r in rows] == ["down"]
+
+
+@pytest.mark.parametrize(
+    ("alert_id", "kind"),
+    [("mon_1:4:down", "down"), ("mon_1:4:up", "up"), ("a:b:c:4:up", "up"), ("weird", ""), ("m:1:sideways", "")],
+)
+def test_an_alerts_kind_is_the_last_part_of_its_id(alert_id, kind):
+    assert alert_kind(alert_id) == kind
+
+
+async def test_uptime_spans_answer_any_range_with_outages_and_down_time(store, project_id, monitor_id, now_ms):
+    changes = [
+        ("up", "new", now_ms - 10 * HOUR_MS),
+        ("down", "up", now_ms - 8 * HOUR_MS),
+        ("up", "down", now_ms - 7 * HOUR_MS),
+        ("paused", "up", now_ms - 6 * HOUR_MS),
+        ("up", "paused", now_ms - 4 * HOUR_MS),
+        ("down", "up", now_ms - 2 * HOUR_MS),
+    ]
+    await store.insert_events(
+        [a_status_change(project_id, monitor_id, at, s, prev) for s, prev, at in changes], "t-spans"
+    )
+
+    spans = [(now_ms - 12 * HOUR_MS, now_ms), (now_ms - 7 * HOUR_MS - HOUR_MS // 2, now_ms - 3 * HOUR_MS)]
+    whole, narrow = await store.uptime_spans(project_id, monitor_id, spans)
+
+    # 10 h since the first ping, 2 h of them paused: 8 h observed, 1 h + 2 h down in 2 outages.
+    assert (whole.observed_ms, whole.down_ms, whole.outages) == (8 * HOUR_MS, 3 * HOUR_MS, 2)
+    assert whole.percent == 62.5
+    # The last half hour of the first outage (it began before the range), 1 h up, 2 h paused, 1 h up.
+    assert (narrow.observed_ms, narrow.down_ms, narrow.outages) == (5 * HOUR_MS // 2, HOUR_MS // 2, 1)

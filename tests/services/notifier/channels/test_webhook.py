@@ -76,11 +76,13 @@ def test_it_normalizes_a_valid_config(settings):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({}, "config.url: required, must be an http(s) URL"),
+        ({}, "config.url: required"),
+        ({"url": None}, "config.url: required"),
         ({"url": "ftp://example.com/x"}, "config.url: must be an http(s) URL"),
         ({"url": "https://"}, "config.url: must be an http(s) URL"),
-        ({"url": 42}, "config.url: required, must be an http(s) URL"),
-        ({"url": "https://example.com", "token": "x"}, "config.token: unknown field"),
+        ({"url": 42}, "config.url: must be a URL"),
+        ({"url": "   "}, "config.url: required, must be an http(s) URL"),
+        ({"url": "https://example.com", "token": "x"}, "config.token: unknown field (known: url, headers)"),
         ({"url": "https://example.com", "headers": ["X-A: b"]}, "config.headers: must be an object"),
         ({"url": "https://example.com", "headers": {"Host": "internal"}}, "config.headers.Host: set by Pingura"),
         ({"url": "https://example.com", "headers": {"content-length": "1"}}, "config.headers.content-length: set by"),

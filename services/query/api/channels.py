@@ -1,0 +1,83 @@
+"""Notification channels: create (validated by the channel kind), list, read, delete; and
+the kinds there are, with the settings each declares (what the dashboard draws its form from).
+
+A saved channel is never shown with its secret settings in full (``****abcd``), not even in
+the answer to its creation: the kind's declaration says which settings those are."""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from services.notifier.channels import channel_kinds, shown_config, validate_channel
+from services.query.api.context import API, PROJECT
+from services.query.api.errors import json_body, not_found
+from services.query.validation import InvalidField, iso
+from shared.events import ChannelConfig
+from shared.ids import new_id, now_ms
+
+log = structlog.get_logger()
+
+
+def _channel_json(channel: ChannelConfig) -> dict:
+    return {
+        "id": channel.id,
+        "kind": channel.kind,
+        "name": channel.name,
+        "config": shown_config(channel.kind, channel.config),
+        "created_at": iso(channel.created_ms),
+    }
+
+
+async def create_channel(request: web.Request) -> web.Response:
+    ctx = request.app[API]
+    body = await json_body(request)
+    unknown = sorted(set(body) - {"kind", "name", "config"})
+    if unknown:
+        raise InvalidField(unknown[0], "unknown field")
+    kind, name, config = body.get("kind"), body.get("name", ""), body.get("config", {})
+    if not isinstance(kind, str):
+        raise InvalidField("kind", "required")
+    if not isinstance(name, str) or len(name) > 200:
+        raise InvalidField("name", "must be a string of at most 200 characters")
+    if not isinstance(config, dict):
+        raise InvalidField("config", "must be a JSON object")
+    normalized = validate_channel(kind, config, ctx.settings)
+    at = now_ms()
+    channel = ChannelConfig(
+        id=new_id("ch"), project_id=request[PROJECT].id, kind=kind, name=name or kind, config=normalized,
+        created_ms=at, updated_ms=at,
+    )
+    await ctx.save(ctx.topics.channels, channel, ctx.channels)
+    log.info("query.channel.created", channel_id=channel.id, kind=kind)
+    return web.json_response(_channel_json(channel), status=201)
+
+
+def _channel_or_404(request: web.Request) -> ChannelConfig:
+    channel = request.app[API].channels.get(request.match_info["id"])
+    if channel is None or channel.project_id != request[PROJECT].id:
+        raise not_found("channel")
+    return channel
+
+
+async def list_channels(request: web.Request) -> web.Response:
+    project_id = request[PROJECT].id
+    channels = [c for c in request.app[API].channels.values() if c.project_id == project_id]
+    return web.json_response({"channels": [_channel_json(c) for c in sorted(channels, key=lambda c: c.created_ms)]})
+
+
+async def get_channel(request: web.Request) -> web.Response:
+    return web.json_response(_channel_json(_channel_or_404(request)))
+
+
+async def list_channel_kinds(request: web.Request) -> web.Response:
+    return web.json_response({"kinds": channel_kinds()})
+
+
+async def delete_channel(request: web.Request) -> web.Response:
+    ctx = request.app[API]
+    channel = _channel_or_404(request)
+    gone = msgspec.structs.replace(channel, deleted=True, updated_ms=now_ms())
+    await ctx.save(ctx.topics.channels, gone, ctx.channels)
+    return web.Response(status=204)

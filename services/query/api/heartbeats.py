@@ -1,0 +1,141 @@
+"""Heartbeats (monitors): create, list, read, change, pause, resume, rotate the token, delete.
+
+A change is a new revision of the whole config, published to the monitors topic.
+Reads never touch ClickHouse: configs come from the monitors view, statuses from the
+status view (the evaluator's snapshots), pages from the catalog.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from services.query.api.context import API, PROJECT, READ_ONLY
+from services.query.api.errors import json_body, not_found
+from services.query.catalog import SORTS, STATUSES, BadCursor
+from services.query.status_view import shown_status
+from services.query.validation import InvalidField, iso, monitor_fields, parse_whole_number
+from shared.events import MonitorConfig
+from shared.ids import new_id, new_token, now_ms
+
+log = structlog.get_logger()
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+
+
+def monitor_or_404(request: web.Request) -> MonitorConfig:
+    """The monitor named in the path, if the caller's project has it; another project's is 404 too."""
+    monitor = request.app[API].monitors.get(request.match_info["id"])
+    if monitor is None or monitor.project_id != request[PROJECT].id:
+        raise not_found("heartbeat")
+    return monitor
+
+
+def _project_channels(request: web.Request) -> set[str]:
+    return {c.id for c in request.app[API].channels.values() if c.project_id == request[PROJECT].id}
+
+
+def _monitor_json(request: web.Request, m: MonitorConfig) -> dict:
+    """A heartbeat as the API shows it: its config, and its state from the status view
+    (no storage call: this runs once per item of a page)."""
+    ctx = request.app[API]
+    current = ctx.statuses.get(m.id)
+    shown = shown_status(m, current)
+    waiting = shown.status in ("new", "paused")  # nothing is expected of it
+    body = {
+        "id": m.id,
+        "name": m.name,
+        "token": m.token,
+        "ping_url": f"{ctx.settings.ping_base_url}/api/heartbeat/{m.token}",
+        "status": shown.status,
+        "status_since": iso(shown.since_ms),
+        "status_reason": shown.reason,
+        "last_checkin_at": iso(current.last_ping_ms) if current is not None else None,
+        "next_expected_at": iso(current.next_expected_ms) if current is not None and not waiting else None,
+        "interval": m.interval_s,
+        "grace": m.grace_s,
+        "max_consecutive_misses": m.max_consecutive_misses,
+        "channels": m.channels,
+        "tags": m.tags,
+        "paused": m.paused,
+        "created_at": iso(m.created_ms),
+        "updated_at": iso(m.updated_ms),
+    }
+    if request.get(READ_ONLY, False):
+        del body["token"], body["ping_url"]
+    return body
+
+
+async def create_heartbeat(request: web.Request) -> web.Response:
+    ctx = request.app[API]
+    fields = monitor_fields(await json_body(request), creating=True, known_channels=_project_channels(request))
+    at = now_ms()
+    monitor = MonitorConfig(
+        id=new_id("hb"), project_id=request[PROJECT].id, token=new_token(), created_ms=at, updated_ms=at, **fields
+    )
+    await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
+    log.info("query.heartbeat.created", monitor_id=monitor.id, project_id=monitor.project_id)
+    return web.json_response(_monitor_json(request, monitor), status=201)
+
+
+async def list_heartbeats(request: web.Request) -> web.Response:
+    """A page of the project's heartbeats from the catalog: the work is the page's, however
+    many heartbeats the project or the installation has."""
+    ctx = request.app[API]
+    project_id = request[PROJECT].id
+    query = request.query
+    limit = parse_whole_number("limit", query.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT)
+    sort = query.get("sort", "name")
+    if sort not in SORTS:
+        raise InvalidField("sort", f"must be one of {', '.join(SORTS)}")
+    status = query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidField("status", f"must be one of {', '.join(STATUSES)}")
+    try:
+        page, cursor = await ctx.catalog.page(
+            project_id, limit=limit, sort=sort, after=query.get("before") or None,
+            status=status, tag=query.get("tag") or None, q=query.get("q") or None,
+        )  # fmt: skip
+    except BadCursor as exc:
+        raise InvalidField("before", str(exc)) from None
+    return web.json_response({
+        "heartbeats": [_monitor_json(request, m) for m in page],
+        "next": cursor,
+        "counts": ctx.catalog.counts(project_id),
+    })  # fmt: skip
+
+
+async def get_heartbeat(request: web.Request) -> web.Response:
+    return web.json_response(_monitor_json(request, monitor_or_404(request)))
+
+
+async def _update(request: web.Request, monitor: MonitorConfig, **changes) -> web.Response:
+    ctx = request.app[API]
+    updated = msgspec.structs.replace(monitor, updated_ms=now_ms(), revision=monitor.revision + 1, **changes)
+    await ctx.save(ctx.topics.monitors, updated, ctx.monitors)
+    log.info("query.heartbeat.updated", monitor_id=monitor.id, fields=sorted(changes))
+    return web.json_response(_monitor_json(request, updated))
+
+
+async def patch_heartbeat(request: web.Request) -> web.Response:
+    monitor = monitor_or_404(request)
+    fields = monitor_fields(await json_body(request), creating=False, known_channels=_project_channels(request))
+    return await _update(request, monitor, **fields)
+
+
+async def delete_heartbeat(request: web.Request) -> web.Response:
+    monitor = monitor_or_404(request)
+    await _update(request, monitor, deleted=True)
+    return web.Response(status=204)
+
+
+async def pause_heartbeat(request: web.Request) -> web.Response:
+    return await _update(request, monitor_or_404(request), paused=True)
+
+
+async def resume_heartbeat(request: web.Request) -> web.Response:
+    return await _update(request, monitor_or_404(request), paused=False)
+
+
+async def rotate_token(request: web.Request) -> web.Response:
+    return await _update(request, monitor_or_404(request), token=new_token())

@@ -1,0 +1,214 @@
+"""History of one heartbeat: check-ins, status changes and alert deliveries (paged, newest
+first), uptime, timings, and the export of a range.
+
+Every query parameter is checked before ClickHouse is asked anything: times within
+1970..9999 and ``from`` not after ``to``, so a bad one is a 400, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import msgspec
+from aiohttp import web
+
+from services.query.api.context import API
+from services.query.api.heartbeats import monitor_or_404
+from services.query.store import MAX_PAGE_ROWS, UPTIME_WINDOWS_MS, decode_cursor
+from services.query.validation import InvalidField, iso, parse_range_ms, parse_time_ms, parse_whole_number
+from shared.durations import parse_duration_s
+from shared.ids import now_ms
+
+EXPORT_COLUMNS = [
+    "id", "received_at", "kind", "exit_code", "status", "message", "duration", "duration_raw",
+    "source_ip", "user_agent", "method",
+]
+EXPORT_FORMATS = {
+    # format: (Content-Type, file name extension)
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "json": ("application/json", "json"),
+    "jsonl": ("application/x-ndjson", "jsonl"),
+}
+CHECKIN_KINDS = ("success", "fail", "missed", "start", "log")
+"""What ``kind`` may ask for: the ping kinds, ``missed`` for a window without one, and the
+``start`` / ``log`` signals (none are stored yet; asking for them is not an error)."""
+DEFAULT_PAGE_ROWS = 50
+DEFAULT_TIMINGS_SPAN_MS = 7 * 86400_000
+MAX_TIMING_POINTS = 5000
+"""For a ``bucket`` the client picks."""
+TARGET_TIMING_POINTS = 500
+"""When the server picks the bucket: the roundest one giving a range at most this many."""
+ROUND_BUCKETS_S = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+DAY_S = 86400
+
+
+# pages -----------------------------------------------------------------------------------
+def _limit(request: web.Request) -> int:
+    return parse_whole_number("limit", request.query.get("limit", str(DEFAULT_PAGE_ROWS)), 1, MAX_PAGE_ROWS)
+
+
+def _before(request: web.Request) -> str | None:
+    before = request.query.get("before")
+    if before is not None:
+        try:
+            decode_cursor(before)  # checked here, so that no ValueError from the store reads as bad input
+        except ValueError:
+            raise InvalidField("before", "not a cursor this API issued (use the \"next\" of a page)") from None
+    return before
+
+
+def _kinds(raw: str | None) -> list[str]:
+    """``kind=fail`` or ``kind=fail,missed``; absent or empty: every kind."""
+    if not raw:
+        return []
+    kinds = [k.strip() for k in raw.split(",")]
+    for kind in kinds:
+        if kind not in CHECKIN_KINDS:
+            raise InvalidField("kind", f"each must be one of {', '.join(CHECKIN_KINDS)} (comma-separated)")
+    return list(dict.fromkeys(kinds))
+
+
+async def list_checkins(request: web.Request) -> web.Response:
+    """Newest first; ``kind`` and ``from``/``to`` (only when given: no clock skew hides a
+    ping) narrow the page. Pass the same filters with ``before`` for the next page."""
+    monitor = monitor_or_404(request)
+    limit, before, kinds = _limit(request), _before(request), _kinds(request.query.get("kind"))
+    from_ms = parse_time_ms("from", request.query.get("from"), None)
+    to_ms = parse_time_ms("to", request.query.get("to"), None)
+    if from_ms is not None and to_ms is not None and from_ms > to_ms:
+        raise InvalidField("from", "must not be after to")
+    rows, cursor = await request.app[API].store.history(
+        monitor.project_id, monitor.id, limit=limit, before=before, kinds=kinds, from_ms=from_ms, to_ms=to_ms
+    )
+    return web.json_response({"checkins": rows, "next": cursor})
+
+
+async def list_status_changes(request: web.Request) -> web.Response:
+    monitor = monitor_or_404(request)
+    rows, cursor = await request.app[API].store.status_changes(
+        monitor.project_id, monitor.id, limit=_limit(request), before=_before(request)
+    )
+    changes = [{k: row[k] for k in ("id", "at", "status", "previous", "reason")} for row in rows]
+    return web.json_response({"changes": changes, "next": cursor})
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """Alerts sent to channels (each row: one alert to one channel, after its last try)."""
+    monitor = monitor_or_404(request)
+    rows, _ = await request.app[API].store.deliveries(monitor.project_id, monitor.id, limit=_limit(request))
+    shown = ("alert_id", "kind", "channel_id", "ok", "attempts", "at", "error")
+    return web.json_response({"deliveries": [{k: row[k] for k in shown} for row in rows]})
+
+
+# uptime and timings ----------------------------------------------------------------------
+async def get_uptime(request: web.Request) -> web.Response:
+    """The fixed windows, and ``range`` when ``from`` or ``to`` is given (``from`` defaults
+    to the monitor's creation, ``to`` to now), in one query. Observed time is clipped to
+    the monitor's life, creation to now (see :mod:`services.query.uptime`)."""
+    monitor = monitor_or_404(request)
+    now = now_ms()
+    spans = [(min(max(now - window_ms, monitor.created_ms), now), now) for window_ms in UPTIME_WINDOWS_MS.values()]
+    asked = bool(request.query.get("from") or request.query.get("to"))
+    if asked:
+        from_ms, to_ms = parse_range_ms(request.query, now, default_span_ms=None)
+        end_ms = min(to_ms, now)
+        spans.append((min(max(from_ms, monitor.created_ms), end_ms), end_ms))
+    answered = await request.app[API].store.uptime_spans(monitor.project_id, monitor.id, spans)
+    windows = answered[: len(UPTIME_WINDOWS_MS)]
+    body: dict = {
+        "heartbeat_id": monitor.id,
+        "uptime": {name: span.percent for name, span in zip(UPTIME_WINDOWS_MS, windows, strict=True)},
+    }
+    if asked:
+        span = answered[-1]
+        body["range"] = {
+            "from": iso(from_ms), "to": iso(to_ms), "uptime": span.percent, "outages": span.outages,
+            "downtime_s": span.down_ms / 1000, "observed_s": span.observed_ms / 1000,
+        }  # fmt: skip
+    return web.json_response(body)
+
+
+async def get_timings(request: web.Request) -> web.Response:
+    monitor = monitor_or_404(request)
+    from_ms, to_ms = parse_range_ms(request.query, now_ms(), default_span_ms=DEFAULT_TIMINGS_SPAN_MS)
+    if request.query.get("bucket"):
+        bucket_s = _bucket_seconds(request.query["bucket"])
+        if (to_ms - from_ms) / 1000 / bucket_s > MAX_TIMING_POINTS:
+            raise InvalidField("bucket", f"too small for this range (at most {MAX_TIMING_POINTS} buckets)")
+    else:
+        bucket_s = pick_bucket_s(to_ms - from_ms)
+    rows = await request.app[API].store.timings(monitor.project_id, monitor.id, from_ms, to_ms, bucket_s)
+    return web.json_response({"heartbeat_id": monitor.id, "bucket_s": bucket_s, "points": rows})
+
+
+def pick_bucket_s(span_ms: int) -> int:
+    """The roundest bucket (1m, 5m, 15m, 1h, 6h, 1d, 7d, 30d) that cuts ``span_ms`` into at
+    most :data:`TARGET_TIMING_POINTS` buckets; beyond 30d ones, whole days that do. Buckets
+    are aligned to the epoch, so a range may touch one more than that."""
+    for bucket_s in ROUND_BUCKETS_S:
+        if span_ms <= bucket_s * 1000 * TARGET_TIMING_POINTS:
+            return bucket_s
+    return math.ceil(span_ms / (DAY_S * 1000 * TARGET_TIMING_POINTS)) * DAY_S
+
+
+def _bucket_seconds(raw: str) -> int:
+    try:
+        seconds = int(parse_duration_s(raw))
+    except ValueError as exc:
+        raise InvalidField("bucket", str(exc)) from None
+    if seconds < 60:
+        raise InvalidField("bucket", "must be at least 1m")
+    return seconds
+
+
+# export ----------------------------------------------------------------------------------
+async def export_checkins(request: web.Request) -> web.StreamResponse:
+    """Oldest first, streamed chunk by chunk: csv (a header line, then one line per check-in),
+    json (one array) or jsonl (one JSON object per line)."""
+    monitor = monitor_or_404(request)
+    fmt = request.query.get("format", "csv")
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidField("format", f"must be {', '.join(EXPORT_FORMATS)}")
+    from_ms, to_ms = parse_range_ms(request.query, now_ms(), default_span_ms=None)
+    content_type, extension = EXPORT_FORMATS[fmt]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": content_type,
+            "Content-Disposition": f'attachment; filename="{monitor.id}-checkins.{extension}"',
+        }
+    )
+    await response.prepare(request)
+    first = True
+    if fmt == "csv":
+        await response.write(_csv_line(EXPORT_COLUMNS))
+    elif fmt == "json":
+        await response.write(b"[")
+    async for chunk in request.app[API].store.export(monitor.project_id, monitor.id, from_ms, to_ms):
+        if fmt == "csv":
+            await response.write(b"".join(_csv_line([_cell(row.get(c)) for c in EXPORT_COLUMNS]) for row in chunk))
+        elif fmt == "jsonl":
+            await response.write(b"".join(msgspec.json.encode({c: row.get(c) for c in EXPORT_COLUMNS}) + b"\n"
+                                          for row in chunk))  # fmt: skip
+        else:
+            parts = []
+            for row in chunk:
+                parts.append(b"\n" if first else b",\n")
+                parts.append(msgspec.json.encode({c: row.get(c) for c in EXPORT_COLUMNS}))
+                first = False
+            await response.write(b"".join(parts))
+    if fmt == "json":
+        await response.write(b"\n]\n")
+    await response.write_eof()
+    return response
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _csv_line(values: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue().encode()

@@ -1,0 +1,70 @@
+"""Who is calling: the project and key behind a request, from its key header or its session cookie.
+
+A key header wins; the session cookie counts only when no key is sent, so a script's
+key never mixes with a browser's session. Every refusal says in one line what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.sessions import COOKIE, Session, Sessions
+from shared.errors import PinguraError
+from shared.events import ApiKey, ProjectConfig
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Unauthenticated(PinguraError):
+    """No usable credentials; the message is the one-line reason for the 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    project: ProjectConfig
+    key: ApiKey
+    session: Session | None = None
+    """Set when the request came with a session cookie rather than a key."""
+
+    @property
+    def read_only(self) -> bool:
+        return self.key.read_only
+
+
+def key_from_headers(headers: Mapping[str, str]) -> str:
+    auth = headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return headers.get("X-Api-Key", "").strip()
+
+
+async def authenticate(headers: Mapping[str, str], cookies: Mapping[str, str], now_ms: int,
+                       keys: KeyIndex, projects: ProjectsView, sessions: Sessions) -> Caller:
+    """The caller, or :class:`Unauthenticated` with the reason."""
+    secret = key_from_headers(headers)
+    if secret:
+        key = await keys.resolve(secret)
+        if key is None:
+            raise Unauthenticated("unknown or revoked API key")
+        return Caller(await _project(projects, key), key)
+    cookie = cookies.get(COOKIE)
+    if not cookie:
+        raise Unauthenticated("missing API key (send Authorization: Bearer <key> or X-Api-Key: <key>)")
+    session = sessions.read(cookie, now_ms)
+    if session is None:
+        raise Unauthenticated("session expired or logged out; log in again")
+    key = keys.get(session.key_id)
+    if key is None:
+        raise Unauthenticated("the API key of this session was revoked; log in again")
+    return Caller(await _project(projects, key), key, session)
+
+
+async def _project(projects: ProjectsView, key: ApiKey) -> ProjectConfig:
+    project = projects.get(key.project_id)
+    if project is None and await projects.sync(2.0):  # made a moment ago, elsewhere
+        project = projects.get(key.project_id)
+    if project is None:
+        raise Unauthenticated("the project of this API key does not exist")
+    return project

@@ -1,0 +1,134 @@
+"""Dashboard sessions in signed cookies, so no session table has to be kept or shared.
+
+The cookie reads ``v1.<session id>.<key id>.<expires ms>.<csrf seed>.<signature>``; the
+signature is HMAC-SHA256 of everything before it under the server's secret, so a browser
+can neither forge a session nor stretch one. What a cookie cannot carry is an end before
+its expiry: logging out puts the session id in an in-memory revoked set until it would
+have expired anyway, which keeps that set small. The key is named, not copied: it is
+looked up on every request, so revoking the key ends its sessions at once.
+
+The CSRF token is derived from the seed (an HMAC too): the page gets it from
+``GET /api/v1/session`` and sends it back in ``X-CSRF-Token``, which another site's form
+or script cannot do.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from shared.errors import ConfigError
+from shared.settings import Settings
+
+log = structlog.get_logger()
+
+COOKIE = "pingura_session"
+CSRF_HEADER = "X-CSRF-Token"
+SECRET_FILE = "session-secret"
+MIN_SECRET_CHARS = 32
+
+_VERSION = "v1"
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_MS = re.compile(r"[0-9]{1,15}")  # ASCII digits only, and few enough for any int
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    key_id: str
+    expires_ms: int
+    csrf_seed: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class Sessions:
+    def __init__(self, secret: bytes, ttl_s: int):
+        self._secret = secret
+        self.ttl_s = ttl_s
+        self._revoked: dict[str, int] = {}  # session id -> its expiry
+
+    def _sign(self, text: str) -> str:
+        return _b64(hmac.new(self._secret, text.encode(), hashlib.sha256).digest())
+
+    def issue(self, key_id: str, now_ms: int) -> tuple[Session, str]:
+        """A new session for ``key_id`` and its cookie value."""
+        session = Session(secrets.token_urlsafe(16), key_id, now_ms + self.ttl_s * 1000, secrets.token_urlsafe(16))
+        body = ".".join((_VERSION, session.id, session.key_id, str(session.expires_ms), session.csrf_seed))
+        return session, f"{body}.{self._sign(body)}"
+
+    def read(self, cookie: str | None, now_ms: int) -> Session | None:
+        """The session a cookie carries; None if it is malformed, tampered with, expired or logged out."""
+        if not cookie or not cookie.isascii():
+            return None
+        parts = cookie.split(".")
+        if len(parts) != 6 or parts[0] != _VERSION:
+            return None
+        body, signature = cookie.rpartition(".")[0], parts[5]
+        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
+            return None
+        _, session_id, key_id, expires, seed, _ = parts
+        if not (_ID.fullmatch(session_id) and _ID.fullmatch(key_id) and _ID.fullmatch(seed) and _MS.fullmatch(expires)):
+            return None
+        session = Session(session_id, key_id, int(expires), seed)
+        if session.expires_ms <= now_ms or session.id in self._revoked:
+            return None
+        return session
+
+    def revoke(self, session: Session, now_ms: int) -> None:
+        """Log out: refused from now until it expires. Expired entries are dropped here."""
+        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now_ms}
+        self._revoked[session.id] = session.expires_ms
+
+    def csrf_token(self, session: Session) -> str:
+        return self._sign(f"csrf.{session.id}.{session.csrf_seed}")
+
+    def csrf_ok(self, session: Session, token: str | None) -> bool:
+        if not token or not token.isascii():
+            return False
+        return hmac.compare_digest(token.encode(), self.csrf_token(session).encode())
+
+
+def load_secret(settings: Settings) -> bytes:
+    """``PINGURA_SESSION_SECRET``, or ``<data-dir>/session-secret`` (made 0600 on first start).
+
+    The file appears whole or not at all (written aside, then linked into place), so two
+    processes starting at once agree on one secret."""
+    if settings.session_secret is not None:
+        if len(settings.session_secret) < MIN_SECRET_CHARS:
+            raise ConfigError(f"PINGURA_SESSION_SECRET: use at least {MIN_SECRET_CHARS} random characters")
+        return settings.session_secret.encode()
+    path = settings.data_dir / SECRET_FILE
+    if not path.exists():
+        _create_secret(path)
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_CHARS:
+        raise ConfigError(f"{path}: holds no usable secret (delete it to make a new one)")
+    return secret.encode()
+
+
+def _create_secret(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(aside, path)
+        log.info("auth.session_secret.created", path=str(path))
+    except FileExistsError:
+        pass  # another process made it first: use theirs
+    finally:
+        os.unlink(aside)

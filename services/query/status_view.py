@@ -1,0 +1,144 @@
+"""Current status of every monitor, read from the evaluator's own snapshots.
+
+The evaluator writes a :class:`~shared.events.MonitorSnapshot` of each monitor it changed
+to the compacted ``evaluator-state`` topic about once a second. Following that topic gives
+the query service each monitor's status, when and why it last changed, its last check-in
+and its next deadline, without grouping status changes in ClickHouse per request.
+
+Coupling, on purpose: ``MonitorSnapshot.state`` is the evaluator's *internal* encoding
+(``services.evaluator.logic.MonitorState``, array-like msgspec JSON), not a public schema.
+It is decoded here with that very struct, so the two always ship together from one tree;
+the evaluator only ever appends optional fields to it, which keeps older snapshots readable
+here too. A rolling upgrade that runs a newer evaluator beside an older query service is
+fine for appended fields; anything else (reordering, removing) must change both at once.
+
+Lag: a status shows here once the evaluator's next checkpoint is durable (about a second,
+``checkpoint_interval_ms``; longer while it drains a backlog).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NamedTuple
+
+import msgspec
+import structlog
+
+from services.evaluator.logic import SHARED_REASONS, MonitorState
+from shared.bus import Bus, Record
+from shared.bus.view import TopicFollower, decode_as
+from shared.events import MonitorConfig, MonitorSnapshot
+from shared.topics import Topics
+
+log = structlog.get_logger()
+_state_decoder = msgspec.json.Decoder(MonitorState)
+
+
+class CurrentStatus(msgspec.Struct, frozen=True, gc=False):
+    """What the API shows of one monitor's evaluator state (~80 bytes, no GC header)."""
+
+    status: str
+    since_ms: int | None
+    """When it entered ``status`` (event time); None in snapshots of older evaluators."""
+    reason: str | None
+    last_ping_ms: int | None
+    next_expected_ms: int | None
+    """When the next check-in is due: the deadline minus grace. None if it never misses."""
+
+
+StatusListener = Callable[[str, "CurrentStatus | None", CurrentStatus], None]
+"""``(monitor_id, previous, current)``, called after the view changed."""
+
+
+def notify_all(listeners: list, *change) -> None:
+    """Tell each listener; one that fails is logged and the rest still hear of it. An error
+    must not escape into the view's follower task: the view would stop following for good."""
+    for listener in listeners:
+        try:
+            listener(*change)
+        except Exception:
+            log.exception("query.view.listener_failed", listener=getattr(listener, "__qualname__", repr(listener)))
+
+
+def status_of(state: MonitorState) -> CurrentStatus:
+    reason = state.status_reason
+    return CurrentStatus(
+        status=sys.intern(state.status),
+        since_ms=state.status_since_ms,
+        reason=SHARED_REASONS.get(reason, reason) if reason is not None else None,
+        last_ping_ms=state.last_ping_ms,
+        next_expected_ms=state.deadline_ms - state.grace_ms if state.deadline_ms is not None else None,
+    )
+
+
+class Shown(NamedTuple):
+    status: str
+    since_ms: int | None
+    reason: str | None
+
+
+def shown_status(monitor: MonitorConfig, current: CurrentStatus | None) -> Shown:
+    """The status the API shows: the evaluator's, except that a pause or resume the
+    evaluator has not applied yet (it lags by its checkpoint interval) already shows."""
+    if monitor.paused:
+        if current is not None and current.status == "paused":
+            return Shown("paused", current.since_ms, current.reason)
+        return Shown("paused", monitor.updated_ms, "paused")
+    if current is None:
+        return Shown("new", None, None)
+    if current.status == "paused":  # resumed; this is what the evaluator will make of it
+        return Shown("new" if current.last_ping_ms is None else "up", monitor.updated_ms, "resumed")
+    return Shown(current.status, current.since_ms, current.reason)
+
+
+class StatusView:
+    """monitor id -> :class:`CurrentStatus`, following ``evaluator-state`` from its start."""
+
+    def __init__(self, bus: Bus, topics: Topics, poll_timeout_ms: int = 1000):
+        self._items: dict[str, CurrentStatus] = {}
+        self._listeners: list[StatusListener] = []
+        self._follower = TopicFollower(bus, topics.evaluator_state, self._apply, poll_timeout_ms)
+
+    async def start(self) -> None:
+        await self._follower.start()
+
+    async def close(self) -> None:
+        await self._follower.close()
+
+    async def sync(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every snapshot published before this call is applied."""
+        return await self._follower.sync(timeout_s)
+
+    def listen(self, listener: StatusListener) -> None:
+        self._listeners.append(listener)
+
+    def get(self, monitor_id: str) -> CurrentStatus | None:
+        return self._items.get(monitor_id)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def forget(self, monitor_id: str) -> None:
+        """Drop a deleted monitor: the evaluator writes no tombstone for it."""
+        self._items.pop(monitor_id, None)
+
+    def _apply(self, records: list[Record]) -> None:
+        for record in records:
+            snapshot = decode_as(record, MonitorSnapshot, "query.status_view.poison")
+            if snapshot is None:
+                continue
+            try:
+                state = _state_decoder.decode(snapshot.state)
+            except msgspec.DecodeError as exc:  # a snapshot we cannot read: keep the last one
+                log.warning("query.status_view.unreadable", monitor_id=snapshot.monitor_id,
+                            partition=record.partition, offset=record.offset, error=str(exc))
+                continue
+            self.put(state.monitor_id, status_of(state))
+
+    def put(self, monitor_id: str, current: CurrentStatus) -> None:
+        previous = self._items.get(monitor_id)
+        if previous == current:
+            return  # most snapshots only moved the applied offset
+        self._items[monitor_id] = current
+        notify_all(self._listeners, monitor_id, previous, current)

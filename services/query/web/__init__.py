@@ -1,0 +1,1 @@
+"""The web dashboard: static pages that talk to the JSON API with the session cookie."""

@@ -1,0 +1,86 @@
+"""Page routes and static files of the dashboard.
+
+Every page is a static HTML file; its script fetches the data from ``/api/v1`` with
+the session cookie, so this module holds no logic beyond mapping URLs to files and
+setting the security headers. The Content-Security-Policy forbids inline scripts and
+styles: everything a page runs or wears comes from ``/static/``.
+
+Only the file types listed in :data:`CONTENT_TYPES` are served, each with an explicit
+type (``nosniff`` then holds the browser to it), and a path may never leave the
+static folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # Revalidate on every load (ETag/Last-Modified answer with 304): an upgrade never
+    # leaves an old script talking to a new API.
+    "Cache-Control": "no-cache",
+}
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+
+# URL -> page file; ``{id}`` is a heartbeat id. ``/heartbeats/new`` comes before
+# ``/heartbeats/{id}`` so "new" is never taken for an id.
+PAGES = {
+    "/login": "login.html",
+    "/": "index.html",
+    "/heartbeats/new": "form.html",
+    r"/heartbeats/{id:[A-Za-z0-9_-]+}/edit": "form.html",
+    r"/heartbeats/{id:[A-Za-z0-9_-]+}": "detail.html",
+    "/channels": "channels.html",
+}
+
+
+def _file_response(path: Path) -> web.FileResponse:
+    return web.FileResponse(path, headers={**SECURITY_HEADERS, "Content-Type": CONTENT_TYPES[path.suffix]})
+
+
+def _not_found() -> web.Response:
+    return web.Response(status=404, text="not found\n", headers=SECURITY_HEADERS)
+
+
+def _page(filename: str):
+    path = STATIC_DIR / filename
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return _file_response(path)
+
+    handler.__name__ = f"page_{path.stem}"
+    return handler
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """A file under ``static/`` by its relative path; anything else is 404."""
+    relative = request.match_info["path"]
+    if not relative or "\\" in relative or any(part.startswith(".") for part in relative.split("/")):
+        return _not_found()
+    path = (STATIC_DIR / relative).resolve()
+    if not path.is_relative_to(STATIC_DIR) or path.suffix not in CONTENT_TYPES or not path.is_file():
+        return _not_found()
+    return _file_response(path)
+
+
+def add_page_routes(app: web.Application) -> None:
+    """Register the dashboard pages and ``/static/...`` on ``app`` (GET and HEAD)."""
+    for url, filename in PAGES.items():
+        app.router.add_get(url, _page(filename))
+    app.router.add_get("/static/{path:.+}", static_file)

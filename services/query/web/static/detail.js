@@ -1,0 +1,635 @@
+/* One heartbeat: status (since when, why), ping URL and snippets, actions, uptime,
+ * timing graph, check-in history, status changes with the alerts sent, export.
+ *
+ * Every 5 s it re-reads the heartbeat and the newest check-ins; the heavier reads
+ * (uptime, timings, status changes) follow when either changed, or once a minute. */
+"use strict";
+
+(() => {
+  const {el, $, api} = P;
+  const id = P.heartbeatId();
+  const base = "/heartbeats/" + encodeURIComponent(id);
+  const DAY_MS = 86400000;
+  const PRESETS_MS = {"24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d": 90 * DAY_MS};
+  const PRESET_TEXT = {"24h": "the last 24 hours", "7d": "the last 7 days", "30d": "the last 30 days", "90d": "the last 90 days"};
+  // Bucket sizes offered to the timings API (a hint: the server may pick its own).
+  const BUCKETS = [["1m", 60], ["5m", 300], ["15m", 900], ["1h", 3600], ["6h", 21600], ["1d", 86400], ["7d", 604800]];
+  const STATUS_EXPLAINED = {
+    up: "Checking in on time.",
+    down: "Missed or failed check-ins.",
+    late: "The expected check-in has not arrived yet; the grace period is running.",
+    new: "No check-in yet. Send the first ping to start monitoring.",
+    paused: "Paused: missed check-ins raise no alerts until it is resumed.",
+    running: "A job has started and not reported its end yet.",
+  };
+
+  let heartbeat = null;
+  let readOnly = false;
+  let channelNames = {};
+  let checkinCursor = "";      // "" = newest page
+  let nextCheckinCursor = null;
+  let newestCheckins = [];
+  let lastStatusKey = "";
+  let lastTopCheckin = "";
+  let lastSlowAt = 0;
+  let forceSlow = true;
+  let chart = null;
+
+  // --- range -----------------------------------------------------------------
+  const range = {preset: "24h", from: "", to: ""};
+
+  function readRangeFromUrl() {
+    const p = P.params();
+    const r = p.get("range");
+    if (r === "custom" && p.get("from") && p.get("to")) Object.assign(range, {preset: "custom", from: p.get("from"), to: p.get("to")});
+    else if (PRESETS_MS[r]) range.preset = r;
+  }
+
+  function writeRangeToUrl() {
+    const p = new URLSearchParams();
+    if (range.preset !== "24h") p.set("range", range.preset);
+    if (range.preset === "custom") { p.set("from", range.from); p.set("to", range.to); }
+    history.replaceState(null, "", location.pathname + (p.toString() ? "?" + p : ""));
+  }
+
+  /** The chosen window as epoch ms [from, to). */
+  function windowMs() {
+    if (range.preset === "custom") {
+      const from = new Date(range.from + "T00:00:00").getTime();
+      const to = new Date(range.to + "T00:00:00").getTime() + DAY_MS;  // the whole "to" day
+      return {from, to};
+    }
+    const to = Date.now();
+    return {from: to - PRESETS_MS[range.preset], to};
+  }
+
+  function windowQuery() {
+    const w = windowMs();
+    return {from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString()};
+  }
+
+  function bucketHint() {
+    const w = windowMs();
+    const span_s = (w.to - w.from) / 1000;
+    const found = BUCKETS.find(([, s]) => span_s / s <= 400);
+    return (found || BUCKETS[BUCKETS.length - 1])[0];
+  }
+
+  function renderRange() {
+    P.$$("[data-range]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === range.preset)));
+    P.show($("#custom-range"), range.preset === "custom");
+    $("[data-range=custom]").setAttribute("aria-expanded", String(range.preset === "custom"));
+    const w = windowMs();
+    $("#range-text").textContent = range.preset === "custom"
+      ? "Showing " + new Date(w.from).toLocaleDateString() + " to " + new Date(w.to - 1).toLocaleDateString() + "."
+      : "Showing " + PRESET_TEXT[range.preset] + ".";
+    updateExportLinks();
+  }
+
+  function updateExportLinks() {
+    const q = windowQuery();
+    for (const format of ["csv", "json"]) {
+      const url = new URL("/api/v1" + base + "/export", location.origin);
+      url.searchParams.set("format", format);
+      url.searchParams.set("from", q.from);
+      // "The last 7 days" ends when the link is followed: no "to", the server takes now.
+      if (range.preset === "custom") url.searchParams.set("to", q.to);
+      $("#export-" + format).href = url.pathname + url.search;
+    }
+  }
+
+  function rangeChanged() {
+    writeRangeToUrl();
+    renderRange();
+    checkinCursor = "";
+    forceSlow = true;
+    poller.now();
+  }
+
+  P.$$("[data-range]").forEach((button) => button.addEventListener("click", () => {
+    const preset = button.dataset.range;
+    if (preset === "custom") {
+      // Only opens the date inputs: the range changes when they are applied.
+      const w = windowMs();
+      if (!$("#range-from").value) {
+        $("#range-from").value = localDate(new Date(w.from));
+        $("#range-to").value = localDate(new Date(w.to));
+      }
+      P.show($("#custom-range"), true);
+      button.setAttribute("aria-expanded", "true");
+      $("#range-from").focus();
+      return;
+    }
+    range.preset = preset;
+    rangeChanged();
+  }));
+
+  $("#range-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const from = $("#range-from").value;
+    const to = $("#range-to").value;
+    if (!from || !to || from > to) {
+      $("#range-text").textContent = "Pick a From date on or before the To date.";
+      return;
+    }
+    Object.assign(range, {preset: "custom", from, to});
+    rangeChanged();
+  });
+
+  function localDate(d) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+  }
+
+  // --- heartbeat, status, actions ---------------------------------------------
+  function renderHeartbeat(h) {
+    heartbeat = h;
+    document.title = h.name + " · Pingura";
+    $("#hb-name").textContent = h.name;
+    $("#crumb").textContent = h.name;
+    $("#edit").href = base + "/edit";
+    $("#pause").textContent = h.paused ? "Resume" : "Pause";
+
+    const panel = $("#status-panel");
+    panel.className = "status-panel status-panel-" + (P.STATUS_LABELS[h.status] ? h.status : "new");
+    const since = h.status_since && h.status !== "new"
+      ? el("span", {class: "since"}, " since ", P.timeExact(h.status_since), " (", P.timeRelative(h.status_since), ")")
+      : null;
+    P.render($("#status-line"), JSON.stringify([h.status, h.status_since]), () => [P.statusBadge(h.status), since]);
+    P.render($("#status-reason"), JSON.stringify([h.status, h.status_reason]),
+      () => (h.status_reason ? P.textWithTimes(h.status_reason) : STATUS_EXPLAINED[h.status] || ""));
+
+    const misses = h.max_consecutive_misses;
+    const lastCheckin = h.last_checkin_at || (newestCheckins.find((c) => c.kind !== "missed") || {}).received_at;
+    const fact = (label, ...value) => el("div", {class: "fact"}, el("dt", {}, label), el("dd", {}, ...value));
+    P.render($("#facts"), JSON.stringify([h, lastCheckin, channelNames]), () => [
+      fact("Expected interval", "every " + P.durationInput(h.interval)),
+      fact("Grace period", P.durationInput(h.grace)),
+      fact("Goes down after", misses + " consecutive " + (misses === 1 ? "miss" : "misses")),
+      fact("Last check-in", P.timeRelative(lastCheckin)),
+      fact("Next expected", h.paused ? "paused" : P.timeRelative(h.next_expected_at),
+        !h.paused && h.next_expected_at && new Date(h.next_expected_at).getTime() < Date.now()
+          ? el("span", {class: "overdue"}, " (overdue)") : null),
+      fact("Channels", (h.channels || []).length
+        ? (h.channels || []).map((c) => el("span", {class: "chip"}, channelNames[c] || c))
+        : el("span", {class: "muted"}, "none (no alerts)")),
+      fact("Tags", (h.tags || []).length
+        ? h.tags.map((t) => el("a", {class: "tag", href: "/?tag=" + encodeURIComponent(t)}, t))
+        : el("span", {class: "muted"}, "none")),
+    ]);
+    renderPing(h);
+  }
+
+  async function action(method, path, done) {
+    P.note($("#action-note"), "");
+    try {
+      const result = await api(method, path);
+      done(result);
+    } catch (e) {
+      if (e.status !== 401) P.note($("#action-note"), "That did not work: " + e.message, "error");
+    }
+  }
+
+  $("#pause").addEventListener("click", () => {
+    const verb = heartbeat.paused ? "resume" : "pause";
+    action("POST", base + "/" + verb, (h) => {
+      renderHeartbeat(h);
+      P.note($("#action-note"), verb === "pause" ? "Paused." : "Resumed.", "ok");
+      forceSlow = true;
+    });
+  });
+
+  $("#rotate").addEventListener("click", async () => {
+    const yes = await P.confirmDialog("Rotate the token?",
+      "The current ping URL stops working at once. Every job using it must be given the new URL.", "Rotate token");
+    if (!yes) return;
+    action("POST", base + "/rotate-token", (h) => {
+      renderHeartbeat(h);
+      P.note($("#action-note"), "Token rotated. Update your jobs with the new ping URL.", "ok");
+    });
+  });
+
+  $("#delete").addEventListener("click", async () => {
+    const yes = await P.confirmDialog("Delete this heartbeat?",
+      "“" + heartbeat.name + "” and its ping URL go away; pings to it are refused from now on.", "Delete");
+    if (!yes) return;
+    action("DELETE", base, () => location.assign("/"));
+  });
+
+  // --- ping URL and snippets ---------------------------------------------------
+  function snippets(url) {
+    const meta = '{"status": "completed", "message": "Processed 1247 records", "duration": "12.5s"}';
+    return {
+      curl: [
+        "# Success",
+        "curl -X POST " + url,
+        "",
+        "# Failure",
+        "curl -X POST " + url + "/fail",
+        "",
+        "# Exit code of the previous command (0 is success, anything else a failure)",
+        "curl -X POST " + url + "/$?",
+        "",
+        "# With metadata, as query parameters",
+        'curl -X POST "' + url + '?status=completed&message=Processed+1247+records&duration=12.5s"',
+        "",
+        "# With metadata, as a JSON body",
+        "curl -X POST " + url + " \\",
+        '  -H "Content-Type: application/json" \\',
+        "  -d '" + meta + "'",
+      ].join("\n"),
+      python: [
+        "import requests",
+        "",
+        'URL = "' + url + '"',
+        "",
+        "requests.post(URL, timeout=10)                     # success",
+        'requests.post(URL + "/fail", timeout=10)           # failure',
+        'requests.post(f"{URL}/{exit_code}", timeout=10)    # exit code (0 is success)',
+        "",
+        "# With metadata",
+        "requests.post(URL, json={",
+        '    "status": "completed",',
+        '    "message": "Processed 1247 records",',
+        '    "duration": "12.5s",',
+        "}, timeout=10)",
+      ].join("\n"),
+      php: [
+        "<?php",
+        '$url = "' + url + '";',
+        '$post = stream_context_create(["http" => ["method" => "POST", "timeout" => 10]]);',
+        "",
+        "file_get_contents($url, false, $post);                // success",
+        'file_get_contents("$url/fail", false, $post);         // failure',
+        'file_get_contents("$url/$exitCode", false, $post);    // exit code (0 is success)',
+        "",
+        "// With metadata",
+        "file_get_contents($url, false, stream_context_create([\"http\" => [",
+        '    "method" => "POST",',
+        '    "header" => "Content-Type: application/json",',
+        '    "content" => json_encode(["status" => "completed", "message" => "Processed 1247 records", "duration" => "12.5s"]),',
+        '    "timeout" => 10,',
+        "]]));",
+      ].join("\n"),
+      node: [
+        'const url = "' + url + '";',
+        "",
+        'await fetch(url, { method: "POST" });                  // success',
+        'await fetch(`${url}/fail`, { method: "POST" });        // failure',
+        'await fetch(`${url}/${exitCode}`, { method: "POST" }); // exit code (0 is success)',
+        "",
+        "// With metadata",
+        "await fetch(url, {",
+        '  method: "POST",',
+        '  headers: { "Content-Type": "application/json" },',
+        '  body: JSON.stringify({ status: "completed", message: "Processed 1247 records", duration: "12.5s" }),',
+        "});",
+      ].join("\n"),
+    };
+  }
+  const SNIPPET_TABS = [["curl", "curl"], ["python", "Python"], ["php", "PHP"], ["node", "Node.js"]];
+  let selectedSnippet = "curl";
+
+  function renderPing(h) {
+    const shown = !!h.ping_url && !readOnly;
+    P.show($("#ping-shown"), shown);
+    P.show($("#ping-hidden"), !shown);
+    if (!shown) return;
+    if ($("#ping-url").textContent === h.ping_url) return;
+    $("#ping-url").textContent = h.ping_url;
+    const code = snippets(h.ping_url);
+    const tabs = $("#snippet-tabs");
+    tabs.replaceChildren(...SNIPPET_TABS.map(([key, label]) => el("button", {
+      type: "button", role: "tab", id: "tab-" + key, "aria-controls": "panel-" + key,
+      "aria-selected": String(key === selectedSnippet), tabindex: key === selectedSnippet ? "0" : "-1",
+      onclick: () => selectSnippet(key),
+    }, label)));
+    $("#snippet-panels").replaceChildren(...SNIPPET_TABS.map(([key]) => {
+      const pre = el("pre", {class: "snippet"}, el("code", {}, code[key]));
+      return el("div", {role: "tabpanel", id: "panel-" + key, "aria-labelledby": "tab-" + key, hidden: key !== selectedSnippet},
+        el("button", {type: "button", class: "small copy-snippet", onclick: (e) => P.copy(code[key], e.currentTarget, pre)}, "Copy"),
+        pre);
+    }));
+  }
+
+  function selectSnippet(key) {
+    selectedSnippet = key;
+    for (const [k] of SNIPPET_TABS) {
+      const tab = $("#tab-" + k);
+      tab.setAttribute("aria-selected", String(k === key));
+      tab.tabIndex = k === key ? 0 : -1;
+      $("#panel-" + k).hidden = k !== key;
+    }
+    $("#tab-" + key).focus();
+  }
+
+  $("#snippet-tabs").addEventListener("keydown", (event) => {
+    const keys = SNIPPET_TABS.map(([k]) => k);
+    const i = keys.indexOf(selectedSnippet);
+    if (event.key === "ArrowRight") selectSnippet(keys[(i + 1) % keys.length]);
+    else if (event.key === "ArrowLeft") selectSnippet(keys[(i + keys.length - 1) % keys.length]);
+    else return;
+    event.preventDefault();
+  });
+
+  $("#copy-url").addEventListener("click", (e) => P.copy($("#ping-url").textContent, e.currentTarget, $("#ping-url")));
+
+  // --- uptime --------------------------------------------------------------------
+  async function loadUptime() {
+    let data;
+    try {
+      data = await api("GET", base + "/uptime", {query: windowQuery()});
+    } catch (e) {
+      P.note($("#uptime-note"), "Uptime is unavailable: " + e.message, "error");
+      return;
+    }
+    const u = data.uptime || {};
+    const card = (label, value, extra) => el("div", {class: "uptime-card"},
+      el("span", {class: "uptime-label"}, label), el("strong", {class: "uptime-value"}, P.percent(value)), extra || null);
+    const r = data.range;
+    let rangeCard;
+    if (r) {
+      const parts = [];
+      if (typeof r.outages === "number") parts.push(r.outages + (r.outages === 1 ? " outage" : " outages"));
+      if (r.downtime_s) parts.push("down " + P.durationText(r.downtime_s));
+      const extra = parts.length ? el("span", {class: "uptime-extra"}, parts.join(", ")) : null;
+      rangeCard = card("Selected range", r.uptime, extra);
+      rangeCard.classList.add("uptime-range");
+    }
+    P.render($("#uptime"), JSON.stringify(data), () => [
+      card("24 hours", u["24h"]), card("7 days", u["7d"]), card("30 days", u["30d"]), card("90 days", u["90d"]), rangeCard,
+    ]);
+    P.note($("#uptime-note"), r ? "" : "Uptime for a chosen range is not available from this server yet.");
+  }
+
+  // --- timing graph ----------------------------------------------------------------
+  function chartOptions(width) {
+    const bars = uPlot.paths.bars({size: [0.7, 24], align: 1});
+    return {
+      width, height: 240,
+      cursor: {drag: {x: false, y: false}},
+      scales: {
+        x: {time: true, range: (u) => {
+          // The chosen window, but not long before the heartbeat existed (nor its first bucket).
+          const w = windowMs();
+          const created = heartbeat && heartbeat.created_at ? new Date(heartbeat.created_at).getTime() : w.from;
+          const first = u.data[0].length ? u.data[0][0] * 1000 : created;
+          const start = Math.max(w.from, Math.min(created, first));
+          const span = Math.max(w.to - start, 60000);
+          return [(w.to - span * 1.04) / 1000, w.to / 1000];
+        }},
+        s: {range: (u, min, max) => [0, (max || 1) * 1.15]},
+        n: {range: (u, min, max) => [0, Math.max(max || 0, 1) * 3]},  // bars keep to the bottom third
+      },
+      axes: [
+        {stroke: "#57606a", grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"}},
+        {scale: "s", stroke: "#57606a", size: 64, grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"},
+          values: (u, vals) => vals.map((v) => (v === null ? "" : P.durationText(v)))},
+        {scale: "n", side: 1, stroke: "#a40e26", size: 36, grid: {show: false}, ticks: {show: false},
+          values: (u, vals) => vals.map((v) => (Number.isInteger(v) && v <= (u.scales.n.max || 0) / 3 ? v : ""))},
+      ],
+      series: [
+        {value: (u, v) => (v === null ? "—" : new Date(v * 1000).toLocaleString())},
+        {label: "Average", scale: "s", stroke: "#0969da", width: 2, points: {show: true, size: 6},
+          value: (u, v) => (v === null ? "—" : P.durationText(v))},
+        {label: "p95", scale: "s", stroke: "#8250df", width: 1.5, dash: [6, 4], points: {show: true, size: 5},
+          value: (u, v) => (v === null ? "—" : P.durationText(v))},
+        {label: "Failed", scale: "n", stroke: "#cf222e", fill: "rgba(207, 34, 46, 0.45)", paths: bars, points: {show: false},
+          value: (u, v) => (v === null ? "0" : String(v))},
+        {label: "Missed", scale: "n", stroke: "#82071e", fill: "rgba(130, 7, 30, 0.75)", paths: bars, points: {show: false},
+          value: (u, v) => (v === null ? "0" : String(v))},
+      ],
+    };
+  }
+
+  async function loadTimings() {
+    const note = $("#chart-note");
+    if (typeof uPlot === "undefined") { P.note(note, "The graph library did not load.", "error"); return; }
+    let data;
+    try {
+      data = await api("GET", base + "/timings", {query: {...windowQuery(), bucket: bucketHint()}});
+    } catch (e) {
+      P.note(note, "Timings are unavailable: " + e.message, "error");
+      return;
+    }
+    const points = data.points || [];
+    const nz = (v) => (v ? v : null);
+    const series = [
+      points.map((p) => p.bucket_ms / 1000),
+      points.map((p) => p.avg_duration_s),
+      points.map((p) => p.p95_duration_s),
+      points.map((p) => nz(p.fails)),
+      points.map((p) => nz(p.misses)),
+    ];
+    const box = $("#chart");
+    if (!chart) {
+      chart = new uPlot(chartOptions(Math.max(box.clientWidth, 280)), series, box);
+      new ResizeObserver(() => chart.setSize({width: Math.max(box.clientWidth, 280), height: 240})).observe(box);
+    } else {
+      chart.setData(series);
+    }
+    const withDurations = points.some((p) => p.avg_duration_s !== null);
+    P.note(note, !points.length ? "No check-ins in this range."
+      : !withDurations ? "No durations reported in this range: send duration=… with the ping to see timings." : "");
+  }
+
+  // --- check-ins -------------------------------------------------------------------
+  function kindFilter() { return $("#kind-filter").value; }
+
+  function checkinRow(c) {
+    const open = () => openCheckin(c);
+    const row = el("tr", {class: "clickable", onclick: (e) => { if (e.target.tagName !== "BUTTON") open(); }},
+      el("td", {class: "nowrap"}, el("button", {type: "button", class: "linklike", onclick: open,
+        "aria-label": "Details of the check-in at " + new Date(c.received_at).toLocaleString()}, P.timeExact(c.received_at, true))),
+      el("td", {}, el("span", {class: P.kindClass(c)}, P.kindText(c))),
+      el("td", {}, c.status || ""),
+      el("td", {class: "message"}, c.message || ""),
+      el("td", {class: "nowrap"}, c.duration !== null && c.duration !== undefined ? P.durationText(c.duration) : ""),
+      el("td", {class: "nowrap"}, c.source_ip || ""),
+      el("td", {class: "ua"}, c.user_agent || ""),
+    );
+    return row;
+  }
+
+  function openCheckin(c) {
+    const dialog = $("#checkin-dialog");
+    const item = (label, value) => [el("dt", {}, label), el("dd", {}, value === null || value === undefined || value === "" ? el("span", {class: "muted"}, "—") : value)];
+    $("#checkin-title").textContent = "Check-in: " + P.kindText(c);
+    $("#checkin-details").replaceChildren(
+      ...item("Received", [P.timeExact(c.received_at), el("div", {class: "muted small"}, P.utcText(new Date(c.received_at)))]),
+      ...item("Kind", P.kindText(c)),
+      ...item("Exit code", c.exit_code === null || c.exit_code === undefined ? null : String(c.exit_code)),
+      ...item("Status", c.status),
+      ...item("Message", c.message ? el("pre", {class: "full-message"}, c.message) : null),
+      ...item("Duration", c.duration === null || c.duration === undefined ? null
+        : P.durationText(c.duration) + (c.duration_raw ? " (sent as “" + c.duration_raw + "”)" : "")),
+      ...item("Source IP", c.source_ip),
+      ...item("User agent", c.user_agent),
+      ...item("Method", c.method),
+      ...item("ID", el("code", {}, c.id)),
+    );
+    dialog.showModal();
+  }
+
+  async function loadCheckins() {
+    const kind = kindFilter();
+    let data;
+    // "Exit code" is no kind of its own (a success or fail with a code): narrowed here.
+    const query = {limit: 50, before: checkinCursor, kind: kind === "exit_code" ? "" : kind, ...windowQuery()};
+    try {
+      try {
+        data = await api("GET", base + "/checkins", {query});
+      } catch (e) {
+        if (!(e.status === 400 && e.field === "kind")) throw e;
+        data = await api("GET", base + "/checkins", {query: {...query, kind: ""}});  // a kind this server does not know
+      }
+    } catch (e) {
+      P.note($("#checkins-note"), "Could not load check-ins: " + e.message, "error");
+      return false;
+    }
+    P.note($("#checkins-note"), "");
+    let rows = data.checkins || [];
+    // Until the API filters by kind and time itself, narrow this page here.
+    const w = windowMs();
+    rows = rows.filter((c) => { const t = new Date(c.received_at).getTime(); return t >= w.from && t < w.to; });
+    if (kind === "exit_code") rows = rows.filter((c) => c.exit_code !== null && c.exit_code !== undefined);
+    else if (kind) rows = rows.filter((c) => c.kind === kind);
+    P.render($("#checkin-rows"), JSON.stringify(rows), () => rows.map(checkinRow));
+    P.show($("#checkins-empty"), rows.length === 0);
+    nextCheckinCursor = data.next || null;
+    P.show($("#older"), !!nextCheckinCursor);
+    P.show($("#newest"), !!checkinCursor);
+    if (checkinCursor || kind) return false;
+    newestCheckins = rows;
+    const top = rows.length ? rows[0].id : "";
+    const changed = top !== lastTopCheckin;
+    lastTopCheckin = top;
+    return changed;
+  }
+
+  $("#kind-filter").addEventListener("change", () => { checkinCursor = ""; poller.now(); });
+  $("#older").addEventListener("click", () => { checkinCursor = nextCheckinCursor || ""; poller.now(); });
+  $("#newest").addEventListener("click", () => { checkinCursor = ""; poller.now(); });
+
+  // --- status changes and alerts ---------------------------------------------------------
+  let changesAvailable = true;
+  let changesCursor = "";
+  let olderChanges = [];
+
+  async function loadChanges() {
+    if (!changesAvailable) return;
+    let changes;
+    let deliveries = [];
+    try {
+      changes = await api("GET", base + "/status-changes", {query: {limit: 50}});
+    } catch (e) {
+      if (e.status === 404) {
+        changesAvailable = false;
+        P.note($("#changes-note"), "Status history is not available from this server yet.");
+        $("#changes").closest(".table-wrap").hidden = true;
+      } else {
+        P.note($("#changes-note"), "Could not load status changes: " + e.message, "error");
+      }
+      return;
+    }
+    let deliveriesNote = "";
+    try {
+      deliveries = (await api("GET", base + "/deliveries")).deliveries || [];
+    } catch (e) {
+      deliveriesNote = e.status === 404 ? "Alert deliveries are not available from this server yet." : "Could not load alerts: " + e.message;
+    }
+    P.note($("#changes-note"), deliveriesNote);
+    if (!changesCursor) changesCursor = changes.next || "";
+    renderChanges([...(changes.changes || []), ...olderChanges], deliveries);
+    P.show($("#older-changes"), !!changesCursor);
+  }
+
+  $("#older-changes").addEventListener("click", async () => {
+    try {
+      const more = await api("GET", base + "/status-changes", {query: {limit: 50, before: changesCursor}});
+      olderChanges = olderChanges.concat(more.changes || []);
+      changesCursor = more.next || "";
+      forceSlow = true;
+      poller.now();
+    } catch (e) {
+      P.note($("#changes-note"), "Could not load older changes: " + e.message, "error");
+    }
+  });
+
+  function renderChanges(changes, deliveries) {
+    // Newest first; the alerts for a change are those of its kind sent before the next change.
+    const sorted = changes.slice().sort((a, b) => (a.at < b.at ? 1 : -1));
+    P.render($("#change-rows"), JSON.stringify([sorted, deliveries, channelNames]), () => sorted.map((c, i) => {
+      const newer = i > 0 ? sorted[i - 1].at : null;
+      const sent = deliveries.filter((d) => deliveryKind(d) === c.status && d.at >= c.at && (newer === null || d.at < newer));
+      return el("tr", {},
+        el("td", {class: "nowrap"}, P.timeExact(c.at, true), el("div", {class: "muted small"}, P.timeRelative(c.at))),
+        el("td", {class: "nowrap"}, c.previous ? [P.statusBadge(c.previous), el("span", {class: "arrow", "aria-label": "to"}, " → ")] : null,
+          P.statusBadge(c.status)),
+        el("td", {}, c.reason ? P.textWithTimes(c.reason) : ""),
+        el("td", {}, sent.length ? el("ul", {class: "plain"}, sent.map(delivery)) : el("span", {class: "muted"}, "—")),
+      );
+    }));
+    P.show($("#changes-empty"), sorted.length === 0);
+  }
+
+  /** "down"/"up": the delivery's kind, or the end of its alert id ("<heartbeat>:<n>:down"). */
+  function deliveryKind(d) {
+    return d.kind || String(d.alert_id || "").split(":").pop();
+  }
+
+  function delivery(d) {
+    const name = channelNames[d.channel_id] || d.channel_id;
+    const tries = d.attempts > 1 ? " after " + d.attempts + " attempts" : "";
+    return el("li", {class: d.ok ? "delivery-ok" : "delivery-failed"},
+      el("span", {class: "sr-mark"}, d.ok ? "✓ " : "✗ "),
+      d.ok ? "Sent to " + name + tries : "Failed to send to " + name + tries + (d.error ? ": " + d.error : ""),
+      " ", el("span", {class: "muted small"}, "(", P.timeExact(d.at, true), ")"));
+  }
+
+  // --- refresh loop ------------------------------------------------------------------------
+  async function tick() {
+    let h;
+    try {
+      h = await api("GET", base);
+    } catch (e) {
+      if (e.status === 401) return;
+      $("#content").hidden = e.status === 404 || !heartbeat;
+      P.note($("#page-note"), e.status === 404 ? "This heartbeat does not exist (or was deleted). " : "Could not load: " + e.message, "error");
+      if (e.status === 404) { $("#page-note").append(el("a", {href: "/"}, "Back to the list")); poller.stop(); }
+      return;
+    }
+    P.note($("#page-note"), "");
+    const first = !heartbeat;
+    const newCheckins = await loadCheckins();
+    renderHeartbeat(h);
+    if (first) $("#content").hidden = false;
+    const statusKey = JSON.stringify([h.status, h.status_since, h.paused]);
+    const statusChanged = statusKey !== lastStatusKey;
+    lastStatusKey = statusKey;
+    if (forceSlow || statusChanged || newCheckins || Date.now() - lastSlowAt > 60000) {
+      forceSlow = false;
+      lastSlowAt = Date.now();
+      updateExportLinks();
+      await Promise.all([loadUptime(), loadTimings(), loadChanges()]);
+    }
+    P.refreshRelativeTimes();
+  }
+
+  async function loadChannelNames() {
+    try {
+      const data = await api("GET", "/channels");
+      channelNames = Object.fromEntries((data.channels || []).map((c) => [c.id, c.name]));
+    } catch (e) { /* ids are shown instead */ }
+  }
+
+  let poller = {now: () => {}, stop: () => {}};
+  readRangeFromUrl();
+  if (range.preset === "custom") { $("#range-from").value = range.from; $("#range-to").value = range.to; }
+  renderRange();
+  P.frame().then(async (s) => {
+    readOnly = !!s.read_only;
+    await loadChannelNames();
+    poller = P.poll(tick, 5000);
+  });
+})();

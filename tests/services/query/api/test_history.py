@@ -1,0 +1,289 @@
+"""A heartbeat's history over real HTTP, as ``pingura serve`` mounts the API: check-ins by
+kind and time, uptime over any range, timings at a bucket the server picks, status
+changes, alerts sent, and the export in csv, json and JSON lines.
+
+History rows are put straight into the session's ClickHouse (the writer that fills it from
+the bus has tests of its own), under a project and a heartbeat made through the API.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import msgspec
+import pytest
+
+from services.query.api.history import pick_bucket_s
+from tests.services.query.api.tenants import Tenant, new_tenant
+from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+S, MINUTE_S, HOUR_S, DAY_S = 1, 60, 3600, 86400
+HOUR_MS, DAY_MS = HOUR_S * 1000, DAY_S * 1000
+
+
+def now_ms() -> int:
+    return int(time.time()) * 1000
+
+
+def iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+async def a_heartbeat(api, created_ago_ms: int = 0) -> tuple[Tenant, str]:
+    """A fresh project and one of its heartbeats, made ``created_ago_ms`` ago."""
+    tenant = await new_tenant(api)
+    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "backup"})
+    if created_ago_ms:
+        ctx = api.ctx
+        monitor = ctx.monitors.get(made["id"])
+        older = msgspec.structs.replace(monitor, created_ms=monitor.created_ms - created_ago_ms,
+                                        revision=monitor.revision + 1)  # fmt: skip
+        await ctx.save(ctx.topics.monitors, older, ctx.monitors)
+    return tenant, made["id"]
+
+
+async def record(api, events) -> None:
+    await api.ctx.store.insert_events(events, f"t-api-history-{time.monotonic_ns()}")
+
+
+async def every_page(tenant: Tenant, path: str, key: str, **params) -> list[dict]:
+    found, cursor = [], None
+    while True:
+        body = await tenant.ok("GET", path, params={**params, **({"before": cursor} if cursor else {})})
+        found += body[key]
+        cursor = body["next"]
+        if cursor is None:
+            return found
+
+
+# check-ins ---------------------------------------------------------------------------------
+async def test_check_ins_can_be_narrowed_to_kinds_and_a_time_range_on_every_page(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    await record(api, [
+        a_ping(tenant.project_id, hb, t - 1000, kind="success"),
+        a_ping(tenant.project_id, hb, t - 2000, kind="fail"),
+        a_miss(tenant.project_id, hb, t - 3000),
+        a_ping(tenant.project_id, hb, t - 4000, kind="fail"),
+        a_ping(tenant.project_id, hb, t - 5000, kind="success"),
+        a_miss(tenant.project_id, hb, t - 6000),
+    ])  # fmt: skip
+    path = f"/heartbeats/{hb}/checkins"
+
+    problems = await every_page(tenant, path, "checkins", kind="fail,missed", limit="1")
+    in_range = await every_page(tenant, path, "checkins", **{"from": iso(t - 5000), "to": str(t - 2000), "limit": "2"})
+    both = await every_page(tenant, path, "checkins", kind="missed", **{"from": str(t - 4000)})
+
+    assert [(r["kind"], r["received_at_ms"]) for r in problems] == [
+        ("fail", t - 2000), ("missed", t - 3000), ("fail", t - 4000), ("missed", t - 6000),
+    ]  # fmt: skip
+    assert [r["received_at_ms"] for r in in_range] == [t - 3000, t - 4000, t - 5000]  # "to" is exclusive
+    assert [r["received_at_ms"] for r in both] == [t - 3000]
+    everything = await tenant.ok("GET", path)
+    assert len(everything["checkins"]) == 6 and everything["next"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"kind": "bogus"}, "kind"),
+        ({"kind": "fail,"}, "kind"),
+        ({"kind": "FAIL"}, "kind"),
+        ({"from": "yesterday"}, "from"),
+        ({"from": "2024-01-02", "to": "2024-01-01"}, "from"),
+        ({"to": "99999999999999999999"}, "to"),
+        ({"limit": "0"}, "limit"),
+        ({"before": "not-a-cursor"}, "before"),
+    ],
+)
+async def test_a_bad_check_in_filter_is_refused_naming_it(api, params, field):
+    tenant, hb = await a_heartbeat(api)
+
+    status, body = await tenant.call("GET", f"/heartbeats/{hb}/checkins", params=params)
+
+    assert status == 400 and body["field"] == field, body
+
+
+# uptime ------------------------------------------------------------------------------------
+async def test_uptime_over_a_range_counts_outages_and_only_observed_time(api):
+    tenant, hb = await a_heartbeat(api, created_ago_ms=10 * HOUR_MS)
+    t = now_ms()
+    changes = [
+        ("up", "new", t - 9 * HOUR_MS),  # the hour before the first ping is not observed
+        ("down", "up", t - 8 * HOUR_MS),
+        ("up", "down", t - 7 * HOUR_MS),
+        ("paused", "up", t - 6 * HOUR_MS),  # paused for 2 h: not observed
+        ("new", "paused", t - 4 * HOUR_MS),  # resumed, waiting for a ping: not observed
+        ("up", "new", t - 7 * HOUR_MS // 2),
+        ("down", "up", t - 2 * HOUR_MS),
+    ]
+    await record(api, [a_status_change(tenant.project_id, hb, at, s, prev) for s, prev, at in changes])
+
+    # From before the heartbeat existed: counted from its creation.
+    body = await tenant.ok("GET", f"/heartbeats/{hb}/uptime",
+                           params={"from": iso(t - 12 * HOUR_MS), "to": str(t - HOUR_MS)})  # fmt: skip
+
+    # Observed: 3 h (-9h..-6h) + 2.5 h (-3.5h..-1h); down: 1 h + 1 h, in two outages.
+    assert body["range"] == {
+        "from": iso(t - 12 * HOUR_MS), "to": iso(t - HOUR_MS), "uptime": round(100 * 3.5 / 5.5, 3),
+        "outages": 2, "downtime_s": 2 * HOUR_S, "observed_s": 5.5 * HOUR_S,
+    }  # fmt: skip
+    assert set(body["uptime"]) == {"24h", "7d", "30d", "90d"}
+    assert body["uptime"]["24h"] == body["uptime"]["90d"]  # all four start at the creation
+
+
+async def test_the_future_is_not_observed(api):
+    tenant, hb = await a_heartbeat(api, created_ago_ms=DAY_MS)
+    t = now_ms()
+    await record(api, [a_status_change(tenant.project_id, hb, t - HOUR_MS, "down", "up")])
+
+    body = await tenant.ok("GET", f"/heartbeats/{hb}/uptime",
+                           params={"from": str(t - HOUR_MS), "to": str(t + DAY_MS)})  # fmt: skip
+
+    assert body["range"]["uptime"] == 0.0 and body["range"]["outages"] == 1
+    assert HOUR_S <= body["range"]["downtime_s"] == body["range"]["observed_s"] < HOUR_S + 60
+
+
+async def test_uptime_answers_a_range_only_when_one_is_asked_for(api):
+    tenant, hb = await a_heartbeat(api)
+
+    plain = await tenant.ok("GET", f"/heartbeats/{hb}/uptime")
+    since_creation = await tenant.ok("GET", f"/heartbeats/{hb}/uptime", params={"to": str(now_ms())})
+
+    assert "range" not in plain
+    assert plain["uptime"] == {"24h": None, "7d": None, "30d": None, "90d": None}
+    assert since_creation["range"]["uptime"] is None and since_creation["range"]["observed_s"] == 0
+    status, body = await tenant.call("GET", f"/heartbeats/{hb}/uptime", params={"from": "2030-01-01",
+                                                                               "to": "2029-01-01"})  # fmt: skip
+    assert status == 400 and body["field"] == "from"
+
+
+# timings -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("span_s", "bucket_s"),
+    [
+        (1, MINUTE_S), (500 * MINUTE_S, MINUTE_S), (500 * MINUTE_S + 1, 5 * MINUTE_S), (HOUR_S, MINUTE_S),
+        (DAY_S, 5 * MINUTE_S), (7 * DAY_S, HOUR_S), (30 * DAY_S, 6 * HOUR_S), (90 * DAY_S, 6 * HOUR_S),
+        (400 * DAY_S, DAY_S), (2 * 365 * DAY_S, 7 * DAY_S), (40 * 365 * DAY_S, 30 * DAY_S),
+        (100 * 365 * DAY_S, 73 * DAY_S),
+    ],
+)  # fmt: skip
+async def test_the_server_picks_the_roundest_bucket_giving_at_most_500_points(span_s, bucket_s):
+    assert pick_bucket_s(span_s * 1000) == bucket_s
+    assert span_s / bucket_s <= 500
+
+
+async def test_timings_without_a_bucket_are_downsampled_to_about_500_points(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    # A ping every 30 min for 20 days: 960 of them.
+    await record(api, [a_ping(tenant.project_id, hb, t - i * HOUR_MS // 2, duration_s=float(i % 7))
+                       for i in range(1, 961)])  # fmt: skip
+
+    long_range = await tenant.ok("GET", f"/heartbeats/{hb}/timings",
+                                 params={"from": str(t - 21 * DAY_MS), "to": str(t)})  # fmt: skip
+    default_week = await tenant.ok("GET", f"/heartbeats/{hb}/timings", params={"to": str(t)})
+    asked = await tenant.ok("GET", f"/heartbeats/{hb}/timings",
+                            params={"from": str(t - 6 * HOUR_MS), "to": str(t), "bucket": "15m"})  # fmt: skip
+
+    assert long_range["bucket_s"] == 6 * HOUR_S
+    assert len(long_range["points"]) <= 21 * 4 + 1
+    assert sum(p["count"] for p in long_range["points"]) == 960
+    assert all(p["bucket_ms"] % (6 * HOUR_MS) == 0 for p in long_range["points"])
+    assert default_week["bucket_s"] == HOUR_S and sum(p["count"] for p in default_week["points"]) == 7 * 48
+    assert asked["bucket_s"] == 15 * MINUTE_S and sum(p["count"] for p in asked["points"]) == 12
+
+
+# status changes and deliveries -------------------------------------------------------------
+async def test_status_changes_are_paged_newest_first(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    await record(api, [
+        a_status_change(tenant.project_id, hb, t - 3000, "up", "new", "ping received"),
+        a_status_change(tenant.project_id, hb, t - 2000, "down", "up", "missed 2 check-ins"),
+        a_status_change(tenant.project_id, hb, t - 1000, "up", "down", "ping received"),
+    ])  # fmt: skip
+
+    changes = await every_page(tenant, f"/heartbeats/{hb}/status-changes", "changes", limit="2")
+
+    assert changes == [
+        {"id": f"{hb}:{t - 1000}:up", "at": iso(t - 1000), "status": "up", "previous": "down",
+         "reason": "ping received"},
+        {"id": f"{hb}:{t - 2000}:down", "at": iso(t - 2000), "status": "down", "previous": "up",
+         "reason": "missed 2 check-ins"},
+        {"id": f"{hb}:{t - 3000}:up", "at": iso(t - 3000), "status": "up", "previous": "new",
+         "reason": "ping received"},
+    ]  # fmt: skip
+
+
+async def test_deliveries_list_the_alerts_sent_newest_first(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    await record(api, [
+        a_delivery(tenant.project_id, hb, t - 3000, incident=1, kind="down", channel_id="ch_a"),
+        a_delivery(tenant.project_id, hb, t - 2000, incident=1, kind="down", channel_id="ch_b", ok=False,
+                   attempts=4, error="receiver answered HTTP 503"),
+        a_delivery(tenant.project_id, hb, t - 1000, incident=1, kind="up", channel_id="ch_a"),
+    ])  # fmt: skip
+
+    body = await tenant.ok("GET", f"/heartbeats/{hb}/deliveries", params={"limit": "2"})
+
+    assert body == {"deliveries": [
+        {"alert_id": f"{hb}:1:up", "kind": "up", "channel_id": "ch_a", "ok": True, "attempts": 1,
+         "at": iso(t - 1000), "error": ""},
+        {"alert_id": f"{hb}:1:down", "kind": "down", "channel_id": "ch_b", "ok": False, "attempts": 4,
+         "at": iso(t - 2000), "error": "receiver answered HTTP 503"},
+    ]}  # fmt: skip
+
+
+# export ------------------------------------------------------------------------------------
+async def test_the_export_comes_as_csv_json_or_json_lines_with_the_same_rows(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    await record(api, [a_ping(tenant.project_id, hb, t - i * 1000, message=f"run {i}, \"ok\"\nnext")
+                       for i in range(1, 6)] + [a_miss(tenant.project_id, hb, t - 10_000)])  # fmt: skip
+    path = f"{api.url}/heartbeats/{hb}/export"
+
+    answers = {}
+    for fmt in ("csv", "json", "jsonl"):
+        async with api.http.get(path, params={"format": fmt}, headers=tenant.headers) as response:
+            assert response.status == 200
+            answers[fmt] = (response.headers["Content-Type"], response.headers["Content-Disposition"],
+                            await response.text())  # fmt: skip
+
+    content_type, disposition, text = answers["jsonl"]
+    assert content_type == "application/x-ndjson"
+    assert disposition == f'attachment; filename="{hb}-checkins.jsonl"'
+    assert text.endswith("\n") and "\n\n" not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines == json.loads(answers["json"][2])
+    assert [r["kind"] for r in lines] == ["missed"] + ["success"] * 5  # oldest first
+    assert lines[1]["message"] == 'run 5, "ok"\nnext'
+    from_csv = list(csv.DictReader(io.StringIO(answers["csv"][2])))
+    assert [r["id"] for r in from_csv] == [r["id"] for r in lines]
+    assert answers["csv"][0].startswith("text/csv") and answers["json"][0] == "application/json"
+
+
+async def test_an_unknown_export_format_is_refused_naming_it(api):
+    tenant, hb = await a_heartbeat(api)
+
+    status, body = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "xml"})
+
+    assert status == 400 and body["field"] == "format" and "jsonl" in body["error"]
+
+
+# tenancy -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("resource", ["checkins", "uptime", "timings", "status-changes", "deliveries", "export"])
+async def test_another_projects_heartbeat_is_not_found(api, resource):
+    owner, hb = await a_heartbeat(api)
+    stranger = await new_tenant(api)
+    await record(api, [a_delivery(owner.project_id, hb, now_ms()), a_ping(owner.project_id, hb, now_ms())])
+
+    status, body = await stranger.call("GET", f"/heartbeats/{hb}/{resource}")
+
+    assert status == 404, body

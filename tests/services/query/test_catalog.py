@@ -1,0 +1,246 @@
+"""The catalog: each project's heartbeats sorted, filtered, counted and paged, kept up
+to date from the monitors view and the status view (both real, on an embedded bus)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+
+import msgspec
+import pytest
+import pytest_asyncio
+
+from services.query import catalog as catalog_module
+from services.query.catalog import STATUSES, BadCursor, Catalog, WatchedConfigView, encode_cursor
+from services.query.status_view import CurrentStatus, StatusView
+from shared.bus.local import LocalBus
+from shared.events import MonitorConfig
+from shared.topics import Topics
+
+TOPICS = Topics()
+
+
+def monitor(monitor_id: str, name: str, project="p", tags=(), created_ms=0, paused=False, deleted=False, revision=1):
+    return MonitorConfig(id=monitor_id, project_id=project, name=name, token="t" * 32, interval_s=60, grace_s=10,
+                         tags=list(tags), paused=paused, deleted=deleted, created_ms=created_ms,
+                         updated_ms=created_ms, revision=revision)  # fmt: skip
+
+
+def status(name: str) -> CurrentStatus:
+    return CurrentStatus(name, 1, None, 1, 2)
+
+
+@pytest_asyncio.fixture
+async def views(tmp_path):
+    bus = LocalBus(tmp_path / "bus.sqlite3")
+    await bus.start()
+    await bus.ensure_topics(TOPICS.specs(1))
+    monitors = WatchedConfigView(bus, TOPICS.monitors, MonitorConfig, lambda m: m.revision)
+    statuses = StatusView(bus, TOPICS)
+    await monitors.start()
+    await statuses.start()
+    yield monitors, statuses
+    await statuses.close()
+    await monitors.close()
+    await bus.close()
+
+
+@pytest.fixture
+def catalog(views):
+    return Catalog(*views)
+
+
+async def names(catalog, project="p", **query):
+    found, _ = await catalog.page(project, limit=1000, **query)
+    return [m.name for m in found]
+
+
+async def all_pages(catalog, project="p", limit=3, **query) -> list[str]:
+    ids, cursor = [], None
+    while True:
+        found, cursor = await catalog.page(project, limit=limit, after=cursor, **query)
+        assert len(found) <= limit
+        ids += [m.id for m in found]
+        if cursor is None:
+            return ids
+
+
+async def test_it_lists_by_name_ignoring_case_then_by_id(views, catalog):
+    monitors, _ = views
+    for monitor_id, name in [("hb_3", "beta"), ("hb_1", "Alpha"), ("hb_2", "alpha"), ("hb_0", "ALPHA")]:
+        monitors.put(monitor(monitor_id, name))
+    found, cursor = await catalog.page("p", limit=10)
+    assert [m.id for m in found] == ["hb_0", "hb_1", "hb_2", "hb_3"]
+    assert cursor is None
+
+
+async def test_it_lists_by_creation_when_asked(views, catalog):
+    monitors, _ = views
+    for i, name in enumerate(["c", "a", "b"]):
+        monitors.put(monitor(f"hb_{i}", name, created_ms=100 - i))
+    assert await names(catalog, sort="created") == ["b", "a", "c"]
+
+
+async def test_it_indexes_what_the_views_held_before_it_was_built(views):
+    monitors, statuses = views
+    monitors.put(monitor("hb_1", "one"))
+    statuses.put("hb_1", status("down"))
+    catalog = Catalog(monitors, statuses)
+    assert await names(catalog, status="down") == ["one"]
+
+
+async def test_a_rename_moves_a_heartbeat_in_the_order(views, catalog):
+    monitors, _ = views
+    monitors.put(monitor("hb_1", "apple"))
+    monitors.put(monitor("hb_2", "banana"))
+    monitors.put(monitor("hb_1", "cherry", revision=2))
+    assert await names(catalog) == ["banana", "cherry"]
+    assert await names(catalog, q="APP") == []
+
+
+async def test_a_status_change_moves_it_between_status_sets_and_counts(views, catalog):
+    monitors, statuses = views
+    monitors.put(monitor("hb_1", "one"))
+    monitors.put(monitor("hb_2", "two"))
+    assert catalog.counts("p") == {"up": 0, "down": 0, "late": 0, "new": 2, "paused": 0, "running": 0}
+    statuses.put("hb_1", status("up"))
+    statuses.put("hb_2", status("up"))
+    statuses.put("hb_1", status("down"))
+    assert await names(catalog, status="down") == ["one"]
+    assert await names(catalog, status="up") == ["two"]
+    assert await names(catalog, status="new") == []
+    assert catalog.counts("p") == {"up": 1, "down": 1, "late": 0, "new": 0, "paused": 0, "running": 0}
+
+
+async def test_a_pause_in_the_config_lists_it_as_paused_at_once(views, catalog):
+    monitors, statuses = views
+    monitors.put(monitor("hb_1", "one"))
+    statuses.put("hb_1", status("up"))
+    monitors.put(monitor("hb_1", "one", paused=True, revision=2))
+    assert await names(catalog, status="paused") == ["one"]
+    statuses.put("hb_1", status("paused"))  # the evaluator catches up: nothing moves
+    assert catalog.counts("p")["paused"] == 1 and catalog.counts("p")["up"] == 0
+
+
+async def test_a_deleted_heartbeat_leaves_every_set_count_and_the_status_view(views, catalog):
+    monitors, statuses = views
+    monitors.put(monitor("hb_1", "one", tags=["db"]))
+    monitors.put(monitor("hb_2", "two", tags=["db"]))
+    statuses.put("hb_1", status("late"))
+    monitors.put(monitor("hb_1", "one", tags=["db"], deleted=True, revision=2))
+    assert await names(catalog) == ["two"]
+    assert await names(catalog, status="late") == [] and await names(catalog, tag="db") == ["two"]
+    assert catalog.counts("p")["late"] == 0 and sum(catalog.counts("p").values()) == 1
+    assert statuses.get("hb_1") is None
+    statuses.put("hb_1", status("up"))  # a snapshot the evaluator wrote before it saw the delete
+    assert sum(catalog.counts("p").values()) == 1
+
+
+async def test_tags_filter_and_follow_changes(views, catalog):
+    monitors, _ = views
+    monitors.put(monitor("hb_1", "one", tags=["db", "nightly"]))
+    monitors.put(monitor("hb_2", "two", tags=["db"]))
+    assert await names(catalog, tag="db") == ["one", "two"]
+    assert await names(catalog, tag="nightly") == ["one"]
+    monitors.put(monitor("hb_1", "one", tags=["weekly"], revision=2))
+    assert await names(catalog, tag="db") == ["two"]
+    assert await names(catalog, tag="nightly") == []
+    assert await names(catalog, tag="weekly") == ["one"]
+
+
+async def test_a_project_sees_only_its_own(views, catalog):
+    monitors, _ = views
+    monitors.put(monitor("hb_1", "mine"))
+    monitors.put(monitor("hb_2", "theirs", project="other"))
+    assert await names(catalog) == ["mine"]
+    assert await names(catalog, project="nobody") == []
+    assert catalog.counts("nobody") == dict.fromkeys(STATUSES, 0)
+
+
+async def test_the_name_filter_is_a_case_insensitive_substring(views, catalog):
+    monitors, _ = views
+    for i, name in enumerate(["Nightly backup", "backup-weekly", "cleanup"]):
+        monitors.put(monitor(f"hb_{i}", name))
+    assert await names(catalog, q="BACKUP") == ["backup-weekly", "Nightly backup"]
+
+
+def matches(m: MonitorConfig, current: str, status=None, tag=None, q="") -> bool:
+    return status in (None, current) and (tag is None or tag in m.tags) and q in m.name.casefold()
+
+
+async def test_paging_through_every_page_returns_each_match_exactly_once(views, catalog):
+    monitors, statuses = views
+    rng = random.Random(8)
+    expected = []
+    for i in range(300):
+        tags = rng.sample(["a", "b", "c"], rng.randint(0, 2))
+        name = rng.choice(["Backup", "backup", "sync", "Report", "x"]) + str(rng.randint(0, 20))
+        config = monitor(f"hb_{i:03d}", name, tags=tags, created_ms=rng.randint(0, 50))
+        monitors.put(config)
+        current = rng.choice(["up", "down", "late", "new", "paused"])
+        statuses.put(config.id, status(current))
+        expected.append((config, current if current != "paused" else "up"))  # paused: config says not
+
+    queries = [{}, {"status": "up"}, {"tag": "a"}, {"q": "back"}, {"status": "down", "tag": "b"},
+               {"q": "p1", "tag": "c"}, {"status": "late", "q": "r"}, {"status": "running"}]  # fmt: skip
+    for sort in ("name", "created"):
+        for query in queries:
+            for limit in (1, 7, 100):
+                ids = await all_pages(catalog, limit=limit, sort=sort, **query)
+                wanted = [m for m, s in expected if matches(m, s, **query)]
+                key = (lambda m: (m.name.casefold(), m.id)) if sort == "name" else (lambda m: (m.created_ms, m.id))
+                assert ids == [m.id for m in sorted(wanted, key=key)], (sort, query, limit)
+
+
+async def test_the_last_full_page_says_there_is_no_next_one(views, catalog):
+    monitors, _ = views
+    for i in range(4):
+        monitors.put(monitor(f"hb_{i}", f"m{i}"))
+    first, cursor = await catalog.page("p", limit=2)
+    second, last = await catalog.page("p", limit=2, after=cursor)
+    assert [m.id for m in first + second] == ["hb_0", "hb_1", "hb_2", "hb_3"]
+    assert cursor is not None and last is None
+
+
+async def test_a_cursor_stays_valid_when_its_heartbeat_is_deleted(views, catalog):
+    monitors, _ = views
+    for i in range(4):
+        monitors.put(monitor(f"hb_{i}", f"m{i}"))
+    _, cursor = await catalog.page("p", limit=2)
+    monitors.put(monitor("hb_1", "m1", deleted=True, revision=2))
+    found, _ = await catalog.page("p", limit=2, after=cursor)
+    assert [m.id for m in found] == ["hb_2", "hb_3"]
+
+
+async def test_a_name_search_over_a_large_project_lets_other_work_run(views, catalog, monkeypatch):
+    monkeypatch.setattr(catalog_module, "SCAN_STEP", 100)
+    monitors, _ = views
+    for i in range(1000):
+        monitors.put(monitor(f"hb_{i:04d}", f"job {i:04d}"))
+    ran = []
+
+    async def meanwhile():
+        ran.append(True)
+        monitors.put(monitor("hb_0999", "job 0999", deleted=True, revision=2))  # changes mid-scan are fine
+
+    other = asyncio.create_task(meanwhile())
+    found, cursor = await catalog.page("p", limit=10, q="99")
+    await other
+    assert ran == [True]
+    assert [m.name for m in found] == ["job 0099", "job 0199", "job 0299", "job 0399", "job 0499", "job 0599",
+                                       "job 0699", "job 0799", "job 0899", "job 0990"]  # fmt: skip
+    rest, _ = await catalog.page("p", limit=10, q="99", after=cursor)
+    assert [m.name for m in rest] == [f"job 099{i}" for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("cursor", ["", "!!!", "bm90IGpzb24", encode_cursor("created", (5, "hb_1"))])
+async def test_it_refuses_a_cursor_it_did_not_issue_for_this_sort(catalog, cursor):
+    with pytest.raises(BadCursor):
+        await catalog.page("p", limit=10, after=cursor or "x")
+
+
+async def test_a_cursor_naming_another_sort_is_refused_even_if_its_key_fits(catalog):
+    forged = base64.urlsafe_b64encode(msgspec.json.encode(["created", "a", "b"])).decode().rstrip("=")
+    with pytest.raises(BadCursor):
+        await catalog.page("p", limit=10, after=forged)

@@ -1,0 +1,187 @@
+"""The query service's view of the evaluator's snapshots, on a real embedded bus.
+
+Snapshots are written the way the evaluator writes them (its StateStore, from a real
+PartitionEvaluator), so a change to the evaluator's encoding shows up here.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest_asyncio
+from structlog.testing import capture_logs
+
+from services.evaluator.logic import PartitionEvaluator
+from services.evaluator.store import StateStore
+from services.query.status_view import CurrentStatus, StatusView, shown_status
+from shared.bus.local import LocalBus
+from shared.events import MonitorConfig, MonitorSnapshot, Ping, encode
+from shared.topics import Topics
+
+TOPICS = Topics()
+S = 1000
+
+
+def config(monitor_id="hb_a", revision=1, paused=False, at=0) -> MonitorConfig:
+    return MonitorConfig(id=monitor_id, project_id="p", name="backup", token="t" * 32, interval_s=60, grace_s=10,
+                         paused=paused, created_ms=0, updated_ms=at, revision=revision)  # fmt: skip
+
+
+def ping(at_ms: int, monitor_id="hb_a") -> Ping:
+    return Ping(id=f"p{at_ms}", monitor_id=monitor_id, project_id="p", received_ms=at_ms, kind="success")
+
+
+@pytest_asyncio.fixture
+async def bus(tmp_path):
+    bus = LocalBus(tmp_path / "bus.sqlite3")
+    await bus.start()
+    await bus.ensure_topics(TOPICS.specs(1))
+    yield bus
+    await bus.close()
+
+
+@pytest_asyncio.fixture
+async def view(bus):
+    view = StatusView(bus, TOPICS, poll_timeout_ms=50)
+    await view.start()
+    yield view
+    await view.close()
+
+
+class Evaluator:
+    """A partition's evaluator whose snapshots go to the bus as the real adapter writes them."""
+
+    def __init__(self, bus):
+        self.ev = PartitionEvaluator(0)
+        self.store = StateStore(bus, TOPICS)
+        self.offset = 0
+
+    async def run(self, *events) -> None:
+        for event in events:
+            self.offset += 1
+            if isinstance(event, MonitorConfig):
+                self.ev.apply_config(event)
+            elif isinstance(event, Ping):
+                self.ev.apply_ping(event, self.offset)
+            else:
+                self.ev.advance(event)
+        await self.store.save(self.ev, self.offset)
+
+
+async def test_it_shows_what_the_evaluator_knows_of_a_monitor(bus, view):
+    await Evaluator(bus).run(config(), ping(5 * S), 66 * S)
+    assert await view.sync()
+    assert view.get("hb_a") == CurrentStatus(
+        status="late", since_ms=65 * S, reason="no ping within the interval; in grace period",
+        last_ping_ms=5 * S, next_expected_ms=65 * S,
+    )  # fmt: skip
+
+
+async def test_it_follows_later_snapshots(bus, view):
+    evaluator = Evaluator(bus)
+    await evaluator.run(config(), ping(5 * S))
+    assert await view.sync()
+    assert view.get("hb_a").status == "up"
+    await evaluator.run(ping(50 * S), 200 * S)
+    assert await view.sync()
+    current = view.get("hb_a")
+    assert (current.status, current.since_ms, current.last_ping_ms) == ("down", 120 * S, 50 * S)
+    assert current.reason.startswith("1 consecutive problem(s)")
+
+
+async def test_a_new_view_reads_every_snapshot_already_written(bus):
+    await Evaluator(bus).run(config(), config("hb_b"), ping(5 * S))
+    view = StatusView(bus, TOPICS, poll_timeout_ms=50)
+    await view.start()
+    try:
+        assert (view.get("hb_a").status, view.get("hb_b")) == ("up", None)  # hb_b: new, never snapshotted
+        assert len(view) == 1
+    finally:
+        await view.close()
+
+
+async def test_a_new_monitor_has_no_deadline_to_show(bus, view):
+    evaluator = Evaluator(bus)
+    await evaluator.run(config(), ping(5 * S), config(revision=2, paused=True, at=6 * S))
+    assert await view.sync()
+    assert view.get("hb_a") == CurrentStatus("paused", 6 * S, "paused", 5 * S, None)
+
+
+async def test_it_reads_a_snapshot_written_before_status_since_existed(bus, view):
+    ev = PartitionEvaluator(0)
+    ev.apply_config(config())
+    ev.apply_ping(ping(5 * S), 1)
+    fields = msgspec.json.decode(msgspec.json.encode(ev.monitors["hb_a"]))
+    old_state = msgspec.json.encode(fields[:-2])  # without the two trailing fields
+    snapshot = MonitorSnapshot(monitor_id="hb_a", partition=0, offset=1, state=msgspec.Raw(old_state))
+    await bus.publish(TOPICS.evaluator_state, "hb_a", encode(snapshot))
+    assert await view.sync()
+    assert view.get("hb_a") == CurrentStatus("up", None, None, 5 * S, 65 * S)
+
+
+async def test_an_unreadable_snapshot_keeps_the_last_good_one(bus, view):
+    await Evaluator(bus).run(config(), ping(5 * S))
+    broken = MonitorSnapshot(monitor_id="hb_a", partition=0, offset=9, state=msgspec.Raw(b'{"not": "a state"}'))
+    await bus.publish(TOPICS.evaluator_state, "hb_a", encode(broken))
+    await bus.publish(TOPICS.evaluator_state, "hb_a", b"\x00not an event")
+    assert await view.sync()
+    assert view.get("hb_a").status == "up"
+
+
+async def test_listeners_hear_of_changes_but_not_of_snapshots_that_changed_nothing_shown(bus, view):
+    heard = []
+    view.listen(lambda monitor_id, before, after: heard.append((monitor_id, before and before.status, after.status)))
+    evaluator = Evaluator(bus)
+    await evaluator.run(config(), ping(5 * S))
+    await evaluator.run(config(revision=2, at=7 * S))  # a rename: snapshot again, nothing shown moved
+    await evaluator.run(ping(10 * S))
+    assert await view.sync()
+    assert heard == [("hb_a", None, "up"), ("hb_a", "up", "up")]  # the second: a new last check-in
+
+
+async def test_a_forgotten_monitor_is_gone(bus, view):
+    await Evaluator(bus).run(config(), ping(5 * S))
+    assert await view.sync()
+    view.forget("hb_a")
+    assert view.get("hb_a") is None
+
+
+# what the API shows ---------------------------------------------------------------
+UP = CurrentStatus("up", 5 * S, "ping received", 5 * S, 65 * S)
+PAUSED = CurrentStatus("paused", 6 * S, "paused", 5 * S, None)
+
+
+def test_a_monitor_the_evaluator_has_not_seen_is_new():
+    assert shown_status(config(), None) == ("new", None, None)
+
+
+def test_the_evaluator_status_shows_as_it_is():
+    assert shown_status(config(), UP) == ("up", 5 * S, "ping received")
+
+
+def test_a_pause_shows_before_the_evaluator_applies_it():
+    assert shown_status(config(paused=True, at=9 * S), UP) == ("paused", 9 * S, "paused")
+    assert shown_status(config(paused=True, at=9 * S), PAUSED) == ("paused", 6 * S, "paused")
+
+
+def test_a_resume_shows_before_the_evaluator_applies_it():
+    assert shown_status(config(at=9 * S), PAUSED) == ("up", 9 * S, "resumed")
+    never_pinged = msgspec.structs.replace(PAUSED, last_ping_ms=None)
+    assert shown_status(config(at=9 * S), never_pinged) == ("new", 9 * S, "resumed")
+
+
+
+async def test_a_failing_listener_neither_stops_the_view_nor_the_other_listeners(bus, view):
+    def broken(*change):
+        raise RuntimeError("listener bug")
+
+    heard = []
+    view.listen(broken)
+    view.listen(lambda monitor_id, before, after: heard.append(after.status))
+    evaluator = Evaluator(bus)
+    with capture_logs() as logs:
+        await evaluator.run(config(), ping(5 * S))
+        assert await view.sync()
+        await evaluator.run(config(revision=2, paused=True, at=6 * S))
+        assert await view.sync()
+    assert heard == ["up", "paused"] and view.get("hb_a").status == "paused"
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["query.view.listener_failed"] * 2

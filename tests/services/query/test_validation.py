@@ -1,0 +1,68 @@
+import pytest
+
+from services.query.api.errors import one_line
+from services.query.validation import (
+    MAX_TIME_MS,
+    InvalidField,
+    monitor_fields,
+    parse_range_ms,
+    parse_time_ms,
+    parse_whole_number,
+)
+
+NOW_MS = 1_700_000_000_000
+DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize(("text", "ms"), [
+    ("0", 0),
+    (str(MAX_TIME_MS), MAX_TIME_MS),
+    ("2024-01-01T00:00:00.001Z", 1_704_067_200_001),  # to the millisecond, no float rounding
+    ("2024-01-01T01:00:00+01:00", 1_704_067_200_000),
+    ("2024-01-01", 1_704_067_200_000),  # no offset: UTC
+    ("9999-12-31T23:59:59.999", MAX_TIME_MS),
+])  # fmt: skip
+def test_it_reads_epoch_ms_and_iso_8601_from_1970_to_9999(text, ms):
+    assert parse_time_ms("to", text, default=-1) == ms
+
+
+@pytest.mark.parametrize("text", [
+    str(MAX_TIME_MS + 1), "-1", "\u00b2", "\u0661\u0662", "9" * 5000, "1969-12-31T23:59:59.999Z",
+    "9999-12-31T23:59:59.999-00:01", "0001-01-01T00:00:00+00:01", " 1", "1\n",
+])  # fmt: skip
+def test_it_refuses_any_other_time_naming_the_field(text):
+    with pytest.raises(InvalidField) as refused:
+        parse_time_ms("to", text, default=0)
+    assert refused.value.field == "to" and refused.value.status == 400
+
+
+def test_it_defaults_a_range_to_the_span_before_to_but_never_before_1970():
+    assert parse_range_ms({}, NOW_MS, 7 * DAY_MS) == (NOW_MS - 7 * DAY_MS, NOW_MS)
+    assert parse_range_ms({"to": "1000"}, NOW_MS, 7 * DAY_MS) == (0, 1000)
+    assert parse_range_ms({}, NOW_MS, None) == (0, NOW_MS)
+
+
+def test_it_refuses_a_range_that_ends_before_it_starts():
+    with pytest.raises(InvalidField) as refused:
+        parse_range_ms({"from": "2", "to": "1"}, NOW_MS, None)
+    assert refused.value.field == "from"
+
+
+@pytest.mark.parametrize("text", ["0", "1001", "\u0661", "1_0", "+5", "", "9" * 5000])
+def test_it_takes_whole_numbers_in_ascii_digits_within_bounds_only(text):
+    with pytest.raises(InvalidField):
+        parse_whole_number("limit", text, 1, 1000)
+    assert parse_whole_number("limit", "0050", 1, 1000) == 50
+
+
+@pytest.mark.parametrize("interval", [10**400, 1e308, -1e308, float("inf"), float("nan")])
+def test_it_refuses_a_period_of_any_size_without_overflowing(interval):
+    with pytest.raises(InvalidField) as refused:
+        monitor_fields({"name": "x", "interval": interval}, creating=True, known_channels=set())
+    assert refused.value.field == "interval"
+
+
+def test_an_error_message_is_one_short_line_whatever_the_input_holds():
+    message = one_line("name\nwith\r\nbreaks\u2028and\x1cseparators " + "x" * 1000)
+    assert len(message.splitlines()) == 1 and len(message) <= 300
+    assert message.startswith("name with breaks and separators x")
