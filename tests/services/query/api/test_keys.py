@@ -152,7 +152,8 @@ async def test_a_read_only_key_reads_everything_but_never_a_ping_token_or_url(ap
         assert status == 200, (path, status, body)
         text = body if isinstance(body, str) else str(body)
         assert ids["token"] not in text, path
-        assert "ping_url" not in text and "'token'" not in text, path
+        if path != "/openapi.json":  # the document names the fields, it holds no values
+            assert "ping_url" not in text and "'token'" not in text, path
     listed = await reader.ok("GET", "/heartbeats")
     assert [h["id"] for h in listed["heartbeats"]] == [ids["heartbeats"]]
     assert "token" in (await tenant.ok("GET", f"/heartbeats/{ids['heartbeats']}"))  # a read-write key sees it
