@@ -211,8 +211,9 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     # Channels: the add form comes from the server's kinds; a test send shows its outcome.
     page.get_by_role("link", name="Channels").click()
     expect(page.get_by_role("heading", name="Channels")).to_be_visible()
+    page.get_by_label("Kind").select_option("webhook")  # the form redraws for the kind picked
     page.get_by_label("Name", exact=True).fill("ops")
-    page.get_by_label("URL").fill(f"{server.url}/hook-nowhere")
+    page.get_by_label("URL", exact=True).fill(f"{server.url}/hook-nowhere")
     page.get_by_role("button", name="Add channel").click()
     channel = page.locator("#rows tr", has_text="ops")
     expect(channel).to_be_visible()

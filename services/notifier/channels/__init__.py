@@ -5,10 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField, TransportError, mask_config
+from services.notifier.channels.discord import DiscordChannel
+from services.notifier.channels.email import EmailChannel
+from services.notifier.channels.googlechat import GoogleChatChannel
+from services.notifier.channels.kafka import KafkaChannel
+from services.notifier.channels.mattermost import MattermostChannel
+from services.notifier.channels.ntfy import NtfyChannel
+from services.notifier.channels.opsgenie import OpsgenieChannel
+from services.notifier.channels.pagerduty import PagerDutyChannel
+from services.notifier.channels.pushover import PushoverChannel
+from services.notifier.channels.rocketchat import RocketChatChannel
+from services.notifier.channels.slack import SlackChannel
+from services.notifier.channels.teams import TeamsChannel
+from services.notifier.channels.telegram import TelegramChannel
 from services.notifier.channels.webhook import WebhookChannel
 from shared.settings import Settings
 
-CHANNELS: dict[str, Channel] = {channel.kind: channel for channel in (WebhookChannel(),)}
+CHANNELS: dict[str, Channel] = {
+    channel.kind: channel
+    for channel in (
+        WebhookChannel(), EmailChannel(), KafkaChannel(),
+        SlackChannel(), MattermostChannel(), RocketChatChannel(), DiscordChannel(), TeamsChannel(), GoogleChatChannel(),
+        PagerDutyChannel(), OpsgenieChannel(), TelegramChannel(), NtfyChannel(), PushoverChannel(),
+    )
+}  # fmt: skip
 
 
 def validate_channel(kind: str, config: dict, settings: Settings) -> dict:
@@ -23,6 +43,16 @@ def validate_channel(kind: str, config: dict, settings: Settings) -> dict:
     if not isinstance(config, dict):
         raise ChannelConfigError("config: must be an object")
     return channel.validate(config, settings)
+
+
+async def close_channels() -> None:
+    """Release what channels keep open between sends (the Kafka channel's producers).
+
+    The notifier calls it on shutdown, once its in-flight deliveries have ended."""
+    for channel in CHANNELS.values():
+        close = getattr(channel, "close", None)
+        if close is not None:
+            await close()
 
 
 def channel_kinds() -> list[dict[str, Any]]:
@@ -42,6 +72,6 @@ def shown_config(kind: str, config: dict) -> dict:
 
 
 __all__ = [
-    "CHANNELS", "Channel", "ChannelConfigError", "ConfigField", "TransportError", "channel_kinds", "shown_config",
-    "validate_channel",
+    "CHANNELS", "Channel", "ChannelConfigError", "ConfigField", "TransportError", "channel_kinds", "close_channels",
+    "shown_config", "validate_channel",
 ]  # fmt: skip

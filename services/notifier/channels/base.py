@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import aiohttp
 
+from services.notifier.messages import Message, render_digest
 from shared.errors import PinguraError
 from shared.events import Alert
 from shared.settings import Settings
@@ -42,18 +43,22 @@ class TransportError(NotifierError):
     """One delivery try failed.
 
     ``permanent`` says whether trying again could help: a 404 or a blocked address will
-    not fix itself, a 503 or a timeout might.
+    not fix itself, a 503 or a timeout might. ``retry_after_s`` is how long the receiver
+    asked us to wait (``Retry-After``), when it said.
     """
 
-    def __init__(self, message: str, permanent: bool):
+    def __init__(self, message: str, permanent: bool, retry_after_s: float | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after_s = retry_after_s
 
 
 # declared settings ------------------------------------------------------------------------
-FieldType = Literal["string", "url", "integer", "boolean", "map"]
-"""``map`` is an object of string -> string (e.g. HTTP headers); ``url`` is a string the kind
-checks further (scheme, allowed networks) and a form shows as a URL input."""
+FieldType = Literal["string", "url", "integer", "boolean", "map", "list", "text"]
+"""``map`` is an object of string -> string (e.g. HTTP headers); ``list`` a list of strings
+(e.g. tags); ``text`` a string a form shows as a multi-line input (e.g. a body template);
+``url`` is a string the kind checks further (scheme, allowed networks) and a form shows as
+a URL input."""
 
 _TYPE_CHECKS: dict[str, tuple[type, str]] = {
     "string": (str, "must be a string"),
@@ -61,6 +66,8 @@ _TYPE_CHECKS: dict[str, tuple[type, str]] = {
     "integer": (int, "must be a whole number"),
     "boolean": (bool, "must be true or false"),
     "map": (dict, "must be an object of name -> string value"),
+    "list": (list, "must be a list of strings"),
+    "text": (str, "must be a string"),
 }
 MASK = "****"
 MASK_SHOWS_LAST = 4
@@ -116,6 +123,8 @@ def check_declared(fields: tuple[ConfigField, ...], config: dict) -> dict:
             for name, item in value.items():
                 if not isinstance(item, str):
                     raise ChannelConfigError(f"config.{field.name}.{name}: must be a string")
+        if field.type == "list" and not all(isinstance(item, str) for item in value):
+            raise ChannelConfigError(f"config.{field.name}: must be a list of strings")
         if field.choices is not None and value not in field.choices:
             raise ChannelConfigError(f"config.{field.name}: must be one of {', '.join(field.choices)}")
         checked[field.name] = value
@@ -144,6 +153,34 @@ def mask_config(fields: tuple[ConfigField, ...], config: dict) -> dict:
     return shown
 
 
+# settings every kind has ------------------------------------------------------------------
+MAX_RATE_LIMIT_PER_MINUTE = 6000
+COMMON_FIELDS: tuple[ConfigField, ...] = (
+    ConfigField(
+        "rate_limit_per_minute", "integer",
+        help="At most this many messages a minute to this channel, evenly spaced (retries count too). "
+             "Unset: the kind's default (the receiver's documented limit), or no limit.",
+    ),
+    ConfigField(
+        "digest", "boolean",
+        help="When alerts queue up for this channel (a burst, or the rate limit), send those waiting "
+             "as one summary message instead of one message each.",
+    ),
+)  # fmt: skip
+"""Settings of every kind, declared once and appended to each kind's own declaration (see
+:meth:`Channel.__init_subclass__`), so validation, the form and the API list them for all.
+The notifier acts on them (``services.notifier.dispatch``); a kind's :meth:`Channel.normalize`
+never sees them."""
+_COMMON_NAMES = tuple(f.name for f in COMMON_FIELDS)
+
+
+def _check_common(config: dict) -> dict:
+    rate = config.get("rate_limit_per_minute")
+    if rate is not None and not 1 <= rate <= MAX_RATE_LIMIT_PER_MINUTE:
+        raise ChannelConfigError(f"config.rate_limit_per_minute: must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}")
+    return config
+
+
 # the channel ------------------------------------------------------------------------------
 class Channel(abc.ABC):
     kind: ClassVar[str]
@@ -151,7 +188,16 @@ class Channel(abc.ABC):
     label: ClassVar[str]
     """What a person calls it, e.g. ``"Webhook"``."""
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
-    """Every setting the kind accepts; anything else in a config is refused."""
+    """Every setting the kind accepts; anything else in a config is refused. :data:`COMMON_FIELDS`
+    are appended to what a kind declares."""
+    default_rate_limit_per_minute: ClassVar[int | None] = None
+    """Messages a minute when a channel sets no ``rate_limit_per_minute`` (the receiver's
+    documented limit, e.g. 60 for one Slack webhook); None: no limit."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = tuple(f for f in cls.config_fields if f.name not in _COMMON_NAMES)
+        cls.config_fields = (*own, *COMMON_FIELDS)
 
     def validate(self, config: dict, settings: Settings) -> dict:
         """Return the normalized config, or raise :class:`ChannelConfigError`.
@@ -160,7 +206,9 @@ class Channel(abc.ABC):
         delivery, so a config that became invalid (settings changed) fails loudly. The
         declared checks run first, then the kind's :meth:`normalize`.
         """
-        return self.normalize(check_declared(self.config_fields, config), settings)
+        checked = check_declared(self.config_fields, config)
+        common = {name: checked.pop(name) for name in _COMMON_NAMES if name in checked}
+        return {**self.normalize(checked, settings), **_check_common(common)}
 
     def normalize(self, config: dict, settings: Settings) -> dict:
         """The kind's own checks of a config already of the declared shape; the normalized config."""
@@ -173,3 +221,21 @@ class Channel(abc.ABC):
     @abc.abstractmethod
     async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
         """Deliver ``alert`` once, with an already validated ``config``; raise :class:`TransportError`."""
+
+    async def send_digest(
+        self, alerts: list[Alert], config: dict, http: aiohttp.ClientSession, settings: Settings
+    ) -> None:
+        """Deliver many alerts queued for this channel as one message (see
+        :func:`~services.notifier.messages.render_digest`), through :meth:`send_message`.
+
+        Kinds whose receiver keeps state per alert (an incident opened by ``down`` and closed
+        by ``up``: PagerDuty, Opsgenie) or whose format is one alert per request (webhook)
+        override this to send each alert in turn.
+        """
+        await self.send_message(render_digest(alerts, settings.ping_base_url), config, http, settings)
+
+    async def send_message(
+        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
+    ) -> None:
+        """Deliver an already rendered message; kinds that present a message (chat, push) implement it."""
+        raise NotImplementedError(f"{self.kind} sends alerts one by one")

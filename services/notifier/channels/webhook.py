@@ -1,23 +1,64 @@
-"""Generic webhook: the alert as JSON, POSTed to a URL of the user's choice."""
+"""Generic webhook: each alert sent to a URL of the user's choice, as Pingura's JSON (see
+docs/events.md) or as the user's own body template, optionally signed.
+
+Signing covers the timestamp and the exact bytes sent (as Stripe's scheme does), so a
+captured request cannot be replayed later under a fresh timestamp:
+``X-Pingura-Timestamp: <Unix seconds>`` and
+``X-Pingura-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + body)>``.
+Verification is described in docs/channels.md.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable
+from urllib.parse import quote_plus
 
 import aiohttp
-from yarl import URL
 
-from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField, TransportError
-from services.notifier.logic import webhook_payload
-from services.notifier.safety import UnsafeTarget, check_host
+from services.notifier.channels import http as channel_http
+from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
+from services.notifier.channels.http import validate_url
+from services.notifier.logic import iso_utc_ms, webhook_payload
+from services.notifier.messages import heartbeat_url, render
 from shared.events import Alert
 from shared.settings import Settings
 
-MAX_URL_LENGTH = 2048
-# Headers Pingura owns: overriding them would break the request or the receiver's dedup.
-_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "idempotency-key"})
-# A client error means the request itself is wrong, except these two, which ask us to come back.
-_RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
-_ERROR_BODY_PREVIEW_BYTES = 200
+METHODS = ("POST", "PUT", "PATCH", "GET")
+MAX_BODY_TEMPLATE_CHARS = 16 * 1024
+DEFAULT_TEMPLATE_CONTENT_TYPE = "application/json"
+SIGNATURE_HEADER = "X-Pingura-Signature"
+TIMESTAMP_HEADER = "X-Pingura-Timestamp"
+# Headers Pingura owns: overriding them would break the request, the receiver's dedup or the signature.
+_RESERVED_HEADERS = frozenset({
+    "host", "content-length", "transfer-encoding", "connection", "idempotency-key",
+    SIGNATURE_HEADER.lower(), TIMESTAMP_HEADER.lower(),
+})  # fmt: skip
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.]*)\s*\}\}")
+_CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
+
+PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
+    "heartbeat.id": lambda a, s: a.monitor_id,
+    "heartbeat.name": lambda a, s: a.monitor_name,
+    "heartbeat.tags": lambda a, s: ", ".join(a.tags),
+    "heartbeat.url": lambda a, s: heartbeat_url(s.ping_base_url, a.monitor_id),
+    "status": lambda a, s: a.kind,
+    "reason": lambda a, s: a.reason,
+    "at": lambda a, s: iso_utc_ms(a.at_ms),
+    "at_ms": lambda a, s: str(a.at_ms),
+    "alert.id": lambda a, s: a.id,
+    "incident": lambda a, s: str(a.incident),
+    "title": lambda a, s: render(a, s.ping_base_url).title,
+    "text": lambda a, s: render(a, s.ping_base_url).text,
+    "last_checkin.at": lambda a, s: iso_utc_ms(a.last_ping_ms) if a.last_ping_ms is not None else "",
+    "dashboard_url": lambda a, s: s.ping_base_url,
+}
+"""What a body template may say, ``{{name}}`` -> its text for an alert. ``reason`` is the
+evaluator's text as is; ``text`` is the readable sentence the chat channels send."""
 
 
 class WebhookChannel(Channel):
@@ -26,77 +67,142 @@ class WebhookChannel(Channel):
     config_fields = (
         ConfigField(
             "url", "url", required=True,
-            help="Where each alert is POSTed as JSON (http or https). It is shown back in full: "
+            help="Where each alert is sent (http or https). It is shown back in full: "
                  "put a token in a header rather than in the URL.",
         ),
         ConfigField(
             "headers", "map", secret=True,
             help="Extra HTTP headers, name -> value (e.g. Authorization). Values are masked once saved.",
         ),
+        ConfigField("method", "string", choices=METHODS, help="HTTP method; POST unless set. GET sends no body."),
+        ConfigField(
+            "body", "text",
+            help="Body template replacing Pingura's JSON, with placeholders such as {{heartbeat.name}}, "
+                 "{{status}}, {{reason}}, {{at}}, {{heartbeat.url}} (see the docs for all).",
+        ),
+        ConfigField(
+            "content_type", "string",
+            help="Content-Type of a body template; application/json unless set. JSON types "
+                 "JSON-escape each placeholder, form-encoded types URL-encode it.",
+        ),
+        ConfigField(
+            "secret", "string", secret=True,
+            help="When set, each request is signed: X-Pingura-Signature: sha256=<HMAC-SHA256 of the "
+                 "X-Pingura-Timestamp value, a dot, and the body>.",
+        ),
     )  # fmt: skip
 
     def normalize(self, config: dict, settings: Settings) -> dict:
-        return {
-            "url": _validate_url(config.get("url"), settings),
-            "headers": _validate_headers(config.get("headers", {})),
-        }
+        headers = _validate_headers(config.get("headers", {}))
+        normalized: dict = {"url": validate_url(config.get("url"), settings), "headers": headers}
+        method = config.get("method", "POST")
+        if method != "POST":
+            normalized["method"] = method
+        content_type = config.get("content_type")
+        header_type = next((name for name in headers if name.lower() == "content-type"), None)
+        if header_type is not None:
+            if content_type is not None:
+                raise ChannelConfigError(f"config.headers.{header_type}: set it with config.content_type only")
+            content_type = headers.pop(header_type)
+        if content_type is not None:
+            normalized["content_type"] = _validate_content_type(content_type)
+        body = config.get("body")
+        if body is not None:
+            if method == "GET":
+                raise ChannelConfigError("config.body: a GET request has no body; choose POST, PUT or PATCH")
+            normalized["body"] = _validate_template(body, normalized.get("content_type"))
+        if (secret := config.get("secret")) is not None:
+            if not secret:
+                raise ChannelConfigError("config.secret: must not be empty (leave it out to not sign)")
+            normalized["secret"] = secret
+        return normalized
 
     async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        url = URL(config["url"])
+        method = config.get("method", "POST")
+        content_type = config.get("content_type")
+        if method == "GET":
+            body = b""
+        elif config.get("body") is not None:
+            content_type = content_type or DEFAULT_TEMPLATE_CONTENT_TYPE
+            body = render_body(config["body"], content_type, alert, settings).encode()
+        else:
+            body = channel_http.encode_json(webhook_payload(alert))
+            content_type = content_type or "application/json"
+        headers = {**config.get("headers", {}), "Idempotency-Key": alert.id}
+        if content_type and method != "GET":
+            headers["Content-Type"] = content_type
+        if secret := config.get("secret"):
+            headers.update(signature_headers(secret, body, int(time.time())))
+        await channel_http.send(
+            http, settings, config["url"], method=method, data=body if method != "GET" else None, headers=headers
+        )
+
+    async def send_digest(
+        self, alerts: list[Alert], config: dict, http: aiohttp.ClientSession, settings: Settings
+    ) -> None:
+        # The body is a public one-alert format; each alert keeps its own Idempotency-Key.
+        for alert in alerts:
+            await self.send(alert, config, http, settings)
+
+
+def signature_headers(secret: str, body: bytes, timestamp_s: int) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), f"{timestamp_s}.".encode() + body, hashlib.sha256).hexdigest()
+    return {SIGNATURE_HEADER: f"sha256={digest}", TIMESTAMP_HEADER: str(timestamp_s)}
+
+
+def render_body(template: str, content_type: str, alert: Alert, settings: Settings) -> str:
+    """The template with each placeholder replaced, escaped for ``content_type``."""
+    escape = _escaper(content_type)
+    values: dict[str, str] = {}
+
+    def substitute(match: re.Match) -> str:
+        name = match[1]
+        if name not in values:
+            values[name] = escape(PLACEHOLDERS[name](alert, settings))
+        return values[name]
+
+    return _PLACEHOLDER.sub(substitute, template)
+
+
+def _escaper(content_type: str) -> Callable[[str], str]:
+    if _is_json(content_type):
+        return lambda value: json.dumps(value, ensure_ascii=False)[1:-1]
+    if _media_type(content_type) == "application/x-www-form-urlencoded":
+        return quote_plus
+    return lambda value: value
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _is_json(content_type: str) -> bool:
+    media_type = _media_type(content_type)
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _validate_template(body: str, content_type: str | None) -> str:
+    if len(body) > MAX_BODY_TEMPLATE_CHARS:
+        raise ChannelConfigError(f"config.body: longer than {MAX_BODY_TEMPLATE_CHARS} characters")
+    unknown = sorted({m[1] for m in _PLACEHOLDER.finditer(body)} - PLACEHOLDERS.keys())
+    if unknown:
+        known = ", ".join("{{" + name + "}}" for name in PLACEHOLDERS)
+        raise ChannelConfigError(f"config.body: unknown placeholder {{{{{unknown[0]}}}}} (known: {known})")
+    if _is_json(content_type or DEFAULT_TEMPLATE_CONTENT_TYPE):
+        # "0" reads as JSON inside a string and outside one (e.g. "incident": {{incident}}).
+        sample = _PLACEHOLDER.sub("0", body)
         try:
-            # Literal IPs never reach the session's guarded resolver, so check them here.
-            check_host(url.host or "", settings.webhook_allowed_networks)
-            headers = {**config.get("headers", {}), "Idempotency-Key": alert.id, "User-Agent": "Pingura-Notifier"}
-            async with http.post(
-                url,
-                json=webhook_payload(alert),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=settings.webhook_timeout_s),
-                # A redirect could point at an internal literal IP; receivers must give the final URL.
-                allow_redirects=False,
-            ) as response:
-                if 200 <= response.status < 300:
-                    return
-                preview = (await response.content.read(_ERROR_BODY_PREVIEW_BYTES)).decode(errors="replace")
-                raise TransportError(
-                    f"receiver answered HTTP {response.status}: {preview.strip()}".rstrip(": "),
-                    permanent=_is_permanent(response.status),
-                )
-        except UnsafeTarget as exc:
-            raise TransportError(f"refused: {exc}", permanent=True) from None
-        except aiohttp.InvalidURL as exc:
-            raise TransportError(f"invalid URL: {exc}", permanent=True) from None
-        except TimeoutError:
-            raise TransportError(f"timed out after {settings.webhook_timeout_s:g} s", permanent=False) from None
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}", permanent=False) from None
+            json.loads(sample)
+        except ValueError as exc:
+            raise ChannelConfigError(f"config.body: not valid JSON once filled in ({exc})") from None
+    return body
 
 
-def _is_permanent(status: int) -> bool:
-    if 300 <= status < 400:
-        return True  # redirects are not followed (see send); trying again changes nothing
-    return 400 <= status < 500 and status not in _RETRYABLE_CLIENT_ERRORS
-
-
-def _validate_url(raw: object, settings: Settings) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise ChannelConfigError("config.url: required, must be an http(s) URL")
-    if len(raw) > MAX_URL_LENGTH:
-        raise ChannelConfigError(f"config.url: longer than {MAX_URL_LENGTH} characters")
-    try:
-        url = URL(raw.strip())
-        # yarl decodes an IDNA host and checks the port only when they are read.
-        scheme, host, _ = url.scheme, url.host, url.port
-    except ValueError:  # UnicodeError included
-        raise ChannelConfigError("config.url: must be an http(s) URL") from None
-    # A NUL or control character in the host would also break the SSRF check's address parsing.
-    if scheme not in ("http", "https") or not host or not host.isprintable():
-        raise ChannelConfigError("config.url: must be an http(s) URL")
-    try:
-        check_host(host, settings.webhook_allowed_networks)
-    except UnsafeTarget as exc:
-        raise ChannelConfigError(f"config.url: {exc}") from None
-    return str(url)
+def _validate_content_type(raw: str) -> str:
+    value = raw.strip()
+    if not _CONTENT_TYPE.match(value):
+        raise ChannelConfigError("config.content_type: must be a media type such as application/json")
+    return value
 
 
 def _validate_headers(raw: object) -> dict[str, str]:

@@ -1,3 +1,6 @@
+import hashlib
+import hmac
+import json
 import socket
 
 import pytest
@@ -6,6 +9,7 @@ from services.notifier.channels import ChannelConfigError, TransportError
 from services.notifier.channels.webhook import WebhookChannel
 from services.notifier.logic import webhook_payload
 from services.notifier.safety import guarded_session
+from tests.services.notifier.channels.vendor import vendor  # noqa: F401 (fixture)
 from tests.services.notifier.support import make_alert
 
 webhook = WebhookChannel()
@@ -82,7 +86,7 @@ def test_it_normalizes_a_valid_config(settings):
         ({"url": "https://"}, "config.url: must be an http(s) URL"),
         ({"url": 42}, "config.url: must be a URL"),
         ({"url": "   "}, "config.url: required, must be an http(s) URL"),
-        ({"url": "https://example.com", "token": "x"}, "config.token: unknown field (known: url, headers)"),
+        ({"url": "https://example.com", "token": "x"}, "config.token: unknown field (known: url, headers, method, body, content_type, secret,"),
         ({"url": "https://example.com", "headers": ["X-A: b"]}, "config.headers: must be an object"),
         ({"url": "https://example.com", "headers": {"Host": "internal"}}, "config.headers.Host: set by Pingura"),
         ({"url": "https://example.com", "headers": {"content-length": "1"}}, "config.headers.content-length: set by"),
@@ -105,3 +109,105 @@ async def test_it_does_not_follow_redirects(receiver, http, settings):
 
     assert failure.value.permanent is True
     assert [r.path for r in receiver.received()] == ["/moved"]
+
+
+# method, body template, signing --------------------------------------------------------------
+
+
+async def test_a_body_template_is_filled_in_with_json_escaped_values(vendor, http, settings):
+    template = '{"text": "{{heartbeat.name}} is {{status}}: {{reason}}", "at": "{{at}}", "n": {{incident}}, "link": "{{heartbeat.url}}"}'
+    config = webhook.validate({"url": vendor.url("/hook"), "method": "PUT", "body": template}, settings)
+    alert = make_alert("m1", "down", monitor_name='db "prod"\nbackup', reason="exit code 3: C:\\temp full")
+
+    await webhook.send(alert, config, http, settings)
+
+    [request] = vendor.requests
+    assert request.method == "PUT"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Idempotency-Key"] == alert.id
+    assert json.loads(request.raw) == {
+        "text": 'db "prod"\nbackup is down: exit code 3: C:\\temp full',
+        "at": "2023-11-14T22:13:20.123Z",
+        "n": 1,
+        "link": "http://localhost:8080/heartbeats/m1",
+    }
+
+
+async def test_a_form_template_url_encodes_its_values(vendor, http, settings):
+    config = webhook.validate(
+        {"url": vendor.url("/hook"), "body": "name={{heartbeat.name}}&status={{status}}",
+         "content_type": "application/x-www-form-urlencoded"},
+        settings,
+    )  # fmt: skip
+
+    await webhook.send(make_alert(monitor_name="a&b=c"), config, http, settings)
+
+    assert vendor.requests[0].form == {"name": "a&b=c", "status": "down"}
+
+
+async def test_a_signed_request_carries_the_hmac_of_its_timestamp_and_exact_body(vendor, http, settings):
+    config = webhook.validate({"url": vendor.url("/hook"), "secret": "sh4red"}, settings)
+
+    await webhook.send(make_alert(), config, http, settings)
+
+    [request] = vendor.requests
+    timestamp = request.headers["X-Pingura-Timestamp"]
+    assert timestamp.isdigit()
+    expected = hmac.new(b"sh4red", timestamp.encode() + b"." + request.raw, hashlib.sha256).hexdigest()
+    assert request.headers["X-Pingura-Signature"] == f"sha256={expected}"
+    assert json.loads(request.raw) == webhook_payload(make_alert())
+
+
+async def test_a_get_sends_no_body(vendor, http, settings):
+    config = webhook.validate({"url": vendor.url("/ping?source=pingura"), "method": "GET"}, settings)
+
+    await webhook.send(make_alert(), config, http, settings)
+
+    [request] = vendor.requests
+    assert (request.method, request.query, request.raw) == ("GET", {"source": "pingura"}, b"")
+
+
+async def test_a_digest_sends_each_alert_with_its_own_idempotency_key(vendor, http, settings):
+    alerts = [make_alert("m1"), make_alert("m2")]
+
+    await webhook.send_digest(alerts, {"url": vendor.url("/hook")}, http, settings)
+
+    assert [r.headers["Idempotency-Key"] for r in vendor.requests] == ["m1:1:down", "m2:1:down"]
+
+
+async def test_a_rate_limited_webhook_says_when_to_come_back(vendor, http, settings):
+    vendor.answer(429, Retry_After="30")
+
+    with pytest.raises(TransportError) as failure:
+        await webhook.send(make_alert(), {"url": vendor.url("/hook")}, http, settings)
+
+    assert failure.value.permanent is False and failure.value.retry_after_s == 30.0
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"body": "{{heartbeat.nmae}}"}, "config.body: unknown placeholder {{heartbeat.nmae}} (known: {{heartbeat.id}}"),
+        ({"body": '{"a": "{{status}}"'}, "config.body: not valid JSON once filled in"),
+        ({"method": "DELETE"}, "config.method: must be one of POST, PUT, PATCH, GET"),
+        ({"method": "GET", "body": "x"}, "config.body: a GET request has no body"),
+        ({"content_type": "json"}, "config.content_type: must be a media type"),
+        ({"secret": ""}, "config.secret: must not be empty"),
+        ({"headers": {"X-Pingura-Signature": "x"}}, "config.headers.X-Pingura-Signature: set by Pingura"),
+        ({"headers": {"Content-Type": "text/plain"}, "content_type": "text/plain"},
+         "config.headers.Content-Type: set it with config.content_type only"),
+    ],
+)  # fmt: skip
+def test_an_invalid_template_or_method_is_refused_naming_the_field(settings, config, message):
+    with pytest.raises(ChannelConfigError) as failure:
+        webhook.validate({"url": "https://example.com/hook", **config}, settings)
+
+    assert str(failure.value).startswith(message)
+
+
+def test_a_content_type_header_becomes_the_content_type_setting(settings):
+    config = webhook.validate(
+        {"url": "https://example.com/hook", "headers": {"Content-Type": "text/plain"}, "body": "{{text}}"}, settings
+    )
+
+    assert (config["headers"], config["content_type"], config["body"]) == ({}, "text/plain", "{{text}}")

@@ -1,0 +1,71 @@
+"""Google Chat, through a space's incoming webhook: ``text`` plus a card.
+
+Follows Google's docs "Build a Google Chat app as a webhook"
+(https://developers.google.com/workspace/chat/quickstart/webhooks: POST JSON to the
+webhook URL, which carries its ``key`` and ``token``) and the message resource
+(https://developers.google.com/workspace/chat/api/reference/rest/v1/spaces.messages:
+``text``, ``cardsV2`` of ``{"cardId", "card": {"header", "sections": [{"widgets"}]}}`` with
+``decoratedText`` and ``buttonList`` widgets, https://developers.google.com/workspace/chat/api/reference/rest/v1/cards).
+Webhooks are limited to one message per second per space; over it Google answers 429.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from services.notifier.channels import http as channel_http
+from services.notifier.channels.base import Channel, ConfigField
+from services.notifier.channels.http import url_secrets, validate_url
+from services.notifier.messages import Message, render
+from shared.events import Alert
+from shared.settings import Settings
+
+
+class GoogleChatChannel(Channel):
+    kind = "googlechat"
+    label = "Google Chat"
+    default_rate_limit_per_minute = 60  # 60 writes a minute per space, webhooks included (docs: Usage limits)
+    config_fields = (
+        ConfigField(
+            "url", "url", required=True, secret=True,
+            help="The space's webhook URL (https://chat.googleapis.com/v1/spaces/.../messages?key=...&token=...). "
+                 "Masked once saved.",
+        ),
+    )  # fmt: skip
+
+    def normalize(self, config: dict, settings: Settings) -> dict:
+        return {"url": validate_url(config.get("url"), settings)}
+
+    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
+        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
+
+    async def send_message(
+        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
+    ) -> None:
+        await channel_http.send(
+            http, settings, config["url"], receiver="Google Chat", json_body=googlechat_payload(message),
+            headers={"Content-Type": "application/json; charset=UTF-8"}, secrets=url_secrets(config["url"]),
+        )  # fmt: skip
+
+
+def googlechat_payload(message: Message) -> dict:
+    if message.kind == "digest":
+        lines = message.html.partition("\n")[2]
+        widgets: list[dict] = [{"textParagraph": {"text": lines.replace("\n", "<br>")}}]
+    else:
+        widgets = [{"textParagraph": {"text": message.html}}]
+        widgets += [
+            {"decoratedText": {"topLabel": field.label, "text": _html(field.value), "wrapText": True}}
+            for field in message.facts("heartbeat", "status", "why")
+        ]
+    button = {"text": "Open in Pingura", "onClick": {"openLink": {"url": message.url}}}
+    widgets.append({"buttonList": {"buttons": [button]}})
+    card = {
+        "header": {"title": message.title, "subtitle": f"Pingura · {message.at_iso}"},
+        "sections": [{"widgets": widgets}],
+    }
+    return {"text": message.title, "cardsV2": [{"cardId": "pingura-alert", "card": card}]}
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

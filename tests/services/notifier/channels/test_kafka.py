@@ -1,0 +1,245 @@
+"""The Kafka channel: produces each alert, as the ``alerts`` stream has it, to a topic on a
+real broker; and what it refuses (bad topics, internal addresses, Pingura's own topics)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.notifier.channels import CHANNELS, ChannelConfigError, TransportError, close_channels, validate_channel
+from services.notifier.channels.kafka import KafkaChannel
+from shared.events import decode, encode
+from shared.settings import Settings
+from tests.services.notifier.support import make_alert
+
+def brokers(servers: str) -> dict:
+    return {"topic": "ops", "bootstrap_servers": servers}
+
+
+ON_KAFKA = Settings(kafka_bootstrap="kafka-1.internal:9092,kafka-2.internal:9092")
+EMBEDDED = Settings()
+
+
+@pytest.fixture
+async def channel():
+    channel = KafkaChannel()
+    yield channel
+    await channel.close()
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+
+
+async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.0, timeout_s: float = 20.0):
+    """Every record of ``topic``, read until none came for ``settle_s``."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    records = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline, quiet_since = loop.time() + timeout_s, None
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            got = [record for part in batch.values() for record in part]
+            records += got
+            if got or not records:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since > settle_s:
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+# on a real broker -------------------------------------------------------------------------
+@pytest.mark.kafka
+async def test_it_produces_the_alert_to_the_topic_on_pinguras_own_broker(channel, kafka_bootstrap, topic_prefix):
+    topic = topic_prefix + "ops-alerts"
+    await create_topic(kafka_bootstrap, topic)
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix="pingura.")
+    config = channel.validate({"topic": topic}, settings)
+    alert = make_alert("m7", "down")
+
+    await channel.send(alert, config, None, settings)
+
+    [record] = await read_topic(kafka_bootstrap, topic)
+    assert record.value == encode(alert)  # the same JSON as the alerts stream
+    assert decode(record.value) == alert
+    assert record.key == b"m7"
+    assert dict(record.headers) == {"pingura-alert-id": alert.id.encode()}
+
+
+@pytest.mark.kafka
+async def test_it_produces_to_a_named_broker_and_keeps_one_producer_per_broker(
+    channel, kafka_bootstrap, topic_prefix, settings
+):
+    topic = topic_prefix + "elsewhere"
+    await create_topic(kafka_bootstrap, topic)
+    # This Pingura runs embedded; loopback is allowed (the settings fixture), as an operator would.
+    config = channel.validate({"topic": topic, "bootstrap_servers": kafka_bootstrap}, settings)
+    down, up = make_alert("m1", "down"), make_alert("m1", "up")
+
+    await channel.send(down, config, None, settings)
+    await channel.send(up, config, None, settings)
+
+    assert [record.value for record in await read_topic(kafka_bootstrap, topic)] == [encode(down), encode(up)]
+    assert len(channel._pool()._producers) == 1
+
+
+@pytest.mark.kafka
+async def test_a_digest_is_still_one_record_per_alert_in_order(channel, kafka_bootstrap, topic_prefix, settings):
+    topic = topic_prefix + "digest"
+    await create_topic(kafka_bootstrap, topic)
+    config = channel.validate({"topic": topic, "bootstrap_servers": kafka_bootstrap}, settings)
+    alerts = [make_alert("m1", "down"), make_alert("m2", "down"), make_alert("m1", "up")]
+
+    await channel.send_digest(alerts, config, None, settings)
+
+    assert [record.value for record in await read_topic(kafka_bootstrap, topic)] == [encode(a) for a in alerts]
+
+
+@pytest.mark.kafka
+async def test_closed_producers_are_started_again_on_the_next_send(channel, kafka_bootstrap, topic_prefix, settings):
+    topic = topic_prefix + "again"
+    await create_topic(kafka_bootstrap, topic)
+    config = channel.validate({"topic": topic, "bootstrap_servers": kafka_bootstrap}, settings)
+    await channel.send(make_alert("m1"), config, None, settings)
+
+    await channel.close()
+    await channel.send(make_alert("m2"), config, None, settings)
+
+    assert [record.key for record in await read_topic(kafka_bootstrap, topic)] == [b"m1", b"m2"]
+
+
+async def test_a_broker_that_does_not_answer_may_be_retried(channel, settings):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = channel.validate({"topic": "alerts", "bootstrap_servers": f"127.0.0.1:{port}"}, settings)
+
+    with pytest.raises(TransportError) as failure:
+        await channel.send(make_alert(), config, None, settings)
+
+    assert failure.value.permanent is False
+    assert channel._pool()._producers == {}  # a producer that never started is not kept
+
+
+async def test_a_broker_name_resolving_to_an_internal_address_is_refused_when_sending(channel, monkeypatch):
+    loop = asyncio.get_running_loop()
+
+    async def imitated_dns(host, port, **kwargs):  # the outside world: a name that points inside
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", imitated_dns)
+    config = channel.validate({"topic": "alerts", "bootstrap_servers": "kafka.example.com:9092"}, EMBEDDED)
+
+    with pytest.raises(TransportError) as failure:
+        await channel.send(make_alert(), config, None, EMBEDDED)
+
+    assert failure.value.permanent is True
+    assert "10.1.2.3: private" in str(failure.value)
+    assert channel._pool()._producers == {}
+
+
+async def test_closing_the_channels_closes_the_kafka_producers_of_this_loop():
+    kafka = CHANNELS["kafka"]
+    kafka._pool()
+
+    await close_channels()
+
+    assert asyncio.get_running_loop() not in kafka._pools
+
+
+# config -----------------------------------------------------------------------------------
+def test_without_bootstrap_servers_it_defaults_to_pinguras_own_broker():
+    assert validate_channel("kafka", {"topic": "ops.alerts"}, ON_KAFKA) == {"topic": "ops.alerts"}
+    # Spelled out, the own broker is the same as the default, trusted though internal.
+    spelled = {"topic": "ops.alerts", "bootstrap_servers": "kafka-2.internal:9092, kafka-1.internal"}
+    assert validate_channel("kafka", spelled, ON_KAFKA) == {"topic": "ops.alerts"}
+
+
+def test_a_named_broker_is_normalized():
+    config = {"topic": "ops", "bootstrap_servers": " Kafka.Example.com , [2606:4700::1111]:9093,kafka.example.com:9092"}
+
+    assert validate_channel("kafka", config, EMBEDDED) == {
+        "topic": "ops", "bootstrap_servers": "kafka.example.com:9092,[2606:4700::1111]:9093",
+    }  # fmt: skip
+
+
+def test_an_allowed_internal_network_may_be_named():
+    settings = EMBEDDED.replace(webhook_allowed_networks=(ipaddress.ip_network("10.0.0.0/8"),))
+
+    config = validate_channel("kafka", {"topic": "ops", "bootstrap_servers": "10.0.0.5:9092"}, settings)
+
+    assert config["bootstrap_servers"] == "10.0.0.5:9092"
+
+
+@pytest.mark.parametrize(
+    ("settings", "config", "message"),
+    [
+        (ON_KAFKA, {}, "config.topic: required"),
+        (ON_KAFKA, {"topic": "  "}, "config.topic: required"),
+        (ON_KAFKA, {"topic": 5}, "config.topic: must be a string"),
+        (ON_KAFKA, {"topic": "a" * 250}, "config.topic: at most 249 characters"),
+        (ON_KAFKA, {"topic": "ops alerts"}, "config.topic: only letters, digits"),
+        (ON_KAFKA, {"topic": "ops/alerts"}, "config.topic: only letters, digits"),
+        (ON_KAFKA, {"topic": "ålerts"}, "config.topic: only letters, digits"),
+        (ON_KAFKA, {"topic": ".."}, "config.topic: only letters, digits"),
+        (ON_KAFKA, {"topic": "__consumer_offsets"}, "config.topic: names starting with '__'"),
+        (ON_KAFKA, {"topic": "pingura.alerts"}, "config.topic: 'pingura.alerts' is one of this Pingura's own"),
+        (ON_KAFKA, {"topic": "pingura.anything"}, "config.topic: 'pingura.anything' is one of this Pingura's own"),
+        (ON_KAFKA, {"topic": "ops", "brokers": "x:1"}, "config.brokers: unknown field"),
+        (EMBEDDED, {"topic": "ops"}, "config.bootstrap_servers: required: this Pingura runs without Kafka"),
+        (EMBEDDED, brokers(" , "), "config.bootstrap_servers: give at least one"),
+        (EMBEDDED, brokers("127.0.0.1:9092"),
+         "config.bootstrap_servers: host '127.0.0.1' is an internal address (loopback)"),
+        (EMBEDDED, brokers("kafka.example.com,192.168.1.5"),
+         "config.bootstrap_servers: host '192.168.1.5' is an internal address (private)"),
+        (EMBEDDED, brokers("localhost:9092"), "config.bootstrap_servers: host 'localhost' is an internal"),
+        (EMBEDDED, brokers("[::1]:9092"), "config.bootstrap_servers: host '::1' is an internal"),
+        (EMBEDDED, brokers("169.254.169.254:80"),
+         "config.bootstrap_servers: host '169.254.169.254' is an internal address (link-local)"),
+        (EMBEDDED, brokers("kafka.example.com:0"),
+         "config.bootstrap_servers: 'kafka.example.com:0' is not a host:port"),
+        (EMBEDDED, brokers("kafka.example.com:http"), "config.bootstrap_servers: 'kafka.example.com:http' is not"),
+        (EMBEDDED, brokers("2001:db8::1:9092"),
+         "config.bootstrap_servers: '2001:db8::1:9092': put an IPv6 address in brackets"),
+        (EMBEDDED, brokers("[kafka]:9092"), "config.bootstrap_servers: '[kafka]:9092' is not"),
+        (EMBEDDED, brokers("ka fka:9092"), "config.bootstrap_servers: 'ka fka:9092' is not"),
+        (EMBEDDED, brokers("kafka\n.example.com:9092"), "config.bootstrap_servers: 'kafka\\n.example.com:9092' is not"),
+        (EMBEDDED, brokers(",".join(f"k{i}.example.com:9092" for i in range(11))),
+         "config.bootstrap_servers: at most 10 servers"),
+    ],
+)  # fmt: skip
+def test_an_invalid_config_is_refused_naming_the_bad_field(settings, config, message):
+    with pytest.raises(ChannelConfigError) as failure:
+        validate_channel("kafka", config, settings)
+
+    assert str(failure.value).startswith(message)
+
+
+def test_on_another_broker_pinguras_topic_names_are_anyones():
+    config = {"topic": "pingura.alerts", "bootstrap_servers": "kafka.example.com:9092"}
+
+    assert validate_channel("kafka", config, ON_KAFKA)["topic"] == "pingura.alerts"
+
+
+async def test_a_channel_saved_on_kafka_fails_for_good_once_pingura_runs_embedded(channel):
+    config = validate_channel("kafka", {"topic": "ops"}, ON_KAFKA)
+
+    with pytest.raises(TransportError) as failure:
+        await channel.send(make_alert(), config, None, EMBEDDED)
+
+    assert failure.value.permanent is True

@@ -1,0 +1,155 @@
+import pytest
+
+from services.notifier.messages import (
+    DIGEST_MAX_LISTED, explain, heartbeat_url, human_duration, human_time, render, render_digest,
+)  # fmt: skip
+from tests.services.notifier.support import make_alert
+
+DASHBOARD = "https://pingura.example.com"
+AT_MS = 1_700_000_000_123  # 2023-11-14 22:13:20.123 UTC
+MISSED = (
+    "2 consecutive problem(s) (limit 2); latest: no ping by 2023-11-14T22:13:20.123Z "
+    "(expected at 2023-11-14T22:08:20.123Z)"
+)
+FAILED = "1 consecutive problem(s) (limit 1); latest: job reported failure (exit code 3) at 2023-11-14T22:13:20.123Z: disk <full>"
+
+
+def test_a_down_message_names_the_heartbeat_why_since_when_and_links_its_page():
+    message = render(make_alert("m1", "down", monitor_name="Nightly backup", reason=MISSED, at_ms=AT_MS), DASHBOARD)
+
+    assert message.title == "DOWN: Nightly backup"
+    assert message.problem is True
+    assert message.url == "https://pingura.example.com/heartbeats/m1"
+    assert message.text == (
+        "Nightly backup is down since 2023-11-14 22:13:20 UTC. No check-in by 2023-11-14 22:13:20 UTC "
+        "(expected at 2023-11-14 22:08:20 UTC); 2 problems in a row. "
+        "Last check-in: 2023-11-14 21:56:40 UTC (16 min 40 s earlier)."
+    )
+    assert message.at_iso == "2023-11-14T22:13:20.123Z"
+    assert [(f.key, f.label) for f in message.fields] == [
+        ("heartbeat", "Heartbeat"), ("status", "Status"), ("why", "Why"), ("since", "Down since"),
+        ("last_checkin", "Last check-in"), ("tags", "Tags"),
+    ]  # fmt: skip
+    assert {f.key: f.value for f in message.fields}["tags"] == "nightly"
+
+
+def test_a_failed_job_is_explained_with_its_exit_code_and_message():
+    assert explain(FAILED) == (
+        'The job reported failure with exit code 3 at 2023-11-14 22:13:20 UTC: "disk <full>"'
+    )
+
+
+def test_a_reason_of_unknown_shape_is_passed_through_on_one_line_and_bounded():
+    assert explain("  something\nodd happened.  ") == "Something odd happened"
+    assert len(explain("x" * 5000)) <= 300
+
+
+def test_the_html_version_escapes_everything_the_user_wrote():
+    alert = make_alert(monitor_name='<script>alert("x")</script>', reason=FAILED)
+
+    message = render(alert, DASHBOARD)
+
+    assert "<script>" not in message.html
+    assert "&lt;script&gt;" in message.html and "disk &lt;full&gt;" in message.html
+    assert message.html.startswith('<b><a href="https://pingura.example.com/heartbeats/m1">')
+
+
+def test_an_up_message_says_how_long_the_heartbeat_was_down():
+    alert = make_alert(kind="up", reason="ping received after being down", at_ms=AT_MS, down_since_ms=AT_MS - 3_900_000)
+
+    message = render(alert, DASHBOARD)
+
+    assert message.title == "UP: backup m1"
+    assert message.problem is False
+    assert message.text == "backup m1 is up again since 2023-11-14 22:13:20 UTC, after being down for 1 h 5 min."
+    assert {f.key: f.value for f in message.fields}["down_for"] == "1 h 5 min"
+
+
+def test_an_up_message_without_the_incident_start_just_says_recovered():
+    message = render(make_alert(kind="up", reason="ping received after being down", at_ms=AT_MS), DASHBOARD)
+
+    assert message.text == "backup m1 recovered at 2023-11-14 22:13:20 UTC."
+
+
+def test_a_heartbeat_that_never_checked_in_says_so():
+    message = render(make_alert(last_ping_ms=None), DASHBOARD)
+
+    assert "Last check-in: never." in message.text
+
+
+@pytest.mark.parametrize(
+    ("duration_ms", "shown"),
+    [(0, "0 s"), (45_000, "45 s"), (65_000, "1 min 5 s"), (3_900_000, "1 h 5 min"), (86_400_000, "1 day"),
+     (3 * 86_400_000 + 4 * 3_600_000 + 5_000, "3 days 4 h")],
+)  # fmt: skip
+def test_durations_show_their_two_largest_units(duration_ms, shown):
+    assert human_duration(duration_ms) == shown
+
+
+def test_times_are_utc_and_links_ignore_a_trailing_slash():
+    assert human_time(AT_MS) == "2023-11-14 22:13:20 UTC"
+    assert heartbeat_url(DASHBOARD + "/", "m1") == "https://pingura.example.com/heartbeats/m1"
+
+
+def test_a_digest_counts_heartbeats_and_lists_each_alert_oldest_first():
+    alerts = [make_alert(f"m{i}", at_ms=AT_MS + i) for i in range(11, 0, -1)]
+    alerts.append(make_alert("m12", "up", at_ms=AT_MS + 100, reason="ping received after being down"))
+
+    digest = render_digest(alerts, DASHBOARD)
+
+    assert digest.title == "12 heartbeats changed state: 11 down, 1 up"
+    assert digest.kind == "digest" and digest.problem is True
+    lines = digest.text.splitlines()
+    assert lines[0] == "12 heartbeats changed state: 11 down, 1 up."
+    assert lines[1].startswith("• DOWN: backup m1 (since 2023-11-14 22:13:20 UTC: No ping for 2 intervals")
+    assert lines[-1] == "• UP: backup m12 (since 2023-11-14 22:13:20 UTC)"
+    assert digest.at_ms == AT_MS + 100
+    assert digest.url == "https://pingura.example.com/"
+    assert '<a href="https://pingura.example.com/heartbeats/m3">backup m3</a>' in digest.html
+
+
+def test_a_long_digest_lists_the_first_ones_and_counts_the_rest():
+    alerts = [make_alert(f"m{i}") for i in range(DIGEST_MAX_LISTED + 5)]
+
+    digest = render_digest(alerts, DASHBOARD)
+
+    assert digest.text.splitlines()[-1] == "… and 5 more"
+    assert len(digest.fields) == DIGEST_MAX_LISTED
+
+
+def test_a_long_text_is_cut_at_a_line_end_saying_so():
+    from services.notifier.messages import fit_lines
+
+    assert fit_lines("one\ntwo\nthree", 100) == "one\ntwo\nthree"
+    assert fit_lines("one\ntwo\nthree", 11) == "one\ntwo\n…"
+    assert fit_lines("x" * 50, 10) == "x" * 9 + "…"
+
+
+def test_a_reminder_says_the_heartbeat_is_still_down_and_for_how_long():
+    alert = make_alert(reason=MISSED, at_ms=AT_MS + 7_200_000, down_since_ms=AT_MS, reminder=2, id="m1:1:reminder:2")
+
+    message = render(alert, DASHBOARD)
+
+    assert message.title == "STILL DOWN: backup m1"
+    assert message.text.startswith("backup m1 is still down, since 2023-11-14 22:13:20 UTC (2 h so far). No check-in by")
+    assert {f.key: f.value for f in message.fields}["down_for"] == "2 h"
+
+
+def test_a_run_still_going_is_explained():
+    reason = "1 consecutive problem(s) (limit 1); latest: started at 2023-11-14T22:13:20.123Z, still running after 1h30m"
+
+    assert explain(reason) == "A run started at 2023-11-14 22:13:20 UTC is still running after 1h30m"
+
+
+def test_a_test_notification_says_the_channel_works_and_links_the_channels_page():
+    from services.notifier.logic import alert_for_test
+    from tests.services.notifier.support import make_channel
+
+    message = render(alert_for_test(make_channel(), "test-1", AT_MS), DASHBOARD)
+
+    assert message.title == "TEST: Pingura test notification"
+    assert message.kind == "test" and message.problem is False and message.name == ""
+    assert message.text == (
+        "Test notification from Pingura, sent at 2023-11-14 22:13:20 UTC: if you can read this, the channel works."
+    )
+    assert message.url == "https://pingura.example.com/channels"
