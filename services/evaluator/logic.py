@@ -9,12 +9,16 @@ state is mutated in place for speed (100k+ events/s); every method returns the
 events it produced (status changes, misses, alerts) for the adapter to publish.
 
 Semantics (docs/semantics.md):
-- deadline = last check-in + interval + grace; a miss is declared once the clock
-  passes the deadline plus the allowed lateness, dated at the deadline, and the next
-  deadline is one interval later (no drift);
+- deadline = the next expected check-in after the last one (+ interval, or the next run of
+  the cron schedule) + grace; a miss is declared once the clock passes the deadline plus
+  the allowed lateness, dated at the deadline, and the next deadline is one window later
+  (no drift);
 - a failure check-in is a problem too but proves the job ran (it moves the deadline);
+- a ``start`` opens a run (and restarts the window: the job began); its end is measured;
+  a run open longer than the maximum run time counts one problem;
 - when consecutive problems reach ``max_consecutive_misses`` the monitor goes down
-  and exactly one ``down`` alert fires; the next success fires exactly one ``up``;
+  and exactly one ``down`` alert fires (then a reminder every ``reminder_interval``, if
+  set); ``recovery_threshold`` successes in a row fire exactly one ``up``;
 - new monitors (never pinged) and paused monitors never miss.
 """
 
@@ -26,20 +30,55 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from shared.events import Alert, MonitorConfig, Missed, Ping, StatusChanged
+from services.evaluator.schedule import next_run_ms
+from shared.events import Alert, MonitorConfig, Missed, Ping, RunMeasured, StatusChanged
 
-Output = StatusChanged | Missed | Alert
+Output = StatusChanged | Missed | RunMeasured | Alert
 _NEVER = sys.maxsize
+MAX_OPEN_RUNS = 10
+"""Open runs kept per monitor (by run id); a start beyond that drops the oldest."""
 
 SHARED_REASONS = {
     reason: reason
     for reason in (
         "created paused", "paused", "resumed", "ping received", "first check-in (a failure)",
         "no ping within the interval; in grace period", "missed a check-in",
+        "run started", "run ended (a failure)", "a run overran its maximum run time",
     )
 }  # fmt: skip
 """The fixed status reasons (all but going down's), each mapped to itself: a decoded copy
 is swapped for this one object, so a million restored monitors don't hold a million copies."""
+
+
+class Rules(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A monitor's settings beyond interval, grace and misses. One shared object per
+    distinct set (hashable); monitors with none of them set have no ``Rules`` at all."""
+
+    schedule: str | None = None
+    """Cron expression; None: interval mode."""
+    timezone: str = "UTC"
+    max_runtime_ms: int | None = None
+    """None: the grace period."""
+    recovery_threshold: int = 1
+    reminder_interval_ms: int | None = None
+
+
+class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What most monitors do not need, behind one field of :class:`MonitorState` (None when
+    empty). Immutable: replaced on change, and an idle one (rules only) is shared."""
+
+    rules: Rules | None = None
+    runs: tuple[tuple[str, int, bool], ...] = ()
+    """Open runs, oldest start first: ``(rid, started_ms, overran)``; rid ``""`` for a start
+    without one. An overran run stays (its end is still measured) but counts no more."""
+    streak: int = 0
+    """Successes in a row while down (towards ``recovery_threshold``)."""
+    reminders: int = 0
+    """Reminders sent in the current incident."""
+
+
+_NO_RULES = Rules()
+_EMPTY = Extra()
 
 
 class MonitorState(msgspec.Struct, array_like=True, gc=False):
@@ -75,10 +114,22 @@ class MonitorState(msgspec.Struct, array_like=True, gc=False):
     """Event time of the last status change; None in snapshots older than this field."""
     status_reason: str | None = None
     """Why the status last changed (the ``reason`` of that ``StatusChanged``)."""
+    extra: Extra | None = None
+    """Schedule, runs, recovery and reminders; None for a monitor using none of them."""
 
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _span(ms: int) -> str:
+    """``1h30m``, ``45s``, ``2d``: a duration for people, to the second."""
+    seconds, parts = ms // 1000, []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or f"{ms}ms"
 
 
 class PartitionEvaluator:
@@ -105,6 +156,7 @@ class PartitionEvaluator:
         if cfg.deleted:
             self.monitors.pop(cfg.id, None)  # its heap entries go stale and are skipped
             return []
+        rules = self._rules_from(cfg)
         if state is None:
             state = MonitorState(
                 monitor_id=cfg.id,
@@ -116,18 +168,25 @@ class PartitionEvaluator:
                 channels=self._share(tuple(cfg.channels)),
                 tags=self._share(tuple(cfg.tags)),
                 revision=cfg.revision,
+                extra=self._share(Extra(rules=rules)) if rules is not None else None,
             )
             self.monitors[cfg.id] = state
             return self._set_status(state, "paused", cfg.updated_ms, "created paused") if cfg.paused else []
 
         was_paused = state.status == "paused"
+        old_rules = self._rules(state)
+        timing = (state.interval_ms, state.grace_ms, old_rules.schedule, old_rules.timezone)
         state.name, state.revision = cfg.name, cfg.revision
         state.channels, state.tags = self._share(tuple(cfg.channels)), self._share(tuple(cfg.tags))
         state.interval_ms, state.grace_ms = self._share(cfg.interval_s * 1000), self._share(cfg.grace_s * 1000)
         state.max_problems = cfg.max_consecutive_misses
+        if rules is not (state.extra.rules if state.extra is not None else None):
+            self._set_extra(state, rules=rules)
+        new_rules = self._rules(state)
         outputs: list[Output] = []
         if cfg.paused and not was_paused:
             state.deadline_ms, state.problems = None, 0
+            self._set_extra(state, runs=(), streak=0, reminders=0)
             outputs += self._set_status(state, "paused", cfg.updated_ms, "paused")
         elif was_paused and not cfg.paused:
             # Resuming starts a fresh window from the moment of the resume.
@@ -135,12 +194,32 @@ class PartitionEvaluator:
             if state.last_ping_ms is None:
                 outputs += self._set_status(state, "new", cfg.updated_ms, "resumed")
             else:
-                state.deadline_ms = max(cfg.updated_ms, self.clock_ms) + state.interval_ms + state.grace_ms
+                state.deadline_ms = self._next_deadline(state, max(cfg.updated_ms, self.clock_ms))
                 outputs += self._set_status(state, "up", cfg.updated_ms, "resumed")
-        elif state.last_ping_ms is not None and state.status != "paused":
-            state.deadline_ms = state.last_ping_ms + state.interval_ms + state.grace_ms
+        elif (
+            state.status != "paused" and self._anchor(state) is not None
+            and timing != (state.interval_ms, state.grace_ms, new_rules.schedule, new_rules.timezone)
+        ):  # fmt: skip
+            # Only a change of the window moves the deadline: recomputing it on a rename
+            # would bring back a deadline already declared missed, and count it again.
+            state.deadline_ms = self._next_deadline(state, self._anchor(state))
         self._schedule(state)
         return outputs
+
+    def _rules_from(self, cfg: MonitorConfig) -> Rules | None:
+        """The config's rules as one shared object; None when all are defaults."""
+        if (
+            cfg.schedule is None and cfg.max_runtime_s is None and cfg.recovery_threshold <= 1
+            and cfg.reminder_interval_s is None
+        ):  # fmt: skip
+            return None
+        return self._share(Rules(
+            schedule=sys.intern(cfg.schedule) if cfg.schedule is not None else None,
+            timezone=sys.intern(cfg.timezone) if cfg.schedule is not None else "UTC",
+            max_runtime_ms=cfg.max_runtime_s * 1000 if cfg.max_runtime_s is not None else None,
+            recovery_threshold=max(1, cfg.recovery_threshold),
+            reminder_interval_ms=cfg.reminder_interval_s * 1000 if cfg.reminder_interval_s else None,
+        ))  # fmt: skip
 
     # check-ins -------------------------------------------------------------
     def apply_ping(self, ping: Ping, offset: int) -> list[Output]:
@@ -151,32 +230,117 @@ class PartitionEvaluator:
         at = ping.received_ms
         if at > self.clock_ms:
             self.clock_ms = at
-        if state.status == "paused":
-            self.dirty.add(state.monitor_id)  # its applied offset moved
-            return []  # recorded in history by the query service; a paused monitor never alerts
+        if state.status == "paused" or ping.kind == "log":
+            # Paused: recorded in history by the query service, never alerts. A log line
+            # is history only. Either way, only the applied offset moved.
+            self.dirty.add(state.monitor_id)
+            return []
+        if ping.kind == "start":
+            return self._start_run(state, ping.rid or "", at)
+        outputs: list[Output] = []
+        extra = state.extra  # None for most monitors: the path below then stays as short as it was
+        if extra is not None and extra.runs:
+            measured = self._end_run(state, ping, at)
+            if measured is not None:
+                outputs.append(measured)
         if state.last_ping_ms is None or at > state.last_ping_ms:
             state.last_ping_ms = at
-        state.deadline_ms = state.last_ping_ms + state.interval_ms + state.grace_ms
-        outputs: list[Output]
+        if extra is None:
+            state.deadline_ms = state.last_ping_ms + state.interval_ms + state.grace_ms
+        else:
+            state.deadline_ms = self._next_deadline(state, self._anchor(state))
         if ping.kind == "success":
             state.problems = 0
-            if state.status == "down":
-                outputs = self._set_status(state, "up", at, "ping received")
-                outputs.append(self._alert(state, "up", at, "ping received after being down"))
-            elif state.status != "up":
-                outputs = self._set_status(state, "up", at, "ping received")
-            else:
-                outputs = []
+            if state.status != "up" or extra is not None:
+                outputs += self._on_success(state, at)
         else:
             state.problems += 1
             code = f" (exit code {ping.exit_code})" if ping.exit_code is not None else ""
             detail = f": {ping.message[:200]}" if ping.message else ""
             state.last_problem = f"job reported failure{code} at {_iso(at)}{detail}"
-            outputs = self._on_problem(state, at)
-            if not outputs and state.status == "new":
-                outputs = self._set_status(state, "up", at, "first check-in (a failure)")
+            down = self._on_problem(state, at)
+            outputs += down
+            if not down and state.status == "new":
+                outputs += self._set_status(state, "up", at, "first check-in (a failure)")
+            elif not down and state.status == "running" and not self._running(state):
+                outputs += self._set_status(state, "up", at, "run ended (a failure)")
         self._schedule(state)
         return outputs
+
+    def _on_success(self, state: MonitorState, at: int) -> list[Output]:
+        target = "running" if self._running(state) else "up"
+        if state.status != "down":
+            return self._set_status(state, target, at, "ping received") if state.status != target else []
+        extra = state.extra
+        streak = (extra.streak if extra is not None else 0) + 1
+        if streak < self._rules(state).recovery_threshold:
+            self._set_extra(state, streak=streak)
+            return []  # not yet: a flapping job does not page up, down, up
+        down_since = state.status_since_ms
+        self._set_extra(state, streak=0, reminders=0)
+        outputs = self._set_status(state, target, at, "ping received")
+        outputs.append(self._alert(state, "up", at, "ping received after being down", down_since=down_since))
+        return outputs
+
+    # runs ------------------------------------------------------------------
+    def _start_run(self, state: MonitorState, rid: str, at: int) -> list[Output]:
+        """A run began: open it (a start with the rid of an open run restarts that run), and
+        restart the window from it, as the job evidently ran."""
+        extra = state.extra
+        runs = [run for run in (extra.runs if extra is not None else ()) if run[0] != rid]
+        runs.append((rid, at, False))
+        runs.sort(key=lambda run: run[1])
+        self._set_extra(state, runs=tuple(runs[-MAX_OPEN_RUNS:]))
+        state.deadline_ms = self._next_deadline(state, self._anchor(state))
+        outputs: list[Output] = []
+        if state.status in ("new", "up", "late"):
+            outputs = self._set_status(state, "running", at, "run started")
+        self._schedule(state)
+        return outputs
+
+    def _end_run(self, state: MonitorState, ping: Ping, at: int) -> RunMeasured | None:
+        """Close the run this success or failure ends (same rid; none: the run without one),
+        and measure it unless the job sent its own duration."""
+        extra = state.extra
+        if extra is None or not extra.runs:
+            return None
+        rid = ping.rid or ""
+        run = next((r for r in extra.runs if r[0] == rid), None)
+        if run is None:
+            return None  # an end without a start is just an end
+        self._set_extra(state, runs=tuple(r for r in extra.runs if r is not run))
+        started = run[1]
+        if ping.duration_s is not None or at < started:
+            return None  # the job's own figure stands; an end before its start measures nothing
+        return RunMeasured(
+            id=f"{state.monitor_id}:run:{ping.id}",
+            monitor_id=state.monitor_id,
+            project_id=state.project_id,
+            ping_id=ping.id,
+            rid=rid,
+            started_ms=started,
+            ended_ms=at,
+            duration_s=(at - started) / 1000,
+        )
+
+    def _running(self, state: MonitorState) -> bool:
+        """Whether a run is open and within its maximum run time."""
+        extra = state.extra
+        return extra is not None and any(not run[2] for run in extra.runs)
+
+    def _overrun_at(self, state: MonitorState) -> tuple[int, tuple[str, int, bool]] | None:
+        """When the oldest run still within its limit overruns it, and that run."""
+        extra = state.extra
+        if extra is None:
+            return None
+        for run in extra.runs:
+            if not run[2]:
+                return run[1] + self._max_runtime_ms(state), run
+        return None
+
+    def _max_runtime_ms(self, state: MonitorState) -> int:
+        max_runtime_ms = self._rules(state).max_runtime_ms
+        return max_runtime_ms if max_runtime_ms is not None else state.grace_ms
 
     # the clock -------------------------------------------------------------
     def advance(self, clock_ms: int) -> list[Output]:
@@ -207,40 +371,106 @@ class PartitionEvaluator:
         return outputs
 
     def _check(self, state: MonitorState) -> list[Output]:
+        """Everything that came due, oldest first: the late turn, missed windows, overrun
+        runs, reminders."""
         outputs: list[Output] = []
-        if state.deadline_ms is None or state.status in ("paused", "new"):
+        if state.status in ("paused", "new"):
             return outputs
-        late_at = state.deadline_ms - state.grace_ms
-        if state.status == "up" and self.clock_ms >= late_at:
-            outputs += self._set_status(state, "late", late_at, "no ping within the interval; in grace period")
-        while state.deadline_ms + self.lateness_ms <= self.clock_ms:
+        if state.status == "up" and state.deadline_ms is not None:
+            late_at = state.deadline_ms - state.grace_ms
+            if self.clock_ms >= late_at:
+                outputs += self._set_status(state, "late", late_at, "no ping within the interval; in grace period")
+        ready = self.clock_ms - self.lateness_ms  # what is dated up to here is due
+        if state.extra is None:  # most monitors: only windows to miss
+            while state.deadline_ms is not None and state.deadline_ms <= ready:
+                outputs += self._missed(state, state.deadline_ms)
+            return outputs
+        while True:
             deadline = state.deadline_ms
-            state.problems += 1
-            expected = deadline - state.grace_ms
-            outputs.append(
-                Missed(
-                    id=f"{state.monitor_id}:miss:{deadline}",
-                    monitor_id=state.monitor_id,
-                    project_id=state.project_id,
-                    deadline_ms=deadline,
-                    expected_ms=expected,
-                    consecutive=state.problems,
-                )
+            when = deadline if deadline is not None and deadline <= ready else _NEVER
+            overrun = self._overrun_at(state)
+            if overrun is not None and overrun[0] <= ready and overrun[0] < when:
+                when, deadline = overrun[0], None
+            else:
+                overrun = None
+            reminder = self._reminder_at(state)
+            if reminder is not None and reminder <= ready and reminder < when:
+                outputs += self._remind(state, ready)
+            elif overrun is not None:
+                outputs += self._overran(state, when, overrun[1])
+            elif deadline is not None and when != _NEVER:
+                outputs += self._missed(state, deadline)
+            else:
+                return outputs
+
+    def _missed(self, state: MonitorState, deadline: int) -> list[Output]:
+        state.problems += 1
+        expected = deadline - state.grace_ms
+        outputs: list[Output] = [
+            Missed(
+                id=f"{state.monitor_id}:miss:{deadline}",
+                monitor_id=state.monitor_id,
+                project_id=state.project_id,
+                deadline_ms=deadline,
+                expected_ms=expected,
+                consecutive=state.problems,
             )
-            state.last_problem = f"no ping by {_iso(deadline)} (expected at {_iso(expected)})"
+        ]
+        state.last_problem = f"no ping by {_iso(deadline)} (expected at {_iso(expected)})"
+        if state.extra is None:
             state.deadline_ms = deadline + state.interval_ms
-            down = self._on_problem(state, deadline)
-            if down:
-                outputs += down
-            elif state.status not in ("late", "down"):
-                outputs += self._set_status(state, "late", deadline, "missed a check-in")
+        else:
+            state.deadline_ms = self._next_deadline(state, expected)
+        down = self._on_problem(state, deadline)
+        if down:
+            outputs += down
+        elif state.status not in ("late", "down"):
+            outputs += self._set_status(state, "late", deadline, "missed a check-in")
         return outputs
+
+    def _overran(self, state: MonitorState, at: int, run: tuple[str, int, bool]) -> list[Output]:
+        """A run passed its maximum run time without an end: one problem, dated then."""
+        extra = state.extra
+        assert extra is not None
+        self._set_extra(state, runs=tuple((r[0], r[1], True) if r is run else r for r in extra.runs))
+        state.problems += 1
+        state.last_problem = f"started at {_iso(run[1])}, still running after {_span(at - run[1])}"
+        down = self._on_problem(state, at)
+        if down:
+            return down
+        if state.status != "down" and not self._running(state) and state.status != "late":
+            return self._set_status(state, "late", at, "a run overran its maximum run time")
+        return []
+
+    def _reminder_at(self, state: MonitorState) -> int | None:
+        extra = state.extra
+        if state.status != "down" or extra is None or extra.rules is None or state.status_since_ms is None:
+            return None
+        every_ms = extra.rules.reminder_interval_ms
+        return state.status_since_ms + (extra.reminders + 1) * every_ms if every_ms else None
+
+    def _remind(self, state: MonitorState, ready: int) -> list[Output]:
+        """The latest reminder due (after a stretch without ticks, the ones before it are
+        skipped rather than sent at once), dated when it came due."""
+        extra = state.extra
+        assert extra is not None and extra.rules is not None and extra.rules.reminder_interval_ms
+        assert state.status_since_ms is not None
+        every_ms, since = extra.rules.reminder_interval_ms, state.status_since_ms
+        n = max(extra.reminders + 1, (ready - since) // every_ms)
+        self._set_extra(state, reminders=n)
+        at = since + n * every_ms
+        reason = state.status_reason or state.last_problem
+        return [self._alert(state, "down", at, reason, down_since=since, reminder=n)]
 
     # shared steps ----------------------------------------------------------
     def _on_problem(self, state: MonitorState, at: int) -> list[Output]:
+        if state.extra is not None and state.extra.streak:
+            self._set_extra(state, streak=0)  # recovery needs successes in a row
         if state.problems < state.max_problems or state.status == "down":
             return []
         state.incident += 1
+        if state.extra is not None and state.extra.reminders:
+            self._set_extra(state, reminders=0)
         reason = f"{state.problems} consecutive problem(s) (limit {state.max_problems}); latest: {state.last_problem}"
         outputs = self._set_status(state, "down", at, reason)
         outputs.append(self._alert(state, "down", at, reason))
@@ -262,9 +492,12 @@ class PartitionEvaluator:
             )
         ]
 
-    def _alert(self, state: MonitorState, kind: str, at: int, reason: str) -> Alert:
+    def _alert(
+        self, state: MonitorState, kind: str, at: int, reason: str, down_since: int | None = None, reminder: int = 0
+    ) -> Alert:
         return Alert(
-            id=f"{state.monitor_id}:{state.incident}:{kind}",
+            id=f"{state.monitor_id}:{state.incident}:reminder:{reminder}" if reminder else
+            f"{state.monitor_id}:{state.incident}:{kind}",
             kind=kind,
             monitor_id=state.monitor_id,
             project_id=state.project_id,
@@ -276,15 +509,58 @@ class PartitionEvaluator:
             tags=list(state.tags),
             consecutive_problems=state.problems,
             last_ping_ms=state.last_ping_ms,
-        )
+            down_since_ms=down_since,
+            reminder=reminder,
+        )  # fmt: skip
+
+    def _next_deadline(self, state: MonitorState, after_ms: int | None) -> int | None:
+        """The deadline of the window that opens at ``after_ms`` (a check-in, a start, a
+        resume, or the expected time of a window just missed): the next expected check-in
+        (one interval later, or the schedule's next run) plus grace. None: never expected."""
+        if after_ms is None:
+            return None
+        extra = state.extra
+        rules = extra.rules if extra is not None else None
+        if rules is None or rules.schedule is None:
+            return after_ms + state.interval_ms + state.grace_ms
+        expected = next_run_ms(rules.schedule, rules.timezone, after_ms)
+        return expected + state.grace_ms if expected is not None else None
+
+    def _anchor(self, state: MonitorState) -> int | None:
+        """Where the current window opened: the last check-in or the newest start, if later."""
+        anchor, extra = state.last_ping_ms, state.extra
+        if extra is not None and extra.runs:
+            newest = extra.runs[-1][1]
+            anchor = newest if anchor is None or newest > anchor else anchor
+        return anchor
+
+    def _rules(self, state: MonitorState) -> Rules:
+        extra = state.extra
+        return extra.rules if extra is not None and extra.rules is not None else _NO_RULES
+
+    def _set_extra(self, state: MonitorState, **changes) -> None:
+        """Replace the monitor's :class:`Extra`; an idle one is shared, an empty one dropped."""
+        extra = msgspec.structs.replace(state.extra or _EMPTY, **changes)
+        if not extra.runs and not extra.streak and not extra.reminders:
+            extra = self._share(extra) if extra.rules is not None else None
+        state.extra = extra
 
     def _due(self, state: MonitorState) -> int:
         """When this monitor needs looking at next."""
-        if state.deadline_ms is None or state.status in ("paused", "new"):
+        status = state.status
+        if status in ("paused", "new"):
             return _NEVER
-        if state.status == "up":
-            return state.deadline_ms - state.grace_ms  # the moment it turns late
-        return state.deadline_ms + self.lateness_ms
+        due = _NEVER
+        if state.deadline_ms is not None:
+            due = state.deadline_ms - state.grace_ms if status == "up" else state.deadline_ms + self.lateness_ms
+        if state.extra is not None:
+            overrun = self._overrun_at(state)
+            if overrun is not None and overrun[0] + self.lateness_ms < due:
+                due = overrun[0] + self.lateness_ms
+            reminder = self._reminder_at(state)
+            if reminder is not None and reminder + self.lateness_ms < due:
+                due = reminder + self.lateness_ms
+        return due
 
     def _schedule(self, state: MonitorState) -> None:
         self.dirty.add(state.monitor_id)
@@ -313,6 +589,11 @@ class PartitionEvaluator:
         state.project_id, state.status = sys.intern(state.project_id), sys.intern(state.status)
         if state.status_reason is not None:  # decoded: a fresh copy of what is mostly a few literals
             state.status_reason = SHARED_REASONS.get(state.status_reason, state.status_reason)
+        extra = state.extra
+        if extra is not None:  # decoded: fresh copies of what is mostly shared
+            if extra.rules is not None:
+                state.extra = msgspec.structs.replace(extra, rules=self._share(extra.rules))
+            self._set_extra(state)  # an idle one becomes the shared copy, an empty one None
         self.monitors[state.monitor_id] = state
         self._schedule(state)
         self.dirty.discard(state.monitor_id)

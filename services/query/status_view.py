@@ -26,6 +26,7 @@ import msgspec
 import structlog
 
 from services.evaluator.logic import SHARED_REASONS, MonitorState
+from services.evaluator.schedule import next_run_ms
 from shared.bus import Bus, Record
 from shared.bus.view import TopicFollower, decode_as
 from shared.events import MonitorConfig, MonitorSnapshot
@@ -70,6 +71,18 @@ def status_of(state: MonitorState) -> CurrentStatus:
         last_ping_ms=state.last_ping_ms,
         next_expected_ms=state.deadline_ms - state.grace_ms if state.deadline_ms is not None else None,
     )
+
+
+def next_expected_ms(monitor: MonitorConfig, current: CurrentStatus | None, shown: str, now_ms: int) -> int | None:
+    """When the next check-in is due, for the API: the evaluator's (its deadline minus grace,
+    for interval and schedule mode alike; while ``running``, the run's next window). Paused
+    heartbeats expect nothing; new ones on a schedule show the schedule's next run (nothing
+    is missed until a first check-in), new ones on an interval nothing."""
+    if shown == "paused":
+        return None
+    if shown == "new":
+        return next_run_ms(monitor.schedule, monitor.timezone, now_ms) if monitor.schedule is not None else None
+    return current.next_expected_ms if current is not None else None
 
 
 class Shown(NamedTuple):

@@ -6,7 +6,7 @@ import asyncio
 
 from services.evaluator.consumer import Evaluator
 from shared.bus.local import LocalBus
-from shared.events import Alert, DeadLetter, MonitorConfig, Ping, Tick, decode, encode
+from shared.events import Alert, DeadLetter, MonitorConfig, Ping, RunMeasured, Tick, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -95,3 +95,17 @@ async def test_after_a_restart_it_resumes_from_its_snapshot_without_repeating_al
 async def _when_two(bus):
     alerts = await events_on(bus, TOPICS.alerts, Alert)
     return alerts if len(alerts) >= 2 else None
+
+
+async def test_a_measured_run_goes_to_the_status_topic_keyed_by_monitor(tmp_path):
+    bus = await open_bus(tmp_path / "bus.sqlite3")
+    evaluator = Evaluator(SETTINGS, bus, TOPICS)
+    await evaluator.start()
+    await setup_monitor(bus)
+    for ping in (Ping(id="s", monitor_id="hb_a", project_id="p", received_ms=2_000, kind="start", rid="r1"),
+                 Ping(id="e", monitor_id="hb_a", project_id="p", received_ms=5_500, kind="success", rid="r1")):
+        await bus.publish(TOPICS.pings, "hb_a", encode(ping))
+    runs = await until(lambda: events_on(bus, TOPICS.status, RunMeasured))
+    assert [(r.id, r.ping_id, r.rid, r.duration_s) for r in runs] == [("hb_a:run:e", "e", "r1", 3.5)]
+    await evaluator.close()
+    await bus.close()

@@ -10,7 +10,7 @@ import msgspec
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from services.evaluator.logic import PartitionEvaluator
+from services.evaluator.logic import MonitorState, PartitionEvaluator
 from services.evaluator.store import StateStore
 from services.query.status_view import CurrentStatus, StatusView, shown_status
 from shared.bus.local import LocalBus
@@ -111,7 +111,7 @@ async def test_it_reads_a_snapshot_written_before_status_since_existed(bus, view
     ev.apply_config(config())
     ev.apply_ping(ping(5 * S), 1)
     fields = msgspec.json.decode(msgspec.json.encode(ev.monitors["hb_a"]))
-    old_state = msgspec.json.encode(fields[:-2])  # without the two trailing fields
+    old_state = msgspec.json.encode(fields[: MonitorState.__struct_fields__.index("status_since_ms")])  # before them
     snapshot = MonitorSnapshot(monitor_id="hb_a", partition=0, offset=1, state=msgspec.Raw(old_state))
     await bus.publish(TOPICS.evaluator_state, "hb_a", encode(snapshot))
     assert await view.sync()
