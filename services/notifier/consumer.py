@@ -1,24 +1,32 @@
-"""The notifier service: reads alerts, pages their channels, records every delivery.
+"""The notifier service: reads alerts, pages their channels, records every try.
 
 Guarantees, and where each comes from:
 
-- **At most one page per (alert, channel)**, across restarts and replays: before sending,
-  the pair is looked up in the :class:`DeliveryRecord`; after the final try it is
-  published there. Reading ``alerts`` is at-least-once, so this is what makes paging
-  exactly-once in the common case (a crash between send and record can still repeat a
-  page; receivers get ``Idempotency-Key: <alert_id>`` to dedupe that one too).
-- **A monitor's alerts arrive in order** (its ``down`` before its ``up``): each alert
-  waits for the previous alert of the same monitor (one task chain per monitor).
-  Different monitors never wait for each other, so a receiver being retried for a
-  minute holds up only its own monitor.
-- **Offsets are committed only for settled alerts** (delivered, given up, skipped or
-  poison): :class:`OffsetTracker` commits up to the oldest alert still in flight.
+- **At least once, and once only, per (alert, channel)**, across restarts and replays:
+  every try is published as a :class:`~shared.events.DeliveryAttempt` before the notifier
+  acts on its outcome, and the :class:`DeliveryRecord` rebuilt from them says which pairs
+  are settled (skipped when read again) and where the others stand. The one window left,
+  a crash between the receiver's answer and the record, sends again with the same
+  idempotency key (``Idempotency-Key``, PagerDuty ``dedup_key``, Opsgenie ``alias``).
+- **Retries survive restarts without starting over**: an unsettled alert's offset is not
+  committed, so the next start reads it again and finds its pair's tries made and the
+  time the next is due (:mod:`services.notifier.retries` for the schedule).
+- **Nobody waits for someone else's receiver**: each (alert, channel) pair is its own task,
+  chained only behind the previous alert of the same (monitor, channel), so a monitor's
+  ``down`` reaches a channel before its ``up``, while a hanging channel holds neither the
+  alert's other channels nor other monitors. Tries go through per-channel lanes
+  (:mod:`services.notifier.dispatch`: concurrency, rate limit, digest), so a burst or a
+  dead receiver on one channel costs no other channel a slot.
+- **Offsets are committed only for settled alerts** (every channel delivered, failed for
+  good, skipped, or the record poison): :class:`OffsetTracker` commits up to the oldest
+  alert still unsettled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,14 +36,16 @@ import msgspec
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from services.notifier.channels import CHANNELS, ChannelConfigError, TransportError
-from services.notifier.logic import attempt_delays_s, plan_deliveries
+from services.notifier.channels import close_channels
+from services.notifier.dispatch import Dispatcher, Interrupted
+from services.notifier.logic import DeliveryKey, plan_delivery
 from services.notifier.offsets import OffsetTracker
-from services.notifier.safety import guarded_session
+from services.notifier.retries import RetryPolicy
+from services.notifier.sending import delivery_session
 from services.notifier.store import DeliveryRecord, channels_view
 from shared.bus.deadletter import DeadLetters
 from shared.bus import Bus, BusUnavailable, Consumer, Record, TopicPartition
-from shared.events import Alert, ChannelConfig, Delivery, decode
+from shared.events import Alert, ChannelConfig, DeliveryAttempt, decode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -57,6 +67,7 @@ class NotifierStats:
     retries: int = 0
     duplicates_skipped: int = 0
     poison: int = 0
+    attempts: int = 0
 
 
 class Notifier:
@@ -66,16 +77,19 @@ class Notifier:
         bus: Bus,
         topics: Topics,
         *,
-        max_in_flight: int = 1000,
+        max_in_flight: int | None = None,
         poll_timeout_ms: int = 500,
         now_ms: Callable[[], int] = wall_clock_ms,
+        rand: Callable[[], float] = random.random,
     ):
         self._settings = settings
         self._bus = bus
         self._topics = topics
-        self._max_in_flight = max_in_flight
+        self._max_in_flight = max_in_flight or settings.delivery_max_pending
         self._poll_timeout_ms = poll_timeout_ms
         self._now_ms = now_ms
+        self._rand = rand
+        self._policy = RetryPolicy.from_settings(settings)
         self.stats = NotifierStats()
         self._deliveries = DeliveryRecord(bus, topics)
         self._dead_letters = DeadLetters(bus, topics, "notifier")
@@ -83,15 +97,17 @@ class Notifier:
         self._offsets = OffsetTracker()
         self._consumer: Consumer | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._dispatcher: Dispatcher | None = None
         self._loop_task: asyncio.Task | None = None
-        self._in_flight: set[asyncio.Task] = set()
-        self._tails: dict[str, asyncio.Task] = {}  # monitor id -> its newest alert's task
+        self._in_flight: set[asyncio.Task] = set()  # one task per unsettled alert
+        self._tails: dict[tuple[str, str], asyncio.Task] = {}  # (monitor, channel) -> its newest delivery task
         self._stopping = asyncio.Event()
 
     # lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         """Restore the delivery record and channel views, then start reading alerts."""
-        self._http = guarded_session(self._settings)
+        self._http = delivery_session(self._settings)
+        self._dispatcher = Dispatcher(self._settings, self._http, now_ms=self._now_ms)
         await self._deliveries.start()
         await self._channels.start()
         self._consumer = self._bus.consumer(
@@ -102,10 +118,10 @@ class Notifier:
         log.info("notifier.started", settled_deliveries=len(self._deliveries), channels=len(self._channels))
 
     async def close(self) -> None:
-        """Stop reading, let tries already on the wire finish, commit what is settled.
+        """Stop reading, let tries already on the wire finish and be recorded, commit what is settled.
 
-        Alerts waiting for a retry or for their turn are left unsettled: their offsets
-        stay uncommitted, so the next start delivers them.
+        Alerts waiting for a retry, their turn or a lane are left unsettled: their offsets
+        stay uncommitted, so the next start delivers them (retries where they were).
         """
         if self._stopping.is_set():
             return  # already closed (or closing)
@@ -113,12 +129,17 @@ class Notifier:
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.wait([self._loop_task])
+        if self._dispatcher is not None:
+            self._dispatcher.abandon_queued()
         if self._in_flight:
             _, unfinished = await asyncio.wait(self._in_flight, timeout=self._settings.webhook_timeout_s + 1)
             for task in unfinished:
                 task.cancel()
             if unfinished:
                 await asyncio.wait(unfinished)
+        if self._dispatcher is not None:
+            await self._dispatcher.close()
+        await close_channels()  # what kinds keep open between sends (Kafka producers)
         if self._consumer is not None:
             await self._commit_settled()
             await self._consumer.close()
@@ -129,7 +150,7 @@ class Notifier:
         log.info("notifier.stopped")
 
     async def _on_assign(self, partitions: set[TopicPartition]) -> None:
-        # Another instance may have delivered alerts of these partitions since we last looked.
+        # Another instance may have tried alerts of these partitions since we last looked.
         await self._deliveries.catch_up()
 
     async def _on_revoke(self, partitions: set[TopicPartition]) -> None:
@@ -144,7 +165,7 @@ class Notifier:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             try:
                 room = self._max_in_flight - len(self._in_flight)
-                records = await self._consumer.poll(max_records=room, timeout_ms=self._poll_timeout_ms)
+                records = await self._consumer.poll(max_records=min(room, 1000), timeout_ms=self._poll_timeout_ms)
             except BusUnavailable as exc:
                 log.warning("notifier.poll_failed", error=str(exc))
                 await asyncio.sleep(1)
@@ -167,17 +188,29 @@ class Notifier:
         self._offsets.mark_committed(offsets)
 
     def _dispatch(self, record: Record) -> None:
+        """Start one task per (alert, channel), chained in read order behind the previous one
+        of the same (monitor, channel); done synchronously, so the order is the topic's."""
         tp = (record.topic, record.partition)
         self._offsets.started(tp, record.offset)
         alert = self._decode_alert(record)
         if alert is None:
             self._offsets.settled(tp, record.offset)
             return
-        previous = self._tails.get(alert.monitor_id)
-        task = asyncio.create_task(self._settle_in_turn(previous, alert, tp, record.offset))
-        self._tails[alert.monitor_id] = task
+        pairs = [self._chain(alert, channel_id) for channel_id in dict.fromkeys(alert.channels)]
+        task = asyncio.create_task(self._settle_when_done(pairs, tp, record.offset))
         self._in_flight.add(task)
-        task.add_done_callback(functools.partial(self._forget_task, alert.monitor_id))
+        task.add_done_callback(self._in_flight.discard)
+
+    def _chain(self, alert: Alert, channel_id: str) -> asyncio.Task:
+        key = (alert.monitor_id, channel_id)
+        task = asyncio.create_task(self._deliver_in_turn(self._tails.get(key), alert, channel_id))
+        self._tails[key] = task
+        task.add_done_callback(functools.partial(self._forget_tail, key))
+        return task
+
+    def _forget_tail(self, key: tuple[str, str], task: asyncio.Task) -> None:
+        if self._tails.get(key) is task:
+            del self._tails[key]
 
     def _decode_alert(self, record: Record) -> Alert | None:
         try:
@@ -186,110 +219,115 @@ class Notifier:
             event, error = None, str(exc)
         else:
             error = f"unexpected event type {type(event).__name__}"
-        if isinstance(event, Alert):
+        if isinstance(event, Alert) and event.kind != "test":
             return event
         # Set aside, never retried: the same bytes would fail the same way forever.
         self.stats.poison += 1
         self._dead_letters.set_aside(record, error)
         return None
 
-    def _forget_task(self, monitor_id: str, task: asyncio.Task) -> None:
-        self._in_flight.discard(task)
-        if self._tails.get(monitor_id) is task:
-            del self._tails[monitor_id]
-
-    async def _settle_in_turn(
-        self, previous: asyncio.Task | None, alert: Alert, tp: TopicPartition, offset: int
-    ) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # its outcome does not matter, only that it is over
-        try:
-            settled = await self._handle(alert)
-        except Exception:
-            # A bug, not a receiver problem. Settling loses this alert (loudly); not settling
-            # would stall the partition behind it for every other monitor.
-            log.exception("notifier.alert.crashed", alert_id=alert.id, monitor_id=alert.monitor_id)
-            settled = True
-        if settled:
+    async def _settle_when_done(self, pairs: list[asyncio.Task], tp: TopicPartition, offset: int) -> None:
+        results = await asyncio.gather(*pairs, return_exceptions=True)
+        if all(result is True for result in results):
             self._offsets.settled(tp, offset)
 
-    # one alert ---------------------------------------------------------------
-    async def _handle(self, alert: Alert) -> bool:
-        """Deliver ``alert`` to each of its channels; True once every channel is settled."""
-        if any(channel_id not in self._channels for channel_id in alert.channels):
+    # one (alert, channel) pair -----------------------------------------------
+    async def _deliver_in_turn(self, previous: asyncio.Task | None, alert: Alert, channel_id: str) -> bool:
+        """True once the pair is settled; False if the notifier stopped first."""
+        if previous is not None:
+            await asyncio.wait([previous])  # its outcome does not matter, only that it is over
+        if self._stopping.is_set():
+            return False
+        bound = log.bind(alert_id=alert.id, monitor_id=alert.monitor_id, channel_id=channel_id)
+        try:
+            return await self._deliver(alert, channel_id, bound)
+        except Exception:
+            # A bug, not a receiver problem. Settling loses this pair (loudly); not settling
+            # would stall the partition behind it for every other monitor.
+            bound.exception("notifier.alert.crashed")
+            return True
+
+    async def _deliver(self, alert: Alert, channel_id: str, bound: FilteringBoundLogger) -> bool:
+        if channel_id not in self._channels:
             await self._channels.sync()  # it may have been created a moment ago
-        plan = plan_deliveries(alert, self._channels, self._deliveries)
-        ids = {"alert_id": alert.id, "monitor_id": alert.monitor_id}
-        for channel_id in plan.already_delivered:
+        verdict = plan_delivery(alert, channel_id, self._channels, self._deliveries)
+        if verdict == "already_delivered":
             self.stats.duplicates_skipped += 1
-            log.info("notifier.alert.skipped_duplicate", **ids, channel_id=channel_id)
-        for channel_id in plan.unknown:
-            log.warning("notifier.alert.channel_unknown", **ids, channel_id=channel_id)
-        results = await asyncio.gather(*(self._deliver(alert, channel) for channel in plan.to_send))
-        return all(results)
-
-    async def _deliver(self, alert: Alert, channel: ChannelConfig) -> bool:
-        """Try, retry, then record the outcome. False if stopped before the outcome was known."""
-        bound = log.bind(
-            alert_id=alert.id, monitor_id=alert.monitor_id, channel_id=channel.id, channel_kind=channel.kind
-        )
-        delays_s = attempt_delays_s(self._settings)
-        for attempt, delay_s in enumerate(delays_s, start=1):
-            if self._stopping.is_set() or (delay_s and await self._stopped_within(delay_s)):
-                bound.info("notifier.alert.interrupted", attempt=attempt)
+            bound.info("notifier.alert.skipped_duplicate")
+            return True
+        if verdict == "unknown":
+            bound.warning("notifier.alert.channel_unknown")
+            return True
+        key: DeliveryKey = (alert.id, channel_id)
+        pending = self._deliveries.pending(key)
+        attempt = pending.attempt + 1 if pending else 1
+        first_attempt_ms = pending.first_attempt_ms if pending else None
+        due_ms = pending.next_attempt_ms if pending else None
+        if pending:
+            bound.info("notifier.alert.resumed", attempt=attempt, due_in_ms=due_ms - self._now_ms())
+        while True:
+            if due_ms is not None:
+                wait_s = (due_ms - self._now_ms()) / 1000
+                if wait_s > 0 and await self._stopped_within(wait_s):
+                    bound.info("notifier.alert.interrupted", attempt=attempt)
+                    return False
+            channel = self._channels.get(channel_id)
+            if channel is None:  # deleted while retrying
+                bound.info("notifier.alert.channel_gone", attempt=attempt)
+                return True
+            if self._stopping.is_set():
                 return False
-            try:
-                await self._send_once(alert, channel, bound)
-            except TransportError as exc:
-                if exc.permanent or attempt == len(delays_s):
-                    self.stats.failed += 1
-                    bound.error("notifier.alert.failed", attempts=attempt, permanent=exc.permanent, error=str(exc))
-                    return await self._record(alert, channel, ok=False, attempts=attempt, error=str(exc), bound=bound)
-                self.stats.retries += 1
-                bound.warning("notifier.alert.retrying", attempt=attempt, retry_in_s=delays_s[attempt], error=str(exc))
-            else:
-                self.stats.delivered += 1
-                bound.info("notifier.alert.delivered", attempts=attempt)
-                return await self._record(alert, channel, ok=True, attempts=attempt, error="", bound=bound)
-        raise AssertionError("unreachable: the last attempt always returns")
+            outcome = await self._try(alert, channel, attempt, first_attempt_ms, bound)
+            if outcome is None:
+                return False
+            if outcome.outcome != "retrying":
+                return True
+            first_attempt_ms, due_ms, attempt = outcome.first_attempt_ms, outcome.next_attempt_ms, attempt + 1
 
-    async def _send_once(self, alert: Alert, channel: ChannelConfig, bound: FilteringBoundLogger) -> None:
-        assert self._http is not None
-        impl = CHANNELS.get(channel.kind)
-        if impl is None:
-            raise TransportError(f"unknown channel kind {channel.kind!r}", permanent=True)
+    async def _try(
+        self, alert: Alert, channel: ChannelConfig, attempt: int, first_attempt_ms: int | None,
+        bound: FilteringBoundLogger,
+    ) -> DeliveryAttempt | None:
+        """One try through the channel's lane, recorded; None if stopped before it was."""
+        assert self._dispatcher is not None
         try:
-            # Validated again: settings (allowed networks) may have changed since it was saved.
-            config = impl.validate(dict(channel.config), self._settings)
-        except ChannelConfigError as exc:
-            raise TransportError(f"invalid channel config: {exc}", permanent=True) from None
-        try:
-            async with asyncio.timeout(self._settings.webhook_timeout_s):
-                await impl.send(alert, config, self._http, self._settings)
-        except TransportError:
-            raise
-        except TimeoutError:
-            raise TransportError(f"timed out after {self._settings.webhook_timeout_s:g} s", permanent=False) from None
-        except Exception as exc:  # a channel's bug: fail this delivery, keep the partition moving
-            bound.exception("notifier.alert.channel_crashed")
-            raise TransportError(f"internal error: {exc!r}", permanent=True) from None
-
-    async def _record(
-        self, alert: Alert, channel: ChannelConfig, *, ok: bool, attempts: int, error: str, bound: FilteringBoundLogger
-    ) -> bool:
-        delivery = Delivery(
-            alert_id=alert.id,
-            channel_id=channel.id,
-            monitor_id=alert.monitor_id,
-            project_id=alert.project_id,
-            ok=ok,
-            attempts=attempts,
-            at_ms=self._now_ms(),
-            error=error,
+            sent = await self._dispatcher.send(channel, alert)
+        except Interrupted:
+            bound.info("notifier.alert.interrupted", attempt=attempt)
+            return None
+        self.stats.attempts += 1
+        first_attempt_ms = first_attempt_ms if first_attempt_ms is not None else sent.at_ms
+        result = sent.result
+        decision = self._policy.decide(
+            result, attempt=attempt, first_attempt_ms=first_attempt_ms, now_ms=self._now_ms(), rand=self._rand()
         )
+        event = DeliveryAttempt(
+            alert_id=alert.id, channel_id=channel.id, monitor_id=alert.monitor_id, project_id=alert.project_id,
+            kind=alert.kind, attempt=attempt, at_ms=sent.at_ms, outcome=decision.outcome,
+            first_attempt_ms=first_attempt_ms, status_code=result.status_code, error=decision.error,
+            latency_ms=result.latency_ms, next_attempt_ms=decision.next_attempt_ms, digest=sent.digest,
+            alert=alert if decision.outcome == "failed" else None,
+        )  # fmt: skip
+        if not await self._record(event, bound):
+            return None
+        details = dict(attempt=attempt, status_code=result.status_code, latency_ms=result.latency_ms,
+                       channel_kind=channel.kind, digest=sent.digest)  # fmt: skip
+        if decision.outcome == "delivered":
+            self.stats.delivered += 1
+            bound.info("notifier.alert.delivered", **details)
+        elif decision.outcome == "retrying":
+            self.stats.retries += 1
+            bound.warning("notifier.alert.retrying", **details, error=result.error,
+                          retry_in_ms=decision.next_attempt_ms - self._now_ms())  # fmt: skip
+        else:
+            self.stats.failed += 1
+            bound.error("notifier.alert.failed", **details, permanent=result.permanent, error=decision.error)
+        return event
+
+    async def _record(self, event: DeliveryAttempt, bound: FilteringBoundLogger) -> bool:
         while True:
             try:
-                await self._deliveries.record(delivery)
+                await self._deliveries.record(event)
                 return True
             except BusUnavailable as exc:
                 bound.warning("notifier.delivery.record_failed", error=str(exc))
@@ -299,7 +337,8 @@ class Notifier:
     async def _stopped_within(self, delay_s: float) -> bool:
         """Sleep ``delay_s``, waking early (True) if the notifier is closing."""
         try:
-            await asyncio.wait_for(self._stopping.wait(), delay_s)
+            async with asyncio.timeout(delay_s):
+                await self._stopping.wait()
         except TimeoutError:
             return False
         return True

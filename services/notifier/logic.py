@@ -1,4 +1,5 @@
-"""Pure decisions of the notifier: what a webhook says, who gets an alert, when to retry.
+"""Pure decisions of the notifier: what a webhook says, who gets an alert, what a test
+notification is. When to retry: :mod:`services.notifier.retries`.
 
 No I/O and no clock reads here; the consumer feeds these with what it knows.
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from shared.events import Alert, ChannelConfig
-from shared.settings import Settings
 
 DeliveryKey = tuple[str, str]
 """``(alert_id, channel_id)``: an alert goes to a channel at most once."""
@@ -51,25 +52,44 @@ class DeliveryPlan:
     """Channel ids that do not exist, were deleted, or belong to another project."""
 
 
+def plan_delivery(
+    alert: Alert, channel_id: str, channels: Mapping[str, ChannelConfig], delivered: Container[DeliveryKey]
+) -> Literal["send", "already_delivered", "unknown"]:
+    """What to do about one of the alert's channels now."""
+    channel = channels.get(channel_id)
+    # Another project's channel counts as unknown: an alert must not reach it even
+    # if a monitor config names it by mistake.
+    if channel is None or channel.deleted or channel.project_id != alert.project_id:
+        return "unknown"
+    if (alert.id, channel_id) in delivered:
+        return "already_delivered"
+    return "send"
+
+
 def plan_deliveries(
     alert: Alert, channels: Mapping[str, ChannelConfig], delivered: Container[DeliveryKey]
 ) -> DeliveryPlan:
     """Which of the alert's channels to send to now, in the order the alert lists them."""
     plan = DeliveryPlan()
     for channel_id in dict.fromkeys(alert.channels):  # a channel listed twice is paged once
-        channel = channels.get(channel_id)
-        # Another project's channel counts as unknown: an alert must not reach it even
-        # if a monitor config names it by mistake.
-        if channel is None or channel.deleted or channel.project_id != alert.project_id:
-            plan.unknown.append(channel_id)
-        elif (alert.id, channel_id) in delivered:
+        verdict = plan_delivery(alert, channel_id, channels, delivered)
+        if verdict == "send":
+            plan.to_send.append(channels[channel_id])
+        elif verdict == "already_delivered":
             plan.already_delivered.append(channel_id)
         else:
-            plan.to_send.append(channel)
+            plan.unknown.append(channel_id)
     return plan
 
 
-def attempt_delays_s(settings: Settings) -> tuple[float, ...]:
-    """Seconds to wait before each try: the first goes at once, then one retry per
-    configured delay (``(1, 5, 30)`` -> 4 tries)."""
-    return (0.0, *settings.webhook_retry_delays_s)
+TEST_REASON = "Test notification from Pingura"
+
+
+def alert_for_test(channel: ChannelConfig, alert_id: str, at_ms: int) -> Alert:
+    """The synthetic alert ``POST /api/v1/channels/{id}/test`` sends: kind ``test``, no
+    heartbeat behind it (``monitor_id`` empty), its own id so no receiver dedupes it away."""
+    return Alert(
+        id=alert_id, kind="test", monitor_id="", project_id=channel.project_id,
+        monitor_name="Test notification", incident=0, reason=TEST_REASON, at_ms=at_ms,
+        channels=[channel.id],
+    )  # fmt: skip

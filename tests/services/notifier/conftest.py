@@ -19,7 +19,10 @@ def topics() -> Topics:
 @pytest.fixture
 def settings() -> Settings:
     # Short delays keep retry tests fast; loopback is allowed because the receiver lives there.
-    return Settings(webhook_retry_delays_s=(0.05, 0.1), webhook_timeout_s=2.0, webhook_allowed_networks=LOOPBACK)
+    return Settings(
+        delivery_retry_initial_s=0.05, delivery_retry_max_delay_s=0.1, delivery_max_age_s=1.0,
+        webhook_timeout_s=2.0, webhook_allowed_networks=LOOPBACK,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -44,8 +47,8 @@ async def start_notifier(bus, topics, settings):
     """Starts notifiers (default: the test's bus and settings) and closes them all at the end."""
     started: list[Notifier] = []
 
-    async def start(settings_override: Settings | None = None, on_bus=None) -> Notifier:
-        notifier = Notifier(settings_override or settings, on_bus or bus, topics, poll_timeout_ms=100)
+    async def start(settings_override: Settings | None = None, on_bus=None, **options) -> Notifier:
+        notifier = Notifier(settings_override or settings, on_bus or bus, topics, poll_timeout_ms=100, **options)
         await notifier.start()
         started.append(notifier)
         return notifier

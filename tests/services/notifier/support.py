@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from shared.bus import Bus
-from shared.events import Alert, ChannelConfig, Delivery, decode, encode
+from shared.events import Alert, ChannelConfig, DeliveryAttempt, decode, encode
 from shared.topics import Topics
 
 PROJECT = "p1"
@@ -21,19 +21,26 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: dict
+    at_s: float = 0.0
+    """``time.monotonic()`` when the request arrived."""
+    status: int = 200
+    """What it was answered."""
 
 
 class Receiver:
     """An HTTP server on 127.0.0.1 that records each request and answers as scripted.
 
     ``answer(path, 503, 503)`` makes the next two requests to ``path`` fail; after the
-    script runs out every request gets 200.
+    script runs out every request gets 200. A scripted answer may be ``(status, headers)``.
+    ``hang(path)`` makes requests to ``path`` never be answered (until the receiver closes).
     """
 
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
-        self._scripts: dict[str, list[int]] = {}
+        self._scripts: dict[str, list[int | tuple[int, dict[str, str]]]] = {}
         self._delays_s: dict[str, float] = {}
+        self._hanging: set[str] = set()
+        self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -47,14 +54,22 @@ class Receiver:
         self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
     def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}{path}"
 
-    def answer(self, path: str, *statuses: int) -> None:
+    def answer(self, path: str, *statuses: int | tuple[int, dict[str, str]]) -> None:
         self._scripts[path] = list(statuses)
+
+    def hang(self, path: str) -> None:
+        self._hanging.add(path)
+
+    def release(self) -> None:
+        """Answer the hanging requests now (and every later one at once)."""
+        self._closing.set()
 
     def delay(self, path: str, delay_s: float) -> None:
         self._delays_s[path] = delay_s
@@ -63,13 +78,17 @@ class Receiver:
         return [r for r in self.requests if path is None or r.path == path]
 
     async def _handle(self, request: web.Request) -> web.Response:
+        arrived_s = time.monotonic()
         body = await request.json() if request.can_read_body else {}
-        self.requests.append(ReceivedRequest(request.path, dict(request.headers), body))
+        script = self._scripts.get(request.path) or []
+        answer = script.pop(0) if script else 200
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        self.requests.append(ReceivedRequest(request.path, dict(request.headers), body, arrived_s, status))
+        if request.path in self._hanging:
+            await self._closing.wait()
         if delay_s := self._delays_s.get(request.path):
             await asyncio.sleep(delay_s)
-        script = self._scripts.get(request.path) or []
-        status = script.pop(0) if script else 200
-        return web.Response(status=status, text="scripted answer")
+        return web.Response(status=status, text="scripted answer", headers=headers)
 
 
 def make_channel(channel_id: str = "c1", url: str = "http://127.0.0.1:9/hook", project_id: str = PROJECT, **changes) -> ChannelConfig:
@@ -98,17 +117,26 @@ async def publish_alert(bus: Bus, topics: Topics, alert: Alert) -> int:
     return await bus.publish(topics.alerts, alert.monitor_id, encode(alert))
 
 
-async def read_deliveries(bus: Bus, topics: Topics) -> list[Delivery]:
+async def read_attempts(bus: Bus, topics: Topics) -> list[DeliveryAttempt]:
+    """Every try recorded on ``deliveries``, in order."""
     view = bus.consumer([topics.deliveries])
     await view.start()
-    deliveries = []
+    attempts = []
     while not await view.caught_up():
-        deliveries += [decode(r.value) for r in await view.poll(timeout_ms=100)]
+        attempts += [decode(r.value) for r in await view.poll(timeout_ms=100)]
     await view.close()
-    return deliveries
+    return attempts
 
 
-async def wait_for_deliveries(bus: Bus, topics: Topics, count: int, timeout_s: float = 3.0) -> list[Delivery]:
+async def read_deliveries(bus: Bus, topics: Topics) -> list[DeliveryAttempt]:
+    """The final tries (delivered or failed for good), in order."""
+    return [a for a in await read_attempts(bus, topics) if a.outcome != "retrying"]
+
+
+async def wait_for_deliveries(
+    bus: Bus, topics: Topics, count: int, timeout_s: float = 3.0
+) -> list[DeliveryAttempt]:
+    """Wait until ``count`` (alert, channel) pairs are settled; their final tries."""
     deadline = time.monotonic() + timeout_s
     while True:
         deliveries = await read_deliveries(bus, topics)

@@ -1,5 +1,4 @@
-from services.notifier.logic import attempt_delays_s, iso_utc_ms, plan_deliveries, webhook_payload
-from shared.settings import Settings
+from services.notifier.logic import TEST_REASON, alert_for_test, iso_utc_ms, plan_deliveries, webhook_payload
 from tests.services.notifier.support import make_alert, make_channel
 
 
@@ -53,6 +52,9 @@ def test_it_sends_only_to_live_channels_of_the_alerts_project():
     assert plan.unknown == ["theirs", "gone", "missing"]
 
 
-def test_the_first_try_goes_at_once_then_one_retry_per_configured_delay():
-    assert attempt_delays_s(Settings(webhook_retry_delays_s=(1.0, 5.0, 30.0))) == (0.0, 1.0, 5.0, 30.0)
-    assert attempt_delays_s(Settings(webhook_retry_delays_s=())) == (0.0,)
+def test_a_test_notification_is_an_alert_of_kind_test_with_no_heartbeat_behind_it():
+    alert = alert_for_test(make_channel("c9"), "test_1", at_ms=1_700_000_000_000)
+
+    assert (alert.kind, alert.monitor_id, alert.reason, alert.channels) == ("test", "", TEST_REASON, ["c9"])
+    assert alert.project_id == "p1"
+    assert webhook_payload(alert)["kind"] == "test"
