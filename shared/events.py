@@ -17,11 +17,13 @@ topic                     key (partition key)        events
 ``channels`` (compacted)  channel id                 :class:`ChannelConfig`
 ``projects`` (compacted)  project id                 :class:`ProjectConfig`
 ``keys`` (compacted)      key id                     :class:`ApiKey`
-``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`
+``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`,
+                                                     :class:`RunMeasured`
 ``alerts``                monitor id                 :class:`Alert` (public interface)
 ``evaluator-state``       monitor id                 :class:`MonitorSnapshot` (compacted)
 (compacted)
-``deliveries``            monitor id                 :class:`Delivery`
+``deliveries``            monitor id (``""`` for a   :class:`DeliveryAttempt`; :class:`Delivery`
+                          test notification)         (written by notifiers before attempts were)
 ``dead-letters``          original key               :class:`DeadLetter`
 ========================  =========================  ==========================================
 
@@ -58,7 +60,11 @@ class Ping(Event, tag="ping", kw_only=True):
     project_id: str
     received_ms: int
     """Ingest's clock when the request arrived: the ping's event time."""
-    kind: Literal["success", "fail"]
+    kind: Literal["success", "fail", "start", "log"]
+    """``success`` and ``fail``: a run ended (``/fail``, a non-zero exit code, Uptime Kuma's
+    ``status=down``, Cronitor's ``fail``); ``start``: a run began (``/start``, Cronitor's
+    ``run``); ``log``: output for the history that says nothing about the state (``/log``).
+    Every accepted format (docs/events.md) comes down to these four."""
     exit_code: int | None = None
     """0-255 when the URL carried one; ``/fail`` without a code leaves it empty."""
     status: str | None = None
@@ -69,6 +75,14 @@ class Ping(Event, tag="ping", kw_only=True):
     source_ip: str = ""
     user_agent: str = ""
     method: str = "POST"
+    rid: str | None = None
+    """Run id tying a ``start`` to the ping that ends its run: ``?rid=`` (a UUID, kept in
+    lower-case canonical form) or Cronitor's ``series`` (any text up to 100 characters)."""
+    output: str | None = None
+    """The job's output: a text body that is not metadata, as UTF-8 (bad bytes as U+FFFD),
+    its first ``PINGURA_MAX_OUTPUT_BYTES`` bytes (cut on a character boundary)."""
+    output_truncated: bool = False
+    """True when the body was longer than what ``output`` keeps (the rest was dropped)."""
 
 
 class Tick(Event, tag="tick", kw_only=True):
@@ -101,6 +115,24 @@ class MonitorConfig(Event, tag="monitor", kw_only=True):
     created_ms: int
     updated_ms: int
     revision: int = 1
+    schedule: str | None = None
+    """A cron expression (5 fields, or ``@daily``-style names) in ``timezone``; when set,
+    the check-in is expected at the next run after the last one and ``interval_s`` is
+    unused (schedule mode). None: every ``interval_s`` (interval mode)."""
+    timezone: str = "UTC"
+    """IANA time zone name the ``schedule`` is read in."""
+    max_runtime_s: int | None = None
+    """A run (``start`` to its end) still open this long counts one problem. None: ``grace_s``."""
+    recovery_threshold: int = 1
+    """Successes in a row (1-10) that end an incident."""
+    reminder_interval_s: int | None = None
+    """While down, remind (an :class:`Alert` with ``reminder`` > 0) every this long. None: never."""
+    slug: str | None = None
+    """Its name in slug URLs (``/ping/{project ping_key}/{slug}``): lower-case letters,
+    digits, ``-`` and ``_``, 1-100 characters, unique within its project. A heartbeat
+    created by a first ping to an unknown slug (``?create=1``) has the id
+    ``hb_`` + the first 16 hex digits of SHA-256 of ``{project_id}/{slug}``, so creators
+    racing on several ingest instances write the same key."""
 
 
 class ChannelConfig(Event, tag="channel", kw_only=True):
@@ -126,6 +158,11 @@ class ProjectConfig(Event, tag="project", kw_only=True):
     Still honoured; new keys are :class:`ApiKey` records."""
     admin: bool = False
     created_ms: int
+    ping_key: str | None = None
+    """Secret of the project's slug URLs (``/ping/{ping_key}/{slug}``), 22 URL-safe
+    characters; ``None`` until made with ``POST /api/v1/projects/me/ping-key``."""
+    auto_create: bool = True
+    """Whether a ping to an unknown slug with ``?create=1`` creates the heartbeat."""
 
 
 class ApiKey(Event, tag="api_key", kw_only=True):
@@ -149,7 +186,7 @@ class ApiKey(Event, tag="api_key", kw_only=True):
     revision: int = 1
 
 
-MonitorStatus = Literal["new", "up", "late", "down", "paused"]
+MonitorStatus = Literal["new", "up", "late", "down", "paused", "running"]
 
 
 class StatusChanged(Event, tag="status", kw_only=True):
@@ -185,11 +222,14 @@ class Alert(Event, tag="alert", kw_only=True):
     """An alert for people. Key: ``monitor_id``; per-monitor order is kept.
 
     Public interface (see docs/events.md). ``id`` is deterministic:
-    ``{monitor_id}:{incident}:{kind}``, so a replay never pages twice.
+    ``{monitor_id}:{incident}:{kind}`` (a reminder: ``{monitor_id}:{incident}:reminder:{n}``),
+    so a replay never pages twice.
     """
 
     id: str
-    kind: Literal["down", "up"]
+    kind: Literal["down", "up", "test"]
+    """``test``: a test notification (``POST /api/v1/channels/{id}/test``), sent straight to
+    one channel by the query service; never on the ``alerts`` topic."""
     monitor_id: str
     project_id: str
     monitor_name: str
@@ -201,6 +241,36 @@ class Alert(Event, tag="alert", kw_only=True):
     tags: list[str] = []
     consecutive_problems: int = 0
     last_ping_ms: int | None = None
+    down_since_ms: int | None = None
+    """When the incident began (its ``down`` alert's ``at_ms``); set on ``up`` alerts so
+    messages can say how long the heartbeat was down; on reminders too. ``None`` on the
+    ``down`` alert itself and on alerts written before this field existed."""
+    reminder: int = 0
+    """0 for the ``down`` alert that opened the incident; n >= 1 for its n-th reminder (a
+    ``down`` alert repeated while the heartbeat stays down, id
+    ``{monitor_id}:{incident}:reminder:{n}``, ``at_ms`` when it came due, ``down_since_ms``
+    set). Always 0 on ``up`` alerts."""
+
+
+class RunMeasured(Event, tag="run", kw_only=True):
+    """The evaluator measured a run: a ``start`` ping, then the ``success`` or ``fail``
+    that ended it (same ``rid``, or both without one). Key: ``monitor_id``; topic ``status``.
+
+    Only when the job sent no duration itself (its own is kept on the ping). ``id`` is
+    ``{monitor_id}:run:{ping_id}``; the history store keeps one row per ``ping_id``.
+    """
+
+    id: str
+    monitor_id: str
+    project_id: str
+    ping_id: str
+    """The ping that ended the run."""
+    rid: str = ""
+    """The run id both pings carried; ``""`` when they carried none."""
+    started_ms: int
+    ended_ms: int
+    duration_s: float
+    """``(ended_ms - started_ms) / 1000``."""
 
 
 class MonitorSnapshot(Event, tag="snapshot", kw_only=True):
@@ -220,7 +290,10 @@ class MonitorSnapshot(Event, tag="snapshot", kw_only=True):
 
 
 class Delivery(Event, tag="delivery", kw_only=True):
-    """The notifier delivered (or finally gave up on) one alert to one channel. Key: ``monitor_id``."""
+    """The notifier delivered (or finally gave up on) one alert to one channel. Key: ``monitor_id``.
+
+    Legacy: notifiers now record every try as a :class:`DeliveryAttempt` instead. Still read
+    (a pair found here is settled) and still copied into history."""
 
     alert_id: str
     channel_id: str
@@ -231,6 +304,51 @@ class Delivery(Event, tag="delivery", kw_only=True):
     error: str = ""
     project_id: str = ""
     """The alert's project; ``""`` in deliveries recorded before this field existed."""
+
+
+DeliveryOutcome = Literal["delivered", "retrying", "failed"]
+
+
+class DeliveryAttempt(Event, tag="delivery_attempt", kw_only=True):
+    """One try to send one alert to one channel, and what came of it. Key: ``monitor_id``
+    (``""`` for a test notification), so a monitor's attempts are in order.
+
+    The notifier publishes each before it acts on the outcome, so after a restart it knows,
+    per ``(alert_id, channel_id)``, how many tries were made and when the next is due
+    (``retrying``), or that the pair is settled (``delivered`` or ``failed``). The query
+    service copies each into the ``deliveries`` table, id ``{alert_id}|{channel_id}|{attempt}``.
+    """
+
+    alert_id: str
+    channel_id: str
+    monitor_id: str
+    project_id: str
+    kind: Literal["down", "up", "test"]
+    """The alert's kind."""
+    attempt: int
+    """1 for the first try of this (alert, channel) pair, counting on across restarts and resends."""
+    at_ms: int
+    """When this try started."""
+    outcome: DeliveryOutcome
+    """``delivered``; ``retrying`` (it failed, ``next_attempt_ms`` says when the next try is
+    due); ``failed``: for good (a permanent error, or out of time), a dead letter the API
+    lists and can send again."""
+    first_attempt_ms: int
+    """When try 1 started: the retry window (``PINGURA_DELIVERY_MAX_AGE_S``) counts from it."""
+    status_code: int | None = None
+    """The receiver's answer (HTTP status, or SMTP reply code), when there was one."""
+    error: str = ""
+    """Why it failed; ``""`` when delivered."""
+    latency_ms: int = 0
+    """How long the try took, from request to answer (or error)."""
+    next_attempt_ms: int | None = None
+    """When the next try is due; set only with ``retrying``."""
+    digest: int = 0
+    """How many alerts the message carried when this alert went in a digest; 0: alone."""
+    resend: bool = False
+    """Sent again by a person (``POST /api/v1/deliveries/failed/{id}/resend``)."""
+    alert: Alert | None = None
+    """The alert itself, with ``failed``: what a resend sends."""
 
 
 class DeadLetter(Event, tag="dead_letter", kw_only=True):
@@ -248,7 +366,7 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
     at_ms: int
 
 
-AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | StatusChanged | Missed | Alert | MonitorSnapshot | Delivery | DeadLetter
+AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | StatusChanged | Missed | RunMeasured | Alert | MonitorSnapshot | Delivery | DeliveryAttempt | DeadLetter
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

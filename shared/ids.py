@@ -42,6 +42,14 @@ def token_key(token: str) -> bytes | None:
     return key if base64.urlsafe_b64encode(key).decode() == token else None
 
 
+PING_KEY_BYTES = 16  # 22 characters: never the 32 of a token, so /ping/{a}/{b} tells them apart
+
+
+def new_ping_key() -> str:
+    """A project's secret for slug URLs (``/ping/{ping_key}/{slug}``)."""
+    return secrets.token_urlsafe(PING_KEY_BYTES)
+
+
 def new_api_key() -> str:
     return "pk_" + secrets.token_urlsafe(32)
 

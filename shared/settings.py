@@ -6,11 +6,15 @@ Every setting has an environment variable ``PINGURA_<NAME>``; CLI flags override
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
+from typing import Literal
 
 from shared.errors import ConfigError
 
@@ -22,6 +26,58 @@ def _networks(name: str, raw: str) -> tuple[Network, ...]:
         return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
     except ValueError as exc:
         raise ConfigError(f"PINGURA_{name.upper()}: {exc}") from None
+
+
+SmtpSecurity = Literal["none", "starttls", "tls"]
+_SMTP_DEFAULT_SECURITY = {465: "tls", 587: "starttls"}
+_SMTP_DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    """The SMTP server email channels send through, read from ``PINGURA_SMTP_URL``:
+    ``smtp://user:pass@host:port?security=none|starttls|tls`` (user and password
+    percent-encoded). Without ``security``: ``tls`` on port 465, ``starttls`` on 587,
+    ``none`` on any other port; without a port: 587 (465 for ``tls``, 25 for ``none``)."""
+
+    host: str
+    port: int
+    security: SmtpSecurity
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpServer:
+        """Raises :class:`ConfigError` naming ``PINGURA_SMTP_URL`` (never quoting the URL: it holds the password)."""
+        where = "PINGURA_SMTP_URL"
+        try:
+            parts = urllib.parse.urlsplit(url.strip())
+            query = urllib.parse.parse_qs(parts.query, strict_parsing=bool(parts.query))
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"{where}: unreadable host, port or query") from None
+        if parts.scheme != "smtp":
+            raise ConfigError(f"{where}: must look like smtp://user:pass@host:port?security=starttls")
+        unknown = sorted(set(query) - {"security"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown parameter {unknown[0]!r} (known: security)")
+        security = query.get("security", [None])[-1]
+        if security not in (None, "none", "starttls", "tls"):
+            raise ConfigError(f"{where}: security must be none, starttls or tls")
+        if not parts.hostname:
+            raise ConfigError(f"{where}: no host")
+        if port is None:
+            port = _SMTP_DEFAULT_PORT[security or "starttls"]
+        if port == 0:
+            raise ConfigError(f"{where}: {port} is not a TCP port")
+        username = urllib.parse.unquote(parts.username) if parts.username else None
+        password = urllib.parse.unquote(parts.password) if parts.password is not None else None
+        if (username is None) != (password is None):
+            raise ConfigError(f"{where}: give both a user and a password, or neither")
+        return cls(
+            host=parts.hostname, port=port, security=security or _SMTP_DEFAULT_SECURITY.get(port, "none"),
+            username=username, password=password,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -43,7 +99,17 @@ class Settings:
     """Partitions per topic; 0 means the default of the bus (1 embedded, 12 on Kafka)."""
     clickhouse_url: str | None = None
     trusted_proxies: tuple[Network, ...] = ()
-    max_body_bytes: int = 16 * 1024
+    max_body_bytes: int = 1024 * 1024
+    """The most of a ping's body ingest reads: a larger one is refused (413) whole. What it
+    keeps of a body is bounded by ``max_output_bytes`` (and 64 KiB for metadata), not this."""
+    max_output_bytes: int = 100 * 1024
+    """How much of a job's output (a text body) a check-in keeps; the rest is dropped, the
+    ping still counts and says ``output_truncated``. Answered as ``Ping-Body-Limit`` on
+    ``/ping`` URLs, which runitor and borgmatic users can size their bodies to."""
+    auto_create_per_minute: int = 100
+    """Heartbeats a project may create by pinging unknown slugs (``?create=1``), per minute
+    and ingest instance (bursts up to this many); over it: 429 with ``Retry-After``. 0
+    turns creation by ping off on this instance."""
     ping_body_timeout_s: float = 10.0
     """How long ingest waits for a ping's body to arrive completely before answering 408."""
     header_timeout_s: float = 10.0
@@ -59,7 +125,29 @@ class Settings:
     webhook_allowed_networks: tuple[Network, ...] = ()
     """Private/loopback networks webhooks may reach anyway (operator's choice)."""
     webhook_timeout_s: float = 10.0
-    webhook_retry_delays_s: tuple[float, ...] = (1.0, 5.0, 30.0)
+    """Bound of one delivery try, of every channel kind (the name is older than the other kinds)."""
+    delivery_max_age_s: float = 3600.0
+    """How long a delivery that keeps failing is retried, counted from its first try; then it
+    is a dead letter (``GET /api/v1/deliveries/failed``)."""
+    delivery_retry_initial_s: float = 1.0
+    """Wait before the first retry; each further wait doubles, up to ``delivery_retry_max_delay_s``
+    (each with ±20 % jitter), or is what the receiver's ``Retry-After`` asks if longer."""
+    delivery_retry_max_delay_s: float = 300.0
+    delivery_channel_concurrency: int = 4
+    """Tries in flight at once per channel: a hanging receiver holds only its own channel's."""
+    delivery_max_pending: int = 10_000
+    """Alerts the notifier holds unsettled (waiting for a retry, their turn or the rate limit)
+    before it stops reading more."""
+    smtp_url: str | None = field(default=None, repr=False)
+    """Where email channels send (see :class:`SmtpServer`); unset: no email channels.
+    Holds the SMTP password: read it through :attr:`smtp`, never log it."""
+    smtp_from: str | None = None
+    """The From of alert emails, e.g. ``Pingura <alerts@example.com>``; required with ``smtp_url``."""
+    smtp_timeout_s: float = 10.0
+    """Bound of one SMTP conversation (connect, TLS, auth, send)."""
+    smtp_ca_file: Path | None = None
+    """PEM file of the CA(s) that signed the SMTP server's certificate, for servers with a
+    private CA; unset: the system's trust store."""
     history_retention_days: int = 400
     bootstrap_api_key: str | None = None
     """Admin key of the first project, when none exists yet; generated if unset."""
@@ -82,6 +170,11 @@ class Settings:
         if self.partitions:
             return self.partitions
         return 1 if self.embedded else 12
+
+    @functools.cached_property
+    def smtp(self) -> SmtpServer | None:
+        """``smtp_url`` parsed; ``None`` when unset."""
+        return SmtpServer.from_url(self.smtp_url) if self.smtp_url else None
 
     @property
     def ping_base_url(self) -> str:
@@ -106,12 +199,10 @@ class Settings:
             if raw is None:
                 continue
             try:
-                if f.name == "data_dir":
+                if f.name in ("data_dir", "smtp_ca_file"):
                     values[f.name] = Path(raw)
                 elif f.name in ("trusted_proxies", "webhook_allowed_networks"):
                     values[f.name] = _networks(f.name, raw)
-                elif f.name == "webhook_retry_delays_s":
-                    values[f.name] = tuple(float(x) for x in raw.split(",") if x.strip())
                 elif f.type in ("int",):
                     values[f.name] = int(raw)
                 elif f.type in ("float",):
@@ -124,4 +215,10 @@ class Settings:
         settings = cls(**values)
         if not 1 <= settings.port <= 65535 and settings.port != 0:
             raise ConfigError(f"port: {settings.port} is not a TCP port")
+        if settings.smtp is not None and not settings.smtp_from:  # parsing smtp_url refuses a bad one now
+            raise ConfigError("PINGURA_SMTP_FROM: required when PINGURA_SMTP_URL is set")
+        if settings.smtp_from and (
+            "\r" in settings.smtp_from or "\n" in settings.smtp_from or "@" not in parseaddr(settings.smtp_from)[1]
+        ):
+            raise ConfigError("PINGURA_SMTP_FROM: must be one address, e.g. Pingura <alerts@example.com>")
         return settings

@@ -2,7 +2,14 @@
 
 ``200 OK`` is sent only after the bus said the event is durable; when it cannot take
 it, ``503`` with ``Retry-After``. Nothing else happens on this path: no database,
-no evaluation.
+no evaluation (a heartbeat created by a ping to a new slug is one more record on the
+bus, written before the ping's).
+
+Several URL families, one event: Pingura's own ``/api/heartbeat/{token}``; Healthchecks'
+``/ping/{token}`` and ``/ping/{ping_key}/{slug}`` (answered as Healthchecks answers, whose
+clients read the text); Uptime Kuma's ``/api/push/{token}`` (answered in its JSON); and
+Cronitor's telemetry ``/p/{ping_key}/{slug}``. Each :class:`Dialect` says how its family
+answers; what a request means is read by :mod:`services.ingest.logic` the same way for all.
 """
 
 from __future__ import annotations
@@ -13,29 +20,39 @@ import structlog
 from aiohttp import hdrs, web
 
 from services.ingest.logic import (
+    HC_NOT_FOUND,
     MAX_USER_AGENT_CHARS,
+    MIN_KEPT_BYTES,
     PingRejected,
+    check_slug,
     client_ip,
     header_text,
+    parse_kuma_query,
     parse_metadata,
     parse_outcome,
+    parse_run_id,
+    query_fields,
     refuse_undecodable,
 )
+from services.ingest.provision import Provisioner
 from services.ingest.store import TokenIndex
 from shared.bus import Bus, BusUnavailable
 from shared.events import Ping, encode
-from shared.ids import new_ping_id, now_ms
+from shared.ids import new_ping_id, now_ms, token_key
 from shared.settings import Settings
 from shared.topics import Topics
 
 log = structlog.get_logger()
 
 TOKEN_INDEX = web.AppKey("token_index", TokenIndex)
+PROVISIONER = web.AppKey("provisioner", Provisioner)
 BUS = web.AppKey("bus", Bus)
 SETTINGS = web.AppKey("settings", Settings)
 TOPICS = web.AppKey("topics", Topics)
 
 _HEADERS = {"Cache-Control": "no-store"}
+UNAVAILABLE = "unavailable: could not store the ping, retry later"
+RETRY_AFTER_S = 5
 
 
 def _text(status: int, body: str, **headers) -> web.Response:
@@ -43,10 +60,83 @@ def _text(status: int, body: str, **headers) -> web.Response:
                         headers={**_HEADERS, **headers})
 
 
-async def whole_body(request: web.Request, settings: Settings) -> bytes:
+def _retry_after(exc: PingRejected) -> dict[str, str]:
+    return {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else {}
+
+
+class Dialect:
+    """How one URL family answers: Pingura's own, plain text with a reason."""
+
+    def ok(self, settings: Settings, created: bool) -> web.Response:
+        return _text(200, "OK")
+
+    def refused(self, settings: Settings, exc: PingRejected) -> web.Response:
+        return _text(exc.status, exc.reason, **_retry_after(exc))
+
+    def not_found(self, settings: Settings) -> web.Response:
+        return _text(404, "not found: unknown ping token")
+
+    def unavailable(self, settings: Settings) -> web.Response:
+        return _text(503, UNAVAILABLE, **{"Retry-After": str(RETRY_AFTER_S)})
+
+
+class HealthchecksDialect(Dialect):
+    """Healthchecks' answers, to the byte where it has its own: ``OK``, ``Created`` (201,
+    the first ping created the heartbeat), ``not found``, ``invalid url format``,
+    ``invalid uuid format``, ``ambiguous slug`` (409). ``Ping-Body-Limit`` says how much
+    of a body is kept (runitor sizes what it sends by it)."""
+
+    def _answer(self, settings: Settings, status: int, body: str, **headers) -> web.Response:
+        return web.Response(status=status, text=body, content_type="text/plain", headers={
+            **_HEADERS, "Access-Control-Allow-Origin": "*", "Ping-Body-Limit": str(settings.max_output_bytes),
+            **headers})
+
+    def ok(self, settings: Settings, created: bool) -> web.Response:
+        return self._answer(settings, 201, "Created") if created else self._answer(settings, 200, "OK")
+
+    def refused(self, settings: Settings, exc: PingRejected) -> web.Response:
+        status, body = exc.healthchecks or (exc.status, exc.reason)
+        return self._answer(settings, status, body, **_retry_after(exc))
+
+    def not_found(self, settings: Settings) -> web.Response:
+        return self._answer(settings, *HC_NOT_FOUND)
+
+    def unavailable(self, settings: Settings) -> web.Response:
+        return self._answer(settings, 503, UNAVAILABLE, **{"Retry-After": str(RETRY_AFTER_S)})
+
+
+class KumaDialect(Dialect):
+    """Uptime Kuma's push answers: ``{"ok": true}``, or ``{"ok": false, "msg": ...}`` (404
+    for an unknown token or a ping out of range, as Kuma answers; other refusals keep
+    their status)."""
+
+    def _answer(self, status: int, body: dict, **headers) -> web.Response:
+        return web.json_response(body, status=status, headers={**_HEADERS, **headers})
+
+    def ok(self, settings: Settings, created: bool) -> web.Response:
+        return self._answer(200, {"ok": True})
+
+    def refused(self, settings: Settings, exc: PingRejected) -> web.Response:
+        return self._answer(exc.status, {"ok": False, "msg": exc.reason}, **_retry_after(exc))
+
+    def not_found(self, settings: Settings) -> web.Response:
+        return self._answer(404, {"ok": False, "msg": "Monitor not found or not active."})
+
+    def unavailable(self, settings: Settings) -> web.Response:
+        return self._answer(503, {"ok": False, "msg": UNAVAILABLE}, **{"Retry-After": str(RETRY_AFTER_S)})
+
+
+PINGURA, HEALTHCHECKS, KUMA = Dialect(), HealthchecksDialect(), KumaDialect()
+
+
+async def whole_body(request: web.Request, settings: Settings) -> tuple[bytes, int]:
     """The body once all of it has arrived: ``content.read(n)`` would return whatever
-    happened to be buffered, and a ping must never be recorded from part of its body."""
+    happened to be buffered, and a ping must never be recorded from part of its body.
+
+    Returns what is kept of it (its first ``max_output_bytes``, at least 64 KiB: the rest
+    is read and dropped) and its size; over ``max_body_bytes`` it is refused whole."""
     limit = settings.max_body_bytes
+    keep = max(settings.max_output_bytes, MIN_KEPT_BYTES)
     if request.content_length is not None and request.content_length > limit:
         raise PingRejected(413, f"body is larger than {limit} bytes")
     chunks, size = [], 0
@@ -54,36 +144,60 @@ async def whole_body(request: web.Request, settings: Settings) -> bytes:
     try:
         async with asyncio.timeout(timeout_s if timeout_s > 0 else None):
             while chunk := await request.content.readany():
+                if size < keep:
+                    chunks.append(chunk[:keep - size])
                 size += len(chunk)
                 if size > limit:  # chunked, or more than Content-Length promised
                     raise PingRejected(413, f"body is larger than {limit} bytes")
-                chunks.append(chunk)
     except TimeoutError:
         raise PingRejected(408, f"the body did not arrive within {timeout_s:g}s") from None
     except (web.RequestPayloadError, ConnectionError):
         raise PingRejected(400, "the body ended early or is not framed as declared") from None
-    return b"".join(chunks)
+    return b"".join(chunks), size
 
 
-async def handle_ping(request: web.Request) -> web.Response:
+async def _record(request: web.Request, dialect: Dialect, *, token: str | None = None,
+                  ping_key: str | None = None, slug: str | None = None, suffix: str = "",
+                  create: bool = False) -> web.Response:
+    """Read the ping, find (or create) its heartbeat, publish it; answer in ``dialect``.
+    Either ``token`` or ``ping_key`` and ``slug`` name the heartbeat."""
     app = request.app
     settings = app[SETTINGS]
     received_ms = now_ms()
     try:
-        kind, exit_code = parse_outcome(request.match_info.get("suffix", ""))
+        if slug is not None:
+            check_slug(slug)
+        exit_code, rid, asked = None, None, {}
+        if dialect is KUMA:
+            kind, asked = parse_kuma_query(request.query)
+        elif not request.query_string:  # most pings: no query to read
+            kind, exit_code = parse_outcome(suffix)
+        else:
+            query = request.query
+            kind, exit_code = parse_outcome(suffix, query.get("state"))
+            rid = parse_run_id(query)
+            asked = query_fields(query)
         refuse_undecodable(request.headers)
-        body = await whole_body(request, settings)
+        body, size = await whole_body(request, settings)
         declared = request.content_type if hdrs.CONTENT_TYPE in request.headers else ""
-        query = request.query if request.query_string else {}
-        fields = parse_metadata(query, body, declared) if query or body else {}
+        fields = parse_metadata(asked, body, declared, size=size, max_output_bytes=settings.max_output_bytes,
+                                body_metadata=dialect is not KUMA) if asked or body else {}
     except PingRejected as exc:
         log.info("ingest.ping.rejected", status=exc.status, reason=exc.reason)
-        return _text(exc.status, exc.reason)
+        return dialect.refused(settings, exc)
 
-    found = await app[TOKEN_INDEX].resolve(request.match_info["token"])
-    if found is None:
-        return _text(404, "not found: unknown ping token")
-    monitor_id, project_id = found
+    created = False
+    if token is not None:
+        found = await app[TOKEN_INDEX].resolve(token)
+        if found is None:
+            return dialect.not_found(settings)
+        monitor_id, project_id = found
+    else:
+        assert ping_key is not None and slug is not None
+        found_slug = await _find_slug(request, dialect, ping_key, slug, create)
+        if isinstance(found_slug, web.Response):
+            return found_slug
+        monitor_id, project_id, created = found_slug
     ping = Ping(
         id=new_ping_id(received_ms),
         monitor_id=monitor_id,
@@ -91,6 +205,7 @@ async def handle_ping(request: web.Request) -> web.Response:
         received_ms=received_ms,
         kind=kind,
         exit_code=exit_code,
+        rid=rid,
         source_ip=client_ip(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies),
         user_agent=header_text(request.headers.get("User-Agent", ""), MAX_USER_AGENT_CHARS),
         method=request.method,
@@ -100,15 +215,78 @@ async def handle_ping(request: web.Request) -> web.Response:
         await app[BUS].publish(app[TOPICS].pings, monitor_id, encode(ping))
     except BusUnavailable as exc:
         log.warning("ingest.ping.unavailable", monitor_id=monitor_id, error=str(exc))
-        return _text(503, "unavailable: could not store the ping, retry later", **{"Retry-After": "5"})
+        return dialect.unavailable(settings)
     log.debug("ingest.ping.accepted", monitor_id=monitor_id, ping_id=ping.id, kind=kind)
-    return _text(200, "OK")
+    return dialect.ok(settings, created)
+
+
+async def _find_slug(request: web.Request, dialect: Dialect, ping_key: str, slug: str,
+                     create: bool) -> tuple[str, str, bool] | web.Response:
+    """``(monitor_id, project_id, created)`` of the heartbeat a slug URL names, or the answer."""
+    app = request.app
+    settings = app[SETTINGS]
+    index = app[TOKEN_INDEX]
+    project = await index.projects.resolve(ping_key)
+    if project is None:
+        return dialect.not_found(settings)
+    found = await index.resolve_slug(project.id, slug)
+    if len(found) > 1:
+        return dialect.refused(settings, PingRejected(409, "two heartbeats have this slug", (409, "ambiguous slug")))
+    if found:
+        return found[0], project.id, False
+    provisioner = app[PROVISIONER]
+    if not (create and project.auto_create and provisioner.enabled):
+        return dialect.not_found(settings)
+    try:
+        monitor_id, created = await provisioner.monitor_for(project.id, slug)
+    except PingRejected as exc:
+        return dialect.refused(settings, exc)
+    except BusUnavailable as exc:
+        log.warning("ingest.slug.unavailable", project_id=project.id, error=str(exc))
+        return dialect.unavailable(settings)
+    return monitor_id, project.id, created
+
+
+async def handle_ping(request: web.Request) -> web.Response:
+    """Pingura's own ``/api/heartbeat/{token}[/{suffix}]``."""
+    return await _record(request, PINGURA, token=request.match_info["token"],
+                         suffix=request.match_info.get("suffix", ""))
+
+
+async def handle_healthchecks_ping(request: web.Request) -> web.Response:
+    """``/ping/{token}[/{suffix}]`` and ``/ping/{ping_key}/{slug}[/{suffix}]``, any method.
+    A token is 32 characters and a ping key 22, so the first part says which it is."""
+    first, second, third = (request.match_info.get(k) for k in ("first", "second", "third"))
+    if token_key(first) is not None:
+        if third is not None:
+            return HEALTHCHECKS.not_found(request.app[SETTINGS])
+        return await _record(request, HEALTHCHECKS, token=first, suffix=second or "")
+    if second is None:
+        return HEALTHCHECKS.not_found(request.app[SETTINGS])
+    return await _record(request, HEALTHCHECKS, ping_key=first, slug=second, suffix=third or "",
+                         create=request.query.get("create") == "1")
+
+
+async def handle_kuma_push(request: web.Request) -> web.Response:
+    """Uptime Kuma's ``/api/push/{token}?status=up|down&msg=...&ping=<ms>``, any method."""
+    return await _record(request, KUMA, token=request.match_info["token"])
+
+
+async def handle_cronitor_telemetry(request: web.Request) -> web.Response:
+    """Cronitor's ``/p/{key}/{monitor}?state=run|complete|fail``, any method. Cronitor
+    creates a monitor for an unknown key, and so does this (as ``?create=1`` does)."""
+    return await _record(request, HEALTHCHECKS, ping_key=request.match_info["ping_key"],
+                         slug=request.match_info["slug"], create=True)
 
 
 def add_ingest_routes(app: web.Application) -> None:
     for path in ("/api/heartbeat/{token}", "/api/heartbeat/{token}/{suffix}"):
         app.router.add_post(path, handle_ping)
         app.router.add_get(path, handle_ping)  # and HEAD: crontab one-liners use plain curl
+    for path in ("/ping/{first}", "/ping/{first}/{second}", "/ping/{first}/{second}/{third}"):
+        app.router.add_route("*", path, handle_healthchecks_ping)
+    app.router.add_route("*", "/api/push/{token}", handle_kuma_push)
+    app.router.add_route("*", "/p/{ping_key}/{slug}", handle_cronitor_telemetry)
 
 
 def ingest_app(settings: Settings, bus: Bus, topics: Topics, index: TokenIndex) -> web.Application:
@@ -123,3 +301,4 @@ def attach(app: web.Application, settings: Settings, bus: Bus, topics: Topics, i
     app[BUS] = bus
     app[TOPICS] = topics
     app[TOKEN_INDEX] = index
+    app[PROVISIONER] = Provisioner(bus, topics, index, settings.auto_create_per_minute)

@@ -1,14 +1,20 @@
 """Turning one HTTP ping into a :class:`Ping` event: pure parsing and validation.
 
-Accepted exactly as the product describes it, plus what peers accept:
-``/api/heartbeat/{token}`` (success), ``/fail``, ``/{exit_code}`` (0 success, 1-255 failure);
-metadata ``status``, ``message``, ``duration`` from the query string, a JSON body or a
-form body (the body wins over the query string); a plain-text body becomes the message.
-How each body is read is spelled out in docs/semantics.md ("What a ping reply means").
+Accepted exactly as the product describes it, plus what peers' clients send:
+``/api/heartbeat/{token}`` (success), ``/fail``, ``/{exit_code}`` (0 success, 1-255 failure),
+``/start`` and ``/log`` (Healthchecks), ``/run`` and ``/complete`` or ``?state=`` (Cronitor);
+a run id from ``?rid=`` (a UUID) or Cronitor's ``?series=``; metadata ``status``,
+``message``, ``duration`` (or Cronitor's ``metric=duration:<s>``) from the query string, a
+JSON body or a form body (the body wins over the query string); a text body is the job's
+``output`` (and the message too when it fits one). Uptime Kuma's push words are read by
+:func:`parse_kuma_query`. How each body is read is spelled out in docs/semantics.md
+("What a ping reply means"); the formats in docs/events.md.
 """
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -26,36 +32,139 @@ MAX_STATUS_CHARS = 100
 MAX_MESSAGE_CHARS = 10_000
 MAX_DURATION_CHARS = 64
 MAX_USER_AGENT_CHARS = 200
+MAX_SERIES_CHARS = 100
+MAX_SLUG_CHARS = 100
+MIN_KEPT_BYTES = 64 * 1024
+"""What of a body is kept for reading, whatever the output limit: enough for any metadata
+body (a 10,000-character message, every character a six-byte JSON escape)."""
 METADATA = ("status", "message", "duration")
 FORM = "application/x-www-form-urlencoded"
 # What curl, wget and bare HTTP libraries send without being told: the body may be
 # anything, so it is read as metadata only when it plainly is metadata.
 UNDECLARED = ("", "application/octet-stream", FORM)
 _EXIT_CODE = re.compile(r"[0-9]+")  # not str.isdigit(): it also takes "²" and "٣", which int() refuses or misreads
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SLUG = re.compile(r"[a-z0-9_-]{1,%d}" % MAX_SLUG_CHARS)
+# The number JavaScript's parseFloat reads at the start of a text (its exponent aside).
+_KUMA_PING_MS = re.compile(r"\s*([+-]?)([0-9]*)(?:\.([0-9]*))?")
+MAX_KUMA_PING_MS = 400 * 86400 * 1000
+"""A duration's limit (400 days); Uptime Kuma also answers an out-of-range ping with a 404."""
+SUFFIXES = {"": "success", "fail": "fail", "start": "start", "log": "log", "run": "start", "complete": "success"}
+"""Words after the token: Pingura's and Healthchecks' (``start``, ``log``), Cronitor's (``run``, ``complete``)."""
+CRONITOR_STATES = {"run": "start", "complete": "success", "fail": "fail", "ok": "success"}
+URL_WORDS = "/start, /log, /fail, /run, /complete or an exit code 0-255"
 
 
 class PingRejected(Exception):
-    """The ping is malformed: ``status`` is the HTTP code, the message a one-line reason."""
+    """The ping is malformed: ``status`` is the HTTP code, the message a one-line reason.
 
-    def __init__(self, status: int, reason: str):
+    ``healthchecks``: the ``(status, body)`` Healthchecks answers in this case on its
+    ``/ping`` URLs, whose clients compare the text (``"invalid url format"``); None when it
+    has no answer of its own and the reason is given instead. ``retry_after_s``: for 429.
+    """
+
+    def __init__(self, status: int, reason: str, healthchecks: tuple[int, str] | None = None,
+                 retry_after_s: int | None = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.healthchecks = healthchecks
+        self.retry_after_s = retry_after_s
 
 
-def parse_outcome(suffix: str) -> tuple[str, int | None]:
-    """``""`` -> success, ``"fail"`` -> failure, ``"0".."255"`` -> by exit code."""
-    if suffix == "":
-        return "success", None
-    if suffix == "fail":
-        return "fail", None
+HC_NOT_FOUND = (404, "not found")
+HC_BAD_URL = (400, "invalid url format")
+
+
+def parse_outcome(suffix: str, state: str | None = None) -> tuple[str, int | None]:
+    """``""`` -> success, ``"fail"`` -> failure, ``"0".."255"`` -> by exit code, the other
+    :data:`SUFFIXES` -> their kind; ``state`` (Cronitor's ``?state=``) when there is no suffix."""
+    if state is not None:
+        if suffix:
+            raise PingRejected(400, "send either ?state= or a word after the token, not both", HC_BAD_URL)
+        if state not in CRONITOR_STATES:
+            raise PingRejected(400, "state must be run, complete, fail or ok", HC_BAD_URL)
+        return CRONITOR_STATES[state], None
+    kind = SUFFIXES.get(suffix)
+    if kind is not None:
+        return kind, None
     if _EXIT_CODE.fullmatch(suffix):
         digits = suffix.lstrip("0") or "0"
         if len(digits) > 3 or int(digits) > 255:  # length first: int() refuses 4300+ digits
-            raise PingRejected(400, f"exit code {suffix[:10]} is out of range (0-255)")
+            raise PingRejected(400, f"exit code {suffix[:10]} is out of range (0-255)", HC_BAD_URL)
         code = int(digits)
         return ("success" if code == 0 else "fail"), code
-    raise PingRejected(400, "invalid URL: expected /fail or an exit code 0-255 after the token")
+    raise PingRejected(400, f"invalid URL: expected {URL_WORDS} after the token", HC_NOT_FOUND)
+
+
+def parse_run_id(query: Mapping[str, str]) -> str | None:
+    """``?rid=`` (a UUID, any case; kept lower-case) or else Cronitor's ``?series=`` (any
+    text up to 100 characters): what ties a ``start`` to the end of its run."""
+    rid = query.get("rid")
+    if rid is not None:
+        if not _UUID.fullmatch(rid):
+            raise PingRejected(400, "rid must be a UUID such as 3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b",
+                               (400, "invalid uuid format"))
+        return rid.lower()
+    series = query.get("series")
+    if series:
+        if len(series) > MAX_SERIES_CHARS:
+            raise PingRejected(400, f"series is longer than {MAX_SERIES_CHARS} characters")
+        return series
+    return None
+
+
+def query_fields(query: MultiMapping[str]) -> dict[str, str]:
+    """The metadata in a query string (the first of a repeated parameter counts), the
+    duration from Cronitor's ``metric=duration:<seconds>`` when none is given as such."""
+    fields = {k: query[k] for k in METADATA if k in query}
+    if "duration" not in fields:
+        for metric in query.getall("metric", ()):
+            name, colon, value = metric.partition(":")
+            if colon and name == "duration":
+                fields["duration"] = value
+                break
+    return fields
+
+
+def parse_kuma_query(query: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """Uptime Kuma's push words: ``status`` (``up``, or absent, is a success; anything else
+    a failure, as Kuma reads it), ``msg`` the message, ``ping`` a duration in milliseconds
+    (what JavaScript's ``parseFloat`` reads of it; unreadable: none)."""
+    kind = "success" if query.get("status", "up") in ("up", "") else "fail"
+    fields: dict[str, str] = {}
+    if query.get("msg"):
+        fields["message"] = query["msg"]
+    sign, whole, fraction = _KUMA_PING_MS.match(query.get("ping", "")).groups()
+    if whole or fraction:  # else nothing readable: no duration, as Kuma has none
+        number = (whole or "0") + ("." + fraction if fraction else "")
+        if len(number) > MAX_DURATION_CHARS - 2 or float(number) > MAX_KUMA_PING_MS or (
+                sign == "-" and float(number) > 0):
+            raise PingRejected(404, f"ping must be between 0 and {MAX_KUMA_PING_MS} ms")
+        fields["duration"] = number + "ms"
+    return kind, fields
+
+
+def check_slug(slug: str) -> None:
+    """A slug in a URL: upper case is 400 (as Healthchecks answers), anything else a slug
+    cannot hold 404 (no heartbeat has it)."""
+    if _SLUG.fullmatch(slug):
+        return
+    if _SLUG.fullmatch(slug.lower()):
+        raise PingRejected(400, "a slug is lower-case", HC_BAD_URL)
+    raise PingRejected(404, "not found: no heartbeat has this slug", HC_NOT_FOUND)
+
+
+def is_slug(value: str) -> bool:
+    return bool(_SLUG.fullmatch(value))
+
+
+def slug_monitor_id(project_id: str, slug: str, attempt: int = 0) -> str:
+    """The id of a heartbeat created by a ping to its slug: the same on every ingest
+    instance, so two that race write one key of the compacted ``monitors`` topic.
+    ``attempt`` > 0 only when an earlier id is held by another heartbeat (its slug renamed)."""
+    seed = f"{project_id}/{slug}" + (f"/{attempt}" if attempt else "")
+    return "hb_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
 def refuse_undecodable(headers: MultiMapping[str]) -> None:
@@ -63,8 +172,8 @@ def refuse_undecodable(headers: MultiMapping[str]) -> None:
 
     aiohttp treats ``Transfer-Encoding: gzip, chunked`` as plain chunked and hands over
     the gzip bytes. It inflates ``Content-Encoding: gzip`` itself, but never checks that
-    the stream ended, so a cut-off one would be stored as a silently shortened message;
-    pings are at most 16 KiB, so compression is refused rather than half-trusted.
+    the stream ended, so a cut-off one would be stored as a silently shortened output;
+    so compression is refused rather than half-trusted.
     """
     codings = headers.getall("Transfer-Encoding", ())
     if codings and (len(codings) > 1 or codings[0].strip().lower() != "chunked"):
@@ -74,31 +183,62 @@ def refuse_undecodable(headers: MultiMapping[str]) -> None:
             raise PingRejected(415, "Content-Encoding is not supported: send the body uncompressed")
 
 
-def parse_metadata(query: Mapping[str, str], body: bytes, content_type: str) -> dict:
-    """Merge metadata from the query string and the body into validated fields.
+def parse_metadata(query: Mapping[str, str], body: bytes, content_type: str, *, size: int | None = None,
+                   max_output_bytes: int = 100 * 1024, body_metadata: bool = True) -> dict:
+    """Merge metadata from the query string and the body into validated fields, and the
+    body's text as ``output``.
 
     ``content_type`` is the declared media type without parameters, ``""`` if none was.
+    ``body`` is what was kept of a body of ``size`` bytes (default: all of it); a body not
+    kept whole is never metadata. ``body_metadata`` False: the body is output or nothing
+    (Uptime Kuma's push, whose fields are all in the URL).
     """
     fields: dict = {k: query[k] for k in METADATA if k in query}
+    size = len(body) if size is None else size
+    whole = size == len(body)
+    text: bytes | None = None
     if body:
         if content_type == "application/json" or content_type.endswith("+json"):
-            fields.update(_json_fields(body))
+            if body_metadata:
+                if not whole:
+                    raise PingRejected(413, f"a JSON body is larger than {len(body)} bytes")
+                fields.update(_json_fields(body))
         elif content_type in UNDECLARED:
-            found = (_form_fields(body) if content_type == FORM else None) or _metadata_json(body)
+            found = None
+            if body_metadata and whole:
+                found = (_form_fields(body) if content_type == FORM else None) or _metadata_json(body)
             if found:
                 fields.update(found)
             else:
-                fields.setdefault("message", _text(body))
+                text = body
         elif content_type.startswith("text/"):
-            fields.setdefault("message", _text(body))
+            text = body
         # Any other type (an image, multipart) is not ours to read: the ping counts, its body does not.
-    return _validate(fields)
+    out = _validate(fields)
+    if text is not None:
+        if whole and "message" not in out and len(message := _text(text)) <= MAX_MESSAGE_CHARS:
+            out["message"] = message  # as the product always did; longer text is output only
+        if max_output_bytes > 0:
+            out["output"], truncated = _output(text, size, max_output_bytes)
+            if truncated:
+                out["output_truncated"] = True
+    return out
 
 
 def _text(body: bytes) -> str:
     # A job's output piped to curl may be in any encoding; the ping still counts, with
     # what is not UTF-8 shown as U+FFFD rather than refused.
     return body.decode("utf-8", errors="replace")
+
+
+def _output(kept: bytes, size: int, limit: int) -> tuple[str, bool]:
+    """The first ``limit`` bytes of a body of ``size`` bytes as text, and whether that cut it.
+
+    Cut on a character boundary: an incremental decoder holds back a sequence the cut left
+    incomplete, which would otherwise show as U+FFFD, a character the job never wrote."""
+    if size <= limit and len(kept) == size:
+        return _text(kept), False
+    return codecs.getincrementaldecoder("utf-8")(errors="replace").decode(kept[:limit], final=False), True
 
 
 def _json_fields(body: bytes) -> dict:

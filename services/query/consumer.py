@@ -1,6 +1,8 @@
 """Writes check-ins, status changes and alert deliveries from the bus into the history store.
 
-It reads ``pings`` (Ping), ``status`` (StatusChanged, Missed) and ``deliveries`` (Delivery).
+It reads ``pings`` (Ping), ``status`` (StatusChanged, Missed, and RunMeasured: the
+evaluator's measured runs) and ``deliveries`` (DeliveryAttempt, and Delivery from notifiers
+of older versions).
 
 At-least-once made exactly-once: offsets are committed only after the batch they cover
 is in ClickHouse, and a batch that is read again after a crash carries the same
@@ -20,7 +22,7 @@ import structlog
 from services.query.store import HistoryStore
 from shared.bus.deadletter import DeadLetters
 from shared.bus import Bus, Consumer, Record, TopicPartition
-from shared.events import Delivery, Missed, Ping, StatusChanged, decode
+from shared.events import Delivery, DeliveryAttempt, Missed, Ping, RunMeasured, StatusChanged, decode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -33,7 +35,7 @@ LINGER_MS = 200
 """After the first records arrive, gather more for this long: every ClickHouse insert has a
 fixed cost (a new part), so a few large inserts beat many small ones under load. It adds at
 most this much to the ping-to-history delay."""
-HISTORY_EVENTS = (Ping, Missed, StatusChanged, Delivery)
+HISTORY_EVENTS = (Ping, Missed, StatusChanged, Delivery, DeliveryAttempt, RunMeasured)
 
 
 def batch_token(records: list[Record]) -> str:

@@ -25,7 +25,7 @@ import msgspec
 from services.query.uptime import SPANS_SQL, UptimeSpan
 from services.query.validation import MAX_TIME_MS
 from shared.clickhouse import ClickHouse
-from shared.events import Delivery, Missed, Ping, StatusChanged
+from shared.events import Alert, Delivery, DeliveryAttempt, Missed, Ping, RunMeasured, StatusChanged, encode
 
 DAY_MS = 24 * 3600 * 1000
 UPTIME_WINDOWS_MS = {"24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d": 90 * DAY_MS}
@@ -35,10 +35,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CHECKIN_COLUMNS = (
     "id", "project_id", "monitor_id", "received_at", "kind", "exit_code", "status", "message",
-    "duration", "duration_raw", "source_ip", "user_agent", "method",
+    "duration", "duration_raw", "source_ip", "user_agent", "method", "rid", "output", "output_truncated",
 )  # fmt: skip
 STATUS_COLUMNS = ("id", "project_id", "monitor_id", "at", "status", "previous", "reason")
-DELIVERY_COLUMNS = ("id", "project_id", "monitor_id", "at", "alert_id", "kind", "channel_id", "ok", "attempts", "error")
+DELIVERY_COLUMNS = (
+    "id", "project_id", "monitor_id", "at", "alert_id", "kind", "channel_id", "ok", "attempts", "error",
+    "attempt", "outcome", "status_code", "latency_ms", "next_attempt_at", "digest", "resend", "alert",
+)  # fmt: skip
 
 _CHECKINS_TABLE = """
 CREATE TABLE IF NOT EXISTS checkins (
@@ -78,6 +81,14 @@ TTL {ttl}
 SETTINGS non_replicated_deduplication_window = 10000
 """
 
+# Added by migrate(), to tables made before them too (old rows read NULL / false). A job's
+# output is text that repeats itself: ZSTD keeps it small.
+_CHECKINS_ADDED_COLUMNS = (
+    "rid Nullable(String)",
+    "output Nullable(String) CODEC(ZSTD(3))",
+    "output_truncated Bool DEFAULT false",
+)
+
 # Lets a page of rare kinds ("missed", "fail") skip the granules holding none of them.
 # Added by migrate() (also to tables made before it): new parts get it, merges spread it to old ones.
 _CHECKINS_KIND_INDEX = "kind_idx kind TYPE set(16) GRANULARITY 1"
@@ -100,20 +111,72 @@ ORDER BY (project_id, monitor_id, at, id)
 TTL {ttl}
 SETTINGS non_replicated_deduplication_window = 10000
 """
-"""One row per outcome of an (alert, channel) pair, its id ``{alert_id}|{channel_id}``. To
-record every attempt as well, add an ``attempt`` column (``ALTER TABLE ... ADD COLUMN``
-with a default) and give attempt rows the id ``{alert_id}|{channel_id}|{attempt}``."""
+"""One row per try of an (alert, channel) pair (:class:`DeliveryAttempt`), id
+``{alert_id}|{channel_id}|{attempt}``; ``ok`` says whether that try delivered and ``attempts``
+repeats ``attempt``. Rows of notifiers from before attempts were recorded
+(:class:`Delivery`) are one per pair, id ``{alert_id}|{channel_id}``, ``outcome`` delivered or
+failed. A test notification has ``monitor_id`` ``""``. The columns below came with attempts
+and are added by :meth:`HistoryStore.migrate` to tables made before them."""
+_DELIVERY_ATTEMPT_COLUMNS = (
+    "attempt UInt16 DEFAULT 0",
+    "outcome LowCardinality(String) DEFAULT ''",
+    "status_code Nullable(UInt16)",
+    "latency_ms UInt32 DEFAULT 0",
+    "next_attempt_at Nullable(DateTime64(3, 'UTC'))",
+    "digest UInt16 DEFAULT 0",
+    "resend Bool DEFAULT false",
+    "alert String DEFAULT '' CODEC(ZSTD(3))",
+)
+"""``alert``: the alert as JSON on a ``failed`` row (what a resend sends), else empty."""
+_DELIVERIES_CHANNEL_INDEX = "channel_idx channel_id TYPE bloom_filter GRANULARITY 4"
+
+_RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS runs (
+    ping_id String,
+    project_id String,
+    monitor_id String,
+    ended_at DateTime64(3, 'UTC'),
+    started_at DateTime64(3, 'UTC'),
+    rid String,
+    duration_s Float64
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ended_at)
+ORDER BY (project_id, monitor_id, ended_at, ping_id)
+TTL {ttl}
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+"""Runs the evaluator measured (:class:`RunMeasured`), one row per ping that ended one: its
+``ping_id`` is the check-in's ``id`` and ``ended_at`` its ``received_at``, so a page of
+check-ins finds its measurements in the page's own time span of this table."""
+RUN_COLUMNS = ("ping_id", "project_id", "monitor_id", "ended_at", "started_at", "rid", "duration_s")
+_MEASURED_SELECT = """
+SELECT ping_id, duration_s FROM runs FINAL
+WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
+  AND ended_at >= fromUnixTimestamp64Milli({first_ms:Int64}, 'UTC')
+  AND ended_at <= fromUnixTimestamp64Milli({last_ms:Int64}, 'UTC')
+  AND ping_id IN {ids:Array(String)}
+"""
 
 _ROW_FIELDS = (
     "id", "received_at_ms", "kind", "exit_code", "status", "message", "duration", "duration_raw",
-    "source_ip", "user_agent", "method",
+    "source_ip", "user_agent", "method", "rid", "output", "output_truncated",
 )  # fmt: skip
 _ROW_SELECT = """
 SELECT id, toUnixTimestamp64Milli(received_at) AS received_at_ms, kind, exit_code, status, message,
-       duration, duration_raw, source_ip, user_agent, method
+       duration, duration_raw, source_ip, user_agent, method, rid, output, output_truncated
 FROM checkins FINAL
 WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
 """
+OUTPUT_PREVIEW_CHARS = 2000
+# Pages carry the start of each output (up to 100 KiB each, a page of them could weigh
+# megabytes); the whole of it is one check-in away (HistoryStore.checkin).
+_PAGE_SELECT = _ROW_SELECT.replace(
+    " output, output_truncated",
+    # New aliases: reusing ``output`` would make the length test measure the preview.
+    " substringUTF8(output, 1, {preview_chars:UInt32}) AS output_preview,"
+    " output_truncated OR lengthUTF8(output) > {preview_chars:UInt32} AS output_cut",
+)
+assert _PAGE_SELECT != _ROW_SELECT
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -140,8 +203,17 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return received_at_ms, row_id
 
 
+def _ping_id_ms(checkin_id: str) -> int | None:
+    """The millisecond a ping id was made in (shared.ids.PingIds: 12 hex digits of ms first)."""
+    if len(checkin_id) != 36 or not all(c in "0123456789abcdef" for c in checkin_id):
+        return None
+    received_ms = int(checkin_id[:12], 16)
+    return received_ms if received_ms <= MAX_TIME_MS else None
+
+
 def _row(values: tuple) -> dict[str, Any]:
     row = dict(zip(_ROW_FIELDS, values, strict=True))
+    row["output_truncated"] = bool(row["output_truncated"])
     return {"id": row["id"], "received_at": iso_utc(row["received_at_ms"]), **row}
 
 
@@ -153,11 +225,11 @@ _json_rows = msgspec.json.Encoder()
 def _checkin_row(event: Ping | Missed) -> list[Any]:
     if isinstance(event, Missed):
         return [event.id, event.project_id, event.monitor_id, event.deadline_ms / 1000, "missed",
-                None, None, None, None, None, "", "", ""]  # fmt: skip
+                None, None, None, None, None, "", "", "", None, None, False]  # fmt: skip
     return [
         event.id, event.project_id, event.monitor_id, event.received_ms / 1000, event.kind,
         event.exit_code, event.status, event.message, event.duration_s, event.duration_raw,
-        event.source_ip, event.user_agent, event.method,
+        event.source_ip, event.user_agent, event.method, event.rid, event.output, event.output_truncated,
     ]  # fmt: skip
 
 
@@ -172,10 +244,69 @@ def alert_kind(alert_id: str) -> str:
     return kind if kind in ("down", "up") else ""
 
 
-def _delivery_row(event: Delivery) -> list[Any]:
-    return [f"{event.alert_id}|{event.channel_id}", event.project_id, event.monitor_id, event.at_ms / 1000,
-            event.alert_id, alert_kind(event.alert_id), event.channel_id, event.ok, event.attempts,
-            event.error]  # fmt: skip
+def _delivery_row(event: Delivery | DeliveryAttempt) -> list[Any]:
+    if isinstance(event, Delivery):
+        return [f"{event.alert_id}|{event.channel_id}", event.project_id, event.monitor_id, event.at_ms / 1000,
+                event.alert_id, alert_kind(event.alert_id), event.channel_id, event.ok, event.attempts,
+                event.error, event.attempts, "delivered" if event.ok else "failed", None, 0, None, 0, False,
+                ""]  # fmt: skip
+    next_at = event.next_attempt_ms / 1000 if event.next_attempt_ms is not None else None
+    alert = encode(event.alert).decode() if event.alert is not None else ""
+    return [f"{event.alert_id}|{event.channel_id}|{event.attempt}", event.project_id, event.monitor_id,
+            event.at_ms / 1000, event.alert_id, event.kind, event.channel_id, event.outcome == "delivered",
+            min(event.attempt, 65535), event.error, min(event.attempt, 65535), event.outcome, event.status_code,
+            min(max(event.latency_ms, 0), 2**32 - 1), next_at, min(event.digest, 65535), event.resend,
+            alert]  # fmt: skip
+
+
+_ATTEMPT_SELECT = """
+SELECT toUnixTimestamp64Milli(at), id, alert_id, kind, channel_id, monitor_id, if(attempt = 0, attempts, attempt),
+       if(outcome = '', if(ok, 'delivered', 'failed'), outcome), ok, status_code, latency_ms, error,
+       toUnixTimestamp64Milli(next_attempt_at), digest, resend
+FROM deliveries FINAL
+"""
+
+
+def _attempt(r: tuple) -> dict[str, Any]:
+    at_ms, row_id, alert_id, kind, channel_id, monitor_id, attempt, outcome, ok, status_code, latency_ms, error, \
+        next_ms, digest, resend = r
+    return {
+        "id": row_id, "alert_id": alert_id, "kind": kind, "channel_id": channel_id, "monitor_id": monitor_id,
+        "attempt": attempt, "outcome": outcome, "ok": bool(ok), "attempts": attempt, "status_code": status_code,
+        "latency_ms": latency_ms, "error": error, "at": iso_utc(at_ms), "at_ms": at_ms,
+        "next_attempt_at": iso_utc(next_ms) if next_ms is not None else None, "digest": digest,
+        "resend": bool(resend),
+    }  # fmt: skip
+
+
+_FAILED_SELECT = """
+SELECT concat(alert_id, '|', channel_id) AS pair, alert_id, channel_id, any(monitor_id),
+       argMax(outcome, attempt) AS last_outcome, max(attempt),
+       toUnixTimestamp64Milli(argMax(at, attempt)) AS failed_at_ms, argMax(error, attempt),
+       argMax(tuple(status_code), attempt).1, argMax(alert, attempt), toUnixTimestamp64Milli(min(at))
+FROM deliveries FINAL
+WHERE project_id = {project_id:String} AND kind != 'test'
+  AND (alert_id, channel_id) IN (
+      SELECT alert_id, channel_id FROM deliveries
+      WHERE project_id = {project_id:String} AND outcome = 'failed' AND alert != '' AND kind != 'test' PAIR_FILTER)
+  PAIR_FILTER
+GROUP BY alert_id, channel_id
+HAVING last_outcome = 'failed' PAGE_FILTER
+ORDER BY failed_at_ms DESC, pair DESC
+LIMIT {limit:UInt32}
+"""
+"""Pairs whose latest try failed for good (their dead letters), newest first. Only ``failed``
+rows of attempts carry the alert, so legacy rows (no alert to send again) are left out."""
+_alert_decoder = msgspec.json.Decoder(Alert)
+
+
+def _failed(r: tuple) -> dict[str, Any]:
+    pair, alert_id, channel_id, monitor_id, _, attempts, failed_at_ms, error, status_code, alert, first_ms = r
+    return {
+        "id": pair, "alert_id": alert_id, "channel_id": channel_id, "monitor_id": monitor_id, "attempts": attempts,
+        "failed_at": iso_utc(failed_at_ms), "failed_at_ms": failed_at_ms, "error": error, "status_code": status_code,
+        "alert": _alert_decoder.decode(alert), "first_attempt_ms": first_ms,
+    }  # fmt: skip
 
 
 def _finite(value: float | None) -> float | None:
@@ -194,6 +325,7 @@ class HistoryStore:
             ("checkins", _CHECKINS_TABLE, "received_at"),
             ("status_changes", _STATUS_TABLE, "at"),
             ("deliveries", _DELIVERIES_TABLE, "at"),
+            ("runs", _RUNS_TABLE, "ended_at"),
         ):
             ttl = f"toDateTime({time_column}) + INTERVAL {self._retention_days} DAY"
             await self._ch.command(ddl.format(ttl=ttl))
@@ -204,18 +336,26 @@ class HistoryStore:
             )
             if f"toIntervalDay({self._retention_days})" not in engine[0][0]:
                 await self._ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}")
+        for column in _CHECKINS_ADDED_COLUMNS:
+            await self._ch.command(f"ALTER TABLE checkins ADD COLUMN IF NOT EXISTS {column}")
         await self._ch.command(f"ALTER TABLE checkins ADD INDEX IF NOT EXISTS {_CHECKINS_KIND_INDEX}")
+        for column in _DELIVERY_ATTEMPT_COLUMNS:
+            await self._ch.command(f"ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS {column}")
+        await self._ch.command(f"ALTER TABLE deliveries ADD INDEX IF NOT EXISTS {_DELIVERIES_CHANNEL_INDEX}")
 
     async def insert_events(self, events: list, dedup_token: str) -> None:
-        """Write Ping/Missed as check-ins, StatusChanged as status changes and Delivery as
-        deliveries; other events are ignored."""
+        """Write Ping/Missed as check-ins, StatusChanged as status changes, DeliveryAttempt (and
+        legacy Delivery) as deliveries; other events are ignored."""
         checkins = [_checkin_row(e) for e in events if isinstance(e, Ping | Missed)]
         changes = [_status_row(e) for e in events if isinstance(e, StatusChanged)]
-        deliveries = [_delivery_row(e) for e in events if isinstance(e, Delivery)]
+        deliveries = [_delivery_row(e) for e in events if isinstance(e, Delivery | DeliveryAttempt)]
+        runs = [[e.ping_id, e.project_id, e.monitor_id, e.ended_ms / 1000, e.started_ms / 1000, e.rid, e.duration_s]
+                for e in events if isinstance(e, RunMeasured)]  # fmt: skip
         for table, rows, columns in (
             ("checkins", checkins, CHECKIN_COLUMNS),
             ("status_changes", changes, STATUS_COLUMNS),
             ("deliveries", deliveries, DELIVERY_COLUMNS),
+            ("runs", runs, RUN_COLUMNS),
         ):
             if rows:
                 payload = b"\n".join(map(_json_rows.encode, rows))
@@ -257,8 +397,9 @@ class HistoryStore:
         ``kinds`` (empty: all) keeps those kinds only; ``from_ms`` (inclusive) and ``to_ms``
         (exclusive) bound the time. A cursor carries no filter: pass the same ones again.
         """
-        params: dict[str, Any] = {"project_id": project_id, "monitor_id": monitor_id}
-        sql = _ROW_SELECT
+        params: dict[str, Any] = {"project_id": project_id, "monitor_id": monitor_id,
+                                  "preview_chars": OUTPUT_PREVIEW_CHARS}
+        sql = _PAGE_SELECT
         if kinds:
             params["kinds"] = list(kinds)
             sql += " AND kind IN {kinds:Array(String)}"
@@ -268,7 +409,35 @@ class HistoryStore:
         if to_ms is not None:
             params["to_ms"] = to_ms
             sql += " AND received_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"
-        return await self._newest_first(sql, "received_at", params, limit, before, _row, "received_at_ms")
+        rows, cursor = await self._newest_first(sql, "received_at", params, limit, before, _row, "received_at_ms")
+        return await self._with_measured(project_id, monitor_id, rows), cursor
+
+    async def checkin(self, project_id: str, monitor_id: str, checkin_id: str) -> dict | None:
+        """One check-in whole (its full output), or None. A ping id starts with its
+        millisecond in hex, which bounds the lookup to that millisecond of the monitor."""
+        params: dict[str, Any] = {"project_id": project_id, "monitor_id": monitor_id, "id": checkin_id}
+        sql = _ROW_SELECT + " AND id = {id:String}"
+        received_ms = _ping_id_ms(checkin_id)
+        if received_ms is not None:
+            params["at_ms"] = received_ms
+            sql += " AND received_at = fromUnixTimestamp64Milli({at_ms:Int64}, 'UTC')"
+        rows = [_row(r) for r in await self._ch.query(sql + " LIMIT 1", params)]
+        return (await self._with_measured(project_id, monitor_id, rows))[0] if rows else None
+
+    async def _with_measured(self, project_id: str, monitor_id: str, rows: list[dict]) -> list[dict]:
+        """Each row with ``measured_duration``: the evaluator's measurement of the run it ended
+        (seconds), else None. One lookup per page (or export chunk), in the page's own time
+        span of ``runs``, so its cost follows the page, not the monitor's history."""
+        ends = [row for row in rows if row["kind"] in ("success", "fail")]
+        measured: dict[str, float] = {}
+        if ends:
+            params = {"project_id": project_id, "monitor_id": monitor_id, "ids": [row["id"] for row in ends],
+                      "first_ms": min(row["received_at_ms"] for row in ends),
+                      "last_ms": max(row["received_at_ms"] for row in ends)}  # fmt: skip
+            measured = dict(await self._ch.query(_MEASURED_SELECT, params))
+        for row in rows:
+            row["measured_duration"] = measured.get(row["id"])
+        return rows
 
     async def status_changes(
         self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None
@@ -287,22 +456,55 @@ class HistoryStore:
     async def deliveries(
         self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None
     ) -> tuple[list[dict], str | None]:
-        """Deliveries of the monitor's alerts newest first, and the cursor of the next page or None.
+        """Tries to deliver the monitor's alerts, newest first, and the cursor of the next page or None.
 
         Rows recorded before deliveries named their project (``project_id`` ``""``) are
         matched by monitor alone: monitor ids are unique, and callers check that the
         monitor is the project's first (the API answers 404 otherwise).
         """
-        sql = """
-            SELECT toUnixTimestamp64Milli(at), id, alert_id, kind, channel_id, ok, attempts, error
-            FROM deliveries FINAL
-            WHERE project_id IN ({project_id:String}, '') AND monitor_id = {monitor_id:String}"""
+        sql = _ATTEMPT_SELECT + " WHERE project_id IN ({project_id:String}, '') AND monitor_id = {monitor_id:String}"
         return await self._newest_first(
-            sql, "at", {"project_id": project_id, "monitor_id": monitor_id}, limit, before,
-            lambda r: {"id": r[1], "alert_id": r[2], "kind": r[3], "channel_id": r[4], "ok": bool(r[5]),
-                       "attempts": r[6], "at": iso_utc(r[0]), "at_ms": r[0], "error": r[7]},
-            "at_ms",
-        )  # fmt: skip
+            sql, "at", {"project_id": project_id, "monitor_id": monitor_id}, limit, before, _attempt, "at_ms"
+        )
+
+    async def channel_deliveries(
+        self, project_id: str, channel_id: str, limit: int = 50, before: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """Tries to deliver to the channel (test notifications included), newest first, and the
+        cursor of the next page or None."""
+        sql = _ATTEMPT_SELECT + " WHERE project_id = {project_id:String} AND channel_id = {channel_id:String}"
+        return await self._newest_first(
+            sql, "at", {"project_id": project_id, "channel_id": channel_id}, limit, before, _attempt, "at_ms"
+        )
+
+    async def failed_deliveries(
+        self, project_id: str, limit: int = 50, before: str | None = None
+    ) -> tuple[list[dict], str | None]:
+        """The project's dead letters: (alert, channel) pairs whose latest try failed for good,
+        newest first, each with its alert; and the cursor of the next page or None."""
+        if not 1 <= limit <= MAX_PAGE_ROWS:
+            raise ValueError(f"limit: must be between 1 and {MAX_PAGE_ROWS}")
+        params: dict[str, Any] = {"project_id": project_id, "limit": limit + 1}
+        page_filter = ""
+        if before is not None:
+            params["after_ms"], params["after_id"] = decode_cursor(before)
+            page_filter = ("AND (failed_at_ms < {after_ms:Int64} "
+                           "OR (failed_at_ms = {after_ms:Int64} AND pair < {after_id:String}))")
+        sql = _FAILED_SELECT.replace("PAIR_FILTER", "").replace("PAGE_FILTER", page_filter)
+        rows = [_failed(r) for r in await self._ch.query(sql, params)]
+        if len(rows) <= limit:
+            return rows, None
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1]["failed_at_ms"], rows[-1]["id"])
+
+    async def failed_delivery(self, project_id: str, alert_id: str, channel_id: str) -> dict | None:
+        """One dead letter of the project, or None (no such pair, or not failed, or delivered since)."""
+        pair_filter = "AND alert_id = {alert_id:String} AND channel_id = {channel_id:String}"
+        sql = _FAILED_SELECT.replace("PAIR_FILTER", pair_filter).replace("PAGE_FILTER", "")
+        rows = await self._ch.query(
+            sql, {"project_id": project_id, "alert_id": alert_id, "channel_id": channel_id, "limit": 1}
+        )
+        return _failed(rows[0]) if rows else None
 
     async def export(
         self, project_id: str, monitor_id: str, from_ms: int, to_ms: int, chunk_rows: int = 10_000
@@ -321,7 +523,7 @@ class HistoryStore:
         while True:
             rows = [_row(r) for r in await self._ch.query(sql, params)]
             if rows:
-                yield rows
+                yield await self._with_measured(project_id, monitor_id, rows)
             if len(rows) < chunk_rows:
                 return
             params["after_ms"], params["after_id"] = rows[-1]["received_at_ms"], rows[-1]["id"]
@@ -330,18 +532,31 @@ class HistoryStore:
         self, project_id: str, monitor_id: str, from_ms: int, to_ms: int, bucket_s: int
     ) -> list[dict]:
         """Per time bucket (aligned to the epoch; only buckets holding check-ins), oldest first:
-        ping count, duration stats in seconds over pings that reported one, fails and misses."""
+        ping count, duration stats in seconds over pings with a duration (the evaluator's
+        measurement of the run a ping ended, else the one the job reported), fails and misses."""
         if bucket_s <= 0 or (to_ms - from_ms) / (bucket_s * 1000) > MAX_TIMING_BUCKETS:
             raise ValueError(f"bucket_s: must be positive and give at most {MAX_TIMING_BUCKETS} buckets")
         rows = await self._ch.query(
             """
             SELECT intDiv(toUnixTimestamp64Milli(received_at), {bucket_ms:Int64}) * {bucket_ms:Int64} AS bucket_ms,
-                   countIf(kind != 'missed'), avg(duration), quantiles(0.5, 0.95)(duration), max(duration),
+                   countIf(kind IN ('success', 'fail')), avg(d), quantiles(0.5, 0.95)(d), max(d),
                    countIf(kind = 'fail'), countIf(kind = 'missed')
-            FROM checkins FINAL
-            WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
-              AND received_at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')
-              AND received_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
+            FROM (
+                SELECT c.received_at AS received_at, c.kind AS kind,
+                       if(c.kind IN ('success', 'fail'), coalesce(r.measured, c.duration), NULL) AS d
+                FROM (
+                    SELECT id, received_at, kind, duration FROM checkins FINAL
+                    WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
+                      AND received_at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')
+                      AND received_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
+                ) AS c
+                LEFT JOIN (
+                    SELECT ping_id, toNullable(duration_s) AS measured FROM runs FINAL
+                    WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
+                      AND ended_at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')
+                      AND ended_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
+                ) AS r ON r.ping_id = c.id
+            )
             GROUP BY bucket_ms ORDER BY bucket_ms
             """,
             {"project_id": project_id, "monitor_id": monitor_id, "from_ms": from_ms, "to_ms": to_ms,

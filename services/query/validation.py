@@ -11,12 +11,20 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from services.evaluator.schedule import InvalidSchedule, zone
+from services.evaluator.schedule import check as check_schedule
 from shared.durations import parse_duration_s
+from shared.ids import now_ms
 
 DEFAULT_INTERVAL_S = 86400
 DEFAULT_GRACE_S = 3600
 MAX_PERIOD_S = 365 * 86400
 MONITOR_FIELDS = {"name", "interval", "grace", "max_consecutive_misses", "channels", "tags"}
+MONITOR_FIELDS |= {"schedule", "timezone", "max_runtime", "recovery_threshold", "reminder_interval"}
+MIN_REMINDER_INTERVAL_S = 60
+MONITOR_FIELDS |= {"slug"}
+MAX_SLUG_CHARS = 100
+_SLUG = re.compile(r"[a-z0-9_-]{1,%d}" % MAX_SLUG_CHARS)  # as ingest reads slug URLs
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_TIME_MS = 0
@@ -66,7 +74,10 @@ def _string_list(field: str, value, max_items: int, max_chars: int) -> list[str]
 
 
 def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
-    """Validated monitor fields from a create (all, with defaults) or update (those given) body."""
+    """Validated monitor fields from a create (all, with defaults) or update (those given) body.
+
+    Schedule mode or interval mode: a body gives a ``schedule`` (not null) or an
+    ``interval``, never both; an update giving an ``interval`` leaves schedule mode."""
     if not isinstance(body, dict):
         raise InvalidField("body", "must be a JSON object")
     unknown = sorted(set(body) - MONITOR_FIELDS)
@@ -78,6 +89,7 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             raise InvalidField("name", "required, 1-200 characters")
         out["name"] = name.strip()
+    out.update(_schedule_fields(body, creating))
     if "interval" in body or creating:
         out["interval_s"] = _seconds("interval", body.get("interval", DEFAULT_INTERVAL_S), 1)
     if "grace" in body or creating:
@@ -95,7 +107,58 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
         out["channels"] = channels
     if "tags" in body or creating:
         out["tags"] = _string_list("tags", body.get("tags", []), 20, 50)
+    if "slug" in body:
+        out["slug"] = slug_field(body["slug"])
+    if "max_runtime" in body or creating:
+        runtime = body.get("max_runtime")
+        out["max_runtime_s"] = None if runtime is None else _seconds("max_runtime", runtime, 1)
+    if "recovery_threshold" in body or creating:
+        threshold = body.get("recovery_threshold", 1)
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= 10:
+            raise InvalidField("recovery_threshold", "must be a whole number from 1 to 10")
+        out["recovery_threshold"] = threshold
+    if "reminder_interval" in body or creating:
+        every = body.get("reminder_interval")
+        out["reminder_interval_s"] = (
+            None if every is None else _seconds("reminder_interval", every, MIN_REMINDER_INTERVAL_S)
+        )
     return out
+
+
+def _schedule_fields(body: dict, creating: bool) -> dict:
+    """``schedule`` and ``timezone`` (a cron expression in an IANA zone), checked together."""
+    out: dict = {}
+    if "timezone" in body or creating:
+        timezone = body.get("timezone", "UTC")
+        if not isinstance(timezone, str):
+            raise InvalidField("timezone", "must be an IANA time zone name such as \"Europe/Berlin\"")
+        try:
+            zone(timezone)
+        except InvalidSchedule as exc:
+            raise InvalidField("timezone", str(exc)) from None
+        out["timezone"] = timezone
+    schedule = body.get("schedule")
+    if schedule is not None:
+        if "interval" in body:
+            raise InvalidField("schedule", "give a schedule or an interval, not both (no interval: schedule mode)")
+        try:
+            out["schedule"] = check_schedule(schedule, out.get("timezone", "UTC"), now_ms())
+        except InvalidSchedule as exc:
+            raise InvalidField("schedule", str(exc)) from None
+    elif "schedule" in body or "interval" in body or creating:
+        out["schedule"] = None  # interval mode
+    return out
+
+
+def slug_field(value) -> str | None:
+    """A heartbeat's slug (its name in ``/ping/{ping_key}/{slug}``), or None to take it away.
+    Unique in its project: the handler checks that, against the project's heartbeats."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SLUG.fullmatch(value):
+        raise InvalidField("slug", f"must be 1-{MAX_SLUG_CHARS} characters: lower-case letters, digits, - and _ "
+                                   "(or null for none)")
+    return value
 
 
 def parse_time_ms(field: str, value: str | None, default: int) -> int:

@@ -164,7 +164,7 @@ async def test_bad_input_gets_a_clear_error_and_loses_nothing(server, http):
         (ping + "?duration=soon", {}, 400, "duration"),
         (ping, {"json": {"status": "x" * 101}}, 400, "status is longer"),
         (ping, {"json": {"duration": True}}, 400, "duration"),
-        (ping, {"data": b"x" * (16 * 1024 + 1), "headers": {"Content-Type": "text/plain"}}, 413, "larger"),
+        (ping, {"data": b"x" * (1024 * 1024 + 1), "headers": {"Content-Type": "text/plain"}}, 413, "larger"),
         (f"{server.url}/api/heartbeat/{'A' * 32}", {}, 404, "unknown"),
         (f"{server.url}/api/heartbeat/short", {}, 404, "unknown"),
     ]

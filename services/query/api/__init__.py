@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.query.api import channels, heartbeats, history, keys, openapi, projects
+from services.query.api import channels, deliveries, heartbeats, history, keys, openapi, projects
 from services.query.api.context import API, ApiContext
 from services.query.api.errors import errors_and_auth
 
@@ -21,9 +21,13 @@ def api_app(ctx: ApiContext) -> web.Application:
     never runs on the ping path."""
     app = web.Application(client_max_size=ctx.settings.max_api_body_bytes, middlewares=[errors_and_auth])
     app[API] = ctx
+    app[deliveries.HTTP] = deliveries.DeliverySession()  # tests and resends send from here
+    app.on_cleanup.append(deliveries.close_http)
     r = app.router
     r.add_post("/projects", projects.create_project)
     r.add_get("/projects/me", projects.current_project)
+    r.add_patch("/projects/me", projects.update_project)
+    r.add_post("/projects/me/ping-key", projects.rotate_ping_key)
     r.add_get("/session", projects.current_session)
     r.add_post("/keys", keys.create_key)
     r.add_get("/keys", keys.list_keys)
@@ -37,6 +41,7 @@ def api_app(ctx: ApiContext) -> web.Application:
     r.add_post("/heartbeats/{id}/resume", heartbeats.resume_heartbeat)
     r.add_post("/heartbeats/{id}/rotate-token", heartbeats.rotate_token)
     r.add_get("/heartbeats/{id}/checkins", history.list_checkins)
+    r.add_get("/heartbeats/{id}/checkins/{checkin_id}", history.get_checkin)
     r.add_get("/heartbeats/{id}/uptime", history.get_uptime)
     r.add_get("/heartbeats/{id}/timings", history.get_timings)
     r.add_get("/heartbeats/{id}/export", history.export_checkins)
@@ -47,6 +52,10 @@ def api_app(ctx: ApiContext) -> web.Application:
     r.add_get("/channels/{id}", channels.get_channel)
     r.add_delete("/channels/{id}", channels.delete_channel)
     r.add_get("/channel-kinds", channels.list_channel_kinds)
+    r.add_get("/channels/{id}/deliveries", deliveries.list_channel_deliveries)
+    r.add_post("/channels/{id}/test", deliveries.test_channel)
+    r.add_get("/deliveries/failed", deliveries.list_failed)
+    r.add_post("/deliveries/failed/{id}/resend", deliveries.resend_failed)
     r.add_get(openapi.OPENAPI_PATH, openapi.serve_openapi)  # public: see errors._authenticate
     return app
 

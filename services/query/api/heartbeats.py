@@ -14,7 +14,7 @@ from aiohttp import web
 from services.query.api.context import API, PROJECT, READ_ONLY
 from services.query.api.errors import json_body, not_found
 from services.query.catalog import SORTS, STATUSES, BadCursor
-from services.query.status_view import shown_status
+from services.query.status_view import next_expected_ms, shown_status
 from services.query.validation import InvalidField, iso, monitor_fields, parse_whole_number
 from shared.events import MonitorConfig
 from shared.ids import new_id, new_token, now_ms
@@ -41,7 +41,6 @@ def _monitor_json(request: web.Request, m: MonitorConfig) -> dict:
     ctx = request.app[API]
     current = ctx.statuses.get(m.id)
     shown = shown_status(m, current)
-    waiting = shown.status in ("new", "paused")  # nothing is expected of it
     body = {
         "id": m.id,
         "name": m.name,
@@ -51,12 +50,18 @@ def _monitor_json(request: web.Request, m: MonitorConfig) -> dict:
         "status_since": iso(shown.since_ms),
         "status_reason": shown.reason,
         "last_checkin_at": iso(current.last_ping_ms) if current is not None else None,
-        "next_expected_at": iso(current.next_expected_ms) if current is not None and not waiting else None,
-        "interval": m.interval_s,
+        "next_expected_at": iso(next_expected_ms(m, current, shown.status, now_ms())),
+        "interval": m.interval_s if m.schedule is None else None,
         "grace": m.grace_s,
         "max_consecutive_misses": m.max_consecutive_misses,
+        "schedule": m.schedule,
+        "timezone": m.timezone,
+        "max_runtime": m.max_runtime_s,
+        "recovery_threshold": m.recovery_threshold,
+        "reminder_interval": m.reminder_interval_s,
         "channels": m.channels,
         "tags": m.tags,
+        "slug": m.slug,
         "paused": m.paused,
         "created_at": iso(m.created_ms),
         "updated_at": iso(m.updated_ms),
@@ -66,9 +71,22 @@ def _monitor_json(request: web.Request, m: MonitorConfig) -> dict:
     return body
 
 
+def _check_slug_free(request: web.Request, fields: dict, monitor_id: str | None = None) -> None:
+    """A slug names one heartbeat of its project (a scan of the view: creates and changes
+    are rare next to reads)."""
+    slug = fields.get("slug")
+    if slug is None:
+        return
+    project_id = request[PROJECT].id
+    for other in request.app[API].monitors.values():
+        if other.slug == slug and other.project_id == project_id and other.id != monitor_id:
+            raise InvalidField("slug", f"already names heartbeat {other.id} in this project")
+
+
 async def create_heartbeat(request: web.Request) -> web.Response:
     ctx = request.app[API]
     fields = monitor_fields(await json_body(request), creating=True, known_channels=_project_channels(request))
+    _check_slug_free(request, fields)
     at = now_ms()
     monitor = MonitorConfig(
         id=new_id("hb"), project_id=request[PROJECT].id, token=new_token(), created_ms=at, updated_ms=at, **fields
@@ -120,6 +138,7 @@ async def _update(request: web.Request, monitor: MonitorConfig, **changes) -> we
 async def patch_heartbeat(request: web.Request) -> web.Response:
     monitor = monitor_or_404(request)
     fields = monitor_fields(await json_body(request), creating=False, known_channels=_project_channels(request))
+    _check_slug_free(request, fields, monitor.id)
     return await _update(request, monitor, **fields)
 
 

@@ -15,6 +15,8 @@ import msgspec
 from aiohttp import web
 
 from services.query.api.context import API
+from services.query.api.deliveries import attempt_json
+from services.query.api.errors import not_found
 from services.query.api.heartbeats import monitor_or_404
 from services.query.store import MAX_PAGE_ROWS, UPTIME_WINDOWS_MS, decode_cursor
 from services.query.validation import InvalidField, iso, parse_range_ms, parse_time_ms, parse_whole_number
@@ -23,7 +25,7 @@ from shared.ids import now_ms
 
 EXPORT_COLUMNS = [
     "id", "received_at", "kind", "exit_code", "status", "message", "duration", "duration_raw",
-    "source_ip", "user_agent", "method",
+    "source_ip", "user_agent", "method", "measured_duration", "rid", "output", "output_truncated",
 ]
 EXPORT_FORMATS = {
     # format: (Content-Type, file name extension)
@@ -32,8 +34,8 @@ EXPORT_FORMATS = {
     "jsonl": ("application/x-ndjson", "jsonl"),
 }
 CHECKIN_KINDS = ("success", "fail", "missed", "start", "log")
-"""What ``kind`` may ask for: the ping kinds, ``missed`` for a window without one, and the
-``start`` / ``log`` signals (none are stored yet; asking for them is not an error)."""
+"""What ``kind`` may ask for: the ping kinds (``start``: a run began; ``log``: output only)
+and ``missed`` for a window without one."""
 DEFAULT_PAGE_ROWS = 50
 DEFAULT_TIMINGS_SPAN_MS = 7 * 86400_000
 MAX_TIMING_POINTS = 5000
@@ -85,6 +87,14 @@ async def list_checkins(request: web.Request) -> web.Response:
     return web.json_response({"checkins": rows, "next": cursor})
 
 
+async def get_checkin(request: web.Request) -> web.Response:
+    monitor = monitor_or_404(request)
+    row = await request.app[API].store.checkin(monitor.project_id, monitor.id, request.match_info["checkin_id"])
+    if row is None:
+        raise not_found("check-in")
+    return web.json_response(row)
+
+
 async def list_status_changes(request: web.Request) -> web.Response:
     monitor = monitor_or_404(request)
     rows, cursor = await request.app[API].store.status_changes(
@@ -95,11 +105,12 @@ async def list_status_changes(request: web.Request) -> web.Response:
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    """Alerts sent to channels (each row: one alert to one channel, after its last try)."""
+    """Every try to send the heartbeat's alerts to its channels (one row per try), newest first."""
     monitor = monitor_or_404(request)
-    rows, _ = await request.app[API].store.deliveries(monitor.project_id, monitor.id, limit=_limit(request))
-    shown = ("alert_id", "kind", "channel_id", "ok", "attempts", "at", "error")
-    return web.json_response({"deliveries": [{k: row[k] for k in shown} for row in rows]})
+    rows, cursor = await request.app[API].store.deliveries(
+        monitor.project_id, monitor.id, limit=_limit(request), before=_before(request)
+    )
+    return web.json_response({"deliveries": [attempt_json(row) for row in rows], "next": cursor})
 
 
 # uptime and timings ----------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """The OpenAPI 3.1 document of the JSON API, served at ``GET /api/v1/openapi.json`` without a key.
 
 One place describes every route, parameter, body and error; ``tests/services/query/api/
-test_openapi.py`` holds it to the routes actually registered (both ways), and
-``tests/e2e/test_schemathesis.py`` holds the real server's answers to it. Whatever the code
-already declares (statuses, check-in kinds, channel kinds and their settings, limits) is
-read from the code here rather than copied, so the two cannot drift apart silently.
+test_openapi.py`` holds it to the routes actually registered (both ways) and to the body
+fields the handlers know, and ``tests/e2e/test_schemathesis.py`` holds the real server's
+answers to it. Whatever the code already declares (statuses, check-in kinds, channel kinds
+and their settings, limits) is read from the code here rather than copied.
+
+The document is built on first request, not at import: a part of it lagging the code
+breaks this one route (and its tests), never the API.
 
 Paths are relative to the sub-app, as its router has them (``/heartbeats/{id}``); the
 document's ``servers`` entry supplies the ``/api/v1`` prefix.
@@ -21,21 +24,14 @@ from aiohttp import web
 
 from services.notifier.channels import CHANNELS, ConfigField
 from services.query.api.heartbeats import DEFAULT_LIMIT, MAX_LIMIT
-from services.query.api.history import (
-    CHECKIN_KINDS,
-    DEFAULT_PAGE_ROWS,
-    EXPORT_COLUMNS,
-    EXPORT_FORMATS,
-    MAX_TIMING_POINTS,
-)
-from services.query.api.keys import KEY_FIELDS
+from services.query.api.history import CHECKIN_KINDS, DEFAULT_PAGE_ROWS, EXPORT_FORMATS, MAX_TIMING_POINTS
 from services.query.auth.accounts import MAX_NAME_CHARS
 from services.query.auth.sessions import COOKIE as SESSION_COOKIE
 from services.query.auth.sessions import CSRF_HEADER
 from services.query.catalog import SORTS, STATUSES
 from services.query.store import MAX_PAGE_ROWS, UPTIME_WINDOWS_MS
-from services.query.validation import DEFAULT_GRACE_S, DEFAULT_INTERVAL_S, MAX_PERIOD_S, MAX_TIME_MS, MONITOR_FIELDS
-from shared.events import MonitorStatus
+from services.query.validation import DEFAULT_GRACE_S, DEFAULT_INTERVAL_S, MAX_PERIOD_S, MAX_TIME_MS
+from shared.events import Alert, DeliveryAttempt, MonitorStatus
 
 OPENAPI_PATH = "/openapi.json"
 """Where the document is served, relative to the API sub-app (``/api/v1``)."""
@@ -56,14 +52,8 @@ def _ref(name: str) -> JsonSchema:
 
 
 def _nullable(schema: JsonSchema) -> JsonSchema:
-    """``schema`` or JSON null (OpenAPI 3.1: a type list, or anyOf for a $ref)."""
-    if "$ref" in schema or "type" not in schema:
-        return {"anyOf": [schema, {"type": "null"}]}
-    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-    out = {**schema, "type": [*types, "null"]}
-    if "enum" in out:
-        out["enum"] = [*out["enum"], None]
-    return out
+    """``schema`` (of one type) or JSON null: OpenAPI 3.1 says so with a type list."""
+    return {**schema, "type": [schema["type"], "null"]}
 
 
 def _object(properties: dict[str, JsonSchema], required: list[str] | None = None, *,
@@ -82,16 +72,45 @@ def _object(properties: dict[str, JsonSchema], required: list[str] | None = None
     return out
 
 
+DURATION_PATTERN = r"^ *(?:[0-9]+(?:\.[0-9]+)?|(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d) *)+) *$"
+"""What :func:`shared.durations.parse_duration_s` reads (it also takes exponents, upper case)."""
+TIME_PATTERN = (
+    r"^(?:[0-9]{1,15}"  # epoch milliseconds
+    r"|(?:19[7-9][0-9]|[2-9][0-9]{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?)$"
+)
+"""The common spellings :func:`services.query.validation.parse_time_ms` reads (it reads every
+ISO-8601 form ``datetime.fromisoformat`` does); the range (1970 to 9999) is checked too."""
 TIMESTAMP: JsonSchema = {
     "type": "string", "format": "date-time", "examples": ["2025-01-31T23:59:59.999Z"],
     "description": "UTC, ISO-8601 with milliseconds.",
 }  # fmt: skip
-NAME: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S",
+
+
+def _not_blank_pattern() -> str:
+    """A character ``str.strip()`` keeps: regex ``\\S`` differs between dialects (ECMA's keeps
+    U+0085 and U+001C-U+001F, which Python strips), so the class is spelled out."""
+    spaces = [c for c in range(0x3001) if chr(c).isspace()]
+    runs: list[list[int]] = []
+    for c in spaces:
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return "[^" + "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs) + "]"
+
+
+NAME: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": _not_blank_pattern(),
                     "description": f"1-{MAX_NAME_CHARS} characters, not only spaces (trimmed)."}
 
 
 def _literal_values(literal) -> list[str]:
     return list(typing.get_args(literal))
+
+
+def _field_type(struct: type[msgspec.Struct], name: str):
+    return next(f.type for f in msgspec.structs.fields(struct) if f.name == name)
 
 
 # schemas ------------------------------------------------------------------------------------
@@ -118,8 +137,15 @@ def _project_schemas() -> dict[str, JsonSchema]:
                 "admin": {"type": "boolean", "description": "An admin project's keys may create projects."},
                 "read_only": {"type": "boolean", "description": "Whether the key in use may only read."},
                 "key_name": {"type": "string", "description": "The name of the key in use."},
+                "auto_create": {"type": "boolean", "description": "Whether a ping to an unknown slug with "
+                                                                  "``?create=1`` creates the heartbeat."},
+                "ping_key": {"type": ["string", "null"],
+                             "description": "Secret of the slug URLs ``/ping/{ping_key}/{slug}``; null until made "
+                                            "(``POST /projects/me/ping-key``). Absent for a read-only key."},
             },
+            required=["id", "name", "admin", "read_only", "key_name", "auto_create"],
         ),
+        "ProjectUpdate": _object({"auto_create": {"type": "boolean"}}, required=[], closed=True),
         "ProjectCreate": _object({"name": NAME}, description="Other fields are ignored."),
         "ProjectCreated": _object(
             {
@@ -141,7 +167,6 @@ def _key_schemas() -> dict[str, JsonSchema]:
     }
     create = {"name": NAME, "read_only": {"type": "boolean", "default": False,
                                           "description": "May only read, and never sees ping tokens or URLs."}}
-    assert set(create) == KEY_FIELDS, "the key body schema lags services.query.api.keys"
     return {
         "ApiKey": _object(key, description="An API key of the project; the key itself is never shown again."),
         "ApiKeyCreate": _object(create, required=["name"], closed=True),
@@ -166,14 +191,43 @@ def _period(field: str, minimum_s: int, default_s: int) -> JsonSchema:
                        f"Default {default_s}.",
         "oneOf": [
             {"type": "integer", "minimum": minimum_s, "maximum": MAX_PERIOD_S},
-            {"type": "string", "pattern": r"^\s*(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+\s*$",
-             "examples": ["90s", "5m", "1h30m", "1d"]},
+            {"type": "string", "pattern": DURATION_PATTERN, "examples": ["90", "90s", "5m", "1h30m", "1d"]},
         ],
     }
 
 
+def _schedule_and_run_fields() -> dict[str, JsonSchema]:
+    """Heartbeat body fields of schedules, runs, recovery and reminders."""
+    from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS
+    from services.query.validation import MIN_REMINDER_INTERVAL_S
+
+    def optional_period(minimum_s: int, when_null: str) -> JsonSchema:
+        return {
+            "description": f"Seconds, or a duration such as ``\"5m\"``, ``\"4h\"``; {minimum_s} s to 365 days. "
+                           f"Null (the default): {when_null}.",
+            "oneOf": [*_period("", minimum_s, 0)["oneOf"], {"type": "null"}],
+        }  # fmt: skip
+
+    return {
+        "schedule": {
+            "type": ["string", "null"], "minLength": 1, "maxLength": MAX_EXPRESSION_CHARS,
+            "examples": ["0 2 * * *", "*/15 * * * 1-5", "@daily"],
+            "description": "A cron expression (5 fields) or one of " + ", ".join(ALIASES) + ", read in "
+                           "``timezone``: the check-in is expected at the schedule's next run after the last "
+                           "one. Not together with ``interval``; an update giving ``interval`` leaves schedule "
+                           "mode. Null (the default): interval mode.",
+        },
+        "timezone": {"type": "string", "default": "UTC", "examples": ["Europe/Berlin", "America/New_York"],
+                     "description": "IANA time zone name the ``schedule`` is read in."},
+        "max_runtime": optional_period(1, "the grace period"),
+        "recovery_threshold": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1,
+                               "description": "Successes in a row that end an incident (the ``up`` alert)."},
+        "reminder_interval": optional_period(MIN_REMINDER_INTERVAL_S, "no reminders"),
+    }  # fmt: skip
+
+
 def _heartbeat_schemas() -> dict[str, JsonSchema]:
-    channels = {"type": "array", "maxItems": MAX_CHANNELS_PER_HEARTBEAT, "uniqueItems": False,
+    channels = {"type": "array", "maxItems": MAX_CHANNELS_PER_HEARTBEAT,
                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_CHANNEL_ID_CHARS},
                 "description": "Ids of this project's channels, alerted when the heartbeat goes down or up."}
     tags = {"type": "array", "maxItems": MAX_TAGS,
@@ -186,8 +240,11 @@ def _heartbeat_schemas() -> dict[str, JsonSchema]:
                                    "description": "Misses in a row before it is down."},
         "channels": channels,
         "tags": tags,
+        **_schedule_and_run_fields(),
+        "slug": {"type": ["string", "null"], "pattern": "^[a-z0-9_-]{1,100}$",
+                 "description": "Its name in the slug URL ``/ping/{ping_key}/{slug}``, unique in the project; "
+                                "null: none."},
     }
-    assert set(fields) == MONITOR_FIELDS, "the heartbeat body schema lags services.query.validation"
     heartbeat = _object(
         {
             "id": {"type": "string"},
@@ -197,11 +254,17 @@ def _heartbeat_schemas() -> dict[str, JsonSchema]:
             "status_reason": {"type": ["string", "null"]},
             "last_checkin_at": _nullable(TIMESTAMP),
             "next_expected_at": _nullable(TIMESTAMP),
-            "interval": {"type": "integer", "description": "Seconds."},
+            "interval": {"type": ["integer", "null"], "description": "Seconds; null in schedule mode."},
             "grace": {"type": "integer", "description": "Seconds."},
             "max_consecutive_misses": {"type": "integer"},
+            "schedule": {"type": ["string", "null"], "description": "Cron expression; null in interval mode."},
+            "timezone": {"type": "string"},
+            "max_runtime": {"type": ["integer", "null"], "description": "Seconds; null: the grace period."},
+            "recovery_threshold": {"type": "integer"},
+            "reminder_interval": {"type": ["integer", "null"], "description": "Seconds; null: no reminders."},
             "channels": {"type": "array", "items": {"type": "string"}},
             "tags": {"type": "array", "items": {"type": "string"}},
+            "slug": {"type": ["string", "null"]},
             "paused": {"type": "boolean"},
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
@@ -220,7 +283,8 @@ def _heartbeat_schemas() -> dict[str, JsonSchema]:
         "HeartbeatUpdate": _object(fields, required=[], closed=True),
         "HeartbeatList": _object(
             {"heartbeats": {"type": "array", "items": _ref("Heartbeat")},
-             "next": {"type": ["string", "null"], "description": "Cursor of the next page (``before``); null at the end."},
+             "next": {"type": ["string", "null"],
+                      "description": "Cursor of the next page (``before``); null at the end."},
              "counts": counts},
         ),
     }
@@ -239,11 +303,22 @@ def _history_schemas() -> dict[str, JsonSchema]:
         "source_ip": {"type": "string"},
         "user_agent": {"type": "string"},
         "method": {"type": "string"},
+        "measured_duration": {"type": ["number", "null"],
+                              "description": "Seconds from the run's ``start`` to this ping that ended it, as "
+                                             "the evaluator measured it (null: no start, or the job sent a "
+                                             "duration)."},
+        "rid": {"type": ["string", "null"], "description": "The run id the ping carried (``?rid=``, a UUID; or "
+                                                           "Cronitor's ``series``), tying a start to its end."},
+        "output": {"type": ["string", "null"], "description": "The job's output: the ping's text body, its first "
+                                                              "``PINGURA_MAX_OUTPUT_BYTES`` (100 KiB)."},
+        "output_truncated": {"type": "boolean", "description": "The body was longer; the rest was dropped. In a "
+                                                                "page, also true when only the first 2,000 "
+                                                                "characters are shown: the check-in itself has all."},
     }
     percent = {"type": ["number", "null"], "minimum": 0, "maximum": 100,
                "description": "Percent of the observed time not spent down; null when nothing was observed."}
-    stat = {"type": ["number", "null"], "description": "Seconds, over the pings that reported a duration."}
-    assert list(checkin) == EXPORT_COLUMNS, "the export row schema lags services.query.api.history"
+    stat = {"type": ["number", "null"], "description": "Seconds, over the pings with a duration: the measured "
+                                                        "one, else the one reported."}
     return {
         "Checkin": _object({**checkin, "received_at_ms": {"type": "integer"}},
                            required=[*checkin]),
@@ -263,7 +338,7 @@ def _history_schemas() -> dict[str, JsonSchema]:
                                     "description": "Stretches down within the range (one begun before counts)."},
                         "downtime_s": {"type": "number", "minimum": 0},
                         "observed_s": {"type": "number", "minimum": 0,
-                                       "description": "Time watched: not new, not paused, within the heartbeat's life."},
+                                       "description": "Time watched: not new nor paused, in the heartbeat's life."},
                     },
                     description="Present when ``from`` or ``to`` was given.",
                 ),
@@ -296,19 +371,66 @@ def _history_schemas() -> dict[str, JsonSchema]:
         ),
         "StatusChangePage": _object({"changes": {"type": "array", "items": _ref("StatusChange")},
                                      "next": {"type": ["string", "null"]}}),
-        "Delivery": _object(
+    }
+
+
+def _delivery_schemas() -> dict[str, JsonSchema]:
+    kind = {"type": "string", "enum": [*_literal_values(_field_type(DeliveryAttempt, "kind")), ""],
+            "description": "The alert's kind (``test``: a test notification); empty in rows older than kinds."}
+    status_code = {"type": ["integer", "null"], "description": "The receiver's answer (HTTP status or SMTP code)."}
+    return {
+        "DeliveryAttempt": _object(
             {
+                "id": {"type": "string"},
                 "alert_id": {"type": "string"},
-                "kind": {"type": "string", "enum": ["down", "up", ""],
-                         "description": "What the alert said; empty for an alert id of another form."},
+                "kind": kind,
+                "heartbeat_id": {"type": ["string", "null"], "description": "Null for a test notification."},
                 "channel_id": {"type": "string"},
+                "attempt": {"type": "integer", "minimum": 0, "description": "1 for the first try of the pair."},
+                "outcome": {"type": "string", "enum": _literal_values(_field_type(DeliveryAttempt, "outcome"))},
                 "ok": {"type": "boolean"},
                 "attempts": {"type": "integer", "minimum": 0},
+                "status_code": status_code,
+                "error": {"type": "string", "description": "Why it failed; empty when delivered."},
+                "latency_ms": {"type": "integer", "minimum": 0},
                 "at": TIMESTAMP,
-                "error": {"type": "string", "description": "Why the last try failed; empty when it succeeded."},
+                "next_attempt_at": _nullable(TIMESTAMP),
+                "digest": {"type": "integer", "minimum": 0,
+                           "description": "How many alerts the message carried; 0: this one alone."},
+                "resend": {"type": "boolean", "description": "Sent again by a person."},
             },
+            description="One try to send one alert to one channel.",
         ),
-        "DeliveryList": _object({"deliveries": {"type": "array", "items": _ref("Delivery")}}),
+        "DeliveryAttemptPage": _object({"deliveries": {"type": "array", "items": _ref("DeliveryAttempt")},
+                                        "next": {"type": ["string", "null"]}}),
+        "FailedDelivery": _object(
+            {
+                "id": {"type": "string", "description": "``{alert_id}|{channel_id}``: what a resend names."},
+                "alert_id": {"type": "string"},
+                "kind": {"type": "string", "enum": _literal_values(_field_type(Alert, "kind"))},
+                "heartbeat_id": {"type": "string"},
+                "heartbeat_name": {"type": "string"},
+                "channel_id": {"type": "string"},
+                "attempts": {"type": "integer", "minimum": 0},
+                "status_code": status_code,
+                "error": {"type": "string"},
+                "failed_at": TIMESTAMP,
+            },
+            description="A dead letter: an alert whose delivery to a channel failed for good.",
+        ),
+        "FailedDeliveryPage": _object({"failed": {"type": "array", "items": _ref("FailedDelivery")},
+                                       "next": {"type": ["string", "null"]}}),
+        "DeliveryResult": _object(
+            {
+                "ok": {"type": "boolean"},
+                "status_code": {"type": "integer", "description": "Present when the receiver answered."},
+                "error": {"type": "string", "description": "Present when it failed."},
+                "latency_ms": {"type": "integer", "minimum": 0},
+                "attempt": {"type": "integer", "minimum": 1, "description": "The try's number (resends only)."},
+            },
+            required=["ok", "latency_ms"],
+            description="How a try made by this request went.",
+        ),
     }
 
 
@@ -318,6 +440,8 @@ _SETTING_TYPES: dict[str, JsonSchema] = {
     "integer": {"type": "integer"},
     "boolean": {"type": "boolean"},
     "map": {"type": "object", "additionalProperties": {"type": "string"}},
+    "list": {"type": "array", "items": {"type": "string"}},
+    "text": {"type": "string"},
 }
 
 
@@ -328,26 +452,36 @@ def _setting_schema(field: ConfigField) -> JsonSchema:
     return schema
 
 
+def _config_schema_name(kind: str) -> str:
+    return "".join(part.capitalize() for part in kind.replace("-", "_").split("_")) + "Config"
+
+
 def _channel_schemas() -> dict[str, JsonSchema]:
+    """A channel body per kind, each from the kind's own declaration of its settings."""
     configs = {
-        f"{channel.kind.capitalize()}Config": _object(
+        _config_schema_name(kind): _object(
             {f.name: _setting_schema(f) for f in channel.config_fields},
             required=[f.name for f in channel.config_fields if f.required],
-            description=f"Settings of a ``{channel.kind}`` channel.", closed=True,
+            description=f"Settings of a ``{kind}`` channel (see ``GET /channel-kinds``).", closed=True,
         )
-        for channel in CHANNELS.values()
+        for kind, channel in sorted(CHANNELS.items())
     }
+    bodies = [
+        _object(
+            {
+                "kind": {"type": "string", "const": kind},
+                "name": {"type": "string", "maxLength": MAX_NAME_CHARS, "description": "Defaults to the kind."},
+                "config": _ref(_config_schema_name(kind)),
+            },
+            # Without settings the config is {}: required only when some setting is.
+            required=["kind", "config"] if any(f.required for f in channel.config_fields) else ["kind"],
+            closed=True,
+        )
+        for kind, channel in sorted(CHANNELS.items())
+    ]
     return {
         **configs,
-        "ChannelCreate": _object(
-            {
-                "kind": {"type": "string", "enum": sorted(CHANNELS)},
-                "name": {"type": "string", "maxLength": MAX_NAME_CHARS, "description": "Defaults to the kind."},
-                "config": {"anyOf": [_ref(name) for name in configs],
-                           "description": "The settings of the kind (see ``GET /channel-kinds``)."},
-            },
-            required=["kind"], closed=True,
-        ),
+        "ChannelCreate": {"oneOf": bodies, "description": f"One of the kinds: {', '.join(sorted(CHANNELS))}."},
         "Channel": _object(
             {
                 "id": {"type": "string"},
@@ -380,8 +514,12 @@ def _channel_schemas() -> dict[str, JsonSchema]:
 
 
 # parameters and responses -------------------------------------------------------------------
-def _query(name: str, schema: JsonSchema, description: str) -> JsonSchema:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+def _query(name: str, schema: JsonSchema, description: str, *, empty_is_absent: bool = False) -> JsonSchema:
+    """A query parameter; ``empty_is_absent``: the server reads ``?name=`` as if it were not sent."""
+    param = {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    if empty_is_absent:
+        param["allowEmptyValue"] = True
+    return param
 
 
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
@@ -394,45 +532,43 @@ def _limit(default: int, maximum: int) -> JsonSchema:
 
 LIMIT = _limit(DEFAULT_PAGE_ROWS, MAX_PAGE_ROWS)
 BEFORE = _query("before", {"type": "string"}, "The ``next`` of the previous page.")
-TIME = {"type": "string", "description": "ISO-8601 (UTC unless it says otherwise) or epoch milliseconds, "
-                                         "from 1970-01-01 to 9999-12-31.",
+TIME = {"type": "string", "pattern": TIME_PATTERN,
+        "description": "ISO-8601 (UTC unless it says otherwise) or epoch milliseconds, from 1970-01-01 to 9999-12-31.",
         "examples": ["2025-01-01T00:00:00Z", "1735689600000", str(MAX_TIME_MS)]}
-FROM = _query("from", TIME, "Start of the range (inclusive).")
-TO = _query("to", TIME, "End of the range (exclusive); default now.")
+FROM = _query("from", TIME, "Start of the range (inclusive).", empty_is_absent=True)
+TO = _query("to", TIME, "End of the range (exclusive); default now.", empty_is_absent=True)
 CSRF = {"name": CSRF_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
         "description": "Required with the session cookie (from ``GET /session``); ignored with a key."}
 
 _ERRORS = {
     "400": "Bad input: ``field`` names the culprit.",
     "401": "No key or session, or an unknown, revoked or expired one.",
-    "403": "A read-only key writing, a non-admin key creating a project, or a session write without "
-           f"a valid ``{CSRF_HEADER}``.",
+    "403": "A read-only key writing, a non-admin key creating a project, a key revoking itself, or a "
+           f"write with the session cookie but without its ``{CSRF_HEADER}``.",
     "404": "No such resource in the caller's project (another project's ids are 404 too).",
     "405": "The path exists, but not with this method (``Allow`` lists those that do).",
     "413": "The body is larger than the server accepts.",
     "415": "A body that is not JSON (``Content-Type`` other than JSON, or a charset other than UTF-8).",
-    "503": "The event bus is unavailable; retry after ``Retry-After`` seconds.",
+    "503": "The event bus is unavailable; retry later.",
 }
 
 
+_ERROR_NAMES = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
+                "405": "MethodNotAllowed", "413": "PayloadTooLarge", "415": "UnsupportedMediaType",
+                "503": "Unavailable"}  # fmt: skip
+"""The components every operation's failures point at. 405 is declared by none: it is the
+answer to a method an operation does not have."""
+
+
 def _error_responses() -> dict[str, JsonSchema]:
-    names = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
-             "405": "MethodNotAllowed", "413": "PayloadTooLarge", "415": "UnsupportedMediaType",
-             "503": "Unavailable"}
     out = {}
-    for status, name in names.items():
+    for status, name in _ERROR_NAMES.items():
         response: JsonSchema = {"description": _ERRORS[status],
                                 "content": {"application/json": {"schema": _ref("Error")}}}
         if status == "405":
             response["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
-        if status == "503":
-            response["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "required": False}}
         out[name] = response
     return out
-
-
-_ERROR_REFS = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
-               "413": "PayloadTooLarge", "415": "UnsupportedMediaType", "503": "Unavailable"}
 
 
 def _json(schema: JsonSchema, description: str) -> JsonSchema:
@@ -453,7 +589,7 @@ def _op(summary: str, ok: dict[str, JsonSchema], *, tag: str, params: list[JsonS
         statuses |= {"400", "413", "415"}
     responses = dict(ok)
     for status in sorted(statuses):
-        responses[status] = {"$ref": f"#/components/responses/{_ERROR_REFS[status]}"}
+        responses[status] = {"$ref": f"#/components/responses/{_ERROR_NAMES[status]}"}
     op: JsonSchema = {"operationId": operation_id, "summary": summary, "tags": [tag], "responses": responses}
     parameters = list(params or [])
     if write:
@@ -468,6 +604,9 @@ def _op(summary: str, ok: dict[str, JsonSchema], *, tag: str, params: list[JsonS
 
 
 # paths -----------------------------------------------------------------------------------------
+KIND = f"(?:{'|'.join(CHECKIN_KINDS)})"
+
+
 def _paths() -> dict[str, dict[str, JsonSchema]]:
     heartbeat = _json(_ref("Heartbeat"), "The heartbeat.")
     by_id = [ID_PARAM]
@@ -489,6 +628,14 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
         "/projects/me": {
             "get": _op("The caller's project", {"200": _json(_ref("CurrentProject"), "The project.")},
                        tag="projects", operation_id="getCurrentProject"),
+            "patch": _op("Change the caller's project (whether pings may create heartbeats)",
+                         {"200": _json(_ref("CurrentProject"), "The project.")}, tag="projects",
+                         body="ProjectUpdate", write=True, operation_id="updateCurrentProject"),
+        },
+        "/projects/me/ping-key": {
+            "post": _op("Make the project's ping key for slug URLs, or a new one (the old one stops working)",
+                        {"200": _json(_ref("CurrentProject"), "The project, with its ping key.")}, tag="projects",
+                        write=True, operation_id="rotatePingKey"),
         },
         "/keys": {
             "get": _op("The project's live API keys", {"200": _json(_ref("ApiKeyList"), "Oldest first.")},
@@ -502,16 +649,20 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
         },
         "/heartbeats": {
             "get": _op(
-                "The project's heartbeats, oldest first, a page at a time",
+                "The project's heartbeats by name (or by creation), a page at a time, and the counts per status",
                 {"200": _json(_ref("HeartbeatList"), "A page, and the counts per status.")},
                 tag="heartbeats", errors=("400",), operation_id="listHeartbeats",
                 params=[
-                    _limit(DEFAULT_LIMIT, MAX_LIMIT), BEFORE,
+                    _limit(DEFAULT_LIMIT, MAX_LIMIT),
+                    _query("before", {"type": "string"}, "The ``next`` of the previous page (same ``sort``).",
+                           empty_is_absent=True),
                     _query("sort", {"type": "string", "enum": list(SORTS), "default": SORTS[0]},
-                           "By name, or by creation; a ``before`` cursor belongs to one sort."),
-                    _query("status", {"type": "string", "enum": list(STATUSES)}, "Only heartbeats in this status."),
-                    _query("tag", {"type": "string"}, "Only heartbeats carrying this tag."),
-                    _query("q", {"type": "string"}, "Only heartbeats whose name contains this (any case)."),
+                           "By name (case-insensitive), or by creation, oldest first."),
+                    _query("status", {"type": "string", "enum": list(STATUSES)}, "Only heartbeats in this status.",
+                           empty_is_absent=True),
+                    _query("tag", {"type": "string"}, "Only heartbeats carrying this tag.", empty_is_absent=True),
+                    _query("q", {"type": "string"}, "Only heartbeats whose name contains this (any case).",
+                           empty_is_absent=True),
                 ],
             ),
             "post": _op("Create a heartbeat", {"201": heartbeat}, tag="heartbeats", body="HeartbeatCreate",
@@ -543,10 +694,19 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
                 {"200": _json(_ref("CheckinPage"), "A page.")}, tag="history", errors=("400", "404"),
                 operation_id="listCheckins",
                 params=[ID_PARAM, LIMIT, BEFORE,
-                        _query("kind", {"type": "string", "pattern": f"^({'|'.join(CHECKIN_KINDS)})(,({'|'.join(CHECKIN_KINDS)}))*$",
+                        _query("kind", {"type": "string", "pattern": f"^{KIND}(?:,{KIND})*$",
                                         "examples": ["fail", "fail,missed"]},
-                               f"Only check-ins of these kinds, comma-separated: {', '.join(CHECKIN_KINDS)}."),
+                               f"Only check-ins of these kinds, comma-separated: {', '.join(CHECKIN_KINDS)}.",
+                               empty_is_absent=True),
                         FROM, TO],
+            ),
+        },
+        "/heartbeats/{id}/checkins/{checkin_id}": {
+            "get": _op(
+                "One check-in whole, with all of its output",
+                {"200": _json(_ref("Checkin"), "The check-in.")}, tag="history", errors=("404",),
+                operation_id="getCheckin",
+                params=[ID_PARAM, {"name": "checkin_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             ),
         },
         "/heartbeats/{id}/uptime": {
@@ -560,9 +720,9 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
                 {"200": _json(_ref("Timings"), "Oldest bucket first.")}, tag="history", errors=("400", "404"),
                 operation_id="getTimings",
                 params=[ID_PARAM, FROM, TO,
-                        _query("bucket", {"type": "string", "examples": ["1m", "1h", "1d"]},
+                        _query("bucket", {"type": "string", "pattern": DURATION_PATTERN, "examples": ["1m", "1h"]},
                                f"Bucket length, a duration of at least 1m; at most {MAX_TIMING_POINTS} buckets in "
-                               "the range. Default: the roundest one giving about 500.")],
+                               "the range. Default: the roundest one giving about 500.", empty_is_absent=True)],
             ),
         },
         "/heartbeats/{id}/export": {
@@ -589,9 +749,9 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
                        params=[ID_PARAM, LIMIT, BEFORE], operation_id="listStatusChanges"),
         },
         "/heartbeats/{id}/deliveries": {
-            "get": _op("The latest alert deliveries to channels (one row per alert and channel), newest first",
-                       {"200": _json(_ref("DeliveryList"), "The deliveries.")}, tag="history",
-                       errors=("400", "404"), params=[ID_PARAM, LIMIT], operation_id="listDeliveries"),
+            "get": _op("Every try to send the heartbeat's alerts to its channels, newest first, a page at a time",
+                       {"200": _json(_ref("DeliveryAttemptPage"), "A page.")}, tag="deliveries",
+                       errors=("400", "404"), params=[ID_PARAM, LIMIT, BEFORE], operation_id="listDeliveries"),
         },
         "/channels": {
             "get": _op("The project's channels, oldest first", {"200": _json(_ref("ChannelList"), "The channels.")},
@@ -604,6 +764,27 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
                        errors=("404",), operation_id="getChannel"),
             "delete": _op("Delete a channel", no_content, tag="channels", params=by_id, errors=("404",), write=True,
                           operation_id="deleteChannel"),
+        },
+        "/channels/{id}/deliveries": {
+            "get": _op("Every try to send to the channel (test notifications included), newest first",
+                       {"200": _json(_ref("DeliveryAttemptPage"), "A page.")}, tag="deliveries",
+                       errors=("400", "404"), params=[ID_PARAM, LIMIT, BEFORE],
+                       operation_id="listChannelDeliveries"),
+        },
+        "/channels/{id}/test": {
+            "post": _op("Send a test notification to the channel now (recorded with its deliveries)",
+                        {"200": _json(_ref("DeliveryResult"), "How it went (a failed send is still a 200).")},
+                        tag="deliveries", params=by_id, errors=("404",), write=True, operation_id="testChannel"),
+        },
+        "/deliveries/failed": {
+            "get": _op("The project's dead letters, newest first, a page at a time",
+                       {"200": _json(_ref("FailedDeliveryPage"), "A page.")}, tag="deliveries", errors=("400",),
+                       params=[LIMIT, BEFORE], operation_id="listFailedDeliveries"),
+        },
+        "/deliveries/failed/{id}/resend": {
+            "post": _op("Send a dead letter's alert to its channel once more (delivered, it leaves the list)",
+                        {"200": _json(_ref("DeliveryResult"), "How it went.")}, tag="deliveries", params=by_id,
+                        errors=("404",), write=True, operation_id="resendFailedDelivery"),
         },
         "/channel-kinds": {
             "get": _op("Every channel kind and its settings (what a channel form is drawn from)",
@@ -641,7 +822,7 @@ def build_document(server_url: str = API_PREFIX) -> dict[str, Any]:
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "servers": [{"url": server_url}],
         "security": [{"bearer": []}, {"apiKey": []}, {"session": []}],
-        "tags": [{"name": t} for t in ("meta", "auth", "projects", "keys", "heartbeats", "history", "channels")],
+        "tags": [{"name": t} for t in ("meta", "auth", "projects", "keys", "heartbeats", "history", "channels", "deliveries")],
         "paths": _paths(),
         "components": {
             "securitySchemes": {
@@ -654,7 +835,7 @@ def build_document(server_url: str = API_PREFIX) -> dict[str, Any]:
             "responses": _error_responses(),
             "schemas": {
                 **_error_schemas(), **_project_schemas(), **_key_schemas(), **_heartbeat_schemas(),
-                **_history_schemas(), **_channel_schemas(),
+                **_history_schemas(), **_delivery_schemas(), **_channel_schemas(),
             },
         },
     }

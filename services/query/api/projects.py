@@ -1,7 +1,10 @@
-"""Projects: creating one with its first key (admin keys only); who is calling (project, key, session)."""
+"""Projects: creating one with its first key (admin keys only); who is calling (project, key,
+session); the project's ping key for slug URLs (``/ping/{ping_key}/{slug}``) and whether a
+ping to an unknown slug may create its heartbeat."""
 
 from __future__ import annotations
 
+import msgspec
 import structlog
 from aiohttp import web
 
@@ -10,10 +13,13 @@ from services.query.api.errors import error, json_body
 from services.query.api.keys import accounts
 from services.query.auth.accounts import MAX_NAME_CHARS
 from services.query.validation import InvalidField
+from shared.events import ProjectConfig
+from shared.ids import new_ping_key
 
 log = structlog.get_logger()
 
 FIRST_KEY_NAME = "first key"
+PROJECT_FIELDS = {"auto_create"}
 
 
 async def create_project(request: web.Request) -> web.Response:
@@ -30,10 +36,53 @@ async def create_project(request: web.Request) -> web.Response:
                              status=201)
 
 
-async def current_project(request: web.Request) -> web.Response:
+def _project_json(request: web.Request, project: ProjectConfig) -> dict:
+    """The project as the caller may see it: the ping key is a secret like a ping token,
+    left out for a read-only key."""
     caller = request[CALLER]
-    return web.json_response({"id": caller.project.id, "name": caller.project.name, "admin": caller.project.admin,
-                              "read_only": caller.read_only, "key_name": caller.key.name})
+    body = {"id": project.id, "name": project.name, "admin": project.admin, "read_only": caller.read_only,
+            "key_name": caller.key.name, "auto_create": project.auto_create, "ping_key": project.ping_key}
+    if caller.read_only:
+        del body["ping_key"]
+    return body
+
+
+def _latest(request: web.Request) -> ProjectConfig:
+    """The caller's project as this process's view has it now (a write a moment ago included)."""
+    project = request[PROJECT]
+    return request.app[API].projects.get(project.id) or project
+
+
+async def _save(request: web.Request, project: ProjectConfig, **changes) -> web.Response:
+    ctx = request.app[API]
+    updated = msgspec.structs.replace(project, **changes)
+    await ctx.save(ctx.topics.projects, updated, ctx.projects)
+    log.info("query.project.updated", project_id=project.id, fields=sorted(changes))
+    return web.json_response(_project_json(request, updated))
+
+
+async def current_project(request: web.Request) -> web.Response:
+    return web.json_response(_project_json(request, _latest(request)), headers={"Cache-Control": "no-store"})
+
+
+async def update_project(request: web.Request) -> web.Response:
+    """``{"auto_create": false}``: a ping to an unknown slug answers 404 instead of creating."""
+    body = await json_body(request)
+    unknown = sorted(set(body) - PROJECT_FIELDS)
+    if unknown:
+        raise InvalidField(unknown[0], "unknown field")
+    changes = {}
+    if "auto_create" in body:
+        if not isinstance(body["auto_create"], bool):
+            raise InvalidField("auto_create", "must be true or false")
+        changes["auto_create"] = body["auto_create"]
+    return await _save(request, _latest(request), **changes)
+
+
+async def rotate_ping_key(request: web.Request) -> web.Response:
+    """Make the project's ping key, or a new one: slug URLs with the old one answer 404 from
+    the moment ingest sees the change (milliseconds)."""
+    return await _save(request, _latest(request), ping_key=new_ping_key())
 
 
 async def current_session(request: web.Request) -> web.Response:

@@ -12,7 +12,7 @@ from services.ingest.app import ingest_app
 from services.ingest.server import GuardedAppRunner
 from services.ingest.store import TokenIndex
 from shared.bus.local import LocalBus
-from shared.events import MonitorConfig, Ping, decode, encode
+from shared.events import ChannelConfig, MonitorConfig, Ping, ProjectConfig, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -32,10 +32,30 @@ async def open_bus(tmp_path, max_pending=50_000) -> tuple[LocalBus, TokenIndex]:
     return bus, index
 
 
-async def add_monitor(bus, token, revision=1, deleted=False, monitor_id="hb_1"):
-    cfg = MonitorConfig(id=monitor_id, project_id="p", name="n", token=token, interval_s=60, grace_s=0,
-                        created_ms=0, updated_ms=0, revision=revision, deleted=deleted)
+async def add_monitor(bus, token, revision=1, deleted=False, monitor_id="hb_1", slug=None, project_id="p"):
+    cfg = MonitorConfig(id=monitor_id, project_id=project_id, name="n", token=token, interval_s=60, grace_s=0,
+                        created_ms=0, updated_ms=0, revision=revision, deleted=deleted, slug=slug)
     await bus.publish(TOPICS.monitors, cfg.id, encode(cfg))
+    return cfg
+
+
+async def add_project(bus, project_id="p", ping_key=None, auto_create=True) -> ProjectConfig:
+    project = ProjectConfig(id=project_id, name=project_id, created_ms=0, ping_key=ping_key, auto_create=auto_create)
+    await bus.publish(TOPICS.projects, project.id, encode(project))
+    return project
+
+
+async def add_channel(bus, channel_id, project_id="p", deleted=False, updated_ms=0) -> None:
+    channel = ChannelConfig(id=channel_id, project_id=project_id, kind="webhook", name=channel_id, created_ms=0,
+                            updated_ms=updated_ms, deleted=deleted)
+    await bus.publish(TOPICS.channels, channel.id, encode(channel))
+
+
+async def monitors_on_bus(bus) -> list[MonitorConfig]:
+    reader = bus.reader([(TOPICS.monitors, p) for p in range(PARTITIONS)])
+    await reader.start()
+    return [e for e in (decode(r.value) for r in await reader.poll(max_records=100_000, timeout_ms=100))
+            if isinstance(e, MonitorConfig)]
 
 
 async def pings_on_bus(bus) -> list[Ping]:

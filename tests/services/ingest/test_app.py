@@ -84,8 +84,8 @@ async def test_an_oversized_body_is_413_even_without_content_length(ingest):
     await add_monitor(bus, token)
 
     async def chunks():
-        for _ in range(20):
-            yield b"x" * 1024
+        for _ in range(Settings().max_body_bytes // 65536 + 1):
+            yield b"x" * 65536
 
     r = await client.post(f"/api/heartbeat/{token}", data=chunks(), headers={"Content-Type": "text/plain"})
     assert r.status == 413

@@ -6,7 +6,7 @@ import pytest
 from services.query.consumer import GROUP, HistoryWriter, batch_token
 from shared.bus import Record
 from shared.bus.local import LocalBus
-from shared.events import Tick, encode
+from shared.events import RunMeasured, Tick, encode
 from shared.settings import Settings
 from shared.topics import Topics
 from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
@@ -122,6 +122,24 @@ async def test_the_writer_records_the_deliveries_the_notifier_publishes(bus, sto
     assert [(r["kind"], r["ok"], r["attempts"], r["error"]) for r in rows] == [
         ("up", False, 4, "timed out after 10 s"), ("down", True, 1, ""),
     ]  # fmt: skip
+
+
+async def test_the_writer_keeps_the_runs_the_evaluator_measured(bus, store, project_id, monitor_id, now_ms):
+    start = a_ping(project_id, monitor_id, now_ms - 90_000, kind="start", rid="r1")
+    end = a_ping(project_id, monitor_id, now_ms, kind="success", rid="r1")
+    run = RunMeasured(id=f"{monitor_id}:run:{end.id}", monitor_id=monitor_id, project_id=project_id, ping_id=end.id,
+                      rid="r1", started_ms=start.received_ms, ended_ms=end.received_ms, duration_s=90.0)  # fmt: skip
+    for topic, event in ((TOPICS.pings, start), (TOPICS.pings, end), (TOPICS.status, run), (TOPICS.status, run)):
+        await bus.publish(topic, monitor_id, encode(event))  # the run twice: a replay
+    writer = HistoryWriter(Settings(), bus, TOPICS, store)
+    await writer.start()
+    try:
+        await eventually(lambda: _equals(bus.committed(GROUP, (TOPICS.status, 0)), 2))
+    finally:
+        await writer.close()
+
+    rows, _ = await store.history(project_id, monitor_id)
+    assert [(r["kind"], r["measured_duration"]) for r in rows] == [("success", 90.0), ("start", None)]
 
 
 def test_the_dedup_token_names_each_partitions_offset_range_and_its_content():

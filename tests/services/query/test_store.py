@@ -40,11 +40,36 @@ async def test_a_history_row_carries_every_field_of_the_ping(store, project_id, 
     assert rows[0] == {
         "id": ping.id, "received_at": iso, "received_at_ms": now_ms + 7, "kind": "fail", "exit_code": 3,
         "status": "partial", "message": "disk full", "duration": 90.5, "duration_raw": "1m30.5s",
-        "source_ip": "203.0.113.9", "user_agent": "curl/8", "method": "GET",
+        "source_ip": "203.0.113.9", "user_agent": "curl/8", "method": "GET", "measured_duration": None,
+        "rid": None, "output": None, "output_truncated": False,
     }  # fmt: skip
     assert rows[1]["kind"] == "missed" and rows[1]["received_at_ms"] == now_ms
     assert rows[1]["id"] == f"{monitor_id}:miss:{now_ms}" and rows[1]["duration"] is None
     assert cursor is None
+
+
+async def test_a_check_in_keeps_its_run_id_and_output_and_exports_them(store, project_id, monitor_id, now_ms):
+    output = "".join(f"line {i}: \u00e9\u20ac \U0001f600 \"quoted\", tab\t\n" for i in range(2000))
+    start = a_ping(project_id, monitor_id, now_ms - 2000, kind="start", rid="3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b")
+    log = a_ping(project_id, monitor_id, now_ms - 1000, kind="log", output="step 1\n")
+    end = a_ping(project_id, monitor_id, now_ms, kind="success", rid=start.rid, output=output, output_truncated=True)
+    await store.insert_events([start, log, end], "t-output")
+
+    rows, _ = await store.history(project_id, monitor_id)
+    assert [(r["kind"], r["rid"], r["output"], r["output_truncated"]) for r in rows] == [
+        ("success", start.rid, output, True), ("log", None, "step 1\n", False), ("start", start.rid, None, False)]
+    assert [r["kind"] for r in (await store.history(project_id, monitor_id, kinds=["start", "log"]))[0]] == [
+        "log", "start"]
+    [chunk] = [c async for c in store.export(project_id, monitor_id, now_ms - 10_000, now_ms + 1)]
+    assert [(r["rid"], r["output"], r["output_truncated"]) for r in chunk] == [
+        (start.rid, None, False), (None, "step 1\n", False), (start.rid, output, True)]
+
+
+async def test_migrate_gives_check_ins_the_run_id_and_output_columns(store, ch):
+    await store.migrate()  # again: adding them is idempotent
+    rows = await ch.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+                          "AND table = 'checkins' AND name IN ('rid', 'output', 'output_truncated') ORDER BY name")
+    assert rows == [("output", "Nullable(String)"), ("output_truncated", "Bool"), ("rid", "Nullable(String)")]
 
 
 @pytest.mark.parametrize("cursor", ["not a cursor!", encode_cursor(1, "x")[:-2], "W10", "WyJhIiwxXQ"])
@@ -307,8 +332,10 @@ async def test_deliveries_are_stored_once_and_read_newest_first(store, project_i
         (up.alert_id, "ch_a", "up"), (failed.alert_id, "ch_b", "down"), (down.alert_id, "ch_a", "down"),
     ]  # fmt: skip
     assert rows[1] == {"id": f"{failed.alert_id}|ch_b", "alert_id": failed.alert_id, "kind": "down",
-                       "channel_id": "ch_b", "ok": False, "attempts": 4, "at": iso_of(now_ms - 4000),
-                       "at_ms": now_ms - 4000, "error": "receiver answered HTTP 500"}  # fmt: skip
+                       "channel_id": "ch_b", "monitor_id": monitor_id, "attempt": 4, "outcome": "failed",
+                       "ok": False, "attempts": 4, "status_code": None, "latency_ms": 0,
+                       "error": "receiver answered HTTP 500", "at": iso_of(now_ms - 4000), "at_ms": now_ms - 4000,
+                       "next_attempt_at": None, "digest": 0, "resend": False}  # fmt: skip
 
 
 async def test_deliveries_recorded_before_they_named_a_project_are_found_by_monitor(store, project_id, monitor_id,

@@ -88,6 +88,25 @@ async def test_check_ins_can_be_narrowed_to_kinds_and_a_time_range_on_every_page
     assert len(everything["checkins"]) == 6 and everything["next"] is None
 
 
+async def test_a_page_shows_the_start_of_each_output_and_the_check_in_shows_all_of_it(api):
+    from shared.ids import new_ping_id
+
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    long_output = "line of a backup log\n" * 4000  # 84 kB: a borgmatic log
+    ping = a_ping(tenant.project_id, hb, t - 1000, output=long_output)
+    ping = msgspec.structs.replace(ping, id=new_ping_id(t - 1000))  # a real ping id, time-ordered
+    await record(api, [ping, a_ping(tenant.project_id, hb, t - 500, output="short")])
+
+    [short, long] = (await tenant.ok("GET", f"/heartbeats/{hb}/checkins"))["checkins"]
+    assert (short["output"], short["output_truncated"]) == ("short", False)
+    assert len(long["output"]) == 2000 and long["output_truncated"] is True
+    whole = await tenant.ok("GET", f"/heartbeats/{hb}/checkins/{ping.id}")
+    assert whole["output"] == long_output and whole["output_truncated"] is False
+    missing = await tenant.call("GET", f"/heartbeats/{hb}/checkins/{new_ping_id(t)}")
+    assert missing[0] == 404
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -233,12 +252,15 @@ async def test_deliveries_list_the_alerts_sent_newest_first(api):
 
     body = await tenant.ok("GET", f"/heartbeats/{hb}/deliveries", params={"limit": "2"})
 
-    assert body == {"deliveries": [
+    # Rows of notifiers from before every try was recorded (tests of tries: test_deliveries.py).
+    shown = ("alert_id", "kind", "channel_id", "ok", "attempts", "at", "error", "outcome")
+    assert [{k: row[k] for k in shown} for row in body["deliveries"]] == [
         {"alert_id": f"{hb}:1:up", "kind": "up", "channel_id": "ch_a", "ok": True, "attempts": 1,
-         "at": iso(t - 1000), "error": ""},
+         "at": iso(t - 1000), "error": "", "outcome": "delivered"},
         {"alert_id": f"{hb}:1:down", "kind": "down", "channel_id": "ch_b", "ok": False, "attempts": 4,
-         "at": iso(t - 2000), "error": "receiver answered HTTP 503"},
-    ]}  # fmt: skip
+         "at": iso(t - 2000), "error": "receiver answered HTTP 503", "outcome": "failed"},
+    ]  # fmt: skip
+    assert body["next"] is not None
 
 
 # export ------------------------------------------------------------------------------------

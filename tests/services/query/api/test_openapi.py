@@ -8,14 +8,20 @@ here the same holds for a few hand-made ones, fast, on every run.
 from __future__ import annotations
 
 import re
+import typing
 
 import aiohttp
 import jsonschema_rs
 import pytest
 import schemathesis
 
+from services.notifier.channels import CHANNELS
+from services.notifier.channels.base import FieldType
 from services.query.api import api_app
+from services.query.api.history import EXPORT_COLUMNS
+from services.query.api.keys import KEY_FIELDS
 from services.query.api.openapi import OPENAPI_PATH, build_document
+from services.query.validation import MONITOR_FIELDS
 from tests.services.query.api.tenants import new_tenant
 
 on_session_loop = pytest.mark.asyncio(loop_scope="session")  # the api fixture's (and the store's) loop
@@ -90,6 +96,18 @@ def test_every_path_parameter_is_declared_where_its_path_names_it():
             assert declared == named, (method, path)
 
 
+def test_the_bodies_it_declares_have_the_fields_the_handlers_know():
+    schemas = DOC["components"]["schemas"]
+    assert set(schemas["HeartbeatCreate"]["properties"]) == MONITOR_FIELDS
+    assert set(schemas["HeartbeatUpdate"]["properties"]) == MONITOR_FIELDS
+    assert set(schemas["ApiKeyCreate"]["properties"]) == KEY_FIELDS
+    assert list(schemas["ExportRow"]["properties"]) == EXPORT_COLUMNS
+    kinds = [body["properties"]["kind"]["const"] for body in schemas["ChannelCreate"]["oneOf"]]
+    assert kinds == sorted(CHANNELS)
+    assert set(schemas["ChannelKind"]["properties"]["settings"]["items"]["properties"]["type"]["enum"]) == set(
+        typing.get_args(FieldType))
+
+
 def test_every_failure_is_declared_as_the_json_error():
     for name, response in DOC["components"]["responses"].items():
         assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, name
@@ -139,7 +157,8 @@ async def test_the_rest_of_the_api_still_wants_credentials(api):
 @on_session_loop
 async def test_the_answers_about_heartbeats_are_as_declared(api):
     tenant = await new_tenant(api)
-    channel = await tenant.ok("POST", "/channels", 201, json={"kind": "webhook", "config": {"url": "https://example.com/h"}})
+    webhook = {"kind": "webhook", "config": {"url": "https://example.com/h"}}
+    channel = await tenant.ok("POST", "/channels", 201, json=webhook)
     assert_declared("POST", "/channels", 201, channel)
     body = {"name": "nightly", "interval": "1h", "grace": 300, "channels": [channel["id"]], "tags": ["db"]}
     heartbeat = await tenant.ok("POST", "/heartbeats", 201, json=body)
@@ -205,3 +224,14 @@ async def test_the_errors_are_as_declared(api):
                                      headers={"Content-Type": "application/json"})
     assert status == 413
     assert_declared("POST", "/keys", status, body)
+
+
+@on_session_loop
+async def test_a_method_a_path_lacks_is_the_declared_405_with_allow(api):
+    declared = DOC["components"]["responses"]["MethodNotAllowed"]
+    async with api.http.put(api.url + "/heartbeats") as r:
+        assert r.status == 405
+        assert set(r.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+        schema = {**declared["content"]["application/json"]["schema"], "components": DOC["components"]}
+        assert jsonschema_rs.Draft202012Validator(schema).is_valid(await r.json())
+    assert declared["headers"]["Allow"]["required"]
