@@ -16,6 +16,10 @@ from services.evaluator.schedule import check as check_schedule
 from shared.durations import parse_duration_s
 from shared.ids import now_ms
 
+MAX_CHANNELS = 50
+MAX_CHANNEL_ID_CHARS = 64
+MAX_TAGS = 20
+MAX_TAG_CHARS = 50
 DEFAULT_INTERVAL_S = 86400
 DEFAULT_GRACE_S = 3600
 MAX_PERIOD_S = 365 * 86400
@@ -73,6 +77,16 @@ def _string_list(field: str, value, max_items: int, max_chars: int) -> list[str]
     return list(dict.fromkeys(value))
 
 
+def _one_to_ten(field: str, value) -> int:
+    """A whole number from 1 to 10; ``3.0`` counts (JSON has one number type, and JSON
+    Schema calls 3.0 an integer), ``3.5`` and ``true`` do not."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise InvalidField(field, "must be a whole number from 1 to 10")
+    return value
+
+
 def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
     """Validated monitor fields from a create (all, with defaults) or update (those given) body.
 
@@ -95,28 +109,22 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
     if "grace" in body or creating:
         out["grace_s"] = _seconds("grace", body.get("grace", DEFAULT_GRACE_S), 0)
     if "max_consecutive_misses" in body or creating:
-        misses = body.get("max_consecutive_misses", 1)
-        if isinstance(misses, bool) or not isinstance(misses, int) or not 1 <= misses <= 10:
-            raise InvalidField("max_consecutive_misses", "must be a whole number from 1 to 10")
-        out["max_consecutive_misses"] = misses
+        out["max_consecutive_misses"] = _one_to_ten("max_consecutive_misses", body.get("max_consecutive_misses", 1))
     if "channels" in body or creating:
-        channels = _string_list("channels", body.get("channels", []), 50, 64)
+        channels = _string_list("channels", body.get("channels", []), MAX_CHANNELS, MAX_CHANNEL_ID_CHARS)
         missing = [c for c in channels if c not in known_channels]
         if missing:
             raise InvalidField("channels", f"unknown channel id {missing[0]!r}")
         out["channels"] = channels
     if "tags" in body or creating:
-        out["tags"] = _string_list("tags", body.get("tags", []), 20, 50)
+        out["tags"] = _string_list("tags", body.get("tags", []), MAX_TAGS, MAX_TAG_CHARS)
     if "slug" in body:
         out["slug"] = slug_field(body["slug"])
     if "max_runtime" in body or creating:
         runtime = body.get("max_runtime")
         out["max_runtime_s"] = None if runtime is None else _seconds("max_runtime", runtime, 1)
     if "recovery_threshold" in body or creating:
-        threshold = body.get("recovery_threshold", 1)
-        if isinstance(threshold, bool) or not isinstance(threshold, int) or not 1 <= threshold <= 10:
-            raise InvalidField("recovery_threshold", "must be a whole number from 1 to 10")
-        out["recovery_threshold"] = threshold
+        out["recovery_threshold"] = _one_to_ten("recovery_threshold", body.get("recovery_threshold", 1))
     if "reminder_interval" in body or creating:
         every = body.get("reminder_interval")
         out["reminder_interval_s"] = (

@@ -54,7 +54,7 @@ class Server:
             **os.environ,
             "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
             "PINGURA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "PINGURA_WEBHOOK_RETRY_DELAYS_S": "0.2,0.5,1",
+            "PINGURA_DELIVERY_RETRY_INITIAL_S": "0.2",
             "PINGURA_LATENESS_MS": "500",
             "PINGURA_CHECKPOINT_INTERVAL_MS": "200",
             "PINGURA_LOG_LEVEL": "debug",

@@ -95,7 +95,7 @@ def page_limit(request: web.Request) -> int:
 
 
 def page_before(request: web.Request) -> str | None:
-    before = request.query.get("before")
+    before = request.query.get("before") or None  # empty means absent, as on every list
     if before is not None:
         try:
             decode_cursor(before)

@@ -61,7 +61,7 @@ async def errors_and_auth(request: web.Request, handler):
         # Its messages start with the field they name: "config.url: ...".
         return error(400, str(exc), str(exc).partition(": ")[0])
     except BusUnavailable:
-        return error(503, "the event bus is unavailable, retry later")
+        return error(503, "the event bus is unavailable, retry later", headers={"Retry-After": "5"})
     except web.HTTPException as exc:
         # aiohttp's own (no such route, wrong method) come as text: answer in JSON like the rest.
         if exc.status < 400 or exc.content_type == "application/json":

@@ -52,7 +52,7 @@ def _limit(request: web.Request) -> int:
 
 
 def _before(request: web.Request) -> str | None:
-    before = request.query.get("before")
+    before = request.query.get("before") or None  # empty means absent, as on every list
     if before is not None:
         try:
             decode_cursor(before)  # checked here, so that no ValueError from the store reads as bad input

@@ -30,17 +30,22 @@ from services.query.auth.sessions import COOKIE as SESSION_COOKIE
 from services.query.auth.sessions import CSRF_HEADER
 from services.query.catalog import SORTS, STATUSES
 from services.query.store import MAX_PAGE_ROWS, UPTIME_WINDOWS_MS
-from services.query.validation import DEFAULT_GRACE_S, DEFAULT_INTERVAL_S, MAX_PERIOD_S, MAX_TIME_MS
+from services.query.validation import (
+    DEFAULT_GRACE_S,
+    DEFAULT_INTERVAL_S,
+    MAX_CHANNEL_ID_CHARS,
+    MAX_PERIOD_S,
+    MAX_TAG_CHARS,
+    MAX_TAGS,
+    MAX_TIME_MS,
+)
+from services.query.validation import MAX_CHANNELS as MAX_CHANNELS_PER_HEARTBEAT
 from shared.events import Alert, DeliveryAttempt, MonitorStatus
 
 OPENAPI_PATH = "/openapi.json"
 """Where the document is served, relative to the API sub-app (``/api/v1``)."""
 OPENAPI_VERSION = "3.1.0"
 API_PREFIX = "/api/v1"
-MAX_CHANNELS_PER_HEARTBEAT = 50
-MAX_CHANNEL_ID_CHARS = 64
-MAX_TAGS = 20
-MAX_TAG_CHARS = 50
 
 JsonSchema = dict[str, Any]
 EXPORT_MEDIA_TYPES = {fmt: content_type.split(";")[0] for fmt, (content_type, _) in EXPORT_FORMATS.items()}
@@ -549,7 +554,7 @@ _ERRORS = {
     "405": "The path exists, but not with this method (``Allow`` lists those that do).",
     "413": "The body is larger than the server accepts.",
     "415": "A body that is not JSON (``Content-Type`` other than JSON, or a charset other than UTF-8).",
-    "503": "The event bus is unavailable; retry later.",
+    "503": "The event bus is unavailable; retry after ``Retry-After`` seconds.",
 }
 
 
@@ -567,6 +572,9 @@ def _error_responses() -> dict[str, JsonSchema]:
                                 "content": {"application/json": {"schema": _ref("Error")}}}
         if status == "405":
             response["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
+        if status == "503":
+            response["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True,
+                                                   "description": "Seconds to wait before trying again."}}
         out[name] = response
     return out
 

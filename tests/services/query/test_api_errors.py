@@ -115,7 +115,7 @@ async def test_it_refuses_a_limit_that_is_not_1_to_1000_in_ascii_digits(api, hea
 
 
 @pytest.mark.parametrize("before", [
-    "", "garbage", "%%%", "\u00e9t\u00e9", "W1tdXQ", "WzEsMl0",  # [[]], [1,2]
+    "garbage", "%%%", "\u00e9t\u00e9", "W1tdXQ", "WzEsMl0",  # [[]], [1,2]
     "Wy0xLCJ4Il0",  # [-1,"x"]
     "Wzk5OTk5OTk5OTk5OTk5OTk5LCJ4Il0",  # a time past year 9999
     "WzEsIlx1ZDgwMCJd",  # [1,"\ud800"]: a lone surrogate
@@ -124,6 +124,11 @@ async def test_it_refuses_a_limit_that_is_not_1_to_1000_in_ascii_digits(api, hea
 async def test_it_refuses_a_cursor_it_did_not_issue(api, heartbeat, before):
     status, body, _ = await send(api, "GET", f"/heartbeats/{heartbeat}/checkins", params={"before": before})
     assert_refused(status, body, 400, "before")
+
+
+async def test_an_empty_cursor_means_the_first_page_as_on_every_list(api, heartbeat):
+    status, body, _ = await send(api, "GET", f"/heartbeats/{heartbeat}/checkins", params={"before": ""})
+    assert status == 200 and body["next"] is None
 
 
 # bodies ----------------------------------------------------------------------------
