@@ -32,7 +32,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 NAME = "Nightly Database Backup"
 EXPORT_HEADER = [
     "id", "received_at", "kind", "exit_code", "status", "message", "duration", "duration_raw",
-    "source_ip", "user_agent", "method",
+    "source_ip", "user_agent", "method", "measured_duration", "rid", "output", "output_truncated",
 ]
 POLL_S = 5  # the pages refresh themselves this often
 # Generous for a page that polls every 5 s; the whole test still ends well under a minute.

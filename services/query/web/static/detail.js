@@ -152,8 +152,11 @@
 
     const panel = $("#status-panel");
     panel.className = "status-panel status-panel-" + (P.STATUS_LABELS[h.status] ? h.status : "new");
+    // Running: since its /start ping (the run's start), with the time it may take.
     const since = h.status_since && h.status !== "new"
-      ? el("span", {class: "since"}, " since ", P.timeExact(h.status_since), " (", P.timeRelative(h.status_since), ")")
+      ? el("span", {class: "since"}, h.status === "running" ? " started at " : " since ", P.timeExact(h.status_since),
+        " (", P.timeRelative(h.status_since), ")",
+        h.status === "running" && h.max_runtime ? "; may take up to " + P.durationText(h.max_runtime) : null)
       : null;
     P.render($("#status-line"), JSON.stringify([h.status, h.status_since]), () => [P.statusBadge(h.status), since]);
     P.render($("#status-reason"), JSON.stringify([h.status, h.status_reason]),
@@ -162,10 +165,17 @@
     const misses = h.max_consecutive_misses;
     const lastCheckin = h.last_checkin_at || (newestCheckins.find((c) => c.kind !== "missed") || {}).received_at;
     const fact = (label, ...value) => el("div", {class: "fact"}, el("dt", {}, label), el("dd", {}, ...value));
+    const recovery = h.recovery_threshold || 1;
     P.render($("#facts"), JSON.stringify([h, lastCheckin, channelNames]), () => [
-      fact("Expected interval", "every " + P.durationInput(h.interval)),
+      h.schedule
+        ? [fact("Schedule", el("code", {class: "schedule"}, h.schedule)), fact("Time zone", h.timezone || "UTC")]
+        : fact("Expected interval", "every " + P.durationInput(h.interval)),
       fact("Grace period", P.durationInput(h.grace)),
+      fact("Max run time", h.max_runtime ? P.durationInput(h.max_runtime) : el("span", {class: "muted"}, "none")),
       fact("Goes down after", misses + " consecutive " + (misses === 1 ? "miss" : "misses")),
+      recovery > 1 ? fact("Up again after", recovery + " good check-ins") : null,
+      fact("Reminders", h.reminder_interval ? "every " + P.durationInput(h.reminder_interval)
+        : el("span", {class: "muted"}, "none")),
       fact("Last check-in", P.timeRelative(lastCheckin)),
       fact("Next expected", h.paused ? "paused" : P.timeRelative(h.next_expected_at),
         !h.paused && h.next_expected_at && new Date(h.next_expected_at).getTime() < Date.now()
@@ -176,6 +186,7 @@
       fact("Tags", (h.tags || []).length
         ? h.tags.map((t) => el("a", {class: "tag", href: "/?tag=" + encodeURIComponent(t)}, t))
         : el("span", {class: "muted"}, "none")),
+      h.slug ? fact("Slug", el("code", {}, h.slug)) : null,
     ]);
     renderPing(h);
   }
@@ -221,6 +232,9 @@
     const meta = '{"status": "completed", "message": "Processed 1247 records", "duration": "12.5s"}';
     return {
       curl: [
+        "# When the job starts (its run time is measured from here; optional)",
+        "curl -X POST " + url + "/start",
+        "",
         "# Success",
         "curl -X POST " + url,
         "",
@@ -297,6 +311,8 @@
     if (!shown) return;
     if ($("#ping-url").textContent === h.ping_url) return;
     $("#ping-url").textContent = h.ping_url;
+    // The same heartbeat under Healthchecks' URL scheme, for tools that speak it.
+    $("#hc-url").textContent = h.ping_url.replace(/\/api\/heartbeat\/([^/]+)$/, "/ping/$1");
     const code = snippets(h.ping_url);
     const tabs = $("#snippet-tabs");
     tabs.replaceChildren(...SNIPPET_TABS.map(([key, label]) => el("button", {
@@ -430,29 +446,64 @@
     }
     const withDurations = points.some((p) => p.avg_duration_s !== null);
     P.note(note, !points.length ? "No check-ins in this range."
-      : !withDurations ? "No durations reported in this range: send duration=… with the ping to see timings." : "");
+      : !withDurations ? "No durations in this range: ping /start when the job begins (or send duration=…) to see timings." : "");
   }
 
   // --- check-ins -------------------------------------------------------------------
   function kindFilter() { return $("#kind-filter").value; }
 
+  const present = (v) => v !== null && v !== undefined;
+
+  /** The run's duration: measured from its /start when there was one, else as reported. */
+  function shownDuration(c) {
+    return present(c.measured_duration) ? c.measured_duration : c.duration;
+  }
+
+  /** "18 KB", "312 B": the size of a check-in's output as UTF-8. */
+  function outputSize(text) {
+    const bytes = new TextEncoder().encode(text).length;
+    if (bytes < 1024) return bytes + " B";
+    return (bytes < 10240 ? (bytes / 1024).toFixed(1) : Math.round(bytes / 1024)) + " KB";
+  }
+
+  function runId(c) {
+    if (!c.rid) return "";
+    return el("code", {class: "rid", title: "Run " + c.rid}, c.rid.slice(0, 8));
+  }
+
+  /** Whether the check-in has output, and how much. A page carries the start of each output
+   *  only (output_truncated then means "there is more"): the dialog reads it whole. */
+  function outputMark(c) {
+    if (!c.output) return "";
+    return el("span", {class: "output-mark", title: c.output_truncated
+      ? "Longer than shown here: open the check-in to read all of it" : "Open the check-in to read it"},
+    el("span", {"aria-hidden": "true"}, "▤ "), outputSize(c.output), c.output_truncated ? "+" : null);
+  }
+
   function checkinRow(c) {
     const open = () => openCheckin(c);
+    const duration = shownDuration(c);
     const row = el("tr", {class: "clickable", onclick: (e) => { if (e.target.tagName !== "BUTTON") open(); }},
       el("td", {class: "nowrap"}, el("button", {type: "button", class: "linklike", onclick: open,
         "aria-label": "Details of the check-in at " + new Date(c.received_at).toLocaleString()}, P.timeExact(c.received_at, true))),
-      el("td", {}, el("span", {class: P.kindClass(c)}, P.kindText(c))),
+      el("td", {}, el("span", {class: P.kindClass(c) + (c.kind === "start" ? " kind-run" : "")}, P.kindText(c))),
+      el("td", {class: "nowrap"}, runId(c)),
       el("td", {}, c.status || ""),
       el("td", {class: "message"}, c.message || ""),
-      el("td", {class: "nowrap"}, c.duration !== null && c.duration !== undefined ? P.durationText(c.duration) : ""),
+      el("td", {class: "nowrap", title: present(c.measured_duration) ? "Measured from the run's start" : null},
+        present(duration) ? P.durationText(duration) : ""),
+      el("td", {class: "nowrap"}, outputMark(c)),
       el("td", {class: "nowrap"}, c.source_ip || ""),
       el("td", {class: "ua"}, c.user_agent || ""),
     );
     return row;
   }
 
+  let openedCheckin = null;
+
   function openCheckin(c) {
     const dialog = $("#checkin-dialog");
+    openedCheckin = c.id;
     const item = (label, value) => [el("dt", {}, label), el("dd", {}, value === null || value === undefined || value === "" ? el("span", {class: "muted"}, "—") : value)];
     $("#checkin-title").textContent = "Check-in: " + P.kindText(c);
     $("#checkin-details").replaceChildren(
@@ -460,16 +511,49 @@
       ...item("Kind", P.kindText(c)),
       ...item("Exit code", c.exit_code === null || c.exit_code === undefined ? null : String(c.exit_code)),
       ...item("Status", c.status),
-      ...item("Message", c.message ? el("pre", {class: "full-message"}, c.message) : null),
-      ...item("Duration", c.duration === null || c.duration === undefined ? null
+      ...item("Run ID", c.rid ? el("code", {}, c.rid) : null),
+      // A text body is the message and the output both: shown once, as the output.
+      ...item("Message", c.message && !(c.output && c.output.startsWith(c.message.slice(0, 200)))
+        ? el("pre", {class: "full-message"}, c.message) : null),
+      ...item("Measured duration", present(c.measured_duration)
+        ? P.durationText(c.measured_duration) + " (from the run's start to this check-in)" : null),
+      ...item("Reported duration", !present(c.duration) ? null
         : P.durationText(c.duration) + (c.duration_raw ? " (sent as “" + c.duration_raw + "”)" : "")),
       ...item("Source IP", c.source_ip),
       ...item("User agent", c.user_agent),
       ...item("Method", c.method),
       ...item("ID", el("code", {}, c.id)),
     );
+    showOutput(c, !c.output_truncated);
     dialog.showModal();
+    if (c.output_truncated) loadWholeOutput(c);
   }
+
+  /** The output in the dialog; ``whole``: this is all of it (else the page's start of it). */
+  function showOutput(c, whole, problem) {
+    P.show($("#checkin-output"), !!c.output);
+    const pre = $("#checkin-output-text");
+    if (pre.textContent !== (c.output || "")) {
+      pre.textContent = c.output || "";
+      pre.scrollTop = 0;
+    }
+    $("#checkin-output-meta").textContent = !c.output ? ""
+      : !whole ? (problem || "the start of it; loading the rest…")
+        : outputSize(c.output) + (c.output_truncated ? " (truncated: the job sent more than was kept)" : "");
+  }
+
+  async function loadWholeOutput(c) {
+    let whole;
+    try {
+      whole = await api("GET", base + "/checkins/" + encodeURIComponent(c.id));
+    } catch (e) {
+      if (openedCheckin === c.id) showOutput(c, false, "the start of it only (" + e.message + ")");
+      return;
+    }
+    if (openedCheckin === c.id && $("#checkin-dialog").open) showOutput(whole, true);
+  }
+
+  $("#checkin-dialog").addEventListener("close", () => { openedCheckin = null; });
 
   async function loadCheckins() {
     const kind = kindFilter();

@@ -45,7 +45,9 @@
 
   function statusCell(h) {
     const parts = [P.statusBadge(h.status)];
-    if (h.status_since && h.status !== "new") parts.push(el("span", {class: "since"}, " since ", P.timeRelative(h.status_since)));
+    if (h.status_since && h.status !== "new") {
+      parts.push(el("span", {class: "since"}, h.status === "running" ? " started " : " since ", P.timeRelative(h.status_since)));
+    }
     if (h.status_reason && (h.status === "down" || h.status === "late")) parts.push(el("div", {class: "reason"}, P.textWithTimes(h.status_reason)));
     return el("td", {}, parts);
   }
