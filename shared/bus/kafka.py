@@ -170,10 +170,13 @@ class _Listener(ConsumerRebalanceListener):
             await self._consumer.on_revoke({(tp.topic, tp.partition) for tp in revoked})
 
     async def on_partitions_assigned(self, assigned) -> None:
-        if assigned:
-            await self._consumer.report_out_of_range(assigned)
         if assigned and self._consumer.on_assign is not None:
             await self._consumer.on_assign({(tp.topic, tp.partition) for tp in assigned})
+        if assigned:
+            # After the hand-off and off the listener: offset requests made inside it (and
+            # cut short by a timeout) held the rebalance up long enough that a member missed
+            # its assignment and a partition went unread (seen in the kill-an-evaluator test).
+            self._consumer.diagnose_later(assigned)
 
 
 class KafkaConsumer(Consumer):
@@ -185,6 +188,12 @@ class KafkaConsumer(Consumer):
         self.on_revoke = on_revoke
         self._fixed = fixed
         self._consumer: AIOKafkaConsumer | None = None
+        self._diagnoses: set[asyncio.Task] = set()
+
+    def diagnose_later(self, assigned) -> None:
+        task = asyncio.create_task(self.report_out_of_range(list(assigned)), name="kafka-offset-check")
+        self._diagnoses.add(task)
+        task.add_done_callback(self._diagnoses.discard)
 
     async def start(self) -> None:
         s = self._bus._settings
@@ -206,18 +215,18 @@ class KafkaConsumer(Consumer):
         else:
             self._consumer.subscribe(self._topics, listener=_Listener(self))
 
-    async def report_out_of_range(self, assigned, timeout_s: float = 5.0) -> None:
+    async def report_out_of_range(self, assigned) -> None:
         """Log committed offsets the fetcher will reset: aiokafka does so quietly, and
         records that expired before the group read them are alerts nobody was sent."""
         consumer = self._consumer
-        assert consumer is not None
+        if consumer is None:
+            return
         tps = list(assigned)
         try:
-            async with asyncio.timeout(timeout_s):
-                starts = await consumer.beginning_offsets(tps)
-                ends = await consumer.end_offsets(tps)
-                committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
-        except (KafkaError, TimeoutError) as exc:  # only a diagnosis: never hold up the assignment
+            starts = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+            committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
+        except (KafkaError, TimeoutError, AssertionError) as exc:  # only a diagnosis
             log.warning("bus.kafka.offset_check_failed", group=self._group, error=str(exc) or type(exc).__name__)
             return
         for tp, offset in zip(tps, committed):
@@ -231,6 +240,8 @@ class KafkaConsumer(Consumer):
                             partition=tp.partition, committed=offset, end=ends[tp], reset_to=starts[tp])
 
     async def close(self) -> None:
+        for task in list(self._diagnoses):
+            task.cancel()
         if self._consumer is not None:
             await self._consumer.stop()  # a group member leaves: its partitions are revoked first
             self._consumer = None

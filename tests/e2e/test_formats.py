@@ -33,7 +33,10 @@ async def test_borgmatics_healthchecks_hook_with_a_150_kb_log(server, http):
 
     finished, started = await eventually(lambda: rows_when(http, server, monitor["id"], 2))
     assert (started["kind"], finished["kind"]) == ("start", "success")
-    assert finished["output"] == log[:100 * 1024].decode() and finished["output_truncated"] is True
+    assert finished["output"] == log[:2000].decode() and finished["output_truncated"] is True  # a page's preview
+    async with http.get(f"{server.url}/api/v1/heartbeats/{monitor['id']}/checkins/{finished['id']}") as r:
+        whole = await r.json()
+    assert whole["output"] == log[:100 * 1024].decode() and whole["output_truncated"] is True
     assert finished["message"] is None
 
 

@@ -2,7 +2,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.query.store import DAY_MS, HistoryStore, alert_kind, decode_cursor, encode_cursor
+from services.query.store import (
+    DAY_MS,
+    OUTPUT_PREVIEW_CHARS,
+    HistoryStore,
+    alert_kind,
+    decode_cursor,
+    encode_cursor,
+)
 from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
 
 HOUR_MS = 3600 * 1000
@@ -56,8 +63,11 @@ async def test_a_check_in_keeps_its_run_id_and_output_and_exports_them(store, pr
     await store.insert_events([start, log, end], "t-output")
 
     rows, _ = await store.history(project_id, monitor_id)
+    preview = output[:OUTPUT_PREVIEW_CHARS]  # a page carries the start of each output
     assert [(r["kind"], r["rid"], r["output"], r["output_truncated"]) for r in rows] == [
-        ("success", start.rid, output, True), ("log", None, "step 1\n", False), ("start", start.rid, None, False)]
+        ("success", start.rid, preview, True), ("log", None, "step 1\n", False), ("start", start.rid, None, False)]
+    whole = await store.checkin(project_id, monitor_id, end.id)
+    assert (whole["rid"], whole["output"], whole["output_truncated"]) == (start.rid, output, True)
     assert [r["kind"] for r in (await store.history(project_id, monitor_id, kinds=["start", "log"]))[0]] == [
         "log", "start"]
     [chunk] = [c async for c in store.export(project_id, monitor_id, now_ms - 10_000, now_ms + 1)]

@@ -23,10 +23,13 @@ async def test_every_kind_is_listed_with_its_declared_settings(api):
     assert webhook["label"] == "Webhook"
     settings = {s["name"]: s for s in webhook["settings"]}
     assert {n: (s["type"], s["required"], s["secret"]) for n, s in settings.items()} == {
-        "url": ("url", True, False), "headers": ("map", False, True),
+        "url": ("url", True, False), "headers": ("map", False, True), "method": ("string", False, False),
+        "body": ("text", False, False), "content_type": ("string", False, False), "secret": ("string", False, True),
+        "rate_limit_per_minute": ("integer", False, False), "digest": ("boolean", False, False),
     }  # fmt: skip
     assert all(s["help"] for s in settings.values())
-    assert all("choices" not in s for s in settings.values())  # listed only for settings that have them
+    # choices are listed only for settings that have them
+    assert [n for n, s in settings.items() if "choices" in s] == ["method"]
 
 
 async def test_a_saved_channel_never_shows_its_secret_settings_in_full(api):
