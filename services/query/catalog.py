@@ -27,8 +27,8 @@ from shared.bus.view import ConfigView
 from shared.events import MonitorConfig
 
 STATUSES = ("up", "down", "late", "new", "paused", "running")
-"""What ``status=`` accepts and ``counts`` reports. ``running`` is for jobs that signal
-their start; the evaluator does not report it yet, so its count is zero."""
+"""What ``status=`` accepts and ``counts`` reports. ``running``: a run began (``/start``)
+and has not ended yet."""
 SORTS = ("name", "created")
 SCAN_STEP = 2000
 """Entries a filtered scan looks at between two yields to the event loop (~1 ms)."""

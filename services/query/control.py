@@ -180,9 +180,15 @@ async def _ask_server(data_dir: Path, verb: str, args: dict) -> tuple[int, dict]
         connector = aiohttp.UnixConnector(path=str(sock_path))
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
             async with http.post(f"http://pingura/{verb}", json=args) as response:
-                return response.status, await response.json()
+                try:
+                    return response.status, await response.json()
+                except (aiohttp.ContentTypeError, ValueError):  # the server failed: no JSON to read
+                    raise ControlError(response.status, f"the server could not {verb} (HTTP {response.status}); "
+                                                        "see its log") from None
     except OSError:  # no such socket, nobody listening (aiohttp's connector errors are OSErrors)
         return None
+    except TimeoutError:
+        raise ControlError(504, f"the server on {data_dir} did not answer within 30 s") from None
 
 
 async def _locally(settings: Settings, verb: str, args: dict) -> dict:

@@ -149,6 +149,9 @@ class ConfigView(Mapping[str, T], Generic[T]):
         self._kind = kind
         self._revision = revision
         self._items: dict[str, T] = {}
+        # Revisions of deleted items: a writer's own delete (put) can come before the topic
+        # hands this view the older record it replaces, which must not bring the item back.
+        self._deleted: dict[str, int] = {}
         self._follower = TopicFollower(bus, topic, self._apply, poll_timeout_ms)
 
     async def start(self) -> None:
@@ -168,13 +171,20 @@ class ConfigView(Mapping[str, T], Generic[T]):
 
     def put(self, event: T) -> None:
         key = event.id  # type: ignore[attr-defined]
+        revision = self._revision(event)
         current = self._items.get(key)
-        if current is not None and self._revision(event) < self._revision(current):
+        if current is not None and revision < self._revision(current):
             return
         if getattr(event, "deleted", False):
             self._items.pop(key, None)
-        else:
-            self._items[key] = event
+            self._deleted[key] = max(revision, self._deleted.get(key, revision))
+            return
+        gone_at = self._deleted.get(key)
+        if gone_at is not None:
+            if revision <= gone_at:
+                return  # an older copy of something already deleted
+            del self._deleted[key]  # brought back at a later revision (e.g. a slug's id reused)
+        self._items[key] = event
 
     def __getitem__(self, key: str) -> T:
         return self._items[key]

@@ -1,9 +1,10 @@
 """The JSON API, mounted at ``/api/v1``: projects, heartbeats (monitors), channels, history.
 
 Writes go to the compacted config topics (the single source of truth); reads come
-from this service's views of those topics and from ClickHouse. Every request is
-authenticated by a project API key (``Authorization: Bearer ...``); a project sees
-only its own monitors, channels and history, and another project's ids are 404.
+from this service's views of those topics and from ClickHouse. Every request but the
+OpenAPI document's is authenticated by a project API key (``Authorization: Bearer ...`` or
+``X-Api-Key``) or a dashboard session cookie; a project sees only its own monitors,
+channels and history, and another project's ids are 404.
 One module per resource; ``errors`` holds what they share (auth, JSON errors, bodies).
 """
 

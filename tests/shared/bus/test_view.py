@@ -76,3 +76,19 @@ async def test_a_follower_closes_promptly_while_records_keep_arriving(tmp_path):
     publishing = False
     await producer
     await bus.close()
+
+
+async def test_a_writers_own_delete_is_not_undone_by_the_older_record_arriving_later(tmp_path):
+    bus = LocalBus(tmp_path / "bus.sqlite3")
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("c", 1, compacted=True)])
+    view = ConfigView(bus, "c", ChannelConfig, lambda c: c.updated_ms)
+    await view.start()
+    view.put(channel("a", at=2, deleted=True))  # read-your-writes, before the topic is read
+    await bus.publish("c", "a", encode(channel("a", at=1)))
+    assert await view.sync(2)
+    assert "a" not in view
+    view.put(channel("a", at=3))  # a later revision brings it back
+    assert "a" in view
+    await view.close()
+    await bus.close()
