@@ -16,14 +16,12 @@ job's message from pinging anyone.
 
 from __future__ import annotations
 
-import aiohttp
 from yarl import URL
 
-from services.notifier.channels import http as channel_http
-from services.notifier.channels.base import Channel, ConfigField
-from services.notifier.channels.http import json_retry_after, url_secrets, validate_url
-from services.notifier.messages import Message, render
-from shared.events import Alert
+from services.notifier.channels.base import ConfigField
+from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.channels.http import json_retry_after
+from services.notifier.messages import Message
 from shared.settings import Settings
 
 TITLE_MAX_CHARS = 256
@@ -34,42 +32,32 @@ MAX_FIELDS = 25
 _INLINE_FIELDS = frozenset({"since", "down_for", "last_checkin", "tags"})
 
 
-class DiscordChannel(Channel):
+class DiscordChannel(IncomingWebhookChannel):
     kind = "discord"
     label = "Discord"
     # Commonly observed per channel; Discord publishes no number, and its 429 says how long to wait.
     default_rate_limit_per_minute = 30
-    config_fields = (
-        ConfigField(
-            "url", "url", required=True, secret=True,
-            help="The channel webhook URL (https://discord.com/api/webhooks/<id>/<token>). Masked once saved.",
-        ),
+    url_help = "The channel webhook URL (https://discord.com/api/webhooks/<id>/<token>). Masked once saved."
+    extra_fields = (
         ConfigField(
             "wait", "boolean",
             help="Ask Discord to confirm the message was posted (wait=true) rather than only queued.",
         ),
     )  # fmt: skip
+    retry_after_in_body = staticmethod(json_retry_after(("retry_after",)))
 
     def normalize(self, config: dict, settings: Settings) -> dict:
-        normalized = {"url": validate_url(config.get("url"), settings)}
+        normalized = super().normalize(config, settings)
         if config.get("wait"):
             normalized["wait"] = True
         return normalized
 
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
-
-    async def send_message(
-        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
+    def target(self, config: dict) -> URL:
         url = URL(config["url"])
-        if config.get("wait"):
-            url = url.update_query(wait="true")
-        await channel_http.send(
-            http, settings, url, receiver="Discord", json_body=discord_payload(message),
-            secrets=url_secrets(config["url"]),
-            retry_after_in_body=json_retry_after(("retry_after",)),
-        )  # fmt: skip
+        return url.update_query(wait="true") if config.get("wait") else url
+
+    def payload(self, message: Message) -> dict:
+        return discord_payload(message)
 
 
 def discord_payload(message: Message) -> dict:

@@ -11,41 +11,22 @@ Webhooks are limited to one message per second per space; over it Google answers
 
 from __future__ import annotations
 
-import aiohttp
-
-from services.notifier.channels import http as channel_http
-from services.notifier.channels.base import Channel, ConfigField
-from services.notifier.channels.http import url_secrets, validate_url
-from services.notifier.messages import Message, render
-from shared.events import Alert
-from shared.settings import Settings
+from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.messages import Message
 
 
-class GoogleChatChannel(Channel):
+class GoogleChatChannel(IncomingWebhookChannel):
     kind = "googlechat"
     label = "Google Chat"
     default_rate_limit_per_minute = 60  # 60 writes a minute per space, webhooks included (docs: Usage limits)
-    config_fields = (
-        ConfigField(
-            "url", "url", required=True, secret=True,
-            help="The space's webhook URL (https://chat.googleapis.com/v1/spaces/.../messages?key=...&token=...). "
-                 "Masked once saved.",
-        ),
-    )  # fmt: skip
+    url_help = (
+        "The space's webhook URL (https://chat.googleapis.com/v1/spaces/.../messages?key=...&token=...). "
+        "Masked once saved."
+    )
+    headers = {"Content-Type": "application/json; charset=UTF-8"}
 
-    def normalize(self, config: dict, settings: Settings) -> dict:
-        return {"url": validate_url(config.get("url"), settings)}
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
-
-    async def send_message(
-        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
-        await channel_http.send(
-            http, settings, config["url"], receiver="Google Chat", json_body=googlechat_payload(message),
-            headers={"Content-Type": "application/json; charset=UTF-8"}, secrets=url_secrets(config["url"]),
-        )  # fmt: skip
+    def payload(self, message: Message) -> dict:
+        return googlechat_payload(message)
 
 
 def googlechat_payload(message: Message) -> dict:

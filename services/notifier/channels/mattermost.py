@@ -10,41 +10,19 @@ Follows Mattermost's docs "Incoming webhooks"
 
 from __future__ import annotations
 
-import aiohttp
-
-from services.notifier.channels import http as channel_http
-from services.notifier.channels.base import Channel, ConfigField
-from services.notifier.channels.http import url_secrets, validate_url
-from services.notifier.messages import Message, render
-from shared.events import Alert
-from shared.settings import Settings
+from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.messages import Message
 
 _SHORT_FIELDS = frozenset({"since", "down_for", "last_checkin", "tags"})
 
 
-class MattermostChannel(Channel):
+class MattermostChannel(IncomingWebhookChannel):
     kind = "mattermost"
     label = "Mattermost"
-    config_fields = (
-        ConfigField(
-            "url", "url", required=True, secret=True,
-            help="The incoming webhook URL (https://<your server>/hooks/<id>). Masked once saved.",
-        ),
-    )  # fmt: skip
+    url_help = "The incoming webhook URL (https://<your server>/hooks/<id>). Masked once saved."
 
-    def normalize(self, config: dict, settings: Settings) -> dict:
-        return {"url": validate_url(config.get("url"), settings)}
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
-
-    async def send_message(
-        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
-        await channel_http.send(
-            http, settings, config["url"], receiver="Mattermost", json_body=attachment_payload(message),
-            secrets=url_secrets(config["url"]),
-        )  # fmt: skip
+    def payload(self, message: Message) -> dict:
+        return attachment_payload(message)
 
 
 def attachment_payload(message: Message) -> dict:

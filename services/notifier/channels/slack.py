@@ -12,14 +12,8 @@ errors are 400 ``invalid_payload``, 403 ``action_prohibited``, 404 ``channel_not
 
 from __future__ import annotations
 
-import aiohttp
-
-from services.notifier.channels import http as channel_http
-from services.notifier.channels.base import Channel, ConfigField
-from services.notifier.channels.http import url_secrets, validate_url
-from services.notifier.messages import Message, render
-from shared.events import Alert
-from shared.settings import Settings
+from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.messages import Message
 
 HEADER_MAX_CHARS = 150
 SECTION_MAX_CHARS = 3000
@@ -28,31 +22,17 @@ MAX_FIELDS = 10
 BUTTON_TEXT = "Open in Pingura"
 
 
-class SlackChannel(Channel):
+class SlackChannel(IncomingWebhookChannel):
     kind = "slack"
     label = "Slack"
     default_rate_limit_per_minute = 60  # "1 message per second" per webhook (docs: Rate limits)
-    config_fields = (
-        ConfigField(
-            "url", "url", required=True, secret=True,
-            help="The incoming webhook URL Slack gave (https://hooks.slack.com/services/...). "
-                 "It is the credential: masked once saved.",
-        ),
-    )  # fmt: skip
+    url_help = (
+        "The incoming webhook URL Slack gave (https://hooks.slack.com/services/...). "
+        "It is the credential: masked once saved."
+    )
 
-    def normalize(self, config: dict, settings: Settings) -> dict:
-        return {"url": validate_url(config.get("url"), settings)}
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
-
-    async def send_message(
-        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
-        await channel_http.send(
-            http, settings, config["url"], receiver="Slack", json_body=slack_payload(message),
-            secrets=url_secrets(config["url"]),
-        )  # fmt: skip
+    def payload(self, message: Message) -> dict:
+        return slack_payload(message)
 
 
 def slack_payload(message: Message) -> dict:

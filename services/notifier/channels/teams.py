@@ -12,44 +12,25 @@ Office 365 connectors' MessageCard is retired and not sent. Workflows answer 202
 
 from __future__ import annotations
 
-import aiohttp
-
-from services.notifier.channels import http as channel_http
-from services.notifier.channels.base import Channel, ConfigField
-from services.notifier.channels.http import url_secrets, validate_url
-from services.notifier.messages import Message, render
-from shared.events import Alert
-from shared.settings import Settings
+from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.messages import Message
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.4"
 
 
-class TeamsChannel(Channel):
+class TeamsChannel(IncomingWebhookChannel):
     kind = "teams"
     label = "Microsoft Teams"
-    config_fields = (
-        ConfigField(
-            "url", "url", required=True, secret=True,
-            help="The URL of a Teams Workflows webhook (\"When a Teams webhook request is received\"). "
-                 "Masked once saved.",
-        ),
-    )  # fmt: skip
+    receiver = "Teams"
+    url_help = (
+        "The URL of a Teams Workflows webhook (\"When a Teams webhook request is received\"). "
+        "Masked once saved."
+    )
 
-    def normalize(self, config: dict, settings: Settings) -> dict:
-        return {"url": validate_url(config.get("url"), settings)}
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
-
-    async def send_message(
-        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
-        await channel_http.send(
-            http, settings, config["url"], receiver="Teams", json_body=teams_payload(message),
-            secrets=url_secrets(config["url"]),
-        )  # fmt: skip
+    def payload(self, message: Message) -> dict:
+        return teams_payload(message)
 
 
 def teams_payload(message: Message) -> dict:

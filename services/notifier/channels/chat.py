@@ -1,0 +1,68 @@
+"""What the chat kinds that post to an incoming webhook share (Slack, Mattermost,
+Rocket.Chat, Microsoft Teams, Google Chat, Discord): one secret ``url`` setting, which is
+itself the credential, and one JSON POST of the rendered message to it.
+
+A kind declares only what differs: its ``kind``, ``label``, ``default_rate_limit_per_minute``,
+the ``url`` setting's help (``url_help``), any further settings (``extra_fields``), how its
+payload is built (:meth:`IncomingWebhookChannel.payload`, the builder living in the kind's
+own module) and any request details (``receiver``, ``headers``, ``retry_after_in_body``,
+:meth:`IncomingWebhookChannel.target`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import aiohttp
+from yarl import URL
+
+from services.notifier.channels import http as channel_http
+from services.notifier.channels.base import Channel, ConfigField
+from services.notifier.channels.http import url_secrets, validate_url
+from services.notifier.messages import Message, render
+from shared.events import Alert
+from shared.settings import Settings
+
+
+class IncomingWebhookChannel(Channel):
+    url_help: ClassVar[str]
+    """The help of the ``url`` setting: what the receiver's webhook URL looks like."""
+    extra_fields: ClassVar[tuple[ConfigField, ...]] = ()
+    """Settings after ``url``; a kind that declares any also checks them in :meth:`normalize`."""
+    receiver: ClassVar[str | None] = None
+    """How errors name the other side; None: the ``label``."""
+    headers: ClassVar[Mapping[str, str] | None] = None
+    """Headers of each request beyond the defaults."""
+    retry_after_in_body: ClassVar[Callable[[bytes], float | None] | None] = None
+    """Reads a wait from an error body (see :func:`channel_http.send`); set it as a ``staticmethod``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "url_help" in cls.__dict__:
+            url = ConfigField("url", "url", required=True, secret=True, help=cls.url_help)
+            cls.config_fields = (url, *cls.extra_fields)
+        super().__init_subclass__(**kwargs)  # appends the common settings
+
+    @abc.abstractmethod
+    def payload(self, message: Message) -> dict:
+        """The JSON body posted for ``message`` (an alert or a digest)."""
+
+    def target(self, config: dict) -> str | URL:
+        """Where to post: the configured URL."""
+        return config["url"]
+
+    def normalize(self, config: dict, settings: Settings) -> dict:
+        return {"url": validate_url(config.get("url"), settings)}
+
+    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
+        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
+
+    async def send_message(
+        self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
+    ) -> None:
+        await channel_http.send(
+            http, settings, self.target(config), receiver=self.receiver or self.label,
+            json_body=self.payload(message), headers=self.headers, secrets=url_secrets(config["url"]),
+            retry_after_in_body=self.retry_after_in_body,
+        )  # fmt: skip
