@@ -230,8 +230,15 @@ class Catalog:
                 return found, None
             keys = order.irange(minimum=position, inclusive=(False, True)) if position else iter(order)
             scanned = 0
+            # By name, the key holds the folded name: a search tests it before looking the
+            # entry up, which is most of a scan's cost when few names match.
+            name_in_key = sort == "name" and needle is not None
             for key in keys:
                 position, scanned = key, scanned + 1
+                if name_in_key and needle not in key[0]:
+                    if scanned == SCAN_STEP:
+                        break
+                    continue
                 entry = self._entries[key[1]]
                 if (
                     (status is None or entry.status == status) and (tag is None or tag in entry.monitor.tags)

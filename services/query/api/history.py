@@ -175,6 +175,9 @@ def _bucket_seconds(raw: str) -> int:
 
 
 # export ----------------------------------------------------------------------------------
+EXPORT_CHUNK_ROWS = 1000
+
+
 async def export_checkins(request: web.Request) -> web.StreamResponse:
     """Oldest first, streamed chunk by chunk: csv (a header line, then one line per check-in),
     json (one array) or jsonl (one JSON object per line)."""
@@ -196,9 +199,13 @@ async def export_checkins(request: web.Request) -> web.StreamResponse:
         await response.write(_csv_line(EXPORT_COLUMNS))
     elif fmt == "json":
         await response.write(b"[")
-    async for chunk in request.app[API].store.export(monitor.project_id, monitor.id, from_ms, to_ms):
+    # Small chunks: each is formatted on the event loop that also answers pings, so one
+    # chunk's work must stay in the low milliseconds (10,000 rows took ~70 ms).
+    chunks = request.app[API].store.export(monitor.project_id, monitor.id, from_ms, to_ms,
+                                           chunk_rows=EXPORT_CHUNK_ROWS)
+    async for chunk in chunks:
         if fmt == "csv":
-            await response.write(b"".join(_csv_line([_cell(row.get(c)) for c in EXPORT_COLUMNS]) for row in chunk))
+            await response.write(_csv_lines([_cell(row.get(c)) for c in EXPORT_COLUMNS] for row in chunk))
         elif fmt == "jsonl":
             await response.write(b"".join(msgspec.json.encode({c: row.get(c) for c in EXPORT_COLUMNS}) + b"\n"
                                           for row in chunk))  # fmt: skip
@@ -220,6 +227,10 @@ def _cell(value) -> str:
 
 
 def _csv_line(values: list[str]) -> bytes:
+    return _csv_lines([values])
+
+
+def _csv_lines(rows) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
     return buffer.getvalue().encode()
