@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def wait_port(port: int, timeout_s: float = 60, proc: subprocess.Popen | None = 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {port}")
+
+
+def wait_ready(port: int, timeout_s: float = 60, proc: subprocess.Popen | None = None) -> None:
+    """Until a pingura HTTP port says every service in its process is ready: it listens
+    before the views are built, and answers ``/healthz`` with 503 until they are."""
+    deadline = time.monotonic() + timeout_s
+    wait_port(port, timeout_s, proc)
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                return
+        except OSError:  # 503 (HTTPError) while starting
+            time.sleep(0.05)
+    raise TimeoutError(f"the server on {port} did not get ready")
 
 
 def spawn(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:

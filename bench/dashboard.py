@@ -51,7 +51,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Table, free_port, percentile, spawn, stop, wait_port
+from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
 
 SIZES = {
     # heartbeats in the project; check-ins of the detail heartbeat; timed rounds per page (each
@@ -614,7 +614,7 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     t = time.perf_counter()
     proc = _serve(workdir, data_dir, port)
     try:
-        await asyncio.to_thread(wait_port, port, 300, proc)
+        await asyncio.to_thread(wait_ready, port, 300, proc)
         start_s = time.perf_counter() - t
         m = await _measure(workdir, port, loaded, size, proc)
     finally:

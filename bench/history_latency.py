@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Table, free_port, percentile, spawn, stop, wait_port
+from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
 
 SIZES = {
     "tiny": {"rate": 200, "seconds": 2, "monitors": 10, "connections": 8, "sample_every": 5, "trackers": 4,
@@ -210,7 +210,7 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     per_monitor_rate = size["rate"] / size["monitors"]
     page = min(1000, max(50, math.ceil(per_monitor_rate * PAGE_COVERS_S)))
     try:
-        await asyncio.to_thread(wait_port, port, 90, proc)
+        await asyncio.to_thread(wait_ready, port, 90, proc)
         base = f"http://127.0.0.1:{port}"
         monitors = await _setup(base, size["monitors"])
         async with Tracker(base, size["trackers"], size["poll_interval_s"], page, size["drain_s"], stats) as tracker:

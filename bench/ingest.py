@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.broker import kafka_broker
-from bench.common import Table, free_port, spawn, stop, wait_port
+from bench.common import Table, free_port, spawn, stop, wait_port, wait_ready
 from bench.load import LoadResult, run_load
 
 SIZES = {
@@ -95,7 +95,7 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
                  env={"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_LOG_LEVEL": "warning"},
                  log=workdir / "serve.log")
     try:
-        wait_port(port, proc=proc)
+        wait_ready(port, proc=proc)
         base = f"http://127.0.0.1:{port}"
         paths = await _create_paths(base)
         await _until_accepted(base + paths[-1])
@@ -126,14 +126,14 @@ async def _kafka_rows(table: Table, bootstrap: str, workdir: Path, size: dict, c
                   env=env, log=workdir / "query.log")
     ingests = []
     try:
-        wait_port(api_port, proc=query)
+        wait_ready(api_port, proc=query)
         paths = await _create_paths(f"http://127.0.0.1:{api_port}")
         base = f"http://127.0.0.1:{ingest_port}"
         for count in (1, 2):
             while len(ingests) < count:
                 ingests.append(spawn(["-m", "services.cli", "ingest", "--port", str(ingest_port)], env=env,
                                      log=workdir / f"ingest{len(ingests)}.log"))
-            wait_port(ingest_port, proc=ingests[0])
+            wait_ready(ingest_port, proc=ingests[0])
             await _until_accepted(base + paths[-1])
             if count == 2:
                 await asyncio.sleep(3)  # let the second process finish starting

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Table, free_port, percentile, spawn, stop, wait_port
+from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
 
 SIZES = {
     # rows in all, monitors in all (one of them the large one), rows of the large one
@@ -340,7 +340,7 @@ async def _create_monitors(data_dir: Path, workdir: Path, count: int) -> dict:
     port = free_port()
     proc = _serve(workdir, data_dir, port, "serve-setup")
     try:
-        await asyncio.to_thread(wait_port, port, 90, proc)
+        await asyncio.to_thread(wait_ready, port, 90, proc)
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
             async with http.get(f"{base}/api/v1/projects/me") as r:
@@ -361,7 +361,7 @@ async def _http_stage(data_dir: Path, workdir: Path, spec: dict, samples: int) -
     port = free_port()
     proc = _serve(workdir, data_dir, port, "serve-http")
     try:
-        await asyncio.to_thread(wait_port, port, 90, proc)
+        await asyncio.to_thread(wait_ready, port, 90, proc)
         base = f"http://127.0.0.1:{port}/api/v1/heartbeats"
         rng = random.Random(11)
         ids = [spec["api_ids"][rng.randrange(len(spec["api_ids"]))] for _ in range(samples)]

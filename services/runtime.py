@@ -3,6 +3,10 @@
 ``pingura serve`` runs all four on the embedded bus and chDB; ``pingura <service>``
 runs one (on Kafka). Each service is a list of parts with ``start``/``close``; they
 start in order and close in reverse, so nothing outlives what it depends on.
+
+The HTTP port opens as soon as the bus is open; the parts start behind it, ingest's first
+(pings are what must not wait). Until what a route needs is built, it answers ``503`` with
+``Retry-After`` (:class:`Readiness`; ``/healthz`` says which services are ready).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import gc
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -33,8 +38,26 @@ log = structlog.get_logger()
 
 SERVICES = ("ingest", "evaluator", "notifier", "query")
 ADMIN_KEY_FILE = "admin-api-key"
-FIRST_START_KEY_FILE = web.AppKey("first_start_key_file", Path)
-"""Set on the app when this start made the admin key: ``run`` then tells the operator where it is."""
+TOKEN_SNAPSHOT_FILE = "ingest-tokens.snapshot"
+STARTING_RETRY_AFTER_S = 2
+
+
+class Readiness:
+    """Which services of this process are started. A route of one that is not answers
+    ``503`` with ``Retry-After``; nothing is answered from a view not built yet."""
+
+    def __init__(self, services: tuple[str, ...]):
+        self.services = {name: False for name in services}
+        self.key_file: Path | None = None
+        """Set when this start made the admin key: ``run`` then tells the operator where it is."""
+
+    @property
+    def complete(self) -> bool:
+        return all(self.services.values())
+
+
+READINESS = web.AppKey("readiness", Readiness)
+StartParts = Callable[[asyncio.Event], Awaitable[None]]
 
 
 async def open_bus(settings: Settings) -> Bus:
@@ -84,8 +107,12 @@ def _revision(event) -> int:
     return getattr(event, "revision", 0) or getattr(event, "updated_ms", 0)
 
 
-async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, ...]) -> web.Application:
-    """Start ``services`` on one bus; returns the HTTP app serving their routes."""
+async def build(stack: AsyncExitStack, settings: Settings,
+                services: tuple[str, ...]) -> tuple[web.Application, StartParts]:
+    """Open the bus and lay out the HTTP app with every route of ``services``. Returns it
+    and ``start_parts(stop)``, which starts the parts in order and marks each service
+    ready once its parts are; it gives up between two parts once ``stop`` is set. The
+    parts close in reverse, after the HTTP server is gone (``run`` cleans it up first)."""
     topics = Topics(settings.topic_prefix)
     if settings.embedded:
         try:  # `pingura keys` may hold it for a moment when it found no server
@@ -94,24 +121,39 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
             raise ConfigError(f"{exc} (is another `pingura serve` running there?)") from None
     bus = await open_bus(settings)
     stack.push_async_callback(bus.close)
+    parts = AsyncExitStack()
+    stack.push_async_callback(parts.aclose)
 
     async def started(part):
         await part.start()
-        stack.push_async_callback(part.close)
+        parts.push_async_callback(part.close)
         return part
 
+    readiness = Readiness(services)
     app = web.Application(client_max_size=settings.max_api_body_bytes)
+    app[READINESS] = readiness
     app.router.add_get("/healthz", healthz)
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
 
     if "ingest" in services:
         from services.ingest.app import add_ingest_routes, attach
         from services.ingest.store import TokenIndex
+        from services.ingest.token_snapshot import SnapshotFile
 
-        index = await started(TokenIndex(bus, topics))
-        attach(app, settings, bus, topics, index)
+        snapshot = None
+        if settings.embedded:
+            snapshot = SnapshotFile(settings.data_dir / TOKEN_SNAPSHOT_FILE, bus.log_id)  # type: ignore[attr-defined]
+        index = TokenIndex(bus, topics, snapshot=snapshot)
+        attach(app, settings, bus, topics, index)  # pings answer 503 until the index is ready
         add_ingest_routes(app)
 
+        async def start_ingest() -> None:
+            await started(index)
+
+        steps.append(("ingest", start_ingest))
+
     if "query" in services:
+        from services.query.api.errors import error
         from services.query.app import ApiContext, api_app
         from services.query.auth.keys import KeyIndex, ProjectsView
         from services.query.auth.routes import add_session_routes
@@ -123,55 +165,124 @@ async def build(stack: AsyncExitStack, settings: Settings, services: tuple[str, 
         from services.query.web.pages import add_page_routes
         from shared.clickhouse import open_client
 
-        ch = open_client(settings)
-        stack.push_async_callback(ch.close)
-        store = HistoryStore(ch, settings.history_retention_days)
-        await store.migrate()
-        projects = await started(ProjectsView(bus, topics.projects))
-        keys = await started(KeyIndex(bus, topics.keys, projects))
+        projects = ProjectsView(bus, topics.projects)
+        keys = KeyIndex(bus, topics.keys, projects)
         accounts = Accounts(bus, topics, projects, keys)
-        key_file = await ensure_first_project(settings, accounts)
-        if key_file is not None:
-            app[FIRST_START_KEY_FILE] = key_file
-        monitors = await started(WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision))
-        statuses = await started(StatusView(bus, topics))
+        monitors = WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision)
+        statuses = StatusView(bus, topics)
+        channels = ConfigView(bus, topics.channels, ChannelConfig, _revision)
         ctx = ApiContext(
             settings=settings,
             bus=bus,
             topics=topics,
-            store=store,
+            store=None,  # type: ignore[arg-type]  # set by start_query, before the API is ready
             monitors=monitors,
-            channels=await started(ConfigView(bus, topics.channels, ChannelConfig, _revision)),
+            channels=channels,
             projects=projects,
             statuses=statuses,
-            catalog=Catalog(monitors, statuses),  # indexes both views as they are, then follows them
+            catalog=None,  # type: ignore[arg-type]  # likewise, once the views it indexes are built
             keys=keys,
             sessions=Sessions(load_secret(settings), settings.session_ttl_s),
         )
-        app.add_subapp("/api/v1", api_app(ctx))
-        add_session_routes(app, ctx)
-        add_page_routes(app)
-        if settings.embedded:  # on Kafka, `pingura keys` publishes there itself
-            from services.query.control import ControlSocket
 
-            await started(ControlSocket(settings.data_dir, accounts))
-        await started(HistoryWriter(settings, bus, topics, store))
+        def starting(request: web.Request) -> web.Response:
+            return error(503, "starting: the views are being built, retry in a moment",
+                         headers={"Retry-After": str(STARTING_RETRY_AFTER_S)})
+
+        api = api_app(ctx)
+        api.middlewares.insert(0, _until_ready(readiness, "query", starting))
+        app.add_subapp("/api/v1", api)
+        _add_routes_until_ready(app, lambda root: add_session_routes(root, ctx), readiness, "query", starting)
+        add_page_routes(app)  # files only: nothing to wait for
+
+        async def start_query() -> None:
+            ch = open_client(settings)
+            parts.push_async_callback(ch.close)
+            ctx.store = HistoryStore(ch, settings.history_retention_days)
+            await ctx.store.migrate()
+            await started(projects)
+            await started(keys)
+            readiness.key_file = await ensure_first_project(settings, accounts)
+            await started(monitors)
+            await started(statuses)
+            await started(channels)
+            ctx.catalog = Catalog(monitors, statuses)  # indexes both views as they are, then follows them
+            if settings.embedded:  # on Kafka, `pingura keys` publishes there itself
+                from services.query.control import ControlSocket
+
+                await started(ControlSocket(settings.data_dir, accounts))
+            await started(HistoryWriter(settings, bus, topics, ctx.store))
+
+        steps.append(("query", start_query))
 
     if "evaluator" in services:
         from services.evaluator.consumer import Evaluator
         from services.evaluator.ticker import Ticker
 
-        await started(Evaluator(settings, bus, topics))
-        await started(Ticker(settings, bus, topics))
+        async def start_evaluator() -> None:
+            await started(Evaluator(settings, bus, topics))
+            await started(Ticker(settings, bus, topics))
+
+        steps.append(("evaluator", start_evaluator))
 
     if "notifier" in services:
         from services.notifier.consumer import Notifier
 
-        await started(Notifier(settings, bus, topics))
+        async def start_notifier() -> None:
+            await started(Notifier(settings, bus, topics))
 
-    if settings.embedded:
-        stack.push_async_callback(cancel_and_wait, asyncio.create_task(_housekeeping(bus)))
-    return app
+        steps.append(("notifier", start_notifier))
+
+    async def start_parts(stop: asyncio.Event) -> None:
+        for service, start in steps:
+            if stop.is_set():
+                return
+            began = time.perf_counter()
+            await start()
+            readiness.services[service] = True
+            # What is built lives as long as the process: keep it out of the cyclic GC's scans
+            # now, so the collections while the next part builds stay short on the ping path.
+            gc.freeze()
+            log.info("serve.ready", service=service, took_s=round(time.perf_counter() - began, 3))
+        if settings.embedded:
+            parts.push_async_callback(cancel_and_wait, asyncio.create_task(_housekeeping(bus)))
+
+    return app, start_parts
+
+
+def _until_ready(readiness: Readiness, service: str, starting: Callable[[web.Request], web.Response]):
+    """Middleware for a sub-app: ``starting`` answers until ``service`` is ready."""
+
+    @web.middleware
+    async def until_ready(request: web.Request, handler):
+        if not readiness.services[service]:
+            return starting(request)
+        return await handler(request)
+
+    return until_ready
+
+
+def _add_routes_until_ready(app: web.Application, add_routes: Callable[[web.Application], None],
+                            readiness: Readiness, service: str,
+                            starting: Callable[[web.Request], web.Response]) -> None:
+    """``add_routes(app)``, with ``starting`` answering for each handler until ``service`` is
+    ready. For routes on the root app, where a middleware would also run on every ping."""
+    scratch = web.Application()
+    add_routes(scratch)
+    for key in scratch:
+        app[key] = scratch[key]
+    for route in scratch.router.routes():
+        app.router.add_route(route.method, route.resource.canonical,  # type: ignore[union-attr]
+                             _handler_until_ready(route.handler, readiness, service, starting))
+
+
+def _handler_until_ready(handler, readiness: Readiness, service: str, starting):
+    async def until_ready(request: web.Request) -> web.StreamResponse:
+        if not readiness.services[service]:
+            return starting(request)
+        return await handler(request)
+
+    return until_ready
 
 
 def _welcome(settings: Settings, port: int, key_file: Path) -> None:
@@ -184,28 +295,34 @@ def _welcome(settings: Settings, port: int, key_file: Path) -> None:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    """200 once every service of the process is ready; until then 503 with ``Retry-After``
+    (probes and load balancers wait), both saying which services are."""
+    readiness = request.app[READINESS]
+    body = {"ok": readiness.complete, "ready": readiness.complete, "services": readiness.services}
+    if readiness.complete:
+        return web.json_response(body)
+    return web.json_response(body, status=503, headers={"Retry-After": str(STARTING_RETRY_AFTER_S)})
 
 
 async def _housekeeping(bus: Bus) -> None:
-    """Compaction and retention of the embedded log, every ten minutes."""
+    """Compaction and retention of the embedded log, every ten minutes (it logs what it did)."""
     while True:
         try:
-            removed = await bus.compact()  # type: ignore[attr-defined]
-            log.info("bus.local.compacted", removed=removed)
+            await bus.compact()  # type: ignore[attr-defined]
         except Exception:
             log.exception("bus.local.compaction_failed")
         await asyncio.sleep(600)
 
 
 async def run(settings: Settings, services: tuple[str, ...], ready: Callable[[int], Awaitable[None]] | None = None) -> None:
-    """Run until SIGINT/SIGTERM, then shut down in order."""
+    """Run until SIGINT/SIGTERM, then shut down in order. ``ready(port)`` once every part started."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        app = await build(stack, settings, services)
+        app, start_parts = await build(stack, settings, services)
+        readiness = app[READINESS]
         serves_http = "ingest" in services or "query" in services
         if serves_http:
             from services.ingest.server import GuardedAppRunner
@@ -222,21 +339,28 @@ async def run(settings: Settings, services: tuple[str, ...], ready: Callable[[in
             port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         else:
             port = 0
-        # Everything built so far lives as long as the process: keep it out of the cyclic
-        # GC's scans, so its collections stay short on the ping path.
-        gc.collect()
-        gc.freeze()
         # The bus writer thread commits pings; while the loop runs a long pure-Python step
         # (an API page, an export) it waits for the GIL up to the switch interval each time.
         # 1 ms instead of 5 ms: measured ping p99 during list calls went from 371 ms to 28 ms
         # in a profiling harness (docs/PERFORMANCE.md, section 8).
         sys.setswitchinterval(0.001)
-        log.info("serve.started", services=list(services), host=settings.host, port=port,
-                 bus="local" if settings.embedded else "kafka", data_dir=str(settings.data_dir))
-        if FIRST_START_KEY_FILE in app and serves_http:
-            _welcome(settings, port, app[FIRST_START_KEY_FILE])
-        if ready is not None:
-            await ready(port)
-        await stop.wait()
+        log.info("serve.listening", services=list(services), host=settings.host, port=port)
+        starting = asyncio.create_task(start_parts(stop), name="start-parts")
+        stopped = asyncio.create_task(stop.wait(), name="stop")
+        try:
+            await asyncio.wait([starting, stopped], return_when=asyncio.FIRST_COMPLETED)
+            await starting  # when stopped first: the part under way, then no more (or its error)
+        finally:
+            stopped.cancel()
+        if readiness.complete:
+            gc.collect()  # only what is not frozen yet
+            gc.freeze()
+            log.info("serve.started", services=list(services), host=settings.host, port=port,
+                     bus="local" if settings.embedded else "kafka", data_dir=str(settings.data_dir))
+            if readiness.key_file is not None and serves_http:
+                _welcome(settings, port, readiness.key_file)
+            if ready is not None:
+                await ready(port)
+            await stop.wait()
         log.info("serve.stopping")
     log.info("serve.stopped")

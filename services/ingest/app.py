@@ -1,7 +1,9 @@
 """The ingest service: one HTTP ping in, one durable ``Ping`` event out.
 
 ``200 OK`` is sent only after the bus said the event is durable; when it cannot take
-it, ``503`` with ``Retry-After``. Nothing else happens on this path: no database,
+it, ``503`` with ``Retry-After``; likewise while the token index is still being read at
+start (a token it has not read yet may exist: never ``404`` then). Nothing else happens
+on this path: no database,
 no evaluation (a heartbeat created by a ping to a new slug is one more record on the
 bus, written before the ping's).
 
@@ -53,6 +55,8 @@ TOPICS = web.AppKey("topics", Topics)
 _HEADERS = {"Cache-Control": "no-store"}
 UNAVAILABLE = "unavailable: could not store the ping, retry later"
 RETRY_AFTER_S = 5
+STARTING = "unavailable: starting up, retry in a moment"
+STARTING_RETRY_AFTER_S = 2
 
 
 def _text(status: int, body: str, **headers) -> web.Response:
@@ -76,8 +80,9 @@ class Dialect:
     def not_found(self, settings: Settings) -> web.Response:
         return _text(404, "not found: unknown ping token")
 
-    def unavailable(self, settings: Settings) -> web.Response:
-        return _text(503, UNAVAILABLE, **{"Retry-After": str(RETRY_AFTER_S)})
+    def unavailable(self, settings: Settings, reason: str = UNAVAILABLE,
+                    retry_after_s: int = RETRY_AFTER_S) -> web.Response:
+        return _text(503, reason, **{"Retry-After": str(retry_after_s)})
 
 
 class HealthchecksDialect(Dialect):
@@ -101,8 +106,9 @@ class HealthchecksDialect(Dialect):
     def not_found(self, settings: Settings) -> web.Response:
         return self._answer(settings, *HC_NOT_FOUND)
 
-    def unavailable(self, settings: Settings) -> web.Response:
-        return self._answer(settings, 503, UNAVAILABLE, **{"Retry-After": str(RETRY_AFTER_S)})
+    def unavailable(self, settings: Settings, reason: str = UNAVAILABLE,
+                    retry_after_s: int = RETRY_AFTER_S) -> web.Response:
+        return self._answer(settings, 503, reason, **{"Retry-After": str(retry_after_s)})
 
 
 class KumaDialect(Dialect):
@@ -122,8 +128,9 @@ class KumaDialect(Dialect):
     def not_found(self, settings: Settings) -> web.Response:
         return self._answer(404, {"ok": False, "msg": "Monitor not found or not active."})
 
-    def unavailable(self, settings: Settings) -> web.Response:
-        return self._answer(503, {"ok": False, "msg": UNAVAILABLE}, **{"Retry-After": str(RETRY_AFTER_S)})
+    def unavailable(self, settings: Settings, reason: str = UNAVAILABLE,
+                    retry_after_s: int = RETRY_AFTER_S) -> web.Response:
+        return self._answer(503, {"ok": False, "msg": reason}, **{"Retry-After": str(retry_after_s)})
 
 
 PINGURA, HEALTHCHECKS, KUMA = Dialect(), HealthchecksDialect(), KumaDialect()
@@ -186,6 +193,8 @@ async def _record(request: web.Request, dialect: Dialect, *, token: str | None =
         log.info("ingest.ping.rejected", status=exc.status, reason=exc.reason)
         return dialect.refused(settings, exc)
 
+    if not app[TOKEN_INDEX].ready:
+        return dialect.unavailable(settings, STARTING, STARTING_RETRY_AFTER_S)
     created = False
     if token is not None:
         found = await app[TOKEN_INDEX].resolve(token)

@@ -7,17 +7,31 @@ well under 200 MB; a slug adds an entry only to the heartbeats that have one. An
 token, slug or ping key may belong to something created a moment ago, so before
 answering 404 the view syncs with the topic's end (a bounded wait; free on the embedded
 bus, one offsets request on Kafka, and only for unknown ones).
+
+Until the index has read the topics up to where they ended at start (:attr:`TokenIndex.ready`),
+ingest answers ``503`` with ``Retry-After``, never ``404``: a token it has not read yet may
+well exist. In embedded mode it starts from a copy of itself saved in the data dir
+(:mod:`services.ingest.token_snapshot`) and reads only what the topic gained since: at a
+million monitors 1.3-1.7 s instead of about 7 s (measured).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 
+import structlog
+
+from services.ingest import token_snapshot
+from services.ingest.token_snapshot import Chunk, Head, SnapshotFile, SnapshotUnreadable
 from shared.bus import Bus, Record
-from shared.bus.view import TopicFollower, decode_as
+from shared.bus.view import TopicFollower, cancel_and_wait, decode_as
 from shared.events import ChannelConfig, MonitorConfig, ProjectConfig
 from shared.ids import token_key
 from shared.topics import Topics
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +106,15 @@ class ProjectIndex:
 
 class TokenIndex:
     """Monitors by ping token and by ``(project, slug)``; ``projects`` is the
-    :class:`ProjectIndex`, started and closed with it."""
+    :class:`ProjectIndex`, started and closed with it.
 
-    def __init__(self, bus: Bus, topics: Topics, wait_s: float = 2.0):
+    With ``snapshot``, it loads that copy of itself at start, saves one every
+    ``snapshot_interval_s`` once ``snapshot_min_changes`` records were applied since the
+    last, and one when it closes."""
+
+    def __init__(self, bus: Bus, topics: Topics, wait_s: float = 2.0, snapshot: SnapshotFile | None = None,
+                 snapshot_interval_s: float = 600, snapshot_min_changes: int = 10_000):
+        self._bus = bus
         self._wait_s = wait_s
         self._by_key: dict[bytes, tuple[str, str]] = {}
         self._key_of: dict[str, bytes] = {}
@@ -103,20 +123,137 @@ class TokenIndex:
         self._slug_of: dict[str, tuple[str, str]] = {}
         self._follower = TopicFollower(bus, topics.monitors, self._apply)
         self.projects = ProjectIndex(bus, topics, wait_s)
+        self.ready = False
+        """True once the topics were read up to where they ended at start: from then on a
+        token it does not know (after a sync) is unknown."""
+        self._snapshot = snapshot
+        self._snapshot_interval_s = snapshot_interval_s
+        self._snapshot_min_changes = snapshot_min_changes
+        self._applied: dict[int, int] = {}  # partition -> offset after the last record applied
+        self._changes = 0  # monitor changes put since the last snapshot (applied or ingest's own)
+        self._snapshots: asyncio.Task | None = None
+        self._saving: asyncio.Task | None = None
 
     def __len__(self) -> int:
         return len(self._by_key)
 
     async def start(self) -> None:
-        await self._follower.start()
+        resume_at = await self._load_snapshot() if self._snapshot is not None else None
+        await self._follower.start(resume_at)
         await self.projects.start()
+        self.ready = True
+        if self._snapshot is not None:
+            self._snapshots = asyncio.create_task(self._save_now_and_then(), name="token-index-snapshots")
 
     async def close(self) -> None:
+        if self._snapshots is not None:
+            await cancel_and_wait(self._snapshots)
         await self.projects.close()
         await self._follower.close()
+        if self._saving is not None:
+            await asyncio.wait([self._saving])  # one under way finishes (its errors are logged)
+        if self._snapshot is not None and self.ready and self._changes:
+            await self._save_snapshot()
 
+    # snapshots ---------------------------------------------------------------
+    async def _load_snapshot(self) -> dict[int, int] | None:
+        """Fill the index from the saved copy; returns where to read the topic on from.
+        None (and an empty index) when there is no usable copy."""
+        assert self._snapshot is not None
+        started = time.perf_counter()
+        path = self._snapshot.path
+        try:
+            found = await asyncio.to_thread(token_snapshot.read, path)
+        except SnapshotUnreadable as exc:
+            log.warning("ingest.token_index.snapshot_unreadable", path=str(path), error=str(exc))
+            return None
+        if found is None:
+            return None
+        head, chunks = found
+        if head.log_id != self._snapshot.log_id or head.topic != self._follower.topic:
+            log.warning("ingest.token_index.snapshot_of_another_log", path=str(path))
+            return None
+        ends = await self._ends()
+        if any(offset > ends.get(partition, 0) for partition, offset in head.offsets.items()):
+            log.warning("ingest.token_index.snapshot_past_the_end", path=str(path), offsets=head.offsets, ends=ends)
+            return None
+        for chunk in chunks:
+            self._load_chunk(chunk)
+            await asyncio.sleep(0)  # meanwhile the port answers 503
+        self._applied = dict(head.offsets)
+        log.info("ingest.token_index.snapshot_loaded", monitors=head.monitors, offsets=head.offsets,
+                 took_s=round(time.perf_counter() - started, 3))
+        return head.offsets
+
+    async def _ends(self) -> dict[int, int]:
+        topic = self._follower.topic
+        reader = self._bus.reader([(topic, p) for p in range(self._bus.partitions(topic))])
+        await reader.start()
+        try:
+            return {p: end for (_, p), end in (await reader.end_offsets(reader.assignment())).items()}
+        finally:
+            await reader.close()
+
+    def _load_chunk(self, chunk: Chunk) -> None:
+        """What ``put`` would have left for these rows, in bulk."""
+        self._revision.update(zip(chunk.ids, chunk.revisions))
+        ids, keys, project_ids = chunk.ids, chunk.keys, chunk.project_ids
+        if None in keys:  # deleted ones: only their revision is kept
+            live = [(i, k, p) for i, k, p in zip(ids, keys, project_ids) if k is not None]
+            ids, keys, project_ids = [i for i, _, _ in live], [k for _, k, _ in live], [p for _, _, p in live]
+        self._key_of.update(zip(ids, keys))
+        self._by_key.update(zip(keys, zip(ids, project_ids)))
+        if chunk.slugs.count(None) < len(chunk.slugs):
+            for monitor_id, project_id, slug in zip(chunk.ids, chunk.project_ids, chunk.slugs):
+                if slug is not None and project_id is not None:
+                    self._slug_of[monitor_id] = (project_id, slug)
+                    self._by_slug.setdefault((project_id, slug), {})[monitor_id] = None
+
+    async def _save_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(self._snapshot_interval_s)
+            if self._changes >= self._snapshot_min_changes:
+                if self._saving is None or self._saving.done():
+                    self._saving = asyncio.create_task(self._save_snapshot(), name="token-index-snapshot")
+                await asyncio.shield(self._saving)  # close() lets a save under way finish
+
+    async def _save_snapshot(self) -> None:
+        """Copy the index a chunk at a time (a few ms each, between pings), then write it
+        from a thread. Errors are logged: without a copy, the next start reads the topic."""
+        assert self._snapshot is not None
+        started = time.perf_counter()
+        try:
+            # Both in one go, before any row: every row is then at least as new as these offsets.
+            offsets, changes, ids = dict(self._applied), self._changes, list(self._revision)
+            frames = [token_snapshot.frame(Head(token_snapshot.VERSION, self._snapshot.log_id, self._follower.topic,
+                                                offsets, len(ids)))]
+            for at in range(0, len(ids), token_snapshot.CHUNK_ROWS):
+                frames.append(token_snapshot.frame(self._chunk(ids[at:at + token_snapshot.CHUNK_ROWS])))
+                await asyncio.sleep(0)
+            await asyncio.to_thread(token_snapshot.write, self._snapshot.path, frames)
+        except Exception:
+            log.exception("ingest.token_index.snapshot_failed", path=str(self._snapshot.path))
+            return
+        self._changes -= changes
+        log.info("ingest.token_index.snapshot_saved", monitors=len(ids), offsets=offsets,
+                 took_s=round(time.perf_counter() - started, 3))
+
+    def _chunk(self, ids: list[str]) -> Chunk:
+        revisions, keys, project_ids, slugs = [], [], [], []
+        for monitor_id in ids:
+            revisions.append(self._revision[monitor_id])
+            key = self._key_of.get(monitor_id)
+            held = self._by_key.get(key) if key is not None else None
+            slug = self._slug_of.get(monitor_id)
+            keys.append(key)
+            project_ids.append(held[1] if held is not None else slug[0] if slug is not None else None)
+            slugs.append(slug[1] if slug is not None else None)
+        return Chunk(ids, revisions, keys, project_ids, slugs)
+
+    # applying ----------------------------------------------------------------
     def _apply(self, records: list[Record]) -> None:
         for record in records:
+            self._applied[record.partition] = record.offset + 1
             cfg = decode_as(record, MonitorConfig, "ingest.token_index.poison")
             if cfg is not None:
                 self.put(cfg)
@@ -126,6 +263,7 @@ class TokenIndex:
         puts the heartbeats it creates itself, so its next ping already finds them."""
         if cfg.revision < self._revision.get(cfg.id, 0):
             return
+        self._changes += 1
         self._revision[cfg.id] = cfg.revision
         old = self._key_of.pop(cfg.id, None)
         if old is not None:

@@ -37,9 +37,16 @@ class TopicFollower:
         self._next_ends: asyncio.Future | None = None
         self._fetching: asyncio.Task | None = None
 
-    async def start(self) -> None:
+    async def start(self, resume_at: Mapping[int, int] | None = None) -> None:
+        """Read up to the topic's end, then follow it. ``resume_at`` (partition -> offset):
+        where a saved copy of what ``apply`` was given ends; reading starts there, not at
+        the beginning. The caller checks that it comes from this log and not past its end."""
         self._reader = self._bus.reader([(self.topic, p) for p in range(self._bus.partitions(self.topic))])
         await self._reader.start()
+        for partition, offset in (resume_at or {}).items():
+            tp = (self.topic, partition)
+            if tp in self._reader.assignment():
+                self._reader.seek(tp, max(offset, await self._reader.position(tp)))
         while not await self._reader.caught_up():
             self._apply(await self._reader.poll(max_records=10_000, timeout_ms=100))
         self._task = asyncio.create_task(self._follow(), name=f"follow:{self.topic}")

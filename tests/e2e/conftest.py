@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -49,7 +50,9 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, wait_ready: bool = True) -> None:
+        """Start it and wait until it listens, and with ``wait_ready`` until every service in
+        it is ready (the port opens before the views are built)."""
         env = {
             **os.environ,
             "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
@@ -71,10 +74,19 @@ class Server:
                 raise RuntimeError(f"pingura serve exited: {self.log_path.read_text()[-3000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    if not wait_ready or self.ready():
+                        return
             except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"pingura serve did not listen: {self.log_path.read_text()[-3000:]}")
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"pingura serve did not get ready: {self.log_path.read_text()[-3000:]}")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2):
+                return True  # 200: every service is ready (503 until then)
+        except OSError:
+            return False
 
     def stop(self, sig=signal.SIGTERM) -> None:
         if self.proc is not None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -180,7 +180,7 @@ def test_the_first_start_prints_where_the_dashboard_and_the_admin_key_are_and_la
                                      "--data-dir", str(path / "data")],
                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             try:
-                wait_for_port(proc, port)
+                wait_until_ready(proc, port)
             finally:
                 end_process(proc)
             outputs.append(proc.stdout.read())
@@ -192,13 +192,15 @@ def test_the_first_start_prints_where_the_dashboard_and_the_admin_key_are_and_la
         subprocess.run(["rm", "-rf", str(path)], check=False)
 
 
-def wait_for_port(proc: subprocess.Popen, port: int) -> None:
+def wait_until_ready(proc: subprocess.Popen, port: int) -> None:
+    """Until every service is ready: the port opens before the views are built."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, "pingura serve exited"
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return  # 200 (503 until then)
         except OSError:
-            time.sleep(0.1)
-    raise AssertionError("pingura serve did not listen")
+            pass
+        time.sleep(0.1)
+    raise AssertionError("pingura serve did not get ready")
