@@ -1,0 +1,29 @@
+"""The million-heartbeat soak still runs (tiny size) and produces every figure. No timing is asserted."""
+
+import pytest
+
+from bench import million
+
+pytestmark = pytest.mark.slow
+
+FIGURES = (
+    "build:", "start: port accepts", "start: first 200", "start: every heartbeat listed",
+    "restart after the soak: port accepts", "restart after the soak: first 200", "RSS:",
+    "RSS at the end per heartbeat (gross", "RSS at the end per heartbeat (net", "pings:", "ping answer p50",
+    "non-200 answers", "load generator behind schedule", "ping p99 / max while the dashboard calls run",
+    "dashboard calls:", "housekeeping compaction", "LocalBus.compact", "silent heartbeats reported down",
+    "  from deadline", "  the same from due", "false down among the healthy", "ping to history",
+)
+
+
+async def test_the_million_benchmark_soaks_a_server_and_reports_every_figure(tmp_path):
+    [table] = await million.run("tiny", tmp_path)
+    assert table.columns == ["figure", "measured", "goal", ""]
+    figures = [row[0] for row in table.rows]
+    assert len(figures) == len(FIGURES), figures
+    for figure, expected in zip(figures, FIGURES, strict=True):
+        assert figure.startswith(expected), (figure, expected)
+    for figure, measured, goal, verdict in table.rows:
+        assert measured and "nan" not in measured and measured != "-", (figure, measured)
+        assert verdict in (("met", "missed") if goal else ("",)), (figure, goal, verdict)
+    assert "### 9. A million heartbeats in one process" in table.render()
