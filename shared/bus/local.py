@@ -78,6 +78,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+PUBLISH_CHUNK_ROWS = 5_000
+"""Rows ``publish_many`` queues at a time, so pings interleave with a large batch."""
+
+
 class LocalBus(Bus):
     def __init__(self, path: Path, default_partitions: int = 1, max_pending: int = 50_000, tail_records: int = 20_000,
                  compaction_step_records: int = 1_000):
@@ -188,14 +192,24 @@ class LocalBus(Bus):
         return rows[0][2]
 
     async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
-        """Many records with one future; with a full backlog this waits for room instead
-        (internal producers such as the evaluator must not drop outputs)."""
+        """Many records, for internal producers (evaluator outputs, snapshots): instead of
+        failing on a full backlog they wait for room, a chunk at a time, and fill at most
+        half of it. The other half stays free for pings: a flood of outputs (a million
+        misses declared at once after a long stop) must not make ingest answer 503.
+
+        Chunks are appended in order. If the disk fails midway, earlier chunks may be
+        durable; producers retry with the same deterministic ids, so readers dedupe."""
         if not items:
             return
-        while self._pending_rows >= self._max_pending:
-            self._room.clear()
-            await self._room.wait()
-        await self._enqueue(self._number(topic, items, None))
+        room = max(1, self._max_pending // 2)
+        chunk = max(1, min(PUBLISH_CHUNK_ROWS, room // 2))  # so that the last one cannot overfill
+        futures = []
+        for first in range(0, len(items), chunk):
+            while self._pending_rows and self._pending_rows + chunk > room:
+                self._room.clear()
+                await self._room.wait()
+            futures.append(self._enqueue_rows(self._number(topic, items[first:first + chunk], None)))
+        await asyncio.gather(*futures)
 
     def _number(self, topic: str, items: list[tuple[str, bytes]], partition: int | None) -> list[list]:
         if self._closed:
@@ -211,10 +225,13 @@ class LocalBus(Bus):
         return rows
 
     async def _enqueue(self, rows: list[list]) -> None:
+        await self._enqueue_rows(rows)
+
+    def _enqueue_rows(self, rows: list[list]) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self._pending_rows += len(rows)
         self._writer.append(rows, future)
-        await future
+        return future
 
     def _on_appended(self, batches: list[tuple[list[list], asyncio.Future]], error: BaseException | None) -> None:
         """On the loop, once the writer committed (or failed) these batches, in order."""
@@ -245,8 +262,7 @@ class LocalBus(Bus):
         for topic in appended:
             for event in self._waiters.get(topic, ()):
                 event.set()
-        if self._pending_rows < self._max_pending:
-            self._room.set()
+        self._room.set()  # waiters check the room they need themselves
 
     def watch(self, topics: Iterable[str], event: asyncio.Event) -> None:
         for topic in topics:

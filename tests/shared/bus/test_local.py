@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from shared.bus import BusUnavailable, TopicSpec
+from shared.bus import BusUnavailable, TopicSpec, partition_for
 from shared.bus.local import LocalBus
 
 
@@ -222,3 +222,30 @@ def _edit(path, sql: str) -> None:
             conn.execute(sql)
     finally:
         conn.close()
+
+
+async def test_a_huge_internal_batch_leaves_room_for_pings(tmp_path):
+    # A million misses declared at once after a long stop must not make ingest answer 503.
+    bus = LocalBus(tmp_path / "bus.sqlite3", max_pending=2_000)
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("status", 2), TopicSpec("pings", 2)])
+    outputs = [(f"m{i}", b"x" * 20) for i in range(60_000)]
+    flood = asyncio.create_task(bus.publish_many("status", outputs))
+    pings = 0
+    while not flood.done():
+        await bus.publish("pings", f"m{pings}", b"ping")  # raises BusUnavailable on a full backlog
+        pings += 1
+    await flood
+    assert pings > 0
+    reader = bus.reader([("status", 0), ("status", 1)])
+    await reader.start()
+    seen = []
+    while len(seen) < len(outputs):
+        seen += await reader.poll(max_records=10_000, timeout_ms=100)
+    by_partition = {}
+    for record in seen:
+        by_partition.setdefault(record.partition, []).append(record.key)
+    for partition, keys in by_partition.items():  # every output, in the order published
+        assert keys == [k for k, _ in outputs if partition_for(k, 2) == partition]
+    await reader.close()
+    await bus.close()
