@@ -61,10 +61,11 @@ def now_ms() -> int:
 
 
 class Receiver:
-    """Webhook receiver on loopback: records each alert's arrival time (wall clock, ms)."""
+    """Webhook receiver on loopback: each alert's kind, heartbeat, ``at_ms`` and arrival
+    (wall clock, ms), by alert id; a second webhook of an alert counts as a duplicate."""
 
     def __init__(self) -> None:
-        self.arrivals: dict[str, tuple[int, float]] = {}  # alert id -> (at_ms, arrival ms)
+        self.alerts: dict[str, tuple[str, str, int, float]] = {}
         self.duplicates = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -85,10 +86,10 @@ class Receiver:
     async def _handle(self, request: web.Request) -> web.Response:
         arrived = time.time() * 1000
         body = await request.json()
-        if body["alert_id"] in self.arrivals:
+        if body["alert_id"] in self.alerts:
             self.duplicates += 1
         else:
-            self.arrivals[body["alert_id"]] = (body["at_ms"], arrived)
+            self.alerts[body["alert_id"]] = (body["kind"], body["monitor"]["id"], body["at_ms"], arrived)
         return web.Response(text="ok")
 
 
@@ -171,7 +172,7 @@ async def run(size: str, workdir: Path) -> list[Table]:
             give_up = first_deadline + (window_s + TAIL_S) * 1000
             while now_ms() < give_up:
                 appended = sum(bus.end_offset(tp) for tp in alert_partitions)
-                if appended >= m and len(receiver.arrivals) >= len(with_hook):
+                if appended >= m and len(receiver.alerts) >= len(with_hook):
                     break
                 await asyncio.sleep(0.1)
             timings["waited"] = (now_ms() - first_deadline) / 1000
@@ -188,7 +189,7 @@ async def run(size: str, workdir: Path) -> list[Table]:
                     if isinstance(alert, Alert) and alert.kind == "down":
                         bus_delays.append(record.timestamp_ms - (alert.at_ms + lateness))
             await reader.close()
-            hook_delays = [arrived - (at_ms + lateness) for at_ms, arrived in receiver.arrivals.values()]
+            hook_delays = [arrived - (at_ms + lateness) for _, _, at_ms, arrived in receiver.alerts.values()]
     finally:
         for part in reversed(parts):
             await part.close()

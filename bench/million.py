@@ -67,9 +67,9 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from bench.common import ROOT, Table, free_port, percentile, spawn, stop, wait_port
+from bench.detection import Receiver
 
 SIZES = {
     # heartbeats; seconds of load; the silent heartbeats' interval and grace (s); the window of
@@ -384,38 +384,6 @@ async def compact(spec_path: Path) -> None:
 
 
 # --- the driver -----------------------------------------------------------------------------------
-
-
-class Receiver:
-    """Webhook receiver on loopback: each alert's kind, heartbeat, ``at_ms`` and arrival (ms)."""
-
-    def __init__(self) -> None:
-        self.alerts: dict[str, tuple[str, str, int, float]] = {}
-        self.duplicates = 0
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        arrived = time.time() * 1000
-        body = await request.json()
-        if body["alert_id"] in self.alerts:
-            self.duplicates += 1
-        else:
-            self.alerts[body["alert_id"]] = (body["kind"], body["monitor"]["id"], body["at_ms"], arrived)
-        return web.Response(text="ok")
 
 
 class History:
