@@ -146,6 +146,8 @@ async def whole_body(request: web.Request, settings: Settings) -> tuple[bytes, i
     keep = max(settings.max_output_bytes, MIN_KEPT_BYTES)
     if request.content_length is not None and request.content_length > limit:
         raise PingRejected(413, f"body is larger than {limit} bytes")
+    if not request.body_exists:  # most pings: nothing to wait for, so no timer to arm
+        return b"", 0
     chunks, size = [], 0
     timeout_s = settings.ping_body_timeout_s
     try:

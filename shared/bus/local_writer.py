@@ -9,12 +9,13 @@ meanwhile, so the commit rate is set by the disk, not by how busy the loop is.
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
 import threading
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+_STOP = ("stop",)
 AppendDone = Callable[[list[tuple[list[list], Any]], BaseException | None], None]
 
 
@@ -22,9 +23,9 @@ class LogWriter:
     def __init__(self, connect: Callable[[], sqlite3.Connection], on_appended: AppendDone):
         self._connect = connect
         self._on_appended = on_appended
-        self._queue: deque = deque()
-        self._wakeup = threading.Condition()
-        self._stopping = False
+        # A SimpleQueue, not a Condition: ``put`` is one C call, where ``Condition.notify`` on
+        # every append cost the event loop ~4% of its time at 3,300 pings/s (py-spy).
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="bus-writer", daemon=True)
         self._ready = threading.Event()
@@ -39,24 +40,18 @@ class LogWriter:
             raise self._start_error
 
     async def stop(self) -> None:
-        with self._wakeup:
-            self._stopping = True
-            self._wakeup.notify()
+        self._queue.put(_STOP)  # after whatever is queued: that is written first
         await asyncio.to_thread(self._thread.join)
 
     def append(self, rows: list[list], token: Any) -> None:
         """Queue rows for the next transaction; ``on_appended`` later receives ``token``."""
-        with self._wakeup:
-            self._queue.append(("append", rows, token))
-            self._wakeup.notify()
+        self._queue.put(("append", rows, token))
 
     def call(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future:
         """Run ``fn(connection)`` on the writer thread, in order with the appends."""
         assert self._loop is not None
         future = self._loop.create_future()
-        with self._wakeup:
-            self._queue.append(("call", fn, future))
-            self._wakeup.notify()
+        self._queue.put(("call", fn, future))
         return future
 
     def _run(self) -> None:
@@ -68,14 +63,17 @@ class LogWriter:
             return
         self._ready.set()
         try:
-            while True:
-                with self._wakeup:
-                    while not self._queue and not self._stopping:
-                        self._wakeup.wait()
-                    if not self._queue:
-                        return
-                    items = list(self._queue)
-                    self._queue.clear()
+            stopping = False
+            while not stopping:
+                items = [self._queue.get()]  # blocks until there is work
+                while True:  # and takes everything queued meanwhile: one transaction for it all
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if _STOP in items:
+                    stopping = True
+                    items = [item for item in items if item is not _STOP]
                 self._process(items)
         finally:
             self._conn.close()
