@@ -86,7 +86,8 @@ class Ping(Event, tag="ping", kw_only=True):
 
 
 class Tick(Event, tag="tick", kw_only=True):
-    """The event-time clock. Written into every partition of ``pings`` once a second.
+    """The event-time clock. Written into every partition of ``pings`` every
+    ``tick_interval_ms`` (250 ms by default).
 
     The evaluator decides misses from these (never from its own wall clock), so
     a consumer that lags sees time slow down with it and raises no false misses.

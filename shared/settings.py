@@ -116,7 +116,15 @@ class Settings:
     """How long a client may take to send a request's line and headers before its
     connection is closed, so half-sent requests cannot pile up (slowloris); 0 turns it off."""
     lateness_ms: int = 1000
-    tick_interval_ms: int = 1000
+    tick_interval_ms: int = 250
+    """How often the ticker writes the clock. A miss is declared at the first tick past its
+    deadline plus ``lateness_ms``: at 250 ms, within 1.25 s of the deadline (1 s ticks made
+    the p99 2.3 s at a million heartbeats, docs/PERFORMANCE.md section 9)."""
+    outage_gap_ms: int = 30_000
+    """A stretch this long without ticks means Pingura's own clock stopped: the ticker, and
+    with ``pingura serve`` ingest too, were not running. A check-in window that overlaps such
+    a stretch is skipped, not missed (docs/semantics.md, "When Pingura itself was down");
+    0 turns this off."""
     checkpoint_interval_ms: int = 1000
     checkpoint_backlog_interval_ms: int = 10_000
     """While the evaluator drains a backlog (full batches), snapshots every monitor it

@@ -25,6 +25,8 @@ from shared.topics import Topics
 log = structlog.get_logger()
 
 POLL_RECORDS = 5000
+LAST_TICK_SEARCH_RECORDS = 50_000
+"""How far back from its resume point a partition is searched for its last tick."""
 
 
 class Evaluator:
@@ -75,14 +77,53 @@ class Evaluator:
             await self._take(tps)
 
     async def _take(self, tps: set[TopicPartition]) -> None:
-        gained = {p: PartitionEvaluator(p, self._settings.lateness_ms) for _, p in tps if p not in self.partitions}
+        gained = {p: PartitionEvaluator(p, self._settings.lateness_ms, self._settings.outage_gap_ms)
+                  for _, p in tps if p not in self.partitions}
         snapshots = await self._store.restore(gained)
+        if self._settings.outage_gap_ms:
+            for partition, evaluator in gained.items():
+                evaluator.last_tick_ms = await self._last_tick((self._topics.pings, partition))
         self.partitions.update(gained)
         outputs: list[Output] = []
         await self._open_config_reader(outputs)
         await self._publish(outputs)
         log.info("evaluator.partitions.assigned", partitions=sorted(gained), snapshots=snapshots,
                  monitors=sum(len(e.monitors) for e in gained.values()))
+
+    async def _last_tick(self, tp: TopicPartition) -> int:
+        """The newest tick before where this group resumes ``tp`` (0: none found): the clock
+        as it stood when the evaluator last ran, so that the first tick after a stop shows how
+        long nothing was ticking. Snapshots can't say: they are written only when a monitor
+        changes. Read backwards a window at a time, a few thousand records at most."""
+        assert self._consumer is not None
+        resume_at = await self._consumer.position(tp)
+        reader = self._bus.reader([tp])
+        await reader.start()
+        try:
+            first = max(0, resume_at - LAST_TICK_SEARCH_RECORDS)
+            upper = resume_at
+            while upper > first:
+                lower = max(first, upper - 2_000)
+                reader.seek(tp, lower)
+                newest = 0
+                while await reader.position(tp) < upper:
+                    records = await reader.poll(max_records=2_000, timeout_ms=100)
+                    if not records:
+                        break
+                    for record in records:
+                        if record.offset < upper and record.key == "":
+                            event = decode(record.value)
+                            if isinstance(event, Tick):
+                                newest = max(newest, event.at_ms)
+                if newest:
+                    return newest
+                upper = lower
+            return 0
+        except Exception as exc:  # a diagnosis only: without it, no outage is detected at the first tick
+            log.warning("evaluator.last_tick.unreadable", partition=tp[1], error=str(exc))
+            return 0
+        finally:
+            await reader.close()
 
     async def _revoked(self, tps: set[TopicPartition]) -> None:
         async with self._lock:
@@ -149,7 +190,10 @@ class Evaluator:
                 last_offset[record.partition] = record.offset
                 continue
             if isinstance(event, Tick):
+                outages, skipped = len(evaluator.outages), evaluator.skipped_windows
                 outputs += evaluator.advance(event.at_ms)
+                if len(evaluator.outages) != outages:
+                    self._log_outage(evaluator, evaluator.skipped_windows - skipped)
             elif isinstance(event, Ping):
                 if event.monitor_id not in evaluator.monitors:
                     await self._config_for(event, record, outputs)
@@ -160,6 +204,12 @@ class Evaluator:
         interval_ms = self._settings.checkpoint_backlog_interval_ms if behind else self._settings.checkpoint_interval_ms
         if time.monotonic() - self._last_checkpoint >= max(interval_ms, self._settings.checkpoint_interval_ms) / 1000:
             await self._checkpoint()
+
+    @staticmethod
+    def _log_outage(evaluator: PartitionEvaluator, skipped: int) -> None:
+        start, end = evaluator.outages[-1]
+        log.warning("evaluator.outage.detected", partition=evaluator.partition, clock_stopped_ms=start,
+                    clock_resumed_ms=end, gap_s=round((end - start) / 1000, 1), windows_skipped=skipped)
 
     async def _config_for(self, ping: Ping, record, outputs: list[Output]) -> None:
         """Config and pings travel on different topics: before calling a monitor unknown,

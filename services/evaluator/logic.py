@@ -44,10 +44,12 @@ SHARED_REASONS = {
         "created paused", "paused", "resumed", "ping received", "first check-in (a failure)",
         "no ping within the interval; in grace period", "missed a check-in",
         "run started", "run ended (a failure)", "a run overran its maximum run time",
+        "Pingura was not running when the check-in was due: that window is skipped",
     )
 }  # fmt: skip
 """The fixed status reasons (all but going down's), each mapped to itself: a decoded copy
 is swapped for this one object, so a million restored monitors don't hold a million copies."""
+OUTAGE_REASON = "Pingura was not running when the check-in was due: that window is skipped"
 
 
 class Rules(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -132,12 +134,24 @@ def _span(ms: int) -> str:
     return "".join(parts) or f"{ms}ms"
 
 
+MAX_OUTAGES = 16
+"""Outages of Pingura itself kept in memory (the newest): enough for any window still open."""
+
+
 class PartitionEvaluator:
-    def __init__(self, partition: int, lateness_ms: int = 1000):
+    def __init__(self, partition: int, lateness_ms: int = 1000, outage_gap_ms: int = 0):
         self.partition = partition
         self.lateness_ms = lateness_ms
+        self.outage_gap_ms = outage_gap_ms
+        """Ticks further apart than this (0: never) mean the clock stopped: an outage."""
         self.monitors: dict[str, MonitorState] = {}
         self.clock_ms = 0
+        self.last_tick_ms = 0
+        """The newest tick applied (0: none yet). The adapter sets it from the log on start."""
+        self.outages: list[tuple[int, int]] = []
+        """``(last tick before, first tick after)`` of each outage seen, oldest first."""
+        self.skipped_windows = 0
+        """Check-in windows skipped because an outage overlapped them (for the adapter's log)."""
         self.dirty: set[str] = set()
         """Monitors changed since the adapter last took a snapshot."""
         # A timer wheel of one-second slots: slot -> monitor ids, plus a heap of the slots
@@ -348,6 +362,11 @@ class PartitionEvaluator:
 
         Costs work only for the wheel slots that came due, not for all monitors.
         """
+        if self.outage_gap_ms and self.last_tick_ms and clock_ms - self.last_tick_ms > self.outage_gap_ms:
+            self.outages.append((self.last_tick_ms, clock_ms))
+            del self.outages[:-MAX_OUTAGES]
+        if clock_ms > self.last_tick_ms:
+            self.last_tick_ms = clock_ms
         if clock_ms > self.clock_ms:
             self.clock_ms = clock_ms
         outputs: list[Output] = []
@@ -376,6 +395,8 @@ class PartitionEvaluator:
         outputs: list[Output] = []
         if state.status in ("paused", "new"):
             return outputs
+        if self.outages and state.deadline_ms is not None:
+            outputs += self._skip_windows_in_outages(state)
         if state.status == "up" and state.deadline_ms is not None:
             late_at = state.deadline_ms - state.grace_ms
             if self.clock_ms >= late_at:
@@ -402,6 +423,38 @@ class PartitionEvaluator:
                 outputs += self._missed(state, deadline)
             else:
                 return outputs
+
+    def _skip_windows_in_outages(self, state: MonitorState) -> list[Output]:
+        """Pass over the due windows an outage of Pingura overlapped: the job may have
+        checked in while nothing was there to receive it, so such a window is neither a miss
+        nor a check-in. Each moves the deadline one window on, as a miss would, but counts no
+        problem and alerts no one. A monitor shown late for such a window is up again."""
+        ready = self.clock_ms - self.lateness_ms
+        skipped = 0
+        while state.deadline_ms is not None and state.deadline_ms <= ready:
+            deadline = state.deadline_ms
+            expected = deadline - state.grace_ms
+            end = next((end for start, end in self.outages if deadline > start and expected < end), None)
+            if end is None:
+                break
+            # Every later window that opens before the outage ended overlaps it too: go
+            # straight to the first that opens after it (a month's outage is one step, not
+            # 43,200 one-minute windows), keeping the phase of the windows.
+            extra = state.extra
+            if extra is None or extra.rules is None or extra.rules.schedule is None:
+                windows = max(1, -(-(end - expected) // max(1, state.interval_ms)))
+                state.deadline_ms = deadline + windows * state.interval_ms
+            else:
+                windows = 1
+                state.deadline_ms = self._next_deadline(state, max(expected, end - 1))
+            skipped += windows
+        if not skipped:
+            return []
+        self.skipped_windows += skipped
+        self.dirty.add(state.monitor_id)
+        if state.status == "late" and state.problems == 0:
+            return self._set_status(state, "up", self.clock_ms, OUTAGE_REASON)
+        return []
 
     def _missed(self, state: MonitorState, deadline: int) -> list[Output]:
         state.problems += 1

@@ -80,6 +80,10 @@ class Consumer(abc.ABC):
     async def position(self, tp: TopicPartition) -> int:
         """The next offset this consumer will return for ``tp``."""
 
+    @abc.abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` from ``offset`` on (an assigned partition)."""
+
     async def reached(self, ends: dict[TopicPartition, int]) -> bool:
         for tp, end in ends.items():
             if await self.position(tp) < end:

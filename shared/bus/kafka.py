@@ -254,6 +254,10 @@ class KafkaConsumer(Consumer):
         assert self._consumer is not None
         return await self._consumer.position(KafkaTP(*tp))
 
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        assert self._consumer is not None
+        self._consumer.seek(KafkaTP(*tp), offset)
+
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         assert self._consumer is not None
         tps = [KafkaTP(*tp) for tp in partitions]

@@ -109,3 +109,37 @@ async def test_a_measured_run_goes_to_the_status_topic_keyed_by_monitor(tmp_path
     assert [(r.id, r.ping_id, r.rid, r.duration_s) for r in runs] == [("hb_a:run:e", "e", "r1", 3.5)]
     await evaluator.close()
     await bus.close()
+
+
+async def test_after_a_stop_longer_than_the_outage_gap_the_windows_it_covered_are_not_alerted(tmp_path):
+    from shared.events import Missed
+
+    settings = Settings(lateness_ms=0, checkpoint_interval_ms=0, outage_gap_ms=30_000)
+    path = tmp_path / "bus.sqlite3"
+    bus = await open_bus(path)
+    evaluator = Evaluator(settings, bus, TOPICS)
+    await evaluator.start()
+    await setup_monitor(bus)  # interval 10 s, no grace, checked in at 1 s: due at 11 s
+    await tick(bus, 5_000)
+    await until(lambda: _committed_past_tick(bus))
+    await evaluator.close()
+
+    # Pingura was down from 5 s to 100 s: the windows due at 11 s ... 91 s were nobody's to see.
+    evaluator = Evaluator(settings, bus, TOPICS)
+    await evaluator.start()
+    assert {e.last_tick_ms for e in evaluator.partitions.values()} == {5_000}  # found in the log
+    await tick(bus, 100_000)
+    await tick(bus, 102_000)  # the first window after it (due at 101 s) is watched again
+    missed = await until(lambda: events_on(bus, TOPICS.status, Missed))
+    assert [m.deadline_ms for m in missed] == [101_000]
+    alerts = await until(lambda: events_on(bus, TOPICS.alerts, Alert))
+    assert [a.kind for a in alerts] == ["down"] and alerts[0].at_ms == 101_000
+    await evaluator.close()
+    await bus.close()
+
+
+async def _committed_past_tick(bus) -> bool:
+    for tp in [(TOPICS.pings, p) for p in range(bus.partitions(TOPICS.pings))]:
+        if (await bus.committed("evaluator", tp) or 0) < bus.end_offset(tp):
+            return False
+    return True
