@@ -173,7 +173,7 @@ class PartitionEvaluator:
         rules = self._rules_from(cfg)
         if state is None:
             state = MonitorState(
-                monitor_id=cfg.id,
+                monitor_id=sys.intern(cfg.id),  # shared with the views and the token index
                 project_id=sys.intern(cfg.project_id),
                 name=cfg.name,
                 interval_ms=self._share(cfg.interval_s * 1000),
@@ -637,9 +637,15 @@ class PartitionEvaluator:
 
     # snapshots -------------------------------------------------------------
     def restore(self, state: MonitorState) -> None:
+        """Take a decoded snapshot's state, sharing what ``apply_config`` shares (a decoded
+        state has its own copy of every string and int): restored, a monitor costs what a
+        configured one does."""
         state.queued_slot = None
         state.channels, state.tags = self._share(tuple(state.channels)), self._share(tuple(state.tags))
-        state.project_id, state.status = sys.intern(state.project_id), sys.intern(state.status)
+        state.interval_ms, state.grace_ms = self._share(state.interval_ms), self._share(state.grace_ms)
+        # The id interned too: the query's views and ingest's index in this process share it.
+        state.monitor_id, state.project_id = sys.intern(state.monitor_id), sys.intern(state.project_id)
+        state.status = sys.intern(state.status)
         if state.status_reason is not None:  # decoded: a fresh copy of what is mostly a few literals
             state.status_reason = SHARED_REASONS.get(state.status_reason, state.status_reason)
         extra = state.extra

@@ -9,6 +9,11 @@ with a bisection and ``limit`` steps.
 
 The name filter ``q`` is the one that scans: from the cursor, in sort order, handing the
 loop back every :data:`SCAN_STEP` entries and stopping once the page is full.
+
+Memory (a million heartbeats per process is the target): an entry holds no config, only what
+it is sorted and filtered by, in structs without a GC header; ids and project ids are the
+interned strings the views share, and equal tag lists one tuple. A page decodes the configs
+it returns from the (packed) monitors view.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import sys
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
 from sortedcontainers import SortedList
 
-from services.query.status_view import CurrentStatus, StatusView, notify_all, shown_status
-from shared.bus.view import ConfigView
+from services.query.status_view import CurrentStatus, StatusView, notify_all, shown_status_name
+from shared.bus.view import PackedConfigView
 from shared.events import MonitorConfig
 
 STATUSES = ("up", "down", "late", "new", "paused", "running")
@@ -37,9 +43,10 @@ T = TypeVar("T")
 ConfigListener = Callable[[str, "T | None", "T | None"], None]
 
 
-class WatchedConfigView(ConfigView[T], Generic[T]):
-    """A :class:`ConfigView` that tells listeners of each change, ``(id, before, after)``
-    (``after`` is None once deleted), whether it came from the topic or from ``put``."""
+class WatchedConfigView(PackedConfigView[T], Generic[T]):
+    """A :class:`PackedConfigView` that tells listeners of each change, ``(id, before, after)``
+    (``after`` is None once deleted), whether it came from the topic or from ``put``.
+    ``before`` is decoded from the view, ``after`` is the event put."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -48,24 +55,43 @@ class WatchedConfigView(ConfigView[T], Generic[T]):
     def listen(self, listener: ConfigListener) -> None:
         self._listeners.append(listener)
 
-    def put(self, event: T) -> None:
-        key = event.id  # type: ignore[attr-defined]
+    def put(self, event: T) -> bool:
+        if not self._listeners:  # building at start: no decoding of what it replaces
+            return super().put(event)
+        key = sys.intern(event.id)  # type: ignore[attr-defined]
         before = self.get(key)
-        super().put(event)
-        after = self.get(key)
-        if after is not before:
-            notify_all(self._listeners, key, before, after)
+        changed = super().put(event)
+        if changed:
+            notify_all(self._listeners, key, before, None if getattr(event, "deleted", False) else event)
+        return changed
 
 
+class _NameKey(msgspec.Struct, order=True, frozen=True, gc=False, array_like=True):
+    """Sorts as the tuple ``(folded, id)`` does, in 32 bytes instead of a tuple's 56."""
 
-class _Entry:
-    __slots__ = ("monitor", "status", "name_key", "created_key")
+    folded: str
+    id: str
 
-    def __init__(self, monitor: MonitorConfig, status: str):
-        self.monitor = monitor
-        self.status = status
-        self.name_key = (monitor.name.casefold(), monitor.id)
-        self.created_key = (monitor.created_ms, monitor.id)
+
+class _CreatedKey(msgspec.Struct, order=True, frozen=True, gc=False, array_like=True):
+    created_ms: int
+    id: str
+
+
+_KEYS = {"name": _NameKey, "created": _CreatedKey}
+
+
+class _Entry(msgspec.Struct, gc=False):
+    """What the catalog needs of one monitor: its sort keys and what it filters by. No
+    cycles (strings, tuples of strings and the keys), so no GC header."""
+
+    name_key: _NameKey
+    created_key: _CreatedKey
+    project_id: str
+    tags: tuple[str, ...]
+    """Each tag once."""
+    paused: bool
+    status: str
 
 
 class _Index:
@@ -126,19 +152,24 @@ class Catalog:
         self._statuses = statuses
         self._entries: dict[str, _Entry] = {}
         self._projects: dict[str, _Project] = {}
-        self._build(monitors.values())
+        self._tags: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct list
+        self._slugs: dict[tuple[str, str], dict[str, None]] = {}  # (project, slug) -> ids; two if writers raced
+        self._build()
         monitors.listen(self._monitor_changed)
         statuses.listen(self._status_changed)
 
-    def _build(self, monitors: list[MonitorConfig]) -> None:
+    def _build(self) -> None:
         """Index many monitors at once (start-up): a sort per list instead of an insert per item."""
         grouped: dict[str, tuple[list, dict[str, list], dict[str, list]]] = {}
-        for monitor in monitors:
-            entry = self._entries[monitor.id] = _Entry(monitor, self._shown(monitor))
-            everything, by_status, by_tag = grouped.setdefault(monitor.project_id, ([], {}, {}))
+        fields = ("project_id", "name", "tags", "paused", "created_ms", "slug")
+        for monitor_id, (project_id, name, tags, paused, created_ms, slug) in self._monitors.select(*fields):
+            entry = self._entries[monitor_id] = self._entry(monitor_id, project_id, name, tags, paused, created_ms)
+            if slug:
+                self._slugs.setdefault((entry.project_id, slug), {})[monitor_id] = None
+            everything, by_status, by_tag = grouped.setdefault(entry.project_id, ([], {}, {}))
             everything.append(entry)
             by_status.setdefault(entry.status, []).append(entry)
-            for tag in dict.fromkeys(monitor.tags):  # a tag twice would list it twice
+            for tag in entry.tags:
                 by_tag.setdefault(tag, []).append(entry)
         for project_id, (everything, by_status, by_tag) in grouped.items():
             project = self._projects[project_id] = _Project()
@@ -149,61 +180,75 @@ class Catalog:
 
     # following the views ------------------------------------------------------
     def _monitor_changed(self, monitor_id: str, before: MonitorConfig | None, after: MonitorConfig | None) -> None:
+        if before is not None and before.slug:
+            self._forget_slug(monitor_id, before.project_id, before.slug)
+        if after is not None and after.slug:
+            self._slugs.setdefault((sys.intern(after.project_id), after.slug), {})[monitor_id] = None
         entry = self._entries.get(monitor_id)
         if after is None:
             if entry is not None:
                 self._remove(entry)
             self._statuses.forget(monitor_id)
             return
+        new = self._entry(monitor_id, after.project_id, after.name, after.tags, after.paused, after.created_ms)
         if entry is not None:
-            if (
-                after.name == entry.monitor.name and after.tags == entry.monitor.tags
-                and self._shown(after) == entry.status
-            ):  # fmt: skip
-                entry.monitor = after  # nothing it is sorted or filtered by changed
+            if new.name_key == entry.name_key and new.tags == entry.tags and new.status == entry.status:
+                entry.paused = new.paused  # nothing it is sorted or filtered by changed
                 return
             self._remove(entry)
-        self._add(after)
+        self._add(new)
+
+    def _forget_slug(self, monitor_id: str, project_id: str, slug: str) -> None:
+        holders = self._slugs.get((project_id, slug))
+        if holders is not None:
+            holders.pop(monitor_id, None)
+            if not holders:
+                del self._slugs[(project_id, slug)]
 
     def _status_changed(self, monitor_id: str, before: CurrentStatus | None, after: CurrentStatus) -> None:
         entry = self._entries.get(monitor_id)
         if entry is None:
             return  # not (or no longer) configured
-        status = shown_status(entry.monitor, after).status
+        status = shown_status_name(entry.paused, after)
         if status == entry.status:
             return  # a check-in that changed no status: most snapshots
-        project = self._projects[entry.monitor.project_id]
+        project = self._projects[entry.project_id]
         _remove_from(project.by_status, entry.status, entry)
         project.counts[entry.status] -= 1
         entry.status = status
         _add_to(project.by_status, status, entry)
         project.counts[status] = project.counts.get(status, 0) + 1
 
-    def _add(self, monitor: MonitorConfig) -> None:
-        entry = _Entry(monitor, self._shown(monitor))
-        self._entries[monitor.id] = entry
-        project = self._projects.get(monitor.project_id)
+    def _entry(self, monitor_id: str, project_id: str, name: str, tags, paused: bool, created_ms: int) -> _Entry:
+        """``monitor_id`` is the view's key (interned); ``tags`` a list or tuple."""
+        tags = tuple(dict.fromkeys(tags))  # a tag twice would list it twice
+        return _Entry(
+            name_key=_NameKey(name.casefold(), monitor_id), created_key=_CreatedKey(created_ms, monitor_id),
+            project_id=sys.intern(project_id), tags=self._tags.setdefault(tags, tags), paused=paused,
+            status=shown_status_name(paused, self._statuses.get(monitor_id)),
+        )  # fmt: skip
+
+    def _add(self, entry: _Entry) -> None:
+        self._entries[entry.name_key.id] = entry
+        project = self._projects.get(entry.project_id)
         if project is None:
-            project = self._projects[monitor.project_id] = _Project()
+            project = self._projects[entry.project_id] = _Project()
         project.all.add(entry)
         _add_to(project.by_status, entry.status, entry)
-        for tag in dict.fromkeys(monitor.tags):  # a tag twice would list it twice
+        for tag in entry.tags:
             _add_to(project.by_tag, tag, entry)
         project.counts[entry.status] = project.counts.get(entry.status, 0) + 1
 
-    def _shown(self, monitor: MonitorConfig) -> str:
-        return shown_status(monitor, self._statuses.get(monitor.id)).status
-
     def _remove(self, entry: _Entry) -> None:
-        del self._entries[entry.monitor.id]
-        project = self._projects[entry.monitor.project_id]
+        del self._entries[entry.name_key.id]
+        project = self._projects[entry.project_id]
         project.all.remove(entry)
         _remove_from(project.by_status, entry.status, entry)
-        for tag in dict.fromkeys(entry.monitor.tags):
+        for tag in entry.tags:
             _remove_from(project.by_tag, tag, entry)
         project.counts[entry.status] -= 1
         if not len(project.all):
-            del self._projects[entry.monitor.project_id]
+            del self._projects[entry.project_id]
 
     # reading --------------------------------------------------------------------
     def counts(self, project_id: str) -> dict[str, int]:
@@ -211,6 +256,11 @@ class Catalog:
         project = self._projects.get(project_id)
         counts = project.counts if project is not None else {}
         return {status: counts.get(status, 0) for status in STATUSES}
+
+    def with_slug(self, project_id: str, slug: str) -> list[str]:
+        """Ids of the project's heartbeats with this slug: one or none (more only while two
+        writers that raced are not put right), oldest first."""
+        return list(self._slugs.get((project_id, slug), ()))
 
     async def page(
         self, project_id: str, *, limit: int, sort: str = "name", after: str | None = None,
@@ -221,7 +271,7 @@ class Catalog:
         drives no index (``q``, or a second one) that next page may turn out empty: finding
         out before answering could mean scanning the rest of the project.
         Raises BadCursor for a cursor this did not issue."""
-        position = decode_cursor(after, sort) if after else None
+        position = _KEYS[sort](*decode_cursor(after, sort)) if after else None
         needle = q.casefold() if q else None
         found: list[MonitorConfig] = []
         while True:
@@ -235,16 +285,16 @@ class Catalog:
             name_in_key = sort == "name" and needle is not None
             for key in keys:
                 position, scanned = key, scanned + 1
-                if name_in_key and needle not in key[0]:
+                if name_in_key and needle not in key.folded:
                     if scanned == SCAN_STEP:
                         break
                     continue
-                entry = self._entries[key[1]]
+                entry = self._entries[key.id]
                 if (
-                    (status is None or entry.status == status) and (tag is None or tag in entry.monitor.tags)
-                    and (needle is None or needle in entry.name_key[0])
+                    (status is None or entry.status == status) and (tag is None or tag in entry.tags)
+                    and (needle is None or needle in entry.name_key.folded)
                 ):  # fmt: skip
-                    found.append(entry.monitor)
+                    found.append(self._monitors[key.id])
                     if len(found) == limit:
                         more = next(iter(order.irange(minimum=position, inclusive=(False, True))), None)
                         return found, encode_cursor(sort, position) if more is not None else None
@@ -273,7 +323,9 @@ class Catalog:
 
 
 # cursors ------------------------------------------------------------------------
-def encode_cursor(sort: str, key: tuple) -> str:
+def encode_cursor(sort: str, key: tuple | _NameKey | _CreatedKey) -> str:
+    if not isinstance(key, tuple):
+        key = msgspec.structs.astuple(key)
     return base64.urlsafe_b64encode(msgspec.json.encode([sort, *key])).rstrip(b"=").decode()
 
 

@@ -105,6 +105,18 @@ def shown_status(monitor: MonitorConfig, current: CurrentStatus | None) -> Shown
     return Shown(current.status, current.since_ms, current.reason)
 
 
+def shown_status_name(paused: bool, current: CurrentStatus | None) -> str:
+    """``shown_status(monitor, current).status`` from the one field of the config it reads
+    (the catalog keeps that field, not the config)."""
+    if paused:
+        return "paused"
+    if current is None:
+        return "new"
+    if current.status == "paused":
+        return "new" if current.last_ping_ms is None else "up"
+    return current.status
+
+
 class StatusView:
     """monitor id -> :class:`CurrentStatus`, following ``evaluator-state`` from its start."""
 
@@ -153,5 +165,7 @@ class StatusView:
         previous = self._items.get(monitor_id)
         if previous == current:
             return  # most snapshots only moved the applied offset
+        if previous is None:  # interned: the monitors view and the catalog hold the same id
+            monitor_id = sys.intern(monitor_id)
         self._items[monitor_id] = current
         notify_all(self._listeners, monitor_id, previous, current)

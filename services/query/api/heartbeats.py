@@ -72,15 +72,14 @@ def _monitor_json(request: web.Request, m: MonitorConfig) -> dict:
 
 
 def _check_slug_free(request: web.Request, fields: dict, monitor_id: str | None = None) -> None:
-    """A slug names one heartbeat of its project (a scan of the view: creates and changes
-    are rare next to reads)."""
+    """A slug names one heartbeat of its project (the catalog indexes slugs: the monitors
+    view keeps its configs packed, and decoding them all per request would not scale)."""
     slug = fields.get("slug")
     if slug is None:
         return
-    project_id = request[PROJECT].id
-    for other in request.app[API].monitors.values():
-        if other.slug == slug and other.project_id == project_id and other.id != monitor_id:
-            raise InvalidField("slug", f"already names heartbeat {other.id} in this project")
+    for other in request.app[API].catalog.with_slug(request[PROJECT].id, slug):
+        if other != monitor_id:
+            raise InvalidField("slug", f"already names heartbeat {other} in this project")
 
 
 async def create_heartbeat(request: web.Request) -> web.Response:

@@ -1,6 +1,8 @@
 """Snapshots of the new state (schedule, runs, recovery, reminders): they round-trip, and
 snapshots written before these fields existed still restore."""
 
+import sys
+
 import msgspec
 
 from services.evaluator.logic import Extra, MonitorState, PartitionEvaluator, Rules
@@ -71,3 +73,20 @@ def test_monitors_using_no_new_feature_carry_nothing_new():
     hb = Monitor().ping(0).ticks(0, 3 * H, 60 * S).ping(3 * H)
     assert hb.state.extra is None
     assert encode(hb.state).endswith(b",null]")  # one trailing null in the snapshot
+
+
+def test_restored_monitors_share_what_configured_ones_share():
+    # A decoded snapshot has its own copy of every string and int; a million restored
+    # monitors must not cost more than a million configured ones.
+    hb = Monitor(interval_s=600, grace_s=300).ping(0)
+    ev = PartitionEvaluator(0)
+    for name in ("x", "y"):
+        state = decode(encode(hb.state))
+        state.monitor_id = "".join(["hb_", name])  # a fresh string, as decoding gives
+        ev.restore(state)
+    x, y = ev.monitors["hb_x"], ev.monitors["hb_y"]
+    assert x.interval_ms is y.interval_ms and x.grace_ms is y.grace_ms
+    assert x.project_id is y.project_id and x.channels is y.channels and x.tags is y.tags
+    assert x.status is y.status and x.status_reason is y.status_reason
+    assert x.monitor_id is sys.intern("".join(["hb_", "x"]))  # the query views and ingest's index hold this one
+    assert (x.interval_ms, x.grace_ms) == (600_000, 300_000)

@@ -1,6 +1,7 @@
 """Ingest before its token index is built, and the index's copy of itself across restarts."""
 
 import asyncio
+import sys
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -88,7 +89,8 @@ async def test_a_restart_from_the_snapshot_answers_as_a_restart_from_the_topic(t
     assert await from_snapshot.resolve(rotated) == ("hb_1", "p")
     assert await from_snapshot.resolve(monitors["hb_2"][0]) is None
     assert from_snapshot.find_slug("p", "job-3") == [] and from_snapshot.find_slug("p", "moved") == ["hb_3"]
-    for index in (from_snapshot, from_topic):
+    for index in (from_snapshot, from_topic):  # one copy of each id in a process, whichever way it came
+        assert (await index.resolve(monitors["hb_0"][0]))[0] is sys.intern("".join(["hb_", "0"]))
         await index.close()
     await bus.close()
 

@@ -21,10 +21,11 @@ from shared.topics import Topics
 TOPICS = Topics()
 
 
-def monitor(monitor_id: str, name: str, project="p", tags=(), created_ms=0, paused=False, deleted=False, revision=1):
+def monitor(monitor_id: str, name: str, project="p", tags=(), created_ms=0, paused=False, deleted=False, revision=1,
+            slug=None):
     return MonitorConfig(id=monitor_id, project_id=project, name=name, token="t" * 32, interval_s=60, grace_s=10,
                          tags=list(tags), paused=paused, deleted=deleted, created_ms=created_ms,
-                         updated_ms=created_ms, revision=revision)  # fmt: skip
+                         updated_ms=created_ms, revision=revision, slug=slug)  # fmt: skip
 
 
 def status(name: str) -> CurrentStatus:
@@ -244,3 +245,42 @@ async def test_a_cursor_naming_another_sort_is_refused_even_if_its_key_fits(cata
     forged = base64.urlsafe_b64encode(msgspec.json.encode(["created", "a", "b"])).decode().rstrip("=")
     with pytest.raises(BadCursor):
         await catalog.page("p", limit=10, after=forged)
+
+
+async def test_it_knows_which_heartbeat_a_slug_names_from_the_start_and_as_slugs_change(views):
+    monitors, statuses = views
+    monitors.put(monitor("hb_1", "one", slug="backup"))
+    monitors.put(monitor("hb_2", "two", project="q", slug="backup"))
+    catalog = Catalog(monitors, statuses)  # built from what the view held
+    assert catalog.with_slug("p", "backup") == ["hb_1"] and catalog.with_slug("q", "backup") == ["hb_2"]
+    monitors.put(monitor("hb_1", "one", slug="restore", revision=2))
+    assert catalog.with_slug("p", "backup") == [] and catalog.with_slug("p", "restore") == ["hb_1"]
+    monitors.put(monitor("hb_3", "three", slug="restore"))  # two writers raced: both are named
+    assert catalog.with_slug("p", "restore") == ["hb_1", "hb_3"]
+    monitors.put(monitor("hb_1", "one", slug="restore", deleted=True, revision=3))
+    assert catalog.with_slug("p", "restore") == ["hb_3"]
+    monitors.put(monitor("hb_3", "three", revision=2))  # its slug taken away
+    assert catalog.with_slug("p", "restore") == []
+
+
+async def test_a_tag_given_twice_lists_the_heartbeat_once_and_a_resume_moves_it_back(views, catalog):
+    monitors, statuses = views
+    monitors.put(monitor("hb_1", "one", tags=["db", "db"]))
+    statuses.put("hb_1", status("up"))
+    assert await names(catalog, tag="db") == ["one"]
+    monitors.put(monitor("hb_1", "One", tags=["db"], paused=True, revision=2))
+    assert await names(catalog, tag="db", status="paused") == ["One"]  # the page shows the newest config
+    statuses.put("hb_1", status("paused"))
+    monitors.put(monitor("hb_1", "One", tags=["db"], revision=3))  # resumed: up again, as before the pause
+    assert await names(catalog, status="up") == ["One"] and catalog.counts("p")["paused"] == 0
+    monitors.put(monitor("hb_1", "one", tags=["db"], revision=4))  # a change of case only: it keeps its place
+    assert await names(catalog, q="ONE") == ["one"]
+
+
+async def test_the_catalog_holds_no_config_but_pages_show_the_newest(views, catalog):
+    monitors, _ = views
+    monitors.put(monitor("hb_1", "one"))
+    monitors.put(monitor("hb_1", "one", created_ms=0, revision=2, tags=["x"]))
+    found, _ = await catalog.page("p", limit=10)
+    assert found == [monitors["hb_1"]] and found[0].revision == 2
+    assert not any(isinstance(v, MonitorConfig) for e in catalog._entries.values() for v in msgspec.structs.astuple(e))

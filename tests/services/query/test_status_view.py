@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 
 from services.evaluator.logic import MonitorState, PartitionEvaluator
 from services.evaluator.store import StateStore
-from services.query.status_view import CurrentStatus, StatusView, shown_status
+from services.query.status_view import CurrentStatus, StatusView, shown_status, shown_status_name
 from shared.bus.local import LocalBus
 from shared.events import MonitorConfig, MonitorSnapshot, Ping, encode
 from shared.topics import Topics
@@ -185,3 +185,12 @@ async def test_a_failing_listener_neither_stops_the_view_nor_the_other_listeners
         assert await view.sync()
     assert heard == ["up", "paused"] and view.get("hb_a").status == "paused"
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["query.view.listener_failed"] * 2
+
+
+def test_the_status_name_alone_agrees_with_the_whole_shown_status():
+    # The catalog sorts by shown_status_name (it keeps no config); pages show shown_status.
+    currents = [None] + [CurrentStatus(s, 1, "r", last, 2) for s in ("up", "down", "late", "new", "paused", "running")
+                         for last in (None, 5)]  # fmt: skip
+    for paused in (False, True):
+        for current in currents:
+            assert shown_status_name(paused, current) == shown_status(config(paused=paused), current).status
