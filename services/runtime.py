@@ -39,6 +39,8 @@ log = structlog.get_logger()
 SERVICES = ("ingest", "evaluator", "notifier", "query")
 ADMIN_KEY_FILE = "admin-api-key"
 TOKEN_SNAPSHOT_FILE = "ingest-tokens.snapshot"
+LINK_SOCKET = "bus.sock"
+HTTP_SOCKET = "http.sock"
 STARTING_RETRY_AFTER_S = 2
 
 
@@ -129,8 +131,18 @@ async def build(stack: AsyncExitStack, settings: Settings,
         parts.push_async_callback(part.close)
         return part
 
-    readiness = Readiness(services)
     app = web.Application(client_max_size=settings.max_api_body_bytes)
+    if ingest_elsewhere(settings, services):
+        # Pings are answered by the ingest process (``run`` starts it); it publishes them
+        # through this link, and passes every other request here with the client's address.
+        from shared.bus.linked import BusLink
+
+        link = BusLink(bus, settings.data_dir / LINK_SOCKET)
+        await link.start()
+        stack.push_async_callback(link.close)
+        app.middlewares.append(_peer_from_ingest_process)
+        services = tuple(name for name in services if name != "ingest")
+    readiness = Readiness(services)
     app[READINESS] = readiness
     app.router.add_get("/healthz", healthz)
     steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
@@ -250,6 +262,21 @@ async def build(stack: AsyncExitStack, settings: Settings,
     return app, start_parts
 
 
+def ingest_elsewhere(settings: Settings, services: tuple[str, ...]) -> bool:
+    """Whether ingest runs in a process of its own (``PINGURA_INGEST_PROCESS=1``, embedded only)."""
+    return bool(settings.ingest_process) and settings.embedded and "ingest" in services
+
+
+@web.middleware
+async def _peer_from_ingest_process(request: web.Request, handler):
+    """Requests come from the ingest process, over a socket only it can reach: the client
+    is the one it names."""
+    from services.ingest.worker import PEER_HEADER
+
+    peer = request.headers.get(PEER_HEADER)
+    return await handler(request.clone(remote=peer) if peer is not None else request)
+
+
 def _until_ready(readiness: Readiness, service: str, starting: Callable[[web.Request], web.Response]):
     """Middleware for a sub-app: ``starting`` answers until ``service`` is ready."""
 
@@ -314,6 +341,23 @@ async def _housekeeping(bus: Bus) -> None:
         await asyncio.sleep(600)
 
 
+async def _start_ingest_process(stack: AsyncExitStack, settings: Settings, runner: web.AppRunner) -> int:
+    """Serve this process's routes on a Unix socket in the data dir, and start the ingest
+    process on the public port in front of it; returns that port. It stops first on the way
+    out (its in-flight pings still need this process's bus)."""
+    from services.ingest.supervisor import IngestProcess
+
+    socket_path = settings.data_dir / HTTP_SOCKET
+    socket_path.unlink(missing_ok=True)  # left by a process that died
+    site = web.UnixSite(runner, str(socket_path))
+    await site.start()
+    socket_path.chmod(0o600)
+    ingest = IngestProcess(settings, settings.data_dir / LINK_SOCKET, socket_path)
+    port = await ingest.start()
+    stack.push_async_callback(ingest.close)
+    return port
+
+
 async def run(settings: Settings, services: tuple[str, ...], ready: Callable[[int], Awaitable[None]] | None = None) -> None:
     """Run until SIGINT/SIGTERM, then shut down in order. ``ready(port)`` once every part started."""
     stop = asyncio.Event()
@@ -334,9 +378,12 @@ async def run(settings: Settings, services: tuple[str, ...], ready: Callable[[in
                                       handle_signals=False, keepalive_timeout=75)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            if ingest_elsewhere(settings, services):
+                port = await _start_ingest_process(stack, settings, runner)
+            else:
+                site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
+                await site.start()
+                port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         else:
             port = 0
         # The bus writer thread commits pings; while the loop runs a long pure-Python step

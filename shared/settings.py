@@ -115,6 +115,10 @@ class Settings:
     header_timeout_s: float = 10.0
     """How long a client may take to send a request's line and headers before its
     connection is closed, so half-sent requests cannot pile up (slowloris); 0 turns it off."""
+    ingest_process: int = 0
+    """1: ``pingura serve`` (embedded bus) answers pings from a process of its own, which holds
+    the HTTP port and passes every other request on (services/ingest/worker.py): the HTTP work
+    then no longer shares one core with the consumers. 0: one process."""
     lateness_ms: int = 1000
     tick_interval_ms: int = 250
     """How often the ticker writes the clock. A miss is declared at the first tick past its
@@ -221,6 +225,8 @@ class Settings:
                 raise ConfigError(f"PINGURA_{f.name.upper()}: cannot read {raw!r}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
+        if settings.ingest_process not in (0, 1):
+            raise ConfigError("PINGURA_INGEST_PROCESS: 0 (one process) or 1 (ingest in a process of its own)")
         if not 1 <= settings.port <= 65535 and settings.port != 0:
             raise ConfigError(f"port: {settings.port} is not a TCP port")
         if settings.smtp is not None and not settings.smtp_from:  # parsing smtp_url refuses a bad one now

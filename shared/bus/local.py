@@ -193,6 +193,17 @@ class LocalBus(Bus):
         await self._enqueue(rows)
         return rows[0][2]
 
+    async def publish_each(self, topic: str, items: list[tuple[str, bytes]],
+                           partition: int | None = None) -> list[int]:
+        """``publish`` of each item, appended together (for :class:`~shared.bus.linked.BusLink`,
+        which receives a linked process's publishes a frame at a time): all refused at once
+        when the backlog is full, else all durable when this returns."""
+        if self._pending_rows >= self._max_pending:
+            raise BusUnavailable("too many records waiting for the disk")
+        rows = self._number(topic, items, partition)
+        await self._enqueue(rows)
+        return [row[2] for row in rows]
+
     async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
         """Many records, for internal producers (evaluator outputs, snapshots): instead of
         failing on a full backlog they wait for room, a chunk at a time, and fill at most

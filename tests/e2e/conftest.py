@@ -40,10 +40,11 @@ def end_process(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
 class Server:
     """One ``pingura serve`` process; can be stopped (gracefully or by SIGKILL) and restarted."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(self, data_dir: Path, log_path: Path, env: dict[str, str] | None = None):
         self.data_dir = data_dir
         self.port = free_port()
         self.log_path = log_path
+        self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -61,6 +62,7 @@ class Server:
             "PINGURA_LATENESS_MS": "500",
             "PINGURA_CHECKPOINT_INTERVAL_MS": "200",
             "PINGURA_LOG_LEVEL": "debug",
+            **self.extra_env,
         }
         env.pop("PINGURA_KAFKA_BOOTSTRAP", None)
         log = open(self.log_path, "ab")

@@ -9,7 +9,19 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import API_KEY, eventually
+from tests.e2e.conftest import API_KEY, Server, eventually
+
+
+@pytest.fixture(params=["one process", "ingest process"])
+def server(request, tmp_path):
+    """Every test here runs against both layouts of ``pingura serve``: all in one process, and
+    with ingest in a process of its own in front (``PINGURA_INGEST_PROCESS=1``), which answers
+    pings and passes everything else on."""
+    env = {"PINGURA_INGEST_PROCESS": "1"} if request.param == "ingest process" else {}
+    srv = Server(tmp_path / "data", tmp_path / "serve.log", env=env)
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 async def create_monitor(http, server, **fields):

@@ -1,0 +1,180 @@
+"""Ingest in a process of its own, beside the ``pingura serve`` process that owns the bus.
+
+With ``PINGURA_INGEST_PROCESS=1`` the serving process starts this one
+(``python -m services.ingest.worker``). It holds the public HTTP port:
+
+- pings are answered here, from a token index of its own (read from the bus file, started
+  from the same snapshot), and published through the owner (:mod:`shared.bus.linked`): a
+  ``200`` still means the ping is fsynced;
+- every other request (the API, the dashboard, sign-in, ``/healthz``) is passed to the
+  serving process over a Unix socket in the data dir, streamed both ways, with the client's
+  address in ``X-Pingura-Peer`` (only this process can reach that socket).
+
+It tells the serving process its port through ``--ready-fd``, and stops on SIGTERM or when
+the link to the owner is lost (the owner is gone: nothing here could be made durable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import structlog
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from services.ingest.app import TOKEN_INDEX, add_ingest_routes, attach
+from services.ingest.server import GuardedAppRunner
+from services.ingest.store import TokenIndex
+from services.ingest.token_snapshot import SnapshotFile
+from shared.bus.linked import LinkedBus
+from shared.logging import configure_logging
+from shared.settings import Settings
+from shared.topics import Topics
+
+log = structlog.get_logger()
+
+PEER_HEADER = "X-Pingura-Peer"
+"""The client's address, as the ingest process saw it; trusted on the serving process's
+Unix socket only (nobody else can connect to it)."""
+_NOT_FORWARDED = frozenset(h.lower() for h in (
+    "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer",
+    "Transfer-Encoding", "Upgrade", "Content-Length", PEER_HEADER,
+))  # fmt: skip
+_NOT_RETURNED = _NOT_FORWARDED | {"date", "server"}  # this server writes its own
+UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
+RETRY_AFTER_S = 2
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Pass a request that is not a ping to the serving process, and its answer back."""
+    body = await request.read()  # bounded by client_max_size, as on the serving process
+    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED)
+    headers[PEER_HEADER] = request.remote or ""
+    url = URL.build(scheme="http", host="pingura", encoded=True, path=request.raw_path.split("?", 1)[0],
+                    query_string=request.query_string)
+    try:
+        upstream = await request.app[UPSTREAM].request(request.method, url, headers=headers, data=body,
+                                                       allow_redirects=False)
+    except (aiohttp.ClientConnectionError, OSError):
+        return web.json_response({"error": "starting: the API is not up yet, retry in a moment"}, status=503,
+                                 headers={"Retry-After": str(RETRY_AFTER_S)})
+    async with upstream:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for name, value in upstream.headers.items():  # every Set-Cookie, not just the first
+            if name.lower() not in _NOT_RETURNED:
+                response.headers.add(name, value)
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The serving process's readiness, with ingest's (this process's) in it."""
+    ready = request.app[TOKEN_INDEX].ready
+    services: dict[str, bool] = {}
+    try:
+        async with request.app[UPSTREAM].get(URL("http://pingura/healthz")) as upstream:
+            services = (await upstream.json(content_type=None)).get("services", {})
+    except (aiohttp.ClientError, OSError, ValueError):
+        pass  # the serving process is not answering yet: nothing but ingest is ready
+    services = {"ingest": ready, **services} if services else {"ingest": ready, "query": False}
+    complete = all(services.values())
+    body = {"ok": complete, "ready": complete, "services": services}
+    if complete:
+        return web.json_response(body)
+    return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def worker_app(settings: Settings, bus: LinkedBus, index: TokenIndex, upstream: aiohttp.ClientSession) -> web.Application:
+    app = web.Application(client_max_size=max(settings.max_api_body_bytes, settings.max_body_bytes))
+    attach(app, settings, bus, Topics(settings.topic_prefix), index)
+    app[UPSTREAM] = upstream
+    app.router.add_get("/healthz", healthz)
+    add_ingest_routes(app)
+    app.router.add_route("*", "/{anything:.*}", forward)  # last: the ping routes match first
+    return app
+
+
+async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    bus = LinkedBus(settings.data_dir / "bus.sqlite3", link)
+    await bus.start()
+    from services.runtime import TOKEN_SNAPSHOT_FILE
+
+    index = TokenIndex(bus, Topics(settings.topic_prefix),
+                       snapshot=SnapshotFile(settings.data_dir / TOKEN_SNAPSHOT_FILE, bus.log_id))
+    upstream = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(api_socket)),
+                                     cookie_jar=aiohttp.DummyCookieJar(),  # never one client's cookie for another
+                                     auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+    runner = GuardedAppRunner(worker_app(settings, bus, index, upstream), header_timeout_s=settings.header_timeout_s,
+                              access_log=None, handle_signals=False, keepalive_timeout=75)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if ready_fd is not None:
+            os.write(ready_fd, f"{port}\n".encode())
+            os.close(ready_fd)
+        log.info("ingest.worker.listening", host=settings.host, port=port)
+        # The same switch interval as the serving process: the reader thread gets its turn.
+        sys.setswitchinterval(0.001)
+        starting = asyncio.create_task(index.start(), name="token-index")
+        lost = asyncio.create_task(bus.link_lost.wait(), name="link-lost")
+        stopped = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait([starting, lost, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done() and not lost.done() and not stopped.done():
+            starting.result()
+            log.info("ingest.worker.ready", heartbeats=len(index))
+            await asyncio.wait([lost, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if lost.done():
+            log.error("ingest.worker.link_lost")
+        for task in (starting, lost, stopped):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    finally:
+        await runner.cleanup()  # in-flight pings get their answers first
+        await upstream.close()
+        if index.ready:
+            await index.close()  # saves its snapshot
+        await bus.close()
+    log.info("ingest.worker.stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.ingest.worker")
+    parser.add_argument("--link", type=Path, required=True, help="the bus owner's link socket")
+    parser.add_argument("--api-socket", type=Path, required=True, help="the serving process's HTTP socket")
+    parser.add_argument("--ready-fd", type=int, help="write the bound port here once listening")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings, args.link, args.api_socket, args.ready_fd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
