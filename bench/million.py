@@ -19,7 +19,8 @@ its number (:func:`role`):
 Every heartbeat has the webhook channel, so a false ``down`` reaches the receiver too.
 
 Then ``pingura serve`` runs on that data dir as a child process (all four services, embedded bus,
-chDB, log level info as shipped, JSON lines). Measured:
+chDB, log level info as shipped, JSON lines), with ``PINGURA_INGEST_PROCESS=1`` (``--one-process``
+without: to compare); RSS and CPU are the serving process's and its ingest process's together. Measured:
 
 - readiness: from the spawn until the port accepts, and until a ping to the probe gets 200;
   again on a restart after the soak;
@@ -468,10 +469,15 @@ class Dashboard:
                             {"limit": "50"})
 
 
+ONE_PROCESS = False
+"""``--one-process``: run ``pingura serve`` without ``PINGURA_INGEST_PROCESS`` (to compare)."""
+
+
 def _serve_env(log_level: str = "info") -> dict:
     return {"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_KAFKA_BOOTSTRAP": "", "PINGURA_CLICKHOUSE_URL": "",
             "PINGURA_LOG_LEVEL": log_level, "PINGURA_LOG_FORMAT": "json",
-            "PINGURA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
+            "PINGURA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+            "PINGURA_INGEST_PROCESS": "0" if ONE_PROCESS else "1"}
 
 
 def _serve(workdir: Path, data_dir: Path, port: int, name: str):
@@ -496,12 +502,29 @@ async def _wait_child(proc, workdir: Path, kind: str, timeout_s: float) -> None:
         raise RuntimeError(f"bench.million {kind} exited with {code}: {(workdir / f'{kind}.log').read_text()[-3000:]}")
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its children: the server's RSS and CPU include its ingest process."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return [pid, *children]
+
+
 def _proc_rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize()
-    except OSError:
-        return 0
+    """RSS of ``pid`` and its children (the ingest process)."""
+    total = 0
+    for member in _tree(pid):
+        try:
+            with open(f"/proc/{member}/statm") as f:
+                total += int(f.read().split()[1]) * resource.getpagesize()
+        except OSError:
+            pass
+    return total
 
 
 def _cpu_ticks(pids: list[int]) -> tuple[int, list[int]]:
@@ -509,12 +532,15 @@ def _cpu_ticks(pids: list[int]) -> tuple[int, list[int]]:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
     own = []
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            own.append(int(stat[11]) + int(stat[12]))
-        except (OSError, IndexError, ValueError):
-            own.append(0)
+    for i, pid in enumerate(pids):
+        ticks = 0
+        for member in _tree(pid) if i == 0 else [pid]:  # the first is the server: with its ingest process
+            try:
+                stat = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(stat[11]) + int(stat[12])
+            except (OSError, IndexError, ValueError):
+                pass
+        own.append(ticks)
     return busy, own
 
 
@@ -657,12 +683,13 @@ async def _soak(m: dict, size: dict, workdir: Path, proc, port: int, http: aioht
                 receiver: Receiver) -> None:
     n, base = m["heartbeats"], f"http://127.0.0.1:{port}"
     load_s = size["load_s"]
+    # Housekeeping compacts once every service is ready, then COMPACT_EVERY_S after each end:
+    # wait for the first, so that neither the start-up nor that pass is in the load; with
+    # cover_compaction, stretch the load over the second.
+    deadline = time.time() + 300
+    while not _compactions(workdir / "serve.log") and time.time() < deadline:
+        await asyncio.sleep(1)
     if size["cover_compaction"]:
-        # Housekeeping compacts at start, then COMPACT_EVERY_S after each end: wait for the first
-        # (so it is not in the load) and stretch the load over the second.
-        deadline = time.time() + 300
-        while not _compactions(workdir / "serve.log") and time.time() < deadline:
-            await asyncio.sleep(1)
         found = _compactions(workdir / "serve.log")
         if found:
             load_s = min(size["max_load_s"], max(load_s, found[0][0] + COMPACT_EVERY_S + 120 - time.time()))
@@ -760,8 +787,9 @@ def _pings_in(load: dict, lo: float, hi: float) -> list[float]:
 
 def table(m: dict) -> Table:
     n, load = m["heartbeats"], m["load"]
-    t = Table(f"9. A million heartbeats in one process: {n:,} heartbeats, {m['load_s']:.0f} s of load "
-              f"({n / PERIOD_S:,.0f} pings/s, every heartbeat every {PERIOD_S // 60} min)",
+    layout = "one process" if ONE_PROCESS else "ingest in a process of its own"
+    t = Table(f"9. A million heartbeats in one `pingura serve` ({layout}): {n:,} heartbeats, {m['load_s']:.0f} s "
+              f"of load ({n / PERIOD_S:,.0f} pings/s, every heartbeat every {PERIOD_S // 60} min)",
               ["figure", "measured", "goal", ""])
     mib = 2**20
     t.add("build: configs + snapshots onto the bus (publish_many, 10,000 a batch)",
@@ -905,7 +933,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--heartbeats", type=int, help="instead of the size's")
     parser.add_argument("--load-s", type=float, help="instead of the size's (no stretching over a compaction)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument("--one-process", action="store_true", help="without PINGURA_INGEST_PROCESS (to compare)")
     args = parser.parse_args(argv)
+    global ONE_PROCESS
+    ONE_PROCESS = args.one_process
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         tables = asyncio.run(run(args.size, args.keep, args.heartbeats, args.load_s))
