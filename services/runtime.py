@@ -66,7 +66,8 @@ async def open_bus(settings: Settings) -> Bus:
     if settings.embedded:
         from shared.bus.local import LocalBus
 
-        bus: Bus = LocalBus(settings.data_dir / "bus.sqlite3", default_partitions=settings.partition_count)
+        bus: Bus = LocalBus(settings.data_dir / "bus.sqlite3", default_partitions=settings.partition_count,
+                            fast_topics=frozenset({Topics(settings.topic_prefix).pings}))
     else:
         try:
             from shared.bus.kafka import KafkaBus

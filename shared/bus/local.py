@@ -79,17 +79,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-PUBLISH_CHUNK_ROWS = 5_000
+PUBLISH_CHUNK_ROWS = 1_000
 """Rows ``publish_many`` queues at a time, so pings interleave with a large batch."""
 
 
 class LocalBus(Bus):
     def __init__(self, path: Path, default_partitions: int = 1, max_pending: int = 50_000, tail_records: int = 20_000,
-                 compaction_step_records: int = 1_000):
+                 compaction_step_records: int = 1_000, fast_topics: frozenset[str] = frozenset()):
         self._path = path
         self._default_partitions = default_partitions
         self._max_pending = max_pending
-        self._writer = LogWriter(lambda: _connect(path), self._on_appended)
+        # fast_topics: what clients wait on (pings), committed ahead of bulk writes (local_writer.py).
+        self._writer = LogWriter(lambda: _connect(path), self._on_appended, frozenset(fast_topics))
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="bus-reader")
         self._reader: sqlite3.Connection | None = None
         self._topics: dict[str, TopicSpec] = {}

@@ -249,3 +249,22 @@ async def test_a_huge_internal_batch_leaves_room_for_pings(tmp_path):
         assert keys == [k for k, _ in outputs if partition_for(k, 2) == partition]
     await reader.close()
     await bus.close()
+
+
+async def test_a_ping_is_committed_ahead_of_a_large_bulk_batch_queued_before_it(tmp_path):
+    bus = LocalBus(tmp_path / "bus.sqlite3", fast_topics=frozenset({"pings"}))
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("pings", 1), TopicSpec("snapshots", 1)])
+    bulk = asyncio.ensure_future(bus.publish_many("snapshots", [(f"k{i}", b"v" * 300) for i in range(20_000)]))
+    await asyncio.sleep(0)  # the bulk batch is queued first
+    offset = await bus.publish("pings", "m", b"ping")
+    assert offset == 0 and not bulk.done()  # durable after one bulk transaction at most, not twenty
+    await bulk
+    assert bus.end_offset(("snapshots", 0)) == 20_000  # and the bulk, in order, all of it
+    reader = bus.reader([("snapshots", 0)])
+    await reader.start()
+    keys = []
+    while len(keys) < 20_000:
+        keys += [r.key for r in await reader.poll(max_records=5_000, timeout_ms=500)]
+    assert keys == [f"k{i}" for i in range(20_000)]
+    await bus.close()
