@@ -17,7 +17,7 @@ from services.evaluator.logic import Output, PartitionEvaluator
 from services.evaluator.store import StateStore, apply_config_record
 from shared.bus import Bus, Consumer, TopicPartition
 from shared.bus.deadletter import DeadLetters
-from shared.bus.view import cancel_and_wait
+from shared.bus.view import APPLY_SLICE, cancel_and_wait
 from shared.events import Alert, Ping, Tick, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
@@ -179,7 +179,9 @@ class Evaluator:
         outputs: list[Output] = []
         await self._catch_up_configs(outputs, until_end=False)
         partitions, last_offset = self.partitions, self._last_offset
-        for record in records:
+        for n, record in enumerate(records):
+            if n and not n % APPLY_SLICE:
+                await asyncio.sleep(0)  # a full batch is ~25 ms of work: let the pings in between
             evaluator = partitions.get(record.partition)
             if evaluator is None:
                 continue  # no longer ours

@@ -21,6 +21,7 @@ import structlog
 
 from services.query.store import HistoryStore
 from shared.bus.deadletter import DeadLetters
+from shared.bus.view import APPLY_SLICE
 from shared.bus import Bus, Consumer, Record, TopicPartition
 from shared.events import Delivery, DeliveryAttempt, Missed, Ping, RunMeasured, StatusChanged, decode
 from shared.settings import Settings
@@ -133,7 +134,11 @@ class HistoryWriter:
 
     async def _write(self, records: list[Record]) -> bool:
         """Insert the batch, retrying with backoff until it succeeds; False only when stopping."""
-        events = self._decode(records)
+        events = []
+        for start in range(0, len(records), APPLY_SLICE):  # up to 20,000 records: a slice a turn
+            if start:
+                await asyncio.sleep(0)
+            events += self._decode(records[start:start + APPLY_SLICE])
         token = batch_token(records)
         backoff_s = self._retry_backoff_s
         while events:

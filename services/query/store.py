@@ -14,6 +14,7 @@ Every user-supplied value reaches SQL as a bound ``{name:Type}`` parameter.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +31,8 @@ from shared.events import Alert, Delivery, DeliveryAttempt, Missed, Ping, RunMea
 DAY_MS = 24 * 3600 * 1000
 UPTIME_WINDOWS_MS = {"24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d": 90 * DAY_MS}
 MAX_PAGE_ROWS = 1000
+ROWS_PER_TURN = 1000
+"""History rows built between two turns of the event loop (about a millisecond)."""
 MAX_TIMING_BUCKETS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -346,11 +349,20 @@ class HistoryStore:
     async def insert_events(self, events: list, dedup_token: str) -> None:
         """Write Ping/Missed as check-ins, StatusChanged as status changes, DeliveryAttempt (and
         legacy Delivery) as deliveries; other events are ignored."""
-        checkins = [_checkin_row(e) for e in events if isinstance(e, Ping | Missed)]
-        changes = [_status_row(e) for e in events if isinstance(e, StatusChanged)]
-        deliveries = [_delivery_row(e) for e in events if isinstance(e, Delivery | DeliveryAttempt)]
-        runs = [[e.ping_id, e.project_id, e.monitor_id, e.ended_ms / 1000, e.started_ms / 1000, e.rid, e.duration_s]
-                for e in events if isinstance(e, RunMeasured)]  # fmt: skip
+        checkins, changes, deliveries, runs = [], [], [], []
+        for start in range(0, len(events), ROWS_PER_TURN):
+            if start:
+                await asyncio.sleep(0)  # a batch is up to 20,000 events: the loop gets a turn between slices
+            for e in events[start:start + ROWS_PER_TURN]:
+                if isinstance(e, Ping | Missed):
+                    checkins.append(_checkin_row(e))
+                elif isinstance(e, StatusChanged):
+                    changes.append(_status_row(e))
+                elif isinstance(e, Delivery | DeliveryAttempt):
+                    deliveries.append(_delivery_row(e))
+                elif isinstance(e, RunMeasured):
+                    runs.append([e.ping_id, e.project_id, e.monitor_id, e.ended_ms / 1000, e.started_ms / 1000,
+                                 e.rid, e.duration_s])
         for table, rows, columns in (
             ("checkins", checkins, CHECKIN_COLUMNS),
             ("status_changes", changes, STATUS_COLUMNS),
