@@ -24,14 +24,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
 
-from shared.bus.local_writer import RAISE_END, LogWriter, in_transaction
+from shared.bus.local_writer import RAISE_END, LogWriter, WhenWritten, in_transaction
 from shared.bus.base import (
     Bus,
     BusUnavailable,
@@ -100,6 +101,7 @@ class LocalBus(Bus):
         self._tail_records = tail_records
         self._tails: dict[TopicPartition, list[Record]] = {}
         self._pending_rows = 0
+        self._appending = threading.Lock()  # numbering and queueing: the loop's and the link's thread
         self._room = asyncio.Event()
         # Consumers wait on an event each, registered by topic: a flush wakes only those
         # reading the topics it appended to.
@@ -190,20 +192,31 @@ class LocalBus(Bus):
         """One record; with a full backlog this refuses at once (ingest answers 503)."""
         if self._pending_rows >= self._max_pending:
             raise BusUnavailable("too many records waiting for the disk")
-        rows = self._number(topic, [(key, value)], partition)
-        await self._enqueue(rows)
+        future = asyncio.get_running_loop().create_future()
+        rows = self._append(topic, [(key, value)], partition, future)
+        await future
         return rows[0][2]
 
     async def publish_each(self, topic: str, items: list[tuple[str, bytes]],
                            partition: int | None = None) -> list[int]:
-        """``publish`` of each item, appended together (for :class:`~shared.bus.linked.BusLink`,
-        which receives a linked process's publishes a frame at a time): all refused at once
-        when the backlog is full, else all durable when this returns."""
+        """``publish`` of each item, appended together: all refused at once when the backlog is
+        full, else all durable when this returns."""
         if self._pending_rows >= self._max_pending:
             raise BusUnavailable("too many records waiting for the disk")
-        rows = self._number(topic, items, partition)
-        await self._enqueue(rows)
+        future = asyncio.get_running_loop().create_future()
+        rows = self._append(topic, items, partition, future)
+        await future
         return [row[2] for row in rows]
+
+    def append_from_thread(self, topic: str, items: list[tuple[str, bytes]], partition: int | None,
+                           done: Callable[[list[list], BaseException | None], None]) -> None:
+        """``publish_each`` for a thread other than the loop's (the link that takes a second
+        process's pings: it answers without waiting for this loop). ``done(rows, error)`` runs
+        on the writer thread once the rows are durable, or could not be written. Raises
+        :class:`BusUnavailable` at once when the backlog is full."""
+        if self._pending_rows >= self._max_pending:
+            raise BusUnavailable("too many records waiting for the disk")
+        self._append(topic, items, partition, WhenWritten(done))
 
     async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
         """Many records, for internal producers (evaluator outputs, snapshots): instead of
@@ -222,41 +235,42 @@ class LocalBus(Bus):
             while self._pending_rows and self._pending_rows + chunk > room:
                 self._room.clear()
                 await self._room.wait()
-            futures.append(self._enqueue_rows(self._number(topic, items[first:first + chunk], None)))
+            future = asyncio.get_running_loop().create_future()
+            self._append(topic, items[first:first + chunk], None, future)
+            futures.append(future)
         await asyncio.gather(*futures)
 
-    def _number(self, topic: str, items: list[tuple[str, bytes]], partition: int | None) -> list[list]:
-        if self._closed:
-            raise BusUnavailable("bus is closed")
-        count = self.partitions(topic)
-        now = int(time.time() * 1000)
-        rows = []
-        for key, value in items:
-            p = partition_for(key, count) if partition is None else partition
-            offset = self._next_offset.get((topic, p), 0)
-            self._next_offset[(topic, p)] = offset + 1
-            rows.append([topic, p, offset, key, value, now])
+    def _append(self, topic: str, items: list[tuple[str, bytes]], partition: int | None, token) -> list[list]:
+        """Number the rows and queue them for the writer, as one step under a lock: the link's
+        thread appends too, and a partition's rows must reach the writer in offset order."""
+        with self._appending:
+            if self._closed:
+                raise BusUnavailable("bus is closed")
+            count = self.partitions(topic)
+            now = int(time.time() * 1000)
+            rows = []
+            for key, value in items:
+                p = partition_for(key, count) if partition is None else partition
+                offset = self._next_offset.get((topic, p), 0)
+                self._next_offset[(topic, p)] = offset + 1
+                rows.append([topic, p, offset, key, value, now])
+            self._pending_rows += len(rows)
+            self._writer.append(rows, token)
         return rows
-
-    async def _enqueue(self, rows: list[list]) -> None:
-        await self._enqueue_rows(rows)
-
-    def _enqueue_rows(self, rows: list[list]) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._pending_rows += len(rows)
-        self._writer.append(rows, future)
-        return future
 
     def _on_appended(self, batches: list[tuple[list[list], asyncio.Future]], error: BaseException | None) -> None:
         """On the loop, once the writer committed (or failed) these batches, in order."""
         appended: set[str] = set()
+        with self._appending:
+            self._pending_rows -= sum(len(rows) for rows, _ in batches)
         for rows, future in batches:
-            self._pending_rows -= len(rows)
+            if isinstance(future, WhenWritten):
+                future = None  # the writer thread told its caller already
             if error is not None:
                 # The offsets of lost rows are not reused: readers see a gap, as Kafka allows.
                 for topic, partition, *_ in rows:
                     self._tails.pop((topic, partition), None)  # a tail must stay contiguous
-                if not future.done():
+                if future is not None and not future.done():
                     future.set_exception(BusUnavailable(f"could not write to the local log: {error}"))
                 continue
             for topic, partition, offset, key, value, ts in rows:
@@ -269,7 +283,7 @@ class LocalBus(Bus):
                 if len(tail) > 2 * self._tail_records:
                     del tail[: self._tail_records]  # amortized: a list indexes in O(1)
                 appended.add(topic)
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_result(None)
         if error is not None:
             log.error("bus.local.append_failed", error=str(error), batches=len(batches))

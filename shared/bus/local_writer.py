@@ -131,7 +131,23 @@ class LogWriter:
                 error = None
             except BaseException as exc:  # disk full, I/O error: none of these rows is durable
                 error = exc
+            for batch_rows, token in batches:
+                if isinstance(token, WhenWritten):
+                    try:
+                        token.done(batch_rows, error)
+                    except Exception:  # the caller's to handle; the writer must go on
+                        pass
             self._loop.call_soon_threadsafe(self._on_appended, batches, error)
+
+
+class WhenWritten:
+    """A token for rows appended from a thread other than the loop's: ``done(rows, error)``
+    runs on the writer thread right after their transaction, without waiting for the loop."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, done: Callable[[list[list], BaseException | None], None]):
+        self.done = done
 
 
 def _take_rows(items: deque, limit: int) -> list:

@@ -111,3 +111,45 @@ async def test_it_knows_the_owners_log_id_and_topics(owner, linked):
     await linked.ensure_topics([TopicSpec("t", 3)])
     with pytest.raises(BusUnavailable):
         await linked.ensure_topics([TopicSpec("missing", 1)])
+
+
+async def test_a_ping_is_answered_while_the_owners_event_loop_is_busy(tmp_path):
+    """The owner's loop also runs the consumers; a long step there must not hold pings. Here
+    the owner runs on a loop of its own, which is blocked until the linked publish returned."""
+    import threading
+
+    started, blocked, release = threading.Event(), threading.Event(), threading.Event()
+    owner: dict = {}
+
+    def run_owner() -> None:
+        async def main() -> None:
+            bus = LocalBus(tmp_path / "bus.sqlite3", fast_topics=frozenset({"t"}))
+            await bus.start()
+            await bus.ensure_topics([TopicSpec("t", 1)])
+            link = BusLink(bus, tmp_path / "bus.sock")
+            await link.start()
+            owner["loop"] = asyncio.get_running_loop()
+            started.set()
+            await asyncio.to_thread(release.wait)
+            await link.close()
+            await bus.close()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=run_owner)
+    thread.start()
+    await asyncio.to_thread(started.wait)
+    linked = LinkedBus(tmp_path / "bus.sqlite3", tmp_path / "bus.sock")
+    await linked.start()
+
+    def hold_the_loop() -> None:  # a consumer's long synchronous step, as long as the test needs
+        blocked.set()
+        release.wait()
+
+    owner["loop"].call_soon_threadsafe(hold_the_loop)
+    await asyncio.to_thread(blocked.wait)
+    offset = await asyncio.wait_for(linked.publish("t", "k", b"v"), 10)
+    assert offset == 0 and not release.is_set()  # durable and answered, the owner's loop still held
+    release.set()
+    await linked.close()
+    await asyncio.to_thread(thread.join)
