@@ -89,7 +89,10 @@ PERIOD_S = 300
 """Every heartbeat but the silent ones pings once per period: N/300 pings/s."""
 HEALTHY_INTERVAL_S, HEALTHY_GRACE_S = 600, 300
 PROBE_INTERVAL_S = 86_400
-CONNECTIONS = 64
+CONNECTIONS = int(os.environ.get("PINGURA_BENCH_CONNECTIONS", "256"))
+"""Load connections. A million heartbeats are many clients: 64 kept-alive connections, each
+waiting for its answer, capped the offered rate below the 3,333/s to offer (the generator, not
+the server, set the pace: measured)."""
 BATCH = 10_000
 SAMPLES_PER_S = 1.0
 TRACKERS, TRACK_POLL_S, TRACK_TIMEOUT_S = 3, 0.1, 30.0
@@ -794,15 +797,18 @@ def table(m: dict) -> Table:
     mib = 2**20
     t.add("build: configs + snapshots onto the bus (publish_many, 10,000 a batch)",
           f"{m['build']['build_s']:.1f} s ({m['build']['bus_bytes'] / mib:,.0f} MiB)", "", "")
-    for label, key in (("start", "start"), ("restart after the soak", "restart")):
+    # The goal is a restart's: the built data has no token-index snapshot yet (the first start
+    # of a server writes one), so the first start reads the whole monitors topic.
+    for label, key in (("first start on the built data", "start"), ("restart after the soak", "restart")):
         r = m[key]
         t.add(f"{label}: port accepts", f"{r['port_s']:.2f} s", "", "")
         before = ", ".join(f"{k or 'no answer'} x{v}" for k, v in r["before_200"].items())
+        goal = key == "restart"
         t.add(f"{label}: first 200 to a ping of an existing heartbeat",
-              f"{r['ping_s']:.2f} s" + (f" (before: {before})" if before else ""), f"< {GOAL_READY_S:.0f} s",
-              _verdict(r["ping_s"] < GOAL_READY_S))
+              f"{r['ping_s']:.2f} s" + (f" (before: {before})" if before else ""),
+              f"< {GOAL_READY_S:.0f} s" if goal else "", _verdict(r["ping_s"] < GOAL_READY_S) if goal else "")
         if key == "start":
-            t.add("start: every heartbeat listed by the API", f"{r['listed_s']:.2f} s", "", "")
+            t.add("first start: every heartbeat listed by the API", f"{r['listed_s']:.2f} s", "", "")
 
     peak = max((r for _, r in m["rss_samples"]), default=0)
     t.add("RSS: empty server / all listed / load start / peak in load / end",
