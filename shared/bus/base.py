@@ -99,6 +99,21 @@ class Consumer(abc.ABC):
         return await self.reached(await self.end_offsets(self.assignment()))
 
 
+class PositionedConsumer(Consumer):
+    """A consumer that keeps each partition's position itself (the embedded bus's readers)."""
+
+    _positions: dict[TopicPartition, int]
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._positions)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self._positions[tp]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._positions[tp] = offset
+
+
 class Bus(abc.ABC):
     @abc.abstractmethod
     async def start(self) -> None: ...

@@ -39,7 +39,8 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from shared.bus.base import Bus, BusUnavailable, Consumer, PartitionsCallback, Record, TopicPartition, TopicSpec
+from shared.bus.base import (Bus, BusUnavailable, Consumer, PartitionsCallback, PositionedConsumer, Record,
+                             TopicPartition, TopicSpec)
 
 log = structlog.get_logger()
 
@@ -372,7 +373,7 @@ class LinkedBus(Bus):
         raise NotImplementedError("consumer groups run in the process that owns the bus")
 
 
-class LinkedReader(Consumer):
+class LinkedReader(PositionedConsumer):
     """Reads fixed partitions of a linked bus from their oldest stored record (a view)."""
 
     def __init__(self, bus: LinkedBus, partitions: list[TopicPartition]):
@@ -385,15 +386,6 @@ class LinkedReader(Consumer):
 
     async def close(self) -> None:
         self._positions = {}
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self._positions)
-
-    async def position(self, tp: TopicPartition) -> int:
-        return self._positions[tp]
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self._positions[tp] = offset
 
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         return await self._bus.end_offsets(partitions)

@@ -38,6 +38,7 @@ from shared.bus.base import (
     BusUnavailable,
     Consumer,
     PartitionsCallback,
+    PositionedConsumer,
     Record,
     TopicPartition,
     TopicSpec,
@@ -549,7 +550,7 @@ def _recover_ends(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
     return ends
 
 
-class LocalConsumer(Consumer):
+class LocalConsumer(PositionedConsumer):
     """One process owns the embedded bus, so a consumer is assigned every partition."""
 
     def __init__(self, bus: LocalBus, topics, group, on_assign, on_revoke, fixed=None):
@@ -601,15 +602,6 @@ class LocalConsumer(Consumer):
         if self._on_revoke is not None and self._positions:
             await self._on_revoke(set(self._positions))
         self._positions = {}
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self._positions)
-
-    async def position(self, tp: TopicPartition) -> int:
-        return self._positions[tp]
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self._positions[tp] = offset
 
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self._bus.end_offset(tp) for tp in partitions}
