@@ -353,6 +353,7 @@ async def _start_ingest_process(stack: AsyncExitStack, settings: Settings, runne
     site = web.UnixSite(runner, str(socket_path))
     await site.start()
     socket_path.chmod(0o600)
+    stack.callback(socket_path.unlink, missing_ok=True)
     ingest = IngestProcess(settings, settings.data_dir / LINK_SOCKET, socket_path)
     port = await ingest.start()
     stack.push_async_callback(ingest.close)

@@ -73,6 +73,7 @@ def test_stopping_serve_stops_the_ingest_process_first(split):
     assert not alive(pid)
     logs = split.logs()
     assert logs.index("ingest.worker.stopped") < logs.index("serve.stopped")
+    assert not (split.data_dir / "http.sock").exists() and not (split.data_dir / "bus.sock").exists()
 
 
 async def test_an_ingest_process_that_dies_is_started_again(split, http):
