@@ -56,7 +56,14 @@ RETRY_AFTER_S = 2
 
 async def forward(request: web.Request) -> web.StreamResponse:
     """Pass a request that is not a ping to the serving process, and its answer back."""
-    body = await request.read()  # bounded by client_max_size, as on the serving process
+    try:
+        body = await request.read()  # bounded by client_max_size, as on the serving process
+    except web.HTTPRequestEntityTooLarge:
+        return web.json_response({"error": f"larger than {request.client_max_size} bytes", "field": "body"},
+                                 status=413)
+    except (web.RequestPayloadError, ConnectionError):  # cut short: most likely nobody reads this
+        return web.json_response({"error": "the body ended early or is not framed as declared",
+                                  "field": "body"}, status=400)
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED)
     headers[PEER_HEADER] = request.remote or ""
     url = URL.build(scheme="http", host="pingura", encoded=True, path=request.raw_path.split("?", 1)[0],

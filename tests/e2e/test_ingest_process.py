@@ -91,3 +91,20 @@ async def test_an_ingest_process_that_dies_is_started_again(split, http):
     assert await eventually(pinged, timeout_s=30)
     assert "serve.ingest_process.exited" in split.logs()
     assert len(worker_pids(split)) == 2 and alive(worker_pids(split)[-1])
+
+
+async def test_a_body_too_large_or_cut_short_in_front_of_the_api_gets_a_clear_answer(split, http):
+    import asyncio
+
+    for size in (128 * 1024, 2 * 1024 * 1024):  # over the API's limit; over the ingest process's too
+        async with http.post(f"{split.url}/api/v1/heartbeats", data=b"x" * size,
+                             headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 413 and (await r.json())["field"] == "body"
+    reader, writer = await asyncio.open_connection("127.0.0.1", split.port)
+    writer.write(b"POST /api/v1/heartbeats HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"na")
+    await writer.drain()
+    writer.close()  # half a body, then gone
+    await asyncio.sleep(0.3)
+    async with http.get(f"{split.url}/healthz") as r:
+        assert r.status == 200  # the ingest process carries on
+    assert "Error handling request" not in split.logs()
