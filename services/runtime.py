@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from services.datadir import DataDirBusy, owning
+from services.ingest.worker import PEER_HEADER
 from services.query.auth.accounts import Accounts
 from shared.bus import Bus
 from shared.bus.view import ConfigView, cancel_and_wait
@@ -272,8 +273,6 @@ def ingest_elsewhere(settings: Settings, services: tuple[str, ...]) -> bool:
 async def _peer_from_ingest_process(request: web.Request, handler):
     """Requests come from the ingest process, over a socket only it can reach: the client
     is the one it names."""
-    from services.ingest.worker import PEER_HEADER
-
     peer = request.headers.get(PEER_HEADER)
     return await handler(request.clone(remote=peer) if peer is not None else request)
 

@@ -27,6 +27,7 @@ log = structlog.get_logger()
 POLL_RECORDS = 5000
 LAST_TICK_SEARCH_RECORDS = 50_000
 """How far back from its resume point a partition is searched for its last tick."""
+LAST_TICK_WINDOW_RECORDS = 2_000
 
 
 class Evaluator:
@@ -94,7 +95,8 @@ class Evaluator:
         """The newest tick before where this group resumes ``tp`` (0: none found): the clock
         as it stood when the evaluator last ran, so that the first tick after a stop shows how
         long nothing was ticking. Snapshots can't say: they are written only when a monitor
-        changes. Read backwards a window at a time, a few thousand records at most."""
+        changes. Read backwards a window at a time (ticks come every 250 ms, so the first
+        window holds one unless pings are very dense), at most ``LAST_TICK_SEARCH_RECORDS``."""
         assert self._consumer is not None
         resume_at = await self._consumer.position(tp)
         reader = self._bus.reader([tp])
@@ -103,11 +105,11 @@ class Evaluator:
             first = max(0, resume_at - LAST_TICK_SEARCH_RECORDS)
             upper = resume_at
             while upper > first:
-                lower = max(first, upper - 2_000)
+                lower = max(first, upper - LAST_TICK_WINDOW_RECORDS)
                 reader.seek(tp, lower)
                 newest = 0
                 while await reader.position(tp) < upper:
-                    records = await reader.poll(max_records=2_000, timeout_ms=100)
+                    records = await reader.poll(max_records=LAST_TICK_WINDOW_RECORDS, timeout_ms=100)
                     if not records:
                         break
                     for record in records:

@@ -147,6 +147,13 @@ def explain(reason: str) -> str:
 
 
 # one alert --------------------------------------------------------------------------------
+def incident_key(alert: Alert, max_chars: int) -> str:
+    """One key per incident (a test notification: its own), for receivers that fold an
+    incident's reminders into one open alert and close it on ``up`` (PagerDuty, Opsgenie)."""
+    key = alert.id if alert.kind == "test" else f"{alert.monitor_id}:{alert.incident}"
+    return key[:max_chars]
+
+
 def render(alert: Alert, dashboard_url: str) -> Message:
     """The message of one alert: ``down`` (``STILL DOWN`` for a reminder), ``up`` or ``test``."""
     if alert.kind == "test":

@@ -187,6 +187,10 @@ class Channel(abc.ABC):
     """The ``ChannelConfig.kind`` this channel serves, e.g. ``"webhook"``."""
     label: ClassVar[str]
     """What a person calls it, e.g. ``"Webhook"``."""
+    digest_one_by_one: ClassVar[bool] = False
+    """True where the receiver keeps state per alert (an incident opened by ``down`` and closed
+    by ``up``: PagerDuty, Opsgenie) or its format is one alert per request (webhook): a digest
+    is then each alert sent in turn, in order."""
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
     """Every setting the kind accepts; anything else in a config is refused. :data:`COMMON_FIELDS`
     are appended to what a kind declares."""
@@ -226,12 +230,12 @@ class Channel(abc.ABC):
         self, alerts: list[Alert], config: dict, http: aiohttp.ClientSession, settings: Settings
     ) -> None:
         """Deliver many alerts queued for this channel as one message (see
-        :func:`~services.notifier.messages.render_digest`), through :meth:`send_message`.
-
-        Kinds whose receiver keeps state per alert (an incident opened by ``down`` and closed
-        by ``up``: PagerDuty, Opsgenie) or whose format is one alert per request (webhook)
-        override this to send each alert in turn.
-        """
+        :func:`~services.notifier.messages.render_digest`), through :meth:`send_message`;
+        or, for kinds with :attr:`digest_one_by_one`, each alert in turn."""
+        if self.digest_one_by_one:
+            for alert in alerts:
+                await self.send(alert, config, http, settings)
+            return
         await self.send_message(render_digest(alerts, settings.ping_base_url), config, http, settings)
 
     async def send_message(

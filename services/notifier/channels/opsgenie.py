@@ -19,7 +19,7 @@ from yarl import URL
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ConfigField
 from services.notifier.channels.http import validate_token, validate_url
-from services.notifier.messages import render
+from services.notifier.messages import incident_key, render
 from shared.events import Alert
 from shared.settings import Settings
 
@@ -36,6 +36,7 @@ SOURCE = "Pingura"
 class OpsgenieChannel(Channel):
     kind = "opsgenie"
     label = "Opsgenie"
+    digest_one_by_one = True  # each alert creates or closes its own Opsgenie alert
     config_fields = (
         ConfigField(
             "api_key", "string", required=True, secret=True,
@@ -76,18 +77,10 @@ class OpsgenieChannel(Channel):
                 secrets=[config["api_key"]],
             )  # fmt: skip
 
-    async def send_digest(
-        self, alerts: list[Alert], config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
-        # Each alert creates or closes its own Opsgenie alert: one request each, in order.
-        for alert in alerts:
-            await self.send(alert, config, http, settings)
-
 
 def alias(alert: Alert) -> str:
     """One per incident: Opsgenie folds its reminders into the open alert, its ``up`` closes it."""
-    key = alert.id if alert.kind == "test" else f"{alert.monitor_id}:{alert.incident}"
-    return key[:ALIAS_MAX_CHARS]
+    return incident_key(alert, ALIAS_MAX_CHARS)
 
 
 def create_alert(alert: Alert, config: dict, settings: Settings) -> dict:

@@ -21,7 +21,7 @@ import aiohttp
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import validate_url
-from services.notifier.messages import render
+from services.notifier.messages import incident_key, render
 from shared.events import Alert
 from shared.settings import Settings
 
@@ -35,6 +35,7 @@ _ROUTING_KEY = re.compile(r"[A-Za-z0-9]{32}")
 class PagerDutyChannel(Channel):
     kind = "pagerduty"
     label = "PagerDuty"
+    digest_one_by_one = True  # each alert opens or closes its own PagerDuty alert
     default_rate_limit_per_minute = 120  # Events API v2: 120 events a minute per integration key
     config_fields = (
         ConfigField(
@@ -67,18 +68,10 @@ class PagerDutyChannel(Channel):
                 secrets=[config["routing_key"]],
             )  # fmt: skip
 
-    async def send_digest(
-        self, alerts: list[Alert], config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
-        # Each alert opens or closes its own PagerDuty alert: one event each, in order.
-        for alert in alerts:
-            await self.send(alert, config, http, settings)
-
 
 def dedup_key(alert: Alert) -> str:
     """One per incident: its reminders add to the open alert, its ``up`` resolves it."""
-    key = alert.id if alert.kind == "test" else f"{alert.monitor_id}:{alert.incident}"
-    return key[:DEDUP_KEY_MAX_CHARS]
+    return incident_key(alert, DEDUP_KEY_MAX_CHARS)
 
 
 def pagerduty_event(alert: Alert, config: dict, settings: Settings) -> dict:

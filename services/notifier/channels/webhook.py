@@ -64,6 +64,7 @@ evaluator's text as is; ``text`` is the readable sentence the chat channels send
 class WebhookChannel(Channel):
     kind = "webhook"
     label = "Webhook"
+    digest_one_by_one = True  # a public one-alert format; each alert keeps its own Idempotency-Key
     config_fields = (
         ConfigField(
             "url", "url", required=True,
@@ -136,13 +137,6 @@ class WebhookChannel(Channel):
         await channel_http.send(
             http, settings, config["url"], method=method, data=body if method != "GET" else None, headers=headers
         )
-
-    async def send_digest(
-        self, alerts: list[Alert], config: dict, http: aiohttp.ClientSession, settings: Settings
-    ) -> None:
-        # The body is a public one-alert format; each alert keeps its own Idempotency-Key.
-        for alert in alerts:
-            await self.send(alert, config, http, settings)
 
 
 def signature_headers(secret: str, body: bytes, timestamp_s: int) -> dict[str, str]:
