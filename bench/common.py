@@ -131,3 +131,22 @@ def rss_bytes() -> int:
     """This process's resident set size now (not the peak)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize()
+
+
+async def admin_project(settings, bus, topics) -> str:
+    """Make the admin project with ``settings.bootstrap_api_key`` on ``bus``, as a first
+    ``pingura serve`` would, and return its id (for benchmarks that build data directly)."""
+    from services.query.auth.accounts import Accounts
+    from services.query.auth.keys import KeyIndex, ProjectsView
+    from services.runtime import ensure_first_project
+
+    projects = ProjectsView(bus, topics.projects)
+    await projects.start()
+    keys = KeyIndex(bus, topics.keys, projects)
+    await keys.start()
+    try:
+        await ensure_first_project(settings, Accounts(bus, topics, projects, keys))
+        return keys.find(settings.bootstrap_api_key).project_id
+    finally:
+        await keys.close()
+        await projects.close()

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
+from bench.common import Table, admin_project, free_port, percentile, spawn, stop, wait_ready
 
 SIZES = {
     # heartbeats in the project; check-ins of the detail heartbeat; timed rounds per page (each
@@ -209,10 +209,8 @@ def _status_changes(project_id: str, monitor_id: str, start_ms: int, end_ms: int
 
 async def load(spec_path: Path) -> None:
     from services.datadir import owning
-    from services.query.auth.accounts import Accounts
-    from services.query.auth.keys import KeyIndex, ProjectsView
     from services.query.store import HistoryStore, encode_cursor
-    from services.runtime import ensure_first_project, open_bus
+    from services.runtime import open_bus
     from shared.bus.base import partition_for
     from shared.clickhouse import open_client
     from shared.events import encode
@@ -228,14 +226,7 @@ async def load(spec_path: Path) -> None:
         t = time.perf_counter()
         bus = await open_bus(settings)
         try:
-            projects = ProjectsView(bus, topics.projects)
-            await projects.start()
-            keys = KeyIndex(bus, topics.keys, projects)
-            await keys.start()
-            await ensure_first_project(settings, Accounts(bus, topics, projects, keys))
-            project_id = keys.find(API_KEY).project_id
-            await keys.close()
-            await projects.close()
+            project_id = await admin_project(settings, bus, topics)
             fleet = _heartbeats(spec["heartbeats"], project_id, now)
             state_partitions = bus.partitions(topics.evaluator_state)
             for lo in range(0, len(fleet), 10_000):

@@ -69,7 +69,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import ROOT, Table, free_port, percentile, spawn, stop, wait_port
+from bench.common import ROOT, Table, admin_project, free_port, percentile, spawn, stop, wait_port
 from bench.detection import Receiver
 
 SIZES = {
@@ -158,9 +158,7 @@ async def build(spec_path: Path) -> None:
 
     from services.datadir import owning
     from services.evaluator.logic import MonitorState
-    from services.query.auth.accounts import Accounts
-    from services.query.auth.keys import KeyIndex, ProjectsView
-    from services.runtime import ensure_first_project, open_bus
+    from services.runtime import open_bus
     from shared.bus.base import partition_for
     from shared.events import ChannelConfig, MonitorConfig, MonitorSnapshot, encode
     from shared.settings import Settings
@@ -178,14 +176,7 @@ async def build(spec_path: Path) -> None:
     with owning(settings.data_dir):
         bus = await open_bus(settings)
         try:
-            projects = ProjectsView(bus, topics.projects)
-            await projects.start()
-            keys = KeyIndex(bus, topics.keys, projects)
-            await keys.start()
-            await ensure_first_project(settings, Accounts(bus, topics, projects, keys))
-            project_id = keys.find(API_KEY).project_id
-            await keys.close()
-            await projects.close()
+            project_id = await admin_project(settings, bus, topics)
             channel = ChannelConfig(id=CHANNEL_ID, project_id=project_id, kind="webhook", name="bench receiver",
                                     config={"url": spec["webhook_url"]}, created_ms=now, updated_ms=now)
             await bus.publish(topics.channels, channel.id, encode(channel))
