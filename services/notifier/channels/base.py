@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import aiohttp
 
-from services.notifier.messages import Message, render_digest
+from services.notifier.messages import Message, render, render_digest
 from shared.errors import PinguraError
 from shared.events import Alert
 from shared.settings import Settings
@@ -222,9 +222,10 @@ class Channel(abc.ABC):
         """``{"kind", "label", "settings": [...]}``, what a form is drawn from."""
         return {"kind": self.kind, "label": self.label, "settings": [f.describe() for f in self.config_fields]}
 
-    @abc.abstractmethod
     async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        """Deliver ``alert`` once, with an already validated ``config``; raise :class:`TransportError`."""
+        """Deliver ``alert`` once, with an already validated ``config``; raise :class:`TransportError`.
+        Kinds that present a message (chat, push) send its rendering; the others override this."""
+        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
 
     async def send_digest(
         self, alerts: list[Alert], config: dict, http: aiohttp.ClientSession, settings: Settings

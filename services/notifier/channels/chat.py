@@ -21,8 +21,7 @@ from yarl import URL
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ConfigField
 from services.notifier.channels.http import url_secrets, validate_url
-from services.notifier.messages import Message, render
-from shared.events import Alert
+from services.notifier.messages import Message
 from shared.settings import Settings
 
 
@@ -54,9 +53,6 @@ class IncomingWebhookChannel(Channel):
 
     def normalize(self, config: dict, settings: Settings) -> dict:
         return {"url": validate_url(config.get("url"), settings)}
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
 
     async def send_message(
         self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings

@@ -17,8 +17,7 @@ import aiohttp
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import validate_token, validate_url
-from services.notifier.messages import Message, fit_lines, render
-from shared.events import Alert
+from services.notifier.messages import Message, fit_lines
 from shared.settings import Settings
 
 DEFAULT_URL = "https://ntfy.sh"
@@ -64,9 +63,6 @@ class NtfyChannel(Channel):
         if config.get("token") is not None:
             normalized["token"] = validate_token(config["token"], "token", "an access token")
         return normalized
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
 
     async def send_message(
         self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings

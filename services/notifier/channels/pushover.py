@@ -19,8 +19,7 @@ import aiohttp
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import validate_url
-from services.notifier.messages import Message, fit_lines, render
-from shared.events import Alert
+from services.notifier.messages import Message, fit_lines
 from shared.settings import Settings
 
 DEFAULT_URL = "https://api.pushover.net/1/messages.json"
@@ -85,9 +84,6 @@ class PushoverChannel(Channel):
         if config.get("url") is not None:
             normalized["url"] = validate_url(config["url"], settings)
         return normalized
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
 
     async def send_message(
         self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings

@@ -20,8 +20,7 @@ from yarl import URL
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import json_retry_after, validate_url
-from services.notifier.messages import Message, fit_lines, render
-from shared.events import Alert
+from services.notifier.messages import Message, fit_lines
 from shared.settings import Settings
 
 DEFAULT_URL = "https://api.telegram.org"
@@ -57,9 +56,6 @@ class TelegramChannel(Channel):
         if config.get("url") is not None:
             normalized["url"] = validate_url(config["url"], settings)
         return normalized
-
-    async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
-        await self.send_message(render(alert, settings.ping_base_url), config, http, settings)
 
     async def send_message(
         self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
