@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    creates .venv, installs Pingura, runs `pingura serve` on :8080
-#   make test   creates .venv, installs Pingura with test extras, runs the whole suite
+#   make test   creates .venv, installs Pingura with test extras and the programs the tests
+#               drive (Chromium, Borg: tests/install_tools.sh), runs the whole suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8080
 DATA_DIR ?= pingura-data
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test test-tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +23,10 @@ install-test: $(BIN)/python
 run: install
 	$(BIN)/pingura serve --port $(PORT) --data-dir $(DATA_DIR)
 
-test: install-test
+test-tools:
+	@bash tests/install_tools.sh
+
+test: install-test test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(BIN)/python

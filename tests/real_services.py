@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka"
 
 
+def missing_tool(reason: str):
+    """A program a test drives is not here: a failure under CI (``make test`` installs it
+    there: tests/install_tools.sh), a skip with the reason elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: `make test` installs it (tests/install_tools.sh)")
+    pytest.skip(f"{reason} (`make test` installs it when it can: tests/install_tools.sh)")
+
+
 def unavailable(reason: str):
     if os.environ.get("PINGURA_REQUIRE_KAFKA") == "1":
         pytest.fail(f"a real Kafka broker is required here (PINGURA_REQUIRE_KAFKA=1): {reason}")

@@ -16,7 +16,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.real_services import missing_tool
+
 API_KEY = "pk_test_" + "k" * 40
+CHROMIUM = os.environ.get("PINGURA_CHROMIUM", "/usr/bin/chromium")
 
 
 def free_port() -> int:
@@ -97,6 +100,19 @@ class Server:
 
     def logs(self) -> str:
         return self.log_path.read_text()
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (Debian's), driven by Playwright; see ``missing_tool`` when absent."""
+    if not Path(CHROMIUM).exists():
+        missing_tool(f"no Chromium at {CHROMIUM} (Debian package `chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield b
+        b.close()
 
 
 @pytest.fixture

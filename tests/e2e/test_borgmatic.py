@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Receiver, Server, eventually
+from tests.real_services import missing_tool
 
 BORGMATIC = Path(sys.executable).parent / "borgmatic"
 RUN_TIMEOUT_S = 60
@@ -35,10 +36,7 @@ def tools() -> tuple[str, str]:
     borgmatic = str(BORGMATIC) if BORGMATIC.exists() else shutil.which("borgmatic")
     missing = [name for name, path in (("borg (Debian: borgbackup)", borg), ("borgmatic", borgmatic)) if not path]
     if missing:
-        message = f"needs {' and '.join(missing)} on PATH"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must install them: .ci/run installs borgbackup)")
-        pytest.skip(message)
+        missing_tool(f"needs {' and '.join(missing)} on PATH")
     return borg, borgmatic
 
 

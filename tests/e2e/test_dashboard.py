@@ -21,13 +21,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import API_KEY
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-expect = playwright_sync.expect
-
-CHROMIUM = os.environ.get("PINGURA_CHROMIUM", "/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 NAME = "Nightly Database Backup"
 EXPORT_HEADER = [
@@ -37,12 +34,6 @@ EXPORT_HEADER = [
 POLL_S = 5  # the pages refresh themselves this often
 # Generous for a page that polls every 5 s; the whole test still ends well under a minute.
 expect.set_options(timeout=12_000)
-
-if not Path(CHROMIUM).exists():
-    # In CI (.ci/run installs the Debian package) a missing browser is a failure, not a skip.
-    if os.environ.get("CI"):
-        raise RuntimeError(f"no Chromium at {CHROMIUM}: .ci/run installs the Debian package `chromium`")
-    pytestmark = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 
 
 def seed_curl_lines(base: str) -> list[str]:
@@ -73,14 +64,6 @@ def api(server, method: str, path: str, body: dict | None = None) -> dict | None
 def curl(command: str) -> None:
     out = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=10)
     assert out.returncode == 0 and out.stdout.strip() == "OK", (command, out.stdout, out.stderr)
-
-
-@pytest.fixture
-def browser():
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

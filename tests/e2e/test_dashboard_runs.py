@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import API_KEY
-from tests.e2e.test_dashboard import CHROMIUM, POLL_S, expect, playwright_sync  # noqa: F401 (skips without them)
+from tests.e2e.test_dashboard import POLL_S, expect
 
 NAME = "Nightly Postgres dump"
 ZONE = "Europe/Berlin"
@@ -34,14 +34,6 @@ def ping(url: str, body: str = "") -> None:
 
 def job_output(lines: int) -> str:
     return "".join(LOG_LINE.format(i % 60, i) for i in range(lines))
-
-
-@pytest.fixture
-def browser():
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(server, browser, tmp_path):

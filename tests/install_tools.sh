@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the programs some tests drive that pip cannot bring: Chromium (the dashboard's
+# browser tests) and Borg (the borgmatic test), from Debian's packages, when missing.
+# `make test` runs this first, so a fresh machine needs nothing by hand.
+#
+# When they cannot be installed (not root and no password-less sudo, or apt fails), it says
+# so and goes on: the tests that need them are then skipped with that reason, except under
+# CI (CI=true), where this script fails, as those tests would.
+set -uo pipefail
+
+declare -A package=([chromium]=chromium [borg]=borgbackup)
+missing=()
+for tool in "${!package[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+as_root=()
+can_install=1
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as_root=(sudo -n); else can_install=0; fi
+fi
+
+if [ "$can_install" = 1 ]; then
+  echo "installing test tools: ${missing[*]} (apt-get)"
+  if "${as_root[@]}" apt-get update -q >/dev/null \
+     && DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
+    exit 0
+  fi
+  reason="apt-get install ${missing[*]} failed"
+else
+  reason="not root and no password-less sudo to apt-get install ${missing[*]}"
+fi
+
+if [ -n "${CI:-}" ]; then
+  echo "error: $reason; CI needs them" >&2
+  exit 1
+fi
+echo "warning: $reason; the tests that need them will be skipped" >&2
+exit 0
