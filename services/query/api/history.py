@@ -179,8 +179,8 @@ EXPORT_CHUNK_ROWS = 1000
 
 
 async def export_checkins(request: web.Request) -> web.StreamResponse:
-    """Oldest first, streamed chunk by chunk: csv (a header line, then one line per check-in),
-    json (one array) or jsonl (one JSON object per line)."""
+    """Oldest first, streamed chunk by chunk: csv (a header line, then one line per check-in;
+    see :func:`_cell`), json (one array) or jsonl (one JSON object per line)."""
     monitor = monitor_or_404(request)
     fmt = request.query.get("format", "csv")
     if fmt not in EXPORT_FORMATS:
@@ -222,8 +222,21 @@ async def export_checkins(request: web.Request) -> web.StreamResponse:
     return response
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP's list for CSV injection)."""
+
+
 def _cell(value) -> str:
-    return "" if value is None else str(value)
+    """A CSV cell: null empty, booleans as JSON spells them, numbers as they are. Text comes
+    from the jobs and their HTTP clients, so a text cell that would start a formula gets a
+    leading ``'`` (spreadsheets then show it as text); the JSON exports carry it exactly."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
+    return str(value)
 
 
 def _csv_line(values: list[str]) -> bytes:
@@ -231,6 +244,8 @@ def _csv_line(values: list[str]) -> bytes:
 
 
 def _csv_lines(rows) -> bytes:
+    # RFC 4180's CRLF: the writer then quotes every field holding a CR as well as a LF (with
+    # "\n" alone a lone CR went unquoted, and a spreadsheet began a new row, and a cell, there).
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
     return buffer.getvalue().encode()

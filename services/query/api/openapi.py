@@ -747,7 +747,9 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
                 tag="history", errors=("400", "404"), operation_id="exportCheckins",
                 params=[ID_PARAM,
                         _query("format", {"type": "string", "enum": list(EXPORT_FORMATS), "default": "csv"},
-                               "csv, a JSON array, or JSON lines (one object a line)."),
+                               "csv, a JSON array, or JSON lines (one object a line). CSV (RFC 4180, CRLF): "
+                               "booleans true/false, null empty, and a text cell starting with = + - @ tab or "
+                               "CR gets a leading ' so that no spreadsheet runs it as a formula; JSON is exact."),
                         FROM, TO],
             ),
         },

