@@ -5,7 +5,9 @@ installation: each project keeps its monitors in sorted lists (by name, case-ins
 then id; and by creation time then id), once for all of them, once per status and once
 per tag, plus a counter per status. They are updated one monitor at a time when the
 monitors view or the status view changes, so a 100,000-heartbeat project answers a page
-with a bisection and ``limit`` steps.
+with a bisection and ``limit`` steps. ``sort=status`` (problems first: down, late, then
+the rest, each by name) reads the per-status sets in turn, merging those of the rest, so
+it needs no set of its own.
 
 The name filter ``q`` is the one that scans: from the cursor, in sort order, handing the
 loop back every :data:`SCAN_STEP` entries and stopping once the page is full.
@@ -21,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import heapq
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 import msgspec
@@ -35,7 +38,10 @@ from shared.events import MonitorConfig
 STATUSES = ("up", "down", "late", "new", "paused", "running")
 """What ``status=`` accepts and ``counts`` reports. ``running``: a run began (``/start``)
 and has not ended yet."""
-SORTS = ("name", "created")
+SORTS = ("name", "created", "status")
+"""``status``: problems first (down, then late, then every other status), each group by name."""
+PROBLEM_GROUPS = (("down",), ("late",), tuple(s for s in STATUSES if s not in ("down", "late")))
+"""The groups of ``sort=status`` in order; a group's statuses are merged by name."""
 SCAN_STEP = 2000
 """Entries a filtered scan looks at between two yields to the event loop (~1 ms)."""
 
@@ -78,7 +84,16 @@ class _CreatedKey(msgspec.Struct, order=True, frozen=True, gc=False, array_like=
     id: str
 
 
-_KEYS = {"name": _NameKey, "created": _CreatedKey}
+class _StatusKey(msgspec.Struct, order=True, frozen=True, gc=False, array_like=True):
+    """A place in ``sort=status``: made while paging from the status sets' name keys, never
+    stored (the sets per status the catalog keeps anyway are the order)."""
+
+    group: int
+    folded: str
+    id: str
+
+
+_KEYS = {"name": _NameKey, "created": _CreatedKey, "status": _StatusKey}
 
 
 class _Entry(msgspec.Struct, gc=False):
@@ -275,14 +290,13 @@ class Catalog:
         needle = q.casefold() if q else None
         found: list[MonitorConfig] = []
         while True:
-            order = self._order(project_id, sort, status, tag)
-            if order is None:
+            keys = self._keys_after(project_id, sort, status, tag, position)
+            if keys is None:
                 return found, None
-            keys = order.irange(minimum=position, inclusive=(False, True)) if position else iter(order)
             scanned = 0
             # By name, the key holds the folded name: a search tests it before looking the
             # entry up, which is most of a scan's cost when few names match.
-            name_in_key = sort == "name" and needle is not None
+            name_in_key = sort != "created" and needle is not None
             for key in keys:
                 position, scanned = key, scanned + 1
                 if name_in_key and needle not in key.folded:
@@ -296,7 +310,7 @@ class Catalog:
                 ):  # fmt: skip
                     found.append(self._monitors[key.id])
                     if len(found) == limit:
-                        more = next(iter(order.irange(minimum=position, inclusive=(False, True))), None)
+                        more = next(self._keys_after(project_id, sort, status, tag, position) or iter(()), None)
                         return found, encode_cursor(sort, position) if more is not None else None
                 if scanned == SCAN_STEP:
                     break
@@ -305,6 +319,41 @@ class Catalog:
             # A filter that matched little: let pings in, then go on from the last key seen
             # (the lists may change meanwhile; a key stays a valid place to resume from).
             await asyncio.sleep(0)
+
+    def _keys_after(self, project_id: str, sort: str, status: str | None, tag: str | None, position) -> Iterator | None:
+        """The candidates' keys in ``sort`` order after ``position`` (None: from the start);
+        None if there are no candidates."""
+        if sort != "status":
+            order = self._order(project_id, sort, status, tag)
+            if order is None:
+                return None
+            return order.irange(minimum=position, inclusive=(False, True)) if position else iter(order)
+        project = self._projects.get(project_id)
+        if project is None:
+            return None
+        return self._by_status_after(project, status, tag, position)
+
+    def _by_status_after(self, project: _Project, status: str | None, tag: str | None, position) -> Iterator:
+        """``sort=status``: each group in turn, its statuses' name-sorted sets merged (or, when
+        the tag's set is smaller, that set read for the group's members)."""
+        tagged = project.by_tag.get(tag) if tag is not None else None
+        for group, members in enumerate(PROBLEM_GROUPS):
+            if position is not None and group < position.group:
+                continue
+            if status is not None and status not in members:
+                continue
+            start = _NameKey(position.folded, position.id) if position is not None and group == position.group else None
+            wanted = members if status is None else (status,)
+            sets = [project.by_status[s].name for s in wanted if s in project.by_status]
+            if tag is not None and (tagged is None or len(tagged) < sum(map(len, sets))):
+                if tagged is None:
+                    return
+                sets = [tagged.name]  # filtered by status below, by the page's test of each entry
+                keys = (k for k in _after(sets[0], start) if self._entries[k.id].status in members)
+            else:
+                keys = heapq.merge(*(_after(names, start) for names in sets))
+            for key in keys:
+                yield _StatusKey(group, key.folded, key.id)
 
     def _order(self, project_id: str, sort: str, status: str | None, tag: str | None) -> SortedList | None:
         """The smallest sorted list holding every candidate; None if there are none."""
@@ -322,6 +371,10 @@ class Catalog:
         return smallest.name if sort == "name" else smallest.created
 
 
+def _after(names: SortedList, start: _NameKey | None) -> Iterator[_NameKey]:
+    return names.irange(minimum=start, inclusive=(False, True)) if start is not None else iter(names)
+
+
 # cursors ------------------------------------------------------------------------
 def encode_cursor(sort: str, key: tuple | _NameKey | _CreatedKey) -> str:
     if not isinstance(key, tuple):
@@ -333,7 +386,7 @@ class BadCursor(ValueError):
     """A ``before`` cursor this API did not issue, or issued for the other sort order."""
 
 
-_CURSOR_TYPES = {"name": tuple[str, str, str], "created": tuple[str, int, str]}
+_CURSOR_TYPES = {"name": tuple[str, str, str], "created": tuple[str, int, str], "status": tuple[str, int, str, str]}
 
 
 def decode_cursor(cursor: str, sort: str) -> tuple:

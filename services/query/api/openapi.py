@@ -657,7 +657,8 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
         },
         "/heartbeats": {
             "get": _op(
-                "The project's heartbeats by name (or by creation), a page at a time, and the counts per status",
+                "The project's heartbeats by name (or by creation, or problems first), a page at a time, and the counts"
+                " per status",
                 {"200": _json(_ref("HeartbeatList"), "A page, and the counts per status.")},
                 tag="heartbeats", errors=("400",), operation_id="listHeartbeats",
                 params=[
@@ -665,7 +666,8 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
                     _query("before", {"type": "string"}, "The ``next`` of the previous page (same ``sort``).",
                            empty_is_absent=True),
                     _query("sort", {"type": "string", "enum": list(SORTS), "default": SORTS[0]},
-                           "By name (case-insensitive), or by creation, oldest first."),
+                           "By name (case-insensitive); by creation, oldest first; or ``status``: down, then late,"
+                           " then the rest, each by name."),
                     _query("status", {"type": "string", "enum": list(STATUSES)}, "Only heartbeats in this status.",
                            empty_is_absent=True),
                     _query("tag", {"type": "string"}, "Only heartbeats carrying this tag.", empty_is_absent=True),

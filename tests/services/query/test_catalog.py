@@ -185,13 +185,61 @@ async def test_paging_through_every_page_returns_each_match_exactly_once(views, 
 
     queries = [{}, {"status": "up"}, {"tag": "a"}, {"q": "back"}, {"status": "down", "tag": "b"},
                {"q": "p1", "tag": "c"}, {"status": "late", "q": "r"}, {"status": "running"}]  # fmt: skip
-    for sort in ("name", "created"):
+    shown = {m.id: s for m, s in expected}
+    keys = {
+        "name": lambda m: (m.name.casefold(), m.id),
+        "created": lambda m: (m.created_ms, m.id),
+        "status": lambda m: (PROBLEMS_FIRST.get(shown[m.id], 2), m.name.casefold(), m.id),
+    }
+    for sort in ("name", "created", "status"):
         for query in queries:
             for limit in (1, 7, 100):
                 ids = await all_pages(catalog, limit=limit, sort=sort, **query)
                 wanted = [m for m, s in expected if matches(m, s, **query)]
-                key = (lambda m: (m.name.casefold(), m.id)) if sort == "name" else (lambda m: (m.created_ms, m.id))
-                assert ids == [m.id for m in sorted(wanted, key=key)], (sort, query, limit)
+                assert ids == [m.id for m in sorted(wanted, key=keys[sort])], (sort, query, limit)
+
+
+PROBLEMS_FIRST = {"down": 0, "late": 1}
+
+
+async def test_sorted_by_status_down_comes_first_then_late_then_the_rest_each_by_name(views, catalog):
+    monitors, statuses = views
+    for monitor_id, name, current in [("hb_1", "alpha", "up"), ("hb_2", "Beta", "late"), ("hb_3", "gamma", "down"),
+                                      ("hb_4", "delta", "new"), ("hb_5", "Alpha", "down"), ("hb_6", "beta", "running"),
+                                      ("hb_7", "zeta", "late")]:  # fmt: skip
+        monitors.put(monitor(monitor_id, name))
+        statuses.put(monitor_id, status(current))
+    monitors.put(monitor("hb_8", "epsilon", paused=True))
+    expected = ["Alpha", "gamma", "Beta", "zeta", "alpha", "beta", "delta", "epsilon"]
+    assert await names(catalog, sort="status") == expected
+    assert await all_pages(catalog, limit=1, sort="status") == ["hb_5", "hb_3", "hb_2", "hb_7", "hb_1", "hb_6", "hb_4",
+                                                                "hb_8"]  # fmt: skip
+    statuses.put("hb_1", status("down"))  # a change of status moves it to its group at once
+    assert (await names(catalog, sort="status"))[:3] == ["alpha", "Alpha", "gamma"]
+
+
+async def test_a_status_sorted_list_of_100000_heartbeats_pages_in_the_cost_of_a_page(views, catalog):
+    monitors, statuses = views
+    rng = random.Random(3)
+    for i in range(100_000):
+        monitors.put(monitor(f"hb_{i:06d}", f"job {rng.randrange(10**6):06d}", tags=["t"] if i % 2 else []))
+    for i in range(1, 100_000, 1000):  # every down one is tagged
+        statuses.put(f"hb_{i:06d}", status("down"))
+    first, cursor = await catalog.page("p", limit=50, sort="status")
+    assert len(first) == 50 and all(catalog._entries[m.id].status == "down" for m in first)
+    started = asyncio.get_running_loop().time()
+    seen = [m.id for m in first]
+    while cursor is not None and len(seen) < 400:
+        found, cursor = await catalog.page("p", limit=50, sort="status", after=cursor)
+        seen += [m.id for m in found]
+    elapsed = asyncio.get_running_loop().time() - started
+    assert len(seen) == len(set(seen)) == 400
+    assert [catalog._entries[i].status for i in seen] == ["down"] * 100 + ["new"] * 300
+    assert elapsed < 0.5, elapsed  # seven pages, each a bisection and 50 steps
+    tagged, cursor = await catalog.page("p", limit=60, sort="status", tag="t")
+    assert [catalog._entries[m.id].status for m in tagged] == ["down"] * 60
+    rest, _ = await catalog.page("p", limit=60, sort="status", tag="t", after=cursor)
+    assert [catalog._entries[m.id].status for m in rest] == ["down"] * 40 + ["new"] * 20
 
 
 async def test_the_last_full_page_says_there_is_no_next_one(views, catalog):

@@ -164,6 +164,16 @@ async def test_the_list_can_be_sorted_by_creation(client):
     assert [h["name"] for h in await client.every_page(sort="created", limit="1")] == ["b", "c", "a"]
 
 
+async def test_sorted_by_status_down_and_late_come_first_each_by_name(api, client):
+    late = await client.create("b late", interval=60, grace=100)
+    down = await client.create("z down", interval=60, grace=10)
+    await client.create("a new")
+    await evaluate(api, late["id"], down["id"], a_ping(late, T0, client.project_id),
+                   a_ping(down, T0, client.project_id), T0 + 120 * S)  # fmt: skip
+    names = [h["name"] for h in await client.every_page(sort="status", limit="1")]
+    assert names == ["z down", "b late", "a new"]
+
+
 async def test_filters_narrow_the_list_and_counts_cover_the_whole_project(api, client):
     backup = await client.create("DB backup", tags=["db"], interval=60, grace=10)
     await client.create("db vacuum", tags=["db"])
