@@ -77,6 +77,42 @@ def _string_list(field: str, value, max_items: int, max_chars: int) -> list[str]
     return list(dict.fromkeys(value))
 
 
+# names ---------------------------------------------------------------------------------
+MAX_NAME_CHARS = 200
+UNSAFE_IN_NAMES = re.compile(
+    "[\x00-\x1f\x7f-\x9f"  # C0 and C1 controls and DEL: NUL, BEL, ESC (ANSI sequences), CR, LF, tab, CSI
+    "\u202a-\u202e\u2066-\u2069"  # bidi embeddings, overrides and isolates (they reorder what follows)
+    "\u200b\u2060\ufeff"  # zero-width space, word joiner, BOM: invisible, with no use in a name
+    "\u2028\u2029]"  # line and paragraph separators: line breaks
+)
+"""What no name may hold (heartbeats, tags, channels, projects, keys): names reach terminals
+(``pingura keys list``), chat messages, emails and the dashboard, where these characters
+move, hide or recolour the text around them. Kept: the joiners U+200C/U+200D (Persian and
+Indic spelling, emoji sequences) and the marks U+200E/U+200F/U+061C (right-to-left text
+needs them, and they reorder nothing beyond their neighbours)."""
+
+
+def name_field(field: str, value, *, max_chars: int = MAX_NAME_CHARS, required: bool = True) -> str:
+    """A name as stored: trimmed, 1-``max_chars`` characters (or empty when not ``required``),
+    none of :data:`UNSAFE_IN_NAMES`. The one rule for every name the API or the CLI takes."""
+    if not isinstance(value, str):
+        raise InvalidField(field, f"required, 1-{max_chars} characters" if required else "must be a string")
+    name = value.strip()
+    if (required and not name) or len(name) > max_chars:
+        raise InvalidField(field, f"required, 1-{max_chars} characters" if required else
+                           f"at most {max_chars} characters")
+    return safe_text(field, name)
+
+
+def safe_text(field: str, text: str) -> str:
+    """``text`` as it is, if it holds none of :data:`UNSAFE_IN_NAMES` (tags: names not trimmed)."""
+    unsafe = UNSAFE_IN_NAMES.search(text)
+    if unsafe:
+        raise InvalidField(field, f"must not hold control, bidi-override or invisible characters "
+                                  f"(U+{ord(unsafe.group()):04X} at {unsafe.start() + 1})")
+    return text
+
+
 def _one_to_ten(field: str, value) -> int:
     """A whole number from 1 to 10; ``3.0`` counts (JSON has one number type, and JSON
     Schema calls 3.0 an integer), ``3.5`` and ``true`` do not."""
@@ -99,10 +135,7 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
         raise InvalidField(unknown[0], "unknown field")
     out: dict = {}
     if "name" in body or creating:
-        name = body.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            raise InvalidField("name", "required, 1-200 characters")
-        out["name"] = name.strip()
+        out["name"] = name_field("name", body.get("name"))
     out.update(_schedule_fields(body, creating))
     if "interval" in body or creating:
         out["interval_s"] = _seconds("interval", body.get("interval", DEFAULT_INTERVAL_S), 1)
@@ -117,7 +150,8 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
             raise InvalidField("channels", f"unknown channel id {missing[0]!r}")
         out["channels"] = channels
     if "tags" in body or creating:
-        out["tags"] = _string_list("tags", body.get("tags", []), MAX_TAGS, MAX_TAG_CHARS)
+        out["tags"] = [safe_text("tags", tag) for tag in
+                       _string_list("tags", body.get("tags", []), MAX_TAGS, MAX_TAG_CHARS)]
     if "slug" in body:
         out["slug"] = slug_field(body["slug"])
     if "max_runtime" in body or creating:

@@ -13,7 +13,7 @@ from aiohttp import web
 from services.notifier.channels import channel_kinds, shown_config, validate_channel
 from services.query.api.context import API, PROJECT
 from services.query.api.errors import json_body, not_found
-from services.query.validation import InvalidField, iso
+from services.query.validation import InvalidField, iso, name_field
 from shared.events import ChannelConfig
 from shared.ids import new_id, now_ms
 
@@ -39,8 +39,7 @@ async def create_channel(request: web.Request) -> web.Response:
     kind, name, config = body.get("kind"), body.get("name", ""), body.get("config", {})
     if not isinstance(kind, str):
         raise InvalidField("kind", "required")
-    if not isinstance(name, str) or len(name) > 200:
-        raise InvalidField("name", "must be a string of at most 200 characters")
+    name = name_field("name", name, required=False)  # empty: named after its kind
     if not isinstance(config, dict):
         raise InvalidField("config", "must be a JSON object")
     normalized = validate_channel(kind, config, ctx.settings)

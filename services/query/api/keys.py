@@ -11,7 +11,7 @@ from aiohttp import web
 from services.query.api.context import API, KEY_ID, PROJECT
 from services.query.api.errors import error, json_body, not_found
 from services.query.auth.accounts import MAX_NAME_CHARS, Accounts
-from services.query.validation import InvalidField, iso
+from services.query.validation import InvalidField, iso, name_field
 from shared.events import ApiKey
 
 KEY_FIELDS = {"name", "read_only"}
@@ -31,11 +31,10 @@ def key_fields(body: dict) -> tuple[str, bool]:
     if unknown:
         raise InvalidField(unknown[0], "unknown field")
     name, read_only = body.get("name"), body.get("read_only", False)
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_CHARS:
-        raise InvalidField("name", f"required, 1-{MAX_NAME_CHARS} characters")
+    name = name_field("name", name, max_chars=MAX_NAME_CHARS)
     if not isinstance(read_only, bool):
         raise InvalidField("read_only", "must be true or false")
-    return name.strip(), read_only
+    return name, read_only
 
 
 async def create_key(request: web.Request) -> web.Response:

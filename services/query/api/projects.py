@@ -12,7 +12,7 @@ from services.query.api.context import API, CALLER, PROJECT
 from services.query.api.errors import error, json_body
 from services.query.api.keys import accounts
 from services.query.auth.accounts import MAX_NAME_CHARS
-from services.query.validation import InvalidField
+from services.query.validation import InvalidField, name_field
 from shared.events import ProjectConfig
 from shared.ids import new_ping_key
 
@@ -25,11 +25,9 @@ PROJECT_FIELDS = {"auto_create"}
 async def create_project(request: web.Request) -> web.Response:
     if not request[PROJECT].admin:
         return error(403, "only an admin key can create projects")
-    name = (await json_body(request)).get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME_CHARS:
-        raise InvalidField("name", f"required, 1-{MAX_NAME_CHARS} characters")
+    name = name_field("name", (await json_body(request)).get("name"), max_chars=MAX_NAME_CHARS)
     # The key after the project: a key whose project is missing would be refused anyway.
-    project = await accounts(request).create_project(name.strip())
+    project = await accounts(request).create_project(name)
     key, secret = await accounts(request).create_key(project.id, FIRST_KEY_NAME)
     log.info("query.project.created", project_id=project.id, key_id=key.id)
     return web.json_response({"id": project.id, "name": project.name, "api_key": secret, "key_id": key.id},

@@ -1,10 +1,15 @@
+import unicodedata
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.query.api.errors import one_line
 from services.query.validation import (
     MAX_TIME_MS,
     InvalidField,
     monitor_fields,
+    name_field,
     parse_range_ms,
     parse_time_ms,
     parse_whole_number,
@@ -74,3 +79,78 @@ def test_a_whole_number_written_as_a_float_counts_and_a_fraction_does_not(field)
     with pytest.raises(InvalidField) as refused:
         monitor_fields({"name": "n", field: 3.5}, creating=True, known_channels=set())
     assert refused.value.field == field
+
+
+# names -------------------------------------------------------------------------------------
+REFUSED_IN_NAMES = [
+    "\x00", "\x07", "\x1b", "\r", "\n", "\t", "\x7f", "\x85", "\x9b",  # C0, DEL, C1 (NEL, CSI)
+    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",  # bidi
+    "\u200b", "\u2060", "\ufeff", "\u2028", "\u2029",  # invisible, or a line break
+]
+
+
+@pytest.mark.parametrize("char", REFUSED_IN_NAMES)
+def test_a_name_with_a_control_bidi_or_invisible_character_is_refused_naming_the_field_and_the_character(char):
+    with pytest.raises(InvalidField) as refused:
+        name_field("name", f"backup{char}db")
+    assert refused.value.field == "name" and refused.value.status == 400
+    assert f"U+{ord(char):04X}" in str(refused.value) and len(str(refused.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", [
+    "Nightly backup", "Sauvegarde nocturne à 3h", "גיבוי לילי", "نسخ\u200fاحتياطي", "👨\u200d👩\u200d👧 family",
+    "می\u200cخواهم", "日次バックアップ", "x" * 200,
+])  # fmt: skip
+def test_a_name_in_any_script_with_emoji_and_joiners_is_taken(name):
+    assert name_field("name", name) == name
+
+
+def test_a_name_is_trimmed_and_must_keep_1_to_200_characters():
+    assert name_field("name", "  db \n") == "db"
+    for bad in ("", "  ", "x" * 201, None, 5, ["x"]):
+        with pytest.raises(InvalidField, match="^name: required, 1-200 characters"):
+            name_field("name", bad)
+    assert name_field("name", "", required=False) == ""
+
+
+@given(st.text(max_size=50))
+def test_a_name_taken_is_stripped_text_without_any_refused_character(text):
+    try:
+        taken = name_field("name", text)
+    except InvalidField as refused:
+        assert refused.field == "name"
+        return
+    assert taken == text.strip() and 1 <= len(taken) <= 200
+    assert not any(unicodedata.category(c) == "Cc" or c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+                   for c in taken)  # fmt: skip
+
+
+def test_every_tag_follows_the_name_rule():
+    with pytest.raises(InvalidField) as refused:
+        monitor_fields({"name": "n", "interval": 60, "tags": ["ok", "ev\u202eil"]}, creating=True,
+                       known_channels=set())  # fmt: skip
+    assert refused.value.field == "tags" and "U+202E" in str(refused.value)
+
+
+WEBHOOK = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("POST", "/heartbeats", {"name": "db\x1b[31m", "interval": "1h"}, "name"),
+    ("PATCH", "/heartbeats/{hb}", {"name": "evil\u202egpj.exe"}, "name"),
+    ("POST", "/heartbeats", {"name": "db", "interval": "1h", "tags": ["a\u2066b"]}, "tags"),
+    ("POST", "/channels", {**WEBHOOK, "name": "ops\x07"}, "name"),
+    ("POST", "/projects", {"name": "team\u200b"}, "name"),
+    ("POST", "/keys", {"name": "ci\r\nX-Injected: 1"}, "name"),
+])  # fmt: skip
+async def test_every_name_field_of_the_api_refuses_the_same_characters(api, method, path, body, field):
+    from tests.services.query.api.tenants import new_tenant
+
+    tenant = await new_tenant(api)
+    hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "ok", "interval": "1h"})
+    headers = {} if path == "/projects" else tenant.headers  # projects: the admin key (the client's default)
+    async with api.http.request(method, api.url + path.format(hb=hb["id"]), json=body, headers=headers) as r:
+        answer = await r.json()
+    assert (r.status, answer["field"]) == (400, field), answer
+    assert "U+" in answer["error"]
