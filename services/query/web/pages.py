@@ -17,6 +17,8 @@ from pathlib import Path
 from aiohttp import web
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_PATH_CHARS = 200
+"""Longer than any file under ``static/``: a longer path is 404 before the file system is asked."""
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -71,10 +73,14 @@ def _page(filename: str):
 async def static_file(request: web.Request) -> web.StreamResponse:
     """A file under ``static/`` by its relative path; anything else is 404."""
     relative = request.match_info["path"]
-    if not relative or "\\" in relative or any(part.startswith(".") for part in relative.split("/")):
-        return _not_found()
-    path = (STATIC_DIR / relative).resolve()
-    if not path.is_relative_to(STATIC_DIR) or path.suffix not in CONTENT_TYPES or not path.is_file():
+    if (not relative or len(relative) > MAX_PATH_CHARS or not relative.isprintable() or "\\" in relative
+            or any(part.startswith(".") for part in relative.split("/"))):
+        return _not_found()  # isprintable: no NUL (the OS refuses it), no other control either
+    try:
+        path = (STATIC_DIR / relative).resolve()
+        if not path.is_relative_to(STATIC_DIR) or path.suffix not in CONTENT_TYPES or not path.is_file():
+            return _not_found()
+    except (OSError, ValueError):  # a name the file system refuses (too long, a surrogate it cannot encode)
         return _not_found()
     return _file_response(path)
 

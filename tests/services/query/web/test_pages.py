@@ -8,6 +8,7 @@ import re
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from services.query.web.pages import CONTENT_SECURITY_POLICY, PAGES, STATIC_DIR, add_page_routes
 
@@ -91,3 +92,13 @@ def test_scripts_never_put_data_into_html():
     for script in STATIC_DIR.glob("*.js"):
         text = script.read_text()
         assert not re.search(r"\.(?:inner|outer)HTML\s*=|insertAdjacentHTML|document\.write", text), script
+
+
+@pytest.mark.parametrize("path", [
+    "/static/app.js%00.html", "/static/app.js%00", "/static/%00", "/static/" + "a" * 5000 + ".js",
+    "/static/" + "a/" * 3000 + "x.js", "/static/%ff%fe.js", "/static/app.js%c0%af", "/static/%2e%2e%00/app.js",
+])
+async def test_an_odd_static_path_is_404_never_a_server_error(client, path):
+    r = await client.get(URL(path, encoded=True))
+    assert r.status == 404, await r.text()
+    assert_secure(r)
