@@ -11,7 +11,10 @@ limits: an alert written into ``pingura.channels`` or ``pingura.alerts`` would b
 as Pingura's own data. Another broker is chosen by whoever can create channels, so it gets
 the webhook's internal-address guard (:mod:`services.notifier.safety`): literal addresses at
 save, and at send time every address its name resolves to and every broker the cluster
-advertises (a client connects to those too).
+advertises (a client connects to those too). Every connection the client opens to such a
+cluster, bootstrap or advertised, is checked before it is opened (:class:`_BrokerGuard`) and
+made to the address that was checked, so neither metadata nor a DNS answer that changes
+between check and connect can point it inside.
 
 Producers are kept, one per bootstrap address and event loop, until :meth:`KafkaChannel.close`.
 """
@@ -24,9 +27,12 @@ import re
 import socket
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from contextlib import suppress
+from contextvars import ContextVar
 
 import aiohttp
+import aiokafka.client
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -120,6 +126,19 @@ class KafkaChannel(Channel):
         if bootstrap is None:
             raise TransportError("config.bootstrap_servers: required without Kafka", permanent=True)
         pool = self._pool()
+        guard = None if own else pool.guard(bootstrap, settings.webhook_allowed_networks)
+        token = _GUARD.set(guard)  # the producer's tasks, started below, carry it for their life
+        try:
+            await _until_refused(guard, self._produce_on(pool, bootstrap, alerts, config, settings, own))
+        except UnsafeTarget as exc:
+            pool.discard(bootstrap)  # its client may keep trying the refused broker: start afresh
+            raise TransportError(f"refused: {exc}", permanent=True) from None
+        finally:
+            _GUARD.reset(token)
+
+    async def _produce_on(
+        self, pool: _Producers, bootstrap: str, alerts: list[Alert], config: dict, settings: Settings, own: bool
+    ) -> None:
         try:
             if not own:  # literal addresses were checked at save; names are resolved now
                 await _check_addresses(_parse_servers(bootstrap), settings.webhook_allowed_networks)
@@ -127,11 +146,7 @@ class KafkaChannel(Channel):
             if not own:
                 await producer.partitions_for(config["topic"])  # metadata naming the brokers it will write to
                 brokers = [(b.host, b.port) for b in producer.client.cluster.brokers()]
-                try:
-                    await _check_addresses(brokers, settings.webhook_allowed_networks)
-                except UnsafeTarget:
-                    pool.discard(bootstrap)
-                    raise
+                await _check_addresses(brokers, settings.webhook_allowed_networks)
             # Enqueued in order, then acknowledged together: a monitor's alerts keep their order.
             acks = [
                 await producer.send(
@@ -145,8 +160,6 @@ class KafkaChannel(Channel):
             for outcome in await asyncio.gather(*acks, return_exceptions=True):
                 if isinstance(outcome, BaseException):
                     raise outcome
-        except UnsafeTarget as exc:
-            raise TransportError(f"refused: {exc}", permanent=True) from None
         except ChannelConfigError as exc:
             raise TransportError(str(exc), permanent=True) from None
         except _PERMANENT as exc:
@@ -175,6 +188,7 @@ class _Producers:
 
     def __init__(self) -> None:
         self._producers: OrderedDict[str, AIOKafkaProducer] = OrderedDict()
+        self._guards: dict[str, _BrokerGuard] = {}
         # One lock per address: a broker that is slow to answer holds up only its own channels.
         self._starting: dict[str, asyncio.Lock] = {}
         self._closing: set[asyncio.Task] = set()
@@ -206,10 +220,21 @@ class _Producers:
             self.discard(oldest)
         return producer
 
+    def guard(self, bootstrap: str, allowed: tuple[Network, ...]) -> _BrokerGuard:
+        """The guard of the producer of ``bootstrap`` (kept with it: its tasks report to it)."""
+        guard = self._guards.get(bootstrap)
+        if guard is not None and guard.refusal is not None:
+            self.discard(bootstrap)  # refused a broker while no send was waiting: start afresh
+            guard = None
+        if guard is None:
+            guard = self._guards[bootstrap] = _BrokerGuard(allowed)
+        return guard
+
     def discard(self, bootstrap: str) -> None:
         """Forget the producer of ``bootstrap`` and close it in the background."""
         producer = self._producers.pop(bootstrap, None)
         self._starting.pop(bootstrap, None)
+        self._guards.pop(bootstrap, None)
         if producer is not None:
             task = asyncio.create_task(producer.stop())
             self._closing.add(task)
@@ -220,6 +245,92 @@ class _Producers:
             self.discard(bootstrap)
         if self._closing:
             await asyncio.wait(self._closing)
+
+
+# connections ------------------------------------------------------------------------------
+class _Refused(OSError):
+    """A connection the guard did not allow: aiokafka takes it as a broker it cannot reach
+    (logged, retried), and the send waiting on the guard fails with the reason."""
+
+
+class _BrokerGuard:
+    """Checks each address a producer for a channel-named cluster is about to connect to.
+
+    A refusal is raised to aiokafka as :class:`_Refused` (an exception it does not expect
+    would end its background tasks with a traceback) and kept here for the send."""
+
+    def __init__(self, allowed: tuple[Network, ...]) -> None:
+        self.allowed = allowed
+        self.refusal: UnsafeTarget | None = None
+        self.refused = asyncio.Event()
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses ``host`` resolves to now, all allowed; else refused."""
+        try:
+            check_host(host, self.allowed)
+            answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found = list(dict.fromkeys(sockaddr[0] for *_, sockaddr in answers))
+            for address in found:
+                reason = blocked_reason(ipaddress.ip_address(address), self.allowed)
+                if reason is not None:
+                    raise UnsafeTarget(
+                        f"Kafka broker {host!r} resolves to an internal address ({address}: {reason}); {_HINT}"
+                    )
+        except UnsafeTarget as exc:
+            if self.refusal is None:
+                self.refusal = exc
+                log.warning("notifier.kafka.broker_refused", host=host, port=port, reason=str(exc))
+            self.refused.set()
+            raise _Refused(str(exc)) from None
+        return found
+
+
+_GUARD: ContextVar[_BrokerGuard | None] = ContextVar("pingura_kafka_guard", default=None)
+_create_conn = aiokafka.client.create_conn
+
+
+async def _guarded_create_conn(host: str, port: int, **kwargs):
+    """aiokafka's ``create_conn``, checked by the guard of the context it runs in.
+
+    aiokafka has no hook for the connections its client opens (bootstrap and each broker
+    from metadata are both opened by ``create_conn``), so this replaces it in the client's
+    module. Without a guard in the context (Pingura's own bus, the own broker) it is the
+    original; with one, it connects to the checked addresses themselves, not to the name.
+    """
+    guard = _GUARD.get()
+    if guard is None:
+        return await _create_conn(host, port, **kwargs)
+    addresses = await guard.addresses(host, port)
+    for address in addresses[:-1]:
+        with suppress(OSError):
+            return await _create_conn(address, port, **kwargs)
+    return await _create_conn(addresses[-1], port, **kwargs)
+
+
+aiokafka.client.create_conn = _guarded_create_conn
+
+
+async def _until_refused(guard: _BrokerGuard | None, work: Awaitable[None]) -> None:
+    """Await ``work``, or raise the guard's refusal as soon as there is one: the client
+    would otherwise retry the refused broker until the notifier's timeout, saying nothing."""
+    if guard is None:
+        await work
+        return
+    task = asyncio.ensure_future(work)
+    refused = asyncio.ensure_future(guard.refused.wait())
+    try:
+        await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        refused.cancel()
+        if not task.done():
+            task.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+    if not task.cancelled() and task.exception() is None:
+        return
+    if guard.refusal is not None:  # the failure was the refusal (aiokafka reports it as unreachable)
+        raise guard.refusal
+    task.result()
 
 
 # addresses --------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ import socket
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.protocol.admin import ApiVersionResponse_v0
+from aiokafka.protocol.metadata import MetadataResponse_v0
 
 from services.notifier.channels import CHANNELS, ChannelConfigError, TransportError, close_channels, validate_channel
 from services.notifier.channels.kafka import KafkaChannel
@@ -243,3 +245,113 @@ async def test_a_channel_saved_on_kafka_fails_for_good_once_pingura_runs_embedde
         await channel.send(make_alert(), config, None, EMBEDDED)
 
     assert failure.value.permanent is True
+
+
+# advertised brokers -----------------------------------------------------------------------
+class FakeBroker:
+    """An outside Kafka cluster imitated at the wire: answers ApiVersions and Metadata (v0)
+    only, advertising ``advertised`` (host, port) as its one broker."""
+
+    def __init__(self, advertised: tuple[str, int]):
+        self.advertised = list(advertised)
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(4), "big")
+                request = await reader.readexactly(size)
+                api_key = int.from_bytes(request[0:2], "big")
+                correlation_id = request[4:8]
+                if api_key == 18:  # ApiVersions: Metadata v0 and ApiVersions v0 are all it speaks
+                    body = ApiVersionResponse_v0(0, [(18, 0, 0), (3, 0, 0)]).encode()
+                elif api_key == 3:
+                    host, port = self.advertised
+                    body = MetadataResponse_v0([(1, host, port)], [(0, "alerts", [(0, 0, 1, [1], [1])])]).encode()
+                else:
+                    break
+                writer.write(len(correlation_id + body).to_bytes(4, "big") + correlation_id + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+class Listener:
+    """An internal service: counts the connections that reach it."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+
+    async def start(self, host: str, port: int = 0) -> int:
+        def count(reader, writer):
+            self.connections += 1
+            writer.close()
+
+        self.server = await asyncio.start_server(count, host, port)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+@pytest.fixture
+async def internal():
+    listener = Listener()
+    yield listener, await listener.start("127.0.0.2")
+    await listener.close()
+
+
+ONLY_127_0_0_1 = EMBEDDED.replace(webhook_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+
+
+async def test_an_advertised_internal_broker_is_never_connected_to(channel, internal):
+    listener, internal_port = internal
+    broker = FakeBroker(advertised=("127.0.0.2", internal_port))  # allowed cluster, internal broker
+    port = await broker.start()
+    config = channel.validate({"topic": "alerts", "bootstrap_servers": f"127.0.0.1:{port}"}, ONLY_127_0_0_1)
+    try:
+        with pytest.raises(TransportError) as failure:
+            await asyncio.wait_for(channel.send(make_alert(), config, None, ONLY_127_0_0_1), 5)
+    finally:
+        await broker.close()
+
+    assert listener.connections == 0
+    assert failure.value.permanent is True
+    assert "'127.0.0.2' is an internal address (loopback)" in str(failure.value)
+    assert channel._pool()._producers == {}
+
+
+async def test_a_broker_name_is_connected_to_at_the_address_that_was_checked(channel, monkeypatch):
+    broker = FakeBroker(advertised=("kafka.example.com", 0))
+    port = broker.advertised[1] = await broker.start()
+    listener = Listener()  # the same port on an internal address: where a rebound name would lead
+    await listener.start("127.0.0.2", port)
+    loop = asyncio.get_running_loop()
+    answers = iter(["127.0.0.1"])
+
+    async def rebinding_dns(host, port, **kwargs):  # the outside world: allowed once, then internal
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.2"), port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", rebinding_dns)
+    config = channel.validate({"topic": "alerts", "bootstrap_servers": f"kafka.example.com:{port}"}, ONLY_127_0_0_1)
+    try:
+        with pytest.raises(TransportError) as failure:
+            await asyncio.wait_for(channel.send(make_alert(), config, None, ONLY_127_0_0_1), 5)
+    finally:
+        await broker.close()
+        await listener.close()
+
+    assert listener.connections == 0
+    assert failure.value.permanent is True
+    assert "127.0.0.2: loopback" in str(failure.value)
