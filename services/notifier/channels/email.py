@@ -59,6 +59,10 @@ class EmailChannel(Channel):
         ),
     )  # fmt: skip
 
+    def unavailable(self, settings: Settings) -> str | None:
+        """Why no email channel can be made on this server (the form shows it disabled), or None."""
+        return NO_SMTP if settings.smtp is None else None
+
     def normalize(self, config: dict, settings: Settings) -> dict:
         if settings.smtp is None:
             raise ChannelConfigError(f"config.to: {NO_SMTP}")

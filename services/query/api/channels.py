@@ -10,7 +10,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from services.notifier.channels import channel_kinds, shown_config, validate_channel
+from services.notifier.channels import CHANNELS, channel_kinds, shown_config, validate_channel
 from services.query.api.context import API, PROJECT
 from services.query.api.errors import json_body, not_found
 from services.query.validation import InvalidField, iso, name_field
@@ -71,7 +71,15 @@ async def get_channel(request: web.Request) -> web.Response:
 
 
 async def list_channel_kinds(request: web.Request) -> web.Response:
-    return web.json_response({"kinds": channel_kinds()})
+    """Each kind says whether this server can make it (``available``), and if not why: a kind
+    that needs a server-wide setting (email: an SMTP server) declares ``unavailable(settings)``."""
+    settings = request.app[API].settings
+    kinds = []
+    for kind in channel_kinds():
+        declared = getattr(CHANNELS[kind["kind"]], "unavailable", None)
+        reason = declared(settings) if declared is not None else None
+        kinds.append({**kind, "available": reason is None, **({"unavailable_reason": reason} if reason else {})})
+    return web.json_response({"kinds": kinds})
 
 
 async def delete_channel(request: web.Request) -> web.Response:

@@ -512,7 +512,10 @@ def _channel_schemas() -> dict[str, JsonSchema]:
                     },
                     required=["name", "type", "required", "secret", "help"],
                 )},
+                "available": {"type": "boolean", "description": "Whether this server can make channels of it."},
+                "unavailable_reason": {"type": "string", "description": "Why not, when not (e.g. no SMTP server)."},
             },
+            required=["kind", "label", "settings", "available"],
         ),
         "ChannelKindList": _object({"kinds": {"type": "array", "items": _ref("ChannelKind")}}),
     }

@@ -65,3 +65,33 @@ async def test_a_config_off_the_declaration_is_refused_naming_the_setting(api, c
 
     assert status == 400, body
     assert body["field"] == field and body["error"].startswith(field + ": ")
+
+
+async def test_email_is_listed_as_unavailable_with_the_reason_when_no_smtp_server_is_set(api):
+    tenant = await new_tenant(api)
+    assert api.ctx.settings.smtp is None
+
+    kinds = {k["kind"]: k for k in (await tenant.ok("GET", "/channel-kinds"))["kinds"]}
+
+    assert kinds["email"]["available"] is False
+    assert "PINGURA_SMTP_URL" in kinds["email"]["unavailable_reason"]
+    assert all(k["available"] and "unavailable_reason" not in k for name, k in kinds.items() if name != "email")
+
+
+async def test_email_is_available_once_an_smtp_server_is_set(api, monkeypatch):
+    tenant = await new_tenant(api)
+    with_smtp = api.ctx.settings.replace(smtp_url="smtp://127.0.0.1:2525?security=none", smtp_from="p@example.com")
+    monkeypatch.setattr(api.ctx, "settings", with_smtp)
+
+    kinds = {k["kind"]: k for k in (await tenant.ok("GET", "/channel-kinds"))["kinds"]}
+
+    assert kinds["email"]["available"] is True and "unavailable_reason" not in kinds["email"]
+
+
+async def test_an_email_channel_without_an_smtp_server_is_refused_saying_why(api):
+    tenant = await new_tenant(api)
+
+    status, body = await tenant.call("POST", "/channels", json={"kind": "email", "config": {"to": ["a@example.com"]}})
+
+    assert status == 400, body
+    assert body["field"] == "config.to" and "no SMTP server" in body["error"] and "PINGURA_SMTP_URL" in body["error"]
