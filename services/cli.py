@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 from shared.errors import ConfigError
 from shared.logging import configure_logging
+from shared.private_files import PRIVATE_UMASK
 from shared.settings import Settings
 
 COMMANDS = {
@@ -37,7 +39,8 @@ def parser() -> argparse.ArgumentParser:
 def _keys_parser(keys: argparse.ArgumentParser) -> None:
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="make a key and print it (alone) on stdout")
-    create.add_argument("--project", help="project name, made if there is none (default: the admin project)")
+    create.add_argument("--project", help="an existing project's name (default: the admin project, \"default\")")
+    create.add_argument("--create-project", action="store_true", help="make the --project if there is none")
     create.add_argument("--read-only", action="store_true", help="may only read; never sees ping URLs")
     create.add_argument("--name", default="cli", help="what the key is for (default: cli)")
     listing = actions.add_parser("list", help="the live keys, one a line: id, project, access, created, name")
@@ -49,6 +52,9 @@ def _keys_parser(keys: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever pingura writes is its own: the data dir holds every token and secret, and
+    # chDB and SQLite create their files themselves, at any time, with the process's umask.
+    os.umask(PRIVATE_UMASK)
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
@@ -85,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from services.query.control import ControlError, perform
 
+    if args.action == "create" and args.create_project and args.project is None:
+        print("pingura keys create: --create-project needs --project NAME", file=sys.stderr)
+        return 2
     try:
         if args.action == "create":
-            made = await perform(settings, "create", project=args.project, name=args.name, read_only=args.read_only)
+            made = await perform(settings, "create", project=args.project, name=args.name, read_only=args.read_only,
+                                 create_project=args.create_project)
             print(made["key"])  # alone on stdout: KEY=$(pingura keys create ...)
             print(f"{made['id']} ({_access(made)}) in project {made['project']} ({made['project_id']})",
                   file=sys.stderr)

@@ -24,7 +24,7 @@ from aiohttp import web
 from services.datadir import DataDirBusy, owning
 from services.query.auth.accounts import MAX_NAME_CHARS, Accounts
 from services.query.auth.keys import KeyIndex, ProjectsView
-from services.query.validation import iso
+from services.query.validation import InvalidField, iso, name_field
 from shared.errors import PinguraError
 from shared.settings import Settings
 from shared.topics import Topics
@@ -43,20 +43,46 @@ class ControlError(PinguraError):
 
 
 # the verbs -----------------------------------------------------------------------
-async def create_key(accounts: Accounts, project: str | None = None, name: str = "cli", read_only: bool = False) -> dict:
-    """A key in the project called ``project`` (made if there is none), or the admin project."""
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
-        raise ControlError(400, f"name: 1-{MAX_NAME_CHARS} characters")
+async def create_key(accounts: Accounts, project: str | None = None, name: str = "cli", read_only: bool = False,
+                     create_project: bool = False) -> dict:
+    """A key in the project called ``project``, or the admin project. An unknown project is
+    made only when ``create_project`` says so: a typo must not quietly make an empty one."""
+    name = _name("name", name)
     if project is None:
         found = accounts.projects.admin()
         if found is None:
             raise ControlError(404, "no admin project yet: start `pingura serve` once, or pass --project")
     else:
-        if not isinstance(project, str) or not 1 <= len(project) <= MAX_NAME_CHARS:
-            raise ControlError(400, f"project: 1-{MAX_NAME_CHARS} characters")
-        found = accounts.projects.named(project) or await accounts.create_project(project)
+        project = _name("project", project)
+        found = accounts.projects.named(project)
+        if found is None and not create_project:
+            raise ControlError(404, f"no project called {project!r} ({_projects_known(accounts)}); "
+                                    "pass --create-project to make it")
+        found = found or await accounts.create_project(project)
     key, secret = await accounts.create_key(found.id, name, bool(read_only))
     return {**_key_json(accounts, key), "key": secret}
+
+
+def _name(field: str, value) -> str:
+    """A key's or project's name, by the API's one rule for names."""
+    try:
+        return name_field(field, value, max_chars=MAX_NAME_CHARS)
+    except InvalidField as exc:
+        raise ControlError(400, str(exc)) from None
+
+
+MAX_PROJECTS_LISTED = 20
+
+
+def _projects_known(accounts: Accounts) -> str:
+    """The projects there are, oldest first, for an error line (quoted as Python would, so
+    that an old name with a control character cannot write to the terminal)."""
+    projects = sorted(accounts.projects.values(), key=lambda p: (p.created_ms, p.id))
+    if not projects:
+        return "there are no projects"
+    shown = ", ".join(repr(p.name) for p in projects[:MAX_PROJECTS_LISTED])
+    more = len(projects) - MAX_PROJECTS_LISTED
+    return f"projects: {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 async def list_keys(accounts: Accounts, project: str | None = None) -> dict:
@@ -66,7 +92,7 @@ async def list_keys(accounts: Accounts, project: str | None = None) -> dict:
     else:
         found = accounts.projects.named(project)
         if found is None:
-            raise ControlError(404, f"no project called {project!r}")
+            raise ControlError(404, f"no project called {project!r} ({_projects_known(accounts)})")
         projects = [found]
     return {"keys": [_key_json(accounts, key) for p in projects for key in accounts.keys.of_project(p.id)]}
 

@@ -82,16 +82,47 @@ def test_without_a_server_create_writes_the_data_dir_and_prints_only_the_key(dat
     assert key not in (data_dir / "bus.sqlite3").read_bytes().decode(errors="replace")
 
 
-def test_without_a_server_create_makes_the_named_project_once(data_dir):
+def test_without_a_server_create_makes_the_named_project_once_when_told_to(data_dir):
     for _ in range(2):
-        assert pingura("keys", "create", "--data-dir", str(data_dir), "--project", "other").returncode == 0
+        made = pingura("keys", "create", "--data-dir", str(data_dir), "--project", "other", "--create-project")
+        assert made.returncode == 0, made.stderr
     projects = {project.name: project.id for _, project in keys_in(data_dir).values()}
     assert set(projects) == {"default", "other"}
     assert sum(1 for _, p in keys_in(data_dir).values() if p.name == "other") == 2
 
 
+def test_a_key_for_an_unknown_project_is_refused_listing_the_projects_and_makes_nothing(data_dir):
+    before = keys_in(data_dir)
+
+    made = pingura("keys", "create", "--data-dir", str(data_dir), "--project", "ops")
+
+    assert (made.returncode, made.stdout) == (1, "")
+    assert made.stderr.count("\n") == 1
+    assert "no project called 'ops'" in made.stderr and "'default'" in made.stderr
+    assert "--create-project" in made.stderr
+    assert keys_in(data_dir).keys() == before.keys()
+    assert "ops" not in {p.name for _, p in keys_in(data_dir).values()}
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["--name", "ci\x1b[2J"], "name"),
+    (["--project", "ops\u202e", "--create-project"], "project"),
+    (["--project", "", "--create-project"], "project"),
+])  # fmt: skip
+def test_a_key_or_project_name_follows_the_apis_name_rule(data_dir, args, field):
+    made = pingura("keys", "create", "--data-dir", str(data_dir), *args)
+    assert (made.returncode, made.stdout) == (1, ""), made.stderr
+    assert made.stderr.startswith(f"pingura keys create: {field}: ") and made.stderr.count("\n") == 1
+
+
+def test_create_project_without_a_project_is_a_usage_error(data_dir):
+    made = pingura("keys", "create", "--data-dir", str(data_dir), "--create-project")
+    assert made.returncode == 2 and "--create-project needs --project" in made.stderr
+
+
 def test_without_a_server_list_and_revoke(data_dir):
-    made = pingura("keys", "create", "--data-dir", str(data_dir), "--project", "other", "--name", "ci")
+    made = pingura("keys", "create", "--data-dir", str(data_dir), "--project", "other", "--create-project",
+                   "--name", "ci")
     listed = pingura("keys", "list", "--data-dir", str(data_dir), "--project", "other")
     assert listed.returncode == 0, listed.stderr
     (line,) = listed.stdout.splitlines()
@@ -142,7 +173,7 @@ async def status(server, method: str, path: str, key: str) -> int:
 @pytest.mark.slow
 async def test_a_key_made_beside_a_running_server_works_at_once_and_revoking_it_ends_it_at_once(server):
     made = await asyncio.to_thread(pingura, "keys", "create", "--data-dir", str(server.data_dir),
-                                   "--project", "other", "--read-only")
+                                   "--project", "other", "--create-project", "--read-only")
     assert made.returncode == 0, made.stderr + server.logs()[-2000:]
     key = made.stdout.strip()
     assert made.stdout == key + "\n"
