@@ -17,6 +17,15 @@ Expectations that are not text. aiohttp answers an ``Expect`` it does not know w
 417 becomes a 500. RFC 9110 (10.1.1) lets a server ignore an expectation it does not
 understand, and those are ignored.
 
+Request lines that are not HTTP/1. llhttp takes ``GET /`` (HTTP/0.9) and ``HTTP/2.0``
+and aiohttp answers them as HTTP/1; they get a 400 saying the port speaks HTTP/1.1 (not
+505: no input gets a 5xx here).
+
+Malformed requests are the client's doing. aiohttp answers them 400 quoting the bytes
+over several lines and logs a traceback each time, so anyone could flood the log; here
+the answer is one line and the log one ``http.request.malformed`` info line. A body that
+fails while a handler reads it (cut short, garbled coding) is likewise a 400, not a 500.
+
 Ingest is where anyone on the internet can connect, so this lives here; ``run`` serves
 every HTTP route through it.
 """
@@ -28,11 +37,16 @@ from typing import Any
 
 import structlog
 from aiohttp import hdrs, web
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 from multidict import CIMultiDict, CIMultiDictProxy
 
 log = structlog.get_logger()
+
+_HTTP_1 = frozenset({HttpVersion10, HttpVersion11})
+MAX_REASON_CHARS = 150
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -60,12 +74,44 @@ class GuardedRequestHandler(RequestHandler):
         super().data_received(data)
         if self._request_count != heads:  # a head (or a malformed one, answered 400) is complete
             self._disarm()
+            self._refuse_other_versions(self._request_count - heads)
             _, self._body = self._messages[-1] if self._messages else (None, None)
             new = list(self._messages)[-(self._request_count - heads):]
             if any(getattr(message, "compression", None) for message, _ in new):
                 self._lingering_time = 0.0  # no inflating after the answer; for the whole connection: rare enough
         elif data and self._head_deadline is None and self._between_requests():
             self._arm()  # the first bytes of the next request on a kept-alive connection
+
+    def _refuse_other_versions(self, count: int) -> None:
+        """The latest ``count`` requests, each answered 400 unless it is HTTP/1.0 or 1.1."""
+        messages = self._messages
+        for i in range(len(messages) - count, len(messages)):
+            message, _ = messages[i]
+            version = getattr(message, "version", HttpVersion11)  # an _ErrInfo: answered 400 anyway
+            if version not in _HTTP_1:
+                reason = f"HTTP/{version.major}.{version.minor} is not spoken on this port, send HTTP/1.1"
+                messages[i] = (_ErrInfo(status=400, exc=BadHttpMessage(reason), message=reason), EMPTY_PAYLOAD)
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """400 with one line for what the client did wrong; aiohttp's own answer (and
+        traceback) only for what is a bug here (a handler's other exceptions)."""
+        client_gone = isinstance(exc, ConnectionError)
+        if status != 400 and not client_gone and not isinstance(exc, RequestPayloadError):
+            return super().handle_error(request, status, exc, message)
+        if isinstance(exc, RequestPayloadError):
+            reason = "the body ended early or is not framed as declared"
+        else:
+            reason = "the connection was lost" if client_gone else one_line_reason(message or str(exc))
+        # BadHttpMethod first on a connection: TLS or some other protocol sent to this port,
+        # as scanners do all day (aiohttp's choice too): debug, not info.
+        scan = isinstance(exc, BadHttpMethod) and self._request_count == 1
+        (log.debug if scan else log.info)("http.request.malformed", peer=str(request.remote), reason=reason)
+        if request.writer.output_size > 0:  # an answer has begun: closing is all that is left
+            raise ConnectionError("the answer had begun")
+        response = web.Response(status=400, text=f"bad request: {reason}\n")
+        response.force_close()
+        return response
 
     def _between_requests(self) -> bool:
         if self._upgraded or self._payload_parser is not None:  # a WebSocket: not HTTP any more
@@ -86,6 +132,21 @@ class GuardedRequestHandler(RequestHandler):
         # debug: a slowloris flood would otherwise become a log flood
         log.debug("http.request_head.timeout", peer=str(self.peername), timeout_s=self._header_timeout_s)
         self.force_close()
+
+
+def one_line_reason(message: str) -> str:
+    """aiohttp's parser messages without the lines (or tails) that quote the request."""
+    if "PRI/Upgrade" in message or "HTTP/2" in message:  # llhttp's words for HTTP/2's preface
+        return "HTTP/2 is not spoken on this port, send HTTP/1.1"
+    kept = []
+    for line in message.splitlines():
+        line = line.strip()
+        for quote in (": b'", ': b"', ": bytearray("):
+            line = line.partition(quote)[0]
+        if line and not line.startswith(("b'", 'b"', "bytearray(", "^")):
+            kept.append(line.rstrip(":. "))
+    reason = ": ".join(kept) or "malformed request"
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS - 3] + "..."
 
 
 class _GuardedServer(web.Server):

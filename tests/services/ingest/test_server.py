@@ -9,7 +9,9 @@ import pytest
 from services.runtime import run
 from shared.ids import new_token
 from shared.settings import Settings
-from tests.services.ingest.support import add_monitor, exchange, read_response, request, serve, status_of
+from structlog.testing import capture_logs
+
+from tests.services.ingest.support import add_monitor, exchange, ping_count, read_response, request, serve, status_of
 
 HEAD_TIMEOUT_S = 0.5
 
@@ -123,3 +125,47 @@ async def test_expect_100_continue_still_works(served):
     served, path = served
     response = await exchange(served.port, request("POST", path, {"Expect": "100-continue"}, b""))
     assert response.startswith(b"HTTP/1.1 100 Continue") and status_of(response) == 200
+
+
+@pytest.mark.parametrize("head", [b"POST {path} HTTP/0.9\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                                  b"POST {path}\r\n\r\n", b"POST {path} HTTP/2.0\r\nHost: x\r\n\r\n",
+                                  b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"])  # HTTP/2's preface
+async def test_a_request_that_is_not_http_1_is_refused_with_a_one_line_400(served, head):
+    served, path = served
+    response = await exchange(served.port, head.replace(b"{path}", path.encode()))
+    assert status_of(response) == 400
+    body = response.partition(b"\r\n\r\n")[2]
+    assert body.startswith(b"bad request: ") and body.count(b"\n") == 1 and b"send HTTP/1.1" in body, body
+    assert ping_count(served.bus) == 0  # refused means not recorded
+
+
+async def test_http_1_0_is_still_served(served):
+    served, path = served
+    assert status_of(await exchange(served.port, f"POST {path} HTTP/1.0\r\n\r\n".encode())) == 200
+
+
+MALFORMED = {
+    "a header longer than the limit": b"GET /x HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 20_000 + b"\r\n\r\n",
+    "a request line longer than the limit": b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    "too many headers": b"GET /x HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(500)) + b"\r\n",
+    "NUL in a header": b"GET /x HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+    "a Content-Length that is no number": b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    "two Content-Lengths": b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc",
+    "a chunk size that is no number": b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\na\r\n0\r\n\r\n",
+    "an unknown content coding": b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 1\r\n\r\na",
+}
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_a_malformed_request_gets_a_one_line_400_and_one_info_line_never_a_traceback(served, caplog, data):
+    served, _ = served
+    with capture_logs() as logs:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(data)
+        response = await asyncio.wait_for(reader.read(), 5)  # the 400 closes the connection
+        writer.close()
+    assert status_of(response) == 400
+    body = response.partition(b"\r\n\r\n")[2]
+    assert body.startswith(b"bad request: ") and body.count(b"\n") == 1 and len(body) < 200, body
+    assert [e["log_level"] for e in logs if e["event"] == "http.request.malformed"] == ["info"]
+    assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records]
