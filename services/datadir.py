@@ -3,6 +3,10 @@
 The embedded bus is a SQLite file whose offsets its owner assigns in memory: a second
 writer would hand out the same offsets twice. ``pingura serve`` holds this lock for as
 long as it runs; ``pingura keys`` holds it for a moment when no server answers.
+
+The dir holds every secret Pingura has (ping tokens, keys, webhook secrets, job output), so
+whoever owns it makes it private first: 0700, group and other permissions taken off what is
+already there, and umask 077 while it is held (:mod:`shared.private_files` says why).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.errors import PinguraError
+from shared.private_files import make_private, private_umask
 
 LOCK_FILE = "owner.lock"
 
@@ -25,8 +30,14 @@ class DataDirBusy(PinguraError):
 
 @contextmanager
 def owning(data_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """Hold ``data_dir`` for the block; waits up to ``wait_s`` for the owner to let go."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Hold ``data_dir`` for the block, private (see above); waits up to ``wait_s`` for the
+    owner to let go."""
+    make_private(data_dir)
+    with private_umask():
+        yield from _locked(data_dir, wait_s)
+
+
+def _locked(data_dir: Path, wait_s: float) -> Iterator[None]:
     fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait_s

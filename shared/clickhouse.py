@@ -29,6 +29,7 @@ import clickhouse_connect
 import structlog
 
 from shared.errors import ConfigError
+from shared.private_files import make_private, private_umask
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -161,7 +162,11 @@ _engine_path: str | None = None
 
 def _open_chdb(path: str) -> ClickHouse:
     global _engine, _engine_path
-    with _engine_lock:
+    # Job output lives there: the owner's alone, and what chDB makes is 0600 whatever the
+    # process's umask (it creates its files itself). ``pingura serve`` made the whole data dir
+    # private already; a query service on Kafka with chDB has only this.
+    make_private(Path(path))
+    with _engine_lock, private_umask():
         if _engine_path is not None and _engine_path != path:
             raise ConfigError(
                 f"data_dir: chDB allows one engine per process; it is bound to {_engine_path}, cannot open {path}"
@@ -189,7 +194,6 @@ def _open_chdb(path: str) -> ClickHouse:
 
 
 def _connect_chdb(path: str) -> Any:
-    Path(path).mkdir(parents=True, exist_ok=True)
     return clickhouse_connect.get_client(interface="chdb", path=path)
 
 

@@ -22,6 +22,7 @@ read a moment earlier would have, in order and with nothing after it missing.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sqlite3
 import threading
@@ -119,6 +120,9 @@ class LocalBus(Bus):
     # lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
+        # The owner's alone whatever the umask: it holds every token and secret, and SQLite
+        # gives the -wal and -shm files it makes beside it this file's mode.
+        os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
         loop = asyncio.get_running_loop()
         await self._writer.start()
         self._reader = await loop.run_in_executor(self._reader_thread, _connect, self._path)

@@ -4,6 +4,8 @@ chDB binds the process to one data path, so every test here (and the query servi
 tests) opens the same one: ``<pytest base temp>/clickhouse``.
 """
 
+import os
+import stat
 import threading
 from datetime import UTC, datetime
 
@@ -71,6 +73,27 @@ async def test_a_closed_client_refuses_further_calls(settings):
     await client.close()  # twice is harmless
     with pytest.raises(RuntimeError, match="closed"):
         await client.query("SELECT 1")
+
+
+async def test_opening_chdb_takes_group_and_other_permissions_off_its_folder(settings):
+    # Job output lives there. Under ``pingura serve`` the data dir was made private already;
+    # a query service on Kafka with chDB has only this (and the umask 077 every ``pingura``
+    # command runs under, for the files chDB makes later: tests/services/test_datadir.py).
+    folder = settings.data_dir / "clickhouse"
+    client = open_client(settings)
+    await client.command("CREATE TABLE IF NOT EXISTS t_private (x UInt8) ENGINE = MergeTree ORDER BY x")
+    await client.command("INSERT INTO t_private VALUES (1)")
+    await client.close()
+    files = [os.path.join(d, name) for d, _, names in os.walk(folder) for name in names
+             if not os.path.islink(os.path.join(d, name))]
+    folder.chmod(0o755)
+    os.chmod(files[0], 0o644)
+    client = open_client(settings)
+    await client.close()
+    loose = {path: oct(stat.S_IMODE(os.lstat(path).st_mode)) for d, dirs, names in os.walk(folder)
+             for path in (os.path.join(d, n) for n in dirs + names) if not os.path.islink(path)
+             and stat.S_IMODE(os.lstat(path).st_mode) & 0o077}
+    assert (oct(stat.S_IMODE(folder.stat().st_mode)), loose) == (oct(0o700), {})
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 import asyncio
+import os
 import sqlite3
+import stat
 import time
 
 import pytest
@@ -276,3 +278,19 @@ async def test_the_records_it_keeps_in_memory_are_left_out_of_the_cyclic_gc(bus)
     await bus.publish("t", "k", b"v")
     [record] = await bus.read(("t", partition_for("k", 3)), 0, 10)  # from the in-memory tail
     assert not gc.is_tracked(record)  # a full collection does not walk the tails
+
+
+async def test_its_file_and_sqlites_wal_and_shm_files_are_the_owners_alone_whatever_the_umask(tmp_path):
+    # They hold every ping token and webhook secret; SQLite gives its -wal and -shm files the
+    # database file's mode, so that one is made 0600 before SQLite opens it.
+    old = os.umask(0o022)
+    try:
+        bus = LocalBus(tmp_path / "bus.sqlite3")
+        await bus.start()
+        await bus.ensure_topics([TopicSpec("t", 1)])
+        await bus.publish("t", "k", b"secret")
+        made = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in tmp_path.iterdir()}
+        await bus.close()
+    finally:
+        os.umask(old)
+    assert made == {name: oct(0o600) for name in ("bus.sqlite3", "bus.sqlite3-wal", "bus.sqlite3-shm")}
