@@ -12,6 +12,7 @@ own module) and any request details (``receiver``, ``headers``, ``retry_after_in
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -62,3 +63,28 @@ class IncomingWebhookChannel(Channel):
             json_body=self.payload(message), headers=self.headers, secrets=url_secrets(config["url"]),
             retry_after_in_body=self.retry_after_in_body,
         )  # fmt: skip
+
+
+# job-supplied text --------------------------------------------------------------------------
+# A message carries what others wrote (a heartbeat's name, a job's failure message and
+# output): it must read as written, never as markup, and never mention anyone. Builders pass
+# every string they place (title, text, field labels and values) through one of these.
+ZERO_WIDTH_SPACE = "\u200b"
+_MENTION = re.compile(r"([@#<])")  # @channel/@all/@here/@user, #channel, <!channel>, <users/all>, <url|text>
+_LINK = re.compile(r"\](?=[(\[])")  # [text](url), [text][ref], ![alt](url)
+_INLINE_MARKUP = re.compile(r"([\\`*_~\[\]<>|&$])")
+_LINE_MARKUP = re.compile(r"^([ \t]*(?:\d+(?=[.)]))?)([#>+=.)-])", re.MULTILINE)  # headings, quotes, lists
+
+
+def inert(text: str) -> str:
+    """``text`` with a zero-width space after each ``@``, ``#`` and ``<`` and between ``]``
+    and ``(``: it looks the same, but no parser finds a mention or a link in it. For fields
+    shown as plain text, or parsed by a Markdown with no backslash escapes."""
+    return _LINK.sub("]" + ZERO_WIDTH_SPACE, _MENTION.sub(r"\1" + ZERO_WIDTH_SPACE, text))
+
+
+def markdown(text: str) -> str:
+    """``text`` for a field parsed as Markdown (CommonMark and Discord's): markup characters
+    backslash-escaped, so it reads as written, then made :func:`inert` (a receiver may look
+    for mentions before it renders)."""
+    return inert(_LINE_MARKUP.sub(lambda m: m[1] + "\\" + m[2], _INLINE_MARKUP.sub(r"\\\1", text)))

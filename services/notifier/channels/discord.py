@@ -11,7 +11,8 @@ title 256, description 4096, 25 fields of name 256 / value 1024, 6000 in all). W
 (https://discord.com/developers/docs/topics/rate-limits).
 
 ``allowed_mentions: {"parse": []}`` keeps an ``@everyone`` in a heartbeat's name or a
-job's message from pinging anyone.
+job's message from pinging anyone, and every text is escaped for Discord's Markdown (so a
+``[masked](link)`` or ``<@&role>`` in it shows as written).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from yarl import URL
 
 from services.notifier.channels.base import ConfigField
-from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.channels.chat import IncomingWebhookChannel, markdown
 from services.notifier.channels.http import json_retry_after
 from services.notifier.messages import Message
 from shared.settings import Settings
@@ -61,6 +62,7 @@ class DiscordChannel(IncomingWebhookChannel):
 
 
 def discord_payload(message: Message) -> dict:
+    title = markdown(message.title)
     if message.kind == "digest":
         description = message.text.partition("\n")[2]
         fields: list[dict] = []
@@ -68,22 +70,22 @@ def discord_payload(message: Message) -> dict:
         description = message.text
         fields = [
             {
-                "name": _cut(field.label, FIELD_NAME_MAX_CHARS),
-                "value": _cut(field.value, FIELD_VALUE_MAX_CHARS),
+                "name": _cut(markdown(field.label), FIELD_NAME_MAX_CHARS),
+                "value": _cut(markdown(field.value), FIELD_VALUE_MAX_CHARS),
                 "inline": field.key in _INLINE_FIELDS,
             }
             for field in message.facts("heartbeat", "status", "why")[:MAX_FIELDS]
         ]
     embed = {
-        "title": _cut(message.title, TITLE_MAX_CHARS),
-        "description": _cut(description, DESCRIPTION_MAX_CHARS),
+        "title": _cut(title, TITLE_MAX_CHARS),
+        "description": _cut(markdown(description), DESCRIPTION_MAX_CHARS),
         "url": message.url,
         "color": int(message.color.removeprefix("#"), 16),
         "fields": fields,
         "timestamp": message.at_iso,
         "footer": {"text": "Pingura"},
     }
-    return {"content": _cut(message.title, 2000), "embeds": [embed], "allowed_mentions": {"parse": []}}
+    return {"content": _cut(title, 2000), "embeds": [embed], "allowed_mentions": {"parse": []}}
 
 
 def _cut(text: str, limit: int) -> str:

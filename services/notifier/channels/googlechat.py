@@ -7,11 +7,16 @@ webhook URL, which carries its ``key`` and ``token``) and the message resource
 ``text``, ``cardsV2`` of ``{"cardId", "card": {"header", "sections": [{"widgets"}]}}`` with
 ``decoratedText`` and ``buttonList`` widgets, https://developers.google.com/workspace/chat/api/reference/rest/v1/cards).
 Webhooks are limited to one message per second per space; over it Google answers 429.
+
+The card's texts are escaped HTML; the message ``text`` and the card's title are made inert
+(:func:`~services.notifier.channels.chat.inert`), so ``<users/all>`` in a name mentions no one.
 """
 
 from __future__ import annotations
 
-from services.notifier.channels.chat import IncomingWebhookChannel
+import re
+
+from services.notifier.channels.chat import ZERO_WIDTH_SPACE, IncomingWebhookChannel, inert
 from services.notifier.messages import Message
 
 
@@ -32,20 +37,35 @@ class GoogleChatChannel(IncomingWebhookChannel):
 def googlechat_payload(message: Message) -> dict:
     if message.kind == "digest":
         lines = message.html.partition("\n")[2]
-        widgets: list[dict] = [{"textParagraph": {"text": lines.replace("\n", "<br>")}}]
+        widgets: list[dict] = [{"textParagraph": {"text": _inert_html(lines).replace("\n", "<br>")}}]
     else:
-        widgets = [{"textParagraph": {"text": message.html}}]
+        widgets = [{"textParagraph": {"text": _inert_html(message.html)}}]
         widgets += [
-            {"decoratedText": {"topLabel": field.label, "text": _html(field.value), "wrapText": True}}
+            {"decoratedText": {"topLabel": inert(field.label), "text": _inert_html(_html(field.value)),
+                               "wrapText": True}}
             for field in message.facts("heartbeat", "status", "why")
         ]
     button = {"text": "Open in Pingura", "onClick": {"openLink": {"url": message.url}}}
     widgets.append({"buttonList": {"buttons": [button]}})
     card = {
-        "header": {"title": message.title, "subtitle": f"Pingura · {message.at_iso}"},
+        "header": {"title": inert(message.title), "subtitle": f"Pingura · {message.at_iso}"},
         "sections": [{"widgets": widgets}],
     }
-    return {"text": message.title, "cardsV2": [{"cardId": "pingura-alert", "card": card}]}
+    return {"text": inert(message.title), "cardsV2": [{"cardId": "pingura-alert", "card": card}]}
+
+
+_TAG_OR_TEXT = re.compile(r"<[^>]*>|[^<]+")
+
+
+def _inert_html(html: str) -> str:
+    """Escaped HTML with its text (not its tags) made inert: ``<`` is already ``&lt;`` there."""
+    def text(match: re.Match) -> str:
+        part = match[0]
+        if part.startswith("<"):
+            return part
+        return part.replace("@", "@" + ZERO_WIDTH_SPACE).replace("](", "]" + ZERO_WIDTH_SPACE + "(")
+
+    return _TAG_OR_TEXT.sub(text, html)
 
 
 def _html(text: str) -> str:

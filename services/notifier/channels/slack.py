@@ -12,7 +12,7 @@ errors are 400 ``invalid_payload``, 403 ``action_prohibited``, 404 ``channel_not
 
 from __future__ import annotations
 
-from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.channels.chat import IncomingWebhookChannel, inert
 from services.notifier.messages import Message
 
 HEADER_MAX_CHARS = 150
@@ -53,7 +53,7 @@ def slack_payload(message: Message) -> dict:
     if fields:
         section["fields"] = fields
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(message.title, HEADER_MAX_CHARS)}},
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(inert(message.title), HEADER_MAX_CHARS)}},
         section,
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Pingura · {message.at_iso}"}]},
         {
@@ -68,8 +68,8 @@ def slack_payload(message: Message) -> dict:
 
 def _mrkdwn(text: str) -> str:
     """Slack's three control characters, escaped as its docs ask (so ``<!channel>`` in a
-    heartbeat's name cannot ping anyone)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    heartbeat's name cannot ping anyone), then made inert like every chat kind's text."""
+    return inert(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def _cut(text: str, limit: int) -> str:

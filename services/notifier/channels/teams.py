@@ -8,11 +8,14 @@ and the request shape of "Send an Adaptive Card" in "Create and send messages"
 "content": <AdaptiveCard>}]}``; the card follows the Adaptive Cards schema 1.4
 (https://adaptivecards.io/explorer/: ``TextBlock``, ``FactSet``, ``Action.OpenUrl``). The
 Office 365 connectors' MessageCard is retired and not sent. Workflows answer 202 Accepted.
+
+A TextBlock and a FactSet value are a Markdown subset whose escapes are not documented, so
+job-supplied text is made inert (:func:`~services.notifier.channels.chat.inert`): no link.
 """
 
 from __future__ import annotations
 
-from services.notifier.channels.chat import IncomingWebhookChannel
+from services.notifier.channels.chat import IncomingWebhookChannel, inert
 from services.notifier.messages import Message
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -36,15 +39,18 @@ class TeamsChannel(IncomingWebhookChannel):
 def teams_payload(message: Message) -> dict:
     body: list[dict] = [
         {
-            "type": "TextBlock", "text": message.title, "size": "Large", "weight": "Bolder",
+            "type": "TextBlock", "text": inert(message.title), "size": "Large", "weight": "Bolder",
             "color": "Attention" if message.problem else "Good", "wrap": True,
         },
     ]  # fmt: skip
     if message.kind == "digest":
-        body += [{"type": "TextBlock", "text": line, "wrap": True} for line in message.text.split("\n")[1:]]
+        body += [{"type": "TextBlock", "text": inert(line), "wrap": True} for line in message.text.split("\n")[1:]]
     else:
-        body.append({"type": "TextBlock", "text": message.text, "wrap": True})
-        facts = [{"title": field.label, "value": field.value} for field in message.facts("heartbeat", "status", "why")]
+        body.append({"type": "TextBlock", "text": inert(message.text), "wrap": True})
+        facts = [
+            {"title": inert(field.label), "value": inert(field.value)}
+            for field in message.facts("heartbeat", "status", "why")
+        ]
         body.append({"type": "FactSet", "facts": facts})
     card = {
         "$schema": CARD_SCHEMA,

@@ -1,6 +1,7 @@
 import pytest
 
 from services.notifier.channels import ChannelConfigError, TransportError, validate_channel
+from services.notifier.channels.chat import ZERO_WIDTH_SPACE as ZW
 from services.notifier.channels.discord import DiscordChannel
 from tests.services.notifier.channels.vendor import assert_failures_are_classified, http, vendor  # noqa: F401
 from tests.services.notifier.support import make_alert
@@ -18,14 +19,14 @@ async def test_a_down_alert_is_a_red_embed_that_pings_no_one(vendor, http, setti
     [request] = vendor.requests
     assert (request.method, request.path, request.query) == ("POST", HOOK, {})
     body = request.json
-    assert body["content"] == "DOWN: backup @everyone"
+    assert body["content"] == f"DOWN: backup @{ZW}everyone"  # not even shown as a mention
     assert body["allowed_mentions"] == {"parse": []}
     [embed] = body["embeds"]
-    assert embed["title"] == "DOWN: backup @everyone"
+    assert embed["title"] == f"DOWN: backup @{ZW}everyone"
     assert embed["url"] == "http://localhost:8080/heartbeats/m1"
     assert embed["color"] == 0xD32F2F
     assert embed["timestamp"] == "2023-11-14T22:13:20.123Z"
-    assert embed["description"].startswith("backup @everyone is down since")
+    assert embed["description"].startswith(f"backup @{ZW}everyone is down since")
     assert {"name": "Down since", "value": "2023-11-14 22:13:20 UTC", "inline": True} in embed["fields"]
 
 

@@ -1,6 +1,7 @@
 import pytest
 
 from services.notifier.channels import ChannelConfigError, validate_channel
+from services.notifier.channels.chat import ZERO_WIDTH_SPACE as ZW
 from services.notifier.channels.slack import SlackChannel
 from tests.services.notifier.channels.vendor import assert_failures_are_classified, http, vendor  # noqa: F401
 from tests.services.notifier.support import make_alert
@@ -19,7 +20,7 @@ async def test_a_down_alert_is_a_block_kit_message_with_a_text_fallback_and_a_li
     body = request.json
     assert body["text"] == "DOWN: Nightly &lt;!channel&gt; backup"  # no one gets pinged by a name
     header, section, context, actions = body["blocks"]
-    assert header == {"type": "header", "text": {"type": "plain_text", "text": "DOWN: Nightly <!channel> backup"}}
+    assert header == {"type": "header", "text": {"type": "plain_text", "text": f"DOWN: Nightly <{ZW}!channel> backup"}}
     assert section["type"] == "section" and section["text"]["type"] == "mrkdwn"
     assert section["text"]["text"].startswith("<http://localhost:8080/heartbeats/m1|Nightly &lt;!channel&gt; backup> is down since")
     assert [f["text"].split("\n")[0] for f in section["fields"]] == ["*Down since*", "*Last check-in*", "*Tags*"]
