@@ -170,6 +170,7 @@ async def build(stack: AsyncExitStack, settings: Settings,
         from services.query.api.errors import error
         from services.query.app import ApiContext, api_app
         from services.query.auth.keys import KeyIndex, ProjectsView
+        from services.query.auth.revocations import RevokedSessions
         from services.query.auth.routes import add_session_routes
         from services.query.auth.sessions import Sessions, load_secret
         from services.query.catalog import Catalog, WatchedConfigView
@@ -180,7 +181,7 @@ async def build(stack: AsyncExitStack, settings: Settings,
         from shared.clickhouse import open_client
 
         projects = ProjectsView(bus, topics.projects)
-        keys = KeyIndex(bus, topics.keys, projects)
+        keys = KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute)
         accounts = Accounts(bus, topics, projects, keys)
         monitors = WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision)
         statuses = StatusView(bus, topics)
@@ -196,7 +197,8 @@ async def build(stack: AsyncExitStack, settings: Settings,
             statuses=statuses,
             catalog=None,  # type: ignore[arg-type]  # likewise, once the views it indexes are built
             keys=keys,
-            sessions=Sessions(load_secret(settings), settings.session_ttl_s),
+            sessions=Sessions(load_secret(settings), settings.session_ttl_s,
+                              RevokedSessions(bus, topics.revoked_sessions)),
         )
 
         def starting(request: web.Request) -> web.Response:
@@ -216,6 +218,7 @@ async def build(stack: AsyncExitStack, settings: Settings,
             await ctx.store.migrate()
             await started(projects)
             await started(keys)
+            await started(ctx.sessions.revoked)  # before any cookie is read: a signed-out one stays out
             readiness.key_file = await ensure_first_project(settings, accounts)
             await started(monitors)
             await started(statuses)

@@ -17,6 +17,8 @@ topic                     key (partition key)        events
 ``channels`` (compacted)  channel id                 :class:`ChannelConfig`
 ``projects`` (compacted)  project id                 :class:`ProjectConfig`
 ``keys`` (compacted)      key id                     :class:`ApiKey`
+``revoked-sessions``      session id                 :class:`SessionRevoked` (kept 30 days,
+                                                     the longest a session may last)
 ``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`,
                                                      :class:`RunMeasured`
 ``alerts``                monitor id                 :class:`Alert` (public interface)
@@ -185,6 +187,18 @@ class ApiKey(Event, tag="api_key", kw_only=True):
     """A revoked key is refused from the moment a reader sees this (the record stays)."""
     revoked_ms: int | None = None
     revision: int = 1
+
+
+class SessionRevoked(Event, tag="session_revoked", kw_only=True):
+    """A dashboard session signed out before it expired. Key: ``session_id``. Topic
+    ``revoked-sessions``, whose retention (30 days) outlasts every session, so each record
+    lives at least as long as the cookie it refuses; readers forget it at ``expires_ms``."""
+
+    session_id: str
+    key_id: str
+    expires_ms: int
+    """When the session would have ended anyway (the cookie's own expiry)."""
+    at_ms: int
 
 
 MonitorStatus = Literal["new", "up", "late", "down", "paused", "running"]
@@ -367,7 +381,7 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
     at_ms: int
 
 
-AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | StatusChanged | Missed | RunMeasured | Alert | MonitorSnapshot | Delivery | DeliveryAttempt | DeadLetter
+AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | SessionRevoked | StatusChanged | Missed | RunMeasured | Alert | MonitorSnapshot | Delivery | DeliveryAttempt | DeadLetter
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

@@ -28,6 +28,10 @@ def _networks(name: str, raw: str) -> tuple[Network, ...]:
         raise ConfigError(f"PINGURA_{name.upper()}: {exc}") from None
 
 
+MAX_SESSION_TTL_S = 30 * 24 * 3600
+"""The longest a dashboard session may last: the ``revoked-sessions`` topic keeps a logout
+this long (shared/topics.py), so no signed-out cookie outlives its revocation."""
+
 SmtpSecurity = Literal["none", "starttls", "tls"]
 _SMTP_DEFAULT_SECURITY = {465: "tls", 587: "starttls"}
 _SMTP_DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
@@ -165,7 +169,11 @@ class Settings:
     """Admin key of the first project, when none exists yet; generated if unset."""
     max_api_body_bytes: int = 64 * 1024
     session_ttl_s: int = 12 * 3600
-    """How long a dashboard login lasts."""
+    """How long a dashboard login lasts (at most ``MAX_SESSION_TTL_S``, 30 days)."""
+    auth_failures_per_minute: int = 10
+    """Wrong API keys and failed sign-ins allowed per client address (an IPv6 /64) and query
+    instance: this many at once, then one every ``60 / n`` s; past that a wrong key gets 429
+    with ``Retry-After`` (a valid key still works). 0 turns the throttle off."""
     session_secret: str | None = field(default=None, repr=False)
     """Signs session cookies; unset: ``<data-dir>/session-secret``, made on first start.
     Query instances behind one load balancer need the same one."""
@@ -227,6 +235,8 @@ class Settings:
         settings = cls(**values)
         if settings.ingest_process not in (0, 1):
             raise ConfigError("PINGURA_INGEST_PROCESS: 0 (one process) or 1 (ingest in a process of its own)")
+        if not 1 <= settings.session_ttl_s <= MAX_SESSION_TTL_S:
+            raise ConfigError(f"PINGURA_SESSION_TTL_S: 1 to {MAX_SESSION_TTL_S} (30 days)")
         if not 1 <= settings.port <= 65535 and settings.port != 0:
             raise ConfigError(f"port: {settings.port} is not a TCP port")
         if settings.smtp is not None and not settings.smtp_from:  # parsing smtp_url refuses a bad one now

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.bus import TopicSpec
+from shared.settings import MAX_SESSION_TTL_S
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -32,6 +33,10 @@ class Topics:
     @property
     def keys(self) -> str:
         return self.prefix + "keys"
+
+    @property
+    def revoked_sessions(self) -> str:
+        return self.prefix + "revoked-sessions"
 
     @property
     def status(self) -> str:
@@ -66,5 +71,8 @@ class Topics:
             TopicSpec(self.channels, 1, compacted=True),
             TopicSpec(self.projects, 1, compacted=True),
             TopicSpec(self.keys, 1, compacted=True),
+            # Not compacted: every session id is a new key, so compaction would keep them all.
+            # Kept as long as the longest session, a logout outlives the cookie it refuses.
+            TopicSpec(self.revoked_sessions, 1, retention_ms=MAX_SESSION_TTL_S * 1000),
             TopicSpec(self.dead_letters, 1, retention_ms=30 * DAY_MS),
         ]

@@ -10,11 +10,12 @@ import time
 
 import pytest
 
+from services.query.auth.sessions import COOKIE
 from shared.bus.local import LocalBus
 from shared.events import MonitorConfig, encode
 from shared.ids import new_token
 from shared.topics import Topics
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import API_KEY, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +107,28 @@ async def test_a_restart_answers_pings_while_it_builds_its_views_and_keeps_every
     print(f"{len(tokens)} heartbeats pinged in {time.monotonic() - started:.1f}s after it was ready")
     async with http.get(f"{server.url}/api/v1/heartbeats?limit=1") as r:
         assert sum((await r.json())["counts"].values()) == len(tokens)
+
+
+async def test_a_signed_out_cookie_stays_refused_after_a_restart(server, http):
+    async def sign_in() -> dict[str, str]:
+        async with http.post(f"{server.url}/login", data={"key": API_KEY}, allow_redirects=False,
+                             headers={"Authorization": ""}) as r:
+            assert r.status == 303
+            return {"Authorization": "", "Cookie": f"{COOKIE}={r.cookies[COOKIE].value}"}
+
+    async def status(browser: dict[str, str]) -> int:
+        async with http.get(f"{server.url}/api/v1/heartbeats", headers=browser) as r:
+            return r.status
+
+    signed_out, kept = await sign_in(), await sign_in()
+    async with http.get(f"{server.url}/api/v1/session", headers=signed_out) as r:
+        csrf = (await r.json())["csrf_token"]
+    async with http.post(f"{server.url}/logout", headers={**signed_out, "X-CSRF-Token": csrf}) as r:
+        assert r.status == 204
+    assert (await status(signed_out), await status(kept)) == (401, 200)
+    server.stop()
+    server.start()
+    assert (await status(signed_out), await status(kept)) == (401, 200)
 
 
 def _count(answers) -> dict[int, int]:

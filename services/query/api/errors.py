@@ -1,9 +1,14 @@
 """Authentication (a key or the session cookie), read-only and CSRF refusals, and every
 failure turned into a JSON error: ``{"error": ..., "field": ...}``.
 
-Bad input is a 4xx with a one-line reason naming its field; an unavailable bus a 503.
-Anything else is a bug or broken storage: logged as ``query.api.error`` and answered
-with a fixed 500 that never echoes the request.
+Bad input is a 4xx with a one-line reason naming its field; an unavailable bus a 503;
+too many wrong keys from one address a 429. Anything else is a bug or broken storage:
+logged as ``query.api.error`` and answered with a fixed 500 that never echoes the request.
+
+Every answer says ``Cache-Control: no-store`` (unless its handler chose otherwise, as the
+public OpenAPI document does): each is one caller's own, and many carry a secret (a new
+key, a project's first key, its ping key, a heartbeat's token and ping URL), so no
+browser or proxy cache may keep one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from services.notifier.channels import ChannelConfigError
 from services.query.api.context import API, CALLER, KEY_ID, PROJECT, READ_ONLY
 from services.query.auth.caller import SAFE_METHODS, Unauthenticated, authenticate
 from services.query.auth.sessions import CSRF_HEADER
+from services.query.auth.throttle import Throttled, client_address
 from services.query.validation import InvalidField
 from shared.bus import BusUnavailable
 from shared.ids import now_ms
@@ -50,6 +56,17 @@ def not_found(what: str) -> web.HTTPNotFound:
 
 @web.middleware
 async def errors_and_auth(request: web.Request, handler):
+    try:
+        response = await _errors_and_auth(request, handler)
+    except web.HTTPException as exc:
+        exc.headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+        raise
+    if not response.prepared:  # a streamed answer (the CSV export) set its own before it began
+        response.headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+    return response
+
+
+async def _errors_and_auth(request: web.Request, handler):
     try:
         refused = await _authenticate(request)
         if refused is not None:
@@ -86,9 +103,12 @@ async def _authenticate(request: web.Request) -> web.Response | None:
         return None
     ctx = request.app[API]
     try:
-        caller = await authenticate(request.headers, request.cookies, now_ms(), ctx.keys, ctx.projects, ctx.sessions)
+        caller = await authenticate(request.headers, request.cookies, now_ms(), ctx.keys, ctx.projects, ctx.sessions,
+                                    client_address(request, ctx.settings.trusted_proxies))
     except Unauthenticated as exc:
         return error(401, str(exc))
+    except Throttled as exc:
+        return error(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
     if request.method not in SAFE_METHODS:
         if caller.read_only:
             return error(403, "this API key is read-only")

@@ -557,13 +557,15 @@ _ERRORS = {
     "405": "The path exists, but not with this method (``Allow`` lists those that do).",
     "413": "The body is larger than the server accepts.",
     "415": "A body that is not JSON (``Content-Type`` other than JSON, or a charset other than UTF-8).",
+    "429": "Too many wrong API keys or failed sign-ins from the caller's address; retry after "
+           "``Retry-After`` seconds (a valid key is still accepted).",
     "503": "The event bus is unavailable; retry after ``Retry-After`` seconds.",
 }
 
 
 _ERROR_NAMES = {"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
                 "405": "MethodNotAllowed", "413": "PayloadTooLarge", "415": "UnsupportedMediaType",
-                "503": "Unavailable"}  # fmt: skip
+                "429": "TooManyRequests", "503": "Unavailable"}  # fmt: skip
 """The components every operation's failures point at. 405 is declared by none: it is the
 answer to a method an operation does not have."""
 
@@ -575,7 +577,7 @@ def _error_responses() -> dict[str, JsonSchema]:
                                 "content": {"application/json": {"schema": _ref("Error")}}}
         if status == "405":
             response["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
-        if status == "503":
+        if status in ("429", "503"):
             response["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True,
                                                    "description": "Seconds to wait before trying again."}}
         out[name] = response
@@ -589,11 +591,11 @@ def _json(schema: JsonSchema, description: str) -> JsonSchema:
 def _op(summary: str, ok: dict[str, JsonSchema], *, tag: str, params: list[JsonSchema] | None = None,
         body: str | None = None, errors: tuple[str, ...] = (), public: bool = False,
         write: bool = False, operation_id: str) -> JsonSchema:
-    """One operation. Every authenticated one may answer 401 and 503 (resolving a key may
-    read the bus); a write also 403, and with a body 400, 413 and 415."""
+    """One operation. Every authenticated one may answer 401, 429 (wrong keys) and 503
+    (resolving a key may read the bus); a write also 403, and with a body 400, 413 and 415."""
     statuses = set(errors)
     if not public:
-        statuses |= {"401", "503"}
+        statuses |= {"401", "429", "503"}
     if write:
         statuses |= {"403"}
     if body is not None:

@@ -1,7 +1,10 @@
 """Who is calling: the project and key behind a request, from its key header or its session cookie.
 
 A key header wins; the session cookie counts only when no key is sent, so a script's
-key never mixes with a browser's session. Every refusal says in one line what to do.
+key never mixes with a browser's session. An ``Authorization`` header of another scheme
+(``Basic``, from a proxy asking for a password in front of Pingura) is left to that proxy:
+the cookie still counts, and only without one is it named as the problem. Every refusal
+says in one line what to do.
 """
 
 from __future__ import annotations
@@ -41,16 +44,20 @@ def key_from_headers(headers: Mapping[str, str]) -> str:
 
 
 async def authenticate(headers: Mapping[str, str], cookies: Mapping[str, str], now_ms: int,
-                       keys: KeyIndex, projects: ProjectsView, sessions: Sessions) -> Caller:
-    """The caller, or :class:`Unauthenticated` with the reason."""
+                       keys: KeyIndex, projects: ProjectsView, sessions: Sessions,
+                       address: str | None = None) -> Caller:
+    """The caller, or :class:`Unauthenticated` with the reason. A wrong key counts against
+    the client's ``address`` (:class:`~services.query.auth.throttle.Throttled` past the limit)."""
     secret = key_from_headers(headers)
     if secret:
-        key = await keys.resolve(secret)
+        key = await keys.resolve(secret, address)
         if key is None:
             raise Unauthenticated("unknown or revoked API key")
         return Caller(await _project(projects, key), key)
     cookie = cookies.get(COOKIE)
     if not cookie:
+        if headers.get("Authorization", "").strip():
+            raise Unauthenticated("Authorization header must be 'Bearer <key>' (or send X-Api-Key: <key>)")
         raise Unauthenticated("missing API key (send Authorization: Bearer <key> or X-Api-Key: <key>)")
     session = sessions.read(cookie, now_ms)
     if session is None:

@@ -13,6 +13,7 @@ writes a revoked key record under its derived id; the project record is left alo
 
 from __future__ import annotations
 
+from services.query.auth.throttle import FailureThrottle
 from shared.bus import Bus, Record
 from shared.bus.view import ConfigView, TopicFollower, decode_as
 from shared.events import ApiKey, ProjectConfig
@@ -74,8 +75,10 @@ class KeyIndex:
     """Live API keys by hash, by id and by project, from the ``keys`` topic."""
 
     def __init__(self, bus: Bus, topic: str, projects: ProjectsView, wait_s: float = 2.0,
-                 poll_timeout_ms: int = 1000):
+                 poll_timeout_ms: int = 1000, failures_per_minute: int = 0):
         self._projects = projects
+        self.failures = FailureThrottle(failures_per_minute) if failures_per_minute > 0 else None
+        """Wrong keys per client address (None: not throttled)."""
         self._wait_s = wait_s
         self._records: dict[str, ApiKey] = {}  # every key ever seen, revoked ones too
         self._by_hash: dict[str, ApiKey] = {}
@@ -124,12 +127,23 @@ class KeyIndex:
                 return None
         return found
 
-    async def resolve(self, secret: str) -> ApiKey | None:
+    async def resolve(self, secret: str, address: str | None = None) -> ApiKey | None:
         """Like :meth:`find`, but an unknown key may have been made a moment ago (by the
-        CLI, or another instance): sync with the topic once before saying no."""
+        CLI, or another instance): sync with the topic once before saying no.
+
+        With the client's ``address``, a wrong key counts against it; one from an address
+        that has failed too often raises :class:`~services.query.auth.throttle.Throttled`
+        without the sync (a valid key is found before that, and still works)."""
         found = self.find(secret)
-        if found is None and await self.sync():
+        if found is not None:
+            return found
+        throttle = self.failures if address is not None else None
+        if throttle is not None:
+            throttle.check(address)  # type: ignore[arg-type]
+        if await self.sync():
             found = self.find(secret)
+        if found is None and throttle is not None:
+            throttle.failed(address)  # type: ignore[arg-type]
         return found
 
     def get(self, key_id: str) -> ApiKey | None:

@@ -15,6 +15,8 @@ from aiohttp import web
 
 from services.query.api.context import ApiContext
 from services.query.auth.sessions import COOKIE, CSRF_HEADER
+from services.query.auth.throttle import Throttled, client_address
+from shared.bus import BusUnavailable
 from shared.ids import now_ms
 
 log = structlog.get_logger()
@@ -60,6 +62,10 @@ def same_origin(request: web.Request, ctx: ApiContext) -> bool:
     return urlsplit(origin).netloc.lower() in hosts
 
 
+def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
 def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
@@ -71,7 +77,11 @@ async def login(request: web.Request) -> web.Response:
         return web.Response(status=403, text="login refused: the form was sent from another site\n")
     form = await request.post()
     secret = form.get("key")
-    key = await ctx.keys.resolve(secret.strip()) if isinstance(secret, str) and secret.strip() else None
+    address = client_address(request, ctx.settings.trusted_proxies)
+    try:
+        key = await ctx.keys.resolve(secret.strip(), address) if isinstance(secret, str) and secret.strip() else None
+    except Throttled as exc:
+        return _json_error(429, str(exc), {"Retry-After": str(exc.retry_after_s)})
     if key is None or ctx.projects.get(key.project_id) is None:
         log.info("auth.login.refused")
         return _redirect("/login?error=1")
@@ -96,9 +106,14 @@ async def logout(request: web.Request) -> web.Response:
             field = (await request.post()).get(CSRF_FIELD)
             token = field if isinstance(field, str) else None
         if not same_origin(request, ctx) or not ctx.sessions.csrf_ok(session, token):
-            return web.json_response({"error": "logout needs this session's CSRF token"}, status=403)
-        ctx.sessions.revoke(session, now_ms())
-        log.info("auth.logout", key_id=session.key_id)
+            return _json_error(403, "logout needs this session's CSRF token")
+        try:
+            await ctx.sessions.revoke(session, now_ms())
+        except BusUnavailable:
+            # Not recorded, so not signed out: say so, and leave the cookie for a retry.
+            return _json_error(503, "could not sign out: the event bus is unavailable, retry later",
+                               {"Retry-After": "5"})
+        log.info("auth.logout", key_id=session.key_id, session_id=session.id)
     response = web.Response(status=204) if from_script else _redirect("/login")
     response.del_cookie(COOKIE, path="/")
     return response

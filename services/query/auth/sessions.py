@@ -3,9 +3,11 @@
 The cookie reads ``v1.<session id>.<key id>.<expires ms>.<csrf seed>.<signature>``; the
 signature is HMAC-SHA256 of everything before it under the server's secret, so a browser
 can neither forge a session nor stretch one. What a cookie cannot carry is an end before
-its expiry: logging out puts the session id in an in-memory revoked set until it would
-have expired anyway, which keeps that set small. The key is named, not copied: it is
-looked up on every request, so revoking the key ends its sessions at once.
+its expiry: logging out publishes the session id to the ``revoked-sessions`` topic, which
+every query instance follows (:mod:`services.query.auth.revocations`), so the cookie is
+refused everywhere and after a restart, until it would have expired anyway. The key is
+named, not copied: it is looked up on every request, so revoking the key ends its sessions
+at once (the ``keys`` topic carries that).
 
 The CSRF token is derived from the seed (an HMAC too): the page gets it from
 ``GET /api/v1/session`` and sends it back in ``X-CSRF-Token``, which another site's form
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import structlog
 
+from services.query.auth.revocations import RevokedSessions
 from shared.errors import ConfigError
 from shared.settings import Settings
 
@@ -53,10 +56,11 @@ def _b64(data: bytes) -> str:
 
 
 class Sessions:
-    def __init__(self, secret: bytes, ttl_s: int):
+    def __init__(self, secret: bytes, ttl_s: int, revoked: RevokedSessions):
         self._secret = secret
         self.ttl_s = ttl_s
-        self._revoked: dict[str, int] = {}  # session id -> its expiry
+        self.revoked = revoked
+        """Sessions signed out before their expiry; a part to start with the service."""
 
     def _sign(self, text: str) -> str:
         return _b64(hmac.new(self._secret, text.encode(), hashlib.sha256).digest())
@@ -81,14 +85,14 @@ class Sessions:
         if not (_ID.fullmatch(session_id) and _ID.fullmatch(key_id) and _ID.fullmatch(seed) and _MS.fullmatch(expires)):
             return None
         session = Session(session_id, key_id, int(expires), seed)
-        if session.expires_ms <= now_ms or session.id in self._revoked:
+        if session.expires_ms <= now_ms or session.id in self.revoked:
             return None
         return session
 
-    def revoke(self, session: Session, now_ms: int) -> None:
-        """Log out: refused from now until it expires. Expired entries are dropped here."""
-        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now_ms}
-        self._revoked[session.id] = session.expires_ms
+    async def revoke(self, session: Session, now_ms: int) -> None:
+        """Log out: refused from now until it expires, by every instance (raises
+        :class:`shared.bus.BusUnavailable` when that cannot be recorded)."""
+        await self.revoked.revoke(session.id, session.key_id, session.expires_ms, now_ms)
 
     def csrf_token(self, session: Session) -> str:
         return self._sign(f"csrf.{session.id}.{session.csrf_seed}")

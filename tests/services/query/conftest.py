@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from services.query.app import ApiContext, api_app
 from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.revocations import RevokedSessions
 from services.query.auth.routes import add_session_routes
 from services.query.auth.sessions import Sessions, load_secret
 from services.query.catalog import Catalog, WatchedConfigView
@@ -106,7 +107,9 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
     Tests that use it run on the session loop (the store's), see ``pytestmark`` there.
     """
     data_dir = tmp_path_factory.mktemp("api")
-    settings = clickhouse_settings.replace(data_dir=data_dir)
+    # No throttle: one address sends thousands of wrong keys here on purpose (the property
+    # tests); tests/services/query/auth/test_throttle.py runs an instance with one.
+    settings = clickhouse_settings.replace(data_dir=data_dir, auth_failures_per_minute=0)
     topics = Topics()
     async with AsyncExitStack() as stack:
         bus = LocalBus(data_dir / "bus.sqlite3")
@@ -122,14 +125,15 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
         projects = await started(ProjectsView(bus, topics.projects))
         projects.put(ProjectConfig(id="prj_admin", name="admin", api_key_hashes=[hash_api_key(API_KEY)],
                                    admin=True, created_ms=0))  # fmt: skip
-        keys = await started(KeyIndex(bus, topics.keys, projects))
+        keys = await started(KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute))
         monitors = await started(WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision))
         statuses = await started(StatusView(bus, topics))
         ctx = ApiContext(
             settings=settings, bus=bus, topics=topics, store=store, monitors=monitors,
             channels=await started(ConfigView(bus, topics.channels, ChannelConfig, _revision)),
             projects=projects, statuses=statuses, catalog=Catalog(monitors, statuses), keys=keys,
-            sessions=Sessions(load_secret(settings), settings.session_ttl_s),
+            sessions=Sessions(load_secret(settings), settings.session_ttl_s,
+                              await started(RevokedSessions(bus, topics.revoked_sessions))),
         )  # fmt: skip
         root = web.Application(client_max_size=settings.max_api_body_bytes)
         root.add_subapp("/api/v1", api_app(ctx))

@@ -29,7 +29,7 @@ def fill(path: str, ids: dict[str, str]) -> str:
 
 async def some_of_everything(tenant) -> dict[str, str]:
     """One of each thing a project has, by the path it lives under."""
-    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "nightly"})
+    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "nightly", "interval": "1h"})
     channel = await tenant.ok("POST", "/channels", 201,
                               json={"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}})
     _, key = await tenant.new_key(name="spare")
@@ -168,7 +168,9 @@ async def test_a_read_only_key_reads_everything_but_never_a_ping_token_or_url(ap
     ({}, "missing API key"),
     ({"Authorization": "Bearer pk_nobody"}, "unknown or revoked API key"),
     ({"X-Api-Key": "pk_nobody"}, "unknown or revoked API key"),
-    ({"Authorization": "Basic dXNlcjpwdw=="}, "missing API key"),
+    ({"Authorization": "Basic dXNlcjpwdw=="}, "Authorization header must be 'Bearer <key>'"),
+    ({"Authorization": "pk_nobody"}, "Authorization header must be 'Bearer <key>'"),
+    ({"Authorization": "Bearer"}, "Authorization header must be 'Bearer <key>'"),
     ({"Cookie": "pingura_session=v1.a.b.1.c.d"}, "log in again"),
 ])  # fmt: skip
 async def test_it_says_why_it_refuses_a_caller(api, headers, says):
@@ -188,3 +190,33 @@ async def test_no_answer_ever_holds_a_key_hash(api):
     key, _ = await tenant.new_key()
     answers = [await tenant.call("GET", p) for p in ("/keys", "/projects/me", "/session")]
     assert not any(re.search(r"[0-9a-f]{64}", str(body)) for _, body in answers), answers
+
+
+# secrets in answers are never cached ---------------------------------------------------------
+async def test_every_answer_with_a_key_says_no_store(api):
+    """Every authenticated answer is the caller's own (and many carry a secret: a new key, a
+    project's first key, the ping key, a heartbeat's token and ping URL), so none may sit in
+    a shared or browser cache; refusals included."""
+    async with api.http.post(api.url + "/projects", json={"name": "cached"}) as r:
+        assert (r.status, r.headers.get("Cache-Control")) == (201, "no-store")
+        tenant = await new_tenant(api)
+    answers = {}
+    for method, path, body in [
+        ("POST", "/keys", {"name": "k"}),
+        ("POST", "/projects/me/ping-key", None),
+        ("PATCH", "/projects/me", {"auto_create": False}),
+        ("POST", "/heartbeats", {"name": "nightly", "interval": "1h"}),
+        ("GET", "/heartbeats", None),
+        ("GET", "/keys", None),
+        ("POST", "/heartbeats/hb_missing/rotate-token", None),  # a refusal too
+    ]:
+        async with api.http.request(method, api.url + path, json=body, headers=tenant.headers) as r:
+            answers[(method, path)] = (r.status, r.headers.get("Cache-Control"))
+            if path == "/heartbeats" and method == "POST":
+                made = await r.json()
+    async with api.http.post(api.url + f"/heartbeats/{made['id']}/rotate-token", headers=tenant.headers) as r:
+        answers[("POST", "/heartbeats/{id}/rotate-token")] = (r.status, r.headers.get("Cache-Control"))
+    async with api.http.get(api.url + "/keys", headers={"Authorization": "Bearer pk_nobody"}) as r:
+        answers[("GET", "/keys", "unknown key")] = (r.status, r.headers.get("Cache-Control"))
+    assert {where: cache for where, (_, cache) in answers.items()} == {where: "no-store" for where in answers}, answers
+    assert [status for status, _ in answers.values()] == [201, 200, 200, 201, 200, 200, 404, 200, 401]

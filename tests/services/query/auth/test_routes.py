@@ -12,6 +12,7 @@ from services.query.auth.routes import came_over_https, same_origin
 from services.query.auth.sessions import COOKIE
 from shared.settings import Settings
 from tests.services.query.api.tenants import Tenant, new_tenant
+from tests.services.query.auth.instances import another_instance
 from tests.services.query.conftest import API_KEY
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -92,17 +93,17 @@ async def test_the_session_says_who_is_signed_in_and_gives_the_csrf_token(api):
 async def test_a_session_write_needs_the_csrf_token(api):
     tenant, page, _ = await signed_in(api)
     without = Tenant(api, tenant.project_id, {**page.headers, "X-CSRF-Token": ""})
-    status, body = await without.call("POST", "/heartbeats", json={"name": "n"})
+    status, body = await without.call("POST", "/heartbeats", json={"name": "n", "interval": "1h"})
     assert status == 403 and "X-CSRF-Token" in body["error"]
     wrong = Tenant(api, tenant.project_id, {**page.headers, "X-CSRF-Token": "x" * 43})
-    assert (await wrong.call("POST", "/heartbeats", json={"name": "n"}))[0] == 403
-    await page.ok("POST", "/heartbeats", 201, json={"name": "n"})
+    assert (await wrong.call("POST", "/heartbeats", json={"name": "n", "interval": "1h"}))[0] == 403
+    await page.ok("POST", "/heartbeats", 201, json={"name": "n", "interval": "1h"})
     await without.ok("GET", "/heartbeats")  # reads need no token
 
 
 async def test_a_read_only_session_writes_nothing_even_with_the_token(api):
     _, page, _ = await signed_in(api, read_only=True)
-    status, body = await page.call("POST", "/heartbeats", json={"name": "n"})
+    status, body = await page.call("POST", "/heartbeats", json={"name": "n", "interval": "1h"})
     assert status == 403 and "read-only" in body["error"]
     assert (await page.ok("GET", "/session"))["read_only"] is True
 
@@ -143,6 +144,45 @@ async def test_a_logout_form_sends_the_token_as_a_field_and_is_redirected_to_log
                              headers=page.headers) as r:
         assert (r.status, r.headers["Location"]) == (303, "/login")
     assert (await page.call("GET", "/heartbeats"))[0] == 401
+
+
+async def test_a_logout_on_one_instance_holds_on_every_other(api):
+    """Two query instances on one bus (as behind a load balancer): a cookie signed out on
+    either is refused by both."""
+    async with another_instance(api) as other:
+        for here, there in ((api, other), (other, api)):
+            tenant, page, _ = await signed_in(api)
+            elsewhere = Tenant(there, tenant.project_id, page.headers)
+            await elsewhere.ok("GET", "/heartbeats")  # one cookie, good on both
+            async with api.http.post(root(here) + "/logout", allow_redirects=False, headers=page.headers) as r:
+                assert r.status == 204
+            assert await there.ctx.sessions.revoked.sync(5)
+            status, body = await elsewhere.call("GET", "/heartbeats")
+            assert status == 401 and "log in again" in body["error"]
+
+
+async def test_a_key_revoked_on_one_instance_is_refused_by_every_other(api):
+    async with another_instance(api) as other:
+        tenant, page, session_key = await signed_in(api)
+        script_key, made = await tenant.new_key()
+        there = Tenant(other, tenant.project_id, page.headers)
+        assert await other.ctx.keys.sync()
+        await there.ok("GET", "/heartbeats")
+        await there.with_key(script_key).ok("GET", "/keys")
+        for revoked in (session_key, made):  # the session's key, and a key used directly
+            await tenant.ok("DELETE", f"/keys/{revoked['id']}", 204)
+        assert await other.ctx.keys.sync()
+        assert (await there.call("GET", "/heartbeats"))[0] == 401
+        assert (await there.with_key(script_key).call("GET", "/keys"))[0] == 401
+
+
+async def test_a_dashboard_behind_a_password_proxy_keeps_its_session(api):
+    """A proxy asking for a password (HTTP Basic) sends its own Authorization header with
+    every request: the session cookie still counts, and is not told its header is wrong."""
+    tenant, page, _ = await signed_in(api)
+    behind = Tenant(api, tenant.project_id, {**page.headers, "Authorization": "Basic dXNlcjpwdw=="})
+    await behind.ok("GET", "/heartbeats")
+    await behind.ok("POST", "/heartbeats", 201, json={"name": "n", "interval": "1h"})
 
 
 # behind a proxy -----------------------------------------------------------------------------
