@@ -40,6 +40,9 @@ _RESERVED_HEADERS = frozenset({
 })  # fmt: skip
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.]*)\s*\}\}")
 _CONTENT_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[ -~]*)?$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 5.1: a token
+# RFC 9110 5.5: no control character but HTAB in a field value (C1 ones too: not text).
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
     "heartbeat.id": lambda a, s: a.monitor_id,
@@ -204,13 +207,19 @@ def _validate_headers(raw: object) -> dict[str, str]:
         raise ChannelConfigError("config.headers: must be an object of header name -> string value")
     headers: dict[str, str] = {}
     for name, value in raw.items():
-        if not isinstance(name, str) or not name or not name.isascii() or any(c in name for c in " :\r\n"):
-            raise ChannelConfigError(f"config.headers: {name!r} is not a valid header name")
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ChannelConfigError(
+                f"config.headers: {name!r} is not a valid header name "
+                "(letters, digits and !#$%&'*+-.^_`|~ only, as HTTP requires)"
+            )
         if name.lower() in _RESERVED_HEADERS:
             raise ChannelConfigError(f"config.headers.{name}: set by Pingura, cannot be overridden")
         if not isinstance(value, str):
             raise ChannelConfigError(f"config.headers.{name}: must be a string")
-        if "\r" in value or "\n" in value:
-            raise ChannelConfigError(f"config.headers.{name}: must not contain line breaks")
-        headers[name] = value
+        if (control := _HEADER_VALUE_CONTROL.search(value)) is not None:
+            raise ChannelConfigError(
+                f"config.headers.{name}: must not contain control characters (U+{ord(control[0]):04X}); "
+                "tabs are the only one allowed"
+            )
+        headers[name] = value.strip(" \t")
     return headers

@@ -9,8 +9,9 @@ from services.notifier.channels import ChannelConfigError, TransportError
 from services.notifier.channels.webhook import WebhookChannel
 from services.notifier.logic import webhook_payload
 from services.notifier.safety import guarded_session
+from services.notifier.sending import try_send
 from tests.services.notifier.channels.vendor import vendor  # noqa: F401 (fixture)
-from tests.services.notifier.support import make_alert
+from tests.services.notifier.support import make_alert, make_channel
 
 webhook = WebhookChannel()
 
@@ -211,3 +212,47 @@ def test_a_content_type_header_becomes_the_content_type_setting(settings):
     )
 
     assert (config["headers"], config["content_type"], config["body"]) == ({}, "text/plain", "{{text}}")
+
+
+# custom headers ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["X\tA", "X(A)", "X A", "X:A", "X/A", "X@A", "X\"A", "Ä-Header", "X\x00A", "X,A", ""])
+def test_a_header_name_must_be_an_http_token(settings, name):
+    with pytest.raises(ChannelConfigError) as failure:
+        webhook.validate({"url": "https://example.com", "headers": {name: "v"}}, settings)
+
+    assert str(failure.value).startswith(f"config.headers: {name!r} is not a valid header name")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("a\x00b", "U+0000"), ("a\x0bb", "U+000B"), ("a\x7fb", "U+007F"), ("a\x1bb", "U+001B"), ("a\x85b", "U+0085"),
+     ("a\nb", "U+000A"), ("a\rb", "U+000D")],
+)  # fmt: skip
+def test_a_header_value_with_a_control_character_is_refused_naming_the_header(settings, value, shown):
+    with pytest.raises(ChannelConfigError) as failure:
+        webhook.validate({"url": "https://example.com", "headers": {"X-Token": value}}, settings)
+
+    assert str(failure.value).startswith(f"config.headers.X-Token: must not contain control characters ({shown})")
+
+
+async def test_tokens_tabs_and_text_beyond_ascii_are_sent_as_given(receiver, http, settings):
+    headers = {"X-Odd_Name.v1!#$%&'*+^`|~": "a\tb", "X-Text": "naïve €", "X-Padded": "  v  "}
+    config = webhook.validate({"url": receiver.url("/hook"), "headers": headers}, settings)
+
+    await webhook.send(make_alert(), config, http, settings)
+
+    [request] = receiver.received("/hook")
+    assert request.headers["X-Odd_Name.v1!#$%&'*+^`|~"] == "a\tb"
+    assert request.headers["X-Text"] == "naïve €"
+    assert request.headers["X-Padded"] == "v"  # a field value has no surrounding whitespace (RFC 9110 5.5)
+
+
+async def test_a_bad_header_saved_before_this_check_fails_the_delivery_with_its_reason(receiver, http, settings, caplog):
+    channel = make_channel(config={"url": receiver.url("/hook"), "headers": {"X-Token": "a\x0bb"}})
+
+    result = await try_send(channel, [make_alert()], http, settings)
+
+    assert (result.ok, result.permanent) == (False, True)
+    assert result.error.startswith("invalid channel config: config.headers.X-Token: must not contain control characters")
+    assert receiver.received("/hook") == []
+    assert "Traceback" not in caplog.text
