@@ -20,7 +20,7 @@ def parse_duration_s(text: str) -> float:
     """Seconds in ``text``; raises ValueError with a one-line reason."""
     raw = text.strip().lower().replace(" ", "")
     if not raw:
-        raise ValueError("empty duration")
+        raise ValueError("empty duration (write e.g. 30s, 5m, 1h, 1d, or seconds)")
     if not raw.isascii():
         raise ValueError(f"cannot read duration {text[:40]!r} (use e.g. 12.5s, 350ms, 1m30s, 2h)")
     if _SECONDS.fullmatch(raw):

@@ -21,7 +21,11 @@ MAX_CHANNEL_ID_CHARS = 64
 MAX_TAGS = 20
 MAX_TAG_CHARS = 50
 DEFAULT_INTERVAL_S = 86400
+"""The interval of a heartbeat a ping to an unknown slug creates (``services.ingest.provision``
+holds the same; a test keeps them equal). The API has no default: a create gives an
+``interval`` or a ``schedule``."""
 DEFAULT_GRACE_S = 3600
+INTERVAL_REQUIRED = "required (e.g. \"5m\", \"1h\" or seconds), unless a schedule is given"
 MAX_PERIOD_S = 365 * 86400
 MONITOR_FIELDS = {"name", "interval", "grace", "max_consecutive_misses", "channels", "tags"}
 MONITOR_FIELDS |= {"schedule", "timezone", "max_runtime", "recovery_threshold", "reminder_interval"}
@@ -79,12 +83,13 @@ def _string_list(field: str, value, max_items: int, max_chars: int) -> list[str]
 
 # names ---------------------------------------------------------------------------------
 MAX_NAME_CHARS = 200
-UNSAFE_IN_NAMES = re.compile(
-    "[\x00-\x1f\x7f-\x9f"  # C0 and C1 controls and DEL: NUL, BEL, ESC (ANSI sequences), CR, LF, tab, CSI
-    "\u202a-\u202e\u2066-\u2069"  # bidi embeddings, overrides and isolates (they reorder what follows)
-    "\u200b\u2060\ufeff"  # zero-width space, word joiner, BOM: invisible, with no use in a name
-    "\u2028\u2029]"  # line and paragraph separators: line breaks
-)
+UNSAFE_IN_NAMES_CLASS = (
+    r"[\u0000-\u001f\u007f-\u009f"  # C0 and C1 controls and DEL: NUL, BEL, ESC (ANSI sequences), CR, LF, tab
+    r"\u202a-\u202e\u2066-\u2069"  # bidi embeddings, overrides and isolates (they reorder what follows)
+    r"\u200b\u2060\ufeff"  # zero-width space, word joiner, BOM: invisible, with no use in a name
+    r"\u2028\u2029]"  # line and paragraph separators: line breaks
+)  # the same syntax in Python and ECMA regexes: the OpenAPI document states it as is
+UNSAFE_IN_NAMES = re.compile(UNSAFE_IN_NAMES_CLASS)
 """What no name may hold (heartbeats, tags, channels, projects, keys): names reach terminals
 (``pingura keys list``), chat messages, emails and the dashboard, where these characters
 move, hide or recolour the text around them. Kept: the joiners U+200C/U+200D (Persian and
@@ -127,7 +132,8 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
     """Validated monitor fields from a create (all, with defaults) or update (those given) body.
 
     Schedule mode or interval mode: a body gives a ``schedule`` (not null) or an
-    ``interval``, never both; an update giving an ``interval`` leaves schedule mode."""
+    ``interval``, never both, and a create one of them (no silent default period, as
+    the dashboard's form has none); an update giving an ``interval`` leaves schedule mode."""
     if not isinstance(body, dict):
         raise InvalidField("body", "must be a JSON object")
     unknown = sorted(set(body) - MONITOR_FIELDS)
@@ -137,8 +143,13 @@ def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
     if "name" in body or creating:
         out["name"] = name_field("name", body.get("name"))
     out.update(_schedule_fields(body, creating))
-    if "interval" in body or creating:
-        out["interval_s"] = _seconds("interval", body.get("interval", DEFAULT_INTERVAL_S), 1)
+    if "interval" in body or (creating and out["schedule"] is None):
+        interval = body.get("interval")
+        if interval is None or (isinstance(interval, str) and not interval.strip()):
+            raise InvalidField("interval", INTERVAL_REQUIRED)
+        out["interval_s"] = _seconds("interval", interval, 1)
+    elif creating:
+        out["interval_s"] = DEFAULT_INTERVAL_S  # unused in schedule mode; an update to interval mode sets one
     if "grace" in body or creating:
         out["grace_s"] = _seconds("grace", body.get("grace", DEFAULT_GRACE_S), 0)
     if "max_consecutive_misses" in body or creating:

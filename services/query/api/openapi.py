@@ -32,12 +32,12 @@ from services.query.catalog import SORTS, STATUSES
 from services.query.store import MAX_PAGE_ROWS, UPTIME_WINDOWS_MS
 from services.query.validation import (
     DEFAULT_GRACE_S,
-    DEFAULT_INTERVAL_S,
     MAX_CHANNEL_ID_CHARS,
     MAX_PERIOD_S,
     MAX_TAG_CHARS,
     MAX_TAGS,
     MAX_TIME_MS,
+    UNSAFE_IN_NAMES_CLASS,
 )
 from services.query.validation import MAX_CHANNELS as MAX_CHANNELS_PER_HEARTBEAT
 from shared.events import Alert, DeliveryAttempt, MonitorStatus
@@ -106,8 +106,13 @@ def _not_blank_pattern() -> str:
     return "[^" + "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs) + "]"
 
 
+NO_UNSAFE_CHARS: JsonSchema = {"not": {"pattern": UNSAFE_IN_NAMES_CLASS}}
+"""Names hold no control, bidi-override or invisible characters (validation.UNSAFE_IN_NAMES)."""
 NAME: JsonSchema = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": _not_blank_pattern(),
-                    "description": f"1-{MAX_NAME_CHARS} characters, not only spaces (trimmed)."}
+                    **NO_UNSAFE_CHARS,
+                    "description": f"1-{MAX_NAME_CHARS} characters, not only spaces (trimmed); no control "
+                                   "characters (C0, C1), bidi embeddings, overrides or isolates (U+202A-U+202E, "
+                                   "U+2066-U+2069), U+200B, U+2060, U+FEFF, U+2028 or U+2029."}
 
 
 def _literal_values(literal) -> list[str]:
@@ -190,10 +195,10 @@ def _key_schemas() -> dict[str, JsonSchema]:
     }
 
 
-def _period(field: str, minimum_s: int, default_s: int) -> JsonSchema:
+def _period(field: str, minimum_s: int, default_s: int | None, when_absent: str = "") -> JsonSchema:
     return {
         "description": f"Seconds, or a duration such as ``\"5m\"``, ``\"1h30m\"``; {minimum_s} s to 365 days. "
-                       f"Default {default_s}.",
+                       + (f"Default {default_s}." if default_s is not None else when_absent),
         "oneOf": [
             {"type": "integer", "minimum": minimum_s, "maximum": MAX_PERIOD_S},
             {"type": "string", "pattern": DURATION_PATTERN, "examples": ["90", "90s", "5m", "1h30m", "1d"]},
@@ -236,10 +241,11 @@ def _heartbeat_schemas() -> dict[str, JsonSchema]:
                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_CHANNEL_ID_CHARS},
                 "description": "Ids of this project's channels, alerted when the heartbeat goes down or up."}
     tags = {"type": "array", "maxItems": MAX_TAGS,
-            "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS}}
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_CHARS, **NO_UNSAFE_CHARS}}
     fields = {
         "name": NAME,
-        "interval": _period("interval", 1, DEFAULT_INTERVAL_S),
+        "interval": _period("interval", 1, None, "On create: required, unless a ``schedule`` is given (no "
+                                                 "default period)."),
         "grace": _period("grace", 0, DEFAULT_GRACE_S),
         "max_consecutive_misses": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1,
                                    "description": "Misses in a row before it is down."},
@@ -284,7 +290,12 @@ def _heartbeat_schemas() -> dict[str, JsonSchema]:
                      description="How many of the project's heartbeats are in each status (filters aside).")
     return {
         "Heartbeat": heartbeat,
-        "HeartbeatCreate": _object(fields, required=["name"], closed=True),
+        "HeartbeatCreate": {
+            **_object(fields, required=["name"], closed=True),
+            # As the server: an interval, or a schedule that is not null (never both: see schedule).
+            "anyOf": [{"required": ["interval"]},
+                      {"required": ["schedule"], "properties": {"schedule": {"type": "string"}}}],
+        },
         "HeartbeatUpdate": _object(fields, required=[], closed=True),
         "HeartbeatList": _object(
             {"heartbeats": {"type": "array", "items": _ref("Heartbeat")},
@@ -475,7 +486,9 @@ def _channel_schemas() -> dict[str, JsonSchema]:
         _object(
             {
                 "kind": {"type": "string", "const": kind},
-                "name": {"type": "string", "maxLength": MAX_NAME_CHARS, "description": "Defaults to the kind."},
+                "name": {"type": "string", "maxLength": MAX_NAME_CHARS, **NO_UNSAFE_CHARS,
+                         "description": "Defaults to the kind; the characters of a name (see ``name`` of "
+                                        "``HeartbeatCreate``)."},
                 "config": _ref(_config_schema_name(kind)),
             },
             # Without settings the config is {}: required only when some setting is.

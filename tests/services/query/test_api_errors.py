@@ -45,7 +45,7 @@ def assert_refused(status: int, body, expected: int, field: str | None = None) -
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def heartbeat(api) -> str:
-    status, body, _ = await send(api, "POST", "/heartbeats", json={"name": "nightly"})
+    status, body, _ = await send(api, "POST", "/heartbeats", json={"name": "nightly", "interval": "1d"})
     assert status == 201, body
     return body["id"]
 
@@ -169,7 +169,8 @@ async def test_it_refuses_json_that_is_not_an_object_on_patch(api, heartbeat):
 @pytest.mark.parametrize("field", ["interval", "grace"])
 @pytest.mark.parametrize("raw", ["1" + "0" * 400, "1e308", "-1e308", "0.5", "-1", "31536001", "1e-3"])
 async def test_it_refuses_a_period_out_of_range_however_large(api, field, raw):
-    data = '{"name": "x", "%s": %s}' % (field, raw)
+    period = "" if field == "interval" else '"interval": 60, '
+    data = '{"name": "x", %s"%s": %s}' % (period, field, raw)
     status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
     assert_refused(status, body, 400, field)
 
@@ -184,7 +185,7 @@ async def test_it_refuses_a_number_json_cannot_hold_as_a_bad_body(api, raw):
 
 @pytest.mark.parametrize("value", ["1" + "0" * 400, "1e308", "1.5", '"3"', "true"])
 async def test_it_refuses_max_consecutive_misses_that_is_not_1_to_10(api, value):
-    data = '{"name": "x", "max_consecutive_misses": %s}' % value
+    data = '{"name": "x", "interval": 60, "max_consecutive_misses": %s}' % value
     status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
     assert_refused(status, body, 400, "max_consecutive_misses")
 
@@ -224,7 +225,7 @@ async def test_it_refuses_a_body_that_says_it_is_not_utf_8_json(api, path, conte
 ])  # fmt: skip
 async def test_it_reads_json_under_the_content_types_clients_actually_send(api, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
-    async with api.http.post(api.url + "/heartbeats", data=b'{"name": "x"}', headers=headers,
+    async with api.http.post(api.url + "/heartbeats", data=b'{"name": "x", "interval": 60}', headers=headers,
                              skip_auto_headers=["Content-Type"]) as response:  # fmt: skip
         assert response.status == 201, await response.text()
 

@@ -148,7 +148,8 @@ async def answer(api, method: str, url, **kwargs) -> tuple[int, bytes]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def heartbeat(api) -> str:
-    status, body = await answer(api, "POST", api.url + "/heartbeats", json={"name": "fuzzed", "tags": ["t"]})
+    status, body = await answer(api, "POST", api.url + "/heartbeats", json={"name": "fuzzed", "interval": "1d",
+                                                                                    "tags": ["t"]})
     assert status == 201
     return json.loads(body)["id"]
 

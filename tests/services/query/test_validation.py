@@ -75,9 +75,9 @@ def test_an_error_message_is_one_short_line_whatever_the_input_holds():
 
 @pytest.mark.parametrize("field", ["max_consecutive_misses", "recovery_threshold"])
 def test_a_whole_number_written_as_a_float_counts_and_a_fraction_does_not(field):
-    assert monitor_fields({"name": "n", field: 3.0}, creating=True, known_channels=set())[field] == 3
+    assert monitor_fields({"name": "n", "interval": 60, field: 3.0}, creating=True, known_channels=set())[field] == 3
     with pytest.raises(InvalidField) as refused:
-        monitor_fields({"name": "n", field: 3.5}, creating=True, known_channels=set())
+        monitor_fields({"name": "n", "interval": 60, field: 3.5}, creating=True, known_channels=set())
     assert refused.value.field == field
 
 

@@ -3,7 +3,9 @@
  *
  * A heartbeat expects its check-ins every period (interval) or on a cron schedule in a
  * time zone: the body carries the fields of the mode chosen only (the API refuses a body
- * with both, and an interval given to a schedule heartbeat switches it to period mode). */
+ * with both, and an interval given to a schedule heartbeat switches it to period mode).
+ * An empty interval is sent as "": the API's rule (an interval is required, there is no
+ * default period) and its message, which says what to type, are the form's. */
 "use strict";
 
 (() => {

@@ -67,7 +67,8 @@ async def eventually(check, timeout_s: float = 10.0):
 async def a_heartbeat_and_channel(api, url: str) -> tuple[Tenant, str, str]:
     tenant = await new_tenant(api)
     channel = await tenant.ok("POST", "/channels", 201, json={"kind": "webhook", "config": {"url": url}})
-    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "backup", "channels": [channel["id"]]})
+    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "backup", "interval": "1d",
+                                                                    "channels": [channel["id"]]})
     return tenant, heartbeat["id"], channel["id"]
 
 
@@ -136,7 +137,7 @@ async def test_deliveries_recorded_before_attempts_are_listed_as_their_outcome(a
 
 async def test_a_channels_deliveries_list_its_tries_of_every_heartbeat(api):
     tenant, hb, channel = await a_heartbeat_and_channel(api, "https://hooks.example.com/1")
-    other = await tenant.ok("POST", "/heartbeats", 201, json={"name": "other", "channels": [channel]})
+    other = await tenant.ok("POST", "/heartbeats", 201, json={"name": "other", "interval": "1d", "channels": [channel]})
     t0 = now_ms() - 5000
     await record(api, [
         *tries(an_alert(tenant.project_id, hb, channel), channel, t0, ("delivered", 200, "")),

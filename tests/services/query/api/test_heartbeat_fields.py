@@ -48,7 +48,7 @@ def ping(tenant, hb: dict, at_ms: int, kind="success", rid=None) -> Ping:
 # the fields ------------------------------------------------------------------------------
 async def test_a_heartbeat_defaults_to_interval_mode_without_runs_rules_or_reminders(api):
     tenant = await new_tenant(api)
-    hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "plain"})
+    hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "plain", "interval": "1d"})
     assert {k: hb[k] for k in ("interval", "schedule", "timezone", "max_runtime", "recovery_threshold",
                                "reminder_interval")} == {  # fmt: skip
         "interval": 86400, "schedule": None, "timezone": "UTC", "max_runtime": None, "recovery_threshold": 1,
@@ -96,12 +96,47 @@ async def test_an_update_switches_between_schedule_and_interval_mode(api):
 ])  # fmt: skip
 async def test_a_bad_field_is_refused_naming_it(api, body, field):
     tenant = await new_tenant(api)
-    status, answer = await tenant.call("POST", "/heartbeats", json={"name": "x", **body})
+    period = {} if "schedule" in body else {"interval": "1h"}
+    status, answer = await tenant.call("POST", "/heartbeats", json={"name": "x", **period, **body})
     assert (status, answer["field"]) == (400, field), answer
     assert answer["error"].startswith(f"{field}: ")
-    hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "y"})
+    hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "y", "interval": "1h"})
     status, answer = await tenant.call("PATCH", f"/heartbeats/{hb['id']}", json=body)
     assert (status, answer["field"]) == (400, field), answer
+
+
+@pytest.mark.parametrize("body", [
+    {"name": "x"}, {"name": "x", "interval": None}, {"name": "x", "interval": ""}, {"name": "x", "interval": "  "},
+    {"name": "x", "schedule": None}, {"name": "x", "grace": "5m"},
+])  # fmt: skip
+async def test_a_new_heartbeat_needs_an_interval_or_a_schedule_and_is_told_what_to_type(api, body):
+    tenant = await new_tenant(api)
+
+    status, answer = await tenant.call("POST", "/heartbeats", json=body)
+
+    assert (status, answer["field"]) == (400, "interval"), answer
+    assert answer["error"] == 'interval: required (e.g. "5m", "1h" or seconds), unless a schedule is given'
+    listed = await tenant.ok("GET", "/heartbeats")
+    assert listed["heartbeats"] == []  # nothing made with a default period
+
+
+@pytest.mark.parametrize("field", ["grace", "max_runtime", "reminder_interval"])
+async def test_an_empty_duration_is_refused_saying_what_to_type(api, field):
+    tenant = await new_tenant(api)
+
+    status, answer = await tenant.call("POST", "/heartbeats", json={"name": "x", "interval": "1h", field: " "})
+
+    assert (status, answer["field"]) == (400, field), answer
+    assert "empty" in answer["error"] and "5m" in answer["error"] and "1h" in answer["error"]
+
+
+async def test_a_new_heartbeat_on_a_schedule_needs_no_interval_and_an_update_none_either(api):
+    tenant = await new_tenant(api)
+    hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "nightly", "schedule": "@daily"})
+    renamed = await tenant.ok("PATCH", f"/heartbeats/{hb['id']}", json={"name": "nightly db"})
+    assert (renamed["name"], renamed["schedule"], renamed["interval"]) == ("nightly db", "@daily", None)
+    status, answer = await tenant.call("PATCH", f"/heartbeats/{hb['id']}", json={"interval": ""})
+    assert (status, answer["field"]) == (400, "interval") and "5m" in answer["error"]
 
 
 # next expected, running ------------------------------------------------------------------
@@ -154,7 +189,7 @@ async def a_measured_history(api):
     """Three runs an hour apart, each started then ended: 60 s, 120 s (a failure), and one
     whose job reported 5 s itself (so nothing measured); then a success without a start."""
     tenant = await new_tenant(api)
-    hb = (await tenant.ok("POST", "/heartbeats", 201, json={"name": "timed"}))["id"]
+    hb = (await tenant.ok("POST", "/heartbeats", 201, json={"name": "timed", "interval": "1d"}))["id"]
     day = 24 * H
     t = int(time.time() * 1000) // day * day - day + H  # 01:00 yesterday (UTC): the runs fill one day
     events = []

@@ -37,7 +37,8 @@ class Client:
             return r.status, await r.json()
 
     async def create(self, name: str, **fields) -> dict:
-        async with self.api.http.post(self.api.url + "/heartbeats", json={"name": name, **fields},
+        body = {"name": name, "interval": "1d", **fields}
+        async with self.api.http.post(self.api.url + "/heartbeats", json=body,
                                       headers=self.headers) as r:  # fmt: skip
             assert r.status == 201, await r.text()
             return await r.json()

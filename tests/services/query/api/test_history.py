@@ -37,7 +37,7 @@ def iso(ms: int) -> str:
 async def a_heartbeat(api, created_ago_ms: int = 0) -> tuple[Tenant, str]:
     """A fresh project and one of its heartbeats, made ``created_ago_ms`` ago."""
     tenant = await new_tenant(api)
-    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "backup"})
+    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "backup", "interval": "1d"})
     if created_ago_ms:
         ctx = api.ctx
         monitor = ctx.monitors.get(made["id"])

@@ -108,6 +108,23 @@ def test_the_bodies_it_declares_have_the_fields_the_handlers_know():
         typing.get_args(FieldType))
 
 
+def test_a_create_body_needs_an_interval_or_a_schedule_and_safe_names_as_the_server_does():
+    schema = DOC["components"]["schemas"]["HeartbeatCreate"]
+    create = jsonschema_rs.Draft202012Validator({**schema, "components": DOC["components"]})
+    for body in ({"name": "x", "interval": "5m"}, {"name": "x", "interval": 60}, {"name": "x", "schedule": "@daily"},
+                 {"name": "\U0001f468\u200d\U0001f469\u200d\U0001f467 backups", "interval": 60, "tags": ["db"]}):
+        assert create.is_valid(body), body
+    for body in ({"name": "x"}, {"name": "x", "schedule": None}, {"name": "x", "grace": "5m"},
+                 {"name": "db\x1b[31m", "interval": 60}, {"name": "evil\u202egpj", "interval": 60},
+                 {"name": "x", "interval": 60, "tags": ["a\u2066b"]}):  # fmt: skip
+        assert not create.is_valid(body), body
+    assert "required" in schema["properties"]["interval"]["description"]
+    channel = jsonschema_rs.Draft202012Validator({**DOC["components"]["schemas"]["ChannelCreate"],
+                                                  "components": DOC["components"]})  # fmt: skip
+    webhook = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
+    assert channel.is_valid({**webhook, "name": "ops"}) and not channel.is_valid({**webhook, "name": "ops\x07"})
+
+
 def test_every_failure_is_declared_as_the_json_error():
     for name, response in DOC["components"]["responses"].items():
         assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, name
@@ -194,7 +211,7 @@ async def test_the_answers_about_projects_keys_and_sessions_are_as_declared(api)
     assert_declared("POST", "/keys", 201, made)
     assert_declared("GET", "/keys", 200, await tenant.ok("GET", "/keys"))
     reader = tenant.with_key(secret)
-    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "seen by a reader"})
+    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "seen by a reader", "interval": "1h"})
     shown = await reader.ok("GET", f"/heartbeats/{heartbeat['id']}")
     assert "token" not in shown and "ping_url" not in shown
     assert_declared("GET", "/heartbeats/{id}", 200, shown)
@@ -211,7 +228,7 @@ async def test_the_answers_about_projects_keys_and_sessions_are_as_declared(api)
 @on_session_loop
 async def test_the_errors_are_as_declared(api):
     tenant = await new_tenant(api)
-    status, body = await tenant.call("POST", "/heartbeats", json={"name": "x", "grace": "soon"})
+    status, body = await tenant.call("POST", "/heartbeats", json={"name": "x", "interval": "1h", "grace": "soon"})
     assert (status, body["field"]) == (400, "grace")
     assert_declared("POST", "/heartbeats", status, body)
     status, body = await tenant.call("GET", "/heartbeats/hb_nope/checkins")

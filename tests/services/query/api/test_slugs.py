@@ -13,7 +13,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 async def test_a_heartbeat_has_no_slug_until_given_one(api):
     tenant = await new_tenant(api)
-    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "nightly"})
+    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "nightly", "interval": "1d"})
     assert made["slug"] is None
     changed = await tenant.ok("PATCH", f"/heartbeats/{made['id']}", json={"slug": "backup-db_01"})
     assert changed["slug"] == "backup-db_01"
@@ -25,28 +25,29 @@ async def test_a_heartbeat_has_no_slug_until_given_one(api):
 
 async def test_a_slug_is_given_at_creation_too(api):
     tenant = await new_tenant(api)
-    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "web", "slug": "web-1"})
+    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "web", "interval": "1d", "slug": "web-1"})
     assert made["slug"] == "web-1"
 
 
 @pytest.mark.parametrize("slug", ["", "Backup", "back up", "x" * 101, "caf\u00e9", "a.b", "a/b", 5, True, ["a"]])
 async def test_a_slug_that_is_not_one_is_400_naming_slug(api, slug):
     tenant = await new_tenant(api)
-    status, body = await tenant.call("POST", "/heartbeats", json={"name": "n", "slug": slug})
+    status, body = await tenant.call("POST", "/heartbeats", json={"name": "n", "interval": "1d", "slug": slug})
     assert status == 400 and body["field"] == "slug", body
     assert "lower-case letters, digits, - and _" in body["error"]
 
 
 async def test_a_slug_names_one_heartbeat_of_its_project(api):
     tenant, other = await new_tenant(api), await new_tenant(api)
-    first = await tenant.ok("POST", "/heartbeats", 201, json={"name": "a", "slug": "db"})
-    status, body = await tenant.call("POST", "/heartbeats", json={"name": "b", "slug": "db"})
+    first = await tenant.ok("POST", "/heartbeats", 201, json={"name": "a", "interval": "1d", "slug": "db"})
+    status, body = await tenant.call("POST", "/heartbeats", json={"name": "b", "interval": "1d", "slug": "db"})
     assert status == 400 and body["field"] == "slug" and first["id"] in body["error"]
-    second = await tenant.ok("POST", "/heartbeats", 201, json={"name": "b"})
+    second = await tenant.ok("POST", "/heartbeats", 201, json={"name": "b", "interval": "1d"})
     status, body = await tenant.call("PATCH", f"/heartbeats/{second['id']}", json={"slug": "db"})
     assert status == 400 and body["field"] == "slug"
     await tenant.ok("PATCH", f"/heartbeats/{first['id']}", json={"slug": "db", "name": "a2"})  # its own: fine
-    await other.ok("POST", "/heartbeats", 201, json={"name": "a", "slug": "db"})  # another project's: fine
+    await other.ok("POST", "/heartbeats", 201,
+                   json={"name": "a", "interval": "1d", "slug": "db"})  # another project's: fine
     await tenant.ok("DELETE", f"/heartbeats/{first['id']}", 204)
     await tenant.ok("PATCH", f"/heartbeats/{second['id']}", json={"slug": "db"})  # free again once deleted
 

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def furnished(api) -> tuple[Tenant, dict]:
     """A project with a heartbeat that has history, a channel and a spare key."""
     tenant = await new_tenant(api)
-    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": f"hb-{uuid.uuid4().hex[:6]}"})
+    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": f"hb-{uuid.uuid4().hex[:6]}",
+                                                                      "interval": "1d"})
     channel = await tenant.ok("POST", "/channels", 201, json={
         "kind": "webhook", "name": f"ch-{uuid.uuid4().hex[:6]}", "config": {"url": "https://hooks.example.com/x"}})
     _, key = await tenant.new_key(name="spare")
