@@ -267,14 +267,18 @@ class _BrokerGuard:
     async def addresses(self, host: str, port: int) -> list[str]:
         """The addresses ``host`` resolves to now, all allowed; else refused."""
         try:
-            check_host(host, self.allowed)
+            try:
+                check_host(host, self.allowed)
+            except UnsafeTarget as exc:
+                raise UnsafeTarget(f"Kafka broker {_join([(host, port)])}: {exc}") from None
             answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             found = list(dict.fromkeys(sockaddr[0] for *_, sockaddr in answers))
             for address in found:
                 reason = blocked_reason(ipaddress.ip_address(address), self.allowed)
                 if reason is not None:
                     raise UnsafeTarget(
-                        f"Kafka broker {host!r} resolves to an internal address ({address}: {reason}); {_HINT}"
+                        f"Kafka broker {_join([(host, port)])} resolves to an internal address "
+                        f"({address}: {reason}); {_HINT}"
                     )
         except UnsafeTarget as exc:
             if self.refusal is None:
