@@ -35,6 +35,7 @@ from services.ingest.logic import (
     parse_run_id,
     query_fields,
     refuse_undecodable,
+    refuse_undecodable_query,
 )
 from services.ingest.provision import Provisioner
 from services.ingest.store import TokenIndex
@@ -177,6 +178,8 @@ async def _record(request: web.Request, dialect: Dialect, *, token: str | None =
         if slug is not None:
             check_slug(slug)
         exit_code, rid, asked = None, None, {}
+        if request.query_string:
+            refuse_undecodable_query(request.rel_url.raw_query_string)
         if dialect is KUMA:
             kind, asked = parse_kuma_query(request.query)
         elif not request.query_string:  # most pings: no query to read

@@ -167,6 +167,30 @@ def slug_monitor_id(project_id: str, slug: str, attempt: int = 0) -> str:
     return "hb_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
+QUERY_READ = frozenset(METADATA + ("rid", "series", "state", "metric", "msg", "ping"))
+"""Query parameters ingest reads (Kuma's ``msg`` and ``ping`` among them)."""
+
+
+def refuse_undecodable_query(raw_query: str) -> None:
+    """A 200 means stored as sent, but yarl reads a percent-escape that is not UTF-8 as
+    U+FFFD: a parameter ingest reads that is not UTF-8 is refused, naming it. Others are
+    not looked at (no one reads them)."""
+    if "%" not in raw_query:  # nothing escaped: the request line was ASCII, so is the query
+        return
+    for name, value in parse_qsl(raw_query, keep_blank_values=True, errors="surrogateescape"):
+        if name in QUERY_READ and not _is_utf8(value):
+            raise PingRejected(400, f"{name} in the query string is not UTF-8")
+
+
+def _is_utf8(value: str) -> bool:
+    """False for text read with ``surrogateescape`` from bytes that were not UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def refuse_undecodable(headers: MultiMapping[str]) -> None:
     """Refuse a body ingest could not read exactly as it was sent.
 
@@ -253,12 +277,22 @@ def _json_fields(body: bytes) -> dict:
 
 def _form_fields(body: bytes) -> dict | None:
     """The metadata in a form body; None when it carries none (``curl -d 'backup done'``
-    sends text as a form too, and it is the message)."""
+    sends text as a form too, and it is the message). A field that is not UTF-8, raw or
+    percent-escaped, is refused naming it: read leniently it would be stored with U+FFFD."""
+    # Latin-1 maps each byte to one character: the form is split and unescaped byte for
+    # byte, then each field it gives is read as UTF-8, strictly.
     try:
-        form = dict(parse_qsl(body.decode(), keep_blank_values=True))
-    except (UnicodeDecodeError, ValueError):
+        form = dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))
+    except ValueError:
         return None
-    return {k: form[k] for k in METADATA if k in form} or None
+    fields = {}
+    for name in METADATA:
+        if name in form:
+            try:
+                fields[name] = form[name].encode("latin-1").decode("utf-8")
+            except UnicodeDecodeError:
+                raise PingRejected(400, f"{name} in the form body is not UTF-8") from None
+    return fields or None
 
 
 def _metadata_json(body: bytes) -> dict | None:

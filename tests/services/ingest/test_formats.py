@@ -217,3 +217,54 @@ async def test_every_format_is_the_same_event(ingest):
     )
     pings = await pings_on_bus(bus)
     assert {(p.kind, p.message, p.monitor_id) for p in pings} == {("fail", "m", "hb_1")} and len(pings) == 4
+
+
+# what is not UTF-8 ---------------------------------------------------------------------
+# A 200 means stored as sent: a field ingest reads that is not UTF-8 is refused, naming it,
+# rather than stored with U+FFFD in place of what the job sent.
+@pytest.mark.parametrize("path, status, answer", [
+    ("/api/heartbeat/{token}?message=caf%E9", 400, "message in the query string is not UTF-8\n"),
+    ("/api/heartbeat/{token}/fail?series=%FF", 400, "series in the query string is not UTF-8\n"),
+    ("/ping/{token}?status=%ED%A0%80", 400, "status in the query string is not UTF-8"),
+    ("/api/push/{token}?status=down&msg=caf%E9", 400,
+     {"ok": False, "msg": "msg in the query string is not UTF-8"}),
+])
+async def test_a_query_parameter_that_is_not_utf_8_is_refused_in_each_familys_words(ingest, path, status, answer):
+    bus, client, token = ingest
+    r = await client.get(path.format(token=token))
+    assert (r.status, await (r.json() if isinstance(answer, dict) else r.text())) == (status, answer)
+    assert await pings_on_bus(bus) == []
+
+
+@pytest.mark.parametrize("path", ["/api/heartbeat/{token}", "/ping/{token}/fail"])
+async def test_a_form_field_that_is_not_utf_8_is_refused_and_one_in_utf_8_is_stored_exactly(ingest, path):
+    bus, client, token = ingest
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for body in (b"message=caf%E9", b"status=caf\xe9"):
+        r = await client.post(path.format(token=token), data=body, headers=form)
+        assert r.status == 400 and "in the form body is not UTF-8" in await r.text()
+    assert await pings_on_bus(bus) == []
+    r = await client.post(path.format(token=token), data=b"message=caf%C3%A9+%E2%9C%93&x=%FF", headers=form)
+    assert r.status == 200
+    assert (await last_ping(bus)).message == "caf\u00e9 \u2713"
+
+
+@pytest.mark.parametrize("body, content_type, message", [
+    (b'{"message": "\\ud800"}', "application/json", None),  # a lone surrogate: not JSON text can carry
+    (b'{"message": "\xff"}', "application/json", None),
+    (b'{"message": "\\ud800"}', None, '{"message": "\\ud800"}'),  # undeclared: not metadata, so text, as sent
+    (b"--x\r\nContent-Disposition: form-data; name=message\r\n\r\n\xff\r\n--x--\r\n",
+     "multipart/form-data; boundary=x", None),  # not read: the ping counts, nothing of the body is stored
+])
+async def test_json_with_bytes_or_surrogates_utf_8_cannot_carry_is_refused_or_kept_as_sent(ingest, body,
+                                                                                            content_type, message):
+    bus, client, token = ingest
+    headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
+    r = await client.post(f"/api/heartbeat/{token}", data=body, headers=headers)
+    if content_type == "application/json":
+        assert (r.status, await r.text()) == (400, "body is not valid JSON\n")
+        assert await pings_on_bus(bus) == []
+    else:
+        assert r.status == 200
+        ping = await last_ping(bus)
+        assert (ping.message, ping.output) == (message, message)

@@ -16,6 +16,7 @@ from services.ingest.logic import (
     parse_run_id,
     query_fields,
     refuse_undecodable,
+    refuse_undecodable_query,
     slug_monitor_id,
 )
 
@@ -301,3 +302,41 @@ def test_a_body_ingest_cannot_read_as_sent_is_refused(headers, status):
                                      {"Transfer-Encoding": "Chunked"}])
 def test_plain_bodies_pass(headers):
     refuse_undecodable(CIMultiDict(headers))
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("body, field", [
+    (b"message=caf%E9", "message"),  # Latin-1, percent-escaped
+    (b"status=caf\xe9&message=ok", "status"),  # Latin-1, raw
+    (b"duration=%ED%A0%80", "duration"),  # a surrogate spelled in UTF-8's way: not UTF-8
+    (b"message=ok&message=%FF", "message"),  # the one that counts (the last in a form)
+])
+def test_a_form_field_that_is_not_utf_8_is_refused_naming_it(body, field):
+    # A 200 means stored as sent: read leniently, it would be stored with U+FFFD instead.
+    with pytest.raises(PingRejected) as exc:
+        parse_metadata({}, body, FORM)
+    assert (exc.value.status, exc.value.reason) == (400, f"{field} in the form body is not UTF-8")
+
+
+def test_a_form_is_read_as_utf_8_raw_or_percent_escaped_and_what_it_does_not_use_is_not_checked():
+    assert parse_metadata({}, b"message=caf%C3%A9&x=%FF", FORM) == {"message": "caf\u00e9"}
+    assert parse_metadata({}, "status=caf\u00e9+ok&\xe9=1".encode("utf-8") + b"\xff", FORM) == {
+        "status": "caf\u00e9 ok"}
+    assert parse_metadata({}, b"message=%EF%BF%BD", FORM) == {"message": "\ufffd"}  # sent as such: kept
+
+
+@pytest.mark.parametrize("raw, field", [("message=%FF", "message"), ("x=1&status=caf%E9", "status"),
+                                        ("series=%ED%A0%80", "series"), ("metric=duration:%C3", "metric"),
+                                        ("msg=%FE", "msg"), ("rid=%FF", "rid")])
+def test_a_query_parameter_ingest_reads_that_is_not_utf_8_is_refused_naming_it(raw, field):
+    with pytest.raises(PingRejected) as exc:
+        refuse_undecodable_query(raw)
+    assert (exc.value.status, exc.value.reason) == (400, f"{field} in the query string is not UTF-8")
+
+
+@pytest.mark.parametrize("raw", ["", "message=ok", "x=%FF&message=caf%C3%A9", "message=%EF%BF%BD", "%FF=1",
+                                 "utm_source=%E9t%E9"])
+def test_query_parameters_in_utf_8_or_not_read_pass(raw):
+    refuse_undecodable_query(raw)

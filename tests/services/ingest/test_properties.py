@@ -19,7 +19,7 @@ import gzip
 import ipaddress
 import os
 import uuid
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import quote, unquote_to_bytes, urlencode
 
 import msgspec
 import pytest
@@ -106,14 +106,20 @@ signal_values = {  # what else a query may say, Cronitor's words among it
     "state": mostly(st.sampled_from(["run", "complete", "fail", "ok"]), st.sampled_from(["", "RUN", "tick"])),
     "metric": st.sampled_from(["count:3", "duration:", "error_count:1"]) | durations.map(lambda d: f"duration:{d}"),
 }
+# Bytes (percent-escaped) that may not be UTF-8: a field ingest reads must be, others need not.
+escaped_bytes = st.binary(max_size=6) | st.sampled_from([b"caf\xe9", b"\xed\xa0\x80", b"\xef\xbf\xbd", b"\xc3"])
 query_pairs = st.one_of(st.tuples(st.sampled_from(METADATA + ("x",)), st.text(max_size=40)),
+                        st.tuples(st.sampled_from(METADATA + ("x", "series")), escaped_bytes),
                         *(st.tuples(st.just(name), values) for name, values in signal_values.items()))
 objects = st.fixed_dictionaries({}, optional={**field_values, "other": st.text(max_size=10)})
 json_bodies = objects.map(msgspec.json.encode)
-form_bodies = st.lists(st.tuples(st.sampled_from(METADATA + ("x",)), st.text(max_size=40)), max_size=4).map(
-    lambda pairs: urlencode(pairs, quote_via=quote).encode())
+form_bodies = st.lists(st.tuples(st.sampled_from(METADATA + ("x",)), st.text(max_size=40) | escaped_bytes),
+                       max_size=4).map(lambda pairs: urlencode(pairs, quote_via=quote).encode())
+raw_form_bodies = st.lists(st.tuples(st.sampled_from(METADATA + ("x",)),  # bytes as they are, unescaped
+                                     st.binary(max_size=8).map(lambda b: bytes(c for c in b if c not in b"&=%+"))),
+                           min_size=1, max_size=3).map(lambda pairs: b"&".join(k.encode() + b"=" + v for k, v in pairs))
 bodies = st.one_of(
-    st.just(b""), json_bodies, form_bodies,
+    st.just(b""), json_bodies, form_bodies, raw_form_bodies,
     st.text(max_size=300).map(str.encode),
     st.text(max_size=100).map(lambda t: ("{" + t).encode()),
     st.binary(max_size=300),
@@ -181,6 +187,38 @@ WORDS = {"fail": "fail", "start": "start", "log": "log", "run": "start", "comple
 STATES = {"run": "start", "complete": "success", "fail": "fail", "ok": "success"}
 
 
+READ_FROM_QUERY = METADATA + ("rid", "series", "state", "metric", "msg", "ping")
+
+
+def is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def readable_query(query: list[tuple[str, str | bytes]]) -> list[tuple[str, str]] | None:
+    """The query as text; None when a parameter ingest reads is not UTF-8 (refused: it
+    could only be stored with U+FFFD in place of what was sent)."""
+    if any(isinstance(v, bytes) and k in READ_FROM_QUERY and not is_utf8(v) for k, v in query):
+        return None
+    return [(k, v.decode("utf-8", "replace") if isinstance(v, bytes) else v) for k, v in query]
+
+
+def form_fields(body: bytes) -> dict[str, bytes]:
+    """The metadata fields of a form, as bytes: split at ``&`` and ``=``, ``+`` a space,
+    percent-escapes unescaped; the last of a repeated field counts (as a dict keeps it)."""
+    fields = {}
+    for part in body.split(b"&"):
+        if part:
+            name, _, value = part.partition(b"=")
+            name = unquote_to_bytes(name.replace(b"+", b" "))
+            if name in (b"status", b"message", b"duration"):
+                fields[name.decode()] = unquote_to_bytes(value.replace(b"+", b" "))
+    return fields
+
+
 def first(query: list[tuple[str, str]], name: str) -> str | None:
     return next((value for key, value in query if key == name), None)
 
@@ -246,8 +284,8 @@ def metadata(fields: dict) -> dict | None:
 
 def expected(ping: dict) -> dict | None:
     """The stored fields of an accepted ping; None if it must be refused."""
-    query = ping["query"]
-    if ping["token"] != "known" or outcome(ping["suffix"], first(query, "state")) is None:
+    query = readable_query(ping["query"])
+    if query is None or ping["token"] != "known" or outcome(ping["suffix"], first(query, "state")) is None:
         return None
     if len(ping["body"]) > MAX_BODY or ping["encoding"] not in (None, "identity") or not run_id(query)[0]:
         return None
@@ -269,9 +307,11 @@ def expected(ping: dict) -> dict | None:
         fields.update({k: data[k] for k in METADATA if data.get(k) is not None})
     elif media_type in ("", "application/octet-stream", FORM):
         found = {}
-        if media_type == FORM and body.isascii() and len(body) <= KEPT:
-            form = dict(parse_qsl(body.decode(), keep_blank_values=True))
-            found = {k: form[k] for k in METADATA if k in form}
+        if media_type == FORM and len(body) <= KEPT:
+            raw = form_fields(body)
+            if not all(is_utf8(v) for v in raw.values()):
+                return None  # a field not UTF-8 is refused, as in a query string
+            found = {k: v.decode() for k, v in raw.items()}
         if not found and body.lstrip().startswith(b"{") and len(body) <= KEPT:
             data = json_object(body) or {}
             candidate = {k: data[k] for k in METADATA if data.get(k) is not None}
@@ -313,7 +353,7 @@ async def test_every_ping_is_refused_whole_or_stored_exactly_as_sent(served, pin
     [record] = await reader.poll(timeout_ms=1000)
     on_bus = decode(record.value)
     assert isinstance(on_bus, Ping)
-    assert (on_bus.kind, on_bus.exit_code) == outcome(ping["suffix"], first(ping["query"], "state"))
+    assert (on_bus.kind, on_bus.exit_code) == outcome(ping["suffix"], first(readable_query(ping["query"]), "state"))
     shown = ("status", "message", "duration_raw", "output", "rid")
     assert tuple(getattr(on_bus, k) for k in shown) == tuple(stored.get(k) for k in shown)
     assert on_bus.output_truncated == stored.get("output_truncated", False)
@@ -354,7 +394,7 @@ MAX_KUMA_PING_MS = 400 * 86400 * 1000
 kuma_pings = st.sampled_from(["123", "12.5ms", " 7", "-1", "-0", "abc", ".5", "5.", "+3", "1e3", "", "99999999999"]) \
     | st.text(max_size=8)
 kuma_pairs = st.one_of(st.tuples(st.just("status"), st.sampled_from(["up", "down", "", "pending", "UP"])),
-                       st.tuples(st.just("msg"), st.text(max_size=60)),  # a request line holds 8 KiB
+                       st.tuples(st.just("msg"), st.text(max_size=60) | escaped_bytes),  # a request line holds 8 KiB
                        st.tuples(st.just("ping"), kuma_pings), st.tuples(st.just("x"), st.text(max_size=5)))
 
 
@@ -388,9 +428,12 @@ async def test_every_kuma_push_is_refused_whole_or_stored_as_kuma_reads_it(serve
     headers = {"Content-Type": content_type} if content_type is not None else {}
     response = await exchange(served.port, request(method, target, headers, body), head=method == "HEAD")
     status = status_of(response)
+    readable = readable_query(query)
+    query = readable or []
     accepted, seconds = kuma_duration_s(first(query, "ping") or "")
     message = first(query, "msg") or None
-    if token != "known" or not accepted or len(body) > MAX_BODY or (message is not None and len(message) > 10_000):
+    if readable is None or token != "known" or not accepted or len(body) > MAX_BODY or (
+            message is not None and len(message) > 10_000):
         assert status is not None and 400 <= status < 500, response[:300]
         assert ping_count(served.bus) == before
         return
