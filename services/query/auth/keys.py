@@ -140,10 +140,13 @@ class KeyIndex:
         throttle = self.failures if address is not None else None
         if throttle is not None:
             throttle.check(address)  # type: ignore[arg-type]
+            # Counted before the wait, not after: guesses sent all at once would otherwise
+            # all pass the check while the first of them waits.
+            throttle.failed(address)  # type: ignore[arg-type]
         if await self.sync():
             found = self.find(secret)
-        if found is None and throttle is not None:
-            throttle.failed(address)  # type: ignore[arg-type]
+        if found is not None and throttle is not None:
+            throttle.forgive(address)  # type: ignore[arg-type]  # made a moment ago: no failure
         return found
 
     def get(self, key_id: str) -> ApiKey | None:

@@ -103,5 +103,11 @@ class FailureThrottle:
         while len(self._table) > self._max_addresses:
             del self._table[next(iter(self._table))]
 
+    def forgive(self, address: str) -> None:
+        """Take back one failure counted too early (the key turned out to exist after all)."""
+        if address in self._table:
+            left, then, logged = self._table[address]
+            self._table[address] = (min(float(self.per_minute), left + 1), then, logged)
+
     def __len__(self) -> int:
         return len(self._table)

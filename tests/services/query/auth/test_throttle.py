@@ -4,6 +4,7 @@ same address still works; the table of addresses stays bounded."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
@@ -65,6 +66,16 @@ def test_it_logs_once_each_time_an_address_runs_out():
     assert [(e["address"], e["log_level"]) for e in throttled(logs)] == [("192.0.2.1", "warning")] * 2
 
 
+def test_a_failure_counted_too_early_can_be_taken_back():
+    throttle = FailureThrottle(1, clock=Clock())
+    throttle.failed("192.0.2.1")
+    throttle.forgive("192.0.2.1")
+    assert throttle.wait_s("192.0.2.1") == 0
+    throttle.forgive("192.0.2.1")  # never above the allowance
+    throttle.failed("192.0.2.1")
+    assert throttle.wait_s("192.0.2.1") == 60
+
+
 def test_the_table_forgets_the_address_that_failed_longest_ago():
     throttle = FailureThrottle(1, max_addresses=3, clock=Clock())
     for address in ("192.0.2.1", "192.0.2.2", "192.0.2.3"):
@@ -109,6 +120,24 @@ async def test_wrong_keys_get_429_with_retry_after_past_the_limit_and_a_valid_ke
         assert (await _get(there, _from("198.51.100.7", **{"X-Api-Key": "pk_guess", "Authorization": ""})))[0] == 429
         assert (await _get(there, _from("198.51.100.7", **tenant.headers)))[0] == 200
         assert (await _get(there, _from("198.51.100.8", Authorization="Bearer pk_guess")))[0] == 401
+
+
+@on_session_loop
+async def test_wrong_keys_sent_all_at_once_are_throttled_as_one_after_another(api):
+    async with another_instance(api, auth_failures_per_minute=PER_MINUTE, trusted_proxies=LOOPBACK_PROXY) as there:
+        answers = await asyncio.gather(*(_get(there, _from("198.51.100.70", Authorization=f"Bearer pk_guess{i}"))
+                                         for i in range(30)))
+    assert sorted(status for status, _, _ in answers) == [401] * PER_MINUTE + [429] * (30 - PER_MINUTE)
+
+
+@on_session_loop
+async def test_a_key_made_a_moment_ago_on_another_instance_is_no_failure(api):
+    tenant = await new_tenant(api)
+    async with another_instance(api, auth_failures_per_minute=1, trusted_proxies=LOOPBACK_PROXY) as there:
+        for _ in range(3):  # each made on the first instance, used at once on the second
+            key, _ = await tenant.new_key()
+            assert (await _get(there, _from("198.51.100.71", Authorization=f"Bearer {key}")))[0] == 200
+        assert there.ctx.keys.failures.wait_s("198.51.100.71") == 0
 
 
 @on_session_loop
