@@ -99,12 +99,12 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
             made = await perform(settings, "create", project=args.project, name=args.name, read_only=args.read_only,
                                  create_project=args.create_project)
             print(made["key"])  # alone on stdout: KEY=$(pingura keys create ...)
-            print(f"{made['id']} ({_access(made)}) in project {made['project']} ({made['project_id']})",
+            print(f"{made['id']} ({_access(made)}) in project {_shown(made['project'])} ({made['project_id']})",
                   file=sys.stderr)
         elif args.action == "list":
             for key in (await perform(settings, "list", project=args.project))["keys"]:
-                print("\t".join((key["id"], key["project"] or key["project_id"], _access(key), key["created_at"],
-                                 key["name"])))
+                print("\t".join((key["id"], _shown(key["project"] or key["project_id"]), _access(key),
+                                 key["created_at"], _shown(key["name"]))))
         else:
             await perform(settings, "revoke", id=args.key_id)
             print(f"revoked {args.key_id}", file=sys.stderr)
@@ -112,6 +112,14 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         print(f"pingura keys {args.action}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _shown(name: str) -> str:
+    """A name as printed: one saved before names were checked may hold characters that would
+    drive the terminal (ESC, BEL, bidi overrides); they are printed as escapes instead."""
+    from services.query.validation import UNSAFE_IN_NAMES
+
+    return UNSAFE_IN_NAMES.sub(lambda m: m.group().encode("unicode_escape").decode(), name)
 
 
 def _access(key: dict) -> str:

@@ -115,6 +115,26 @@ def test_a_key_or_project_name_follows_the_apis_name_rule(data_dir, args, field)
     assert made.stderr.startswith(f"pingura keys create: {field}: ") and made.stderr.count("\n") == 1
 
 
+def test_a_name_saved_before_names_were_checked_is_listed_escaped_never_driving_the_terminal(data_dir):
+    async def seed():  # straight onto the bus, as an older Pingura let it through
+        bus = LocalBus(data_dir / "bus.sqlite3")
+        await bus.start()
+        projects = ProjectsView(bus, TOPICS.projects)
+        await projects.start()
+        keys = KeyIndex(bus, TOPICS.keys, projects)
+        accounts = Accounts(bus, TOPICS, projects, keys)
+        project = await accounts.create_project("ops\u202e")
+        await accounts.create_key(project.id, "evil\x1b[2J\x07")
+        await projects.close()
+        await bus.close()
+
+    asyncio.run(seed())
+    listed = pingura("keys", "list", "--data-dir", str(data_dir))
+    assert listed.returncode == 0, listed.stderr
+    assert "\x1b" not in listed.stdout and "\x07" not in listed.stdout and "\u202e" not in listed.stdout
+    assert "\tops\\u202e\t" in listed.stdout and "evil\\x1b[2J\\x07" in listed.stdout
+
+
 def test_create_project_without_a_project_is_a_usage_error(data_dir):
     made = pingura("keys", "create", "--data-dir", str(data_dir), "--create-project")
     assert made.returncode == 2 and "--create-project needs --project" in made.stderr
