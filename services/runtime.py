@@ -167,6 +167,7 @@ async def build(stack: AsyncExitStack, settings: Settings,
         steps.append(("ingest", start_ingest))
 
     if "query" in services:
+        from services.ingest.server import BodyGate
         from services.query.api.errors import error
         from services.query.app import ApiContext, api_app
         from services.query.auth.keys import KeyIndex, ProjectsView
@@ -207,8 +208,12 @@ async def build(stack: AsyncExitStack, settings: Settings,
 
         api = api_app(ctx)
         api.middlewares.insert(0, _until_ready(readiness, "query", starting))
+        # Outermost: every API body is read whole within the deadline before anything else.
+        bodies = BodyGate(settings.ping_body_timeout_s, settings.max_body_reads)
+        api.middlewares.insert(0, bodies.middleware)
         app.add_subapp("/api/v1", api)
-        _add_routes_until_ready(app, lambda root: add_session_routes(root, ctx), readiness, "query", starting)
+        _add_routes_until_ready(app, lambda root: add_session_routes(root, ctx), readiness, "query", starting,
+                                guard=bodies.guard_form)
         add_page_routes(app)  # files only: nothing to wait for
 
         async def start_query() -> None:
@@ -294,16 +299,17 @@ def _until_ready(readiness: Readiness, service: str, starting: Callable[[web.Req
 
 def _add_routes_until_ready(app: web.Application, add_routes: Callable[[web.Application], None],
                             readiness: Readiness, service: str,
-                            starting: Callable[[web.Request], web.Response]) -> None:
+                            starting: Callable[[web.Request], web.Response], guard=lambda handler: handler) -> None:
     """``add_routes(app)``, with ``starting`` answering for each handler until ``service`` is
-    ready. For routes on the root app, where a middleware would also run on every ping."""
+    ready, then ``guard(handler)``. For routes on the root app, where a middleware would also
+    run on every ping."""
     scratch = web.Application()
     add_routes(scratch)
     for key in scratch:
         app[key] = scratch[key]
     for route in scratch.router.routes():
         app.router.add_route(route.method, route.resource.canonical,  # type: ignore[union-attr]
-                             _handler_until_ready(route.handler, readiness, service, starting))
+                             _handler_until_ready(guard(route.handler), readiness, service, starting))
 
 
 def _handler_until_ready(handler, readiness: Readiness, service: str, starting):

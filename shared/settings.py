@@ -114,8 +114,18 @@ class Settings:
     """Heartbeats a project may create by pinging unknown slugs (``?create=1``), per minute
     and ingest instance (bursts up to this many); over it: 429 with ``Retry-After``. 0
     turns creation by ping off on this instance."""
+    auto_create_max: int = 1000
+    """A ping creates a heartbeat only while its project has fewer than this many (every
+    heartbeat counts, however made); at the limit: 403 with the reason. Bounds what a leaked
+    ping key can do (100 a minute is 144,000 a day, each on every channel). 0 turns
+    creation by ping off."""
     ping_body_timeout_s: float = 10.0
-    """How long ingest waits for a ping's body to arrive completely before answering 408."""
+    """How long a request's body may take to arrive completely before the answer is 408:
+    a ping's, and an API or sign-in request's too."""
+    max_body_reads: int = 64
+    """Request bodies (of the API, sign-in) that may still be arriving at once; beyond it
+    such a request is answered 503 with ``Retry-After``. A body sent with its head never
+    counts, so trickled bodies cannot lock out prompt clients."""
     header_timeout_s: float = 10.0
     """How long a client may take to send a request's line and headers before its
     connection is closed, so half-sent requests cannot pile up (slowloris); 0 turns it off."""

@@ -26,6 +26,13 @@ over several lines and logs a traceback each time, so anyone could flood the log
 the answer is one line and the log one ``http.request.malformed`` info line. A body that
 fails while a handler reads it (cut short, garbled coding) is likewise a 400, not a 500.
 
+Bodies of the routes that do not bound their own (all but the pings: the API, sign-in):
+:class:`BodyGate` reads each whole before its handler runs, within the pings' deadline
+(408 after it), and lets only so many still-arriving bodies be read at once (503 with
+``Retry-After`` beyond: the server is busy, this client did nothing wrong). A body that
+came with its head is never turned away, so a flood of trickled bodies does not lock
+out the clients that send theirs promptly.
+
 Ingest is where anyone on the internet can connect, so this lives here; ``run`` serves
 every HTTP route through it.
 """
@@ -33,6 +40,7 @@ every HTTP route through it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -47,6 +55,8 @@ log = structlog.get_logger()
 
 _HTTP_1 = frozenset({HttpVersion10, HttpVersion11})
 MAX_REASON_CHARS = 150
+BUSY_RETRY_AFTER_S = 1
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class GuardedRequestHandler(RequestHandler):
@@ -186,3 +196,76 @@ class GuardedAppRunner(web.AppRunner):
         return _GuardedServer(server.request_handler, request_factory=server.request_factory,
                               handler_cancellation=server.handler_cancellation,
                               header_timeout_s=self._header_timeout_s, **server._kwargs)
+
+
+class BodyGate:
+    """Reads request bodies whole before their handlers run (see the module's doc); once
+    read, ``request.read()``, ``.post()`` and ``.json()`` answer from memory."""
+
+    def __init__(self, timeout_s: float, limit: int):
+        self.timeout_s = timeout_s
+        self.limit = limit
+        self.arriving = 0
+        """Bodies being waited for now."""
+
+    async def read(self, request: web.Request) -> web.Response | None:
+        """``None`` once the body is read, or the refusal to answer with."""
+        if not request.body_exists:
+            return None
+        limit = request.client_max_size
+        if request.content_length is not None and request.content_length > limit:
+            return refuse_body(request, 413, f"larger than {limit} bytes")
+        arriving = not request.content.is_eof()  # not all of it came with the head
+        if arriving:
+            if self.arriving >= self.limit:
+                return refuse_body(request, 503, "busy: too many request bodies are arriving at once, retry in a moment",
+                                   {"Retry-After": str(BUSY_RETRY_AFTER_S)})
+            self.arriving += 1
+        try:
+            async with asyncio.timeout(self.timeout_s if self.timeout_s > 0 else None):
+                await request.read()
+        except TimeoutError:
+            return refuse_body(request, 408, f"the body did not arrive within {self.timeout_s:g}s")
+        except web.HTTPRequestEntityTooLarge:  # chunked, or more than Content-Length said
+            return refuse_body(request, 413, f"larger than {limit} bytes")
+        except (RequestPayloadError, ConnectionError):
+            return refuse_body(request, 400, "the body ended early or is not framed as declared")
+        finally:
+            if arriving:
+                self.arriving -= 1
+        return None
+
+    async def read_form(self, request: web.Request) -> web.Response | None:
+        """:meth:`read`, then the form parsed (``request.post()`` keeps it), or the refusal."""
+        refused = await self.read(request)
+        if refused is None and request.body_exists:
+            try:
+                await request.post()
+            except (ValueError, LookupError) as exc:  # not UTF-8, an unknown charset, broken multipart
+                return refuse_body(request, 400, f"the form cannot be read ({type(exc).__name__})")
+        return refused
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await self.read(request) or await handler(request)
+
+    def guard_form(self, handler: Handler) -> Handler:
+        """``handler``, run once the body is read and its form parsed."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            return await self.read_form(request) or await handler(request)
+
+        return guarded
+
+
+def refuse_body(request: web.Request, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    """One line, in the API's JSON under ``/api/`` (naming the field, as the API does), else
+    plain text; the connection closes after it (the rest of the body is not waited for)."""
+    log.info("http.body.refused", status=status, reason=reason, path=request.path, peer=str(request.remote))
+    if request.path.startswith("/api/"):
+        response: web.Response = web.json_response({"error": reason, "field": "body"}, status=status, headers=headers)
+    else:
+        response = web.Response(status=status, text=reason + "\n", headers=headers)
+    response.force_close()
+    request.protocol._lingering_time = 0.0  # type: ignore[attr-defined]  # close now, do not read on
+    return response

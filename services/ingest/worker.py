@@ -32,7 +32,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from services.ingest.app import TOKEN_INDEX, add_ingest_routes, attach
-from services.ingest.server import GuardedAppRunner
+from services.ingest.server import BodyGate, GuardedAppRunner
 from services.ingest.store import TokenIndex
 from services.ingest.token_snapshot import SnapshotFile
 from shared.bus.linked import LinkedBus
@@ -50,20 +50,20 @@ _NOT_FORWARDED = frozenset(h.lower() for h in (
     "Transfer-Encoding", "Upgrade", "Content-Length", PEER_HEADER,
 ))  # fmt: skip
 _NOT_RETURNED = _NOT_FORWARDED | {"date", "server"}  # this server writes its own
+_NOT_FORWARDED |= {"content-encoding"}  # the body is passed on as read: decoded
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
+BODIES = web.AppKey("bodies", BodyGate)
 RETRY_AFTER_S = 2
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
     """Pass a request that is not a ping to the serving process, and its answer back."""
-    try:
-        body = await request.read()  # bounded by client_max_size, as on the serving process
-    except web.HTTPRequestEntityTooLarge:
-        return web.json_response({"error": f"larger than {request.client_max_size} bytes", "field": "body"},
-                                 status=413)
-    except (web.RequestPayloadError, ConnectionError):  # cut short: most likely nobody reads this
-        return web.json_response({"error": "the body ended early or is not framed as declared",
-                                  "field": "body"}, status=400)
+    # Read here, whole, within the deadline and the gate's bound (bounded by client_max_size
+    # too, as on the serving process): a trickled body never holds the serving process.
+    refused = await request.app[BODIES].read(request)
+    if refused is not None:
+        return refused
+    body = await request.read()  # decoded: its Content-Encoding is not passed on
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED)
     headers[PEER_HEADER] = request.remote or ""
     url = URL.build(scheme="http", host="pingura", encoded=True, path=request.raw_path.split("?", 1)[0],
@@ -109,6 +109,7 @@ def worker_app(settings: Settings, bus: LinkedBus, index: TokenIndex, upstream: 
     app = web.Application(client_max_size=max(settings.max_api_body_bytes, settings.max_body_bytes))
     attach(app, settings, bus, Topics(settings.topic_prefix), index)
     app[UPSTREAM] = upstream
+    app[BODIES] = BodyGate(settings.ping_body_timeout_s, settings.max_body_reads)
     app.router.add_get("/healthz", healthz)
     add_ingest_routes(app)
     app.router.add_route("*", "/{anything:.*}", forward)  # last: the ping routes match first

@@ -1,16 +1,19 @@
-"""Connections whose request head arrives too slowly are closed (slowloris)."""
+"""What the HTTP server does about clients before any handler sees them: heads that arrive
+too slowly are cut off (slowloris), request lines that are not HTTP/1 and malformed requests
+get a one-line 400 and one info line, never a traceback."""
 
 import asyncio
 import gc
 import signal
 
 import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
 
+from services.ingest.server import GuardedAppRunner
 from services.runtime import run
 from shared.ids import new_token
 from shared.settings import Settings
-from structlog.testing import capture_logs
-
 from tests.services.ingest.support import add_monitor, exchange, ping_count, read_response, request, serve, status_of
 
 HEAD_TIMEOUT_S = 0.5
@@ -169,3 +172,25 @@ async def test_a_malformed_request_gets_a_one_line_400_and_one_info_line_never_a
     assert body.startswith(b"bad request: ") and body.count(b"\n") == 1 and len(body) < 200, body
     assert [e["log_level"] for e in logs if e["event"] == "http.request.malformed"] == ["info"]
     assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+async def test_a_body_that_fails_under_a_handler_is_a_400_not_a_500_with_a_traceback(caplog):
+    async def reads(request: web.Request) -> web.Response:
+        await request.read()  # no guard of its own: the server's answer is what remains
+        return web.Response(text="read")
+
+    app = web.Application()
+    app.router.add_post("/reads", reads)
+    runner = GuardedAppRunner(app, header_timeout_s=HEAD_TIMEOUT_S, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        with capture_logs() as logs:
+            response = await exchange(runner.addresses[0][1], request("POST", "/reads", {"Content-Encoding": "gzip"},
+                                                                      b"not gzip"))
+        assert status_of(response) == 400
+        assert response.partition(b"\r\n\r\n")[2] == b"bad request: the body ended early or is not framed as declared\n"
+        assert [e["event"] for e in logs] == ["http.request.malformed"]
+        assert not any(r.exc_info for r in caplog.records)
+    finally:
+        await runner.cleanup()
