@@ -315,4 +315,4 @@ def attach(app: web.Application, settings: Settings, bus: Bus, topics: Topics, i
     app[BUS] = bus
     app[TOPICS] = topics
     app[TOKEN_INDEX] = index
-    app[PROVISIONER] = Provisioner(bus, topics, index, settings.auto_create_per_minute)
+    app[PROVISIONER] = Provisioner(bus, topics, index, settings.auto_create_per_minute, settings.auto_create_max)

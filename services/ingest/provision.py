@@ -14,7 +14,15 @@ many first pings arrive together:
 Created with the API's defaults (interval 1 day, grace 1 hour), named after the slug, and
 given all of the project's channels, so it alerts someone. A project may turn creation
 off (``auto_create``), and each project may create at most ``auto_create_per_minute``
-heartbeats a minute per ingest instance (a token bucket: bursts up to that many).
+heartbeats a minute per ingest instance (a token bucket: bursts up to that many), and none
+once it has ``auto_create_max`` heartbeats.
+
+The cap counts every live heartbeat of the project, however made, as Healthchecks does (its
+auto-provisioning stops at twice the account's check limit): that count is what a leaked
+ping key inflates and what costs (memory, and alerts to every channel), it is known to
+every ingest instance from the ``monitors`` topic, survives restarts, and deleting
+heartbeats makes room. Counting only those pings created would need a mark on each record
+that older records lack. Instances racing on Kafka may each create one past it at most.
 """
 
 from __future__ import annotations
@@ -67,12 +75,14 @@ class PerMinute:
 
 
 class Provisioner:
-    def __init__(self, bus: Bus, topics: Topics, index: TokenIndex, per_minute: int,
+    def __init__(self, bus: Bus, topics: Topics, index: TokenIndex, per_minute: int, most: int = 1000,
                  clock: Callable[[], float] = time.monotonic):
         self._bus = bus
         self._topics = topics
         self._index = index
-        self._limit = PerMinute(per_minute, clock) if per_minute > 0 else None
+        self._limit = PerMinute(per_minute, clock) if per_minute > 0 and most > 0 else None
+        self._most = most
+        self._creating: dict[str, int] = {}  # project id -> creations under way (not in the index yet)
         self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}  # lock and its users
 
     @property
@@ -102,12 +112,29 @@ class Provisioner:
 
     async def _create(self, project_id: str, slug: str) -> str:
         assert self._limit is not None, "creation is off: check enabled first"
+        under_way = self._creating.get(project_id, 0)
+        count = self._index.heartbeats_in(project_id) + under_way
+        if count >= self._most:
+            log.info("ingest.slug.create_capped", project_id=project_id, heartbeats=count, most=self._most)
+            raise PingRejected(403, f"no more heartbeats created by pings: the project has {count}, the limit is "
+                                    f"{self._most} (PINGURA_AUTO_CREATE_MAX); create this one with the API or "
+                                    "delete some")
         wait_s = self._limit.take(project_id)
         if wait_s:
             log.info("ingest.slug.create_limited", project_id=project_id, retry_after_s=wait_s)
             raise PingRejected(429, "too many heartbeats created by pings; retry later",
                                retry_after_s=max(1, math.ceil(wait_s)))
         monitor_id = self._free_id(project_id, slug)
+        self._creating[project_id] = under_way + 1  # counted from here: others check while this one awaits
+        try:
+            return await self._publish(project_id, slug, monitor_id)
+        finally:
+            if self._creating[project_id] == 1:
+                del self._creating[project_id]
+            else:
+                self._creating[project_id] -= 1
+
+    async def _publish(self, project_id: str, slug: str, monitor_id: str) -> str:
         await self._index.projects.sync_channels()  # a channel made a moment ago is the project's too
         at = now_ms()
         cfg = MonitorConfig(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import structlog
@@ -124,6 +125,7 @@ class TokenIndex:
         self._revision: dict[str, int] = {}
         self._by_slug: dict[tuple[str, str], dict[str, None]] = {}  # two only if writers raced
         self._slug_of: dict[str, tuple[str, str]] = {}
+        self._live_in: Counter[str] = Counter()  # project id -> its live heartbeats (auto-create's cap)
         self._follower = TopicFollower(bus, topics.monitors, self._apply)
         self.projects = ProjectIndex(bus, topics, wait_s)
         self.ready = False
@@ -209,6 +211,7 @@ class TokenIndex:
             ids, keys, project_ids = [i for i, _, _ in live], [k for _, k, _ in live], [p for _, _, p in live]
         self._key_of.update(zip(ids, keys))
         self._by_key.update(zip(keys, zip(ids, project_ids)))
+        self._live_in.update(project_ids)
         if chunk.slugs.count(None) < len(chunk.slugs):
             for monitor_id, project_id, slug in zip(chunk.ids, chunk.project_ids, chunk.slugs):
                 if slug is not None and project_id is not None:
@@ -274,7 +277,9 @@ class TokenIndex:
         self._revision[monitor_id] = cfg.revision
         old = self._key_of.pop(monitor_id, None)
         if old is not None:
-            self._by_key.pop(old, None)
+            held = self._by_key.pop(old, None)
+            if held is not None:
+                self._live_in[held[1]] -= 1
         old_slug = self._slug_of.pop(monitor_id, None)
         if old_slug is not None:
             ids = self._by_slug.get(old_slug, {})
@@ -288,6 +293,7 @@ class TokenIndex:
         if key is not None:
             self._by_key[key] = (monitor_id, project_id)
             self._key_of[monitor_id] = key
+            self._live_in[project_id] += 1
         if cfg.slug:
             slug = (project_id, cfg.slug)
             self._by_slug.setdefault(slug, {})[monitor_id] = None
@@ -318,6 +324,10 @@ class TokenIndex:
         if not found and await self._follower.sync(self._wait_s):
             found = self.find_slug(project_id, slug)
         return found
+
+    def heartbeats_in(self, project_id: str) -> int:
+        """How many live heartbeats the project has, as far as this index has read."""
+        return self._live_in[project_id]
 
     def revision(self, monitor_id: str) -> int:
         """The latest revision seen of a monitor, a deleted one included; 0 if never seen."""

@@ -89,6 +89,7 @@ async def test_a_restart_from_the_snapshot_answers_as_a_restart_from_the_topic(t
     assert await from_snapshot.resolve(rotated) == ("hb_1", "p")
     assert await from_snapshot.resolve(monitors["hb_2"][0]) is None
     assert from_snapshot.find_slug("p", "job-3") == [] and from_snapshot.find_slug("p", "moved") == ["hb_3"]
+    assert from_snapshot.heartbeats_in("p") == from_topic.heartbeats_in("p") == 40  # one deleted, one new
     for index in (from_snapshot, from_topic):  # one copy of each id in a process, whichever way it came
         assert (await index.resolve(monitors["hb_0"][0]))[0] is sys.intern("".join(["hb_", "0"]))
         await index.close()

@@ -239,3 +239,53 @@ async def test_cronitors_telemetry_url_creates_like_cronitor_does(ingest):
     assert run.monitor_id == complete.monitor_id == slug_monitor_id("p", "nightly-job")
     assert (run.kind, run.rid, complete.kind, complete.duration_s) == ("start", "abc", "success", 3.0)
     assert (await client.get(f"/p/{'x' * 22}/nightly-job?state=run")).status == 404
+
+
+async def test_creation_stops_at_the_projects_heartbeat_cap_with_a_reason_and_a_deleted_one_makes_room(tmp_path):
+    # A leaked ping key could otherwise create 144,000 heartbeats a day, each on every channel.
+    bus, index, client = await start(tmp_path, auto_create_max=3)
+    await add_project(bus, "p", ping_key=KEY)
+    await add_project(bus, "q", ping_key="q" * 22)
+    await add_monitor(bus, new_token(), monitor_id="hb_api", slug="made-by-the-api")  # every heartbeat counts
+    for n in range(2):
+        assert (await client.get(f"/ping/{KEY}/host-{n}?create=1")).status == 201
+    r = await client.get(f"/ping/{KEY}/host-2?create=1")
+    assert (r.status, await r.text()) == (403, CAP_REASON.format(3))
+    assert "Retry-After" not in r.headers  # retrying will not help: someone must make room
+    r = await client.post(f"/p/{KEY}/host-2?state=run")  # Cronitor's URL creates too: the same cap
+    assert (r.status, await r.text()) == (403, CAP_REASON.format(3))
+    assert (await client.get(f"/ping/{KEY}/host-0?create=1")).status == 200  # existing ones still ping
+    assert (await client.get(f"/ping/{'q' * 22}/host-2?create=1")).status == 201  # another project's own cap
+    assert len(await pings_on_bus(bus)) == 4
+    await add_monitor(bus, new_token(), monitor_id="hb_api", slug="made-by-the-api", revision=2, deleted=True)
+    await index.sync()
+    assert (await client.get(f"/ping/{KEY}/host-2?create=1")).status == 201
+    assert index.heartbeats_in("p") == 3
+    await client.close()
+    await index.close()
+    await bus.close()
+
+
+async def test_creations_under_way_together_do_not_pass_the_cap(tmp_path):
+    bus, index, client = await start(tmp_path, auto_create_max=3)
+    await add_project(bus, "p", ping_key=KEY)
+    answers = await asyncio.gather(*(client.get(f"/ping/{KEY}/host-{n}?create=1") for n in range(8)))
+    assert sorted(r.status for r in answers) == [201] * 3 + [403] * 5
+    assert len(await monitors_on_bus(bus)) == 3 and index.heartbeats_in("p") == 3
+    await client.close()
+    await index.close()
+    await bus.close()
+
+
+async def test_a_cap_of_zero_turns_creation_off(tmp_path):
+    bus, index, client = await start(tmp_path, auto_create_max=0)
+    await add_project(bus, "p", ping_key=KEY)
+    r = await client.get(f"/ping/{KEY}/backup-web1?create=1")
+    assert (r.status, await r.text()) == (404, "not found")
+    await client.close()
+    await index.close()
+    await bus.close()
+
+
+CAP_REASON = ("no more heartbeats created by pings: the project has {0}, the limit is {0} "
+              "(PINGURA_AUTO_CREATE_MAX); create this one with the API or delete some")
