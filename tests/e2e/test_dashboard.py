@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,72 @@ def api(server, method: str, path: str, body: dict | None = None) -> dict | None
     with urllib.request.urlopen(request, timeout=10) as response:
         raw = response.read()
     return json.loads(raw) if raw else None
+
+
+BROWSER_ZONE = ("new Intl.DateTimeFormat(undefined, {timeZoneName: 'short'}).formatToParts(new Date())"
+                ".find((p) => p.type === 'timeZoneName').value")
+RED_COLUMNS = """([from, to]) => {
+    // The page x of each canvas column between page x from and to holding reddish pixels
+    // (the Failed bars).
+    const canvas = document.querySelector("#chart canvas");
+    const r = canvas.getBoundingClientRect();
+    const scale = canvas.width / r.width;
+    const ctx = canvas.getContext("2d");
+    const found = [];
+    for (let c = Math.floor((from - r.left) * scale); c <= Math.ceil((to - r.left) * scale); c++) {
+        const d = ctx.getImageData(c, 0, 1, canvas.height).data;
+        for (let i = 0; i < d.length; i += 4) {
+            if (d[i] > 180 && d[i] - d[i + 1] > 50) { found.push(r.left + c / scale); break; }
+        }
+    }
+    return found;
+}"""
+
+
+def check_the_timing_graph(page, server, shots) -> None:
+    """The 24 hours view: the axis spans the whole range (rounded out to whole buckets) in the
+    buckets the page asked for;
+    each failure's bar is drawn over the failure's own time; the legend shows the range's
+    totals, or the hovered bucket's figures."""
+    chart = page.locator("#chart")
+    failed = page.locator(".u-legend tr", has_text="Failed").locator(".u-value")
+    expect(failed).to_have_text("2")  # not hovering: the whole range (one /fail, one /1)
+    axis_from, axis_to = (datetime.fromisoformat(chart.get_attribute(a)) for a in ("data-from", "data-to"))
+    assert chart.get_attribute("data-bucket-s") == "300"
+    bucket = timedelta(minutes=5)
+    assert timedelta(hours=24) <= axis_to - axis_from <= timedelta(hours=24) + bucket, (axis_from, axis_to)
+    assert axis_from.timestamp() % 300 == axis_to.timestamp() % 300 == 0, (axis_from, axis_to)
+    assert timedelta(0) <= axis_to - datetime.now(axis_to.tzinfo) <= bucket, axis_to  # up to now
+
+    heartbeat_id = page.url.rsplit("/", 1)[1]
+    fails = api(server, "GET", f"/heartbeats/{heartbeat_id}/checkins?kind=fail")["checkins"]
+    assert len(fails) == 2, fails
+    chart.scroll_into_view_if_needed()
+    over = page.locator("#chart .u-over").bounding_box()
+    span_s = (axis_to - axis_from).total_seconds()
+    page.screenshot(path=shots / "graph.png", clip={"x": over["x"] - 80, "y": over["y"] - 10,
+                                                    "width": over["width"] + 120, "height": over["height"] + 110})
+    def page_x(at: datetime) -> float:
+        return over["x"] + (at - axis_from).total_seconds() / span_s * over["width"]
+
+    for fail in fails:
+        at = datetime.fromisoformat(fail["received_at"])
+        start = datetime.fromtimestamp(int(at.timestamp()) // 300 * 300, at.tzinfo)
+        left, right = page_x(start), page_x(start + bucket)
+        # The bar covers the failure's time and stays in its bucket (not drawn from 8:55 for 8:59).
+        red = page.evaluate(RED_COLUMNS, [max(left - 8, over["x"]), min(right + 8, over["x"] + over["width"])])
+        assert red and left - 1.5 <= min(red) and max(red) <= right + 1.5, (left, right, red)
+        assert any(abs(x - page_x(at)) <= 1.5 for x in red), (page_x(at), red)
+        page.mouse.move((left + right) / 2, over["y"] + over["height"] - 5)
+        in_bucket = sum(start <= datetime.fromisoformat(f["received_at"]) < start + bucket for f in fails)
+        expect(failed).to_have_text(str(in_bucket))
+        shown = page.locator(".u-legend tr", has_text="Bucket").locator(".u-value")
+        expect(shown).to_contain_text("–")
+        expect(shown).to_contain_text(page.evaluate(BROWSER_ZONE))
+    page.screenshot(path=shots / "graph-hover.png", clip={"x": over["x"] - 80, "y": over["y"] - 10,
+                                                          "width": over["width"] + 120, "height": over["height"] + 110})
+    page.mouse.move(1, 1)
+    expect(failed).to_have_text("2")
 
 
 def curl(command: str) -> None:
@@ -146,6 +213,16 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     expect(canvas).to_be_visible()
     box = canvas.bounding_box()
     assert box and box["width"] > 100 and box["height"] > 100, box
+    check_the_timing_graph(page, server, shots)
+
+    # Uptime: the 24 hours card is the selected range (one figure, not two that may differ).
+    expect(page.locator("#uptime .uptime-range")).to_have_count(1)
+    expect(page.locator("#uptime .uptime-range")).to_contain_text("24 hours (selected range)")
+    expect(page.locator("#uptime")).not_to_contain_text("Selected range")
+    # Every exact time says its zone (here the browser's: the machine's).
+    zone = page.evaluate(BROWSER_ZONE)
+    for text in page.locator("#checkin-rows time").all_text_contents():
+        assert text.endswith(" " + zone), (text, zone)
 
     # The CSV of the chosen range: the header, then the six pings.
     with page.expect_download() as download_info:
@@ -185,6 +262,15 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     expect(page.locator("#rows tr", has_text="Hourly cache warm-up")).to_contain_text("Paused")
     expect(page.locator("#rows tr", has_text="Weekly invoice run")).to_contain_text("New")
     page.screenshot(path=shots / "list.png", full_page=True)
+    # Problems first by default (by name it would be "Hourly…" first); any other order on request.
+    expect(page.get_by_label("Sort")).to_have_value("status")
+    expect(page.locator("#rows tr").first).to_contain_text(NAME)
+    page.get_by_label("Sort").select_option("name")
+    expect(page).to_have_url(re.compile(r"\?sort=name$"))
+    expect(page.locator("#rows tr").first).to_contain_text("Hourly cache warm-up")
+    page.get_by_label("Sort").select_option("status")
+    expect(page).to_have_url(server.url + "/")
+    expect(page.locator("#rows tr").first).to_contain_text(NAME)
     page.get_by_role("button", name=re.compile(r"^Down\s+1$")).click()
     expect(page.locator("#rows tr")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"\?status=down$"))
@@ -198,6 +284,10 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     # Channels: the add form comes from the server's kinds; a test send shows its outcome.
     page.get_by_role("link", name="Channels").click()
     expect(page.get_by_role("heading", name="Channels")).to_be_visible()
+    # No SMTP server here: email is offered, disabled, with the reason.
+    expect(page.get_by_label("Kind").locator("option[value=email]")).to_be_disabled()
+    expect(page.locator("#kinds-unavailable")).to_contain_text("Email is unavailable")
+    expect(page.locator("#kinds-unavailable")).to_contain_text("PINGURA_SMTP_URL")
     page.get_by_label("Kind").select_option("webhook")  # the form redraws for the kind picked
     page.get_by_label("Name", exact=True).fill("ops")
     page.get_by_label("URL", exact=True).fill(f"{server.url}/hook-nowhere")

@@ -184,15 +184,13 @@ const P = (() => {
   }
 
   // --- Formatting ------------------------------------------------------------
-  const localFormat = new Intl.DateTimeFormat(undefined, {dateStyle: "medium", timeStyle: "medium"});
-  const localShort = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit"});
-  const tzName = (() => {
-    try {
-      const part = new Intl.DateTimeFormat(undefined, {timeZoneName: "short"}).formatToParts(new Date())
-        .find((p) => p.type === "timeZoneName");
-      return part ? part.value : "";
-    } catch (e) { return ""; }
-  })();
+  // Every time shown carries its zone (the browser's, as it names it: "CET", "GMT+1", "UTC"):
+  // "08:59" alone does not say whose 08:59 it is.
+  const localFormat = new Intl.DateTimeFormat(undefined, {dateStyle: "medium", timeStyle: "long"});
+  const localShort = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", timeZoneName: "short"});
+  const localMinute = new Intl.DateTimeFormat(undefined, {month: "short", day: "numeric", hour: "2-digit", minute: "2-digit"});
+  const localClock = new Intl.DateTimeFormat(undefined, {hour: "2-digit", minute: "2-digit"});
 
   function utcText(date) {
     return date.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
@@ -217,7 +215,7 @@ const P = (() => {
   function timeRelative(iso) {
     if (!iso) return el("span", {class: "muted"}, "—");
     const d = new Date(iso);
-    return el("time", {datetime: iso, title: localFormat.format(d) + " " + tzName + "\n" + utcText(d), "data-relative": "1"},
+    return el("time", {datetime: iso, title: localFormat.format(d) + "\n" + utcText(d), "data-relative": "1"},
       relative(iso));
   }
 
@@ -226,6 +224,19 @@ const P = (() => {
     if (!iso) return el("span", {class: "muted"}, "—");
     const d = new Date(iso);
     return el("time", {datetime: iso, title: utcText(d)}, (short ? localShort : localFormat).format(d));
+  }
+
+  /** "Dec 6, 08:55 – 09:00 CET": a span of time (a graph's bucket), in the browser's zone. */
+  function spanText(fromMs, toMs) {
+    const from = new Date(fromMs), to = new Date(toMs);
+    const sameDay = from.toDateString() === new Date(toMs - 1).toDateString();
+    return localMinute.format(from) + " – " + (sameDay ? localClock : localMinute).format(to) + " " + zoneName(from);
+  }
+
+  /** The browser's name for its zone at that moment ("CET" in winter, "CEST" in summer). */
+  function zoneName(date) {
+    const part = new Intl.DateTimeFormat(undefined, {timeZoneName: "short"}).formatToParts(date).find((p) => p.type === "timeZoneName");
+    return part ? part.value : "";
   }
 
   /** Refresh every relative time on the page (called by the pollers). */
@@ -338,6 +349,6 @@ const P = (() => {
   return {
     STATUS_LABELS, STATUS_ORDER, ApiError, el, append, $, $$, render, show, note, api, session, frame, poll,
     signOut, relative, timeRelative, timeExact, refreshRelativeTimes, durationInput, durationText, percent,
-    statusBadge, kindText, kindClass, textWithTimes, params, heartbeatId, copy, confirmDialog, utcText,
+    statusBadge, kindText, kindClass, textWithTimes, params, heartbeatId, copy, confirmDialog, utcText, spanText, zoneName,
   };
 })();

@@ -236,7 +236,16 @@
       kinds = FALLBACK_KINDS;
       P.note($("#kinds-note"), "This server does not list its channel kinds yet; only webhooks can be added here.");
     }
-    $("#c-kind").replaceChildren(...kinds.map((k) => el("option", {value: k.kind}, k.label || k.kind)));
+    // A kind this server cannot make (email without an SMTP server) is shown, disabled, with why.
+    const usable = (k) => k.available !== false;
+    $("#c-kind").replaceChildren(...kinds.map((k) => el("option", {value: k.kind, disabled: !usable(k),
+      title: usable(k) ? null : k.unavailable_reason}, (k.label || k.kind) + (usable(k) ? "" : " (unavailable)"))));
+    const first = kinds.find(usable);
+    if (first) $("#c-kind").value = first.kind;
+    const unavailable = kinds.filter((k) => !usable(k));
+    $("#kinds-unavailable").replaceChildren(...unavailable.map((k) => el("span", {class: "unavailable-kind"},
+      (k.label || k.kind) + " is unavailable: " + (k.unavailable_reason || "not set up on this server") + ". ")));
+    P.show($("#kinds-unavailable"), unavailable.length > 0);
     renderSettings();
   }
 

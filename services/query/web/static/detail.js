@@ -81,7 +81,8 @@
     $("[data-range=custom]").setAttribute("aria-expanded", String(range.preset === "custom"));
     const w = windowMs();
     $("#range-text").textContent = range.preset === "custom"
-      ? "Showing " + new Date(w.from).toLocaleDateString() + " to " + new Date(w.to - 1).toLocaleDateString() + "."
+      ? "Showing " + new Date(w.from).toLocaleDateString() + " to " + new Date(w.to - 1).toLocaleDateString()
+        + " (days in " + P.zoneName(new Date(w.from)) + ")."
       : "Showing " + PRESET_TEXT[range.preset] + ".";
     updateExportLinks();
   }
@@ -353,8 +354,10 @@
   // --- uptime --------------------------------------------------------------------
   async function loadUptime() {
     let data;
+    // A preset ends now, as the fixed windows do: no "to", so the server's now ends both.
+    const q = windowQuery();
     try {
-      data = await api("GET", base + "/uptime", {query: windowQuery()});
+      data = await api("GET", base + "/uptime", {query: range.preset === "custom" ? q : {from: q.from}});
     } catch (e) {
       P.note($("#uptime-note"), "Uptime is unavailable: " + e.message, "error");
       return;
@@ -363,59 +366,101 @@
     const card = (label, value, extra) => el("div", {class: "uptime-card"},
       el("span", {class: "uptime-label"}, label), el("strong", {class: "uptime-value"}, P.percent(value)), extra || null);
     const r = data.range;
-    let rangeCard;
+    let extra = null;
     if (r) {
       const parts = [];
       if (typeof r.outages === "number") parts.push(r.outages + (r.outages === 1 ? " outage" : " outages"));
       if (r.downtime_s) parts.push("down " + P.durationText(r.downtime_s));
-      const extra = parts.length ? el("span", {class: "uptime-extra"}, parts.join(", ")) : null;
-      rangeCard = card("Selected range", r.uptime, extra);
-      rangeCard.classList.add("uptime-range");
+      extra = parts.length ? el("span", {class: "uptime-extra"}, parts.join(", ")) : null;
     }
-    P.render($("#uptime"), JSON.stringify(data), () => [
-      card("24 hours", u["24h"]), card("7 days", u["7d"]), card("30 days", u["30d"]), card("90 days", u["90d"]), rangeCard,
-    ]);
+    // A preset range is one of the fixed windows: that card is the selected range (one figure,
+    // not a second one computed over a span a few milliseconds apart); a custom range has its own.
+    const fixed = [["24h", "24 hours"], ["7d", "7 days"], ["30d", "30 days"], ["90d", "90 days"]];
+    P.render($("#uptime"), JSON.stringify([data, range.preset]), () => {
+      const cards = fixed.map(([key, label]) => {
+        if (key !== range.preset) return card(label, u[key]);
+        const selected = card(label + " (selected range)", u[key], extra);
+        selected.classList.add("uptime-range");
+        return selected;
+      });
+      if (r && !(range.preset in PRESETS_MS)) {
+        const custom = card("Selected range", r.uptime, extra);
+        custom.classList.add("uptime-range");
+        cards.push(custom);
+      }
+      return cards;
+    });
     P.note($("#uptime-note"), r ? "" : "Uptime for a chosen range is not available from this server yet.");
   }
 
   // --- timing graph ----------------------------------------------------------------
+  // What the graph shows: every bucket of the chosen range, empty ones too (x is each
+  // bucket's middle), so the axis spans the range and a bar covers its own bucket. The axis
+  // is the range rounded out to whole buckets: the current bucket (now) is drawn, and
+  // hovered, whole.
+  let graph = {from: 0, to: 0, bucketMs: 0, points: []};
+
   function chartOptions(width) {
-    const bars = uPlot.paths.bars({size: [0.7, 24], align: 1});
+    // Each bar as wide as its bucket (the x values are evenly spaced), 2 px at the least.
+    const bars = uPlot.paths.bars({size: [1, Infinity, 2], gap: 1, align: 0});
+    const total = (key) => graph.points.reduce((sum, p) => sum + (p[key] || 0), 0);
+    const count = (key) => (u, v, si, idx) => String(idx === null ? total(key) : (v || 0));
+    const seconds = (u, v, si, idx) => (idx === null ? "—" : v === null ? "none" : P.durationText(v));
     return {
       width, height: 240,
       cursor: {drag: {x: false, y: false}},
       scales: {
-        x: {time: true, range: (u) => {
-          // The chosen window, but not long before the heartbeat existed (nor its first bucket).
-          const w = windowMs();
-          const created = heartbeat && heartbeat.created_at ? new Date(heartbeat.created_at).getTime() : w.from;
-          const first = u.data[0].length ? u.data[0][0] * 1000 : created;
-          const start = Math.max(w.from, Math.min(created, first));
-          const span = Math.max(w.to - start, 60000);
-          return [(w.to - span * 1.04) / 1000, w.to / 1000];
-        }},
+        x: {time: true, range: () => [graph.from / 1000, graph.to / 1000]},
         s: {range: (u, min, max) => [0, (max || 1) * 1.15]},
         n: {range: (u, min, max) => [0, Math.max(max || 0, 1) * 3]},  // bars keep to the bottom third
       },
       axes: [
-        {stroke: "#57606a", grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"}},
+        {stroke: "#57606a", grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"},
+          label: "Time (" + P.zoneName(new Date()) + ")", labelSize: 20, labelFont: "12px system-ui, sans-serif"},
         {scale: "s", stroke: "#57606a", size: 64, grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"},
           values: (u, vals) => vals.map((v) => (v === null ? "" : P.durationText(v)))},
         {scale: "n", side: 1, stroke: "#a40e26", size: 36, grid: {show: false}, ticks: {show: false},
           values: (u, vals) => vals.map((v) => (Number.isInteger(v) && v <= (u.scales.n.max || 0) / 3 ? v : ""))},
       ],
       series: [
-        {value: (u, v) => (v === null ? "—" : new Date(v * 1000).toLocaleString())},
-        {label: "Average", scale: "s", stroke: "#0969da", width: 2, points: {show: true, size: 6},
-          value: (u, v) => (v === null ? "—" : P.durationText(v))},
-        {label: "p95", scale: "s", stroke: "#8250df", width: 1.5, dash: [6, 4], points: {show: true, size: 5},
-          value: (u, v) => (v === null ? "—" : P.durationText(v))},
+        // The legend: the hovered bucket's figures; otherwise the whole range's counts.
+        {label: "Bucket", value: (u, v, si, idx) => (idx === null ? "whole range (hover for one bucket)"
+          : P.spanText(v * 1000 - graph.bucketMs / 2, v * 1000 + graph.bucketMs / 2))},
+        {label: "Average", scale: "s", stroke: "#0969da", width: 2, points: {show: true, size: 6}, spanGaps: true,
+          value: seconds},
+        {label: "p95", scale: "s", stroke: "#8250df", width: 1.5, dash: [6, 4], points: {show: true, size: 5}, spanGaps: true,
+          value: seconds},
         {label: "Failed", scale: "n", stroke: "#cf222e", fill: "rgba(207, 34, 46, 0.45)", paths: bars, points: {show: false},
-          value: (u, v) => (v === null ? "0" : String(v))},
+          value: count("fails")},
         {label: "Missed", scale: "n", stroke: "#82071e", fill: "rgba(130, 7, 30, 0.75)", paths: bars, points: {show: false},
-          value: (u, v) => (v === null ? "0" : String(v))},
+          value: count("misses")},
       ],
     };
+  }
+
+  /** The series of every bucket in [from, to) (whole buckets): ``points`` are the API's (non-empty ones). */
+  function bucketSeries(points, from, to, bucketMs) {
+    const byStart = new Map(points.map((p) => [p.bucket_ms, p]));
+    const series = [[], [], [], [], []];
+    for (let start = from; start < to; start += bucketMs) {
+      const p = byStart.get(start);
+      series[0].push((start + bucketMs / 2) / 1000);
+      series[1].push(p ? p.avg_duration_s : null);
+      series[2].push(p ? p.p95_duration_s : null);
+      series[3].push(p && p.fails ? p.fails : null);
+      series[4].push(p && p.misses ? p.misses : null);
+    }
+    return series;
+  }
+
+  function describeGraph(box) {
+    // What the axis spans, for screen readers (and the tests): the range and the bucket size.
+    box.dataset.from = new Date(graph.from).toISOString();
+    box.dataset.to = new Date(graph.to).toISOString();
+    box.dataset.bucketS = String(graph.bucketMs / 1000);
+    box.setAttribute("role", "img");
+    box.setAttribute("aria-label", "Run times, failures and misses from " + P.spanText(graph.from, graph.to)
+      + ", in buckets of " + P.durationText(graph.bucketMs / 1000));
   }
 
   async function loadTimings() {
@@ -429,15 +474,14 @@
       return;
     }
     const points = data.points || [];
-    const nz = (v) => (v ? v : null);
-    const series = [
-      points.map((p) => p.bucket_ms / 1000),
-      points.map((p) => p.avg_duration_s),
-      points.map((p) => p.p95_duration_s),
-      points.map((p) => nz(p.fails)),
-      points.map((p) => nz(p.misses)),
-    ];
+    const w = windowMs();
+    const bucketMs = (data.bucket_s || 300) * 1000;
+    const from = Math.floor(w.from / bucketMs) * bucketMs;
+    const to = Math.ceil(w.to / bucketMs) * bucketMs;
+    graph = {from, to, bucketMs, points};
+    const series = bucketSeries(points, from, to, bucketMs);
     const box = $("#chart");
+    describeGraph(box);
     if (!chart) {
       chart = new uPlot(chartOptions(Math.max(box.clientWidth, 280)), series, box);
       new ResizeObserver(() => chart.setSize({width: Math.max(box.clientWidth, 280), height: 240})).observe(box);

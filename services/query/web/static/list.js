@@ -1,5 +1,6 @@
-/* Heartbeats list: counts per status, filters (status, tag, name), cursor pages,
- * refreshed every 5 s in place. State lives in the URL (?status=&tag=&q=&before=). */
+/* Heartbeats list: counts per status, filters (status, tag, name), a sort (problems first
+ * unless asked otherwise), cursor pages, refreshed every 5 s in place. State lives in the
+ * URL (?status=&tag=&q=&sort=&before=; sort only when not the default). */
 "use strict";
 
 (() => {
@@ -7,10 +8,12 @@
   const PAGE_SIZE = 50;
   const rows = $("#rows");
   const listNote = $("#list-note");
+  const DEFAULT_SORT = "status";  // down, then late, then the rest: what needs looking at on top
 
   function state() {
     const p = P.params();
-    return {q: p.get("q") || "", status: p.get("status") || "", tag: p.get("tag") || "", before: p.get("before") || ""};
+    return {q: p.get("q") || "", status: p.get("status") || "", tag: p.get("tag") || "",
+      sort: p.get("sort") || "", before: p.get("before") || ""};
   }
 
   function go(changes) {
@@ -28,6 +31,7 @@
     $("#q").value = s.q;
     $("#status").value = s.status;
     $("#tag").value = s.tag;
+    $("#sort").value = s.sort || DEFAULT_SORT;
     P.show($("#clear-filters"), !!(s.q || s.status || s.tag));
   }
 
@@ -75,7 +79,8 @@
     const s = state();
     let data;
     try {
-      data = await api("GET", "/heartbeats", {query: {limit: PAGE_SIZE, before: s.before, status: s.status, tag: s.tag, q: s.q}});
+      data = await api("GET", "/heartbeats", {query: {limit: PAGE_SIZE, before: s.before, status: s.status, tag: s.tag, q: s.q,
+        sort: s.sort || DEFAULT_SORT}});
     } catch (e) {
       if (e.status !== 401) P.note(listNote, "Could not load heartbeats: " + e.message, "error");
       return;
@@ -114,8 +119,12 @@
 
   $("#filters").addEventListener("submit", (event) => {
     event.preventDefault();
-    go({q: $("#q").value.trim(), status: $("#status").value, tag: $("#tag").value.trim()});
+    go({q: $("#q").value.trim(), status: $("#status").value, tag: $("#tag").value.trim(), sort: sortParam()});
   });
+  // A new order starts at its first page (a cursor belongs to one order).
+  $("#sort").addEventListener("change", () => go({sort: sortParam()}));
+
+  function sortParam() { return $("#sort").value === DEFAULT_SORT ? "" : $("#sort").value; }
   $("#clear-filters").addEventListener("click", (event) => { event.preventDefault(); go({q: "", status: "", tag: ""}); });
   $("#next-page").addEventListener("click", () => { if (nextCursor) go({...state(), before: nextCursor}); });
   $("#first-page").addEventListener("click", () => go({...state(), before: ""}));
