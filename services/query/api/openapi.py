@@ -693,7 +693,8 @@ def _paths() -> dict[str, dict[str, JsonSchema]]:
                            empty_is_absent=True),
                 ],
             ),
-            "post": _op("Create a heartbeat", {"201": heartbeat}, tag="heartbeats", body="HeartbeatCreate",
+            "post": _op("Create a heartbeat (``name``, and an ``interval`` or a ``schedule``)", {"201": heartbeat},
+                        tag="heartbeats", body="HeartbeatCreate",
                         write=True, operation_id="createHeartbeat"),
         },
         "/heartbeats/{id}": {
