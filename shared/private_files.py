@@ -32,35 +32,36 @@ def make_private(root: Path) -> None:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     changed: list[tuple[str, int]] = []
     refused: list[str] = []
-    for path in _tree(root):
+    top = str(root)
+    for path in _tree(top):
         try:
-            st = path.lstat()
+            st = os.lstat(path)
         except FileNotFoundError:  # removed meanwhile (a socket of a process that ended)
             continue
-        if stat.S_ISLNK(st.st_mode):
-            continue
         mode = stat.S_IMODE(st.st_mode)
-        if mode & PRIVATE_UMASK:
-            try:
-                os.chmod(path, mode & ~PRIVATE_UMASK)
-            except FileNotFoundError:
-                continue
-            except OSError:  # not ours (made by root?): say so, the rest still gets tightened
-                refused.append(str(path.relative_to(root)) or ".")
-                continue
-            changed.append((str(path.relative_to(root)) or ".", mode))
+        if not mode & PRIVATE_UMASK or stat.S_ISLNK(st.st_mode):
+            continue
+        name = os.path.relpath(path, top)
+        try:
+            os.chmod(path, mode & ~PRIVATE_UMASK)
+        except FileNotFoundError:
+            continue
+        except OSError:  # not ours (made by root?): say so, the rest still gets tightened
+            refused.append(name)
+            continue
+        changed.append((name, mode))
     if changed:
-        log.info("datadir.tightened", path=str(root), count=len(changed),
+        log.info("datadir.tightened", path=top, count=len(changed),
                  changed=[f"{name} {mode:04o}->{mode & ~PRIVATE_UMASK:04o}" for name, mode in changed[:SHOWN_CHANGES]])
     if refused:
-        log.warning("datadir.not_private", path=str(root), count=len(refused), paths=refused[:SHOWN_CHANGES])
+        log.warning("datadir.not_private", path=top, count=len(refused), paths=refused[:SHOWN_CHANGES])
 
 
-def _tree(root: Path) -> Iterator[Path]:
+def _tree(root: str) -> Iterator[str]:
     yield root
     for folder, dirs, files in os.walk(root):  # does not follow links to folders
         for name in dirs + files:
-            yield Path(folder) / name
+            yield os.path.join(folder, name)
 
 
 @contextmanager

@@ -22,7 +22,8 @@ auto-provisioning stops at twice the account's check limit): that count is what 
 ping key inflates and what costs (memory, and alerts to every channel), it is known to
 every ingest instance from the ``monitors`` topic, survives restarts, and deleting
 heartbeats makes room. Counting only those pings created would need a mark on each record
-that older records lack. Instances racing on Kafka may each create one past it at most.
+that older records lack. Ingest instances on Kafka can pass it by what they create before
+they read each other's records (a few, at most ``auto_create_per_minute`` each).
 """
 
 from __future__ import annotations
