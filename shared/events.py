@@ -265,6 +265,15 @@ class Alert(Event, tag="alert", kw_only=True):
     ``down`` alert repeated while the heartbeat stays down, id
     ``{monitor_id}:{incident}:reminder:{n}``, ``at_ms`` when it came due, ``down_since_ms``
     set). Always 0 on ``up`` alerts."""
+    last_ping_kind: Literal["success", "fail"] | None = None
+    """What the last check-in (the one at ``last_ping_ms``) said: ``success`` or ``fail``.
+    ``None`` when there was none, or the evaluator does not know (alerts and evaluator
+    snapshots from before this field existed)."""
+    last_ping_exit_code: int | None = None
+    """The last check-in's exit code (0-255), when it carried one."""
+    last_ping_message: str | None = None
+    """The last check-in's message as one line (controls and line breaks become spaces,
+    whitespace runs one space), at most 200 characters (cut with ``…``); ``None`` without one."""
 
 
 class RunMeasured(Event, tag="run", kw_only=True):
