@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import API_KEY
-from tests.e2e.test_dashboard import POLL_S, expect
+from tests.e2e.test_dashboard import BROWSER_ZONE, POLL_S, expect
 
 NAME = "Nightly Postgres dump"
 ZONE = "Europe/Berlin"
@@ -115,6 +115,13 @@ def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(serv
     expect(rows).to_have_count(3, timeout=(2 + 2 * POLL_S) * 1000)
     expect(status_line).to_contain_text("Up", timeout=(2 + 2 * POLL_S) * 1000)
     end, log, start = rows.nth(0), rows.nth(1), rows.nth(2)
+    # Times are the browser's (Berlin's here), and every one says so; so does the graph.
+    zone = page.evaluate(BROWSER_ZONE)
+    assert zone and zone != "UTC", zone
+    expect(status_line.locator("time").first).to_have_text(re.compile(" " + re.escape(zone) + "$"))
+    times = rows.locator("time").all_text_contents()
+    assert len(times) == 3 and all(t.endswith(" " + zone) for t in times), (times, zone)
+    expect(page.locator("#chart")).to_have_attribute("aria-label", re.compile(re.escape(zone)))
     expect(start).to_contain_text("start")
     expect(log).to_contain_text("log")
     for row in (start, log, end):
