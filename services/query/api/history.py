@@ -191,6 +191,8 @@ async def export_checkins(request: web.Request) -> web.StreamResponse:
         headers={
             "Content-Type": content_type,
             "Content-Disposition": f'attachment; filename="{monitor.id}-checkins.{extension}"',
+            # streamed, so the API's middleware cannot add it: job output is nobody else's to keep
+            "Cache-Control": "no-store",
         }
     )
     await response.prepare(request)

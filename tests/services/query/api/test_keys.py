@@ -216,7 +216,9 @@ async def test_every_answer_with_a_key_says_no_store(api):
                 made = await r.json()
     async with api.http.post(api.url + f"/heartbeats/{made['id']}/rotate-token", headers=tenant.headers) as r:
         answers[("POST", "/heartbeats/{id}/rotate-token")] = (r.status, r.headers.get("Cache-Control"))
+    async with api.http.get(api.url + f"/heartbeats/{made['id']}/export?format=csv", headers=tenant.headers) as r:
+        answers[("GET", "/heartbeats/{id}/export")] = (r.status, r.headers.get("Cache-Control"))  # streamed
     async with api.http.get(api.url + "/keys", headers={"Authorization": "Bearer pk_nobody"}) as r:
         answers[("GET", "/keys", "unknown key")] = (r.status, r.headers.get("Cache-Control"))
     assert {where: cache for where, (_, cache) in answers.items()} == {where: "no-store" for where in answers}, answers
-    assert [status for status, _ in answers.values()] == [201, 200, 200, 201, 200, 200, 404, 200, 401]
+    assert [status for status, _ in answers.values()] == [201, 200, 200, 201, 200, 200, 404, 200, 200, 401]
