@@ -7,6 +7,7 @@ import asyncio
 import os
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,6 +151,7 @@ def test_every_pingura_command_runs_under_umask_077(monkeypatch, tmp_path, comma
         seen.append(os.umask(0o077))
 
     monkeypatch.setattr(cli, "_run", run)
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # `serve` would install it for the whole test session
     monkeypatch.setenv("PINGURA_KAFKA_BOOTSTRAP", "127.0.0.1:1")
     with umask(0o022):
         assert cli.main([command, "--data-dir", str(tmp_path)]) == 0
