@@ -241,8 +241,12 @@ class BodyGate:
         if refused is None and request.body_exists:
             try:
                 await request.post()
-            except (ValueError, LookupError) as exc:  # not UTF-8, an unknown charset, broken multipart
-                return refuse_body(request, 400, f"the form cannot be read ({type(exc).__name__})")
+            except UnicodeDecodeError:
+                return refuse_body(request, 400, "the form cannot be read: it is not UTF-8")
+            except LookupError:
+                return refuse_body(request, 400, f"the form cannot be read: unknown charset {(request.charset or '')[:40]!r}")
+            except ValueError:  # multipart without its boundary, and the like
+                return refuse_body(request, 400, "the form cannot be read: it is not framed as its Content-Type says")
         return refused
 
     @web.middleware

@@ -66,8 +66,10 @@ async def forward(request: web.Request) -> web.StreamResponse:
     body = await request.read()  # decoded: its Content-Encoding is not passed on
     headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED)
     headers[PEER_HEADER] = request.remote or ""
-    url = URL.build(scheme="http", host="pingura", encoded=True, path=request.raw_path.split("?", 1)[0],
-                    query_string=request.query_string)
+    # As the client spelled them (``query_string`` is decoded: a %00 in it would be a raw NUL);
+    # rel_url: the path of an absolute-form target too.
+    url = URL.build(scheme="http", host="pingura", encoded=True, path=request.rel_url.raw_path,
+                    query_string=request.rel_url.raw_query_string)
     try:
         upstream = await request.app[UPSTREAM].request(request.method, url, headers=headers, data=body,
                                                        allow_redirects=False)

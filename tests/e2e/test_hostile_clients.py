@@ -155,6 +155,16 @@ async def test_a_body_whose_coding_is_garbled_is_400_not_500(server, path):
     assert_no_traceback(log.since())
 
 
+async def test_a_sign_in_form_from_an_origin_that_is_no_url_is_refused_not_a_500(server):
+    log = Log(server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(head("POST", "/login", 5, extra="Origin: http://[::1\r\n") + b"key=a")
+    response = await read_all(reader, 5)
+    writer.close()
+    assert status(response) == 403, response
+    assert_no_traceback(log.since())
+
+
 async def test_a_gzipped_api_body_is_read_once_decoded(server):
     data = gzip.compress(b'{"name": "zipped", "interval": 60, "grace": 60}')
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
@@ -169,17 +179,35 @@ ODD = [
     b"GET /heartbeats/%ff%00", b"GET /api/v1/heartbeats/a%00b", b"GET /api/v1/heartbeats/%ff%fe",
     b"DELETE /api/v1/heartbeats/%c0%ae%c0%ae", b"GET /ping/%ff%00", b"GET /api/heartbeat/%00/fail",
     b"GET /" + b"%ff" * 2000, b"GET /%2e%2e/%2e%2e/etc/passwd", b"OPTIONS *", b"CONNECT evil.example:443",
+    b"GET /api/v1/heartbeats?q=%ff%00&sort=%00&limit=%ff",
 ]
+SERVED_ANYWAY = [  # odd, but they name something that exists: anything but a server error
+    b"GET http://evil.example/api/v1/heartbeats?q=%00", b"GET /api/v1/heartbeats#%00", b"GET /channels?%00=%ff",
+    b"GET /api/v1/heartbeats?q=%ff%fe",
+]
+
+
+async def answer(server, line: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(line + f" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n".encode())
+    response = await read_all(reader, 5)
+    writer.close()
+    return response
 
 
 @pytest.mark.parametrize("line", ODD, ids=[o[:40].decode() for o in ODD])
 async def test_an_odd_path_is_a_4xx_never_a_server_error(server, line):
     log = Log(server)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(line + f" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n".encode())
-    response = await read_all(reader, 5)
-    writer.close()
+    response = await answer(server, line)
     assert 400 <= status(response) < 500, response[:300]
+    assert_no_traceback(log.since())
+
+
+@pytest.mark.parametrize("line", SERVED_ANYWAY, ids=[o[:40].decode() for o in SERVED_ANYWAY])
+async def test_an_odd_url_to_something_that_exists_is_never_a_server_error(server, line):
+    log = Log(server)
+    response = await answer(server, line)
+    assert status(response) < 500, response[:300]
     assert_no_traceback(log.since())
 
 

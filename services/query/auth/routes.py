@@ -59,7 +59,10 @@ def same_origin(request: web.Request, ctx: ApiContext) -> bool:
     hosts = {request.host.lower()}
     if _trusted_peer(request, ctx) and request.headers.get("X-Forwarded-Host"):
         hosts.add(_first(request.headers["X-Forwarded-Host"]))
-    return urlsplit(origin).netloc.lower() in hosts
+    try:
+        return urlsplit(origin).netloc.lower() in hosts
+    except ValueError:  # not a URL ("http://[::1"): no browser sent that from this site
+        return False
 
 
 def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
