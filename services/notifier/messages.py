@@ -29,6 +29,8 @@ from shared.events import Alert
 
 REASON_MAX_CHARS = 300
 """A job's failure message is the user's text: bounded so it cannot swamp a message."""
+CHECKIN_MESSAGE_MAX_CHARS = 200
+"""The last check-in's message as shown (the evaluator keeps no more; older alerts are cut again)."""
 DIGEST_MAX_LISTED = 25
 """A digest lists this many alerts, then says how many more there are."""
 DOWN_COLOR = "#d32f2f"
@@ -41,7 +43,8 @@ class MessageField:
 
     key: str
     """Stable machine name (``heartbeat``, ``status``, ``why``, ``since``, ``down_for``,
-    ``last_checkin``, ``tags``; a monitor id in a digest), for key/value formats."""
+    ``last_checkin``, ``exit_code`` and ``checkin_message`` (the last check-in's, when it
+    had them), ``tags``; a monitor id in a digest), for key/value formats."""
     label: str
     value: str
 
@@ -104,6 +107,21 @@ def heartbeat_url(dashboard_url: str, monitor_id: str) -> str:
     return f"{dashboard_url.rstrip('/')}/heartbeats/{monitor_id}"
 
 
+def alert_url(alert: Alert, dashboard_url: str) -> str:
+    """Where an alert's reader goes: its heartbeat's page; for a test notification, the channels page."""
+    if alert.kind == "test":
+        return f"{dashboard_url.rstrip('/')}/channels"
+    return heartbeat_url(dashboard_url, alert.monitor_id)
+
+
+def checkin_message(alert: Alert) -> str | None:
+    """The last check-in's message, one line and bounded (as the evaluator keeps it; an alert
+    from elsewhere is cleaned again)."""
+    if not alert.last_ping_message:
+        return None
+    return _one_line(alert.last_ping_message, CHECKIN_MESSAGE_MAX_CHARS) or None
+
+
 # the reason -------------------------------------------------------------------------------
 _ISO = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"
 _GOING_DOWN = re.compile(r"(\d+) consecutive problem\(s\) \(limit (\d+)\); latest: (.*)", re.DOTALL)
@@ -159,7 +177,7 @@ def render(alert: Alert, dashboard_url: str) -> Message:
     if alert.kind == "test":
         return _render_test(alert, dashboard_url)
     name = _one_line(alert.monitor_name, 200) or alert.monitor_id
-    url = heartbeat_url(dashboard_url, alert.monitor_id)
+    url = alert_url(alert, dashboard_url)
     why = explain(alert.reason)
     at = human_time(alert.at_ms)
     down = alert.kind == "down"
@@ -174,18 +192,29 @@ def render(alert: Alert, dashboard_url: str) -> Message:
     if not down or down_for is not None:
         fields.append(MessageField("down_for", "Down for", down_for or "unknown"))
     fields.append(MessageField("last_checkin", "Last check-in", last_checkin))
+    if alert.last_ping_ms is not None and alert.last_ping_exit_code is not None:
+        fields.append(MessageField("exit_code", "Exit code", str(alert.last_ping_exit_code)))
+    if alert.last_ping_ms is not None and (message := checkin_message(alert)) is not None:
+        fields.append(MessageField("checkin_message", "Check-in message", message))
     if alert.tags:
         fields.append(MessageField("tags", "Tags", ", ".join(alert.tags)))
 
+    # What the check-in said, in the sentence too: Telegram, ntfy and Pushover show only it.
+    # A down alert that this very failure raised already quotes it in ``why``.
+    repeated = down and not reminder and alert.last_ping_kind == "fail" and alert.last_ping_ms == alert.at_ms
+    said = "" if repeated else _said(alert)
+    said = f" ({said})" if said else ""
     if reminder:
         so_far = f" ({down_for} so far)" if down_for is not None else ""
-        sentence = f"is still down, since {since}{so_far}. {why}. Last check-in: {last_checkin}."
+        sentence = f"is still down, since {since}{so_far}. {why}. Last check-in: {last_checkin}{said}."
     elif down:
-        sentence = f"is down since {at}. {why}. Last check-in: {last_checkin}."
+        sentence = f"is down since {at}. {why}. Last check-in: {last_checkin}{said}."
     elif down_for is not None:
         sentence = f"is up again since {at}, after being down for {down_for}."
     else:
         sentence = f"recovered at {at}."
+    if not down and said:
+        sentence += f" Last check-in: {_KINDS.get(alert.last_ping_kind, 'a check-in')}{said}."
     state = "STILL DOWN" if reminder else "DOWN" if down else "UP"
     return Message(
         kind=alert.kind,
@@ -223,13 +252,30 @@ def _down_for(alert: Alert) -> str | None:
     return human_duration(alert.at_ms - alert.down_since_ms)
 
 
+_KINDS = {"success": "a success", "fail": "a failure"}
+
+
 def _last_checkin(alert: Alert) -> str:
+    """When, and whether it was a success or a failure (when the alert says)."""
     if alert.last_ping_ms is None:
         return "never"
     before = alert.at_ms - alert.last_ping_ms
     if alert.kind == "down" and before > 0:
-        return f"{human_time(alert.last_ping_ms)} ({human_duration(before)} earlier)"
-    return human_time(alert.last_ping_ms)
+        when = f"{human_time(alert.last_ping_ms)} ({human_duration(before)} earlier)"
+    else:
+        when = human_time(alert.last_ping_ms)
+    kind = _KINDS.get(alert.last_ping_kind or "")
+    return f"{when}, {kind}" if kind else when
+
+
+def _said(alert: Alert) -> str:
+    """``exit code 3, "disk full"``: what the last check-in carried; ``""`` for nothing."""
+    if alert.last_ping_ms is None:
+        return ""
+    parts = [f"exit code {alert.last_ping_exit_code}"] if alert.last_ping_exit_code is not None else []
+    if (message := checkin_message(alert)) is not None:
+        parts.append(f'"{message}"')
+    return ", ".join(parts)
 
 
 # many alerts ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import validate_url
 from services.notifier.logic import iso_utc_ms, webhook_payload
-from services.notifier.messages import heartbeat_url, render
+from services.notifier.messages import alert_url, heartbeat_url, render
 from shared.events import Alert
 from shared.settings import Settings
 
@@ -58,6 +58,9 @@ PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
     "title": lambda a, s: render(a, s.ping_base_url).title,
     "text": lambda a, s: render(a, s.ping_base_url).text,
     "last_checkin.at": lambda a, s: iso_utc_ms(a.last_ping_ms) if a.last_ping_ms is not None else "",
+    "last_checkin.kind": lambda a, s: a.last_ping_kind or "",
+    "last_checkin.exit_code": lambda a, s: str(a.last_ping_exit_code) if a.last_ping_exit_code is not None else "",
+    "last_checkin.message": lambda a, s: a.last_ping_message or "",
     "dashboard_url": lambda a, s: s.ping_base_url,
 }
 """What a body template may say, ``{{name}}`` -> its text for an alert. ``reason`` is the
@@ -130,7 +133,7 @@ class WebhookChannel(Channel):
             content_type = content_type or DEFAULT_TEMPLATE_CONTENT_TYPE
             body = render_body(config["body"], content_type, alert, settings).encode()
         else:
-            body = channel_http.encode_json(webhook_payload(alert))
+            body = channel_http.encode_json(default_payload(alert, settings))
             content_type = content_type or "application/json"
         headers = {**config.get("headers", {}), "Idempotency-Key": alert.id}
         if content_type and method != "GET":
@@ -140,6 +143,18 @@ class WebhookChannel(Channel):
         await channel_http.send(
             http, settings, config["url"], method=method, data=body if method != "GET" else None, headers=headers
         )
+
+
+def default_payload(alert: Alert, settings: Settings) -> dict:
+    """Pingura's JSON body (a public format, docs/events.md): the alert's fields, the page to
+    open (``url``) and what the last check-in said (``last_checkin``, null if there was none)."""
+    checkin = None
+    if alert.last_ping_ms is not None:
+        checkin = {
+            "at": iso_utc_ms(alert.last_ping_ms), "at_ms": alert.last_ping_ms, "kind": alert.last_ping_kind,
+            "exit_code": alert.last_ping_exit_code, "message": alert.last_ping_message,
+        }  # fmt: skip
+    return {**webhook_payload(alert), "url": alert_url(alert, settings.ping_base_url), "last_checkin": checkin}
 
 
 def signature_headers(secret: str, body: bytes, timestamp_s: int) -> dict[str, str]:

@@ -143,3 +143,31 @@ async def _committed_past_tick(bus) -> bool:
         if (await bus.committed("evaluator", tp) or 0) < bus.end_offset(tp):
             return False
     return True
+
+
+async def test_what_the_last_check_in_said_survives_a_restart_and_reaches_the_alert(tmp_path):
+    path = tmp_path / "bus.sqlite3"
+    bus = await open_bus(path)
+    evaluator = Evaluator(SETTINGS, bus, TOPICS)
+    await evaluator.start()
+    cfg = MonitorConfig(id="hb_a", project_id="p", name="a", token="t" * 32, interval_s=10, grace_s=0,
+                        created_ms=0, updated_ms=0)  # fmt: skip
+    await bus.publish(TOPICS.monitors, cfg.id, encode(cfg))
+    ping = Ping(id="1", monitor_id="hb_a", project_id="p", received_ms=1_000, kind="success", exit_code=0,
+                message="copied 12 files\n0 errors")  # fmt: skip
+    await bus.publish(TOPICS.pings, "hb_a", encode(ping))
+    await tick(bus, 2_000)
+    await until(lambda: _committed_past_tick(bus))
+    await evaluator.close()  # its snapshot holds the check-in; the restart reads no ping again
+    await bus.close()
+
+    bus = await open_bus(path)
+    evaluator = Evaluator(SETTINGS, bus, TOPICS)
+    await evaluator.start()
+    await tick(bus, 12_000)
+    [alert] = await until(lambda: events_on(bus, TOPICS.alerts, Alert))
+    assert (alert.last_ping_ms, alert.last_ping_kind, alert.last_ping_exit_code, alert.last_ping_message) == (
+        1_000, "success", 0, "copied 12 files 0 errors",
+    )  # fmt: skip
+    await evaluator.close()
+    await bus.close()

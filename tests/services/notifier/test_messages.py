@@ -153,3 +153,91 @@ def test_a_test_notification_says_the_channel_works_and_links_the_channels_page(
         "Test notification from Pingura, sent at 2023-11-14 22:13:20 UTC: if you can read this, the channel works."
     )
     assert message.url == "https://pingura.example.com/channels"
+
+
+# the last check-in (issue 15, item 19) ---------------------------------------------------
+def facts(message):
+    return {f.key: (f.label, f.value) for f in message.fields}
+
+
+def test_a_down_message_says_what_the_last_check_in_said_and_its_exit_code():
+    alert = make_alert(reason=MISSED, at_ms=AT_MS, last_ping_kind="success", last_ping_exit_code=0,
+                       last_ping_message="backup done: 1,204 files")  # fmt: skip
+
+    message = render(alert, DASHBOARD)
+
+    assert message.text.endswith(
+        'Last check-in: 2023-11-14 21:56:40 UTC (16 min 40 s earlier), a success (exit code 0, "backup done: 1,204 files").'
+    )
+    assert facts(message)["last_checkin"] == ("Last check-in", "2023-11-14 21:56:40 UTC (16 min 40 s earlier), a success")
+    assert facts(message)["exit_code"] == ("Exit code", "0")
+    assert facts(message)["checkin_message"] == ("Check-in message", "backup done: 1,204 files")
+    assert [f.key for f in message.fields][-4:] == ["last_checkin", "exit_code", "checkin_message", "tags"]
+
+
+def test_a_down_message_for_the_failure_itself_does_not_repeat_it_in_the_sentence():
+    alert = make_alert(reason=FAILED, at_ms=AT_MS, last_ping_ms=AT_MS, last_ping_kind="fail", last_ping_exit_code=3,
+                       last_ping_message="disk <full>")  # fmt: skip
+
+    message = render(alert, DASHBOARD)
+
+    assert message.text.count("disk <full>") == 1 and message.text.endswith("Last check-in: 2023-11-14 22:13:20 UTC, a failure.")
+    assert facts(message)["exit_code"][1] == "3" and facts(message)["checkin_message"][1] == "disk <full>"
+    assert "disk &lt;full&gt;" in message.html and "<full>" not in message.html
+
+
+def test_an_up_message_carries_the_recovering_check_in():
+    alert = make_alert(kind="up", reason="ping received after being down", at_ms=AT_MS, last_ping_ms=AT_MS,
+                       down_since_ms=AT_MS - 60_000, last_ping_kind="success", last_ping_message="OK")  # fmt: skip
+
+    message = render(alert, DASHBOARD)
+
+    assert message.text == (
+        'backup m1 is up again since 2023-11-14 22:13:20 UTC, after being down for 1 min. Last check-in: a success ("OK").'
+    )
+    assert facts(message)["checkin_message"][1] == "OK" and "exit_code" not in facts(message)
+
+
+def test_a_message_from_an_older_alert_is_cleaned_and_bounded_again():
+    alert = make_alert(last_ping_kind="fail", last_ping_message="a\nb\x1b[0m " + "y" * 400)
+
+    value = facts(render(alert, DASHBOARD))["checkin_message"][1]
+
+    assert value.startswith("a b [0m y") and len(value) == 200 and value.endswith("…")
+
+
+def test_an_alert_from_before_the_last_check_in_was_carried_says_only_when():
+    message = render(make_alert(reason=MISSED, at_ms=AT_MS), DASHBOARD)
+
+    assert message.text.endswith("Last check-in: 2023-11-14 21:56:40 UTC (16 min 40 s earlier).")
+    assert "exit_code" not in facts(message) and "checkin_message" not in facts(message)
+
+
+def test_every_kind_that_shows_a_message_shows_the_link_the_exit_code_and_what_the_job_said():
+    import json
+
+    from services.notifier.channels import CHANNELS
+    from services.notifier.channels.email import compose
+    from services.notifier.channels.ntfy import ntfy_payload
+    from services.notifier.channels.pushover import pushover_form
+    from services.notifier.channels.telegram import telegram_text
+
+    alert = make_alert(reason=MISSED, at_ms=AT_MS, last_ping_kind="fail", last_ping_exit_code=42,
+                       last_ping_message="rsync said no space left")  # fmt: skip
+    message = render(alert, DASHBOARD)
+    mail = compose(message, sender="p@example.com", to=["a@example.com"], subject_prefix="", message_id="<x@y>")
+    shown = {
+        kind: json.dumps(CHANNELS[kind].payload(message))
+        for kind in ("slack", "discord", "mattermost", "rocketchat", "teams", "googlechat")
+    }
+    shown |= {
+        "telegram": telegram_text(message),
+        "ntfy": json.dumps(ntfy_payload(message, {"topic": "t"})),
+        "pushover": json.dumps(pushover_form(message, {"token": "t", "user": "u"})),
+        "email (text)": mail.get_body(("plain",)).get_content(),
+        "email (html)": mail.get_body(("html",)).get_content(),
+    }
+    for kind, text in shown.items():
+        assert "https://pingura.example.com/heartbeats/m1" in text, kind
+        assert "rsync said no space left" in text, kind
+        assert "exit code" in text.lower() and "42" in text, kind

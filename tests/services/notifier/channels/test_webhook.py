@@ -6,8 +6,7 @@ import socket
 import pytest
 
 from services.notifier.channels import ChannelConfigError, TransportError
-from services.notifier.channels.webhook import WebhookChannel
-from services.notifier.logic import webhook_payload
+from services.notifier.channels.webhook import WebhookChannel, default_payload
 from services.notifier.safety import guarded_session
 from services.notifier.sending import try_send
 from tests.services.notifier.channels.vendor import vendor  # noqa: F401 (fixture)
@@ -30,7 +29,7 @@ async def test_it_posts_the_alert_as_json_with_an_idempotency_key(receiver, http
     await webhook.send(alert, config, http, settings)
 
     [request] = receiver.received("/hook")
-    assert request.body == webhook_payload(alert)
+    assert request.body == default_payload(alert, settings)
     assert request.headers["Idempotency-Key"] == alert.id
     assert request.headers["Authorization"] == "Bearer s3cret"
     assert request.headers["Content-Type"] == "application/json"
@@ -156,7 +155,7 @@ async def test_a_signed_request_carries_the_hmac_of_its_timestamp_and_exact_body
     assert timestamp.isdigit()
     expected = hmac.new(b"sh4red", timestamp.encode() + b"." + request.raw, hashlib.sha256).hexdigest()
     assert request.headers["X-Pingura-Signature"] == f"sha256={expected}"
-    assert json.loads(request.raw) == webhook_payload(make_alert())
+    assert json.loads(request.raw) == default_payload(make_alert(), settings)
 
 
 async def test_a_get_sends_no_body(vendor, http, settings):
@@ -256,3 +255,47 @@ async def test_a_bad_header_saved_before_this_check_fails_the_delivery_with_its_
     assert result.error.startswith("invalid channel config: config.headers.X-Token: must not contain control characters")
     assert receiver.received("/hook") == []
     assert "Traceback" not in caplog.text
+
+
+# the heartbeat's link and the last check-in (issue 15, item 19) ---------------------------
+async def test_the_default_body_links_the_heartbeat_and_says_what_the_last_check_in_said(receiver, http, settings):
+    alert = make_alert("m1", "down", last_ping_ms=1_699_999_000_000, last_ping_kind="fail", last_ping_exit_code=3,
+                       last_ping_message="disk full")  # fmt: skip
+
+    await webhook.send(alert, {"url": receiver.url("/hook")}, http, settings)
+
+    [request] = receiver.received("/hook")
+    assert request.body["url"] == f"{settings.ping_base_url.rstrip('/')}/heartbeats/m1"
+    assert request.body["last_checkin"] == {
+        "at": "2023-11-14T21:56:40.000Z", "at_ms": 1_699_999_000_000, "kind": "fail", "exit_code": 3,
+        "message": "disk full",
+    }  # fmt: skip
+    assert request.body["last_ping_at"] == "2023-11-14T21:56:40.000Z"  # still there, for existing receivers
+    assert request.body == default_payload(alert, settings)
+
+
+def test_the_default_body_of_a_heartbeat_that_never_checked_in_has_no_last_check_in(settings):
+    assert default_payload(make_alert(last_ping_ms=None), settings)["last_checkin"] is None
+
+
+def test_an_alert_from_before_the_check_in_was_carried_says_only_when(settings):
+    checkin = default_payload(make_alert(last_ping_ms=1_699_999_000_000), settings)["last_checkin"]
+    assert checkin == {"at": "2023-11-14T21:56:40.000Z", "at_ms": 1_699_999_000_000, "kind": None,
+                       "exit_code": None, "message": None}  # fmt: skip
+
+
+def test_a_test_notification_links_the_channels_page(settings):
+    from services.notifier.logic import alert_for_test
+
+    body = default_payload(alert_for_test(make_channel(), "test-1", 1_700_000_000_000), settings)
+    assert body["url"] == f"{settings.ping_base_url.rstrip('/')}/channels" and body["last_checkin"] is None
+
+
+async def test_a_template_can_say_what_the_last_check_in_said(vendor, http, settings):
+    body = '{"code": "{{last_checkin.exit_code}}", "said": "{{last_checkin.message}}", "was": "{{last_checkin.kind}}"}'
+    config = webhook.validate({"url": vendor.url("/hook"), "body": body}, settings)
+    alert = make_alert(last_ping_kind="fail", last_ping_exit_code=3, last_ping_message='said "no"')
+
+    await webhook.send(alert, config, http, settings)
+
+    assert json.loads(vendor.requests[0].raw) == {"code": "3", "said": 'said "no"', "was": "fail"}
