@@ -218,8 +218,8 @@ class BodyGate:
         arriving = not request.content.is_eof()  # not all of it came with the head
         if arriving:
             if self.arriving >= self.limit:
-                return refuse_body(request, 503, "busy: too many request bodies are arriving at once, retry in a moment",
-                                   {"Retry-After": str(BUSY_RETRY_AFTER_S)})
+                return refuse_body(request, 503, "busy: too many request bodies are arriving at once, retry in a "
+                                   "moment", {"Retry-After": str(BUSY_RETRY_AFTER_S)})
             self.arriving += 1
         try:
             async with asyncio.timeout(self.timeout_s if self.timeout_s > 0 else None):
@@ -244,7 +244,8 @@ class BodyGate:
             except UnicodeDecodeError:
                 return refuse_body(request, 400, "the form cannot be read: it is not UTF-8")
             except LookupError:
-                return refuse_body(request, 400, f"the form cannot be read: unknown charset {(request.charset or '')[:40]!r}")
+                charset = (request.charset or "")[:40]
+                return refuse_body(request, 400, f"the form cannot be read: unknown charset {charset!r}")
             except ValueError:  # multipart without its boundary, and the like
                 return refuse_body(request, 400, "the form cannot be read: it is not framed as its Content-Type says")
         return refused
@@ -265,7 +266,8 @@ class BodyGate:
 def refuse_body(request: web.Request, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
     """One line, in the API's JSON under ``/api/`` (naming the field, as the API does), else
     plain text; the connection closes after it (the rest of the body is not waited for)."""
-    log.info("http.body.refused", status=status, reason=reason, path=request.path, peer=str(request.remote))
+    log.info("http.body.refused", status=status, reason=reason, path=request.path[:MAX_REASON_CHARS],
+             peer=str(request.remote))
     if request.path.startswith("/api/"):
         response: web.Response = web.json_response({"error": reason, "field": "body"}, status=status, headers=headers)
     else:

@@ -189,7 +189,8 @@ SERVED_ANYWAY = [  # odd, but they name something that exists: anything but a se
 
 async def answer(server, line: bytes) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(line + f" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\nConnection: close\r\n\r\n".encode())
+    writer.write(line + f" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n".encode()
+                 + b"Connection: close\r\n\r\n")
     response = await read_all(reader, 5)
     writer.close()
     return response
