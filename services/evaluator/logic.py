@@ -119,10 +119,13 @@ def one_line(message: str | None) -> str | None:
     if not message:
         return None
     limit = CHECKIN_MESSAGE_MAX_CHARS
-    # Only the start can be kept: a 10,000-character body is not cleaned whole on every ping.
-    text = " ".join(_UNPRINTABLE.sub(" ", message[: 4 * limit]).split())
-    if not text:
-        return None
+    if len(message) <= limit and message.isprintable() and message[0] != " " != message[-1] and "  " not in message:
+        text = message  # already one clean line (the common case): no regex, no copy
+    else:
+        # Only the start can be kept: a 10,000-character body is not cleaned whole on every ping.
+        text = " ".join(_UNPRINTABLE.sub(" ", message[: 4 * limit]).split())
+        if not text:
+            return None
     if len(text) <= SHARED_MESSAGE_MAX_CHARS:
         return sys.intern(text)
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
