@@ -31,7 +31,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from services.ingest.app import TOKEN_INDEX, add_ingest_routes, attach
+from services.ingest.app import SETTINGS, TOKEN_INDEX, add_ingest_routes, attach
 from services.ingest.server import BodyGate, GuardedAppRunner
 from services.ingest.store import TokenIndex
 from services.ingest.token_snapshot import SnapshotFile
@@ -58,8 +58,9 @@ RETRY_AFTER_S = 2
 
 async def forward(request: web.Request) -> web.StreamResponse:
     """Pass a request that is not a ping to the serving process, and its answer back."""
-    # Read here, whole, within the deadline and the gate's bound (bounded by client_max_size
-    # too, as on the serving process): a trickled body never holds the serving process.
+    # Read here, whole, within the deadline and the gate's bound, and at most as large as the
+    # serving process takes (not the 1 MiB of a ping): a trickled body never holds it.
+    request = request.clone(client_max_size=request.app[SETTINGS].max_api_body_bytes)
     refused = await request.app[BODIES].read(request)
     if refused is not None:
         return refused

@@ -165,6 +165,15 @@ async def test_a_sign_in_form_from_an_origin_that_is_no_url_is_refused_not_a_500
     assert_no_traceback(log.since())
 
 
+@pytest.mark.parametrize("path", ["/login", "/api/v1/heartbeats"])
+async def test_a_body_that_inflates_past_the_api_limit_is_413_naming_that_limit(server, path):
+    bomb = gzip.compress(b'{"name": "' + b"0" * 10_000_000, 9)  # 10 MB in about 10 KB
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server.url}{path}", data=bomb, headers={
+                "Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": f"Bearer {API_KEY}"}) as r:
+            assert r.status == 413 and "larger than 65536 bytes" in await r.text()
+
+
 async def test_a_gzipped_api_body_is_read_once_decoded(server):
     data = gzip.compress(b'{"name": "zipped", "interval": 60, "grace": 60}')
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
