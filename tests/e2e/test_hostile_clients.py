@@ -168,9 +168,9 @@ async def test_a_sign_in_form_from_an_origin_that_is_no_url_is_refused_not_a_500
 @pytest.mark.parametrize("path", ["/login", "/api/v1/heartbeats"])
 async def test_a_body_that_inflates_past_the_api_limit_is_413_naming_that_limit(server, path):
     bomb = gzip.compress(b'{"name": "' + b"0" * 10_000_000, 9)  # 10 MB in about 10 KB
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": f"Bearer {API_KEY}"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server.url}{path}", data=bomb, headers={
-                "Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": f"Bearer {API_KEY}"}) as r:
+        async with http.post(f"{server.url}{path}", data=bomb, headers=headers) as r:
             assert r.status == 413 and "larger than 65536 bytes" in await r.text()
 
 
