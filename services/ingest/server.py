@@ -6,7 +6,8 @@ connection, and a few thousand such clients exhaust the process's file descripto
 (slowloris). Here a request's line and headers must arrive within ``header_timeout_s``
 of its first byte (of the connection's opening, for the first request), or the
 connection is closed without an answer. An idle connection between requests is left to
-the keep-alive timeout, and a body to its handler: ingest bounds its own.
+the keep-alive timeout, and a body to its route: ingest bounds its own, :class:`BodyGate`
+every other route's.
 
 Compressed bodies nobody read. aiohttp keeps reading an unread body for a while after
 answering (lingering), and inflates a compressed one as it arrives: a small zip bomb
