@@ -194,11 +194,12 @@ async def test_bad_input_gets_a_clear_error_and_loses_nothing(server, http):
     api_cases = [
         ({"name": "x", "interval": 0}, "interval"),
         ({"name": "x", "interval": "often"}, "interval"),
-        ({"name": "x", "grace": -1}, "grace"),
-        ({"name": "x", "max_consecutive_misses": 11}, "max_consecutive_misses"),
-        ({"name": "x", "channels": ["ch_nope"]}, "channels"),
-        ({"name": ""}, "name"),
-        ({"name": "x", "colour": "red"}, "colour"),
+        ({"name": "x", "interval": "1m", "grace": -1}, "grace"),
+        ({"name": "x", "interval": "1m", "max_consecutive_misses": 11}, "max_consecutive_misses"),
+        ({"name": "x", "interval": "1m", "channels": ["ch_nope"]}, "channels"),
+        ({"name": "", "interval": "1m"}, "name"),
+        ({"name": "x", "interval": "1m", "colour": "red"}, "colour"),
+        ({"name": "x"}, "interval"),
     ]
     for body, field in api_cases:
         async with http.post(api, json=body) as r:
