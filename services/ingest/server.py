@@ -57,6 +57,10 @@ log = structlog.get_logger()
 _HTTP_1 = frozenset({HttpVersion10, HttpVersion11})
 MAX_REASON_CHARS = 150
 BUSY_RETRY_AFTER_S = 1
+# After refusing a body, read and drop what keeps coming this long before closing: a socket
+# closed with unread bytes sends a reset, which can reach the client before it has read the
+# answer, and it then sees "connection reset" instead of the 408 or 503.
+REFUSAL_LINGER_S = 0.5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -266,7 +270,8 @@ class BodyGate:
 
 def refuse_body(request: web.Request, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
     """One line, in the API's JSON under ``/api/`` (naming the field, as the API does), else
-    plain text; the connection closes after it (the rest of the body is not waited for)."""
+    plain text; the connection closes after it (what comes of the body meanwhile is read and
+    dropped for ``REFUSAL_LINGER_S`` at most, not waited for)."""
     log.info("http.body.refused", status=status, reason=reason, path=request.path[:MAX_REASON_CHARS],
              peer=str(request.remote))
     if request.path.startswith("/api/"):
@@ -274,5 +279,6 @@ def refuse_body(request: web.Request, status: int, reason: str, headers: dict[st
     else:
         response = web.Response(status=status, text=reason + "\n", headers=headers)
     response.force_close()
-    request.protocol._lingering_time = 0.0  # type: ignore[attr-defined]  # close now, do not read on
+    protocol: Any = request.protocol  # not lingering at all on a compressed body: see data_received
+    protocol._lingering_time = min(protocol._lingering_time, REFUSAL_LINGER_S)
     return response

@@ -77,7 +77,12 @@ async def trickle(port: int, path: str, every_s: float = 0.2) -> tuple[bytes, fl
 
     dripping = asyncio.create_task(drip())
     try:
-        response = await read_all(reader, BODY_TIMEOUT_S + 5)
+        # Stop sending once the answer begins, as a client does: bytes sent to a socket the
+        # server has closed are answered with a reset, which asyncio's reader raises ahead of
+        # the answer it holds (the server lingers a moment after a refusal for the same reason).
+        first = await asyncio.wait_for(reader.read(1), BODY_TIMEOUT_S + 5)
+        dripping.cancel()
+        response = first + await read_all(reader, 5)
         return response, time.monotonic() - began
     finally:
         dripping.cancel()
