@@ -214,6 +214,11 @@ class Channel(abc.ABC):
         common = {name: checked.pop(name) for name in _COMMON_NAMES if name in checked}
         return {**self.normalize(checked, settings), **_check_common(common)}
 
+    def unavailable(self, settings: Settings) -> str | None:
+        """Why no channel of this kind can be made on this server (a server-wide setting it
+        needs is missing), or None; the channel form shows such a kind disabled with it."""
+        return None
+
     def normalize(self, config: dict, settings: Settings) -> dict:
         """The kind's own checks of a config already of the declared shape; the normalized config."""
         return config

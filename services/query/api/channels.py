@@ -71,13 +71,12 @@ async def get_channel(request: web.Request) -> web.Response:
 
 
 async def list_channel_kinds(request: web.Request) -> web.Response:
-    """Each kind says whether this server can make it (``available``), and if not why: a kind
-    that needs a server-wide setting (email: an SMTP server) declares ``unavailable(settings)``."""
+    """Each kind says whether this server can make it (``available``), and if not why
+    (``Channel.unavailable``: email without an SMTP server)."""
     settings = request.app[API].settings
     kinds = []
     for kind in channel_kinds():
-        declared = getattr(CHANNELS[kind["kind"]], "unavailable", None)
-        reason = declared(settings) if declared is not None else None
+        reason = CHANNELS[kind["kind"]].unavailable(settings)
         kinds.append({**kind, "available": reason is None, **({"unavailable_reason": reason} if reason else {})})
     return web.json_response({"kinds": kinds})
 
