@@ -11,7 +11,7 @@ many first pings arrive together:
   of the compacted ``monitors`` topic at the same revision: one heartbeat, whichever copy
   is last (the copies differ only in their token, which nobody has been shown yet).
 
-Created with the API's defaults (interval 1 day, grace 1 hour), named after the slug, and
+Created with the slug defaults (interval 1 day, grace 1 hour), named after the slug, and
 given all of the project's channels, so it alerts someone. A project may turn creation
 off (``auto_create``), and each project may create at most ``auto_create_per_minute``
 heartbeats a minute per ingest instance (a token bucket: bursts up to that many), and none
