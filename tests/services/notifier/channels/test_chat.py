@@ -10,6 +10,7 @@ import pytest
 from services.notifier.channels import CHANNELS
 from services.notifier.channels.chat import ZERO_WIDTH_SPACE, IncomingWebhookChannel, inert, markdown
 from services.notifier.messages import render, render_digest
+from tests.services.notifier.channels.vendor import http, vendor  # noqa: F401
 from tests.services.notifier.support import make_alert
 
 HOSTILE = "@channel @all @here @everyone <!channel> <!here> <users/all> <@&123> [click me](http://evil.example)"
@@ -66,3 +67,23 @@ def test_markdown_text_escapes_every_markup_character_it_could_hold():
         f"\\#{ZERO_WIDTH_SPACE} h\n\\- item\n  12\\. one\n\\> quote\n2023-11-14 3.5"
     )
     assert markdown("@channel") == f"@{ZERO_WIDTH_SPACE}channel"
+
+
+@pytest.mark.parametrize("kind", ["mattermost", "rocketchat"])  # one payload shape: Markdown attachments
+async def test_a_jobs_markup_and_mentions_arrive_as_written_and_ping_no_one(kind, vendor, http, settings):
+    said = "@channel @all <!channel> [click me](http://evil.example) **now**"
+    alert = make_alert("m1", "down", monitor_name="db @here", reason=f"job reported failure at 2023-11-14T22:13:20.123Z: {said}")
+
+    await CHANNELS[kind].send(alert, {"url": vendor.url("/hooks/abc123")}, http, settings)
+
+    body = vendor.requests[0].json
+    [attachment] = body["attachments"]
+    ZW = ZERO_WIDTH_SPACE
+    assert body["text"] == attachment["title"] == attachment["fallback"] == f"DOWN: db @{ZW}here"
+    # Markdown there: escaped (it reads as written) and no mention left in it.
+    assert (
+        f'"@{ZW}channel @{ZW}all \\<{ZW}!channel\\> \\[click me\\]{ZW}(http://evil.example) \\*\\*now\\*\\*"'
+        in attachment["text"]
+    )
+    [why] = [field["value"] for field in attachment["fields"] if field["title"] == "Why"]
+    assert f"@{ZW}channel" in why and "\\[click me\\]" in why

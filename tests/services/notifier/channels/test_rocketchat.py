@@ -2,7 +2,6 @@ import pytest
 
 from services.notifier.channels import ChannelConfigError, validate_channel
 from services.notifier.channels.rocketchat import RocketChatChannel
-from services.notifier.channels.chat import ZERO_WIDTH_SPACE as ZW
 from tests.services.notifier.channels.vendor import assert_failures_are_classified, http, vendor  # noqa: F401
 from tests.services.notifier.support import make_alert
 
@@ -40,21 +39,3 @@ def test_the_webhook_url_is_required_and_an_http_url(settings):
         validate_channel("rocketchat", {}, settings)
     with pytest.raises(ChannelConfigError, match=r"^config\.url: must be a URL"):
         validate_channel("rocketchat", {"url": 3}, settings)
-
-
-async def test_a_jobs_markup_and_mentions_arrive_as_written_and_ping_no_one(vendor, http, settings):
-    said = "@channel @all <!channel> [click me](http://evil.example) **now**"
-    alert = make_alert("m1", "down", monitor_name="db @here", reason=f"job reported failure at 2023-11-14T22:13:20.123Z: {said}")
-
-    await rocketchat.send(alert, {"url": vendor.url("/hooks/abc123")}, http, settings)
-
-    body = vendor.requests[0].json
-    [attachment] = body["attachments"]
-    assert body["text"] == attachment["title"] == attachment["fallback"] == f"DOWN: db @{ZW}here"
-    # Markdown there: escaped (it reads as written) and no mention left in it.
-    assert (
-        f'"@{ZW}channel @{ZW}all \\<{ZW}!channel\\> \\[click me\\]{ZW}(http://evil.example) \\*\\*now\\*\\*"'
-        in attachment["text"]
-    )
-    [why] = [field["value"] for field in attachment["fields"] if field["title"] == "Why"]
-    assert f"@{ZW}channel" in why and "\\[click me\\]" in why
