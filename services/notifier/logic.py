@@ -24,11 +24,19 @@ def iso_utc_ms(at_ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def webhook_payload(alert: Alert) -> dict:
+def webhook_payload(alert: Alert, url: str) -> dict:
     """The JSON body of a webhook: a public format, documented in docs/events.md.
 
-    Top-level ``kind`` ("down"/"up") names the alert so receivers can route on one field.
+    Top-level ``kind`` ("down"/"up") names the alert so receivers can route on one field;
+    ``url`` is the page to open; ``last_checkin`` says what the last check-in said (null if
+    there was none; its kind, exit code and message null for alerts older than them).
     """
+    checkin = None
+    if alert.last_ping_ms is not None:
+        checkin = {
+            "at": iso_utc_ms(alert.last_ping_ms), "at_ms": alert.last_ping_ms, "kind": alert.last_ping_kind,
+            "exit_code": alert.last_ping_exit_code, "message": alert.last_ping_message,
+        }  # fmt: skip
     return {
         "kind": alert.kind,
         "alert_id": alert.id,
@@ -40,6 +48,8 @@ def webhook_payload(alert: Alert) -> dict:
         "project_id": alert.project_id,
         "consecutive_problems": alert.consecutive_problems,
         "last_ping_at": iso_utc_ms(alert.last_ping_ms) if alert.last_ping_ms is not None else None,
+        "url": url,
+        "last_checkin": checkin,
     }
 
 

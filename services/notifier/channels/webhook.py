@@ -133,7 +133,7 @@ class WebhookChannel(Channel):
             content_type = content_type or DEFAULT_TEMPLATE_CONTENT_TYPE
             body = render_body(config["body"], content_type, alert, settings).encode()
         else:
-            body = channel_http.encode_json(default_payload(alert, settings))
+            body = channel_http.encode_json(webhook_payload(alert, alert_url(alert, settings.ping_base_url)))
             content_type = content_type or "application/json"
         headers = {**config.get("headers", {}), "Idempotency-Key": alert.id}
         if content_type and method != "GET":
@@ -143,18 +143,6 @@ class WebhookChannel(Channel):
         await channel_http.send(
             http, settings, config["url"], method=method, data=body if method != "GET" else None, headers=headers
         )
-
-
-def default_payload(alert: Alert, settings: Settings) -> dict:
-    """Pingura's JSON body (a public format, docs/events.md): the alert's fields, the page to
-    open (``url``) and what the last check-in said (``last_checkin``, null if there was none)."""
-    checkin = None
-    if alert.last_ping_ms is not None:
-        checkin = {
-            "at": iso_utc_ms(alert.last_ping_ms), "at_ms": alert.last_ping_ms, "kind": alert.last_ping_kind,
-            "exit_code": alert.last_ping_exit_code, "message": alert.last_ping_message,
-        }  # fmt: skip
-    return {**webhook_payload(alert), "url": alert_url(alert, settings.ping_base_url), "last_checkin": checkin}
 
 
 def signature_headers(secret: str, body: bytes, timestamp_s: int) -> dict[str, str]:

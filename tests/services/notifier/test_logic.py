@@ -5,7 +5,7 @@ from tests.services.notifier.support import make_alert, make_channel
 def test_the_webhook_payload_names_the_alert_and_its_monitor():
     alert = make_alert("m1", "down", incident=7, at_ms=1_700_000_000_123, last_ping_ms=1_699_999_999_000)
 
-    assert webhook_payload(alert) == {
+    assert webhook_payload(alert, "http://pingura.example/heartbeats/m1") == {
         "kind": "down",
         "alert_id": "m1:7:down",
         "incident": 7,
@@ -16,11 +16,14 @@ def test_the_webhook_payload_names_the_alert_and_its_monitor():
         "project_id": "p1",
         "consecutive_problems": 2,
         "last_ping_at": "2023-11-14T22:13:19.000Z",
+        "url": "http://pingura.example/heartbeats/m1",
+        "last_checkin": {"at": "2023-11-14T22:13:19.000Z", "at_ms": 1_699_999_999_000, "kind": None,
+                         "exit_code": None, "message": None},
     }
 
 
 def test_a_monitor_that_never_pinged_has_no_last_ping_time():
-    assert webhook_payload(make_alert(last_ping_ms=None))["last_ping_at"] is None
+    assert webhook_payload(make_alert(last_ping_ms=None), "")["last_ping_at"] is None
 
 
 def test_times_are_utc_with_milliseconds():
@@ -57,4 +60,4 @@ def test_a_test_notification_is_an_alert_of_kind_test_with_no_heartbeat_behind_i
 
     assert (alert.kind, alert.monitor_id, alert.reason, alert.channels) == ("test", "", TEST_REASON, ["c9"])
     assert alert.project_id == "p1"
-    assert webhook_payload(alert)["kind"] == "test"
+    assert webhook_payload(alert, "")["kind"] == "test"

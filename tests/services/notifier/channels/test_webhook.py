@@ -6,13 +6,20 @@ import socket
 import pytest
 
 from services.notifier.channels import ChannelConfigError, TransportError
-from services.notifier.channels.webhook import WebhookChannel, default_payload
+from services.notifier.channels.webhook import WebhookChannel
+from services.notifier.logic import webhook_payload
+from services.notifier.messages import alert_url
 from services.notifier.safety import guarded_session
 from services.notifier.sending import try_send
 from tests.services.notifier.channels.vendor import vendor  # noqa: F401 (fixture)
 from tests.services.notifier.support import make_alert, make_channel
 
 webhook = WebhookChannel()
+
+
+def default_payload(alert, settings) -> dict:
+    """The body a webhook without a template sends."""
+    return webhook_payload(alert, alert_url(alert, settings.ping_base_url))
 
 
 @pytest.fixture
