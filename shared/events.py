@@ -233,6 +233,10 @@ class Missed(Event, tag="missed", kw_only=True):
     consecutive: int
 
 
+CHECKIN_MESSAGE_MAX_CHARS = 200
+"""A check-in's message as the evaluator keeps it and an alert carries it: one line, at most this long."""
+
+
 class Alert(Event, tag="alert", kw_only=True):
     """An alert for people. Key: ``monitor_id``; per-monitor order is kept.
 
@@ -273,7 +277,8 @@ class Alert(Event, tag="alert", kw_only=True):
     """The last check-in's exit code (0-255), when it carried one."""
     last_ping_message: str | None = None
     """The last check-in's message as one line (controls and line breaks become spaces,
-    whitespace runs one space), at most 200 characters (cut with ``…``); ``None`` without one."""
+    whitespace runs one space), at most ``CHECKIN_MESSAGE_MAX_CHARS`` (cut with ``…``);
+    ``None`` without one."""
 
 
 class RunMeasured(Event, tag="run", kw_only=True):

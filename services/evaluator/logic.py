@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from services.evaluator.schedule import next_run_ms
-from shared.events import Alert, MonitorConfig, Missed, Ping, RunMeasured, StatusChanged
+from shared.events import CHECKIN_MESSAGE_MAX_CHARS, Alert, MonitorConfig, Missed, Ping, RunMeasured, StatusChanged
 
 Output = StatusChanged | Missed | RunMeasured | Alert
 _NEVER = sys.maxsize
@@ -83,8 +83,6 @@ class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
 _NO_RULES = Rules()
 _EMPTY = Extra()
 
-CHECKIN_MESSAGE_MAX_CHARS = 200
-"""A check-in's message as kept (and put on alerts): one line, at most this long."""
 SHARED_MESSAGE_MAX_CHARS = 40
 """Messages up to this long are interned: short ones are mostly status words that many
 monitors repeat ("OK", "backup done"), so a fleet of the same job holds one copy; longer

@@ -25,12 +25,10 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from services.notifier.logic import iso_utc_ms
-from shared.events import Alert
+from shared.events import CHECKIN_MESSAGE_MAX_CHARS, Alert
 
 REASON_MAX_CHARS = 300
 """A job's failure message is the user's text: bounded so it cannot swamp a message."""
-CHECKIN_MESSAGE_MAX_CHARS = 200
-"""The last check-in's message as shown (the evaluator keeps no more; older alerts are cut again)."""
 DIGEST_MAX_LISTED = 25
 """A digest lists this many alerts, then says how many more there are."""
 DOWN_COLOR = "#d32f2f"
