@@ -137,16 +137,17 @@ class KeyIndex:
         found = self.find(secret)
         if found is not None:
             return found
-        throttle = self.failures if address is not None else None
-        if throttle is not None:
-            throttle.check(address)  # type: ignore[arg-type]
-            # Counted before the wait, not after: guesses sent all at once would otherwise
-            # all pass the check while the first of them waits.
-            throttle.failed(address)  # type: ignore[arg-type]
+        throttle = self.failures
+        if throttle is None or address is None:
+            return self.find(secret) if await self.sync() else None
+        throttle.check(address)
+        # Counted before the wait, not after: guesses sent all at once would otherwise all
+        # pass the check while the first of them waits.
+        throttle.failed(address)
         if await self.sync():
             found = self.find(secret)
-        if found is not None and throttle is not None:
-            throttle.forgive(address)  # type: ignore[arg-type]  # made a moment ago: no failure
+        if found is not None:
+            throttle.forgive(address)  # made a moment ago: no failure
         return found
 
     def get(self, key_id: str) -> ApiKey | None:
