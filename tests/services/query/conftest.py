@@ -92,6 +92,29 @@ class Api:
     ctx: ApiContext
 
 
+def starter(stack: AsyncExitStack):
+    """``started(part)``: the part started, and closed with ``stack``."""
+
+    async def started(part):
+        await part.start()
+        stack.push_async_callback(part.close)
+        return part
+
+    return started
+
+
+async def serve_api(stack: AsyncExitStack, ctx: ApiContext) -> str:
+    """The API at /api/v1 and the session routes, as ``pingura serve`` mounts them, served
+    over real HTTP until ``stack`` closes; the API's URL."""
+    root = web.Application(client_max_size=ctx.settings.max_api_body_bytes)
+    root.add_subapp("/api/v1", api_app(ctx))
+    add_session_routes(root, ctx)
+    server = TestServer(root)
+    await server.start_server()
+    stack.push_async_callback(server.close)
+    return str(server.make_url("/api/v1"))
+
+
 def _revision(event) -> int:
     return getattr(event, "revision", 0) or getattr(event, "updated_ms", 0)
 
@@ -116,11 +139,7 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
         await bus.start()
         stack.push_async_callback(bus.close)
         await bus.ensure_topics(topics.specs(1))
-
-        async def started(part):
-            await part.start()
-            stack.push_async_callback(part.close)
-            return part
+        started = starter(stack)
 
         projects = await started(ProjectsView(bus, topics.projects))
         projects.put(ProjectConfig(id="prj_admin", name="admin", api_key_hashes=[hash_api_key(API_KEY)],
@@ -135,12 +154,7 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
             sessions=Sessions(load_secret(settings), settings.session_ttl_s,
                               await started(RevokedSessions(bus, topics.revoked_sessions))),
         )  # fmt: skip
-        root = web.Application(client_max_size=settings.max_api_body_bytes)
-        root.add_subapp("/api/v1", api_app(ctx))
-        add_session_routes(root, ctx)
-        server = TestServer(root)
-        await server.start_server()
-        stack.push_async_callback(server.close)
+        url = await serve_api(stack, ctx)
         http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
         stack.push_async_callback(http.close)
-        yield Api(str(server.make_url("/api/v1")), http, ctx)
+        yield Api(url, http, ctx)
