@@ -8,7 +8,7 @@ BIN = $(VENV)/bin
 PORT ?= 8080
 DATA_DIR ?= pingura-data
 
-.PHONY: run test install install-test test-tools bench clean
+.PHONY: run test lint install install-test test-tools bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test-tools:
 
 test: install-test test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(BIN)/python
 	$(BIN)/pip install -q -e ".[test,bench]"
