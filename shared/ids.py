@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import itertools
 import secrets
-import time
 
 TOKEN_BYTES = 24
 TOKEN_CHARS = 32  # 24 bytes in base64: no padding, no spare bits
@@ -74,6 +73,3 @@ class PingIds:
 
 new_ping_id = PingIds()
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -40,8 +40,9 @@ from services.ingest.logic import (
 from services.ingest.provision import Provisioner
 from services.ingest.store import TokenIndex
 from shared.bus import Bus, BusUnavailable
+from shared.clock import now_ms
 from shared.events import Ping, encode
-from shared.ids import new_ping_id, now_ms, token_key
+from shared.ids import new_ping_id, token_key
 from shared.settings import Settings
 from shared.topics import Topics
 

@@ -38,8 +38,9 @@ import structlog
 from services.ingest.logic import PingRejected, slug_monitor_id
 from services.ingest.store import TokenIndex
 from shared.bus import Bus
+from shared.clock import now_ms
 from shared.events import MonitorConfig, encode
-from shared.ids import new_token, now_ms
+from shared.ids import new_token
 from shared.topics import Topics
 
 log = structlog.get_logger()

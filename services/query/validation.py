@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from services.evaluator.schedule import InvalidSchedule, zone
 from services.evaluator.schedule import check as check_schedule
+from shared.clock import now_ms
 from shared.durations import parse_duration_s
-from shared.ids import now_ms
 
 MAX_CHANNELS = 50
 MAX_CHANNEL_ID_CHARS = 64

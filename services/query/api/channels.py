@@ -14,8 +14,9 @@ from services.notifier.channels import CHANNELS, channel_kinds, shown_config, va
 from services.query.api.context import API, PROJECT
 from services.query.api.errors import json_body, not_found
 from services.query.validation import InvalidField, iso, name_field
+from shared.clock import now_ms
 from shared.events import ChannelConfig
-from shared.ids import new_id, now_ms
+from shared.ids import new_id
 
 log = structlog.get_logger()
 

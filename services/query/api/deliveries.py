@@ -27,8 +27,9 @@ from services.query.api.errors import not_found
 from services.query.store import MAX_PAGE_ROWS, decode_cursor
 from services.query.validation import InvalidField, parse_whole_number
 from shared.bus import BusUnavailable
+from shared.clock import now_ms
 from shared.events import ChannelConfig, DeliveryAttempt, encode
-from shared.ids import new_id, now_ms
+from shared.ids import new_id
 
 log = structlog.get_logger()
 

@@ -26,7 +26,7 @@ from services.query.auth.sessions import CSRF_HEADER
 from services.query.auth.throttle import Throttled, client_address
 from services.query.validation import InvalidField
 from shared.bus import BusUnavailable
-from shared.ids import now_ms
+from shared.clock import now_ms
 
 log = structlog.get_logger()
 

@@ -16,8 +16,9 @@ from services.query.api.errors import json_body, not_found
 from services.query.catalog import SORTS, STATUSES, BadCursor
 from services.query.status_view import next_expected_ms, shown_status
 from services.query.validation import InvalidField, iso, monitor_fields, parse_whole_number
+from shared.clock import now_ms
 from shared.events import MonitorConfig
-from shared.ids import new_id, new_token, now_ms
+from shared.ids import new_id, new_token
 
 log = structlog.get_logger()
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000

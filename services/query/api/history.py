@@ -20,8 +20,8 @@ from services.query.api.errors import not_found
 from services.query.api.heartbeats import monitor_or_404
 from services.query.store import MAX_PAGE_ROWS, UPTIME_WINDOWS_MS, decode_cursor
 from services.query.validation import InvalidField, iso, parse_range_ms, parse_time_ms, parse_whole_number
+from shared.clock import now_ms
 from shared.durations import parse_duration_s
-from shared.ids import now_ms
 
 EXPORT_COLUMNS = [
     "id", "received_at", "kind", "exit_code", "status", "message", "duration", "duration_raw",

@@ -14,8 +14,9 @@ import structlog
 
 from services.query.auth.keys import KeyIndex, ProjectsView
 from shared.bus import Bus
+from shared.clock import now_ms
 from shared.events import ApiKey, ProjectConfig, encode
-from shared.ids import hash_api_key, new_api_key, new_id, now_ms
+from shared.ids import hash_api_key, new_api_key, new_id
 from shared.topics import Topics
 
 log = structlog.get_logger()

@@ -18,8 +18,8 @@ import structlog
 
 from shared.bus import Bus, Record
 from shared.bus.view import TopicFollower, decode_as
+from shared.clock import now_ms
 from shared.events import SessionRevoked, encode
-from shared.ids import now_ms
 
 log = structlog.get_logger()
 

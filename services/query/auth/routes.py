@@ -17,7 +17,7 @@ from services.query.api.context import ApiContext
 from services.query.auth.sessions import COOKIE, CSRF_HEADER
 from services.query.auth.throttle import Throttled, client_address
 from shared.bus import BusUnavailable
-from shared.ids import now_ms
+from shared.clock import now_ms
 
 log = structlog.get_logger()
 

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from services.query.auth.sessions import COOKIE
-from shared.ids import now_ms
+from shared.clock import now_ms
 from tests.services.query.api.tenants import Tenant, new_tenant
 from tests.services.query.factories import a_ping
 
