@@ -9,7 +9,6 @@ module's API is allowed to reach.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 
@@ -19,6 +18,7 @@ import pytest_asyncio
 from services.notifier.logic import TEST_REASON
 from services.query.consumer import HistoryWriter
 from shared.events import Alert, Delivery, DeliveryAttempt
+from tests.polling import eventually
 from tests.services.notifier.support import Receiver
 from tests.services.query.api.tenants import Tenant, new_tenant
 
@@ -52,16 +52,6 @@ def now_ms() -> int:
 
 def iso(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-async def eventually(check, timeout_s: float = 10.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout_s} s; last: {value!r}"
-        await asyncio.sleep(0.05)
 
 
 async def a_heartbeat_and_channel(api, url: str) -> tuple[Tenant, str, str]:
@@ -172,7 +162,7 @@ async def test_the_test_button_sends_a_test_notification_and_records_the_try(api
     assert request.body["kind"] == "test" and request.body["reason"] == TEST_REASON
     assert request.headers["Idempotency-Key"] == request.body["alert_id"]
 
-    rows = await eventually(lambda: _deliveries(tenant, f"/channels/{channel}/deliveries"))
+    rows = await eventually(lambda: _deliveries(tenant, f"/channels/{channel}/deliveries"), timeout_s=10.0)
     assert [(r["kind"], r["outcome"], r["attempt"], r["status_code"], r["heartbeat_id"]) for r in rows] == [
         ("test", "delivered", 1, 200, None)
     ]  # fmt: skip
@@ -186,7 +176,7 @@ async def test_a_failing_test_says_why_and_is_no_dead_letter(api, receiver):
     answer = await tenant.ok("POST", f"/channels/{channel}/test")
 
     assert (answer["ok"], answer["status_code"]) == (False, 500) and "500" in answer["error"]
-    rows = await eventually(lambda: _deliveries(tenant, f"/channels/{channel}/deliveries"))
+    rows = await eventually(lambda: _deliveries(tenant, f"/channels/{channel}/deliveries"), timeout_s=10.0)
     assert rows[0]["outcome"] == "failed"
     assert (await tenant.ok("GET", "/deliveries/failed"))["failed"] == []
 
@@ -219,7 +209,7 @@ async def test_a_dead_letter_is_listed_and_sent_again_once(api, receiver):
     assert answer == {"ok": True, "status_code": 200, "latency_ms": answer["latency_ms"], "attempt": 3}
     [request] = receiver.received("/hook")
     assert request.body["alert_id"] == alert.id and request.headers["Idempotency-Key"] == alert.id
-    await eventually(lambda: _failed_ids(tenant, want=[]))
+    await eventually(lambda: _failed_ids(tenant, want=[]), timeout_s=10.0)
     rows = (await tenant.ok("GET", f"/heartbeats/{hb}/deliveries"))["deliveries"]
     assert [(r["attempt"], r["outcome"], r["resend"]) for r in rows] == [
         (3, "delivered", True), (2, "failed", False), (1, "retrying", False),
@@ -235,7 +225,7 @@ async def test_a_resend_that_fails_again_stays_listed_with_its_new_error(api, re
     answer = await tenant.ok("POST", f"/deliveries/failed/{alert.id}|{channel}/resend")
 
     assert (answer["ok"], answer["status_code"], answer["attempt"]) == (False, 500, 2)
-    [row] = await eventually(lambda: _failed_rows(tenant, attempts=2))
+    [row] = await eventually(lambda: _failed_rows(tenant, attempts=2), timeout_s=10.0)
     assert row["status_code"] == 500 and "500" in row["error"]
 
 
