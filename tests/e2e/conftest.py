@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests import polling
 from tests.real_services import missing_tool
 
 API_KEY = "pk_test_" + "k" * 40
@@ -73,18 +72,19 @@ class Server:
             [sys.executable, "-m", "services.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pingura serve exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    if not wait_ready or self.ready():
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"pingura serve did not get ready: {self.log_path.read_text()[-3000:]}")
+        try:
+            polling.eventually_sync(lambda: self._up(wait_ready), timeout_s=60, interval_s=0.1)
+        except AssertionError:
+            raise RuntimeError(f"pingura serve did not get ready: {self.log_path.read_text()[-3000:]}") from None
+
+    def _up(self, wait_ready: bool) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"pingura serve exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return not wait_ready or self.ready()
+        except OSError:
+            return False
 
     def ready(self) -> bool:
         try:
@@ -165,12 +165,5 @@ async def http():
 
 
 async def eventually(check, timeout_s: float = 15.0, interval_s: float = 0.1):
-    """Await ``check()`` until it returns a truthy value; fail with the last value."""
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s}s; last value: {value!r}")
+    """``tests.polling.eventually`` with the end-to-end bounds: a whole process answers in seconds."""
+    return await polling.eventually(check, timeout_s=timeout_s, interval_s=interval_s)
