@@ -213,7 +213,7 @@ async def _timed(fn, keys: list[tuple[str, str]]) -> tuple[list[float], int]:
 
 
 async def _export(store, key: tuple[str, str], to_ms: int, csv_format: bool, expected_rows: int) -> dict:
-    from services.query.app import EXPORT_COLUMNS, _cell, _csv_line
+    from services.query.api.history import EXPORT_COLUMNS, _cell, _csv_line
 
     rows = out_bytes = 0
     half_peak = None
@@ -266,7 +266,7 @@ async def _measure(ch, store, spec: dict, loaded: dict, now_ms: int) -> dict:
     parts_before = await _parts(ch)
     page, page_empty = await _timed(lambda p, m: _rows(store.history(p, m, limit=50)), keys)
     big_page, _ = await _timed(lambda p, m: _rows(store.history(p, m, limit=50)), [big] * min(50, len(keys)))
-    uptime, uptime_empty = await _timed(lambda p, m: store.uptime(p, m, now_ms, created_ms), keys)
+    uptime, uptime_empty = await _timed(lambda p, m: _windowed_uptime(store, p, m, now_ms, created_ms), keys)
     export_store = await _export(store, big, now_ms + 1, False, spec["big_rows"])
     export_csv = await _export(store, big, now_ms + 1, True, spec["big_rows"])
     return {
@@ -275,6 +275,15 @@ async def _measure(ch, store, spec: dict, loaded: dict, now_ms: int) -> dict:
         "uptime_empty": uptime_empty, "export_store": export_store, "export_csv": export_csv,
         "diagnose_typical": await _diagnose(ch, keys[0]), "diagnose_big": await _diagnose(ch, big),
     }
+
+
+async def _windowed_uptime(store, project_id: str, monitor_id: str, now_ms: int, created_ms: int) -> dict:
+    """Uptime per window (24h .. 90d) in one query, as GET /heartbeats/{id}/uptime asks for it."""
+    from services.query.store import UPTIME_WINDOWS_MS
+
+    spans = [(max(now_ms - window_ms, created_ms), now_ms) for window_ms in UPTIME_WINDOWS_MS.values()]
+    answered = await store.uptime_spans(project_id, monitor_id, spans)
+    return {name: span.percent for name, span in zip(UPTIME_WINDOWS_MS, answered, strict=True)}
 
 
 async def _rows(coro):

@@ -1,9 +1,8 @@
 """Check-in history, status changes and alert deliveries in ClickHouse (server or chDB).
 
-Writes are replayed freely (the bus delivers at least once), so duplicates are kept out
-twice over: each insert carries a deduplication token (an identical replay is dropped
-by the table), and every table is ReplacingMergeTree keyed by the event's deterministic
-id, read with ``FINAL``, so even a replay batched differently never shows a row twice.
+The tables, their migrations and how events become rows (deduplicated on replay) are in
+:mod:`services.query.history_tables`; this module reads them back, every table with
+``FINAL`` so a replayed row never shows twice.
 
 Pages are newest first and cut by a keyset cursor on the table's sort key
 ``(project_id, monitor_id, time, id)``, so reading a page costs about the page, however
@@ -14,144 +13,25 @@ Every user-supplied value reaches SQL as a bound ``{name:Type}`` parameter.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
+from services.query import history_tables
 from services.query.uptime import SPANS_SQL, UptimeSpan
 from services.query.validation import MAX_TIME_MS
 from shared.clickhouse import ClickHouse
-from shared.events import Alert, Delivery, DeliveryAttempt, Missed, Ping, RunMeasured, StatusChanged, encode
+from shared.clock import iso_ms
+from shared.events import Alert
 
 DAY_MS = 24 * 3600 * 1000
 UPTIME_WINDOWS_MS = {"24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d": 90 * DAY_MS}
 MAX_PAGE_ROWS = 1000
-ROWS_PER_TURN = 1000
-"""History rows built between two turns of the event loop (about a millisecond)."""
 MAX_TIMING_BUCKETS = 10_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-CHECKIN_COLUMNS = (
-    "id", "project_id", "monitor_id", "received_at", "kind", "exit_code", "status", "message",
-    "duration", "duration_raw", "source_ip", "user_agent", "method", "rid", "output", "output_truncated",
-)  # fmt: skip
-STATUS_COLUMNS = ("id", "project_id", "monitor_id", "at", "status", "previous", "reason")
-DELIVERY_COLUMNS = (
-    "id", "project_id", "monitor_id", "at", "alert_id", "kind", "channel_id", "ok", "attempts", "error",
-    "attempt", "outcome", "status_code", "latency_ms", "next_attempt_at", "digest", "resend", "alert",
-)  # fmt: skip
-
-_CHECKINS_TABLE = """
-CREATE TABLE IF NOT EXISTS checkins (
-    id String,
-    project_id String,
-    monitor_id String,
-    received_at DateTime64(3, 'UTC'),
-    kind LowCardinality(String),
-    exit_code Nullable(UInt8),
-    status Nullable(String),
-    message Nullable(String),
-    duration Nullable(Float64),
-    duration_raw Nullable(String),
-    source_ip String,
-    user_agent String,
-    method LowCardinality(String)
-) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(received_at)
-ORDER BY (project_id, monitor_id, received_at, id)
-TTL {ttl}
-SETTINGS non_replicated_deduplication_window = 10000
-"""
-
-_STATUS_TABLE = """
-CREATE TABLE IF NOT EXISTS status_changes (
-    id String,
-    project_id String,
-    monitor_id String,
-    at DateTime64(3, 'UTC'),
-    status LowCardinality(String),
-    previous LowCardinality(String),
-    reason String
-) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(at)
-ORDER BY (project_id, monitor_id, at, id)
-TTL {ttl}
-SETTINGS non_replicated_deduplication_window = 10000
-"""
-
-# Added by migrate(), to tables made before them too (old rows read NULL / false). A job's
-# output is text that repeats itself: ZSTD keeps it small.
-_CHECKINS_ADDED_COLUMNS = (
-    "rid Nullable(String)",
-    "output Nullable(String) CODEC(ZSTD(3))",
-    "output_truncated Bool DEFAULT false",
-)
-
-# Lets a page of rare kinds ("missed", "fail") skip the granules holding none of them.
-# Added by migrate() (also to tables made before it): new parts get it, merges spread it to old ones.
-_CHECKINS_KIND_INDEX = "kind_idx kind TYPE set(16) GRANULARITY 1"
-
-_DELIVERIES_TABLE = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    id String,
-    project_id String,
-    monitor_id String,
-    at DateTime64(3, 'UTC'),
-    alert_id String,
-    kind LowCardinality(String),
-    channel_id String,
-    ok Bool,
-    attempts UInt16,
-    error String
-) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(at)
-ORDER BY (project_id, monitor_id, at, id)
-TTL {ttl}
-SETTINGS non_replicated_deduplication_window = 10000
-"""
-"""One row per try of an (alert, channel) pair (:class:`DeliveryAttempt`), id
-``{alert_id}|{channel_id}|{attempt}``; ``ok`` says whether that try delivered and ``attempts``
-repeats ``attempt``. Rows of notifiers from before attempts were recorded
-(:class:`Delivery`) are one per pair, id ``{alert_id}|{channel_id}``, ``outcome`` delivered or
-failed. A test notification has ``monitor_id`` ``""``. The columns below came with attempts
-and are added by :meth:`HistoryStore.migrate` to tables made before them."""
-_DELIVERY_ATTEMPT_COLUMNS = (
-    "attempt UInt16 DEFAULT 0",
-    "outcome LowCardinality(String) DEFAULT ''",
-    "status_code Nullable(UInt16)",
-    "latency_ms UInt32 DEFAULT 0",
-    "next_attempt_at Nullable(DateTime64(3, 'UTC'))",
-    "digest UInt16 DEFAULT 0",
-    "resend Bool DEFAULT false",
-    "alert String DEFAULT '' CODEC(ZSTD(3))",
-)
-"""``alert``: the alert as JSON on a ``failed`` row (what a resend sends), else empty."""
-_DELIVERIES_CHANNEL_INDEX = "channel_idx channel_id TYPE bloom_filter GRANULARITY 4"
-
-_RUNS_TABLE = """
-CREATE TABLE IF NOT EXISTS runs (
-    ping_id String,
-    project_id String,
-    monitor_id String,
-    ended_at DateTime64(3, 'UTC'),
-    started_at DateTime64(3, 'UTC'),
-    rid String,
-    duration_s Float64
-) ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(ended_at)
-ORDER BY (project_id, monitor_id, ended_at, ping_id)
-TTL {ttl}
-SETTINGS non_replicated_deduplication_window = 10000
-"""
-"""Runs the evaluator measured (:class:`RunMeasured`), one row per ping that ended one: its
-``ping_id`` is the check-in's ``id`` and ``ended_at`` its ``received_at``, so a page of
-check-ins finds its measurements in the page's own time span of this table."""
-RUN_COLUMNS = ("ping_id", "project_id", "monitor_id", "ended_at", "started_at", "rid", "duration_s")
 _MEASURED_SELECT = """
 SELECT ping_id, duration_s FROM runs FINAL
 WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
@@ -182,15 +62,6 @@ _PAGE_SELECT = _ROW_SELECT.replace(
 assert _PAGE_SELECT != _ROW_SELECT
 
 
-def ms_to_datetime(ms: int) -> datetime:
-    # Exact integer arithmetic: a float division could land a microsecond off the millisecond.
-    return _EPOCH + timedelta(milliseconds=ms)
-
-
-def iso_utc(ms: int) -> str:
-    return ms_to_datetime(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def encode_cursor(received_at_ms: int, row_id: str) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode([received_at_ms, row_id])).rstrip(b"=").decode()
 
@@ -217,49 +88,7 @@ def _ping_id_ms(checkin_id: str) -> int | None:
 def _row(values: tuple) -> dict[str, Any]:
     row = dict(zip(_ROW_FIELDS, values, strict=True))
     row["output_truncated"] = bool(row["output_truncated"])
-    return {"id": row["id"], "received_at": iso_utc(row["received_at_ms"]), **row}
-
-
-# Rows go to ClickHouse as JSONEachRow arrays built by msgspec (see ClickHouse.insert_raw);
-# times as seconds with a millisecond fraction, which DateTime64(3) reads exactly.
-_json_rows = msgspec.json.Encoder()
-
-
-def _checkin_row(event: Ping | Missed) -> list[Any]:
-    if isinstance(event, Missed):
-        return [event.id, event.project_id, event.monitor_id, event.deadline_ms / 1000, "missed",
-                None, None, None, None, None, "", "", "", None, None, False]  # fmt: skip
-    return [
-        event.id, event.project_id, event.monitor_id, event.received_ms / 1000, event.kind,
-        event.exit_code, event.status, event.message, event.duration_s, event.duration_raw,
-        event.source_ip, event.user_agent, event.method, event.rid, event.output, event.output_truncated,
-    ]  # fmt: skip
-
-
-def _status_row(event: StatusChanged) -> list[Any]:
-    return [event.id, event.project_id, event.monitor_id, event.at_ms / 1000, event.status,
-            event.previous, event.reason]  # fmt: skip
-
-
-def alert_kind(alert_id: str) -> str:
-    """``down`` or ``up``, from an alert id ``{monitor_id}:{incident}:{kind}``; ``""`` if it says neither."""
-    kind = alert_id.rpartition(":")[2]
-    return kind if kind in ("down", "up") else ""
-
-
-def _delivery_row(event: Delivery | DeliveryAttempt) -> list[Any]:
-    if isinstance(event, Delivery):
-        return [f"{event.alert_id}|{event.channel_id}", event.project_id, event.monitor_id, event.at_ms / 1000,
-                event.alert_id, alert_kind(event.alert_id), event.channel_id, event.ok, event.attempts,
-                event.error, event.attempts, "delivered" if event.ok else "failed", None, 0, None, 0, False,
-                ""]  # fmt: skip
-    next_at = event.next_attempt_ms / 1000 if event.next_attempt_ms is not None else None
-    alert = encode(event.alert).decode() if event.alert is not None else ""
-    return [f"{event.alert_id}|{event.channel_id}|{event.attempt}", event.project_id, event.monitor_id,
-            event.at_ms / 1000, event.alert_id, event.kind, event.channel_id, event.outcome == "delivered",
-            min(event.attempt, 65535), event.error, min(event.attempt, 65535), event.outcome, event.status_code,
-            min(max(event.latency_ms, 0), 2**32 - 1), next_at, min(event.digest, 65535), event.resend,
-            alert]  # fmt: skip
+    return {"id": row["id"], "received_at": iso_ms(row["received_at_ms"]), **row}
 
 
 _ATTEMPT_SELECT = """
@@ -276,8 +105,8 @@ def _attempt(r: tuple) -> dict[str, Any]:
     return {
         "id": row_id, "alert_id": alert_id, "kind": kind, "channel_id": channel_id, "monitor_id": monitor_id,
         "attempt": attempt, "outcome": outcome, "ok": bool(ok), "attempts": attempt, "status_code": status_code,
-        "latency_ms": latency_ms, "error": error, "at": iso_utc(at_ms), "at_ms": at_ms,
-        "next_attempt_at": iso_utc(next_ms) if next_ms is not None else None, "digest": digest,
+        "latency_ms": latency_ms, "error": error, "at": iso_ms(at_ms), "at_ms": at_ms,
+        "next_attempt_at": iso_ms(next_ms) if next_ms is not None else None, "digest": digest,
         "resend": bool(resend),
     }  # fmt: skip
 
@@ -307,7 +136,7 @@ def _failed(r: tuple) -> dict[str, Any]:
     pair, alert_id, channel_id, monitor_id, _, attempts, failed_at_ms, error, status_code, alert, first_ms = r
     return {
         "id": pair, "alert_id": alert_id, "channel_id": channel_id, "monitor_id": monitor_id, "attempts": attempts,
-        "failed_at": iso_utc(failed_at_ms), "failed_at_ms": failed_at_ms, "error": error, "status_code": status_code,
+        "failed_at": iso_ms(failed_at_ms), "failed_at_ms": failed_at_ms, "error": error, "status_code": status_code,
         "alert": _alert_decoder.decode(alert), "first_attempt_ms": first_ms,
     }  # fmt: skip
 
@@ -324,57 +153,12 @@ class HistoryStore:
 
     async def migrate(self) -> None:
         """Create the tables if missing; bring their TTL to the configured retention."""
-        for table, ddl, time_column in (
-            ("checkins", _CHECKINS_TABLE, "received_at"),
-            ("status_changes", _STATUS_TABLE, "at"),
-            ("deliveries", _DELIVERIES_TABLE, "at"),
-            ("runs", _RUNS_TABLE, "ended_at"),
-        ):
-            ttl = f"toDateTime({time_column}) + INTERVAL {self._retention_days} DAY"
-            await self._ch.command(ddl.format(ttl=ttl))
-            # CREATE IF NOT EXISTS keeps an old TTL; a changed retention setting must still apply.
-            engine = await self._ch.query(
-                "SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {table:String}",
-                {"table": table},
-            )
-            if f"toIntervalDay({self._retention_days})" not in engine[0][0]:
-                await self._ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}")
-        for column in _CHECKINS_ADDED_COLUMNS:
-            await self._ch.command(f"ALTER TABLE checkins ADD COLUMN IF NOT EXISTS {column}")
-        await self._ch.command(f"ALTER TABLE checkins ADD INDEX IF NOT EXISTS {_CHECKINS_KIND_INDEX}")
-        for column in _DELIVERY_ATTEMPT_COLUMNS:
-            await self._ch.command(f"ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS {column}")
-        await self._ch.command(f"ALTER TABLE deliveries ADD INDEX IF NOT EXISTS {_DELIVERIES_CHANNEL_INDEX}")
+        await history_tables.migrate(self._ch, self._retention_days)
 
     async def insert_events(self, events: list, dedup_token: str) -> None:
         """Write Ping/Missed as check-ins, StatusChanged as status changes, DeliveryAttempt (and
-        legacy Delivery) as deliveries; other events are ignored."""
-        checkins, changes, deliveries, runs = [], [], [], []
-        for start in range(0, len(events), ROWS_PER_TURN):
-            if start:
-                await asyncio.sleep(0)  # a batch is up to 20,000 events: the loop gets a turn between slices
-            for e in events[start:start + ROWS_PER_TURN]:
-                if isinstance(e, Ping | Missed):
-                    checkins.append(_checkin_row(e))
-                elif isinstance(e, StatusChanged):
-                    changes.append(_status_row(e))
-                elif isinstance(e, Delivery | DeliveryAttempt):
-                    deliveries.append(_delivery_row(e))
-                elif isinstance(e, RunMeasured):
-                    runs.append([e.ping_id, e.project_id, e.monitor_id, e.ended_ms / 1000, e.started_ms / 1000,
-                                 e.rid, e.duration_s])
-        for table, rows, columns in (
-            ("checkins", checkins, CHECKIN_COLUMNS),
-            ("status_changes", changes, STATUS_COLUMNS),
-            ("deliveries", deliveries, DELIVERY_COLUMNS),
-            ("runs", runs, RUN_COLUMNS),
-        ):
-            if rows:
-                payload = b"\n".join(map(_json_rows.encode, rows))
-                await self._ch.insert_raw(
-                    table, columns, payload, "JSONCompactEachRow",
-                    settings={"insert_deduplication_token": f"{dedup_token}:{table}"},
-                )
+        legacy Delivery) as deliveries, RunMeasured as runs; other events are ignored."""
+        await history_tables.insert_events(self._ch, events, dedup_token)
 
     async def _newest_first(
         self, select: str, time_column: str, params: dict[str, Any], limit: int, before: str | None,
@@ -460,7 +244,7 @@ class HistoryStore:
             WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}"""
         return await self._newest_first(
             sql, "at", {"project_id": project_id, "monitor_id": monitor_id}, limit, before,
-            lambda r: {"id": r[1], "at": iso_utc(r[0]), "at_ms": r[0], "status": r[2], "previous": r[3],
+            lambda r: {"id": r[1], "at": iso_ms(r[0]), "at_ms": r[0], "status": r[2], "previous": r[3],
                        "reason": r[4]},
             "at_ms",
         )  # fmt: skip
@@ -576,7 +360,7 @@ class HistoryStore:
         )  # fmt: skip
         return [
             {
-                "bucket": iso_utc(bucket_ms),
+                "bucket": iso_ms(bucket_ms),
                 "bucket_ms": bucket_ms,
                 "count": count,
                 "avg_duration_s": _finite(avg),
@@ -602,24 +386,3 @@ class HistoryStore:
         )
         found = {(from_ms, to_ms): UptimeSpan(from_ms, to_ms, *rest) for from_ms, to_ms, *rest in rows}
         return [found.get((from_ms, to_ms), UptimeSpan(from_ms, to_ms)) for from_ms, to_ms in spans]
-
-    async def uptime(self, project_id: str, monitor_id: str, now_ms: int, created_ms: int) -> dict[str, float | None]:
-        """Uptime percentage per window (24h, 7d, 30d, 90d), from the monitor's creation at the earliest."""
-        spans = [(max(now_ms - window_ms, created_ms), now_ms) for window_ms in UPTIME_WINDOWS_MS.values()]
-        answered = await self.uptime_spans(project_id, monitor_id, spans)
-        return {name: span.percent for name, span in zip(UPTIME_WINDOWS_MS, answered, strict=True)}
-
-    async def current_status(self, project_id: str) -> dict[str, dict]:
-        """The latest status change of each monitor of the project that has one."""
-        rows = await self._ch.query(
-            """
-            SELECT monitor_id, argMax(status, (at, id)), toUnixTimestamp64Milli(max(at)), argMax(reason, (at, id))
-            FROM status_changes WHERE project_id = {project_id:String}
-            GROUP BY monitor_id
-            """,
-            {"project_id": project_id},
-        )
-        return {
-            monitor_id: {"status": status, "at_ms": at_ms, "reason": reason}
-            for monitor_id, status, at_ms, reason in rows
-        }

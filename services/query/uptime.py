@@ -15,7 +15,7 @@ What counts (the same for the fixed 24h/7d/30d/90d windows and for any range ask
   began before the span counts too), however many status changes it spans (``down`` ->
   ``down`` with a new reason is still one).
 - Changes at the same millisecond take no time: they apply in ``(at, id)`` order (the
-  order in which ``current_status`` picks the latest) and only the last one holds.
+  order in which a status change's ``argMax(status, (at, id))`` picks the latest) and only the last one holds.
 
 One query answers every span at once: it reads the changes from the earliest span start
 to the latest span end, plus the one change before them (the status the first span

@@ -75,7 +75,7 @@ async def test_the_writer_commits_only_after_the_insert(bus, store, project_id, 
         await writer.close()
     rows, _ = await store.history(project_id, monitor_id)
     assert [r["kind"] for r in rows] == ["missed", "success", "success"]
-    assert (await store.current_status(project_id))[monitor_id]["status"] == "down"
+    assert (await store.status_changes(project_id, monitor_id, limit=1))[0][0]["status"] == "down"
 
 
 async def test_a_poison_record_is_counted_and_skipped(bus, store, project_id, monitor_id, now_ms):

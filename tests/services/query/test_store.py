@@ -2,17 +2,30 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.query.history_tables import alert_kind
 from services.query.store import (
     DAY_MS,
     OUTPUT_PREVIEW_CHARS,
+    UPTIME_WINDOWS_MS,
     HistoryStore,
-    alert_kind,
     decode_cursor,
     encode_cursor,
 )
 from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
 
 HOUR_MS = 3600 * 1000
+
+
+async def windowed_uptime(store, project_id, monitor_id, now_ms, created_ms):
+    """Uptime per window (24h, 7d, 30d, 90d) cut to the monitor's life, as the API asks for it."""
+    spans = [(max(now_ms - window_ms, created_ms), now_ms) for window_ms in UPTIME_WINDOWS_MS.values()]
+    answered = await store.uptime_spans(project_id, monitor_id, spans)
+    return {name: span.percent for name, span in zip(UPTIME_WINDOWS_MS, answered, strict=True)}
+
+
+async def latest_status(store, project_id, monitor_id):
+    changes, _ = await store.status_changes(project_id, monitor_id, limit=1)
+    return changes[0]["status"] if changes else None
 
 
 async def test_history_is_newest_first_and_paginates(store, project_id, monitor_id, now_ms):
@@ -111,7 +124,7 @@ async def test_a_replayed_batch_leaves_no_duplicates(store, ch, project_id, moni
 
     rows, _ = await store.history(project_id, monitor_id, limit=100)
     assert sorted(r["id"] for r in rows) == sorted(p.id for p in pings)
-    assert (await store.current_status(project_id))[monitor_id]["status"] == "up"
+    assert await latest_status(store, project_id, monitor_id) == "up"
     buckets = await store.timings(project_id, monitor_id, now_ms - 60_000, now_ms + 1, 60)
     assert sum(b["count"] for b in buckets) == 6
 
@@ -129,10 +142,10 @@ async def test_it_never_returns_another_projects_rows(store, project_id, monitor
     rows, _ = await store.history(project_id, monitor_id)
     exported = [chunk async for chunk in store.export(project_id, monitor_id, 0, now_ms + 1)]
     timings = await store.timings(project_id, monitor_id, now_ms - HOUR_MS, now_ms + 1, 60)
-    uptime = await store.uptime(project_id, monitor_id, now_ms, now_ms - 2 * DAY_MS)
+    uptime = await windowed_uptime(store, project_id, monitor_id, now_ms, now_ms - 2 * DAY_MS)
 
     assert rows == [] and exported == [] and timings == []
-    assert await store.current_status(project_id) == {}
+    assert await latest_status(store, project_id, monitor_id) is None
     assert uptime == {"24h": None, "7d": None, "30d": None, "90d": None}
     assert len((await store.history(other_project, monitor_id))[0]) == 1
 
@@ -199,7 +212,7 @@ async def test_uptime_counts_down_time_only_while_observed(store, project_id, mo
         [a_status_change(project_id, monitor_id, at, s, prev) for s, prev, at in changes], "t-uptime"
     )
 
-    uptime = await store.uptime(project_id, monitor_id, now_ms, created_ms)
+    uptime = await windowed_uptime(store, project_id, monitor_id, now_ms, created_ms)
 
     assert uptime["24h"] == 75.0
     assert uptime["7d"] == round(100 * (5 * DAY_MS - 6 * HOUR_MS) / (5 * DAY_MS), 3)
@@ -214,26 +227,9 @@ async def test_uptime_starts_from_the_status_in_force_before_the_window(store, p
     # Down since 100 days ago: no change inside any window, yet every window is all down.
     await store.insert_events([a_status_change(project_id, monitor_id, now_ms - 100 * DAY_MS, "down", "up")], "t-old")
 
-    uptime = await store.uptime(project_id, monitor_id, now_ms, now_ms - 200 * DAY_MS)
+    uptime = await windowed_uptime(store, project_id, monitor_id, now_ms, now_ms - 200 * DAY_MS)
 
     assert uptime == {"24h": 0.0, "7d": 0.0, "30d": 0.0, "90d": 0.0}
-
-
-async def test_current_status_is_the_latest_change_per_monitor(store, project_id, monitor_id, now_ms):
-    second_monitor = monitor_id + "_b"
-    await store.insert_events(
-        [
-            a_status_change(project_id, monitor_id, now_ms - 2000, "up", "new"),
-            a_status_change(project_id, monitor_id, now_ms - 1000, "down", "up", reason="missed 1 check-in"),
-            a_status_change(project_id, second_monitor, now_ms - 5000, "paused", "up"),
-        ],
-        "t-current",
-    )
-
-    assert await store.current_status(project_id) == {
-        monitor_id: {"status": "down", "at_ms": now_ms - 1000, "reason": "missed 1 check-in"},
-        second_monitor: {"status": "paused", "at_ms": now_ms - 5000, "reason": ""},
-    }
 
 
 async def test_user_input_is_bound_not_spliced_into_sql(store, project_id, now_ms):
