@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -12,6 +11,7 @@ from aiohttp import web
 from shared.bus import Bus
 from shared.events import Alert, ChannelConfig, DeliveryAttempt, decode, encode
 from shared.topics import Topics
+from tests.polling import eventually
 
 PROJECT = "p1"
 
@@ -137,28 +137,21 @@ async def wait_for_deliveries(
     bus: Bus, topics: Topics, count: int, timeout_s: float = 3.0
 ) -> list[DeliveryAttempt]:
     """Wait until ``count`` (alert, channel) pairs are settled; their final tries."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    async def settled() -> list[DeliveryAttempt]:
         deliveries = await read_deliveries(bus, topics)
-        if len(deliveries) >= count:
-            return deliveries
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {count} deliveries within {timeout_s} s, saw {deliveries}")
-        await asyncio.sleep(0.02)
+        assert len(deliveries) >= count, f"expected {count} deliveries, saw {deliveries}"
+        return deliveries
+
+    return await eventually(settled, timeout_s=timeout_s)
 
 
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def wait_for_commit(bus, topic: str, offset: int, timeout_s: float = 3.0) -> None:
+async def wait_for_commit(bus: Bus, topic: str, offset: int, timeout_s: float = 3.0) -> None:
     """Wait until the notifier's group has committed ``offset`` (next to read) on partition 0."""
-    deadline = time.monotonic() + timeout_s
-    while (await bus.committed("notifier", (topic, 0)) or 0) < offset:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"offset {offset} of {topic} not committed within {timeout_s} s")
-        await asyncio.sleep(0.02)
+
+    async def committed() -> bool:
+        done = await bus.committed("notifier", (topic, 0))
+        assert (done or 0) >= offset, f"offset {offset} of {topic} not committed (at {done})"
+        return True
+
+    await eventually(committed, timeout_s=timeout_s)

@@ -1,22 +1,21 @@
-import asyncio
+import itertools
 import time
 
 from structlog.testing import capture_logs
 
-from services.notifier.consumer import wall_clock_ms
 from shared.bus.local import LocalBus
+from shared.clock import now_ms as wall_clock_ms
 from shared.events import decode, encode
 from shared.settings import Settings
+from tests.polling import eventually
 from tests.services.notifier.support import (
     make_alert,
     make_channel,
     publish_alert,
     publish_channel,
     read_attempts,
-    read_deliveries,
     wait_for_commit,
     wait_for_deliveries,
-    wait_until,
 )
 
 
@@ -68,7 +67,7 @@ async def test_it_never_delivers_the_same_alert_twice_after_a_restart(tmp_path, 
     await bus.start()
     await publish_alert(bus, topics, alert)  # a replay: the evaluator re-emits the same alert id
     second = await start_notifier(on_bus=bus)
-    await wait_until(lambda: second.stats.duplicates_skipped == 1, what="the replay to be skipped")
+    await eventually(lambda: second.stats.duplicates_skipped == 1)
     await second.close()
     attempts = await read_attempts(bus, topics)
     await bus.close()
@@ -98,7 +97,7 @@ async def test_a_receiver_failing_three_times_gets_one_delivery_in_four_attempts
     assert [r.headers["Idempotency-Key"] for r in receiver.received()] == [alert.id] * 4
     assert all("503" in a.error for a in attempts[:3]) and attempts[3].error == ""
     assert {a.first_attempt_ms for a in attempts} == {attempts[0].at_ms}
-    for tried, retried in zip(attempts, attempts[1:], strict=False):
+    for tried, retried in itertools.pairwise(attempts):
         assert tried.next_attempt_ms is not None and retried.at_ms >= tried.next_attempt_ms
     gaps = [b.at_s - a.at_s for a, b in zip(receiver.received(), receiver.received()[1:], strict=False)]
     assert 0.03 <= gaps[0] < gaps[1]  # 0.05 s ± 20 %, then twice that: backing off
@@ -143,11 +142,11 @@ async def test_a_permanent_failure_is_not_retried(bus, topics, receiver, start_n
     receiver.answer("/bad", 400)
     await publish_channel(bus, topics, make_channel("c1", receiver.url("/bad")))
     alert = make_alert()
-    await publish_alert(bus, topics, alert)
+    offset = await publish_alert(bus, topics, alert)
 
     await start_notifier()
     [delivery] = await wait_for_deliveries(bus, topics, 1)
-    await asyncio.sleep(0.2)
+    await wait_for_commit(bus, topics.alerts, offset + 1)  # settled for good: no retry is pending
 
     assert (delivery.outcome, delivery.attempt, delivery.status_code) == ("failed", 1, 400)
     assert "400" in delivery.error and delivery.alert == alert
@@ -162,7 +161,7 @@ async def test_an_alert_interrupted_by_shutdown_resumes_its_retries_where_they_w
     await publish_alert(bus, topics, make_alert())
     slow = settings.replace(delivery_retry_initial_s=1.0, delivery_retry_max_delay_s=1.0, delivery_max_age_s=60.0)
     first = await start_notifier(slow)
-    await wait_until(lambda: first.stats.attempts == 1, what="the first failing try")
+    await eventually(lambda: first.stats.attempts == 1)
 
     started_s = time.monotonic()
     await first.close()
@@ -185,7 +184,7 @@ async def test_a_retry_already_due_at_restart_goes_at_once(bus, topics, receiver
     await publish_alert(bus, topics, make_alert())
     hour_retry = settings.replace(delivery_retry_initial_s=30.0, delivery_max_age_s=3600.0)
     first = await start_notifier(hour_retry)
-    await wait_until(lambda: first.stats.attempts == 1, what="the first failing try")
+    await eventually(lambda: first.stats.attempts == 1)
     await first.close()
 
     # Restarted 40 s later (its clock says so): the retry was due 10 s ago.
@@ -218,7 +217,7 @@ async def test_a_hanging_channel_does_not_delay_the_alerts_other_channels(bus, t
 
     started_s = time.monotonic()
     await start_notifier(settings.replace(webhook_timeout_s=5.0))
-    await wait_until(lambda: len(receiver.received("/ok")) == 2, timeout_s=2, what="both alerts at c-ok")
+    await eventually(lambda: len(receiver.received("/ok")) == 2, timeout_s=2)
 
     assert time.monotonic() - started_s < 1.5  # not after the hanging try's 5 s timeout
     assert [r.body["kind"] for r in receiver.received("/ok")] == ["down", "up"]
@@ -236,9 +235,11 @@ async def test_a_hanging_receiver_holds_only_its_channels_slots(bus, topics, rec
         await publish_alert(bus, topics, make_alert(f"m{i}", channels=["c-hang"]))
     await publish_alert(bus, topics, make_alert("m-ok", channels=["c-ok"]))
 
-    await start_notifier(settings.replace(webhook_timeout_s=5.0, delivery_channel_concurrency=3))
+    notifier = await start_notifier(settings.replace(webhook_timeout_s=5.0, delivery_channel_concurrency=3))
     [delivery] = await wait_for_deliveries(bus, topics, 1, timeout_s=2)
-    await asyncio.sleep(0.3)
+    # All ten are in: three on the wire, seven queued behind the taken slots (a fourth try would
+    # have left the queue). The lane's queue is the dispatcher's; the notifier does not expose it.
+    await eventually(lambda: len(receiver.received("/hang")) == 3 and notifier._dispatcher.queued("c-hang") == 7)
 
     assert delivery.channel_id == "c-ok"
     assert len(receiver.received("/hang")) == 3  # its 3 slots are taken; the other 7 wait their turn
@@ -254,7 +255,7 @@ async def test_a_retrying_receiver_does_not_hold_up_other_monitors(bus, topics, 
     await start_notifier(slow_retries)
 
     await publish_alert(bus, topics, make_alert("m-broken", channels=["c-broken"]))
-    await wait_until(lambda: len(receiver.received("/broken")) == 1, what="the first failing try")
+    await eventually(lambda: len(receiver.received("/broken")) == 1)
     await publish_alert(bus, topics, make_alert("m-ok", channels=["c-ok"]))
     [first] = await wait_for_deliveries(bus, topics, 1)
 
@@ -335,7 +336,7 @@ async def test_alerts_of_many_monitors_are_delivered_concurrently(bus, topics, r
     deliveries = await wait_for_deliveries(bus, topics, 20)
 
     assert all(d.outcome == "delivered" for d in deliveries)
-    assert time.monotonic() - started_s < 2.0  # 20 × 0.2 s one after another would take 4 s
+    assert time.monotonic() - started_s < 2.0  # 20 times 0.2 s one after another would take 4 s
 
 
 # bursts -------------------------------------------------------------------------------------
@@ -378,6 +379,6 @@ async def test_a_burst_of_1000_alerts_becomes_a_few_digests_within_the_rate_limi
     assert sum(d.digest > 0 for d in deliveries) == sum(announced)
     # Sent 0.1 s apart; they arrive within a few ms of that (the loopback hop, a busy loop).
     arrivals = [m.at_s for m in messages]
-    assert all(later - earlier >= 0.07 for earlier, later in zip(arrivals, arrivals[1:], strict=False))
+    assert all(later - earlier >= 0.07 for earlier, later in itertools.pairwise(arrivals))
     assert all(later - earlier >= 0.48 for earlier, later in zip(arrivals, arrivals[5:], strict=False))
     assert time.monotonic() - started_s < 20

@@ -1,6 +1,7 @@
 from services.notifier.store import DeliveryRecord, PendingRetry, channels_view
 from shared.events import Delivery, DeliveryAttempt, encode
-from tests.services.notifier.support import make_channel, publish_channel, wait_until
+from tests.polling import eventually
+from tests.services.notifier.support import make_channel, publish_channel
 
 
 def an_attempt(alert_id: str = "m1:1:down", channel_id: str = "c1", attempt: int = 1, outcome: str = "delivered",
@@ -84,11 +85,11 @@ async def test_the_channels_view_follows_creates_updates_and_deletes(bus, topics
 
     await publish_channel(bus, topics, make_channel("c1", "https://two.example.com/"))
     await publish_channel(bus, topics, make_channel("c2", "https://three.example.com/"))
-    await wait_until(lambda: "c2" in view, what="c2 to appear")
+    await eventually(lambda: "c2" in view)
     assert view["c1"].config == {"url": "https://two.example.com/"}
 
     await publish_channel(bus, topics, make_channel("c1", deleted=True))
-    await wait_until(lambda: "c1" not in view, what="c1 to disappear")
+    await eventually(lambda: "c1" not in view)
     assert set(view) == {"c2"}
     await view.close()
 
