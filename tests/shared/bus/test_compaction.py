@@ -8,6 +8,7 @@ import pytest
 
 from shared.bus import TopicSpec
 from shared.bus.local import LocalBus
+from tests.polling import eventually
 
 DAY_MS = 24 * 3600 * 1000
 STEP = 7  # records per step: every pass below takes many steps
@@ -30,6 +31,11 @@ def stored(path, topic: str) -> list[tuple[int, int, str, bytes]]:
                             " ORDER BY partition, offset", (topic,)).fetchall()
     finally:
         conn.close()
+
+
+def removed_some(tmp_path, appended: int) -> bool:
+    """Whether a compaction pass has removed records yet (its first steps are done)."""
+    return len(stored(tmp_path / "bus.sqlite3", "c")) < appended
 
 
 async def read_all(consumer, until: dict, timeout_s: float = 10) -> list:
@@ -106,12 +112,12 @@ async def test_a_second_pass_leaves_exactly_the_newest_record_of_every_key(bus, 
     assert sum(bus.end_offset(("c", p)) for p in range(2)) == 301
 
 
-async def test_appends_made_while_a_pass_runs_are_durable_before_it_ends(bus):
+async def test_appends_made_while_a_pass_runs_are_durable_before_it_ends(bus, tmp_path):
     # Each step is its own writer call, so an append waits for one step, not for the pass.
     for i in range(2000):
         await bus.publish_many("c", [(f"k{i % 10}", b"v")])
     compaction = asyncio.create_task(bus.compact())
-    await asyncio.sleep(0.01)
+    await eventually(lambda: removed_some(tmp_path, 2000))  # the pass is under way
     assert not compaction.done()
     started = time.perf_counter()
     await bus.publish("pings", "m", b"ping")
@@ -185,7 +191,7 @@ async def test_a_pass_cancelled_half_way_leaves_the_log_whole_and_the_next_one_f
     for i in range(1500):
         await bus.publish_many("c", [(f"k{i % 30}", f"{i}".encode())])
     compaction = asyncio.create_task(bus.compact())
-    await asyncio.sleep(0.05)
+    await eventually(lambda: removed_some(tmp_path, 1500))  # the pass is under way
     compaction.cancel()  # as at shutdown
     with pytest.raises(asyncio.CancelledError):
         await compaction
