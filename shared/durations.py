@@ -1,4 +1,5 @@
-"""Durations as people write them: ``12.5s``, ``350ms``, ``1m30s``, ``2h``, ``1d``, or bare seconds.
+"""Durations as people write them: ``12.5s``, ``350ms``, ``1m30s``, ``2h``, ``1d``, or bare seconds;
+and as people read them in alerts (:func:`human_duration`: ``1 h 5 min``).
 
 Only ASCII digits count: ``float()`` and ``\\d`` would also take Arabic-Indic digits,
 underscores, ``inf`` and ``nan``, none of which anyone means as a duration.
@@ -39,14 +40,14 @@ def parse_duration_s(text: str) -> float:
     return seconds
 
 
-def format_duration_s(seconds: float) -> str:
-    """Short human form, for alert reasons: ``90`` -> ``1m30s``."""
-    seconds = int(round(seconds))
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    if seconds or not parts:
-        parts.append(f"{seconds}s")
-    return "".join(parts)
+def human_duration(duration_ms: int) -> str:
+    """``3_900_000`` -> ``"1 h 5 min"``: the two largest units, smaller ones dropped."""
+    seconds = max(0, duration_ms) // 1000
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(days, "day" if days == 1 else "days"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    first = next((i for i, (n, _) in enumerate(parts) if n), None)
+    if first is None:
+        return "0 s"
+    return " ".join(f"{n} {unit}" for n, unit in parts[first : first + 2] if n)

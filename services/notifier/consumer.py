@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,8 +42,9 @@ from services.notifier.offsets import OffsetTracker
 from services.notifier.retries import RetryPolicy
 from services.notifier.sending import delivery_session
 from services.notifier.store import DeliveryRecord, channels_view
-from shared.bus.deadletter import DeadLetters
 from shared.bus import Bus, BusUnavailable, Consumer, Record, TopicPartition
+from shared.bus.deadletter import DeadLetters
+from shared.clock import now_ms
 from shared.events import Alert, ChannelConfig, DeliveryAttempt, decode
 from shared.settings import Settings
 from shared.topics import Topics
@@ -52,10 +52,6 @@ from shared.topics import Topics
 log = structlog.get_logger()
 
 CONSUMER_GROUP = "notifier"
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -79,7 +75,7 @@ class Notifier:
         *,
         max_in_flight: int | None = None,
         poll_timeout_ms: int = 500,
-        now_ms: Callable[[], int] = wall_clock_ms,
+        now_ms: Callable[[], int] = now_ms,
         rand: Callable[[], float] = random.random,
     ):
         self._settings = settings

@@ -19,7 +19,6 @@ Each job resolves to a :class:`Sent`; the caller records it and decides about re
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +28,9 @@ import structlog
 
 from services.notifier.retries import TryResult
 from services.notifier.sending import rate_limit_per_minute, try_send, wants_digest
-from shared.events import Alert, ChannelConfig
+from shared.clock import now_ms
 from shared.errors import PinguraError
+from shared.events import Alert, ChannelConfig
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -74,7 +74,7 @@ class Dispatcher:
         settings: Settings,
         http: aiohttp.ClientSession,
         *,
-        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        now_ms: Callable[[], int] = now_ms,
     ):
         self._settings = settings
         self._http = http

@@ -7,21 +7,13 @@ No I/O and no clock reads here; the consumer feeds these with what it knows.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal
 
+from shared.clock import iso_ms
 from shared.events import Alert, ChannelConfig
 
 DeliveryKey = tuple[str, str]
 """``(alert_id, channel_id)``: an alert goes to a channel at most once."""
-
-
-def iso_utc_ms(at_ms: int) -> str:
-    """``1700000000123`` -> ``"2023-11-14T22:13:20.123Z"`` (integer maths: no float rounding)."""
-    seconds, millis = divmod(at_ms, 1000)
-    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def webhook_payload(alert: Alert, url: str) -> dict:
@@ -34,7 +26,7 @@ def webhook_payload(alert: Alert, url: str) -> dict:
     checkin = None
     if alert.last_ping_ms is not None:
         checkin = {
-            "at": iso_utc_ms(alert.last_ping_ms), "at_ms": alert.last_ping_ms, "kind": alert.last_ping_kind,
+            "at": iso_ms(alert.last_ping_ms), "at_ms": alert.last_ping_ms, "kind": alert.last_ping_kind,
             "exit_code": alert.last_ping_exit_code, "message": alert.last_ping_message,
         }  # fmt: skip
     return {
@@ -42,24 +34,15 @@ def webhook_payload(alert: Alert, url: str) -> dict:
         "alert_id": alert.id,
         "incident": alert.incident,
         "reason": alert.reason,
-        "at": iso_utc_ms(alert.at_ms),
+        "at": iso_ms(alert.at_ms),
         "at_ms": alert.at_ms,
         "monitor": {"id": alert.monitor_id, "name": alert.monitor_name, "tags": list(alert.tags)},
         "project_id": alert.project_id,
         "consecutive_problems": alert.consecutive_problems,
-        "last_ping_at": iso_utc_ms(alert.last_ping_ms) if alert.last_ping_ms is not None else None,
+        "last_ping_at": iso_ms(alert.last_ping_ms) if alert.last_ping_ms is not None else None,
         "url": url,
         "last_checkin": checkin,
     }
-
-
-@dataclass(frozen=True)
-class DeliveryPlan:
-    to_send: list[ChannelConfig] = field(default_factory=list)
-    already_delivered: list[str] = field(default_factory=list)
-    """Channel ids this alert already reached (or finally failed on): a replay."""
-    unknown: list[str] = field(default_factory=list)
-    """Channel ids that do not exist, were deleted, or belong to another project."""
 
 
 def plan_delivery(
@@ -74,22 +57,6 @@ def plan_delivery(
     if (alert.id, channel_id) in delivered:
         return "already_delivered"
     return "send"
-
-
-def plan_deliveries(
-    alert: Alert, channels: Mapping[str, ChannelConfig], delivered: Container[DeliveryKey]
-) -> DeliveryPlan:
-    """Which of the alert's channels to send to now, in the order the alert lists them."""
-    plan = DeliveryPlan()
-    for channel_id in dict.fromkeys(alert.channels):  # a channel listed twice is paged once
-        verdict = plan_delivery(alert, channel_id, channels, delivered)
-        if verdict == "send":
-            plan.to_send.append(channels[channel_id])
-        elif verdict == "already_delivered":
-            plan.already_delivered.append(channel_id)
-        else:
-            plan.unknown.append(channel_id)
-    return plan
 
 
 TEST_REASON = "Test notification from Pingura"

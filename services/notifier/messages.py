@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from services.notifier.logic import iso_utc_ms
+from shared.clock import iso_ms
+from shared.durations import human_duration
 from shared.events import CHECKIN_MESSAGE_MAX_CHARS, Alert
 
 REASON_MAX_CHARS = 300
@@ -70,7 +71,7 @@ class Message:
 
     @property
     def at_iso(self) -> str:
-        return iso_utc_ms(self.at_ms)
+        return iso_ms(self.at_ms)
 
     @property
     def color(self) -> str:
@@ -86,19 +87,6 @@ class Message:
 def human_time(at_ms: int) -> str:
     """``1700000000123`` -> ``"2023-11-14 22:13:20 UTC"``."""
     return datetime.fromtimestamp(at_ms // 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def human_duration(duration_ms: int) -> str:
-    """``3_900_000`` -> ``"1 h 5 min"``: the two largest units, smaller ones dropped."""
-    seconds = max(0, duration_ms) // 1000
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    parts = [(days, "day" if days == 1 else "days"), (hours, "h"), (minutes, "min"), (seconds, "s")]
-    first = next((i for i, (n, _) in enumerate(parts) if n), None)
-    if first is None:
-        return "0 s"
-    return " ".join(f"{n} {unit}" for n, unit in parts[first : first + 2] if n)
 
 
 def heartbeat_url(dashboard_url: str, monitor_id: str) -> str:

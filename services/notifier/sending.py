@@ -21,7 +21,7 @@ import aiohttp
 import structlog
 from aiohttp.abc import AbstractResolver
 
-from services.notifier.channels import CHANNELS, Channel, ChannelConfigError, TransportError
+from services.notifier.channels import CHANNELS, ChannelConfigError, TransportError
 from services.notifier.retries import TryResult
 from services.notifier.safety import guarded_session
 from shared.events import Alert, ChannelConfig
@@ -54,16 +54,6 @@ def delivery_session(settings: Settings, dns: AbstractResolver | None = None) ->
     return session
 
 
-def sends_digest_as_one_message(impl: Channel) -> bool:
-    """Whether the kind sends a digest as one message: it presents rendered messages
-    (:meth:`Channel.send_message`) and keeps the base :meth:`Channel.send_digest`. Kinds that
-    override ``send_digest`` send each alert in turn (webhook, incident tools); the notifier
-    then sends their alerts one by one itself, each paced by the channel's rate limit."""
-    kind = type(impl)
-    base_send_message = getattr(Channel, "send_message", None)
-    return kind.send_digest is Channel.send_digest and getattr(kind, "send_message", None) is not base_send_message
-
-
 def rate_limit_per_minute(channel: ChannelConfig) -> int | None:
     """The channel's own ``rate_limit_per_minute``, else its kind's default; None: no limit."""
     rate = channel.config.get("rate_limit_per_minute")
@@ -74,8 +64,12 @@ def rate_limit_per_minute(channel: ChannelConfig) -> int | None:
 
 
 def wants_digest(channel: ChannelConfig) -> bool:
+    """Whether the lane may fold this channel's waiting alerts into one digest: the channel
+    asks for it (``digest: true``) and its kind sends a digest as one message. Kinds with
+    :attr:`~services.notifier.channels.base.Channel.digest_one_by_one` (webhook, incident
+    tools, Kafka) have their alerts sent one by one, each paced by the channel's rate limit."""
     impl = CHANNELS.get(channel.kind)
-    return channel.config.get("digest") is True and impl is not None and sends_digest_as_one_message(impl)
+    return channel.config.get("digest") is True and impl is not None and not impl.digest_one_by_one
 
 
 async def try_send(

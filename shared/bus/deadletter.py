@@ -8,11 +8,11 @@ then :meth:`flush` before they commit, so the copy is durable before the offset 
 from __future__ import annotations
 
 import base64
-import time
 
 import structlog
 
 from shared.bus.base import Bus, BusUnavailable, Record
+from shared.clock import now_ms
 from shared.events import DeadLetter, encode
 from shared.topics import Topics
 
@@ -33,7 +33,7 @@ class DeadLetters:
                   offset=record.offset, error=error[:500])
         letter = DeadLetter(
             service=self._service, topic=record.topic, partition=record.partition, offset=record.offset,
-            error=error[:2000], value_b64=base64.b64encode(record.value).decode(), at_ms=int(time.time() * 1000),
+            error=error[:2000], value_b64=base64.b64encode(record.value).decode(), at_ms=now_ms(),
         )
         self._pending.append((record.key, encode(letter)))
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import structlog
 
-from shared.bus.local_writer import RAISE_END, LogWriter, WhenWritten, in_transaction
+from shared import clock
 from shared.bus.base import (
     Bus,
     BusUnavailable,
@@ -45,6 +45,7 @@ from shared.bus.base import (
     TopicSpec,
     partition_for,
 )
+from shared.bus.local_writer import RAISE_END, LogWriter, WhenWritten, in_transaction
 
 log = structlog.get_logger()
 COMPACTION_CHECKPOINT_EVERY_S = 0.1
@@ -252,7 +253,7 @@ class LocalBus(Bus):
             if self._closed:
                 raise BusUnavailable("bus is closed")
             count = self.partitions(topic)
-            now = int(time.time() * 1000)
+            now = clock.now_ms()
             rows = []
             for key, value in items:
                 p = partition_for(key, count) if partition is None else partition
@@ -368,7 +369,7 @@ class LocalBus(Bus):
         ``compaction_step_records`` records, one writer call each), so appends wait for one
         step at most, never for the pass. Only records below the durable ends as they were
         when this call began are looked at."""
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        now_ms = clock.now_ms() if now_ms is None else now_ms
         removed, steps, longest_s = 0, 0, 0.0
         started = time.perf_counter()
         async with self._compacting:

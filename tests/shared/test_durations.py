@@ -1,6 +1,6 @@
 import pytest
 
-from shared.durations import format_duration_s, parse_duration_s
+from shared.durations import human_duration, parse_duration_s
 
 
 @pytest.mark.parametrize(
@@ -18,10 +18,13 @@ def test_it_rejects_what_is_not_a_duration(text):
         parse_duration_s(text)
 
 
-def test_it_formats_seconds_shortly():
-    assert format_duration_s(90) == "1m30s"
-    assert format_duration_s(3600) == "1h"
-    assert format_duration_s(0) == "0s"
+@pytest.mark.parametrize(
+    ("duration_ms", "shown"),
+    [(0, "0 s"), (999, "0 s"), (-5000, "0 s"), (45_000, "45 s"), (65_000, "1 min 5 s"), (3_900_000, "1 h 5 min"),
+     (3_600_000, "1 h"), (86_400_000, "1 day"), (3 * 86_400_000 + 4 * 3_600_000 + 5_000, "3 days 4 h")],
+)  # fmt: skip
+def test_it_shows_a_duration_in_its_two_largest_units(duration_ms, shown):
+    assert human_duration(duration_ms) == shown
 
 
 @pytest.mark.parametrize("text, seconds", [("1e3", 1000.0), ("1e-05", 0.00001), ("2.", 2.0), (".5s", 0.5),

@@ -189,8 +189,11 @@ class Channel(abc.ABC):
     """What a person calls it, e.g. ``"Webhook"``."""
     digest_one_by_one: ClassVar[bool] = False
     """True where the receiver keeps state per alert (an incident opened by ``down`` and closed
-    by ``up``: PagerDuty, Opsgenie) or its format is one alert per request (webhook): a digest
-    is then each alert sent in turn, in order."""
+    by ``up``: PagerDuty, Opsgenie) or its format is one alert per request (webhook, Kafka).
+    The one place that says whether a kind sends a digest as one message: the notifier's
+    lanes never fold such a kind's alerts into a digest (:func:`~services.notifier.sending.wants_digest`),
+    and :meth:`send_digest` called anyway sends each alert in turn, in order. False requires
+    :meth:`send_message` (tests/services/notifier/test_sending.py checks every kind)."""
     config_fields: ClassVar[tuple[ConfigField, ...]] = ()
     """Every setting the kind accepts; anything else in a config is refused. :data:`COMMON_FIELDS`
     are appended to what a kind declares."""

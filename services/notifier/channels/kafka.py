@@ -77,6 +77,7 @@ _HINT = "allow it with PINGURA_WEBHOOK_ALLOWED_NETWORKS"
 class KafkaChannel(Channel):
     kind = "kafka"
     label = "Kafka topic"
+    digest_one_by_one = True  # a record per alert, the stream's format; lanes send each, paced
     config_fields = (
         ConfigField(
             "topic", "string", required=True,

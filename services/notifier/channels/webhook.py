@@ -23,8 +23,9 @@ import aiohttp
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import validate_url
-from services.notifier.logic import iso_utc_ms, webhook_payload
+from services.notifier.logic import webhook_payload
 from services.notifier.messages import alert_url, heartbeat_url, render
+from shared.clock import iso_ms
 from shared.events import Alert
 from shared.settings import Settings
 
@@ -51,13 +52,13 @@ PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
     "heartbeat.url": lambda a, s: heartbeat_url(s.ping_base_url, a.monitor_id),
     "status": lambda a, s: a.kind,
     "reason": lambda a, s: a.reason,
-    "at": lambda a, s: iso_utc_ms(a.at_ms),
+    "at": lambda a, s: iso_ms(a.at_ms),
     "at_ms": lambda a, s: str(a.at_ms),
     "alert.id": lambda a, s: a.id,
     "incident": lambda a, s: str(a.incident),
     "title": lambda a, s: render(a, s.ping_base_url).title,
     "text": lambda a, s: render(a, s.ping_base_url).text,
-    "last_checkin.at": lambda a, s: iso_utc_ms(a.last_ping_ms) if a.last_ping_ms is not None else "",
+    "last_checkin.at": lambda a, s: iso_ms(a.last_ping_ms) if a.last_ping_ms is not None else "",
     "last_checkin.kind": lambda a, s: a.last_ping_kind or "",
     "last_checkin.exit_code": lambda a, s: str(a.last_ping_exit_code) if a.last_ping_exit_code is not None else "",
     "last_checkin.message": lambda a, s: a.last_ping_message or "",

@@ -1,4 +1,4 @@
-from services.notifier.logic import TEST_REASON, alert_for_test, iso_utc_ms, plan_deliveries, webhook_payload
+from services.notifier.logic import TEST_REASON, alert_for_test, plan_delivery, webhook_payload
 from tests.services.notifier.support import make_alert, make_channel
 
 
@@ -26,33 +26,25 @@ def test_a_monitor_that_never_pinged_has_no_last_ping_time():
     assert webhook_payload(make_alert(last_ping_ms=None), "")["last_ping_at"] is None
 
 
-def test_times_are_utc_with_milliseconds():
-    assert iso_utc_ms(0) == "1970-01-01T00:00:00.000Z"
-    assert iso_utc_ms(1_700_000_000_999) == "2023-11-14T22:13:20.999Z"
-
-
-def test_it_skips_channels_the_alert_already_reached():
+def test_it_skips_a_channel_the_alert_already_reached():
     alert = make_alert(channels=["c1", "c2"])
     channels = {"c1": make_channel("c1"), "c2": make_channel("c2")}
 
-    plan = plan_deliveries(alert, channels, delivered={(alert.id, "c1")})
-
-    assert [c.id for c in plan.to_send] == ["c2"]
-    assert plan.already_delivered == ["c1"]
+    assert plan_delivery(alert, "c1", channels, delivered={(alert.id, "c1")}) == "already_delivered"
+    assert plan_delivery(alert, "c2", channels, delivered={(alert.id, "c1")}) == "send"
 
 
 def test_it_sends_only_to_live_channels_of_the_alerts_project():
-    alert = make_alert(channels=["mine", "theirs", "gone", "missing", "mine"])
+    alert = make_alert(channels=["mine", "theirs", "gone", "missing"])
     channels = {
         "mine": make_channel("mine"),
         "theirs": make_channel("theirs", project_id="p2"),
         "gone": make_channel("gone", deleted=True),
     }
 
-    plan = plan_deliveries(alert, channels, delivered=set())
+    verdicts = {channel_id: plan_delivery(alert, channel_id, channels, set()) for channel_id in alert.channels}
 
-    assert [c.id for c in plan.to_send] == ["mine"]  # listed twice, sent once
-    assert plan.unknown == ["theirs", "gone", "missing"]
+    assert verdicts == {"mine": "send", "theirs": "unknown", "gone": "unknown", "missing": "unknown"}
 
 
 def test_a_test_notification_is_an_alert_of_kind_test_with_no_heartbeat_behind_it():

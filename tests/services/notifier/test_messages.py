@@ -1,7 +1,12 @@
 import pytest
 
 from services.notifier.messages import (
-    DIGEST_MAX_LISTED, explain, heartbeat_url, human_duration, human_time, render, render_digest,
+    DIGEST_MAX_LISTED,
+    explain,
+    heartbeat_url,
+    human_time,
+    render,
+    render_digest,
 )  # fmt: skip
 from tests.services.notifier.support import make_alert
 
@@ -75,15 +80,6 @@ def test_a_heartbeat_that_never_checked_in_says_so():
     message = render(make_alert(last_ping_ms=None), DASHBOARD)
 
     assert "Last check-in: never." in message.text
-
-
-@pytest.mark.parametrize(
-    ("duration_ms", "shown"),
-    [(0, "0 s"), (45_000, "45 s"), (65_000, "1 min 5 s"), (3_900_000, "1 h 5 min"), (86_400_000, "1 day"),
-     (3 * 86_400_000 + 4 * 3_600_000 + 5_000, "3 days 4 h")],
-)  # fmt: skip
-def test_durations_show_their_two_largest_units(duration_ms, shown):
-    assert human_duration(duration_ms) == shown
 
 
 def test_times_are_utc_and_links_ignore_a_trailing_slash():

@@ -2,8 +2,8 @@
 
 import aiohttp
 
-from services.notifier.channels import CHANNELS
-from services.notifier.sending import delivery_session, rate_limit_per_minute, sends_digest_as_one_message, try_send
+from services.notifier.channels import CHANNELS, Channel
+from services.notifier.sending import delivery_session, rate_limit_per_minute, try_send, wants_digest
 from tests.services.notifier.support import make_alert, make_channel
 
 
@@ -56,9 +56,19 @@ async def test_an_unknown_kind_or_a_bad_config_fails_for_good(settings):
     assert bad.permanent and "config.url" in bad.error
 
 
-def test_chat_kinds_send_a_digest_as_one_message_the_webhook_sends_each_alert():
-    assert sends_digest_as_one_message(CHANNELS["mattermost"])
-    assert not sends_digest_as_one_message(CHANNELS["webhook"])
+def test_chat_kinds_send_a_digest_as_one_message_the_webhook_and_incident_tools_send_each_alert():
+    one_by_one = {kind for kind, impl in CHANNELS.items() if impl.digest_one_by_one}
+
+    assert one_by_one == {"webhook", "pagerduty", "opsgenie", "kafka"}
+    assert wants_digest(make_channel(kind="mattermost", config={"url": "https://x.example.com", "digest": True}))
+    assert not wants_digest(make_channel(kind="mattermost", config={"url": "https://x.example.com"}))
+    assert not wants_digest(make_channel(kind="webhook", config={"url": "https://x.example.com", "digest": True}))
+
+
+def test_every_kind_that_sends_a_digest_as_one_message_can_send_a_message():
+    for kind, impl in CHANNELS.items():
+        if not impl.digest_one_by_one:
+            assert type(impl).send_message is not Channel.send_message, kind
 
 
 def test_a_channels_own_rate_limit_wins_over_its_kinds_default():
