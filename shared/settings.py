@@ -189,7 +189,6 @@ class Settings:
     Query instances behind one load balancer need the same one."""
     log_level: str = "info"
     log_format: str = "console"
-    extra: dict = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:
@@ -223,8 +222,6 @@ class Settings:
             return raw if raw not in (None, "") else None
 
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
             raw = get(f.name)
             if raw is None:
                 continue

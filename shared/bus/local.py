@@ -17,13 +17,16 @@ step one call on the writer thread, so appends queued meanwhile go in between tw
 (measured at a million records, 1,000 a step: 1-3 ms a step, 10 ms the longest). They remove
 records from the file only: a tail may still hold one they removed, and hands it out as a
 read a moment earlier would have, in order and with nothing after it missing.
+
+Beside it: :mod:`shared.bus.local_file` (the file's tables and the SQL of each step),
+:mod:`shared.bus.local_writer` (the writer thread), :mod:`shared.bus.local_consumer`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -34,54 +37,22 @@ from pathlib import Path
 import structlog
 
 from shared import clock
+from shared.bus import local_file
 from shared.bus.base import (
     Bus,
     BusUnavailable,
     Consumer,
     PartitionsCallback,
-    PositionedConsumer,
     Record,
     TopicPartition,
     TopicSpec,
     partition_for,
 )
-from shared.bus.local_writer import RAISE_END, LogWriter, WhenWritten, in_transaction
+from shared.bus.local_consumer import LocalConsumer
+from shared.bus.local_writer import LogWriter, WhenWritten, in_transaction
 
 log = structlog.get_logger()
 COMPACTION_CHECKPOINT_EVERY_S = 0.1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
-    key TEXT NOT NULL, value BLOB NOT NULL, ts INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition, offset)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS topics (
-    name TEXT PRIMARY KEY, partitions INTEGER NOT NULL, compacted INTEGER NOT NULL,
-    retention_ms INTEGER
-);
-CREATE TABLE IF NOT EXISTS group_offsets (
-    group_id TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL,
-    offset INTEGER NOT NULL, PRIMARY KEY (group_id, topic, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS partition_ends (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, end_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-"""
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    # Checkpoints run beside the writer (see LocalBus._checkpoints); this is only a backstop,
-    # so no commit on the ping path pays for copying the WAL into the database.
-    conn.execute("PRAGMA wal_autocheckpoint=20000")
-    return conn
-
 
 PUBLISH_CHUNK_ROWS = 1_000
 """Rows ``publish_many`` queues at a time, so pings interleave with a large batch."""
@@ -94,7 +65,7 @@ class LocalBus(Bus):
         self._default_partitions = default_partitions
         self._max_pending = max_pending
         # fast_topics: what clients wait on (pings), committed ahead of bulk writes (local_writer.py).
-        self._writer = LogWriter(lambda: _connect(path), self._on_appended, frozenset(fast_topics))
+        self._writer = LogWriter(lambda: local_file.connect(path), self._on_appended, frozenset(fast_topics))
         self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="bus-reader")
         self._reader: sqlite3.Connection | None = None
         self._topics: dict[str, TopicSpec] = {}
@@ -126,13 +97,13 @@ class LocalBus(Bus):
         os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
         loop = asyncio.get_running_loop()
         await self._writer.start()
-        self._reader = await loop.run_in_executor(self._reader_thread, _connect, self._path)
-        await self._write(lambda c: c.executescript(_SCHEMA))
-        self.log_id = await self._write(_log_id)
+        self._reader = await loop.run_in_executor(self._reader_thread, local_file.connect, self._path)
+        await self._write(lambda c: c.executescript(local_file.SCHEMA))
+        self.log_id = await self._write(local_file.log_id)
         rows = await self._read(lambda c: c.execute("SELECT name, partitions, compacted, retention_ms FROM topics").fetchall())
         for name, partitions, compacted, retention_ms in rows:
             self._topics[name] = TopicSpec(name, partitions, bool(compacted), retention_ms)
-        self._next_offset = await self._write(lambda c: in_transaction(c, lambda: _recover_ends(c)))
+        self._next_offset = await self._write(lambda c: in_transaction(c, lambda: local_file.recover_ends(c)))
         self._durable_end = dict(self._next_offset)
         self._checkpointer = asyncio.create_task(self._checkpoints(), name="bus-checkpoints")
 
@@ -150,10 +121,8 @@ class LocalBus(Bus):
         self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
-            except asyncio.CancelledError:
-                pass
         await self._writer.stop()  # writes everything queued first
         loop = asyncio.get_running_loop()
         if self._reader is not None:
@@ -203,20 +172,9 @@ class LocalBus(Bus):
         await future
         return rows[0][2]
 
-    async def publish_each(self, topic: str, items: list[tuple[str, bytes]],
-                           partition: int | None = None) -> list[int]:
-        """``publish`` of each item, appended together: all refused at once when the backlog is
-        full, else all durable when this returns."""
-        if self._pending_rows >= self._max_pending:
-            raise BusUnavailable("too many records waiting for the disk")
-        future = asyncio.get_running_loop().create_future()
-        rows = self._append(topic, items, partition, future)
-        await future
-        return [row[2] for row in rows]
-
     def append_from_thread(self, topic: str, items: list[tuple[str, bytes]], partition: int | None,
                            done: Callable[[list[list], BaseException | None], None]) -> None:
-        """``publish_each`` for a thread other than the loop's (the link that takes a second
+        """``publish`` of each item, appended together, for a thread other than the loop's (the link that takes a second
         process's pings: it answers without waiting for this loop). ``done(rows, error)`` runs
         on the writer thread once the rows are durable, or could not be written. Raises
         :class:`BusUnavailable` at once when the backlog is full."""
@@ -400,13 +358,13 @@ class LocalBus(Bus):
         superseded; nothing on the append path maintains it."""
         topic, partition = tp
         limit = self._compaction_step_records
-        await self._write(_start_newest_map)
+        await self._write(local_file.start_newest_map)
         removed, steps, longest_s = 0, 0, 0.0
         try:
             upper: int | None = end
             while upper is not None:
                 count, upper, took_s = await self._write(
-                    lambda c, upper=upper: _timed(_compact_window, c, topic, partition, upper, limit))
+                    lambda c, upper=upper: local_file.timed(local_file.compact_window, c, topic, partition, upper, limit))
                 removed += count
                 steps += 1
                 longest_s = max(longest_s, took_s)
@@ -415,7 +373,7 @@ class LocalBus(Bus):
             await self._write(lambda c: c.execute("DROP TABLE IF EXISTS temp.compaction_newest"))
             raise
         # Emptied a step at a time too: dropping a million keys at once holds the writer ~50 ms.
-        while await self._write(lambda c: _shrink_newest_map(c, limit)):
+        while await self._write(lambda c: local_file.shrink_newest_map(c, limit)):
             pass
         return removed, steps, longest_s
 
@@ -442,209 +400,10 @@ class LocalBus(Bus):
         removed, steps, longest_s = 0, 0, 0.0
         while True:
             count, took_s = await self._write(
-                lambda c: _timed(_expire_window, c, topic, partition, end, cutoff_ms, limit))
+                lambda c: local_file.timed(local_file.expire_window, c, topic, partition, end, cutoff_ms, limit))
             removed += count
             steps += 1
             longest_s = max(longest_s, took_s)
             if count < limit:
                 return removed, steps, longest_s
             await self._pause_after(took_s)
-
-
-def _log_id(conn: sqlite3.Connection) -> str:
-    conn.execute("INSERT OR IGNORE INTO meta VALUES ('log_id', ?)", (secrets.token_hex(16),))
-    return conn.execute("SELECT value FROM meta WHERE name = 'log_id'").fetchone()[0]
-
-
-def _timed(fn, *args):
-    """``fn(*args)`` and how long it held the writer, appended to its result."""
-    started = time.perf_counter()
-    result = fn(*args)
-    took_s = time.perf_counter() - started
-    return (*result, took_s) if isinstance(result, tuple) else (result, took_s)
-
-
-def _start_newest_map(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS compaction_newest"
-                 " (key TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID")
-    conn.execute("DELETE FROM temp.compaction_newest")
-
-
-def _shrink_newest_map(conn: sqlite3.Connection, limit: int) -> bool:
-    """Remove ``limit`` keys from the map, or drop it once fewer are left; True while any are."""
-    removed = conn.execute(
-        "DELETE FROM temp.compaction_newest WHERE key <="
-        " (SELECT key FROM temp.compaction_newest ORDER BY key LIMIT 1 OFFSET ?)", (limit - 1,),
-    ).rowcount
-    if removed > 0:
-        return True
-    conn.execute("DROP TABLE IF EXISTS temp.compaction_newest")
-    return False
-
-
-def _compact_window(conn: sqlite3.Connection, topic: str, partition: int, upper: int,
-                    limit: int) -> tuple[int, int | None]:
-    """One step of compaction: the ``limit`` stored records below ``upper``. Their keys join
-    the map (unless a later record of the key is there already), then every record of the
-    window older than its key's newest in the map goes. Returns how many went and where
-    the next window ends (None: this one reached the partition's start).
-
-    The newest record of a key is never removed: its offset is the one in the map. A record
-    is removed only for a later one that is durable (already in the file)."""
-    row = conn.execute(
-        "SELECT offset FROM records WHERE topic=? AND partition=? AND offset<? ORDER BY offset DESC LIMIT 1 OFFSET ?",
-        (topic, partition, upper, limit - 1),
-    ).fetchone()
-    lower = 0 if row is None else row[0]
-    window = (topic, partition, lower, upper)
-
-    def step() -> int:
-        conn.execute(
-            "INSERT INTO temp.compaction_newest (key, offset)"
-            " SELECT key, MAX(offset) FROM records WHERE topic=? AND partition=? AND offset>=? AND offset<?"
-            " GROUP BY key ON CONFLICT (key) DO NOTHING",
-            window,
-        )
-        return conn.execute(
-            "DELETE FROM records WHERE topic=? AND partition=? AND offset>=? AND offset<?"
-            " AND offset < (SELECT n.offset FROM temp.compaction_newest n WHERE n.key = records.key)",
-            window,
-        ).rowcount
-
-    return in_transaction(conn, step), (None if row is None else lower)
-
-
-def _expire_window(conn: sqlite3.Connection, topic: str, partition: int, end: int, cutoff_ms: int, limit: int) -> int:
-    """One step of retention: of the ``limit`` oldest records below ``end``, those older
-    than ``cutoff_ms``. Returns how many went (``limit``: all of them, so go on)."""
-    return in_transaction(conn, lambda: conn.execute(
-        "DELETE FROM records WHERE topic=? AND partition=? AND offset IN"
-        " (SELECT offset FROM records WHERE topic=? AND partition=? AND offset<? ORDER BY offset LIMIT ?)"
-        " AND ts<?",
-        (topic, partition, topic, partition, end, limit, cutoff_ms),
-    ).rowcount)
-
-
-def _recover_ends(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
-    """Each partition's end (the next offset to assign), written back to ``partition_ends``.
-
-    ``partition_ends`` alone is right for a file written since it exists. A file from
-    before may have lost its ends to retention already: there the stored records and the
-    groups' committed offsets (each at most the end it was committed against) are the
-    best lower bounds left, and a group is not made to skip what comes next."""
-    ends: dict[TopicPartition, int] = {}
-
-    def raise_to(tp: TopicPartition, end: int | None) -> None:
-        if end is not None and end > ends.get(tp, 0):
-            ends[tp] = end
-
-    for topic, partition, end in conn.execute("SELECT topic, partition, end_offset FROM partition_ends"):
-        raise_to((topic, partition), end)
-    for topic, partitions in conn.execute("SELECT name, partitions FROM topics").fetchall():
-        for partition in range(partitions):
-            # One index lookup per partition, not a scan of the whole log.
-            (last,) = conn.execute(
-                "SELECT MAX(offset) FROM records WHERE topic=? AND partition=?", (topic, partition)
-            ).fetchone()
-            raise_to((topic, partition), None if last is None else last + 1)
-    for topic, partition, committed in conn.execute(
-        "SELECT topic, partition, MAX(offset) FROM group_offsets GROUP BY topic, partition"
-    ):
-        raise_to((topic, partition), committed)
-    conn.executemany(RAISE_END, [(topic, partition, end) for (topic, partition), end in ends.items()])
-    return ends
-
-
-class LocalConsumer(PositionedConsumer):
-    """One process owns the embedded bus, so a consumer is assigned every partition."""
-
-    def __init__(self, bus: LocalBus, topics, group, on_assign, on_revoke, fixed=None):
-        self._fixed = fixed
-        self._bus = bus
-        self._topics = topics
-        self._group = group
-        self._on_assign = on_assign
-        self._on_revoke = on_revoke
-        self._positions: dict[TopicPartition, int] = {}
-        self._appended: asyncio.Event | None = None
-
-    async def start(self) -> None:
-        tps = self._fixed or [(t, p) for t in self._topics for p in range(self._bus.partitions(t))]
-        for tp in tps:
-            committed = await self._bus.committed(self._group, tp) if self._group else None
-            self._positions[tp] = await self._starting_position(tp, committed)
-        if self._on_assign is not None:
-            await self._on_assign(set(self._positions))
-
-    async def _starting_position(self, tp: TopicPartition, committed: int | None) -> int:
-        """Where to start reading ``tp``: Kafka's ``auto_offset_reset=earliest``, spelled out.
-
-        Without a committed offset (a view, or a group's first start): the oldest record
-        still stored, or the end when retention removed them all. A committed offset below
-        that: the oldest stored (what was removed is gone). One beyond the end cannot come
-        from this bus's own reads; it is trusted no further than the end, because starting
-        past it would skip the records about to be appended there."""
-        first = await self._bus.first_offset(tp)
-        if committed is None:
-            return first
-        end = self._bus.end_offset(tp)
-        topic, partition = tp
-        if committed > end:
-            log.warning("bus.local.committed_beyond_end", group=self._group, topic=topic, partition=partition,
-                        committed=committed, end=end)
-            return end
-        if committed < first:
-            if not self._bus.is_compacted(topic):  # compaction removes superseded records only
-                log.warning("bus.local.records_expired_unread", group=self._group, topic=topic,
-                            partition=partition, committed=committed, first=first)
-            return first
-        return committed
-
-    async def close(self) -> None:
-        if self._appended is not None:
-            self._bus.unwatch(self._appended)
-            self._appended = None
-        if self._on_revoke is not None and self._positions:
-            await self._on_revoke(set(self._positions))
-        self._positions = {}
-
-    async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: self._bus.end_offset(tp) for tp in partitions}
-
-    async def poll(self, max_records: int = 1000, timeout_ms: int = 1000) -> list[Record]:
-        deadline = time.monotonic() + timeout_ms / 1000
-        if self._appended is None:
-            self._appended = asyncio.Event()
-            self._bus.watch({topic for topic, _ in self._positions}, self._appended)
-        while True:
-            self._appended.clear()  # before looking: an append after the look still wakes us
-            records: list[Record] = []
-            for tp, pos in self._positions.items():
-                end = self._bus.end_offset(tp)  # before the read: all below it is on disk
-                if pos >= end or len(records) >= max_records:
-                    continue
-                batch = await self._bus.read(tp, pos, max_records - len(records))
-                if batch:
-                    self._positions[tp] = batch[-1].offset + 1
-                    records.extend(batch)
-                else:
-                    # Compaction or retention removed everything from ``pos`` to ``end``.
-                    # Not the end read now: records appended during the read are still to come.
-                    self._positions[tp] = end
-            if records:
-                return records
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # arrives as the event fires, and a follower's close() would then hang for good.
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._appended.wait()
-            except TimeoutError:
-                pass
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        if self._group is None:
-            raise RuntimeError("a consumer without a group cannot commit")
-        await self._bus.commit(self._group, offsets)
