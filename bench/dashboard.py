@@ -149,7 +149,7 @@ def _snapshot(config, status: str, last_ping_ms: int | None, deadline_ms: int | 
               now_ms: int) -> bytes:
     import msgspec
 
-    from services.evaluator.logic import MonitorState
+    from shared.snapshots import MonitorState
     from shared.events import MonitorSnapshot, encode
 
     reasons = {"up": "ping received", "late": "no ping within the interval; in grace period",

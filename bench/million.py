@@ -157,7 +157,7 @@ async def build(spec_path: Path) -> None:
     import msgspec
 
     from services.datadir import owning
-    from services.evaluator.logic import MonitorState
+    from shared.snapshots import MonitorState
     from services.runtime import open_bus
     from shared.bus.base import partition_for
     from shared.events import ChannelConfig, MonitorConfig, MonitorSnapshot, encode

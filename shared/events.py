@@ -35,11 +35,14 @@ in the same partition number everywhere (co-partitioning).
 
 All times are UTC epoch milliseconds in fields named ``*_ms``; durations in
 seconds are named ``*_s``.
+
+The ``state`` inside a :class:`MonitorSnapshot` (the evaluator's record of one monitor,
+with a layout version of its own) is declared in the sibling module ``shared.snapshots``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -201,7 +204,9 @@ class SessionRevoked(Event, tag="session_revoked", kw_only=True):
     at_ms: int
 
 
-MonitorStatus = Literal["new", "up", "late", "down", "paused", "running"]
+MonitorStatus = Literal["up", "down", "late", "new", "paused", "running"]
+STATUSES: tuple[MonitorStatus, ...] = get_args(MonitorStatus)
+"""Every status a monitor can be in, in the order the API lists them."""
 
 
 class StatusChanged(Event, tag="status", kw_only=True):
@@ -315,7 +320,12 @@ class MonitorSnapshot(Event, tag="snapshot", kw_only=True):
     clock_ms: int = 0
     """The partition's event-time clock when the snapshot was taken."""
     state: msgspec.Raw
-    """The evaluator's own encoding of the monitor's state (internal; may change between versions)."""
+    """The monitor's state, an array in the layout ``state_v`` names: declared in
+    ``shared.snapshots`` (:class:`~shared.snapshots.MonitorState`); read it with
+    ``shared.snapshots.decode_state``."""
+    state_v: int = 1
+    """The layout version of ``state`` (``shared.snapshots.STATE_VERSION``); absent, so 1,
+    in snapshots written before it existed."""
 
 
 class Delivery(Event, tag="delivery", kw_only=True):

@@ -2,8 +2,9 @@
 
 Reads ``pings`` (pings and ticks) as the ``evaluator`` consumer group; for each partition
 it owns it keeps a :class:`PartitionEvaluator`, fed the partition's monitor configs from the
-co-partitioned ``monitors`` topic. Outputs go to ``status`` and ``alerts``; they are durable
-before the snapshot is written and the offset committed.
+co-partitioned ``monitors`` topic. The core decides; this only carries its outputs: events to
+``status`` and ``alerts`` (durable before the snapshot is written and the offset committed),
+an outage of Pingura to the log.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import time
 
 import structlog
 
-from services.evaluator.logic import Output, PartitionEvaluator
+from services.evaluator.logic import Outage, Output, PartitionEvaluator
 from services.evaluator.store import StateStore, apply_config_record
+from shared import clock
 from shared.bus import Bus, Consumer, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE, cancel_and_wait
@@ -121,7 +123,7 @@ class Evaluator:
                     return newest
                 upper = lower
             return 0
-        except Exception as exc:  # a diagnosis only: without it, no outage is detected at the first tick
+        except Exception as exc:  # noqa: BLE001 (a diagnosis only: without it, no outage is detected at the first tick)
             log.warning("evaluator.last_tick.unreadable", partition=tp[1], error=str(exc))
             return 0
         finally:
@@ -189,15 +191,12 @@ class Evaluator:
                 continue  # no longer ours
             try:
                 event = decode(record.value)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (whatever does not decode is poison: set aside, the partition moves on)
                 self.dead_letters.set_aside(record, str(exc))
                 last_offset[record.partition] = record.offset
                 continue
             if isinstance(event, Tick):
-                outages, skipped = len(evaluator.outages), evaluator.skipped_windows
                 outputs += evaluator.advance(event.at_ms)
-                if len(evaluator.outages) != outages:
-                    self._log_outage(evaluator, evaluator.skipped_windows - skipped)
             elif isinstance(event, Ping):
                 if event.monitor_id not in evaluator.monitors:
                     await self._config_for(event, record, outputs)
@@ -208,12 +207,6 @@ class Evaluator:
         interval_ms = self._settings.checkpoint_backlog_interval_ms if behind else self._settings.checkpoint_interval_ms
         if time.monotonic() - self._last_checkpoint >= max(interval_ms, self._settings.checkpoint_interval_ms) / 1000:
             await self._checkpoint()
-
-    @staticmethod
-    def _log_outage(evaluator: PartitionEvaluator, skipped: int) -> None:
-        start, end = evaluator.outages[-1]
-        log.warning("evaluator.outage.detected", partition=evaluator.partition, clock_stopped_ms=start,
-                    clock_resumed_ms=end, gap_s=round((end - start) / 1000, 1), windows_skipped=skipped)
 
     async def _config_for(self, ping: Ping, record, outputs: list[Output]) -> None:
         """Config and pings travel on different topics: before calling a monitor unknown,
@@ -228,7 +221,15 @@ class Evaluator:
             return
         status, alerts = [], []
         for event in outputs:
-            (alerts if isinstance(event, Alert) else status).append((event.monitor_id, encode(event)))
+            if isinstance(event, Alert):
+                alerts.append((event.monitor_id, encode(event)))
+            elif isinstance(event, Outage):
+                start, end = event.clock_stopped_ms, event.clock_resumed_ms
+                log.warning("evaluator.outage.detected", partition=event.partition, clock_stopped_ms=start,
+                            clock_resumed_ms=end, gap_s=round((end - start) / 1000, 1),
+                            windows_skipped=event.windows_skipped)
+            else:
+                status.append((event.monitor_id, encode(event)))
         await asyncio.gather(
             self._bus.publish_many(self._topics.status, status),
             self._bus.publish_many(self._topics.alerts, alerts),
@@ -263,7 +264,7 @@ class Evaluator:
 
 async def publish_ticks(bus: Bus, topics: Topics, now_ms: int | None = None) -> None:
     """Write one tick into every partition of ``pings`` (the event-time clock)."""
-    at_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    at_ms = clock.now_ms() if now_ms is None else now_ms
     value = encode(Tick(at_ms=at_ms))
     await asyncio.gather(
         *(bus.publish(topics.pings, "", value, partition=p) for p in range(bus.partitions(topics.pings)))

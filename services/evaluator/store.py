@@ -1,6 +1,7 @@
 """Evaluator state on the bus: snapshots of monitor state in a compacted topic.
 
-Each snapshot records the ``pings`` offset it reflects. The evaluator writes the
+Each snapshot records the ``pings`` offset it reflects; its state is the public layout
+declared in ``shared.snapshots``. The evaluator writes the
 snapshots of changed monitors, *then* commits its input offset, so after a crash it
 restores state at or past the committed offset and replays the rest; the per-monitor
 ``applied_offset`` makes that replay skip what a snapshot already holds.
@@ -10,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 
-import msgspec
 import structlog
 
-from services.evaluator.logic import MonitorState, Output, PartitionEvaluator
+from services.evaluator.logic import Output, PartitionEvaluator
 from shared.bus import Bus, Record
 from shared.bus.view import APPLY_SLICE, decode_as, drain
 from shared.events import MonitorConfig, MonitorSnapshot, encode
+from shared.snapshots import STATE_VERSION, UnreadableSnapshot, decode_state, encode_state
 from shared.topics import Topics
 
 log = structlog.get_logger()
-_state_encoder = msgspec.json.Encoder()
-_state_decoder = msgspec.json.Decoder(MonitorState)
 
 
 class StateStore:
@@ -39,8 +38,8 @@ class StateStore:
             if snapshot is None or evaluator is None:
                 return
             try:
-                state = _state_decoder.decode(snapshot.state)
-            except msgspec.DecodeError as exc:  # config rebuilds it; don't stop
+                state = decode_state(snapshot)
+            except UnreadableSnapshot as exc:  # config rebuilds it; don't stop
                 log.warning("evaluator.snapshot.unreadable", partition=record.partition, offset=record.offset, error=str(exc))
                 return
             state.applied_offset = snapshot.offset
@@ -69,7 +68,8 @@ class StateStore:
                 partition=evaluator.partition,
                 offset=offset,
                 clock_ms=evaluator.clock_ms,
-                state=msgspec.Raw(_state_encoder.encode(state)),
+                state=encode_state(state),
+                state_v=STATE_VERSION,
             )
             items.append((state.monitor_id, encode(snapshot)))
         await self._bus.publish_many(self._topics.evaluator_state, items)

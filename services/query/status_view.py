@@ -5,12 +5,10 @@ to the compacted ``evaluator-state`` topic about once a second. Following that t
 the query service each monitor's status, when and why it last changed, its last check-in
 and its next deadline, without grouping status changes in ClickHouse per request.
 
-Coupling, on purpose: ``MonitorSnapshot.state`` is the evaluator's *internal* encoding
-(``services.evaluator.logic.MonitorState``, array-like msgspec JSON), not a public schema.
-It is decoded here with that very struct, so the two always ship together from one tree;
-the evaluator only ever appends optional fields to it, which keeps older snapshots readable
-here too. A rolling upgrade that runs a newer evaluator beside an older query service is
-fine for appended fields; anything else (reordering, removing) must change both at once.
+The snapshot's ``state`` is read through its public declaration
+(``shared.snapshots.MonitorState``, with a layout version of its own, docs/events.md), not
+through the evaluator's code: a snapshot of a layout this reader does not know (a newer
+evaluator's) is logged and skipped, and the last one read stays.
 
 Lag: a status shows here once the evaluator's next checkpoint is durable (about a second,
 ``checkpoint_interval_ms``; longer while it drains a backlog).
@@ -25,21 +23,20 @@ from typing import NamedTuple
 import msgspec
 import structlog
 
-from services.evaluator.logic import SHARED_REASONS, MonitorState
 from services.evaluator.schedule import next_run_ms
 from shared.bus import Bus, Record
 from shared.bus.view import TopicFollower, decode_as
-from shared.events import MonitorConfig, MonitorSnapshot
+from shared.events import MonitorConfig, MonitorSnapshot, MonitorStatus
+from shared.snapshots import SHARED_REASONS, MonitorState, UnreadableSnapshot, decode_state
 from shared.topics import Topics
 
 log = structlog.get_logger()
-_state_decoder = msgspec.json.Decoder(MonitorState)
 
 
 class CurrentStatus(msgspec.Struct, frozen=True, gc=False):
     """What the API shows of one monitor's evaluator state (~80 bytes, no GC header)."""
 
-    status: str
+    status: MonitorStatus
     since_ms: int | None
     """When it entered ``status`` (event time); None in snapshots of older evaluators."""
     reason: str | None
@@ -65,7 +62,7 @@ def notify_all(listeners: list, *change) -> None:
 def status_of(state: MonitorState) -> CurrentStatus:
     reason = state.status_reason
     return CurrentStatus(
-        status=sys.intern(state.status),
+        status=state.status,  # decoded as a Literal: one shared object already
         since_ms=state.status_since_ms,
         reason=SHARED_REASONS.get(reason, reason) if reason is not None else None,
         last_ping_ms=state.last_ping_ms,
@@ -154,8 +151,8 @@ class StatusView:
             if snapshot is None:
                 continue
             try:
-                state = _state_decoder.decode(snapshot.state)
-            except msgspec.DecodeError as exc:  # a snapshot we cannot read: keep the last one
+                state = decode_state(snapshot)
+            except UnreadableSnapshot as exc:  # a snapshot we cannot read: keep the last one
                 log.warning("query.status_view.unreadable", monitor_id=snapshot.monitor_id,
                             partition=record.partition, offset=record.offset, error=str(exc))
                 continue

@@ -3,8 +3,11 @@ on every alert, so on-call sees what the job last said without opening the dashb
 
 import msgspec
 
-from services.evaluator.logic import CHECKIN_MESSAGE_MAX_CHARS, MonitorState, PartitionEvaluator
-from shared.events import Alert, Ping, decode as decode_event, encode as encode_event
+from services.evaluator.logic import PartitionEvaluator
+from shared.events import CHECKIN_MESSAGE_MAX_CHARS, Alert, Ping
+from shared.events import decode as decode_event
+from shared.events import encode as encode_event
+from shared.snapshots import MonitorState
 from tests.services.evaluator.harness import H, M, Monitor, S, config
 
 encode = msgspec.json.Encoder().encode

@@ -3,8 +3,9 @@
 import msgspec
 import pytest
 
-from services.evaluator.logic import SHARED_REASONS, MonitorState, PartitionEvaluator
+from services.evaluator.logic import PartitionEvaluator
 from shared.events import Alert, Missed, MonitorConfig, Ping, StatusChanged
+from shared.snapshots import SHARED_REASONS, MonitorState
 
 S = 1000  # ms
 

@@ -3,8 +3,9 @@ ticks overlapped is skipped, not counted (docs/semantics.md, "When Pingura itsel
 
 from __future__ import annotations
 
-from services.evaluator.logic import OUTAGE_REASON, PartitionEvaluator
+from services.evaluator.logic import PartitionEvaluator
 from shared.events import Alert, Missed, MonitorConfig, Ping, StatusChanged
+from shared.snapshots import Reason
 
 S = 1000
 M = 60 * S
@@ -94,7 +95,7 @@ def test_a_heartbeat_shown_late_for_a_skipped_window_is_up_again():
     assert run.of(StatusChanged)[-1].status == "late"
     run.ticks(19 * M + 30 * S, 19 * M + 32 * S)
     last = run.of(StatusChanged)[-1]
-    assert (last.status, last.reason) == ("up", OUTAGE_REASON)
+    assert (last.status, last.reason) == ("up", Reason.OUTAGE)
     assert run.of(Alert) == []
 
 

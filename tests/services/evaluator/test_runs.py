@@ -1,7 +1,7 @@
 """Runs: a start, then the success or failure that ends it; measured durations, overlapping
 run ids, and the maximum run time."""
 
-from services.evaluator.logic import MAX_OPEN_RUNS
+from services.evaluator.logic.runs import MAX_OPEN_RUNS
 from shared.events import Alert, RunMeasured, StatusChanged
 from tests.services.evaluator.harness import H, M, Monitor, S
 

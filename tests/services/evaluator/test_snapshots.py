@@ -5,8 +5,9 @@ import sys
 
 import msgspec
 
-from services.evaluator.logic import Extra, MonitorState, PartitionEvaluator, Rules
+from services.evaluator.logic import PartitionEvaluator
 from shared.events import Alert, Ping, RunMeasured
+from shared.snapshots import Extra, MonitorState, Rules
 from tests.services.evaluator.harness import H, M, Monitor, S
 
 encode = msgspec.json.Encoder().encode

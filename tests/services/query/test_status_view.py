@@ -10,11 +10,12 @@ import msgspec
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from services.evaluator.logic import MonitorState, PartitionEvaluator
+from services.evaluator.logic import PartitionEvaluator
 from services.evaluator.store import StateStore
 from services.query.status_view import CurrentStatus, StatusView, shown_status, shown_status_name
 from shared.bus.local import LocalBus
-from shared.events import MonitorConfig, MonitorSnapshot, Ping, encode
+from shared.events import MonitorConfig, MonitorSnapshot, Ping, decode, encode
+from shared.snapshots import STATE_VERSION, MonitorState
 from shared.topics import Topics
 
 TOPICS = Topics()
@@ -126,6 +127,20 @@ async def test_an_unreadable_snapshot_keeps_the_last_good_one(bus, view):
     assert await view.sync()
     assert view.get("hb_a").status == "up"
 
+
+
+async def test_a_snapshot_of_a_newer_layout_is_logged_and_the_last_one_stays(bus, view):
+    await Evaluator(bus).run(config(), ping(5 * S))
+    assert await view.sync()
+    [record] = await bus.read((TOPICS.evaluator_state, 0), 0, 10)
+    written = decode(record.value)
+    assert isinstance(written, MonitorSnapshot) and written.state_v == STATE_VERSION  # the store says its layout
+    newer = msgspec.structs.replace(written, state_v=STATE_VERSION + 1, state=msgspec.Raw(b'{"status": "down"}'))
+    with capture_logs() as logs:
+        await bus.publish(TOPICS.evaluator_state, "hb_a", encode(newer))
+        assert await view.sync()
+    assert view.get("hb_a").status == "up"
+    assert [e["event"] for e in logs] == ["query.status_view.unreadable"]
 
 async def test_listeners_hear_of_changes_but_not_of_snapshots_that_changed_nothing_shown(bus, view):
     heard = []

@@ -1,0 +1,182 @@
+"""The evaluator's snapshot of one monitor: the ``state`` inside a ``MonitorSnapshot``.
+
+A sibling of ``shared.events`` (which declares the envelope, :class:`~shared.events.MonitorSnapshot`,
+on the compacted ``evaluator-state`` topic): this module declares what its ``state`` holds,
+for the evaluator that writes it and restores from it, and for every other reader (the query
+service's status view). docs/events.md describes it for people.
+
+Versions: the layout has one of its own, :data:`STATE_VERSION`, carried by the envelope's
+``state_v`` (absent in snapshots written before it existed: those are version 1, which is
+still the layout). The layout is a JSON array, field after field in declaration order (msgspec
+``array_like``: a million of these are written and kept, and names would double their size).
+So the compatible change is to *append* an optional field at the end: older snapshots, shorter
+arrays, still decode (their missing fields take the default), and older readers ignore what
+they do not know. Anything else (reordering, removing, re-typing a field, a new status)
+bumps :data:`STATE_VERSION`, and :func:`decode_state` then reads each version it knows.
+
+The evaluator keeps these very structs in memory, one per monitor, mutated in place: the
+declaration is also its memory layout, so fields are chosen for size (no GC header, ``extra``
+None for most monitors, shared tuples and rules). Measure ``bench --only evaluator`` before
+adding one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from shared.errors import PinguraError
+from shared.events import MonitorSnapshot, MonitorStatus
+
+STATE_VERSION = 1
+"""The layout of :class:`MonitorState` as this code writes it (``MonitorSnapshot.state_v``)."""
+
+Run = tuple[str, int, bool]
+"""An open run: ``(rid, started_ms, overran)``; rid ``""`` for a start without one."""
+
+
+class Rules(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A monitor's settings beyond interval, grace and misses (its ``MonitorConfig`` in ms).
+    One shared object per distinct set (hashable); monitors with none of them set have none."""
+
+    schedule: str | None = None
+    """Cron expression; None: interval mode."""
+    timezone: str = "UTC"
+    max_runtime_ms: int | None = None
+    """None: the grace period."""
+    recovery_threshold: int = 1
+    reminder_interval_ms: int | None = None
+
+
+class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What most monitors do not need, behind one field of :class:`MonitorState` (None when
+    empty). Immutable: replaced on change, and an idle one (rules only) is shared."""
+
+    rules: Rules | None = None
+    runs: tuple[Run, ...] = ()
+    """Open runs, oldest start first. An overran run stays (its end is still measured) but
+    counts no more."""
+    streak: int = 0
+    """Successes in a row while down (towards ``recovery_threshold``)."""
+    reminders: int = 0
+    """Reminders sent in the current incident."""
+
+
+CheckinKind = Literal["success", "fail"]
+"""A check-in: a run ended, well or badly (``start`` and ``log`` pings are not check-ins)."""
+
+
+class Checkin(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """What the last check-in was: ``success`` or ``fail``, and its exit code. One shared
+    object per pair in the evaluator (at most 2 x 257 of them); its message is kept beside it."""
+
+    kind: CheckinKind
+    exit_code: int | None = None
+
+
+class MonitorState(msgspec.Struct, array_like=True, gc=False):
+    """What the evaluator knows of one monitor (version :data:`STATE_VERSION`).
+
+    Kept small (a million of these per process is the target): no GC header, shared
+    tuples for channels and tags, shared ints for configured periods.
+    """
+
+    monitor_id: str
+    project_id: str
+    name: str
+    interval_ms: int
+    grace_ms: int
+    max_problems: int
+    """``max_consecutive_misses``: problems in a row that take the monitor down."""
+    channels: tuple[str, ...]
+    tags: tuple[str, ...]
+    revision: int
+    """The ``MonitorConfig`` revision applied."""
+    status: MonitorStatus = "new"
+    last_ping_ms: int | None = None
+    """The last check-in (``success`` or ``fail``); None before the first one."""
+    deadline_ms: int | None = None
+    """When the current window is missed (before lateness); None: never misses. The next
+    check-in is expected ``grace_ms`` before it."""
+    problems: int = 0
+    """Problems (misses, failures, overrun runs) in a row."""
+    incident: int = 0
+    """Incidents so far; the current one's number while down."""
+    last_problem: str = ""
+    """The latest problem, for people (the going-down reason quotes it)."""
+    applied_offset: int = -1
+    """Offset of the last ``pings`` record already folded in (replay guard)."""
+    queued_slot: int | None = None
+    """The evaluator's own bookkeeping (the timer-wheel second this monitor is queued in);
+    readers ignore it, and a restore starts without."""
+    # Fields below were added later: trailing and optional, so the array-like snapshots
+    # of older versions (shorter arrays) still decode. Add new ones after them, never between.
+    status_since_ms: int | None = None
+    """Event time of the last status change; None in snapshots older than this field."""
+    status_reason: str | None = None
+    """Why the status last changed (the ``reason`` of that ``StatusChanged``)."""
+    extra: Extra | None = None
+    """Schedule, runs, recovery and reminders; None for a monitor using none of them."""
+    last_checkin: Checkin | None = None
+    """What the check-in at ``last_ping_ms`` was (kind, exit code); None before the first
+    one, and in snapshots older than this field (alerts then say nothing of it until the next
+    one)."""
+    last_message: str | None = None
+    """That check-in's message as one line (at most ``CHECKIN_MESSAGE_MAX_CHARS``); None
+    without one. (Two fields cost what one does: the struct's size class is the same.)"""
+
+
+class Reason:
+    """The fixed reasons of a status change (``StatusChanged.reason``, a snapshot's
+    ``status_reason``): every one but going down's, which quotes the problems."""
+
+    CREATED_PAUSED = "created paused"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    PING_RECEIVED = "ping received"
+    FIRST_CHECKIN_FAILED = "first check-in (a failure)"
+    IN_GRACE = "no ping within the interval; in grace period"
+    MISSED = "missed a check-in"
+    RUN_STARTED = "run started"
+    RUN_FAILED = "run ended (a failure)"
+    RUN_OVERRAN = "a run overran its maximum run time"
+    OUTAGE = "Pingura was not running when the check-in was due: that window is skipped"
+
+
+SHARED_REASONS = {reason: reason for name, reason in vars(Reason).items() if name.isupper()}
+"""Each fixed reason mapped to itself: a reader swaps a decoded copy of ``status_reason`` for
+this one object, so a million monitors don't hold a million copies (the evaluator writes these
+very objects)."""
+
+
+class UnreadableSnapshot(PinguraError, ValueError):
+    """A snapshot's state this code cannot read (malformed, or a layout version it does not know)."""
+
+
+_encoder = msgspec.json.Encoder()
+_decoders = {1: msgspec.json.Decoder(MonitorState)}
+"""Each layout version this code reads, and how (one today)."""
+
+
+def encode_state(state: MonitorState) -> msgspec.Raw:
+    """``state`` as a snapshot's ``state`` (layout :data:`STATE_VERSION`)."""
+    return msgspec.Raw(_encoder.encode(state))
+
+
+def decode_state(snapshot: MonitorSnapshot) -> MonitorState:
+    """The monitor state a snapshot carries, whatever version wrote it; UnreadableSnapshot if
+    none this code knows (a newer evaluator's: the reader keeps what it had)."""
+    decoder = _decoders.get(snapshot.state_v)
+    if decoder is None:
+        raise UnreadableSnapshot(f"state layout v{snapshot.state_v} is newer than this reader (v{STATE_VERSION})")
+    try:
+        return decoder.decode(snapshot.state)
+    except msgspec.DecodeError as exc:
+        raise UnreadableSnapshot(str(exc)) from None
+
+
+__all__ = [
+    "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind", "Extra", "MonitorState", "Reason", "Rules", "Run", "UnreadableSnapshot",
+    "decode_state", "encode_state",
+]  # fmt: skip

@@ -1,0 +1,98 @@
+"""The public snapshot layout (shared.snapshots): snapshots that earlier evaluators wrote still
+load, field for field, and what loads is written back byte for byte.
+
+``snapshots/v1-records.jsonl`` holds real ``evaluator-state`` record values, one a line, written
+by the evaluator's StateStore at commit 0cffe10 (before the layout was declared here);
+``snapshots/v1-decoded.json`` is what that code's own struct read from each, field by field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from services.evaluator.logic import PartitionEvaluator
+from services.query.status_view import status_of
+from shared.events import MonitorSnapshot, decode
+from shared.snapshots import STATE_VERSION, MonitorState, UnreadableSnapshot, decode_state, encode_state
+
+HERE = Path(__file__).parent / "snapshots"
+RECORDS = (HERE / "v1-records.jsonl").read_bytes().splitlines()
+DECODED = json.loads((HERE / "v1-decoded.json").read_text())
+
+
+def named(value):
+    if isinstance(value, msgspec.Struct):
+        return {f: named(getattr(value, f)) for f in value.__struct_fields__}
+    if isinstance(value, tuple | list):
+        return [named(v) for v in value]
+    return value
+
+
+def snapshots() -> list[MonitorSnapshot]:
+    found = [s for s in map(decode, RECORDS) if isinstance(s, MonitorSnapshot)]
+    assert len(found) == len(RECORDS)
+    return found
+
+
+def test_the_fixture_covers_every_kind_of_monitor():
+    assert [s.monitor_id for s in snapshots()] == list(DECODED)
+    assert {DECODED[m]["status"] for m in DECODED} == {"up", "down", "running", "paused", "new", "late"}
+    assert any(DECODED[m]["extra"] for m in DECODED) and any(DECODED[m]["last_checkin"] for m in DECODED)
+
+
+def test_snapshots_written_before_the_layout_had_a_version_are_version_1():
+    assert {s.state_v for s in snapshots()} == {1} == {STATE_VERSION}
+
+
+@pytest.mark.parametrize("n", range(len(RECORDS)))
+def test_an_old_snapshot_decodes_field_for_field_as_the_old_code_read_it(n):
+    snapshot = snapshots()[n]
+    assert named(decode_state(snapshot)) == DECODED[snapshot.monitor_id]
+
+
+@pytest.mark.parametrize("n", range(len(RECORDS)))
+def test_what_loads_is_written_back_byte_for_byte(n):
+    snapshot = snapshots()[n]
+    assert bytes(encode_state(decode_state(snapshot))) == bytes(snapshot.state)
+
+
+def test_a_snapshot_from_before_the_later_fields_still_loads():
+    for snapshot in snapshots():
+        fields = msgspec.json.decode(snapshot.state)
+        for cut in ("status_since_ms", "extra", "last_checkin"):  # what earlier versions wrote
+            old = msgspec.structs.replace(snapshot, state=msgspec.Raw(msgspec.json.encode(
+                fields[: MonitorState.__struct_fields__.index(cut)])))  # fmt: skip
+            state = decode_state(old)
+            assert (state.status, state.deadline_ms) == (fields[9], fields[11])
+            assert state.last_checkin is None
+
+
+def test_the_status_view_reads_old_snapshots():
+    shown = {s.monitor_id: status_of(decode_state(s)) for s in snapshots()}
+    assert (shown["hb_down"].status, shown["hb_down"].since_ms) == ("down", 130_000)
+    assert shown["hb_late"].next_expected_ms == 60_000
+    assert shown["hb_new"].since_ms is None and shown["hb_paused"].next_expected_ms is None
+
+
+def test_the_evaluator_restores_old_snapshots_and_goes_on():
+    ev = PartitionEvaluator(0, lateness_ms=1000)
+    for snapshot in snapshots():
+        state = decode_state(snapshot)
+        state.applied_offset = snapshot.offset
+        ev.restore(state)
+    outputs = ev.advance(10 * 3_600_000)
+    assert {o.monitor_id for o in outputs} >= {"hb_up", "hb_late", "hb_running", "hb_failed"}
+    assert ev.monitors["hb_up"].status == "down"
+
+
+def test_a_layout_this_reader_does_not_know_is_refused_not_misread():
+    newer = msgspec.structs.replace(snapshots()[0], state_v=STATE_VERSION + 1)
+    with pytest.raises(UnreadableSnapshot, match="newer"):
+        decode_state(newer)
+    with pytest.raises(UnreadableSnapshot):
+        decode_state(msgspec.structs.replace(newer, state_v=1, state=msgspec.Raw(b'{"not": "a state"}')))
+
