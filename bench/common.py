@@ -33,9 +33,9 @@ class Table:
     def render(self) -> str:
         cells = [[_fmt(v) for v in row] for row in self.rows]
         widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(self.columns)]
-        line = "| " + " | ".join(c.ljust(w) for c, w in zip(self.columns, widths)) + " |"
+        line = "| " + " | ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=False)) + " |"
         sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-        body = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+        body = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=False)) + " |" for r in cells]
         return "\n".join([f"### {self.title}", "", line, sep, *body, *(["", *self.notes] if self.notes else [])])
 
     def as_dict(self) -> dict:
@@ -112,7 +112,7 @@ def wait_ready(port: int, timeout_s: float = 60, proc: subprocess.Popen | None =
 
 
 def spawn(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
-    out = open(log, "ab") if log else subprocess.DEVNULL
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child writes to it for its whole life
     return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})}, stdout=out,
                             stderr=subprocess.STDOUT, cwd=ROOT)
 
@@ -138,7 +138,7 @@ async def admin_project(settings, bus, topics) -> str:
     ``pingura serve`` would, and return its id (for benchmarks that build data directly)."""
     from services.query.auth.accounts import Accounts
     from services.query.auth.keys import KeyIndex, ProjectsView
-    from services.runtime import ensure_first_project
+    from services.query.service import ensure_first_project
 
     projects = ProjectsView(bus, topics.projects)
     await projects.start()

@@ -296,7 +296,7 @@ async def worker(spec_path: Path) -> None:
     from shared.clickhouse import open_client
     from shared.settings import Settings
 
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads(spec_path.read_text())  # noqa: ASYNC240 - a worker process reading its spec, nothing else waits
     ch = open_client(Settings(data_dir=Path(spec["data_dir"])))
     result: dict = {}
     try:
@@ -315,7 +315,7 @@ async def worker(spec_path: Path) -> None:
         result["measure"] = await _measure(ch, store, spec, loaded, now_ms)
     finally:
         await ch.close()
-    Path(spec["out"]).write_text(json.dumps(result))
+    Path(spec["out"]).write_text(json.dumps(result))  # noqa: ASYNC240 - the worker's last act
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ async def _run_worker(workdir: Path, spec: dict, name: str, timeout_s: float) ->
         raise
     if code != 0:
         raise RuntimeError(f"bench.queries worker {name} exited with {code}: {log.read_text()[-3000:]}")
-    return json.loads(Path(spec["out"]).read_text())
+    return json.loads(Path(spec["out"]).read_text())  # noqa: ASYNC240 - a few KB after the worker exited
 
 
 def _serve(workdir: Path, data_dir: Path, port: int, name: str):

@@ -204,16 +204,16 @@ class TokenIndex:
         intern = sys.intern
         chunk.ids = [intern(i) for i in chunk.ids]
         chunk.project_ids = [intern(p) if p is not None else None for p in chunk.project_ids]
-        self._revision.update(zip(chunk.ids, chunk.revisions))
+        self._revision.update(zip(chunk.ids, chunk.revisions, strict=False))
         ids, keys, project_ids = chunk.ids, chunk.keys, chunk.project_ids
         if None in keys:  # deleted ones: only their revision is kept
-            live = [(i, k, p) for i, k, p in zip(ids, keys, project_ids) if k is not None]
+            live = [(i, k, p) for i, k, p in zip(ids, keys, project_ids, strict=False) if k is not None]
             ids, keys, project_ids = [i for i, _, _ in live], [k for _, k, _ in live], [p for _, _, p in live]
-        self._key_of.update(zip(ids, keys))
-        self._by_key.update(zip(keys, zip(ids, project_ids)))
+        self._key_of.update(zip(ids, keys, strict=False))
+        self._by_key.update(zip(keys, zip(ids, project_ids, strict=False), strict=False))
         self._live_in.update(project_ids)
         if chunk.slugs.count(None) < len(chunk.slugs):
-            for monitor_id, project_id, slug in zip(chunk.ids, chunk.project_ids, chunk.slugs):
+            for monitor_id, project_id, slug in zip(chunk.ids, chunk.project_ids, chunk.slugs, strict=False):
                 if slug is not None and project_id is not None:
                     self._slug_of[monitor_id] = (project_id, slug)
                     self._by_slug.setdefault((project_id, slug), {})[monitor_id] = None

@@ -229,7 +229,7 @@ class KafkaConsumer(Consumer):
         except (KafkaError, TimeoutError, AssertionError) as exc:  # only a diagnosis
             log.warning("bus.kafka.offset_check_failed", group=self._group, error=str(exc) or type(exc).__name__)
             return
-        for tp, offset in zip(tps, committed):
+        for tp, offset in zip(tps, committed, strict=False):
             if offset is None:
                 continue
             if offset < starts[tp]:

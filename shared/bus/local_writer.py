@@ -17,6 +17,7 @@ records are still committed in the order they were numbered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -70,7 +71,7 @@ class LogWriter:
     def _run(self) -> None:
         try:
             self._conn = self._connect()
-        except BaseException as exc:  # reported by start()
+        except BaseException as exc:  # noqa: BLE001 - whatever it is, start() reports it
             self._start_error = exc
             self._ready.set()
             return
@@ -116,7 +117,7 @@ class LogWriter:
                 _, fn, future = items[i]
                 try:
                     result, error = fn(self._conn), None
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's future, which raises it
                     result, error = None, exc
                 self._loop.call_soon_threadsafe(_settle, future, result, error)
                 i += 1
@@ -129,14 +130,12 @@ class LogWriter:
             try:
                 _insert(self._conn, rows)
                 error = None
-            except BaseException as exc:  # disk full, I/O error: none of these rows is durable
+            except BaseException as exc:  # noqa: BLE001 - disk full, I/O error: none of these rows is durable; each waiter gets it
                 error = exc
             for batch_rows, token in batches:
                 if isinstance(token, WhenWritten):
-                    try:
+                    with contextlib.suppress(Exception):  # the caller's to handle; the writer must go on
                         token.done(batch_rows, error)
-                    except Exception:  # the caller's to handle; the writer must go on
-                        pass
             self._loop.call_soon_threadsafe(self._on_appended, batches, error)
 
 

@@ -11,6 +11,7 @@ packed (:class:`PackedConfigView`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
@@ -74,7 +75,7 @@ class TopicFollower:
                 records = await self._reader.poll(max_records=10_000, timeout_ms=self._poll_timeout_ms)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a bus hiccup must not freeze the view for good
+            except Exception as exc:  # noqa: BLE001 - a bus hiccup must not freeze the view for good
                 log.warning("view.poll_failed", topic=self.topic, error=str(exc))
                 await asyncio.sleep(1)
                 continue
@@ -101,7 +102,7 @@ class TopicFollower:
             ends = await asyncio.wait_for(asyncio.shield(self._ends_from_now()), timeout_s)
         except TimeoutError:
             return False
-        except Exception as exc:  # the bus cannot say where its end is: answer from what we have
+        except Exception as exc:  # noqa: BLE001 - the bus cannot say where its end is: answer from what we have
             log.warning("view.sync_failed", topic=self.topic, error=str(exc))
             return False
         # Checked under the condition's lock: the follower notifies under it too, so no
@@ -139,7 +140,7 @@ class TopicFollower:
                 waiting, self._next_ends = self._next_ends, None
                 try:
                     waiting.set_result(await reader.end_offsets(reader.assignment()))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - handed to every waiter, which raises it
                     waiting.set_exception(exc)
         finally:
             self._fetching = None
@@ -149,7 +150,7 @@ def decode_as(record: Record, expected: type, poison_event: str):
     """The record's event if it is an ``expected``; otherwise log it as poison and return None."""
     try:
         event = decode(record.value)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any undecodable record is poison, never a crash
         event, error = None, str(exc)
     else:
         error = f"unexpected event type {type(event).__name__}"
@@ -258,7 +259,7 @@ class PackedConfigView(ConfigView[T], Generic[T]):
         return bytes(buffer)
 
     def _unpack(self, stored: bytes) -> T:
-        return self._kind(**dict(zip(self._names, self._unpacker.decode(stored))))
+        return self._kind(**dict(zip(self._names, self._unpacker.decode(stored), strict=False)))
 
     def select(self, *names: str) -> Iterator[tuple[str, list]]:
         """``(id, [the named fields])`` of every item, decoded loosely: a list field comes as
@@ -281,7 +282,5 @@ async def drain(consumer: Consumer, apply: Callable[[Record], None]) -> int:
 
 async def cancel_and_wait(task: asyncio.Task) -> None:
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass

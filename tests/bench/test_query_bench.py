@@ -30,7 +30,7 @@ async def test_the_query_benchmark_loads_and_measures_every_query(tmp_path):
     latency, export = await queries.run("tiny", tmp_path)
     size = queries.SIZES["tiny"]
     assert len(latency.rows) == 7
-    for stage, query, calls, p50, p95, target, verdict in latency.rows:
+    for stage, query, calls, p50, p95, _target, verdict in latency.rows:
         assert calls > 0 and _number(p50) and _number(p95) and p50 <= p95, (stage, query)
         assert verdict in ("met", "missed"), (stage, query)
     assert "Empty answers (should be 0): pages 0/0, uptime 0/0, HTTP pages 0." in latency.notes

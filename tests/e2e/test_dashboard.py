@@ -120,7 +120,7 @@ def check_the_timing_graph(page, server, shots) -> None:
         in_bucket = sum(start <= datetime.fromisoformat(f["received_at"]) < start + bucket for f in fails)
         expect(failed).to_have_text(str(in_bucket))
         shown = page.locator(".u-legend tr", has_text="Bucket").locator(".u-value")
-        expect(shown).to_contain_text("–")
+        expect(shown).to_contain_text("–")  # noqa: RUF001 - the en dash the legend draws between two times
         expect(shown).to_contain_text(page.evaluate(BROWSER_ZONE))
     page.screenshot(path=shots / "graph-hover.png", clip={"x": over["x"] - 80, "y": over["y"] - 10,
                                                           "width": over["width"] + 120, "height": over["height"] + 110})
@@ -230,7 +230,7 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     exported = Path(download_info.value.path()).read_text()
     table = list(csv.reader(exported.splitlines()))
     assert table[0] == EXPORT_HEADER
-    pings = [dict(zip(table[0], row)) for row in table[1:] if row[2] != "missed"]
+    pings = [dict(zip(table[0], row, strict=False)) for row in table[1:] if row[2] != "missed"]
     assert len(pings) == 6, exported
     assert [p["message"] for p in pings].count("Processed 1247 records") == 2
     assert {p["source_ip"] for p in pings} == {"127.0.0.1"}

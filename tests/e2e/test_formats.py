@@ -86,7 +86,7 @@ async def test_a_thousand_hosts_style_slug_urls_create_their_heartbeat_once(serv
         [made] = (await r.json())["heartbeats"]
     assert (made["name"], made["slug"], made["interval"], made["grace"]) == ("backup-web1", "backup-web1", 86400, 3600)
     rows = await eventually(lambda: rows_when(http, server, made["id"], 21))
-    assert [row["kind"] for row in rows][0] == "success" and rows[0]["output"] == "backup done"
+    assert next(row["kind"] for row in rows) == "success" and rows[0]["output"] == "backup done"
 
     async with http.patch(f"{server.url}/api/v1/projects/me", json={"auto_create": False}) as r:
         assert r.status == 200

@@ -105,9 +105,12 @@ async def test_twenty_trickled_sign_ins_are_all_answered_promptly_and_a_prompt_o
     log = Log(server)
     tricklers = [asyncio.create_task(trickle(server.port, "/login")) for _ in range(20)]
     await asyncio.sleep(0.3)  # all of them waiting
-    async with aiohttp.ClientSession() as http:  # the body comes with the head: never turned away
-        async with http.post(f"{server.url}/login", data={"key": API_KEY}, allow_redirects=False) as r:
-            assert r.status == 303 and "pingura_session=" in r.headers["Set-Cookie"]
+    # The body comes with the head: never turned away.
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}/login", data={"key": API_KEY}, allow_redirects=False) as r,
+    ):
+        assert r.status == 303 and "pingura_session=" in r.headers["Set-Cookie"]
     answers = await asyncio.gather(*tricklers)
     statuses = sorted(status(response) for response, _ in answers)
     assert statuses == [408] * MAX_BODY_READS + [503] * (20 - MAX_BODY_READS)
@@ -120,7 +123,7 @@ async def test_twenty_trickled_sign_ins_are_all_answered_promptly_and_a_prompt_o
 @pytest.mark.parametrize("path", ["/login", "/logout", "/api/v1/heartbeats", "/api/v1/projects"])
 async def test_a_body_cut_short_is_one_info_line_never_a_traceback(server, path):
     log = Log(server)
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(head("POST", path, 1000) + b"key=pk_")
     await writer.drain()
     await asyncio.sleep(0.1)
@@ -174,17 +177,18 @@ async def test_a_sign_in_form_from_an_origin_that_is_no_url_is_refused_not_a_500
 async def test_a_body_that_inflates_past_the_api_limit_is_413_naming_that_limit(server, path):
     bomb = gzip.compress(b'{"name": "' + b"0" * 10_000_000, 9)  # 10 MB in about 10 KB
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": f"Bearer {API_KEY}"}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server.url}{path}", data=bomb, headers=headers) as r:
-            assert r.status == 413 and "larger than 65536 bytes" in await r.text()
+    async with aiohttp.ClientSession() as http, http.post(f"{server.url}{path}", data=bomb, headers=headers) as r:
+        assert r.status == 413 and "larger than 65536 bytes" in await r.text()
 
 
 async def test_a_gzipped_api_body_is_read_once_decoded(server):
     data = gzip.compress(b'{"name": "zipped", "interval": 60, "grace": 60}')
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
-        async with http.post(f"{server.url}/api/v1/heartbeats", data=data,
-                             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}) as r:
-            assert r.status == 201, await r.text()
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
+        http.post(f"{server.url}/api/v1/heartbeats", data=data,
+                  headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}) as r,
+    ):
+        assert r.status == 201, await r.text()
 
 
 ODD = [

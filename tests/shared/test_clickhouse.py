@@ -63,7 +63,7 @@ async def test_clients_of_one_process_share_its_chdb_engine(settings, ch):
 
 
 async def test_a_second_chdb_path_in_one_process_is_refused(ch, tmp_path):
-    with pytest.raises(ConfigError, match="^data_dir: chDB allows one engine per process"):
+    with pytest.raises(ConfigError, match=r"^data_dir: chDB allows one engine per process"):
         open_client(Settings(data_dir=tmp_path))
 
 
@@ -71,7 +71,7 @@ async def test_a_closed_client_refuses_further_calls(settings):
     client = open_client(settings)
     await client.close()
     await client.close()  # twice is harmless
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(RuntimeError, match=r"closed"):
         await client.query("SELECT 1")
 
 
@@ -85,13 +85,13 @@ async def test_opening_chdb_takes_group_and_other_permissions_off_its_folder(set
     await client.command("INSERT INTO t_private VALUES (1)")
     await client.close()
     files = [os.path.join(d, name) for d, _, names in os.walk(folder) for name in names
-             if not os.path.islink(os.path.join(d, name))]
+             if not os.path.islink(os.path.join(d, name))]  # noqa: ASYNC240 - a test's look at a folder
     folder.chmod(0o755)
     os.chmod(files[0], 0o644)
     client = open_client(settings)
     await client.close()
     loose = {path: oct(stat.S_IMODE(os.lstat(path).st_mode)) for d, dirs, names in os.walk(folder)
-             for path in (os.path.join(d, n) for n in dirs + names) if not os.path.islink(path)
+             for path in (os.path.join(d, n) for n in dirs + names) if not os.path.islink(path)  # noqa: ASYNC240 - as above
              and stat.S_IMODE(os.lstat(path).st_mode) & 0o077}
     assert (oct(stat.S_IMODE(folder.stat().st_mode)), loose) == (oct(0o700), {})
 
@@ -122,5 +122,5 @@ def test_a_server_url_becomes_client_options(url, expected):
 
 @pytest.mark.parametrize("url", ["clickhouse://host:9000/db", "http://", "http://host:port/db"])
 def test_a_malformed_server_url_names_the_setting(url):
-    with pytest.raises(ConfigError, match="^clickhouse_url: "):
+    with pytest.raises(ConfigError, match=r"^clickhouse_url: "):
         server_options(url)

@@ -15,6 +15,7 @@ The card's texts are escaped HTML; the message ``text`` and the card's title are
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from services.notifier.channels.chat import ZERO_WIDTH_SPACE, IncomingWebhookChannel, inert
 from services.notifier.messages import Message
@@ -28,7 +29,7 @@ class GoogleChatChannel(IncomingWebhookChannel):
         "The space's webhook URL (https://chat.googleapis.com/v1/spaces/.../messages?key=...&token=...). "
         "Masked once saved."
     )
-    headers = {"Content-Type": "application/json; charset=UTF-8"}
+    headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json; charset=UTF-8"}
 
     def payload(self, message: Message) -> dict:
         return googlechat_payload(message)

@@ -30,7 +30,7 @@ async def ingest(tmp_path):
 
 
 async def test_a_ping_is_on_the_bus_when_it_is_answered(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     token = new_token()
     await add_monitor(bus, token)  # created a moment ago: the index syncs before a 404
     r = await client.post(f"/api/heartbeat/{token}/7?message=hi", headers={"User-Agent": "cron"})
@@ -41,7 +41,7 @@ async def test_a_ping_is_on_the_bus_when_it_is_answered(ingest):
 
 
 async def test_head_and_get_count_as_pings(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     token = new_token()
     await add_monitor(bus, token)
     assert (await client.head(f"/api/heartbeat/{token}")).status == 200
@@ -79,7 +79,7 @@ async def test_it_answers_503_with_retry_after_when_the_bus_cannot_take_the_ping
 
 
 async def test_an_oversized_body_is_413_even_without_content_length(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     token = new_token()
     await add_monitor(bus, token)
 
@@ -93,7 +93,7 @@ async def test_an_oversized_body_is_413_even_without_content_length(ingest):
 
 
 async def test_a_token_spelled_any_other_way_is_unknown(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     await add_monitor(bus, TOKEN)
     assert (await client.post(f"/api/heartbeat/{TOKEN}")).status == 200
     standard = base64.b64encode(SECRET).decode()  # '+' and '/' for '-' and '_'

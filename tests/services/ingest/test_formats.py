@@ -201,7 +201,7 @@ async def test_cronitors_state_series_message_and_duration_metric(ingest):
 @pytest.mark.parametrize("query, words", [("state=tick", "state must be"), ("series=" + "s" * 101, "series"),
                                           ("metric=duration:fast", "duration")])
 async def test_cronitor_words_ingest_cannot_read_are_refused(ingest, query, words):
-    bus, client, token = ingest
+    _bus, client, token = ingest
     r = await client.get(f"/api/heartbeat/{token}?{query}")
     assert r.status == 400 and words in await r.text()
 

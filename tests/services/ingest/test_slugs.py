@@ -53,7 +53,7 @@ async def created(bus) -> list:
 
 
 async def test_a_slug_url_pings_the_projects_heartbeat_with_that_slug(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     for suffix in ("", "/start", "/fail", "/log", "/0", "/3", "/run", "/complete"):
         r = await client.post(f"/ping/{KEY}/backup-db{suffix}", data=b"out")
         assert (r.status, await r.text()) == (200, "OK"), suffix
@@ -71,14 +71,14 @@ async def test_a_slug_url_pings_the_projects_heartbeat_with_that_slug(ingest):
     ("/ping/{key}/backup-db/nope", 404, "not found"),
 ])
 async def test_slug_urls_answer_refusals_in_healthchecks_words(ingest, path, status, text):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     r = await client.get(path.format(key=KEY))
     assert (r.status, await r.text()) == (status, text)
     assert await pings_on_bus(bus) == [] and await created(bus) == []
 
 
 async def test_create_1_makes_the_heartbeat_with_the_api_defaults_and_all_the_projects_channels(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     await add_channel(bus, "ch_a")
     await add_channel(bus, "ch_gone")
     await add_channel(bus, "ch_gone", deleted=True, updated_ms=1)
@@ -104,7 +104,7 @@ async def test_the_defaults_are_the_apis():
 
 
 async def test_fifty_first_pings_at_once_create_the_heartbeat_once_and_later_pings_land_on_it(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     responses = await asyncio.gather(*(client.get(f"/ping/{KEY}/backup-host-0/start?create=1")
                                        for n in range(50)))
     assert sorted(r.status for r in responses) == [200] * 49 + [201]
@@ -230,7 +230,7 @@ async def test_two_heartbeats_with_one_slug_are_ambiguous(ingest):
 
 
 async def test_cronitors_telemetry_url_creates_like_cronitor_does(ingest):
-    bus, client, index = ingest
+    bus, client, _index = ingest
     r = await client.get(f"/p/{KEY}/nightly-job?state=run&series=abc")
     assert r.status == 201
     r = await client.get(f"/p/{KEY}/nightly-job?state=complete&series=abc&metric=duration:3")

@@ -97,7 +97,7 @@ async def test_migrate_gives_check_ins_the_run_id_and_output_columns(store, ch):
 
 @pytest.mark.parametrize("cursor", ["not a cursor!", encode_cursor(1, "x")[:-2], "W10", "WyJhIiwxXQ"])
 async def test_a_cursor_it_did_not_issue_is_rejected(store, project_id, monitor_id, cursor):
-    with pytest.raises(ValueError, match="^cursor: "):
+    with pytest.raises(ValueError, match=r"^cursor: "):
         await store.history(project_id, monitor_id, before=cursor)
 
 
@@ -193,7 +193,7 @@ async def test_timings_summarise_durations_per_bucket(store, project_id, monitor
 
 
 async def test_timings_refuse_a_bucket_that_makes_too_many_points(store, project_id, monitor_id, now_ms):
-    with pytest.raises(ValueError, match="^bucket_s: "):
+    with pytest.raises(ValueError, match=r"^bucket_s: "):
         await store.timings(project_id, monitor_id, now_ms - 90 * DAY_MS, now_ms, 1)
 
 
