@@ -33,11 +33,11 @@ from sortedcontainers import SortedList
 
 from services.query.status_view import CurrentStatus, StatusView, notify_all, shown_status_name
 from shared.bus.view import PackedConfigView
-from shared.events import MonitorConfig
+from shared.errors import PinguraError
+from shared.events import STATUSES, MonitorConfig
 
-STATUSES = ("up", "down", "late", "new", "paused", "running")
-"""What ``status=`` accepts and ``counts`` reports. ``running``: a run began (``/start``)
-and has not ended yet."""
+# STATUSES (from shared.events) is what ``status=`` accepts and ``counts`` reports, in that
+# order. ``running``: a run began (``/start``) and has not ended yet.
 SORTS = ("name", "created", "status")
 """``status``: problems first (down, then late, then every other status), each group by name."""
 PROBLEM_GROUPS = (("down",), ("late",), tuple(s for s in STATUSES if s not in ("down", "late")))
@@ -112,7 +112,7 @@ class _Entry(msgspec.Struct, gc=False):
 class _Index:
     """One set of monitors in both sort orders."""
 
-    __slots__ = ("name", "created")
+    __slots__ = ("created", "name")
 
     def __init__(self, entries: list[_Entry] = ()):  # type: ignore[assignment]
         self.name = SortedList(e.name_key for e in entries)  # one sort, not one insert each
@@ -382,7 +382,7 @@ def encode_cursor(sort: str, key: tuple | _NameKey | _CreatedKey) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode([sort, *key])).rstrip(b"=").decode()
 
 
-class BadCursor(ValueError):
+class BadCursor(PinguraError, ValueError):
     """A ``before`` cursor this API did not issue, or issued for the other sort order."""
 
 
