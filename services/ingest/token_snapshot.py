@@ -25,6 +25,8 @@ from pathlib import Path
 
 import msgspec
 
+from shared.errors import PinguraError
+
 VERSION = 1
 CHUNK_ROWS = 2_000
 """Rows copied between two yields to the event loop while a snapshot is taken (~2 ms)."""
@@ -60,8 +62,8 @@ class Chunk(msgspec.Struct, array_like=True):
     slugs: list[str | None]
 
 
-class SnapshotUnreadable(Exception):
-    pass
+class SnapshotUnreadable(PinguraError):
+    """The snapshot file is missing a part, cut short, of another version or inconsistent."""
 
 
 _encoder = msgspec.msgpack.Encoder()
