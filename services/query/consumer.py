@@ -8,6 +8,14 @@ At-least-once made exactly-once: offsets are committed only after the batch they
 is in ClickHouse, and a batch that is read again after a crash carries the same
 deduplication token (built from its offset ranges), while the store's FINAL reads
 absorb a replay that happens to be batched differently.
+
+It never stalls silently. An insert that fails for a reason outside the batch (ClickHouse
+away, a timeout, a 5xx, chDB busy, anything not listed below) is retried with capped,
+jittered backoff: a traceback at the first failure, one line per retry, one on recovery.
+A batch ClickHouse refuses for what it contains (:func:`refused_for_content`) is split in
+halves until the refused records stand alone; those go to ``dead-letters`` with the reason
+and the rest is written, so the partition moves on. Offsets are committed only once the
+batch's rows are written and its dead letters are durable.
 """
 
 from __future__ import annotations
@@ -15,19 +23,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import random
+import time
+from typing import Any
 
 import msgspec
 import structlog
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from services.query.store import HistoryStore
+from shared.bus import Bus, Consumer, Record, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE
-from shared.bus import Bus, Consumer, Record, TopicPartition
 from shared.events import Delivery, DeliveryAttempt, Missed, Ping, RunMeasured, StatusChanged, decode
 from shared.settings import Settings
 from shared.topics import Topics
 
 log = structlog.get_logger()
+
+_STOPPING = object()
+"""What :meth:`HistoryWriter._insert` returns when the writer closes while it waits to retry."""
 
 GROUP = "query-writer"
 MAX_BATCH_RECORDS = 20_000
@@ -37,6 +52,44 @@ LINGER_MS = 200
 fixed cost (a new part), so a few large inserts beat many small ones under load. It adds at
 most this much to the ping-to-history delay."""
 HISTORY_EVENTS = (Ping, Missed, StatusChanged, Delivery, DeliveryAttempt, RunMeasured)
+
+REFUSED_CONTENT_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    25,   # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER (e.g. a negative exit code for UInt8)
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    376,  # CANNOT_PARSE_UUID
+    407,  # DECIMAL_OVERFLOW
+    469,  # VIOLATED_CONSTRAINT
+})  # fmt: skip
+"""ClickHouse error codes that say the rows themselves cannot go into the table: the same
+rows would be refused again forever. Every other code (a timeout, too many parts, memory,
+a missing table, a read-only replica) is about ClickHouse's state, not the data, and is
+retried: dropping rows for it would lose history that a later try would have kept."""
+
+
+def refused_for_content(exc: Exception) -> bool:
+    """Whether ``exc`` refused the batch for what it contains, not for ClickHouse's state.
+
+    ClickHouse's own errors count when their code is in :data:`REFUSED_CONTENT_CODES`;
+    errors raised in this process while the rows are built (a value the row mapping or
+    the JSON encoder cannot take) count too, as they fail the same way on every try.
+    Everything else (connection refused, timeouts, HTTP 5xx without a data error code,
+    chDB busy or closed) is transient.
+    """
+    if isinstance(exc, ClickHouseError):
+        return getattr(exc, "code", None) in REFUSED_CONTENT_CODES
+    return isinstance(exc, TypeError | ValueError | OverflowError | msgspec.EncodeError)
 
 
 def batch_token(records: list[Record]) -> str:
@@ -86,6 +139,9 @@ class HistoryWriter:
         self._task: asyncio.Task | None = None
         self._stopping = asyncio.Event()
         self.poison_records = 0
+        """Records set aside because nobody can decode them."""
+        self.refused_records = 0
+        """Records set aside because ClickHouse refused them (or the rows built from them)."""
         self._dead_letters = DeadLetters(bus, topics, "query.writer")
         self.events_written = 0
 
@@ -113,7 +169,7 @@ class HistoryWriter:
         while not self._stopping.is_set():
             try:
                 records = await self._gather(consumer)
-            except Exception as exc:  # bus briefly unavailable: try again shortly
+            except Exception as exc:  # noqa: BLE001 (any bus's poll errors: the bus briefly unavailable, try again shortly)
                 log.warning("query.writer.poll_failed", error=str(exc))
                 await self._sleep(self._retry_backoff_s)
                 continue
@@ -133,29 +189,75 @@ class HistoryWriter:
         return records
 
     async def _write(self, records: list[Record]) -> bool:
-        """Insert the batch, retrying with backoff until it succeeds; False only when stopping."""
-        events = []
+        """Write the batch; False only when stopping (then nothing may be committed)."""
+        items: list[tuple[Record, Any]] = []
         for start in range(0, len(records), APPLY_SLICE):  # up to 20,000 records: a slice a turn
             if start:
                 await asyncio.sleep(0)
-            events += self._decode(records[start:start + APPLY_SLICE])
+            items += self._decode(records[start:start + APPLY_SLICE])
         token = batch_token(records)
-        backoff_s = self._retry_backoff_s
-        while events:
-            try:
-                await self._store.insert_events(events, token)
-                break
-            except Exception as exc:
-                log.error("query.writer.insert_failed", error=str(exc), events=len(events), retry_in_s=backoff_s)
-                if await self._sleep(backoff_s):
-                    return False
-                backoff_s = min(backoff_s * 2, self._max_backoff_s)
-        self.events_written += len(events)
-        log.debug("query.writer.batch_written", records=len(records), events=len(events), token=token)
+        written = await self._insert_splitting(items, token) if items else True
+        if written:
+            log.debug("query.writer.batch_written", records=len(records), events=len(items), token=token)
+        return written
+
+    async def _insert_splitting(self, items: list[tuple[Record, Any]], token: str) -> bool:
+        """Insert ``items``; when ClickHouse refuses them for their content, insert each half
+        on its own, down to single records, which are dead-lettered. False when stopping.
+
+        A half's token is built from its own records, so a replay after a crash splits the same
+        way and the same tokens dedupe it; a part of a refused insert that did land (another
+        table's rows) is written again under the half's token, which the tables' FINAL absorbs.
+        """
+        refusal = await self._insert(items, token)
+        if refusal is _STOPPING:
+            return False
+        if refusal is None:
+            self.events_written += len(items)
+            return True
+        if len(items) == 1:
+            [(record, _)] = items
+            self.refused_records += 1
+            self._dead_letters.set_aside(record, f"clickhouse refused the record: {refusal}")
+            return True
+        log.warning("query.writer.batch_refused", events=len(items), error=str(refusal)[:500])
+        middle = len(items) // 2
+        for half in (items[:middle], items[middle:]):
+            if not await self._insert_splitting(half, batch_token([record for record, _ in half])):
+                return False
         return True
 
-    def _decode(self, records: list[Record]) -> list:
-        events = []
+    async def _insert(self, items: list[tuple[Record, Any]], token: str) -> Exception | object | None:
+        """Insert once it works: None when written, the exception when the content was refused,
+        :data:`_STOPPING` when asked to stop while waiting to retry."""
+        events = [event for _, event in items]
+        backoff_s = self._retry_backoff_s
+        failures, first_failed = 0, 0.0
+        while True:
+            try:
+                await self._store.insert_events(events, token)
+            except Exception as exc:
+                if refused_for_content(exc):
+                    return exc
+                failures += 1
+                delay_s = backoff_s * random.uniform(0.8, 1.2)  # many writers must not retry in step
+                if failures == 1:
+                    first_failed = time.monotonic()
+                    log.exception("query.writer.insert_failed", events=len(events), retry_in_s=round(delay_s, 3))
+                else:
+                    log.warning("query.writer.insert_retry_failed", attempt=failures, error=str(exc)[:300],
+                                retry_in_s=round(delay_s, 3))  # fmt: skip
+                if await self._sleep(delay_s):
+                    return _STOPPING
+                backoff_s = min(backoff_s * 2, self._max_backoff_s)
+                continue
+            if failures:
+                log.info("query.writer.insert_recovered", failed_attempts=failures,
+                         after_s=round(time.monotonic() - first_failed, 3))  # fmt: skip
+            return None
+
+    def _decode(self, records: list[Record]) -> list[tuple[Record, Any]]:
+        items = []
         for record in records:
             try:
                 event = decode(record.value)
@@ -165,14 +267,14 @@ class HistoryWriter:
                 self._dead_letters.set_aside(record, str(exc))
                 continue
             if isinstance(event, HISTORY_EVENTS):
-                events.append(event)
-        return events
+                items.append((record, event))
+        return items
 
     async def _commit(self, consumer: Consumer, records: list[Record]) -> None:
         try:
             await self._dead_letters.flush()
             await consumer.commit(next_offsets(records))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (any bus's publish or commit errors; nothing is lost, see below)
             # The rows are stored; the next commit covers these offsets too, and a replay is harmless.
             log.warning("query.writer.commit_failed", error=str(exc))
 

@@ -1,14 +1,17 @@
 import asyncio
-import time
+import base64
 
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from structlog.testing import capture_logs
 
-from services.query.consumer import GROUP, HistoryWriter, batch_token
+from services.query.consumer import GROUP, HistoryWriter, batch_token, refused_for_content
 from shared.bus import Record
 from shared.bus.local import LocalBus
-from shared.events import RunMeasured, Tick, encode
+from shared.events import DeadLetter, RunMeasured, Tick, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
+from tests.polling import eventually
 from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
 
 TOPICS = Topics()
@@ -38,11 +41,22 @@ class FlakyStore:
         await self._store.insert_events(events, dedup_token)
 
 
-async def eventually(condition, timeout_s: float = 5.0):
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+class FailingFirst:
+    """The real store behind a wrapper whose first ``times`` inserts raise ``error`` unsent.
+
+    Stands in for a ClickHouse that is away for a while: the writer only sees the exception,
+    so a thin wrapper around the real store is as good as a stopped server here."""
+
+    def __init__(self, store, times: int, error: Exception):
+        self._store = store
+        self._failures_left = times
+        self._error = error
+
+    async def insert_events(self, events, dedup_token):
+        if self._failures_left:
+            self._failures_left -= 1
+            raise self._error
+        await self._store.insert_events(events, dedup_token)
 
 
 async def committed(bus) -> tuple[int | None, int | None]:
@@ -64,12 +78,12 @@ async def test_the_writer_commits_only_after_the_insert(bus, store, project_id, 
     writer = HistoryWriter(Settings(), bus, TOPICS, flaky, retry_backoff_s=0.01, max_backoff_s=0.02)
     await writer.start()
     try:
-        await eventually(lambda: asyncio.sleep(0, flaky.failed_attempts >= 3))
+        await eventually(lambda: flaky.failed_attempts >= 3)
         assert await committed(bus) == (None, None)
         assert (await store.history(project_id, monitor_id))[0] == []
 
         flaky.working.set()
-        await eventually(lambda: asyncio.sleep(0, writer.events_written == 4))
+        await eventually(lambda: writer.events_written == 4)
         await eventually(lambda: _equals(committed(bus), (3, 2)))
     finally:
         await writer.close()
@@ -153,3 +167,86 @@ def test_the_dedup_token_names_each_partitions_offset_range_and_its_content():
 
 async def _equals(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+async def dead_letters(bus) -> list[DeadLetter]:
+    letters = []
+    for record in await bus.read((TOPICS.dead_letters, 0), 0, 100):
+        letter = decode(record.value)
+        assert isinstance(letter, DeadLetter), letter
+        letters.append(letter)
+    return letters
+
+
+async def test_a_record_clickhouse_refuses_is_dead_lettered_and_the_records_around_it_are_written(
+    bus, store, project_id, monitor_id, now_ms
+):
+    # The decoder takes any int, but exit_code is UInt8: ClickHouse refuses -1 (CANNOT_PARSE_NUMBER).
+    refused = a_ping(project_id, monitor_id, now_ms - 2000, kind="fail", exit_code=-1)
+    before, after = a_ping(project_id, monitor_id, now_ms - 3000), a_ping(project_id, monitor_id, now_ms - 1000)
+    for ping in (before, refused, after):
+        await bus.publish(TOPICS.pings, monitor_id, encode(ping))
+    await bus.publish(TOPICS.status, monitor_id, encode(a_status_change(project_id, monitor_id, now_ms, "up", "new")))
+    writer = HistoryWriter(Settings(), bus, TOPICS, store)
+    await writer.start()
+    try:
+        await eventually(lambda: _equals(committed(bus), (3, 1)))
+        # The partition moves on: what comes next is written too.
+        later = a_ping(project_id, monitor_id, now_ms)
+        await bus.publish(TOPICS.pings, monitor_id, encode(later))
+        await eventually(lambda: _equals(committed(bus), (4, 1)))
+    finally:
+        await writer.close()
+
+    rows, _ = await store.history(project_id, monitor_id)
+    assert [r["id"] for r in rows] == [later.id, after.id, before.id]
+    assert (await store.status_changes(project_id, monitor_id, limit=1))[0][0]["status"] == "up"
+    [letter] = await dead_letters(bus)
+    assert (letter.service, letter.topic, letter.offset) == ("query.writer", TOPICS.pings, 1)
+    assert letter.error.startswith("clickhouse refused the record: ") and "exit_code" in letter.error
+    assert base64.b64decode(letter.value_b64) == encode(refused)  # kept whole, to be replayed once fixed
+    assert writer.refused_records == 1 and writer.poison_records == 0
+
+
+async def test_an_insert_that_fails_for_a_while_is_retried_loudly_and_nothing_is_set_aside(
+    bus, store, project_id, monitor_id, now_ms
+):
+    await publish_history(bus, project_id, monitor_id, now_ms)
+    away = FailingFirst(store, times=3, error=ConnectionError("Connection refused"))
+    writer = HistoryWriter(Settings(), bus, TOPICS, away, retry_backoff_s=0.01, max_backoff_s=0.02)
+    with capture_logs() as logs:
+        await writer.start()
+        try:
+            await eventually(lambda: _equals(committed(bus), (3, 2)))
+        finally:
+            await writer.close()
+
+    failed = [e for e in logs if e["event"].startswith("query.writer.insert_")]
+    assert [e["event"] for e in failed] == [
+        "query.writer.insert_failed", "query.writer.insert_retry_failed", "query.writer.insert_retry_failed",
+        "query.writer.insert_recovered",
+    ]  # fmt: skip
+    assert failed[0]["exc_info"] is True  # the traceback, once
+    assert [e["attempt"] for e in failed[1:3]] == [2, 3] and "Connection refused" in failed[1]["error"]
+    assert failed[3]["failed_attempts"] == 3
+    assert len((await store.history(project_id, monitor_id))[0]) == 3
+    assert await dead_letters(bus) == [] and writer.refused_records == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        (DatabaseError("Code: 72. DB::Exception: Unsigned type must not contain '-' symbol", code=72), True),
+        (DatabaseError("Code: 53. DB::Exception: Type mismatch", code=53), True),
+        (ValueError("a value the row mapping cannot take"), True),
+        (DatabaseError("Code: 241. DB::Exception: Memory limit exceeded", code=241), False),
+        (DatabaseError("Code: 252. DB::Exception: Too many parts", code=252), False),
+        (DatabaseError("Code: 60. DB::Exception: Unknown table", code=60), False),
+        (DatabaseError("HTTP driver received HTTP status 503"), False),
+        (OperationalError("Network Error"), False),
+        (ConnectionError("Connection refused"), False),
+        (TimeoutError(), False),
+    ],
+)
+def test_only_errors_about_the_rows_themselves_count_as_refused_content(error, refused):
+    assert refused_for_content(error) is refused
