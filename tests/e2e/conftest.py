@@ -72,13 +72,14 @@ class Server:
             [sys.executable, "-m", "services.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
+        proc = self.proc
         try:
-            polling.eventually_sync(lambda: self._up(wait_ready), timeout_s=60, interval_s=0.1)
+            polling.eventually_sync(lambda: self._up(proc, wait_ready), timeout_s=60, interval_s=0.1)
         except AssertionError:
             raise RuntimeError(f"pingura serve did not get ready: {self.log_path.read_text()[-3000:]}") from None
 
-    def _up(self, wait_ready: bool) -> bool:
-        if self.proc.poll() is not None:
+    def _up(self, proc: subprocess.Popen, wait_ready: bool) -> bool:
+        if proc.poll() is not None:
             raise RuntimeError(f"pingura serve exited: {self.log_path.read_text()[-3000:]}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from shared.bus import Bus
+from shared.bus.local import LocalBus
 from shared.events import Alert, ChannelConfig, DeliveryAttempt, decode, encode
 from shared.topics import Topics
 from tests.polling import eventually
@@ -123,7 +124,10 @@ async def read_attempts(bus: Bus, topics: Topics) -> list[DeliveryAttempt]:
     await view.start()
     attempts = []
     while not await view.caught_up():
-        attempts += [decode(r.value) for r in await view.poll(timeout_ms=100)]
+        for record in await view.poll(timeout_ms=100):
+            attempt = decode(record.value)
+            assert isinstance(attempt, DeliveryAttempt), attempt
+            attempts.append(attempt)
     await view.close()
     return attempts
 
@@ -146,7 +150,7 @@ async def wait_for_deliveries(
     return await eventually(settled, timeout_s=timeout_s)
 
 
-async def wait_for_commit(bus: Bus, topic: str, offset: int, timeout_s: float = 3.0) -> None:
+async def wait_for_commit(bus: LocalBus, topic: str, offset: int, timeout_s: float = 3.0) -> None:
     """Wait until the notifier's group has committed ``offset`` (next to read) on partition 0."""
 
     async def committed() -> bool:
