@@ -41,8 +41,12 @@ from shared.topics import Topics
 
 log = structlog.get_logger()
 
-_STOPPING = object()
-"""What :meth:`HistoryWriter._insert` returns when the writer closes while it waits to retry."""
+
+class _Stopping:
+    """What :meth:`HistoryWriter._insert` returns when the writer closes while it waits to retry."""
+
+
+_STOPPING = _Stopping()
 
 GROUP = "query-writer"
 MAX_BATCH_RECORDS = 20_000
@@ -210,7 +214,7 @@ class HistoryWriter:
         table's rows) is written again under the half's token, which the tables' FINAL absorbs.
         """
         refusal = await self._insert(items, token)
-        if refusal is _STOPPING:
+        if isinstance(refusal, _Stopping):
             return False
         if refusal is None:
             self.events_written += len(items)
@@ -227,7 +231,7 @@ class HistoryWriter:
                 return False
         return True
 
-    async def _insert(self, items: list[tuple[Record, Any]], token: str) -> Exception | object | None:
+    async def _insert(self, items: list[tuple[Record, Any]], token: str) -> Exception | _Stopping | None:
         """Insert once it works: None when written, the exception when the content was refused,
         :data:`_STOPPING` when asked to stop while waiting to retry."""
         events = [event for _, event in items]
