@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from shared.errors import ConfigError
 
@@ -33,7 +33,7 @@ MAX_SESSION_TTL_S = 30 * 24 * 3600
 this long (shared/topics.py), so no signed-out cookie outlives its revocation."""
 
 SmtpSecurity = Literal["none", "starttls", "tls"]
-_SMTP_DEFAULT_SECURITY = {465: "tls", 587: "starttls"}
+_SMTP_DEFAULT_SECURITY: dict[int, SmtpSecurity] = {465: "tls", 587: "starttls"}
 _SMTP_DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
 
 
@@ -78,8 +78,9 @@ class SmtpServer:
         password = urllib.parse.unquote(parts.password) if parts.password is not None else None
         if (username is None) != (password is None):
             raise ConfigError(f"{where}: give both a user and a password, or neither")
+        chosen = cast("SmtpSecurity", security or _SMTP_DEFAULT_SECURITY.get(port, "none"))  # checked above
         return cls(
-            host=parts.hostname, port=port, security=security or _SMTP_DEFAULT_SECURITY.get(port, "none"),
+            host=parts.hostname, port=port, security=chosen,
             username=username, password=password,
         )  # fmt: skip
 

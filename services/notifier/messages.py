@@ -200,7 +200,7 @@ def render(alert: Alert, dashboard_url: str) -> Message:
     else:
         sentence = f"recovered at {at}."
     if not down and said:
-        sentence += f" Last check-in: {_KINDS.get(alert.last_ping_kind, 'a check-in')}{said}."
+        sentence += f" Last check-in: {_KINDS.get(alert.last_ping_kind or '', 'a check-in')}{said}."
     state = "STILL DOWN" if reminder else "DOWN" if down else "UP"
     return Message(
         kind=alert.kind,

@@ -343,6 +343,7 @@ class LocalBus(Bus):
                     if spec.compacted:
                         passed = await self._compact_partition(tp, end)
                     else:
+                        assert spec.retention_ms is not None  # only compacted topics or those with a retention get here
                         passed = await self._expire_partition(tp, end, now_ms - spec.retention_ms)
                     removed += passed[0]
                     steps += passed[1]

@@ -111,6 +111,7 @@ class LogWriter:
         return False
 
     def _process(self, items: list) -> None:
+        assert self._loop is not None and self._conn is not None  # start() set both before the thread ran
         i = 0
         while i < len(items):
             if items[i][0] == "call":
@@ -151,7 +152,8 @@ class WhenWritten:
 
 def _take_rows(items: deque, limit: int) -> list:
     """Items from the front of ``items`` holding about ``limit`` rows (at least one item)."""
-    taken, rows = [], 0
+    taken: list = []
+    rows = 0
     while items and (not taken or rows + _rows(items[0]) <= limit):
         item = items.popleft()
         taken.append(item)

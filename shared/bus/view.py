@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 import structlog
@@ -146,7 +146,7 @@ class TopicFollower:
             self._fetching = None
 
 
-def decode_as(record: Record, expected: type, poison_event: str):
+def decode_as(record: Record, expected: type | tuple[type, ...], poison_event: str):
     """The record's event if it is an ``expected``; otherwise log it as poison and return None."""
     try:
         event = decode(record.value)
@@ -255,7 +255,7 @@ class PackedConfigView(ConfigView[T], Generic[T]):
     def _pack(self, event: T) -> bytes:
         # Copied out of a buffer: encode() returns bytes that keep its spare capacity (~70 B).
         buffer = bytearray()
-        _packer.encode_into(msgspec.structs.astuple(event), buffer)
+        _packer.encode_into(msgspec.structs.astuple(cast(msgspec.Struct, event)), buffer)  # a packed view holds Structs
         return bytes(buffer)
 
     def _unpack(self, stored: bytes) -> T:
