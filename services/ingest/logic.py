@@ -24,6 +24,8 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from shared.durations import parse_duration_s
+from shared.errors import PinguraError
+from shared.slugs import SLUG as _SLUG
 
 if TYPE_CHECKING:
     from multidict import MultiMapping
@@ -33,7 +35,6 @@ MAX_MESSAGE_CHARS = 10_000
 MAX_DURATION_CHARS = 64
 MAX_USER_AGENT_CHARS = 200
 MAX_SERIES_CHARS = 100
-MAX_SLUG_CHARS = 100
 MIN_KEPT_BYTES = 64 * 1024
 """What of a body is kept for reading, whatever the output limit: enough for any metadata
 body (a 10,000-character message, every character a six-byte JSON escape)."""
@@ -44,7 +45,6 @@ FORM = "application/x-www-form-urlencoded"
 UNDECLARED = ("", "application/octet-stream", FORM)
 _EXIT_CODE = re.compile(r"[0-9]+")  # not str.isdigit(): it also takes "²" and "٣", which int() refuses or misreads
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_SLUG = re.compile(r"[a-z0-9_-]{1,%d}" % MAX_SLUG_CHARS)
 # The number JavaScript's parseFloat reads at the start of a text (its exponent aside).
 _KUMA_PING_MS = re.compile(r"\s*([+-]?)([0-9]*)(?:\.([0-9]*))?")
 MAX_KUMA_PING_MS = 400 * 86400 * 1000
@@ -55,7 +55,7 @@ CRONITOR_STATES = {"run": "start", "complete": "success", "fail": "fail", "ok": 
 URL_WORDS = "/start, /log, /fail, /run, /complete or an exit code 0-255"
 
 
-class PingRejected(Exception):
+class PingRejected(PinguraError):
     """The ping is malformed: ``status`` is the HTTP code, the message a one-line reason.
 
     ``healthchecks``: the ``(status, body)`` Healthchecks answers in this case on its
@@ -153,10 +153,6 @@ def check_slug(slug: str) -> None:
     if _SLUG.fullmatch(slug.lower()):
         raise PingRejected(400, "a slug is lower-case", HC_BAD_URL)
     raise PingRejected(404, "not found: no heartbeat has this slug", HC_NOT_FOUND)
-
-
-def is_slug(value: str) -> bool:
-    return bool(_SLUG.fullmatch(value))
 
 
 def slug_monitor_id(project_id: str, slug: str, attempt: int = 0) -> str:

@@ -15,23 +15,25 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import structlog
 from aiohttp import web
 
-from services.datadir import DataDirBusy, owning
-from services.query.auth.accounts import MAX_NAME_CHARS, Accounts
+from services.datadir import BUS_FILE, CONTROL_SOCKET, DataDirBusy, owning
+from services.query.auth.accounts import Accounts
 from services.query.auth.keys import KeyIndex, ProjectsView
-from services.query.validation import InvalidField, iso, name_field
+from services.query.validation import InvalidField, name_field
+from shared.bus.open import open_bus
+from shared.clock import iso_ms
 from shared.errors import PinguraError
 from shared.settings import Settings
 from shared.topics import Topics
 
 log = structlog.get_logger()
 
-SOCKET_NAME = "control.sock"
 MAX_SOCKET_PATH_BYTES = 107  # sun_path holds 108 bytes, the last one a NUL
 ACCOUNTS = web.AppKey("accounts", Accounts)
 
@@ -66,7 +68,7 @@ async def create_key(accounts: Accounts, project: str | None = None, name: str =
 def _name(field: str, value) -> str:
     """A key's or project's name, by the API's one rule for names."""
     try:
-        return name_field(field, value, max_chars=MAX_NAME_CHARS)
+        return name_field(field, value)
     except InvalidField as exc:
         raise ControlError(400, str(exc)) from None
 
@@ -97,7 +99,7 @@ async def list_keys(accounts: Accounts, project: str | None = None) -> dict:
     return {"keys": [_key_json(accounts, key) for p in projects for key in accounts.keys.of_project(p.id)]}
 
 
-async def revoke_key(accounts: Accounts, id: str) -> dict:  # noqa: A002 - the wire name
+async def revoke_key(accounts: Accounts, id: str) -> dict:  # `id`: the wire name
     key = accounts.keys.get(id)
     if key is None:
         raise ControlError(404, f"no live key {id!r}")
@@ -105,12 +107,14 @@ async def revoke_key(accounts: Accounts, id: str) -> dict:  # noqa: A002 - the w
     return {"id": id, "revoked": True}
 
 
-VERBS = {"create": create_key, "list": list_keys, "revoke": revoke_key}
+VERBS: dict[str, Callable[..., Awaitable[dict]]] = {
+    "create": create_key, "list": list_keys, "revoke": revoke_key,
+}  # fmt: skip
 
 
 def _key_json(accounts: Accounts, key) -> dict:
     project = accounts.projects.get(key.project_id)
-    return {"id": key.id, "name": key.name, "read_only": key.read_only, "created_at": iso(key.created_ms),
+    return {"id": key.id, "name": key.name, "read_only": key.read_only, "created_at": iso_ms(key.created_ms),
             "project_id": key.project_id, "project": project.name if project is not None else None}
 
 
@@ -141,7 +145,7 @@ class ControlSocket:
     with the arguments as a JSON object; the answer is the verb's JSON, or ``{"error"}``."""
 
     def __init__(self, data_dir: Path, accounts: Accounts):
-        self.path = data_dir / SOCKET_NAME
+        self.path = data_dir / CONTROL_SOCKET
         self._accounts = accounts
         self._runner: web.AppRunner | None = None
 
@@ -186,31 +190,33 @@ async def perform(settings: Settings, verb: str, **args) -> dict:
             if status != 200:
                 raise ControlError(status, body.get("error", f"the server answered {status}"))
             return body
-        if not (settings.data_dir / "bus.sqlite3").exists():
+        if not (settings.data_dir / BUS_FILE).exists():
             raise ControlError(404, f"no Pingura data in {settings.data_dir} (start `pingura serve` there once)")
         try:
             with owning(settings.data_dir):
                 return await _locally(settings, verb, args)
         except DataDirBusy:
             raise ControlError(503, f"a pingura server owns {settings.data_dir} but does not answer on "
-                                    f"{SOCKET_NAME}; retry, or stop it first") from None
+                                    f"{CONTROL_SOCKET}; retry, or stop it first") from None
     return await _locally(settings, verb, args)
 
 
 async def _ask_server(data_dir: Path, verb: str, args: dict) -> tuple[int, dict] | None:
     """The server's answer, or None when no server listens on ``data_dir``."""
-    sock_path = data_dir / SOCKET_NAME
+    sock_path = data_dir / CONTROL_SOCKET
     if not sock_path.exists():
         return None
     try:
         connector = aiohttp.UnixConnector(path=str(sock_path))
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
-            async with http.post(f"http://pingura/{verb}", json=args) as response:
-                try:
-                    return response.status, await response.json()
-                except (aiohttp.ContentTypeError, ValueError):  # the server failed: no JSON to read
-                    raise ControlError(response.status, f"the server could not {verb} (HTTP {response.status}); "
-                                                        "see its log") from None
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http,
+            http.post(f"http://pingura/{verb}", json=args) as response,
+        ):
+            try:
+                return response.status, await response.json()
+            except (aiohttp.ContentTypeError, ValueError):  # the server failed: no JSON to read
+                raise ControlError(response.status, f"the server could not {verb} (HTTP {response.status}); "
+                                                    "see its log") from None
     except OSError:  # no such socket, nobody listening (aiohttp's connector errors are OSErrors)
         return None
     except TimeoutError:
@@ -218,8 +224,6 @@ async def _ask_server(data_dir: Path, verb: str, args: dict) -> tuple[int, dict]
 
 
 async def _locally(settings: Settings, verb: str, args: dict) -> dict:
-    from services.runtime import open_bus  # the runtime imports this module
-
     topics = Topics(settings.topic_prefix)
     bus = await open_bus(settings)
     projects = ProjectsView(bus, topics.projects)

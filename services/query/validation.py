@@ -1,4 +1,5 @@
-"""Validation of API input (bodies and query parameters): every error names the field, in one line.
+"""The API's scalar input rules (names, periods, times, whole numbers): every refusal names the
+field, in one line. The body and query-string types (:mod:`services.query.api.schemas`) use them.
 
 Everything here runs before any storage call, so what reaches ClickHouse is already
 in range: times within 1970..9999, whole numbers within their bounds.
@@ -11,10 +12,8 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from services.evaluator.schedule import InvalidSchedule, zone
-from services.evaluator.schedule import check as check_schedule
-from shared.clock import now_ms
 from shared.durations import parse_duration_s
+from shared.errors import PinguraError
 
 MAX_CHANNELS = 50
 MAX_CHANNEL_ID_CHARS = 64
@@ -27,12 +26,7 @@ holds the same; a test keeps them equal). The API has no default: a create gives
 DEFAULT_GRACE_S = 3600
 INTERVAL_REQUIRED = "required (e.g. \"5m\", \"1h\" or seconds), unless a schedule is given"
 MAX_PERIOD_S = 365 * 86400
-MONITOR_FIELDS = {"name", "interval", "grace", "max_consecutive_misses", "channels", "tags"}
-MONITOR_FIELDS |= {"schedule", "timezone", "max_runtime", "recovery_threshold", "reminder_interval"}
 MIN_REMINDER_INTERVAL_S = 60
-MONITOR_FIELDS |= {"slug"}
-MAX_SLUG_CHARS = 100
-_SLUG = re.compile(r"[a-z0-9_-]{1,%d}" % MAX_SLUG_CHARS)  # as ingest reads slug URLs
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_TIME_MS = 0
@@ -41,7 +35,7 @@ MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant 
 _EPOCH_MS = re.compile(r"[0-9]{1,20}")
 
 
-class InvalidField(ValueError):
+class InvalidField(PinguraError, ValueError):
     """Input the API refuses: ``field`` names the culprit; ``status`` is the 4xx to answer."""
 
     def __init__(self, field: str, problem: str, status: int = 400):
@@ -50,35 +44,26 @@ class InvalidField(ValueError):
         self.status = status
 
 
-def _seconds(field: str, value, minimum: int) -> int:
+def seconds(field: str, value, minimum: int) -> int:
+    """A period in whole seconds from ``minimum`` to 365 days: a number, or a duration string."""
     if isinstance(value, bool) or value is None:
         raise InvalidField(field, "must be a number of seconds or a duration such as \"5m\"")
     if isinstance(value, int):
-        seconds: int | float = value  # as is: float() of a 400-digit number overflows
+        amount: int | float = value  # as is: float() of a 400-digit number overflows
     elif isinstance(value, float):
-        seconds = value if math.isfinite(value) else -1.0  # int(inf) below would raise; -1 is out of range
+        amount = value if math.isfinite(value) else -1.0  # int(inf) below would raise; -1 is out of range
     elif isinstance(value, str):
         try:
-            seconds = parse_duration_s(value)
+            amount = parse_duration_s(value)
         except ValueError as exc:
             raise InvalidField(field, str(exc)) from None
     else:
         raise InvalidField(field, "must be a number of seconds or a duration such as \"5m\"")
-    if seconds != int(seconds):
+    if amount != int(amount):
         raise InvalidField(field, "must be a whole number of seconds")
-    if not minimum <= seconds <= MAX_PERIOD_S:
+    if not minimum <= amount <= MAX_PERIOD_S:
         raise InvalidField(field, f"must be between {minimum} second(s) and 365 days")
-    return int(seconds)
-
-
-def _string_list(field: str, value, max_items: int, max_chars: int) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidField(field, "must be a list of strings")
-    if len(value) > max_items:
-        raise InvalidField(field, f"at most {max_items} items")
-    if any(not v or len(v) > max_chars for v in value):
-        raise InvalidField(field, f"each item must be 1-{max_chars} characters")
-    return list(dict.fromkeys(value))
+    return int(amount)
 
 
 # names ---------------------------------------------------------------------------------
@@ -118,102 +103,6 @@ def safe_text(field: str, text: str) -> str:
     return text
 
 
-def _one_to_ten(field: str, value) -> int:
-    """A whole number from 1 to 10; ``3.0`` counts (JSON has one number type, and JSON
-    Schema calls 3.0 an integer), ``3.5`` and ``true`` do not."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
-        raise InvalidField(field, "must be a whole number from 1 to 10")
-    return value
-
-
-def monitor_fields(body, *, creating: bool, known_channels: set[str]) -> dict:
-    """Validated monitor fields from a create (all, with defaults) or update (those given) body.
-
-    Schedule mode or interval mode: a body gives a ``schedule`` (not null) or an
-    ``interval``, never both, and a create one of them (no silent default period, as
-    the dashboard's form has none); an update giving an ``interval`` leaves schedule mode."""
-    if not isinstance(body, dict):
-        raise InvalidField("body", "must be a JSON object")
-    unknown = sorted(set(body) - MONITOR_FIELDS)
-    if unknown:
-        raise InvalidField(unknown[0], "unknown field")
-    out: dict = {}
-    if "name" in body or creating:
-        out["name"] = name_field("name", body.get("name"))
-    out.update(_schedule_fields(body, creating))
-    if "interval" in body or (creating and out["schedule"] is None):
-        interval = body.get("interval")
-        if interval is None or (isinstance(interval, str) and not interval.strip()):
-            raise InvalidField("interval", INTERVAL_REQUIRED)
-        out["interval_s"] = _seconds("interval", interval, 1)
-    elif creating:
-        out["interval_s"] = DEFAULT_INTERVAL_S  # unused in schedule mode; an update to interval mode sets one
-    if "grace" in body or creating:
-        out["grace_s"] = _seconds("grace", body.get("grace", DEFAULT_GRACE_S), 0)
-    if "max_consecutive_misses" in body or creating:
-        out["max_consecutive_misses"] = _one_to_ten("max_consecutive_misses", body.get("max_consecutive_misses", 1))
-    if "channels" in body or creating:
-        channels = _string_list("channels", body.get("channels", []), MAX_CHANNELS, MAX_CHANNEL_ID_CHARS)
-        missing = [c for c in channels if c not in known_channels]
-        if missing:
-            raise InvalidField("channels", f"unknown channel id {missing[0]!r}")
-        out["channels"] = channels
-    if "tags" in body or creating:
-        out["tags"] = [safe_text("tags", tag) for tag in
-                       _string_list("tags", body.get("tags", []), MAX_TAGS, MAX_TAG_CHARS)]
-    if "slug" in body:
-        out["slug"] = slug_field(body["slug"])
-    if "max_runtime" in body or creating:
-        runtime = body.get("max_runtime")
-        out["max_runtime_s"] = None if runtime is None else _seconds("max_runtime", runtime, 1)
-    if "recovery_threshold" in body or creating:
-        out["recovery_threshold"] = _one_to_ten("recovery_threshold", body.get("recovery_threshold", 1))
-    if "reminder_interval" in body or creating:
-        every = body.get("reminder_interval")
-        out["reminder_interval_s"] = (
-            None if every is None else _seconds("reminder_interval", every, MIN_REMINDER_INTERVAL_S)
-        )
-    return out
-
-
-def _schedule_fields(body: dict, creating: bool) -> dict:
-    """``schedule`` and ``timezone`` (a cron expression in an IANA zone), checked together."""
-    out: dict = {}
-    if "timezone" in body or creating:
-        timezone = body.get("timezone", "UTC")
-        if not isinstance(timezone, str):
-            raise InvalidField("timezone", "must be an IANA time zone name such as \"Europe/Berlin\"")
-        try:
-            zone(timezone)
-        except InvalidSchedule as exc:
-            raise InvalidField("timezone", str(exc)) from None
-        out["timezone"] = timezone
-    schedule = body.get("schedule")
-    if schedule is not None:
-        if "interval" in body:
-            raise InvalidField("schedule", "give a schedule or an interval, not both (no interval: schedule mode)")
-        try:
-            out["schedule"] = check_schedule(schedule, out.get("timezone", "UTC"), now_ms())
-        except InvalidSchedule as exc:
-            raise InvalidField("schedule", str(exc)) from None
-    elif "schedule" in body or "interval" in body or creating:
-        out["schedule"] = None  # interval mode
-    return out
-
-
-def slug_field(value) -> str | None:
-    """A heartbeat's slug (its name in ``/ping/{ping_key}/{slug}``), or None to take it away.
-    Unique in its project: the handler checks that, against the project's heartbeats."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _SLUG.fullmatch(value):
-        raise InvalidField("slug", f"must be 1-{MAX_SLUG_CHARS} characters: lower-case letters, digits, - and _ "
-                                   "(or null for none)")
-    return value
-
-
 def parse_time_ms(field: str, value: str | None, default: int) -> int:
     """Epoch milliseconds or an ISO-8601 time (UTC unless it says otherwise), from 1970 to 9999."""
     if value is None or value == "":
@@ -250,9 +139,3 @@ def parse_whole_number(field: str, value: str, minimum: int, maximum: int) -> in
     if not (re.fullmatch(r"[0-9]{1,18}", value) and minimum <= int(value) <= maximum):
         raise InvalidField(field, f"must be a whole number from {minimum} to {maximum}")
     return int(value)
-
-
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

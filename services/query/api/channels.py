@@ -12,46 +12,32 @@ from aiohttp import web
 
 from services.notifier.channels import CHANNELS, channel_kinds, shown_config, validate_channel
 from services.query.api.context import API, PROJECT
-from services.query.api.errors import json_body, not_found
-from services.query.validation import InvalidField, iso, name_field
-from shared.clock import now_ms
+from services.query.api.errors import answer, not_found
+from services.query.api.schemas import channels as schemas
+from shared.clock import iso_ms, now_ms
 from shared.events import ChannelConfig
 from shared.ids import new_id
 
 log = structlog.get_logger()
 
 
-def _channel_json(channel: ChannelConfig) -> dict:
-    return {
-        "id": channel.id,
-        "kind": channel.kind,
-        "name": channel.name,
-        "config": shown_config(channel.kind, channel.config),
-        "created_at": iso(channel.created_ms),
-    }
+def _channel_json(channel: ChannelConfig) -> schemas.Channel:
+    return schemas.Channel(id=channel.id, kind=channel.kind, name=channel.name,
+                           config=shown_config(channel.kind, channel.config), created_at=iso_ms(channel.created_ms))
 
 
-async def create_channel(request: web.Request) -> web.Response:
+async def create_channel(request: web.Request, body: schemas.ChannelCreate) -> web.Response:
     ctx = request.app[API]
-    body = await json_body(request)
-    unknown = sorted(set(body) - {"kind", "name", "config"})
-    if unknown:
-        raise InvalidField(unknown[0], "unknown field")
-    kind, name, config = body.get("kind"), body.get("name", ""), body.get("config", {})
-    if not isinstance(kind, str):
-        raise InvalidField("kind", "required")
-    name = name_field("name", name, required=False)  # empty: named after its kind
-    if not isinstance(config, dict):
-        raise InvalidField("config", "must be a JSON object")
-    normalized = validate_channel(kind, config, ctx.settings)
+    kind, name = body.kind, body.name  # the name: the kind's when none was given
+    normalized = validate_channel(kind, body.config, ctx.settings)
     at = now_ms()
     channel = ChannelConfig(
-        id=new_id("ch"), project_id=request[PROJECT].id, kind=kind, name=name or kind, config=normalized,
+        id=new_id("ch"), project_id=request[PROJECT].id, kind=kind, name=name, config=normalized,
         created_ms=at, updated_ms=at,
     )
     await ctx.save(ctx.topics.channels, channel, ctx.channels)
     log.info("query.channel.created", channel_id=channel.id, kind=kind)
-    return web.json_response(_channel_json(channel), status=201)
+    return answer(_channel_json(channel), status=201)
 
 
 def _channel_or_404(request: web.Request) -> ChannelConfig:
@@ -64,11 +50,12 @@ def _channel_or_404(request: web.Request) -> ChannelConfig:
 async def list_channels(request: web.Request) -> web.Response:
     project_id = request[PROJECT].id
     channels = [c for c in request.app[API].channels.values() if c.project_id == project_id]
-    return web.json_response({"channels": [_channel_json(c) for c in sorted(channels, key=lambda c: c.created_ms)]})
+    ordered = sorted(channels, key=lambda c: c.created_ms)
+    return answer(schemas.ChannelList(channels=[_channel_json(c) for c in ordered]))
 
 
 async def get_channel(request: web.Request) -> web.Response:
-    return web.json_response(_channel_json(_channel_or_404(request)))
+    return answer(_channel_json(_channel_or_404(request)))
 
 
 async def list_channel_kinds(request: web.Request) -> web.Response:
@@ -78,8 +65,9 @@ async def list_channel_kinds(request: web.Request) -> web.Response:
     kinds = []
     for kind in channel_kinds():
         reason = CHANNELS[kind["kind"]].unavailable(settings)
-        kinds.append({**kind, "available": reason is None, **({"unavailable_reason": reason} if reason else {})})
-    return web.json_response({"kinds": kinds})
+        kinds.append(msgspec.convert({**kind, "available": reason is None, "unavailable_reason": reason or None},
+                                     schemas.ChannelKind))
+    return answer(schemas.ChannelKindList(kinds=kinds))
 
 
 async def delete_channel(request: web.Request) -> web.Response:

@@ -15,50 +15,21 @@ message does not need its rate limit).
 
 from __future__ import annotations
 
-import aiohttp
 import structlog
 from aiohttp import web
 
 from services.notifier.logic import alert_for_test
 from services.notifier.retries import TryResult
-from services.notifier.sending import delivery_session, try_send
+from services.notifier.sending import try_send
 from services.query.api.context import API, PROJECT
 from services.query.api.errors import not_found
-from services.query.store import MAX_PAGE_ROWS, decode_cursor
-from services.query.validation import InvalidField, parse_whole_number
+from services.query.api.schemas.history import PageQuery
 from shared.bus import BusUnavailable
 from shared.clock import now_ms
 from shared.events import ChannelConfig, DeliveryAttempt, encode
 from shared.ids import new_id
 
 log = structlog.get_logger()
-
-DEFAULT_PAGE_ROWS = 50
-
-
-class DeliverySession:
-    """The HTTP session tests and resends go out on, made at first use (inside the loop)."""
-
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    def get(self, request: web.Request) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = delivery_session(request.app[API].settings)
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-HTTP = web.AppKey("delivery_http", DeliverySession)
-
-
-async def close_http(app: web.Application) -> None:
-    await app[HTTP].close()
-
 
 # shapes ------------------------------------------------------------------------------------
 def attempt_json(row: dict) -> dict:
@@ -90,21 +61,6 @@ def _result_json(result: TryResult, **extra) -> dict:
     return {**body, "latency_ms": result.latency_ms, **extra}
 
 
-# parameters --------------------------------------------------------------------------------
-def page_limit(request: web.Request) -> int:
-    return parse_whole_number("limit", request.query.get("limit", str(DEFAULT_PAGE_ROWS)), 1, MAX_PAGE_ROWS)
-
-
-def page_before(request: web.Request) -> str | None:
-    before = request.query.get("before") or None  # empty means absent, as on every list
-    if before is not None:
-        try:
-            decode_cursor(before)
-        except ValueError:
-            raise InvalidField("before", 'not a cursor this API issued (use the "next" of a page)') from None
-    return before
-
-
 def _channel_or_404(request: web.Request, channel_id: str) -> ChannelConfig:
     channel = request.app[API].channels.get(channel_id)
     if channel is None or channel.project_id != request[PROJECT].id:
@@ -113,11 +69,11 @@ def _channel_or_404(request: web.Request, channel_id: str) -> ChannelConfig:
 
 
 # handlers ----------------------------------------------------------------------------------
-async def list_channel_deliveries(request: web.Request) -> web.Response:
+async def list_channel_deliveries(request: web.Request, query: PageQuery) -> web.Response:
     """Every try to deliver to the channel (test notifications included), newest first."""
     channel = _channel_or_404(request, request.match_info["id"])
     rows, cursor = await request.app[API].store.channel_deliveries(
-        channel.project_id, channel.id, limit=page_limit(request), before=page_before(request)
+        channel.project_id, channel.id, limit=query.limit, before=query.before
     )
     return web.json_response({"deliveries": [attempt_json(r) for r in rows], "next": cursor})
 
@@ -129,7 +85,7 @@ async def test_channel(request: web.Request) -> web.Response:
     channel = _channel_or_404(request, request.match_info["id"])
     at = now_ms()
     alert = alert_for_test(channel, new_id("test"), at)
-    result = await try_send(channel, [alert], request.app[HTTP].get(request), ctx.settings)
+    result = await try_send(channel, [alert], ctx.senders, ctx.settings)
     attempt = DeliveryAttempt(
         alert_id=alert.id, channel_id=channel.id, monitor_id="", project_id=channel.project_id, kind="test",
         attempt=1, at_ms=at, outcome="delivered" if result.ok else "failed", first_attempt_ms=at,
@@ -143,10 +99,10 @@ async def test_channel(request: web.Request) -> web.Response:
     return web.json_response(_result_json(result))
 
 
-async def list_failed(request: web.Request) -> web.Response:
+async def list_failed(request: web.Request, query: PageQuery) -> web.Response:
     """The project's dead letters, newest first."""
     rows, cursor = await request.app[API].store.failed_deliveries(
-        request[PROJECT].id, limit=page_limit(request), before=page_before(request)
+        request[PROJECT].id, limit=query.limit, before=query.before
     )
     return web.json_response({"failed": [_failed_json(r) for r in rows], "next": cursor})
 
@@ -164,7 +120,7 @@ async def resend_failed(request: web.Request) -> web.Response:
     channel = _channel_or_404(request, channel_id)
     alert = row["alert"]
     at = now_ms()
-    result = await try_send(channel, [alert], request.app[HTTP].get(request), ctx.settings)
+    result = await try_send(channel, [alert], ctx.senders, ctx.settings)
     number = row["attempts"] + 1
     attempt = DeliveryAttempt(
         alert_id=alert.id, channel_id=channel.id, monitor_id=alert.monitor_id, project_id=alert.project_id,

@@ -49,6 +49,12 @@ def error(status: int, message: str, field: str | None = None, headers=None) -> 
     return web.json_response(body, status=status, headers=headers)
 
 
+def answer(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer of a declared type (see :mod:`services.query.api.schemas`)."""
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json",
+                        headers=headers)
+
+
 def not_found(what: str) -> web.HTTPNotFound:
     """To raise for an id the caller's project does not have (``what``: a constant, never input)."""
     return web.HTTPNotFound(text=f'{{"error": "{what} not found"}}', content_type="application/json")
@@ -99,7 +105,8 @@ async def _authenticate(request: web.Request) -> web.Response | None:
 
     A read-only key writes nothing; a write made with the session cookie must carry the
     session's CSRF token, which another site's page cannot read."""
-    if getattr(request.match_info.handler, "public", False):  # the API's own description (openapi.json)
+    route = getattr(request.match_info.handler, "route", None)  # see routes.bound
+    if route is not None and route.public:  # the API's own description (openapi.json)
         return None
     ctx = request.app[API]
     try:

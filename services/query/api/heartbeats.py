@@ -12,16 +12,23 @@ import structlog
 from aiohttp import web
 
 from services.query.api.context import API, PROJECT, READ_ONLY
-from services.query.api.errors import json_body, not_found
-from services.query.catalog import SORTS, STATUSES, BadCursor
+from services.query.api.errors import answer, not_found
+from services.query.api.schemas.heartbeats import (
+    Heartbeat,
+    HeartbeatCreate,
+    HeartbeatList,
+    HeartbeatListQuery,
+    HeartbeatUpdate,
+    check_channels,
+)
+from services.query.catalog import BadCursor
 from services.query.status_view import next_expected_ms, shown_status
-from services.query.validation import InvalidField, iso, monitor_fields, parse_whole_number
-from shared.clock import now_ms
+from services.query.validation import InvalidField
+from shared.clock import iso_ms, now_ms
 from shared.events import MonitorConfig
 from shared.ids import new_id, new_token
 
 log = structlog.get_logger()
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 
 def monitor_or_404(request: web.Request) -> MonitorConfig:
@@ -32,44 +39,35 @@ def monitor_or_404(request: web.Request) -> MonitorConfig:
     return monitor
 
 
-def _project_channels(request: web.Request) -> set[str]:
-    return {c.id for c in request.app[API].channels.values() if c.project_id == request[PROJECT].id}
+def _known_channels(request: web.Request, fields: dict) -> None:
+    if "channels" in fields:
+        project_id = request[PROJECT].id
+        check_channels(fields["channels"], {c.id for c in request.app[API].channels.values()
+                                            if c.project_id == project_id})  # fmt: skip
 
 
-def _monitor_json(request: web.Request, m: MonitorConfig) -> dict:
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else iso_ms(ms)
+
+
+def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
     """A heartbeat as the API shows it: its config, and its state from the status view
     (no storage call: this runs once per item of a page)."""
     ctx = request.app[API]
     current = ctx.statuses.get(m.id)
     shown = shown_status(m, current)
-    body = {
-        "id": m.id,
-        "name": m.name,
-        "token": m.token,
-        "ping_url": f"{ctx.settings.ping_base_url}/api/heartbeat/{m.token}",
-        "status": shown.status,
-        "status_since": iso(shown.since_ms),
-        "status_reason": shown.reason,
-        "last_checkin_at": iso(current.last_ping_ms) if current is not None else None,
-        "next_expected_at": iso(next_expected_ms(m, current, shown.status, now_ms())),
-        "interval": m.interval_s if m.schedule is None else None,
-        "grace": m.grace_s,
-        "max_consecutive_misses": m.max_consecutive_misses,
-        "schedule": m.schedule,
-        "timezone": m.timezone,
-        "max_runtime": m.max_runtime_s,
-        "recovery_threshold": m.recovery_threshold,
-        "reminder_interval": m.reminder_interval_s,
-        "channels": m.channels,
-        "tags": m.tags,
-        "slug": m.slug,
-        "paused": m.paused,
-        "created_at": iso(m.created_ms),
-        "updated_at": iso(m.updated_ms),
-    }
-    if request.get(READ_ONLY, False):
-        del body["token"], body["ping_url"]
-    return body
+    secrets = {} if request.get(READ_ONLY, False) else {
+        "token": m.token, "ping_url": f"{ctx.settings.ping_base_url}/api/heartbeat/{m.token}"}
+    return Heartbeat(
+        id=m.id, name=m.name, status=shown.status, status_since=_iso(shown.since_ms), status_reason=shown.reason,
+        last_checkin_at=_iso(current.last_ping_ms) if current is not None else None,
+        next_expected_at=_iso(next_expected_ms(m, current, shown.status, now_ms())),
+        interval=m.interval_s if m.schedule is None else None, grace=m.grace_s,
+        max_consecutive_misses=m.max_consecutive_misses, schedule=m.schedule, timezone=m.timezone,
+        max_runtime=m.max_runtime_s, recovery_threshold=m.recovery_threshold, reminder_interval=m.reminder_interval_s,
+        channels=m.channels, tags=m.tags, slug=m.slug, paused=m.paused, created_at=iso_ms(m.created_ms),
+        updated_at=iso_ms(m.updated_ms), **secrets,
+    )  # fmt: skip
 
 
 def _check_slug_free(request: web.Request, fields: dict, monitor_id: str | None = None) -> None:
@@ -83,9 +81,10 @@ def _check_slug_free(request: web.Request, fields: dict, monitor_id: str | None 
             raise InvalidField("slug", f"already names heartbeat {other} in this project")
 
 
-async def create_heartbeat(request: web.Request) -> web.Response:
+async def create_heartbeat(request: web.Request, body: HeartbeatCreate) -> web.Response:
     ctx = request.app[API]
-    fields = monitor_fields(await json_body(request), creating=True, known_channels=_project_channels(request))
+    fields = body.monitor_fields(creating=True)
+    _known_channels(request, fields)
     _check_slug_free(request, fields)
     at = now_ms()
     monitor = MonitorConfig(
@@ -93,38 +92,27 @@ async def create_heartbeat(request: web.Request) -> web.Response:
     )
     await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
     log.info("query.heartbeat.created", monitor_id=monitor.id, project_id=monitor.project_id)
-    return web.json_response(_monitor_json(request, monitor), status=201)
+    return answer(heartbeat_answer(request, monitor), status=201)
 
 
-async def list_heartbeats(request: web.Request) -> web.Response:
+async def list_heartbeats(request: web.Request, query: HeartbeatListQuery) -> web.Response:
     """A page of the project's heartbeats from the catalog: the work is the page's, however
     many heartbeats the project or the installation has."""
     ctx = request.app[API]
     project_id = request[PROJECT].id
-    query = request.query
-    limit = parse_whole_number("limit", query.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT)
-    sort = query.get("sort", "name")
-    if sort not in SORTS:
-        raise InvalidField("sort", f"must be one of {', '.join(SORTS)}")
-    status = query.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise InvalidField("status", f"must be one of {', '.join(STATUSES)}")
     try:
         page, cursor = await ctx.catalog.page(
-            project_id, limit=limit, sort=sort, after=query.get("before") or None,
-            status=status, tag=query.get("tag") or None, q=query.get("q") or None,
+            project_id, limit=query.limit, sort=query.sort, after=query.before, status=query.status, tag=query.tag,
+            q=query.q,
         )  # fmt: skip
     except BadCursor as exc:
         raise InvalidField("before", str(exc)) from None
-    return web.json_response({
-        "heartbeats": [_monitor_json(request, m) for m in page],
-        "next": cursor,
-        "counts": ctx.catalog.counts(project_id),
-    })  # fmt: skip
+    return answer(HeartbeatList(heartbeats=[heartbeat_answer(request, m) for m in page], next=cursor,
+                                counts=ctx.catalog.counts(project_id)))  # fmt: skip
 
 
 async def get_heartbeat(request: web.Request) -> web.Response:
-    return web.json_response(_monitor_json(request, monitor_or_404(request)))
+    return answer(heartbeat_answer(request, monitor_or_404(request)))
 
 
 async def _update(request: web.Request, monitor: MonitorConfig, **changes) -> web.Response:
@@ -132,12 +120,13 @@ async def _update(request: web.Request, monitor: MonitorConfig, **changes) -> we
     updated = msgspec.structs.replace(monitor, updated_ms=now_ms(), revision=monitor.revision + 1, **changes)
     await ctx.save(ctx.topics.monitors, updated, ctx.monitors)
     log.info("query.heartbeat.updated", monitor_id=monitor.id, fields=sorted(changes))
-    return web.json_response(_monitor_json(request, updated))
+    return answer(heartbeat_answer(request, updated))
 
 
-async def patch_heartbeat(request: web.Request) -> web.Response:
+async def patch_heartbeat(request: web.Request, body: HeartbeatUpdate) -> web.Response:
     monitor = monitor_or_404(request)
-    fields = monitor_fields(await json_body(request), creating=False, known_channels=_project_channels(request))
+    fields = body.monitor_fields()
+    _known_channels(request, fields)
     _check_slug_free(request, fields, monitor.id)
     return await _update(request, monitor, **fields)
 

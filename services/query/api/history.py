@@ -18,28 +18,26 @@ from services.query.api.context import API
 from services.query.api.deliveries import attempt_json
 from services.query.api.errors import not_found
 from services.query.api.heartbeats import monitor_or_404
-from services.query.store import MAX_PAGE_ROWS, UPTIME_WINDOWS_MS, decode_cursor
-from services.query.validation import InvalidField, iso, parse_range_ms, parse_time_ms, parse_whole_number
-from shared.clock import now_ms
-from shared.durations import parse_duration_s
+from services.query.api.schemas.history import (
+    EXPORT_COLUMNS,
+    MAX_TIMING_POINTS,
+    CheckinQuery,
+    ExportQuery,
+    PageQuery,
+    RangeQuery,
+    TimingsQuery,
+)
+from services.query.store import UPTIME_WINDOWS_MS
+from services.query.validation import InvalidField
+from shared.clock import iso_ms, now_ms
 
-EXPORT_COLUMNS = [
-    "id", "received_at", "kind", "exit_code", "status", "message", "duration", "duration_raw",
-    "source_ip", "user_agent", "method", "measured_duration", "rid", "output", "output_truncated",
-]
 EXPORT_FORMATS = {
     # format: (Content-Type, file name extension)
     "csv": ("text/csv; charset=utf-8", "csv"),
     "json": ("application/json", "json"),
     "jsonl": ("application/x-ndjson", "jsonl"),
 }
-CHECKIN_KINDS = ("success", "fail", "missed", "start", "log")
-"""What ``kind`` may ask for: the ping kinds (``start``: a run began; ``log``: output only)
-and ``missed`` for a window without one."""
-DEFAULT_PAGE_ROWS = 50
 DEFAULT_TIMINGS_SPAN_MS = 7 * 86400_000
-MAX_TIMING_POINTS = 5000
-"""For a ``bucket`` the client picks."""
 TARGET_TIMING_POINTS = 500
 """When the server picks the bucket: the roundest one giving a range at most this many."""
 ROUND_BUCKETS_S = (60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
@@ -47,43 +45,15 @@ DAY_S = 86400
 
 
 # pages -----------------------------------------------------------------------------------
-def _limit(request: web.Request) -> int:
-    return parse_whole_number("limit", request.query.get("limit", str(DEFAULT_PAGE_ROWS)), 1, MAX_PAGE_ROWS)
-
-
-def _before(request: web.Request) -> str | None:
-    before = request.query.get("before") or None  # empty means absent, as on every list
-    if before is not None:
-        try:
-            decode_cursor(before)  # checked here, so that no ValueError from the store reads as bad input
-        except ValueError:
-            raise InvalidField("before", "not a cursor this API issued (use the \"next\" of a page)") from None
-    return before
-
-
-def _kinds(raw: str | None) -> list[str]:
-    """``kind=fail`` or ``kind=fail,missed``; absent or empty: every kind."""
-    if not raw:
-        return []
-    kinds = [k.strip() for k in raw.split(",")]
-    for kind in kinds:
-        if kind not in CHECKIN_KINDS:
-            raise InvalidField("kind", f"each must be one of {', '.join(CHECKIN_KINDS)} (comma-separated)")
-    return list(dict.fromkeys(kinds))
-
-
-async def list_checkins(request: web.Request) -> web.Response:
+async def list_checkins(request: web.Request, query: CheckinQuery) -> web.Response:
     """Newest first; ``kind`` and ``from``/``to`` (only when given: no clock skew hides a
     ping) narrow the page. Pass the same filters with ``before`` for the next page."""
     monitor = monitor_or_404(request)
-    limit, before, kinds = _limit(request), _before(request), _kinds(request.query.get("kind"))
-    from_ms = parse_time_ms("from", request.query.get("from"), None)
-    to_ms = parse_time_ms("to", request.query.get("to"), None)
-    if from_ms is not None and to_ms is not None and from_ms > to_ms:
-        raise InvalidField("from", "must not be after to")
+    from_ms, to_ms = query.given_ms()
     rows, cursor = await request.app[API].store.history(
-        monitor.project_id, monitor.id, limit=limit, before=before, kinds=kinds, from_ms=from_ms, to_ms=to_ms
-    )
+        monitor.project_id, monitor.id, limit=query.limit, before=query.before, kinds=query.kinds(), from_ms=from_ms,
+        to_ms=to_ms,
+    )  # fmt: skip
     return web.json_response({"checkins": rows, "next": cursor})
 
 
@@ -95,35 +65,35 @@ async def get_checkin(request: web.Request) -> web.Response:
     return web.json_response(row)
 
 
-async def list_status_changes(request: web.Request) -> web.Response:
+async def list_status_changes(request: web.Request, query: PageQuery) -> web.Response:
     monitor = monitor_or_404(request)
     rows, cursor = await request.app[API].store.status_changes(
-        monitor.project_id, monitor.id, limit=_limit(request), before=_before(request)
+        monitor.project_id, monitor.id, limit=query.limit, before=query.before
     )
     changes = [{k: row[k] for k in ("id", "at", "status", "previous", "reason")} for row in rows]
     return web.json_response({"changes": changes, "next": cursor})
 
 
-async def list_deliveries(request: web.Request) -> web.Response:
+async def list_deliveries(request: web.Request, query: PageQuery) -> web.Response:
     """Every try to send the heartbeat's alerts to its channels (one row per try), newest first."""
     monitor = monitor_or_404(request)
     rows, cursor = await request.app[API].store.deliveries(
-        monitor.project_id, monitor.id, limit=_limit(request), before=_before(request)
+        monitor.project_id, monitor.id, limit=query.limit, before=query.before
     )
     return web.json_response({"deliveries": [attempt_json(row) for row in rows], "next": cursor})
 
 
 # uptime and timings ----------------------------------------------------------------------
-async def get_uptime(request: web.Request) -> web.Response:
+async def get_uptime(request: web.Request, query: RangeQuery) -> web.Response:
     """The fixed windows, and ``range`` when ``from`` or ``to`` is given (``from`` defaults
     to the monitor's creation, ``to`` to now), in one query. Observed time is clipped to
     the monitor's life, creation to now (see :mod:`services.query.uptime`)."""
     monitor = monitor_or_404(request)
     now = now_ms()
     spans = [(min(max(now - window_ms, monitor.created_ms), now), now) for window_ms in UPTIME_WINDOWS_MS.values()]
-    asked = bool(request.query.get("from") or request.query.get("to"))
+    asked = query.from_ is not None or query.to is not None
     if asked:
-        from_ms, to_ms = parse_range_ms(request.query, now, default_span_ms=None)
+        from_ms, to_ms = query.span_ms(now, default_span_ms=None)
         end_ms = min(to_ms, now)
         spans.append((min(max(from_ms, monitor.created_ms), end_ms), end_ms))
     answered = await request.app[API].store.uptime_spans(monitor.project_id, monitor.id, spans)
@@ -135,17 +105,17 @@ async def get_uptime(request: web.Request) -> web.Response:
     if asked:
         span = answered[-1]
         body["range"] = {
-            "from": iso(from_ms), "to": iso(to_ms), "uptime": span.percent, "outages": span.outages,
+            "from": iso_ms(from_ms), "to": iso_ms(to_ms), "uptime": span.percent, "outages": span.outages,
             "downtime_s": span.down_ms / 1000, "observed_s": span.observed_ms / 1000,
         }  # fmt: skip
     return web.json_response(body)
 
 
-async def get_timings(request: web.Request) -> web.Response:
+async def get_timings(request: web.Request, query: TimingsQuery) -> web.Response:
     monitor = monitor_or_404(request)
-    from_ms, to_ms = parse_range_ms(request.query, now_ms(), default_span_ms=DEFAULT_TIMINGS_SPAN_MS)
-    if request.query.get("bucket"):
-        bucket_s = _bucket_seconds(request.query["bucket"])
+    from_ms, to_ms = query.span_ms(now_ms(), default_span_ms=DEFAULT_TIMINGS_SPAN_MS)
+    bucket_s = query.bucket_s()
+    if bucket_s is not None:
         if (to_ms - from_ms) / 1000 / bucket_s > MAX_TIMING_POINTS:
             raise InvalidField("bucket", f"too small for this range (at most {MAX_TIMING_POINTS} buckets)")
     else:
@@ -164,28 +134,16 @@ def pick_bucket_s(span_ms: int) -> int:
     return math.ceil(span_ms / (DAY_S * 1000 * TARGET_TIMING_POINTS)) * DAY_S
 
 
-def _bucket_seconds(raw: str) -> int:
-    try:
-        seconds = int(parse_duration_s(raw))
-    except ValueError as exc:
-        raise InvalidField("bucket", str(exc)) from None
-    if seconds < 60:
-        raise InvalidField("bucket", "must be at least 1m")
-    return seconds
-
-
 # export ----------------------------------------------------------------------------------
 EXPORT_CHUNK_ROWS = 1000
 
 
-async def export_checkins(request: web.Request) -> web.StreamResponse:
+async def export_checkins(request: web.Request, query: ExportQuery) -> web.StreamResponse:
     """Oldest first, streamed chunk by chunk: csv (a header line, then one line per check-in;
     see :func:`_cell`), json (one array) or jsonl (one JSON object per line)."""
     monitor = monitor_or_404(request)
-    fmt = request.query.get("format", "csv")
-    if fmt not in EXPORT_FORMATS:
-        raise InvalidField("format", f"must be {', '.join(EXPORT_FORMATS)}")
-    from_ms, to_ms = parse_range_ms(request.query, now_ms(), default_span_ms=None)
+    fmt = query.format
+    from_ms, to_ms = query.span_ms(now_ms(), default_span_ms=None)
     content_type, extension = EXPORT_FORMATS[fmt]
     response = web.StreamResponse(
         headers={

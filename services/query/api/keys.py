@@ -6,15 +6,15 @@ is 404, like every other id.
 
 from __future__ import annotations
 
+import msgspec
 from aiohttp import web
 
 from services.query.api.context import API, KEY_ID, PROJECT
-from services.query.api.errors import error, json_body, not_found
-from services.query.auth.accounts import MAX_NAME_CHARS, Accounts
-from services.query.validation import InvalidField, iso, name_field
+from services.query.api.errors import answer, error, not_found
+from services.query.api.schemas import accounts as schemas
+from services.query.auth.accounts import Accounts
+from shared.clock import iso_ms
 from shared.events import ApiKey
-
-KEY_FIELDS = {"name", "read_only"}
 
 
 def accounts(request: web.Request) -> Accounts:
@@ -22,30 +22,18 @@ def accounts(request: web.Request) -> Accounts:
     return Accounts(ctx.bus, ctx.topics, ctx.projects, ctx.keys)
 
 
-def key_json(key: ApiKey) -> dict:
-    return {"id": key.id, "name": key.name, "read_only": key.read_only, "created_at": iso(key.created_ms)}
+def key_json(key: ApiKey) -> schemas.ApiKey:
+    return schemas.ApiKey(id=key.id, name=key.name, read_only=key.read_only, created_at=iso_ms(key.created_ms))
 
 
-def key_fields(body: dict) -> tuple[str, bool]:
-    unknown = sorted(set(body) - KEY_FIELDS)
-    if unknown:
-        raise InvalidField(unknown[0], "unknown field")
-    name, read_only = body.get("name"), body.get("read_only", False)
-    name = name_field("name", name, max_chars=MAX_NAME_CHARS)
-    if not isinstance(read_only, bool):
-        raise InvalidField("read_only", "must be true or false")
-    return name, read_only
-
-
-async def create_key(request: web.Request) -> web.Response:
-    name, read_only = key_fields(await json_body(request))
-    key, secret = await accounts(request).create_key(request[PROJECT].id, name, read_only)
-    return web.json_response({**key_json(key), "key": secret}, status=201)
+async def create_key(request: web.Request, body: schemas.ApiKeyCreate) -> web.Response:
+    key, secret = await accounts(request).create_key(request[PROJECT].id, body.name, body.read_only)
+    return answer(schemas.ApiKeyCreated(**msgspec.structs.asdict(key_json(key)), key=secret), status=201)
 
 
 async def list_keys(request: web.Request) -> web.Response:
     keys = request.app[API].keys.of_project(request[PROJECT].id)
-    return web.json_response({"keys": [key_json(k) for k in keys]})
+    return answer(schemas.ApiKeyList(keys=[key_json(k) for k in keys]))
 
 
 async def revoke_key(request: web.Request) -> web.Response:

@@ -9,40 +9,42 @@ import structlog
 from aiohttp import web
 
 from services.query.api.context import API, CALLER, PROJECT
-from services.query.api.errors import error, json_body
+from services.query.api.errors import answer, error
 from services.query.api.keys import accounts
-from services.query.auth.accounts import MAX_NAME_CHARS
-from services.query.validation import InvalidField, name_field
+from services.query.api.schemas.accounts import (
+    CurrentProject,
+    ProjectCreate,
+    ProjectCreated,
+    ProjectUpdate,
+    Session,
+    SessionProject,
+)
 from shared.events import ProjectConfig
 from shared.ids import new_ping_key
 
 log = structlog.get_logger()
 
 FIRST_KEY_NAME = "first key"
-PROJECT_FIELDS = {"auto_create"}
 
 
-async def create_project(request: web.Request) -> web.Response:
+async def create_project(request: web.Request, body: ProjectCreate) -> web.Response:
     if not request[PROJECT].admin:
         return error(403, "only an admin key can create projects")
-    name = name_field("name", (await json_body(request)).get("name"), max_chars=MAX_NAME_CHARS)
+    name = body.name
     # The key after the project: a key whose project is missing would be refused anyway.
     project = await accounts(request).create_project(name)
     key, secret = await accounts(request).create_key(project.id, FIRST_KEY_NAME)
     log.info("query.project.created", project_id=project.id, key_id=key.id)
-    return web.json_response({"id": project.id, "name": project.name, "api_key": secret, "key_id": key.id},
-                             status=201)
+    return answer(ProjectCreated(id=project.id, name=project.name, api_key=secret, key_id=key.id), status=201)
 
 
-def _project_json(request: web.Request, project: ProjectConfig) -> dict:
+def _project_json(request: web.Request, project: ProjectConfig) -> CurrentProject:
     """The project as the caller may see it: the ping key is a secret like a ping token,
     left out for a read-only key."""
     caller = request[CALLER]
-    body = {"id": project.id, "name": project.name, "admin": project.admin, "read_only": caller.read_only,
-            "key_name": caller.key.name, "auto_create": project.auto_create, "ping_key": project.ping_key}
-    if caller.read_only:
-        del body["ping_key"]
-    return body
+    secret = {} if caller.read_only else {"ping_key": project.ping_key}
+    return CurrentProject(id=project.id, name=project.name, admin=project.admin, read_only=caller.read_only,
+                          key_name=caller.key.name, auto_create=project.auto_create, **secret)
 
 
 def _latest(request: web.Request) -> ProjectConfig:
@@ -56,25 +58,17 @@ async def _save(request: web.Request, project: ProjectConfig, **changes) -> web.
     updated = msgspec.structs.replace(project, **changes)
     await ctx.save(ctx.topics.projects, updated, ctx.projects)
     log.info("query.project.updated", project_id=project.id, fields=sorted(changes))
-    return web.json_response(_project_json(request, updated))
+    return answer(_project_json(request, updated))
 
 
 async def current_project(request: web.Request) -> web.Response:
-    return web.json_response(_project_json(request, _latest(request)), headers={"Cache-Control": "no-store"})
+    return answer(_project_json(request, _latest(request)), headers={"Cache-Control": "no-store"})
 
 
-async def update_project(request: web.Request) -> web.Response:
+async def update_project(request: web.Request, body: ProjectUpdate) -> web.Response:
     """``{"auto_create": false}``: a ping to an unknown slug answers 404 instead of creating."""
-    body = await json_body(request)
-    unknown = sorted(set(body) - PROJECT_FIELDS)
-    if unknown:
-        raise InvalidField(unknown[0], "unknown field")
-    changes = {}
-    if "auto_create" in body:
-        if not isinstance(body["auto_create"], bool):
-            raise InvalidField("auto_create", "must be true or false")
-        changes["auto_create"] = body["auto_create"]
-    return await _save(request, _latest(request), **changes)
+    changes = msgspec.structs.asdict(body)
+    return await _save(request, _latest(request), **{k: v for k, v in changes.items() if v is not msgspec.UNSET})
 
 
 async def rotate_ping_key(request: web.Request) -> web.Response:
@@ -88,9 +82,9 @@ async def current_session(request: web.Request) -> web.Response:
     key: a key needs none)."""
     caller = request[CALLER]
     session = caller.session
-    return web.json_response({
-        "project": {"id": caller.project.id, "name": caller.project.name},
-        "key_name": caller.key.name,
-        "read_only": caller.read_only,
-        "csrf_token": request.app[API].sessions.csrf_token(session) if session is not None else None,
-    }, headers={"Cache-Control": "no-store"})
+    return answer(Session(
+        project=SessionProject(id=caller.project.id, name=caller.project.name),
+        key_name=caller.key.name,
+        read_only=caller.read_only,
+        csrf_token=request.app[API].sessions.csrf_token(session) if session is not None else None,
+    ), headers={"Cache-Control": "no-store"})

@@ -21,8 +21,6 @@ from shared.topics import Topics
 
 log = structlog.get_logger()
 
-MAX_NAME_CHARS = 200
-
 
 @dataclass(frozen=True)
 class Accounts:

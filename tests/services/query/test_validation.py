@@ -5,15 +5,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.query.api.errors import one_line
+from services.query.api.schemas.decode import decode_body
+from services.query.api.schemas.heartbeats import HeartbeatCreate
 from services.query.validation import (
     MAX_TIME_MS,
     InvalidField,
-    monitor_fields,
     name_field,
     parse_range_ms,
     parse_time_ms,
     parse_whole_number,
 )
+
+
+def monitor_fields(body: dict, *, creating: bool, known_channels: set[str]) -> dict:
+    """A create body checked as the API checks it (the body type, then its fields)."""
+    assert creating and not known_channels
+    return decode_body(body, HeartbeatCreate).monitor_fields(creating=True)
 
 NOW_MS = 1_700_000_000_000
 DAY_MS = 86_400_000

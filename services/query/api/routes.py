@@ -1,0 +1,191 @@
+"""Every route of the JSON API, declared once: aiohttp registers them from :data:`ROUTES`,
+and the OpenAPI document (:mod:`.openapi`) is generated from the same table and the types
+it names.
+
+A route's handler takes the request and, when the route declares them, ``body=`` (its
+request type, decoded from JSON) and ``query=`` (its query-string type), already checked:
+a refusal is a 400 naming the field before the handler runs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from services.query.api import channels, deliveries, heartbeats, history, keys, openapi, projects
+from services.query.api import schemas as s
+from services.query.api.errors import json_body
+from services.query.api.schemas.decode import decode_body, decode_query
+from services.query.auth.caller import SAFE_METHODS
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A success answer: its JSON type (None: no body), or a type per media type."""
+
+    description: str
+    type: Any = None
+    media: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: the document is cached per table
+class Route:
+    method: str
+    path: str
+    """Relative to ``/api/v1``, as the sub-app's router has it."""
+    handler: Handler
+    summary: str
+    tag: str
+    operation_id: str
+    answers: dict[int, Answer]
+    body: type[msgspec.Struct] | None = None
+    query: type[msgspec.Struct] | None = None
+    errors: tuple[int, ...] = ()
+    """Refusals beyond those every route of its kind may give (see :func:`.openapi.operation`)."""
+    public: bool = False
+    """Served without credentials (the document itself)."""
+
+    @property
+    def writes(self) -> bool:
+        """Needs a key that may write (and, with the session cookie, the CSRF token)."""
+        return self.method not in SAFE_METHODS
+
+
+def _ok(description: str, kind: Any = None) -> dict[int, Answer]:
+    return {200: Answer(description, kind)}
+
+
+def _created(description: str, kind: Any) -> dict[int, Answer]:
+    return {201: Answer(description, kind)}
+
+
+NO_CONTENT = {204: Answer("Done.")}
+HEARTBEAT = _ok("The heartbeat.", s.heartbeats.Heartbeat)
+NOT_FOUND = (404,)
+PAGE = (400, 404)
+
+
+async def serve_openapi(request: web.Request) -> web.Response:
+    """``GET /api/v1/openapi.json``: public, like any API's description."""
+    return web.Response(body=openapi.document_bytes(ROUTES), content_type="application/json",
+                        headers={"Cache-Control": "no-cache"})
+
+
+R = Route
+ROUTES: tuple[Route, ...] = (
+    R("GET", openapi.OPENAPI_PATH, serve_openapi, "This document", "meta", "getOpenApi",
+      _ok("OpenAPI 3.1 document.", dict[str, Any]), public=True),
+    R("GET", "/session", projects.current_session, "Who is calling: project, key, and the CSRF token of a session",
+      "auth", "getSession", _ok("The caller.", s.accounts.Session)),
+    R("POST", "/projects", projects.create_project, "Create a project (admin key only)", "projects", "createProject",
+      _created("Created; its first key is in ``api_key``.", s.accounts.ProjectCreated), body=s.accounts.ProjectCreate),
+    R("GET", "/projects/me", projects.current_project, "The caller's project", "projects", "getCurrentProject",
+      _ok("The project.", s.accounts.CurrentProject)),
+    R("PATCH", "/projects/me", projects.update_project,
+      "Change the caller's project (whether pings may create heartbeats)", "projects", "updateCurrentProject",
+      _ok("The project.", s.accounts.CurrentProject), body=s.accounts.ProjectUpdate),
+    R("POST", "/projects/me/ping-key", projects.rotate_ping_key,
+      "Make the project's ping key for slug URLs, or a new one (the old one stops working)", "projects",
+      "rotatePingKey", _ok("The project, with its ping key.", s.accounts.CurrentProject)),
+    R("GET", "/keys", keys.list_keys, "The project's live API keys", "keys", "listKeys",
+      _ok("Oldest first.", s.accounts.ApiKeyList)),
+    R("POST", "/keys", keys.create_key, "Create an API key", "keys", "createKey",
+      _created("Created; ``key`` is shown once.", s.accounts.ApiKeyCreated), body=s.accounts.ApiKeyCreate),
+    R("DELETE", "/keys/{id}", keys.revoke_key, "Revoke an API key", "keys", "revokeKey", NO_CONTENT,
+      errors=NOT_FOUND),
+    R("GET", "/heartbeats", heartbeats.list_heartbeats,
+      "The project's heartbeats by name (or by creation, or problems first), a page at a time, and the counts per "
+      "status", "heartbeats", "listHeartbeats", _ok("A page, and the counts per status.", s.heartbeats.HeartbeatList),
+      query=s.heartbeats.HeartbeatListQuery, errors=(400,)),
+    R("POST", "/heartbeats", heartbeats.create_heartbeat,
+      "Create a heartbeat (``name``, and an ``interval`` or a ``schedule``)", "heartbeats", "createHeartbeat",
+      {201: HEARTBEAT[200]}, body=s.heartbeats.HeartbeatCreate),
+    R("GET", "/heartbeats/{id}", heartbeats.get_heartbeat, "A heartbeat", "heartbeats", "getHeartbeat", HEARTBEAT,
+      errors=NOT_FOUND),
+    R("PATCH", "/heartbeats/{id}", heartbeats.patch_heartbeat, "Change a heartbeat (only the fields given)",
+      "heartbeats", "updateHeartbeat", HEARTBEAT, body=s.heartbeats.HeartbeatUpdate, errors=NOT_FOUND),
+    R("DELETE", "/heartbeats/{id}", heartbeats.delete_heartbeat, "Delete a heartbeat", "heartbeats",
+      "deleteHeartbeat", NO_CONTENT, errors=NOT_FOUND),
+    R("POST", "/heartbeats/{id}/pause", heartbeats.pause_heartbeat, "Pause: no alerts, no misses, until resumed",
+      "heartbeats", "pauseHeartbeat", HEARTBEAT, errors=NOT_FOUND),
+    R("POST", "/heartbeats/{id}/resume", heartbeats.resume_heartbeat, "Resume a paused heartbeat", "heartbeats",
+      "resumeHeartbeat", HEARTBEAT, errors=NOT_FOUND),
+    R("POST", "/heartbeats/{id}/rotate-token", heartbeats.rotate_token,
+      "Give the heartbeat a new ping token (the old URL stops working)", "heartbeats", "rotateToken", HEARTBEAT,
+      errors=NOT_FOUND),
+    R("GET", "/heartbeats/{id}/checkins", history.list_checkins,
+      "Check-ins (pings and misses), newest first, a page at a time", "history", "listCheckins",
+      _ok("A page.", s.history.CheckinPage), query=s.history.CheckinQuery, errors=PAGE),
+    R("GET", "/heartbeats/{id}/checkins/{checkin_id}", history.get_checkin, "One check-in whole, with all of its "
+      "output", "history", "getCheckin", _ok("The check-in.", s.history.Checkin), errors=NOT_FOUND),
+    R("GET", "/heartbeats/{id}/uptime", history.get_uptime,
+      "Uptime over the last 24h, 7d, 30d and 90d, and over a range if asked", "history", "getUptime",
+      _ok("Percentages.", s.history.Uptime), query=s.history.RangeQuery, errors=PAGE),
+    R("GET", "/heartbeats/{id}/timings", history.get_timings,
+      "Durations and outcomes per time bucket (only buckets holding check-ins)", "history", "getTimings",
+      _ok("Oldest bucket first.", s.history.Timings), query=s.history.TimingsQuery, errors=PAGE),
+    R("GET", "/heartbeats/{id}/export", history.export_checkins,
+      "Every check-in in a range, oldest first, as a download", "history", "exportCheckins",
+      {200: Answer("A streamed file (``Content-Disposition: attachment``).", media={
+          "text/csv": str, "application/json": list[s.history.ExportRow], "application/x-ndjson": str})},
+      query=s.history.ExportQuery, errors=PAGE),
+    R("GET", "/heartbeats/{id}/status-changes", history.list_status_changes,
+      "Status changes, newest first, a page at a time", "history", "listStatusChanges",
+      _ok("A page.", s.history.StatusChangePage), query=s.history.PageQuery, errors=PAGE),
+    R("GET", "/heartbeats/{id}/deliveries", history.list_deliveries,
+      "Every try to send the heartbeat's alerts to its channels, newest first, a page at a time", "deliveries",
+      "listDeliveries", _ok("A page.", s.deliveries.DeliveryAttemptPage), query=s.history.PageQuery, errors=PAGE),
+    R("GET", "/channels", channels.list_channels, "The project's channels, oldest first", "channels", "listChannels",
+      _ok("The channels.", s.channels.ChannelList)),
+    R("POST", "/channels", channels.create_channel, "Create a channel", "channels", "createChannel",
+      _created("Created.", s.channels.Channel), body=s.channels.ChannelCreate),
+    R("GET", "/channels/{id}", channels.get_channel, "A channel", "channels", "getChannel",
+      _ok("The channel.", s.channels.Channel), errors=NOT_FOUND),
+    R("DELETE", "/channels/{id}", channels.delete_channel, "Delete a channel", "channels", "deleteChannel",
+      NO_CONTENT, errors=NOT_FOUND),
+    R("GET", "/channel-kinds", channels.list_channel_kinds,
+      "Every channel kind and its settings (what a channel form is drawn from)", "channels", "listChannelKinds",
+      _ok("By kind name.", s.channels.ChannelKindList)),
+    R("GET", "/channels/{id}/deliveries", deliveries.list_channel_deliveries,
+      "Every try to send to the channel (test notifications included), newest first", "deliveries",
+      "listChannelDeliveries", _ok("A page.", s.deliveries.DeliveryAttemptPage), query=s.history.PageQuery,
+      errors=PAGE),
+    R("POST", "/channels/{id}/test", deliveries.test_channel,
+      "Send a test notification to the channel now (recorded with its deliveries)", "deliveries", "testChannel",
+      _ok("How it went (a failed send is still a 200).", s.deliveries.DeliveryResult), errors=NOT_FOUND),
+    R("GET", "/deliveries/failed", deliveries.list_failed, "The project's dead letters, newest first, a page at a "
+      "time", "deliveries", "listFailedDeliveries", _ok("A page.", s.deliveries.FailedDeliveryPage),
+      query=s.history.PageQuery, errors=(400,)),
+    R("POST", "/deliveries/failed/{id}/resend", deliveries.resend_failed,
+      "Send a dead letter's alert to its channel once more (delivered, it leaves the list)", "deliveries",
+      "resendFailedDelivery", _ok("How it went.", s.deliveries.DeliveryResult), errors=NOT_FOUND),
+)  # fmt: skip
+
+
+def bound(route: Route) -> Handler:
+    """The aiohttp handler of ``route``: its body and query string decoded into their types
+    first. The middleware reads ``route`` from it (public or not)."""
+
+    @functools.wraps(route.handler)
+    async def handle(request: web.Request) -> web.StreamResponse:
+        arguments: dict[str, Any] = {}
+        if route.body is not None:
+            arguments["body"] = decode_body(await json_body(request), route.body)
+        if route.query is not None:
+            arguments["query"] = decode_query(request.query, route.query)
+        return await route.handler(request, **arguments)
+
+    handle.route = route  # type: ignore[attr-defined]  # read by errors._authenticate
+    return handle
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, bound(route))

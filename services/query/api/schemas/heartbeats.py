@@ -1,0 +1,217 @@
+"""Heartbeat bodies: the create and update a client sends, the heartbeat and the page the
+API answers, and the list's query string.
+
+Schedule mode or interval mode: a body gives a ``schedule`` (not null) or an ``interval``,
+never both, and a create one of them (no silent default period, as the dashboard's form
+has none); an update giving an ``interval`` leaves schedule mode.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS, InvalidSchedule, zone
+from services.evaluator.schedule import check as check_schedule
+from services.query.api.schemas.fields import (
+    ChannelIds,
+    Name,
+    OneToTen,
+    Slug,
+    Tags,
+    Timestamp,
+    period,
+    refusal,
+)
+from services.query.validation import (
+    DEFAULT_GRACE_S,
+    DEFAULT_INTERVAL_S,
+    INTERVAL_REQUIRED,
+    MIN_REMINDER_INTERVAL_S,
+    InvalidField,
+    name_field,
+    safe_text,
+    seconds,
+)
+from shared.clock import now_ms
+from shared.events import STATUSES, MonitorStatus
+
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+Sort = Literal["name", "created", "status"]
+"""``status``: problems first (down, then late, then every other status), each group by name."""
+SORTS: tuple[str, ...] = get_args(Sort)
+
+Interval = period(1, "On create: required, unless a ``schedule`` is given (no default period).",
+                  refusal_text=INTERVAL_REQUIRED)
+Grace = period(0, f"Default {DEFAULT_GRACE_S}.")
+MaxRuntime = period(1, "Null (the default): the grace period.")
+ReminderInterval = period(MIN_REMINDER_INTERVAL_S, "Null (the default): no reminders.")
+Schedule = Annotated[str, Meta(
+    min_length=1, max_length=MAX_EXPRESSION_CHARS, examples=["0 2 * * *", "*/15 * * * 1-5", "@daily"],
+    description="A cron expression (5 fields) or one of " + ", ".join(ALIASES) + ", read in ``timezone``: the "
+                "check-in is expected at the schedule's next run after the last one. Not together with "
+                "``interval``; an update giving ``interval`` leaves schedule mode. Null (the default): interval "
+                "mode.",
+    extra=refusal(f"must be a cron expression of 1-{MAX_EXPRESSION_CHARS} characters"),
+)]  # fmt: skip
+Timezone = Annotated[str, Meta(
+    examples=["Europe/Berlin", "America/New_York"], description="IANA time zone name the ``schedule`` is read "
+                                                                "in. Default UTC.",
+    extra=refusal("must be an IANA time zone name such as \"Europe/Berlin\""),
+)]  # fmt: skip
+Misses = Annotated[OneToTen, Meta(description="Misses in a row before it is down. Default 1.")]
+Recovery = Annotated[OneToTen, Meta(description="Successes in a row that end an incident (the ``up`` alert). "
+                                                "Default 1.")]
+
+
+class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A change to a heartbeat: only the fields given change."""
+
+    name: Name | UnsetType = UNSET
+    interval: Interval | UnsetType = UNSET
+    grace: Grace | UnsetType = UNSET
+    max_consecutive_misses: Misses | UnsetType = UNSET
+    channels: ChannelIds | UnsetType = UNSET
+    tags: Tags | UnsetType = UNSET
+    schedule: Schedule | UnsetType | None = UNSET
+    timezone: Timezone | UnsetType = UNSET
+    max_runtime: MaxRuntime | UnsetType | None = UNSET
+    recovery_threshold: Recovery | UnsetType = UNSET
+    reminder_interval: ReminderInterval | UnsetType | None = UNSET
+    slug: Slug | UnsetType | None = UNSET
+
+    def __post_init__(self) -> None:
+        """What the types cannot say: names trimmed, safe tags, periods in seconds, a valid
+        time zone and schedule, and not both a schedule and an interval."""
+        if isinstance(self.name, str):
+            self.name = name_field("name", self.name)
+        if isinstance(self.tags, list):
+            self.tags = list(dict.fromkeys(safe_text("tags", tag) for tag in self.tags))
+        if isinstance(self.channels, list):
+            self.channels = list(dict.fromkeys(self.channels))
+        if isinstance(self.timezone, str):
+            try:
+                zone(self.timezone)
+            except InvalidSchedule as exc:
+                raise InvalidField("timezone", str(exc)) from None
+        if isinstance(self.schedule, str):
+            if self.interval is not UNSET:
+                raise InvalidField("schedule", "give a schedule or an interval, not both (no interval: schedule "
+                                               "mode)")
+            try:
+                self.schedule = check_schedule(self.schedule, self.timezone or "UTC", now_ms())
+            except InvalidSchedule as exc:
+                raise InvalidField("schedule", str(exc)) from None
+        if isinstance(self.interval, str) and not self.interval.strip():
+            raise InvalidField("interval", INTERVAL_REQUIRED)
+        for field, minimum in (("interval", 1), ("grace", 0), ("max_runtime", 1),
+                               ("reminder_interval", MIN_REMINDER_INTERVAL_S)):  # fmt: skip
+            value = getattr(self, field)
+            if value is not UNSET and value is not None:
+                setattr(self, field, seconds(field, value, minimum))
+
+    def monitor_fields(self, *, creating: bool = False) -> dict[str, Any]:
+        """The :class:`shared.events.MonitorConfig` fields this body sets (a create: all, with defaults)."""
+        given = {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not UNSET}
+        out: dict[str, Any] = {}
+        if "timezone" in given or creating:
+            out["timezone"] = given.get("timezone", "UTC")
+        if given.get("schedule") is not None:
+            out["schedule"] = given["schedule"]
+        elif "schedule" in given or "interval" in given or creating:
+            out["schedule"] = None  # interval mode
+        if "interval" in given:
+            out["interval_s"] = given["interval"]
+        elif creating:
+            out["interval_s"] = DEFAULT_INTERVAL_S  # unused in schedule mode; an update to interval mode sets one
+        renamed = {"grace": "grace_s", "max_runtime": "max_runtime_s", "reminder_interval": "reminder_interval_s"}
+        defaults = {"name": None, "grace": DEFAULT_GRACE_S, "max_consecutive_misses": 1, "channels": [],
+                    "tags": [], "max_runtime": None, "recovery_threshold": 1, "reminder_interval": None}
+        for field, default in defaults.items():
+            if field in given or creating:
+                out[renamed.get(field, field)] = given.get(field, default)
+        if "slug" in given:
+            out["slug"] = given["slug"]
+        return out
+
+
+class HeartbeatCreate(HeartbeatUpdate, kw_only=True, forbid_unknown_fields=True):
+    """A new heartbeat: a ``name``, and an ``interval`` or a ``schedule``."""
+
+    name: Name
+    json_schema_extra: ClassVar[dict[str, Any]] = {
+        # As the server: an interval, or a schedule that is not null (never both: see schedule).
+        "anyOf": [{"required": ["interval"]}, {"required": ["schedule"], "properties": {"schedule": {"type": "string"}}}],
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.interval is UNSET and self.schedule in (None, UNSET):
+            raise InvalidField("interval", INTERVAL_REQUIRED)
+
+
+def check_channels(channels: list[str], known: set[str]) -> None:
+    """Every channel a heartbeat names is one of its project's."""
+    missing = [c for c in channels if c not in known]
+    if missing:
+        raise InvalidField("channels", f"unknown channel id {missing[0]!r}")
+
+
+# answers -----------------------------------------------------------------------------------
+Seconds = Annotated[int, Meta(description="Seconds.")]
+Status = Annotated[MonitorStatus, Meta(description="``running``: a run began (``/start``) and has not ended yet.")]
+
+
+class Heartbeat(Struct, kw_only=True):
+    """A heartbeat: its config and its state (``token`` and ``ping_url`` are absent for a read-only key)."""
+
+    id: str
+    name: str
+    status: Status
+    status_since: Timestamp | None
+    status_reason: str | None
+    last_checkin_at: Timestamp | None
+    next_expected_at: Timestamp | None
+    interval: Annotated[int | None, Meta(description="Seconds; null in schedule mode.")]
+    grace: Seconds
+    max_consecutive_misses: int
+    schedule: Annotated[str | None, Meta(description="Cron expression; null in interval mode.")]
+    timezone: str
+    max_runtime: Annotated[int | None, Meta(description="Seconds; null: the grace period.")]
+    recovery_threshold: int
+    reminder_interval: Annotated[int | None, Meta(description="Seconds; null: no reminders.")]
+    channels: list[str]
+    tags: list[str]
+    slug: str | None
+    paused: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+    token: Annotated[str, Meta(description="Absent for a read-only key.")] | UnsetType = UNSET
+    ping_url: Annotated[str, Meta(description="Absent for a read-only key.")] | UnsetType = UNSET
+
+
+class HeartbeatList(Struct):
+    heartbeats: list[Heartbeat]
+    next: Annotated[str | None, Meta(description="Cursor of the next page (``before``); null at the end.")]
+    counts: Annotated[dict[MonitorStatus, Annotated[int, Meta(ge=0)]], Meta(
+        description="How many of the project's heartbeats are in each status (filters aside).")]
+
+
+class HeartbeatListQuery(Struct, kw_only=True):
+    """The query string of the heartbeat list."""
+
+    limit: Annotated[int, Meta(ge=1, le=MAX_LIMIT, description=f"Rows per page, 1-{MAX_LIMIT} (ASCII digits).",
+                               extra=refusal(f"must be a whole number from 1 to {MAX_LIMIT}"))] = DEFAULT_LIMIT
+    before: Annotated[str, Meta(description="The ``next`` of the previous page (same ``sort``).")] | None = None
+    sort: Annotated[Sort, Meta(
+        description="By name (case-insensitive); by creation, oldest first; or ``status``: down, then late, then the "
+                    "rest, each by name.", extra=refusal(f"must be one of {', '.join(SORTS)}"))] = "name"
+    status: Annotated[MonitorStatus, Meta(
+        description="Only heartbeats in this status.",
+        extra=refusal(f"must be one of {', '.join(STATUSES)}"))] | None = None
+    tag: Annotated[str, Meta(description="Only heartbeats carrying this tag.")] | None = None
+    q: Annotated[str, Meta(description="Only heartbeats whose name contains this (any case).")] | None = None
+    empty_is_absent: ClassVar[frozenset[str]] = frozenset({"before", "status", "tag", "q"})
+
+
