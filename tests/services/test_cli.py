@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from services.query.auth.keys import KeyIndex, ProjectsView
 from shared.bus.local import LocalBus
 from shared.topics import Topics
 from tests.e2e.conftest import API_KEY, Server, end_process, free_port
+from tests.polling import eventually_sync
 
 TOPICS = Topics()
 
@@ -245,13 +245,14 @@ def test_the_first_start_prints_where_the_dashboard_and_the_admin_key_are_and_la
 
 def wait_until_ready(proc: subprocess.Popen, port: int) -> None:
     """Until every service is ready: the port opens before the views are built."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "pingura serve exited"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            pytest.fail("pingura serve exited")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return  # 200 (503 until then)
+                return True  # 200 (503 until then)
         except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("pingura serve did not get ready")
+            return False
+
+    eventually_sync(ready, timeout_s=60, interval_s=0.1)

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from services.datadir import DataDirBusy, owning
 from tests.e2e.conftest import Server
+from tests.polling import eventually
 
 
 @contextmanager
@@ -122,13 +123,12 @@ async def test_every_file_a_serving_pingura_writes_is_private_under_umask_022(la
                 made = await r.json()
             async with http.post(f"{server.url}/api/heartbeat/{made['token']}", data=b"backup done") as r:
                 assert r.status == 200
-            for _ in range(100):  # until the history writer stored the ping in chDB
+
+            async def stored() -> list:  # the history writer stored the ping in chDB
                 async with http.get(f"{server.url}/api/v1/heartbeats/{made['id']}/checkins") as r:
-                    if (await r.json())["checkins"]:
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the ping never reached the history")
+                    return (await r.json())["checkins"]
+
+            await eventually(stored, timeout_s=10, interval_s=0.1)
         running = loose(root / "data")
         await asyncio.to_thread(server.stop)
         assert running == {}, server.logs()[-2000:]

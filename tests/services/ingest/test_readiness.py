@@ -13,6 +13,7 @@ from services.ingest.token_snapshot import SnapshotFile
 from shared.bus.local import LocalBus
 from shared.ids import new_token
 from shared.settings import Settings
+from tests.polling import eventually
 from tests.services.ingest.support import TOPICS, add_monitor, add_project
 
 PING_KEY = "k" * 22
@@ -163,10 +164,7 @@ async def test_it_saves_a_snapshot_now_and_then_once_enough_changed(tmp_path):
     for name in ("hb_b", "hb_c"):
         await add_monitor(bus, new_token(), monitor_id=name)
     await index.sync()
-    for _ in range(50):
-        if path.exists():
-            break
-        await asyncio.sleep(0.05)
+    await eventually(path.exists, timeout_s=2.5)
     head, _ = token_snapshot.read(path)
     assert head.monitors == 3 and oct(path.stat().st_mode & 0o777) == oct(0o600)
     await index.close()
