@@ -504,7 +504,7 @@ _SMALL_INTS = range(-5, 257)
 
 
 def _int_bytes(value) -> int:
-    if isinstance(value, int) and value in _SMALL_INTS or value is None or value == sys.maxsize:
+    if (isinstance(value, int) and value in _SMALL_INTS) or value is None or value == sys.maxsize:
         return 0  # cached or shared objects
     return sys.getsizeof(value)
 

@@ -14,6 +14,7 @@ import aiohttp
 
 from bench.common import percentile
 
+
 def _wrk_script(paths: list[str]) -> str:
     """POST to each path in turn (a fleet pings many monitors, not one)."""
     quoted = ", ".join(f'"{p}"' for p in paths)

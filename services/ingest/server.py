@@ -67,7 +67,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class GuardedRequestHandler(RequestHandler):
     """aiohttp's per-connection protocol, with a deadline on each request's head."""
 
-    __slots__ = ("_header_timeout_s", "_head_deadline", "_body")
+    __slots__ = ("_body", "_head_deadline", "_header_timeout_s")
 
     def __init__(self, manager: web.Server, *, header_timeout_s: float, **kwargs: Any):
         super().__init__(manager, **kwargs)

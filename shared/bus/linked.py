@@ -39,8 +39,16 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from shared.bus.base import (Bus, BusUnavailable, Consumer, PartitionsCallback, PositionedConsumer, Record,
-                             TopicPartition, TopicSpec)
+from shared.bus.base import (
+    Bus,
+    BusUnavailable,
+    Consumer,
+    PartitionsCallback,
+    PositionedConsumer,
+    Record,
+    TopicPartition,
+    TopicSpec,
+)
 
 log = structlog.get_logger()
 

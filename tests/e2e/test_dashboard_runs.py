@@ -15,8 +15,6 @@ import time
 import urllib.request
 import uuid
 
-import pytest
-
 from tests.e2e.conftest import API_KEY
 from tests.e2e.test_dashboard import BROWSER_ZONE, POLL_S, expect
 

@@ -7,9 +7,9 @@ from multidict import CIMultiDict, MultiDict
 
 from services.ingest.logic import (
     PingRejected,
+    check_slug,
     client_ip,
     header_text,
-    check_slug,
     parse_kuma_query,
     parse_metadata,
     parse_outcome,

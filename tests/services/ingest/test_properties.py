@@ -27,8 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from shared.durations import parse_duration_s
-from shared.events import ProjectConfig, encode
-from shared.events import Ping, decode
+from shared.events import Ping, ProjectConfig, decode, encode
 from shared.settings import Settings
 from tests.services.ingest.support import (
     SECRET,

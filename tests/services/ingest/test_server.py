@@ -14,7 +14,15 @@ from services.ingest.server import GuardedAppRunner
 from services.runtime import run
 from shared.ids import new_token
 from shared.settings import Settings
-from tests.services.ingest.support import add_monitor, exchange, ping_count, read_response, request, serve, status_of
+from tests.services.ingest.support import (
+    add_monitor,
+    exchange,
+    ping_count,
+    read_response,
+    request,
+    serve,
+    status_of,
+)
 
 HEAD_TIMEOUT_S = 0.5
 

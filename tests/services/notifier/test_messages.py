@@ -1,4 +1,3 @@
-import pytest
 
 from services.notifier.messages import (
     DIGEST_MAX_LISTED,

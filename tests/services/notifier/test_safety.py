@@ -5,7 +5,13 @@ import pytest
 
 from services.notifier.channels import ChannelConfigError, TransportError, validate_channel
 from services.notifier.channels.webhook import WebhookChannel
-from services.notifier.safety import GuardedResolver, UnsafeTarget, blocked_reason, check_host, guarded_session
+from services.notifier.safety import (
+    GuardedResolver,
+    UnsafeTarget,
+    blocked_reason,
+    check_host,
+    guarded_session,
+)
 from shared.settings import Settings
 from tests.services.notifier.support import make_alert
 

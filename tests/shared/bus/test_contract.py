@@ -6,13 +6,11 @@ import asyncio
 import time
 
 import pytest
-
 from structlog.testing import capture_logs
 
 from shared.bus import TopicSpec, partition_for
 from shared.bus.local import LocalBus
 from shared.settings import Settings
-
 
 DAY_MS = 24 * 3600 * 1000
 

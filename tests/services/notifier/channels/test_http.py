@@ -1,11 +1,17 @@
 import socket
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import pytest
 
 from services.notifier.channels import ChannelConfigError, TransportError
-from services.notifier.channels.http import is_permanent, json_retry_after, parse_retry_after, send, validate_url
+from services.notifier.channels.http import (
+    is_permanent,
+    json_retry_after,
+    parse_retry_after,
+    send,
+    validate_url,
+)
 from tests.services.notifier.channels.vendor import http, vendor  # noqa: F401 (fixtures)
 
 
