@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 MAX_SLUG_CHARS = 100
-SLUG_PATTERN = r"^[a-z0-9_-]{1,%d}$" % MAX_SLUG_CHARS
+SLUG_PATTERN = rf"^[a-z0-9_-]{{1,{MAX_SLUG_CHARS}}}$"
 """Lower-case ASCII letters, digits, ``-`` and ``_``; 1 to :data:`MAX_SLUG_CHARS`."""
 SLUG = re.compile(SLUG_PATTERN)
 """Use ``SLUG.fullmatch``: ``$`` alone would also match before a final newline."""

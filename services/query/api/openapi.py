@@ -122,7 +122,7 @@ def _parameters(route: Route, components: dict[str, JsonSchema]) -> list[JsonSch
     ]
     if route.query is not None:
         schema = components[route.query.__name__]
-        empty_is_absent = getattr(route.query, "empty_is_absent", frozenset())
+        empty_is_absent: frozenset[str] = getattr(route.query, "empty_is_absent", frozenset())
         for name, field in schema["properties"].items():
             field = dict(field)
             if "anyOf" in field and {"type": "null"} in field["anyOf"]:  # None: absent from the query string

@@ -91,18 +91,22 @@ DURATION_PATTERN = r"^ *(?:[0-9]+(?:\.[0-9]+)?|(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h
 """What :func:`shared.durations.parse_duration_s` reads (it also takes exponents, upper case)."""
 
 
-def period(minimum_s: int, description: str, refusal_text: str | None = None) -> Any:
-    """Seconds (``minimum_s`` to 365 days) or a duration string. The Struct's ``__post_init__``
-    makes it seconds with :func:`services.query.validation.seconds`, whose refusals say what is
-    wrong (a fraction, out of range, unreadable), so the range is stated here, not enforced twice."""
-    return Annotated[
-        Annotated[int, Meta(extra_json_schema={"minimum": minimum_s, "maximum": MAX_PERIOD_S})]
-        | Annotated[str, Meta(extra_json_schema={"pattern": DURATION_PATTERN,
-                                                 "examples": ["90", "90s", "5m", "1h30m", "1d"]})],
-        Meta(description=f"Seconds, or a duration such as ``\"5m\"``, ``\"1h30m\"``; {minimum_s} s to 365 days. "
-                         + description,
-             extra=refusal(refusal_text or "must be a number of seconds or a duration such as \"5m\"")),
-    ]
+DurationText = Annotated[str, Meta(extra_json_schema={"pattern": DURATION_PATTERN,
+                                                     "examples": ["90", "90s", "5m", "1h30m", "1d"]})]
+
+
+def at_least(minimum_s: int) -> Meta:
+    """The range of a period given in seconds, stated (the Struct's check enforces it; see :func:`period`)."""
+    return Meta(extra_json_schema={"minimum": minimum_s, "maximum": MAX_PERIOD_S})
+
+
+def period(minimum_s: int, description: str, refusal_text: str | None = None) -> Meta:
+    """A period field: seconds (``minimum_s`` to 365 days) or a duration string. The Struct's
+    ``__post_init__`` makes it seconds with :func:`services.query.validation.seconds`, whose
+    refusals say what is wrong (a fraction, out of range, unreadable)."""
+    return Meta(description=f"Seconds, or a duration such as ``\"5m\"``, ``\"1h30m\"``; {minimum_s} s to 365 "
+                            "days. " + description,
+                extra=refusal(refusal_text or "must be a number of seconds or a duration such as \"5m\""))
 
 
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"}, examples=["2025-01-31T23:59:59.999Z"],

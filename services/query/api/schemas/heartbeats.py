@@ -16,11 +16,13 @@ from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS, InvalidSc
 from services.evaluator.schedule import check as check_schedule
 from services.query.api.schemas.fields import (
     ChannelIds,
+    DurationText,
     Name,
     OneToTen,
     Slug,
     Tags,
     Timestamp,
+    at_least,
     period,
     refusal,
 )
@@ -42,11 +44,16 @@ Sort = Literal["name", "created", "status"]
 """``status``: problems first (down, then late, then every other status), each group by name."""
 SORTS: tuple[str, ...] = get_args(Sort)
 
-Interval = period(1, "On create: required, unless a ``schedule`` is given (no default period).",
-                  refusal_text=INTERVAL_REQUIRED)
-Grace = period(0, f"Default {DEFAULT_GRACE_S}.")
-MaxRuntime = period(1, "Null (the default): the grace period.")
-ReminderInterval = period(MIN_REMINDER_INTERVAL_S, "Null (the default): no reminders.")
+Interval = Annotated[
+    Annotated[int, at_least(1)] | DurationText,
+    period(1, "On create: required, unless a ``schedule`` is given (no default period).", INTERVAL_REQUIRED),
+]
+Grace = Annotated[Annotated[int, at_least(0)] | DurationText, period(0, f"Default {DEFAULT_GRACE_S}.")]
+MaxRuntime = Annotated[Annotated[int, at_least(1)] | DurationText, period(1, "Null (the default): the grace period.")]
+ReminderInterval = Annotated[
+    Annotated[int, at_least(MIN_REMINDER_INTERVAL_S)] | DurationText,
+    period(MIN_REMINDER_INTERVAL_S, "Null (the default): no reminders."),
+]
 Schedule = Annotated[str, Meta(
     min_length=1, max_length=MAX_EXPRESSION_CHARS, examples=["0 2 * * *", "*/15 * * * 1-5", "@daily"],
     description="A cron expression (5 fields) or one of " + ", ".join(ALIASES) + ", read in ``timezone``: the "
@@ -126,7 +133,7 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
         elif creating:
             out["interval_s"] = DEFAULT_INTERVAL_S  # unused in schedule mode; an update to interval mode sets one
         renamed = {"grace": "grace_s", "max_runtime": "max_runtime_s", "reminder_interval": "reminder_interval_s"}
-        defaults = {"name": None, "grace": DEFAULT_GRACE_S, "max_consecutive_misses": 1, "channels": [],
+        defaults: dict[str, Any] = {"name": None, "grace": DEFAULT_GRACE_S, "max_consecutive_misses": 1, "channels": [],
                     "tags": [], "max_runtime": None, "recovery_threshold": 1, "reminder_interval": None}
         for field, default in defaults.items():
             if field in given or creating:
@@ -160,7 +167,8 @@ def check_channels(channels: list[str], known: set[str]) -> None:
 
 # answers -----------------------------------------------------------------------------------
 Seconds = Annotated[int, Meta(description="Seconds.")]
-Status = Annotated[MonitorStatus, Meta(description="``running``: a run began (``/start``) and has not ended yet.")]
+Status = Annotated[str, Meta(extra_json_schema={"enum": list(STATUSES)},
+                             description="``running``: a run began (``/start``) and has not ended yet.")]
 
 
 class Heartbeat(Struct, kw_only=True):
@@ -194,7 +202,8 @@ class Heartbeat(Struct, kw_only=True):
 class HeartbeatList(Struct):
     heartbeats: list[Heartbeat]
     next: Annotated[str | None, Meta(description="Cursor of the next page (``before``); null at the end.")]
-    counts: Annotated[dict[MonitorStatus, Annotated[int, Meta(ge=0)]], Meta(
+    counts: Annotated[dict[str, Annotated[int, Meta(ge=0)]], Meta(
+        extra_json_schema={"propertyNames": {"enum": list(STATUSES)}},
         description="How many of the project's heartbeats are in each status (filters aside).")]
 
 
