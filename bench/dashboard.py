@@ -210,8 +210,8 @@ def _status_changes(project_id: str, monitor_id: str, start_ms: int, end_ms: int
 async def load(spec_path: Path) -> None:
     from services.datadir import owning
     from services.query.store import HistoryStore, encode_cursor
-    from services.runtime import open_bus
     from shared.bus.base import partition_for
+    from shared.bus.open import open_bus
     from shared.clickhouse import open_client
     from shared.events import encode
     from shared.settings import Settings

@@ -158,7 +158,7 @@ async def build(spec_path: Path) -> None:
 
     from services.datadir import owning
     from shared.snapshots import MonitorState
-    from services.runtime import open_bus
+    from shared.bus.open import open_bus
     from shared.bus.base import partition_for
     from shared.events import ChannelConfig, MonitorConfig, MonitorSnapshot, encode
     from shared.settings import Settings
@@ -324,7 +324,7 @@ async def compact(spec_path: Path) -> None:
     """:meth:`LocalBus.compact` on the data dir (no server running), while a publisher appends a
     record every 5 ms to a scratch topic and a probe sleeps 1 ms on the loop: how long a durable
     append waits behind compaction, and how long the loop is held."""
-    from services.datadir import owning
+    from services.datadir import BUS_FILE, owning
     from shared.bus import TopicSpec
     from shared.bus.local import LocalBus
     from shared.settings import Settings
@@ -334,7 +334,7 @@ async def compact(spec_path: Path) -> None:
     out: dict = {}
     with owning(settings.data_dir):
         t = time.perf_counter()
-        bus = LocalBus(settings.data_dir / "bus.sqlite3", default_partitions=settings.partition_count)
+        bus = LocalBus(settings.data_dir / BUS_FILE, default_partitions=settings.partition_count)
         await bus.start()
         out["open_s"] = time.perf_counter() - t
         try:

@@ -7,6 +7,11 @@ long as it runs; ``pingura keys`` holds it for a moment when no server answers.
 The dir holds every secret Pingura has (ping tokens, keys, webhook secrets, job output), so
 whoever owns it makes it private first: 0700, group and other permissions taken off what is
 already there, and umask 077 while it is held (:mod:`shared.private_files` says why).
+
+Every file Pingura keeps there is named below, once; the modules that write them import
+the name from here. Two are named by the shared layer, which cannot import services: the
+embedded log (:data:`BUS_FILE`, :mod:`shared.bus.open`) and chDB's ``clickhouse/``
+directory (:func:`shared.clickhouse.open_client`).
 """
 
 from __future__ import annotations
@@ -18,10 +23,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.bus.open import BUS_FILE
 from shared.errors import PinguraError
 from shared.private_files import make_private, private_umask
 
 LOCK_FILE = "owner.lock"
+"""Held (flock) by the owner, see :func:`owning`."""
+ADMIN_KEY_FILE = "admin-api-key"
+"""The admin key made on the first start, for the operator (0600; only its hash is stored)."""
+TOKEN_SNAPSHOT_FILE = "ingest-tokens.snapshot"
+"""The ingest token index as of a log offset: a restart reads it instead of the whole topic."""
+SESSION_SECRET_FILE = "session-secret"
+"""The key that signs the dashboard's session cookies."""
+CONTROL_SOCKET = "control.sock"
+"""Where the serving process answers ``pingura keys``."""
+LINK_SOCKET = "bus.sock"
+"""The bus owner's link, for the ingest process (``PINGURA_INGEST_PROCESS=1``)."""
+HTTP_SOCKET = "http.sock"
+"""The serving process's HTTP, for what the ingest process passes on."""
+
+__all__ = [
+    "ADMIN_KEY_FILE", "BUS_FILE", "CONTROL_SOCKET", "HTTP_SOCKET", "LINK_SOCKET", "LOCK_FILE", "SESSION_SECRET_FILE",
+    "TOKEN_SNAPSHOT_FILE", "DataDirBusy", "owning",
+]  # fmt: skip
 
 
 class DataDirBusy(PinguraError):

@@ -5,6 +5,7 @@ first on shutdown (its in-flight pings still need the bus)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -86,10 +87,9 @@ class IngestProcess:
         self._closing = True
         if self._watcher is not None:
             self._watcher.cancel()
-            try:
+            # Whatever ended the watcher, closing goes on: the process must still be stopped.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._watcher
-            except (asyncio.CancelledError, Exception):
-                pass
         await self._stop_proc()
 
     async def _stop_proc(self) -> None:

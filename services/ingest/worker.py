@@ -31,6 +31,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from services.datadir import BUS_FILE, TOKEN_SNAPSHOT_FILE
 from services.ingest.app import SETTINGS, TOKEN_INDEX, add_ingest_routes, attach
 from services.ingest.server import BodyGate, GuardedAppRunner
 from services.ingest.store import TokenIndex
@@ -124,10 +125,8 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bus = LinkedBus(settings.data_dir / "bus.sqlite3", link)
+    bus = LinkedBus(settings.data_dir / BUS_FILE, link)
     await bus.start()
-    from services.runtime import TOKEN_SNAPSHOT_FILE
-
     index = TokenIndex(bus, Topics(settings.topic_prefix),
                        snapshot=SnapshotFile(settings.data_dir / TOKEN_SNAPSHOT_FILE, bus.log_id))
     upstream = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(api_socket)),

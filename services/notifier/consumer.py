@@ -30,17 +30,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
 import msgspec
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from services.notifier.channels import close_channels
 from services.notifier.dispatch import Dispatcher, Interrupted
 from services.notifier.logic import DeliveryKey, plan_delivery
 from services.notifier.offsets import OffsetTracker
 from services.notifier.retries import RetryPolicy
-from services.notifier.sending import delivery_session
+from services.notifier.sending import Senders
 from services.notifier.store import DeliveryRecord, channels_view
 from shared.bus import Bus, BusUnavailable, Consumer, Record, TopicPartition
 from shared.bus.deadletter import DeadLetters
@@ -92,7 +90,7 @@ class Notifier:
         self._channels = channels_view(bus, topics)
         self._offsets = OffsetTracker()
         self._consumer: Consumer | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._senders: Senders | None = None
         self._dispatcher: Dispatcher | None = None
         self._loop_task: asyncio.Task | None = None
         self._in_flight: set[asyncio.Task] = set()  # one task per unsettled alert
@@ -102,8 +100,8 @@ class Notifier:
     # lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         """Restore the delivery record and channel views, then start reading alerts."""
-        self._http = delivery_session(self._settings)
-        self._dispatcher = Dispatcher(self._settings, self._http, now_ms=self._now_ms)
+        self._senders = Senders(self._settings)  # this notifier's connections: it closes them
+        self._dispatcher = Dispatcher(self._settings, self._senders, now_ms=self._now_ms)
         await self._deliveries.start()
         await self._channels.start()
         self._consumer = self._bus.consumer(
@@ -135,14 +133,13 @@ class Notifier:
                 await asyncio.wait(unfinished)
         if self._dispatcher is not None:
             await self._dispatcher.close()
-        await close_channels()  # what kinds keep open between sends (Kafka producers)
+        if self._senders is not None:
+            await self._senders.close()  # the delivery session and the Kafka channel's producers
         if self._consumer is not None:
             await self._commit_settled()
             await self._consumer.close()
         await self._channels.close()
         await self._deliveries.close()
-        if self._http is not None:
-            await self._http.close()
         log.info("notifier.stopped")
 
     async def _on_assign(self, partitions: set[TopicPartition]) -> None:

@@ -23,11 +23,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 import structlog
 
 from services.notifier.retries import TryResult
-from services.notifier.sending import rate_limit_per_minute, try_send, wants_digest
+from services.notifier.sending import Senders, rate_limit_per_minute, try_send, wants_digest
 from shared.clock import now_ms
 from shared.errors import PinguraError
 from shared.events import Alert, ChannelConfig
@@ -72,12 +71,12 @@ class Dispatcher:
     def __init__(
         self,
         settings: Settings,
-        http: aiohttp.ClientSession,
+        senders: Senders,
         *,
         now_ms: Callable[[], int] = now_ms,
     ):
         self._settings = settings
-        self._http = http
+        self._senders = senders
         self._now_ms = now_ms
         self._lanes: dict[str, _Lane] = {}
         self._sending: set[asyncio.Task] = set()
@@ -145,7 +144,7 @@ class Dispatcher:
     async def _try(self, lane: _Lane, jobs: list[_Job]) -> None:
         try:
             at_ms = self._now_ms()
-            result = await try_send(lane.channel, [job.alert for job in jobs], self._http, self._settings)
+            result = await try_send(lane.channel, [job.alert for job in jobs], self._senders, self._settings)
             sent = Sent(result, at_ms, digest=len(jobs) if len(jobs) > 1 else 0)
             if sent.digest:
                 log.info("notifier.digest.sent" if result.ok else "notifier.digest.failed",

@@ -21,7 +21,8 @@ import aiohttp
 import structlog
 from aiohttp.abc import AbstractResolver
 
-from services.notifier.channels import CHANNELS, ChannelConfigError, TransportError
+from services.notifier.channels import CHANNELS, Channel, ChannelConfigError, TransportError
+from services.notifier.channels.kafka import KafkaChannel, KafkaProducers
 from services.notifier.retries import TryResult
 from services.notifier.safety import guarded_session
 from shared.events import Alert, ChannelConfig
@@ -54,6 +55,43 @@ def delivery_session(settings: Settings, dns: AbstractResolver | None = None) ->
     return session
 
 
+class Senders:
+    """What one process sends to channels with, and owns: the delivery session (opened at
+    first use, inside the loop) and the Kafka channel's producers. Whoever makes it closes it
+    on shutdown, once its sends have ended: the notifier, and the query service (test
+    notifications and resends). The registry's kinds keep no connections of their own.
+    """
+
+    def __init__(self, settings: Settings, dns: AbstractResolver | None = None):
+        self._settings = settings
+        self._dns = dns
+        self._http: aiohttp.ClientSession | None = None
+        self.kafka = KafkaProducers()
+        self._kinds: dict[str, Channel] = {**CHANNELS, KafkaChannel.kind: KafkaChannel(self.kafka)}
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = delivery_session(self._settings, self._dns)
+        return self._http
+
+    def kind(self, name: str) -> Channel | None:
+        """The kind that sends for ``name``, bound to this object's connections."""
+        return self._kinds.get(name)
+
+    async def close(self) -> None:
+        await self.kafka.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def __aenter__(self) -> Senders:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
 def rate_limit_per_minute(channel: ChannelConfig) -> int | None:
     """The channel's own ``rate_limit_per_minute``, else its kind's default; None: no limit."""
     rate = channel.config.get("rate_limit_per_minute")
@@ -73,7 +111,7 @@ def wants_digest(channel: ChannelConfig) -> bool:
 
 
 async def try_send(
-    channel: ChannelConfig, alerts: Sequence[Alert], http: aiohttp.ClientSession, settings: Settings
+    channel: ChannelConfig, alerts: Sequence[Alert], senders: Senders, settings: Settings
 ) -> TryResult:
     """Send ``alerts`` to ``channel`` once: one alert alone, several as one digest message.
 
@@ -84,7 +122,7 @@ async def try_send(
     _answers.set(answers)  # this task's context: the caller runs each try in a task of its own
     started = time.monotonic()
     try:
-        await _send(channel, alerts, http, settings)
+        await _send(channel, alerts, senders, settings)
     except TransportError as exc:
         status = getattr(exc, "status_code", None) or (answers[-1] if answers else None)
         return TryResult(ok=False, permanent=exc.permanent, status_code=status, error=str(exc)[:2000],
@@ -93,9 +131,9 @@ async def try_send(
 
 
 async def _send(
-    channel: ChannelConfig, alerts: Sequence[Alert], http: aiohttp.ClientSession, settings: Settings
+    channel: ChannelConfig, alerts: Sequence[Alert], senders: Senders, settings: Settings
 ) -> None:
-    impl = CHANNELS.get(channel.kind)
+    impl = senders.kind(channel.kind)
     if impl is None:
         raise TransportError(f"unknown channel kind {channel.kind!r}", permanent=True)
     try:
@@ -105,9 +143,9 @@ async def _send(
     try:
         async with asyncio.timeout(settings.webhook_timeout_s):
             if len(alerts) == 1:
-                await impl.send(alerts[0], config, http, settings)
+                await impl.send(alerts[0], config, senders.http, settings)
             else:
-                await impl.send_digest(list(alerts), config, http, settings)
+                await impl.send_digest(list(alerts), config, senders.http, settings)
     except TransportError:
         raise
     except TimeoutError:

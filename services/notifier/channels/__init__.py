@@ -1,10 +1,21 @@
-"""The channel registry: kind -> channel. One module per channel kind."""
+"""The channel registry: kind -> channel. One module per channel kind.
+
+The registry's channels describe and validate; they keep no connections. What a process
+sends with (the HTTP session, Kafka producers) is its own, opened and closed by it:
+:class:`services.notifier.sending.Senders`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField, TransportError, mask_config
+from services.notifier.channels.base import (
+    Channel,
+    ChannelConfigError,
+    ConfigField,
+    TransportError,
+    mask_config,
+)
 from services.notifier.channels.discord import DiscordChannel
 from services.notifier.channels.email import EmailChannel
 from services.notifier.channels.googlechat import GoogleChatChannel
@@ -45,16 +56,6 @@ def validate_channel(kind: str, config: dict, settings: Settings) -> dict:
     return channel.validate(config, settings)
 
 
-async def close_channels() -> None:
-    """Release what channels keep open between sends (the Kafka channel's producers).
-
-    The notifier calls it on shutdown, once its in-flight deliveries have ended."""
-    for channel in CHANNELS.values():
-        close = getattr(channel, "close", None)
-        if close is not None:
-            await close()
-
-
 def channel_kinds() -> list[dict[str, Any]]:
     """Every kind with its label and declared settings, by kind name: what forms are drawn from."""
     return [CHANNELS[kind].describe() for kind in sorted(CHANNELS)]
@@ -72,6 +73,6 @@ def shown_config(kind: str, config: dict) -> dict:
 
 
 __all__ = [
-    "CHANNELS", "Channel", "ChannelConfigError", "ConfigField", "TransportError", "channel_kinds", "close_channels",
+    "CHANNELS", "Channel", "ChannelConfigError", "ConfigField", "TransportError", "channel_kinds",
     "shown_config", "validate_channel",
 ]  # fmt: skip

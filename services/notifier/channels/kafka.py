@@ -16,7 +16,9 @@ cluster, bootstrap or advertised, is checked before it is opened (:class:`_Broke
 made to the address that was checked, so neither metadata nor a DNS answer that changes
 between check and connect can point it inside.
 
-Producers are kept, one per bootstrap address and event loop, until :meth:`KafkaChannel.close`.
+Producers are kept, one per bootstrap address, in a :class:`KafkaProducers` pool that the
+process owns and closes on shutdown (:class:`services.notifier.sending.Senders` holds it and
+binds a :class:`KafkaChannel` to it). The registry's instance only describes and validates.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import asyncio
 import ipaddress
 import re
 import socket
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable
 from contextlib import suppress
@@ -89,9 +90,9 @@ class KafkaChannel(Channel):
         ),
     )  # fmt: skip
 
-    def __init__(self) -> None:
-        # Per event loop: a producer belongs to the loop it was started on.
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Producers] = weakref.WeakKeyDictionary()
+    def __init__(self, producers: KafkaProducers | None = None) -> None:
+        """``producers``: the pool to send with; without one the channel describes and validates."""
+        self._producers = producers
 
     def normalize(self, config: dict, settings: Settings) -> dict:
         raw = config.get("bootstrap_servers")
@@ -126,7 +127,9 @@ class KafkaChannel(Channel):
         bootstrap = settings.kafka_bootstrap if own else config["bootstrap_servers"]
         if bootstrap is None:
             raise TransportError("config.bootstrap_servers: required without Kafka", permanent=True)
-        pool = self._pool()
+        pool = self._producers
+        if pool is None:  # the registry's instance: a bug, not the receiver's fault
+            raise TransportError("internal error: this Kafka channel has no producers to send with", permanent=True)
         guard = None if own else pool.guard(bootstrap, settings.webhook_allowed_networks)
         token = _GUARD.set(guard)  # the producer's tasks, started below, carry it for their life
         try:
@@ -138,7 +141,7 @@ class KafkaChannel(Channel):
             _GUARD.reset(token)
 
     async def _produce_on(
-        self, pool: _Producers, bootstrap: str, alerts: list[Alert], config: dict, settings: Settings, own: bool
+        self, pool: KafkaProducers, bootstrap: str, alerts: list[Alert], config: dict, settings: Settings, own: bool
     ) -> None:
         try:
             if not own:  # literal addresses were checked at save; names are resolved now
@@ -168,24 +171,11 @@ class KafkaChannel(Channel):
         except KafkaError as exc:
             raise TransportError(f"Kafka: {_describe(exc)}", permanent=False) from None
 
-    async def close(self) -> None:
-        """Flush and close every producer this channel started on the running loop.
-
-        The notifier calls it on shutdown, after its in-flight deliveries ended."""
-        pool = self._pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.close()
-
-    def _pool(self) -> _Producers:
-        loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
-        if pool is None:
-            pool = self._pools[loop] = _Producers()
-        return pool
 
 
-class _Producers:
-    """Started producers by bootstrap address, least recently used first."""
+class KafkaProducers:
+    """Started producers by bootstrap address, least recently used first. Producers belong to
+    the event loop they were started on; :meth:`close` flushes and closes every one."""
 
     def __init__(self) -> None:
         self._producers: OrderedDict[str, AIOKafkaProducer] = OrderedDict()
@@ -237,15 +227,24 @@ class _Producers:
         self._starting.pop(bootstrap, None)
         self._guards.pop(bootstrap, None)
         if producer is not None:
-            task = asyncio.create_task(producer.stop())
+            task = asyncio.create_task(_stop(producer, bootstrap))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        """Flush and close every producer (it may be used again afterwards: they start anew)."""
         for bootstrap in list(self._producers):
             self.discard(bootstrap)
         if self._closing:
             await asyncio.wait(self._closing)
+
+    def __len__(self) -> int:
+        return len(self._producers)
+
+
+async def _stop(producer: AIOKafkaProducer, bootstrap: str) -> None:
+    await producer.stop()  # flushes what is still queued
+    log.info("notifier.kafka.producer_stopped", bootstrap_servers=bootstrap)
 
 
 # connections ------------------------------------------------------------------------------
@@ -273,7 +272,7 @@ class _BrokerGuard:
             except UnsafeTarget as exc:
                 raise UnsafeTarget(f"Kafka broker {_join([(host, port)])}: {exc}") from None
             answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            found = list(dict.fromkeys(sockaddr[0] for *_, sockaddr in answers))
+            found = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in answers))
             for address in found:
                 reason = blocked_reason(ipaddress.ip_address(address), self.allowed)
                 if reason is not None:

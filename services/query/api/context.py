@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from services.notifier.sending import Senders
 from services.query.auth.caller import Caller
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.sessions import Sessions
@@ -14,28 +15,56 @@ from services.query.status_view import StatusView
 from services.query.store import HistoryStore
 from shared.bus import Bus
 from shared.bus.view import ConfigView
+from shared.errors import PinguraError
 from shared.events import ChannelConfig, MonitorConfig, ProjectConfig, encode
 from shared.settings import Settings
 from shared.topics import Topics
 
 
+class NotStarted(PinguraError):
+    """A handler read what the query service builds when it starts, before it did: its
+    routes answer 503 until then, so this is a bug in whatever let the request through."""
+
+
 @dataclass
 class ApiContext:
+    """Made with the query service's routes, before anything is started (the HTTP port opens
+    first); :meth:`started` hands over the two things that can only be built once it has:
+    the history store (opening ClickHouse blocks) and the catalog (it indexes the loaded views)."""
+
     settings: Settings
     bus: Bus
     topics: Topics
-    store: HistoryStore
     monitors: ConfigView[MonitorConfig]
     channels: ConfigView[ChannelConfig]
     projects: ProjectsView
     statuses: StatusView
     """Each monitor's current status, from the evaluator's snapshots."""
-    catalog: Catalog
-    """Each project's heartbeats sorted, filtered and counted; follows ``monitors`` and ``statuses``."""
     keys: KeyIndex
     """API keys by hash and by id (legacy project keys included): a request's key in O(1)."""
     sessions: Sessions
     """Signs and reads the dashboard's session cookies."""
+    senders: Senders
+    """What test notifications and resends go out on; the query service closes it."""
+    # Given by started(); init fields so that dataclasses.replace copies them.
+    _store: HistoryStore | None = field(default=None, kw_only=True, repr=False)
+    _catalog: Catalog | None = field(default=None, kw_only=True, repr=False)
+
+    def started(self, store: HistoryStore, catalog: Catalog) -> None:
+        self._store, self._catalog = store, catalog
+
+    @property
+    def store(self) -> HistoryStore:
+        if self._store is None:
+            raise NotStarted("the history store is read before the query service started")
+        return self._store
+
+    @property
+    def catalog(self) -> Catalog:
+        """Each project's heartbeats sorted, filtered and counted; follows ``monitors`` and ``statuses``."""
+        if self._catalog is None:
+            raise NotStarted("the catalog is read before the query service started")
+        return self._catalog
 
     async def save(self, topic: str, event, view: ConfigView) -> None:
         """Publish a config to its topic (the source of truth), then put it into this

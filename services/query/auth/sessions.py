@@ -27,6 +27,7 @@ from pathlib import Path
 
 import structlog
 
+from services.datadir import SESSION_SECRET_FILE
 from services.query.auth.revocations import RevokedSessions
 from shared.errors import ConfigError
 from shared.settings import Settings
@@ -35,7 +36,6 @@ log = structlog.get_logger()
 
 COOKIE = "pingura_session"
 CSRF_HEADER = "X-CSRF-Token"
-SECRET_FILE = "session-secret"
 MIN_SECRET_CHARS = 32
 
 _VERSION = "v1"
@@ -112,7 +112,7 @@ def load_secret(settings: Settings) -> bytes:
         if len(settings.session_secret) < MIN_SECRET_CHARS:
             raise ConfigError(f"PINGURA_SESSION_SECRET: use at least {MIN_SECRET_CHARS} random characters")
         return settings.session_secret.encode()
-    path = settings.data_dir / SECRET_FILE
+    path = settings.data_dir / SESSION_SECRET_FILE
     if not path.exists():
         _create_secret(path)
     secret = path.read_text().strip()

@@ -1,15 +1,13 @@
 """One measured try, as the notifier's lanes, the test button and a resend make it."""
 
-import aiohttp
-
 from services.notifier.channels import CHANNELS, Channel
-from services.notifier.sending import delivery_session, rate_limit_per_minute, try_send, wants_digest
+from services.notifier.sending import Senders, rate_limit_per_minute, try_send, wants_digest
 from tests.services.notifier.support import make_alert, make_channel
 
 
 async def test_a_success_is_measured_with_the_receivers_status(receiver, settings):
-    async with delivery_session(settings) as http:
-        result = await try_send(make_channel("c1", receiver.url("/hook")), [make_alert()], http, settings)
+    async with Senders(settings) as senders:
+        result = await try_send(make_channel("c1", receiver.url("/hook")), [make_alert()], senders, settings)
 
     assert (result.ok, result.status_code, result.error) == (True, 200, "")
     assert result.latency_ms >= 0
@@ -18,9 +16,9 @@ async def test_a_success_is_measured_with_the_receivers_status(receiver, setting
 async def test_a_failure_says_whether_to_try_again_and_when(receiver, settings):
     receiver.answer("/busy", (429, {"Retry-After": "7"}))
     receiver.answer("/bad", 400)
-    async with delivery_session(settings) as http:
-        busy = await try_send(make_channel("c1", receiver.url("/busy")), [make_alert()], http, settings)
-        bad = await try_send(make_channel("c2", receiver.url("/bad")), [make_alert()], http, settings)
+    async with Senders(settings) as senders:
+        busy = await try_send(make_channel("c1", receiver.url("/busy")), [make_alert()], senders, settings)
+        bad = await try_send(make_channel("c2", receiver.url("/bad")), [make_alert()], senders, settings)
 
     assert (busy.ok, busy.permanent, busy.status_code, busy.retry_after_s) == (False, False, 429, 7.0)
     assert (bad.ok, bad.permanent, bad.status_code) == (False, True, 400)
@@ -29,8 +27,8 @@ async def test_a_failure_says_whether_to_try_again_and_when(receiver, settings):
 
 async def test_a_receiver_that_does_not_answer_in_time_is_a_transient_failure(receiver, settings):
     receiver.hang("/hang")
-    async with delivery_session(settings) as http:
-        result = await try_send(make_channel("c1", receiver.url("/hang")), [make_alert()], http,
+    async with Senders(settings) as senders:
+        result = await try_send(make_channel("c1", receiver.url("/hang")), [make_alert()], senders,
                                 settings.replace(webhook_timeout_s=0.2))  # fmt: skip
     receiver.release()
 
@@ -40,17 +38,17 @@ async def test_a_receiver_that_does_not_answer_in_time_is_a_transient_failure(re
 
 async def test_an_internal_address_stays_refused_and_no_request_leaves(receiver, settings):
     refused = settings.replace(webhook_allowed_networks=())
-    async with delivery_session(refused) as http:
-        result = await try_send(make_channel("c1", receiver.url()), [make_alert()], http, refused)
+    async with Senders(refused) as senders:
+        result = await try_send(make_channel("c1", receiver.url()), [make_alert()], senders, refused)
 
     assert (result.ok, result.permanent) == (False, True) and "internal address" in result.error
     assert receiver.received() == []
 
 
 async def test_an_unknown_kind_or_a_bad_config_fails_for_good(settings):
-    async with aiohttp.ClientSession() as http:
-        unknown = await try_send(make_channel("c1", kind="carrier-pigeon"), [make_alert()], http, settings)
-        bad = await try_send(make_channel("c2", config={"url": 7}), [make_alert()], http, settings)
+    async with Senders(settings) as senders:
+        unknown = await try_send(make_channel("c1", kind="carrier-pigeon"), [make_alert()], senders, settings)
+        bad = await try_send(make_channel("c2", config={"url": 7}), [make_alert()], senders, settings)
 
     assert unknown.permanent and "carrier-pigeon" in unknown.error
     assert bad.permanent and "config.url" in bad.error

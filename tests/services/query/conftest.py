@@ -16,6 +16,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from services.notifier.sending import Senders
 from services.query.app import ApiContext, api_app
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.revocations import RevokedSessions
@@ -122,7 +123,7 @@ def _revision(event) -> int:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
     """The API sub-app mounted at /api/v1, and the session routes, as ``pingura serve``
-    mounts them (see ``services.runtime.build``), over a real LocalBus on disk, real views
+    mounts them (see ``services.query.service``), over a real LocalBus on disk, real views
     and the session's HistoryStore. The admin project ``prj_admin`` holds ``API_KEY`` as a
     legacy project key (a hash on the project record).
 
@@ -147,13 +148,17 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
         keys = await started(KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute))
         monitors = await started(WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision))
         statuses = await started(StatusView(bus, topics))
+        senders = Senders(settings)
+        stack.push_async_callback(senders.close)
         ctx = ApiContext(
-            settings=settings, bus=bus, topics=topics, store=store, monitors=monitors,
+            settings=settings, bus=bus, topics=topics, monitors=monitors,
             channels=await started(ConfigView(bus, topics.channels, ChannelConfig, _revision)),
-            projects=projects, statuses=statuses, catalog=Catalog(monitors, statuses), keys=keys,
+            projects=projects, statuses=statuses, keys=keys,
             sessions=Sessions(load_secret(settings), settings.session_ttl_s,
                               await started(RevokedSessions(bus, topics.revoked_sessions))),
+            senders=senders,
         )  # fmt: skip
+        ctx.started(store, Catalog(monitors, statuses))
         url = await serve_api(stack, ctx)
         http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"})
         stack.push_async_callback(http.close)

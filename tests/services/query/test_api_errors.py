@@ -288,7 +288,9 @@ class BrokenStore:
 
 async def test_it_answers_a_broken_store_with_a_fixed_500_that_echoes_nothing(api, heartbeat):
     root = web.Application()
-    root.add_subapp("/api/v1", api_app(dataclasses.replace(api.ctx, store=BrokenStore())))
+    ctx = dataclasses.replace(api.ctx)
+    ctx.started(BrokenStore(), api.ctx.catalog)  # a stand-in for the store
+    root.add_subapp("/api/v1", api_app(ctx))
     async with TestServer(root) as server, aiohttp.ClientSession() as http:
         # The uptime reads ClickHouse (the heartbeat list no longer does).
         url = server.make_url(f"/api/v1/heartbeats/{heartbeat}/uptime?tag=secret-input")

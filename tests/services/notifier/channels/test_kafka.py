@@ -13,11 +13,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.admin import ApiVersionResponse_v0
 from aiokafka.protocol.metadata import MetadataResponse_v0
 
-from services.notifier.channels import CHANNELS, ChannelConfigError, TransportError, close_channels, validate_channel
-from services.notifier.channels.kafka import KafkaChannel
+from services.notifier.channels import CHANNELS, ChannelConfigError, TransportError, validate_channel
+from services.notifier.channels.kafka import KafkaChannel, KafkaProducers
+from services.notifier.sending import Senders
 from shared.events import decode, encode
 from shared.settings import Settings
 from tests.services.notifier.support import make_alert
+
 
 def brokers(servers: str) -> dict:
     return {"topic": "ops", "bootstrap_servers": servers}
@@ -28,10 +30,15 @@ EMBEDDED = Settings()
 
 
 @pytest.fixture
-async def channel():
-    channel = KafkaChannel()
-    yield channel
-    await channel.close()
+async def producers():
+    producers = KafkaProducers()
+    yield producers
+    await producers.close()
+
+
+@pytest.fixture
+def channel(producers):
+    return KafkaChannel(producers)
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:
@@ -85,7 +92,7 @@ async def test_it_produces_the_alert_to_the_topic_on_pinguras_own_broker(channel
 
 @pytest.mark.kafka
 async def test_it_produces_to_a_named_broker_and_keeps_one_producer_per_broker(
-    channel, kafka_bootstrap, topic_prefix, settings
+    channel, producers, kafka_bootstrap, topic_prefix, settings
 ):
     topic = topic_prefix + "elsewhere"
     await create_topic(kafka_bootstrap, topic)
@@ -97,7 +104,7 @@ async def test_it_produces_to_a_named_broker_and_keeps_one_producer_per_broker(
     await channel.send(up, config, None, settings)
 
     assert [record.value for record in await read_topic(kafka_bootstrap, topic)] == [encode(down), encode(up)]
-    assert len(channel._pool()._producers) == 1
+    assert len(producers) == 1
 
 
 @pytest.mark.kafka
@@ -113,19 +120,21 @@ async def test_a_digest_is_still_one_record_per_alert_in_order(channel, kafka_bo
 
 
 @pytest.mark.kafka
-async def test_closed_producers_are_started_again_on_the_next_send(channel, kafka_bootstrap, topic_prefix, settings):
+async def test_closed_producers_are_started_again_on_the_next_send(
+    channel, producers, kafka_bootstrap, topic_prefix, settings
+):
     topic = topic_prefix + "again"
     await create_topic(kafka_bootstrap, topic)
     config = channel.validate({"topic": topic, "bootstrap_servers": kafka_bootstrap}, settings)
     await channel.send(make_alert("m1"), config, None, settings)
 
-    await channel.close()
+    await producers.close()
     await channel.send(make_alert("m2"), config, None, settings)
 
     assert [record.key for record in await read_topic(kafka_bootstrap, topic)] == [b"m1", b"m2"]
 
 
-async def test_a_broker_that_does_not_answer_may_be_retried(channel, settings):
+async def test_a_broker_that_does_not_answer_may_be_retried(channel, producers, settings):
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -135,10 +144,10 @@ async def test_a_broker_that_does_not_answer_may_be_retried(channel, settings):
         await channel.send(make_alert(), config, None, settings)
 
     assert failure.value.permanent is False
-    assert channel._pool()._producers == {}  # a producer that never started is not kept
+    assert len(producers) == 0  # a producer that never started is not kept
 
 
-async def test_a_broker_name_resolving_to_an_internal_address_is_refused_when_sending(channel, monkeypatch):
+async def test_a_broker_name_resolving_to_an_internal_address_is_refused_when_sending(channel, producers, monkeypatch):
     loop = asyncio.get_running_loop()
 
     async def imitated_dns(host, port, **kwargs):  # the outside world: a name that points inside
@@ -152,16 +161,36 @@ async def test_a_broker_name_resolving_to_an_internal_address_is_refused_when_se
 
     assert failure.value.permanent is True
     assert "10.1.2.3: private" in str(failure.value)
-    assert channel._pool()._producers == {}
+    assert len(producers) == 0
 
 
-async def test_closing_the_channels_closes_the_kafka_producers_of_this_loop():
-    kafka = CHANNELS["kafka"]
-    kafka._pool()
+@pytest.mark.kafka
+async def test_closing_the_senders_flushes_and_closes_the_producers_they_started(
+    kafka_bootstrap, topic_prefix, settings
+):
+    topic = topic_prefix + "owned"
+    await create_topic(kafka_bootstrap, topic)
+    config = {"topic": topic, "bootstrap_servers": kafka_bootstrap}
+    senders = Senders(settings)
+    kafka = senders.kind("kafka")
+    assert kafka is not None
+    await kafka.send(make_alert("m1"), kafka.validate(config, settings), senders.http, settings)
+    [producer] = senders.kafka._producers.values()
 
-    await close_channels()
+    await senders.close()
 
-    assert asyncio.get_running_loop() not in kafka._pools
+    assert len(senders.kafka) == 0
+    assert producer._closed  # aiokafka's own record that stop() ran (it flushes first)
+
+
+async def test_the_registrys_kafka_channel_keeps_no_producers_and_refuses_to_send(settings):
+    config = CHANNELS["kafka"].validate({"topic": "ops", "bootstrap_servers": "127.0.0.1:9092"}, settings)
+
+    with pytest.raises(TransportError) as failure:
+        await CHANNELS["kafka"].send(make_alert(), config, None, settings)
+
+    assert failure.value.permanent is True
+    assert "no producers" in str(failure.value)
 
 
 # config -----------------------------------------------------------------------------------
@@ -315,7 +344,7 @@ async def internal():
 ONLY_127_0_0_1 = EMBEDDED.replace(webhook_allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
 
 
-async def test_an_advertised_internal_broker_is_never_connected_to(channel, internal):
+async def test_an_advertised_internal_broker_is_never_connected_to(channel, producers, internal):
     listener, internal_port = internal
     broker = FakeBroker(advertised=("127.0.0.2", internal_port))  # allowed cluster, internal broker
     port = await broker.start()
@@ -330,7 +359,7 @@ async def test_an_advertised_internal_broker_is_never_connected_to(channel, inte
     assert failure.value.permanent is True
     assert str(failure.value).startswith(f"refused: Kafka broker 127.0.0.2:{internal_port}: host '127.0.0.2' is an")
     assert "internal address (loopback)" in str(failure.value)
-    assert channel._pool()._producers == {}
+    assert len(producers) == 0
 
 
 async def test_a_broker_name_is_connected_to_at_the_address_that_was_checked(channel, monkeypatch):

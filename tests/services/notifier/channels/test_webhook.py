@@ -10,7 +10,7 @@ from services.notifier.channels.webhook import WebhookChannel
 from services.notifier.logic import webhook_payload
 from services.notifier.messages import alert_url
 from services.notifier.safety import guarded_session
-from services.notifier.sending import try_send
+from services.notifier.sending import Senders, try_send
 from tests.services.notifier.channels.vendor import vendor  # noqa: F401 (fixture)
 from tests.services.notifier.support import make_alert, make_channel
 
@@ -253,10 +253,11 @@ async def test_tokens_tabs_and_text_beyond_ascii_are_sent_as_given(receiver, htt
     assert request.headers["X-Padded"] == "v"  # a field value has no surrounding whitespace (RFC 9110 5.5)
 
 
-async def test_a_bad_header_saved_before_this_check_fails_the_delivery_with_its_reason(receiver, http, settings, caplog):
+async def test_a_bad_header_saved_before_this_check_fails_the_delivery_with_its_reason(receiver, settings, caplog):
     channel = make_channel(config={"url": receiver.url("/hook"), "headers": {"X-Token": "a\x0bb"}})
 
-    result = await try_send(channel, [make_alert()], http, settings)
+    async with Senders(settings) as senders:
+        result = await try_send(channel, [make_alert()], senders, settings)
 
     assert (result.ok, result.permanent) == (False, True)
     assert result.error.startswith("invalid channel config: config.headers.X-Token: must not contain control characters")

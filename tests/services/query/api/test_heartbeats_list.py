@@ -126,7 +126,9 @@ async def test_reading_a_heartbeat_or_the_list_needs_no_clickhouse(api, client):
             raise AssertionError(f"the store was asked for {name}")
 
     root = web.Application()
-    root.add_subapp("/api/v1", api_app(dataclasses.replace(api.ctx, store=NoStore())))
+    ctx = dataclasses.replace(api.ctx)
+    ctx.started(NoStore(), api.ctx.catalog)  # a stand-in for the store
+    root.add_subapp("/api/v1", api_app(ctx))
     async with TestServer(root) as server, aiohttp.ClientSession(headers=client.headers) as http:
         for path in (f"/api/v1/heartbeats/{hb['id']}", "/api/v1/heartbeats"):
             async with http.get(server.make_url(path)) as r:

@@ -1,0 +1,150 @@
+"""The query service, built from the settings and the bus: the JSON API, the dashboard's
+session routes and pages, the history writer, and (embedded) the control socket.
+
+Building makes the views, unloaded, and the :class:`ApiContext` over them, so the routes can
+be mounted before anything starts; they answer ``503`` with ``Retry-After`` until the
+service is ready. Starting opens ClickHouse, loads the views in the order requests need
+them, then hands the history store and the catalog to the context.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from services.datadir import ADMIN_KEY_FILE
+from services.ingest.server import BodyGate
+from services.notifier.sending import Senders
+from services.parts import STARTING_RETRY_AFTER_S, Parts, Readiness, add_routes_until_ready, until_ready
+from services.query.api import ApiContext, api_app
+from services.query.api.errors import error
+from services.query.auth.accounts import Accounts
+from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.revocations import RevokedSessions
+from services.query.auth.routes import add_session_routes
+from services.query.auth.sessions import Sessions, load_secret
+from services.query.catalog import Catalog, WatchedConfigView
+from services.query.consumer import HistoryWriter
+from services.query.control import ControlSocket
+from services.query.status_view import StatusView
+from services.query.store import HistoryStore
+from services.query.web.pages import add_page_routes
+from shared.bus import Bus
+from shared.bus.view import ConfigView
+from shared.clickhouse import open_client
+from shared.events import ChannelConfig, MonitorConfig
+from shared.ids import new_api_key, new_id
+from shared.settings import Settings
+from shared.topics import Topics
+
+log = structlog.get_logger()
+
+
+class QueryService:
+    name = "query"
+
+    def __init__(self, settings: Settings, bus: Bus):
+        self._settings = settings
+        self._bus = bus
+        self._topics = topics = Topics(settings.topic_prefix)
+        projects = ProjectsView(bus, topics.projects)
+        keys = KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute)
+        self.accounts = Accounts(bus, topics, projects, keys)
+        self._monitors: WatchedConfigView[MonitorConfig] = WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision)
+        self._statuses = StatusView(bus, topics)
+        self.context = ApiContext(
+            settings=settings,
+            bus=bus,
+            topics=topics,
+            monitors=self._monitors,
+            channels=ConfigView(bus, topics.channels, ChannelConfig, _revision),
+            projects=projects,
+            statuses=self._statuses,
+            keys=keys,
+            sessions=Sessions(load_secret(settings), settings.session_ttl_s,
+                              RevokedSessions(bus, topics.revoked_sessions)),
+            senders=Senders(settings),
+        )
+        self._readiness: Readiness | None = None
+        self._parts = Parts()
+
+    def mount(self, app: web.Application, readiness: Readiness) -> None:
+        self._readiness = readiness
+        ctx = self.context
+        api = api_app(ctx)
+        api.middlewares.insert(0, until_ready(readiness, self.name, _starting))
+        # Outermost: every API body is read whole within the deadline before anything else.
+        bodies = BodyGate(ctx.settings.ping_body_timeout_s, ctx.settings.max_body_reads)
+        api.middlewares.insert(0, bodies.middleware)
+        app.add_subapp("/api/v1", api)
+        add_routes_until_ready(app, lambda root: add_session_routes(root, ctx), readiness, self.name, _starting,
+                               guard=bodies.guard_form)
+        add_page_routes(app)  # files only: nothing to wait for
+
+    async def start(self) -> None:
+        ctx, parts, settings = self.context, self._parts, self._settings
+        parts.on_close(ctx.senders.close)  # last: after the HTTP server, no test or resend is under way
+        ch = open_client(settings)
+        parts.on_close(ch.close)
+        store = HistoryStore(ch, settings.history_retention_days)
+        await store.migrate()
+        await parts.start(ctx.projects)
+        await parts.start(ctx.keys)
+        await parts.start(ctx.sessions.revoked)  # before any cookie is read: a signed-out one stays out
+        key_file = await ensure_first_project(settings, self.accounts)
+        if self._readiness is not None:
+            self._readiness.key_file = key_file
+        await parts.start(self._monitors)
+        await parts.start(self._statuses)
+        await parts.start(ctx.channels)
+        # The catalog indexes both views as they are, then follows them.
+        ctx.started(store, Catalog(self._monitors, self._statuses))
+        if settings.embedded:  # on Kafka, `pingura keys` publishes there itself
+            await parts.start(ControlSocket(settings.data_dir, self.accounts))
+        await parts.start(HistoryWriter(settings, self._bus, self._topics, store))
+
+    async def close(self) -> None:
+        await self._parts.close()
+
+
+def build_query(settings: Settings, bus: Bus) -> QueryService:
+    return QueryService(settings, bus)
+
+
+def _starting(request: web.Request) -> web.Response:
+    return error(503, "starting: the views are being built, retry in a moment",
+                 headers={"Retry-After": str(STARTING_RETRY_AFTER_S)})
+
+
+def _revision(event) -> int:
+    return getattr(event, "revision", 0) or getattr(event, "updated_ms", 0)
+
+
+async def ensure_first_project(settings: Settings, accounts: Accounts) -> Path | None:
+    """On a fresh install, create the admin project and its key, and hand the key to the
+    operator through a 0600 file in the data directory (only its hash is stored).
+
+    Returns that file when this call wrote it (the first start). The file comes first and
+    the project last: a crash in between leaves no project, so the next start begins again.
+    """
+    key = settings.bootstrap_api_key
+    if key and accounts.keys.find(key) is not None:
+        return None
+    if not key and len(accounts.projects):
+        return None
+    path = None
+    if not key:
+        key = new_api_key()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = settings.data_dir / ADMIN_KEY_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+    project_id = new_id("prj")
+    await accounts.create_key(project_id, "admin", secret=key)
+    await accounts.create_project("default", admin=True, project_id=project_id)
+    log.info("serve.api_key.created", project_id=project_id, path=str(path) if path else None)
+    return path
