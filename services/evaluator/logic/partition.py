@@ -66,7 +66,10 @@ class PartitionEvaluator:
                 extra=share(Extra(rules=rules)) if rules is not None else None,
             )
             self.monitors[cfg.id] = state
-            return set_status(state, "paused", cfg.updated_ms, Reason.CREATED_PAUSED) if cfg.paused else []
+            if not cfg.paused:
+                return []  # nothing to snapshot: a restart builds the same from the config
+            self.dirty.add(state.monitor_id)  # its status change is an output: snapshot it, or a restart says it again
+            return set_status(state, "paused", cfg.updated_ms, Reason.CREATED_PAUSED)
 
         was_paused = state.status == "paused"
         old_rules = rules_of(state)

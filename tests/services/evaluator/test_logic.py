@@ -105,7 +105,7 @@ def test_a_failure_counts_as_a_problem_and_proves_the_job_ran():
     assert run.alerts == []
     run.ticks(120 * S, 122 * S)
     assert run.alerts == [("down", 120 * S)]
-    down = [o for o in run.outputs if isinstance(o, Alert)][0]
+    [down, *_] = [o for o in run.outputs if isinstance(o, Alert)]
     assert "2 consecutive problem" in down.reason
 
 

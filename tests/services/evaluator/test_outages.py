@@ -3,7 +3,7 @@ ticks overlapped is skipped, not counted (docs/semantics.md, "When Pingura itsel
 
 from __future__ import annotations
 
-from services.evaluator.logic import PartitionEvaluator
+from services.evaluator.logic import Outage, PartitionEvaluator
 from shared.events import Alert, Missed, MonitorConfig, Ping, StatusChanged
 from shared.snapshots import Reason
 
@@ -46,6 +46,14 @@ def test_a_window_due_while_pingura_was_down_raises_no_alert():
     assert run.ev.outages == [(50 * S, 20 * M)]
     assert run.ev.skipped_windows == 19  # deadlines 70 s, 130 s ... 1,150 s; the 1,210 s one is after it
 
+
+
+def test_the_tick_that_shows_the_gap_says_so_once_as_an_output():
+    run = Run().ping(0).ticks(1 * S, 50 * S)
+    assert run.of(Outage) == []
+    outputs = run.ev.advance(20 * M)
+    assert [o for o in outputs if isinstance(o, Outage)] == [Outage(0, 50 * S, 20 * M, windows_skipped=19)]
+    assert not any(isinstance(o, Outage) for o in run.ev.advance(20 * M + 1 * S))
 
 def test_the_first_window_after_the_outage_is_watched_as_usual():
     run = Run().ping(0).ticks(1 * S, 50 * S).ticks(20 * M, 22 * M)
