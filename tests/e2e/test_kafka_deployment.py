@@ -30,9 +30,9 @@ class Service:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Service:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def kill(self, sig=signal.SIGTERM) -> None:
@@ -226,7 +226,7 @@ async def test_every_ping_answered_200_survives_a_broker_outage(tmp_path, http):
             try:
                 async with http.post(url, params={"message": f"n{i}"}, timeout=aiohttp.ClientTimeout(total=15)) as r:
                     answers[f"n{i}"] = r.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 answers[f"n{i}"] = 0
 
         i = 0
@@ -260,3 +260,37 @@ async def test_every_ping_answered_200_survives_a_broker_outage(tmp_path, http):
         s.stop()
         print(s.logs())
         broker.stop()
+
+
+async def test_a_query_process_closes_the_kafka_producer_of_a_test_notification_on_shutdown(
+    kafka_bootstrap, tmp_path, http
+):
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    s = Stack(kafka_bootstrap, tmp_path)
+    query = s.add("query", "query", "--port", str(s.query_port), "--data-dir", str(tmp_path / "query"))
+    try:
+        await wait_http(f"{s.api}/healthz")
+        topic = s.env["PINGURA_TOPIC_PREFIX"].rstrip(".") + "-ops-alerts"  # not one of Pingura's own
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        finally:
+            await admin.close()
+        async with http.post(f"{s.api}/api/v1/channels", json={"kind": "kafka", "config": {"topic": topic}}) as r:
+            assert r.status == 201, await r.text()
+            channel = (await r.json())["id"]
+        async with http.post(f"{s.api}/api/v1/channels/{channel}/test") as r:
+            assert (await r.json())["ok"] is True, await r.text()
+
+        query.kill()  # SIGTERM, waited for
+    finally:
+        s.stop()
+        print(s.logs())
+
+    assert query.proc is not None and query.proc.returncode == 0
+    log = query.log_path.read_text()
+    assert "notifier.kafka.producer_started" in log
+    assert "notifier.kafka.producer_stopped" in log  # flushed and closed by the process that opened it
+    assert log.index("notifier.kafka.producer_stopped") < log.index("serve.stopped")
