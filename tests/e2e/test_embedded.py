@@ -96,7 +96,7 @@ async def test_the_seed_curl_examples_work_verbatim(server, http):
         f"curl {base}",  # the crontab one-liner: a plain GET
     ]
     for command in commands:
-        out = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=10)
+        out = await asyncio.to_thread(subprocess.run, command, shell=True, capture_output=True, text=True, timeout=10)
         assert out.returncode == 0 and out.stdout.strip() == "OK", (command, out.stdout, out.stderr)
     rows = await eventually(lambda: _rows_when(http, server, monitor["id"], len(commands)))
     assert sorted(r["kind"] for r in rows) == ["fail", "fail", "success", "success", "success", "success", "success"]

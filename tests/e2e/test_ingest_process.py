@@ -100,7 +100,7 @@ async def test_a_body_too_large_or_cut_short_in_front_of_the_api_gets_a_clear_an
         async with http.post(f"{split.url}/api/v1/heartbeats", data=b"x" * size,
                              headers={"Content-Type": "application/json"}) as r:
             assert r.status == 413 and (await r.json())["field"] == "body"
-    reader, writer = await asyncio.open_connection("127.0.0.1", split.port)
+    _, writer = await asyncio.open_connection("127.0.0.1", split.port)
     writer.write(b"POST /api/v1/heartbeats HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"na")
     await writer.drain()
     writer.close()  # half a body, then gone

@@ -185,9 +185,11 @@ def server():
 
 
 async def status(server, method: str, path: str, key: str) -> int:
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
-        async with http.request(method, f"{server.url}/api/v1{path}", json={"name": "n"}) as r:
-            return r.status
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http,
+        http.request(method, f"{server.url}/api/v1{path}", json={"name": "n"}) as r,
+    ):
+        return r.status
 
 
 @pytest.mark.slow
@@ -199,9 +201,11 @@ async def test_a_key_made_beside_a_running_server_works_at_once_and_revoking_it_
     assert made.stdout == key + "\n"
     assert await status(server, "GET", "/heartbeats", key) == 200
     assert await status(server, "POST", "/heartbeats", key) == 403
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
-        async with http.get(f"{server.url}/api/v1/projects/me") as r:
-            me = await r.json()
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http,
+        http.get(f"{server.url}/api/v1/projects/me") as r,
+    ):
+        me = await r.json()
     assert me["name"] == "other" and me["read_only"] and not me["admin"]
 
     listed = await asyncio.to_thread(pingura, "keys", "list", "--data-dir", str(server.data_dir), "--project", "other")

@@ -4,9 +4,10 @@ existing looser one tightened at start; and one process at a time owns it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -37,10 +38,8 @@ def modes(root: Path) -> dict[str, str]:
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(folder) / name
-            try:
+            with contextlib.suppress(FileNotFoundError):  # a file chDB or SQLite removed while we looked
                 found[str(path.relative_to(root))] = oct(stat.S_IMODE(path.lstat().st_mode))
-            except FileNotFoundError:  # a file chDB or SQLite removed while we looked
-                pass
     return found
 
 
@@ -136,7 +135,7 @@ async def test_every_file_a_serving_pingura_writes_is_private_under_umask_022(la
         assert {"bus.sqlite3", "admin-api-key", "clickhouse"} <= set(modes(root / "data"))
     finally:
         server.stop()
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        await asyncio.to_thread(shutil.rmtree, root, ignore_errors=True)
 
 
 
