@@ -1,4 +1,5 @@
-"""Assembling services into a running process: the only place that does, and nothing imports it.
+"""Assembling services into a running process: the only place that does; only the command line
+(:mod:`services.cli`) imports it.
 
 ``pingura serve`` runs all four on the embedded bus and chDB; ``pingura <service>``
 runs one (on Kafka). Each service is built from the settings and the bus by its own
