@@ -532,14 +532,15 @@ def breakdown(evaluator: PartitionEvaluator, sample: int = 1000) -> list[tuple[s
     rows = [(name, total / len(states)) for name, total in parts.items()]
     rows.append(("monitors dict (share of its table)", sys.getsizeof(evaluator.monitors) / n))
     entries = wheel_entries(evaluator)
-    wheel_bytes = sum(sys.getsizeof(b) for b in evaluator._wheel.values()) + sys.getsizeof(evaluator._wheel)
+    buckets = evaluator._wheel.buckets()
+    wheel_bytes = sum(sys.getsizeof(b) for b in buckets.values()) + sys.getsizeof(buckets)
     rows.append((f"timer wheel: list slots, x {entries / n:.2f} entries", wheel_bytes / n))
     rows.append(("dirty set (share of its table)", sys.getsizeof(evaluator.dirty) / n))
     return rows
 
 
 def wheel_entries(evaluator: PartitionEvaluator) -> int:
-    return sum(len(bucket) for bucket in evaluator._wheel.values())
+    return sum(len(bucket) for bucket in evaluator._wheel.buckets().values())
 
 
 def _scale_worker(n: int, advance_calls: int, with_messages: bool = False) -> dict:

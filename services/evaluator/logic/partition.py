@@ -147,19 +147,21 @@ class PartitionEvaluator:
 
         Costs work only for the wheel slots that came due, not for all monitors.
         """
-        outage = gap(self.last_tick_ms, clock_ms, self.outage_gap_ms)
+        outage = gap(self.last_tick_ms, clock_ms, self.outage_gap_ms) if self.outage_gap_ms else None
+        skipped_before = self.skipped_windows
         if outage is not None:
             self.outages.append(outage)
             del self.outages[:-MAX_OUTAGES]
-            skipped_before = self.skipped_windows
         if clock_ms > self.last_tick_ms:
             self.last_tick_ms = clock_ms
         if clock_ms > self.clock_ms:
             self.clock_ms = clock_ms
         outputs: list[Output] = []
         not_yet: list[MonitorState] = []
-        monitors, now = self.monitors, self.clock_ms
-        for slot, monitor_ids in self._wheel.pop_due(now):
+        monitors, now, wheel = self.monitors, self.clock_ms, self._wheel
+        if not wheel.slots or wheel.slots[0] > now // 1000:  # most ticks: nothing came due
+            return outputs if outage is None else [self._outage(outage, skipped_before)]
+        for slot, monitor_ids in wheel.pop_due(now):
             for monitor_id in monitor_ids:
                 state = monitors.get(monitor_id)
                 if state is None or state.queued_slot != slot:
@@ -173,8 +175,11 @@ class PartitionEvaluator:
         for state in not_yet:
             self._schedule(state)
         if outage is not None:
-            outputs.append(Outage(self.partition, *outage, windows_skipped=self.skipped_windows - skipped_before))
+            outputs.append(self._outage(outage, skipped_before))
         return outputs
+
+    def _outage(self, outage: tuple[int, int], skipped_before: int) -> Outage:
+        return Outage(self.partition, *outage, windows_skipped=self.skipped_windows - skipped_before)
 
     def _check(self, state: MonitorState) -> list[Output]:
         """Everything that came due, oldest first: the late turn, missed windows, overrun
@@ -231,9 +236,12 @@ class PartitionEvaluator:
 
     def _schedule(self, state: MonitorState) -> None:
         self.dirty.add(state.monitor_id)
-        due = self._due(state)
-        if due != NEVER:
-            self._wheel.queue(state, due)
+        if state.extra is None and state.status == "up" and state.deadline_ms is not None:
+            due = state.deadline_ms - state.grace_ms  # the common check-in: what _due says, one call fewer
+        else:
+            due = self._due(state)
+        if due != NEVER and (state.queued_slot is None or state.queued_slot > due // 1000):
+            self._wheel.queue(state, due)  # (else an entry at least as early is queued: the common ping)
 
     # snapshots -------------------------------------------------------------
     def restore(self, state: MonitorState) -> None:

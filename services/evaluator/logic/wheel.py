@@ -14,13 +14,13 @@ from shared.snapshots import MonitorState
 
 
 class TimerWheel:
-    __slots__ = ("_slot_keys", "_slots", "_wheel")
+    __slots__ = ("_slot_keys", "_wheel", "slots")
 
     def __init__(self) -> None:
         self._wheel: dict[int, list[str]] = {}
         """slot (epoch second) -> ids of the monitors queued in it."""
-        self._slots: list[int] = []
-        """A heap of the slots in use."""
+        self.slots: list[int] = []
+        """A heap of the slots in use: ``slots[0]`` is the earliest (read it, never change it)."""
         self._slot_keys: dict[int, int] = {}
         """One int object per slot, shared by every monitor's ``queued_slot``."""
 
@@ -32,7 +32,7 @@ class TimerWheel:
         bucket = self._wheel.get(slot)
         if bucket is None:
             bucket = self._wheel[slot] = []
-            heapq.heappush(self._slots, slot)
+            heapq.heappush(self.slots, slot)
             self._slot_keys[slot] = slot
         bucket.append(state.monitor_id)
         state.queued_slot = self._slot_keys[slot]  # one int object per slot, not per monitor
@@ -41,7 +41,7 @@ class TimerWheel:
         """Take the slots that came due by ``now_ms``, oldest first: ``(slot, monitor ids)``.
         An id may be stale (deleted, or queued again earlier meanwhile): its monitor's
         ``queued_slot`` then differs from the slot."""
-        slots, now_slot = self._slots, now_ms // 1000
+        slots, now_slot = self.slots, now_ms // 1000
         while slots and slots[0] <= now_slot:
             slot = heapq.heappop(slots)
             self._slot_keys.pop(slot, None)
@@ -49,4 +49,8 @@ class TimerWheel:
 
     def due_count(self, now_ms: int) -> int:
         """Entries queued in slots that have come due."""
-        return sum(len(self._wheel[s]) for s in self._slots if s <= now_ms // 1000)
+        return sum(len(self._wheel[s]) for s in self.slots if s <= now_ms // 1000)
+
+    def buckets(self) -> dict[int, list[str]]:
+        """slot -> monitor ids queued in it (for measurement: the benchmark weighs these)."""
+        return self._wheel
