@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
 
+from shared.errors import PinguraError
+
 ALIASES = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -36,7 +38,7 @@ ALIASES = {
 MAX_EXPRESSION_CHARS = 200
 
 
-class InvalidSchedule(ValueError):
+class InvalidSchedule(PinguraError, ValueError):
     """A cron expression or time zone this module cannot use; the message says why."""
 
 
