@@ -149,8 +149,8 @@ def _snapshot(config, status: str, last_ping_ms: int | None, deadline_ms: int | 
               now_ms: int) -> bytes:
     import msgspec
 
-    from shared.snapshots import MonitorState
     from shared.events import MonitorSnapshot, encode
+    from shared.snapshots import MonitorState
 
     reasons = {"up": "ping received", "late": "no ping within the interval; in grace period",
                "down": "1 consecutive problem(s) (limit 1); latest: no ping", "paused": "created paused", "new": None}
@@ -298,7 +298,7 @@ async def pinger(spec_path: Path) -> None:
                 async with http.post(url) as r:
                     await r.read()
                     code = r.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 code = 0
             samples.append([sent, (time.perf_counter() - t) * 1000, code])
             if len(samples) == 1:

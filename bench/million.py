@@ -157,11 +157,11 @@ async def build(spec_path: Path) -> None:
     import msgspec
 
     from services.datadir import owning
-    from shared.snapshots import MonitorState
-    from shared.bus.open import open_bus
     from shared.bus.base import partition_for
+    from shared.bus.open import open_bus
     from shared.events import ChannelConfig, MonitorConfig, MonitorSnapshot, encode
     from shared.settings import Settings
+    from shared.snapshots import MonitorState
     from shared.topics import Topics
 
     spec = json.loads(spec_path.read_text())
@@ -279,7 +279,7 @@ async def load(spec_path: Path) -> None:
                 async with http.post(yarl.URL(url, encoded=True)) as r:
                     await r.read()
                     code = r.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 code = 0
             ms = (time.perf_counter() - t) * 1000
             sent_at.append(sent)
@@ -339,7 +339,7 @@ async def compact(spec_path: Path) -> None:
         out["open_s"] = time.perf_counter() - t
         try:
             await bus.ensure_topics([TopicSpec("bench.scratch", 1, retention_ms=60_000)])
-            rows = await bus._read(lambda c: c.execute(  # noqa: SLF001 - a benchmark looks inside
+            rows = await bus._read(lambda c: c.execute(
                 "SELECT topic, count(*) FROM records GROUP BY topic").fetchall())
             out["records"] = dict(rows)
             phase = {"now": "before"}
@@ -410,7 +410,7 @@ class History:
             try:
                 async with self._http.get(url, params={"limit": "5"}) as r:
                     body = await r.json() if r.status == 200 else None
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 body = None
             now = time.time()
             self.polls += 1
@@ -439,7 +439,7 @@ class Dashboard:
             async with self._http.get(self._base + path, params=params) as r:
                 body = await r.read()
                 status = r.status
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             body, status = b"", 0
         self.times.setdefault(name, []).append((time.perf_counter() - t) * 1000)
         await asyncio.sleep(DASHBOARD_PAUSE_S)
@@ -549,7 +549,7 @@ async def _ready(proc, port: int, probe: str, timeout_s: float, started: float) 
             try:
                 async with http.post(url) as r:
                     status = r.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 status = 0
             if status == 200:
                 out["ping_s"] = time.perf_counter() - started
@@ -564,7 +564,7 @@ async def _counts(http: aiohttp.ClientSession, base: str) -> dict | None:
     try:
         async with http.get(base + "/api/v1/heartbeats", params={"limit": "1"}) as r:
             return (await r.json())["counts"] if r.status == 200 else None
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, aiohttp.ClientError, ValueError):
         return None
 
 
@@ -903,7 +903,7 @@ def table(m: dict) -> Table:
         f"CPU during the load (cores of {os.cpu_count()}): server {cpu['server']:.2f}, load generator "
         f"{cpu['load']:.2f}, bench {cpu['bench']:.2f}, other processes {others:.2f}; load average "
         f"{m['loadavg'][0]:.1f} at the end.",
-        f"Compactions logged by the server (end, removed): "
+        "Compactions logged by the server (end, removed): "
         + ", ".join(f"+{at - start:.0f} s: {removed:,}" for at, removed in m["compactions"])
         + f" (relative to the load start). Micro-benchmark: {c['records']} records before; bus opened in "
         f"{c['open_s']:.2f} s; append p99 before {_ms(c['publish']['before']['p99'])}.",
