@@ -62,17 +62,20 @@ def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(serv
     page.get_by_label("Recovery threshold").fill("2")
     page.get_by_label("Reminder interval").fill("4h")
     page.get_by_label("Slug").fill("Nightly DB")
+    # Two fields are wrong: the server names one at a time (the slug's pattern is part of the
+    # declared type, so it is refused before the cron expression is parsed), and the form
+    # marks the field it names and clears the mark of one fixed.
+    page.get_by_role("button", name="Create Heartbeat").click()
+    expect(page.get_by_label("Slug")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#err-slug")).to_contain_text("lower-case")
+    page.get_by_label("Slug").fill("nightly-db")
     page.get_by_role("button", name="Create Heartbeat").click()
     cron = page.get_by_label("Cron expression")
     expect(cron).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#err-schedule")).to_be_visible()
-    cron.fill("0 3 * * *")
-    page.get_by_role("button", name="Create Heartbeat").click()
-    expect(page.get_by_label("Slug")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#err-slug")).to_contain_text("lower-case")
-    expect(page.locator("#err-schedule")).to_be_hidden()
+    expect(page.locator("#err-slug")).to_be_hidden()
     page.screenshot(path=shots / "form-cron.png", full_page=True)
-    page.get_by_label("Slug").fill("nightly-db")
+    cron.fill("0 3 * * *")
     page.get_by_role("button", name="Create Heartbeat").click()
     expect(page).to_have_url(re.compile(r"/heartbeats/hb_[A-Za-z0-9_-]+$"))
 
