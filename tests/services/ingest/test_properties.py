@@ -107,14 +107,14 @@ signal_values = {  # what else a query may say, Cronitor's words among it
 }
 # Bytes (percent-escaped) that may not be UTF-8: a field ingest reads must be, others need not.
 escaped_bytes = st.binary(max_size=6) | st.sampled_from([b"caf\xe9", b"\xed\xa0\x80", b"\xef\xbf\xbd", b"\xc3"])
-query_pairs = st.one_of(st.tuples(st.sampled_from(METADATA + ("x",)), st.text(max_size=40)),
-                        st.tuples(st.sampled_from(METADATA + ("x", "series")), escaped_bytes),
+query_pairs = st.one_of(st.tuples(st.sampled_from((*METADATA, "x")), st.text(max_size=40)),
+                        st.tuples(st.sampled_from((*METADATA, "x", "series")), escaped_bytes),
                         *(st.tuples(st.just(name), values) for name, values in signal_values.items()))
 objects = st.fixed_dictionaries({}, optional={**field_values, "other": st.text(max_size=10)})
 json_bodies = objects.map(msgspec.json.encode)
-form_bodies = st.lists(st.tuples(st.sampled_from(METADATA + ("x",)), st.text(max_size=40) | escaped_bytes),
+form_bodies = st.lists(st.tuples(st.sampled_from((*METADATA, "x")), st.text(max_size=40) | escaped_bytes),
                        max_size=4).map(lambda pairs: urlencode(pairs, quote_via=quote).encode())
-raw_form_bodies = st.lists(st.tuples(st.sampled_from(METADATA + ("x",)),  # bytes as they are, unescaped
+raw_form_bodies = st.lists(st.tuples(st.sampled_from((*METADATA, "x")),  # bytes as they are, unescaped
                                      st.binary(max_size=8).map(lambda b: bytes(c for c in b if c not in b"&=%+"))),
                            min_size=1, max_size=3).map(lambda pairs: b"&".join(k.encode() + b"=" + v for k, v in pairs))
 bodies = st.one_of(
@@ -186,7 +186,7 @@ WORDS = {"fail": "fail", "start": "start", "log": "log", "run": "start", "comple
 STATES = {"run": "start", "complete": "success", "fail": "fail", "ok": "success"}
 
 
-READ_FROM_QUERY = METADATA + ("rid", "series", "state", "metric", "msg", "ping")
+READ_FROM_QUERY = (*METADATA, "rid", "series", "state", "metric", "msg", "ping")
 
 
 def is_utf8(value: bytes) -> bool:

@@ -101,27 +101,25 @@ async def test_pingura_serve_applies_the_header_timeout_from_the_environment(tmp
     settings = Settings.from_env({"PINGURA_HEADER_TIMEOUT_S": "0.4", "PINGURA_DATA_DIR": str(tmp_path),
                                   "PINGURA_PORT": "0"})
     assert settings.header_timeout_s == 0.4
-    closed = asyncio.get_running_loop().create_future()
+    probes: list[asyncio.Task[float]] = []
 
     async def ready(port: int) -> None:
-        async def probe():
+        async def probe() -> float:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /healthz HTTP/1.1\r\nHost: x")
             try:
-                closed.set_result(await closed_after(reader, 2))
-            except BaseException as exc:
-                closed.set_exception(exc)
+                return await closed_after(reader, 2)
             finally:
                 writer.close()
                 signal.raise_signal(signal.SIGTERM)  # run() stops on it, as under systemd
 
-        asyncio.get_running_loop().create_task(probe())
+        probes.append(asyncio.get_running_loop().create_task(probe()))
 
     try:
         await asyncio.wait_for(run(settings, ("ingest",), ready), 10)
     finally:
         gc.unfreeze()  # run() froze everything alive for its own process's sake
-    assert await closed <= 0.4 + 0.2
+    assert await probes[0] <= 0.4 + 0.2
 
 
 @pytest.mark.parametrize("method, path", [("POST", "ping"), ("PUT", "ping"), ("GET", "/nowhere")])

@@ -170,7 +170,7 @@ async def test_it_refuses_json_that_is_not_an_object_on_patch(api, heartbeat):
 @pytest.mark.parametrize("raw", ["1" + "0" * 400, "1e308", "-1e308", "0.5", "-1", "31536001", "1e-3"])
 async def test_it_refuses_a_period_out_of_range_however_large(api, field, raw):
     period = "" if field == "interval" else '"interval": 60, '
-    data = '{"name": "x", %s"%s": %s}' % (period, field, raw)
+    data = f'{{"name": "x", {period}"{field}": {raw}}}'
     status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
     assert_refused(status, body, 400, field)
 
@@ -178,14 +178,14 @@ async def test_it_refuses_a_period_out_of_range_however_large(api, field, raw):
 @pytest.mark.parametrize("raw", ["1e400", "-1e400", "1" + "0" * 5000])
 async def test_it_refuses_a_number_json_cannot_hold_as_a_bad_body(api, raw):
     # The decoder refuses these (no float is that large) before any field is looked at.
-    data = '{"name": "x", "interval": %s}' % raw
+    data = f'{{"name": "x", "interval": {raw}}}'
     status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
     assert_refused(status, body, 400, "body")
 
 
 @pytest.mark.parametrize("value", ["1" + "0" * 400, "1e308", "1.5", '"3"', "true"])
 async def test_it_refuses_max_consecutive_misses_that_is_not_1_to_10(api, value):
-    data = '{"name": "x", "interval": 60, "max_consecutive_misses": %s}' % value
+    data = f'{{"name": "x", "interval": 60, "max_consecutive_misses": {value}}}'
     status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
     assert_refused(status, body, 400, "max_consecutive_misses")
 
@@ -248,9 +248,9 @@ async def test_it_refuses_a_webhook_config_it_cannot_use(api, config):
 @pytest.mark.parametrize("header", ["Authorization", "X-Api-Key"])
 async def test_it_answers_401_to_a_key_that_is_not_utf_8(api, header):
     value = b"Bearer \xff\xfe".decode("latin-1") if header == "Authorization" else "\xff"
-    async with aiohttp.ClientSession() as anonymous:
-        async with anonymous.get(api.url + "/heartbeats", headers={header: value}) as response:
-            assert_refused(response.status, await response.json(), 401)
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(api.url + "/heartbeats",
+                                                                    headers={header: value}) as response:
+        assert_refused(response.status, await response.json(), 401)
 
 
 async def test_it_answers_401_to_raw_header_bytes_that_are_not_utf_8(api):

@@ -142,7 +142,7 @@ async def test_a_channels_deliveries_list_its_tries_of_every_heartbeat(api):
 
 
 async def test_another_projects_channel_has_no_deliveries_to_show_nor_test(api):
-    owner, _, channel = await a_heartbeat_and_channel(api, "https://hooks.example.com/1")
+    _, _, channel = await a_heartbeat_and_channel(api, "https://hooks.example.com/1")
     stranger = await new_tenant(api)
 
     for method, path in (("GET", f"/channels/{channel}/deliveries"), ("POST", f"/channels/{channel}/test")):

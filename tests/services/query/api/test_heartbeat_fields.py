@@ -50,10 +50,10 @@ async def test_a_heartbeat_defaults_to_interval_mode_without_runs_rules_or_remin
     tenant = await new_tenant(api)
     hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "plain", "interval": "1d"})
     assert {k: hb[k] for k in ("interval", "schedule", "timezone", "max_runtime", "recovery_threshold",
-                               "reminder_interval")} == {  # fmt: skip
+                               "reminder_interval")} == {
         "interval": 86400, "schedule": None, "timezone": "UTC", "max_runtime": None, "recovery_threshold": 1,
         "reminder_interval": None,
-    }
+    }  # fmt: skip
 
 
 async def test_a_heartbeat_on_a_schedule_shows_its_fields_and_no_interval(api):

@@ -209,6 +209,7 @@ async def test_every_page_of_a_filtered_list_holds_each_match_once(client):
 async def test_a_project_lists_only_its_own(api, client):
     await client.create("mine")
     status, body = await client.get("/heartbeats")
+    assert status == 200, body
     assert [h["name"] for h in body["heartbeats"]] == ["mine"]
     assert sum(body["counts"].values()) == 1
 

@@ -125,7 +125,7 @@ async def test_a_tampered_cookie_is_refused(api):
 
 
 async def test_logout_needs_the_csrf_token_then_ends_the_session(api):
-    tenant, page, _ = await signed_in(api)
+    _, page, _ = await signed_in(api)
     async with api.http.post(root(api) + "/logout", allow_redirects=False,
                              headers={**page.headers, "X-CSRF-Token": "wrong"}) as r:
         assert r.status == 403
@@ -138,7 +138,7 @@ async def test_logout_needs_the_csrf_token_then_ends_the_session(api):
 
 
 async def test_a_logout_form_sends_the_token_as_a_field_and_is_redirected_to_login(api):
-    tenant, page, _ = await signed_in(api)
+    _, page, _ = await signed_in(api)
     token = page.headers.pop("X-CSRF-Token")
     async with api.http.post(root(api) + "/logout", data={"csrf_token": token}, allow_redirects=False,
                              headers=page.headers) as r:
