@@ -26,7 +26,7 @@ import binascii
 import heapq
 import sys
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import msgspec
 from sortedcontainers import SortedList
@@ -38,8 +38,10 @@ from shared.events import STATUSES, MonitorConfig
 
 # STATUSES (from shared.events) is what ``status=`` accepts and ``counts`` reports, in that
 # order. ``running``: a run began (``/start``) and has not ended yet.
-SORTS = ("name", "created", "status")
-"""``status``: problems first (down, then late, then every other status), each group by name."""
+Sort = Literal["name", "created", "status"]
+"""The orders a page comes in. ``status``: problems first (down, then late, then every other
+status), each group by name."""
+SORTS: tuple[Sort, ...] = get_args(Sort)
 PROBLEM_GROUPS = (("down",), ("late",), tuple(s for s in STATUSES if s not in ("down", "late")))
 """The groups of ``sort=status`` in order; a group's statuses are merged by name."""
 SCAN_STEP = 2000
@@ -54,7 +56,7 @@ class WatchedConfigView(PackedConfigView[T], Generic[T]):
     (``after`` is None once deleted), whether it came from the topic or from ``put``.
     ``before`` is decoded from the view, ``after`` is the event put."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._listeners: list[ConfigListener] = []
 
@@ -93,7 +95,7 @@ class _StatusKey(msgspec.Struct, order=True, frozen=True, gc=False, array_like=T
     id: str
 
 
-_KEYS = {"name": _NameKey, "created": _CreatedKey, "status": _StatusKey}
+_KEYS: dict[Sort, type[_NameKey | _CreatedKey | _StatusKey]] = {"name": _NameKey, "created": _CreatedKey, "status": _StatusKey}
 
 
 class _Entry(msgspec.Struct, gc=False):
@@ -133,7 +135,7 @@ class _Index:
 class _Project:
     __slots__ = ("all", "by_status", "by_tag", "counts")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.all = _Index()
         self.by_status: dict[str, _Index] = {}
         self.by_tag: dict[str, _Index] = {}
@@ -278,7 +280,7 @@ class Catalog:
         return list(self._slugs.get((project_id, slug), ()))
 
     async def page(
-        self, project_id: str, *, limit: int, sort: str = "name", after: str | None = None,
+        self, project_id: str, *, limit: int, sort: Sort = "name", after: str | None = None,
         status: str | None = None, tag: str | None = None, q: str | None = None,
     ) -> tuple[list[MonitorConfig], str | None]:  # fmt: skip
         """Up to ``limit`` (1 or more) monitors after the cursor ``after``, and the cursor of

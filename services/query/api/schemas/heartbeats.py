@@ -8,7 +8,7 @@ has none); an update giving an ``interval`` leaves schedule mode.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -26,6 +26,7 @@ from services.query.api.schemas.fields import (
     period,
     refusal,
 )
+from services.query.catalog import SORTS, Sort
 from services.query.validation import (
     DEFAULT_GRACE_S,
     DEFAULT_INTERVAL_S,
@@ -40,9 +41,6 @@ from shared.clock import now_ms
 from shared.events import STATUSES, MonitorStatus
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-Sort = Literal["name", "created", "status"]
-"""``status``: problems first (down, then late, then every other status), each group by name."""
-SORTS: tuple[str, ...] = get_args(Sort)
 
 Interval = Annotated[
     Annotated[int, at_least(1)] | DurationText,
