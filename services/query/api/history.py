@@ -20,6 +20,7 @@ from services.query.api.errors import not_found
 from services.query.api.heartbeats import monitor_or_404
 from services.query.api.schemas.history import (
     EXPORT_COLUMNS,
+    EXPORT_FILES,
     MAX_TIMING_POINTS,
     CheckinQuery,
     ExportQuery,
@@ -31,12 +32,6 @@ from services.query.store import UPTIME_WINDOWS_MS
 from services.query.validation import InvalidField
 from shared.clock import iso_ms, now_ms
 
-EXPORT_FORMATS = {
-    # format: (Content-Type, file name extension)
-    "csv": ("text/csv; charset=utf-8", "csv"),
-    "json": ("application/json", "json"),
-    "jsonl": ("application/x-ndjson", "jsonl"),
-}
 DEFAULT_TIMINGS_SPAN_MS = 7 * 86400_000
 TARGET_TIMING_POINTS = 500
 """When the server picks the bucket: the roundest one giving a range at most this many."""
@@ -144,11 +139,11 @@ async def export_checkins(request: web.Request, query: ExportQuery) -> web.Strea
     monitor = monitor_or_404(request)
     fmt = query.format
     from_ms, to_ms = query.span_ms(now_ms(), default_span_ms=None)
-    content_type, extension = EXPORT_FORMATS[fmt]
+    file = EXPORT_FILES[fmt]
     response = web.StreamResponse(
         headers={
-            "Content-Type": content_type,
-            "Content-Disposition": f'attachment; filename="{monitor.id}-checkins.{extension}"',
+            "Content-Type": file.content_type,
+            "Content-Disposition": f'attachment; filename="{monitor.id}-checkins.{file.extension}"',
             # streamed, so the API's middleware cannot add it: job output is nobody else's to keep
             "Cache-Control": "no-store",
         }

@@ -134,7 +134,7 @@ ROUTES: tuple[Route, ...] = (
     R("GET", "/heartbeats/{id}/export", history.export_checkins,
       "Every check-in in a range, oldest first, as a download", "history", "exportCheckins",
       {200: Answer("A streamed file (``Content-Disposition: attachment``).", media={
-          "text/csv": str, "application/json": list[s.history.ExportRow], "application/x-ndjson": str})},
+          file.media_type: file.body for file in s.history.EXPORT_FILES.values()})},
       query=s.history.ExportQuery, errors=PAGE),
     R("GET", "/heartbeats/{id}/status-changes", history.list_status_changes,
       "Status changes, newest first, a page at a time", "history", "listStatusChanges",

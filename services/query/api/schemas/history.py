@@ -7,7 +7,7 @@ Every query parameter is checked before ClickHouse is asked anything: times with
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, get_args
 
 from msgspec import Meta, Struct
 
@@ -23,7 +23,8 @@ CheckinKind = Literal["success", "fail", "missed", "start", "log"]
 and ``missed`` for a window without one."""
 CHECKIN_KINDS: tuple[str, ...] = get_args(CheckinKind)
 ExportFormat = Literal["csv", "json", "jsonl"]
-EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+"""How each is served: :data:`EXPORT_FILES`."""
 _KIND = f"(?:{'|'.join(CHECKIN_KINDS)})"
 MAX_TIMING_POINTS = 5000
 """For a ``bucket`` the client picks."""
@@ -179,6 +180,29 @@ class Checkin(ExportRow, kw_only=True):
 
 
 EXPORT_COLUMNS: list[str] = list(ExportRow.__struct_fields__)
+
+
+class ExportFile(NamedTuple):
+    """How the export serves one format."""
+
+    content_type: str
+    extension: str
+    """Of the file name the download suggests."""
+    body: Any
+    """The body's type, for the OpenAPI document."""
+
+    @property
+    def media_type(self) -> str:
+        """The content type without its parameters (``charset``), as the document keys it."""
+        return self.content_type.partition(";")[0]
+
+
+EXPORT_FILES: dict[ExportFormat, ExportFile] = {
+    "csv": ExportFile("text/csv; charset=utf-8", "csv", str),
+    "json": ExportFile("application/json", "json", list[ExportRow]),
+    "jsonl": ExportFile("application/x-ndjson", "jsonl", str),
+}
+"""One entry per :data:`ExportFormat`."""
 
 
 class CheckinPage(Struct):
