@@ -38,13 +38,13 @@ class ProjectsView(ConfigView[ProjectConfig]):
         self._legacy_by_hash: dict[str, ApiKey] = {}
         self._legacy_by_id: dict[str, ApiKey] = {}
 
-    def put(self, event: ProjectConfig) -> None:
+    def put(self, event: ProjectConfig) -> bool:
         # ConfigView applies topic records through put as well, so this sees every change.
         before = self.get(event.id)
-        super().put(event)
+        changed = super().put(event)
         after = self.get(event.id)
         if after is before:
-            return
+            return changed
         for key_hash in before.api_key_hashes if before is not None else ():
             gone = self._legacy_by_hash.pop(key_hash, None)
             if gone is not None:
@@ -53,6 +53,7 @@ class ProjectsView(ConfigView[ProjectConfig]):
             key = legacy_key(after, key_hash)
             self._legacy_by_hash[key_hash] = key
             self._legacy_by_id[key.id] = key
+        return changed
 
     def legacy_by_hash(self, key_hash: str) -> ApiKey | None:
         return self._legacy_by_hash.get(key_hash)
