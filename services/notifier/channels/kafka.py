@@ -48,6 +48,7 @@ from aiokafka.errors import (
 
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField, TransportError
 from services.notifier.safety import UnsafeTarget, blocked_reason, check_host
+from shared.errors import PinguraError
 from shared.events import Alert, encode
 from shared.settings import Network, Settings
 from shared.topics import Topics
@@ -248,7 +249,7 @@ async def _stop(producer: AIOKafkaProducer, bootstrap: str) -> None:
 
 
 # connections ------------------------------------------------------------------------------
-class _Refused(OSError):
+class _Refused(PinguraError, OSError):
     """A connection the guard did not allow: aiokafka takes it as a broker it cannot reach
     (logged, retried), and the send waiting on the guard fails with the reason."""
 
