@@ -178,7 +178,8 @@ async def _record(request: web.Request, dialect: Dialect, *, token: str | None =
     try:
         if slug is not None:
             check_slug(slug)
-        exit_code, rid, asked = None, None, {}
+        exit_code, rid = None, None
+        asked: dict[str, str] = {}
         if request.query_string:
             refuse_undecodable_query(request.rel_url.raw_query_string)
         if dialect is KUMA:
@@ -271,7 +272,8 @@ async def handle_ping(request: web.Request) -> web.Response:
 async def handle_healthchecks_ping(request: web.Request) -> web.Response:
     """``/ping/{token}[/{suffix}]`` and ``/ping/{ping_key}/{slug}[/{suffix}]``, any method.
     A token is 32 characters and a ping key 22, so the first part says which it is."""
-    first, second, third = (request.match_info.get(k) for k in ("first", "second", "third"))
+    first = request.match_info["first"]  # every route of this handler has it
+    second, third = request.match_info.get("second"), request.match_info.get("third")
     if token_key(first) is not None:
         if third is not None:
             return HEALTHCHECKS.not_found(request.app[SETTINGS])

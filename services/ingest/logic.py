@@ -135,7 +135,9 @@ def parse_kuma_query(query: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     fields: dict[str, str] = {}
     if query.get("msg"):
         fields["message"] = query["msg"]
-    sign, whole, fraction = _KUMA_PING_MS.match(query.get("ping", "")).groups()
+    readable = _KUMA_PING_MS.match(query.get("ping", ""))
+    assert readable is not None  # every part of the pattern may be empty: it matches any text
+    sign, whole, fraction = readable.groups()
     if whole or fraction:  # else nothing readable: no duration, as Kuma has none
         number = (whole or "0") + ("." + fraction if fraction else "")
         if len(number) > MAX_DURATION_CHARS - 2 or float(number) > MAX_KUMA_PING_MS or (
@@ -163,7 +165,7 @@ def slug_monitor_id(project_id: str, slug: str, attempt: int = 0) -> str:
     return "hb_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
-QUERY_READ = frozenset(METADATA + ("rid", "series", "state", "metric", "msg", "ping"))
+QUERY_READ = frozenset((*METADATA, "rid", "series", "state", "metric", "msg", "ping"))
 """Query parameters ingest reads (Kuma's ``msg`` and ``ping`` among them)."""
 
 

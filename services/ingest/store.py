@@ -24,6 +24,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 import structlog
 
@@ -209,9 +210,13 @@ class TokenIndex:
         if None in keys:  # deleted ones: only their revision is kept
             live = [(i, k, p) for i, k, p in zip(ids, keys, project_ids, strict=False) if k is not None]
             ids, keys, project_ids = [i for i, _, _ in live], [k for _, k, _ in live], [p for _, _, p in live]
-        self._key_of.update(zip(ids, keys, strict=False))
-        self._by_key.update(zip(keys, zip(ids, project_ids, strict=False), strict=False))
-        self._live_in.update(project_ids)
+        # The rows left are live ones, which mypy cannot follow: each has a key (a None was
+        # filtered out above, or there was none) and a project (``_chunk`` writes the project
+        # of the key's holder).
+        live_keys, live_projects = cast("list[bytes]", keys), cast("list[str]", project_ids)
+        self._key_of.update(zip(ids, live_keys, strict=False))
+        self._by_key.update(zip(live_keys, zip(ids, live_projects, strict=False), strict=False))
+        self._live_in.update(live_projects)
         if chunk.slugs.count(None) < len(chunk.slugs):
             for monitor_id, project_id, slug in zip(chunk.ids, chunk.project_ids, chunk.slugs, strict=False):
                 if slug is not None and project_id is not None:

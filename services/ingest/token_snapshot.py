@@ -97,19 +97,24 @@ def read(path: Path) -> tuple[Head, list[Chunk]] | None:
     except OSError as exc:
         raise SnapshotUnreadable(str(exc)) from None
     view = memoryview(data)
-    values, at = [], 0
+    head: Head | None = None
+    chunks: list[Chunk] = []
+    at = 0
     try:
         while at < len(view):
             size = int.from_bytes(view[at:at + 4], "big")
             if at + 4 + size > len(view):
                 raise SnapshotUnreadable("the file ends inside a frame")
-            values.append((_chunk if values else _head).decode(view[at + 4:at + 4 + size]))
+            frame = view[at + 4:at + 4 + size]
+            if head is None:
+                head = _head.decode(frame)
+            else:
+                chunks.append(_chunk.decode(frame))
             at += 4 + size
     except msgspec.DecodeError as exc:
         raise SnapshotUnreadable(str(exc)) from None
-    if not values:
+    if head is None:
         raise SnapshotUnreadable("the file is empty")
-    head, chunks = values[0], values[1:]
     if head.version != VERSION:
         raise SnapshotUnreadable(f"version {head.version}, not {VERSION}")
     if sum(len(c.ids) for c in chunks) != head.monitors or any(
