@@ -5,7 +5,7 @@ itself the credential, and one JSON POST of the rendered message to it.
 A kind declares only what differs: its ``kind``, ``label``, ``default_rate_limit_per_minute``,
 the ``url`` setting's help (``url_help``), any further settings (``extra_fields``), how its
 payload is built (:meth:`IncomingWebhookChannel.payload`, the builder living in the kind's
-own module) and any request details (``receiver``, ``headers``, ``retry_after_in_body``,
+own module) and any request details (``receiver``, ``headers``, ``retry_after_key_path``,
 :meth:`IncomingWebhookChannel.target`).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import aiohttp
@@ -21,7 +21,7 @@ from yarl import URL
 
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ConfigField
-from services.notifier.channels.http import url_secrets, validate_url
+from services.notifier.channels.http import json_retry_after, url_secrets, validate_url
 from services.notifier.messages import Message
 from shared.settings import Settings
 
@@ -35,8 +35,9 @@ class IncomingWebhookChannel(Channel):
     """How errors name the other side; None: the ``label``."""
     headers: ClassVar[Mapping[str, str] | None] = None
     """Headers of each request beyond the defaults."""
-    retry_after_in_body: ClassVar[Callable[[bytes], float | None] | None] = None
-    """Reads a wait from an error body (see :func:`channel_http.send`); set it as a ``staticmethod``."""
+    retry_after_key_path: ClassVar[tuple[str, ...] | None] = None
+    """Where a JSON error body says how many seconds to wait (see :func:`channel_http.send`);
+    None: the kind's bodies do not say."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         if "url_help" in cls.__dict__:
@@ -58,10 +59,11 @@ class IncomingWebhookChannel(Channel):
     async def send_message(
         self, message: Message, config: dict, http: aiohttp.ClientSession, settings: Settings
     ) -> None:
+        path = self.retry_after_key_path
         await channel_http.send(
             http, settings, self.target(config), receiver=self.receiver or self.label,
             json_body=self.payload(message), headers=self.headers, secrets=url_secrets(config["url"]),
-            retry_after_in_body=self.retry_after_in_body,
+            retry_after_in_body=json_retry_after(path) if path is not None else None,
         )  # fmt: skip
 
 

@@ -21,7 +21,6 @@ from yarl import URL
 
 from services.notifier.channels.base import ConfigField
 from services.notifier.channels.chat import IncomingWebhookChannel, markdown
-from services.notifier.channels.http import json_retry_after
 from services.notifier.messages import Message
 from shared.settings import Settings
 
@@ -45,7 +44,7 @@ class DiscordChannel(IncomingWebhookChannel):
             help="Ask Discord to confirm the message was posted (wait=true) rather than only queued.",
         ),
     )  # fmt: skip
-    retry_after_in_body = staticmethod(json_retry_after(("retry_after",)))
+    retry_after_key_path = ("retry_after",)
 
     def normalize(self, config: dict, settings: Settings) -> dict:
         normalized = super().normalize(config, settings)
