@@ -175,7 +175,7 @@ class Notifier:
         try:
             await self._dead_letters.flush()
             await self._consumer.commit(offsets)
-        except Exception as exc:  # not fatal: the same offsets are tried again after the next poll
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the same offsets are tried again after the next poll
             log.warning("notifier.commit_failed", error=str(exc))
             return
         self._offsets.mark_committed(offsets)
@@ -234,7 +234,7 @@ class Notifier:
         bound = log.bind(alert_id=alert.id, monitor_id=alert.monitor_id, channel_id=channel_id)
         try:
             return await self._deliver(alert, channel_id, bound)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any bug: logged with its traceback, see below
             # A bug, not a receiver problem. Settling loses this pair (loudly); not settling
             # would stall the partition behind it for every other monitor.
             bound.exception("notifier.alert.crashed")
@@ -253,11 +253,10 @@ class Notifier:
             return True
         key: DeliveryKey = (alert.id, channel_id)
         pending = self._deliveries.pending(key)
-        attempt = pending.attempt + 1 if pending else 1
-        first_attempt_ms = pending.first_attempt_ms if pending else None
-        due_ms = pending.next_attempt_ms if pending else None
-        if pending:
-            bound.info("notifier.alert.resumed", attempt=attempt, due_in_ms=due_ms - self._now_ms())
+        attempt, first_attempt_ms, due_ms = 1, None, None
+        if pending is not None:
+            attempt, first_attempt_ms, due_ms = pending.attempt + 1, pending.first_attempt_ms, pending.next_attempt_ms
+            bound.info("notifier.alert.resumed", attempt=attempt, due_in_ms=pending.next_attempt_ms - self._now_ms())
         while True:
             if due_ms is not None:
                 wait_s = (due_ms - self._now_ms()) / 1000
@@ -309,6 +308,7 @@ class Notifier:
             self.stats.delivered += 1
             bound.info("notifier.alert.delivered", **details)
         elif decision.outcome == "retrying":
+            assert decision.next_attempt_ms is not None  # a retrying decision always says when
             self.stats.retries += 1
             bound.warning("notifier.alert.retrying", **details, error=result.error,
                           retry_in_ms=decision.next_attempt_ms - self._now_ms())  # fmt: skip

@@ -119,11 +119,12 @@ def check_declared(fields: tuple[ConfigField, ...], config: dict) -> dict:
         # bool is an int to Python, never to a form.
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ChannelConfigError(f"config.{field.name}: {problem}")
-        if field.type == "map":
+        # A dict or a list here is a "map" or a "list" setting (its type was checked above).
+        if isinstance(value, dict):
             for name, item in value.items():
                 if not isinstance(item, str):
                     raise ChannelConfigError(f"config.{field.name}.{name}: must be a string")
-        if field.type == "list" and not all(isinstance(item, str) for item in value):
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
             raise ChannelConfigError(f"config.{field.name}: must be a list of strings")
         if field.choices is not None and value not in field.choices:
             raise ChannelConfigError(f"config.{field.name}: must be one of {', '.join(field.choices)}")
