@@ -110,7 +110,7 @@ class BusLink:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
         threads, self._threads = self._threads, []
-        await asyncio.to_thread(lambda: [thread.join(5) for thread in threads])
+        await asyncio.to_thread(_join_each, threads, 5)
         self.path.unlink(missing_ok=True)
 
     def _spawn(self, target, name: str, *args) -> None:
@@ -158,10 +158,12 @@ class BusLink:
     def _take(self, requests: list, answer) -> None:
         # Single publishes of one topic and partition are appended together (a frame holds
         # every ping of one turn of ingest's loop), in the order they came.
+        loop = self._loop
+        assert loop is not None  # set by start(), before the first connection is accepted
         singles: dict[tuple[str, int | None], list] = {}
         for request_id, topic, partition, items, many in requests:
             if many:
-                asyncio.run_coroutine_threadsafe(self._publish_many(request_id, topic, items, answer), self._loop)
+                asyncio.run_coroutine_threadsafe(self._publish_many(request_id, topic, items, answer), loop)
             else:
                 singles.setdefault((topic, partition), []).append((request_id, items[0]))
         for (topic, partition), group in singles.items():
@@ -169,20 +171,20 @@ class BusLink:
 
             def done(rows: list[list], error: BaseException | None, ids=ids) -> None:
                 if error is None:
-                    answer([[request_id, None, [row[2]]] for request_id, row in zip(ids, rows)])
+                    answer([[request_id, None, [row[2]]] for request_id, row in zip(ids, rows, strict=False)])
                 else:
                     answer([[request_id, UNAVAILABLE, f"could not write to the local log: {error}"] for request_id in ids])
 
             try:
                 self._bus.append_from_thread(topic, [(key, value) for _, (key, value) in group], partition, done)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the publishers get an answer (see _failure)
                 failure = _failure(exc)
                 answer([[request_id, *failure] for request_id in ids])
 
     async def _publish_many(self, request_id: int, topic: str, items: list, answer) -> None:
         try:
             await self._bus.publish_many(topic, [(key, value) for key, value in items])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the publisher gets an answer (see _failure)
             answer([[request_id, *_failure(exc)]])
             return
         answer([[request_id, None, []]])
@@ -213,6 +215,11 @@ class BusLink:
                 break
         with contextlib.suppress(OSError):
             connection.close()
+
+
+def _join_each(threads: list[threading.Thread], timeout_s: float) -> None:
+    for thread in threads:
+        thread.join(timeout_s)
 
 
 def _failure(exc: Exception) -> list:
@@ -263,10 +270,8 @@ class LinkedBus(Bus):
             self._writer.close()
         if self._answers is not None:
             self._answers.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._answers
-            except asyncio.CancelledError:
-                pass
         self._fail_waiting("the bus is closed")
         if self._conn is not None:
             await self._read(lambda c: c.close())
