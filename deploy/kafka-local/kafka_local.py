@@ -78,9 +78,9 @@ def ensure_jars() -> str:
         mvn = shutil.which("mvn")
         if not mvn:
             raise Failure("mvn not found on PATH (needed once to fetch the Kafka jars)")
-        tmp = "%s.tmp-%d" % (target, os.getpid())
+        tmp = f"{target}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        log("fetching Kafka jars with Maven into %s" % target)
+        log(f"fetching Kafka jars with Maven into {target}")
         proc = subprocess.run(
             [mvn, "-q", "-B", "-f", POM, "dependency:copy-dependencies",
              "-DincludeScope=runtime", "-DoutputDirectory=" + tmp],
@@ -90,8 +90,7 @@ def ensure_jars() -> str:
         jars = os.listdir(tmp) if os.path.isdir(tmp) else []
         if proc.returncode != 0 or not any(j.startswith("kafka_2.13-") for j in jars):
             shutil.rmtree(tmp, ignore_errors=True)
-            raise Failure("Maven could not fetch the Kafka jars (exit %d):\n%s"
-                          % (proc.returncode, proc.stdout[-4000:]))
+            raise Failure(f"Maven could not fetch the Kafka jars (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
         open(os.path.join(tmp, ".complete"), "w").close()
         shutil.rmtree(target, ignore_errors=True)
         os.rename(tmp, target)
@@ -114,12 +113,11 @@ def java_bin() -> str:
 def run_tool(jars: str, args: list[str]) -> str:
     cmd = [java_bin(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
            "-Dlog4j2.configurationFile=" + LOG4J_CONFIG,
-           "-cp", os.path.join(jars, "*")] + args
+           "-cp", os.path.join(jars, "*"), *args]
     proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     if proc.returncode != 0:
-        raise Failure("%s failed (exit %d):\n%s" % (" ".join(args[:2]), proc.returncode,
-                                                     proc.stdout[-4000:]))
+        raise Failure(f"{' '.join(args[:2])} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
     return proc.stdout
 
 
@@ -157,9 +155,9 @@ def pid_is_our_broker(pid: int, p: Paths) -> bool:
     """True if pid is alive (not a zombie) and is the kafka.Kafka JVM for this dir."""
     for _ in range(20):
         try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
                 args = f.read().split(b"\0")
-            with open("/proc/%d/stat" % pid) as f:
+            with open(f"/proc/{pid}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             return False
@@ -220,10 +218,10 @@ def choose_ports(p: Paths) -> dict[str, int]:
             chosen[name] = port
         else:
             if port:
-                log("%s port %d from %s is taken; choosing a new one" % (name, port, p.ports))
+                log(f"{name} port {port} from {p.ports} is taken; choosing a new one")
             chosen[name] = new_port(set(chosen.values()))
     with open(p.ports + ".tmp", "w") as f:
-        f.write("broker=%d\ncontroller=%d\n" % (chosen["broker"], chosen["controller"]))
+        f.write(f"broker={chosen['broker']}\ncontroller={chosen['controller']}\n")
     os.replace(p.ports + ".tmp", p.ports)
     return chosen
 
@@ -311,7 +309,7 @@ def log_tail(p: Paths, n: int = 60) -> str:
         with open(p.log, errors="replace") as f:
             return "".join(f.readlines()[-n:])
     except OSError:
-        return "(no %s)\n" % p.log
+        return f"(no {p.log})\n"
 
 
 def wait_ready(p: Paths, pid: int, port: int, timeout: float,
@@ -322,11 +320,11 @@ def wait_ready(p: Paths, pid: int, port: int, timeout: float,
         # /proc/PID/cmdline can briefly read empty.
         alive = proc.poll() is None if proc is not None else pid_is_our_broker(pid, p)
         if not alive:
-            raise Failure("broker process %d exited during startup" % pid)
+            raise Failure(f"broker process {pid} exited during startup")
         if log_has_started(p) and api_versions_ok(port):
             return
         time.sleep(0.3)
-    raise Failure("broker did not become ready within %g s" % timeout)
+    raise Failure(f"broker did not become ready within {timeout:g} s")
 
 
 # --------------------------------------------------------------------------- commands
@@ -343,7 +341,7 @@ def terminate(pid: int, p: Paths, timeout: float) -> bool:
         if not pid_is_our_broker(pid, p):
             return False
         time.sleep(0.2)
-    log("broker %d did not stop within %g s; sending SIGKILL" % (pid, timeout))
+    log(f"broker {pid} did not stop within {timeout:g} s; sending SIGKILL")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     for _ in range(50):
@@ -359,13 +357,13 @@ def cmd_start(p: Paths) -> int:
         if pid is not None:
             port = read_ports(p).get("broker")
             if port is None:
-                raise Failure("broker %d is running but %s has no broker port" % (pid, p.ports))
+                raise Failure(f"broker {pid} is running but {p.ports} has no broker port")
             try:
                 wait_ready(p, pid, port, START_TIMEOUT)
             except Failure as e:
                 sys.stderr.write(log_tail(p))
                 raise e
-            print("%s:%d" % (HOST, port), flush=True)
+            print(f"{HOST}:{port}", flush=True)
             return 0
 
         jars = ensure_jars()
@@ -375,18 +373,18 @@ def cmd_start(p: Paths) -> int:
 
         if os.path.exists(p.log):
             os.replace(p.log, p.log + ".prev")
-        cmd = [java_bin()] + JVM_OPTS + ["-cp", os.path.join(jars, "*"), "kafka.Kafka", p.props]
+        cmd = [java_bin(), *JVM_OPTS, "-cp", os.path.join(jars, "*"), "kafka.Kafka", p.props]
         with open(p.log, "ab") as out, open(os.devnull, "rb") as devnull:
             proc = subprocess.Popen(cmd, stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
                                     cwd=p.dir, start_new_session=True, close_fds=True)
         with open(p.pid + ".tmp", "w") as f:
-            f.write("%d\n" % proc.pid)
+            f.write(f"{proc.pid}\n")
         os.replace(p.pid + ".tmp", p.pid)
 
         try:
             wait_ready(p, proc.pid, ports["broker"], START_TIMEOUT, proc)
         except Failure:
-            sys.stderr.write("---- tail of %s ----\n%s" % (p.log, log_tail(p)))
+            sys.stderr.write(f"---- tail of {p.log} ----\n{log_tail(p)}")
             if proc.poll() is None:
                 proc.terminate()
                 try:
@@ -397,7 +395,7 @@ def cmd_start(p: Paths) -> int:
             with contextlib.suppress(OSError):
                 os.remove(p.pid)
             raise
-        print("%s:%d" % (HOST, ports["broker"]), flush=True)
+        print(f"{HOST}:{ports['broker']}", flush=True)
         return 0
 
 
@@ -409,7 +407,7 @@ def cmd_stop(p: Paths) -> int:
         if pid is not None:
             terminate(pid, p, STOP_TIMEOUT)
             if pid_is_our_broker(pid, p):
-                raise Failure("broker %d is still running after SIGKILL" % pid)
+                raise Failure(f"broker {pid} is still running after SIGKILL")
         with contextlib.suppress(OSError):
             os.remove(p.pid)
     return 0
@@ -419,9 +417,9 @@ def cmd_address(p: Paths) -> int:
     pid = running_pid(p)
     port = read_ports(p).get("broker")
     if pid is None or port is None or not api_versions_ok(port):
-        log("no broker running for %s" % p.dir)
+        log(f"no broker running for {p.dir}")
         return 1
-    print("%s:%d" % (HOST, port))
+    print(f"{HOST}:{port}")
     return 0
 
 
