@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 
+import aiohttp
 import pytest
 
 from tests.e2e.conftest import API_KEY, Server, eventually
@@ -109,24 +110,47 @@ async def test_a_silent_monitor_alerts_down_once_then_up_once_after_a_ping(serve
         assert r.status == 200
 
     await eventually(lambda: _received(receiver, 1), timeout_s=20)
-    await asyncio.sleep(3)  # more windows pass while down: still one page
-    assert receiver.kinds() == ["down"]
     down = receiver.bodies[0]
     assert down["monitor"]["id"] == monitor["id"] and "2 consecutive" in down["reason"]
     assert receiver.headers[0]["Idempotency-Key"] == down["alert_id"]
-    assert await status_of(http, server, monitor["id"]) == "down"
-    missed = [r for r in await history(http, server, monitor["id"]) if r["kind"] == "missed"]
-    assert len(missed) >= 2
+    await eventually(lambda: _status_now(http, server, monitor["id"], "down"))  # the view follows the page
+    missed_at_page = await missed_count(http, server, monitor["id"])
+    assert missed_at_page >= 2
+    # More windows pass while down (each one recorded as missed): still one page.
+    await eventually(lambda: _missed_at_least(http, server, monitor["id"], missed_at_page + 2), timeout_s=10)
+    assert receiver.kinds() == ["down"]
 
     async with http.post(f"{server.url}/api/heartbeat/{monitor['token']}") as r:
         assert r.status == 200
-    await eventually(lambda: _received(receiver, 2))
-    await asyncio.sleep(1)
-    assert receiver.kinds() == ["down", "up"]
+    # Then silent again, it pages its next outage. A monitor's alerts go out in order, so a
+    # second page for the first outage, or a second `up`, would have come before that one.
+    await eventually(lambda: _received(receiver, 3), timeout_s=20)
+    assert receiver.kinds() == ["down", "up", "down"]
+    assert [b["alert_id"] for b in receiver.bodies] == [f"{monitor['id']}:1:down", f"{monitor['id']}:1:up",
+                                                        f"{monitor['id']}:2:down"]
 
 
 async def _received(receiver, count):
     return len(receiver.bodies) >= count
+
+
+async def _status_now(http, server, monitor_id, status) -> bool:
+    return await status_of(http, server, monitor_id) == status
+
+
+async def missed_count(http, server, monitor_id) -> int:
+    return sum(1 for r in await history(http, server, monitor_id) if r["kind"] == "missed")
+
+
+async def _missed_at_least(http, server, monitor_id, count) -> bool:
+    return await missed_count(http, server, monitor_id) >= count
+
+
+async def _delivered(http, server, monitor_id, alert_id) -> bool:
+    async with http.get(f"{server.url}/api/v1/heartbeats/{monitor_id}/deliveries") as r:
+        assert r.status == 200, await r.text()
+        rows = (await r.json())["deliveries"]
+    return any(row["alert_id"] == alert_id and row["outcome"] == "delivered" for row in rows)
 
 
 async def test_a_restart_keeps_state_and_sends_no_duplicate_alert(server, http, receiver):
@@ -138,14 +162,17 @@ async def test_a_restart_keeps_state_and_sends_no_duplicate_alert(server, http, 
     async with http.post(f"{server.url}/api/heartbeat/{quiet['token']}") as r:
         assert r.status == 200
     await eventually(lambda: _received(receiver, 1), timeout_s=20)
-    # Let the notifier record the delivery (milliseconds). A crash inside that window
-    # re-sends with the same Idempotency-Key: at-least-once is the only honest promise
-    # to a receiver outside our transaction; docs/architecture.md says so.
-    await asyncio.sleep(1)
+    # Kill only once the notifier has recorded the delivery (milliseconds). A crash inside
+    # that window re-sends with the same Idempotency-Key: at-least-once is the only honest
+    # promise to a receiver outside our transaction; docs/architecture.md says so.
+    await eventually(lambda: _delivered(http, server, monitor["id"], f"{monitor['id']}:1:down"))
+    missed_before = await missed_count(http, server, monitor["id"])
 
     server.stop(signal.SIGKILL)  # no chance to flush anything
     server.start()
-    await asyncio.sleep(4)  # ticks run on after the restart; the monitor is still down
+    # Ticks run on after the restart (more windows missed); the monitor is still down. That
+    # no second `down` was sent is shown below: the `up` is the next alert to arrive.
+    await eventually(lambda: _missed_at_least(http, server, monitor["id"], missed_before + 3), timeout_s=15)
     assert receiver.kinds() == ["down"]
     assert await status_of(http, server, monitor["id"]) == "down"
     assert await status_of(http, server, quiet["id"]) == "up"
@@ -157,11 +184,19 @@ async def test_a_restart_keeps_state_and_sends_no_duplicate_alert(server, http, 
     async with http.post(f"{server.url}/api/heartbeat/{monitor['token']}") as r:
         assert r.status == 200
     await eventually(lambda: _received(receiver, 2))
+    assert receiver.kinds() == ["down", "up"]
+    await eventually(lambda: _delivered(http, server, monitor["id"], f"{monitor['id']}:1:up"))
     server.stop()  # a graceful restart too
     server.start()
-    await asyncio.sleep(2)
-    assert receiver.kinds() == ["down", "up"]
-    assert [b["alert_id"] for b in receiver.bodies] == [f"{monitor['id']}:1:down", f"{monitor['id']}:1:up"]
+    # Nothing is sent again: made silent once more, the monitor pages its next outage, and
+    # that alert comes after anything the restart could have sent again (same partition).
+    # A session of its own: the server before the restart closed the connection ours keeps alive.
+    async with aiohttp.ClientSession(headers=http.headers) as fresh, \
+            fresh.patch(f"{server.url}/api/v1/heartbeats/{monitor['id']}", json={"interval": 1}) as r:
+        assert r.status == 200
+    await eventually(lambda: _received(receiver, 3), timeout_s=20)
+    assert [b["alert_id"] for b in receiver.bodies] == [f"{monitor['id']}:1:down", f"{monitor['id']}:1:up",
+                                                        f"{monitor['id']}:2:down"]
 
 
 async def test_bad_input_gets_a_clear_error_and_loses_nothing(server, http):
@@ -185,10 +220,11 @@ async def test_bad_input_gets_a_clear_error_and_loses_nothing(server, http):
             text = await r.text()
             assert r.status == status, (url, r.status, text)
             assert words in text and text.count("\n") == 1, text
-    rows = await eventually(lambda: _rows_when(http, server, monitor["id"], 1))
-    await asyncio.sleep(0.5)
-    rows = await history(http, server, monitor["id"])
-    assert [r["message"] for r in rows] == ["kept"]
+    # A ping after the refused ones: once it is in history, whatever came before it is too.
+    async with http.post(ping, params={"message": "after"}) as r:
+        assert r.status == 200
+    rows = await eventually(lambda: _rows_when(http, server, monitor["id"], 2))
+    assert sorted(r["message"] for r in rows) == ["after", "kept"]
 
     api = f"{server.url}/api/v1/heartbeats"
     api_cases = [
