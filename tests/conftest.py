@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.real_services import docker_answers, start_local_broker, unavailable
+from tests.real_services import container_failures, docker_answers, start_local_broker, unavailable
 
 
 @pytest.fixture(scope="session")
@@ -15,14 +15,19 @@ def kafka_bootstrap(tmp_path_factory):
         yield os.environ["PINGURA_KAFKA_BOOTSTRAP"]
         return
     if docker_answers():
-        try:
-            from testcontainers.kafka import KafkaContainer
+        from testcontainers.kafka import KafkaContainer
 
-            with KafkaContainer().with_kraft() as container:
+        container = KafkaContainer().with_kraft()
+        try:
+            container.start()
+        except container_failures() as exc:  # Docker answers but cannot run it: fall back to the jars
+            print(f"testcontainers Kafka failed, using deploy/kafka-local: {exc!r}")
+        else:
+            try:
                 yield container.get_bootstrap_server()
+            finally:
+                container.stop()
             return
-        except Exception as exc:  # Docker answers but cannot run it: fall back to the jars
-            print(f"testcontainers Kafka failed, using deploy/kafka-local: {exc}")
     broker = start_local_broker(tmp_path_factory.mktemp("kafka"))
     yield broker.bootstrap
     broker.stop()

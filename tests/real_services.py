@@ -38,13 +38,28 @@ def unavailable(reason: str):
 
 
 def docker_answers() -> bool:
+    """Whether a Docker daemon answers a ping (testcontainers needs one)."""
     try:
         import docker
-
-        docker.from_env(timeout=2).ping()
-        return True
-    except Exception:
+        from requests import RequestException
+    except ImportError:
         return False
+    try:
+        docker.from_env(timeout=2).ping()
+    except (docker.errors.DockerException, RequestException):  # no daemon, no socket, or it did not answer
+        return False
+    return True
+
+
+def container_failures() -> tuple[type[BaseException], ...]:
+    """What starting a testcontainers container raises when Docker answers but cannot run it:
+    the daemon refuses (``DockerException``), the connection drops (``RequestException``),
+    the container exits or never gets ready (testcontainers' ``RuntimeError``s, ``TimeoutError``),
+    or a port or file cannot be reached (``OSError``)."""
+    import docker
+    from requests import RequestException
+
+    return docker.errors.DockerException, RequestException, RuntimeError, TimeoutError, OSError
 
 
 class LocalBroker:

@@ -67,11 +67,12 @@ class Server:
             **self.extra_env,
         }
         env.pop("PINGURA_KAFKA_BOOTSTRAP", None)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child writes to its own copy; ours closes here
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", "--port", str(self.port), "--data-dir",
+                 str(self.data_dir)],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
         proc = self.proc
         try:
             polling.eventually_sync(lambda: self._up(proc, wait_ready), timeout_s=60, interval_s=0.1)
