@@ -53,6 +53,10 @@ class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=False)
     v: int = SCHEMA_VERSION
 
 
+PingKind = Literal["success", "fail", "start", "log"]
+"""What a check-in says: see :attr:`Ping.kind`."""
+
+
 class Ping(Event, tag="ping", kw_only=True):
     """One check-in, as ingest received it. Key: ``monitor_id``.
 
@@ -65,7 +69,7 @@ class Ping(Event, tag="ping", kw_only=True):
     project_id: str
     received_ms: int
     """Ingest's clock when the request arrived: the ping's event time."""
-    kind: Literal["success", "fail", "start", "log"]
+    kind: PingKind
     """``success`` and ``fail``: a run ended (``/fail``, a non-zero exit code, Uptime Kuma's
     ``status=down``, Cronitor's ``fail``); ``start``: a run began (``/start``, Cronitor's
     ``run``); ``log``: output for the history that says nothing about the state (``/log``).

@@ -25,6 +25,7 @@ import msgspec
 
 from shared.durations import parse_duration_s
 from shared.errors import PinguraError
+from shared.events import PingKind
 from shared.slugs import SLUG as _SLUG
 
 if TYPE_CHECKING:
@@ -49,9 +50,9 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _KUMA_PING_MS = re.compile(r"\s*([+-]?)([0-9]*)(?:\.([0-9]*))?")
 MAX_KUMA_PING_MS = 400 * 86400 * 1000
 """A duration's limit (400 days); Uptime Kuma also answers an out-of-range ping with a 404."""
-SUFFIXES = {"": "success", "fail": "fail", "start": "start", "log": "log", "run": "start", "complete": "success"}
+SUFFIXES: dict[str, PingKind] = {"": "success", "fail": "fail", "start": "start", "log": "log", "run": "start", "complete": "success"}
 """Words after the token: Pingura's and Healthchecks' (``start``, ``log``), Cronitor's (``run``, ``complete``)."""
-CRONITOR_STATES = {"run": "start", "complete": "success", "fail": "fail", "ok": "success"}
+CRONITOR_STATES: dict[str, PingKind] = {"run": "start", "complete": "success", "fail": "fail", "ok": "success"}
 URL_WORDS = "/start, /log, /fail, /run, /complete or an exit code 0-255"
 
 
@@ -76,7 +77,7 @@ HC_NOT_FOUND = (404, "not found")
 HC_BAD_URL = (400, "invalid url format")
 
 
-def parse_outcome(suffix: str, state: str | None = None) -> tuple[str, int | None]:
+def parse_outcome(suffix: str, state: str | None = None) -> tuple[PingKind, int | None]:
     """``""`` -> success, ``"fail"`` -> failure, ``"0".."255"`` -> by exit code, the other
     :data:`SUFFIXES` -> their kind; ``state`` (Cronitor's ``?state=``) when there is no suffix."""
     if state is not None:
@@ -127,11 +128,11 @@ def query_fields(query: MultiMapping[str]) -> dict[str, str]:
     return fields
 
 
-def parse_kuma_query(query: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+def parse_kuma_query(query: Mapping[str, str]) -> tuple[PingKind, dict[str, str]]:
     """Uptime Kuma's push words: ``status`` (``up``, or absent, is a success; anything else
     a failure, as Kuma reads it), ``msg`` the message, ``ping`` a duration in milliseconds
     (what JavaScript's ``parseFloat`` reads of it; unreadable: none)."""
-    kind = "success" if query.get("status", "up") in ("up", "") else "fail"
+    kind: PingKind = "success" if query.get("status", "up") in ("up", "") else "fail"
     fields: dict[str, str] = {}
     if query.get("msg"):
         fields["message"] = query["msg"]
