@@ -108,7 +108,7 @@ def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(serv
 
     # /log, then the end: both with output, the end's too long to keep whole.
     ping(f"{hc_url}/log?rid={rid}", "pg_dump: starting\n")
-    time.sleep(max(0.0, 1.5 - (time.monotonic() - started)))
+    time.sleep(max(0.0, 1.5 - (time.monotonic() - started)))  # a run of 1.5 s at least: the duration under test
     long_output = job_output(1600)  # ~110 KiB: more than the 100 KiB kept
     assert len(long_output.encode()) > 100 * 1024
     ping(f"{hc_url}?rid={rid}", long_output)
