@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine()
     print(f"# Pingura benchmarks ({size_name}) on {facts['cores']} cores, {facts['memory_gib']} GiB, {facts['cpu']}")
     print(f"# command: python -m bench {shlex.join(argv if argv is not None else sys.argv[1:])}\n")
+    tables_of: dict[str, list[dict]] = {}
     results = {"size": size_name, "machine": facts, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "tables": {}}
+               "tables": tables_of}
     for name in args.only or BENCHMARKS:
         module = importlib.import_module(f"bench.{name}")
         with tempfile.TemporaryDirectory(prefix=f"pingura-bench-{name}-") as workdir:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         for table in tables:
             print(table.render(), end="\n\n")
         print(f"({name}: {elapsed:.1f} s)\n", flush=True)
-        results["tables"][name] = [t.as_dict() for t in tables]
+        tables_of[name] = [t.as_dict() for t in tables]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     return 0

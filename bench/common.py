@@ -146,7 +146,9 @@ async def admin_project(settings, bus, topics) -> str:
     await keys.start()
     try:
         await ensure_first_project(settings, Accounts(bus, topics, projects, keys))
-        return keys.find(settings.bootstrap_api_key).project_id
+        key = keys.find(settings.bootstrap_api_key)
+        assert key is not None  # ensure_first_project made it, if it was not there
+        return key.project_id
     finally:
         await keys.close()
         await projects.close()

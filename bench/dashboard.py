@@ -39,6 +39,7 @@ answered up to N ms late.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -48,10 +49,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from bench.common import Table, admin_project, free_port, percentile, spawn, stop, wait_ready
+from shared.clock import iso_ms, now_ms
+
+if TYPE_CHECKING:
+    from shared.events import MonitorStatus
 
 SIZES = {
     # heartbeats in the project; check-ins of the detail heartbeat; timed rounds per page (each
@@ -145,7 +151,7 @@ def _token(rng: random.Random) -> str:
     return base64.urlsafe_b64encode(rng.getrandbits(192).to_bytes(24, "big")).decode()
 
 
-def _snapshot(config, status: str, last_ping_ms: int | None, deadline_ms: int | None, partition: int,
+def _snapshot(config, status: MonitorStatus, last_ping_ms: int | None, deadline_ms: int | None, partition: int,
               now_ms: int) -> bytes:
     import msgspec
 
@@ -191,7 +197,7 @@ def _status_changes(project_id: str, monitor_id: str, start_ms: int, end_ms: int
     """An incident (late -> down -> up) every 12 hours, then down at the end (as the snapshot says)."""
     from shared.events import StatusChanged
 
-    def change(at: int, status: str, previous: str, reason: str):
+    def change(at: int, status: MonitorStatus, previous: MonitorStatus, reason: str):
         return StatusChanged(id=f"{monitor_id}:{at}:{status}", monitor_id=monitor_id, project_id=project_id,
                              status=status, previous=previous, at_ms=at, reason=reason)
 
@@ -217,7 +223,7 @@ async def load(spec_path: Path) -> None:
     from shared.settings import Settings
     from shared.topics import Topics
 
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads(await asyncio.to_thread(spec_path.read_text))
     settings = Settings(data_dir=Path(spec["data_dir"]), bootstrap_api_key=API_KEY)
     topics = Topics(settings.topic_prefix)
     now = spec["now_ms"]
@@ -263,7 +269,7 @@ async def load(spec_path: Path) -> None:
     statuses: dict[str, int] = {}
     for _, status, *_ in fleet:
         statuses[status] = statuses.get(status, 0) + 1
-    Path(spec["out"]).write_text(json.dumps({
+    await asyncio.to_thread(Path(spec["out"]).write_text, json.dumps({
         "project_id": project_id, "detail_id": detail.id, "ping_token": pinged.token, "statuses": statuses,
         "heartbeats": len(fleet), "checkins_stored": stored, "status_changes": len(changes), "parts": parts,
         "deep_checkin_cursor": encode_cursor(getattr(middle, "received_ms", None) or middle.deadline_ms, middle.id),
@@ -280,7 +286,7 @@ async def load(spec_path: Path) -> None:
 async def pinger(spec_path: Path) -> None:
     """Ping every ``interval_ms`` (the next one at once if one was slow) until SIGTERM; write
     ``[sent wall-clock s, answer ms, HTTP status]`` per ping."""
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads(await asyncio.to_thread(spec_path.read_text))
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
@@ -302,17 +308,15 @@ async def pinger(spec_path: Path) -> None:
                 code = 0
             samples.append([sent, (time.perf_counter() - t) * 1000, code])
             if len(samples) == 1:
-                Path(spec["ready"]).write_text("ok")
+                await asyncio.to_thread(Path(spec["ready"]).write_text, "ok")
             next_at += interval_s
             pause = next_at - time.monotonic()
             if pause > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), pause)
-                except TimeoutError:
-                    pass
             else:
                 next_at = time.monotonic()
-    Path(spec["out"]).write_text(json.dumps(samples))
+    await asyncio.to_thread(Path(spec["out"]).write_text, json.dumps(samples))
 
 
 # --- the driver -----------------------------------------------------------------------------------
@@ -347,10 +351,6 @@ class _Calls:
         self.items.setdefault(row, []).append(items)
 
 
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
-
-
 def _items(body: bytes, key: str) -> int:
     try:
         return len(json.loads(body)[key])
@@ -367,7 +367,7 @@ async def _rounds(calls: _Calls, rows: list[tuple], rounds: int, budget_s: float
     done = 0
     while done < rounds and time.monotonic() < deadline:
         for name, path, params, count_key in rows:
-            status, body = await calls.get(name, path, params() if callable(params) else params)
+            _, body = await calls.get(name, path, params() if callable(params) else params)
             if count_key is not None:
                 calls.count(name, _items(body, count_key) if count_key != "lines" else body.count(b"\n") - 1)
         done += 1
@@ -440,12 +440,12 @@ def _detail_rows(detail_id: str, deep_cursor: str) -> list[tuple]:
 
     def window(span_ms: int, **extra) -> Callable[[], dict]:
         def params() -> dict:
-            now = int(time.time() * 1000)
-            return {"from": _iso(now - span_ms), "to": _iso(now), **extra}
+            now = now_ms()
+            return {"from": iso_ms(now - span_ms), "to": iso_ms(now), **extra}
         return params
 
     def export_24h() -> dict:  # the page's link: "to" left out, the server takes now
-        return {"format": "csv", "from": _iso(int(time.time() * 1000) - DAY_MS)}
+        return {"format": "csv", "from": iso_ms(now_ms() - DAY_MS)}
 
     return [
         ("checkins: newest page (24h window)", base + "/checkins", window(DAY_MS, limit=str(PAGE_ROWS)), "checkins"),
@@ -591,7 +591,7 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     data_dir = workdir / "data"
     loader = _child("load", workdir, {
         "data_dir": str(data_dir), "heartbeats": size["heartbeats"], "checkins": size["checkins"],
-        "now_ms": int(time.time() * 1000), "out": str(workdir / "loaded.json")})
+        "now_ms": now_ms(), "out": str(workdir / "loaded.json")})
     try:
         code = await asyncio.to_thread(loader.wait, LOAD_TIMEOUT_S[size_name])
     except Exception:

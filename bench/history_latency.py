@@ -18,12 +18,26 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import aiohttp
 
 from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
 
-SIZES = {
+
+class Size(TypedDict):
+    rate: int
+    """Pings per second offered."""
+    seconds: int
+    monitors: int
+    connections: int
+    sample_every: int
+    trackers: int
+    poll_interval_s: float
+    drain_s: int
+
+
+SIZES: dict[str, Size] = {
     "tiny": {"rate": 200, "seconds": 2, "monitors": 10, "connections": 8, "sample_every": 5, "trackers": 4,
              "poll_interval_s": 0.1, "drain_s": 15},
     "quick": {"rate": 2000, "seconds": 15, "monitors": 200, "connections": 64, "sample_every": 20, "trackers": 6,
@@ -71,7 +85,7 @@ class Tracker:
         self._timeout_s = timeout_s
         self._stats = stats
         self._active: set[asyncio.Task] = set()
-        self._http: aiohttp.ClientSession | None = None
+        self._http: aiohttp.ClientSession  # from __aenter__ on
 
     async def __aenter__(self):
         self._http = aiohttp.ClientSession(
@@ -124,7 +138,7 @@ class Tracker:
             await asyncio.sleep(max(0.0, started + self._interval_s - loop.time()))
 
 
-async def _load(base: str, monitors: list[Monitor], size: dict, tracker: Tracker, stats: Stats) -> float:
+async def _load(base: str, monitors: list[Monitor], size: Size, tracker: Tracker, stats: Stats) -> float:
     """Send ``rate * seconds`` pings on schedule; returns the seconds it took."""
     loop = asyncio.get_running_loop()
     total = int(size["rate"] * size["seconds"])

@@ -14,6 +14,7 @@ generator (bench/load.py); the table says which.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -124,7 +125,7 @@ async def _kafka_rows(table: Table, bootstrap: str, workdir: Path, size: dict, c
     api_port, ingest_port = free_port(), free_port()
     query = spawn(["-m", "services.cli", "query", "--port", str(api_port), "--data-dir", str(workdir / "q")],
                   env=env, log=workdir / "query.log")
-    ingests = []
+    ingests: list[subprocess.Popen] = []
     try:
         wait_ready(api_port, proc=query)
         paths = await _create_paths(f"http://127.0.0.1:{api_port}")

@@ -52,8 +52,8 @@ def _wrk(url: str, paths: list[str], seconds: float, connections: int, close: bo
     if close:
         args += ["-H", "Connection: close"]
     out = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(_found(r"(\d+) requests in", out).group(1))
+    rps = float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(non2xx.group(1)) if non2xx else 0
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -62,8 +62,16 @@ def _wrk(url: str, paths: list[str], seconds: float, connections: int, close: bo
     return LoadResult("wrk -t2", requests, errors, rps, _wrk_ms(out, "50%"), _wrk_ms(out, "99%"))
 
 
+def _found(pattern: str, out: str) -> re.Match[str]:
+    """What ``pattern`` finds in wrk's output, which always has it (else wrk failed: say so)."""
+    match = re.search(pattern, out)
+    if match is None:
+        raise RuntimeError(f"wrk's output has no {pattern!r}: {out[-2000:]!r}")
+    return match
+
+
 def _wrk_ms(out: str, label: str) -> float:
-    match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
+    match = _found(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
     value, unit = float(match.group(1)), match.group(2)
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 

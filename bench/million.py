@@ -55,6 +55,7 @@ import argparse
 import array
 import asyncio
 import base64
+import contextlib
 import hashlib
 import heapq
 import json
@@ -66,16 +67,33 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import aiohttp
 
 from bench.common import ROOT, Table, admin_project, free_port, percentile, spawn, stop, wait_port
 from bench.detection import Receiver
+from shared.clock import now_ms
 
-SIZES = {
-    # heartbeats; seconds of load; the silent heartbeats' interval and grace (s); the window of
-    # dashboard calls as fractions of the load; cover_compaction: stretch the load (up to
-    # max_load_s) until the housekeeping's second compaction falls inside it.
+if TYPE_CHECKING:
+    from shared.events import MonitorStatus
+
+
+class Size(TypedDict):
+    heartbeats: int
+    load_s: float
+    silent: tuple[int, int]
+    """The silent heartbeats' interval and grace (s)."""
+    dashboard: tuple[float, float]
+    """The window of dashboard calls, as fractions of the load."""
+    cover_compaction: bool
+    """Stretch the load (up to ``max_load_s``) until the housekeeping's second compaction falls inside it."""
+    max_load_s: NotRequired[float]
+    build_timeout_s: float
+    start_timeout_s: float
+
+
+SIZES: dict[str, Size] = {
     "tiny": {"heartbeats": 2_000, "load_s": 10, "silent": (2, 1), "dashboard": (0.2, 0.6),
              "cover_compaction": False, "build_timeout_s": 300, "start_timeout_s": 300},
     "quick": {"heartbeats": 20_000, "load_s": 20, "silent": (5, 2), "dashboard": (0.3, 0.7),
@@ -164,7 +182,7 @@ async def build(spec_path: Path) -> None:
     from shared.snapshots import MonitorState
     from shared.topics import Topics
 
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads(await asyncio.to_thread(spec_path.read_text))
     n, now = spec["heartbeats"], spec["now_ms"]
     silent_interval_s, silent_grace_s = spec["silent"]
     settings = Settings(data_dir=Path(spec["data_dir"]), bootstrap_api_key=API_KEY)
@@ -188,6 +206,7 @@ async def build(spec_path: Path) -> None:
                     interval_s, grace_s = {"probe": (PROBE_INTERVAL_S, 3600), "silent": (silent_interval_s,
                                            silent_grace_s)}.get(kind, (HEALTHY_INTERVAL_S, HEALTHY_GRACE_S))
                     mid = monitor_id(i)
+                    status: MonitorStatus
                     created = now - 86_400_000
                     config = MonitorConfig(id=mid, project_id=project_id, name=f"{kind}-job-{i:07d}",
                                            token=token(i), interval_s=interval_s, grace_s=grace_s,
@@ -213,8 +232,8 @@ async def build(spec_path: Path) -> None:
                 await bus.publish_many(topics.evaluator_state, snapshots)
         finally:
             await bus.close()
-    Path(spec["out"]).write_text(json.dumps({
-        "project_id": project_id, "build_s": time.perf_counter() - t, "built_ms": int(time.time() * 1000),
+    await asyncio.to_thread(Path(spec["out"]).write_text, json.dumps({
+        "project_id": project_id, "build_s": time.perf_counter() - t, "built_ms": now_ms(),
         "bus_bytes": _bus_bytes(settings.data_dir)}))
 
 
@@ -250,7 +269,7 @@ async def load(spec_path: Path) -> None:
     tracker), the timings in binary arrays at the end."""
     import yarl
 
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads(await asyncio.to_thread(spec_path.read_text))
     n, load_s = spec["heartbeats"], spec["load_s"]
     base = f"http://127.0.0.1:{spec['port']}"
     loop = asyncio.get_running_loop()
@@ -296,14 +315,18 @@ async def load(spec_path: Path) -> None:
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         await asyncio.gather(*(sender(http) for _ in range(CONNECTIONS)))
     elapsed = time.time() - start_wall
-    out = Path(spec["out"])
-    for name, values in (("sent", sent_at), ("ms", answer_ms), ("lag", lag_ms), ("code", codes), ("kind", kinds),
-                         ("beat", beats)):
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    columns: dict[str, array.array] = {"sent": sent_at, "ms": answer_ms, "lag": lag_ms, "code": codes, "kind": kinds, "beat": beats}
+    summary = {"start": start_wall, "elapsed_s": elapsed, "count": len(codes), "cpu_s": usage.ru_utime + usage.ru_stime}
+    await asyncio.to_thread(_write_load, Path(spec["out"]), columns, summary)
+
+
+def _write_load(out: Path, columns: dict[str, array.array], summary: dict) -> None:
+    """The load's columns, a binary file each beside ``out``, and its summary in ``out``."""
+    for name, values in columns.items():
         with open(out.with_suffix(f".{name}"), "wb") as f:
             values.tofile(f)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out.write_text(json.dumps({"start": start_wall, "elapsed_s": elapsed, "count": len(codes),
-                               "cpu_s": usage.ru_utime + usage.ru_stime}))
+    out.write_text(json.dumps(summary))
 
 
 def _read_load(out: Path) -> dict:
@@ -329,7 +352,7 @@ async def compact(spec_path: Path) -> None:
     from shared.bus.local import LocalBus
     from shared.settings import Settings
 
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads(await asyncio.to_thread(spec_path.read_text))
     settings = Settings(data_dir=Path(spec["data_dir"]))
     out: dict = {}
     with owning(settings.data_dir):
@@ -375,7 +398,7 @@ async def compact(spec_path: Path) -> None:
                                      "max": max(v, default=float("nan"))} for which, v in values.items()}
         finally:
             await bus.close()
-    Path(spec["out"]).write_text(json.dumps(out))
+    await asyncio.to_thread(Path(spec["out"]).write_text, json.dumps(out))
 
 
 # --- the driver -----------------------------------------------------------------------------------
@@ -541,7 +564,8 @@ def _cpu_ticks(pids: list[int]) -> tuple[int, list[int]]:
 async def _ready(proc, port: int, probe: str, timeout_s: float, started: float) -> dict:
     """Seconds from ``started`` until the port accepts, and until a ping to ``probe`` gets 200."""
     await asyncio.to_thread(wait_port, port, timeout_s, proc)
-    out = {"port_s": time.perf_counter() - started, "before_200": {}}
+    before_200: dict[int, int] = {}
+    out: dict[str, float | dict[int, int]] = {"port_s": time.perf_counter() - started, "before_200": before_200}
     url = f"http://127.0.0.1:{port}/api/heartbeat/{probe}"
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
@@ -555,7 +579,7 @@ async def _ready(proc, port: int, probe: str, timeout_s: float, started: float) 
                 out["ping_s"] = time.perf_counter() - started
                 out["rss"] = _proc_rss(proc.pid)
                 return out
-            out["before_200"][status] = out["before_200"].get(status, 0) + 1
+            before_200[status] = before_200.get(status, 0) + 1
             await asyncio.sleep(0.02)
     raise RuntimeError(f"no ping to an existing heartbeat got 200 within {timeout_s} s")
 
@@ -622,7 +646,7 @@ async def _empty_rss(workdir: Path, timeout_s: float) -> int:
 
 
 async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, load_s: float | None = None) -> dict:
-    size = dict(SIZES[size_name])
+    size = SIZES[size_name].copy()
     n = heartbeats or size["heartbeats"]
     if load_s:
         size["load_s"], size["cover_compaction"] = load_s, False
@@ -632,10 +656,10 @@ async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, 
     await receiver.start()
     try:
         builder = _child("build", workdir, {
-            "data_dir": str(data_dir), "heartbeats": n, "now_ms": int(time.time() * 1000), "silent": size["silent"],
+            "data_dir": str(data_dir), "heartbeats": n, "now_ms": now_ms(), "silent": size["silent"],
             "out": str(workdir / "built.json"), "webhook_url": f"http://127.0.0.1:{receiver.port}/hook"})
         await _wait_child(builder, workdir, "build", size["build_timeout_s"])
-        m["build"] = json.loads((workdir / "built.json").read_text())
+        m["build"] = json.loads(await asyncio.to_thread((workdir / "built.json").read_text))
         m["empty_rss"] = await _empty_rss(workdir, size["start_timeout_s"])
 
         port = free_port()
@@ -660,7 +684,7 @@ async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, 
 
     compactor = _child("compact", workdir, {"data_dir": str(data_dir), "out": str(workdir / "compact.out.json")})
     await _wait_child(compactor, workdir, "compact", size["start_timeout_s"])
-    m["micro_compact"] = json.loads((workdir / "compact.out.json").read_text())
+    m["micro_compact"] = json.loads(await asyncio.to_thread((workdir / "compact.out.json").read_text))
     m["bus_bytes_end"] = _bus_bytes(data_dir)
 
     port = free_port()
@@ -673,7 +697,7 @@ async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, 
     return m
 
 
-async def _soak(m: dict, size: dict, workdir: Path, proc, port: int, http: aiohttp.ClientSession,
+async def _soak(m: dict, size: Size, workdir: Path, proc, port: int, http: aiohttp.ClientSession,
                 receiver: Receiver) -> None:
     n, base = m["heartbeats"], f"http://127.0.0.1:{port}"
     load_s = size["load_s"]
@@ -681,7 +705,7 @@ async def _soak(m: dict, size: dict, workdir: Path, proc, port: int, http: aioht
     # wait for the first, so that neither the start-up nor that pass is in the load; with
     # cover_compaction, stretch the load over the second.
     deadline = time.time() + 300
-    while not _compactions(workdir / "serve.log") and time.time() < deadline:
+    while not _compactions(workdir / "serve.log") and time.time() < deadline:  # noqa: ASYNC110 - another process writes the log: no event to wait on
         await asyncio.sleep(1)
     if size["cover_compaction"]:
         found = _compactions(workdir / "serve.log")
@@ -693,12 +717,18 @@ async def _soak(m: dict, size: dict, workdir: Path, proc, port: int, http: aioht
     m["load_s"], m["silent_window_s"] = load_s, silent_window_s
     m["rss_before_load"] = _proc_rss(proc.pid)
     spec_path = workdir / "load.json"
-    spec_path.write_text(json.dumps({"port": port, "heartbeats": n, "load_s": load_s,
-                                     "silent_window_s": silent_window_s, "out": str(workdir / "load.out")}))
-    with open(workdir / "load.log", "ab") as err:
+    await asyncio.to_thread(spec_path.write_text, json.dumps({
+        "port": port, "heartbeats": n, "load_s": load_s, "silent_window_s": silent_window_s,
+        "out": str(workdir / "load.out")}))
+    err = await asyncio.to_thread(open, workdir / "load.log", "ab")
+    try:
         loader = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.million", "load", str(spec_path), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
             stderr=err, env={**os.environ, "PINGURA_LOG_LEVEL": "warning"})
+    finally:
+        err.close()  # the loader has its own copy
+    assert loader.stdout is not None  # stdout=PIPE
+    loader_out = loader.stdout
     history = History(http, base)
     dashboard = Dashboard(http, base, n)
     started = time.time()
@@ -707,11 +737,9 @@ async def _soak(m: dict, size: dict, workdir: Path, proc, port: int, http: aioht
     cpu_before, cpu_wall = _cpu_ticks(pids), time.monotonic()
 
     async def samples() -> None:
-        while line := await loader.stdout.readline():
-            try:
+        while line := await loader_out.readline():
+            with contextlib.suppress(ValueError):
                 history.offer(json.loads(line))
-            except ValueError:
-                pass
 
     async def sample_rss() -> None:
         while True:
@@ -734,9 +762,9 @@ async def _soak(m: dict, size: dict, workdir: Path, proc, port: int, http: aioht
             raise RuntimeError(f"bench.million load exited with {code}: {(workdir / 'load.log').read_text()[-3000:]}")
         result = _read_load(workdir / "load.out")
         # Detection: wait until every silent heartbeat pinged is down, or DETECTION_TAIL_S past the last deadline.
-        pinged_silent = {monitor_id(i) for i, k, c in zip(result["beat"], result["kind"], result["code"])
+        pinged_silent = {monitor_id(i) for i, k, c in zip(result["beat"], result["kind"], result["code"], strict=True)
                          if k == 2 and c == 200}
-        last_deadline = max((s for s, k in zip(result["sent"], result["kind"]) if k == 2), default=time.time())
+        last_deadline = max((s for s, k in zip(result["sent"], result["kind"], strict=True) if k == 2), default=time.time())
         last_deadline += silent_interval_s + size["silent"][1]
         while time.time() < last_deadline + DETECTION_TAIL_S:
             down = {mid for kind, mid, _, _ in receiver.alerts.values() if kind == "down"}
@@ -752,7 +780,7 @@ async def _soak(m: dict, size: dict, workdir: Path, proc, port: int, http: aioht
     m["rss_end"] = _proc_rss(proc.pid)
     m["rss_samples"] = rss
     m["cpu"] = {name: (after - before) / ticks_s for name, before, after in
-                zip(("server", "load", "bench"), cpu_before[1], cpu_after[1])}
+                zip(("server", "load", "bench"), cpu_before[1], cpu_after[1], strict=True)}
     m["cpu"]["load"] = result["cpu_s"] * os.sysconf("SC_CLK_TCK") / ticks_s  # it exited: its own count
     m["cpu"]["machine"] = (cpu_after[0] - cpu_before[0]) / ticks_s
     m["loadavg"] = os.getloadavg()
@@ -776,7 +804,7 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _pings_in(load: dict, lo: float, hi: float) -> list[float]:
-    return [ms for s, ms in zip(load["sent"], load["ms"]) if lo <= s < hi]
+    return [ms for s, ms in zip(load["sent"], load["ms"], strict=True) if lo <= s < hi]
 
 
 def table(m: dict) -> Table:
@@ -864,7 +892,7 @@ def table(m: dict) -> Table:
           f"{c['compact_s']:.2f} s, {c['removed']:,} removed; append p99 {_ms(c['publish']['during']['p99'])}, "
           f"max {_ms(c['publish']['during']['max'])}; loop lag max {_ms(c['loop_lag']['during']['max'])}", "", "")
 
-    silent = {monitor_id(i) for i, k, c in zip(load["beat"], load["kind"], load["code"]) if k == 2 and c == 200}
+    silent = {monitor_id(i) for i, k, c in zip(load["beat"], load["kind"], load["code"], strict=True) if k == 2 and c == 200}
     healthy_down = [mid for kind, mid, _, _ in m["alerts"]
                     if kind == "down" and role(monitor_number(mid)) in ("healthy", "probe")]
     delays = [arrived - at for kind, mid, at, arrived in m["alerts"] if kind == "down" and mid in silent]

@@ -34,6 +34,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
+from shared.clock import now_ms
 
 SIZES = {
     # rows in all, monitors in all (one of them the large one), rows of the large one
@@ -242,7 +243,7 @@ async def _diagnose(ch, key: tuple[str, str]) -> dict:
     t = time.perf_counter()
     for _ in range(20):
         await ch.query("SELECT 1")
-    out = {"select_1_ms": (time.perf_counter() - t) * 50}
+    out: dict[str, float | dict[str, float | str | int]] = {"select_1_ms": (time.perf_counter() - t) * 50}
     params = {"project_id": key[0], "monitor_id": key[1], "limit": 51}
     for name, select in (("final", store_module._ROW_SELECT),
                          ("no_final", store_module._ROW_SELECT.replace("FROM checkins FINAL", "FROM checkins"))):
@@ -457,7 +458,7 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     size = SIZES[size_name]
     data_dir = workdir / "data"
     ids = await _create_monitors(data_dir, workdir, size["api_monitors"])
-    spec = {**size, **ids, "data_dir": str(data_dir), "now_ms": int(time.time() * 1000)}
+    spec = {**size, **ids, "data_dir": str(data_dir), "now_ms": now_ms()}
     timeout = WORKER_TIMEOUT_S[size_name]
     loaded = await _run_worker(workdir, {**spec, "load": True, "optimize": False}, "as-loaded", timeout)
     http = await _http_stage(data_dir, workdir, spec, size["http_samples"])
