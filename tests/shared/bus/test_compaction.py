@@ -41,10 +41,14 @@ def removed_some(tmp_path, appended: int) -> bool:
 async def read_all(consumer, until: dict, timeout_s: float = 10) -> list:
     """Poll until every partition reached ``until`` (partition -> end offset)."""
     records = []
-    deadline = time.monotonic() + timeout_s
-    while not await consumer.reached(until):
-        assert time.monotonic() < deadline, "the consumer did not catch up"
+
+    async def caught_up() -> bool:
+        if await consumer.reached(until):
+            return True
         records.extend(await consumer.poll(max_records=50, timeout_ms=100))
+        return False
+
+    await eventually(caught_up, timeout_s=timeout_s, interval_s=0)
     return records
 
 

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from shared.bus import TopicSpec, partition_for
 from shared.bus.local import LocalBus
 from shared.settings import Settings
+from tests.polling import eventually
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -76,11 +77,15 @@ async def make_bus(request, tmp_path, topic_prefix):
 
 
 async def read_all(consumer, count, timeout_s=20):
+    """Poll until ``count`` records have come (more if a poll brings them); fail after ``timeout_s``."""
     records = []
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while len(records) < count and loop.time() < deadline:
-        records += await consumer.poll(timeout_ms=500)
+
+    async def enough() -> bool:
+        records.extend(await consumer.poll(timeout_ms=500))
+        assert len(records) >= count, f"{len(records)} of {count} records: {records[-3:]}"
+        return True
+
+    await eventually(enough, timeout_s=timeout_s, interval_s=0)
     return records
 
 
@@ -169,12 +174,12 @@ async def test_a_group_skips_nothing_published_after_retention_emptied_its_topic
 
     bus = await make_bus.restart(bus)
     assert await bus.publish(topic, "m", b"after") == 5
+    assert await bus.publish(topic, "m", b"later") == 6  # read next: nothing else comes between
     consumer = bus.consumer([topic], group=group)
     await consumer.start()
-    records = await read_all(consumer, 1)
-    records += await consumer.poll(timeout_ms=300)  # and nothing else comes
+    records = await read_all(consumer, 2)
     await consumer.close()
-    assert [(r.partition, r.offset, r.value) for r in records] == [(partition, 5, b"after")]
+    assert [(r.partition, r.offset, r.value) for r in records] == [(partition, 5, b"after"), (partition, 6, b"later")]
 
 
 async def test_a_group_behind_what_retention_kept_resumes_at_the_oldest_record_kept(make_bus, topic_prefix):
@@ -183,7 +188,7 @@ async def test_a_group_behind_what_retention_kept_resumes_at_the_oldest_record_k
     partition = partition_for("m", bus.partitions(topic))
     for i in range(3):
         await bus.publish(topic, "m", f"a{i}".encode())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # wall-clock time passes: between_ms falls strictly between the two batches
     between_ms = int(time.time() * 1000)
     await asyncio.sleep(0.01)
     for i in range(3, 5):
@@ -200,10 +205,11 @@ async def test_a_group_behind_what_retention_kept_resumes_at_the_oldest_record_k
     with capture_logs() as logs:
         await consumer.start()
         records = await read_all(consumer, 2)
+        # Alerts nobody was sent: said so (on Kafka by a check that runs beside the reads).
+        expired = await eventually(lambda: [e for e in logs if e["event"].endswith(".records_expired_unread")])
     await consumer.close()
     assert [(r.offset, r.value) for r in records] == [(3, b"a3"), (4, b"a4")]
-    expired = [e for e in logs if e["event"].endswith(".records_expired_unread")]
-    assert [(e["committed"], e["first"]) for e in expired] == [(1, 3)]  # alerts nobody was sent: say so
+    assert [(e["committed"], e["first"]) for e in expired] == [(1, 3)]
 
 
 async def test_a_view_of_a_partition_retention_emptied_starts_at_its_end(make_bus, topic_prefix):

@@ -86,7 +86,8 @@ async def test_a_poll_waits_for_new_records(bus):
     consumer = bus.consumer(["t"], group="g")
     await consumer.start()
     waiter = asyncio.create_task(consumer.poll(timeout_ms=5000))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the poll is parked, waiting, before the record exists: what is under test
+    assert not waiter.done()
     await bus.publish("t", "k", b"late")
     records = await asyncio.wait_for(waiter, 2)
     assert [r.value for r in records] == [b"late"]
