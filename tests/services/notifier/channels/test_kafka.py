@@ -8,7 +8,7 @@ import ipaddress
 import socket
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.admin import ApiVersionResponse_v0
 from aiokafka.protocol.metadata import MetadataResponse_v0
@@ -18,6 +18,7 @@ from services.notifier.channels.kafka import KafkaChannel, KafkaProducers
 from services.notifier.sending import Senders
 from shared.events import decode, encode
 from shared.settings import Settings
+from tests.polling import eventually
 from tests.services.notifier.support import make_alert
 
 
@@ -50,26 +51,34 @@ async def create_topic(bootstrap: str, topic: str) -> None:
         await admin.close()
 
 
-async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.0, timeout_s: float = 20.0):
-    """Every record of ``topic``, read until none came for ``settle_s``."""
+END_MARK = b"-- the end of what the test sent --"
+
+
+async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0):
+    """Every record of ``topic`` (one partition) the test sent. The channel's sends were
+    acknowledged before they returned, so a mark written now comes after all of them: reading
+    up to it misses nothing, and nothing more can come, without waiting for a quiet spell."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, END_MARK)
+    finally:
+        await producer.stop()
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     records = []
+
+    async def up_to_the_mark() -> bool:
+        batch = await consumer.getmany(timeout_ms=200)
+        records.extend(record for part in batch.values() for record in part)
+        return any(record.value == END_MARK for record in records)
+
     try:
-        loop = asyncio.get_running_loop()
-        deadline, quiet_since = loop.time() + timeout_s, None
-        while loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            got = [record for part in batch.values() for record in part]
-            records += got
-            if got or not records:
-                quiet_since = loop.time()
-            elif loop.time() - quiet_since > settle_s:
-                break
+        await eventually(up_to_the_mark, timeout_s=timeout_s, interval_s=0)
     finally:
         await consumer.stop()
-    return records
+    return records[:[record.value for record in records].index(END_MARK)]
 
 
 # on a real broker -------------------------------------------------------------------------
