@@ -190,7 +190,7 @@ async def run(settings: Settings, names: tuple[str, ...], ready: Callable[[int],
             else:
                 site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
                 await site.start()
-                port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+                port = runner.addresses[0][1]
         else:
             port = 0
         # The bus writer thread commits pings; while the loop runs a long pure-Python step

@@ -138,7 +138,7 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = runner.addresses[0][1]
         if ready_fd is not None:
             os.write(ready_fd, f"{port}\n".encode())
             os.close(ready_fd)

@@ -25,14 +25,14 @@ import base64
 import binascii
 import heapq
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, Literal, TypeVar, get_args
 
 import msgspec
 from sortedcontainers import SortedList
 
 from services.query.status_view import CurrentStatus, StatusView, notify_all, shown_status_name
-from shared.bus.view import PackedConfigView
+from shared.bus.view import Keyed, PackedConfigView
 from shared.errors import PinguraError
 from shared.events import STATUSES, MonitorConfig
 
@@ -47,7 +47,7 @@ PROBLEM_GROUPS = (("down",), ("late",), tuple(s for s in STATUSES if s not in ("
 SCAN_STEP = 2000
 """Entries a filtered scan looks at between two yields to the event loop (~1 ms)."""
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Keyed)
 ConfigListener = Callable[[str, "T | None", "T | None"], None]
 
 
@@ -66,7 +66,7 @@ class WatchedConfigView(PackedConfigView[T], Generic[T]):
     def put(self, event: T) -> bool:
         if not self._listeners:  # building at start: no decoding of what it replaces
             return super().put(event)
-        key = sys.intern(event.id)  # type: ignore[attr-defined]
+        key = sys.intern(event.id)
         before = self.get(key)
         changed = super().put(event)
         if changed:
@@ -116,7 +116,7 @@ class _Index:
 
     __slots__ = ("created", "name")
 
-    def __init__(self, entries: list[_Entry] = ()):  # type: ignore[assignment]
+    def __init__(self, entries: Sequence[_Entry] = ()) -> None:
         self.name = SortedList(e.name_key for e in entries)  # one sort, not one insert each
         self.created = SortedList(e.created_key for e in entries)
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import msgspec
 import structlog
@@ -23,7 +23,16 @@ from shared.bus.base import Bus, Consumer, Record
 from shared.events import decode
 
 log = structlog.get_logger()
-T = TypeVar("T")
+
+
+class Keyed(Protocol):
+    """What a config view holds: records that name what they configure."""
+
+    @property
+    def id(self) -> str: ...
+
+
+T = TypeVar("T", bound=Keyed)
 APPLY_SLICE = 1000
 """Records a follower applies between two turns of the loop (about a millisecond of work)."""
 
@@ -191,7 +200,7 @@ class ConfigView(Mapping[str, T], Generic[T]):
     def put(self, event: T) -> bool:
         """Apply one config; True if the view changed (it was stored, or deleted)."""
         # Interned: the other views and indexes of the process keyed by the same ids share it.
-        key = sys.intern(event.id)  # type: ignore[attr-defined]
+        key = sys.intern(event.id)
         revision = self._revision(event)
         current = self._items.get(key)
         if current is not None and revision < self._revision(self._unpack(current)):
