@@ -159,7 +159,7 @@ async def test_it_saves_a_snapshot_now_and_then_once_enough_changed(tmp_path):
     path = tmp_path / "tokens.snapshot"
     await add_monitor(bus, new_token(), monitor_id="hb_a")
     await index.sync()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # four snapshot intervals pass (the timer under test): it looks, and does not save
     assert not path.exists()  # one change is not enough
     for name in ("hb_b", "hb_c"):
         await add_monitor(bus, new_token(), monitor_id=name)

@@ -49,7 +49,7 @@ async def test_it_closes_a_connection_that_sends_half_a_request_line_while_servi
     served, path = served
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     writer.write(b"POST /api/heartbeat/")
-    await asyncio.sleep(HEAD_TIMEOUT_S / 2)
+    await asyncio.sleep(HEAD_TIMEOUT_S / 2)  # half its head timeout passes with the head unfinished
     assert status_of(await exchange(served.port, request("POST", path))) == 200  # another connection is served
     assert await closed_after(reader, HEAD_TIMEOUT_S + 1) <= HEAD_TIMEOUT_S
     writer.close()
@@ -69,7 +69,7 @@ async def test_a_head_dribbled_byte_by_byte_is_cut_off_by_the_deadline_not_renew
     async def dribble():
         for byte in request("POST", path):  # about 5 s at this pace
             writer.write(bytes([byte]))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the slow client under test
 
     task = asyncio.create_task(dribble())
     assert await closed_after(reader, HEAD_TIMEOUT_S + 1) <= HEAD_TIMEOUT_S + 0.2

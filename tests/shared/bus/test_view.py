@@ -73,7 +73,7 @@ async def test_a_follower_closes_promptly_while_records_keep_arriving(tmp_path):
     for _ in range(30):
         follower = TopicFollower(bus, "c", lambda records: None, poll_timeout_ms=50)
         await follower.start()
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.005)  # let it follow a moment, records arriving, before the close under test
         async with asyncio.timeout(5):
             await follower.close()
     publishing = False
