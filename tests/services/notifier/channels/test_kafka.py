@@ -8,7 +8,7 @@ import ipaddress
 import socket
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.protocol.admin import ApiVersionResponse_v0
 from aiokafka.protocol.metadata import MetadataResponse_v0
@@ -67,7 +67,7 @@ async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0):
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
-    records = []
+    records: list[ConsumerRecord] = []
 
     async def up_to_the_mark() -> bool:
         batch = await consumer.getmany(timeout_ms=200)
