@@ -22,8 +22,8 @@ topic                     key (partition key)        events
 ``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`,
                                                      :class:`RunMeasured`
 ``alerts``                monitor id                 :class:`Alert` (public interface)
-``evaluator-state``       monitor id                 :class:`MonitorSnapshot` (compacted)
-(compacted)
+``evaluator-state``       monitor id (``""``: the    :class:`MonitorSnapshot`,
+(compacted)               partition's own record)    :class:`PartitionSnapshot`
 ``deliveries``            monitor id (``""`` for a   :class:`DeliveryAttempt`; :class:`Delivery`
                           test notification)         (written by notifiers before attempts were)
 ``dead-letters``          original key               :class:`DeadLetter`
@@ -332,6 +332,27 @@ class MonitorSnapshot(Event, tag="snapshot", kw_only=True):
     in snapshots written before it existed."""
 
 
+class PartitionSnapshot(Event, tag="partition_snapshot", kw_only=True):
+    """The evaluator's state of one ``pings`` partition as a whole (what belongs to no one
+    monitor: the outages of Pingura it saw), and the ``pings`` offset it reflects.
+
+    Key: ``""``, written into partition ``partition`` (one per partition). Compacted, beside
+    the :class:`MonitorSnapshot` records; written only when it changed. None in a partition
+    means nothing is known of it (no outages).
+    """
+
+    partition: int
+    offset: int
+    clock_ms: int = 0
+    """The partition's event-time clock when the snapshot was taken."""
+    state: msgspec.Raw
+    """The partition's state in the layout ``state_v`` names: declared in ``shared.snapshots``
+    (:class:`~shared.snapshots.PartitionState`); read it with
+    ``shared.snapshots.decode_partition_state``."""
+    state_v: int = 1
+    """The layout version of ``state`` (``shared.snapshots.PARTITION_STATE_VERSION``)."""
+
+
 class Delivery(Event, tag="delivery", kw_only=True):
     """The notifier delivered (or finally gave up on) one alert to one channel. Key: ``monitor_id``.
 
@@ -409,7 +430,7 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
     at_ms: int
 
 
-AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | SessionRevoked | StatusChanged | Missed | RunMeasured | Alert | MonitorSnapshot | Delivery | DeliveryAttempt | DeadLetter
+AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | SessionRevoked | StatusChanged | Missed | RunMeasured | Alert | MonitorSnapshot | PartitionSnapshot | Delivery | DeliveryAttempt | DeadLetter
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

@@ -1,4 +1,6 @@
-"""The evaluator's snapshot of one monitor: the ``state`` inside a ``MonitorSnapshot``.
+"""The evaluator's snapshot of one monitor: the ``state`` inside a ``MonitorSnapshot``; and of
+one partition as a whole: the ``state`` inside a ``PartitionSnapshot`` (:class:`PartitionState`,
+at the end).
 
 A sibling of ``shared.events`` (which declares the envelope, :class:`~shared.events.MonitorSnapshot`,
 on the compacted ``evaluator-state`` topic): this module declares what its ``state`` holds,
@@ -27,7 +29,7 @@ from typing import Literal
 import msgspec
 
 from shared.errors import PinguraError
-from shared.events import MonitorSnapshot, MonitorStatus
+from shared.events import MonitorSnapshot, MonitorStatus, PartitionSnapshot
 
 STATE_VERSION = 1
 """The layout of :class:`MonitorState` as this code writes it (``MonitorSnapshot.state_v``)."""
@@ -154,9 +156,29 @@ class UnreadableSnapshot(PinguraError, ValueError):
     """A snapshot's state this code cannot read (malformed, or a layout version it does not know)."""
 
 
+OutageSpan = tuple[int, int]
+"""An outage of Pingura: ``(last tick before, first tick after)`` the clock stopped."""
+
+PARTITION_STATE_VERSION = 1
+"""The layout of :class:`PartitionState` as this code writes it (``PartitionSnapshot.state_v``)."""
+
+
+class PartitionState(msgspec.Struct, frozen=True):
+    """What the evaluator knows of one ``pings`` partition beyond its monitors (version
+    :data:`PARTITION_STATE_VERSION`). One per partition, so an object with names, not an array:
+    a new optional field is a compatible change wherever it goes, and older readers ignore it.
+    A partition without one knows nothing of it: no outages."""
+
+    outages: tuple[OutageSpan, ...] = ()
+    """The outages of Pingura seen in this partition, oldest first, the newest
+    ``MAX_OUTAGES`` (16) at most: a window they overlapped is skipped, not missed, however
+    many restarts come before its deadline."""
+
+
 _encoder = msgspec.json.Encoder()
 _decoders = {1: msgspec.json.Decoder(MonitorState)}
 """Each layout version this code reads, and how (one today)."""
+_partition_decoders = {1: msgspec.json.Decoder(PartitionState)}
 
 
 def encode_state(state: MonitorState) -> msgspec.Raw:
@@ -176,7 +198,26 @@ def decode_state(snapshot: MonitorSnapshot) -> MonitorState:
         raise UnreadableSnapshot(str(exc)) from None
 
 
+def encode_partition_state(state: PartitionState) -> msgspec.Raw:
+    """``state`` as a ``PartitionSnapshot``'s ``state`` (layout :data:`PARTITION_STATE_VERSION`)."""
+    return msgspec.Raw(_encoder.encode(state))
+
+
+def decode_partition_state(snapshot: PartitionSnapshot) -> PartitionState:
+    """The partition state a snapshot carries; UnreadableSnapshot if this code knows no such
+    layout (a newer evaluator's: the reader then knows no outages, as before they were kept)."""
+    decoder = _partition_decoders.get(snapshot.state_v)
+    if decoder is None:
+        raise UnreadableSnapshot(
+            f"partition state layout v{snapshot.state_v} is newer than this reader (v{PARTITION_STATE_VERSION})")
+    try:
+        return decoder.decode(snapshot.state)
+    except msgspec.DecodeError as exc:
+        raise UnreadableSnapshot(str(exc)) from None
+
+
 __all__ = [
-    "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind", "Extra", "MonitorState", "Reason", "Rules", "Run", "UnreadableSnapshot",
-    "decode_state", "encode_state",
+    "PARTITION_STATE_VERSION", "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind", "Extra", "MonitorState",
+    "OutageSpan", "PartitionState", "Reason", "Rules", "Run", "UnreadableSnapshot",
+    "decode_partition_state", "decode_state", "encode_partition_state", "encode_state",
 ]  # fmt: skip

@@ -26,7 +26,7 @@ import structlog
 from services.evaluator.schedule import next_run_ms
 from shared.bus import Bus, Record
 from shared.bus.view import TopicFollower, decode_as
-from shared.events import MonitorConfig, MonitorSnapshot, MonitorStatus
+from shared.events import MonitorConfig, MonitorSnapshot, MonitorStatus, PartitionSnapshot
 from shared.snapshots import SHARED_REASONS, MonitorState, UnreadableSnapshot, decode_state
 from shared.topics import Topics
 
@@ -147,9 +147,9 @@ class StatusView:
 
     def _apply(self, records: list[Record]) -> None:
         for record in records:
-            snapshot = decode_as(record, MonitorSnapshot, "query.status_view.poison")
-            if snapshot is None:
-                continue
+            snapshot = decode_as(record, (MonitorSnapshot, PartitionSnapshot), "query.status_view.poison")
+            if not isinstance(snapshot, MonitorSnapshot):
+                continue  # unreadable, or the evaluator's own record of a partition (no monitor's status)
             try:
                 state = decode_state(snapshot)
             except UnreadableSnapshot as exc:  # a snapshot we cannot read: keep the last one

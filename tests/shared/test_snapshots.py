@@ -16,8 +16,18 @@ import pytest
 
 from services.evaluator.logic import PartitionEvaluator
 from services.query.status_view import status_of
-from shared.events import MonitorSnapshot, decode
-from shared.snapshots import STATE_VERSION, MonitorState, UnreadableSnapshot, decode_state, encode_state
+from shared.events import MonitorSnapshot, PartitionSnapshot, decode, encode
+from shared.snapshots import (
+    PARTITION_STATE_VERSION,
+    STATE_VERSION,
+    MonitorState,
+    PartitionState,
+    UnreadableSnapshot,
+    decode_partition_state,
+    decode_state,
+    encode_partition_state,
+    encode_state,
+)
 
 HERE = Path(__file__).parent / "snapshots"
 RECORDS = (HERE / "v1-records.jsonl").read_bytes().splitlines()
@@ -96,3 +106,44 @@ def test_a_layout_this_reader_does_not_know_is_refused_not_misread():
     with pytest.raises(UnreadableSnapshot):
         decode_state(msgspec.structs.replace(newer, state_v=1, state=msgspec.Raw(b'{"not": "a state"}')))
 
+
+
+# The partition's own record (``PartitionSnapshot``): what belongs to no one monitor.
+
+
+def test_a_partition_s_outages_are_written_and_read_back_whole():
+    state = PartitionState(outages=((50_000, 100_000), (200_000, 260_000)))
+    snapshot = decode(encode(PartitionSnapshot(partition=3, offset=7, state=encode_partition_state(state),
+                                               state_v=PARTITION_STATE_VERSION)))  # fmt: skip
+    assert isinstance(snapshot, PartitionSnapshot) and decode_partition_state(snapshot) == state
+    assert msgspec.json.decode(snapshot.state) == {"outages": [[50_000, 100_000], [200_000, 260_000]]}
+
+
+def test_a_partition_state_without_a_field_takes_its_default_and_unknown_fields_are_ignored():
+    snapshot = PartitionSnapshot(partition=0, offset=0, state=msgspec.Raw(b'{"later": 1}'))
+    assert decode_partition_state(snapshot) == PartitionState(outages=())
+
+
+def test_a_partition_layout_this_reader_does_not_know_is_refused_not_misread():
+    newer = PartitionSnapshot(partition=0, offset=0, state=msgspec.Raw(b"{}"), state_v=PARTITION_STATE_VERSION + 1)
+    with pytest.raises(UnreadableSnapshot, match="newer"):
+        decode_partition_state(newer)
+    with pytest.raises(UnreadableSnapshot):
+        decode_partition_state(msgspec.structs.replace(newer, state_v=1, state=msgspec.Raw(b"[1, 2]")))
+
+
+def test_the_evaluator_restores_a_partition_s_outages_as_it_saw_them():
+    seen = PartitionEvaluator(0, outage_gap_ms=30_000)
+    seen.advance(50_000)
+    seen.advance(100_000)
+    own = seen.partition_changed()
+    assert own is not None and own.outages == ((50_000, 100_000),)
+    seen.saved([], own)
+    assert seen.partition_changed() is None  # written once, until the next outage
+
+    restored = PartitionEvaluator(0, outage_gap_ms=30_000)
+    restored.restore_partition(own)
+    assert restored.outages == [(50_000, 100_000)] and restored.partition_changed() is None
+    restored.last_tick_ms = 50_000  # replayed from before the snapshot: the same outage, not a second one
+    restored.advance(100_000)
+    assert restored.outages == [(50_000, 100_000)]
