@@ -1,10 +1,12 @@
-"""Evaluator state on the bus: snapshots of monitor state in a compacted topic.
+"""Evaluator state on the bus: snapshots of monitor state in a compacted topic, and one of
+each partition's own state (the outages of Pingura it saw; key ``""``) beside them.
 
 Each snapshot records the ``pings`` offset it reflects; its state is the public layout
 declared in ``shared.snapshots``. The evaluator writes the
-snapshots of changed monitors, *then* commits its input offset, so after a crash it
-restores state at or past the committed offset and replays the rest; the per-monitor
-``applied_offset`` makes that replay skip what a snapshot already holds.
+snapshots of changed monitors (and of the partition, if it changed), *then* commits its input
+offset, so after a crash it restores state at or past the committed offset and replays the
+rest; the per-monitor ``applied_offset`` makes that replay skip what a snapshot already holds
+(an outage replayed is already among the partition's and is not added twice).
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ import structlog
 from services.evaluator.logic import Output, PartitionEvaluator
 from shared.bus import Bus, Record
 from shared.bus.view import APPLY_SLICE, decode_as, drain
-from shared.events import MonitorConfig, MonitorSnapshot, encode
-from shared.snapshots import STATE_VERSION, UnreadableSnapshot, decode_state, encode_state
+from shared.events import MonitorConfig, MonitorSnapshot, PartitionSnapshot, encode
+from shared.snapshots import (
+    PARTITION_STATE_VERSION,
+    STATE_VERSION,
+    UnreadableSnapshot,
+    decode_partition_state,
+    decode_state,
+    encode_partition_state,
+    encode_state,
+)
 from shared.topics import Topics
 
 log = structlog.get_logger()
@@ -33,13 +43,16 @@ class StateStore:
         returns the number of snapshots read."""
 
         def apply(record: Record) -> None:
-            snapshot = decode_as(record, MonitorSnapshot, "evaluator.snapshot.poison")
+            snapshot = decode_as(record, (MonitorSnapshot, PartitionSnapshot), "evaluator.snapshot.poison")
             evaluator = evaluators.get(record.partition)
             if snapshot is None or evaluator is None:
                 return
             try:
+                if isinstance(snapshot, PartitionSnapshot):
+                    evaluator.restore_partition(decode_partition_state(snapshot))
+                    return
                 state = decode_state(snapshot)
-            except UnreadableSnapshot as exc:  # config rebuilds it; don't stop
+            except UnreadableSnapshot as exc:  # config rebuilds a monitor; a partition knows no outages. Don't stop
                 log.warning("evaluator.snapshot.unreadable", partition=record.partition, offset=record.offset, error=str(exc))
                 return
             state.applied_offset = snapshot.offset
@@ -56,9 +69,10 @@ class StateStore:
             await reader.close()
 
     async def save(self, evaluator: PartitionEvaluator, offset: int) -> int:
-        """Write snapshots of the monitors changed since the last save, at ``offset``."""
+        """Write snapshots of the monitors changed since the last save, and of the partition
+        if it changed, at ``offset``; returns the number of monitor snapshots."""
         items = []
-        changed = evaluator.changed()
+        changed, partition = evaluator.changed(), evaluator.partition_changed()
         for n, state in enumerate(changed):
             if n and not n % APPLY_SLICE:
                 await asyncio.sleep(0)  # a second of pings at 3,300/s is 3,300 snapshots to encode
@@ -73,7 +87,11 @@ class StateStore:
             )
             items.append((state.monitor_id, encode(snapshot)))
         await self._bus.publish_many(self._topics.evaluator_state, items)
-        evaluator.saved(changed)  # only now: a failed or cancelled write leaves them dirty
+        if partition is not None:  # key "" in its own partition (keys of monitors go by hash)
+            own = PartitionSnapshot(partition=evaluator.partition, offset=offset, clock_ms=evaluator.clock_ms,
+                                    state=encode_partition_state(partition), state_v=PARTITION_STATE_VERSION)
+            await self._bus.publish(self._topics.evaluator_state, "", encode(own), partition=evaluator.partition)
+        evaluator.saved(changed, partition)  # only now: a failed or cancelled write leaves them dirty
         return len(items)
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 from services.evaluator.logic.deadlines import next_deadline
 from services.evaluator.logic.monitor import set_status
 from services.evaluator.logic.outputs import Output
-from shared.snapshots import MonitorState, Reason
+from shared.snapshots import MonitorState, OutageSpan, Reason
 
 MAX_OUTAGES = 16
-"""Outages of Pingura itself kept in memory (the newest): enough for any window still open."""
+"""Outages of Pingura itself kept (the newest), in memory and in the partition's snapshot: a
+bound on what a snapshot carries, and enough for any window still open unless Pingura stopped
+more than 16 times within one window."""
 
 
-def gap(last_tick_ms: int, tick_ms: int, outage_gap_ms: int) -> tuple[int, int] | None:
+def gap(last_tick_ms: int, tick_ms: int, outage_gap_ms: int) -> OutageSpan | None:
     """``(last tick before, first tick after)`` if the clock stopped between the two ticks
     (``outage_gap_ms`` 0: never; no tick before: nothing to compare with)."""
     if outage_gap_ms and last_tick_ms and tick_ms - last_tick_ms > outage_gap_ms:
@@ -21,7 +23,7 @@ def gap(last_tick_ms: int, tick_ms: int, outage_gap_ms: int) -> tuple[int, int] 
     return None
 
 
-def skip_windows(state: MonitorState, outages: list[tuple[int, int]], clock_ms: int, ready: int) -> tuple[int, list[Output]]:
+def skip_windows(state: MonitorState, outages: list[OutageSpan], clock_ms: int, ready: int) -> tuple[int, list[Output]]:
     """Pass over the due windows (deadline up to ``ready``) an outage overlapped: the job may
     have checked in while nothing was there to receive it. Each moves the deadline one window
     on, as a miss would, but counts no problem and alerts no one. A monitor shown late for such

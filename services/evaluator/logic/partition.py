@@ -20,7 +20,7 @@ from services.evaluator.logic.outputs import Outage, Output
 from services.evaluator.logic.runs import mark_overran, overrun_at, start_run
 from services.evaluator.logic.wheel import TimerWheel
 from shared.events import MonitorConfig, Ping
-from shared.snapshots import SHARED_REASONS, Extra, MonitorState, Reason, Rules
+from shared.snapshots import SHARED_REASONS, Extra, MonitorState, OutageSpan, PartitionState, Reason, Rules
 
 
 class PartitionEvaluator:
@@ -33,8 +33,12 @@ class PartitionEvaluator:
         self.clock_ms = 0
         self.last_tick_ms = 0
         """The newest tick applied (0: none yet). The adapter sets it from the log on start."""
-        self.outages: list[tuple[int, int]] = []
-        """``(last tick before, first tick after)`` of each outage seen, oldest first."""
+        self.outages: list[OutageSpan] = []
+        """``(last tick before, first tick after)`` of each outage seen, oldest first (the
+        newest ``MAX_OUTAGES``); part of the partition's own snapshot, so that a restart or a
+        hand-off still skips the windows they overlapped."""
+        self.outages_changed = False
+        """The outages changed since the adapter last took the partition's snapshot."""
         self.skipped_windows = 0
         """Check-in windows skipped because an outage overlapped them, in all."""
         self.dirty: set[str] = set()
@@ -149,9 +153,10 @@ class PartitionEvaluator:
         """
         outage = gap(self.last_tick_ms, clock_ms, self.outage_gap_ms) if self.outage_gap_ms else None
         skipped_before = self.skipped_windows
-        if outage is not None:
+        if outage is not None and outage not in self.outages:  # (in: replayed after a snapshot that has it)
             self.outages.append(outage)
             del self.outages[:-MAX_OUTAGES]
+            self.outages_changed = True
         if clock_ms > self.last_tick_ms:
             self.last_tick_ms = clock_ms
         if clock_ms > self.clock_ms:
@@ -178,7 +183,7 @@ class PartitionEvaluator:
             outputs.append(self._outage(outage, skipped_before))
         return outputs
 
-    def _outage(self, outage: tuple[int, int], skipped_before: int) -> Outage:
+    def _outage(self, outage: OutageSpan, skipped_before: int) -> Outage:
         return Outage(self.partition, *outage, windows_skipped=self.skipped_windows - skipped_before)
 
     def _check(self, state: MonitorState) -> list[Output]:
@@ -269,12 +274,24 @@ class PartitionEvaluator:
         self._schedule(state)
         self.dirty.discard(state.monitor_id)
 
+    def restore_partition(self, state: PartitionState) -> None:
+        """Take the partition's own decoded snapshot (the newest wins: it holds all they did)."""
+        self.outages = list(state.outages[-MAX_OUTAGES:])
+        self.outages_changed = False
+
     def changed(self) -> list[MonitorState]:
         """The monitors changed since the last snapshot."""
         return [self.monitors[m] for m in self.dirty if m in self.monitors]
 
-    def saved(self, states: list[MonitorState]) -> None:
-        """Their snapshots are durable: they are clean again."""
+    def partition_changed(self) -> PartitionState | None:
+        """The partition's own state if it changed since its last snapshot (else None: most
+        checkpoints write none)."""
+        return PartitionState(outages=tuple(self.outages)) if self.outages_changed else None
+
+    def saved(self, states: list[MonitorState], partition: PartitionState | None = None) -> None:
+        """Their snapshots (and ``partition``'s, if given) are durable: they are clean again."""
+        if partition is not None and partition.outages == tuple(self.outages):
+            self.outages_changed = False
         for state in states:
             self.dirty.discard(state.monitor_id)
         if all(m not in self.monitors for m in self.dirty):  # only deleted ones left, if any
