@@ -19,8 +19,9 @@ def kafka_broker(workdir: Path):
         yield os.environ["PINGURA_KAFKA_BOOTSTRAP"]
         return
     directory = workdir / "kafka"
-    out = subprocess.run([str(KAFKA_LOCAL), "start", "--dir", str(directory)], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [str(KAFKA_LOCAL), "start", "--dir", str(directory)], capture_output=True, text=True, timeout=300
+    )
     if out.returncode != 0:
         raise RuntimeError(f"could not start a Kafka broker: {out.stderr[-1000:]}")
     try:

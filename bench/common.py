@@ -32,11 +32,15 @@ class Table:
 
     def render(self) -> str:
         cells = [[_fmt(v) for v in row] for row in self.rows]
-        widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(self.columns)]
+        widths = [
+            max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(self.columns)
+        ]
         line = "| " + " | ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=False)) + " |"
         sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         body = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=False)) + " |" for r in cells]
-        return "\n".join([f"### {self.title}", "", line, sep, *body, *(["", *self.notes] if self.notes else [])])
+        return "\n".join(
+            [f"### {self.title}", "", line, sep, *body, *(["", *self.notes] if self.notes else [])]
+        )
 
     def as_dict(self) -> dict:
         return {"title": self.title, "columns": self.columns, "rows": self.rows, "notes": self.notes}
@@ -72,8 +76,13 @@ def machine() -> dict:
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_gib": round(mem_gib, 1), "cpu": model,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_gib, 1),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def free_port() -> int:
@@ -113,8 +122,13 @@ def wait_ready(port: int, timeout_s: float = 60, proc: subprocess.Popen | None =
 
 def spawn(args: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child writes to it for its whole life
-    return subprocess.Popen([sys.executable, *args], env={**os.environ, **(env or {})}, stdout=out,
-                            stderr=subprocess.STDOUT, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:

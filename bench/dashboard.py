@@ -62,12 +62,36 @@ if TYPE_CHECKING:
 SIZES = {
     # heartbeats in the project; check-ins of the detail heartbeat; timed rounds per page (each
     # round calls every row once), and a time budget per page after which the rounds stop.
-    "tiny": {"heartbeats": 300, "checkins": 5_000, "list_rounds": 8, "detail_rounds": 6, "budget_s": 60,
-             "chain_min_s": 1, "chain_budget_s": 30, "idle_s": 2},
-    "quick": {"heartbeats": 5_000, "checkins": 50_000, "list_rounds": 150, "detail_rounds": 40, "budget_s": 60,
-              "chain_min_s": 5, "chain_budget_s": 30, "idle_s": 10},
-    "full": {"heartbeats": 100_000, "checkins": 1_000_000, "list_rounds": 200, "detail_rounds": 100,
-             "budget_s": 300, "chain_min_s": 10, "chain_budget_s": 180, "idle_s": 30},
+    "tiny": {
+        "heartbeats": 300,
+        "checkins": 5_000,
+        "list_rounds": 8,
+        "detail_rounds": 6,
+        "budget_s": 60,
+        "chain_min_s": 1,
+        "chain_budget_s": 30,
+        "idle_s": 2,
+    },
+    "quick": {
+        "heartbeats": 5_000,
+        "checkins": 50_000,
+        "list_rounds": 150,
+        "detail_rounds": 40,
+        "budget_s": 60,
+        "chain_min_s": 5,
+        "chain_budget_s": 30,
+        "idle_s": 10,
+    },
+    "full": {
+        "heartbeats": 100_000,
+        "checkins": 1_000_000,
+        "list_rounds": 200,
+        "detail_rounds": 100,
+        "budget_s": 300,
+        "chain_min_s": 10,
+        "chain_budget_s": 180,
+        "idle_s": 30,
+    },
 }
 API_KEY = "pk_bench_" + "d" * 40
 PAGE_ROWS = 50  # what list.js and detail.js ask for
@@ -83,11 +107,55 @@ INSERT_ROWS = 100_000
 LOAD_TIMEOUT_S = {"tiny": 300, "quick": 600, "full": 1800}
 
 # Names: service-job-region-number; "backup" is one job of 25 (~4%); "reconcile" only in RARE names.
-SERVICES = ("billing", "search", "payments", "reports", "auth", "mailer", "etl", "cache", "orders", "inventory",
-            "analytics", "users", "media", "shipping", "catalog", "pricing", "fraud", "crm", "ledger", "support")
-JOBS = ("backup", "cleanup", "sync", "export", "import", "digest", "rollup", "rotate", "vacuum", "reindex",
-        "refresh", "prune", "snapshot", "notify", "compact", "archive", "warmup", "audit", "renew", "invoice",
-        "crawl", "resize", "purge", "scan", "report")
+SERVICES = (
+    "billing",
+    "search",
+    "payments",
+    "reports",
+    "auth",
+    "mailer",
+    "etl",
+    "cache",
+    "orders",
+    "inventory",
+    "analytics",
+    "users",
+    "media",
+    "shipping",
+    "catalog",
+    "pricing",
+    "fraud",
+    "crm",
+    "ledger",
+    "support",
+)
+JOBS = (
+    "backup",
+    "cleanup",
+    "sync",
+    "export",
+    "import",
+    "digest",
+    "rollup",
+    "rotate",
+    "vacuum",
+    "reindex",
+    "refresh",
+    "prune",
+    "snapshot",
+    "notify",
+    "compact",
+    "archive",
+    "warmup",
+    "audit",
+    "renew",
+    "invoice",
+    "crawl",
+    "resize",
+    "purge",
+    "scan",
+    "report",
+)
 REGIONS = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
 Q_COMMON, Q_RARE, RARE_NAMES = "backup", "reconcile", 10
 TAG_FILTER, STATUS_FILTER = "team-07", "down"
@@ -108,7 +176,12 @@ def _heartbeats(count: int, project_id: str, now_ms: int) -> list[tuple]:
     for i in range(count):
         created = now_ms - HISTORY_SPAN_MS - DAY_MS + i
         if i == 0:
-            name, interval_s, status, tags = "checkout-worker (detail bench)", 10, "down", ["team-00", "env:prod"]
+            name, interval_s, status, tags = (
+                "checkout-worker (detail bench)",
+                10,
+                "down",
+                ["team-00", "env:prod"],
+            )
         elif i == 1:
             name, interval_s, status, tags = "edge-pinger (ping bench)", 3600, "up", ["team-01", "env:prod"]
         else:
@@ -136,11 +209,22 @@ def _heartbeats(count: int, project_id: str, now_ms: int) -> list[tuple]:
         elif status == "down":  # missed; the next miss comes after the run
             last_ping = now_ms - 3 * interval_ms - grace_ms
             deadline = now_ms + max(2 * 3_600_000, interval_ms // 2)
-        if i == 0:  # its history ends a minute before now (see load); down 70 s later, as its status changes say
+        if (
+            i == 0
+        ):  # its history ends a minute before now (see load); down 70 s later, as its status changes say
             last_ping = now_ms - 60_000
-        config = MonitorConfig(id=f"hb_{rng.getrandbits(64):016x}", project_id=project_id, name=name,
-                               token=_token(rng), interval_s=interval_s, grace_s=grace_ms // 1000, tags=tags,
-                               paused=status == "paused", created_ms=created, updated_ms=created)
+        config = MonitorConfig(
+            id=f"hb_{rng.getrandbits(64):016x}",
+            project_id=project_id,
+            name=name,
+            token=_token(rng),
+            interval_s=interval_s,
+            grace_s=grace_ms // 1000,
+            tags=tags,
+            paused=status == "paused",
+            created_ms=created,
+            updated_ms=created,
+        )
         out.append((config, status, last_ping, deadline))
     return out
 
@@ -151,27 +235,60 @@ def _token(rng: random.Random) -> str:
     return base64.urlsafe_b64encode(rng.getrandbits(192).to_bytes(24, "big")).decode()
 
 
-def _snapshot(config, status: MonitorStatus, last_ping_ms: int | None, deadline_ms: int | None, partition: int,
-              now_ms: int) -> bytes:
+def _snapshot(
+    config,
+    status: MonitorStatus,
+    last_ping_ms: int | None,
+    deadline_ms: int | None,
+    partition: int,
+    now_ms: int,
+) -> bytes:
     import msgspec
 
     from shared.events import MonitorSnapshot, encode
     from shared.snapshots import MonitorState
 
-    reasons = {"up": "ping received", "late": "no ping within the interval; in grace period",
-               "down": "1 consecutive problem(s) (limit 1); latest: no ping", "paused": "created paused", "new": None}
-    since = {"up": last_ping_ms, "late": deadline_ms and deadline_ms - config.grace_s * 1000,
-             "down": last_ping_ms and last_ping_ms + config.interval_s * 1000 + config.grace_s * 1000,
-             "paused": config.created_ms, "new": None}[status]
+    reasons = {
+        "up": "ping received",
+        "late": "no ping within the interval; in grace period",
+        "down": "1 consecutive problem(s) (limit 1); latest: no ping",
+        "paused": "created paused",
+        "new": None,
+    }
+    since = {
+        "up": last_ping_ms,
+        "late": deadline_ms and deadline_ms - config.grace_s * 1000,
+        "down": last_ping_ms and last_ping_ms + config.interval_s * 1000 + config.grace_s * 1000,
+        "paused": config.created_ms,
+        "new": None,
+    }[status]
     state = MonitorState(
-        monitor_id=config.id, project_id=config.project_id, name=config.name, interval_ms=config.interval_s * 1000,
-        grace_ms=config.grace_s * 1000, max_problems=config.max_consecutive_misses, channels=(),
-        tags=tuple(config.tags), revision=config.revision, status=status, last_ping_ms=last_ping_ms,
-        deadline_ms=deadline_ms, problems=1 if status == "down" else 0, incident=1 if status == "down" else 0,
-        status_since_ms=since, status_reason=reasons[status],
+        monitor_id=config.id,
+        project_id=config.project_id,
+        name=config.name,
+        interval_ms=config.interval_s * 1000,
+        grace_ms=config.grace_s * 1000,
+        max_problems=config.max_consecutive_misses,
+        channels=(),
+        tags=tuple(config.tags),
+        revision=config.revision,
+        status=status,
+        last_ping_ms=last_ping_ms,
+        deadline_ms=deadline_ms,
+        problems=1 if status == "down" else 0,
+        incident=1 if status == "down" else 0,
+        status_since_ms=since,
+        status_reason=reasons[status],
     )
-    return encode(MonitorSnapshot(monitor_id=config.id, partition=partition, offset=-1, clock_ms=now_ms,
-                                  state=msgspec.Raw(msgspec.json.encode(state))))
+    return encode(
+        MonitorSnapshot(
+            monitor_id=config.id,
+            partition=partition,
+            offset=-1,
+            clock_ms=now_ms,
+            state=msgspec.Raw(msgspec.json.encode(state)),
+        )
+    )
 
 
 def _checkin(i: int, count: int, project_id: str, monitor_id: str, end_ms: int):
@@ -181,16 +298,30 @@ def _checkin(i: int, count: int, project_id: str, monitor_id: str, end_ms: int):
     at = end_ms - HISTORY_SPAN_MS + i * HISTORY_SPAN_MS // count
     h = (i * 2654435761) % 2**32
     if h % 1000 < 5:
-        return Missed(id=f"{monitor_id}:miss:{at}", monitor_id=monitor_id, project_id=project_id, deadline_ms=at,
-                      expected_ms=at, consecutive=1)
+        return Missed(
+            id=f"{monitor_id}:miss:{at}",
+            monitor_id=monitor_id,
+            project_id=project_id,
+            deadline_ms=at,
+            expected_ms=at,
+            consecutive=1,
+        )
     fail = h % 1000 < 25
-    return Ping(id=f"{at:012x}{i:016x}", monitor_id=monitor_id, project_id=project_id, received_ms=at,
-                kind="fail" if fail else "success", exit_code=1 if fail else (0 if h % 3 == 0 else None),
-                status="completed" if h % 4 == 0 else None,
-                message=f"Processed {h % 5000} records" if h % 2 == 0 else None,
-                duration_s=(h % 300_000) / 1000 if h % 3 != 2 else None,
-                duration_raw=f"{(h % 300_000) / 1000}s" if h % 3 != 2 else None,
-                source_ip="10.0.0.7", user_agent="curl/8.5.0", method="POST")
+    return Ping(
+        id=f"{at:012x}{i:016x}",
+        monitor_id=monitor_id,
+        project_id=project_id,
+        received_ms=at,
+        kind="fail" if fail else "success",
+        exit_code=1 if fail else (0 if h % 3 == 0 else None),
+        status="completed" if h % 4 == 0 else None,
+        message=f"Processed {h % 5000} records" if h % 2 == 0 else None,
+        duration_s=(h % 300_000) / 1000 if h % 3 != 2 else None,
+        duration_raw=f"{(h % 300_000) / 1000}s" if h % 3 != 2 else None,
+        source_ip="10.0.0.7",
+        user_agent="curl/8.5.0",
+        method="POST",
+    )
 
 
 def _status_changes(project_id: str, monitor_id: str, start_ms: int, end_ms: int) -> list:
@@ -198,18 +329,29 @@ def _status_changes(project_id: str, monitor_id: str, start_ms: int, end_ms: int
     from shared.events import StatusChanged
 
     def change(at: int, status: MonitorStatus, previous: MonitorStatus, reason: str):
-        return StatusChanged(id=f"{monitor_id}:{at}:{status}", monitor_id=monitor_id, project_id=project_id,
-                             status=status, previous=previous, at_ms=at, reason=reason)
+        return StatusChanged(
+            id=f"{monitor_id}:{at}:{status}",
+            monitor_id=monitor_id,
+            project_id=project_id,
+            status=status,
+            previous=previous,
+            at_ms=at,
+            reason=reason,
+        )
 
     out = [change(start_ms, "up", "new", "first check-in")]
     at = start_ms + DAY_MS // 2
     while at + 3_600_000 < end_ms:
-        out += [change(at, "late", "up", "no ping within the interval; in grace period"),
-                change(at + 300_000, "down", "late", "missed 1 check-in"),
-                change(at + 300_000 + (at % 1_800_000), "up", "down", "ping received")]
+        out += [
+            change(at, "late", "up", "no ping within the interval; in grace period"),
+            change(at + 300_000, "down", "late", "missed 1 check-in"),
+            change(at + 300_000 + (at % 1_800_000), "up", "down", "ping received"),
+        ]
         at += DAY_MS // 2
-    out += [change(end_ms + 10_000, "late", "up", "no ping within the interval; in grace period"),
-            change(end_ms + 70_000, "down", "late", "missed 1 check-in")]
+    out += [
+        change(end_ms + 10_000, "late", "up", "no ping within the interval; in grace period"),
+        change(end_ms + 70_000, "down", "late", "missed 1 check-in"),
+    ]
     return out
 
 
@@ -236,11 +378,18 @@ async def load(spec_path: Path) -> None:
             fleet = _heartbeats(spec["heartbeats"], project_id, now)
             state_partitions = bus.partitions(topics.evaluator_state)
             for lo in range(0, len(fleet), 10_000):
-                chunk = fleet[lo:lo + 10_000]
+                chunk = fleet[lo : lo + 10_000]
                 await bus.publish_many(topics.monitors, [(c.id, encode(c)) for c, *_ in chunk])
-                await bus.publish_many(topics.evaluator_state, [
-                    (c.id, _snapshot(c, status, last, deadline, partition_for(c.id, state_partitions), now))
-                    for c, status, last, deadline in chunk])
+                await bus.publish_many(
+                    topics.evaluator_state,
+                    [
+                        (
+                            c.id,
+                            _snapshot(c, status, last, deadline, partition_for(c.id, state_partitions), now),
+                        )
+                        for c, status, last, deadline in chunk
+                    ],
+                )
         finally:
             await bus.close()
         timings["bus_s"] = time.perf_counter() - t
@@ -253,14 +402,20 @@ async def load(spec_path: Path) -> None:
             store = HistoryStore(ch, settings.history_retention_days)
             await store.migrate()
             for lo in range(0, count, INSERT_ROWS):
-                batch = [_checkin(i, count, project_id, detail.id, end_ms)
-                         for i in range(lo, min(count, lo + INSERT_ROWS))]
+                batch = [
+                    _checkin(i, count, project_id, detail.id, end_ms)
+                    for i in range(lo, min(count, lo + INSERT_ROWS))
+                ]
                 await store.insert_events(batch, dedup_token=f"bench-dashboard-{lo}")
             changes = _status_changes(project_id, detail.id, end_ms - HISTORY_SPAN_MS, end_ms)
             await store.insert_events(changes, dedup_token="bench-dashboard-changes")
             stored = (await ch.query("SELECT count() FROM checkins"))[0][0]
-            parts = (await ch.query("SELECT count() FROM system.parts WHERE active AND database = currentDatabase() "
-                                    "AND table = 'checkins'"))[0][0]
+            parts = (
+                await ch.query(
+                    "SELECT count() FROM system.parts WHERE active AND database = currentDatabase() "
+                    "AND table = 'checkins'"
+                )
+            )[0][0]
         finally:
             await ch.close()
         timings["clickhouse_s"] = time.perf_counter() - t
@@ -269,15 +424,30 @@ async def load(spec_path: Path) -> None:
     statuses: dict[str, int] = {}
     for _, status, *_ in fleet:
         statuses[status] = statuses.get(status, 0) + 1
-    await asyncio.to_thread(Path(spec["out"]).write_text, json.dumps({
-        "project_id": project_id, "detail_id": detail.id, "ping_token": pinged.token, "statuses": statuses,
-        "heartbeats": len(fleet), "checkins_stored": stored, "status_changes": len(changes), "parts": parts,
-        "deep_checkin_cursor": encode_cursor(getattr(middle, "received_ms", None) or middle.deadline_ms, middle.id),
-        "deep_checkin_age_days": (now - (getattr(middle, "received_ms", None) or middle.deadline_ms)) / DAY_MS,
-        "tagged": sum(TAG_FILTER in c.tags for c, *_ in fleet),
-        "q_common": sum(Q_COMMON in c.name.casefold() for c, *_ in fleet),
-        "q_rare": sum(Q_RARE in c.name.casefold() for c, *_ in fleet), **timings,
-    }))
+    await asyncio.to_thread(
+        Path(spec["out"]).write_text,
+        json.dumps(
+            {
+                "project_id": project_id,
+                "detail_id": detail.id,
+                "ping_token": pinged.token,
+                "statuses": statuses,
+                "heartbeats": len(fleet),
+                "checkins_stored": stored,
+                "status_changes": len(changes),
+                "parts": parts,
+                "deep_checkin_cursor": encode_cursor(
+                    getattr(middle, "received_ms", None) or middle.deadline_ms, middle.id
+                ),
+                "deep_checkin_age_days": (now - (getattr(middle, "received_ms", None) or middle.deadline_ms))
+                / DAY_MS,
+                "tagged": sum(TAG_FILTER in c.tags for c, *_ in fleet),
+                "q_common": sum(Q_COMMON in c.name.casefold() for c, *_ in fleet),
+                "q_rare": sum(Q_RARE in c.name.casefold() for c, *_ in fleet),
+                **timings,
+            }
+        ),
+    )
 
 
 # --- the pinger (child process) -----------------------------------------------------------------
@@ -374,7 +544,9 @@ async def _rounds(calls: _Calls, rows: list[tuple], rounds: int, budget_s: float
     return done
 
 
-async def _walk_chain(calls: _Calls, pages: int, min_s: float, budget_s: float) -> tuple[str | None, int, int]:
+async def _walk_chain(
+    calls: _Calls, pages: int, min_s: float, budget_s: float
+) -> tuple[str | None, int, int]:
     """Every page of the list by name, following ``next``, from the first page again until
     ``min_s`` passed (so a small list still gives the pinger time); the cursor 90% of the way
     down, the pages walked and the walks completed."""
@@ -413,8 +585,11 @@ async def _until_listed(calls: _Calls, expected: int, timeout_s: float = 120) ->
 def _child(kind: str, workdir: Path, spec: dict):
     spec_path = workdir / f"{kind}.json"
     spec_path.write_text(json.dumps(spec))
-    return spawn(["-m", "bench.dashboard", kind, str(spec_path)], env={"PINGURA_LOG_LEVEL": "warning"},
-                 log=workdir / f"{kind}.log")
+    return spawn(
+        ["-m", "bench.dashboard", kind, str(spec_path)],
+        env={"PINGURA_LOG_LEVEL": "warning"},
+        log=workdir / f"{kind}.log",
+    )
 
 
 def _list_rows(deep_cursor: str | None) -> list[tuple]:
@@ -423,15 +598,35 @@ def _list_rows(deep_cursor: str | None) -> list[tuple]:
         ("list page HTML: GET /", "/", None, None),
         ("heartbeats: no parameters (API default, 100)", "/api/v1/heartbeats", None, "heartbeats"),
         ("heartbeats: first page", "/api/v1/heartbeats", page, "heartbeats"),
-        (f"heartbeats: status={STATUS_FILTER}", "/api/v1/heartbeats", {**page, "status": STATUS_FILTER}, "heartbeats"),
+        (
+            f"heartbeats: status={STATUS_FILTER}",
+            "/api/v1/heartbeats",
+            {**page, "status": STATUS_FILTER},
+            "heartbeats",
+        ),
         (f"heartbeats: tag={TAG_FILTER}", "/api/v1/heartbeats", {**page, "tag": TAG_FILTER}, "heartbeats"),
-        (f"heartbeats: q={Q_COMMON} (~4% match)", "/api/v1/heartbeats", {**page, "q": Q_COMMON}, "heartbeats"),
-        (f"heartbeats: q={Q_RARE} ({RARE_NAMES} match: whole scan)", "/api/v1/heartbeats", {**page, "q": Q_RARE},
-         "heartbeats"),
+        (
+            f"heartbeats: q={Q_COMMON} (~4% match)",
+            "/api/v1/heartbeats",
+            {**page, "q": Q_COMMON},
+            "heartbeats",
+        ),
+        (
+            f"heartbeats: q={Q_RARE} ({RARE_NAMES} match: whole scan)",
+            "/api/v1/heartbeats",
+            {**page, "q": Q_RARE},
+            "heartbeats",
+        ),
     ]
     if deep_cursor:
-        rows.append(("heartbeats: page 90% down the cursor chain", "/api/v1/heartbeats",
-                     {**page, "before": deep_cursor}, "heartbeats"))
+        rows.append(
+            (
+                "heartbeats: page 90% down the cursor chain",
+                "/api/v1/heartbeats",
+                {**page, "before": deep_cursor},
+                "heartbeats",
+            )
+        )
     return rows
 
 
@@ -442,15 +637,25 @@ def _detail_rows(detail_id: str, deep_cursor: str) -> list[tuple]:
         def params() -> dict:
             now = now_ms()
             return {"from": iso_ms(now - span_ms), "to": iso_ms(now), **extra}
+
         return params
 
     def export_24h() -> dict:  # the page's link: "to" left out, the server takes now
         return {"format": "csv", "from": iso_ms(now_ms() - DAY_MS)}
 
     return [
-        ("checkins: newest page (24h window)", base + "/checkins", window(DAY_MS, limit=str(PAGE_ROWS)), "checkins"),
-        ("checkins: page by cursor half-way down", base + "/checkins",
-         {"limit": str(PAGE_ROWS), "before": deep_cursor}, "checkins"),
+        (
+            "checkins: newest page (24h window)",
+            base + "/checkins",
+            window(DAY_MS, limit=str(PAGE_ROWS)),
+            "checkins",
+        ),
+        (
+            "checkins: page by cursor half-way down",
+            base + "/checkins",
+            {"limit": str(PAGE_ROWS), "before": deep_cursor},
+            "checkins",
+        ),
         ("uptime with a range (7d)", base + "/uptime", window(7 * DAY_MS), None),
         ("timings 24h (server bucket)", base + "/timings", window(DAY_MS), "points"),
         ("timings 7d (server bucket)", base + "/timings", window(7 * DAY_MS), "points"),
@@ -461,10 +666,16 @@ def _detail_rows(detail_id: str, deep_cursor: str) -> list[tuple]:
 
 
 def _serve(workdir: Path, data_dir: Path, port: int):
-    return spawn(["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-                 env={"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_KAFKA_BOOTSTRAP": "",
-                      "PINGURA_CLICKHOUSE_URL": "", "PINGURA_LOG_LEVEL": "warning"},
-                 log=workdir / "serve.log")
+    return spawn(
+        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env={
+            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+            "PINGURA_KAFKA_BOOTSTRAP": "",
+            "PINGURA_CLICKHOUSE_URL": "",
+            "PINGURA_LOG_LEVEL": "warning",
+        },
+        log=workdir / "serve.log",
+    )
 
 
 async def _measure(workdir: Path, port: int, loaded: dict, size: dict, proc) -> dict:
@@ -472,17 +683,26 @@ async def _measure(workdir: Path, port: int, loaded: dict, size: dict, proc) -> 
     connector = aiohttp.TCPConnector(limit=1)
     timeout = aiohttp.ClientTimeout(total=120)
     out: dict = {"phases": {}}
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as http:
         calls = _Calls(http, base)
         t = time.perf_counter()
         out["counts"] = await _until_listed(calls, loaded["heartbeats"])
         out["listed_s"] = time.perf_counter() - t
         ready = workdir / "pinger.ready"
-        pinger_proc = _child("pinger", workdir, {
-            "port": port, "token": loaded["ping_token"], "interval_ms": PING_INTERVAL_MS, "ready": str(ready),
-            "out": str(workdir / "pings.json"), "max_s": 3 * size["budget_s"] + size["chain_budget_s"] + 600,
-        })
+        pinger_proc = _child(
+            "pinger",
+            workdir,
+            {
+                "port": port,
+                "token": loaded["ping_token"],
+                "interval_ms": PING_INTERVAL_MS,
+                "ready": str(ready),
+                "out": str(workdir / "pings.json"),
+                "max_s": 3 * size["budget_s"] + size["chain_budget_s"] + 600,
+            },
+        )
         try:
             for _ in range(600):
                 if ready.exists() or pinger_proc.poll() is not None:
@@ -500,7 +720,8 @@ async def _measure(workdir: Path, port: int, loaded: dict, size: dict, proc) -> 
             cpu_before, cpu_wall = _cpu_ticks(pids), time.monotonic()
             started = time.time()
             deep, out["chain_pages"], out["chain_walks"] = await _walk_chain(
-                calls, pages, size["chain_min_s"], size["chain_budget_s"])
+                calls, pages, size["chain_min_s"], size["chain_budget_s"]
+            )
             out["phases"]["chain"] = (started, time.time())
             out["chain_expected"] = pages
             await asyncio.sleep(PHASE_GAP_S)
@@ -517,14 +738,21 @@ async def _measure(workdir: Path, port: int, loaded: dict, size: dict, proc) -> 
             cpu_after = _cpu_ticks(pids)
             ticks_s = os.sysconf("SC_CLK_TCK") * (time.monotonic() - cpu_wall)
             out["cpu_cores_all"] = (cpu_after[0] - cpu_before[0]) / ticks_s
-            out["cpu_cores_others"] = ((cpu_after[0] - cpu_before[0]) - (cpu_after[1] - cpu_before[1])) / ticks_s
+            out["cpu_cores_others"] = (
+                (cpu_after[0] - cpu_before[0]) - (cpu_after[1] - cpu_before[1])
+            ) / ticks_s
             out["loadavg"] = os.getloadavg()
         finally:
             pinger_proc.send_signal(signal.SIGTERM)
             await asyncio.to_thread(pinger_proc.wait, 30)
         out["list_rows"] = [r[0] for r in list_rows]
         out["detail_rows"] = [r[0] for r in detail_rows]
-        out["times"], out["non_200"], out["items"], out["spans"] = calls.times, calls.non_200, calls.items, calls.spans
+        out["times"], out["non_200"], out["items"], out["spans"] = (
+            calls.times,
+            calls.non_200,
+            calls.items,
+            calls.spans,
+        )
         out["pings"] = json.loads((workdir / "pings.json").read_text())
     out["server_rss_mib"] = _proc_rss(proc.pid) / 2**20
     return out
@@ -581,24 +809,45 @@ def _call_row(table: Table, page: str, name: str, m: dict, goal: float | None) -
     times = m["times"].get(name, [])
     p95 = percentile(times, 95)
     during = [ms for _, ms, _ in _pings_sent_during(m["spans"].get(name, []), m["pings"])]
-    table.add(page, name, len(times), m["non_200"].get(name, 0), percentile(times, 50), p95, percentile(times, 99),
-              max(times, default=float("nan")), f"p95 < {goal:.0f} ms" if goal else "", _verdict(p95, goal),
-              len(during), *((percentile(during, 99), max(during)) if during else ("", "")))
+    table.add(
+        page,
+        name,
+        len(times),
+        m["non_200"].get(name, 0),
+        percentile(times, 50),
+        p95,
+        percentile(times, 99),
+        max(times, default=float("nan")),
+        f"p95 < {goal:.0f} ms" if goal else "",
+        _verdict(p95, goal),
+        len(during),
+        *((percentile(during, 99), max(during)) if during else ("", "")),
+    )
 
 
 async def run(size_name: str, workdir: Path) -> list[Table]:
     size = SIZES[size_name]
     data_dir = workdir / "data"
-    loader = _child("load", workdir, {
-        "data_dir": str(data_dir), "heartbeats": size["heartbeats"], "checkins": size["checkins"],
-        "now_ms": now_ms(), "out": str(workdir / "loaded.json")})
+    loader = _child(
+        "load",
+        workdir,
+        {
+            "data_dir": str(data_dir),
+            "heartbeats": size["heartbeats"],
+            "checkins": size["checkins"],
+            "now_ms": now_ms(),
+            "out": str(workdir / "loaded.json"),
+        },
+    )
     try:
         code = await asyncio.to_thread(loader.wait, LOAD_TIMEOUT_S[size_name])
     except Exception:
         stop(loader)
         raise
     if code != 0:
-        raise RuntimeError(f"bench.dashboard load exited with {code}: {(workdir / 'load.log').read_text()[-3000:]}")
+        raise RuntimeError(
+            f"bench.dashboard load exited with {code}: {(workdir / 'load.log').read_text()[-3000:]}"
+        )
     loaded = json.loads((workdir / "loaded.json").read_text())
 
     port = free_port()
@@ -614,28 +863,57 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     table = Table(
         f"8. Dashboard at scale: {loaded['heartbeats']:,} heartbeats in one project (list), "
         f"{loaded['checkins_stored']:,} check-ins of one heartbeat (detail)",
-        ["page", "call", "calls", "non-200", "p50 ms", "p95 ms", "p99 ms", "max ms", "goal", "",
-         "pings meanwhile", "their p99 ms", "their max ms"],
+        [
+            "page",
+            "call",
+            "calls",
+            "non-200",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "goal",
+            "",
+            "pings meanwhile",
+            "their p99 ms",
+            "their max ms",
+        ],
     )
     _call_row(table, "list", "chain", m, GOAL_LIST_P95_MS)
-    table.rows[-1][1] = (f"heartbeats: every page of the chain in turn ({m['chain_expected']:,} pages, "
-                         f"walked {m['chain_walks']}x)")
+    table.rows[-1][1] = (
+        f"heartbeats: every page of the chain in turn ({m['chain_expected']:,} pages, "
+        f"walked {m['chain_walks']}x)"
+    )
     for name in m["list_rows"]:
         _call_row(table, "list", name, m, GOAL_LIST_P95_MS)
     for name in m["detail_rows"]:
         _call_row(table, "detail", name, m, GOAL_DETAIL_P95_MS)
     pings = m["pings"]
-    for phase, label, goal in (("idle", "idle (no API calls)", None),
-                               ("chain", "during the chain walk (indexed pages only)", GOAL_PING_P99_MS),
-                               ("list", "during the list calls (every row)", GOAL_PING_P99_MS),
-                               ("detail", "during the detail calls", GOAL_PING_P99_MS)):
+    for phase, label, goal in (
+        ("idle", "idle (no API calls)", None),
+        ("chain", "during the chain walk (indexed pages only)", GOAL_PING_P99_MS),
+        ("list", "during the list calls (every row)", GOAL_PING_P99_MS),
+        ("detail", "during the detail calls", GOAL_PING_P99_MS),
+    ):
         lo, hi = m["phases"][phase]
         chosen = [p for p in pings if lo <= p[0] < hi]
         ms = [p[1] for p in chosen]
         p99 = percentile(ms, 99)
-        table.add("ping", f"POST /api/heartbeat/{{token}} {label}", len(ms), sum(p[2] != 200 for p in chosen),
-                  percentile(ms, 50), percentile(ms, 95), p99, max(ms, default=float("nan")),
-                  f"p99 < {goal:.0f} ms" if goal else "", _verdict(p99, goal), "", "", "")
+        table.add(
+            "ping",
+            f"POST /api/heartbeat/{{token}} {label}",
+            len(ms),
+            sum(p[2] != 200 for p in chosen),
+            percentile(ms, 50),
+            percentile(ms, 95),
+            p99,
+            max(ms, default=float("nan")),
+            f"p99 < {goal:.0f} ms" if goal else "",
+            _verdict(p99, goal),
+            "",
+            "",
+            "",
+        )
 
     def mean_items(name: str) -> str:
         seen = m["items"].get(name, [])
@@ -648,8 +926,10 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
         lo, hi = m["phases"][phase]
         inside = {id(p) for p in _pings_sent_during(m["spans"].get(worst, []), pings)}
         rest = [p[1] for p in pings if lo <= p[0] < hi and id(p) not in inside]
-        apart.append(f"during the {phase} calls but not while '{worst}' ran: {len(rest):,} pings, "
-                     f"p99 {percentile(rest, 99):.1f} ms, max {max(rest, default=float('nan')):.1f} ms")
+        apart.append(
+            f"during the {phase} calls but not while '{worst}' ran: {len(rest):,} pings, "
+            f"p99 {percentile(rest, 99):.1f} ms, max {max(rest, default=float('nan')):.1f} ms"
+        )
     statuses = ", ".join(f"{k} {v:,}" for k, v in sorted(loaded["statuses"].items()))
     table.notes += [
         f"Data (built directly, {loaded['bus_s']:.1f} s onto the bus, {loaded['clickhouse_s']:.1f} s into chDB with "
@@ -666,14 +946,18 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
         f"Calls: one at a time on one keep-alive connection from the bench process, timed to the last byte; "
         f"{m['list_rounds']} list and {m['detail_rounds']} detail rounds (each calls every row once, round-robin) "
         f"after 2 warm-up rounds. Items per answer (mean): "
-        + "; ".join(f"{name.split(': ', 1)[-1]} {mean_items(name)}" for name in m["list_rows"][1:] + m["detail_rows"]
-                    if m["items"].get(name))
+        + "; ".join(
+            f"{name.split(': ', 1)[-1]} {mean_items(name)}"
+            for name in m["list_rows"][1:] + m["detail_rows"]
+            if m["items"].get(name)
+        )
         + f". Chain: {m['chain_pages']:,} pages in {m['chain_walks']} complete walk(s) of {m['chain_expected']:,}.",
         f"Pings: a separate process pings one heartbeat every {PING_INTERVAL_MS} ms (sequential, one connection) "
         f"the whole time; idle = {m['phases']['idle'][1] - m['phases']['idle'][0]:.0f} s before the first list call. "
         "A ping answered late during a phase means the event loop (or the GIL) was held by a call of that phase; "
         "per call row, 'pings meanwhile' are the pings sent while one of its calls was in flight. Pings "
-        + "; ".join(apart) + ".",
+        + "; ".join(apart)
+        + ".",
     ]
     return [table]
 
@@ -682,5 +966,7 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] in ("load", "pinger"):
         asyncio.run((load if sys.argv[1] == "load" else pinger)(Path(sys.argv[2])))
     else:
-        print("usage: python -m bench.dashboard load|pinger SPEC.json (use `python -m bench --only dashboard`)")
+        print(
+            "usage: python -m bench.dashboard load|pinger SPEC.json (use `python -m bench --only dashboard`)"
+        )
         sys.exit(2)

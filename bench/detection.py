@@ -116,16 +116,36 @@ async def run(size: str, workdir: Path) -> list[Table]:
     try:
         with service_logging():
             await bus.ensure_topics(topics.specs(settings.partition_count))
-            channel = ChannelConfig(id=CHANNEL, project_id=PROJECT, kind="webhook", name="bench",
-                                    config={"url": f"http://127.0.0.1:{receiver.port}/hook"},
-                                    created_ms=now_ms(), updated_ms=now_ms())
+            channel = ChannelConfig(
+                id=CHANNEL,
+                project_id=PROJECT,
+                kind="webhook",
+                name="bench",
+                config={"url": f"http://127.0.0.1:{receiver.port}/hook"},
+                created_ms=now_ms(),
+                updated_ms=now_ms(),
+            )
             await bus.publish(topics.channels, channel.id, encode(channel))
             started = time.perf_counter()
             for lo in range(0, m, 10_000):
-                await bus.publish_many(topics.monitors, [
-                    (monitor_id(i), encode(monitor_config(i, interval_s=interval_s, grace_s=0, misses=1,
-                                                          channels=[CHANNEL] if i in with_hook else [])))
-                    for i in range(lo, min(m, lo + 10_000))])
+                await bus.publish_many(
+                    topics.monitors,
+                    [
+                        (
+                            monitor_id(i),
+                            encode(
+                                monitor_config(
+                                    i,
+                                    interval_s=interval_s,
+                                    grace_s=0,
+                                    misses=1,
+                                    channels=[CHANNEL] if i in with_hook else [],
+                                )
+                            ),
+                        )
+                        for i in range(lo, min(m, lo + 10_000))
+                    ],
+                )
             timings["configs"] = time.perf_counter() - started
 
             started = time.perf_counter()
@@ -152,9 +172,13 @@ async def run(size: str, workdir: Path) -> list[Table]:
             deadlines = [first_deadline + i * window_s * 1000 // m for i in range(m)]
             started = time.perf_counter()
             for lo in range(0, m, 10_000):
-                await bus.publish_many(topics.pings, [
-                    (monitor_id(i), encode(ping(i, deadlines[i] - interval_s * 1000, i)))
-                    for i in range(lo, min(m, lo + 10_000))])
+                await bus.publish_many(
+                    topics.pings,
+                    [
+                        (monitor_id(i), encode(ping(i, deadlines[i] - interval_s * 1000, i)))
+                        for i in range(lo, min(m, lo + 10_000))
+                    ],
+                )
             timings["pings"] = time.perf_counter() - started
             ping_ends = {p: bus.end_offset((topics.pings, p)) for p in range(bus.partitions(topics.pings))}
             # The ticks interleave, so "applied" = its offset has passed every ping partition's end now.
@@ -193,9 +217,19 @@ async def run(size: str, workdir: Path) -> list[Table]:
         await bus.close()
         await receiver.close()
 
-    table = Table(f"Detection latency: {m:,} monitors missing over {window_s} s (embedded bus, one process)",
-                  ["from due (deadline + lateness) to", "count", "expected", "p50 ms", "p99 ms", "max ms",
-                   "target (p99)", "met"])
+    table = Table(
+        f"Detection latency: {m:,} monitors missing over {window_s} s (embedded bus, one process)",
+        [
+            "from due (deadline + lateness) to",
+            "count",
+            "expected",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "target (p99)",
+            "met",
+        ],
+    )
     for what, delays, expected, target in (
         ("Alert appended to the alerts topic", bus_delays, m, TARGET_BUS_P99_MS),
         ("webhook received (sampled monitors)", hook_delays, len(with_hook), TARGET_RECEIVER_P99_MS),
@@ -218,6 +252,8 @@ async def run(size: str, workdir: Path) -> list[Table]:
         "Services log at info into /dev/null (cost kept)."
     )
     if failures:
-        table.notes.append(f"The evaluator's loop failed {len(failures)} time(s) and rewound to its last commit "
-                           f"(first: {failures[0][:200]}).")
+        table.notes.append(
+            f"The evaluator's loop failed {len(failures)} time(s) and rewound to its last commit "
+            f"(first: {failures[0][:200]})."
+        )
     return [table]

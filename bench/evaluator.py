@@ -54,12 +54,33 @@ from shared.topics import Topics
 SIZES = {
     # monitors/events: the throughput drain (embedded); kafka_events: the same on Kafka;
     # core_events: the in-memory sample; scale_monitors: one PartitionEvaluator.
-    "tiny": {"monitors": 1_000, "events": 20_000, "kafka_events": 10_000, "core_events": 20_000,
-             "scale_monitors": 2_000, "advance_calls": 2_000, "timeout_s": 60},
-    "quick": {"monitors": 10_000, "events": 200_000, "kafka_events": 100_000, "core_events": 200_000,
-              "scale_monitors": 100_000, "advance_calls": 20_000, "timeout_s": 180},
-    "full": {"monitors": 100_000, "events": 1_000_000, "kafka_events": 300_000, "core_events": 300_000,
-             "scale_monitors": 1_000_000, "advance_calls": 100_000, "timeout_s": 600},
+    "tiny": {
+        "monitors": 1_000,
+        "events": 20_000,
+        "kafka_events": 10_000,
+        "core_events": 20_000,
+        "scale_monitors": 2_000,
+        "advance_calls": 2_000,
+        "timeout_s": 60,
+    },
+    "quick": {
+        "monitors": 10_000,
+        "events": 200_000,
+        "kafka_events": 100_000,
+        "core_events": 200_000,
+        "scale_monitors": 100_000,
+        "advance_calls": 20_000,
+        "timeout_s": 180,
+    },
+    "full": {
+        "monitors": 100_000,
+        "events": 1_000_000,
+        "kafka_events": 300_000,
+        "core_events": 300_000,
+        "scale_monitors": 1_000_000,
+        "advance_calls": 100_000,
+        "timeout_s": 600,
+    },
 }
 
 TARGET_RATE = 100_000
@@ -80,19 +101,41 @@ def monitor_id(i: int) -> str:
     return f"hb_{i:016x}"
 
 
-def monitor_config(i: int, *, interval_s: int = INTERVAL_S, grace_s: int = GRACE_S, misses: int = 2,
-                   channels: list[str] | None = None) -> MonitorConfig:
+def monitor_config(
+    i: int,
+    *,
+    interval_s: int = INTERVAL_S,
+    grace_s: int = GRACE_S,
+    misses: int = 2,
+    channels: list[str] | None = None,
+) -> MonitorConfig:
     return MonitorConfig(
-        id=monitor_id(i), project_id=PROJECT, name=f"nightly backup {i}", token=f"{i:032d}",
-        interval_s=interval_s, grace_s=grace_s, max_consecutive_misses=misses,
-        channels=["ch_0123456789abcdef"] if channels is None else channels, tags=["cron"],
-        created_ms=BASE_MS, updated_ms=BASE_MS,
+        id=monitor_id(i),
+        project_id=PROJECT,
+        name=f"nightly backup {i}",
+        token=f"{i:032d}",
+        interval_s=interval_s,
+        grace_s=grace_s,
+        max_consecutive_misses=misses,
+        channels=["ch_0123456789abcdef"] if channels is None else channels,
+        tags=["cron"],
+        created_ms=BASE_MS,
+        updated_ms=BASE_MS,
     )
 
 
 def ping(i: int, at_ms: int, n: int = 0, message: str | None = None) -> Ping:
-    return Ping(id=f"{at_ms:012x}{n:016x}", monitor_id=monitor_id(i), project_id=PROJECT, received_ms=at_ms,
-                kind="success", source_ip="127.0.0.1", user_agent="curl/8.5.0", method="POST", message=message)
+    return Ping(
+        id=f"{at_ms:012x}{n:016x}",
+        monitor_id=monitor_id(i),
+        project_id=PROJECT,
+        received_ms=at_ms,
+        kind="success",
+        source_ip="127.0.0.1",
+        user_agent="curl/8.5.0",
+        method="POST",
+        message=message,
+    )
 
 
 def workload(monitors: int, events: int, partitions: int) -> Iterator[tuple[str, int, bytes]]:
@@ -141,9 +184,13 @@ def service_logging():
     kafka_level = kafka_logger.level
     with open(os.devnull, "w") as sink:
         structlog.configure(
-            processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                        structlog.processors.TimeStamper(fmt="iso", utc=True),
-                        structlog.processors.format_exc_info, structlog.dev.ConsoleRenderer(colors=False)],
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
             wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
             logger_factory=structlog.PrintLoggerFactory(file=sink),
             cache_logger_on_first_use=False,
@@ -210,7 +257,13 @@ def core_rates(monitors: int, events: int, partitions: int) -> dict:
         elif type(event) is Ping:
             e.apply_ping(event, offset)
     t_both = time.perf_counter() - started
-    return {"events": len(values), "decode_s": t_decode, "core_s": t_core, "both_s": t_both, "outputs": outputs}
+    return {
+        "events": len(values),
+        "decode_s": t_decode,
+        "core_s": t_core,
+        "both_s": t_both,
+        "outputs": outputs,
+    }
 
 
 async def prefill(bus: Bus, topics: Topics, monitors: int, events: int, producer=None) -> dict[int, int]:
@@ -247,7 +300,9 @@ async def prefill(bus: Bus, topics: Topics, monitors: int, events: int, producer
     return counts
 
 
-async def bare_consumer(bus: Bus, topics: Topics, counts: dict[int, int], timeout_s: float) -> tuple[int, float]:
+async def bare_consumer(
+    bus: Bus, topics: Topics, counts: dict[int, int], timeout_s: float
+) -> tuple[int, float]:
     """Poll + decode every record of ``pings``, nothing else. Returns (records, seconds)."""
     total = sum(counts.values())
     reader = bus.reader([(topics.pings, p) for p in counts])
@@ -277,8 +332,14 @@ async def _output_ends(bus: Bus, topics: Topics, partitions) -> int:
     return total
 
 
-async def drain_with_evaluator(settings: Settings, bus: Bus, topics: Topics, counts: dict[int, int],
-                               timeout_s: float, checkpoints: bool = True) -> dict:
+async def drain_with_evaluator(
+    settings: Settings,
+    bus: Bus,
+    topics: Topics,
+    counts: dict[int, int],
+    timeout_s: float,
+    checkpoints: bool = True,
+) -> dict:
     """Run the real Evaluator over the pre-filled topic; time assignment, last apply, last commit.
 
     Instrumented by wrapping three of its methods on the instance (the loop calls them through
@@ -296,7 +357,10 @@ async def drain_with_evaluator(settings: Settings, bus: Bus, topics: Topics, cou
     applied, committed = asyncio.Event(), asyncio.Event()
     checkpoint_count = 0
     original_assigned, original_process, original_checkpoint = (
-        evaluator._assigned, evaluator._process, evaluator._checkpoint)
+        evaluator._assigned,
+        evaluator._process,
+        evaluator._checkpoint,
+    )
 
     def reached() -> bool:
         last = evaluator._last_offset
@@ -340,7 +404,10 @@ async def drain_with_evaluator(settings: Settings, bus: Bus, topics: Topics, cou
     evaluator._rewind = rewind  # type: ignore[method-assign]  # instrumented on purpose (see the docstring)
     started = time.perf_counter()
     await evaluator.start()
-    waiters = [asyncio.create_task((committed if checkpoints else applied).wait()), asyncio.create_task(failed.wait())]
+    waiters = [
+        asyncio.create_task((committed if checkpoints else applied).wait()),
+        asyncio.create_task(failed.wait()),
+    ]
     try:
         await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -383,8 +450,9 @@ def _failed(run: dict, mark: str = "applied_s") -> str:
     return ""
 
 
-def _add_bus_rows(table: Table, bus_name: str, total: int, bare: tuple[int, float], diagnostic: dict,
-                  run: dict) -> None:
+def _add_bus_rows(
+    table: Table, bus_name: str, total: int, bare: tuple[int, float], diagnostic: dict, run: dict
+) -> None:
     bare_rate = _rate(bare[0], bare[1])
 
     def ratio(rate: float) -> float:
@@ -392,14 +460,38 @@ def _add_bus_rows(table: Table, bus_name: str, total: int, bare: tuple[int, floa
 
     table.add(bus_name, "bare consumer: poll + decode", bare[0], bare[1], bare_rate, 1.0, "ceiling", "")
     rate = _rate(total, diagnostic["applied_s"])
-    table.add(bus_name, "diagnostic: Evaluator with no checkpoint during the drain", total,
-              diagnostic["applied_s"], rate, ratio(rate), "", _failed(diagnostic))
+    table.add(
+        bus_name,
+        "diagnostic: Evaluator with no checkpoint during the drain",
+        total,
+        diagnostic["applied_s"],
+        rate,
+        ratio(rate),
+        "",
+        _failed(diagnostic),
+    )
     rate = _rate(total, run["applied_s"])
-    table.add(bus_name, "Evaluator: all records applied, outputs published", total, run["applied_s"], rate,
-              ratio(rate), f">= {TARGET_RATE:,}/s, >= {TARGET_RATIO}x", _failed(run) or _met(rate, ratio(rate)))
+    table.add(
+        bus_name,
+        "Evaluator: all records applied, outputs published",
+        total,
+        run["applied_s"],
+        rate,
+        ratio(rate),
+        f">= {TARGET_RATE:,}/s, >= {TARGET_RATIO}x",
+        _failed(run) or _met(rate, ratio(rate)),
+    )
     rate = _rate(total, run["committed_s"])
-    table.add(bus_name, "Evaluator: + snapshots written, last offset committed", total, run["committed_s"],
-              rate, ratio(rate), "", _failed(run, "committed_s"))
+    table.add(
+        bus_name,
+        "Evaluator: + snapshots written, last offset committed",
+        total,
+        run["committed_s"],
+        rate,
+        ratio(rate),
+        "",
+        _failed(run, "committed_s"),
+    )
 
 
 async def throughput(size: str, workdir: Path) -> Table:
@@ -413,8 +505,16 @@ async def throughput(size: str, workdir: Path) -> Table:
     core = core_rates(monitors, min(cfg["core_events"], events), 1)
     n = core["events"]
     table.add("memory", "decode only", n, core["decode_s"], _rate(n, core["decode_s"]), "", "", "")
-    table.add("memory", "core only: apply_ping/advance on decoded events", n, core["core_s"],
-              _rate(n, core["core_s"]), "", "", "")
+    table.add(
+        "memory",
+        "core only: apply_ping/advance on decoded events",
+        n,
+        core["core_s"],
+        _rate(n, core["core_s"]),
+        "",
+        "",
+        "",
+    )
     table.add("memory", "decode + core", n, core["both_s"], _rate(n, core["both_s"]), "", "", "")
 
     with service_logging():
@@ -431,7 +531,9 @@ async def throughput(size: str, workdir: Path) -> Table:
             fill_s = time.perf_counter() - fill_started
             total = sum(counts.values())
             bare = await bare_consumer(bus, topics, counts, cfg["timeout_s"])
-            diagnostic = await drain_with_evaluator(settings, bus, topics, counts, cfg["timeout_s"], checkpoints=False)
+            diagnostic = await drain_with_evaluator(
+                settings, bus, topics, counts, cfg["timeout_s"], checkpoints=False
+            )
             run = await drain_with_evaluator(settings, bus, topics, counts, cfg["timeout_s"])
         finally:
             await bus.close()
@@ -448,8 +550,16 @@ async def throughput(size: str, workdir: Path) -> Table:
                 await _kafka_part(table, workdir, monitors, kafka_events, cfg["timeout_s"])
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
                 # No broker could be had (bench.broker raises these): say so rather than fail the pass.
-                table.add("kafka", f"not run: {type(exc).__name__}: {str(exc)[:120]}", 0, float("nan"),
-                          float("nan"), "", "", "")
+                table.add(
+                    "kafka",
+                    f"not run: {type(exc).__name__}: {str(exc)[:120]}",
+                    0,
+                    float("nan"),
+                    float("nan"),
+                    "",
+                    "",
+                    "",
+                )
     table.notes.append(
         "Sample in memory: the first events of the same workload, 1 partition. 'x bare consumer': the "
         "Evaluator's rate over a consumer that only polls and decodes the same topic. Seconds count from "
@@ -484,7 +594,9 @@ async def _kafka_part(table: Table, workdir: Path, monitors: int, events: int, t
             producer = None
             total = sum(counts.values())
             bare = await bare_consumer(bus, topics, counts, timeout_s)
-            diagnostic = await drain_with_evaluator(settings, bus, topics, counts, timeout_s, checkpoints=False)
+            diagnostic = await drain_with_evaluator(
+                settings, bus, topics, counts, timeout_s, checkpoints=False
+            )
             run = await drain_with_evaluator(settings, bus, topics, counts, timeout_s)
         finally:
             if producer is not None:
@@ -517,17 +629,37 @@ def breakdown(evaluator: PartitionEvaluator, sample: int = 1000) -> list[tuple[s
     n = len(evaluator.monitors)
     if not states:
         return []
-    parts = {"MonitorState struct": 0, "int fields (times, offsets)": 0, "monitor_id str": 0, "name str": 0,
-             "channels tuple + its str": 0, "tags tuple + its str": 0, "last_problem str": 0}
+    parts = {
+        "MonitorState struct": 0,
+        "int fields (times, offsets)": 0,
+        "monitor_id str": 0,
+        "name str": 0,
+        "channels tuple + its str": 0,
+        "tags tuple + its str": 0,
+        "last_problem str": 0,
+    }
     for s in states:
         parts["MonitorState struct"] += sys.getsizeof(s)
         parts["int fields (times, offsets)"] += sum(
-            _int_bytes(getattr(s, f)) for f in ("interval_ms", "grace_ms", "max_problems", "revision",
-                                                "last_ping_ms", "deadline_ms", "problems", "incident",
-                                                "applied_offset", "queued_slot"))
+            _int_bytes(getattr(s, f))
+            for f in (
+                "interval_ms",
+                "grace_ms",
+                "max_problems",
+                "revision",
+                "last_ping_ms",
+                "deadline_ms",
+                "problems",
+                "incident",
+                "applied_offset",
+                "queued_slot",
+            )
+        )
         parts["monitor_id str"] += sys.getsizeof(s.monitor_id)
         parts["name str"] += sys.getsizeof(s.name)
-        parts["channels tuple + its str"] += sys.getsizeof(s.channels) + sum(sys.getsizeof(c) for c in s.channels)
+        parts["channels tuple + its str"] += sys.getsizeof(s.channels) + sum(
+            sys.getsizeof(c) for c in s.channels
+        )
         parts["tags tuple + its str"] += sys.getsizeof(s.tags) + sum(sys.getsizeof(t) for t in s.tags)
         parts["last_problem str"] += sys.getsizeof(s.last_problem) if s.last_problem else 0
     rows = [(name, total / len(states)) for name, total in parts.items()]
@@ -573,7 +705,9 @@ def _scale_worker(n: int, advance_calls: int, with_messages: bool = False) -> di
     started = time.perf_counter()
     for i in range(n):
         # Decoded from bytes, as from the bus: the state owns its own strings and lists.
-        evaluator.apply_config(_from_bytes(monitor_config(i, interval_s=interval_ms // 1000, grace_s=0, misses=1)))
+        evaluator.apply_config(
+            _from_bytes(monitor_config(i, interval_s=interval_ms // 1000, grace_s=0, misses=1))
+        )
     config_s = time.perf_counter() - started
     started = time.perf_counter()
     for i in range(n):
@@ -619,9 +753,18 @@ def _scale_worker(n: int, advance_calls: int, with_messages: bool = False) -> di
         for i in range(1000):
             small.apply_ping(ping(i, BASE_MS + r * 60_000, r), r * 1000 + i)
     return {
-        "n": n, "rss_before": rss_before, "rss_after": rss_after, "config_s": config_s, "ping_s": ping_s,
-        "parts": parts, "heap_per_monitor": heap_per_monitor, "idle_ns": timings, "idle_batch_s": idle_batch_s,
-        "slices": slices, "stale_heap_per_monitor": wheel_entries(small) / 1000, "stale_pings": k,
+        "n": n,
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+        "config_s": config_s,
+        "ping_s": ping_s,
+        "parts": parts,
+        "heap_per_monitor": heap_per_monitor,
+        "idle_ns": timings,
+        "idle_batch_s": idle_batch_s,
+        "slices": slices,
+        "stale_heap_per_monitor": wheel_entries(small) / 1000,
+        "stale_pings": k,
     }
 
 
@@ -630,8 +773,9 @@ async def scale(size: str) -> list[Table]:
     n = cfg["scale_monitors"]
     loop = asyncio.get_running_loop()
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        result = await asyncio.wait_for(loop.run_in_executor(pool, _scale_worker, n, cfg["advance_calls"]),
-                                        cfg["timeout_s"])
+        result = await asyncio.wait_for(
+            loop.run_in_executor(pool, _scale_worker, n, cfg["advance_calls"]), cfg["timeout_s"]
+        )
     # The last check-in's message is kept per monitor for alerts: its cost, measured apart.
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         said = await asyncio.wait_for(loop.run_in_executor(pool, _scale_worker, n, 0, True), cfg["timeout_s"])
@@ -643,26 +787,63 @@ async def scale(size: str) -> list[Table]:
     due = [a for _, a, _ in result["slices"]]
     per_due_us = [e / 1000 / a for e, a, _ in result["slices"] if a]
 
-    table = Table(f"Evaluator scale: {n:,} monitors in one PartitionEvaluator",
-                  ["measurement", "value", "unit", "target", "met"])
+    table = Table(
+        f"Evaluator scale: {n:,} monitors in one PartitionEvaluator",
+        ["measurement", "value", "unit", "target", "met"],
+    )
     table.add("apply_config (decode included), per monitor", result["config_s"] / n * 1e6, "us", "", "")
     table.add("first apply_ping (decode included), per monitor", result["ping_s"] / n * 1e6, "us", "", "")
-    table.add("advance(), nothing due: median", statistics.median(idle_us), "us",
-              f"< {TARGET_ADVANCE_IDLE_MS:g} ms", "met" if idle_median_ms < TARGET_ADVANCE_IDLE_MS else "missed")
+    table.add(
+        "advance(), nothing due: median",
+        statistics.median(idle_us),
+        "us",
+        f"< {TARGET_ADVANCE_IDLE_MS:g} ms",
+        "met" if idle_median_ms < TARGET_ADVANCE_IDLE_MS else "missed",
+    )
     table.add("advance(), nothing due: p99", percentile(idle_us, 99), "us", "", "")
-    table.add(f"advance(), nothing due: mean over {len(idle_us):,} calls", result["idle_batch_s"] / len(idle_us) * 1e6,
-              "us", "", "")
-    table.add(f"advance(), 1% due ({statistics.median(due):,.0f} monitors): median of {len(slice_ms)}",
-              statistics.median(slice_ms), "ms", "", "")
-    table.add("advance(), 1% due: per due monitor (late, missed, down + alert)",
-              statistics.median(per_due_us) if per_due_us else float("nan"), "us", "", "")
-    table.add("memory per monitor (RSS delta / monitors)", per_monitor, "bytes", f"< {TARGET_BYTES_PER_MONITOR}",
-              "met" if per_monitor < TARGET_BYTES_PER_MONITOR else "missed")
-    table.add("memory per monitor, each last check-in with a message of its own (~28 chars)", per_monitor_said,
-              "bytes", "", "")
+    table.add(
+        f"advance(), nothing due: mean over {len(idle_us):,} calls",
+        result["idle_batch_s"] / len(idle_us) * 1e6,
+        "us",
+        "",
+        "",
+    )
+    table.add(
+        f"advance(), 1% due ({statistics.median(due):,.0f} monitors): median of {len(slice_ms)}",
+        statistics.median(slice_ms),
+        "ms",
+        "",
+        "",
+    )
+    table.add(
+        "advance(), 1% due: per due monitor (late, missed, down + alert)",
+        statistics.median(per_due_us) if per_due_us else float("nan"),
+        "us",
+        "",
+        "",
+    )
+    table.add(
+        "memory per monitor (RSS delta / monitors)",
+        per_monitor,
+        "bytes",
+        f"< {TARGET_BYTES_PER_MONITOR}",
+        "met" if per_monitor < TARGET_BYTES_PER_MONITOR else "missed",
+    )
+    table.add(
+        "memory per monitor, each last check-in with a message of its own (~28 chars)",
+        per_monitor_said,
+        "bytes",
+        "",
+        "",
+    )
     table.add("timer-wheel entries per monitor after one ping", result["heap_per_monitor"], "", "", "")
-    table.add(f"timer-wheel entries per monitor after {result['stale_pings']} pings within one interval",
-              result["stale_heap_per_monitor"], "", "", "")
+    table.add(
+        f"timer-wheel entries per monitor after {result['stale_pings']} pings within one interval",
+        result["stale_heap_per_monitor"],
+        "",
+        "",
+        "",
+    )
     table.notes.append(
         f"Built in a fresh spawn process: RSS {result['rss_before'] / 2**20:.0f} -> {result['rss_after'] / 2**20:.0f} MiB "
         "after gc.collect(). Each config is decoded from bytes as from the bus (1 channel, 1 tag, ~20-char name); "
@@ -671,15 +852,18 @@ async def scale(size: str) -> list[Table]:
         "as the evaluator's checkpoint does every second."
     )
 
-    parts = Table(f"Evaluator memory per monitor, by part (sys.getsizeof, {n:,} monitors)",
-                  ["part", "bytes/monitor"])
+    parts = Table(
+        f"Evaluator memory per monitor, by part (sys.getsizeof, {n:,} monitors)", ["part", "bytes/monitor"]
+    )
     for name, value in result["parts"]:
         parts.add(name, value)
     accounted = sum(v for _, v in result["parts"])
     parts.add("sum of the parts", accounted)
     parts.add("RSS delta per monitor", per_monitor)
-    parts.notes.append("The gap between the sum and the RSS delta is allocator overhead (pymalloc pools, "
-                       "free lists) and temporaries not returned to the OS.")
+    parts.notes.append(
+        "The gap between the sum and the RSS delta is allocator overhead (pymalloc pools, "
+        "free lists) and temporaries not returned to the OS."
+    )
     return [table, parts]
 
 

@@ -38,12 +38,36 @@ class Size(TypedDict):
 
 
 SIZES: dict[str, Size] = {
-    "tiny": {"rate": 200, "seconds": 2, "monitors": 10, "connections": 8, "sample_every": 5, "trackers": 4,
-             "poll_interval_s": 0.1, "drain_s": 15},
-    "quick": {"rate": 2000, "seconds": 15, "monitors": 200, "connections": 64, "sample_every": 20, "trackers": 6,
-              "poll_interval_s": 0.1, "drain_s": 30},
-    "full": {"rate": 2000, "seconds": 60, "monitors": 200, "connections": 64, "sample_every": 20, "trackers": 6,
-             "poll_interval_s": 0.1, "drain_s": 30},
+    "tiny": {
+        "rate": 200,
+        "seconds": 2,
+        "monitors": 10,
+        "connections": 8,
+        "sample_every": 5,
+        "trackers": 4,
+        "poll_interval_s": 0.1,
+        "drain_s": 15,
+    },
+    "quick": {
+        "rate": 2000,
+        "seconds": 15,
+        "monitors": 200,
+        "connections": 64,
+        "sample_every": 20,
+        "trackers": 6,
+        "poll_interval_s": 0.1,
+        "drain_s": 30,
+    },
+    "full": {
+        "rate": 2000,
+        "seconds": 60,
+        "monitors": 200,
+        "connections": 64,
+        "sample_every": 20,
+        "trackers": 6,
+        "poll_interval_s": 0.1,
+        "drain_s": 30,
+    },
 }
 API_KEY = "pk_bench_" + "h" * 40
 TARGET_P99_S = 2.0
@@ -159,7 +183,9 @@ async def _load(base: str, monitors: list[Monitor], size: Size, tracker: Tracker
             stats.sent += 1
             sent = loop.time()
             try:
-                async with http.post(f"{base}/api/heartbeat/{monitor.token}", params={"message": message}) as r:
+                async with http.post(
+                    f"{base}/api/heartbeat/{monitor.token}", params={"message": message}
+                ) as r:
                     await r.read()
                     status = r.status
             except (aiohttp.ClientError, TimeoutError):
@@ -197,7 +223,9 @@ async def _setup(base: str, count: int) -> list[Monitor]:
         monitors = await asyncio.gather(*(create(i) for i in range(count)))
         for monitor in monitors:
             for _ in range(300):
-                async with http.post(f"{base}/api/heartbeat/{monitor.token}", params={"message": "warm-up"}) as r:
+                async with http.post(
+                    f"{base}/api/heartbeat/{monitor.token}", params={"message": "warm-up"}
+                ) as r:
                     if r.status == 200:
                         break
                 await asyncio.sleep(0.1)
@@ -216,8 +244,12 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     port = free_port()
     proc = spawn(
         ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(workdir / "data")],
-        env={"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_KAFKA_BOOTSTRAP": "", "PINGURA_CLICKHOUSE_URL": "",
-             "PINGURA_LOG_LEVEL": "warning"},
+        env={
+            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+            "PINGURA_KAFKA_BOOTSTRAP": "",
+            "PINGURA_CLICKHOUSE_URL": "",
+            "PINGURA_LOG_LEVEL": "warning",
+        },
         log=workdir / "serve.log",
     )
     stats = Stats()
@@ -227,7 +259,9 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
         await asyncio.to_thread(wait_ready, port, 90, proc)
         base = f"http://127.0.0.1:{port}"
         monitors = await _setup(base, size["monitors"])
-        async with Tracker(base, size["trackers"], size["poll_interval_s"], page, size["drain_s"], stats) as tracker:
+        async with Tracker(
+            base, size["trackers"], size["poll_interval_s"], page, size["drain_s"], stats
+        ) as tracker:
             elapsed = await _load(base, monitors, size, tracker, stats)
             await tracker.drain()
     finally:
@@ -246,13 +280,36 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     table = Table(
         f"6. Ping to history, embedded `pingura serve` ({size['rate']:,} pings/s offered for {size['seconds']} s "
         f"over {size['monitors']} monitors, {size['connections']} connections)",
-        ["pings/s achieved", "non-200", "errors", "answer p50 ms", "answer p99 ms", "samples", "delay p50 s",
-         "delay p99 s", "delay max s", "unseen", "target", ""],
+        [
+            "pings/s achieved",
+            "non-200",
+            "errors",
+            "answer p50 ms",
+            "answer p99 ms",
+            "samples",
+            "delay p50 s",
+            "delay p99 s",
+            "delay max s",
+            "unseen",
+            "target",
+            "",
+        ],
     )
     non_200 = sum(stats.non_200.values())
-    table.add(achieved, non_200, stats.errors, percentile(stats.answer_ms, 50), percentile(stats.answer_ms, 99),
-              len(stats.delays_s), percentile(stats.delays_s, 50), p99, max(stats.delays_s, default=float("nan")),
-              stats.unseen, f"p99 < {TARGET_P99_S:.0f} s at >= {RATE_MET:.0%} of rate", verdict)
+    table.add(
+        achieved,
+        non_200,
+        stats.errors,
+        percentile(stats.answer_ms, 50),
+        percentile(stats.answer_ms, 99),
+        len(stats.delays_s),
+        percentile(stats.delays_s, 50),
+        p99,
+        max(stats.delays_s, default=float("nan")),
+        stats.unseen,
+        f"p99 < {TARGET_P99_S:.0f} s at >= {RATE_MET:.0%} of rate",
+        verdict,
+    )
     table.notes += [
         f"Load: paced by schedule (ping i due at start + i/rate), {size['connections']} senders each with at most "
         f"one request in flight; a sender behind schedule sends at once (max lag behind schedule "

@@ -42,7 +42,9 @@ async def _create_paths(api: str) -> list[str]:
     paths = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
         for i in range(MONITORS):
-            async with http.post(f"{api}/api/v1/heartbeats", json={"name": f"worker {i}", "interval": 3600}) as r:
+            async with http.post(
+                f"{api}/api/v1/heartbeats", json={"name": f"worker {i}", "interval": 3600}
+            ) as r:
                 paths.append(f"/api/heartbeat/{(await r.json())['token']}")
     return paths
 
@@ -58,8 +60,14 @@ async def _until_accepted(url: str) -> None:
 
 
 async def _measure(base: str, paths: list[str], size: dict, close: bool) -> LoadResult:
-    return await run_load(base, paths, seconds=size["seconds"], connections=size["connections"], close=close,
-                          use_wrk=size["wrk"])
+    return await run_load(
+        base,
+        paths,
+        seconds=size["seconds"],
+        connections=size["connections"],
+        close=close,
+        use_wrk=size["wrk"],
+    )
 
 
 async def _ceiling(workdir: Path, size: dict) -> dict[bool, LoadResult]:
@@ -76,8 +84,16 @@ async def _ceiling(workdir: Path, size: dict) -> dict[bool, LoadResult]:
 
 def _row(table: Table, name: str, result: LoadResult, ceiling: LoadResult, target: float) -> None:
     ratio = result.rps / ceiling.rps if ceiling.rps else float("nan")
-    table.add(name, result.rps, result.p50_ms, result.p99_ms, result.errors, ratio, f">= {target}",
-              "met" if ratio >= target else "missed")
+    table.add(
+        name,
+        result.rps,
+        result.p50_ms,
+        result.p99_ms,
+        result.errors,
+        ratio,
+        f">= {target}",
+        "met" if ratio >= target else "missed",
+    )
 
 
 async def run(size_name: str, workdir: Path) -> list[Table]:
@@ -85,16 +101,29 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     columns = ["setup", "pings/s", "p50 ms", "p99 ms", "non-200", "ratio to ceiling", "target", ""]
     ceiling = await _ceiling(workdir, size)
     tool = ceiling[False].tool
-    embedded = Table(f"1. Ingest, embedded `pingura serve`, durable when answered ({tool}, "
-                     f"{size['connections']} connections, {size['seconds']} s each, {MONITORS} monitors)", columns)
+    embedded = Table(
+        f"1. Ingest, embedded `pingura serve`, durable when answered ({tool}, "
+        f"{size['connections']} connections, {size['seconds']} s each, {MONITORS} monitors)",
+        columns,
+    )
     for close in (False, True):
-        embedded.add(f"ceiling: bare aiohttp{' (Connection: close)' if close else ''}", ceiling[close].rps,
-                     ceiling[close].p50_ms, ceiling[close].p99_ms, ceiling[close].errors, 1.0, "", "")
+        embedded.add(
+            f"ceiling: bare aiohttp{' (Connection: close)' if close else ''}",
+            ceiling[close].rps,
+            ceiling[close].p50_ms,
+            ceiling[close].p99_ms,
+            ceiling[close].errors,
+            1.0,
+            "",
+            "",
+        )
 
     port = free_port()
-    proc = spawn(["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(workdir / "data")],
-                 env={"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_LOG_LEVEL": "warning"},
-                 log=workdir / "serve.log")
+    proc = spawn(
+        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(workdir / "data")],
+        env={"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_LOG_LEVEL": "warning"},
+        log=workdir / "serve.log",
+    )
     try:
         wait_ready(port, proc=proc)
         base = f"http://127.0.0.1:{port}"
@@ -105,12 +134,22 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
             _row(embedded, label, await _measure(base, paths, size, close), ceiling[close], TARGET_EMBEDDED)
     finally:
         stop(proc)
-    embedded.notes.append("Every 200 is a ping fsynced to the embedded log (SQLite WAL, synchronous=FULL, "
-                          "group commit); the evaluator, notifier and history writer run in the same process.")
+    embedded.notes.append(
+        "Every 200 is a ping fsynced to the embedded log (SQLite WAL, synchronous=FULL, "
+        "group commit); the evaluator, notifier and history writer run in the same process."
+    )
 
     kafka = Table(f"2. Ingest, Kafka mode, acks=all, broker on this machine ({tool})", columns)
-    kafka.add("ceiling: bare aiohttp", ceiling[False].rps, ceiling[False].p50_ms, ceiling[False].p99_ms,
-              ceiling[False].errors, 1.0, "", "")
+    kafka.add(
+        "ceiling: bare aiohttp",
+        ceiling[False].rps,
+        ceiling[False].p50_ms,
+        ceiling[False].p99_ms,
+        ceiling[False].errors,
+        1.0,
+        "",
+        "",
+    )
     try:
         with kafka_broker(workdir) as bootstrap:
             await _kafka_rows(kafka, bootstrap, workdir, size, ceiling[False])
@@ -120,11 +159,19 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
 
 
 async def _kafka_rows(table: Table, bootstrap: str, workdir: Path, size: dict, ceiling: LoadResult) -> None:
-    env = {"PINGURA_KAFKA_BOOTSTRAP": bootstrap, "PINGURA_TOPIC_PREFIX": f"b{uuid.uuid4().hex[:6]}.",
-           "PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_LOG_LEVEL": "warning", "PINGURA_PARTITIONS": "12"}
+    env = {
+        "PINGURA_KAFKA_BOOTSTRAP": bootstrap,
+        "PINGURA_TOPIC_PREFIX": f"b{uuid.uuid4().hex[:6]}.",
+        "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+        "PINGURA_LOG_LEVEL": "warning",
+        "PINGURA_PARTITIONS": "12",
+    }
     api_port, ingest_port = free_port(), free_port()
-    query = spawn(["-m", "services.cli", "query", "--port", str(api_port), "--data-dir", str(workdir / "q")],
-                  env=env, log=workdir / "query.log")
+    query = spawn(
+        ["-m", "services.cli", "query", "--port", str(api_port), "--data-dir", str(workdir / "q")],
+        env=env,
+        log=workdir / "query.log",
+    )
     ingests: list[subprocess.Popen] = []
     try:
         wait_ready(api_port, proc=query)
@@ -132,19 +179,30 @@ async def _kafka_rows(table: Table, bootstrap: str, workdir: Path, size: dict, c
         base = f"http://127.0.0.1:{ingest_port}"
         for count in (1, 2):
             while len(ingests) < count:
-                ingests.append(spawn(["-m", "services.cli", "ingest", "--port", str(ingest_port)], env=env,
-                                     log=workdir / f"ingest{len(ingests)}.log"))
+                ingests.append(
+                    spawn(
+                        ["-m", "services.cli", "ingest", "--port", str(ingest_port)],
+                        env=env,
+                        log=workdir / f"ingest{len(ingests)}.log",
+                    )
+                )
             wait_ready(ingest_port, proc=ingests[0])
             await _until_accepted(base + paths[-1])
             if count == 2:
                 await asyncio.sleep(3)  # let the second process finish starting
             result = await _measure(base, paths, size, close=False)
-            _row(table, f"{count} ingest process{'es' if count > 1 else ''} (SO_REUSEPORT)", result, ceiling,
-                 TARGET_KAFKA)
+            _row(
+                table,
+                f"{count} ingest process{'es' if count > 1 else ''} (SO_REUSEPORT)",
+                result,
+                ceiling,
+                TARGET_KAFKA,
+            )
     finally:
         for proc in ingests:
             stop(proc)
         stop(query)
-    table.notes.append("Each 200 waited for the broker's acknowledgement (idempotent producer, acks=all, "
-                       "linger 0: batches form while earlier ones are in flight); the broker (JVM) shares the 2 cores.")
-
+    table.notes.append(
+        "Each 200 waited for the broker's acknowledgement (idempotent producer, acks=all, "
+        "linger 0: batches form while earlier ones are in flight); the broker (JVM) shares the 2 cores."
+    )

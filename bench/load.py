@@ -18,8 +18,10 @@ from bench.common import percentile
 def _wrk_script(paths: list[str]) -> str:
     """POST to each path in turn (a fleet pings many monitors, not one)."""
     quoted = ", ".join(f'"{p}"' for p in paths)
-    return (f"local paths = {{{quoted}}}\nlocal n = 0\n"
-            "request = function()\n  n = n + 1\n  return wrk.format(\"POST\", paths[(n % #paths) + 1])\nend\n")
+    return (
+        f"local paths = {{{quoted}}}\nlocal n = 0\n"
+        'request = function()\n  n = n + 1\n  return wrk.format("POST", paths[(n % #paths) + 1])\nend\n'
+    )
 
 
 @dataclass
@@ -32,8 +34,9 @@ class LoadResult:
     p99_ms: float
 
 
-async def run_load(base: str, paths: list[str], seconds: float, connections: int, close: bool = False,
-                   use_wrk: bool = True) -> LoadResult:
+async def run_load(
+    base: str, paths: list[str], seconds: float, connections: int, close: bool = False, use_wrk: bool = True
+) -> LoadResult:
     """POSTs to ``base`` + each of ``paths`` in turn from ``connections`` connections."""
     host = urlsplit(base).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -76,7 +79,9 @@ def _wrk_ms(out: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-async def _python_load(base: str, paths: list[str], seconds: float, connections: int, close: bool) -> LoadResult:
+async def _python_load(
+    base: str, paths: list[str], seconds: float, connections: int, close: bool
+) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
@@ -101,5 +106,11 @@ async def _python_load(base: str, paths: list[str], seconds: float, connections:
     async with aiohttp.ClientSession(connector=connector) as http:
         await asyncio.gather(*(worker(http, i) for i in range(connections)))
     elapsed = time.monotonic() - started
-    return LoadResult("python (aiohttp)", len(latencies), errors, len(latencies) / elapsed,
-                      percentile(latencies, 50), percentile(latencies, 99))
+    return LoadResult(
+        "python (aiohttp)",
+        len(latencies),
+        errors,
+        len(latencies) / elapsed,
+        percentile(latencies, 50),
+        percentile(latencies, 99),
+    )

@@ -94,12 +94,34 @@ class Size(TypedDict):
 
 
 SIZES: dict[str, Size] = {
-    "tiny": {"heartbeats": 2_000, "load_s": 10, "silent": (2, 1), "dashboard": (0.2, 0.6),
-             "cover_compaction": False, "build_timeout_s": 300, "start_timeout_s": 300},
-    "quick": {"heartbeats": 20_000, "load_s": 20, "silent": (5, 2), "dashboard": (0.3, 0.7),
-              "cover_compaction": False, "build_timeout_s": 300, "start_timeout_s": 300},
-    "full": {"heartbeats": 1_000_000, "load_s": 600, "silent": (60, 10), "dashboard": (0.1, 0.35),
-             "cover_compaction": True, "max_load_s": 900, "build_timeout_s": 900, "start_timeout_s": 900},
+    "tiny": {
+        "heartbeats": 2_000,
+        "load_s": 10,
+        "silent": (2, 1),
+        "dashboard": (0.2, 0.6),
+        "cover_compaction": False,
+        "build_timeout_s": 300,
+        "start_timeout_s": 300,
+    },
+    "quick": {
+        "heartbeats": 20_000,
+        "load_s": 20,
+        "silent": (5, 2),
+        "dashboard": (0.3, 0.7),
+        "cover_compaction": False,
+        "build_timeout_s": 300,
+        "start_timeout_s": 300,
+    },
+    "full": {
+        "heartbeats": 1_000_000,
+        "load_s": 600,
+        "silent": (60, 10),
+        "dashboard": (0.1, 0.35),
+        "cover_compaction": True,
+        "max_load_s": 900,
+        "build_timeout_s": 900,
+        "start_timeout_s": 900,
+    },
 }
 API_KEY = "pk_bench_" + "m" * 40
 CHANNEL_ID = "ch_bench_million"
@@ -120,7 +142,9 @@ COMPACT_EVERY_S = 600  # services.runtime._housekeeping
 GOAL_READY_S = 5.0
 GOAL_BYTES_PER_HEARTBEAT = 1024
 GOAL_DETECTION_P99_MS = 2000.0
-LATENESS_MS = 1000  # Settings.lateness_ms, as the server runs here: a miss is declared this long after its deadline
+LATENESS_MS = (
+    1000  # Settings.lateness_ms, as the server runs here: a miss is declared this long after its deadline
+)
 GOAL_HISTORY_P99_S = 2.0
 GOAL_PING_P99_MS = 50.0  # section 8's goal for pings while the dashboard calls run
 _PERM_A = 2_654_435_761  # prime: j -> (j * A + B) % N is a permutation unless N is a multiple of it
@@ -195,46 +219,99 @@ async def build(spec_path: Path) -> None:
         bus = await open_bus(settings)
         try:
             project_id = await admin_project(settings, bus, topics)
-            channel = ChannelConfig(id=CHANNEL_ID, project_id=project_id, kind="webhook", name="bench receiver",
-                                    config={"url": spec["webhook_url"]}, created_ms=now, updated_ms=now)
+            channel = ChannelConfig(
+                id=CHANNEL_ID,
+                project_id=project_id,
+                kind="webhook",
+                name="bench receiver",
+                config={"url": spec["webhook_url"]},
+                created_ms=now,
+                updated_ms=now,
+            )
             await bus.publish(topics.channels, channel.id, encode(channel))
             state_partitions = bus.partitions(topics.evaluator_state)
             for lo in range(0, n, BATCH):
                 configs, snapshots = [], []
                 for i in range(lo, min(n, lo + BATCH)):
                     kind = role(i)
-                    interval_s, grace_s = {"probe": (PROBE_INTERVAL_S, 3600), "silent": (silent_interval_s,
-                                           silent_grace_s)}.get(kind, (HEALTHY_INTERVAL_S, HEALTHY_GRACE_S))
+                    interval_s, grace_s = {
+                        "probe": (PROBE_INTERVAL_S, 3600),
+                        "silent": (silent_interval_s, silent_grace_s),
+                    }.get(kind, (HEALTHY_INTERVAL_S, HEALTHY_GRACE_S))
                     mid = monitor_id(i)
                     status: MonitorStatus
                     created = now - 86_400_000
-                    config = MonitorConfig(id=mid, project_id=project_id, name=f"{kind}-job-{i:07d}",
-                                           token=token(i), interval_s=interval_s, grace_s=grace_s,
-                                           channels=list(channels), tags=list(tags), created_ms=created,
-                                           updated_ms=created)
+                    config = MonitorConfig(
+                        id=mid,
+                        project_id=project_id,
+                        name=f"{kind}-job-{i:07d}",
+                        token=token(i),
+                        interval_s=interval_s,
+                        grace_s=grace_s,
+                        channels=list(channels),
+                        tags=list(tags),
+                        created_ms=created,
+                        updated_ms=created,
+                    )
                     configs.append((mid, encode(config)))
                     if kind == "silent":
                         last, status, deadline, since, reason = None, "new", None, None, None
                     else:
                         # one period before its first ping of the load (slot s is due s/n of a period in)
-                        last = now if kind == "probe" else now - PERIOD_S * 1000 + heartbeat_slot(i, n, a_inverse) * (
-                            PERIOD_S * 1000) // n
+                        last = (
+                            now
+                            if kind == "probe"
+                            else now
+                            - PERIOD_S * 1000
+                            + heartbeat_slot(i, n, a_inverse) * (PERIOD_S * 1000) // n
+                        )
                         status, since, reason = "up", last, "ping received"
                         deadline = last + (interval_s + grace_s) * 1000
-                    state = MonitorState(monitor_id=mid, project_id=project_id, name=config.name,
-                                         interval_ms=interval_s * 1000, grace_ms=grace_s * 1000, max_problems=1,
-                                         channels=channels, tags=tags, revision=1, status=status, last_ping_ms=last,
-                                         deadline_ms=deadline, status_since_ms=since, status_reason=reason)
-                    snapshots.append((mid, encode(MonitorSnapshot(
-                        monitor_id=mid, partition=partition_for(mid, state_partitions), offset=-1, clock_ms=now,
-                        state=msgspec.Raw(state_encoder.encode(state))))))
+                    state = MonitorState(
+                        monitor_id=mid,
+                        project_id=project_id,
+                        name=config.name,
+                        interval_ms=interval_s * 1000,
+                        grace_ms=grace_s * 1000,
+                        max_problems=1,
+                        channels=channels,
+                        tags=tags,
+                        revision=1,
+                        status=status,
+                        last_ping_ms=last,
+                        deadline_ms=deadline,
+                        status_since_ms=since,
+                        status_reason=reason,
+                    )
+                    snapshots.append(
+                        (
+                            mid,
+                            encode(
+                                MonitorSnapshot(
+                                    monitor_id=mid,
+                                    partition=partition_for(mid, state_partitions),
+                                    offset=-1,
+                                    clock_ms=now,
+                                    state=msgspec.Raw(state_encoder.encode(state)),
+                                )
+                            ),
+                        )
+                    )
                 await bus.publish_many(topics.monitors, configs)
                 await bus.publish_many(topics.evaluator_state, snapshots)
         finally:
             await bus.close()
-    await asyncio.to_thread(Path(spec["out"]).write_text, json.dumps({
-        "project_id": project_id, "build_s": time.perf_counter() - t, "built_ms": now_ms(),
-        "bus_bytes": _bus_bytes(settings.data_dir)}))
+    await asyncio.to_thread(
+        Path(spec["out"]).write_text,
+        json.dumps(
+            {
+                "project_id": project_id,
+                "build_s": time.perf_counter() - t,
+                "built_ms": now_ms(),
+                "bus_bytes": _bus_bytes(settings.data_dir),
+            }
+        ),
+    )
 
 
 def _bus_bytes(data_dir: Path) -> int:
@@ -289,8 +366,10 @@ async def load(spec_path: Path) -> None:
             kind = role(i)
             ok = kind != "failing"
             message = f"processed%20{(seq * 7919) % 5000}%20records%20(run%20{seq})"
-            url = (f"{base}/api/heartbeat/{token(i)}{'' if ok else '/fail'}?status={'ok' if ok else 'error'}"
-                   f"&message={message}&duration={(seq * 104729) % 300_000 / 1000:.3f}")
+            url = (
+                f"{base}/api/heartbeat/{token(i)}{'' if ok else '/fail'}?status={'ok' if ok else 'error'}"
+                f"&message={message}&duration={(seq * 104729) % 300_000 / 1000:.3f}"
+            )
             sent = time.time()
             lag = (loop.time() - due) * 1000
             t = time.perf_counter()
@@ -308,16 +387,36 @@ async def load(spec_path: Path) -> None:
             kinds.append(kind_code[kind])
             beats.append(i)
             if code == 200 and kind == "healthy" and seq % sample_every == 0:
-                print(json.dumps({"id": monitor_id(i), "message": f"processed {(seq * 7919) % 5000} records "
-                                  f"(run {seq})", "answered": time.time()}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "id": monitor_id(i),
+                            "message": f"processed {(seq * 7919) % 5000} records (run {seq})",
+                            "answered": time.time(),
+                        }
+                    ),
+                    flush=True,
+                )
 
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
         await asyncio.gather(*(sender(http) for _ in range(CONNECTIONS)))
     elapsed = time.time() - start_wall
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    columns: dict[str, array.array] = {"sent": sent_at, "ms": answer_ms, "lag": lag_ms, "code": codes, "kind": kinds, "beat": beats}
-    summary = {"start": start_wall, "elapsed_s": elapsed, "count": len(codes), "cpu_s": usage.ru_utime + usage.ru_stime}
+    columns: dict[str, array.array] = {
+        "sent": sent_at,
+        "ms": answer_ms,
+        "lag": lag_ms,
+        "code": codes,
+        "kind": kinds,
+        "beat": beats,
+    }
+    summary = {
+        "start": start_wall,
+        "elapsed_s": elapsed,
+        "count": len(codes),
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
     await asyncio.to_thread(_write_load, Path(spec["out"]), columns, summary)
 
 
@@ -362,8 +461,9 @@ async def compact(spec_path: Path) -> None:
         out["open_s"] = time.perf_counter() - t
         try:
             await bus.ensure_topics([TopicSpec("bench.scratch", 1, retention_ms=60_000)])
-            rows = await bus._read(lambda c: c.execute(
-                "SELECT topic, count(*) FROM records GROUP BY topic").fetchall())
+            rows = await bus._read(
+                lambda c: c.execute("SELECT topic, count(*) FROM records GROUP BY topic").fetchall()
+            )
             out["records"] = dict(rows)
             phase = {"now": "before"}
             publishes: dict[str, list[float]] = {"before": [], "during": [], "after": []}
@@ -394,8 +494,15 @@ async def compact(spec_path: Path) -> None:
             stopping.set()
             await asyncio.gather(*tasks)
             for name, values in (("publish", publishes), ("loop_lag", lags)):
-                out[name] = {which: {"count": len(v), "p50": percentile(v, 50), "p99": percentile(v, 99),
-                                     "max": max(v, default=float("nan"))} for which, v in values.items()}
+                out[name] = {
+                    which: {
+                        "count": len(v),
+                        "p50": percentile(v, 50),
+                        "p99": percentile(v, 99),
+                        "max": max(v, default=float("nan")),
+                    }
+                    for which, v in values.items()
+                }
         finally:
             await bus.close()
     await asyncio.to_thread(Path(spec["out"]).write_text, json.dumps(out))
@@ -475,15 +582,19 @@ class Dashboard:
         k = 0
         cursor = None
         while time.time() < until:
-            page = await self._get("list: a page of 50 by cursor", "/api/v1/heartbeats",
-                                   {"limit": "50", **({"before": cursor} if cursor else {})})
+            page = await self._get(
+                "list: a page of 50 by cursor",
+                "/api/v1/heartbeats",
+                {"limit": "50", **({"before": cursor} if cursor else {})},
+            )
             cursor = page.get("next") if page else None
             await self._get("list: default page (100)", "/api/v1/heartbeats")
             i = slot_heartbeat((k * 7_919) % self._n, self._n)  # a pinged one, usually
             k += 1
             await self._get("detail: the heartbeat", f"/api/v1/heartbeats/{monitor_id(i)}")
-            await self._get("detail: its check-ins (50)", f"/api/v1/heartbeats/{monitor_id(i)}/checkins",
-                            {"limit": "50"})
+            await self._get(
+                "detail: its check-ins (50)", f"/api/v1/heartbeats/{monitor_id(i)}/checkins", {"limit": "50"}
+            )
 
 
 ONE_PROCESS = False
@@ -491,22 +602,33 @@ ONE_PROCESS = False
 
 
 def _serve_env(log_level: str = "info") -> dict:
-    return {"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_KAFKA_BOOTSTRAP": "", "PINGURA_CLICKHOUSE_URL": "",
-            "PINGURA_LOG_LEVEL": log_level, "PINGURA_LOG_FORMAT": "json",
-            "PINGURA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "PINGURA_INGEST_PROCESS": "0" if ONE_PROCESS else "1"}
+    return {
+        "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+        "PINGURA_KAFKA_BOOTSTRAP": "",
+        "PINGURA_CLICKHOUSE_URL": "",
+        "PINGURA_LOG_LEVEL": log_level,
+        "PINGURA_LOG_FORMAT": "json",
+        "PINGURA_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "PINGURA_INGEST_PROCESS": "0" if ONE_PROCESS else "1",
+    }
 
 
 def _serve(workdir: Path, data_dir: Path, port: int, name: str):
-    return spawn(["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-                 env=_serve_env(), log=workdir / f"{name}.log")
+    return spawn(
+        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env=_serve_env(),
+        log=workdir / f"{name}.log",
+    )
 
 
 def _child(kind: str, workdir: Path, spec: dict):
     spec_path = workdir / f"{kind}.json"
     spec_path.write_text(json.dumps(spec))
-    return spawn(["-m", "bench.million", kind, str(spec_path)], env={"PINGURA_LOG_LEVEL": "warning"},
-                 log=workdir / f"{kind}.log")
+    return spawn(
+        ["-m", "bench.million", kind, str(spec_path)],
+        env={"PINGURA_LOG_LEVEL": "warning"},
+        log=workdir / f"{kind}.log",
+    )
 
 
 async def _wait_child(proc, workdir: Path, kind: str, timeout_s: float) -> None:
@@ -516,7 +638,9 @@ async def _wait_child(proc, workdir: Path, kind: str, timeout_s: float) -> None:
         stop(proc)
         raise
     if code != 0:
-        raise RuntimeError(f"bench.million {kind} exited with {code}: {(workdir / f'{kind}.log').read_text()[-3000:]}")
+        raise RuntimeError(
+            f"bench.million {kind} exited with {code}: {(workdir / f'{kind}.log').read_text()[-3000:]}"
+        )
 
 
 def _tree(pid: int) -> list[int]:
@@ -565,7 +689,10 @@ async def _ready(proc, port: int, probe: str, timeout_s: float, started: float) 
     """Seconds from ``started`` until the port accepts, and until a ping to ``probe`` gets 200."""
     await asyncio.to_thread(wait_port, port, timeout_s, proc)
     before_200: dict[int, int] = {}
-    out: dict[str, float | dict[int, int]] = {"port_s": time.perf_counter() - started, "before_200": before_200}
+    out: dict[str, float | dict[int, int]] = {
+        "port_s": time.perf_counter() - started,
+        "before_200": before_200,
+    }
     url = f"http://127.0.0.1:{port}/api/heartbeat/{probe}"
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
@@ -645,7 +772,9 @@ async def _empty_rss(workdir: Path, timeout_s: float) -> int:
         stop(proc)
 
 
-async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, load_s: float | None = None) -> dict:
+async def measure(
+    size_name: str, workdir: Path, heartbeats: int | None = None, load_s: float | None = None
+) -> dict:
     size = SIZES[size_name].copy()
     n = heartbeats or size["heartbeats"]
     if load_s:
@@ -655,9 +784,18 @@ async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, 
     receiver = Receiver()
     await receiver.start()
     try:
-        builder = _child("build", workdir, {
-            "data_dir": str(data_dir), "heartbeats": n, "now_ms": now_ms(), "silent": size["silent"],
-            "out": str(workdir / "built.json"), "webhook_url": f"http://127.0.0.1:{receiver.port}/hook"})
+        builder = _child(
+            "build",
+            workdir,
+            {
+                "data_dir": str(data_dir),
+                "heartbeats": n,
+                "now_ms": now_ms(),
+                "silent": size["silent"],
+                "out": str(workdir / "built.json"),
+                "webhook_url": f"http://127.0.0.1:{receiver.port}/hook",
+            },
+        )
         await _wait_child(builder, workdir, "build", size["build_timeout_s"])
         m["build"] = json.loads(await asyncio.to_thread((workdir / "built.json").read_text))
         m["empty_rss"] = await _empty_rss(workdir, size["start_timeout_s"])
@@ -668,8 +806,9 @@ async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, 
         proc = _serve(workdir, data_dir, port, "serve")
         try:
             m["start"] = await _ready(proc, port, token(0), size["start_timeout_s"], t)
-            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"},
-                                             timeout=aiohttp.ClientTimeout(total=60)) as http:
+            async with aiohttp.ClientSession(
+                headers={"Authorization": f"Bearer {API_KEY}"}, timeout=aiohttp.ClientTimeout(total=60)
+            ) as http:
                 m["start"]["counts"] = await _until_listed(http, base, n, size["start_timeout_s"])
                 m["start"]["listed_s"] = time.perf_counter() - t
                 m["start"]["listed_rss"] = _proc_rss(proc.pid)
@@ -682,7 +821,9 @@ async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, 
     finally:
         await receiver.close()
 
-    compactor = _child("compact", workdir, {"data_dir": str(data_dir), "out": str(workdir / "compact.out.json")})
+    compactor = _child(
+        "compact", workdir, {"data_dir": str(data_dir), "out": str(workdir / "compact.out.json")}
+    )
     await _wait_child(compactor, workdir, "compact", size["start_timeout_s"])
     m["micro_compact"] = json.loads(await asyncio.to_thread((workdir / "compact.out.json").read_text))
     m["bus_bytes_end"] = _bus_bytes(data_dir)
@@ -697,8 +838,9 @@ async def measure(size_name: str, workdir: Path, heartbeats: int | None = None, 
     return m
 
 
-async def _soak(m: dict, size: Size, workdir: Path, proc, port: int, http: aiohttp.ClientSession,
-                receiver: Receiver) -> None:
+async def _soak(
+    m: dict, size: Size, workdir: Path, proc, port: int, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
     n, base = m["heartbeats"], f"http://127.0.0.1:{port}"
     load_s = size["load_s"]
     # Housekeeping compacts once every service is ready, then COMPACT_EVERY_S after each end:
@@ -713,18 +855,37 @@ async def _soak(m: dict, size: Size, workdir: Path, proc, port: int, http: aioht
             load_s = min(size["max_load_s"], max(load_s, found[0][0] + COMPACT_EVERY_S + 120 - time.time()))
     await asyncio.sleep(2)
     silent_interval_s, silent_grace_s = size["silent"]
-    silent_window_s = max(1.0, load_s - silent_interval_s - silent_grace_s - max(3.0, min(30.0, load_s * 0.15)))
+    silent_window_s = max(
+        1.0, load_s - silent_interval_s - silent_grace_s - max(3.0, min(30.0, load_s * 0.15))
+    )
     m["load_s"], m["silent_window_s"] = load_s, silent_window_s
     m["rss_before_load"] = _proc_rss(proc.pid)
     spec_path = workdir / "load.json"
-    await asyncio.to_thread(spec_path.write_text, json.dumps({
-        "port": port, "heartbeats": n, "load_s": load_s, "silent_window_s": silent_window_s,
-        "out": str(workdir / "load.out")}))
+    await asyncio.to_thread(
+        spec_path.write_text,
+        json.dumps(
+            {
+                "port": port,
+                "heartbeats": n,
+                "load_s": load_s,
+                "silent_window_s": silent_window_s,
+                "out": str(workdir / "load.out"),
+            }
+        ),
+    )
     err = await asyncio.to_thread(open, workdir / "load.log", "ab")
     try:
         loader = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.million", "load", str(spec_path), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-            stderr=err, env={**os.environ, "PINGURA_LOG_LEVEL": "warning"})
+            sys.executable,
+            "-m",
+            "bench.million",
+            "load",
+            str(spec_path),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "PINGURA_LOG_LEVEL": "warning"},
+        )
     finally:
         err.close()  # the loader has its own copy
     assert loader.stdout is not None  # stdout=PIPE
@@ -759,12 +920,19 @@ async def _soak(m: dict, size: Size, workdir: Path, proc, port: int, http: aioht
         code = await asyncio.wait_for(loader.wait(), load_s + 120)
         cpu_after, ticks_s = _cpu_ticks(pids), os.sysconf("SC_CLK_TCK") * (time.monotonic() - cpu_wall)
         if code != 0:
-            raise RuntimeError(f"bench.million load exited with {code}: {(workdir / 'load.log').read_text()[-3000:]}")
+            raise RuntimeError(
+                f"bench.million load exited with {code}: {(workdir / 'load.log').read_text()[-3000:]}"
+            )
         result = _read_load(workdir / "load.out")
         # Detection: wait until every silent heartbeat pinged is down, or DETECTION_TAIL_S past the last deadline.
-        pinged_silent = {monitor_id(i) for i, k, c in zip(result["beat"], result["kind"], result["code"], strict=True)
-                         if k == 2 and c == 200}
-        last_deadline = max((s for s, k in zip(result["sent"], result["kind"], strict=True) if k == 2), default=time.time())
+        pinged_silent = {
+            monitor_id(i)
+            for i, k, c in zip(result["beat"], result["kind"], result["code"], strict=True)
+            if k == 2 and c == 200
+        }
+        last_deadline = max(
+            (s for s, k in zip(result["sent"], result["kind"], strict=True) if k == 2), default=time.time()
+        )
         last_deadline += silent_interval_s + size["silent"][1]
         while time.time() < last_deadline + DETECTION_TAIL_S:
             down = {mid for kind, mid, _, _ in receiver.alerts.values() if kind == "down"}
@@ -779,14 +947,21 @@ async def _soak(m: dict, size: Size, workdir: Path, proc, port: int, http: aioht
             await loader.wait()
     m["rss_end"] = _proc_rss(proc.pid)
     m["rss_samples"] = rss
-    m["cpu"] = {name: (after - before) / ticks_s for name, before, after in
-                zip(("server", "load", "bench"), cpu_before[1], cpu_after[1], strict=True)}
+    m["cpu"] = {
+        name: (after - before) / ticks_s
+        for name, before, after in zip(("server", "load", "bench"), cpu_before[1], cpu_after[1], strict=True)
+    }
     m["cpu"]["load"] = result["cpu_s"] * os.sysconf("SC_CLK_TCK") / ticks_s  # it exited: its own count
     m["cpu"]["machine"] = (cpu_after[0] - cpu_before[0]) / ticks_s
     m["loadavg"] = os.getloadavg()
     m["load"] = result
-    m["history"] = {"delays_s": history.delays_s, "unseen": history.unseen, "skipped": history.skipped,
-                    "polls": history.polls, "poll_errors": history.poll_errors}
+    m["history"] = {
+        "delays_s": history.delays_s,
+        "unseen": history.unseen,
+        "skipped": history.skipped,
+        "polls": history.polls,
+        "poll_errors": history.poll_errors,
+    }
     m["dashboard"] = {"times": dashboard.times, "non_200": dashboard.non_200}
     m["alerts"] = list(receiver.alerts.values())
     m["duplicate_webhooks"] = receiver.duplicates
@@ -810,12 +985,18 @@ def _pings_in(load: dict, lo: float, hi: float) -> list[float]:
 def table(m: dict) -> Table:
     n, load = m["heartbeats"], m["load"]
     layout = "one process" if ONE_PROCESS else "ingest in a process of its own"
-    t = Table(f"9. A million heartbeats in one `pingura serve` ({layout}): {n:,} heartbeats, {m['load_s']:.0f} s "
-              f"of load ({n / PERIOD_S:,.0f} pings/s, every heartbeat every {PERIOD_S // 60} min)",
-              ["figure", "measured", "goal", ""])
+    t = Table(
+        f"9. A million heartbeats in one `pingura serve` ({layout}): {n:,} heartbeats, {m['load_s']:.0f} s "
+        f"of load ({n / PERIOD_S:,.0f} pings/s, every heartbeat every {PERIOD_S // 60} min)",
+        ["figure", "measured", "goal", ""],
+    )
     mib = 2**20
-    t.add("build: configs + snapshots onto the bus (publish_many, 10,000 a batch)",
-          f"{m['build']['build_s']:.1f} s ({m['build']['bus_bytes'] / mib:,.0f} MiB)", "", "")
+    t.add(
+        "build: configs + snapshots onto the bus (publish_many, 10,000 a batch)",
+        f"{m['build']['build_s']:.1f} s ({m['build']['bus_bytes'] / mib:,.0f} MiB)",
+        "",
+        "",
+    )
     # The goal is a restart's: the built data has no token-index snapshot yet (the first start
     # of a server writes one), so the first start reads the whole monitors topic.
     for label, key in (("first start on the built data", "start"), ("restart after the soak", "restart")):
@@ -823,101 +1004,182 @@ def table(m: dict) -> Table:
         t.add(f"{label}: port accepts", f"{r['port_s']:.2f} s", "", "")
         before = ", ".join(f"{k or 'no answer'} x{v}" for k, v in r["before_200"].items())
         goal = key == "restart"
-        t.add(f"{label}: first 200 to a ping of an existing heartbeat",
-              f"{r['ping_s']:.2f} s" + (f" (before: {before})" if before else ""),
-              f"< {GOAL_READY_S:.0f} s" if goal else "", _verdict(r["ping_s"] < GOAL_READY_S) if goal else "")
+        t.add(
+            f"{label}: first 200 to a ping of an existing heartbeat",
+            f"{r['ping_s']:.2f} s" + (f" (before: {before})" if before else ""),
+            f"< {GOAL_READY_S:.0f} s" if goal else "",
+            _verdict(r["ping_s"] < GOAL_READY_S) if goal else "",
+        )
         if key == "start":
             t.add("first start: every heartbeat listed by the API", f"{r['listed_s']:.2f} s", "", "")
 
     peak = max((r for _, r in m["rss_samples"]), default=0)
-    t.add("RSS: empty server / all listed / load start / peak in load / end",
-          " / ".join(f"{v / mib:,.0f}" for v in (m["empty_rss"], m["start"]["listed_rss"], m["rss_before_load"],
-                                                  peak, m["rss_end"])) + " MiB", "", "")
+    t.add(
+        "RSS: empty server / all listed / load start / peak in load / end",
+        " / ".join(
+            f"{v / mib:,.0f}"
+            for v in (m["empty_rss"], m["start"]["listed_rss"], m["rss_before_load"], peak, m["rss_end"])
+        )
+        + " MiB",
+        "",
+        "",
+    )
     gross, net = m["rss_end"] / n, (m["rss_end"] - m["empty_rss"]) / n
-    t.add("RSS at the end per heartbeat (gross: RSS / N)", f"{gross:,.0f} B", f"< {GOAL_BYTES_PER_HEARTBEAT:,} B",
-          _verdict(gross < GOAL_BYTES_PER_HEARTBEAT))
-    t.add("RSS at the end per heartbeat (net of the empty server)", f"{net:,.0f} B",
-          f"< {GOAL_BYTES_PER_HEARTBEAT:,} B", _verdict(net < GOAL_BYTES_PER_HEARTBEAT))
+    t.add(
+        "RSS at the end per heartbeat (gross: RSS / N)",
+        f"{gross:,.0f} B",
+        f"< {GOAL_BYTES_PER_HEARTBEAT:,} B",
+        _verdict(gross < GOAL_BYTES_PER_HEARTBEAT),
+    )
+    t.add(
+        "RSS at the end per heartbeat (net of the empty server)",
+        f"{net:,.0f} B",
+        f"< {GOAL_BYTES_PER_HEARTBEAT:,} B",
+        _verdict(net < GOAL_BYTES_PER_HEARTBEAT),
+    )
 
     codes = load["code"]
     ok = sum(1 for c in codes if c == 200)
     periodic = (n - silent_count(n) - 1) / PERIOD_S
-    t.add(f"pings: {periodic:,.0f}/s periodic + {silent_count(n):,} silent in the first {m['silent_window_s']:.0f} s; "
-          "answered 200", f"{ok / load['elapsed_s']:,.0f}/s ({len(codes):,} sent)", "", "")
+    t.add(
+        f"pings: {periodic:,.0f}/s periodic + {silent_count(n):,} silent in the first {m['silent_window_s']:.0f} s; "
+        "answered 200",
+        f"{ok / load['elapsed_s']:,.0f}/s ({len(codes):,} sent)",
+        "",
+        "",
+    )
     ms = list(load["ms"])
-    t.add("ping answer p50 / p99 / max (whole load)",
-          f"{_ms(percentile(ms, 50))} / {_ms(percentile(ms, 99))} / {_ms(max(ms, default=math.nan))}", "", "")
+    t.add(
+        "ping answer p50 / p99 / max (whole load)",
+        f"{_ms(percentile(ms, 50))} / {_ms(percentile(ms, 99))} / {_ms(max(ms, default=math.nan))}",
+        "",
+        "",
+    )
     non_200: dict[int, int] = {}
     for c in codes:
         if c != 200:
             non_200[c] = non_200.get(c, 0) + 1
-    t.add("non-200 answers (0 = no answer)", ", ".join(f"{k}: {v:,}" for k, v in sorted(non_200.items())) or "0",
-          "0", _verdict(not non_200))
+    t.add(
+        "non-200 answers (0 = no answer)",
+        ", ".join(f"{k}: {v:,}" for k, v in sorted(non_200.items())) or "0",
+        "0",
+        _verdict(not non_200),
+    )
     lags = list(load["lag"])
-    t.add("load generator behind schedule: p99 / max", f"{_ms(percentile(lags, 99))} / {_ms(max(lags, default=0))}",
-          "", "")
+    t.add(
+        "load generator behind schedule: p99 / max",
+        f"{_ms(percentile(lags, 99))} / {_ms(max(lags, default=0))}",
+        "",
+        "",
+    )
 
     lo, hi = m.get("dashboard_window", (0, 0))
     during = _pings_in(load, lo, hi or lo)
     p99 = percentile(during, 99)
-    t.add(f"ping p99 / max while the dashboard calls run ({len(during):,} pings, {hi - lo:.0f} s)",
-          f"{_ms(p99)} / {_ms(max(during, default=math.nan))}", f"< {GOAL_PING_P99_MS:.0f} ms (section 8)",
-          _verdict(p99 < GOAL_PING_P99_MS) if during else "no data")
+    t.add(
+        f"ping p99 / max while the dashboard calls run ({len(during):,} pings, {hi - lo:.0f} s)",
+        f"{_ms(p99)} / {_ms(max(during, default=math.nan))}",
+        f"< {GOAL_PING_P99_MS:.0f} ms (section 8)",
+        _verdict(p99 < GOAL_PING_P99_MS) if during else "no data",
+    )
     calls = [x for v in m["dashboard"]["times"].values() for x in v]
-    t.add("dashboard calls: count / p50 / p99 / non-200",
-          f"{len(calls)} / {_ms(percentile(calls, 50))} / {_ms(percentile(calls, 99))} / "
-          f"{sum(m['dashboard']['non_200'].values())}", "", "")
+    t.add(
+        "dashboard calls: count / p50 / p99 / non-200",
+        f"{len(calls)} / {_ms(percentile(calls, 50))} / {_ms(percentile(calls, 99))} / "
+        f"{sum(m['dashboard']['non_200'].values())}",
+        "",
+        "",
+    )
 
     start, end = load["start"], load["start"] + load["elapsed_s"]
     ends = [at for at, _ in m["compactions"]]
-    inside = [(i, at, removed) for i, (at, removed) in enumerate(m["compactions"]) if i and start <= at <= end + 5]
+    inside = [
+        (i, at, removed) for i, (at, removed) in enumerate(m["compactions"]) if i and start <= at <= end + 5
+    ]
     if inside:
         i, at, removed = inside[0]
         began = ends[i - 1] + COMPACT_EVERY_S
         pings = _pings_in(load, began, at)
-        t.add(f"housekeeping compaction in the load: {at - began:.1f} s, {removed:,} removed; pings sent in it",
-              f"{len(pings):,}: p99 {_ms(percentile(pings, 99))}, max {_ms(max(pings, default=math.nan))}", "", "")
+        t.add(
+            f"housekeeping compaction in the load: {at - began:.1f} s, {removed:,} removed; pings sent in it",
+            f"{len(pings):,}: p99 {_ms(percentile(pings, 99))}, max {_ms(max(pings, default=math.nan))}",
+            "",
+            "",
+        )
     elif ends and ends[-1] + COMPACT_EVERY_S < end:
         # The next pass began in the load and ended after it (a pass over millions of records
         # under load can outlast the 120 s the load is stretched by).
         began = ends[-1] + COMPACT_EVERY_S
         pings = _pings_in(load, began, end)
-        t.add(f"housekeeping compaction in the load: began {began - start:.0f} s in, still running at its end; "
-              "pings sent in it",
-              f"{len(pings):,}: p99 {_ms(percentile(pings, 99))}, max {_ms(max(pings, default=math.nan))}", "", "")
+        t.add(
+            f"housekeeping compaction in the load: began {began - start:.0f} s in, still running at its end; "
+            "pings sent in it",
+            f"{len(pings):,}: p99 {_ms(percentile(pings, 99))}, max {_ms(max(pings, default=math.nan))}",
+            "",
+            "",
+        )
     else:
-        t.add("housekeeping compaction in the load", "none (the load ended first; see the micro-benchmark)", "", "")
+        t.add(
+            "housekeeping compaction in the load",
+            "none (the load ended first; see the micro-benchmark)",
+            "",
+            "",
+        )
     c = m["micro_compact"]
-    t.add("LocalBus.compact on the soaked data (micro-benchmark, no server)",
-          f"{c['compact_s']:.2f} s, {c['removed']:,} removed; append p99 {_ms(c['publish']['during']['p99'])}, "
-          f"max {_ms(c['publish']['during']['max'])}; loop lag max {_ms(c['loop_lag']['during']['max'])}", "", "")
+    t.add(
+        "LocalBus.compact on the soaked data (micro-benchmark, no server)",
+        f"{c['compact_s']:.2f} s, {c['removed']:,} removed; append p99 {_ms(c['publish']['during']['p99'])}, "
+        f"max {_ms(c['publish']['during']['max'])}; loop lag max {_ms(c['loop_lag']['during']['max'])}",
+        "",
+        "",
+    )
 
-    silent = {monitor_id(i) for i, k, c in zip(load["beat"], load["kind"], load["code"], strict=True) if k == 2 and c == 200}
-    healthy_down = [mid for kind, mid, _, _ in m["alerts"]
-                    if kind == "down" and role(monitor_number(mid)) in ("healthy", "probe")]
+    silent = {
+        monitor_id(i)
+        for i, k, c in zip(load["beat"], load["kind"], load["code"], strict=True)
+        if k == 2 and c == 200
+    }
+    healthy_down = [
+        mid
+        for kind, mid, _, _ in m["alerts"]
+        if kind == "down" and role(monitor_number(mid)) in ("healthy", "probe")
+    ]
     delays = [arrived - at for kind, mid, at, arrived in m["alerts"] if kind == "down" and mid in silent]
     p99 = percentile(delays, 99)
-    t.add("silent heartbeats reported down (webhook)",
-          f"{len(delays):,} of {len(silent):,} pinged ({silent_count(n):,} silent)", "all",
-          _verdict(len(delays) == len(silent)))
-    t.add("  from deadline to the down webhook: p50 / p99 / max",
-          f"{_ms(percentile(delays, 50))} / {_ms(p99)} / {_ms(max(delays, default=math.nan))}",
-          f"p99 < {GOAL_DETECTION_P99_MS / 1000:.0f} s", _verdict(p99 < GOAL_DETECTION_P99_MS) if delays else "no data")
+    t.add(
+        "silent heartbeats reported down (webhook)",
+        f"{len(delays):,} of {len(silent):,} pinged ({silent_count(n):,} silent)",
+        "all",
+        _verdict(len(delays) == len(silent)),
+    )
+    t.add(
+        "  from deadline to the down webhook: p50 / p99 / max",
+        f"{_ms(percentile(delays, 50))} / {_ms(p99)} / {_ms(max(delays, default=math.nan))}",
+        f"p99 < {GOAL_DETECTION_P99_MS / 1000:.0f} s",
+        _verdict(p99 < GOAL_DETECTION_P99_MS) if delays else "no data",
+    )
     due = [d - LATENESS_MS for d in delays]
-    t.add(f"  the same from due (deadline + {LATENESS_MS} ms allowed lateness, as section 5)",
-          f"{_ms(percentile(due, 50))} / {_ms(percentile(due, 99))} / {_ms(max(due, default=math.nan))}", "", "")
+    t.add(
+        f"  the same from due (deadline + {LATENESS_MS} ms allowed lateness, as section 5)",
+        f"{_ms(percentile(due, 50))} / {_ms(percentile(due, 99))} / {_ms(max(due, default=math.nan))}",
+        "",
+        "",
+    )
     t.add("false down among the healthy", f"{len(healthy_down):,}", "0", _verdict(not healthy_down))
 
     h = m["history"]
     lag = h["delays_s"]
     p99 = percentile(lag, 99)
-    t.add(f"ping to history (check-ins API): p50 / p99 / max ({len(lag)} samples, {h['unseen']} unseen)",
-          f"{percentile(lag, 50):.2f} / {p99:.2f} / {max(lag, default=math.nan):.2f} s",
-          f"p99 < {GOAL_HISTORY_P99_S:.0f} s", _verdict(p99 < GOAL_HISTORY_P99_S and not h["unseen"]) if lag
-          else "no data")
+    t.add(
+        f"ping to history (check-ins API): p50 / p99 / max ({len(lag)} samples, {h['unseen']} unseen)",
+        f"{percentile(lag, 50):.2f} / {p99:.2f} / {max(lag, default=math.nan):.2f} s",
+        f"p99 < {GOAL_HISTORY_P99_S:.0f} s",
+        _verdict(p99 < GOAL_HISTORY_P99_S and not h["unseen"]) if lag else "no data",
+    )
 
-    failing_down = sum(1 for kind, mid, _, _ in m["alerts"]
-                       if kind == "down" and role(monitor_number(mid)) == "failing")
+    failing_down = sum(
+        1 for kind, mid, _, _ in m["alerts"] if kind == "down" and role(monitor_number(mid)) == "failing"
+    )
     cpu = m["cpu"]
     others = cpu["machine"] - cpu["server"] - cpu["load"] - cpu["bench"]
     t.notes += [
@@ -946,9 +1208,13 @@ def _silent_config(m: dict) -> str:
     return f"{interval} s, grace {grace} s"
 
 
-async def run(size_name: str, workdir: Path, heartbeats: int | None = None, load_s: float | None = None) -> list[Table]:
+async def run(
+    size_name: str, workdir: Path, heartbeats: int | None = None, load_s: float | None = None
+) -> list[Table]:
     m = await measure(size_name, workdir, heartbeats, load_s)
-    (workdir / "measured.json").write_text(json.dumps({k: v for k, v in m.items() if k != "load"}, default=str))
+    (workdir / "measured.json").write_text(
+        json.dumps({k: v for k, v in m.items() if k != "load"}, default=str)
+    )
     return [table(m)]
 
 
@@ -964,9 +1230,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--full", action="store_const", dest="size", const="full", default="quick")
     parser.add_argument("--tiny", action="store_const", dest="size", const="tiny")
     parser.add_argument("--heartbeats", type=int, help="instead of the size's")
-    parser.add_argument("--load-s", type=float, help="instead of the size's (no stretching over a compaction)")
+    parser.add_argument(
+        "--load-s", type=float, help="instead of the size's (no stretching over a compaction)"
+    )
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
-    parser.add_argument("--one-process", action="store_true", help="without PINGURA_INGEST_PROCESS (to compare)")
+    parser.add_argument(
+        "--one-process", action="store_true", help="without PINGURA_INGEST_PROCESS (to compare)"
+    )
     args = parser.parse_args(argv)
     global ONE_PROCESS
     ONE_PROCESS = args.one_process

@@ -38,12 +38,33 @@ from shared.clock import now_ms
 
 SIZES = {
     # rows in all, monitors in all (one of them the large one), rows of the large one
-    "tiny": {"rows": 20_000, "monitors": 20, "big_rows": 2_000, "slices": 10, "samples": 60, "api_monitors": 4,
-             "http_samples": 40},
-    "quick": {"rows": 1_000_000, "monitors": 1_000, "big_rows": 129_600, "slices": 45, "samples": 300,
-              "api_monitors": 20, "http_samples": 200},
-    "full": {"rows": 10_000_000, "monitors": 10_000, "big_rows": 129_600, "slices": 90, "samples": 1000,
-             "api_monitors": 20, "http_samples": 400},
+    "tiny": {
+        "rows": 20_000,
+        "monitors": 20,
+        "big_rows": 2_000,
+        "slices": 10,
+        "samples": 60,
+        "api_monitors": 4,
+        "http_samples": 40,
+    },
+    "quick": {
+        "rows": 1_000_000,
+        "monitors": 1_000,
+        "big_rows": 129_600,
+        "slices": 45,
+        "samples": 300,
+        "api_monitors": 20,
+        "http_samples": 200,
+    },
+    "full": {
+        "rows": 10_000_000,
+        "monitors": 10_000,
+        "big_rows": 129_600,
+        "slices": 90,
+        "samples": 1000,
+        "api_monitors": 20,
+        "http_samples": 400,
+    },
 }
 API_KEY = "pk_bench_" + "q" * 40
 DAY_MS = 86_400_000
@@ -101,8 +122,10 @@ FROM (
 
 def _mid_expr(m: str, bulk: int) -> str:
     """Monitor id of index ``m``: API-created ids first, ``bulk`` is the large monitor, else synthetic."""
-    return (f"if({m} < length({{api_ids:Array(String)}}), {{api_ids:Array(String)}}[{m} + 1], "
-            f"if({m} = {bulk}, {{big_id:String}}, concat('hb_', leftPad(lower(hex({m})), 8, '0'))))")
+    return (
+        f"if({m} < length({{api_ids:Array(String)}}), {{api_ids:Array(String)}}[{m} + 1], "
+        f"if({m} = {bulk}, {{big_id:String}}, concat('hb_', leftPad(lower(hex({m})), 8, '0'))))"
+    )
 
 
 def _pid_expr(m: str, bulk: int) -> str:
@@ -137,29 +160,56 @@ async def _load(ch, spec: dict) -> dict:
         j0, j1 = per_monitor * s // slices, per_monitor * (s + 1) // slices
         b0, b1 = spec["big_rows"] * s // slices, spec["big_rows"] * (s + 1) // slices
         for first, count, m_expr, j_expr, step, salt in (
-            (j0 * bulk_monitors, (j1 - j0) * bulk_monitors, f"n % {bulk_monitors}", f"intDiv(n, {bulk_monitors})",
-             SPAN_MS // per_monitor, 1),
+            (
+                j0 * bulk_monitors,
+                (j1 - j0) * bulk_monitors,
+                f"n % {bulk_monitors}",
+                f"intDiv(n, {bulk_monitors})",
+                SPAN_MS // per_monitor,
+                1,
+            ),
             (b0, b1 - b0, str(bulk_monitors), "n", SPAN_MS // spec["big_rows"], 2),
         ):
             if count <= 0:
                 continue
             sql = _CHECKIN_INSERT.format(
-                m_expr=m_expr, j_expr=j_expr, salt=salt, start_ms=start_ms, step_ms=step, first=first, count=count,
-                mid_expr=_mid_expr("m", bulk_monitors), pid_expr=_pid_expr("m", bulk_monitors),
+                m_expr=m_expr,
+                j_expr=j_expr,
+                salt=salt,
+                start_ms=start_ms,
+                step_ms=step,
+                first=first,
+                count=count,
+                mid_expr=_mid_expr("m", bulk_monitors),
+                pid_expr=_pid_expr("m", bulk_monitors),
             )
             await ch.command(sql, params)
     all_monitors = spec["monitors"]
-    await ch.command(_STATUS_INSERT.format(
-        all_monitors=all_monitors, start_ms=start_ms, incident_step_ms=SPAN_MS // (MAX_INCIDENTS + 1),
-        incident_jitter_ms=SPAN_MS // (2 * (MAX_INCIDENTS + 1)), count=all_monitors * (1 + 3 * MAX_INCIDENTS),
-        incidents_mod=MAX_INCIDENTS + 1, mid_expr=_mid_expr("m", bulk_monitors),
-        pid_expr=_pid_expr("m", bulk_monitors),
-    ), params)
+    await ch.command(
+        _STATUS_INSERT.format(
+            all_monitors=all_monitors,
+            start_ms=start_ms,
+            incident_step_ms=SPAN_MS // (MAX_INCIDENTS + 1),
+            incident_jitter_ms=SPAN_MS // (2 * (MAX_INCIDENTS + 1)),
+            count=all_monitors * (1 + 3 * MAX_INCIDENTS),
+            incidents_mod=MAX_INCIDENTS + 1,
+            mid_expr=_mid_expr("m", bulk_monitors),
+            pid_expr=_pid_expr("m", bulk_monitors),
+        ),
+        params,
+    )
     load_s = time.perf_counter() - started
     checkins = (await ch.query("SELECT count() FROM checkins"))[0][0]
     changes = (await ch.query("SELECT count() FROM status_changes"))[0][0]
-    return {"load_s": load_s, "checkins": checkins, "status_changes": changes, "bulk_rows": bulk_rows,
-            "per_monitor": per_monitor, "start_ms": start_ms, "end_ms": end_ms}
+    return {
+        "load_s": load_s,
+        "checkins": checkins,
+        "status_changes": changes,
+        "bulk_rows": bulk_rows,
+        "per_monitor": per_monitor,
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+    }
 
 
 async def _parts(ch) -> dict:
@@ -225,12 +275,19 @@ async def _export(store, key: tuple[str, str], to_ms: int, csv_format: bool, exp
             if half_peak is None and rows >= expected_rows / 2:
                 half_peak = rss.peak  # flat memory: the second half adds (almost) nothing to this
             if csv_format:
-                out_bytes += len(b"".join(_csv_line([_cell(r.get(c)) for c in EXPORT_COLUMNS]) for r in chunk))
+                out_bytes += len(
+                    b"".join(_csv_line([_cell(r.get(c)) for c in EXPORT_COLUMNS]) for r in chunk)
+                )
         seconds = time.perf_counter() - t
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds if seconds else float("nan"),
-            "rss_growth_mib": (rss.peak - rss.baseline) / 2**20, "rss_base_mib": rss.baseline / 2**20,
-            "rss_half_growth_mib": ((half_peak or rss.peak) - rss.baseline) / 2**20,
-            "csv_mib": out_bytes / 2**20}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds if seconds else float("nan"),
+        "rss_growth_mib": (rss.peak - rss.baseline) / 2**20,
+        "rss_base_mib": rss.baseline / 2**20,
+        "rss_half_growth_mib": ((half_peak or rss.peak) - rss.baseline) / 2**20,
+        "csv_mib": out_bytes / 2**20,
+    }
 
 
 async def _diagnose(ch, key: tuple[str, str]) -> dict:
@@ -245,8 +302,10 @@ async def _diagnose(ch, key: tuple[str, str]) -> dict:
         await ch.query("SELECT 1")
     out: dict[str, float | dict[str, float | str | int]] = {"select_1_ms": (time.perf_counter() - t) * 50}
     params = {"project_id": key[0], "monitor_id": key[1], "limit": 51}
-    for name, select in (("final", store_module._ROW_SELECT),
-                         ("no_final", store_module._ROW_SELECT.replace("FROM checkins FINAL", "FROM checkins"))):
+    for name, select in (
+        ("final", store_module._ROW_SELECT),
+        ("no_final", store_module._ROW_SELECT.replace("FROM checkins FINAL", "FROM checkins")),
+    ):
         sql = select + " ORDER BY received_at DESC, id DESC LIMIT {limit:UInt32}"
         await ch.query(sql, params)
         t = time.perf_counter()
@@ -254,8 +313,12 @@ async def _diagnose(ch, key: tuple[str, str]) -> dict:
             await ch.query(sql, params)
         plan = "\n".join(str(r[0]) for r in await ch.query("EXPLAIN indexes = 1 " + sql, params))
         found = re.search(r"Parts: (\d+) \| Granules: (\d+)", plan)
-        out[name] = {"ms": (time.perf_counter() - t) * 100, "read_type": "reverse" if "InReverseOrder" in plan else "other",
-                     "parts": int(found[1]) if found else -1, "granules": int(found[2]) if found else -1}
+        out[name] = {
+            "ms": (time.perf_counter() - t) * 100,
+            "read_type": "reverse" if "InReverseOrder" in plan else "other",
+            "parts": int(found[1]) if found else -1,
+            "granules": int(found[2]) if found else -1,
+        }
     return out
 
 
@@ -271,10 +334,17 @@ async def _measure(ch, store, spec: dict, loaded: dict, now_ms: int) -> dict:
     export_store = await _export(store, big, now_ms + 1, False, spec["big_rows"])
     export_csv = await _export(store, big, now_ms + 1, True, spec["big_rows"])
     return {
-        "parts": parts_before, "parts_after": await _parts(ch),
-        "page_ms": page, "page_empty": page_empty, "big_page_ms": big_page, "uptime_ms": uptime,
-        "uptime_empty": uptime_empty, "export_store": export_store, "export_csv": export_csv,
-        "diagnose_typical": await _diagnose(ch, keys[0]), "diagnose_big": await _diagnose(ch, big),
+        "parts": parts_before,
+        "parts_after": await _parts(ch),
+        "page_ms": page,
+        "page_empty": page_empty,
+        "big_page_ms": big_page,
+        "uptime_ms": uptime,
+        "uptime_empty": uptime_empty,
+        "export_store": export_store,
+        "export_csv": export_csv,
+        "diagnose_typical": await _diagnose(ch, keys[0]),
+        "diagnose_big": await _diagnose(ch, big),
     }
 
 
@@ -327,7 +397,9 @@ async def _run_worker(workdir: Path, spec: dict, name: str, timeout_s: float) ->
     spec = {**spec, "out": str(workdir / f"{name}.json")}
     spec_path.write_text(json.dumps(spec))
     log = workdir / f"{name}.log"
-    proc = spawn(["-m", "bench.queries", "worker", str(spec_path)], env={"PINGURA_LOG_LEVEL": "warning"}, log=log)
+    proc = spawn(
+        ["-m", "bench.queries", "worker", str(spec_path)], env={"PINGURA_LOG_LEVEL": "warning"}, log=log
+    )
     try:
         code = await asyncio.to_thread(proc.wait, timeout_s)
     except Exception:
@@ -339,10 +411,16 @@ async def _run_worker(workdir: Path, spec: dict, name: str, timeout_s: float) ->
 
 
 def _serve(workdir: Path, data_dir: Path, port: int, name: str):
-    return spawn(["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-                 env={"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_KAFKA_BOOTSTRAP": "",
-                      "PINGURA_CLICKHOUSE_URL": "", "PINGURA_LOG_LEVEL": "warning"},
-                 log=workdir / f"{name}.log")
+    return spawn(
+        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env={
+            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+            "PINGURA_KAFKA_BOOTSTRAP": "",
+            "PINGURA_CLICKHOUSE_URL": "",
+            "PINGURA_LOG_LEVEL": "warning",
+        },
+        log=workdir / f"{name}.log",
+    )
 
 
 async def _create_monitors(data_dir: Path, workdir: Path, count: int) -> dict:
@@ -376,7 +454,9 @@ async def _http_stage(data_dir: Path, workdir: Path, spec: dict, samples: int) -
         rng = random.Random(11)
         ids = [spec["api_ids"][rng.randrange(len(spec["api_ids"]))] for _ in range(samples)]
         timeout = aiohttp.ClientTimeout(total=600)
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=timeout) as http:
+        async with aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {API_KEY}"}, timeout=timeout
+        ) as http:
             page_ms, empty = [], 0
             for n, mid in enumerate([*ids[:3], *ids]):
                 t = time.perf_counter()
@@ -408,10 +488,16 @@ async def _http_stage(data_dir: Path, workdir: Path, spec: dict, samples: int) -
             seconds = time.perf_counter() - t
             stop_sampling.set()
             await sampler
-        return {"page_ms": page_ms, "page_empty": empty, "export_rows": lines - 1, "export_s": seconds,
-                "export_mib": size / 2**20, "rss_base_mib": rss["base"] / 2**20,
-                "rss_growth_mib": (max(rss["peak"], rss["base"]) - rss["base"]) / 2**20,
-                "rss_half_growth_mib": (max(half_peak or rss["peak"], rss["base"]) - rss["base"]) / 2**20}
+        return {
+            "page_ms": page_ms,
+            "page_empty": empty,
+            "export_rows": lines - 1,
+            "export_s": seconds,
+            "export_mib": size / 2**20,
+            "rss_base_mib": rss["base"] / 2**20,
+            "rss_growth_mib": (max(rss["peak"], rss["base"]) - rss["base"]) / 2**20,
+            "rss_half_growth_mib": (max(half_peak or rss["peak"], rss["base"]) - rss["base"]) / 2**20,
+        }
     finally:
         stop(proc)
 
@@ -439,19 +525,48 @@ def _met(value: float, target: float) -> str:
 def _stat_rows(table: Table, stage: str, m: dict) -> None:
     page, big, up = m["page_ms"], m["big_page_ms"], m["uptime_ms"]
     p95 = percentile(page, 95)
-    table.add(stage, "newest page (limit 50), random monitors", len(page), percentile(page, 50), p95,
-              f"p95 < {TARGET_PAGE_P95_MS:.0f} ms", _met(p95, TARGET_PAGE_P95_MS))
+    table.add(
+        stage,
+        "newest page (limit 50), random monitors",
+        len(page),
+        percentile(page, 50),
+        p95,
+        f"p95 < {TARGET_PAGE_P95_MS:.0f} ms",
+        _met(p95, TARGET_PAGE_P95_MS),
+    )
     p95 = percentile(big, 95)
-    table.add(stage, "newest page (limit 50), largest monitor", len(big), percentile(big, 50), p95,
-              f"p95 < {TARGET_PAGE_P95_MS:.0f} ms", _met(p95, TARGET_PAGE_P95_MS))
+    table.add(
+        stage,
+        "newest page (limit 50), largest monitor",
+        len(big),
+        percentile(big, 50),
+        p95,
+        f"p95 < {TARGET_PAGE_P95_MS:.0f} ms",
+        _met(p95, TARGET_PAGE_P95_MS),
+    )
     p95 = percentile(up, 95)
-    table.add(stage, "uptime 24h/7d/30d/90d, random monitors", len(up), percentile(up, 50), p95,
-              f"p95 < {TARGET_UPTIME_P95_MS:.0f} ms", _met(p95, TARGET_UPTIME_P95_MS))
+    table.add(
+        stage,
+        "uptime 24h/7d/30d/90d, random monitors",
+        len(up),
+        percentile(up, 50),
+        p95,
+        f"p95 < {TARGET_UPTIME_P95_MS:.0f} ms",
+        _met(p95, TARGET_UPTIME_P95_MS),
+    )
 
 
 def _export_row(table: Table, stage: str, what: str, e: dict) -> None:
-    table.add(stage, what, e["rows"], e["rows_per_s"], e["seconds"], e["rss_base_mib"], e["rss_half_growth_mib"],
-              e["rss_growth_mib"])
+    table.add(
+        stage,
+        what,
+        e["rows"],
+        e["rows_per_s"],
+        e["seconds"],
+        e["rss_base_mib"],
+        e["rss_half_growth_mib"],
+        e["rss_growth_mib"],
+    )
 
 
 async def run(size_name: str, workdir: Path) -> list[Table]:
@@ -474,8 +589,15 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
     _stat_rows(latency, "after OPTIMIZE FINAL", optimized["measure"])
     page = http["page_ms"]
     p95 = percentile(page, 95)
-    latency.add("as loaded", "HTTP GET .../checkins?limit=50 (API monitors)", len(page), percentile(page, 50), p95,
-                f"p95 < {TARGET_PAGE_P95_MS:.0f} ms", _met(p95, TARGET_PAGE_P95_MS))
+    latency.add(
+        "as loaded",
+        "HTTP GET .../checkins?limit=50 (API monitors)",
+        len(page),
+        percentile(page, 50),
+        p95,
+        f"p95 < {TARGET_PAGE_P95_MS:.0f} ms",
+        _met(p95, TARGET_PAGE_P95_MS),
+    )
     lm, om = loaded["measure"], optimized["measure"]
     dt, db = lm["diagnose_typical"], lm["diagnose_big"]
     latency.notes += [
@@ -495,16 +617,32 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
 
     export = Table(
         f"7b. CSV export of the largest monitor ({size['big_rows']:,} check-ins), flat memory",
-        ["stage", "path", "rows", "rows/s", "seconds", "RSS before MiB", "RSS growth at half MiB",
-         "peak RSS growth MiB"],
+        [
+            "stage",
+            "path",
+            "rows",
+            "rows/s",
+            "seconds",
+            "RSS before MiB",
+            "RSS growth at half MiB",
+            "peak RSS growth MiB",
+        ],
     )
     _export_row(export, "as loaded", "HistoryStore.export (chunks of 10k)", lm["export_store"])
     _export_row(export, "as loaded", "HistoryStore.export + API CSV formatting", lm["export_csv"])
     _export_row(export, "after OPTIMIZE FINAL", "HistoryStore.export (chunks of 10k)", om["export_store"])
     _export_row(export, "after OPTIMIZE FINAL", "HistoryStore.export + API CSV formatting", om["export_csv"])
     rows_per_s = http["export_rows"] / http["export_s"] if http["export_s"] else float("nan")
-    export.add("as loaded", "HTTP GET .../export?format=csv (server RSS)", http["export_rows"], rows_per_s,
-               http["export_s"], http["rss_base_mib"], http["rss_half_growth_mib"], http["rss_growth_mib"])
+    export.add(
+        "as loaded",
+        "HTTP GET .../export?format=csv (server RSS)",
+        http["export_rows"],
+        rows_per_s,
+        http["export_s"],
+        http["rss_base_mib"],
+        http["rss_half_growth_mib"],
+        http["rss_growth_mib"],
+    )
     export.notes += [
         "RSS is the process running chDB (the bench worker, or the server for HTTP), sampled every 5-10 ms "
         "during the export; growth = peak minus the value just before. Flat memory: the peak at the end is "

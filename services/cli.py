@@ -15,8 +15,10 @@ from shared.private_files import PRIVATE_UMASK
 from shared.settings import Settings
 
 COMMANDS = {
-    "serve": ("all four services in one process (embedded bus and chDB unless configured otherwise)",
-              ("ingest", "evaluator", "notifier", "query")),
+    "serve": (
+        "all four services in one process (embedded bus and chDB unless configured otherwise)",
+        ("ingest", "evaluator", "notifier", "query"),
+    ),
     "ingest": ("the ping endpoint", ("ingest",)),
     "evaluator": ("miss and failure detection", ("evaluator",)),
     "notifier": ("alert delivery to channels", ("notifier",)),
@@ -31,15 +33,21 @@ def parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--host", help="address to listen on (default 127.0.0.1; PINGURA_HOST)")
         cmd.add_argument("--port", type=int, help="HTTP port (default 8080; PINGURA_PORT)")
-        cmd.add_argument("--data-dir", type=Path, help="where data lives (default ./pingura-data; PINGURA_DATA_DIR)")
-    _keys_parser(sub.add_parser("keys", help="create, list and revoke API keys (while `pingura serve` runs, or not)"))
+        cmd.add_argument(
+            "--data-dir", type=Path, help="where data lives (default ./pingura-data; PINGURA_DATA_DIR)"
+        )
+    _keys_parser(
+        sub.add_parser("keys", help="create, list and revoke API keys (while `pingura serve` runs, or not)")
+    )
     return p
 
 
 def _keys_parser(keys: argparse.ArgumentParser) -> None:
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="make a key and print it (alone) on stdout")
-    create.add_argument("--project", help="an existing project's name (default: the admin project, \"default\")")
+    create.add_argument(
+        "--project", help='an existing project\'s name (default: the admin project, "default")'
+    )
     create.add_argument("--create-project", action="store_true", help="make the --project if there is none")
     create.add_argument("--read-only", action="store_true", help="may only read; never sees ping URLs")
     create.add_argument("--name", default="cli", help="what the key is for (default: cli)")
@@ -48,7 +56,9 @@ def _keys_parser(keys: argparse.ArgumentParser) -> None:
     revoke = actions.add_parser("revoke", help="refuse a key from now on")
     revoke.add_argument("key_id")
     for action in (create, listing, revoke):
-        action.add_argument("--data-dir", type=Path, help="the server's data dir (default ./pingura-data; PINGURA_DATA_DIR)")
+        action.add_argument(
+            "--data-dir", type=Path, help="the server's data dir (default ./pingura-data; PINGURA_DATA_DIR)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)
     args = parser().parse_args(argv)
     try:
-        settings = Settings.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                                     data_dir=args.data_dir)
+        settings = Settings.from_env(
+            host=getattr(args, "host", None), port=getattr(args, "port", None), data_dir=args.data_dir
+        )
     except ConfigError as exc:
         print(f"pingura: {exc}", file=sys.stderr)
         return 2
@@ -69,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     _, services = COMMANDS[args.command]
     if args.command != "serve" and settings.embedded:
-        print(f"pingura {args.command}: set PINGURA_KAFKA_BOOTSTRAP (single services run on Kafka; "
-              "use `pingura serve` for one process)", file=sys.stderr)
+        print(
+            f"pingura {args.command}: set PINGURA_KAFKA_BOOTSTRAP (single services run on Kafka; "
+            "use `pingura serve` for one process)",
+            file=sys.stderr,
+        )
         return 2
     try:
         import uvloop
@@ -96,15 +110,32 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         if args.action == "create":
-            made = await perform(settings, "create", project=args.project, name=args.name, read_only=args.read_only,
-                                 create_project=args.create_project)
+            made = await perform(
+                settings,
+                "create",
+                project=args.project,
+                name=args.name,
+                read_only=args.read_only,
+                create_project=args.create_project,
+            )
             print(made["key"])  # alone on stdout: KEY=$(pingura keys create ...)
-            print(f"{made['id']} ({_access(made)}) in project {_shown(made['project'])} ({made['project_id']})",
-                  file=sys.stderr)
+            print(
+                f"{made['id']} ({_access(made)}) in project {_shown(made['project'])} ({made['project_id']})",
+                file=sys.stderr,
+            )
         elif args.action == "list":
             for key in (await perform(settings, "list", project=args.project))["keys"]:
-                print("\t".join((key["id"], _shown(key["project"] or key["project_id"]), _access(key),
-                                 key["created_at"], _shown(key["name"]))))
+                print(
+                    "\t".join(
+                        (
+                            key["id"],
+                            _shown(key["project"] or key["project_id"]),
+                            _access(key),
+                            key["created_at"],
+                            _shown(key["name"]),
+                        )
+                    )
+                )
         else:
             await perform(settings, "revoke", id=args.key_id)
             print(f"revoked {args.key_id}", file=sys.stderr)

@@ -93,9 +93,14 @@ def until_ready(readiness: Readiness, service: str, starting: Answer):
     return middleware
 
 
-def add_routes_until_ready(app: web.Application, add_routes: Callable[[web.Application], None],
-                           readiness: Readiness, service: str, starting: Answer,
-                           guard=lambda handler: handler) -> None:
+def add_routes_until_ready(
+    app: web.Application,
+    add_routes: Callable[[web.Application], None],
+    readiness: Readiness,
+    service: str,
+    starting: Answer,
+    guard=lambda handler: handler,
+) -> None:
     """``add_routes(app)``, with ``starting`` answering for each handler until ``service`` is
     ready, then ``guard(handler)``. For routes on the root app, where a middleware would also
     run on every ping."""
@@ -104,8 +109,11 @@ def add_routes_until_ready(app: web.Application, add_routes: Callable[[web.Appli
     for key in scratch:
         app[key] = scratch[key]
     for route in scratch.router.routes():
-        app.router.add_route(route.method, route.resource.canonical,  # type: ignore[union-attr]  # routes added by path always have a resource
-                             _handler_until_ready(guard(route.handler), readiness, service, starting))
+        app.router.add_route(
+            route.method,
+            route.resource.canonical,  # type: ignore[union-attr]  # routes added by path always have a resource
+            _handler_until_ready(guard(route.handler), readiness, service, starting),
+        )
 
 
 def _handler_until_ready(handler, readiness: Readiness, service: str, starting: Answer):

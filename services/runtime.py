@@ -62,8 +62,9 @@ def build_service(name: str, settings: Settings, bus: Bus) -> Service:
     raise ConfigError(f"no service called {name!r} (known: {', '.join(SERVICES)})")
 
 
-async def build(stack: AsyncExitStack, settings: Settings,
-                names: tuple[str, ...]) -> tuple[web.Application, list[Service], StartServices]:
+async def build(
+    stack: AsyncExitStack, settings: Settings, names: tuple[str, ...]
+) -> tuple[web.Application, list[Service], StartServices]:
     """Open the bus, build the services called ``names`` and lay out the HTTP app with their
     routes. Returns it, the services, and ``start_services(stop)``, which starts them in order
     and marks each ready once started; it gives up between two once ``stop`` is set. They
@@ -132,8 +133,11 @@ def _welcome(settings: Settings, port: int, key_file: Path) -> None:
     plain text on stdout, not a log line they would have to dig out."""
     host = "localhost" if settings.host in ("", "0.0.0.0", "::") else settings.host
     host = f"[{host}]" if ":" in host else host
-    print(f"\nPingura is running: http://{host}:{port}/\n"
-          f"Sign in with the admin API key, which is in {key_file.absolute()}\n", flush=True)
+    print(
+        f"\nPingura is running: http://{host}:{port}/\n"
+        f"Sign in with the admin API key, which is in {key_file.absolute()}\n",
+        flush=True,
+    )
 
 
 async def _housekeeping(bus: LocalBus) -> None:
@@ -164,7 +168,9 @@ async def _start_ingest_process(stack: AsyncExitStack, settings: Settings, runne
     return port
 
 
-async def run(settings: Settings, names: tuple[str, ...], ready: Callable[[int], Awaitable[None]] | None = None) -> None:
+async def run(
+    settings: Settings, names: tuple[str, ...], ready: Callable[[int], Awaitable[None]] | None = None
+) -> None:
     """Run the services called ``names`` until SIGINT/SIGTERM, then shut down in order.
     ``ready(port)`` once every service started."""
     stop = asyncio.Event()
@@ -181,8 +187,13 @@ async def run(settings: Settings, names: tuple[str, ...], ready: Callable[[int],
             # Also for the API alone: every HTTP port must shed half-sent requests.
             # keepalive_timeout: an idle kept-alive connection may hold a descriptor for 75 s
             # (nginx's default), not aiohttp's hour.
-            runner = GuardedAppRunner(app, header_timeout_s=settings.header_timeout_s, access_log=None,
-                                      handle_signals=False, keepalive_timeout=75)
+            runner = GuardedAppRunner(
+                app,
+                header_timeout_s=settings.header_timeout_s,
+                access_log=None,
+                handle_signals=False,
+                keepalive_timeout=75,
+            )
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             if ingest_elsewhere(settings, names):
@@ -209,8 +220,14 @@ async def run(settings: Settings, names: tuple[str, ...], ready: Callable[[int],
         if readiness.complete:
             gc.collect()  # only what is not frozen yet
             gc.freeze()
-            log.info("serve.started", services=list(names), host=settings.host, port=port,
-                     bus="local" if settings.embedded else "kafka", data_dir=str(settings.data_dir))
+            log.info(
+                "serve.started",
+                services=list(names),
+                host=settings.host,
+                port=port,
+                bus="local" if settings.embedded else "kafka",
+                data_dir=str(settings.data_dir),
+            )
             if readiness.key_file is not None and serves_http:
                 _welcome(settings, port, readiness.key_file)
             if ready is not None:

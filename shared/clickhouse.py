@@ -54,7 +54,9 @@ class ClickHouse:
         result = await self._run(self._client.query, sql, parameters=parameters)
         return [tuple(row) for row in result.result_rows]
 
-    async def query_dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def query_dicts(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         result = await self._run(self._client.query, sql, parameters=parameters)
         return list(result.named_results())
 
@@ -74,7 +76,11 @@ class ClickHouse:
         )
 
     async def insert_raw(
-        self, table: str, column_names: Sequence[str], payload: bytes, fmt: str,
+        self,
+        table: str,
+        column_names: Sequence[str],
+        payload: bytes,
+        fmt: str,
         settings: Mapping[str, Any] | None = None,
     ) -> None:
         """Insert rows already encoded in a ClickHouse input format (e.g. ``JSONEachRow``).
@@ -83,8 +89,14 @@ class ClickHouse:
         GIL far less than :meth:`insert`, which converts row by row in Python: in one process
         with the ping path, that is what keeps the event loop responsive under load.
         """
-        await self._run(self._client.raw_insert, table, list(column_names), insert_block=payload, fmt=fmt,
-                        settings=dict(settings or {}))
+        await self._run(
+            self._client.raw_insert,
+            table,
+            list(column_names),
+            insert_block=payload,
+            fmt=fmt,
+            settings=dict(settings or {}),
+        )
 
     async def close(self) -> None:
         if self._closed:
@@ -97,7 +109,9 @@ def server_options(url: str) -> dict[str, Any]:
     """``http(s)://user:pass@host:port/database`` -> keyword arguments of ``clickhouse_connect.get_client``."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"clickhouse_url: expected http(s)://user:pass@host:port/database, got {parts.scheme}://…")
+        raise ConfigError(
+            f"clickhouse_url: expected http(s)://user:pass@host:port/database, got {parts.scheme}://…"
+        )
     secure = parts.scheme == "https"
     try:
         port = parts.port
@@ -133,8 +147,13 @@ def _open_server(url: str) -> ClickHouse:
     except BaseException:
         thread.shutdown(wait=False)
         raise
-    log.info("clickhouse.opened", mode="server", host=options["host"], port=options["port"],
-             database=options["database"])
+    log.info(
+        "clickhouse.opened",
+        mode="server",
+        host=options["host"],
+        port=options["port"],
+        database=options["database"],
+    )
 
     def release() -> None:
         thread.submit(client.close).result()

@@ -430,7 +430,24 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
     at_ms: int
 
 
-AnyEvent = Ping | Tick | MonitorConfig | ChannelConfig | ProjectConfig | ApiKey | SessionRevoked | StatusChanged | Missed | RunMeasured | Alert | MonitorSnapshot | PartitionSnapshot | Delivery | DeliveryAttempt | DeadLetter
+AnyEvent = (
+    Ping
+    | Tick
+    | MonitorConfig
+    | ChannelConfig
+    | ProjectConfig
+    | ApiKey
+    | SessionRevoked
+    | StatusChanged
+    | Missed
+    | RunMeasured
+    | Alert
+    | MonitorSnapshot
+    | PartitionSnapshot
+    | Delivery
+    | DeliveryAttempt
+    | DeadLetter
+)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

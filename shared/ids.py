@@ -72,4 +72,3 @@ class PingIds:
 
 
 new_ping_id = PingIds()
-

@@ -51,8 +51,14 @@ def make_private(root: Path) -> None:
             continue
         changed.append((name, mode))
     if changed:
-        log.info("datadir.tightened", path=top, count=len(changed),
-                 changed=[f"{name} {mode:04o}->{mode & ~PRIVATE_UMASK:04o}" for name, mode in changed[:SHOWN_CHANGES]])
+        log.info(
+            "datadir.tightened",
+            path=top,
+            count=len(changed),
+            changed=[
+                f"{name} {mode:04o}->{mode & ~PRIVATE_UMASK:04o}" for name, mode in changed[:SHOWN_CHANGES]
+            ],
+        )
     if refused:
         log.warning("datadir.not_private", path=top, count=len(refused), paths=refused[:SHOWN_CHANGES])
 

@@ -23,7 +23,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def _networks(name: str, raw: str) -> tuple[Network, ...]:
     try:
-        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip()
+        )
     except ValueError as exc:
         raise ConfigError(f"PINGURA_{name.upper()}: {exc}") from None
 
@@ -250,7 +252,9 @@ class Settings:
         if settings.smtp is not None and not settings.smtp_from:  # parsing smtp_url refuses a bad one now
             raise ConfigError("PINGURA_SMTP_FROM: required when PINGURA_SMTP_URL is set")
         if settings.smtp_from and (
-            "\r" in settings.smtp_from or "\n" in settings.smtp_from or "@" not in parseaddr(settings.smtp_from)[1]
+            "\r" in settings.smtp_from
+            or "\n" in settings.smtp_from
+            or "@" not in parseaddr(settings.smtp_from)[1]
         ):
             raise ConfigError("PINGURA_SMTP_FROM: must be one address, e.g. Pingura <alerts@example.com>")
         return settings

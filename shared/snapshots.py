@@ -191,7 +191,9 @@ def decode_state(snapshot: MonitorSnapshot) -> MonitorState:
     none this code knows (a newer evaluator's: the reader keeps what it had)."""
     decoder = _decoders.get(snapshot.state_v)
     if decoder is None:
-        raise UnreadableSnapshot(f"state layout v{snapshot.state_v} is newer than this reader (v{STATE_VERSION})")
+        raise UnreadableSnapshot(
+            f"state layout v{snapshot.state_v} is newer than this reader (v{STATE_VERSION})"
+        )
     try:
         return decoder.decode(snapshot.state)
     except msgspec.DecodeError as exc:
@@ -209,7 +211,8 @@ def decode_partition_state(snapshot: PartitionSnapshot) -> PartitionState:
     decoder = _partition_decoders.get(snapshot.state_v)
     if decoder is None:
         raise UnreadableSnapshot(
-            f"partition state layout v{snapshot.state_v} is newer than this reader (v{PARTITION_STATE_VERSION})")
+            f"partition state layout v{snapshot.state_v} is newer than this reader (v{PARTITION_STATE_VERSION})"
+        )
     try:
         return decoder.decode(snapshot.state)
     except msgspec.DecodeError as exc:

@@ -70,16 +70,24 @@ class LocalBroker:
         self.bootstrap = ""
 
     def start(self) -> str:
-        out = subprocess.run([str(KAFKA_LOCAL), "start", "--dir", str(self.directory)],
-                             capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [str(KAFKA_LOCAL), "start", "--dir", str(self.directory)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"kafka-local start failed: {out.stderr[-2000:]}")
         self.bootstrap = out.stdout.strip().splitlines()[-1]
         return self.bootstrap
 
     def stop(self) -> None:
-        subprocess.run([str(KAFKA_LOCAL), "stop", "--dir", str(self.directory)],
-                       capture_output=True, text=True, timeout=60)
+        subprocess.run(
+            [str(KAFKA_LOCAL), "stop", "--dir", str(self.directory)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
 
 def start_local_broker(directory: Path) -> LocalBroker:

@@ -24,7 +24,9 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> dict[str, Path]:
-    return {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
+    return {
+        module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
+    }
 
 
 def imported(name: str, path: Path, known: set[str]) -> set[str]:
@@ -81,7 +83,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 on_path.discard(finished)
                 done.add(finished)
             elif following in on_path:
-                return [*path[path.index(following):], following]
+                return [*path[path.index(following) :], following]
             elif following not in done:
                 path.append(following)
                 on_path.add(following)

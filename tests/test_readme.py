@@ -43,7 +43,9 @@ def invoked_programs(line: str) -> list[str]:
 
 def test_every_pingura_command_in_the_readme_names_the_clones_virtualenv():
     bare = [line for line in commands() if "pingura" in invoked_programs(line)]
-    assert bare == [], f"`pingura` is not on a new user's PATH after `make run`; write .venv/bin/pingura: {bare}"
+    assert bare == [], (
+        f"`pingura` is not on a new user's PATH after `make run`; write .venv/bin/pingura: {bare}"
+    )
     assert any(".venv/bin/pingura" in invoked_programs(line) for line in commands())
 
 
@@ -61,18 +63,22 @@ def test_the_readmes_key_commands_run_as_written_beside_a_running_server(tmp_pat
     try:
         block = keys_block()
         runnable = "\n".join(line for line in block.splitlines() if "key_..." not in line)
-        script = f"set -euo pipefail\n{runnable}\necho \"KEY=$KEY\"\necho \"OPS_KEY=$OPS_KEY\"\n"
+        script = f'set -euo pipefail\n{runnable}\necho "KEY=$KEY"\necho "OPS_KEY=$OPS_KEY"\n'
         env = {k: v for k, v in os.environ.items() if not k.startswith("PINGURA_")}
-        done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, done.stderr
-        printed = dict(line.split("=", 1) for line in done.stdout.splitlines() if line.startswith(("KEY=", "OPS_KEY=")))
+        printed = dict(
+            line.split("=", 1) for line in done.stdout.splitlines() if line.startswith(("KEY=", "OPS_KEY="))
+        )
         assert printed["KEY"].startswith("pk_") and printed["OPS_KEY"].startswith("pk_")
         assert "deploy" in done.stdout  # `keys list --project ops` lists the key just made
 
         def me(key: str) -> dict:
-            request = urllib.request.Request(f"{server.url}/api/v1/projects/me",
-                                             headers={"Authorization": f"Bearer {key}"})
+            request = urllib.request.Request(
+                f"{server.url}/api/v1/projects/me", headers={"Authorization": f"Bearer {key}"}
+            )
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.loads(response.read())
 

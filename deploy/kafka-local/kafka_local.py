@@ -82,15 +82,28 @@ def ensure_jars() -> str:
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"fetching Kafka jars with Maven into {target}")
         proc = subprocess.run(
-            [mvn, "-q", "-B", "-f", POM, "dependency:copy-dependencies",
-             "-DincludeScope=runtime", "-DoutputDirectory=" + tmp],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, cwd=HERE,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                POM,
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                "-DoutputDirectory=" + tmp,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=HERE,
         )
         jars = os.listdir(tmp) if os.path.isdir(tmp) else []
         if proc.returncode != 0 or not any(j.startswith("kafka_2.13-") for j in jars):
             shutil.rmtree(tmp, ignore_errors=True)
-            raise Failure(f"Maven could not fetch the Kafka jars (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+            raise Failure(
+                f"Maven could not fetch the Kafka jars (exit {proc.returncode}):\n{proc.stdout[-4000:]}"
+            )
         open(os.path.join(tmp, ".complete"), "w").close()
         shutil.rmtree(target, ignore_errors=True)
         os.rename(tmp, target)
@@ -111,11 +124,19 @@ def java_bin() -> str:
 
 
 def run_tool(jars: str, args: list[str]) -> str:
-    cmd = [java_bin(), "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-           "-Dlog4j2.configurationFile=" + LOG4J_CONFIG,
-           "-cp", os.path.join(jars, "*"), *args]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        java_bin(),
+        "-Xmx256m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Dlog4j2.configurationFile=" + LOG4J_CONFIG,
+        "-cp",
+        os.path.join(jars, "*"),
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     if proc.returncode != 0:
         raise Failure(f"{' '.join(args[:2])} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
     return proc.stdout
@@ -312,8 +333,7 @@ def log_tail(p: Paths, n: int = 60) -> str:
         return f"(no {p.log})\n"
 
 
-def wait_ready(p: Paths, pid: int, port: int, timeout: float,
-               proc: subprocess.Popen | None = None) -> None:
+def wait_ready(p: Paths, pid: int, port: int, timeout: float, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # For a JVM we just spawned, ask the child handle: right after exec its
@@ -375,8 +395,15 @@ def cmd_start(p: Paths) -> int:
             os.replace(p.log, p.log + ".prev")
         cmd = [java_bin(), *JVM_OPTS, "-cp", os.path.join(jars, "*"), "kafka.Kafka", p.props]
         with open(p.log, "ab") as out, open(os.devnull, "rb") as devnull:
-            proc = subprocess.Popen(cmd, stdin=devnull, stdout=out, stderr=subprocess.STDOUT,
-                                    cwd=p.dir, start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=devnull,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=p.dir,
+                start_new_session=True,
+                close_fds=True,
+            )
         with open(p.pid + ".tmp", "w") as f:
             f.write(f"{proc.pid}\n")
         os.replace(p.pid + ".tmp", p.pid)

@@ -80,8 +80,11 @@ class Evaluator:
             await self._take(tps)
 
     async def _take(self, tps: set[TopicPartition]) -> None:
-        gained = {p: PartitionEvaluator(p, self._settings.lateness_ms, self._settings.outage_gap_ms)
-                  for _, p in tps if p not in self.partitions}
+        gained = {
+            p: PartitionEvaluator(p, self._settings.lateness_ms, self._settings.outage_gap_ms)
+            for _, p in tps
+            if p not in self.partitions
+        }
         snapshots = await self._store.restore(gained)
         if self._settings.outage_gap_ms:
             for partition, evaluator in gained.items():
@@ -90,8 +93,12 @@ class Evaluator:
         outputs: list[Output] = []
         await self._open_config_reader(outputs)
         await self._publish(outputs)
-        log.info("evaluator.partitions.assigned", partitions=sorted(gained), snapshots=snapshots,
-                 monitors=sum(len(e.monitors) for e in gained.values()))
+        log.info(
+            "evaluator.partitions.assigned",
+            partitions=sorted(gained),
+            snapshots=snapshots,
+            monitors=sum(len(e.monitors) for e in gained.values()),
+        )
 
     async def _last_tick(self, tp: TopicPartition) -> int:
         """The newest tick before where this group resumes ``tp`` (0: none found): the clock
@@ -204,8 +211,13 @@ class Evaluator:
             last_offset[record.partition] = record.offset
         await self._publish(outputs)
         behind = len(records) >= POLL_RECORDS
-        interval_ms = self._settings.checkpoint_backlog_interval_ms if behind else self._settings.checkpoint_interval_ms
-        if time.monotonic() - self._last_checkpoint >= max(interval_ms, self._settings.checkpoint_interval_ms) / 1000:
+        interval_ms = (
+            self._settings.checkpoint_backlog_interval_ms if behind else self._settings.checkpoint_interval_ms
+        )
+        if (
+            time.monotonic() - self._last_checkpoint
+            >= max(interval_ms, self._settings.checkpoint_interval_ms) / 1000
+        ):
             await self._checkpoint()
 
     async def _config_for(self, ping: Ping, record, outputs: list[Output]) -> None:
@@ -225,9 +237,14 @@ class Evaluator:
                 alerts.append((event.monitor_id, encode(event)))
             elif isinstance(event, Outage):
                 start, end = event.clock_stopped_ms, event.clock_resumed_ms
-                log.warning("evaluator.outage.detected", partition=event.partition, clock_stopped_ms=start,
-                            clock_resumed_ms=end, gap_s=round((end - start) / 1000, 1),
-                            windows_skipped=event.windows_skipped)
+                log.warning(
+                    "evaluator.outage.detected",
+                    partition=event.partition,
+                    clock_stopped_ms=start,
+                    clock_resumed_ms=end,
+                    gap_s=round((end - start) / 1000, 1),
+                    windows_skipped=event.windows_skipped,
+                )
             else:
                 status.append((event.monitor_id, encode(event)))
         await asyncio.gather(
@@ -236,7 +253,9 @@ class Evaluator:
         )
         for event in outputs:
             if isinstance(event, Alert):
-                log.info("evaluator.alert.emitted", alert_id=event.id, kind=event.kind, monitor_id=event.monitor_id)
+                log.info(
+                    "evaluator.alert.emitted", alert_id=event.id, kind=event.kind, monitor_id=event.monitor_id
+                )
 
     async def _checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()

@@ -58,7 +58,7 @@ def zone(name: str) -> ZoneInfo:
 
     Only names the tz database lists: ZoneInfo would also open file paths it is given."""
     if name != "UTC" and name not in _zone_names():
-        raise InvalidSchedule(f"unknown time zone {name[:100]!r} (an IANA name such as \"Europe/Berlin\")")
+        raise InvalidSchedule(f'unknown time zone {name[:100]!r} (an IANA name such as "Europe/Berlin")')
     return ZoneInfo(name)
 
 

@@ -52,8 +52,15 @@ class StateStore:
                     evaluator.restore_partition(decode_partition_state(snapshot))
                     return
                 state = decode_state(snapshot)
-            except UnreadableSnapshot as exc:  # config rebuilds a monitor; a partition knows no outages. Don't stop
-                log.warning("evaluator.snapshot.unreadable", partition=record.partition, offset=record.offset, error=str(exc))
+            except (
+                UnreadableSnapshot
+            ) as exc:  # config rebuilds a monitor; a partition knows no outages. Don't stop
+                log.warning(
+                    "evaluator.snapshot.unreadable",
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=str(exc),
+                )
                 return
             state.applied_offset = snapshot.offset
             evaluator.restore(state)
@@ -88,14 +95,23 @@ class StateStore:
             items.append((state.monitor_id, encode(snapshot)))
         await self._bus.publish_many(self._topics.evaluator_state, items)
         if partition is not None:  # key "" in its own partition (keys of monitors go by hash)
-            own = PartitionSnapshot(partition=evaluator.partition, offset=offset, clock_ms=evaluator.clock_ms,
-                                    state=encode_partition_state(partition), state_v=PARTITION_STATE_VERSION)
-            await self._bus.publish(self._topics.evaluator_state, "", encode(own), partition=evaluator.partition)
+            own = PartitionSnapshot(
+                partition=evaluator.partition,
+                offset=offset,
+                clock_ms=evaluator.clock_ms,
+                state=encode_partition_state(partition),
+                state_v=PARTITION_STATE_VERSION,
+            )
+            await self._bus.publish(
+                self._topics.evaluator_state, "", encode(own), partition=evaluator.partition
+            )
         evaluator.saved(changed, partition)  # only now: a failed or cancelled write leaves them dirty
         return len(items)
 
 
-def apply_config_record(evaluators: dict[int, PartitionEvaluator], record: Record, outputs: list[Output]) -> None:
+def apply_config_record(
+    evaluators: dict[int, PartitionEvaluator], record: Record, outputs: list[Output]
+) -> None:
     evaluator = evaluators.get(record.partition)
     cfg = decode_as(record, MonitorConfig, "evaluator.config.poison")
     if evaluator is not None and cfg is not None:

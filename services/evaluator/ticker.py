@@ -33,7 +33,12 @@ class Ticker:
 
     async def start(self) -> None:
         self._scheduler.add_job(
-            self._tick, "interval", seconds=self._interval_s, max_instances=1, coalesce=True, misfire_grace_time=None
+            self._tick,
+            "interval",
+            seconds=self._interval_s,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
         )
         self._scheduler.start()
 

@@ -62,8 +62,9 @@ STARTING_RETRY_AFTER_S = 2
 
 
 def _text(status: int, body: str, **headers) -> web.Response:
-    return web.Response(status=status, body=(body + "\n").encode(), content_type="text/plain",
-                        headers={**_HEADERS, **headers})
+    return web.Response(
+        status=status, body=(body + "\n").encode(), content_type="text/plain", headers={**_HEADERS, **headers}
+    )
 
 
 def _retry_after(exc: PingRejected) -> dict[str, str]:
@@ -82,8 +83,9 @@ class Dialect:
     def not_found(self, settings: Settings) -> web.Response:
         return _text(404, "not found: unknown ping token")
 
-    def unavailable(self, settings: Settings, reason: str = UNAVAILABLE,
-                    retry_after_s: int = RETRY_AFTER_S) -> web.Response:
+    def unavailable(
+        self, settings: Settings, reason: str = UNAVAILABLE, retry_after_s: int = RETRY_AFTER_S
+    ) -> web.Response:
         return _text(503, reason, **{"Retry-After": str(retry_after_s)})
 
 
@@ -94,9 +96,17 @@ class HealthchecksDialect(Dialect):
     of a body is kept (runitor sizes what it sends by it)."""
 
     def _answer(self, settings: Settings, status: int, body: str, **headers) -> web.Response:
-        return web.Response(status=status, text=body, content_type="text/plain", headers={
-            **_HEADERS, "Access-Control-Allow-Origin": "*", "Ping-Body-Limit": str(settings.max_output_bytes),
-            **headers})
+        return web.Response(
+            status=status,
+            text=body,
+            content_type="text/plain",
+            headers={
+                **_HEADERS,
+                "Access-Control-Allow-Origin": "*",
+                "Ping-Body-Limit": str(settings.max_output_bytes),
+                **headers,
+            },
+        )
 
     def ok(self, settings: Settings, created: bool) -> web.Response:
         return self._answer(settings, 201, "Created") if created else self._answer(settings, 200, "OK")
@@ -108,8 +118,9 @@ class HealthchecksDialect(Dialect):
     def not_found(self, settings: Settings) -> web.Response:
         return self._answer(settings, *HC_NOT_FOUND)
 
-    def unavailable(self, settings: Settings, reason: str = UNAVAILABLE,
-                    retry_after_s: int = RETRY_AFTER_S) -> web.Response:
+    def unavailable(
+        self, settings: Settings, reason: str = UNAVAILABLE, retry_after_s: int = RETRY_AFTER_S
+    ) -> web.Response:
         return self._answer(settings, 503, reason, **{"Retry-After": str(retry_after_s)})
 
 
@@ -130,8 +141,9 @@ class KumaDialect(Dialect):
     def not_found(self, settings: Settings) -> web.Response:
         return self._answer(404, {"ok": False, "msg": "Monitor not found or not active."})
 
-    def unavailable(self, settings: Settings, reason: str = UNAVAILABLE,
-                    retry_after_s: int = RETRY_AFTER_S) -> web.Response:
+    def unavailable(
+        self, settings: Settings, reason: str = UNAVAILABLE, retry_after_s: int = RETRY_AFTER_S
+    ) -> web.Response:
         return self._answer(503, {"ok": False, "msg": reason}, **{"Retry-After": str(retry_after_s)})
 
 
@@ -156,7 +168,7 @@ async def whole_body(request: web.Request, settings: Settings) -> tuple[bytes, i
         async with asyncio.timeout(timeout_s if timeout_s > 0 else None):
             while chunk := await request.content.readany():
                 if size < keep:
-                    chunks.append(chunk[:keep - size])
+                    chunks.append(chunk[: keep - size])
                 size += len(chunk)
                 if size > limit:  # chunked, or more than Content-Length promised
                     raise PingRejected(413, f"body is larger than {limit} bytes")
@@ -167,9 +179,16 @@ async def whole_body(request: web.Request, settings: Settings) -> tuple[bytes, i
     return b"".join(chunks), size
 
 
-async def _record(request: web.Request, dialect: Dialect, *, token: str | None = None,
-                  ping_key: str | None = None, slug: str | None = None, suffix: str = "",
-                  create: bool = False) -> web.Response:
+async def _record(
+    request: web.Request,
+    dialect: Dialect,
+    *,
+    token: str | None = None,
+    ping_key: str | None = None,
+    slug: str | None = None,
+    suffix: str = "",
+    create: bool = False,
+) -> web.Response:
     """Read the ping, find (or create) its heartbeat, publish it; answer in ``dialect``.
     Either ``token`` or ``ping_key`` and ``slug`` name the heartbeat."""
     app = request.app
@@ -194,8 +213,18 @@ async def _record(request: web.Request, dialect: Dialect, *, token: str | None =
         refuse_undecodable(request.headers)
         body, size = await whole_body(request, settings)
         declared = request.content_type if hdrs.CONTENT_TYPE in request.headers else ""
-        fields = parse_metadata(asked, body, declared, size=size, max_output_bytes=settings.max_output_bytes,
-                                body_metadata=dialect is not KUMA) if asked or body else {}
+        fields = (
+            parse_metadata(
+                asked,
+                body,
+                declared,
+                size=size,
+                max_output_bytes=settings.max_output_bytes,
+                body_metadata=dialect is not KUMA,
+            )
+            if asked or body
+            else {}
+        )
     except PingRejected as exc:
         log.info("ingest.ping.rejected", status=exc.status, reason=exc.reason)
         return dialect.refused(settings, exc)
@@ -236,8 +265,9 @@ async def _record(request: web.Request, dialect: Dialect, *, token: str | None =
     return dialect.ok(settings, created)
 
 
-async def _find_slug(request: web.Request, dialect: Dialect, ping_key: str, slug: str,
-                     create: bool) -> tuple[str, str, bool] | web.Response:
+async def _find_slug(
+    request: web.Request, dialect: Dialect, ping_key: str, slug: str, create: bool
+) -> tuple[str, str, bool] | web.Response:
     """``(monitor_id, project_id, created)`` of the heartbeat a slug URL names, or the answer."""
     app = request.app
     settings = app[SETTINGS]
@@ -247,7 +277,9 @@ async def _find_slug(request: web.Request, dialect: Dialect, ping_key: str, slug
         return dialect.not_found(settings)
     found = await index.resolve_slug(project.id, slug)
     if len(found) > 1:
-        return dialect.refused(settings, PingRejected(409, "two heartbeats have this slug", (409, "ambiguous slug")))
+        return dialect.refused(
+            settings, PingRejected(409, "two heartbeats have this slug", (409, "ambiguous slug"))
+        )
     if found:
         return found[0], project.id, False
     provisioner = app[PROVISIONER]
@@ -265,8 +297,9 @@ async def _find_slug(request: web.Request, dialect: Dialect, ping_key: str, slug
 
 async def handle_ping(request: web.Request) -> web.Response:
     """Pingura's own ``/api/heartbeat/{token}[/{suffix}]``."""
-    return await _record(request, PINGURA, token=request.match_info["token"],
-                         suffix=request.match_info.get("suffix", ""))
+    return await _record(
+        request, PINGURA, token=request.match_info["token"], suffix=request.match_info.get("suffix", "")
+    )
 
 
 async def handle_healthchecks_ping(request: web.Request) -> web.Response:
@@ -280,8 +313,14 @@ async def handle_healthchecks_ping(request: web.Request) -> web.Response:
         return await _record(request, HEALTHCHECKS, token=first, suffix=second or "")
     if second is None:
         return HEALTHCHECKS.not_found(request.app[SETTINGS])
-    return await _record(request, HEALTHCHECKS, ping_key=first, slug=second, suffix=third or "",
-                         create=request.query.get("create") == "1")
+    return await _record(
+        request,
+        HEALTHCHECKS,
+        ping_key=first,
+        slug=second,
+        suffix=third or "",
+        create=request.query.get("create") == "1",
+    )
 
 
 async def handle_kuma_push(request: web.Request) -> web.Response:
@@ -292,8 +331,13 @@ async def handle_kuma_push(request: web.Request) -> web.Response:
 async def handle_cronitor_telemetry(request: web.Request) -> web.Response:
     """Cronitor's ``/p/{key}/{monitor}?state=run|complete|fail``, any method. Cronitor
     creates a monitor for an unknown key, and so does this (as ``?create=1`` does)."""
-    return await _record(request, HEALTHCHECKS, ping_key=request.match_info["ping_key"],
-                         slug=request.match_info["slug"], create=True)
+    return await _record(
+        request,
+        HEALTHCHECKS,
+        ping_key=request.match_info["ping_key"],
+        slug=request.match_info["slug"],
+        create=True,
+    )
 
 
 def add_ingest_routes(app: web.Application) -> None:
@@ -318,4 +362,6 @@ def attach(app: web.Application, settings: Settings, bus: Bus, topics: Topics, i
     app[BUS] = bus
     app[TOPICS] = topics
     app[TOKEN_INDEX] = index
-    app[PROVISIONER] = Provisioner(bus, topics, index, settings.auto_create_per_minute, settings.auto_create_max)
+    app[PROVISIONER] = Provisioner(
+        bus, topics, index, settings.auto_create_per_minute, settings.auto_create_max
+    )

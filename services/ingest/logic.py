@@ -44,15 +44,29 @@ FORM = "application/x-www-form-urlencoded"
 # What curl, wget and bare HTTP libraries send without being told: the body may be
 # anything, so it is read as metadata only when it plainly is metadata.
 UNDECLARED = ("", "application/octet-stream", FORM)
-_EXIT_CODE = re.compile(r"[0-9]+")  # not str.isdigit(): it also takes "²" and "٣", which int() refuses or misreads
+_EXIT_CODE = re.compile(
+    r"[0-9]+"
+)  # not str.isdigit(): it also takes "²" and "٣", which int() refuses or misreads
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # The number JavaScript's parseFloat reads at the start of a text (its exponent aside).
 _KUMA_PING_MS = re.compile(r"\s*([+-]?)([0-9]*)(?:\.([0-9]*))?")
 MAX_KUMA_PING_MS = 400 * 86400 * 1000
 """A duration's limit (400 days); Uptime Kuma also answers an out-of-range ping with a 404."""
-SUFFIXES: dict[str, PingKind] = {"": "success", "fail": "fail", "start": "start", "log": "log", "run": "start", "complete": "success"}
+SUFFIXES: dict[str, PingKind] = {
+    "": "success",
+    "fail": "fail",
+    "start": "start",
+    "log": "log",
+    "run": "start",
+    "complete": "success",
+}
 """Words after the token: Pingura's and Healthchecks' (``start``, ``log``), Cronitor's (``run``, ``complete``)."""
-CRONITOR_STATES: dict[str, PingKind] = {"run": "start", "complete": "success", "fail": "fail", "ok": "success"}
+CRONITOR_STATES: dict[str, PingKind] = {
+    "run": "start",
+    "complete": "success",
+    "fail": "fail",
+    "ok": "success",
+}
 URL_WORDS = "/start, /log, /fail, /run, /complete or an exit code 0-255"
 
 
@@ -64,8 +78,13 @@ class PingRejected(PinguraError):
     has no answer of its own and the reason is given instead. ``retry_after_s``: for 429.
     """
 
-    def __init__(self, status: int, reason: str, healthchecks: tuple[int, str] | None = None,
-                 retry_after_s: int | None = None):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        healthchecks: tuple[int, str] | None = None,
+        retry_after_s: int | None = None,
+    ):
         super().__init__(reason)
         self.status = status
         self.reason = reason
@@ -104,8 +123,11 @@ def parse_run_id(query: Mapping[str, str]) -> str | None:
     rid = query.get("rid")
     if rid is not None:
         if not _UUID.fullmatch(rid):
-            raise PingRejected(400, "rid must be a UUID such as 3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b",
-                               (400, "invalid uuid format"))
+            raise PingRejected(
+                400,
+                "rid must be a UUID such as 3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b",
+                (400, "invalid uuid format"),
+            )
         return rid.lower()
     series = query.get("series")
     if series:
@@ -141,8 +163,11 @@ def parse_kuma_query(query: Mapping[str, str]) -> tuple[PingKind, dict[str, str]
     sign, whole, fraction = readable.groups()
     if whole or fraction:  # else nothing readable: no duration, as Kuma has none
         number = (whole or "0") + ("." + fraction if fraction else "")
-        if len(number) > MAX_DURATION_CHARS - 2 or float(number) > MAX_KUMA_PING_MS or (
-                sign == "-" and float(number) > 0):
+        if (
+            len(number) > MAX_DURATION_CHARS - 2
+            or float(number) > MAX_KUMA_PING_MS
+            or (sign == "-" and float(number) > 0)
+        ):
             raise PingRejected(404, f"ping must be between 0 and {MAX_KUMA_PING_MS} ms")
         fields["duration"] = number + "ms"
     return kind, fields
@@ -206,8 +231,15 @@ def refuse_undecodable(headers: MultiMapping[str]) -> None:
             raise PingRejected(415, "Content-Encoding is not supported: send the body uncompressed")
 
 
-def parse_metadata(query: Mapping[str, str], body: bytes, content_type: str, *, size: int | None = None,
-                   max_output_bytes: int = 100 * 1024, body_metadata: bool = True) -> dict:
+def parse_metadata(
+    query: Mapping[str, str],
+    body: bytes,
+    content_type: str,
+    *,
+    size: int | None = None,
+    max_output_bytes: int = 100 * 1024,
+    body_metadata: bool = True,
+) -> dict:
     """Merge metadata from the query string and the body into validated fields, and the
     body's text as ``output``.
 
@@ -267,7 +299,11 @@ def _output(kept: bytes, size: int, limit: int) -> tuple[str, bool]:
 def _json_fields(body: bytes) -> dict:
     try:
         data = msgspec.json.decode(body)
-    except (msgspec.DecodeError, ValueError, RecursionError):  # ValueError: bad UTF-8; RecursionError: deep nesting
+    except (
+        msgspec.DecodeError,
+        ValueError,
+        RecursionError,
+    ):  # ValueError: bad UTF-8; RecursionError: deep nesting
         raise PingRejected(400, "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise PingRejected(400, "JSON body must be an object")

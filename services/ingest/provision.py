@@ -77,8 +77,15 @@ class PerMinute:
 
 
 class Provisioner:
-    def __init__(self, bus: Bus, topics: Topics, index: TokenIndex, per_minute: int, most: int = 1000,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        index: TokenIndex,
+        per_minute: int,
+        most: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._bus = bus
         self._topics = topics
         self._index = index
@@ -118,14 +125,20 @@ class Provisioner:
         count = self._index.heartbeats_in(project_id) + under_way
         if count >= self._most:
             log.info("ingest.slug.create_capped", project_id=project_id, heartbeats=count, most=self._most)
-            raise PingRejected(403, f"no more heartbeats created by pings: the project has {count}, the limit is "
-                                    f"{self._most} (PINGURA_AUTO_CREATE_MAX); create this one with the API or "
-                                    "delete some")
+            raise PingRejected(
+                403,
+                f"no more heartbeats created by pings: the project has {count}, the limit is "
+                f"{self._most} (PINGURA_AUTO_CREATE_MAX); create this one with the API or "
+                "delete some",
+            )
         wait_s = self._limit.take(project_id)
         if wait_s:
             log.info("ingest.slug.create_limited", project_id=project_id, retry_after_s=wait_s)
-            raise PingRejected(429, "too many heartbeats created by pings; retry later",
-                               retry_after_s=max(1, math.ceil(wait_s)))
+            raise PingRejected(
+                429,
+                "too many heartbeats created by pings; retry later",
+                retry_after_s=max(1, math.ceil(wait_s)),
+            )
         monitor_id = self._free_id(project_id, slug)
         self._creating[project_id] = under_way + 1  # counted from here: others check while this one awaits
         try:
@@ -156,5 +169,8 @@ class Provisioner:
             monitor_id = slug_monitor_id(project_id, slug, attempt)
             if self._index.holder(monitor_id) in (None, (project_id, slug)):
                 return monitor_id
-        raise PingRejected(409, "cannot create a heartbeat for this slug: rename or delete the heartbeats "
-                                "that had it before", (409, "ambiguous slug"))
+        raise PingRejected(
+            409,
+            "cannot create a heartbeat for this slug: rename or delete the heartbeats that had it before",
+            (409, "ambiguous slug"),
+        )

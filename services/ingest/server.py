@@ -91,9 +91,11 @@ class GuardedRequestHandler(RequestHandler):
             self._disarm()
             self._refuse_other_versions(self._request_count - heads)
             _, self._body = self._messages[-1] if self._messages else (None, None)
-            new = list(self._messages)[-(self._request_count - heads):]
+            new = list(self._messages)[-(self._request_count - heads) :]
             if any(getattr(message, "compression", None) for message, _ in new):
-                self._lingering_time = 0.0  # no inflating after the answer; for the whole connection: rare enough
+                self._lingering_time = (
+                    0.0  # no inflating after the answer; for the whole connection: rare enough
+                )
         elif data and self._head_deadline is None and self._between_requests():
             self._arm()  # the first bytes of the next request on a kept-alive connection
 
@@ -105,10 +107,14 @@ class GuardedRequestHandler(RequestHandler):
             version = getattr(message, "version", HttpVersion11)  # an _ErrInfo: answered 400 anyway
             if version not in _HTTP_1:
                 reason = f"HTTP/{version.major}.{version.minor} is not spoken on this port, send HTTP/1.1"
-                messages[i] = (_ErrInfo(status=400, exc=BadHttpMessage(reason), message=reason), EMPTY_PAYLOAD)
+                messages[i] = (
+                    _ErrInfo(status=400, exc=BadHttpMessage(reason), message=reason),
+                    EMPTY_PAYLOAD,
+                )
 
-    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         """400 with one line for what the client did wrong; aiohttp's own answer (and
         traceback) only for what is a bug here (a handler's other exceptions)."""
         client_gone = isinstance(exc, ConnectionError)
@@ -161,7 +167,7 @@ def one_line_reason(message: str) -> str:
         if line and not line.startswith(("b'", 'b"', "bytearray(", "^")):
             kept.append(line.rstrip(":. "))
     reason = ": ".join(kept) or "malformed request"
-    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS - 3] + "..."
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 3] + "..."
 
 
 class _GuardedServer(web.Server):
@@ -172,7 +178,9 @@ class _GuardedServer(web.Server):
         self.request_factory = lambda message, *rest: make_request(_without_garbled_expect(message), *rest)
 
     def __call__(self) -> RequestHandler:
-        return GuardedRequestHandler(self, loop=self._loop, header_timeout_s=self._header_timeout_s, **self._kwargs)
+        return GuardedRequestHandler(
+            self, loop=self._loop, header_timeout_s=self._header_timeout_s, **self._kwargs
+        )
 
 
 def _without_garbled_expect(message: Any) -> Any:
@@ -198,9 +206,13 @@ class GuardedAppRunner(web.AppRunner):
         # aiohttp offers no hook for the protocol class: build its Server as usual (that
         # also starts the app), then one that differs only in the protocol it makes.
         server = await super()._make_server()
-        return _GuardedServer(server.request_handler, request_factory=server.request_factory,
-                              handler_cancellation=server.handler_cancellation,
-                              header_timeout_s=self._header_timeout_s, **server._kwargs)
+        return _GuardedServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            header_timeout_s=self._header_timeout_s,
+            **server._kwargs,
+        )
 
 
 class BodyGate:
@@ -223,8 +235,12 @@ class BodyGate:
         arriving = not request.content.is_eof()  # not all of it came with the head
         if arriving:
             if self.arriving >= self.limit:
-                return refuse_body(request, 503, "busy: too many request bodies are arriving at once, retry in a "
-                                   "moment", {"Retry-After": str(BUSY_RETRY_AFTER_S)})
+                return refuse_body(
+                    request,
+                    503,
+                    "busy: too many request bodies are arriving at once, retry in a moment",
+                    {"Retry-After": str(BUSY_RETRY_AFTER_S)},
+                )
             self.arriving += 1
         try:
             async with asyncio.timeout(self.timeout_s if self.timeout_s > 0 else None):
@@ -252,7 +268,9 @@ class BodyGate:
                 charset = (request.charset or "")[:40]
                 return refuse_body(request, 400, f"the form cannot be read: unknown charset {charset!r}")
             except ValueError:  # multipart without its boundary, and the like
-                return refuse_body(request, 400, "the form cannot be read: it is not framed as its Content-Type says")
+                return refuse_body(
+                    request, 400, "the form cannot be read: it is not framed as its Content-Type says"
+                )
         return refused
 
     @web.middleware
@@ -268,14 +286,23 @@ class BodyGate:
         return guarded
 
 
-def refuse_body(request: web.Request, status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+def refuse_body(
+    request: web.Request, status: int, reason: str, headers: dict[str, str] | None = None
+) -> web.Response:
     """One line, in the API's JSON under ``/api/`` (naming the field, as the API does), else
     plain text; the connection closes after it (what comes of the body meanwhile is read and
     dropped for ``REFUSAL_LINGER_S`` at most, not waited for)."""
-    log.info("http.body.refused", status=status, reason=reason, path=request.path[:MAX_REASON_CHARS],
-             peer=str(request.remote))
+    log.info(
+        "http.body.refused",
+        status=status,
+        reason=reason,
+        path=request.path[:MAX_REASON_CHARS],
+        peer=str(request.remote),
+    )
     if request.path.startswith("/api/"):
-        response: web.Response = web.json_response({"error": reason, "field": "body"}, status=status, headers=headers)
+        response: web.Response = web.json_response(
+            {"error": reason, "field": "body"}, status=status, headers=headers
+        )
     else:
         response = web.Response(status=status, text=reason + "\n", headers=headers)
     response.force_close()

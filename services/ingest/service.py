@@ -32,7 +32,9 @@ class IngestService:
         self._parts = Parts()
 
     def mount(self, app: web.Application, readiness: Readiness) -> None:
-        attach(app, self._settings, self._bus, self._topics, self.index)  # pings answer 503 until the index is ready
+        attach(
+            app, self._settings, self._bus, self._topics, self.index
+        )  # pings answer 503 until the index is ready
         add_ingest_routes(app)
 
     async def start(self) -> None:

@@ -117,8 +117,15 @@ class TokenIndex:
     ``snapshot_interval_s`` once ``snapshot_min_changes`` records were applied since the
     last, and one when it closes."""
 
-    def __init__(self, bus: Bus, topics: Topics, wait_s: float = 2.0, snapshot: SnapshotFile | None = None,
-                 snapshot_interval_s: float = 600, snapshot_min_changes: int = 10_000):
+    def __init__(
+        self,
+        bus: Bus,
+        topics: Topics,
+        wait_s: float = 2.0,
+        snapshot: SnapshotFile | None = None,
+        snapshot_interval_s: float = 600,
+        snapshot_min_changes: int = 10_000,
+    ):
         self._bus = bus
         self._wait_s = wait_s
         self._by_key: dict[bytes, tuple[str, str]] = {}
@@ -181,14 +188,20 @@ class TokenIndex:
             return None
         ends = await self._ends()
         if any(offset > ends.get(partition, 0) for partition, offset in head.offsets.items()):
-            log.warning("ingest.token_index.snapshot_past_the_end", path=str(path), offsets=head.offsets, ends=ends)
+            log.warning(
+                "ingest.token_index.snapshot_past_the_end", path=str(path), offsets=head.offsets, ends=ends
+            )
             return None
         for chunk in chunks:
             self._load_chunk(chunk)
             await asyncio.sleep(0)  # meanwhile the port answers 503
         self._applied = dict(head.offsets)
-        log.info("ingest.token_index.snapshot_loaded", monitors=head.monitors, offsets=head.offsets,
-                 took_s=round(time.perf_counter() - started, 3))
+        log.info(
+            "ingest.token_index.snapshot_loaded",
+            monitors=head.monitors,
+            offsets=head.offsets,
+            took_s=round(time.perf_counter() - started, 3),
+        )
         return head.offsets
 
     async def _ends(self) -> dict[int, int]:
@@ -239,18 +252,27 @@ class TokenIndex:
         try:
             # Both in one go, before any row: every row is then at least as new as these offsets.
             offsets, changes, ids = dict(self._applied), self._changes, list(self._revision)
-            frames = [token_snapshot.frame(Head(token_snapshot.VERSION, self._snapshot.log_id, self._follower.topic,
-                                                offsets, len(ids)))]
+            frames = [
+                token_snapshot.frame(
+                    Head(
+                        token_snapshot.VERSION, self._snapshot.log_id, self._follower.topic, offsets, len(ids)
+                    )
+                )
+            ]
             for at in range(0, len(ids), token_snapshot.CHUNK_ROWS):
-                frames.append(token_snapshot.frame(self._chunk(ids[at:at + token_snapshot.CHUNK_ROWS])))
+                frames.append(token_snapshot.frame(self._chunk(ids[at : at + token_snapshot.CHUNK_ROWS])))
                 await asyncio.sleep(0)
             await asyncio.to_thread(token_snapshot.write, self._snapshot.path, frames)
         except Exception:
             log.exception("ingest.token_index.snapshot_failed", path=str(self._snapshot.path))
             return
         self._changes -= changes
-        log.info("ingest.token_index.snapshot_saved", monitors=len(ids), offsets=offsets,
-                 took_s=round(time.perf_counter() - started, 3))
+        log.info(
+            "ingest.token_index.snapshot_saved",
+            monitors=len(ids),
+            offsets=offsets,
+            took_s=round(time.perf_counter() - started, 3),
+        )
 
     def _chunk(self, ids: list[str]) -> Chunk:
         revisions, keys, project_ids, slugs = [], [], [], []

@@ -42,14 +42,28 @@ class IngestProcess:
 
     async def _spawn(self, port: int) -> int:
         read_fd, write_fd = os.pipe()
-        env = {**os.environ, "PINGURA_DATA_DIR": str(self._settings.data_dir.absolute()),
-               "PINGURA_HOST": self._settings.host, "PINGURA_PORT": str(port)}
+        env = {
+            **os.environ,
+            "PINGURA_DATA_DIR": str(self._settings.data_dir.absolute()),
+            "PINGURA_HOST": self._settings.host,
+            "PINGURA_PORT": str(port),
+        }
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "services.ingest.worker", "--link", str(self._link),
-                "--api-socket", str(self._api_socket), "--ready-fd", str(write_fd),
-                pass_fds=(write_fd,), env=env, stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True)  # a Ctrl-C for the terminal is for us: we stop it in order
+                sys.executable,
+                "-m",
+                "services.ingest.worker",
+                "--link",
+                str(self._link),
+                "--api-socket",
+                str(self._api_socket),
+                "--ready-fd",
+                str(write_fd),
+                pass_fds=(write_fd,),
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )  # a Ctrl-C for the terminal is for us: we stop it in order
         finally:
             os.close(write_fd)  # the child's copy is the only one: its exit ends the read below
         reading = asyncio.ensure_future(asyncio.to_thread(_read_line, read_fd))
@@ -62,8 +76,10 @@ class IngestProcess:
             await self._stop_proc()  # its end of the pipe closes with it, which ends the read
             await reading
             os.close(read_fd)
-            raise ConfigError(f"the ingest process did not start listening on {self._settings.host}:{port}"
-                              " (see its log lines above)")
+            raise ConfigError(
+                f"the ingest process did not start listening on {self._settings.host}:{port}"
+                " (see its log lines above)"
+            )
         os.close(read_fd)
         bound = int(line)
         log.info("serve.ingest_process.started", pid=self._proc.pid, port=bound)

@@ -102,10 +102,10 @@ def read(path: Path) -> tuple[Head, list[Chunk]] | None:
     at = 0
     try:
         while at < len(view):
-            size = int.from_bytes(view[at:at + 4], "big")
+            size = int.from_bytes(view[at : at + 4], "big")
             if at + 4 + size > len(view):
                 raise SnapshotUnreadable("the file ends inside a frame")
-            frame = view[at + 4:at + 4 + size]
+            frame = view[at + 4 : at + 4 + size]
             if head is None:
                 head = _head.decode(frame)
             else:
@@ -118,6 +118,8 @@ def read(path: Path) -> tuple[Head, list[Chunk]] | None:
     if head.version != VERSION:
         raise SnapshotUnreadable(f"version {head.version}, not {VERSION}")
     if sum(len(c.ids) for c in chunks) != head.monitors or any(
-            not len(c.ids) == len(c.revisions) == len(c.keys) == len(c.project_ids) == len(c.slugs) for c in chunks):
+        not len(c.ids) == len(c.revisions) == len(c.keys) == len(c.project_ids) == len(c.slugs)
+        for c in chunks
+    ):
         raise SnapshotUnreadable("the rows do not add up to what the head says")
     return head, chunks

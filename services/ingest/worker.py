@@ -70,14 +70,23 @@ async def forward(request: web.Request) -> web.StreamResponse:
     headers[PEER_HEADER] = request.remote or ""
     # As the client spelled them (``query_string`` is decoded: a %00 in it would be a raw NUL);
     # rel_url: the path of an absolute-form target too.
-    url = URL.build(scheme="http", host="pingura", encoded=True, path=request.rel_url.raw_path,
-                    query_string=request.rel_url.raw_query_string)
+    url = URL.build(
+        scheme="http",
+        host="pingura",
+        encoded=True,
+        path=request.rel_url.raw_path,
+        query_string=request.rel_url.raw_query_string,
+    )
     try:
-        upstream = await request.app[UPSTREAM].request(request.method, url, headers=headers, data=body,
-                                                       allow_redirects=False)
+        upstream = await request.app[UPSTREAM].request(
+            request.method, url, headers=headers, data=body, allow_redirects=False
+        )
     except (aiohttp.ClientConnectionError, OSError):
-        return web.json_response({"error": "starting: the API is not up yet, retry in a moment"}, status=503,
-                                 headers={"Retry-After": str(RETRY_AFTER_S)})
+        return web.json_response(
+            {"error": "starting: the API is not up yet, retry in a moment"},
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
     async with upstream:
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for name, value in upstream.headers.items():  # every Set-Cookie, not just the first
@@ -109,7 +118,9 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-def worker_app(settings: Settings, bus: LinkedBus, index: TokenIndex, upstream: aiohttp.ClientSession) -> web.Application:
+def worker_app(
+    settings: Settings, bus: LinkedBus, index: TokenIndex, upstream: aiohttp.ClientSession
+) -> web.Application:
     app = web.Application(client_max_size=max(settings.max_api_body_bytes, settings.max_body_bytes))
     attach(app, settings, bus, Topics(settings.topic_prefix), index)
     app[UPSTREAM] = upstream
@@ -127,13 +138,24 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
         loop.add_signal_handler(sig, stop.set)
     bus = LinkedBus(settings.data_dir / BUS_FILE, link)
     await bus.start()
-    index = TokenIndex(bus, Topics(settings.topic_prefix),
-                       snapshot=SnapshotFile(settings.data_dir / TOKEN_SNAPSHOT_FILE, bus.log_id))
-    upstream = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(api_socket)),
-                                     cookie_jar=aiohttp.DummyCookieJar(),  # never one client's cookie for another
-                                     auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
-    runner = GuardedAppRunner(worker_app(settings, bus, index, upstream), header_timeout_s=settings.header_timeout_s,
-                              access_log=None, handle_signals=False, keepalive_timeout=75)
+    index = TokenIndex(
+        bus,
+        Topics(settings.topic_prefix),
+        snapshot=SnapshotFile(settings.data_dir / TOKEN_SNAPSHOT_FILE, bus.log_id),
+    )
+    upstream = aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=str(api_socket)),
+        cookie_jar=aiohttp.DummyCookieJar(),  # never one client's cookie for another
+        auto_decompress=False,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+    )
+    runner = GuardedAppRunner(
+        worker_app(settings, bus, index, upstream),
+        header_timeout_s=settings.header_timeout_s,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=75,
+    )
     try:
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)

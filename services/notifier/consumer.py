@@ -94,7 +94,9 @@ class Notifier:
         self._dispatcher: Dispatcher | None = None
         self._loop_task: asyncio.Task | None = None
         self._in_flight: set[asyncio.Task] = set()  # one task per unsettled alert
-        self._tails: dict[tuple[str, str], asyncio.Task] = {}  # (monitor, channel) -> its newest delivery task
+        self._tails: dict[
+            tuple[str, str], asyncio.Task
+        ] = {}  # (monitor, channel) -> its newest delivery task
         self._stopping = asyncio.Event()
 
     # lifecycle ---------------------------------------------------------------
@@ -158,7 +160,9 @@ class Notifier:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
             try:
                 room = self._max_in_flight - len(self._in_flight)
-                records = await self._consumer.poll(max_records=min(room, 1000), timeout_ms=self._poll_timeout_ms)
+                records = await self._consumer.poll(
+                    max_records=min(room, 1000), timeout_ms=self._poll_timeout_ms
+                )
             except BusUnavailable as exc:
                 log.warning("notifier.poll_failed", error=str(exc))
                 await asyncio.sleep(1)
@@ -255,8 +259,14 @@ class Notifier:
         pending = self._deliveries.pending(key)
         attempt, first_attempt_ms, due_ms = 1, None, None
         if pending is not None:
-            attempt, first_attempt_ms, due_ms = pending.attempt + 1, pending.first_attempt_ms, pending.next_attempt_ms
-            bound.info("notifier.alert.resumed", attempt=attempt, due_in_ms=pending.next_attempt_ms - self._now_ms())
+            attempt, first_attempt_ms, due_ms = (
+                pending.attempt + 1,
+                pending.first_attempt_ms,
+                pending.next_attempt_ms,
+            )
+            bound.info(
+                "notifier.alert.resumed", attempt=attempt, due_in_ms=pending.next_attempt_ms - self._now_ms()
+            )
         while True:
             if due_ms is not None:
                 wait_s = (due_ms - self._now_ms()) / 1000
@@ -277,7 +287,11 @@ class Notifier:
             first_attempt_ms, due_ms, attempt = outcome.first_attempt_ms, outcome.next_attempt_ms, attempt + 1
 
     async def _try(
-        self, alert: Alert, channel: ChannelConfig, attempt: int, first_attempt_ms: int | None,
+        self,
+        alert: Alert,
+        channel: ChannelConfig,
+        attempt: int,
+        first_attempt_ms: int | None,
         bound: FilteringBoundLogger,
     ) -> DeliveryAttempt | None:
         """One try through the channel's lane, recorded; None if stopped before it was."""
@@ -291,7 +305,11 @@ class Notifier:
         first_attempt_ms = first_attempt_ms if first_attempt_ms is not None else sent.at_ms
         result = sent.result
         decision = self._policy.decide(
-            result, attempt=attempt, first_attempt_ms=first_attempt_ms, now_ms=self._now_ms(), rand=self._rand()
+            result,
+            attempt=attempt,
+            first_attempt_ms=first_attempt_ms,
+            now_ms=self._now_ms(),
+            rand=self._rand(),
         )
         event = DeliveryAttempt(
             alert_id=alert.id, channel_id=channel.id, monitor_id=alert.monitor_id, project_id=alert.project_id,

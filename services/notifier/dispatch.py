@@ -155,7 +155,9 @@ class Dispatcher:
         except BaseException as exc:
             for job in jobs:
                 if not job.future.done():
-                    job.future.set_exception(Interrupted("closing") if isinstance(exc, asyncio.CancelledError) else exc)
+                    job.future.set_exception(
+                        Interrupted("closing") if isinstance(exc, asyncio.CancelledError) else exc
+                    )
             raise
         finally:
             lane.slots.release()
@@ -175,7 +177,9 @@ class Dispatcher:
     async def close(self) -> None:
         """Abandon what waits, cancel tries still on the wire."""
         self.abandon_queued()
-        tasks = [lane.worker for lane in self._lanes.values() if lane.worker is not None] + list(self._sending)
+        tasks = [lane.worker for lane in self._lanes.values() if lane.worker is not None] + list(
+            self._sending
+        )
         for task in tasks:
             task.cancel()
         if tasks:

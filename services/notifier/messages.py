@@ -172,7 +172,10 @@ def render(alert: Alert, dashboard_url: str) -> Message:
     since = human_time(alert.down_since_ms) if reminder and alert.down_since_ms is not None else at
     last_checkin = _last_checkin(alert)
 
-    fields = [MessageField("heartbeat", "Heartbeat", name), MessageField("status", "Status", "Down" if down else "Up")]
+    fields = [
+        MessageField("heartbeat", "Heartbeat", name),
+        MessageField("status", "Status", "Down" if down else "Up"),
+    ]
     fields.append(MessageField("why", "Why", why))
     fields.append(MessageField("since", "Down since" if down else "Up since", since))
     if not down or down_for is not None:
@@ -225,7 +228,10 @@ def _render_test(alert: Alert, dashboard_url: str) -> Message:
         title="TEST: Pingura test notification",
         text=text,
         html=_esc(text),
-        fields=(MessageField("status", "Status", "Test"), MessageField("since", "Sent at", human_time(alert.at_ms))),
+        fields=(
+            MessageField("status", "Status", "Test"),
+            MessageField("since", "Sent at", human_time(alert.at_ms)),
+        ),
         url=url,
         at_ms=alert.at_ms,
     )
@@ -273,9 +279,7 @@ def render_digest(alerts: Sequence[Alert], dashboard_url: str) -> Message:
     ordered = sorted(alerts, key=lambda a: a.at_ms)
     downs = sum(a.kind == "down" for a in ordered)
     heartbeats = len({a.monitor_id for a in ordered})
-    title = (
-        f"{heartbeats} heartbeat{'s' if heartbeats != 1 else ''} changed state: {downs} down, {len(ordered) - downs} up"
-    )
+    title = f"{heartbeats} heartbeat{'s' if heartbeats != 1 else ''} changed state: {downs} down, {len(ordered) - downs} up"
     shown = [render(alert, dashboard_url) for alert in ordered[:DIGEST_MAX_LISTED]]
     more = len(ordered) - len(shown)
     lines = [f"• {m.title} ({_digest_detail(m)})" for m in shown]
@@ -288,7 +292,8 @@ def render_digest(alerts: Sequence[Alert], dashboard_url: str) -> Message:
         lines.append(f"… and {more} more")
         html_lines.append(f"… and {more} more")
     fields = tuple(
-        MessageField(alert.monitor_id, m.title, _digest_detail(m)) for alert, m in zip(ordered, shown, strict=False)
+        MessageField(alert.monitor_id, m.title, _digest_detail(m))
+        for alert, m in zip(ordered, shown, strict=False)
     )
     return Message(
         kind="digest",

@@ -65,7 +65,9 @@ class RetryPolicy:
         base_s = min(self.max_delay_s, self.initial_s * 2 ** min(attempt - 1, 60))
         return base_s * (1 - self.jitter + 2 * self.jitter * rand)
 
-    def decide(self, result: TryResult, *, attempt: int, first_attempt_ms: int, now_ms: int, rand: float) -> Decision:
+    def decide(
+        self, result: TryResult, *, attempt: int, first_attempt_ms: int, now_ms: int, rand: float
+    ) -> Decision:
         """What follows try number ``attempt``, which ended at ``now_ms`` with ``result``."""
         if result.ok:
             return Decision("delivered")
@@ -78,5 +80,7 @@ class RetryPolicy:
         wait_s = max(self.backoff_s(attempt, rand), result.retry_after_s or 0.0)
         due_ms = min(now_ms + math.ceil(wait_s * 1000), deadline_ms)
         if due_ms <= now_ms:
-            return Decision("failed", error=f"{result.error} (gave up after {attempt} tries in {self.max_age_s:g} s)")
+            return Decision(
+                "failed", error=f"{result.error} (gave up after {attempt} tries in {self.max_age_s:g} s)"
+            )
         return Decision("retrying", next_attempt_ms=due_ms, error=result.error)

@@ -138,7 +138,9 @@ class GuardedResolver(AbstractResolver):
             log.warning("notifier.webhook.address_refused", host=host, refused=refused)
         if not kept:
             refused_list = ", ".join(refused)
-            raise UnsafeTarget(f"host {host!r} resolves only to internal addresses: {refused_list}; {_ALLOW_HINT}")
+            raise UnsafeTarget(
+                f"host {host!r} resolves only to internal addresses: {refused_list}; {_ALLOW_HINT}"
+            )
         return kept
 
     async def close(self) -> None:

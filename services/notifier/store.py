@@ -67,7 +67,9 @@ class DeliveryRecord:
         elif key not in self._settled and event.next_attempt_ms is not None:
             known = self._pending.get(key)
             if known is None or event.attempt > known.attempt:
-                self._pending[key] = PendingRetry(event.attempt, event.first_attempt_ms, event.next_attempt_ms)
+                self._pending[key] = PendingRetry(
+                    event.attempt, event.first_attempt_ms, event.next_attempt_ms
+                )
 
     def pending(self, key: DeliveryKey) -> PendingRetry | None:
         """Where a pair being retried stands, or None (never tried, or settled)."""
@@ -92,4 +94,6 @@ class DeliveryRecord:
 
 def channels_view(bus: Bus, topics: Topics, poll_timeout_ms: int = 1000) -> ConfigView[ChannelConfig]:
     """channel id -> live :class:`ChannelConfig`; deleted channels are absent."""
-    return ConfigView(bus, topics.channels, ChannelConfig, lambda c: c.updated_ms, poll_timeout_ms=poll_timeout_ms)
+    return ConfigView(
+        bus, topics.channels, ChannelConfig, lambda c: c.updated_ms, poll_timeout_ms=poll_timeout_ms
+    )

@@ -95,7 +95,11 @@ class _StatusKey(msgspec.Struct, order=True, frozen=True, gc=False, array_like=T
     id: str
 
 
-_KEYS: dict[Sort, type[_NameKey | _CreatedKey | _StatusKey]] = {"name": _NameKey, "created": _CreatedKey, "status": _StatusKey}
+_KEYS: dict[Sort, type[_NameKey | _CreatedKey | _StatusKey]] = {
+    "name": _NameKey,
+    "created": _CreatedKey,
+    "status": _StatusKey,
+}
 
 
 class _Entry(msgspec.Struct, gc=False):
@@ -170,7 +174,9 @@ class Catalog:
         self._entries: dict[str, _Entry] = {}
         self._projects: dict[str, _Project] = {}
         self._tags: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct list
-        self._slugs: dict[tuple[str, str], dict[str, None]] = {}  # (project, slug) -> ids; two if writers raced
+        self._slugs: dict[
+            tuple[str, str], dict[str, None]
+        ] = {}  # (project, slug) -> ids; two if writers raced
         self._build()
         monitors.listen(self._monitor_changed)
         statuses.listen(self._status_changed)
@@ -180,7 +186,9 @@ class Catalog:
         grouped: dict[str, tuple[list, dict[str, list], dict[str, list]]] = {}
         fields = ("project_id", "name", "tags", "paused", "created_ms", "slug")
         for monitor_id, (project_id, name, tags, paused, created_ms, slug) in self._monitors.select(*fields):
-            entry = self._entries[monitor_id] = self._entry(monitor_id, project_id, name, tags, paused, created_ms)
+            entry = self._entries[monitor_id] = self._entry(
+                monitor_id, project_id, name, tags, paused, created_ms
+            )
             if slug:
                 self._slugs.setdefault((entry.project_id, slug), {})[monitor_id] = None
             everything, by_status, by_tag = grouped.setdefault(entry.project_id, ([], {}, {}))
@@ -196,7 +204,9 @@ class Catalog:
             project.counts = {status: len(entries) for status, entries in by_status.items()}
 
     # following the views ------------------------------------------------------
-    def _monitor_changed(self, monitor_id: str, before: MonitorConfig | None, after: MonitorConfig | None) -> None:
+    def _monitor_changed(
+        self, monitor_id: str, before: MonitorConfig | None, after: MonitorConfig | None
+    ) -> None:
         if before is not None and before.slug:
             self._forget_slug(monitor_id, before.project_id, before.slug)
         if after is not None and after.slug:
@@ -207,7 +217,9 @@ class Catalog:
                 self._remove(entry)
             self._statuses.forget(monitor_id)
             return
-        new = self._entry(monitor_id, after.project_id, after.name, after.tags, after.paused, after.created_ms)
+        new = self._entry(
+            monitor_id, after.project_id, after.name, after.tags, after.paused, after.created_ms
+        )
         if entry is not None:
             if new.name_key == entry.name_key and new.tags == entry.tags and new.status == entry.status:
                 entry.paused = new.paused  # nothing it is sorted or filtered by changed
@@ -236,7 +248,9 @@ class Catalog:
         _add_to(project.by_status, status, entry)
         project.counts[status] = project.counts.get(status, 0) + 1
 
-    def _entry(self, monitor_id: str, project_id: str, name: str, tags, paused: bool, created_ms: int) -> _Entry:
+    def _entry(
+        self, monitor_id: str, project_id: str, name: str, tags, paused: bool, created_ms: int
+    ) -> _Entry:
         """``monitor_id`` is the view's key (interned); ``tags`` a list or tuple."""
         tags = tuple(dict.fromkeys(tags))  # a tag twice would list it twice
         return _Entry(
@@ -312,7 +326,9 @@ class Catalog:
                 ):  # fmt: skip
                     found.append(self._monitors[key.id])
                     if len(found) == limit:
-                        more = next(self._keys_after(project_id, sort, status, tag, position) or iter(()), None)
+                        more = next(
+                            self._keys_after(project_id, sort, status, tag, position) or iter(()), None
+                        )
                         return found, encode_cursor(sort, position) if more is not None else None
                 if scanned == SCAN_STEP:
                     break
@@ -322,7 +338,9 @@ class Catalog:
             # (the lists may change meanwhile; a key stays a valid place to resume from).
             await asyncio.sleep(0)
 
-    def _keys_after(self, project_id: str, sort: str, status: str | None, tag: str | None, position) -> Iterator | None:
+    def _keys_after(
+        self, project_id: str, sort: str, status: str | None, tag: str | None, position
+    ) -> Iterator | None:
         """The candidates' keys in ``sort`` order after ``position`` (None: from the start);
         None if there are no candidates."""
         if sort != "status":
@@ -344,7 +362,11 @@ class Catalog:
                 continue
             if status is not None and status not in members:
                 continue
-            start = _NameKey(position.folded, position.id) if position is not None and group == position.group else None
+            start = (
+                _NameKey(position.folded, position.id)
+                if position is not None and group == position.group
+                else None
+            )
             wanted = members if status is None else (status,)
             sets = [project.by_status[s].name for s in wanted if s in project.by_status]
             if tag is not None and (tagged is None or len(tagged) < sum(map(len, sets))):
@@ -388,7 +410,11 @@ class BadCursor(PinguraError, ValueError):
     """A ``before`` cursor this API did not issue, or issued for the other sort order."""
 
 
-_CURSOR_TYPES = {"name": tuple[str, str, str], "created": tuple[str, int, str], "status": tuple[str, int, str, str]}
+_CURSOR_TYPES = {
+    "name": tuple[str, str, str],
+    "created": tuple[str, int, str],
+    "status": tuple[str, int, str, str],
+}
 
 
 def decode_cursor(cursor: str, sort: str) -> tuple:

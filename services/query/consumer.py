@@ -198,7 +198,7 @@ class HistoryWriter:
         for start in range(0, len(records), APPLY_SLICE):  # up to 20,000 records: a slice a turn
             if start:
                 await asyncio.sleep(0)
-            items += self._decode(records[start:start + APPLY_SLICE])
+            items += self._decode(records[start : start + APPLY_SLICE])
         token = batch_token(records)
         written = await self._insert_splitting(items, token) if items else True
         if written:
@@ -247,7 +247,9 @@ class HistoryWriter:
                 delay_s = backoff_s * random.uniform(0.8, 1.2)  # many writers must not retry in step
                 if failures == 1:
                     first_failed = time.monotonic()
-                    log.exception("query.writer.insert_failed", events=len(events), retry_in_s=round(delay_s, 3))
+                    log.exception(
+                        "query.writer.insert_failed", events=len(events), retry_in_s=round(delay_s, 3)
+                    )
                 else:
                     log.warning("query.writer.insert_retry_failed", attempt=failures, error=str(exc)[:300],
                                 retry_in_s=round(delay_s, 3))  # fmt: skip

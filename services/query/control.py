@@ -45,8 +45,13 @@ class ControlError(PinguraError):
 
 
 # the verbs -----------------------------------------------------------------------
-async def create_key(accounts: Accounts, project: str | None = None, name: str = "cli", read_only: bool = False,
-                     create_project: bool = False) -> dict:
+async def create_key(
+    accounts: Accounts,
+    project: str | None = None,
+    name: str = "cli",
+    read_only: bool = False,
+    create_project: bool = False,
+) -> dict:
     """A key in the project called ``project``, or the admin project. An unknown project is
     made only when ``create_project`` says so: a typo must not quietly make an empty one."""
     name = _name("name", name)
@@ -58,8 +63,11 @@ async def create_key(accounts: Accounts, project: str | None = None, name: str =
         project = _name("project", project)
         found = accounts.projects.named(project)
         if found is None and not create_project:
-            raise ControlError(404, f"no project called {project!r} ({_projects_known(accounts)}); "
-                                    "pass --create-project to make it")
+            raise ControlError(
+                404,
+                f"no project called {project!r} ({_projects_known(accounts)}); "
+                "pass --create-project to make it",
+            )
         found = found or await accounts.create_project(project)
     key, secret = await accounts.create_key(found.id, name, bool(read_only))
     return {**_key_json(accounts, key), "key": secret}
@@ -114,8 +122,14 @@ VERBS: dict[str, Callable[..., Awaitable[dict]]] = {
 
 def _key_json(accounts: Accounts, key) -> dict:
     project = accounts.projects.get(key.project_id)
-    return {"id": key.id, "name": key.name, "read_only": key.read_only, "created_at": iso_ms(key.created_ms),
-            "project_id": key.project_id, "project": project.name if project is not None else None}
+    return {
+        "id": key.id,
+        "name": key.name,
+        "read_only": key.read_only,
+        "created_at": iso_ms(key.created_ms),
+        "project_id": key.project_id,
+        "project": project.name if project is not None else None,
+    }
 
 
 async def _call(accounts: Accounts, verb: str, args) -> dict:
@@ -191,13 +205,18 @@ async def perform(settings: Settings, verb: str, **args) -> dict:
                 raise ControlError(status, body.get("error", f"the server answered {status}"))
             return body
         if not (settings.data_dir / BUS_FILE).exists():
-            raise ControlError(404, f"no Pingura data in {settings.data_dir} (start `pingura serve` there once)")
+            raise ControlError(
+                404, f"no Pingura data in {settings.data_dir} (start `pingura serve` there once)"
+            )
         try:
             with owning(settings.data_dir):
                 return await _locally(settings, verb, args)
         except DataDirBusy:
-            raise ControlError(503, f"a pingura server owns {settings.data_dir} but does not answer on "
-                                    f"{CONTROL_SOCKET}; retry, or stop it first") from None
+            raise ControlError(
+                503,
+                f"a pingura server owns {settings.data_dir} but does not answer on "
+                f"{CONTROL_SOCKET}; retry, or stop it first",
+            ) from None
     return await _locally(settings, verb, args)
 
 
@@ -215,8 +234,9 @@ async def _ask_server(data_dir: Path, verb: str, args: dict) -> tuple[int, dict]
             try:
                 return response.status, await response.json()
             except (aiohttp.ContentTypeError, ValueError):  # the server failed: no JSON to read
-                raise ControlError(response.status, f"the server could not {verb} (HTTP {response.status}); "
-                                                    "see its log") from None
+                raise ControlError(
+                    response.status, f"the server could not {verb} (HTTP {response.status}); see its log"
+                ) from None
     except OSError:  # no such socket, nobody listening (aiohttp's connector errors are OSErrors)
         return None
     except TimeoutError:

@@ -204,6 +204,7 @@ async def migrate(ch: ClickHouse, retention_days: int) -> None:
         await ch.command(f"ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS {column}")
     await ch.command(f"ALTER TABLE deliveries ADD INDEX IF NOT EXISTS {_DELIVERIES_CHANNEL_INDEX}")
 
+
 async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
     """Write Ping/Missed as check-ins, StatusChanged as status changes, DeliveryAttempt (and
     legacy Delivery) as deliveries; other events are ignored."""
@@ -211,7 +212,7 @@ async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
     for start in range(0, len(events), ROWS_PER_TURN):
         if start:
             await asyncio.sleep(0)  # a batch is up to 20,000 events: the loop gets a turn between slices
-        for e in events[start:start + ROWS_PER_TURN]:
+        for e in events[start : start + ROWS_PER_TURN]:
             if isinstance(e, Ping | Missed):
                 checkins.append(_checkin_row(e))
             elif isinstance(e, StatusChanged):
@@ -219,8 +220,17 @@ async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
             elif isinstance(e, Delivery | DeliveryAttempt):
                 deliveries.append(_delivery_row(e))
             elif isinstance(e, RunMeasured):
-                runs.append([e.ping_id, e.project_id, e.monitor_id, e.ended_ms / 1000, e.started_ms / 1000,
-                             e.rid, e.duration_s])
+                runs.append(
+                    [
+                        e.ping_id,
+                        e.project_id,
+                        e.monitor_id,
+                        e.ended_ms / 1000,
+                        e.started_ms / 1000,
+                        e.rid,
+                        e.duration_s,
+                    ]
+                )
     for table, rows, columns in (
         ("checkins", checkins, CHECKIN_COLUMNS),
         ("status_changes", changes, STATUS_COLUMNS),
@@ -230,6 +240,9 @@ async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
         if rows:
             payload = b"\n".join(map(_json_rows.encode, rows))
             await ch.insert_raw(
-                table, columns, payload, "JSONCompactEachRow",
+                table,
+                columns,
+                payload,
+                "JSONCompactEachRow",
                 settings={"insert_deduplication_token": f"{dedup_token}:{table}"},
             )

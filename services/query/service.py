@@ -53,7 +53,9 @@ class QueryService:
         projects = ProjectsView(bus, topics.projects)
         keys = KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute)
         self.accounts = Accounts(bus, topics, projects, keys)
-        self._monitors: WatchedConfigView[MonitorConfig] = WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision)
+        self._monitors: WatchedConfigView[MonitorConfig] = WatchedConfigView(
+            bus, topics.monitors, MonitorConfig, _revision
+        )
         self._statuses = StatusView(bus, topics)
         self.context = ApiContext(
             settings=settings,
@@ -64,8 +66,9 @@ class QueryService:
             projects=projects,
             statuses=self._statuses,
             keys=keys,
-            sessions=Sessions(load_secret(settings), settings.session_ttl_s,
-                              RevokedSessions(bus, topics.revoked_sessions)),
+            sessions=Sessions(
+                load_secret(settings), settings.session_ttl_s, RevokedSessions(bus, topics.revoked_sessions)
+            ),
             senders=Senders(settings),
         )
         self._readiness: Readiness | None = None
@@ -80,8 +83,14 @@ class QueryService:
         bodies = BodyGate(ctx.settings.ping_body_timeout_s, ctx.settings.max_body_reads)
         api.middlewares.insert(0, bodies.middleware)
         app.add_subapp("/api/v1", api)
-        add_routes_until_ready(app, lambda root: add_session_routes(root, ctx), readiness, self.name, _starting,
-                               guard=bodies.guard_form)
+        add_routes_until_ready(
+            app,
+            lambda root: add_session_routes(root, ctx),
+            readiness,
+            self.name,
+            _starting,
+            guard=bodies.guard_form,
+        )
         add_page_routes(app)  # files only: nothing to wait for
 
     async def start(self) -> None:
@@ -115,8 +124,11 @@ def build_query(settings: Settings, bus: Bus) -> QueryService:
 
 
 def _starting(request: web.Request) -> web.Response:
-    return error(503, "starting: the views are being built, retry in a moment",
-                 headers={"Retry-After": str(STARTING_RETRY_AFTER_S)})
+    return error(
+        503,
+        "starting: the views are being built, retry in a moment",
+        headers={"Retry-After": str(STARTING_RETRY_AFTER_S)},
+    )
 
 
 def _revision(event) -> int:

@@ -56,7 +56,9 @@ def notify_all(listeners: list, *change) -> None:
         try:
             listener(*change)
         except Exception:
-            log.exception("query.view.listener_failed", listener=getattr(listener, "__qualname__", repr(listener)))
+            log.exception(
+                "query.view.listener_failed", listener=getattr(listener, "__qualname__", repr(listener))
+            )
 
 
 def status_of(state: MonitorState) -> CurrentStatus:
@@ -70,7 +72,9 @@ def status_of(state: MonitorState) -> CurrentStatus:
     )
 
 
-def next_expected_ms(monitor: MonitorConfig, current: CurrentStatus | None, shown: str, now_ms: int) -> int | None:
+def next_expected_ms(
+    monitor: MonitorConfig, current: CurrentStatus | None, shown: str, now_ms: int
+) -> int | None:
     """When the next check-in is due, for the API: the evaluator's (its deadline minus grace,
     for interval and schedule mode alike; while ``running``, the run's next window). Paused
     heartbeats expect nothing; new ones on a schedule show the schedule's next run (nothing
@@ -78,7 +82,9 @@ def next_expected_ms(monitor: MonitorConfig, current: CurrentStatus | None, show
     if shown == "paused":
         return None
     if shown == "new":
-        return next_run_ms(monitor.schedule, monitor.timezone, now_ms) if monitor.schedule is not None else None
+        return (
+            next_run_ms(monitor.schedule, monitor.timezone, now_ms) if monitor.schedule is not None else None
+        )
     return current.next_expected_ms if current is not None else None
 
 
@@ -153,8 +159,13 @@ class StatusView:
             try:
                 state = decode_state(snapshot)
             except UnreadableSnapshot as exc:  # a snapshot we cannot read: keep the last one
-                log.warning("query.status_view.unreadable", monitor_id=snapshot.monitor_id,
-                            partition=record.partition, offset=record.offset, error=str(exc))
+                log.warning(
+                    "query.status_view.unreadable",
+                    monitor_id=snapshot.monitor_id,
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=str(exc),
+                )
                 continue
             self.put(state.monitor_id, status_of(state))
 

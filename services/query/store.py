@@ -100,8 +100,23 @@ FROM deliveries FINAL
 
 
 def _attempt(r: tuple) -> dict[str, Any]:
-    at_ms, row_id, alert_id, kind, channel_id, monitor_id, attempt, outcome, ok, status_code, latency_ms, error, \
-        next_ms, digest, resend = r
+    (
+        at_ms,
+        row_id,
+        alert_id,
+        kind,
+        channel_id,
+        monitor_id,
+        attempt,
+        outcome,
+        ok,
+        status_code,
+        latency_ms,
+        error,
+        next_ms,
+        digest,
+        resend,
+    ) = r
     return {
         "id": row_id, "alert_id": alert_id, "kind": kind, "channel_id": channel_id, "monitor_id": monitor_id,
         "attempt": attempt, "outcome": outcome, "ok": bool(ok), "attempts": attempt, "status_code": status_code,
@@ -161,8 +176,14 @@ class HistoryStore:
         await history_tables.insert_events(self._ch, events, dedup_token)
 
     async def _newest_first(
-        self, select: str, time_column: str, params: dict[str, Any], limit: int, before: str | None,
-        to_row: Callable[[tuple], dict[str, Any]], ms_key: str,
+        self,
+        select: str,
+        time_column: str,
+        params: dict[str, Any],
+        limit: int,
+        before: str | None,
+        to_row: Callable[[tuple], dict[str, Any]],
+        ms_key: str,
     ) -> tuple[list[dict], str | None]:
         """One page of ``select`` newest first, and the cursor of the next (older) page or None.
 
@@ -185,16 +206,26 @@ class HistoryStore:
         return rows, encode_cursor(rows[-1][ms_key], rows[-1]["id"])
 
     async def history(
-        self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None, *,
-        kinds: Sequence[str] = (), from_ms: int | None = None, to_ms: int | None = None,
+        self,
+        project_id: str,
+        monitor_id: str,
+        limit: int = 50,
+        before: str | None = None,
+        *,
+        kinds: Sequence[str] = (),
+        from_ms: int | None = None,
+        to_ms: int | None = None,
     ) -> tuple[list[dict], str | None]:
         """Check-ins newest first, and the cursor of the next (older) page or None.
 
         ``kinds`` (empty: all) keeps those kinds only; ``from_ms`` (inclusive) and ``to_ms``
         (exclusive) bound the time. A cursor carries no filter: pass the same ones again.
         """
-        params: dict[str, Any] = {"project_id": project_id, "monitor_id": monitor_id,
-                                  "preview_chars": OUTPUT_PREVIEW_CHARS}
+        params: dict[str, Any] = {
+            "project_id": project_id,
+            "monitor_id": monitor_id,
+            "preview_chars": OUTPUT_PREVIEW_CHARS,
+        }
         sql = _PAGE_SELECT
         if kinds:
             params["kinds"] = list(kinds)
@@ -205,7 +236,9 @@ class HistoryStore:
         if to_ms is not None:
             params["to_ms"] = to_ms
             sql += " AND received_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"
-        rows, cursor = await self._newest_first(sql, "received_at", params, limit, before, _row, "received_at_ms")
+        rows, cursor = await self._newest_first(
+            sql, "received_at", params, limit, before, _row, "received_at_ms"
+        )
         return await self._with_measured(project_id, monitor_id, rows), cursor
 
     async def checkin(self, project_id: str, monitor_id: str, checkin_id: str) -> dict | None:
@@ -258,7 +291,10 @@ class HistoryStore:
         matched by monitor alone: monitor ids are unique, and callers check that the
         monitor is the project's first (the API answers 404 otherwise).
         """
-        sql = _ATTEMPT_SELECT + " WHERE project_id IN ({project_id:String}, '') AND monitor_id = {monitor_id:String}"
+        sql = (
+            _ATTEMPT_SELECT
+            + " WHERE project_id IN ({project_id:String}, '') AND monitor_id = {monitor_id:String}"
+        )
         return await self._newest_first(
             sql, "at", {"project_id": project_id, "monitor_id": monitor_id}, limit, before, _attempt, "at_ms"
         )
@@ -284,8 +320,10 @@ class HistoryStore:
         page_filter = ""
         if before is not None:
             params["after_ms"], params["after_id"] = decode_cursor(before)
-            page_filter = ("AND (failed_at_ms < {after_ms:Int64} "
-                           "OR (failed_at_ms = {after_ms:Int64} AND pair < {after_id:String}))")
+            page_filter = (
+                "AND (failed_at_ms < {after_ms:Int64} "
+                "OR (failed_at_ms = {after_ms:Int64} AND pair < {after_id:String}))"
+            )
         sql = _FAILED_SELECT.replace("PAIR_FILTER", "").replace("PAGE_FILTER", page_filter)
         rows = [_failed(r) for r in await self._ch.query(sql, params)]
         if len(rows) <= limit:
@@ -311,11 +349,14 @@ class HistoryStore:
             "limit": chunk_rows, "after_ms": from_ms, "after_id": "",
         }  # fmt: skip
         # Keyset from (from_ms, "") on: every id sorts after "", so the first chunk starts at from_ms.
-        sql = _ROW_SELECT + """
+        sql = (
+            _ROW_SELECT
+            + """
             AND received_at >= fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC')
             AND received_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
             AND (received_at > fromUnixTimestamp64Milli({after_ms:Int64}, 'UTC') OR id > {after_id:String})
             ORDER BY received_at, id LIMIT {limit:UInt32}"""
+        )
         while True:
             rows = [_row(r) for r in await self._ch.query(sql, params)]
             if rows:
@@ -382,7 +423,8 @@ class HistoryStore:
         if not spans:
             return []
         rows = await self._ch.query(
-            SPANS_SQL, {"project_id": project_id, "monitor_id": monitor_id, "spans": [tuple(s) for s in spans]}
+            SPANS_SQL,
+            {"project_id": project_id, "monitor_id": monitor_id, "spans": [tuple(s) for s in spans]},
         )
         found = {(from_ms, to_ms): UptimeSpan(from_ms, to_ms, *rest) for from_ms, to_ms, *rest in rows}
         return [found.get((from_ms, to_ms), UptimeSpan(from_ms, to_ms)) for from_ms, to_ms in spans]

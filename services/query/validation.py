@@ -24,7 +24,7 @@ DEFAULT_INTERVAL_S = 86400
 holds the same; a test keeps them equal). The API has no default: a create gives an
 ``interval`` or a ``schedule``."""
 DEFAULT_GRACE_S = 3600
-INTERVAL_REQUIRED = "required (e.g. \"5m\", \"1h\" or seconds), unless a schedule is given"
+INTERVAL_REQUIRED = 'required (e.g. "5m", "1h" or seconds), unless a schedule is given'
 MAX_PERIOD_S = 365 * 86400
 MIN_REMINDER_INTERVAL_S = 60
 
@@ -47,7 +47,7 @@ class InvalidField(PinguraError, ValueError):
 def seconds(field: str, value, minimum: int) -> int:
     """A period in whole seconds from ``minimum`` to 365 days: a number, or a duration string."""
     if isinstance(value, bool) or value is None:
-        raise InvalidField(field, "must be a number of seconds or a duration such as \"5m\"")
+        raise InvalidField(field, 'must be a number of seconds or a duration such as "5m"')
     if isinstance(value, int):
         amount: int | float = value  # as is: float() of a 400-digit number overflows
     elif isinstance(value, float):
@@ -58,7 +58,7 @@ def seconds(field: str, value, minimum: int) -> int:
         except ValueError as exc:
             raise InvalidField(field, str(exc)) from None
     else:
-        raise InvalidField(field, "must be a number of seconds or a duration such as \"5m\"")
+        raise InvalidField(field, 'must be a number of seconds or a duration such as "5m"')
     if amount != int(amount):
         raise InvalidField(field, "must be a whole number of seconds")
     if not minimum <= amount <= MAX_PERIOD_S:
@@ -89,8 +89,9 @@ def name_field(field: str, value, *, max_chars: int = MAX_NAME_CHARS, required: 
         raise InvalidField(field, f"required, 1-{max_chars} characters" if required else "must be a string")
     name = value.strip()
     if (required and not name) or len(name) > max_chars:
-        raise InvalidField(field, f"required, 1-{max_chars} characters" if required else
-                           f"at most {max_chars} characters")
+        raise InvalidField(
+            field, f"required, 1-{max_chars} characters" if required else f"at most {max_chars} characters"
+        )
     return safe_text(field, name)
 
 
@@ -98,8 +99,11 @@ def safe_text(field: str, text: str) -> str:
     """``text`` as it is, if it holds none of :data:`UNSAFE_IN_NAMES` (tags: names not trimmed)."""
     unsafe = UNSAFE_IN_NAMES.search(text)
     if unsafe:
-        raise InvalidField(field, f"must not hold control, bidi-override or invisible characters "
-                                  f"(U+{ord(unsafe.group()):04X} at {unsafe.start() + 1})")
+        raise InvalidField(
+            field,
+            f"must not hold control, bidi-override or invisible characters "
+            f"(U+{ord(unsafe.group()):04X} at {unsafe.start() + 1})",
+        )
     return text
 
 

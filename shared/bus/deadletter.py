@@ -29,11 +29,21 @@ class DeadLetters:
 
     def set_aside(self, record: Record, error: str) -> None:
         self.count += 1
-        log.error(f"{self._service}.record.dead_lettered", topic=record.topic, partition=record.partition,
-                  offset=record.offset, error=error[:500])
+        log.error(
+            f"{self._service}.record.dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=error[:500],
+        )
         letter = DeadLetter(
-            service=self._service, topic=record.topic, partition=record.partition, offset=record.offset,
-            error=error[:2000], value_b64=base64.b64encode(record.value).decode(), at_ms=now_ms(),
+            service=self._service,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error=error[:2000],
+            value_b64=base64.b64encode(record.value).decode(),
+            at_ms=now_ms(),
         )
         self._pending.append((record.key, encode(letter)))
 

@@ -117,7 +117,9 @@ class KafkaBus(Bus):
         try:
             async with asyncio.timeout(self._settings.publish_timeout_ms / 1000 + len(items) / 10_000):
                 acks = [
-                    await self._producer.send(topic, value, key=key.encode(), partition=partition_for(key, count))
+                    await self._producer.send(
+                        topic, value, key=key.encode(), partition=partition_for(key, count)
+                    )
                     for key, value in items
                 ]
                 await asyncio.gather(*acks)
@@ -227,17 +229,32 @@ class KafkaConsumer(Consumer):
             ends = await consumer.end_offsets(tps)
             committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
         except (KafkaError, TimeoutError, AssertionError) as exc:  # only a diagnosis
-            log.warning("bus.kafka.offset_check_failed", group=self._group, error=str(exc) or type(exc).__name__)
+            log.warning(
+                "bus.kafka.offset_check_failed", group=self._group, error=str(exc) or type(exc).__name__
+            )
             return
         for tp, offset in zip(tps, committed, strict=False):
             if offset is None:
                 continue
             if offset < starts[tp]:
-                log.warning("bus.kafka.records_expired_unread", group=self._group, topic=tp.topic,
-                            partition=tp.partition, committed=offset, first=starts[tp])
+                log.warning(
+                    "bus.kafka.records_expired_unread",
+                    group=self._group,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=offset,
+                    first=starts[tp],
+                )
             elif offset > ends[tp]:
-                log.warning("bus.kafka.committed_beyond_end", group=self._group, topic=tp.topic,
-                            partition=tp.partition, committed=offset, end=ends[tp], reset_to=starts[tp])
+                log.warning(
+                    "bus.kafka.committed_beyond_end",
+                    group=self._group,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    committed=offset,
+                    end=ends[tp],
+                    reset_to=starts[tp],
+                )
 
     async def close(self) -> None:
         for task in list(self._diagnoses):

@@ -173,10 +173,17 @@ class BusLink:
                 if error is None:
                     answer([[request_id, None, [row[2]]] for request_id, row in zip(ids, rows, strict=False)])
                 else:
-                    answer([[request_id, UNAVAILABLE, f"could not write to the local log: {error}"] for request_id in ids])
+                    answer(
+                        [
+                            [request_id, UNAVAILABLE, f"could not write to the local log: {error}"]
+                            for request_id in ids
+                        ]
+                    )
 
             try:
-                self._bus.append_from_thread(topic, [(key, value) for _, (key, value) in group], partition, done)
+                self._bus.append_from_thread(
+                    topic, [(key, value) for _, (key, value) in group], partition, done
+                )
             except Exception as exc:  # noqa: BLE001 - whatever it is, the publishers get an answer (see _failure)
                 failure = _failure(exc)
                 answer([[request_id, *failure] for request_id in ids])
@@ -251,16 +258,20 @@ class LinkedBus(Bus):
         """Set once the owner's side of the link is gone (it stopped or died)."""
 
     async def start(self) -> None:
-        self._conn = await self._read(lambda _: sqlite3.connect(f"file:{self._path}?mode=ro", uri=True,
-                                                               check_same_thread=False))
-        self.log_id = (await self._read(lambda c: c.execute("SELECT value FROM meta WHERE name='log_id'").fetchone()))[0]
+        self._conn = await self._read(
+            lambda _: sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, check_same_thread=False)
+        )
+        self.log_id = (
+            await self._read(lambda c: c.execute("SELECT value FROM meta WHERE name='log_id'").fetchone())
+        )[0]
         await self._load_topics()
         self._reader, self._writer = await asyncio.open_unix_connection(str(self._link))
         self._answers = asyncio.create_task(self._take_answers(), name="bus-link-answers")
 
     async def _load_topics(self) -> None:
-        rows = await self._read(lambda c: c.execute(
-            "SELECT name, partitions, compacted, retention_ms FROM topics").fetchall())
+        rows = await self._read(
+            lambda c: c.execute("SELECT name, partitions, compacted, retention_ms FROM topics").fetchall()
+        )
         for name, partitions, compacted, retention_ms in rows:
             self._topics[name] = TopicSpec(name, partitions, bool(compacted), retention_ms)
 
@@ -331,7 +342,9 @@ class LinkedBus(Bus):
                     if error is None:
                         future.set_result(result)
                     else:
-                        future.set_exception(BusUnavailable(result) if error == UNAVAILABLE else RuntimeError(result))
+                        future.set_exception(
+                            BusUnavailable(result) if error == UNAVAILABLE else RuntimeError(result)
+                        )
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             log.warning("bus.link.lost", error=str(exc) or type(exc).__name__)
         finally:
@@ -349,9 +362,13 @@ class LinkedBus(Bus):
     # reading the file ------------------------------------------------------------
     async def read(self, tp: TopicPartition, start: int, limit: int) -> list[Record]:
         topic, partition = tp
-        rows = await self._read(lambda c: c.execute(
-            "SELECT offset, key, value, ts FROM records WHERE topic=? AND partition=? AND offset>=?"
-            " ORDER BY offset LIMIT ?", (topic, partition, start, limit)).fetchall())
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT offset, key, value, ts FROM records WHERE topic=? AND partition=? AND offset>=?"
+                " ORDER BY offset LIMIT ?",
+                (topic, partition, start, limit),
+            ).fetchall()
+        )
         return [Record(topic, partition, off, key, value, ts) for off, key, value, ts in rows]
 
     async def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
@@ -360,8 +377,15 @@ class LinkedBus(Bus):
         tps = list(tps)
 
         def query(c: sqlite3.Connection) -> dict[TopicPartition, int]:
-            return {tp: (c.execute("SELECT end_offset FROM partition_ends WHERE topic=? AND partition=?",
-                                   tp).fetchone() or (0,))[0] for tp in tps}
+            return {
+                tp: (
+                    c.execute(
+                        "SELECT end_offset FROM partition_ends WHERE topic=? AND partition=?", tp
+                    ).fetchone()
+                    or (0,)
+                )[0]
+                for tp in tps
+            }
 
         return await self._read(query)
 
@@ -372,7 +396,9 @@ class LinkedBus(Bus):
         def query(c: sqlite3.Connection) -> dict[TopicPartition, int]:
             firsts = {}
             for tp in tps:
-                row = c.execute("SELECT MIN(offset) FROM records WHERE topic=? AND partition=?", tp).fetchone()
+                row = c.execute(
+                    "SELECT MIN(offset) FROM records WHERE topic=? AND partition=?", tp
+                ).fetchone()
                 firsts[tp] = row[0] if row and row[0] is not None else ends[tp]
             return firsts
 
@@ -381,8 +407,13 @@ class LinkedBus(Bus):
     def reader(self, partitions: list[TopicPartition]) -> Consumer:
         return LinkedReader(self, list(partitions))
 
-    def consumer(self, topics: list[str], group: str | None = None, on_assign: PartitionsCallback | None = None,
-                 on_revoke: PartitionsCallback | None = None) -> Consumer:
+    def consumer(
+        self,
+        topics: list[str],
+        group: str | None = None,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
+    ) -> Consumer:
         raise NotImplementedError("consumer groups run in the process that owns the bus")
 
 

@@ -59,8 +59,15 @@ PUBLISH_CHUNK_ROWS = 1_000
 
 
 class LocalBus(Bus):
-    def __init__(self, path: Path, default_partitions: int = 1, max_pending: int = 50_000, tail_records: int = 20_000,
-                 compaction_step_records: int = 1_000, fast_topics: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        path: Path,
+        default_partitions: int = 1,
+        max_pending: int = 50_000,
+        tail_records: int = 20_000,
+        compaction_step_records: int = 1_000,
+        fast_topics: frozenset[str] = frozenset(),
+    ):
         self._path = path
         self._default_partitions = default_partitions
         self._max_pending = max_pending
@@ -100,7 +107,9 @@ class LocalBus(Bus):
         self._reader = await loop.run_in_executor(self._reader_thread, local_file.connect, self._path)
         await self._write(lambda c: c.executescript(local_file.SCHEMA))
         self.log_id = await self._write(local_file.log_id)
-        rows = await self._read(lambda c: c.execute("SELECT name, partitions, compacted, retention_ms FROM topics").fetchall())
+        rows = await self._read(
+            lambda c: c.execute("SELECT name, partitions, compacted, retention_ms FROM topics").fetchall()
+        )
         for name, partitions, compacted, retention_ms in rows:
             self._topics[name] = TopicSpec(name, partitions, bool(compacted), retention_ms)
         self._next_offset = await self._write(lambda c: in_transaction(c, lambda: local_file.recover_ends(c)))
@@ -172,8 +181,13 @@ class LocalBus(Bus):
         await future
         return rows[0][2]
 
-    def append_from_thread(self, topic: str, items: list[tuple[str, bytes]], partition: int | None,
-                           done: Callable[[list[list], BaseException | None], None]) -> None:
+    def append_from_thread(
+        self,
+        topic: str,
+        items: list[tuple[str, bytes]],
+        partition: int | None,
+        done: Callable[[list[list], BaseException | None], None],
+    ) -> None:
         """``publish`` of each item, appended together, for a thread other than the loop's (the link that takes a second
         process's pings: it answers without waiting for this loop). ``done(rows, error)`` runs
         on the writer thread once the rows are durable, or could not be written. Raises
@@ -200,7 +214,7 @@ class LocalBus(Bus):
                 self._room.clear()
                 await self._room.wait()
             future = asyncio.get_running_loop().create_future()
-            self._append(topic, items[first:first + chunk], None, future)
+            self._append(topic, items[first : first + chunk], None, future)
             futures.append(future)
         await asyncio.gather(*futures)
 
@@ -222,7 +236,9 @@ class LocalBus(Bus):
             self._writer.append(rows, token)
         return rows
 
-    def _on_appended(self, batches: list[tuple[list[list], asyncio.Future]], error: BaseException | None) -> None:
+    def _on_appended(
+        self, batches: list[tuple[list[list], asyncio.Future]], error: BaseException | None
+    ) -> None:
         """On the loop, once the writer committed (or failed) these batches, in order."""
         appended: set[str] = set()
         with self._appending:
@@ -288,7 +304,9 @@ class LocalBus(Bus):
     async def first_offset(self, tp: TopicPartition) -> int:
         """The oldest stored record's offset; the end when none is (Kafka's log start offset)."""
         row = await self._read(
-            lambda c: c.execute("SELECT MIN(offset) FROM records WHERE topic=? AND partition=?", tp).fetchone()
+            lambda c: c.execute(
+                "SELECT MIN(offset) FROM records WHERE topic=? AND partition=?", tp
+            ).fetchone()
         )
         return row[0] if row and row[0] is not None else self.end_offset(tp)
 
@@ -343,13 +361,20 @@ class LocalBus(Bus):
                     if spec.compacted:
                         passed = await self._compact_partition(tp, end)
                     else:
-                        assert spec.retention_ms is not None  # only compacted topics or those with a retention get here
+                        assert (
+                            spec.retention_ms is not None
+                        )  # only compacted topics or those with a retention get here
                         passed = await self._expire_partition(tp, end, now_ms - spec.retention_ms)
                     removed += passed[0]
                     steps += passed[1]
                     longest_s = max(longest_s, passed[2])
-        log.info("bus.local.compacted", removed=removed, steps=steps, longest_step_ms=round(longest_s * 1000, 2),
-                 took_s=round(time.perf_counter() - started, 3))
+        log.info(
+            "bus.local.compacted",
+            removed=removed,
+            steps=steps,
+            longest_step_ms=round(longest_s * 1000, 2),
+            took_s=round(time.perf_counter() - started, 3),
+        )
         return removed
 
     async def _compact_partition(self, tp: TopicPartition, end: int) -> tuple[int, int, float]:
@@ -365,7 +390,10 @@ class LocalBus(Bus):
             upper: int | None = end
             while upper is not None:
                 count, upper, took_s = await self._write(
-                    lambda c, upper=upper: local_file.timed(local_file.compact_window, c, topic, partition, upper, limit))
+                    lambda c, upper=upper: local_file.timed(
+                        local_file.compact_window, c, topic, partition, upper, limit
+                    )
+                )
                 removed += count
                 steps += 1
                 longest_s = max(longest_s, took_s)
@@ -401,7 +429,10 @@ class LocalBus(Bus):
         removed, steps, longest_s = 0, 0, 0.0
         while True:
             count, took_s = await self._write(
-                lambda c: local_file.timed(local_file.expire_window, c, topic, partition, end, cutoff_ms, limit))
+                lambda c: local_file.timed(
+                    local_file.expire_window, c, topic, partition, end, cutoff_ms, limit
+                )
+            )
             removed += count
             steps += 1
             longest_s = max(longest_s, took_s)

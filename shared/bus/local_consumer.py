@@ -25,8 +25,13 @@ class LocalConsumer(PositionedConsumer):
     """One process owns the embedded bus, so a consumer is assigned every partition."""
 
     def __init__(
-        self, bus: LocalBus, topics: Iterable[str], group: str | None, on_assign: PartitionsCallback | None,
-        on_revoke: PartitionsCallback | None, fixed: list[TopicPartition] | None = None,
+        self,
+        bus: LocalBus,
+        topics: Iterable[str],
+        group: str | None,
+        on_assign: PartitionsCallback | None,
+        on_revoke: PartitionsCallback | None,
+        fixed: list[TopicPartition] | None = None,
     ):
         self._fixed = fixed
         self._bus = bus
@@ -59,13 +64,25 @@ class LocalConsumer(PositionedConsumer):
         end = self._bus.end_offset(tp)
         topic, partition = tp
         if committed > end:
-            log.warning("bus.local.committed_beyond_end", group=self._group, topic=topic, partition=partition,
-                        committed=committed, end=end)
+            log.warning(
+                "bus.local.committed_beyond_end",
+                group=self._group,
+                topic=topic,
+                partition=partition,
+                committed=committed,
+                end=end,
+            )
             return end
         if committed < first:
             if not self._bus.is_compacted(topic):  # compaction removes superseded records only
-                log.warning("bus.local.records_expired_unread", group=self._group, topic=topic,
-                            partition=partition, committed=committed, first=first)
+                log.warning(
+                    "bus.local.records_expired_unread",
+                    group=self._group,
+                    topic=topic,
+                    partition=partition,
+                    committed=committed,
+                    first=first,
+                )
             return first
         return committed
 

@@ -60,8 +60,10 @@ def timed(fn, *args):
 
 
 def start_newest_map(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS compaction_newest"
-                 " (key TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID")
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS compaction_newest"
+        " (key TEXT PRIMARY KEY, offset INTEGER NOT NULL) WITHOUT ROWID"
+    )
     conn.execute("DELETE FROM temp.compaction_newest")
 
 
@@ -69,7 +71,8 @@ def shrink_newest_map(conn: sqlite3.Connection, limit: int) -> bool:
     """Remove ``limit`` keys from the map, or drop it once fewer are left; True while any are."""
     removed = conn.execute(
         "DELETE FROM temp.compaction_newest WHERE key <="
-        " (SELECT key FROM temp.compaction_newest ORDER BY key LIMIT 1 OFFSET ?)", (limit - 1,),
+        " (SELECT key FROM temp.compaction_newest ORDER BY key LIMIT 1 OFFSET ?)",
+        (limit - 1,),
     ).rowcount
     if removed > 0:
         return True
@@ -77,8 +80,9 @@ def shrink_newest_map(conn: sqlite3.Connection, limit: int) -> bool:
     return False
 
 
-def compact_window(conn: sqlite3.Connection, topic: str, partition: int, upper: int,
-                    limit: int) -> tuple[int, int | None]:
+def compact_window(
+    conn: sqlite3.Connection, topic: str, partition: int, upper: int, limit: int
+) -> tuple[int, int | None]:
     """One step of compaction: the ``limit`` stored records below ``upper``. Their keys join
     the map (unless a later record of the key is there already), then every record of the
     window older than its key's newest in the map goes. Returns how many went and where
@@ -109,15 +113,22 @@ def compact_window(conn: sqlite3.Connection, topic: str, partition: int, upper: 
     return in_transaction(conn, step), (None if row is None else lower)
 
 
-def expire_window(conn: sqlite3.Connection, topic: str, partition: int, end: int, cutoff_ms: int, limit: int) -> int:
+def expire_window(
+    conn: sqlite3.Connection, topic: str, partition: int, end: int, cutoff_ms: int, limit: int
+) -> int:
     """One step of retention: of the ``limit`` oldest records below ``end``, those older
     than ``cutoff_ms``. Returns how many went (``limit``: all of them, so go on)."""
-    return in_transaction(conn, lambda: conn.execute(
-        "DELETE FROM records WHERE topic=? AND partition=? AND offset IN"
-        " (SELECT offset FROM records WHERE topic=? AND partition=? AND offset<? ORDER BY offset LIMIT ?)"
-        " AND ts<?",
-        (topic, partition, topic, partition, end, limit, cutoff_ms),
-    ).rowcount)
+    return in_transaction(
+        conn,
+        lambda: (
+            conn.execute(
+                "DELETE FROM records WHERE topic=? AND partition=? AND offset IN"
+                " (SELECT offset FROM records WHERE topic=? AND partition=? AND offset<? ORDER BY offset LIMIT ?)"
+                " AND ts<?",
+                (topic, partition, topic, partition, end, limit, cutoff_ms),
+            ).rowcount
+        ),
+    )
 
 
 def recover_ends(conn: sqlite3.Connection) -> dict[TopicPartition, int]:

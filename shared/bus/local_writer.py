@@ -32,8 +32,12 @@ AppendDone = Callable[[list[tuple[list[list], Any]], BaseException | None], None
 
 
 class LogWriter:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], on_appended: AppendDone,
-                 fast_topics: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        on_appended: AppendDone,
+        fast_topics: frozenset[str] = frozenset(),
+    ):
         self._connect = connect
         self._fast_topics = fast_topics
         self._on_appended = on_appended

@@ -23,8 +23,11 @@ async def open_bus(settings: Settings) -> Bus:
     if settings.embedded:
         from shared.bus.local import LocalBus  # each adapter imports only its own driver
 
-        bus = LocalBus(settings.data_dir / BUS_FILE, default_partitions=settings.partition_count,
-                       fast_topics=frozenset({topics.pings}))
+        bus = LocalBus(
+            settings.data_dir / BUS_FILE,
+            default_partitions=settings.partition_count,
+            fast_topics=frozenset({topics.pings}),
+        )
     else:
         from shared.bus.kafka import KafkaBus
 

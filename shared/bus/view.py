@@ -41,7 +41,9 @@ class TopicFollower:
     """Reads every partition of ``topic`` from its beginning, then follows it, handing
     each batch of records to ``apply``."""
 
-    def __init__(self, bus: Bus, topic: str, apply: Callable[[list[Record]], None], poll_timeout_ms: int = 1000):
+    def __init__(
+        self, bus: Bus, topic: str, apply: Callable[[list[Record]], None], poll_timeout_ms: int = 1000
+    ):
         self._bus = bus
         self.topic = topic
         self._apply = apply
@@ -94,7 +96,7 @@ class TopicFollower:
             for start in range(0, len(records), APPLY_SLICE):
                 if start:
                     await asyncio.sleep(0)
-                self._apply(records[start:start + APPLY_SLICE])
+                self._apply(records[start : start + APPLY_SLICE])
             async with self._advanced:
                 self._advanced.notify_all()
 
@@ -128,7 +130,6 @@ class TopicFollower:
                 except TimeoutError:
                     pass
         return True
-
 
     def _ends_from_now(self) -> asyncio.Future:
         """End offsets fetched *after* this call. Callers that arrive while a fetch is in
@@ -165,15 +166,23 @@ def decode_as(record: Record, expected: type | tuple[type, ...], poison_event: s
         error = f"unexpected event type {type(event).__name__}"
     if isinstance(event, expected):
         return event
-    log.warning(poison_event, topic=record.topic, partition=record.partition, offset=record.offset, error=error)
+    log.warning(
+        poison_event, topic=record.topic, partition=record.partition, offset=record.offset, error=error
+    )
     return None
 
 
 class ConfigView(Mapping[str, T], Generic[T]):
     """id -> newest config of a compacted topic; deleted ones are absent."""
 
-    def __init__(self, bus: Bus, topic: str, kind: type[T], revision: Callable[[T], int] = lambda e: 0,
-                 poll_timeout_ms: int = 1000):
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        kind: type[T],
+        revision: Callable[[T], int] = lambda e: 0,
+        poll_timeout_ms: int = 1000,
+    ):
         self._kind = kind
         self._revision = revision
         self._items: dict[str, Any] = {}  # id -> the config as _pack stores it
@@ -264,7 +273,9 @@ class PackedConfigView(ConfigView[T], Generic[T]):
     def _pack(self, event: T) -> bytes:
         # Copied out of a buffer: encode() returns bytes that keep its spare capacity (~70 B).
         buffer = bytearray()
-        _packer.encode_into(msgspec.structs.astuple(cast(msgspec.Struct, event)), buffer)  # a packed view holds Structs
+        _packer.encode_into(
+            msgspec.structs.astuple(cast(msgspec.Struct, event)), buffer
+        )  # a packed view holds Structs
         return bytes(buffer)
 
     def _unpack(self, stored: bytes) -> T:

@@ -34,7 +34,9 @@ async def test_the_evaluator_benchmark_runs_and_reports_every_row(tmp_path, kafk
         assert events == expected, row
     targeted = [row for row in throughput.rows if str(row[6]).startswith(">=")]
     assert len(targeted) == 2, targeted
-    assert all(row[7] in ("met", "missed (rate)", "missed (ratio)", "missed (rate, ratio)") for row in targeted)
+    assert all(
+        row[7] in ("met", "missed (rate)", "missed (ratio)", "missed (rate, ratio)") for row in targeted
+    )
     assert any("status events and alerts written" in note for note in throughput.notes)
 
     values = {row[0]: row[1] for row in scale.rows}

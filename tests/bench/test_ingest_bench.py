@@ -13,8 +13,11 @@ async def test_the_ingest_benchmark_runs_and_reports_every_row(tmp_path, kafka_b
     monkeypatch.setenv("PINGURA_KAFKA_BOOTSTRAP", kafka_bootstrap)
     embedded, kafka = await ingest.run("tiny", tmp_path)
     assert [row[0] for row in embedded.rows] == [
-        "ceiling: bare aiohttp", "ceiling: bare aiohttp (Connection: close)",
-        "pingura serve (keep-alive)", "pingura serve (Connection: close)"]
+        "ceiling: bare aiohttp",
+        "ceiling: bare aiohttp (Connection: close)",
+        "pingura serve (keep-alive)",
+        "pingura serve (Connection: close)",
+    ]
     assert len(kafka.rows) == 3 and not kafka.notes[:-1]
     for row in embedded.rows + kafka.rows:
         pings_per_s, p50, p99, errors = row[1:5]

@@ -7,13 +7,28 @@ from bench import million
 pytestmark = pytest.mark.slow
 
 FIGURES = (
-    "build:", "first start on the built data: port accepts", "first start on the built data: first 200",
+    "build:",
+    "first start on the built data: port accepts",
+    "first start on the built data: first 200",
     "first start: every heartbeat listed",
-    "restart after the soak: port accepts", "restart after the soak: first 200", "RSS:",
-    "RSS at the end per heartbeat (gross", "RSS at the end per heartbeat (net", "pings:", "ping answer p50",
-    "non-200 answers", "load generator behind schedule", "ping p99 / max while the dashboard calls run",
-    "dashboard calls:", "housekeeping compaction", "LocalBus.compact", "silent heartbeats reported down",
-    "  from deadline", "  the same from due", "false down among the healthy", "ping to history",
+    "restart after the soak: port accepts",
+    "restart after the soak: first 200",
+    "RSS:",
+    "RSS at the end per heartbeat (gross",
+    "RSS at the end per heartbeat (net",
+    "pings:",
+    "ping answer p50",
+    "non-200 answers",
+    "load generator behind schedule",
+    "ping p99 / max while the dashboard calls run",
+    "dashboard calls:",
+    "housekeeping compaction",
+    "LocalBus.compact",
+    "silent heartbeats reported down",
+    "  from deadline",
+    "  the same from due",
+    "false down among the healthy",
+    "ping to history",
 )
 
 
@@ -27,4 +42,7 @@ async def test_the_million_benchmark_soaks_a_server_and_reports_every_figure(tmp
     for figure, measured, goal, verdict in table.rows:
         assert measured and "nan" not in measured and measured != "-", (figure, measured)
         assert verdict in (("met", "missed") if goal else ("",)), (figure, goal, verdict)
-    assert "### 9. A million heartbeats in one `pingura serve` (ingest in a process of its own)" in table.render()
+    assert (
+        "### 9. A million heartbeats in one `pingura serve` (ingest in a process of its own)"
+        in table.render()
+    )

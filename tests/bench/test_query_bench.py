@@ -37,5 +37,11 @@ async def test_the_query_benchmark_loads_and_measures_every_query(tmp_path):
     assert len(export.rows) == 5
     for stage, path, rows, rows_per_s, seconds, rss_before, rss_half, rss_growth in export.rows:
         assert rows == size["big_rows"], (stage, path, rows)  # every row of the largest monitor, once
-        assert rows_per_s > 0 and _number(seconds) and rss_before > 0 and _number(rss_half) and _number(rss_growth), (stage, path)
+        assert (
+            rows_per_s > 0
+            and _number(seconds)
+            and rss_before > 0
+            and _number(rss_half)
+            and _number(rss_growth)
+        ), (stage, path)
     assert "### 7a. History queries" in latency.render() and "### 7b. CSV export" in export.render()

@@ -69,15 +69,27 @@ class Server:
         env.pop("PINGURA_KAFKA_BOOTSTRAP", None)
         with self.log_path.open("ab") as log:  # the child writes to its own copy; ours closes here
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "serve", "--port", str(self.port), "--data-dir",
-                 str(self.data_dir)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         proc = self.proc
         try:
             polling.eventually_sync(lambda: self._up(proc, wait_ready), timeout_s=60, interval_s=0.1)
         except AssertionError:
-            raise RuntimeError(f"pingura serve did not get ready: {self.log_path.read_text()[-3000:]}") from None
+            raise RuntimeError(
+                f"pingura serve did not get ready: {self.log_path.read_text()[-3000:]}"
+            ) from None
 
     def _up(self, proc: subprocess.Popen, wait_ready: bool) -> bool:
         if proc.poll() is not None:

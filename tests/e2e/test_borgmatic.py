@@ -34,7 +34,9 @@ def tools() -> tuple[str, str]:
     """(borg, borgmatic): both, or a failure in CI and a skip elsewhere."""
     borg = shutil.which("borg")
     borgmatic = str(BORGMATIC) if BORGMATIC.exists() else shutil.which("borgmatic")
-    missing = [name for name, path in (("borg (Debian: borgbackup)", borg), ("borgmatic", borgmatic)) if not path]
+    missing = [
+        name for name, path in (("borg (Debian: borgbackup)", borg), ("borgmatic", borgmatic)) if not path
+    ]
     if missing:
         missing_tool(f"needs {' and '.join(missing)} on PATH")
     return borg, borgmatic
@@ -76,8 +78,13 @@ class Backup:
             f"  ping_url: {ping_url}\n"
             "  send_logs: true\n"
         )
-        init = subprocess.run([borg, "init", "--encryption=none", str(self.repository)],
-                              env=self.env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        init = subprocess.run(
+            [borg, "init", "--encryption=none", str(self.repository)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
         assert init.returncode == 0, init.stderr
 
     async def create(self) -> subprocess.CompletedProcess:
@@ -112,8 +119,10 @@ async def test_borgmatic_reports_a_good_backup_and_a_failed_one_through_its_heal
     tools, server: Server, http, receiver: Receiver, tmp_path
 ):
     borg, borgmatic = tools
-    async with http.post(f"{server.url}/api/v1/channels",
-                         json={"kind": "webhook", "name": "ops", "config": {"url": receiver.url}}) as r:
+    async with http.post(
+        f"{server.url}/api/v1/channels",
+        json={"kind": "webhook", "name": "ops", "config": {"url": receiver.url}},
+    ) as r:
         assert r.status == 201, await r.text()
         channel = (await r.json())["id"]
     async with http.post(f"{server.url}/api/v1/heartbeats", json={

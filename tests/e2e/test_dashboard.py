@@ -29,8 +29,21 @@ from tests.e2e.conftest import API_KEY
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 NAME = "Nightly Database Backup"
 EXPORT_HEADER = [
-    "id", "received_at", "kind", "exit_code", "status", "message", "duration", "duration_raw",
-    "source_ip", "user_agent", "method", "measured_duration", "rid", "output", "output_truncated",
+    "id",
+    "received_at",
+    "kind",
+    "exit_code",
+    "status",
+    "message",
+    "duration",
+    "duration_raw",
+    "source_ip",
+    "user_agent",
+    "method",
+    "measured_duration",
+    "rid",
+    "output",
+    "output_truncated",
 ]
 POLL_S = 5  # the pages refresh themselves this often
 # Generous for a page that polls every 5 s; the whole test still ends well under a minute.
@@ -47,14 +60,16 @@ def seed_curl_lines(base: str) -> list[str]:
         f'curl -X POST "{base}?status=completed&message=Processed+1247+records&duration=12.5s"',
         f"curl -X POST {base} \\\n"
         '-H "Content-Type: application/json" \\\n'
-        "-d '{\"status\": \"completed\", \"message\": \"Processed 1247 records\", \"duration\": \"12.5s\"}'",
+        '-d \'{"status": "completed", "message": "Processed 1247 records", "duration": "12.5s"}\'',
     ]
 
 
 def api(server, method: str, path: str, body: dict | None = None) -> dict | None:
     """The JSON API with the key, for what the test sets up outside the pages."""
     request = urllib.request.Request(
-        f"{server.url}/api/v1{path}", method=method, data=json.dumps(body).encode() if body is not None else None,
+        f"{server.url}/api/v1{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
         headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -62,8 +77,10 @@ def api(server, method: str, path: str, body: dict | None = None) -> dict | None
     return json.loads(raw) if raw else None
 
 
-BROWSER_ZONE = ("new Intl.DateTimeFormat(undefined, {timeZoneName: 'short'}).formatToParts(new Date())"
-                ".find((p) => p.type === 'timeZoneName').value")
+BROWSER_ZONE = (
+    "new Intl.DateTimeFormat(undefined, {timeZoneName: 'short'}).formatToParts(new Date())"
+    ".find((p) => p.type === 'timeZoneName').value"
+)
 RED_COLUMNS = """([from, to]) => {
     // The page x of each canvas column between page x from and to holding reddish pixels
     // (the Failed bars).
@@ -103,8 +120,16 @@ def check_the_timing_graph(page, server, shots) -> None:
     chart.scroll_into_view_if_needed()
     over = page.locator("#chart .u-over").bounding_box()
     span_s = (axis_to - axis_from).total_seconds()
-    page.screenshot(path=shots / "graph.png", clip={"x": over["x"] - 80, "y": over["y"] - 10,
-                                                    "width": over["width"] + 120, "height": over["height"] + 110})
+    page.screenshot(
+        path=shots / "graph.png",
+        clip={
+            "x": over["x"] - 80,
+            "y": over["y"] - 10,
+            "width": over["width"] + 120,
+            "height": over["height"] + 110,
+        },
+    )
+
     def page_x(at: datetime) -> float:
         return over["x"] + (at - axis_from).total_seconds() / span_s * over["width"]
 
@@ -113,7 +138,9 @@ def check_the_timing_graph(page, server, shots) -> None:
         start = datetime.fromtimestamp(int(at.timestamp()) // 300 * 300, at.tzinfo)
         left, right = page_x(start), page_x(start + bucket)
         # The bar covers the failure's time and stays in its bucket (not drawn from 8:55 for 8:59).
-        red = page.evaluate(RED_COLUMNS, [max(left - 8, over["x"]), min(right + 8, over["x"] + over["width"])])
+        red = page.evaluate(
+            RED_COLUMNS, [max(left - 8, over["x"]), min(right + 8, over["x"] + over["width"])]
+        )
         assert red and left - 1.5 <= min(red) and max(red) <= right + 1.5, (left, right, red)
         assert any(abs(x - page_x(at)) <= 1.5 for x in red), (page_x(at), red)
         page.mouse.move((left + right) / 2, over["y"] + over["height"] - 5)
@@ -122,8 +149,15 @@ def check_the_timing_graph(page, server, shots) -> None:
         shown = page.locator(".u-legend tr", has_text="Bucket").locator(".u-value")
         expect(shown).to_contain_text("–")  # noqa: RUF001 - the en dash the legend draws between two times
         expect(shown).to_contain_text(page.evaluate(BROWSER_ZONE))
-    page.screenshot(path=shots / "graph-hover.png", clip={"x": over["x"] - 80, "y": over["y"] - 10,
-                                                          "width": over["width"] + 120, "height": over["height"] + 110})
+    page.screenshot(
+        path=shots / "graph-hover.png",
+        clip={
+            "x": over["x"] - 80,
+            "y": over["y"] - 10,
+            "width": over["width"] + 120,
+            "height": over["height"] + 110,
+        },
+    )
     page.mouse.move(1, 1)
     expect(failed).to_have_text("2")
 
@@ -145,7 +179,9 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    page.on("console", lambda msg: page_errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console", lambda msg: page_errors.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
 
     # Signed out, every page sends us to the sign-in page: one field, submitted with Enter.
     page.goto(server.url + "/")
@@ -252,7 +288,12 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     polling.eventually_sync(pinged_and_shown_up, timeout_s=2 * POLL_S + 5, interval_s=1.0)
 
     # The list: each status with its word (and why, when down), counts that filter; usable on a phone.
-    api(server, "POST", "/heartbeats", {"name": "Weekly invoice run", "interval": "7d", "grace": "1h", "tags": ["billing"]})
+    api(
+        server,
+        "POST",
+        "/heartbeats",
+        {"name": "Weekly invoice run", "interval": "7d", "grace": "1h", "tags": ["billing"]},
+    )
     paused = api(server, "POST", "/heartbeats", {"name": "Hourly cache warm-up", "interval": "1h"})
     api(server, "POST", f"/heartbeats/{paused['id']}/pause")
     page.goto(server.url + "/")

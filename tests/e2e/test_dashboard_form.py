@@ -23,8 +23,9 @@ def test_a_heartbeat_without_an_interval_is_refused_beside_the_field_saying_what
     page.get_by_role("button", name="Create Heartbeat").click()
 
     expect(interval).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#err-interval")).to_have_text('required (e.g. "5m", "1h" or seconds), unless a schedule '
-                                                       "is given")
+    expect(page.locator("#err-interval")).to_have_text(
+        'required (e.g. "5m", "1h" or seconds), unless a schedule is given'
+    )
     expect(page).to_have_url(server.url + "/heartbeats/new")  # nothing made
     interval.fill("5m")
     page.get_by_role("button", name="Create Heartbeat").click()

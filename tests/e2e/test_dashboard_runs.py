@@ -25,7 +25,9 @@ LOG_LINE = "2026-01-01 03:00:{:02d} INFO dumped table invoices_{:05d}: 1247 rows
 
 
 def ping(url: str, body: str = "") -> None:
-    request = urllib.request.Request(url, method="POST", data=body.encode(), headers={"Content-Type": "text/plain"})
+    request = urllib.request.Request(
+        url, method="POST", data=body.encode(), headers={"Content-Type": "text/plain"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200, response.read()
 
@@ -41,7 +43,9 @@ def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(serv
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    page.on("console", lambda msg: page_errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console", lambda msg: page_errors.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
 
     page.goto(server.url + "/login")
     page.get_by_label("API key").fill(API_KEY)
@@ -90,7 +94,7 @@ def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(serv
     expect(facts.locator(".fact", has_text="Next expected")).to_contain_text(re.compile(r"in \d+ h"))
     hc_url = page.locator("#hc-url").text_content()
     assert hc_url and re.fullmatch(r"http://[^/]+/ping/[A-Za-z0-9_-]+", hc_url), hc_url
-    hc_url = server.url + hc_url[hc_url.index("/ping/"):]  # as pinged from this machine
+    hc_url = server.url + hc_url[hc_url.index("/ping/") :]  # as pinged from this machine
 
     # /start: running, in blue, since the start; the list says so too.
     rid = str(uuid.uuid4())
@@ -108,7 +112,9 @@ def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(serv
 
     # /log, then the end: both with output, the end's too long to keep whole.
     ping(f"{hc_url}/log?rid={rid}", "pg_dump: starting\n")
-    time.sleep(max(0.0, 1.5 - (time.monotonic() - started)))  # a run of 1.5 s at least: the duration under test
+    time.sleep(
+        max(0.0, 1.5 - (time.monotonic() - started))
+    )  # a run of 1.5 s at least: the duration under test
     long_output = job_output(1600)  # ~110 KiB: more than the 100 KiB kept
     assert len(long_output.encode()) > 100 * 1024
     ping(f"{hc_url}?rid={rid}", long_output)

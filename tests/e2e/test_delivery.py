@@ -48,8 +48,10 @@ def slow_retries(tmp_path, monkeypatch):
 async def a_silent_heartbeat(http, server: Server, receiver: Receiver, path: str) -> tuple[str, str]:
     """A webhook channel to ``path`` and a heartbeat on it, pinged once: it goes down in a
     few seconds. Returns (heartbeat id, channel id)."""
-    async with http.post(f"{server.url}/api/v1/channels",
-                         json={"kind": "webhook", "name": "ops", "config": {"url": receiver.url(path)}}) as r:
+    async with http.post(
+        f"{server.url}/api/v1/channels",
+        json={"kind": "webhook", "name": "ops", "config": {"url": receiver.url(path)}},
+    ) as r:
         assert r.status == 201, await r.text()
         channel = (await r.json())["id"]
     async with http.post(f"{server.url}/api/v1/heartbeats", json={
@@ -73,7 +75,9 @@ async def tries_when(http, server, heartbeat, count: int) -> list[dict] | None:
     return rows if len(rows) >= count else None
 
 
-async def test_a_receiver_failing_three_times_gets_one_delivery_in_four_attempts(fast_retries, http, receiver):
+async def test_a_receiver_failing_three_times_gets_one_delivery_in_four_attempts(
+    fast_retries, http, receiver
+):
     server = fast_retries
     receiver.answer("/hook", 503, 503, 503)
     heartbeat, channel = await a_silent_heartbeat(http, server, receiver, "/hook")
@@ -83,15 +87,18 @@ async def test_a_receiver_failing_three_times_gets_one_delivery_in_four_attempts
     assert [(r["attempt"], r["outcome"], r["status_code"]) for r in rows] == [
         (4, "delivered", 200), (3, "retrying", 503), (2, "retrying", 503), (1, "retrying", 503),
     ]  # fmt: skip
-    assert {r["alert_id"] for r in rows} == {f"{heartbeat}:1:down"} and {r["channel_id"] for r in rows} == {channel}
+    assert {r["alert_id"] for r in rows} == {f"{heartbeat}:1:down"} and {r["channel_id"] for r in rows} == {
+        channel
+    }
     assert all(r["next_attempt_at"] for r in rows[1:]) and all(r["latency_ms"] >= 0 for r in rows)
     assert [r.status for r in receiver.received()] == [503, 503, 503, 200]
     async with http.get(f"{server.url}/api/v1/channels/{channel}/deliveries") as r:
         assert [row["attempt"] for row in (await r.json())["deliveries"]] == [4, 3, 2, 1]
 
 
-async def test_a_retry_waiting_when_the_server_is_killed_is_delivered_once_after_restart(slow_retries, http,
-                                                                                        receiver):
+async def test_a_retry_waiting_when_the_server_is_killed_is_delivered_once_after_restart(
+    slow_retries, http, receiver
+):
     server = slow_retries
     receiver.answer("/hook", 503, 503)
     heartbeat, _ = await a_silent_heartbeat(http, server, receiver, "/hook")
@@ -125,7 +132,11 @@ async def test_a_permanent_failure_becomes_a_dead_letter_that_can_be_sent_again(
 
     [letter] = await eventually(dead_letters, timeout_s=30)
     assert (letter["alert_id"], letter["channel_id"], letter["attempts"], letter["status_code"]) == (
-        f"{heartbeat}:1:down", channel, 1, 400)
+        f"{heartbeat}:1:down",
+        channel,
+        1,
+        400,
+    )
     assert len(receiver.received()) == 1  # not retried
 
     async with http.post(f"{server.url}/api/v1/deliveries/failed/{letter['id']}/resend") as r:
@@ -137,7 +148,10 @@ async def test_a_permanent_failure_becomes_a_dead_letter_that_can_be_sent_again(
     assert receiver.received()[1].body["alert_id"] == letter["alert_id"]
     await eventually(lambda: _empty(dead_letters))
     rows = await tries(http, server, heartbeat)
-    assert [(r["attempt"], r["outcome"], r["resend"]) for r in rows] == [(2, "delivered", True), (1, "failed", False)]
+    assert [(r["attempt"], r["outcome"], r["resend"]) for r in rows] == [
+        (2, "delivered", True),
+        (1, "failed", False),
+    ]
 
 
 async def _empty(read) -> bool:

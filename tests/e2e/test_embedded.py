@@ -33,8 +33,10 @@ async def create_monitor(http, server, **fields):
 
 
 async def create_webhook(http, server, receiver):
-    async with http.post(f"{server.url}/api/v1/channels",
-                         json={"kind": "webhook", "name": "ops", "config": {"url": receiver.url}}) as r:
+    async with http.post(
+        f"{server.url}/api/v1/channels",
+        json={"kind": "webhook", "name": "ops", "config": {"url": receiver.url}},
+    ) as r:
         assert r.status == 201, await r.text()
         return (await r.json())["id"]
 
@@ -59,7 +61,9 @@ async def test_pings_with_metadata_as_query_json_and_form_reach_history_with_sou
         assert (r.status, await r.text()) == (200, "OK\n")
     async with http.post(ping, json={"status": "partial", "message": "json body", "duration": "1m30s"}) as r:
         assert r.status == 200
-    async with http.post(f"{ping}/fail", data={"status": "broken", "message": "form body", "duration": "350ms"}) as r:
+    async with http.post(
+        f"{ping}/fail", data={"status": "broken", "message": "form body", "duration": "350ms"}
+    ) as r:
         assert r.status == 200
     async with http.get(f"{ping}/3") as r:
         assert r.status == 200
@@ -70,7 +74,9 @@ async def test_pings_with_metadata_as_query_json_and_form_reach_history_with_sou
     assert by_message["Processed 1247 records"]["duration"] == 12.5
     assert by_message["Processed 1247 records"]["duration_raw"] == "12.5s"
     assert by_message["json body"]["duration"] == 90.0
-    assert by_message["form body"]["kind"] == "fail" and by_message["form body"]["duration"] == pytest.approx(0.35)
+    assert by_message["form body"]["kind"] == "fail" and by_message["form body"]["duration"] == pytest.approx(
+        0.35
+    )
     assert [r["exit_code"] for r in rows if r["message"] is None] == [3]
     assert all(row["source_ip"] == "127.0.0.1" for row in rows)
     assert all(row["user_agent"].startswith("Python") for row in rows)
@@ -92,20 +98,32 @@ async def test_the_seed_curl_examples_work_verbatim(server, http):
         f"curl -X POST {base}/0",
         f"curl -X POST {base}/1",
         f'curl -X POST "{base}?status=completed&message=Processed+1247+records&duration=12.5s"',
-        f"curl -X POST {base} -H \"Content-Type: application/json\" "
-        f"-d '{{\"status\": \"completed\", \"message\": \"Processed 1247 records\", \"duration\": \"12.5s\"}}'",
+        f'curl -X POST {base} -H "Content-Type: application/json" '
+        f'-d \'{{"status": "completed", "message": "Processed 1247 records", "duration": "12.5s"}}\'',
         f"curl {base}",  # the crontab one-liner: a plain GET
     ]
     for command in commands:
-        out = await asyncio.to_thread(subprocess.run, command, shell=True, capture_output=True, text=True, timeout=10)
+        out = await asyncio.to_thread(
+            subprocess.run, command, shell=True, capture_output=True, text=True, timeout=10
+        )
         assert out.returncode == 0 and out.stdout.strip() == "OK", (command, out.stdout, out.stderr)
     rows = await eventually(lambda: _rows_when(http, server, monitor["id"], len(commands)))
-    assert sorted(r["kind"] for r in rows) == ["fail", "fail", "success", "success", "success", "success", "success"]
+    assert sorted(r["kind"] for r in rows) == [
+        "fail",
+        "fail",
+        "success",
+        "success",
+        "success",
+        "success",
+        "success",
+    ]
 
 
 async def test_a_silent_monitor_alerts_down_once_then_up_once_after_a_ping(server, http, receiver):
     channel = await create_webhook(http, server, receiver)
-    monitor = await create_monitor(http, server, interval=1, grace=1, max_consecutive_misses=2, channels=[channel])
+    monitor = await create_monitor(
+        http, server, interval=1, grace=1, max_consecutive_misses=2, channels=[channel]
+    )
     async with http.post(f"{server.url}/api/heartbeat/{monitor['token']}") as r:
         assert r.status == 200
 
@@ -126,8 +144,11 @@ async def test_a_silent_monitor_alerts_down_once_then_up_once_after_a_ping(serve
     # second page for the first outage, or a second `up`, would have come before that one.
     await eventually(lambda: _received(receiver, 3), timeout_s=20)
     assert receiver.kinds() == ["down", "up", "down"]
-    assert [b["alert_id"] for b in receiver.bodies] == [f"{monitor['id']}:1:down", f"{monitor['id']}:1:up",
-                                                        f"{monitor['id']}:2:down"]
+    assert [b["alert_id"] for b in receiver.bodies] == [
+        f"{monitor['id']}:1:down",
+        f"{monitor['id']}:1:up",
+        f"{monitor['id']}:2:down",
+    ]
 
 
 async def _received(receiver, count):
@@ -191,12 +212,17 @@ async def test_a_restart_keeps_state_and_sends_no_duplicate_alert(server, http, 
     # Nothing is sent again: made silent once more, the monitor pages its next outage, and
     # that alert comes after anything the restart could have sent again (same partition).
     # A session of its own: the server before the restart closed the connection ours keeps alive.
-    async with aiohttp.ClientSession(headers=http.headers) as fresh, \
-            fresh.patch(f"{server.url}/api/v1/heartbeats/{monitor['id']}", json={"interval": 1}) as r:
+    async with (
+        aiohttp.ClientSession(headers=http.headers) as fresh,
+        fresh.patch(f"{server.url}/api/v1/heartbeats/{monitor['id']}", json={"interval": 1}) as r,
+    ):
         assert r.status == 200
     await eventually(lambda: _received(receiver, 3), timeout_s=20)
-    assert [b["alert_id"] for b in receiver.bodies] == [f"{monitor['id']}:1:down", f"{monitor['id']}:1:up",
-                                                        f"{monitor['id']}:2:down"]
+    assert [b["alert_id"] for b in receiver.bodies] == [
+        f"{monitor['id']}:1:down",
+        f"{monitor['id']}:1:up",
+        f"{monitor['id']}:2:down",
+    ]
 
 
 async def test_bad_input_gets_a_clear_error_and_loses_nothing(server, http):
@@ -266,7 +292,7 @@ async def test_export_uptime_timings_rotation_and_pause(server, http):
     monitor = await create_monitor(http, server)
     ping = f"{server.url}/api/heartbeat/{monitor['token']}"
     for i in range(5):
-        async with http.post(ping, json={"duration": f"{i + 1}s", "message": f"run {i}, \"quoted\""}) as r:
+        async with http.post(ping, json={"duration": f"{i + 1}s", "message": f'run {i}, "quoted"'}) as r:
             assert r.status == 200
     await eventually(lambda: _rows_when(http, server, monitor["id"], 5))
     base = f"{server.url}/api/v1/heartbeats/{monitor['id']}"
@@ -313,7 +339,11 @@ async def _has_message(http, server, monitor_id, message):
 
 
 def test_the_api_key_is_required_for_the_api(server):
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{server.url}/api/v1/heartbeats"],
-                         capture_output=True, text=True, timeout=10)
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{server.url}/api/v1/heartbeats"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert out.stdout == "401"
     assert API_KEY not in server.logs()

@@ -33,10 +33,12 @@ async def test_borgmatics_healthchecks_hook_with_a_150_kb_log(server, http):
 
     finished, started = await eventually(lambda: rows_when(http, server, monitor["id"], 2))
     assert (started["kind"], finished["kind"]) == ("start", "success")
-    assert finished["output"] == log[:2000].decode() and finished["output_truncated"] is True  # a page's preview
+    assert (
+        finished["output"] == log[:2000].decode() and finished["output_truncated"] is True
+    )  # a page's preview
     async with http.get(f"{server.url}/api/v1/heartbeats/{monitor['id']}/checkins/{finished['id']}") as r:
         whole = await r.json()
-    assert whole["output"] == log[:100 * 1024].decode() and whole["output_truncated"] is True
+    assert whole["output"] == log[: 100 * 1024].decode() and whole["output_truncated"] is True
     assert finished["message"] is None
 
 
@@ -47,8 +49,9 @@ async def test_runitor_style_start_and_end_share_a_run_id_in_history_and_export(
     async with aiohttp.ClientSession() as runitor:
         async with runitor.post(f"{ping}/start?rid={rid}") as r:
             assert r.status == 200
-        async with runitor.post(f"{ping}/1?rid={rid}", data=b"error: disk full\n",
-                                headers={"Content-Type": "text/plain"}) as r:
+        async with runitor.post(
+            f"{ping}/1?rid={rid}", data=b"error: disk full\n", headers={"Content-Type": "text/plain"}
+        ) as r:
             assert r.status == 200
         async with runitor.post(f"{ping}/log", data=b"cleanup done\n") as r:
             assert r.status == 200
@@ -61,7 +64,10 @@ async def test_runitor_style_start_and_end_share_a_run_id_in_history_and_export(
     async with http.get(f"{server.url}/api/v1/heartbeats/{monitor['id']}/export?format=csv") as r:
         exported = list(csv.DictReader(io.StringIO(await r.text())))
     assert [(row["kind"], row["rid"], row["output"]) for row in exported] == [
-        ("start", rid, ""), ("fail", rid, "error: disk full\n"), ("log", "", "cleanup done\n")]
+        ("start", rid, ""),
+        ("fail", rid, "error: disk full\n"),
+        ("log", "", "cleanup done\n"),
+    ]
 
 
 async def test_a_thousand_hosts_style_slug_urls_create_their_heartbeat_once(server, http):
@@ -84,7 +90,12 @@ async def test_a_thousand_hosts_style_slug_urls_create_their_heartbeat_once(serv
 
     async with http.get(f"{server.url}/api/v1/heartbeats?q=backup-web1") as r:
         [made] = (await r.json())["heartbeats"]
-    assert (made["name"], made["slug"], made["interval"], made["grace"]) == ("backup-web1", "backup-web1", 86400, 3600)
+    assert (made["name"], made["slug"], made["interval"], made["grace"]) == (
+        "backup-web1",
+        "backup-web1",
+        86400,
+        3600,
+    )
     rows = await eventually(lambda: rows_when(http, server, made["id"], 21))
     assert next(row["kind"] for row in rows) == "success" and rows[0]["output"] == "backup done"
 
@@ -92,7 +103,10 @@ async def test_a_thousand_hosts_style_slug_urls_create_their_heartbeat_once(serv
         assert r.status == 200
 
     async def refused():
-        async with aiohttp.ClientSession() as host, host.get(f"{server.url}/ping/{key}/backup-web2?create=1") as r:
+        async with (
+            aiohttp.ClientSession() as host,
+            host.get(f"{server.url}/ping/{key}/backup-web2?create=1") as r,
+        ):
             return r.status == 404
 
     await eventually(refused)  # ingest sees the change within milliseconds
@@ -108,13 +122,23 @@ async def test_uptime_kuma_push_and_cronitor_words_reach_history(server, http):
             assert r.status == 404 and (await r.json())["ok"] is False
         async with tools.get(f"{server.url}/ping/{token}/run") as r:  # borgmatic's cronitor hook
             assert r.status == 200
-        async with tools.get(f"{server.url}/api/heartbeat/{token}?state=complete&series=s-1&metric=duration:7"
-                             "&message=3+files") as r:
+        async with tools.get(
+            f"{server.url}/api/heartbeat/{token}?state=complete&series=s-1&metric=duration:7&message=3+files"
+        ) as r:
             assert r.status == 200
 
     rows = await eventually(lambda: rows_when(http, server, monitor["id"], 3))
     complete, run, push = rows
-    assert (push["kind"], push["message"], push["duration"], push["duration_raw"]) == ("success", "OK", 0.25, "250ms")
+    assert (push["kind"], push["message"], push["duration"], push["duration_raw"]) == (
+        "success",
+        "OK",
+        0.25,
+        "250ms",
+    )
     assert run["kind"] == "start"
     assert (complete["kind"], complete["rid"], complete["duration"], complete["message"]) == (
-        "success", "s-1", 7.0, "3 files")
+        "success",
+        "s-1",
+        7.0,
+        "3 files",
+    )

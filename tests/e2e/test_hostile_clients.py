@@ -38,17 +38,24 @@ class Log:
         self.start = len(server.logs())
 
     def since(self) -> str:
-        return self.server.logs()[self.start:]
+        return self.server.logs()[self.start :]
 
 
 def assert_no_traceback(text: str) -> None:
     assert "Traceback" not in text and "Error handling request" not in text, text[-3000:]
 
 
-def head(method: str, path: str, length: int, content_type: str = "application/x-www-form-urlencoded",
-         extra: str = "") -> bytes:
-    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n{extra}\r\n").encode()
+def head(
+    method: str,
+    path: str,
+    length: int,
+    content_type: str = "application/x-www-form-urlencoded",
+    extra: str = "",
+) -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n{extra}\r\n"
+    ).encode()
 
 
 async def read_all(reader: asyncio.StreamReader, timeout_s: float) -> bytes:
@@ -127,7 +134,9 @@ async def test_a_body_cut_short_is_one_info_line_never_a_traceback(server, path)
     _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(head("POST", path, 1000) + b"key=pk_")
     await writer.drain()
-    await asyncio.sleep(0.1)  # the client lingers a moment (the server begins reading the body) before it goes
+    await asyncio.sleep(
+        0.1
+    )  # the client lingers a moment (the server begins reading the body) before it goes
     writer.close()  # half a body, then gone
     await eventually(lambda: "ended early" in log.since())
     assert_no_traceback(log.since())
@@ -177,8 +186,15 @@ async def test_a_sign_in_form_from_an_origin_that_is_no_url_is_refused_not_a_500
 @pytest.mark.parametrize("path", ["/login", "/api/v1/heartbeats"])
 async def test_a_body_that_inflates_past_the_api_limit_is_413_naming_that_limit(server, path):
     bomb = gzip.compress(b'{"name": "' + b"0" * 10_000_000, 9)  # 10 MB in about 10 KB
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": f"Bearer {API_KEY}"}
-    async with aiohttp.ClientSession() as http, http.post(f"{server.url}{path}", data=bomb, headers=headers) as r:
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+        "Authorization": f"Bearer {API_KEY}",
+    }
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.url}{path}", data=bomb, headers=headers) as r,
+    ):
         assert r.status == 413 and "larger than 65536 bytes" in await r.text()
 
 
@@ -186,30 +202,49 @@ async def test_a_gzipped_api_body_is_read_once_decoded(server):
     data = gzip.compress(b'{"name": "zipped", "interval": 60, "grace": 60}')
     async with (
         aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http,
-        http.post(f"{server.url}/api/v1/heartbeats", data=data,
-                  headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}) as r,
+        http.post(
+            f"{server.url}/api/v1/heartbeats",
+            data=data,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        ) as r,
     ):
         assert r.status == 201, await r.text()
 
 
 ODD = [
-    b"GET /static/app.js%00.html", b"GET /static/%2e%2e/%2e%2e/pyproject.toml", b"GET /static/..%2f..%2fREADME.md",
-    b"GET /static/" + b"a" * 5000 + b".js", b"GET /static/" + b"a/" * 2000 + b"x.js", b"GET /static/%ff%fe.js",
-    b"GET /heartbeats/%ff%00", b"GET /api/v1/heartbeats/a%00b", b"GET /api/v1/heartbeats/%ff%fe",
-    b"DELETE /api/v1/heartbeats/%c0%ae%c0%ae", b"GET /ping/%ff%00", b"GET /api/heartbeat/%00/fail",
-    b"GET /" + b"%ff" * 2000, b"GET /%2e%2e/%2e%2e/etc/passwd", b"OPTIONS *", b"CONNECT evil.example:443",
+    b"GET /static/app.js%00.html",
+    b"GET /static/%2e%2e/%2e%2e/pyproject.toml",
+    b"GET /static/..%2f..%2fREADME.md",
+    b"GET /static/" + b"a" * 5000 + b".js",
+    b"GET /static/" + b"a/" * 2000 + b"x.js",
+    b"GET /static/%ff%fe.js",
+    b"GET /heartbeats/%ff%00",
+    b"GET /api/v1/heartbeats/a%00b",
+    b"GET /api/v1/heartbeats/%ff%fe",
+    b"DELETE /api/v1/heartbeats/%c0%ae%c0%ae",
+    b"GET /ping/%ff%00",
+    b"GET /api/heartbeat/%00/fail",
+    b"GET /" + b"%ff" * 2000,
+    b"GET /%2e%2e/%2e%2e/etc/passwd",
+    b"OPTIONS *",
+    b"CONNECT evil.example:443",
     b"GET /api/v1/heartbeats?q=%ff%00&sort=%00&limit=%ff",
 ]
 SERVED_ANYWAY = [  # odd, but they name something that exists: anything but a server error
-    b"GET http://evil.example/api/v1/heartbeats?q=%00", b"GET /api/v1/heartbeats#%00", b"GET /channels?%00=%ff",
+    b"GET http://evil.example/api/v1/heartbeats?q=%00",
+    b"GET /api/v1/heartbeats#%00",
+    b"GET /channels?%00=%ff",
     b"GET /api/v1/heartbeats?q=%ff%fe",
 ]
 
 
 async def answer(server, line: bytes) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write(line + f" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n".encode()
-                 + b"Connection: close\r\n\r\n")
+    writer.write(
+        line
+        + f" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n".encode()
+        + b"Connection: close\r\n\r\n"
+    )
     response = await read_all(reader, 5)
     writer.close()
     return response
@@ -231,9 +266,16 @@ async def test_an_odd_url_to_something_that_exists_is_never_a_server_error(serve
     assert_no_traceback(log.since())
 
 
-@pytest.mark.parametrize("line", [b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", b"GET /healthz\r\n\r\n",
-                                  b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-                                  b"POST /login HTTP/2.0\r\nHost: x\r\nContent-Length: 5\r\n\r\nkey=a"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n",
+        b"GET /healthz\r\n\r\n",
+        b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"POST /login HTTP/2.0\r\nHost: x\r\nContent-Length: 5\r\n\r\nkey=a",
+    ],
+)
 async def test_a_request_line_that_is_not_http_1_is_refused_with_a_one_line_400(server, line):
     log = Log(server)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -246,11 +288,13 @@ async def test_a_request_line_that_is_not_http_1_is_refused_with_a_one_line_400(
 
 async def test_huge_or_malformed_heads_are_one_line_400s_never_a_traceback(server):
     log = Log(server)
-    for data in [b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 20_000 + b"\r\n\r\n",
-                 b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(500)) + b"\r\n",
-                 b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nkey",
-                 b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nkey\r\n0\r\n\r\n",
-                 b"POST /api/v1/heartbeats HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 1\r\n\r\na"]:
+    for data in [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 20_000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(500)) + b"\r\n",
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nkey",
+        b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nkey\r\n0\r\n\r\n",
+        b"POST /api/v1/heartbeats HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nContent-Length: 1\r\n\r\na",
+    ]:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(data)
         response = await read_all(reader, 5)

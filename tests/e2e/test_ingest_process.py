@@ -15,8 +15,11 @@ from tests.e2e.conftest import API_KEY, Server, eventually
 
 @pytest.fixture
 def split(tmp_path):
-    srv = Server(tmp_path / "data", tmp_path / "serve.log",
-                 env={"PINGURA_INGEST_PROCESS": "1", "PINGURA_TRUSTED_PROXIES": "127.0.0.0/8"})
+    srv = Server(
+        tmp_path / "data",
+        tmp_path / "serve.log",
+        env={"PINGURA_INGEST_PROCESS": "1", "PINGURA_TRUSTED_PROXIES": "127.0.0.0/8"},
+    )
     srv.start()
     yield srv
     srv.stop()
@@ -36,7 +39,9 @@ def alive(pid: int) -> bool:
 
 
 async def create_monitor(http, server) -> dict:
-    async with http.post(f"{server.url}/api/v1/heartbeats", json={"name": "n", "interval": 60, "grace": 60}) as r:
+    async with http.post(
+        f"{server.url}/api/v1/heartbeats", json={"name": "n", "interval": 60, "grace": 60}
+    ) as r:
         assert r.status == 201, await r.text()
         return await r.json()
 
@@ -48,7 +53,12 @@ async def test_pings_are_answered_by_the_ingest_process_and_reach_the_api(split,
     async with http.post(f"{split.url}/api/heartbeat/{monitor['token']}?message=first") as r:
         assert r.status == 200  # a heartbeat made a moment ago: the worker's index found it
     async with http.get(f"{split.url}/healthz") as r:
-        assert (await r.json())["services"] == {"ingest": True, "query": True, "evaluator": True, "notifier": True}
+        assert (await r.json())["services"] == {
+            "ingest": True,
+            "query": True,
+            "evaluator": True,
+            "notifier": True,
+        }
 
     async def seen():
         async with http.get(f"{split.url}/api/v1/heartbeats/{monitor['id']}/checkins") as r:
@@ -60,8 +70,12 @@ async def test_pings_are_answered_by_the_ingest_process_and_reach_the_api(split,
 async def test_the_api_sees_the_clients_own_address_not_one_the_client_claims(split, http):
     # Trusted proxies are 127.0.0.0/8: the sign-in over "https" is believed only if the API
     # learns the real peer (127.0.0.1) from the ingest process, not the header the client sent.
-    async with http.post(f"{split.url}/login", data={"key": API_KEY}, allow_redirects=False,
-                         headers={"X-Forwarded-Proto": "https", "X-Pingura-Peer": "203.0.113.9"}) as r:
+    async with http.post(
+        f"{split.url}/login",
+        data={"key": API_KEY},
+        allow_redirects=False,
+        headers={"X-Forwarded-Proto": "https", "X-Pingura-Peer": "203.0.113.9"},
+    ) as r:
         assert r.status == 303
         cookie = r.headers["Set-Cookie"]
     assert "pingura_session=" in cookie and "Secure" in cookie
@@ -97,11 +111,12 @@ async def test_a_body_too_large_or_cut_short_in_front_of_the_api_gets_a_clear_an
     import asyncio
 
     for size in (128 * 1024, 2 * 1024 * 1024):  # over the API's limit; over the ingest process's too
-        async with http.post(f"{split.url}/api/v1/heartbeats", data=b"x" * size,
-                             headers={"Content-Type": "application/json"}) as r:
+        async with http.post(
+            f"{split.url}/api/v1/heartbeats", data=b"x" * size, headers={"Content-Type": "application/json"}
+        ) as r:
             assert r.status == 413 and (await r.json())["field"] == "body"
     _, writer = await asyncio.open_connection("127.0.0.1", split.port)
-    writer.write(b"POST /api/v1/heartbeats HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"na")
+    writer.write(b'POST /api/v1/heartbeats HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"na')
     await writer.drain()
     writer.close()  # half a body, then gone
     await eventually(lambda: "the body ended early" in split.logs())  # refused as such, with one info line

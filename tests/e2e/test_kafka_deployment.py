@@ -30,8 +30,12 @@ class Service:
 
     def start(self) -> Service:
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", *self.args], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     def kill(self, sig=signal.SIGTERM) -> None:
@@ -86,6 +90,7 @@ async def wait_http(url: str, timeout_s: float = 60) -> None:
                 return r.status < 500
         except aiohttp.ClientError:
             return False
+
     await eventually(up, timeout_s=timeout_s, interval_s=0.3)
 
 
@@ -109,8 +114,10 @@ async def stack(kafka_bootstrap, tmp_path):
 def owner_of(stack: Stack, partition: int) -> str | None:
     """Which evaluator process last logged owning ``partition``."""
     for name in ("evaluator-1", "evaluator-2"):
-        found = re.findall(r"evaluator\.partitions\.assigned.*partitions=\[([\d, ]*)\]",
-                           stack.services[name].log_path.read_text())
+        found = re.findall(
+            r"evaluator\.partitions\.assigned.*partitions=\[([\d, ]*)\]",
+            stack.services[name].log_path.read_text(),
+        )
         if found and str(partition) in [p.strip() for p in found[-1].split(",")]:
             return name
     return None
@@ -118,8 +125,10 @@ def owner_of(stack: Stack, partition: int) -> str | None:
 
 def assigned(stack: Stack, name: str) -> list[int]:
     """The partitions ``name`` last logged gaining (an empty list until it has some)."""
-    found = re.findall(r"evaluator\.partitions\.assigned.*partitions=\[([\d, ]*)\]",
-                       stack.services[name].log_path.read_text())
+    found = re.findall(
+        r"evaluator\.partitions\.assigned.*partitions=\[([\d, ]*)\]",
+        stack.services[name].log_path.read_text(),
+    )
     return [int(p) for p in found[-1].split(",") if p.strip()] if found else []
 
 
@@ -129,15 +138,23 @@ async def missed_count(http, stack, monitor_id) -> int:
 
 
 async def test_separate_services_detect_a_miss_and_survive_a_killed_evaluator(stack, http, receiver):
-    async with http.post(f"{stack.api}/api/v1/channels",
-                         json={"kind": "webhook", "config": {"url": receiver.url}}) as r:
+    async with http.post(
+        f"{stack.api}/api/v1/channels", json={"kind": "webhook", "config": {"url": receiver.url}}
+    ) as r:
         assert r.status == 201, await r.text()
         channel = (await r.json())["id"]
     monitors = []
     for i in range(8):  # spread over the partitions, so both evaluators own some
-        async with http.post(f"{stack.api}/api/v1/heartbeats", json={
-                "name": f"worker {i}", "interval": 2, "grace": 1, "max_consecutive_misses": 1,
-                "channels": [channel] if i == 0 else []}) as r:
+        async with http.post(
+            f"{stack.api}/api/v1/heartbeats",
+            json={
+                "name": f"worker {i}",
+                "interval": 2,
+                "grace": 1,
+                "max_consecutive_misses": 1,
+                "channels": [channel] if i == 0 else [],
+            },
+        ) as r:
             assert r.status == 201, await r.text()
             monitors.append(await r.json())
     silent, *busy = monitors
@@ -169,7 +186,9 @@ async def test_separate_services_detect_a_miss_and_survive_a_killed_evaluator(st
     # A new evaluator joins: partitions move again, state moves with them (it logs its share
     # once their snapshots are read), nobody is paged twice (the `up` below comes next).
     stack.add("evaluator-3", "evaluator")
-    await eventually(lambda: busy_pinged_then(lambda: assigned(stack, "evaluator-3")), timeout_s=45, interval_s=0.7)
+    await eventually(
+        lambda: busy_pinged_then(lambda: assigned(stack, "evaluator-3")), timeout_s=45, interval_s=0.7
+    )
     assert receiver.kinds() == ["down"]
 
     # The busy monitors never missed (ticks kept the event-time clock honest during the takeover).
@@ -185,8 +204,11 @@ async def test_separate_services_detect_a_miss_and_survive_a_killed_evaluator(st
     # or a second `up`, would have come before that one.
     await ping_all([silent])
     await eventually(lambda: _received(receiver, 3), timeout_s=30)
-    assert [b["alert_id"] for b in receiver.bodies] == [f"{silent['id']}:1:down", f"{silent['id']}:1:up",
-                                                        f"{silent['id']}:2:down"], stack.logs()
+    assert [b["alert_id"] for b in receiver.bodies] == [
+        f"{silent['id']}:1:down",
+        f"{silent['id']}:1:up",
+        f"{silent['id']}:2:down",
+    ], stack.logs()
 
 
 async def _owner(stack, partition):
@@ -205,11 +227,18 @@ async def _received(receiver, count):
 async def test_ops_teams_read_the_alert_stream_with_their_own_group(stack, http, kafka_bootstrap):
     from aiokafka import AIOKafkaConsumer
 
-    async with http.post(f"{stack.api}/api/v1/heartbeats", json={"name": "ops", "interval": 1, "grace": 0}) as r:
+    async with http.post(
+        f"{stack.api}/api/v1/heartbeats", json={"name": "ops", "interval": 1, "grace": 0}
+    ) as r:
         monitor = await r.json()
     await eventually(lambda: _accepted(http, stack.ingest, monitor["token"]), timeout_s=20)
-    consumer = AIOKafkaConsumer(stack.env["PINGURA_TOPIC_PREFIX"] + "alerts", bootstrap_servers=kafka_bootstrap,
-                                group_id="ops-team", auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        stack.env["PINGURA_TOPIC_PREFIX"] + "alerts",
+        bootstrap_servers=kafka_bootstrap,
+        group_id="ops-team",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         message = await asyncio.wait_for(consumer.getone(), 30)
@@ -236,7 +265,9 @@ async def test_every_ping_answered_200_survives_a_broker_outage(tmp_path, http):
 
         async def send(i: int) -> None:
             try:
-                async with http.post(url, params={"message": f"n{i}"}, timeout=aiohttp.ClientTimeout(total=15)) as r:
+                async with http.post(
+                    url, params={"message": f"n{i}"}, timeout=aiohttp.ClientTimeout(total=15)
+                ) as r:
                     answers[f"n{i}"] = r.status
             except (TimeoutError, aiohttp.ClientError):
                 answers[f"n{i}"] = 0
@@ -290,7 +321,9 @@ async def test_a_query_process_closes_the_kafka_producer_of_a_test_notification_
             await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
         finally:
             await admin.close()
-        async with http.post(f"{s.api}/api/v1/channels", json={"kind": "kafka", "config": {"topic": topic}}) as r:
+        async with http.post(
+            f"{s.api}/api/v1/channels", json={"kind": "kafka", "config": {"topic": topic}}
+        ) as r:
             assert r.status == 201, await r.text()
             channel = (await r.json())["id"]
         async with http.post(f"{s.api}/api/v1/channels/{channel}/test") as r:

@@ -29,8 +29,16 @@ async def seed(data_dir, project_id: str) -> list[str]:
     tokens, batch = [], []
     for i in range(SEEDED):
         token = new_token()
-        cfg = MonitorConfig(id=f"hb_seed{i:08d}", project_id=project_id, name=f"seeded {i}", token=token,
-                            interval_s=3600, grace_s=600, created_ms=1, updated_ms=1)
+        cfg = MonitorConfig(
+            id=f"hb_seed{i:08d}",
+            project_id=project_id,
+            name=f"seeded {i}",
+            token=token,
+            interval_s=3600,
+            grace_s=600,
+            created_ms=1,
+            updated_ms=1,
+        )
         tokens.append(token)
         batch.append((cfg.id, encode(cfg)))
     await bus.publish_many(Topics().monitors, batch)
@@ -53,8 +61,9 @@ async def healthz(http, server) -> dict:
 async def test_a_restart_answers_pings_while_it_builds_its_views_and_keeps_everything(server, http):
     made = []
     for i in range(3):
-        async with http.post(f"{server.url}/api/v1/heartbeats", json={"name": f"job {i}", "interval": 60,
-                                                                      "grace": 60}) as r:
+        async with http.post(
+            f"{server.url}/api/v1/heartbeats", json={"name": f"job {i}", "interval": 60, "grace": 60}
+        ) as r:
             assert r.status == 201
             made.append(await r.json())
     for monitor in made:
@@ -92,9 +101,11 @@ async def test_a_restart_answers_pings_while_it_builds_its_views_and_keeps_every
     log = server.logs()
     restart = log.rindex("serve.listening")
     assert restart < log.index("serve.ready", restart) < log.index("service=query", restart)
-    print(f"\nduring start-up: {len(health)} health checks, pings answered {sorted(_count(answers).items())},"
-          f" unknown tokens {sorted(_count(unknown).items())}, API {sorted(_count(api).items())},"
-          f" sign-in {sorted(_count(login).items())}")
+    print(
+        f"\nduring start-up: {len(health)} health checks, pings answered {sorted(_count(answers).items())},"
+        f" unknown tokens {sorted(_count(unknown).items())}, API {sorted(_count(api).items())},"
+        f" sign-in {sorted(_count(login).items())}"
+    )
     for monitor in made:  # as the evaluator left them: not pinged since the restart
         async with http.get(f"{server.url}/api/v1/heartbeats/{monitor['id']}") as r:
             after = await r.json()
@@ -102,7 +113,7 @@ async def test_a_restart_answers_pings_while_it_builds_its_views_and_keeps_every
 
     started = time.monotonic()
     for at in range(0, len(tokens), 50):
-        statuses = await asyncio.gather(*(ping(http, server, t) for t in tokens[at:at + 50]))
+        statuses = await asyncio.gather(*(ping(http, server, t) for t in tokens[at : at + 50]))
         assert {status for status, _ in statuses} == {200}
     assert (await ping(http, server, new_token()))[0] == 404
     print(f"{len(tokens)} heartbeats pinged in {time.monotonic() - started:.1f}s after it was ready")
@@ -112,8 +123,9 @@ async def test_a_restart_answers_pings_while_it_builds_its_views_and_keeps_every
 
 async def test_a_signed_out_cookie_stays_refused_after_a_restart(server, http):
     async def sign_in() -> dict[str, str]:
-        async with http.post(f"{server.url}/login", data={"key": API_KEY}, allow_redirects=False,
-                             headers={"Authorization": ""}) as r:
+        async with http.post(
+            f"{server.url}/login", data={"key": API_KEY}, allow_redirects=False, headers={"Authorization": ""}
+        ) as r:
             assert r.status == 303
             return {"Authorization": "", "Cookie": f"{COOKIE}={r.cookies[COOKIE].value}"}
 

@@ -68,7 +68,9 @@ def resources(server) -> dict[str, str]:
     api = f"{server.url}/api/v1"
 
     def heartbeat(name: str) -> str:
-        return _created(http.post(f"{api}/heartbeats", json={"name": name, "interval": 60, "grace": 60}))["id"]
+        return _created(http.post(f"{api}/heartbeats", json={"name": name, "interval": 60, "grace": 60}))[
+            "id"
+        ]
 
     def channel(name: str) -> str:
         body = {"kind": "webhook", "name": name, "config": {"url": "http://127.0.0.1:9/hook"}}
@@ -81,7 +83,10 @@ def resources(server) -> dict[str, str]:
     # A few check-ins, so history, timings and export answer with rows rather than empty lists.
     token = http.get(f"{api}/heartbeats/{kept}").json()["token"]
     for suffix in ("", "/fail", "/3"):
-        assert http.post(f"{server.url}/api/heartbeat/{token}{suffix}?duration=1.5s&message=hi").status_code == 200
+        assert (
+            http.post(f"{server.url}/api/heartbeat/{token}{suffix}?duration=1.5s&message=hi").status_code
+            == 200
+        )
     return {
         "DELETE /heartbeats/": heartbeat("to delete"),
         "/heartbeats/": kept,
@@ -135,7 +140,11 @@ def test_every_answer_is_one_the_document_declares(server, resources):
             try:
                 run()
             except Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE, f"{operation.label}: no valid request can be generated"
+                assert mode is GenerationMode.NEGATIVE, (
+                    f"{operation.label}: no valid request can be generated"
+                )
             except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - each is reported, then the test fails
-                found.append(f"{operation.label} ({mode.value}): {exc}\n" + "\n".join(getattr(exc, "__notes__", [])))
+                found.append(
+                    f"{operation.label} ({mode.value}): {exc}\n" + "\n".join(getattr(exc, "__notes__", []))
+                )
     assert not found, "\n\n".join(found)

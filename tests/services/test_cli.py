@@ -26,8 +26,9 @@ TOPICS = Topics()
 
 def pingura(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINGURA_")}
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def keys_in(data_dir: Path) -> dict:
@@ -77,14 +78,16 @@ def test_without_a_server_create_writes_the_data_dir_and_prints_only_the_key(dat
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert made.stdout == key + "\n" and key.startswith("pk_")
-    (record, project), = [found for found in keys_in(data_dir).values() if found[0].name == "grafana"]
+    ((record, project),) = [found for found in keys_in(data_dir).values() if found[0].name == "grafana"]
     assert record.read_only and project.name == "default" and project.admin
     assert key not in (data_dir / "bus.sqlite3").read_bytes().decode(errors="replace")
 
 
 def test_without_a_server_create_makes_the_named_project_once_when_told_to(data_dir):
     for _ in range(2):
-        made = pingura("keys", "create", "--data-dir", str(data_dir), "--project", "other", "--create-project")
+        made = pingura(
+            "keys", "create", "--data-dir", str(data_dir), "--project", "other", "--create-project"
+        )
         assert made.returncode == 0, made.stderr
     projects = {project.name: project.id for _, project in keys_in(data_dir).values()}
     assert set(projects) == {"default", "other"}
@@ -141,8 +144,17 @@ def test_create_project_without_a_project_is_a_usage_error(data_dir):
 
 
 def test_without_a_server_list_and_revoke(data_dir):
-    made = pingura("keys", "create", "--data-dir", str(data_dir), "--project", "other", "--create-project",
-                   "--name", "ci")
+    made = pingura(
+        "keys",
+        "create",
+        "--data-dir",
+        str(data_dir),
+        "--project",
+        "other",
+        "--create-project",
+        "--name",
+        "ci",
+    )
     listed = pingura("keys", "list", "--data-dir", str(data_dir), "--project", "other")
     assert listed.returncode == 0, listed.stderr
     (line,) = listed.stdout.splitlines()
@@ -194,8 +206,17 @@ async def status(server, method: str, path: str, key: str) -> int:
 
 @pytest.mark.slow
 async def test_a_key_made_beside_a_running_server_works_at_once_and_revoking_it_ends_it_at_once(server):
-    made = await asyncio.to_thread(pingura, "keys", "create", "--data-dir", str(server.data_dir),
-                                   "--project", "other", "--create-project", "--read-only")
+    made = await asyncio.to_thread(
+        pingura,
+        "keys",
+        "create",
+        "--data-dir",
+        str(server.data_dir),
+        "--project",
+        "other",
+        "--create-project",
+        "--read-only",
+    )
     assert made.returncode == 0, made.stderr + server.logs()[-2000:]
     key = made.stdout.strip()
     assert made.stdout == key + "\n"
@@ -208,7 +229,9 @@ async def test_a_key_made_beside_a_running_server_works_at_once_and_revoking_it_
         me = await r.json()
     assert me["name"] == "other" and me["read_only"] and not me["admin"]
 
-    listed = await asyncio.to_thread(pingura, "keys", "list", "--data-dir", str(server.data_dir), "--project", "other")
+    listed = await asyncio.to_thread(
+        pingura, "keys", "list", "--data-dir", str(server.data_dir), "--project", "other"
+    )
     (key_id,) = [line.split("\t")[0] for line in listed.stdout.splitlines()]
     revoked = await asyncio.to_thread(pingura, "keys", "revoke", "--data-dir", str(server.data_dir), key_id)
     assert revoked.returncode == 0, revoked.stderr
@@ -231,9 +254,22 @@ def test_the_first_start_prints_where_the_dashboard_and_the_admin_key_are_and_la
             port = free_port()
             ports.append(port)
             env = {k: v for k, v in os.environ.items() if not k.startswith("PINGURA_")}
-            proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(port),
-                                     "--data-dir", str(path / "data")],
-                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(path / "data"),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
             try:
                 wait_until_ready(proc, port)
             finally:

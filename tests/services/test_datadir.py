@@ -117,7 +117,9 @@ async def test_every_file_a_serving_pingura_writes_is_private_under_umask_022(la
             await asyncio.to_thread(server.start)
         key = (root / "data" / "admin-api-key").read_text().strip()
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as http:
-            async with http.post(f"{server.url}/api/v1/heartbeats", json={"name": "db", "interval": "1h"}) as r:
+            async with http.post(
+                f"{server.url}/api/v1/heartbeats", json={"name": "db", "interval": "1h"}
+            ) as r:
                 assert r.status == 201, await r.text()
                 made = await r.json()
             async with http.post(f"{server.url}/api/heartbeat/{made['token']}", data=b"backup done") as r:
@@ -136,7 +138,6 @@ async def test_every_file_a_serving_pingura_writes_is_private_under_umask_022(la
     finally:
         server.stop()
         await asyncio.to_thread(shutil.rmtree, root, ignore_errors=True)
-
 
 
 @pytest.mark.parametrize("command", ["serve", "query"])

@@ -38,7 +38,8 @@ async def test_it_inserts_and_queries_with_bound_parameters(ch):
     await ch.insert(table, [["a", at, 1], ["b'; DROP TABLE x --", at, None]], ["id", "at", "n"])
 
     rows = await ch.query(
-        f"SELECT id, toUnixTimestamp64Milli(at), n FROM {table} WHERE id = {{id:String}}", {"id": "b'; DROP TABLE x --"}
+        f"SELECT id, toUnixTimestamp64Milli(at), n FROM {table} WHERE id = {{id:String}}",
+        {"id": "b'; DROP TABLE x --"},
     )
     dicts = await ch.query_dicts(f"SELECT id, n FROM {table} ORDER BY id")
 
@@ -84,15 +85,23 @@ async def test_opening_chdb_takes_group_and_other_permissions_off_its_folder(set
     await client.command("CREATE TABLE IF NOT EXISTS t_private (x UInt8) ENGINE = MergeTree ORDER BY x")
     await client.command("INSERT INTO t_private VALUES (1)")
     await client.close()
-    files = [os.path.join(d, name) for d, _, names in os.walk(folder) for name in names
-             if not os.path.islink(os.path.join(d, name))]  # noqa: ASYNC240 - a test's look at a folder
+    files = [
+        os.path.join(d, name)
+        for d, _, names in os.walk(folder)
+        for name in names
+        if not os.path.islink(os.path.join(d, name))  # noqa: ASYNC240 - a test's look at a folder
+    ]
     folder.chmod(0o755)
     os.chmod(files[0], 0o644)
     client = open_client(settings)
     await client.close()
-    loose = {path: oct(stat.S_IMODE(os.lstat(path).st_mode)) for d, dirs, names in os.walk(folder)
-             for path in (os.path.join(d, n) for n in dirs + names) if not os.path.islink(path)  # noqa: ASYNC240 - as above
-             and stat.S_IMODE(os.lstat(path).st_mode) & 0o077}
+    loose = {
+        path: oct(stat.S_IMODE(os.lstat(path).st_mode))
+        for d, dirs, names in os.walk(folder)
+        for path in (os.path.join(d, n) for n in dirs + names)
+        if not os.path.islink(path)  # noqa: ASYNC240 - as above
+        and stat.S_IMODE(os.lstat(path).st_mode) & 0o077
+    }
     assert (oct(stat.S_IMODE(folder.stat().st_mode)), loose) == (oct(0o700), {})
 
 
@@ -101,18 +110,36 @@ async def test_opening_chdb_takes_group_and_other_permissions_off_its_folder(set
     [
         (
             "http://pingura:s%40cret@ch.internal:8123/history",
-            {"host": "ch.internal", "port": 8123, "username": "pingura", "password": "s@cret",
-             "database": "history", "secure": False},
+            {
+                "host": "ch.internal",
+                "port": 8123,
+                "username": "pingura",
+                "password": "s@cret",
+                "database": "history",
+                "secure": False,
+            },
         ),
         (
             "https://ch.example.com",
-            {"host": "ch.example.com", "port": 8443, "username": "default", "password": "",
-             "database": None, "secure": True},
+            {
+                "host": "ch.example.com",
+                "port": 8443,
+                "username": "default",
+                "password": "",
+                "database": None,
+                "secure": True,
+            },
         ),
         (
             "http://u@localhost/",
-            {"host": "localhost", "port": 8123, "username": "u", "password": "",
-             "database": None, "secure": False},
+            {
+                "host": "localhost",
+                "port": 8123,
+                "username": "u",
+                "password": "",
+                "database": None,
+                "secure": False,
+            },
         ),
     ],
 )

@@ -20,17 +20,20 @@ def test_the_key_is_the_secret_bytes():
     assert token_key(TOKEN) == SECRET and len(SECRET) == TOKEN_BYTES
 
 
-@pytest.mark.parametrize("spelling", [
-    base64.b64encode(SECRET).decode(),  # standard alphabet: + and /
-    TOKEN.replace("-", "+", 1),  # one character from each alphabet
-    TOKEN[:-1] + "=",  # padding where a character belongs
-    TOKEN + "=",
-    TOKEN[:16] + " " + TOKEN[17:],  # a stray character the lenient decoder skips
-    TOKEN[:16] + "\n" + TOKEN[17:],
-    TOKEN[:-1] + "\u0661",  # a non-ASCII character
-    TOKEN[:-1],
-    "",
-])
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        base64.b64encode(SECRET).decode(),  # standard alphabet: + and /
+        TOKEN.replace("-", "+", 1),  # one character from each alphabet
+        TOKEN[:-1] + "=",  # padding where a character belongs
+        TOKEN + "=",
+        TOKEN[:16] + " " + TOKEN[17:],  # a stray character the lenient decoder skips
+        TOKEN[:16] + "\n" + TOKEN[17:],
+        TOKEN[:-1] + "\u0661",  # a non-ASCII character
+        TOKEN[:-1],
+        "",
+    ],
+)
 def test_every_other_spelling_is_no_token(spelling):
     assert token_key(spelling) is None
 

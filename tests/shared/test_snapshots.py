@@ -107,7 +107,6 @@ def test_a_layout_this_reader_does_not_know_is_refused_not_misread():
         decode_state(msgspec.structs.replace(newer, state_v=1, state=msgspec.Raw(b'{"not": "a state"}')))
 
 
-
 # The partition's own record (``PartitionSnapshot``): what belongs to no one monitor.
 
 
@@ -125,7 +124,9 @@ def test_a_partition_state_without_a_field_takes_its_default_and_unknown_fields_
 
 
 def test_a_partition_layout_this_reader_does_not_know_is_refused_not_misread():
-    newer = PartitionSnapshot(partition=0, offset=0, state=msgspec.Raw(b"{}"), state_v=PARTITION_STATE_VERSION + 1)
+    newer = PartitionSnapshot(
+        partition=0, offset=0, state=msgspec.Raw(b"{}"), state_v=PARTITION_STATE_VERSION + 1
+    )
     with pytest.raises(UnreadableSnapshot, match="newer"):
         decode_partition_state(newer)
     with pytest.raises(UnreadableSnapshot):

@@ -45,7 +45,12 @@ def one_line(message: str | None) -> str | None:
     if not message:
         return None
     limit = CHECKIN_MESSAGE_MAX_CHARS
-    if len(message) <= limit and message.isprintable() and message[0] != " " != message[-1] and "  " not in message:
+    if (
+        len(message) <= limit
+        and message.isprintable()
+        and message[0] != " " != message[-1]
+        and "  " not in message
+    ):
         text = message  # already one clean line (the common case): no regex, no copy
     else:
         # Only the start can be kept: a 10,000-character body is not cleaned whole on every ping.

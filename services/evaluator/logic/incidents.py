@@ -21,7 +21,9 @@ def on_problem(state: MonitorState, at: int, shared: Shared) -> list[Output]:
     state.incident += 1
     if state.extra is not None and state.extra.reminders:
         set_extra(state, shared, reminders=0)
-    reason = f"{state.problems} consecutive problem(s) (limit {state.max_problems}); latest: {state.last_problem}"
+    reason = (
+        f"{state.problems} consecutive problem(s) (limit {state.max_problems}); latest: {state.last_problem}"
+    )
     outputs = set_status(state, "down", at, reason)
     outputs.append(alert(state, "down", at, reason))
     return outputs
@@ -66,7 +68,12 @@ def remind(state: MonitorState, ready: int, shared: Shared) -> list[Output]:
 
 
 def alert(
-    state: MonitorState, kind: Literal["down", "up"], at: int, reason: str, down_since: int | None = None, reminder: int = 0
+    state: MonitorState,
+    kind: Literal["down", "up"],
+    at: int,
+    reason: str,
+    down_since: int | None = None,
+    reminder: int = 0,
 ) -> Alert:
     last = state.last_checkin
     return Alert(

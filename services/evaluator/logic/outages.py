@@ -23,7 +23,9 @@ def gap(last_tick_ms: int, tick_ms: int, outage_gap_ms: int) -> OutageSpan | Non
     return None
 
 
-def skip_windows(state: MonitorState, outages: list[OutageSpan], clock_ms: int, ready: int) -> tuple[int, list[Output]]:
+def skip_windows(
+    state: MonitorState, outages: list[OutageSpan], clock_ms: int, ready: int
+) -> tuple[int, list[Output]]:
     """Pass over the due windows (deadline up to ``ready``) an outage overlapped: the job may
     have checked in while nothing was there to receive it. Each moves the deadline one window
     on, as a miss would, but counts no problem and alerts no one. A monitor shown late for such

@@ -72,7 +72,9 @@ class PartitionEvaluator:
             self.monitors[cfg.id] = state
             if not cfg.paused:
                 return []  # nothing to snapshot: a restart builds the same from the config
-            self.dirty.add(state.monitor_id)  # its status change is an output: snapshot it, or a restart says it again
+            self.dirty.add(
+                state.monitor_id
+            )  # its status change is an output: snapshot it, or a restart says it again
             return set_status(state, "paused", cfg.updated_ms, Reason.CREATED_PAUSED)
 
         was_paused = state.status == "paused"
@@ -229,7 +231,9 @@ class PartitionEvaluator:
             return NEVER
         due = NEVER
         if state.deadline_ms is not None:
-            due = state.deadline_ms - state.grace_ms if status == "up" else state.deadline_ms + self.lateness_ms
+            due = (
+                state.deadline_ms - state.grace_ms if status == "up" else state.deadline_ms + self.lateness_ms
+            )
         if state.extra is not None:
             overrun = overrun_at(state)
             if overrun is not None and overrun[0] + self.lateness_ms < due:

@@ -178,7 +178,9 @@ _COMMON_NAMES = tuple(f.name for f in COMMON_FIELDS)
 def _check_common(config: dict) -> dict:
     rate = config.get("rate_limit_per_minute")
     if rate is not None and not 1 <= rate <= MAX_RATE_LIMIT_PER_MINUTE:
-        raise ChannelConfigError(f"config.rate_limit_per_minute: must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}")
+        raise ChannelConfigError(
+            f"config.rate_limit_per_minute: must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"
+        )
     return config
 
 
@@ -229,7 +231,11 @@ class Channel(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """``{"kind", "label", "settings": [...]}``, what a form is drawn from."""
-        return {"kind": self.kind, "label": self.label, "settings": [f.describe() for f in self.config_fields]}
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "settings": [f.describe() for f in self.config_fields],
+        }
 
     async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
         """Deliver ``alert`` once, with an already validated ``config``; raise :class:`TransportError`.

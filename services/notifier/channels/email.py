@@ -211,7 +211,9 @@ async def submit(mail: EmailMessage, to: Sequence[str], settings: Settings, aler
                 "set PINGURA_SMTP_CA_FILE for a private CA",
                 permanent=True,
             ) from None
-        raise TransportError(f"SMTP server {_where(server)}: {type(exc).__name__}: {exc}", permanent=False) from None
+        raise TransportError(
+            f"SMTP server {_where(server)}: {type(exc).__name__}: {exc}", permanent=False
+        ) from None
     except aiosmtplib.SMTPException as exc:
         # No reply code, no connection trouble: the server lacks what the settings ask for
         # (STARTTLS, AUTH, SMTPUTF8), which it will still lack on the next try.
@@ -229,7 +231,9 @@ def _sender(settings: Settings) -> str:
     if settings.smtp is None:
         raise TransportError(NO_SMTP, permanent=True)
     if not settings.smtp_from:
-        raise TransportError("this server has no sender address configured (PINGURA_SMTP_FROM)", permanent=True)
+        raise TransportError(
+            "this server has no sender address configured (PINGURA_SMTP_FROM)", permanent=True
+        )
     return settings.smtp_from
 
 

@@ -42,8 +42,13 @@ def googlechat_payload(message: Message) -> dict:
     else:
         widgets = [{"textParagraph": {"text": _inert_html(message.html)}}]
         widgets += [
-            {"decoratedText": {"topLabel": inert(field.label), "text": _inert_html(_html(field.value)),
-                               "wrapText": True}}
+            {
+                "decoratedText": {
+                    "topLabel": inert(field.label),
+                    "text": _inert_html(_html(field.value)),
+                    "wrapText": True,
+                }
+            }
             for field in message.facts("heartbeat", "status", "why")
         ]
     button = {"text": "Open in Pingura", "onClick": {"openLink": {"url": message.url}}}
@@ -60,6 +65,7 @@ _TAG_OR_TEXT = re.compile(r"<[^>]*>|[^<]+")
 
 def _inert_html(html: str) -> str:
     """Escaped HTML with its text (not its tags) made inert: ``<`` is already ``&lt;`` there."""
+
     def text(match: re.Match) -> str:
         part = match[0]
         if part.startswith("<"):

@@ -98,7 +98,11 @@ class KafkaChannel(Channel):
     def normalize(self, config: dict, settings: Settings) -> dict:
         raw = config.get("bootstrap_servers")
         servers = _parse_servers(raw) if raw is not None and raw.strip() else None
-        if servers is not None and settings.kafka_bootstrap and set(servers) == set(_own_servers(settings) or ()):
+        if (
+            servers is not None
+            and settings.kafka_bootstrap
+            and set(servers) == set(_own_servers(settings) or ())
+        ):
             servers = None  # the own broker spelled out: the same as leaving it empty
         if servers is None and settings.embedded:
             raise ChannelConfigError(
@@ -130,7 +134,9 @@ class KafkaChannel(Channel):
             raise TransportError("config.bootstrap_servers: required without Kafka", permanent=True)
         pool = self._producers
         if pool is None:  # the registry's instance: a bug, not the receiver's fault
-            raise TransportError("internal error: this Kafka channel has no producers to send with", permanent=True)
+            raise TransportError(
+                "internal error: this Kafka channel has no producers to send with", permanent=True
+            )
         guard = None if own else pool.guard(bootstrap, settings.webhook_allowed_networks)
         token = _GUARD.set(guard)  # the producer's tasks, started below, carry it for their life
         try:
@@ -142,7 +148,13 @@ class KafkaChannel(Channel):
             _GUARD.reset(token)
 
     async def _produce_on(
-        self, pool: KafkaProducers, bootstrap: str, alerts: list[Alert], config: dict, settings: Settings, own: bool
+        self,
+        pool: KafkaProducers,
+        bootstrap: str,
+        alerts: list[Alert],
+        config: dict,
+        settings: Settings,
+        own: bool,
     ) -> None:
         try:
             if not own:  # literal addresses were checked at save; names are resolved now
@@ -168,10 +180,11 @@ class KafkaChannel(Channel):
         except ChannelConfigError as exc:
             raise TransportError(str(exc), permanent=True) from None
         except _PERMANENT as exc:
-            raise TransportError(f"Kafka: {_describe(exc)} (topic {config['topic']!r})", permanent=True) from None
+            raise TransportError(
+                f"Kafka: {_describe(exc)} (topic {config['topic']!r})", permanent=True
+            ) from None
         except KafkaError as exc:
             raise TransportError(f"Kafka: {_describe(exc)}", permanent=False) from None
-
 
 
 class KafkaProducers:
@@ -355,7 +368,9 @@ async def _check_addresses(servers: Iterable[tuple[str, int]], allowed: tuple[Ne
         for *_, sockaddr in answers:
             reason = blocked_reason(ipaddress.ip_address(sockaddr[0]), allowed)
             if reason is not None:
-                raise UnsafeTarget(f"host {host!r} resolves to an internal address ({sockaddr[0]}: {reason}); {_HINT}")
+                raise UnsafeTarget(
+                    f"host {host!r} resolves to an internal address ({sockaddr[0]}: {reason}); {_HINT}"
+                )
 
 
 def _parse_servers(raw: str) -> list[tuple[str, int]]:

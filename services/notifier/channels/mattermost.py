@@ -37,7 +37,11 @@ def attachment_payload(message: Message) -> dict:
     else:
         text = message.text
         fields = [
-            {"short": field.key in _SHORT_FIELDS, "title": markdown(field.label), "value": markdown(field.value)}
+            {
+                "short": field.key in _SHORT_FIELDS,
+                "title": markdown(field.label),
+                "value": markdown(field.value),
+            }
             for field in message.facts("heartbeat", "status")
         ]
     title = inert(message.title)

@@ -60,7 +60,11 @@ class PagerDutyChannel(Channel):
     async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
         events = [pagerduty_event(alert, config, settings)]
         if alert.kind == "test":  # pages once to show the path works, then closes what it opened
-            resolve = {"routing_key": config["routing_key"], "dedup_key": dedup_key(alert), "event_action": "resolve"}
+            resolve = {
+                "routing_key": config["routing_key"],
+                "dedup_key": dedup_key(alert),
+                "event_action": "resolve",
+            }
             events.append(resolve)
         for event in events:
             await channel_http.send(

@@ -71,7 +71,10 @@ class PushoverChannel(Channel):
             raise ChannelConfigError("config.priority: must be from -2 to 2")
         normalized["priority"] = priority
         if priority == EMERGENCY:
-            retry_s, expire_s = config.get("retry_s", DEFAULT_RETRY_S), config.get("expire_s", DEFAULT_EXPIRE_S)
+            retry_s, expire_s = (
+                config.get("retry_s", DEFAULT_RETRY_S),
+                config.get("expire_s", DEFAULT_EXPIRE_S),
+            )
             if retry_s < MIN_RETRY_S:
                 raise ChannelConfigError(f"config.retry_s: must be at least {MIN_RETRY_S}")
             if not 0 < expire_s <= MAX_EXPIRE_S:

@@ -53,7 +53,10 @@ def slack_payload(message: Message) -> dict:
     if fields:
         section["fields"] = fields
     blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(inert(message.title), HEADER_MAX_CHARS)}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _cut(inert(message.title), HEADER_MAX_CHARS)},
+        },
         section,
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"Pingura · {message.at_iso}"}]},
         {

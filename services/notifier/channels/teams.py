@@ -28,7 +28,7 @@ class TeamsChannel(IncomingWebhookChannel):
     label = "Microsoft Teams"
     receiver = "Teams"
     url_help = (
-        "The URL of a Teams Workflows webhook (\"When a Teams webhook request is received\"). "
+        'The URL of a Teams Workflows webhook ("When a Teams webhook request is received"). '
         "Masked once saved."
     )
 
@@ -44,7 +44,9 @@ def teams_payload(message: Message) -> dict:
         },
     ]  # fmt: skip
     if message.kind == "digest":
-        body += [{"type": "TextBlock", "text": inert(line), "wrap": True} for line in message.text.split("\n")[1:]]
+        body += [
+            {"type": "TextBlock", "text": inert(line), "wrap": True} for line in message.text.split("\n")[1:]
+        ]
     else:
         body.append({"type": "TextBlock", "text": inert(message.text), "wrap": True})
         facts = [

@@ -60,7 +60,9 @@ PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
     "text": lambda a, s: render(a, s.ping_base_url).text,
     "last_checkin.at": lambda a, s: iso_ms(a.last_ping_ms) if a.last_ping_ms is not None else "",
     "last_checkin.kind": lambda a, s: a.last_ping_kind or "",
-    "last_checkin.exit_code": lambda a, s: str(a.last_ping_exit_code) if a.last_ping_exit_code is not None else "",
+    "last_checkin.exit_code": lambda a, s: (
+        str(a.last_ping_exit_code) if a.last_ping_exit_code is not None else ""
+    ),
     "last_checkin.message": lambda a, s: a.last_ping_message or "",
     "dashboard_url": lambda a, s: s.ping_base_url,
 }
@@ -110,7 +112,9 @@ class WebhookChannel(Channel):
         header_type = next((name for name in headers if name.lower() == "content-type"), None)
         if header_type is not None:
             if content_type is not None:
-                raise ChannelConfigError(f"config.headers.{header_type}: set it with config.content_type only")
+                raise ChannelConfigError(
+                    f"config.headers.{header_type}: set it with config.content_type only"
+                )
             content_type = headers.pop(header_type)
         if content_type is not None:
             normalized["content_type"] = _validate_content_type(content_type)
@@ -142,7 +146,12 @@ class WebhookChannel(Channel):
         if secret := config.get("secret"):
             headers.update(signature_headers(secret, body, int(time.time())))
         await channel_http.send(
-            http, settings, config["url"], method=method, data=body if method != "GET" else None, headers=headers
+            http,
+            settings,
+            config["url"],
+            method=method,
+            data=body if method != "GET" else None,
+            headers=headers,
         )
 
 

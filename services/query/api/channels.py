@@ -22,8 +22,13 @@ log = structlog.get_logger()
 
 
 def _channel_json(channel: ChannelConfig) -> schemas.Channel:
-    return schemas.Channel(id=channel.id, kind=channel.kind, name=channel.name,
-                           config=shown_config(channel.kind, channel.config), created_at=iso_ms(channel.created_ms))
+    return schemas.Channel(
+        id=channel.id,
+        kind=channel.kind,
+        name=channel.name,
+        config=shown_config(channel.kind, channel.config),
+        created_at=iso_ms(channel.created_ms),
+    )
 
 
 async def create_channel(request: web.Request, body: schemas.ChannelCreate) -> web.Response:
@@ -32,8 +37,13 @@ async def create_channel(request: web.Request, body: schemas.ChannelCreate) -> w
     normalized = validate_channel(kind, body.config, ctx.settings)
     at = now_ms()
     channel = ChannelConfig(
-        id=new_id("ch"), project_id=request[PROJECT].id, kind=kind, name=name, config=normalized,
-        created_ms=at, updated_ms=at,
+        id=new_id("ch"),
+        project_id=request[PROJECT].id,
+        kind=kind,
+        name=name,
+        config=normalized,
+        created_ms=at,
+        updated_ms=at,
     )
     await ctx.save(ctx.topics.channels, channel, ctx.channels)
     log.info("query.channel.created", channel_id=channel.id, kind=kind)
@@ -65,8 +75,12 @@ async def list_channel_kinds(request: web.Request) -> web.Response:
     kinds = []
     for kind in channel_kinds():
         reason = CHANNELS[kind["kind"]].unavailable(settings)
-        kinds.append(msgspec.convert({**kind, "available": reason is None, "unavailable_reason": reason or None},
-                                     schemas.ChannelKind))
+        kinds.append(
+            msgspec.convert(
+                {**kind, "available": reason is None, "unavailable_reason": reason or None},
+                schemas.ChannelKind,
+            )
+        )
     return answer(schemas.ChannelKindList(kinds=kinds))
 
 

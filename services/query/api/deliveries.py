@@ -31,6 +31,7 @@ from shared.ids import new_id
 
 log = structlog.get_logger()
 
+
 # shapes ------------------------------------------------------------------------------------
 def attempt_json(row: dict) -> dict:
     """One try as the API shows it."""

@@ -51,8 +51,9 @@ def error(status: int, message: str, field: str | None = None, headers=None) -> 
 
 def answer(body: msgspec.Struct, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON answer of a declared type (see :mod:`services.query.api.schemas`)."""
-    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        body=msgspec.json.encode(body), status=status, content_type="application/json", headers=headers
+    )
 
 
 def not_found(what: str) -> web.HTTPNotFound:
@@ -110,8 +111,15 @@ async def _authenticate(request: web.Request) -> web.Response | None:
         return None
     ctx = request.app[API]
     try:
-        caller = await authenticate(request.headers, request.cookies, now_ms(), ctx.keys, ctx.projects, ctx.sessions,
-                                    client_address(request, ctx.settings.trusted_proxies))
+        caller = await authenticate(
+            request.headers,
+            request.cookies,
+            now_ms(),
+            ctx.keys,
+            ctx.projects,
+            ctx.sessions,
+            client_address(request, ctx.settings.trusted_proxies),
+        )
     except Unauthenticated as exc:
         return error(401, str(exc))
     except Throttled as exc:
@@ -119,8 +127,12 @@ async def _authenticate(request: web.Request) -> web.Response | None:
     if request.method not in SAFE_METHODS:
         if caller.read_only:
             return error(403, "this API key is read-only")
-        if caller.session is not None and not ctx.sessions.csrf_ok(caller.session, request.headers.get(CSRF_HEADER)):
-            return error(403, f"a write with the session cookie needs {CSRF_HEADER} (from GET /api/v1/session)")
+        if caller.session is not None and not ctx.sessions.csrf_ok(
+            caller.session, request.headers.get(CSRF_HEADER)
+        ):
+            return error(
+                403, f"a write with the session cookie needs {CSRF_HEADER} (from GET /api/v1/session)"
+            )
     request[CALLER] = caller
     request[PROJECT] = caller.project
     request[READ_ONLY] = caller.read_only

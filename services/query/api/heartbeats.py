@@ -56,8 +56,11 @@ def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
     ctx = request.app[API]
     current = ctx.statuses.get(m.id)
     shown = shown_status(m, current)
-    secrets = {} if request.get(READ_ONLY, False) else {
-        "token": m.token, "ping_url": f"{ctx.settings.ping_base_url}/api/heartbeat/{m.token}"}
+    secrets = (
+        {}
+        if request.get(READ_ONLY, False)
+        else {"token": m.token, "ping_url": f"{ctx.settings.ping_base_url}/api/heartbeat/{m.token}"}
+    )
     return Heartbeat(
         id=m.id, name=m.name, status=shown.status, status_since=_iso(shown.since_ms), status_reason=shown.reason,
         last_checkin_at=_iso(current.last_ping_ms) if current is not None else None,
@@ -88,7 +91,12 @@ async def create_heartbeat(request: web.Request, body: HeartbeatCreate) -> web.R
     _check_slug_free(request, fields)
     at = now_ms()
     monitor = MonitorConfig(
-        id=new_id("hb"), project_id=request[PROJECT].id, token=new_token(), created_ms=at, updated_ms=at, **fields
+        id=new_id("hb"),
+        project_id=request[PROJECT].id,
+        token=new_token(),
+        created_ms=at,
+        updated_ms=at,
+        **fields,
     )
     await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
     log.info("query.heartbeat.created", monitor_id=monitor.id, project_id=monitor.project_id)

@@ -54,7 +54,9 @@ async def list_checkins(request: web.Request, query: CheckinQuery) -> web.Respon
 
 async def get_checkin(request: web.Request) -> web.Response:
     monitor = monitor_or_404(request)
-    row = await request.app[API].store.checkin(monitor.project_id, monitor.id, request.match_info["checkin_id"])
+    row = await request.app[API].store.checkin(
+        monitor.project_id, monitor.id, request.match_info["checkin_id"]
+    )
     if row is None:
         raise not_found("check-in")
     return web.json_response(row)
@@ -85,7 +87,9 @@ async def get_uptime(request: web.Request, query: RangeQuery) -> web.Response:
     the monitor's life, creation to now (see :mod:`services.query.uptime`)."""
     monitor = monitor_or_404(request)
     now = now_ms()
-    spans = [(min(max(now - window_ms, monitor.created_ms), now), now) for window_ms in UPTIME_WINDOWS_MS.values()]
+    spans = [
+        (min(max(now - window_ms, monitor.created_ms), now), now) for window_ms in UPTIME_WINDOWS_MS.values()
+    ]
     asked = query.from_ is not None or query.to is not None
     if asked:
         from_ms, to_ms = query.span_ms(now, default_span_ms=None)
@@ -156,8 +160,9 @@ async def export_checkins(request: web.Request, query: ExportQuery) -> web.Strea
         await response.write(b"[")
     # Small chunks: each is formatted on the event loop that also answers pings, so one
     # chunk's work must stay in the low milliseconds (10,000 rows took ~70 ms).
-    chunks = request.app[API].store.export(monitor.project_id, monitor.id, from_ms, to_ms,
-                                           chunk_rows=EXPORT_CHUNK_ROWS)
+    chunks = request.app[API].store.export(
+        monitor.project_id, monitor.id, from_ms, to_ms, chunk_rows=EXPORT_CHUNK_ROWS
+    )
     async for chunk in chunks:
         if fmt == "csv":
             await response.write(_csv_lines([_cell(row.get(c)) for c in EXPORT_COLUMNS] for row in chunk))

@@ -23,7 +23,9 @@ def accounts(request: web.Request) -> Accounts:
 
 
 def key_json(key: ApiKey) -> schemas.ApiKey:
-    return schemas.ApiKey(id=key.id, name=key.name, read_only=key.read_only, created_at=iso_ms(key.created_ms))
+    return schemas.ApiKey(
+        id=key.id, name=key.name, read_only=key.read_only, created_at=iso_ms(key.created_ms)
+    )
 
 
 async def create_key(request: web.Request, body: schemas.ApiKeyCreate) -> web.Response:

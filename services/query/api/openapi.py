@@ -74,21 +74,33 @@ SECURITY_SCHEMES = {
     "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                 "description": f"The dashboard's session; writes also need ``{CSRF_HEADER}``."},
 }  # fmt: skip
-CSRF = {"name": CSRF_HEADER, "in": "header", "required": False, "schema": {"type": "string"},
-        "description": "Required with the session cookie (from ``GET /session``); ignored with a key."}
+CSRF = {
+    "name": CSRF_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Required with the session cookie (from ``GET /session``); ignored with a key.",
+}
 TAGS = ("meta", "auth", "projects", "keys", "heartbeats", "history", "channels", "deliveries")
 
 
 def _error_responses() -> dict[str, JsonSchema]:
     out = {}
     for status, (name, text) in ERRORS.items():
-        response: JsonSchema = {"description": text,
-                                "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}}}
+        response: JsonSchema = {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": REF.format(name="Error")}}},
+        }
         if status == 405:
             response["headers"] = {"Allow": {"schema": {"type": "string"}, "required": True}}
         if status in (429, 503):
-            response["headers"] = {"Retry-After": {"schema": {"type": "string"}, "required": True,
-                                                   "description": "Seconds to wait before trying again."}}
+            response["headers"] = {
+                "Retry-After": {
+                    "schema": {"type": "string"},
+                    "required": True,
+                    "description": "Seconds to wait before trying again.",
+                }
+            }
         out[name] = response
     return out
 
@@ -160,13 +172,20 @@ def operation(route: Route, schemas: dict[Any, JsonSchema], components: dict[str
         statuses |= {400, 413, 415}
     for status in sorted(statuses):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERRORS[status][0]}"}
-    op: JsonSchema = {"operationId": route.operation_id, "summary": route.summary, "tags": [route.tag],
-                      "responses": responses}
+    op: JsonSchema = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "responses": responses,
+    }
     parameters = _parameters(route, components)
     if parameters:
         op["parameters"] = parameters
     if route.body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas[route.body]}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schemas[route.body]}},
+        }
     if route.public:
         op["security"] = []
     return op

@@ -43,8 +43,15 @@ def _project_json(request: web.Request, project: ProjectConfig) -> CurrentProjec
     left out for a read-only key."""
     caller = request[CALLER]
     secret = {} if caller.read_only else {"ping_key": project.ping_key}
-    return CurrentProject(id=project.id, name=project.name, admin=project.admin, read_only=caller.read_only,
-                          key_name=caller.key.name, auto_create=project.auto_create, **secret)
+    return CurrentProject(
+        id=project.id,
+        name=project.name,
+        admin=project.admin,
+        read_only=caller.read_only,
+        key_name=caller.key.name,
+        auto_create=project.auto_create,
+        **secret,
+    )
 
 
 def _latest(request: web.Request) -> ProjectConfig:
@@ -68,7 +75,9 @@ async def current_project(request: web.Request) -> web.Response:
 async def update_project(request: web.Request, body: ProjectUpdate) -> web.Response:
     """``{"auto_create": false}``: a ping to an unknown slug answers 404 instead of creating."""
     changes = msgspec.structs.asdict(body)
-    return await _save(request, _latest(request), **{k: v for k, v in changes.items() if v is not msgspec.UNSET})
+    return await _save(
+        request, _latest(request), **{k: v for k, v in changes.items() if v is not msgspec.UNSET}
+    )
 
 
 async def rotate_ping_key(request: web.Request) -> web.Response:
@@ -82,9 +91,12 @@ async def current_session(request: web.Request) -> web.Response:
     key: a key needs none)."""
     caller = request[CALLER]
     session = caller.session
-    return answer(Session(
-        project=SessionProject(id=caller.project.id, name=caller.project.name),
-        key_name=caller.key.name,
-        read_only=caller.read_only,
-        csrf_token=request.app[API].sessions.csrf_token(session) if session is not None else None,
-    ), headers={"Cache-Control": "no-store"})
+    return answer(
+        Session(
+            project=SessionProject(id=caller.project.id, name=caller.project.name),
+            key_name=caller.key.name,
+            read_only=caller.read_only,
+            csrf_token=request.app[API].sessions.csrf_token(session) if session is not None else None,
+        ),
+        headers={"Cache-Control": "no-store"},
+    )

@@ -74,8 +74,11 @@ PAGE = (400, 404)
 
 async def serve_openapi(request: web.Request) -> web.Response:
     """``GET /api/v1/openapi.json``: public, like any API's description."""
-    return web.Response(body=openapi.document_bytes(ROUTES), content_type="application/json",
-                        headers={"Cache-Control": "no-cache"})
+    return web.Response(
+        body=openapi.document_bytes(ROUTES),
+        content_type="application/json",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 R = Route

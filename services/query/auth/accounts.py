@@ -29,19 +29,28 @@ class Accounts:
     projects: ProjectsView
     keys: KeyIndex
 
-    async def create_project(self, name: str, admin: bool = False, project_id: str | None = None) -> ProjectConfig:
+    async def create_project(
+        self, name: str, admin: bool = False, project_id: str | None = None
+    ) -> ProjectConfig:
         project = ProjectConfig(id=project_id or new_id("prj"), name=name, admin=admin, created_ms=now_ms())
         await self.bus.publish(self.topics.projects, project.id, encode(project))
         self.projects.put(project)
         log.info("auth.project.created", project_id=project.id, admin=admin)
         return project
 
-    async def create_key(self, project_id: str, name: str, read_only: bool = False,
-                         secret: str | None = None) -> tuple[ApiKey, str]:
+    async def create_key(
+        self, project_id: str, name: str, read_only: bool = False, secret: str | None = None
+    ) -> tuple[ApiKey, str]:
         """A new key of ``project_id``: its record and the key itself (shown once, never stored)."""
         secret = secret or new_api_key()
-        key = ApiKey(id=new_id("key"), project_id=project_id, name=name, key_hash=hash_api_key(secret),
-                     read_only=read_only, created_ms=now_ms())
+        key = ApiKey(
+            id=new_id("key"),
+            project_id=project_id,
+            name=name,
+            key_hash=hash_api_key(secret),
+            read_only=read_only,
+            created_ms=now_ms(),
+        )
         await self.bus.publish(self.topics.keys, key.id, encode(key))
         self.keys.put(key)
         log.info("auth.key.created", key_id=key.id, project_id=project_id, read_only=read_only)

@@ -43,9 +43,15 @@ def key_from_headers(headers: Mapping[str, str]) -> str:
     return headers.get("X-Api-Key", "").strip()
 
 
-async def authenticate(headers: Mapping[str, str], cookies: Mapping[str, str], now_ms: int,
-                       keys: KeyIndex, projects: ProjectsView, sessions: Sessions,
-                       address: str | None = None) -> Caller:
+async def authenticate(
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+    now_ms: int,
+    keys: KeyIndex,
+    projects: ProjectsView,
+    sessions: Sessions,
+    address: str | None = None,
+) -> Caller:
     """The caller, or :class:`Unauthenticated` with the reason. A wrong key counts against
     the client's ``address`` (:class:`~services.query.auth.throttle.Throttled` past the limit)."""
     secret = key_from_headers(headers)

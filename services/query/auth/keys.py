@@ -26,8 +26,13 @@ LEGACY_ID_PREFIX = "key_legacy_"
 def legacy_key(project: ProjectConfig, key_hash: str) -> ApiKey:
     """A legacy project hash seen as a key record. Its id is derived from the hash, so a
     session made with it names the same key after a restart."""
-    return ApiKey(id=LEGACY_ID_PREFIX + key_hash[:20], project_id=project.id, name=LEGACY_KEY_NAME,
-                  key_hash=key_hash, created_ms=project.created_ms)
+    return ApiKey(
+        id=LEGACY_ID_PREFIX + key_hash[:20],
+        project_id=project.id,
+        name=LEGACY_KEY_NAME,
+        key_hash=key_hash,
+        created_ms=project.created_ms,
+    )
 
 
 class ProjectsView(ConfigView[ProjectConfig]):
@@ -75,8 +80,15 @@ class ProjectsView(ConfigView[ProjectConfig]):
 class KeyIndex:
     """Live API keys by hash, by id and by project, from the ``keys`` topic."""
 
-    def __init__(self, bus: Bus, topic: str, projects: ProjectsView, wait_s: float = 2.0,
-                 poll_timeout_ms: int = 1000, failures_per_minute: int = 0):
+    def __init__(
+        self,
+        bus: Bus,
+        topic: str,
+        projects: ProjectsView,
+        wait_s: float = 2.0,
+        poll_timeout_ms: int = 1000,
+        failures_per_minute: int = 0,
+    ):
         self._projects = projects
         self.failures = FailureThrottle(failures_per_minute) if failures_per_minute > 0 else None
         """Wrong keys per client address (None: not throttled)."""

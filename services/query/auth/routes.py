@@ -66,7 +66,9 @@ def same_origin(request: web.Request, ctx: ApiContext) -> bool:
 
 
 def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
+    return web.json_response(
+        {"error": message}, status=status, headers={"Cache-Control": "no-store", **(headers or {})}
+    )
 
 
 def _redirect(location: str) -> web.Response:
@@ -82,7 +84,11 @@ async def login(request: web.Request) -> web.Response:
     secret = form.get("key")
     address = client_address(request, ctx.settings.trusted_proxies)
     try:
-        key = await ctx.keys.resolve(secret.strip(), address) if isinstance(secret, str) and secret.strip() else None
+        key = (
+            await ctx.keys.resolve(secret.strip(), address)
+            if isinstance(secret, str) and secret.strip()
+            else None
+        )
     except Throttled as exc:
         return _json_error(429, str(exc), {"Retry-After": str(exc.retry_after_s)})
     if key is None or ctx.projects.get(key.project_id) is None:
@@ -90,8 +96,15 @@ async def login(request: web.Request) -> web.Response:
         return _redirect("/login?error=1")
     _, cookie = ctx.sessions.issue(key.id, now_ms())
     response = _redirect("/")
-    response.set_cookie(COOKIE, cookie, max_age=ctx.sessions.ttl_s, path="/", httponly=True, samesite="Strict",
-                        secure=came_over_https(request, ctx))
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=ctx.sessions.ttl_s,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=came_over_https(request, ctx),
+    )
     log.info("auth.login.succeeded", key_id=key.id, project_id=key.project_id)
     return response
 
@@ -114,11 +127,10 @@ async def logout(request: web.Request) -> web.Response:
             await ctx.sessions.revoke(session, now_ms())
         except BusUnavailable:
             # Not recorded, so not signed out: say so, and leave the cookie for a retry.
-            return _json_error(503, "could not sign out: the event bus is unavailable, retry later",
-                               {"Retry-After": "5"})
+            return _json_error(
+                503, "could not sign out: the event bus is unavailable, retry later", {"Retry-After": "5"}
+            )
         log.info("auth.logout", key_id=session.key_id, session_id=session.id)
     response = web.Response(status=204) if from_script else _redirect("/login")
     response.del_cookie(COOKIE, path="/")
     return response
-
-

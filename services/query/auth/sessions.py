@@ -67,7 +67,9 @@ class Sessions:
 
     def issue(self, key_id: str, now_ms: int) -> tuple[Session, str]:
         """A new session for ``key_id`` and its cookie value."""
-        session = Session(secrets.token_urlsafe(16), key_id, now_ms + self.ttl_s * 1000, secrets.token_urlsafe(16))
+        session = Session(
+            secrets.token_urlsafe(16), key_id, now_ms + self.ttl_s * 1000, secrets.token_urlsafe(16)
+        )
         body = ".".join((_VERSION, session.id, session.key_id, str(session.expires_ms), session.csrf_seed))
         return session, f"{body}.{self._sign(body)}"
 
@@ -82,7 +84,12 @@ class Sessions:
         if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             return None
         _, session_id, key_id, expires, seed, _ = parts
-        if not (_ID.fullmatch(session_id) and _ID.fullmatch(key_id) and _ID.fullmatch(seed) and _MS.fullmatch(expires)):
+        if not (
+            _ID.fullmatch(session_id)
+            and _ID.fullmatch(key_id)
+            and _ID.fullmatch(seed)
+            and _MS.fullmatch(expires)
+        ):
             return None
         session = Session(session_id, key_id, int(expires), seed)
         if session.expires_ms <= now_ms or session.id in self.revoked:

@@ -37,7 +37,9 @@ class Throttled(PinguraError):
     """Too many failures from this address; answer 429 with ``Retry-After``."""
 
     def __init__(self, retry_after_s: int):
-        super().__init__(f"too many failed sign-ins or wrong API keys from your address; retry in {retry_after_s} s")
+        super().__init__(
+            f"too many failed sign-ins or wrong API keys from your address; retry in {retry_after_s} s"
+        )
         self.retry_after_s = retry_after_s
 
 
@@ -61,8 +63,9 @@ def client_address(request: web.Request, trusted_proxies: tuple) -> str:
 
 
 class FailureThrottle:
-    def __init__(self, per_minute: int, max_addresses: int = MAX_ADDRESSES,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, per_minute: int, max_addresses: int = MAX_ADDRESSES, clock: Callable[[], float] = time.monotonic
+    ):
         self.per_minute = per_minute
         self._rate_per_s = per_minute / 60.0
         self._max_addresses = max_addresses

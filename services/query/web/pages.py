@@ -73,8 +73,13 @@ def _page(filename: str):
 async def static_file(request: web.Request) -> web.StreamResponse:
     """A file under ``static/`` by its relative path; anything else is 404."""
     relative = request.match_info["path"]
-    if (not relative or len(relative) > MAX_PATH_CHARS or not relative.isprintable() or "\\" in relative
-            or any(part.startswith(".") for part in relative.split("/"))):
+    if (
+        not relative
+        or len(relative) > MAX_PATH_CHARS
+        or not relative.isprintable()
+        or "\\" in relative
+        or any(part.startswith(".") for part in relative.split("/"))
+    ):
         return _not_found()  # isprintable: no NUL (the OS refuses it), no other control either
     try:
         path = (STATIC_DIR / relative).resolve()

@@ -36,7 +36,9 @@ class Monitor:
         self.outputs = list(self.ev.apply_config(config(**fields)))
 
     # input ----------------------------------------------------------------------
-    def ping(self, at_ms, kind="success", rid=None, duration_s=None, exit_code=None, ping_id=None, message=None):
+    def ping(
+        self, at_ms, kind="success", rid=None, duration_s=None, exit_code=None, ping_id=None, message=None
+    ):
         self.offset += 1
         ping = Ping(id=ping_id or f"{kind}-{at_ms}", monitor_id="m1", project_id="p1", received_ms=at_ms,
                     kind=kind, rid=rid, duration_s=duration_s, exit_code=exit_code, message=message)  # fmt: skip

@@ -29,8 +29,16 @@ async def events_on(bus, topic, kind):
 
 
 async def setup_monitor(bus):
-    cfg = MonitorConfig(id="hb_a", project_id="p", name="a", token="t" * 32, interval_s=10, grace_s=0,
-                        created_ms=0, updated_ms=0)
+    cfg = MonitorConfig(
+        id="hb_a",
+        project_id="p",
+        name="a",
+        token="t" * 32,
+        interval_s=10,
+        grace_s=0,
+        created_ms=0,
+        updated_ms=0,
+    )
     await bus.publish(TOPICS.monitors, cfg.id, encode(cfg))
     ping = Ping(id="1", monitor_id="hb_a", project_id="p", received_ms=1_000, kind="success")
     await bus.publish(TOPICS.pings, "hb_a", encode(ping))
@@ -74,8 +82,11 @@ async def test_after_a_restart_it_resumes_from_its_snapshot_without_repeating_al
     state = next(e.monitors["hb_a"] for e in evaluator.partitions.values() if "hb_a" in e.monitors)
     assert state.status == "down" and state.incident == 1
     await tick(bus, 40_000)
-    await bus.publish(TOPICS.pings, "hb_a", encode(Ping(id="2", monitor_id="hb_a", project_id="p",
-                                                       received_ms=41_000, kind="success")))
+    await bus.publish(
+        TOPICS.pings,
+        "hb_a",
+        encode(Ping(id="2", monitor_id="hb_a", project_id="p", received_ms=41_000, kind="success")),
+    )
     alerts = await eventually(lambda: _when_two(bus))
     assert [a.id for a in alerts] == ["hb_a:1:down", "hb_a:1:up"]
     await evaluator.close()
@@ -92,8 +103,10 @@ async def test_a_measured_run_goes_to_the_status_topic_keyed_by_monitor(tmp_path
     evaluator = Evaluator(SETTINGS, bus, TOPICS)
     await evaluator.start()
     await setup_monitor(bus)
-    for ping in (Ping(id="s", monitor_id="hb_a", project_id="p", received_ms=2_000, kind="start", rid="r1"),
-                 Ping(id="e", monitor_id="hb_a", project_id="p", received_ms=5_500, kind="success", rid="r1")):
+    for ping in (
+        Ping(id="s", monitor_id="hb_a", project_id="p", received_ms=2_000, kind="start", rid="r1"),
+        Ping(id="e", monitor_id="hb_a", project_id="p", received_ms=5_500, kind="success", rid="r1"),
+    ):
         await bus.publish(TOPICS.pings, "hb_a", encode(ping))
     runs = await eventually(lambda: events_on(bus, TOPICS.status, RunMeasured))
     assert [(r.id, r.ping_id, r.rid, r.duration_s) for r in runs] == [("hb_a:run:e", "e", "r1", 3.5)]

@@ -19,7 +19,11 @@ def last_checkin(alert: Alert):
 
 
 def test_a_down_alert_for_a_miss_carries_what_the_last_check_in_said():
-    hb = Monitor(grace_s=60).ping(0, exit_code=0, message="backup done: 1,204 files").ticks(0, 1 * H + 2 * M, 10 * S)
+    hb = (
+        Monitor(grace_s=60)
+        .ping(0, exit_code=0, message="backup done: 1,204 files")
+        .ticks(0, 1 * H + 2 * M, 10 * S)
+    )
     (down,) = hb.of(Alert)
     assert down.last_ping_ms == 0
     assert last_checkin(down) == ("success", 0, "backup done: 1,204 files")
@@ -76,7 +80,9 @@ def test_what_a_check_in_was_is_one_shared_object_across_monitors():
     ev = PartitionEvaluator(0)
     for n, monitor_id in enumerate(("a", "b")):
         ev.apply_config(config(id=monitor_id))
-        ping = Ping(id=f"p{n}", monitor_id=monitor_id, project_id="p1", received_ms=n, kind="success", exit_code=0)
+        ping = Ping(
+            id=f"p{n}", monitor_id=monitor_id, project_id="p1", received_ms=n, kind="success", exit_code=0
+        )
         ev.apply_ping(decode_event(encode_event(ping)), n + 1)  # decoded, as from the bus
     a, b = ev.monitors["a"].last_checkin, ev.monitors["b"].last_checkin
     assert a is b and (a.kind, a.exit_code) == ("success", 0)
@@ -113,7 +119,9 @@ def test_a_restored_check_in_and_short_message_are_the_shared_ones_again():
 def test_a_snapshot_from_before_the_last_check_in_was_kept_still_restores():
     fields = MonitorState.__struct_fields__
     hb = Monitor(grace_s=60).ping(0, message="ok")
-    old = encode(msgspec.json.decode(encode(hb.state))[: fields.index("last_checkin")])  # the previous version's array
+    old = encode(
+        msgspec.json.decode(encode(hb.state))[: fields.index("last_checkin")]
+    )  # the previous version's array
     state = decode(old)
     assert (state.last_checkin, state.last_message, state.last_ping_ms) == (None, None, 0)
     ev = PartitionEvaluator(0)

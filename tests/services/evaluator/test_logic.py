@@ -12,14 +12,26 @@ S = 1000  # ms
 
 def config(revision=1, paused=False, deleted=False, interval_s=60, grace_s=10, misses=1, at=0):
     return MonitorConfig(
-        id="m1", project_id="p1", name="backup", token="t", interval_s=interval_s, grace_s=grace_s,
-        max_consecutive_misses=misses, channels=["c1"], paused=paused, deleted=deleted,
-        created_ms=0, updated_ms=at, revision=revision,
+        id="m1",
+        project_id="p1",
+        name="backup",
+        token="t",
+        interval_s=interval_s,
+        grace_s=grace_s,
+        max_consecutive_misses=misses,
+        channels=["c1"],
+        paused=paused,
+        deleted=deleted,
+        created_ms=0,
+        updated_ms=at,
+        revision=revision,
     )
 
 
 def ping(at_ms, kind="success", exit_code=None):
-    return Ping(id=f"p{at_ms}", monitor_id="m1", project_id="p1", received_ms=at_ms, kind=kind, exit_code=exit_code)
+    return Ping(
+        id=f"p{at_ms}", monitor_id="m1", project_id="p1", received_ms=at_ms, kind=kind, exit_code=exit_code
+    )
 
 
 class Run:
@@ -69,15 +81,38 @@ class Run:
 # Each scenario: (name, steps, expected alerts as (kind, at_ms), expected final status)
 SCENARIOS = [
     ("a new monitor never alerts", lambda r: r.ticks(0, 600 * S, 10 * S), [], "new"),
-    ("pings on time never alert", lambda r: [r.ping(t * S).tick(t * S + 30 * S) for t in range(0, 600, 60)], [], "up"),
-    ("one miss alerts down at the deadline", lambda r: r.ping(0).ticks(1 * S, 80 * S), [("down", 70 * S)], "down"),
+    (
+        "pings on time never alert",
+        lambda r: [r.ping(t * S).tick(t * S + 30 * S) for t in range(0, 600, 60)],
+        [],
+        "up",
+    ),
+    (
+        "one miss alerts down at the deadline",
+        lambda r: r.ping(0).ticks(1 * S, 80 * S),
+        [("down", 70 * S)],
+        "down",
+    ),
     ("within grace it is only late", lambda r: r.ping(0).ticks(1 * S, 69 * S), [], "late"),
     ("lateness holds the miss back", lambda r: r.ping(0).tick(70 * S + 999), [], "late"),
-    ("a success after down alerts up once",
-     lambda r: r.ping(0).ticks(1 * S, 100 * S).ping(101 * S).ping(102 * S), [("down", 70 * S), ("up", 101 * S)], "up"),
-    ("/fail alerts at once when the limit is one", lambda r: r.ping(0).ping(5 * S, "fail", 1), [("down", 5 * S)], "down"),
-    ("repeated failures alert only once", lambda r: r.ping(0, "fail").ping(1 * S, "fail").ping(2 * S, "fail"),
-     [("down", 0)], "down"),
+    (
+        "a success after down alerts up once",
+        lambda r: r.ping(0).ticks(1 * S, 100 * S).ping(101 * S).ping(102 * S),
+        [("down", 70 * S), ("up", 101 * S)],
+        "up",
+    ),
+    (
+        "/fail alerts at once when the limit is one",
+        lambda r: r.ping(0).ping(5 * S, "fail", 1),
+        [("down", 5 * S)],
+        "down",
+    ),
+    (
+        "repeated failures alert only once",
+        lambda r: r.ping(0, "fail").ping(1 * S, "fail").ping(2 * S, "fail"),
+        [("down", 0)],
+        "down",
+    ),
 ]
 
 
@@ -194,7 +229,11 @@ def test_a_new_monitor_has_no_status_since():
 
 def test_the_first_ping_sets_status_since_to_its_time():
     run = Run().ping(5 * S)
-    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == ("up", 5 * S, "ping received")
+    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == (
+        "up",
+        5 * S,
+        "ping received",
+    )
 
 
 def test_status_since_stays_while_the_status_stays():
@@ -222,9 +261,17 @@ def test_the_reason_of_the_last_status_change_matches_its_event():
 
 def test_pausing_and_resuming_date_the_status_at_the_config_change():
     run = Run().ping(0).config(revision=2, paused=True, at=7 * S)
-    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == ("paused", 7 * S, "paused")
+    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == (
+        "paused",
+        7 * S,
+        "paused",
+    )
     run.config(revision=3, paused=False, at=9 * S)
-    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == ("up", 9 * S, "resumed")
+    assert (state(run).status, state(run).status_since_ms, state(run).status_reason) == (
+        "up",
+        9 * S,
+        "resumed",
+    )
 
 
 def test_every_reason_but_going_down_is_one_shared_object():
@@ -238,7 +285,9 @@ def test_a_snapshot_from_before_status_since_existed_still_restores():
     old_fields = MonitorState.__struct_fields__[: MonitorState.__struct_fields__.index("status_since_ms")]
     current = Run(misses=3).ping(0).ticks(1 * S, 72 * S)
     encoded = msgspec.json.encode(state(current))
-    old = msgspec.json.encode(msgspec.json.decode(encoded)[: len(old_fields)])  # the array an older version wrote
+    old = msgspec.json.encode(
+        msgspec.json.decode(encoded)[: len(old_fields)]
+    )  # the array an older version wrote
 
     restored = msgspec.json.decode(old, type=MonitorState)
     ev = PartitionEvaluator(0)

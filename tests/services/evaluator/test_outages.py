@@ -13,9 +13,19 @@ GAP = 30 * S
 
 
 def config(interval_s=60, grace_s=10, misses=1, schedule=None):
-    return MonitorConfig(id="m1", project_id="p1", name="backup", token="t", interval_s=interval_s, grace_s=grace_s,
-                         max_consecutive_misses=misses, channels=["c1"], created_ms=0, updated_ms=0,
-                         schedule=schedule)
+    return MonitorConfig(
+        id="m1",
+        project_id="p1",
+        name="backup",
+        token="t",
+        interval_s=interval_s,
+        grace_s=grace_s,
+        max_consecutive_misses=misses,
+        channels=["c1"],
+        created_ms=0,
+        updated_ms=0,
+        schedule=schedule,
+    )
 
 
 class Run:
@@ -26,8 +36,10 @@ class Run:
 
     def ping(self, at_ms):
         self.offset += 1
-        self.outputs += self.ev.apply_ping(Ping(id=f"p{at_ms}", monitor_id="m1", project_id="p1",
-                                                received_ms=at_ms, kind="success"), self.offset)
+        self.outputs += self.ev.apply_ping(
+            Ping(id=f"p{at_ms}", monitor_id="m1", project_id="p1", received_ms=at_ms, kind="success"),
+            self.offset,
+        )
         return self
 
     def ticks(self, start_ms, end_ms, step_ms=S):
@@ -47,13 +59,13 @@ def test_a_window_due_while_pingura_was_down_raises_no_alert():
     assert run.ev.skipped_windows == 19  # deadlines 70 s, 130 s ... 1,150 s; the 1,210 s one is after it
 
 
-
 def test_the_tick_that_shows_the_gap_says_so_once_as_an_output():
     run = Run().ping(0).ticks(1 * S, 50 * S)
     assert run.of(Outage) == []
     outputs = run.ev.advance(20 * M)
     assert [o for o in outputs if isinstance(o, Outage)] == [Outage(0, 50 * S, 20 * M, windows_skipped=19)]
     assert not any(isinstance(o, Outage) for o in run.ev.advance(20 * M + 1 * S))
+
 
 def test_the_first_window_after_the_outage_is_watched_as_usual():
     run = Run().ping(0).ticks(1 * S, 50 * S).ticks(20 * M, 22 * M)

@@ -103,4 +103,7 @@ def test_the_same_input_gives_the_same_reminders():
 def test_turning_reminders_on_while_down_reminds_from_the_incident_start():
     hb = down_at_70_minutes().ticks(1 * H + 11 * M, 2 * H, 60 * S).reconfigure(reminder_interval_s=3600)
     hb.ticks(2 * H, 3 * H + 15 * M, 10 * S)
-    assert [(a.reminder, a.at_ms) for a in hb.of(Alert) if a.reminder] == [(1, 2 * H + 10 * M), (2, 3 * H + 10 * M)]
+    assert [(a.reminder, a.at_ms) for a in hb.of(Alert) if a.reminder] == [
+        (1, 2 * H + 10 * M),
+        (2, 3 * H + 10 * M),
+    ]

@@ -76,7 +76,9 @@ pings = st.fixed_dictionaries({
 })  # fmt: skip
 steps = st.tuples(
     st.integers(0, 90 * S),  # event time moves on before this event (a tick every second or less is skipped)
-    st.one_of(st.tuples(st.just("config"), configs), st.tuples(st.just("ping"), pings), st.just(("tick", None))),
+    st.one_of(
+        st.tuples(st.just("config"), configs), st.tuples(st.just("ping"), pings), st.just(("tick", None))
+    ),
 )
 scenarios = st.lists(steps, min_size=1, max_size=60)
 
@@ -128,8 +130,14 @@ class Partition:
         changed, own = self.ev.changed(), self.ev.partition_changed()
         for state in changed:
             state.applied_offset = max(state.applied_offset, self.offset)
-            snapshot = MonitorSnapshot(monitor_id=state.monitor_id, partition=0, offset=self.offset,
-                                       clock_ms=self.ev.clock_ms, state=encode_state(state), state_v=STATE_VERSION)
+            snapshot = MonitorSnapshot(
+                monitor_id=state.monitor_id,
+                partition=0,
+                offset=self.offset,
+                clock_ms=self.ev.clock_ms,
+                state=encode_state(state),
+                state_v=STATE_VERSION,
+            )
             self.state_topic[state.monitor_id] = encode(snapshot)
         if own is not None:
             self.state_topic[""] = encode(PartitionSnapshot(partition=0, offset=self.offset, clock_ms=self.ev.clock_ms,
@@ -138,7 +146,9 @@ class Partition:
         self.ev.saved(changed, own)
 
 
-def restarted(state_topic: dict[str, bytes], applied: list[tuple[str, object]], outage_gap_ms: int) -> Partition:
+def restarted(
+    state_topic: dict[str, bytes], applied: list[tuple[str, object]], outage_gap_ms: int
+) -> Partition:
     """A new evaluator from the snapshots, as StateStore.restore and the adapter's start build it."""
     part = Partition(PartitionEvaluator(0, LATENESS_MS, outage_gap_ms))
     part.state_topic = dict(state_topic)
@@ -192,7 +202,9 @@ def run(scenario, checkpoints: set[int], outage_gap_ms: int = 0) -> Replay:
     at_restart = [resumed.ev.apply_config(config) for config in written]
     replayed = [resumed.apply(kind, event) for kind, event in events[last + 1 :]]
     return Replay(
-        expected=outputs[last + 1 :], replayed=replayed, at_restart=[o for batch in at_restart for o in batch],
+        expected=outputs[last + 1 :],
+        replayed=replayed,
+        at_restart=[o for batch in at_restart for o in batch],
         before=[o for batch in outputs[: last + 1] for o in batch],
         deleted={m for m, config in {c.id: c for c in written}.items() if config.deleted},
     )
@@ -200,7 +212,9 @@ def run(scenario, checkpoints: set[int], outage_gap_ms: int = 0) -> Replay:
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # the default count: ~1 s
 @given(scenarios, st.sets(st.integers(0, 60), max_size=6), st.sampled_from([0, 30 * S]))
-def test_a_restored_evaluator_replays_exactly_what_the_uninterrupted_one_did(scenario, checkpoints, outage_gap_ms):
+def test_a_restored_evaluator_replays_exactly_what_the_uninterrupted_one_did(
+    scenario, checkpoints, outage_gap_ms
+):
     replay = run(scenario, checkpoints, outage_gap_ms)
     # Configs read again change nothing a snapshot holds: only deleted heartbeats say anything again.
     assert all(isinstance(o, StatusChanged) and o.monitor_id in replay.deleted for o in replay.at_restart)
@@ -232,13 +246,20 @@ def test_a_restart_just_after_an_outage_still_skips_the_windows_it_overlapped():
     replay = run(scenario, {3}, outage_gap_ms=30 * S)
     assert replay.replayed == replay.expected
     assert [(type(o).__name__, getattr(o, "reason", None)) for batch in replay.replayed for o in batch] == [
-        ("StatusChanged", Reason.OUTAGE)]  # up again, not missed
+        ("StatusChanged", Reason.OUTAGE)
+    ]  # up again, not missed
 
 
 def test_a_heartbeat_created_paused_and_deleted_between_checkpoints_says_so_again_with_the_same_id():
     config = {"monitor": "hb_a", "interval_s": 60, "grace_s": 0, "max_consecutive_misses": 1, "paused": True,
               "deleted": False, "schedule": None, "max_runtime_s": None, "recovery_threshold": 1,
               "reminder_interval_s": None, "channels": []}  # fmt: skip
-    scenario = [(0, ("config", config)), (0, ("config", {**config, "deleted": True})), (1 * S, ("tick", None))]
+    scenario = [
+        (0, ("config", config)),
+        (0, ("config", {**config, "deleted": True})),
+        (1 * S, ("tick", None)),
+    ]
     replay = run(scenario, {2})
-    assert replay.at_restart == replay.before and [o.reason for o in replay.at_restart] == [Reason.CREATED_PAUSED]
+    assert replay.at_restart == replay.before and [o.reason for o in replay.at_restart] == [
+        Reason.CREATED_PAUSED
+    ]

@@ -10,8 +10,12 @@ def test_a_start_then_a_success_measures_the_run():
     hb = Monitor().ping(0).start(1 * H).ping(1 * H + 90 * S)
     assert hb.measured == [("", 90.0)]
     run = hb.of(RunMeasured)[0]
-    assert (run.id, run.ping_id, run.started_ms, run.ended_ms) == ("m1:run:success-3690000", "success-3690000",
-                                                                   1 * H, 1 * H + 90 * S)
+    assert (run.id, run.ping_id, run.started_ms, run.ended_ms) == (
+        "m1:run:success-3690000",
+        "success-3690000",
+        1 * H,
+        1 * H + 90 * S,
+    )
     assert hb.statuses == ["up", "running", "up"]
     assert hb.status == "up"
 

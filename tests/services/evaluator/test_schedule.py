@@ -28,7 +28,9 @@ def test_it_finds_the_next_run_strictly_after_a_time(schedule, after, expected):
 
 def test_it_reads_the_schedule_in_its_time_zone():
     after = local_ms("UTC", "2025-06-01 12:00")
-    assert next_run_ms("0 9 * * *", NEW_YORK, after) == local_ms(NEW_YORK, "2025-06-01 09:00")  # 13:00 UTC, same day
+    assert next_run_ms("0 9 * * *", NEW_YORK, after) == local_ms(
+        NEW_YORK, "2025-06-01 09:00"
+    )  # 13:00 UTC, same day
     assert next_run_ms("0 9 * * *", BERLIN, after) == local_ms(BERLIN, "2025-06-02 09:00")  # 07:00 UTC
 
 
@@ -67,7 +69,10 @@ def test_jobs_more_frequent_than_daily_follow_real_time_across_the_changes():
     for _ in range(3):
         fall.append(next_run_ms("0 * * * *", NEW_YORK, fall[-1]))
     assert [t - fall[1] for t in fall[1:]] == [0, 1 * H, 2 * H]
-    assert fall[1:3] == [local_ms(NEW_YORK, "2025-11-02 01:00", fold=0), local_ms(NEW_YORK, "2025-11-02 01:00", fold=1)]
+    assert fall[1:3] == [
+        local_ms(NEW_YORK, "2025-11-02 01:00", fold=0),
+        local_ms(NEW_YORK, "2025-11-02 01:00", fold=1),
+    ]
     spring = next_run_ms("0 * * * *", BERLIN, local_ms(BERLIN, "2025-03-30 01:30"))
     assert spring == local_ms(BERLIN, "2025-03-30 03:00") == local_ms(BERLIN, "2025-03-30 01:30") + 30 * M
 
@@ -111,7 +116,9 @@ def test_a_new_scheduled_heartbeat_expects_nothing_until_its_first_check_in():
 
 def test_missed_runs_follow_the_schedule_not_an_interval():
     friday = local_ms(NEW_YORK, "2025-06-06 06:01")
-    hb = Monitor(schedule="0 6 * * 1-5", timezone=NEW_YORK, grace_s=600, max_consecutive_misses=3).ping(friday)
+    hb = Monitor(schedule="0 6 * * 1-5", timezone=NEW_YORK, grace_s=600, max_consecutive_misses=3).ping(
+        friday
+    )
     hb.ticks(friday, local_ms(NEW_YORK, "2025-06-10 06:11"), 60 * S)
     assert hb.misses == [local_ms(NEW_YORK, "2025-06-09 06:10"), local_ms(NEW_YORK, "2025-06-10 06:10")]
     assert hb.alerts == [] and hb.status == "late"  # nothing over the weekend

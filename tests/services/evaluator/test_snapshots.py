@@ -32,7 +32,11 @@ def test_schedule_runs_and_reminder_count_survive_a_snapshot():
     assert state.extra == hb.state.extra
     assert state.extra.rules == Rules(schedule="0 * * * *", timezone="Europe/Berlin", max_runtime_ms=7_200_000,
                                       recovery_threshold=2, reminder_interval_ms=3_600_000)  # fmt: skip
-    assert (state.extra.runs, state.extra.streak, state.extra.reminders) == ((("a", 2 * H + 20 * M, False),), 1, 1)
+    assert (state.extra.runs, state.extra.streak, state.extra.reminders) == (
+        (("a", 2 * H + 20 * M, False),),
+        1,
+        1,
+    )
     # it goes on where it was: the run is measured, the second success recovers
     end = Ping(id="e", monitor_id="m1", project_id="p1", received_ms=2 * H + 30 * M, kind="success", rid="a")
     outputs = ev.apply_ping(end, offset=1000)
@@ -51,7 +55,9 @@ def test_the_reminder_numbering_goes_on_after_a_restore():
 def test_an_old_snapshot_without_the_new_fields_still_restores():
     fields = MonitorState.__struct_fields__
     hb = Monitor(max_consecutive_misses=3).ping(0).ticks(0, 1 * H + 15 * M, 60 * S)
-    old = encode(msgspec.json.decode(encode(hb.state))[: fields.index("extra")])  # what the previous version wrote
+    old = encode(
+        msgspec.json.decode(encode(hb.state))[: fields.index("extra")]
+    )  # what the previous version wrote
     state = decode(old)
     assert state.extra is None and (state.status, state.problems) == ("late", 1)
     ev = PartitionEvaluator(0)
@@ -90,5 +96,7 @@ def test_restored_monitors_share_what_configured_ones_share():
     assert x.interval_ms is y.interval_ms and x.grace_ms is y.grace_ms
     assert x.project_id is y.project_id and x.channels is y.channels and x.tags is y.tags
     assert x.status is y.status and x.status_reason is y.status_reason
-    assert x.monitor_id is sys.intern("".join(["hb_", "x"]))  # the query views and ingest's index hold this one
+    assert x.monitor_id is sys.intern(
+        "".join(["hb_", "x"])
+    )  # the query views and ingest's index hold this one
     assert (x.interval_ms, x.grace_ms) == (600_000, 300_000)

@@ -33,29 +33,52 @@ async def open_bus(tmp_path, max_pending=50_000) -> tuple[LocalBus, TokenIndex]:
 
 
 async def add_monitor(bus, token, revision=1, deleted=False, monitor_id="hb_1", slug=None, project_id="p"):
-    cfg = MonitorConfig(id=monitor_id, project_id=project_id, name="n", token=token, interval_s=60, grace_s=0,
-                        created_ms=0, updated_ms=0, revision=revision, deleted=deleted, slug=slug)
+    cfg = MonitorConfig(
+        id=monitor_id,
+        project_id=project_id,
+        name="n",
+        token=token,
+        interval_s=60,
+        grace_s=0,
+        created_ms=0,
+        updated_ms=0,
+        revision=revision,
+        deleted=deleted,
+        slug=slug,
+    )
     await bus.publish(TOPICS.monitors, cfg.id, encode(cfg))
     return cfg
 
 
 async def add_project(bus, project_id="p", ping_key=None, auto_create=True) -> ProjectConfig:
-    project = ProjectConfig(id=project_id, name=project_id, created_ms=0, ping_key=ping_key, auto_create=auto_create)
+    project = ProjectConfig(
+        id=project_id, name=project_id, created_ms=0, ping_key=ping_key, auto_create=auto_create
+    )
     await bus.publish(TOPICS.projects, project.id, encode(project))
     return project
 
 
 async def add_channel(bus, channel_id, project_id="p", deleted=False, updated_ms=0) -> None:
-    channel = ChannelConfig(id=channel_id, project_id=project_id, kind="webhook", name=channel_id, created_ms=0,
-                            updated_ms=updated_ms, deleted=deleted)
+    channel = ChannelConfig(
+        id=channel_id,
+        project_id=project_id,
+        kind="webhook",
+        name=channel_id,
+        created_ms=0,
+        updated_ms=updated_ms,
+        deleted=deleted,
+    )
     await bus.publish(TOPICS.channels, channel.id, encode(channel))
 
 
 async def monitors_on_bus(bus) -> list[MonitorConfig]:
     reader = bus.reader([(TOPICS.monitors, p) for p in range(PARTITIONS)])
     await reader.start()
-    return [e for e in (decode(r.value) for r in await reader.poll(max_records=100_000, timeout_ms=100))
-            if isinstance(e, MonitorConfig)]
+    return [
+        e
+        for e in (decode(r.value) for r in await reader.poll(max_records=100_000, timeout_ms=100))
+        if isinstance(e, MonitorConfig)
+    ]
 
 
 async def pings_on_bus(bus) -> list[Ping]:
@@ -86,16 +109,23 @@ class Served:
 async def serve(tmp_path, settings: Settings | None = None) -> Served:
     settings = settings or Settings()
     bus, index = await open_bus(tmp_path)
-    runner = GuardedAppRunner(ingest_app(settings, bus, TOPICS, index), header_timeout_s=settings.header_timeout_s,
-                              access_log=None)
+    runner = GuardedAppRunner(
+        ingest_app(settings, bus, TOPICS, index), header_timeout_s=settings.header_timeout_s, access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return Served(bus, index, runner, runner.addresses[0][1])
 
 
-async def exchange(port: int, *pieces: bytes, pause_s: float = 0.0, end: bool = False,
-                   timeout_s: float = 5.0, head: bool = False) -> bytes:
+async def exchange(
+    port: int,
+    *pieces: bytes,
+    pause_s: float = 0.0,
+    end: bool = False,
+    timeout_s: float = 5.0,
+    head: bool = False,
+) -> bytes:
     """Send ``pieces`` (pausing between them), optionally half-close, and return the
     response (b"" if the server closed without one). ``head``: a HEAD has no body."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -124,8 +154,11 @@ async def read_response(reader: asyncio.StreamReader, head: bool) -> bytes:
             final = final.partition(b"\r\n\r\n")[2]
         if b"\r\n\r\n" in final:
             headers, _, body = final.partition(b"\r\n\r\n")
-            length = [int(line.split(b":")[1]) for line in headers.lower().split(b"\r\n")
-                      if line.startswith(b"content-length:")]
+            length = [
+                int(line.split(b":")[1])
+                for line in headers.lower().split(b"\r\n")
+                if line.startswith(b"content-length:")
+            ]
             if head or (length and len(body) >= length[0]):
                 return data
     return data
@@ -140,8 +173,14 @@ def status_of(response: bytes) -> int | None:
     return int(response.split(b" ", 2)[1])
 
 
-def request(method: str, target: str, headers: dict[str, str | bytes] | None = None, body: bytes = b"",
-            *, length: bool = True) -> bytes:
+def request(
+    method: str,
+    target: str,
+    headers: dict[str, str | bytes] | None = None,
+    body: bytes = b"",
+    *,
+    length: bool = True,
+) -> bytes:
     """A raw HTTP/1.1 request; Content-Length is added unless ``length`` is False."""
     lines = [f"{method} {target} HTTP/1.1".encode(), b"Host: pingura.test", b"Connection: close"]
     for name, value in (headers or {}).items():

@@ -36,7 +36,13 @@ async def test_a_ping_is_on_the_bus_when_it_is_answered(ingest):
     r = await client.post(f"/api/heartbeat/{token}/7?message=hi", headers={"User-Agent": "cron"})
     assert r.status == 200 and await r.text() == "OK\n"
     [ping] = await pings_on_bus(bus)
-    assert (ping.monitor_id, ping.kind, ping.exit_code, ping.message, ping.user_agent) == ("hb_1", "fail", 7, "hi", "cron")
+    assert (ping.monitor_id, ping.kind, ping.exit_code, ping.message, ping.user_agent) == (
+        "hb_1",
+        "fail",
+        7,
+        "hi",
+        "cron",
+    )
     assert ping.source_ip == "127.0.0.1"
 
 
@@ -101,4 +107,3 @@ async def test_a_token_spelled_any_other_way_is_unknown(ingest):
         r = await client.post(f"/api/heartbeat/{spelling}")
         assert r.status == 404, spelling
     assert len(await pings_on_bus(bus)) == 1
-

@@ -35,8 +35,10 @@ async def served(tmp_path):
 async def test_a_body_sent_in_many_small_pieces_is_stored_whole(served):
     served, path = served
     message = "".join(f"line {i}: all good\n" for i in range(600))[:10_000]
-    raw = request("POST", path, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode())
-    pieces = [raw[i:i + 100] for i in range(0, len(raw), 100)]  # ~0.2 s of pauses, within the timeout
+    raw = request(
+        "POST", path, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+    )
+    pieces = [raw[i : i + 100] for i in range(0, len(raw), 100)]  # ~0.2 s of pauses, within the timeout
     assert len(raw) > 10_000
     assert status_of(await exchange(served.port, *pieces, pause_s=0.002)) == 200
     [ping] = await pings_on_bus(served.bus)
@@ -69,8 +71,10 @@ async def test_an_unterminated_chunked_body_is_not_recorded(served):
     assert ping_count(served.bus) == 0
 
 
-@pytest.mark.parametrize("framing, rest", [({"Content-Length": "1000"}, b"0123456789"),
-                                           ({"Transfer-Encoding": "chunked"}, b"5\r\nhello\r\n")])
+@pytest.mark.parametrize(
+    "framing, rest",
+    [({"Content-Length": "1000"}, b"0123456789"), ({"Transfer-Encoding": "chunked"}, b"5\r\nhello\r\n")],
+)
 async def test_a_body_that_stops_arriving_gets_408_and_is_not_recorded(served, framing, rest):
     served, path = served
     head = request("POST", path, {"Content-Type": "text/plain", **framing}, length=False)
@@ -88,25 +92,31 @@ async def test_a_body_over_the_hard_limit_is_413_even_when_chunked(served):
     assert ping_count(served.bus) == 0
 
 
-@pytest.mark.parametrize("encoding, body", [
-    ("gzip", gzip.compress(b"backup done")),  # honest, but not accepted: see refuse_undecodable
-    ("gzip", b"backup done"),  # lying
-    ("deflate", b"backup done"),
-    ("x-unknown", b"backup done"),
-    ("gzip, gzip", gzip.compress(gzip.compress(b"backup done"))),
-])
+@pytest.mark.parametrize(
+    "encoding, body",
+    [
+        ("gzip", gzip.compress(b"backup done")),  # honest, but not accepted: see refuse_undecodable
+        ("gzip", b"backup done"),  # lying
+        ("deflate", b"backup done"),
+        ("x-unknown", b"backup done"),
+        ("gzip, gzip", gzip.compress(gzip.compress(b"backup done"))),
+    ],
+)
 async def test_a_compressed_body_is_refused_with_a_reason(served, encoding, body):
     served, path = served
-    response = await exchange(served.port, request("POST", path, {"Content-Encoding": encoding,
-                                                                  "Content-Type": "text/plain"}, body))
+    response = await exchange(
+        served.port, request("POST", path, {"Content-Encoding": encoding, "Content-Type": "text/plain"}, body)
+    )
     assert status_of(response) == 415 and b"send the body uncompressed" in response
     assert ping_count(served.bus) == 0
 
 
 async def test_an_identity_content_encoding_is_no_encoding(served):
     served, path = served
-    response = await exchange(served.port, request("POST", path, {"Content-Encoding": "identity",
-                                                                  "Content-Type": "text/plain"}, b"done"))
+    response = await exchange(
+        served.port,
+        request("POST", path, {"Content-Encoding": "identity", "Content-Type": "text/plain"}, b"done"),
+    )
     assert status_of(response) == 200
 
 

@@ -64,7 +64,7 @@ async def test_a_150_kb_log_is_accepted_and_its_first_100_kib_kept(ingest):
     r = await client.post(f"/api/heartbeat/{token}", data=log)  # as borgmatic sends it: no Content-Type
     assert r.status == 200
     ping = await last_ping(bus)
-    assert ping.output == log[:100 * 1024].decode() and ping.output_truncated is True
+    assert ping.output == log[: 100 * 1024].decode() and ping.output_truncated is True
     assert ping.message is None  # too long for a message; the output holds it
 
 
@@ -100,10 +100,19 @@ async def test_a_ping_url_takes_any_method_and_answers_ok_as_healthchecks_does(i
     assert (await last_ping(bus)).method == method
 
 
-@pytest.mark.parametrize("suffix, kind, exit_code", [
-    ("", "success", None), ("/start", "start", None), ("/fail", "fail", None), ("/log", "log", None),
-    ("/0", "success", 0), ("/1", "fail", 1), ("/255", "fail", 255), ("/007", "fail", 7),
-])
+@pytest.mark.parametrize(
+    "suffix, kind, exit_code",
+    [
+        ("", "success", None),
+        ("/start", "start", None),
+        ("/fail", "fail", None),
+        ("/log", "log", None),
+        ("/0", "success", 0),
+        ("/1", "fail", 1),
+        ("/255", "fail", 255),
+        ("/007", "fail", 7),
+    ],
+)
 async def test_every_word_healthchecks_takes_after_the_uuid(ingest, suffix, kind, exit_code):
     bus, client, token = ingest
     r = await client.post(f"/ping/{token}{suffix}", data=b"the output")
@@ -112,15 +121,18 @@ async def test_every_word_healthchecks_takes_after_the_uuid(ingest, suffix, kind
     assert (ping.kind, ping.exit_code, ping.output) == (kind, exit_code, "the output")
 
 
-@pytest.mark.parametrize("path, status, text", [
-    ("/ping/{token}/256", 400, "invalid url format"),
-    ("/ping/{token}/start?rid=684e2e73-017e-465f-8149-d70b7c5aaa490", 400, "invalid uuid format"),
-    ("/ping/{token}/start?rid=12345", 400, "invalid uuid format"),
-    ("/ping/{token}/nope", 404, "not found"),
-    ("/ping/{token}/start/more", 404, "not found"),
-    ("/ping/" + "A" * 32, 404, "not found"),
-    ("/ping/" + str(uuid.uuid4()), 404, "not found"),
-])
+@pytest.mark.parametrize(
+    "path, status, text",
+    [
+        ("/ping/{token}/256", 400, "invalid url format"),
+        ("/ping/{token}/start?rid=684e2e73-017e-465f-8149-d70b7c5aaa490", 400, "invalid uuid format"),
+        ("/ping/{token}/start?rid=12345", 400, "invalid uuid format"),
+        ("/ping/{token}/nope", 404, "not found"),
+        ("/ping/{token}/start/more", 404, "not found"),
+        ("/ping/" + "A" * 32, 404, "not found"),
+        ("/ping/" + str(uuid.uuid4()), 404, "not found"),
+    ],
+)
 async def test_ping_urls_answer_refusals_in_healthchecks_words(ingest, path, status, text):
     bus, client, token = ingest
     r = await client.get(path.format(token=token))
@@ -158,13 +170,20 @@ async def test_an_uptime_kuma_push_is_a_ping_answered_in_kumas_json(ingest):
 async def test_borgmatics_uptime_kuma_hook_is_understood(ingest):
     bus, client, token = ingest
     for query in ("status=up&msg=start", "status=up&msg=finish", "status=down&msg=fail"):
-        assert (await client.get(f"/api/push/{token}?{query}", headers={"User-Agent": "borgmatic"})).status == 200
+        assert (
+            await client.get(f"/api/push/{token}?{query}", headers={"User-Agent": "borgmatic"})
+        ).status == 200
     assert [(p.kind, p.message) for p in await pings_on_bus(bus)] == [
-        ("success", "start"), ("success", "finish"), ("fail", "fail")]
+        ("success", "start"),
+        ("success", "finish"),
+        ("fail", "fail"),
+    ]
 
 
-@pytest.mark.parametrize("path, status", [(f"/api/push/{'A' * 32}?status=up", 404), ("/api/push/nope", 404),
-                                          ("/api/push/{token}?ping=-5", 404)])
+@pytest.mark.parametrize(
+    "path, status",
+    [(f"/api/push/{'A' * 32}?status=up", 404), ("/api/push/nope", 404), ("/api/push/{token}?ping=-5", 404)],
+)
 async def test_kuma_refusals_are_its_json(ingest, path, status):
     bus, client, token = ingest
     r = await client.post(path.format(token=token))
@@ -187,19 +206,31 @@ async def test_cronitors_state_series_message_and_duration_metric(ingest):
     bus, client, token = ingest
     url = f"/api/heartbeat/{token}"
     await client.get(f"{url}?state=run&series=1732720000.5&host=web1&env=production")
-    await client.get(f"{url}?state=complete&series=1732720000.5&message=Processed+3&metric=duration:12.5"
-                     "&metric=count:3&stamp=1732720012.0")
+    await client.get(
+        f"{url}?state=complete&series=1732720000.5&message=Processed+3&metric=duration:12.5"
+        "&metric=count:3&stamp=1732720012.0"
+    )
     await client.get(f"{url}?state=fail&series=x&message=boom")
     await client.get(f"{url}?state=ok")
     run, complete, fail, ok = await pings_on_bus(bus)
     assert (run.kind, run.rid) == ("start", "1732720000.5")
     assert (complete.kind, complete.rid, complete.message, complete.duration_s) == (
-        "success", "1732720000.5", "Processed 3", 12.5)
+        "success",
+        "1732720000.5",
+        "Processed 3",
+        12.5,
+    )
     assert (fail.kind, fail.message, ok.kind) == ("fail", "boom", "success")
 
 
-@pytest.mark.parametrize("query, words", [("state=tick", "state must be"), ("series=" + "s" * 101, "series"),
-                                          ("metric=duration:fast", "duration")])
+@pytest.mark.parametrize(
+    "query, words",
+    [
+        ("state=tick", "state must be"),
+        ("series=" + "s" * 101, "series"),
+        ("metric=duration:fast", "duration"),
+    ],
+)
 async def test_cronitor_words_ingest_cannot_read_are_refused(ingest, query, words):
     _bus, client, token = ingest
     r = await client.get(f"/api/heartbeat/{token}?{query}")
@@ -222,14 +253,22 @@ async def test_every_format_is_the_same_event(ingest):
 # what is not UTF-8 ---------------------------------------------------------------------
 # A 200 means stored as sent: a field ingest reads that is not UTF-8 is refused, naming it,
 # rather than stored with U+FFFD in place of what the job sent.
-@pytest.mark.parametrize("path, status, answer", [
-    ("/api/heartbeat/{token}?message=caf%E9", 400, "message in the query string is not UTF-8\n"),
-    ("/api/heartbeat/{token}/fail?series=%FF", 400, "series in the query string is not UTF-8\n"),
-    ("/ping/{token}?status=%ED%A0%80", 400, "status in the query string is not UTF-8"),
-    ("/api/push/{token}?status=down&msg=caf%E9", 400,
-     {"ok": False, "msg": "msg in the query string is not UTF-8"}),
-])
-async def test_a_query_parameter_that_is_not_utf_8_is_refused_in_each_familys_words(ingest, path, status, answer):
+@pytest.mark.parametrize(
+    "path, status, answer",
+    [
+        ("/api/heartbeat/{token}?message=caf%E9", 400, "message in the query string is not UTF-8\n"),
+        ("/api/heartbeat/{token}/fail?series=%FF", 400, "series in the query string is not UTF-8\n"),
+        ("/ping/{token}?status=%ED%A0%80", 400, "status in the query string is not UTF-8"),
+        (
+            "/api/push/{token}?status=down&msg=caf%E9",
+            400,
+            {"ok": False, "msg": "msg in the query string is not UTF-8"},
+        ),
+    ],
+)
+async def test_a_query_parameter_that_is_not_utf_8_is_refused_in_each_familys_words(
+    ingest, path, status, answer
+):
     bus, client, token = ingest
     r = await client.get(path.format(token=token))
     assert (r.status, await (r.json() if isinstance(answer, dict) else r.text())) == (status, answer)
@@ -249,15 +288,26 @@ async def test_a_form_field_that_is_not_utf_8_is_refused_and_one_in_utf_8_is_sto
     assert (await last_ping(bus)).message == "caf\u00e9 \u2713"
 
 
-@pytest.mark.parametrize("body, content_type, message", [
-    (b'{"message": "\\ud800"}', "application/json", None),  # a lone surrogate: not JSON text can carry
-    (b'{"message": "\xff"}', "application/json", None),
-    (b'{"message": "\\ud800"}', None, '{"message": "\\ud800"}'),  # undeclared: not metadata, so text, as sent
-    (b"--x\r\nContent-Disposition: form-data; name=message\r\n\r\n\xff\r\n--x--\r\n",
-     "multipart/form-data; boundary=x", None),  # not read: the ping counts, nothing of the body is stored
-])
-async def test_json_with_bytes_or_surrogates_utf_8_cannot_carry_is_refused_or_kept_as_sent(ingest, body,
-                                                                                            content_type, message):
+@pytest.mark.parametrize(
+    "body, content_type, message",
+    [
+        (b'{"message": "\\ud800"}', "application/json", None),  # a lone surrogate: not JSON text can carry
+        (b'{"message": "\xff"}', "application/json", None),
+        (
+            b'{"message": "\\ud800"}',
+            None,
+            '{"message": "\\ud800"}',
+        ),  # undeclared: not metadata, so text, as sent
+        (
+            b"--x\r\nContent-Disposition: form-data; name=message\r\n\r\n\xff\r\n--x--\r\n",
+            "multipart/form-data; boundary=x",
+            None,
+        ),  # not read: the ping counts, nothing of the body is stored
+    ],
+)
+async def test_json_with_bytes_or_surrogates_utf_8_cannot_carry_is_refused_or_kept_as_sent(
+    ingest, body, content_type, message
+):
     bus, client, token = ingest
     headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
     r = await client.post(f"/api/heartbeat/{token}", data=body, headers=headers)

@@ -21,16 +21,27 @@ from services.ingest.logic import (
 )
 
 
-@pytest.mark.parametrize("suffix, outcome", [("", ("success", None)), ("fail", ("fail", None)),
-                                             ("0", ("success", 0)), ("1", ("fail", 1)), ("255", ("fail", 255)),
-                                             ("start", ("start", None)), ("log", ("log", None)),
-                                             ("run", ("start", None)), ("complete", ("success", None))])
+@pytest.mark.parametrize(
+    "suffix, outcome",
+    [
+        ("", ("success", None)),
+        ("fail", ("fail", None)),
+        ("0", ("success", 0)),
+        ("1", ("fail", 1)),
+        ("255", ("fail", 255)),
+        ("start", ("start", None)),
+        ("log", ("log", None)),
+        ("run", ("start", None)),
+        ("complete", ("success", None)),
+    ],
+)
 def test_the_url_says_success_failure_start_log_or_exit_code(suffix, outcome):
     assert parse_outcome(suffix) == outcome
 
 
-@pytest.mark.parametrize("state, kind", [("run", "start"), ("complete", "success"), ("fail", "fail"),
-                                         ("ok", "success")])
+@pytest.mark.parametrize(
+    "state, kind", [("run", "start"), ("complete", "success"), ("fail", "fail"), ("ok", "success")]
+)
 def test_cronitors_state_says_what_happened(state, kind):
     assert parse_outcome("", state) == (kind, None)
 
@@ -48,14 +59,20 @@ def test_leading_zeros_do_not_change_an_exit_code():
     assert parse_outcome("0000") == ("success", 0)
 
 
-@pytest.mark.parametrize("suffix, words", [
-    ("256", "out of range"), ("Start", "invalid URL"), ("-1", "invalid URL"), ("0256", "out of range"),
-    ("9" * 5000, "out of range"),  # int() would refuse it: 500
-    ("\u00b2", "invalid URL"),  # isdigit() but not int()
-    ("\u0663", "invalid URL"),  # int() reads it as 3
-    ("\uff11", "invalid URL"),  # fullwidth 1
-    ("Fail", "invalid URL"),
-])
+@pytest.mark.parametrize(
+    "suffix, words",
+    [
+        ("256", "out of range"),
+        ("Start", "invalid URL"),
+        ("-1", "invalid URL"),
+        ("0256", "out of range"),
+        ("9" * 5000, "out of range"),  # int() would refuse it: 500
+        ("\u00b2", "invalid URL"),  # isdigit() but not int()
+        ("\u0663", "invalid URL"),  # int() reads it as 3
+        ("\uff11", "invalid URL"),  # fullwidth 1
+        ("Fail", "invalid URL"),
+    ],
+)
 def test_other_suffixes_are_rejected_with_a_reason(suffix, words):
     with pytest.raises(PingRejected) as exc:
         parse_outcome(suffix)
@@ -72,9 +89,16 @@ def test_a_run_id_is_a_uuid_kept_in_lower_case_or_cronitors_series():
     assert parse_run_id({}) is None and parse_run_id({"series": ""}) is None
 
 
-@pytest.mark.parametrize("query", [{"rid": "12345"}, {"rid": "684e2e73-017e-465f-8149-d70b7c5aaa490"},
-                                   {"rid": "{3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b}"}, {"rid": ""},
-                                   {"series": "s" * 101}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"rid": "12345"},
+        {"rid": "684e2e73-017e-465f-8149-d70b7c5aaa490"},
+        {"rid": "{3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b}"},
+        {"rid": ""},
+        {"series": "s" * 101},
+    ],
+)
 def test_a_run_id_that_is_neither_is_refused(query):
     with pytest.raises(PingRejected) as exc:
         parse_run_id(query)
@@ -84,21 +108,26 @@ def test_a_run_id_that_is_neither_is_refused(query):
 
 
 def test_cronitors_duration_metric_is_the_duration_unless_one_is_given():
-    assert query_fields(MultiDict([("metric", "count:3"), ("metric", "duration:12.5")])) == {"duration": "12.5"}
+    assert query_fields(MultiDict([("metric", "count:3"), ("metric", "duration:12.5")])) == {
+        "duration": "12.5"
+    }
     assert query_fields(MultiDict([("duration", "2s"), ("metric", "duration:9")])) == {"duration": "2s"}
     assert query_fields(MultiDict([("message", "a"), ("message", "b"), ("x", "y")])) == {"message": "a"}
 
 
-@pytest.mark.parametrize("query, kind, fields", [
-    ({}, "success", {}),
-    ({"status": "up", "msg": "OK", "ping": "123"}, "success", {"message": "OK", "duration": "123ms"}),
-    ({"status": "down", "msg": "disk full"}, "fail", {"message": "disk full"}),
-    ({"status": "pending"}, "fail", {}),  # Kuma: anything but up is down
-    ({"status": ""}, "success", {}),
-    ({"ping": "12.5ms"}, "success", {"duration": "12.5ms"}),  # what parseFloat reads of it
-    ({"ping": ".5"}, "success", {"duration": "0.5ms"}),
-    ({"ping": "fast"}, "success", {}),
-])
+@pytest.mark.parametrize(
+    "query, kind, fields",
+    [
+        ({}, "success", {}),
+        ({"status": "up", "msg": "OK", "ping": "123"}, "success", {"message": "OK", "duration": "123ms"}),
+        ({"status": "down", "msg": "disk full"}, "fail", {"message": "disk full"}),
+        ({"status": "pending"}, "fail", {}),  # Kuma: anything but up is down
+        ({"status": ""}, "success", {}),
+        ({"ping": "12.5ms"}, "success", {"duration": "12.5ms"}),  # what parseFloat reads of it
+        ({"ping": ".5"}, "success", {"duration": "0.5ms"}),
+        ({"ping": "fast"}, "success", {}),
+    ],
+)
 def test_uptime_kumas_push_words(query, kind, fields):
     assert parse_kuma_query(query) == (kind, fields)
 
@@ -113,7 +142,13 @@ def test_a_kuma_ping_out_of_range_is_404_as_kuma_answers_it(ping):
 def test_a_slug_is_lower_case_letters_digits_dash_and_underscore():
     check_slug("backup-db_01")
     check_slug("x" * 100)
-    for slug, status in (("Backup", 400), ("back up", 404), ("x" * 101, 404), ("caf\u00e9", 404), ("a.b", 404)):
+    for slug, status in (
+        ("Backup", 400),
+        ("back up", 404),
+        ("x" * 101, 404),
+        ("caf\u00e9", 404),
+        ("a.b", 404),
+    ):
         with pytest.raises(PingRejected) as exc:
             check_slug(slug)
         assert exc.value.status == status, slug
@@ -121,7 +156,10 @@ def test_a_slug_is_lower_case_letters_digits_dash_and_underscore():
 
 def test_a_slugs_heartbeat_id_is_derived_from_project_and_slug():
     assert slug_monitor_id("prj_1", "backup-a") == slug_monitor_id("prj_1", "backup-a")
-    assert len({slug_monitor_id("prj_1", "a"), slug_monitor_id("prj_2", "a"), slug_monitor_id("prj_1", "a", 1)}) == 3
+    assert (
+        len({slug_monitor_id("prj_1", "a"), slug_monitor_id("prj_2", "a"), slug_monitor_id("prj_1", "a", 1)})
+        == 3
+    )
     assert re.fullmatch(r"hb_[0-9a-f]{16}", slug_monitor_id("prj_1", "a"))
 
 
@@ -137,7 +175,9 @@ def test_a_numeric_duration_is_seconds_and_the_raw_text_is_kept():
 
 def test_a_plain_text_body_is_the_output_and_the_message():
     assert parse_metadata({}, b"backup done: 3 files", "text/plain") == {
-        "message": "backup done: 3 files", "output": "backup done: 3 files"}
+        "message": "backup done: 3 files",
+        "output": "backup done: 3 files",
+    }
 
 
 def test_a_text_too_long_for_a_message_is_output_only_not_refused():
@@ -177,16 +217,23 @@ def test_an_undeclared_body_not_kept_whole_is_output_even_if_it_starts_like_meta
 
 def test_without_body_metadata_a_json_body_is_not_read_and_text_is_output():
     assert parse_metadata({"message": "q"}, b'{"status": "b"}', "application/json", body_metadata=False) == {
-        "message": "q"}
-    assert parse_metadata({}, b"status=x", FORM, body_metadata=False) == {"message": "status=x", "output": "status=x"}
+        "message": "q"
+    }
+    assert parse_metadata({}, b"status=x", FORM, body_metadata=False) == {
+        "message": "status=x",
+        "output": "status=x",
+    }
 
 
-@pytest.mark.parametrize("body, ctype, words", [
-    (b"[1]", "application/json", "object"),
-    (b'{"message": 5}', "application/json", "message must be a string"),
-    (b'{"duration": "fast"}', "application/json", "cannot read duration"),
-    (b"message=" + b"x" * 10_001, "application/x-www-form-urlencoded", "message is longer"),
-])
+@pytest.mark.parametrize(
+    "body, ctype, words",
+    [
+        (b"[1]", "application/json", "object"),
+        (b'{"message": 5}', "application/json", "message must be a string"),
+        (b'{"duration": "fast"}', "application/json", "cannot read duration"),
+        (b"message=" + b"x" * 10_001, "application/x-www-form-urlencoded", "message is longer"),
+    ],
+)
 def test_malformed_metadata_is_rejected(body, ctype, words):
     with pytest.raises(PingRejected) as exc:
         parse_metadata({}, body, ctype)
@@ -213,23 +260,33 @@ def test_a_spoofed_first_hop_does_not_win():
 def test_a_form_body_without_metadata_is_text_sent_by_curl_d():
     form = "application/x-www-form-urlencoded"
     assert parse_metadata({}, b"backup done: 3 files", form) == {
-        "message": "backup done: 3 files", "output": "backup done: 3 files"}
+        "message": "backup done: 3 files",
+        "output": "backup done: 3 files",
+    }
     assert parse_metadata({}, b'{"status": "ok"}', form) == {"status": "ok"}
     assert parse_metadata({}, b"status=ok&duration=2s", form) == {
-        "status": "ok", "duration_s": 2.0, "duration_raw": "2s"}
+        "status": "ok",
+        "duration_s": 2.0,
+        "duration_raw": "2s",
+    }
 
 
 @pytest.mark.parametrize("ctype", ["", "application/octet-stream", "application/x-www-form-urlencoded"])
 def test_an_undeclared_body_is_metadata_only_when_it_is_a_valid_metadata_object(ctype):
     assert parse_metadata({}, b'{"message": "hi", "duration": 3}', ctype) == {
-        "message": "hi", "duration_s": 3.0, "duration_raw": "3"}
+        "message": "hi",
+        "duration_s": 3.0,
+        "duration_raw": "3",
+    }
     for text in (b"{not json", b'{"message": 5}', b'{"other": 1}', b'{"duration": "fast"}', b"[1]", b"{"):
         assert parse_metadata({}, text, ctype) == {"message": text.decode(), "output": text.decode()}
 
 
 def test_a_declared_text_body_is_the_message_even_when_it_looks_like_json():
     assert parse_metadata({}, b'{"status": "ok"}', "text/plain") == {
-        "message": '{"status": "ok"}', "output": '{"status": "ok"}'}
+        "message": '{"status": "ok"}',
+        "output": '{"status": "ok"}',
+    }
 
 
 def test_a_declared_json_body_must_be_valid_json():
@@ -240,10 +297,14 @@ def test_a_declared_json_body_must_be_valid_json():
 
 
 def test_text_that_is_not_utf_8_is_kept_with_replacement_characters():
-    assert parse_metadata({}, b"caf\xe9 \xff", "text/plain") == {"message": "caf\ufffd \ufffd",
-                                                                  "output": "caf\ufffd \ufffd"}
-    assert parse_metadata({}, b"caf\xe9=1", "application/x-www-form-urlencoded") == {"message": "caf\ufffd=1",
-                                                                                     "output": "caf\ufffd=1"}
+    assert parse_metadata({}, b"caf\xe9 \xff", "text/plain") == {
+        "message": "caf\ufffd \ufffd",
+        "output": "caf\ufffd \ufffd",
+    }
+    assert parse_metadata({}, b"caf\xe9=1", "application/x-www-form-urlencoded") == {
+        "message": "caf\ufffd=1",
+        "output": "caf\ufffd=1",
+    }
 
 
 def test_a_query_message_wins_over_a_text_body():
@@ -254,19 +315,25 @@ def test_other_media_types_count_as_pings_without_reading_the_body():
     assert parse_metadata({}, b"\x89PNG...", "image/png") == {}
 
 
-@pytest.mark.parametrize("body, words", [
-    (b"[" * 20_000, "not valid JSON"),  # deeper than the decoder recurses
-    (b'{"a":' * 5000 + b"1" + b"}" * 5000, "not valid JSON"),
-    (b'{"message": "\xff"}', "not valid JSON"),
-    (b'{"message": "\\ud800"}', "not valid JSON"),  # a lone surrogate cannot become UTF-8
-    (b'{"duration": 1e400}', "not valid JSON"),
-    (b'{"duration": ' + b"9" * 5000 + b"}", "not valid JSON"),  # beyond what the decoder takes
-    (b'{"duration": ' + b"9" * 4299 + b"}", "longer than 400 days"),  # not given to str(), which takes fewer
-    (b'{"duration": ' + b"9" * 40 + b"}", "longer than 400 days"),
-    (b'{"duration": 1e300}', "longer than 400 days"),
-    ('{"duration": "\u0663s"}'.encode(), "cannot read duration"),
-    (b'{"duration": true}', "duration must be"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        (b"[" * 20_000, "not valid JSON"),  # deeper than the decoder recurses
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "not valid JSON"),
+        (b'{"message": "\xff"}', "not valid JSON"),
+        (b'{"message": "\\ud800"}', "not valid JSON"),  # a lone surrogate cannot become UTF-8
+        (b'{"duration": 1e400}', "not valid JSON"),
+        (b'{"duration": ' + b"9" * 5000 + b"}", "not valid JSON"),  # beyond what the decoder takes
+        (
+            b'{"duration": ' + b"9" * 4299 + b"}",
+            "longer than 400 days",
+        ),  # not given to str(), which takes fewer
+        (b'{"duration": ' + b"9" * 40 + b"}", "longer than 400 days"),
+        (b'{"duration": 1e300}', "longer than 400 days"),
+        ('{"duration": "\u0663s"}'.encode(), "cannot read duration"),
+        (b'{"duration": true}', "duration must be"),
+    ],
+)
 def test_hostile_json_is_a_400_with_a_one_line_reason(body, words):
     with pytest.raises(PingRejected) as exc:
         parse_metadata({}, body, "application/json")
@@ -285,21 +352,26 @@ def test_a_garbled_forwarded_address_from_a_trusted_proxy_is_kept_as_valid_text(
     assert client_ip("10.0.0.2", forwarded, PROXY) == "\ufffd\ufffd"
 
 
-@pytest.mark.parametrize("headers, status", [
-    ({"Content-Encoding": "gzip"}, 415),
-    ({"Content-Encoding": "identity, br"}, 415),
-    ({"Content-Encoding": "x-custom"}, 415),
-    ({"Transfer-Encoding": "gzip, chunked"}, 400),
-    ({"Transfer-Encoding": "identity"}, 400),
-])
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({"Content-Encoding": "gzip"}, 415),
+        ({"Content-Encoding": "identity, br"}, 415),
+        ({"Content-Encoding": "x-custom"}, 415),
+        ({"Transfer-Encoding": "gzip, chunked"}, 400),
+        ({"Transfer-Encoding": "identity"}, 400),
+    ],
+)
 def test_a_body_ingest_cannot_read_as_sent_is_refused(headers, status):
     with pytest.raises(PingRejected) as exc:
         refuse_undecodable(CIMultiDict(headers))
     assert exc.value.status == status
 
 
-@pytest.mark.parametrize("headers", [{}, {"Content-Encoding": "identity"}, {"Content-Encoding": ""},
-                                     {"Transfer-Encoding": "Chunked"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Content-Encoding": "identity"}, {"Content-Encoding": ""}, {"Transfer-Encoding": "Chunked"}],
+)
 def test_plain_bodies_pass(headers):
     refuse_undecodable(CIMultiDict(headers))
 
@@ -307,12 +379,15 @@ def test_plain_bodies_pass(headers):
 FORM = "application/x-www-form-urlencoded"
 
 
-@pytest.mark.parametrize("body, field", [
-    (b"message=caf%E9", "message"),  # Latin-1, percent-escaped
-    (b"status=caf\xe9&message=ok", "status"),  # Latin-1, raw
-    (b"duration=%ED%A0%80", "duration"),  # a surrogate spelled in UTF-8's way: not UTF-8
-    (b"message=ok&message=%FF", "message"),  # the one that counts (the last in a form)
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b"message=caf%E9", "message"),  # Latin-1, percent-escaped
+        (b"status=caf\xe9&message=ok", "status"),  # Latin-1, raw
+        (b"duration=%ED%A0%80", "duration"),  # a surrogate spelled in UTF-8's way: not UTF-8
+        (b"message=ok&message=%FF", "message"),  # the one that counts (the last in a form)
+    ],
+)
 def test_a_form_field_that_is_not_utf_8_is_refused_naming_it(body, field):
     # A 200 means stored as sent: read leniently, it would be stored with U+FFFD instead.
     with pytest.raises(PingRejected) as exc:
@@ -323,20 +398,30 @@ def test_a_form_field_that_is_not_utf_8_is_refused_naming_it(body, field):
 def test_a_form_is_read_as_utf_8_raw_or_percent_escaped_and_what_it_does_not_use_is_not_checked():
     assert parse_metadata({}, b"message=caf%C3%A9&x=%FF", FORM) == {"message": "caf\u00e9"}
     assert parse_metadata({}, "status=caf\u00e9+ok&\xe9=1".encode("utf-8") + b"\xff", FORM) == {
-        "status": "caf\u00e9 ok"}
+        "status": "caf\u00e9 ok"
+    }
     assert parse_metadata({}, b"message=%EF%BF%BD", FORM) == {"message": "\ufffd"}  # sent as such: kept
 
 
-@pytest.mark.parametrize("raw, field", [("message=%FF", "message"), ("x=1&status=caf%E9", "status"),
-                                        ("series=%ED%A0%80", "series"), ("metric=duration:%C3", "metric"),
-                                        ("msg=%FE", "msg"), ("rid=%FF", "rid")])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ("message=%FF", "message"),
+        ("x=1&status=caf%E9", "status"),
+        ("series=%ED%A0%80", "series"),
+        ("metric=duration:%C3", "metric"),
+        ("msg=%FE", "msg"),
+        ("rid=%FF", "rid"),
+    ],
+)
 def test_a_query_parameter_ingest_reads_that_is_not_utf_8_is_refused_naming_it(raw, field):
     with pytest.raises(PingRejected) as exc:
         refuse_undecodable_query(raw)
     assert (exc.value.status, exc.value.reason) == (400, f"{field} in the query string is not UTF-8")
 
 
-@pytest.mark.parametrize("raw", ["", "message=ok", "x=%FF&message=caf%C3%A9", "message=%EF%BF%BD", "%FF=1",
-                                 "utm_source=%E9t%E9"])
+@pytest.mark.parametrize(
+    "raw", ["", "message=ok", "x=%FF&message=caf%C3%A9", "message=%EF%BF%BD", "%FF=1", "utm_source=%E9t%E9"]
+)
 def test_query_parameters_in_utf_8_or_not_read_pass(raw):
     refuse_undecodable_query(raw)

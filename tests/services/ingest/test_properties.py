@@ -42,11 +42,19 @@ from tests.services.ingest.support import (
 )
 
 # Module-local rather than registered: other modules register profiles of the same names.
-_COMMON = dict(deadline=None, database=None, print_blob=True,
-               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                      HealthCheck.data_too_large])
-PROFILE = {"ci": settings(max_examples=150, **_COMMON),
-           "thorough": settings(max_examples=4000, **_COMMON)}[os.environ.get("PINGURA_HYPOTHESIS_PROFILE", "ci")]
+_COMMON = dict(
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+PROFILE = {"ci": settings(max_examples=150, **_COMMON), "thorough": settings(max_examples=4000, **_COMMON)}[
+    os.environ.get("PINGURA_HYPOTHESIS_PROFILE", "ci")
+]
 
 METADATA = ("status", "message", "duration")
 FORM = "application/x-www-form-urlencoded"
@@ -59,7 +67,9 @@ BODY_TIMEOUT_S = 1.0  # a header may promise more body than is sent
 
 @pytest.fixture
 async def served(tmp_path):
-    settings = Settings(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),), ping_body_timeout_s=BODY_TIMEOUT_S)
+    settings = Settings(
+        trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),), ping_body_timeout_s=BODY_TIMEOUT_S
+    )
     served = await serve(tmp_path, settings)
     await add_monitor(served.bus, TOKEN, slug=SLUG, project_id="p")
     project = ProjectConfig(id="p", name="p", created_ms=0, ping_key=PING_KEY)
@@ -87,38 +97,67 @@ def mostly(common: st.SearchStrategy, rare: st.SearchStrategy) -> st.SearchStrat
     return st.integers(0, 4).flatmap(lambda n: common if n else rare)
 
 
-suffixes = mostly(st.sampled_from([None, "fail", "0", "1", "255", "007", "start", "log", "run", "complete"]),
-                  st.sampled_from(["", "256", "\u00b2", "\u0663", "FAIL", "Start", "tick", "9" * 5000])
-                  | st.integers(0, 300).map(str) | st.text(max_size=12))
+suffixes = mostly(
+    st.sampled_from([None, "fail", "0", "1", "255", "007", "start", "log", "run", "complete"]),
+    st.sampled_from(["", "256", "\u00b2", "\u0663", "FAIL", "Start", "tick", "9" * 5000])
+    | st.integers(0, 300).map(str)
+    | st.text(max_size=12),
+)
 durations = mostly(
-    st.sampled_from(["12.5s", "350ms", "1m30s", "2h", "1d", "42", "0.5", "1e-05", "1h 2m"]) | st.integers(0, 10**6)
+    st.sampled_from(["12.5s", "350ms", "1m30s", "2h", "1d", "42", "0.5", "1e-05", "1h 2m"])
+    | st.integers(0, 10**6)
     | st.floats(0, 10**6),
-    st.sampled_from(["fast", "-5", "\u0663s", "1_000", "inf", "nan", "401d", "", " "]) | st.integers() | st.floats()
-    | st.text(max_size=70) | st.booleans() | st.lists(st.integers(), max_size=2))
+    st.sampled_from(["fast", "-5", "\u0663s", "1_000", "inf", "nan", "401d", "", " "])
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=70)
+    | st.booleans()
+    | st.lists(st.integers(), max_size=2),
+)
 statuses = mostly(st.text(max_size=100), st.text(min_size=101, max_size=110) | st.integers())
 messages = mostly(st.text(max_size=200), st.integers(9_990, 10_010).map(lambda n: "m" * n) | st.booleans())
-field_values = {"status": statuses | st.none(), "message": messages | st.none(), "duration": durations | st.none()}
+field_values = {
+    "status": statuses | st.none(),
+    "message": messages | st.none(),
+    "duration": durations | st.none(),
+}
 RID = "3F2A4B1C-0d5e-4f60-8a7b-9c0d1e2f3a4b"
 signal_values = {  # what else a query may say, Cronitor's words among it
-    "rid": mostly(st.just(RID), st.sampled_from(["12345", RID + "0", "{" + RID + "}", ""]) | st.text(max_size=40)),
+    "rid": mostly(
+        st.just(RID), st.sampled_from(["12345", RID + "0", "{" + RID + "}", ""]) | st.text(max_size=40)
+    ),
     "series": mostly(st.text(max_size=100), st.text(min_size=101, max_size=105)),
     "state": mostly(st.sampled_from(["run", "complete", "fail", "ok"]), st.sampled_from(["", "RUN", "tick"])),
-    "metric": st.sampled_from(["count:3", "duration:", "error_count:1"]) | durations.map(lambda d: f"duration:{d}"),
+    "metric": st.sampled_from(["count:3", "duration:", "error_count:1"])
+    | durations.map(lambda d: f"duration:{d}"),
 }
 # Bytes (percent-escaped) that may not be UTF-8: a field ingest reads must be, others need not.
-escaped_bytes = st.binary(max_size=6) | st.sampled_from([b"caf\xe9", b"\xed\xa0\x80", b"\xef\xbf\xbd", b"\xc3"])
-query_pairs = st.one_of(st.tuples(st.sampled_from((*METADATA, "x")), st.text(max_size=40)),
-                        st.tuples(st.sampled_from((*METADATA, "x", "series")), escaped_bytes),
-                        *(st.tuples(st.just(name), values) for name, values in signal_values.items()))
+escaped_bytes = st.binary(max_size=6) | st.sampled_from(
+    [b"caf\xe9", b"\xed\xa0\x80", b"\xef\xbf\xbd", b"\xc3"]
+)
+query_pairs = st.one_of(
+    st.tuples(st.sampled_from((*METADATA, "x")), st.text(max_size=40)),
+    st.tuples(st.sampled_from((*METADATA, "x", "series")), escaped_bytes),
+    *(st.tuples(st.just(name), values) for name, values in signal_values.items()),
+)
 objects = st.fixed_dictionaries({}, optional={**field_values, "other": st.text(max_size=10)})
 json_bodies = objects.map(msgspec.json.encode)
-form_bodies = st.lists(st.tuples(st.sampled_from((*METADATA, "x")), st.text(max_size=40) | escaped_bytes),
-                       max_size=4).map(lambda pairs: urlencode(pairs, quote_via=quote).encode())
-raw_form_bodies = st.lists(st.tuples(st.sampled_from((*METADATA, "x")),  # bytes as they are, unescaped
-                                     st.binary(max_size=8).map(lambda b: bytes(c for c in b if c not in b"&=%+"))),
-                           min_size=1, max_size=3).map(lambda pairs: b"&".join(k.encode() + b"=" + v for k, v in pairs))
+form_bodies = st.lists(
+    st.tuples(st.sampled_from((*METADATA, "x")), st.text(max_size=40) | escaped_bytes), max_size=4
+).map(lambda pairs: urlencode(pairs, quote_via=quote).encode())
+raw_form_bodies = st.lists(
+    st.tuples(
+        st.sampled_from((*METADATA, "x")),  # bytes as they are, unescaped
+        st.binary(max_size=8).map(lambda b: bytes(c for c in b if c not in b"&=%+")),
+    ),
+    min_size=1,
+    max_size=3,
+).map(lambda pairs: b"&".join(k.encode() + b"=" + v for k, v in pairs))
 bodies = st.one_of(
-    st.just(b""), json_bodies, form_bodies, raw_form_bodies,
+    st.just(b""),
+    json_bodies,
+    form_bodies,
+    raw_form_bodies,
     st.text(max_size=300).map(str.encode),
     st.text(max_size=100).map(lambda t: ("{" + t).encode()),
     st.binary(max_size=300),
@@ -128,17 +167,28 @@ bodies = st.one_of(
     st.integers(KEPT - 1, KEPT + 1).map(lambda n: b"message=" + b"x" * (n - 8)),
 )
 # header value -> the media type aiohttp reads from it ("" when there is no header)
-CONTENT_TYPES = {None: "", "": "application/octet-stream", "application/json": "application/json",
-                 "application/json; charset=utf-8": "application/json", "APPLICATION/JSON": "application/json",
-                 "application/vnd.pingura+json": "application/vnd.pingura+json", "text/plain": "text/plain",
-                 "text/plain; charset=latin-1": "text/plain", "text/csv": "text/csv", FORM: FORM,
-                 "application/octet-stream": "application/octet-stream",
-                 "multipart/form-data; boundary=x": "multipart/form-data", "image/png": "image/png"}
+CONTENT_TYPES = {
+    None: "",
+    "": "application/octet-stream",
+    "application/json": "application/json",
+    "application/json; charset=utf-8": "application/json",
+    "APPLICATION/JSON": "application/json",
+    "application/vnd.pingura+json": "application/vnd.pingura+json",
+    "text/plain": "text/plain",
+    "text/plain; charset=latin-1": "text/plain",
+    "text/csv": "text/csv",
+    FORM: FORM,
+    "application/octet-stream": "application/octet-stream",
+    "multipart/form-data; boundary=x": "multipart/form-data",
+    "image/png": "image/png",
+}
 ENCODINGS = [None, "identity", "gzip", "GZIP", "deflate", "x-custom", "identity, gzip"]
 header_bytes = st.binary(max_size=250).map(
-    lambda b: bytes(c for c in b if c == 9 or 0x20 <= c != 0x7F))  # what HTTP allows in a value
-forwarded = st.one_of(st.none(), st.sampled_from(["198.51.100.1", "198.51.100.1, 127.0.0.5", "127.0.0.9"]),
-                      header_bytes)
+    lambda b: bytes(c for c in b if c == 9 or 0x20 <= c != 0x7F)
+)  # what HTTP allows in a value
+forwarded = st.one_of(
+    st.none(), st.sampled_from(["198.51.100.1", "198.51.100.1, 127.0.0.5", "127.0.0.9"]), header_bytes
+)
 
 
 FAMILIES = {  # URL of a token (or of the known slug) -> the URL its pings are sent to
@@ -159,17 +209,31 @@ def pings(draw):
     encoding = draw(mostly(st.sampled_from([None, "identity"]), st.sampled_from(ENCODINGS)))
     sent = gzip.compress(body) if encoding and "gzip" in encoding.lower() and draw(st.booleans()) else body
     methods = ["POST", "GET", "HEAD"] + (["PUT", "DELETE", "OPTIONS"] if family != "pingura" else [])
-    return dict(method=draw(st.sampled_from(methods)), token=token, family=family, suffix=suffix,
-                target=path + ("?" + urlencode(query, quote_via=quote) if query else ""), query=query, body=body,
-                sent=sent, content_type=draw(st.sampled_from(list(CONTENT_TYPES))), encoding=encoding,
-                chunks=draw(st.none() | st.integers(1, 5000)), user_agent=draw(st.none() | header_bytes),
-                forwarded=draw(forwarded))
+    return dict(
+        method=draw(st.sampled_from(methods)),
+        token=token,
+        family=family,
+        suffix=suffix,
+        target=path + ("?" + urlencode(query, quote_via=quote) if query else ""),
+        query=query,
+        body=body,
+        sent=sent,
+        content_type=draw(st.sampled_from(list(CONTENT_TYPES))),
+        encoding=encoding,
+        chunks=draw(st.none() | st.integers(1, 5000)),
+        user_agent=draw(st.none() | header_bytes),
+        forwarded=draw(forwarded),
+    )
 
 
 def raw_request(ping: dict) -> bytes:
     headers: dict[str, str | bytes] = {}
-    for name, key in (("Content-Type", "content_type"), ("Content-Encoding", "encoding"),
-                      ("User-Agent", "user_agent"), ("X-Forwarded-For", "forwarded")):
+    for name, key in (
+        ("Content-Type", "content_type"),
+        ("Content-Encoding", "encoding"),
+        ("User-Agent", "user_agent"),
+        ("X-Forwarded-For", "forwarded"),
+    ):
         if ping[key] is not None:
             headers[name] = ping[key]
     body, size = ping["sent"], ping["chunks"]
@@ -177,7 +241,9 @@ def raw_request(ping: dict) -> bytes:
         return request(ping["method"], ping["target"], headers, body)
     headers["Transfer-Encoding"] = "chunked"
     size = max(size, len(body) // 2000)  # a megabyte in one-byte chunks would only test patience
-    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size))
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)
+    )
     return request(ping["method"], ping["target"], headers, chunked + b"0\r\n\r\n", length=False)
 
 
@@ -229,7 +295,13 @@ def outcome(suffix: str | None, state: str | None = None) -> tuple[str, int | No
         return "success", None
     if suffix in WORDS:
         return WORDS[suffix], None
-    if suffix and suffix.isascii() and suffix.isdigit() and len(suffix.lstrip("0")) <= 3 and int(suffix) <= 255:
+    if (
+        suffix
+        and suffix.isascii()
+        and suffix.isdigit()
+        and len(suffix.lstrip("0")) <= 3
+        and int(suffix) <= 255
+    ):
         return ("success" if int(suffix) == 0 else "fail"), int(suffix)
     return None
 
@@ -352,7 +424,9 @@ async def test_every_ping_is_refused_whole_or_stored_exactly_as_sent(served, pin
     [record] = await reader.poll(timeout_ms=1000)
     on_bus = decode(record.value)
     assert isinstance(on_bus, Ping)
-    assert (on_bus.kind, on_bus.exit_code) == outcome(ping["suffix"], first(readable_query(ping["query"]), "state"))
+    assert (on_bus.kind, on_bus.exit_code) == outcome(
+        ping["suffix"], first(readable_query(ping["query"]), "state")
+    )
     shown = ("status", "message", "duration_raw", "output", "rid")
     assert tuple(getattr(on_bus, k) for k in shown) == tuple(stored.get(k) for k in shown)
     assert on_bus.output_truncated == stored.get("output_truncated", False)
@@ -363,24 +437,47 @@ async def test_every_ping_is_refused_whole_or_stored_exactly_as_sent(served, pin
         assert on_bus.source_ip == "127.0.0.1"
 
 
-header_names = st.sampled_from(["Content-Length", "Transfer-Encoding", "Content-Encoding", "Content-Type", "Host",
-                                "User-Agent", "X-Forwarded-For", "Connection", "Expect", "Upgrade", "Cookie"])
-header_lines = st.lists(st.tuples(header_names | st.text("abcXYZ-_!#", min_size=1, max_size=8), header_bytes),
-                        max_size=6)
+header_names = st.sampled_from(
+    [
+        "Content-Length",
+        "Transfer-Encoding",
+        "Content-Encoding",
+        "Content-Type",
+        "Host",
+        "User-Agent",
+        "X-Forwarded-For",
+        "Connection",
+        "Expect",
+        "Upgrade",
+        "Cookie",
+    ]
+)
+header_lines = st.lists(
+    st.tuples(header_names | st.text("abcXYZ-_!#", min_size=1, max_size=8), header_bytes), max_size=6
+)
 
 
-@given(method=st.sampled_from(["POST", "GET", "HEAD", "PUT", "OPTIONS"]), suffix=suffixes, lines=header_lines,
-       body=bodies)
+@given(
+    method=st.sampled_from(["POST", "GET", "HEAD", "PUT", "OPTIONS"]),
+    suffix=suffixes,
+    lines=header_lines,
+    body=bodies,
+)
 @PROFILE
-async def test_strange_headers_get_an_answer_below_500_and_store_at_most_what_was_accepted(served, method, suffix,
-                                                                                           lines, body):
+async def test_strange_headers_get_an_answer_below_500_and_store_at_most_what_was_accepted(
+    served, method, suffix, lines, body
+):
     served, reader = served
     before = ping_count(served.bus)
     target = f"/api/heartbeat/{TOKEN}" + ("" if suffix is None else "/" + quote(suffix, safe=""))
     head = [f"{method} {target} HTTP/1.1".encode(), b"Host: pingura.test", b"Connection: close"]
     head += [name.encode() + b": " + value for name, value in lines]
-    response = await exchange(served.port, b"\r\n".join(head) + b"\r\n\r\n" + body, head=method == "HEAD",
-                              timeout_s=BODY_TIMEOUT_S + 5)
+    response = await exchange(
+        served.port,
+        b"\r\n".join(head) + b"\r\n\r\n" + body,
+        head=method == "HEAD",
+        timeout_s=BODY_TIMEOUT_S + 5,
+    )
     status = status_of(response)
     assert status is None or status < 500, response[:300]  # None: aiohttp may just close on garbage
     assert ping_count(served.bus) == before + (status == 200)
@@ -390,11 +487,15 @@ async def test_strange_headers_get_an_answer_below_500_and_store_at_most_what_wa
 
 # Uptime Kuma's push URL: its own words, the same rules for bodies -------------------------
 MAX_KUMA_PING_MS = 400 * 86400 * 1000
-kuma_pings = st.sampled_from(["123", "12.5ms", " 7", "-1", "-0", "abc", ".5", "5.", "+3", "1e3", "", "99999999999"]) \
-    | st.text(max_size=8)
-kuma_pairs = st.one_of(st.tuples(st.just("status"), st.sampled_from(["up", "down", "", "pending", "UP"])),
-                       st.tuples(st.just("msg"), st.text(max_size=60) | escaped_bytes),  # a request line holds 8 KiB
-                       st.tuples(st.just("ping"), kuma_pings), st.tuples(st.just("x"), st.text(max_size=5)))
+kuma_pings = st.sampled_from(
+    ["123", "12.5ms", " 7", "-1", "-0", "abc", ".5", "5.", "+3", "1e3", "", "99999999999"]
+) | st.text(max_size=8)
+kuma_pairs = st.one_of(
+    st.tuples(st.just("status"), st.sampled_from(["up", "down", "", "pending", "UP"])),
+    st.tuples(st.just("msg"), st.text(max_size=60) | escaped_bytes),  # a request line holds 8 KiB
+    st.tuples(st.just("ping"), kuma_pings),
+    st.tuples(st.just("x"), st.text(max_size=5)),
+)
 
 
 def kuma_duration_s(ping: str) -> tuple[bool, float | None]:
@@ -402,7 +503,7 @@ def kuma_duration_s(ping: str) -> tuple[bool, float | None]:
     rest = ping.lstrip()
     sign = rest[:1] if rest[:1] in ("+", "-") else ""
     number = ""
-    for ch in rest[len(sign):]:
+    for ch in rest[len(sign) :]:
         if ch in "0123456789" or (ch == "." and "." not in number):
             number += ch
         else:
@@ -415,15 +516,22 @@ def kuma_duration_s(ping: str) -> tuple[bool, float | None]:
     return True, value / 1000
 
 
-@given(token=mostly(st.just("known"), st.sampled_from(sorted(TOKENS))), query=st.lists(kuma_pairs, max_size=4),
-       body=bodies, content_type=st.sampled_from(list(CONTENT_TYPES)),
-       method=st.sampled_from(["GET", "POST", "PUT", "HEAD"]))
+@given(
+    token=mostly(st.just("known"), st.sampled_from(sorted(TOKENS))),
+    query=st.lists(kuma_pairs, max_size=4),
+    body=bodies,
+    content_type=st.sampled_from(list(CONTENT_TYPES)),
+    method=st.sampled_from(["GET", "POST", "PUT", "HEAD"]),
+)
 @PROFILE
-async def test_every_kuma_push_is_refused_whole_or_stored_as_kuma_reads_it(served, token, query, body, content_type,
-                                                                           method):
+async def test_every_kuma_push_is_refused_whole_or_stored_as_kuma_reads_it(
+    served, token, query, body, content_type, method
+):
     served, reader = served
     before = ping_count(served.bus)
-    target = f"/api/push/{quote(TOKENS[token], safe='')}" + ("?" + urlencode(query, quote_via=quote) if query else "")
+    target = f"/api/push/{quote(TOKENS[token], safe='')}" + (
+        "?" + urlencode(query, quote_via=quote) if query else ""
+    )
     headers = {"Content-Type": content_type} if content_type is not None else {}
     response = await exchange(served.port, request(method, target, headers, body), head=method == "HEAD")
     status = status_of(response)
@@ -431,8 +539,13 @@ async def test_every_kuma_push_is_refused_whole_or_stored_as_kuma_reads_it(serve
     query = readable or []
     accepted, seconds = kuma_duration_s(first(query, "ping") or "")
     message = first(query, "msg") or None
-    if readable is None or token != "known" or not accepted or len(body) > MAX_BODY or (
-            message is not None and len(message) > 10_000):
+    if (
+        readable is None
+        or token != "known"
+        or not accepted
+        or len(body) > MAX_BODY
+        or (message is not None and len(message) > 10_000)
+    ):
         assert status is not None and 400 <= status < 500, response[:300]
         assert ping_count(served.bus) == before
         return
@@ -444,9 +557,14 @@ async def test_every_kuma_push_is_refused_whole_or_stored_as_kuma_reads_it(serve
     assert on_bus.kind == ("success" if first(query, "status") in (None, "", "up") else "fail")
     assert on_bus.duration_s == pytest.approx(seconds)
     media_type = CONTENT_TYPES[content_type]
-    text = body if body and (media_type in ("", "application/octet-stream", FORM) or media_type.startswith("text/")) \
+    text = (
+        body
+        if body and (media_type in ("", "application/octet-stream", FORM) or media_type.startswith("text/"))
         else None
+    )
     if text is not None and message is None and len(text.decode("utf-8", "replace")) <= 10_000:
         message = text.decode("utf-8", "replace")
     assert on_bus.message == message
-    assert (on_bus.output, on_bus.output_truncated) == (output_of(text) if text is not None else (None, False))
+    assert (on_bus.output, on_bus.output_truncated) == (
+        output_of(text) if text is not None else (None, False)
+    )

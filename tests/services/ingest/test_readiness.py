@@ -27,15 +27,21 @@ async def open_log(path):
 
 
 def index_on(bus, path, **kwargs) -> TokenIndex:
-    return TokenIndex(bus, TOPICS, wait_s=0.5, snapshot=SnapshotFile(path / "tokens.snapshot", bus.log_id), **kwargs)
+    return TokenIndex(
+        bus, TOPICS, wait_s=0.5, snapshot=SnapshotFile(path / "tokens.snapshot", bus.log_id), **kwargs
+    )
 
 
 async def seen_by(index: TokenIndex, monitors: dict[str, tuple[str, str | None]]) -> dict:
     """What ``index`` answers for each monitor (id -> (token, slug)), through its API."""
     answers = {}
     for monitor_id, (token, slug) in monitors.items():
-        answers[monitor_id] = (await index.resolve(token), index.find_slug("p", slug) if slug else None,
-                               index.revision(monitor_id), index.holder(monitor_id))
+        answers[monitor_id] = (
+            await index.resolve(token),
+            index.find_slug("p", slug) if slug else None,
+            index.revision(monitor_id),
+            index.holder(monitor_id),
+        )
     return answers | {"len": len(index)}
 
 
@@ -48,8 +54,14 @@ async def test_before_the_index_is_built_a_ping_gets_503_with_retry_after_never_
     client = TestClient(TestServer(ingest_app(Settings(), bus, TOPICS, index)))
     await client.start_server()
     try:
-        for path in (f"/api/heartbeat/{token}", f"/api/heartbeat/{new_token()}", f"/ping/{token}",
-                     f"/ping/{PING_KEY}/backup", f"/api/push/{token}?status=up", f"/p/{PING_KEY}/backup"):
+        for path in (
+            f"/api/heartbeat/{token}",
+            f"/api/heartbeat/{new_token()}",
+            f"/ping/{token}",
+            f"/ping/{PING_KEY}/backup",
+            f"/api/push/{token}?status=up",
+            f"/p/{PING_KEY}/backup",
+        ):
             r = await client.post(path)
             assert (r.status, r.headers.get("Retry-After")) == (503, "2"), path
         await index.start()
@@ -141,7 +153,9 @@ async def test_a_snapshot_that_does_not_fit_the_log_is_ignored(tmp_path, spoil):
         if spoil == "past the end":
             head, chunks = token_snapshot.read(path)
             head.offsets = {p: 1000 for p in head.offsets}
-            token_snapshot.write(path, [token_snapshot.frame(head)] + [token_snapshot.frame(c) for c in chunks])
+            token_snapshot.write(
+                path, [token_snapshot.frame(head)] + [token_snapshot.frame(c) for c in chunks]
+            )
         else:
             path.write_bytes(path.read_bytes()[:-5])
         restarted = index_on(bus, tmp_path)
@@ -159,7 +173,9 @@ async def test_it_saves_a_snapshot_now_and_then_once_enough_changed(tmp_path):
     path = tmp_path / "tokens.snapshot"
     await add_monitor(bus, new_token(), monitor_id="hb_a")
     await index.sync()
-    await asyncio.sleep(0.2)  # four snapshot intervals pass (the timer under test): it looks, and does not save
+    await asyncio.sleep(
+        0.2
+    )  # four snapshot intervals pass (the timer under test): it looks, and does not save
     assert not path.exists()  # one change is not enough
     for name in ("hb_b", "hb_c"):
         await add_monitor(bus, new_token(), monitor_id=name)

@@ -50,7 +50,9 @@ async def test_it_closes_a_connection_that_sends_half_a_request_line_while_servi
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     writer.write(b"POST /api/heartbeat/")
     await asyncio.sleep(HEAD_TIMEOUT_S / 2)  # half its head timeout passes with the head unfinished
-    assert status_of(await exchange(served.port, request("POST", path))) == 200  # another connection is served
+    assert (
+        status_of(await exchange(served.port, request("POST", path))) == 200
+    )  # another connection is served
     assert await closed_after(reader, HEAD_TIMEOUT_S + 1) <= HEAD_TIMEOUT_S
     writer.close()
 
@@ -91,15 +93,16 @@ async def test_on_a_kept_alive_connection_the_next_head_has_the_same_deadline(se
 async def test_a_slow_body_after_a_prompt_head_is_not_cut_off_by_the_head_deadline(served):
     served, path = served
     body = b"backup done"
-    head = request("POST", path, {"Content-Type": "text/plain"}, body)[:-len(body)]
-    pieces = [head] + [body[i:i + 1] for i in range(len(body))]
+    head = request("POST", path, {"Content-Type": "text/plain"}, body)[: -len(body)]
+    pieces = [head] + [body[i : i + 1] for i in range(len(body))]
     response = await exchange(served.port, *pieces, pause_s=HEAD_TIMEOUT_S * 2 / len(body))
     assert status_of(response) == 200
 
 
 async def test_pingura_serve_applies_the_header_timeout_from_the_environment(tmp_path):
-    settings = Settings.from_env({"PINGURA_HEADER_TIMEOUT_S": "0.4", "PINGURA_DATA_DIR": str(tmp_path),
-                                  "PINGURA_PORT": "0"})
+    settings = Settings.from_env(
+        {"PINGURA_HEADER_TIMEOUT_S": "0.4", "PINGURA_DATA_DIR": str(tmp_path), "PINGURA_PORT": "0"}
+    )
     assert settings.header_timeout_s == 0.4
     probes: list[asyncio.Task[float]] = []
 
@@ -136,9 +139,15 @@ async def test_expect_100_continue_still_works(served):
     assert response.startswith(b"HTTP/1.1 100 Continue") and status_of(response) == 200
 
 
-@pytest.mark.parametrize("head", [b"POST {path} HTTP/0.9\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-                                  b"POST {path}\r\n\r\n", b"POST {path} HTTP/2.0\r\nHost: x\r\n\r\n",
-                                  b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"])  # HTTP/2's preface
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST {path} HTTP/0.9\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"POST {path}\r\n\r\n",
+        b"POST {path} HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ],
+)  # HTTP/2's preface
 async def test_a_request_that_is_not_http_1_is_refused_with_a_one_line_400(served, head):
     served, path = served
     response = await exchange(served.port, head.replace(b"{path}", path.encode()))
@@ -166,7 +175,9 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
-async def test_a_malformed_request_gets_a_one_line_400_and_one_info_line_never_a_traceback(served, caplog, data):
+async def test_a_malformed_request_gets_a_one_line_400_and_one_info_line_never_a_traceback(
+    served, caplog, data
+):
     served, _ = served
     with capture_logs() as logs:
         reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
@@ -192,10 +203,14 @@ async def test_a_body_that_fails_under_a_handler_is_a_400_not_a_500_with_a_trace
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         with capture_logs() as logs:
-            response = await exchange(runner.addresses[0][1], request("POST", "/reads", {"Content-Encoding": "gzip"},
-                                                                      b"not gzip"))
+            response = await exchange(
+                runner.addresses[0][1], request("POST", "/reads", {"Content-Encoding": "gzip"}, b"not gzip")
+            )
         assert status_of(response) == 400
-        assert response.partition(b"\r\n\r\n")[2] == b"bad request: the body ended early or is not framed as declared\n"
+        assert (
+            response.partition(b"\r\n\r\n")[2]
+            == b"bad request: the body ended early or is not framed as declared\n"
+        )
         assert [e["event"] for e in logs] == ["http.request.malformed"]
         assert not any(r.exc_info for r in caplog.records)
     finally:

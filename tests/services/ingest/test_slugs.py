@@ -59,17 +59,29 @@ async def test_a_slug_url_pings_the_projects_heartbeat_with_that_slug(ingest):
         assert (r.status, await r.text()) == (200, "OK"), suffix
     pings = await pings_on_bus(bus)
     assert {p.monitor_id for p in pings} == {"hb_1"}
-    assert [p.kind for p in pings] == ["success", "start", "fail", "log", "success", "fail", "start", "success"]
+    assert [p.kind for p in pings] == [
+        "success",
+        "start",
+        "fail",
+        "log",
+        "success",
+        "fail",
+        "start",
+        "success",
+    ]
 
 
-@pytest.mark.parametrize("path, status, text", [
-    ("/ping/{key}/unknown-slug", 404, "not found"),
-    ("/ping/" + "r" * 22 + "/backup-db", 404, "not found"),
-    ("/ping/{key}/Backup-DB", 400, "invalid url format"),
-    ("/ping/{key}/backup.db", 404, "not found"),
-    ("/ping/{key}/backup-db/256", 400, "invalid url format"),
-    ("/ping/{key}/backup-db/nope", 404, "not found"),
-])
+@pytest.mark.parametrize(
+    "path, status, text",
+    [
+        ("/ping/{key}/unknown-slug", 404, "not found"),
+        ("/ping/" + "r" * 22 + "/backup-db", 404, "not found"),
+        ("/ping/{key}/Backup-DB", 400, "invalid url format"),
+        ("/ping/{key}/backup.db", 404, "not found"),
+        ("/ping/{key}/backup-db/256", 400, "invalid url format"),
+        ("/ping/{key}/backup-db/nope", 404, "not found"),
+    ],
+)
 async def test_slug_urls_answer_refusals_in_healthchecks_words(ingest, path, status, text):
     bus, client, _index = ingest
     r = await client.get(path.format(key=KEY))
@@ -100,13 +112,16 @@ async def test_the_defaults_are_the_apis():
     from services.query import validation
 
     assert (provision.DEFAULT_INTERVAL_S, provision.DEFAULT_GRACE_S) == (
-        validation.DEFAULT_INTERVAL_S, validation.DEFAULT_GRACE_S)
+        validation.DEFAULT_INTERVAL_S,
+        validation.DEFAULT_GRACE_S,
+    )
 
 
 async def test_fifty_first_pings_at_once_create_the_heartbeat_once_and_later_pings_land_on_it(ingest):
     bus, client, _index = ingest
-    responses = await asyncio.gather(*(client.get(f"/ping/{KEY}/backup-host-0/start?create=1")
-                                       for n in range(50)))
+    responses = await asyncio.gather(
+        *(client.get(f"/ping/{KEY}/backup-host-0/start?create=1") for n in range(50))
+    )
     assert sorted(r.status for r in responses) == [200] * 49 + [201]
     [monitor] = await created(bus)
     assert (await client.get(f"/ping/{KEY}/backup-host-0?create=1")).status == 200
@@ -138,7 +153,9 @@ async def test_two_ingest_instances_racing_write_the_same_heartbeat_id(tmp_path)
     second = TestClient(TestServer(ingest_app(Settings(), bus, TOPICS, other_index)))
     await second.start_server()
     await add_project(bus, "p", ping_key=KEY)
-    answers = await asyncio.gather(first.get(f"/ping/{KEY}/db?create=1"), second.get(f"/ping/{KEY}/db?create=1"))
+    answers = await asyncio.gather(
+        first.get(f"/ping/{KEY}/db?create=1"), second.get(f"/ping/{KEY}/db?create=1")
+    )
     assert {r.status for r in answers} <= {200, 201}
     monitors = await monitors_on_bus(bus)
     assert {m.id for m in monitors} == {slug_monitor_id("p", "db")}  # one key: compaction keeps one record
@@ -158,7 +175,9 @@ async def test_creation_is_rate_limited_per_project_with_retry_after(tmp_path):
     r = await client.get(f"/ping/{KEY}/host-3?create=1")
     assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
     assert (await client.get(f"/ping/{KEY}/host-0?create=1")).status == 200  # existing ones still ping
-    assert (await client.get(f"/ping/{'q' * 22}/host-3?create=1")).status == 201  # another project's own budget
+    assert (
+        await client.get(f"/ping/{'q' * 22}/host-3?create=1")
+    ).status == 201  # another project's own budget
     assert len(await monitors_on_bus(bus)) == 4
     await client.close()
     await index.close()
@@ -176,7 +195,9 @@ def test_the_rate_refills_one_creation_every_sixty_seconds_over_the_limit():
     assert limit.take("p") == 0.0
 
 
-@pytest.mark.parametrize("project, settings", [({"auto_create": False}, {}), ({}, {"auto_create_per_minute": 0})])
+@pytest.mark.parametrize(
+    "project, settings", [({"auto_create": False}, {}), ({}, {"auto_create_per_minute": 0})]
+)
 async def test_a_project_or_an_operator_can_turn_creation_off(tmp_path, project, settings):
     bus, index, client = await start(tmp_path, **settings)
     await add_project(bus, "p", ping_key=KEY, **project)
@@ -241,7 +262,9 @@ async def test_cronitors_telemetry_url_creates_like_cronitor_does(ingest):
     assert (await client.get(f"/p/{'x' * 22}/nightly-job?state=run")).status == 404
 
 
-async def test_creation_stops_at_the_projects_heartbeat_cap_with_a_reason_and_a_deleted_one_makes_room(tmp_path):
+async def test_creation_stops_at_the_projects_heartbeat_cap_with_a_reason_and_a_deleted_one_makes_room(
+    tmp_path,
+):
     # A leaked ping key could otherwise create 144,000 heartbeats a day, each on every channel.
     bus, index, client = await start(tmp_path, auto_create_max=3)
     await add_project(bus, "p", ping_key=KEY)
@@ -287,5 +310,7 @@ async def test_a_cap_of_zero_turns_creation_off(tmp_path):
     await bus.close()
 
 
-CAP_REASON = ("no more heartbeats created by pings: the project has {0}, the limit is {0} "
-              "(PINGURA_AUTO_CREATE_MAX); create this one with the API or delete some")
+CAP_REASON = (
+    "no more heartbeats created by pings: the project has {0}, the limit is {0} "
+    "(PINGURA_AUTO_CREATE_MAX); create this one with the API or delete some"
+)

@@ -48,7 +48,9 @@ async def start_notifier(bus, topics, settings):
     started: list[Notifier] = []
 
     async def start(settings_override: Settings | None = None, on_bus=None, **options) -> Notifier:
-        notifier = Notifier(settings_override or settings, on_bus or bus, topics, poll_timeout_ms=100, **options)
+        notifier = Notifier(
+            settings_override or settings, on_bus or bus, topics, poll_timeout_ms=100, **options
+        )
         await notifier.start()
         started.append(notifier)
         return notifier

@@ -92,19 +92,36 @@ class Receiver:
         return web.Response(status=status, text="scripted answer", headers=headers)
 
 
-def make_channel(channel_id: str = "c1", url: str = "http://127.0.0.1:9/hook", project_id: str = PROJECT, **changes) -> ChannelConfig:
+def make_channel(
+    channel_id: str = "c1", url: str = "http://127.0.0.1:9/hook", project_id: str = PROJECT, **changes
+) -> ChannelConfig:
     fields = dict(
-        id=channel_id, project_id=project_id, kind="webhook", name=channel_id,
-        config={"url": url}, created_ms=1_700_000_000_000, updated_ms=1_700_000_000_000,
+        id=channel_id,
+        project_id=project_id,
+        kind="webhook",
+        name=channel_id,
+        config={"url": url},
+        created_ms=1_700_000_000_000,
+        updated_ms=1_700_000_000_000,
     )
     return ChannelConfig(**{**fields, **changes})
 
 
-def make_alert(monitor_id: str = "m1", kind: str = "down", incident: int = 1, channels=("c1",), **changes) -> Alert:
+def make_alert(
+    monitor_id: str = "m1", kind: str = "down", incident: int = 1, channels=("c1",), **changes
+) -> Alert:
     fields = dict(
-        id=f"{monitor_id}:{incident}:{kind}", kind=kind, monitor_id=monitor_id, project_id=PROJECT,
-        monitor_name=f"backup {monitor_id}", incident=incident, reason="no ping for 2 intervals",
-        at_ms=1_700_000_000_123, channels=list(channels), tags=["nightly"], consecutive_problems=2,
+        id=f"{monitor_id}:{incident}:{kind}",
+        kind=kind,
+        monitor_id=monitor_id,
+        project_id=PROJECT,
+        monitor_name=f"backup {monitor_id}",
+        incident=incident,
+        reason="no ping for 2 intervals",
+        at_ms=1_700_000_000_123,
+        channels=list(channels),
+        tags=["nightly"],
+        consecutive_problems=2,
         last_ping_ms=1_699_999_000_000,
     )
     return Alert(**{**fields, **changes})

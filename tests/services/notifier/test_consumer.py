@@ -34,7 +34,12 @@ async def test_it_delivers_a_down_alert_to_a_webhook_receiver(bus, topics, recei
     assert request.headers["Idempotency-Key"] == alert.id
     assert (delivery.alert_id, delivery.channel_id, delivery.monitor_id) == (alert.id, "c1", "m1")
     assert delivery.project_id == alert.project_id  # the history writer files it under the project
-    assert (delivery.outcome, delivery.attempt, delivery.status_code, delivery.error) == ("delivered", 1, 200, "")
+    assert (delivery.outcome, delivery.attempt, delivery.status_code, delivery.error) == (
+        "delivered",
+        1,
+        200,
+        "",
+    )
     assert delivery.kind == "down" and delivery.first_attempt_ms == delivery.at_ms
     assert delivery.next_attempt_ms is None and delivery.alert is None and delivery.latency_ms >= 0
 
@@ -50,7 +55,9 @@ async def test_it_pages_a_channel_created_while_running(bus, topics, receiver, s
     assert len(receiver.received()) == 1
 
 
-async def test_it_never_delivers_the_same_alert_twice_after_a_restart(tmp_path, topics, receiver, start_notifier):
+async def test_it_never_delivers_the_same_alert_twice_after_a_restart(
+    tmp_path, topics, receiver, start_notifier
+):
     path = tmp_path / "restart.sqlite3"
     bus = LocalBus(path)
     await bus.start()
@@ -79,8 +86,9 @@ async def test_it_never_delivers_the_same_alert_twice_after_a_restart(tmp_path, 
 
 
 # retries ------------------------------------------------------------------------------------
-async def test_a_receiver_failing_three_times_gets_one_delivery_in_four_attempts(bus, topics, receiver,
-                                                                                 start_notifier):
+async def test_a_receiver_failing_three_times_gets_one_delivery_in_four_attempts(
+    bus, topics, receiver, start_notifier
+):
     receiver.answer("/hook", 503, 503, 503)
     await publish_channel(bus, topics, make_channel("c1", receiver.url("/hook")))
     alert = make_alert()
@@ -104,7 +112,9 @@ async def test_a_receiver_failing_three_times_gets_one_delivery_in_four_attempts
     assert notifier.stats.retries == 3 and notifier.stats.delivered == 1
 
 
-async def test_a_429_with_retry_after_is_not_tried_again_before_then(bus, topics, receiver, start_notifier, settings):
+async def test_a_429_with_retry_after_is_not_tried_again_before_then(
+    bus, topics, receiver, start_notifier, settings
+):
     receiver.answer("/hook", (429, {"Retry-After": "2"}))
     await publish_channel(bus, topics, make_channel("c1", receiver.url("/hook")))
     await publish_alert(bus, topics, make_alert())
@@ -159,7 +169,9 @@ async def test_an_alert_interrupted_by_shutdown_resumes_its_retries_where_they_w
     receiver.answer("/hook", 503)
     await publish_channel(bus, topics, make_channel("c1", receiver.url("/hook")))
     await publish_alert(bus, topics, make_alert())
-    slow = settings.replace(delivery_retry_initial_s=1.0, delivery_retry_max_delay_s=1.0, delivery_max_age_s=60.0)
+    slow = settings.replace(
+        delivery_retry_initial_s=1.0, delivery_retry_max_delay_s=1.0, delivery_max_age_s=60.0
+    )
     first = await start_notifier(slow)
     await eventually(lambda: first.stats.attempts == 1)
 
@@ -207,8 +219,9 @@ async def test_it_keeps_a_monitors_alerts_in_order(bus, topics, receiver, start_
     assert [r.body["kind"] for r in receiver.received()] == ["down", "down", "up"]
 
 
-async def test_a_hanging_channel_does_not_delay_the_alerts_other_channels(bus, topics, receiver, start_notifier,
-                                                                         settings):
+async def test_a_hanging_channel_does_not_delay_the_alerts_other_channels(
+    bus, topics, receiver, start_notifier, settings
+):
     receiver.hang("/hang")
     await publish_channel(bus, topics, make_channel("c-hang", receiver.url("/hang")))
     await publish_channel(bus, topics, make_channel("c-ok", receiver.url("/ok")))
@@ -227,7 +240,9 @@ async def test_a_hanging_channel_does_not_delay_the_alerts_other_channels(bus, t
     receiver.release()  # lets the notifier close without waiting out the hanging try
 
 
-async def test_a_hanging_receiver_holds_only_its_channels_slots(bus, topics, receiver, start_notifier, settings):
+async def test_a_hanging_receiver_holds_only_its_channels_slots(
+    bus, topics, receiver, start_notifier, settings
+):
     receiver.hang("/hang")
     await publish_channel(bus, topics, make_channel("c-hang", receiver.url("/hang")))
     await publish_channel(bus, topics, make_channel("c-ok", receiver.url("/ok")))
@@ -239,14 +254,18 @@ async def test_a_hanging_receiver_holds_only_its_channels_slots(bus, topics, rec
     [delivery] = await wait_for_deliveries(bus, topics, 1, timeout_s=2)
     # All ten are in: three on the wire, seven queued behind the taken slots (a fourth try would
     # have left the queue). The lane's queue is the dispatcher's; the notifier does not expose it.
-    await eventually(lambda: len(receiver.received("/hang")) == 3 and notifier._dispatcher.queued("c-hang") == 7)
+    await eventually(
+        lambda: len(receiver.received("/hang")) == 3 and notifier._dispatcher.queued("c-hang") == 7
+    )
 
     assert delivery.channel_id == "c-ok"
     assert len(receiver.received("/hang")) == 3  # its 3 slots are taken; the other 7 wait their turn
     receiver.release()
 
 
-async def test_a_retrying_receiver_does_not_hold_up_other_monitors(bus, topics, receiver, start_notifier, settings):
+async def test_a_retrying_receiver_does_not_hold_up_other_monitors(
+    bus, topics, receiver, start_notifier, settings
+):
     slow_retries = settings.replace(delivery_retry_initial_s=0.4, delivery_retry_max_delay_s=0.4,
                                     delivery_max_age_s=0.7)  # fmt: skip
     receiver.answer("/broken", *[503] * 10)  # more than the 0.7 s window has tries for, jitter or not
@@ -281,7 +300,10 @@ async def test_a_poison_record_does_not_stall_the_partition(bus, topics, receive
     assert delivery.outcome == "delivered"
     assert notifier.stats.poison == 2
     poison = [e for e in logs if e["event"] == "notifier.record.dead_lettered"]
-    assert [(e["topic"], e["partition"], e["offset"]) for e in poison] == [(topics.alerts, 0, 0), (topics.alerts, 0, 1)]
+    assert [(e["topic"], e["partition"], e["offset"]) for e in poison] == [
+        (topics.alerts, 0, 0),
+        (topics.alerts, 0, 1),
+    ]
     assert await bus.committed("notifier", (topics.alerts, 0)) == 3  # read past, not stuck before
     letters = [decode(r.value) for r in await bus.read((topics.dead_letters, 0), 0, 10)]
     assert [(d.service, d.offset) for d in letters] == [("notifier", 0), ("notifier", 1)]  # set aside, kept
@@ -311,8 +333,9 @@ async def test_a_deleted_channel_is_not_paged(bus, topics, receiver, start_notif
     assert await read_attempts(bus, topics) == []
 
 
-async def test_an_internal_address_is_refused_at_send_time_when_no_longer_allowed(bus, topics, receiver,
-                                                                                  start_notifier):
+async def test_an_internal_address_is_refused_at_send_time_when_no_longer_allowed(
+    bus, topics, receiver, start_notifier
+):
     # Saved while loopback was allowed; the operator has since removed it from the allow-list.
     await publish_channel(bus, topics, make_channel("c1", receiver.url()))
     await publish_alert(bus, topics, make_alert())
@@ -340,7 +363,9 @@ async def test_alerts_of_many_monitors_are_delivered_concurrently(bus, topics, r
 
 
 # bursts -------------------------------------------------------------------------------------
-async def test_a_channels_rate_limit_holds_for_a_burst_and_loses_nothing(bus, topics, receiver, start_notifier):
+async def test_a_channels_rate_limit_holds_for_a_burst_and_loses_nothing(
+    bus, topics, receiver, start_notifier
+):
     await publish_channel(bus, topics, make_channel("c1", receiver.url("/limited"),
                                                     config={"url": receiver.url("/limited"),
                                                             "rate_limit_per_minute": 600}))  # fmt: skip

@@ -17,8 +17,13 @@ def test_the_webhook_payload_names_the_alert_and_its_monitor():
         "consecutive_problems": 2,
         "last_ping_at": "2023-11-14T22:13:19.000Z",
         "url": "http://pingura.example/heartbeats/m1",
-        "last_checkin": {"at": "2023-11-14T22:13:19.000Z", "at_ms": 1_699_999_999_000, "kind": None,
-                         "exit_code": None, "message": None},
+        "last_checkin": {
+            "at": "2023-11-14T22:13:19.000Z",
+            "at_ms": 1_699_999_999_000,
+            "kind": None,
+            "exit_code": None,
+            "message": None,
+        },
     }
 
 
@@ -42,7 +47,9 @@ def test_it_sends_only_to_live_channels_of_the_alerts_project():
         "gone": make_channel("gone", deleted=True),
     }
 
-    verdicts = {channel_id: plan_delivery(alert, channel_id, channels, set()) for channel_id in alert.channels}
+    verdicts = {
+        channel_id: plan_delivery(alert, channel_id, channels, set()) for channel_id in alert.channels
+    }
 
     assert verdicts == {"mine": "send", "theirs": "unknown", "gone": "unknown", "missing": "unknown"}
 

@@ -1,4 +1,3 @@
-
 from services.notifier.messages import (
     DIGEST_MAX_LISTED,
     explain,
@@ -19,7 +18,9 @@ FAILED = "1 consecutive problem(s) (limit 1); latest: job reported failure (exit
 
 
 def test_a_down_message_names_the_heartbeat_why_since_when_and_links_its_page():
-    message = render(make_alert("m1", "down", monitor_name="Nightly backup", reason=MISSED, at_ms=AT_MS), DASHBOARD)
+    message = render(
+        make_alert("m1", "down", monitor_name="Nightly backup", reason=MISSED, at_ms=AT_MS), DASHBOARD
+    )
 
     assert message.title == "DOWN: Nightly backup"
     assert message.problem is True
@@ -59,13 +60,17 @@ def test_the_html_version_escapes_everything_the_user_wrote():
 
 
 def test_an_up_message_says_how_long_the_heartbeat_was_down():
-    alert = make_alert(kind="up", reason="ping received after being down", at_ms=AT_MS, down_since_ms=AT_MS - 3_900_000)
+    alert = make_alert(
+        kind="up", reason="ping received after being down", at_ms=AT_MS, down_since_ms=AT_MS - 3_900_000
+    )
 
     message = render(alert, DASHBOARD)
 
     assert message.title == "UP: backup m1"
     assert message.problem is False
-    assert message.text == "backup m1 is up again since 2023-11-14 22:13:20 UTC, after being down for 1 h 5 min."
+    assert (
+        message.text == "backup m1 is up again since 2023-11-14 22:13:20 UTC, after being down for 1 h 5 min."
+    )
     assert {f.key: f.value for f in message.fields}["down_for"] == "1 h 5 min"
 
 
@@ -121,12 +126,16 @@ def test_a_long_text_is_cut_at_a_line_end_saying_so():
 
 
 def test_a_reminder_says_the_heartbeat_is_still_down_and_for_how_long():
-    alert = make_alert(reason=MISSED, at_ms=AT_MS + 7_200_000, down_since_ms=AT_MS, reminder=2, id="m1:1:reminder:2")
+    alert = make_alert(
+        reason=MISSED, at_ms=AT_MS + 7_200_000, down_since_ms=AT_MS, reminder=2, id="m1:1:reminder:2"
+    )
 
     message = render(alert, DASHBOARD)
 
     assert message.title == "STILL DOWN: backup m1"
-    assert message.text.startswith("backup m1 is still down, since 2023-11-14 22:13:20 UTC (2 h so far). No check-in by")
+    assert message.text.startswith(
+        "backup m1 is still down, since 2023-11-14 22:13:20 UTC (2 h so far). No check-in by"
+    )
     assert {f.key: f.value for f in message.fields}["down_for"] == "2 h"
 
 
@@ -164,7 +173,10 @@ def test_a_down_message_says_what_the_last_check_in_said_and_its_exit_code():
     assert message.text.endswith(
         'Last check-in: 2023-11-14 21:56:40 UTC (16 min 40 s earlier), a success (exit code 0, "backup done: 1,204 files").'
     )
-    assert facts(message)["last_checkin"] == ("Last check-in", "2023-11-14 21:56:40 UTC (16 min 40 s earlier), a success")
+    assert facts(message)["last_checkin"] == (
+        "Last check-in",
+        "2023-11-14 21:56:40 UTC (16 min 40 s earlier), a success",
+    )
     assert facts(message)["exit_code"] == ("Exit code", "0")
     assert facts(message)["checkin_message"] == ("Check-in message", "backup done: 1,204 files")
     assert [f.key for f in message.fields][-4:] == ["last_checkin", "exit_code", "checkin_message", "tags"]
@@ -176,7 +188,9 @@ def test_a_down_message_for_the_failure_itself_does_not_repeat_it_in_the_sentenc
 
     message = render(alert, DASHBOARD)
 
-    assert message.text.count("disk <full>") == 1 and message.text.endswith("Last check-in: 2023-11-14 22:13:20 UTC, a failure.")
+    assert message.text.count("disk <full>") == 1 and message.text.endswith(
+        "Last check-in: 2023-11-14 22:13:20 UTC, a failure."
+    )
     assert facts(message)["exit_code"][1] == "3" and facts(message)["checkin_message"][1] == "disk <full>"
     assert "disk &lt;full&gt;" in message.html and "<full>" not in message.html
 
@@ -220,7 +234,9 @@ def test_every_kind_that_shows_a_message_shows_the_link_the_exit_code_and_what_t
     alert = make_alert(reason=MISSED, at_ms=AT_MS, last_ping_kind="fail", last_ping_exit_code=42,
                        last_ping_message="rsync said no space left")  # fmt: skip
     message = render(alert, DASHBOARD)
-    mail = compose(message, sender="p@example.com", to=["a@example.com"], subject_prefix="", message_id="<x@y>")
+    mail = compose(
+        message, sender="p@example.com", to=["a@example.com"], subject_prefix="", message_id="<x@y>"
+    )
     shown = {
         kind: json.dumps(CHANNELS[kind].payload(message))
         for kind in ("slack", "discord", "mattermost", "rocketchat", "teams", "googlechat")

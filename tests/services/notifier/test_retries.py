@@ -10,7 +10,10 @@ TRANSIENT = TryResult(ok=False, status_code=503, error="receiver answered HTTP 5
 
 
 def test_a_success_is_delivered():
-    assert POLICY.decide(TryResult(ok=True), attempt=1, first_attempt_ms=T0, now_ms=T0, rand=0.5).outcome == "delivered"
+    assert (
+        POLICY.decide(TryResult(ok=True), attempt=1, first_attempt_ms=T0, now_ms=T0, rand=0.5).outcome
+        == "delivered"
+    )
 
 
 def test_a_permanent_failure_fails_at_once_whatever_the_time_left():

@@ -89,7 +89,8 @@ class ScriptedDNS:
 
     async def resolve(self, host, port=0, family=socket.AF_INET):
         return [
-            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0} for a in self.addresses
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
+            for a in self.addresses
         ]
 
     async def close(self):
@@ -117,7 +118,9 @@ async def test_a_literal_localhost_is_refused_at_send_time(receiver):
     http = guarded_session(NOTHING_ALLOWED)
     try:
         with pytest.raises(TransportError) as failure:
-            await WebhookChannel().send(make_alert(), {"url": receiver.url(host="localhost")}, http, NOTHING_ALLOWED)
+            await WebhookChannel().send(
+                make_alert(), {"url": receiver.url(host="localhost")}, http, NOTHING_ALLOWED
+            )
     finally:
         await http.close()
 

@@ -58,9 +58,13 @@ def test_chat_kinds_send_a_digest_as_one_message_the_webhook_and_incident_tools_
     one_by_one = {kind for kind, impl in CHANNELS.items() if impl.digest_one_by_one}
 
     assert one_by_one == {"webhook", "pagerduty", "opsgenie", "kafka"}
-    assert wants_digest(make_channel(kind="mattermost", config={"url": "https://x.example.com", "digest": True}))
+    assert wants_digest(
+        make_channel(kind="mattermost", config={"url": "https://x.example.com", "digest": True})
+    )
     assert not wants_digest(make_channel(kind="mattermost", config={"url": "https://x.example.com"}))
-    assert not wants_digest(make_channel(kind="webhook", config={"url": "https://x.example.com", "digest": True}))
+    assert not wants_digest(
+        make_channel(kind="webhook", config={"url": "https://x.example.com", "digest": True})
+    )
 
 
 def test_every_kind_that_sends_a_digest_as_one_message_can_send_a_message():

@@ -4,8 +4,13 @@ from tests.polling import eventually
 from tests.services.notifier.support import make_channel, publish_channel
 
 
-def an_attempt(alert_id: str = "m1:1:down", channel_id: str = "c1", attempt: int = 1, outcome: str = "delivered",
-               next_attempt_ms: int | None = None) -> DeliveryAttempt:
+def an_attempt(
+    alert_id: str = "m1:1:down",
+    channel_id: str = "c1",
+    attempt: int = 1,
+    outcome: str = "delivered",
+    next_attempt_ms: int | None = None,
+) -> DeliveryAttempt:
     return DeliveryAttempt(
         alert_id=alert_id, channel_id=channel_id, monitor_id="m1", project_id="p1", kind="down", attempt=attempt,
         at_ms=1000 * attempt, outcome=outcome, first_attempt_ms=1000, next_attempt_ms=next_attempt_ms,
@@ -26,7 +31,9 @@ async def test_the_delivery_record_is_rebuilt_from_the_bus_at_start(bus, topics)
     assert ("m1:1:down", "c1") in second
     assert ("m1:1:up", "c1") in second
     assert ("m1:2:down", "c1") not in second  # still being retried
-    assert second.pending(("m1:2:down", "c1")) == PendingRetry(attempt=1, first_attempt_ms=1000, next_attempt_ms=5000)
+    assert second.pending(("m1:2:down", "c1")) == PendingRetry(
+        attempt=1, first_attempt_ms=1000, next_attempt_ms=5000
+    )
     assert second.pending(("m1:1:down", "c1")) is None
     await second.close()
 

@@ -46,8 +46,10 @@ def clickhouse_settings(tmp_path_factory):
     from testcontainers.clickhouse import ClickHouseContainer
 
     with ClickHouseContainer() as server:
-        url = f"http://{server.username}:{server.password}@{server.get_container_host_ip()}:" \
-              f"{server.get_exposed_port(8123)}/{server.dbname}"
+        url = (
+            f"http://{server.username}:{server.password}@{server.get_container_host_ip()}:"
+            f"{server.get_exposed_port(8123)}/{server.dbname}"
+        )
         yield base.replace(clickhouse_url=url)
 
 
@@ -145,7 +147,9 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
         projects = await started(ProjectsView(bus, topics.projects))
         projects.put(ProjectConfig(id="prj_admin", name="admin", api_key_hashes=[hash_api_key(API_KEY)],
                                    admin=True, created_ms=0))  # fmt: skip
-        keys = await started(KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute))
+        keys = await started(
+            KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute)
+        )
         monitors = await started(WatchedConfigView(bus, topics.monitors, MonitorConfig, _revision))
         statuses = await started(StatusView(bus, topics))
         senders = Senders(settings)

@@ -40,7 +40,12 @@ def a_status_change(
 
 
 def a_delivery(
-    project_id: str, monitor_id: str, at_ms: int, incident: int = 1, kind: str = "down", channel_id: str = "ch_1",
+    project_id: str,
+    monitor_id: str,
+    at_ms: int,
+    incident: int = 1,
+    kind: str = "down",
+    channel_id: str = "ch_1",
     **fields,
 ) -> Delivery:
     return Delivery(

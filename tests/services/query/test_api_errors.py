@@ -58,7 +58,9 @@ async def heartbeat(api) -> str:
     [SUPERSCRIPT_TWO, ARABIC_INDIC_123, THOUSANDS_OF_DIGITS, str(10**23), "-1", "0001-01-01T00:00:00Z",
      "99999-01-01", "1e3", "12:00", "\x00", "2024-13-01", "now"],
 )  # fmt: skip
-async def test_it_refuses_a_time_outside_epoch_ms_or_iso_8601_in_1970_to_9999(api, heartbeat, resource, field, value):
+async def test_it_refuses_a_time_outside_epoch_ms_or_iso_8601_in_1970_to_9999(
+    api, heartbeat, resource, field, value
+):
     status, body, _ = await send(api, "GET", f"/heartbeats/{heartbeat}/{resource}", params={field: value})
     assert_refused(status, body, 400, field)
 
@@ -87,14 +89,19 @@ async def test_it_answers_any_range_inside_1970_to_9999(api, heartbeat, resource
 
 async def test_it_reads_epoch_milliseconds_and_iso_8601_alike(api, heartbeat):
     path = f"/heartbeats/{heartbeat}/timings"
-    as_ms = await send(api, "GET", path, params={"from": "1704067200000", "to": "1704672000000", "bucket": "1d"})
-    as_iso = await send(api, "GET", path, params={"from": "2024-01-01", "to": "2024-01-08T00:00:00Z", "bucket": "1d"})
+    as_ms = await send(
+        api, "GET", path, params={"from": "1704067200000", "to": "1704672000000", "bucket": "1d"}
+    )
+    as_iso = await send(
+        api, "GET", path, params={"from": "2024-01-01", "to": "2024-01-08T00:00:00Z", "bucket": "1d"}
+    )
     assert as_ms[0] == as_iso[0] == 200
     assert as_ms[1] == as_iso[1]
 
 
 @pytest.mark.parametrize(
-    "bucket", ["1e400", "nan", "inf", "-1m", " ", "0", "59s", "1ms", SUPERSCRIPT_TWO, "9" * 5000, "401d", "1 h 1"]
+    "bucket",
+    ["1e400", "nan", "inf", "-1m", " ", "0", "59s", "1ms", SUPERSCRIPT_TWO, "9" * 5000, "401d", "1 h 1"],
 )
 async def test_it_refuses_a_bucket_that_is_not_a_duration_from_1m_to_400d(api, heartbeat, bucket):
     status, body, _ = await send(api, "GET", f"/heartbeats/{heartbeat}/timings", params={"bucket": bucket})
@@ -108,7 +115,9 @@ async def test_it_refuses_an_export_format_other_than_csv_or_json(api, heartbeat
 
 
 # paging ------------------------------------------------------------------------
-@pytest.mark.parametrize("limit", [SUPERSCRIPT_TWO, ARABIC_INDIC_123, THOUSANDS_OF_DIGITS, "1_0", " 5", "", "0", "1001"])
+@pytest.mark.parametrize(
+    "limit", [SUPERSCRIPT_TWO, ARABIC_INDIC_123, THOUSANDS_OF_DIGITS, "1_0", " 5", "", "0", "1001"]
+)
 async def test_it_refuses_a_limit_that_is_not_1_to_1000_in_ascii_digits(api, heartbeat, limit):
     status, body, _ = await send(api, "GET", f"/heartbeats/{heartbeat}/checkins", params={"limit": limit})
     assert_refused(status, body, 400, "limit")
@@ -138,8 +147,9 @@ CREATE_PATHS = ["/projects", "/heartbeats", "/channels"]
 @pytest.mark.parametrize("path", CREATE_PATHS)
 @pytest.mark.parametrize("depth", [100, 1000, 20_000])
 async def test_it_refuses_json_nested_too_deeply(api, path, depth):
-    status, body, _ = await send(api, "POST", path, data="[" * depth + "]" * depth,
-                                 headers={"Content-Type": "application/json"})
+    status, body, _ = await send(
+        api, "POST", path, data="[" * depth + "]" * depth, headers={"Content-Type": "application/json"}
+    )
     assert_refused(status, body, 400)
 
 
@@ -161,8 +171,9 @@ async def test_it_refuses_json_that_is_not_an_object(api, path, raw):
 
 
 async def test_it_refuses_json_that_is_not_an_object_on_patch(api, heartbeat):
-    status, body, _ = await send(api, "PATCH", f"/heartbeats/{heartbeat}", data=b"[1]",
-                                 headers={"Content-Type": "application/json"})
+    status, body, _ = await send(
+        api, "PATCH", f"/heartbeats/{heartbeat}", data=b"[1]", headers={"Content-Type": "application/json"}
+    )
     assert_refused(status, body, 400, "body")
 
 
@@ -171,7 +182,9 @@ async def test_it_refuses_json_that_is_not_an_object_on_patch(api, heartbeat):
 async def test_it_refuses_a_period_out_of_range_however_large(api, field, raw):
     period = "" if field == "interval" else '"interval": 60, '
     data = f'{{"name": "x", {period}"{field}": {raw}}}'
-    status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
+    status, body, _ = await send(
+        api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"}
+    )
     assert_refused(status, body, 400, field)
 
 
@@ -179,14 +192,18 @@ async def test_it_refuses_a_period_out_of_range_however_large(api, field, raw):
 async def test_it_refuses_a_number_json_cannot_hold_as_a_bad_body(api, raw):
     # The decoder refuses these (no float is that large) before any field is looked at.
     data = f'{{"name": "x", "interval": {raw}}}'
-    status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
+    status, body, _ = await send(
+        api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"}
+    )
     assert_refused(status, body, 400, "body")
 
 
 @pytest.mark.parametrize("value", ["1" + "0" * 400, "1e308", "1.5", '"3"', "true"])
 async def test_it_refuses_max_consecutive_misses_that_is_not_1_to_10(api, value):
     data = f'{{"name": "x", "interval": 60, "max_consecutive_misses": {value}}}'
-    status, body, _ = await send(api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"})
+    status, body, _ = await send(
+        api, "POST", "/heartbeats", data=data, headers={"Content-Type": "application/json"}
+    )
     assert_refused(status, body, 400, "max_consecutive_misses")
 
 
@@ -215,7 +232,9 @@ async def test_it_answers_a_body_too_large_with_413_json(api, path):
     "application/json; charset=latin-1", "application/octet-stream",
 ])  # fmt: skip
 async def test_it_refuses_a_body_that_says_it_is_not_utf_8_json(api, path, content_type):
-    status, body, _ = await send(api, "POST", path, data=b'{"name": "x"}', headers={"Content-Type": content_type})
+    status, body, _ = await send(
+        api, "POST", path, data=b'{"name": "x"}', headers={"Content-Type": content_type}
+    )
     assert_refused(status, body, 415, "body")
 
 
@@ -239,7 +258,9 @@ async def test_it_reads_json_under_the_content_types_clients_actually_send(api, 
 ])  # fmt: skip
 async def test_it_refuses_a_webhook_config_it_cannot_use(api, config):
     data = json.dumps({"kind": "webhook", "config": config})
-    status, body, _ = await send(api, "POST", "/channels", data=data, headers={"Content-Type": "application/json"})
+    status, body, _ = await send(
+        api, "POST", "/channels", data=data, headers={"Content-Type": "application/json"}
+    )
     if status != 201:
         assert_refused(status, body, 400)
 
@@ -248,8 +269,10 @@ async def test_it_refuses_a_webhook_config_it_cannot_use(api, config):
 @pytest.mark.parametrize("header", ["Authorization", "X-Api-Key"])
 async def test_it_answers_401_to_a_key_that_is_not_utf_8(api, header):
     value = b"Bearer \xff\xfe".decode("latin-1") if header == "Authorization" else "\xff"
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(api.url + "/heartbeats",
-                                                                    headers={header: value}) as response:
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(api.url + "/heartbeats", headers={header: value}) as response,
+    ):
         assert_refused(response.status, await response.json(), 401)
 
 

@@ -98,13 +98,17 @@ content_types = st.sampled_from([
     "application/json; charset=latin-1", "application/json; charset=bogus", "application/x-www-form-urlencoded",
     "text/plain", "multipart/form-data", "application/problem+json", "", ";", "application/json; charset=",
 ])  # fmt: skip
+
+
 def utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
 def bodies(objects: st.SearchStrategy) -> st.SearchStrategy[bytes]:
     """Bodies as bytes: the objects above as JSON, and bytes that are not JSON or not UTF-8."""
-    broken = st.builds(lambda head, junk: head + junk + b'"}', st.just(b'{"name": "'), st.binary(min_size=1, max_size=8))
+    broken = st.builds(
+        lambda head, junk: head + junk + b'"}', st.just(b'{"name": "'), st.binary(min_size=1, max_size=8)
+    )
     return st.one_of(objects.map(dump).map(utf8), st.binary(max_size=64), broken)
 
 
@@ -120,9 +124,13 @@ cursors = st.one_of(
     st.text(string.ascii_letters + string.digits + "-_=", max_size=60), st.text(),
 )  # fmt: skip
 query_values = {
-    "from": time_values, "to": time_values, "limit": st.integers(-5, 2000).map(str) | digit_strings | st.text(),
-    "before": cursors, "bucket": duration_strings | digit_strings | st.text(),
-    "format": st.sampled_from(["csv", "json", "CSV", "xml", ""]) | st.text(), "tag": st.text(),
+    "from": time_values,
+    "to": time_values,
+    "limit": st.integers(-5, 2000).map(str) | digit_strings | st.text(),
+    "before": cursors,
+    "bucket": duration_strings | digit_strings | st.text(),
+    "format": st.sampled_from(["csv", "json", "CSV", "xml", ""]) | st.text(),
+    "tag": st.text(),
 }
 queries = st.fixed_dictionaries({}, optional=query_values).flatmap(
     lambda known: st.dictionaries(st.text(), st.text(), max_size=2).map(lambda extra: {**extra, **known})
@@ -148,8 +156,9 @@ async def answer(api, method: str, url, **kwargs) -> tuple[int, bytes]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def heartbeat(api) -> str:
-    status, body = await answer(api, "POST", api.url + "/heartbeats", json={"name": "fuzzed", "interval": "1d",
-                                                                                    "tags": ["t"]})
+    status, body = await answer(
+        api, "POST", api.url + "/heartbeats", json={"name": "fuzzed", "interval": "1d", "tags": ["t"]}
+    )
     assert status == 201
     return json.loads(body)["id"]
 
@@ -201,8 +210,10 @@ async def test_any_project_body_is_created_or_refused_with_a_reason(api, body, c
 
 # query strings ---------------------------------------------------------------------------
 @PROFILE
-@given(resource=st.sampled_from(["checkins", "timings", "export", "uptime", "status-changes", "deliveries"]),
-       query=queries)
+@given(
+    resource=st.sampled_from(["checkins", "timings", "export", "uptime", "status-changes", "deliveries"]),
+    query=queries,
+)
 async def test_any_history_query_is_answered_or_refused_with_a_reason(api, heartbeat, resource, query):
     url = yarl.URL(f"{api.url}/heartbeats/{heartbeat}/{resource}").with_query(query)
     assume(len(str(url)) < MAX_URL_CHARS)
@@ -230,7 +241,9 @@ async def test_any_list_query_is_answered_or_refused_with_a_reason(api, query):
                                        "keys", "session", "channel-kinds", "openapi.json", "..", ".", "", "%", "{id}",
                                        "HB", "CH"]) | st.text(max_size=20), max_size=4),
 )  # fmt: skip
-async def test_any_path_and_method_is_answered_or_refused_with_a_reason(api, heartbeat, channel, method, segments):
+async def test_any_path_and_method_is_answered_or_refused_with_a_reason(
+    api, heartbeat, channel, method, segments
+):
     ids = {"HB": heartbeat, "CH": channel}
     path = "/".join(quote(ids.get(s, s), safe="") for s in segments)
     url = yarl.URL(f"{api.url}/{path}", encoded=True)
@@ -240,12 +253,16 @@ async def test_any_path_and_method_is_answered_or_refused_with_a_reason(api, hea
 
 @PROFILE
 @given(
-    authorization=st.one_of(st.none(), st.just("VALID"), safe_header_text, safe_header_text.map("Bearer ".__add__)),
+    authorization=st.one_of(
+        st.none(), st.just("VALID"), safe_header_text, safe_header_text.map("Bearer ".__add__)
+    ),
     api_key=st.none() | safe_header_text,
     extra=st.dictionaries(st.from_regex(r"\AX-[A-Za-z0-9-]{1,20}\Z"), safe_header_text, max_size=3),
     accept=st.none() | safe_header_text,
 )
-async def test_any_headers_are_answered_or_refused_with_a_reason(api, heartbeat, authorization, api_key, extra, accept):
+async def test_any_headers_are_answered_or_refused_with_a_reason(
+    api, heartbeat, authorization, api_key, extra, accept
+):
     headers = dict(extra)
     for name, value in (("X-Api-Key", api_key), ("Accept", accept)):
         if value is not None:

@@ -21,8 +21,17 @@ from shared.topics import Topics
 TOPICS = Topics()
 
 
-def monitor(monitor_id: str, name: str, project="p", tags=(), created_ms=0, paused=False, deleted=False, revision=1,
-            slug=None):
+def monitor(
+    monitor_id: str,
+    name: str,
+    project="p",
+    tags=(),
+    created_ms=0,
+    paused=False,
+    deleted=False,
+    revision=1,
+    slug=None,
+):
     return MonitorConfig(id=monitor_id, project_id=project, name=name, token="t" * 32, interval_s=60, grace_s=10,
                          tags=list(tags), paused=paused, deleted=deleted, created_ms=created_ms,
                          updated_ms=created_ms, revision=revision, slug=slug)  # fmt: skip
@@ -331,4 +340,6 @@ async def test_the_catalog_holds_no_config_but_pages_show_the_newest(views, cata
     monitors.put(monitor("hb_1", "one", created_ms=0, revision=2, tags=["x"]))
     found, _ = await catalog.page("p", limit=10)
     assert found == [monitors["hb_1"]] and found[0].revision == 2
-    assert not any(isinstance(v, MonitorConfig) for e in catalog._entries.values() for v in msgspec.structs.astuple(e))
+    assert not any(
+        isinstance(v, MonitorConfig) for e in catalog._entries.values() for v in msgspec.structs.astuple(e)
+    )

@@ -106,7 +106,9 @@ async def test_a_poison_record_is_counted_and_skipped(bus, store, project_id, mo
     assert len((await store.history(project_id, monitor_id))[0]) == 1
 
 
-async def test_a_batch_read_again_after_a_crash_is_not_written_twice(bus, store, project_id, monitor_id, now_ms):
+async def test_a_batch_read_again_after_a_crash_is_not_written_twice(
+    bus, store, project_id, monitor_id, now_ms
+):
     await publish_history(bus, project_id, monitor_id, now_ms)
     for _ in range(2):  # the second run starts from offset 0 again, as after a crash before the commit
         writer = HistoryWriter(Settings(), bus, TOPICS, store)
@@ -119,7 +121,9 @@ async def test_a_batch_read_again_after_a_crash_is_not_written_twice(bus, store,
     assert len(rows) == 3
 
 
-async def test_the_writer_records_the_deliveries_the_notifier_publishes(bus, store, project_id, monitor_id, now_ms):
+async def test_the_writer_records_the_deliveries_the_notifier_publishes(
+    bus, store, project_id, monitor_id, now_ms
+):
     delivered = a_delivery(project_id, monitor_id, now_ms - 1000, kind="down", channel_id="ch_a")
     given_up = a_delivery(project_id, monitor_id, now_ms, kind="up", channel_id="ch_a", ok=False, attempts=4,
                           error="timed out after 10 s")  # fmt: skip
@@ -143,7 +147,12 @@ async def test_the_writer_keeps_the_runs_the_evaluator_measured(bus, store, proj
     end = a_ping(project_id, monitor_id, now_ms, kind="success", rid="r1")
     run = RunMeasured(id=f"{monitor_id}:run:{end.id}", monitor_id=monitor_id, project_id=project_id, ping_id=end.id,
                       rid="r1", started_ms=start.received_ms, ended_ms=end.received_ms, duration_s=90.0)  # fmt: skip
-    for topic, event in ((TOPICS.pings, start), (TOPICS.pings, end), (TOPICS.status, run), (TOPICS.status, run)):
+    for topic, event in (
+        (TOPICS.pings, start),
+        (TOPICS.pings, end),
+        (TOPICS.status, run),
+        (TOPICS.status, run),
+    ):
         await bus.publish(topic, monitor_id, encode(event))  # the run twice: a replay
     writer = HistoryWriter(Settings(), bus, TOPICS, store)
     await writer.start()
@@ -183,10 +192,15 @@ async def test_a_record_clickhouse_refuses_is_dead_lettered_and_the_records_arou
 ):
     # The decoder takes any int, but exit_code is UInt8: ClickHouse refuses -1 (CANNOT_PARSE_NUMBER).
     refused = a_ping(project_id, monitor_id, now_ms - 2000, kind="fail", exit_code=-1)
-    before, after = a_ping(project_id, monitor_id, now_ms - 3000), a_ping(project_id, monitor_id, now_ms - 1000)
+    before, after = (
+        a_ping(project_id, monitor_id, now_ms - 3000),
+        a_ping(project_id, monitor_id, now_ms - 1000),
+    )
     for ping in (before, refused, after):
         await bus.publish(TOPICS.pings, monitor_id, encode(ping))
-    await bus.publish(TOPICS.status, monitor_id, encode(a_status_change(project_id, monitor_id, now_ms, "up", "new")))
+    await bus.publish(
+        TOPICS.status, monitor_id, encode(a_status_change(project_id, monitor_id, now_ms, "up", "new"))
+    )
     writer = HistoryWriter(Settings(), bus, TOPICS, store)
     await writer.start()
     try:

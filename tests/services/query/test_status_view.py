@@ -112,7 +112,9 @@ async def test_it_reads_a_snapshot_written_before_status_since_existed(bus, view
     ev.apply_config(config())
     ev.apply_ping(ping(5 * S), 1)
     fields = msgspec.json.decode(msgspec.json.encode(ev.monitors["hb_a"]))
-    old_state = msgspec.json.encode(fields[: MonitorState.__struct_fields__.index("status_since_ms")])  # before them
+    old_state = msgspec.json.encode(
+        fields[: MonitorState.__struct_fields__.index("status_since_ms")]
+    )  # before them
     snapshot = MonitorSnapshot(monitor_id="hb_a", partition=0, offset=1, state=msgspec.Raw(old_state))
     await bus.publish(TOPICS.evaluator_state, "hb_a", encode(snapshot))
     assert await view.sync()
@@ -121,12 +123,13 @@ async def test_it_reads_a_snapshot_written_before_status_since_existed(bus, view
 
 async def test_an_unreadable_snapshot_keeps_the_last_good_one(bus, view):
     await Evaluator(bus).run(config(), ping(5 * S))
-    broken = MonitorSnapshot(monitor_id="hb_a", partition=0, offset=9, state=msgspec.Raw(b'{"not": "a state"}'))
+    broken = MonitorSnapshot(
+        monitor_id="hb_a", partition=0, offset=9, state=msgspec.Raw(b'{"not": "a state"}')
+    )
     await bus.publish(TOPICS.evaluator_state, "hb_a", encode(broken))
     await bus.publish(TOPICS.evaluator_state, "hb_a", b"\x00not an event")
     assert await view.sync()
     assert view.get("hb_a").status == "up"
-
 
 
 async def test_a_snapshot_of_a_newer_layout_is_logged_and_the_last_one_stays(bus, view):
@@ -134,17 +137,24 @@ async def test_a_snapshot_of_a_newer_layout_is_logged_and_the_last_one_stays(bus
     assert await view.sync()
     [record] = await bus.read((TOPICS.evaluator_state, 0), 0, 10)
     written = decode(record.value)
-    assert isinstance(written, MonitorSnapshot) and written.state_v == STATE_VERSION  # the store says its layout
-    newer = msgspec.structs.replace(written, state_v=STATE_VERSION + 1, state=msgspec.Raw(b'{"status": "down"}'))
+    assert (
+        isinstance(written, MonitorSnapshot) and written.state_v == STATE_VERSION
+    )  # the store says its layout
+    newer = msgspec.structs.replace(
+        written, state_v=STATE_VERSION + 1, state=msgspec.Raw(b'{"status": "down"}')
+    )
     with capture_logs() as logs:
         await bus.publish(TOPICS.evaluator_state, "hb_a", encode(newer))
         assert await view.sync()
     assert view.get("hb_a").status == "up"
     assert [e["event"] for e in logs] == ["query.status_view.unreadable"]
 
+
 async def test_listeners_hear_of_changes_but_not_of_snapshots_that_changed_nothing_shown(bus, view):
     heard = []
-    view.listen(lambda monitor_id, before, after: heard.append((monitor_id, before and before.status, after.status)))
+    view.listen(
+        lambda monitor_id, before, after: heard.append((monitor_id, before and before.status, after.status))
+    )
     evaluator = Evaluator(bus)
     await evaluator.run(config(), ping(5 * S))
     await evaluator.run(config(revision=2, at=7 * S))  # a rename: snapshot again, nothing shown moved
@@ -182,7 +192,6 @@ def test_a_resume_shows_before_the_evaluator_applies_it():
     assert shown_status(config(at=9 * S), PAUSED) == ("up", 9 * S, "resumed")
     never_pinged = msgspec.structs.replace(PAUSED, last_ping_ms=None)
     assert shown_status(config(at=9 * S), never_pinged) == ("new", 9 * S, "resumed")
-
 
 
 async def test_a_failing_listener_neither_stops_the_view_nor_the_other_listeners(bus, view):

@@ -69,29 +69,43 @@ async def test_a_history_row_carries_every_field_of_the_ping(store, project_id, 
 
 
 async def test_a_check_in_keeps_its_run_id_and_output_and_exports_them(store, project_id, monitor_id, now_ms):
-    output = "".join(f"line {i}: \u00e9\u20ac \U0001f600 \"quoted\", tab\t\n" for i in range(2000))
-    start = a_ping(project_id, monitor_id, now_ms - 2000, kind="start", rid="3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b")
+    output = "".join(f'line {i}: \u00e9\u20ac \U0001f600 "quoted", tab\t\n' for i in range(2000))
+    start = a_ping(
+        project_id, monitor_id, now_ms - 2000, kind="start", rid="3f2a4b1c-0d5e-4f60-8a7b-9c0d1e2f3a4b"
+    )
     log = a_ping(project_id, monitor_id, now_ms - 1000, kind="log", output="step 1\n")
-    end = a_ping(project_id, monitor_id, now_ms, kind="success", rid=start.rid, output=output, output_truncated=True)
+    end = a_ping(
+        project_id, monitor_id, now_ms, kind="success", rid=start.rid, output=output, output_truncated=True
+    )
     await store.insert_events([start, log, end], "t-output")
 
     rows, _ = await store.history(project_id, monitor_id)
     preview = output[:OUTPUT_PREVIEW_CHARS]  # a page carries the start of each output
     assert [(r["kind"], r["rid"], r["output"], r["output_truncated"]) for r in rows] == [
-        ("success", start.rid, preview, True), ("log", None, "step 1\n", False), ("start", start.rid, None, False)]
+        ("success", start.rid, preview, True),
+        ("log", None, "step 1\n", False),
+        ("start", start.rid, None, False),
+    ]
     whole = await store.checkin(project_id, monitor_id, end.id)
     assert (whole["rid"], whole["output"], whole["output_truncated"]) == (start.rid, output, True)
     assert [r["kind"] for r in (await store.history(project_id, monitor_id, kinds=["start", "log"]))[0]] == [
-        "log", "start"]
+        "log",
+        "start",
+    ]
     [chunk] = [c async for c in store.export(project_id, monitor_id, now_ms - 10_000, now_ms + 1)]
     assert [(r["rid"], r["output"], r["output_truncated"]) for r in chunk] == [
-        (start.rid, None, False), (None, "step 1\n", False), (start.rid, output, True)]
+        (start.rid, None, False),
+        (None, "step 1\n", False),
+        (start.rid, output, True),
+    ]
 
 
 async def test_migrate_gives_check_ins_the_run_id_and_output_columns(store, ch):
     await store.migrate()  # again: adding them is idempotent
-    rows = await ch.query("SELECT name, type FROM system.columns WHERE database = currentDatabase() "
-                          "AND table = 'checkins' AND name IN ('rid', 'output', 'output_truncated') ORDER BY name")
+    rows = await ch.query(
+        "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+        "AND table = 'checkins' AND name IN ('rid', 'output', 'output_truncated') ORDER BY name"
+    )
     assert rows == [("output", "Nullable(String)"), ("output_truncated", "Bool"), ("rid", "Nullable(String)")]
 
 
@@ -158,7 +172,10 @@ async def test_export_streams_every_row_in_chunks(store, project_id, monitor_id,
     events.append(a_ping(project_id, monitor_id, start_ms + 25_000, 0))  # at its (exclusive) end
     await store.insert_events(events, "t-export")
 
-    chunks = [chunk async for chunk in store.export(project_id, monitor_id, start_ms, start_ms + 25_000, chunk_rows=10)]
+    chunks = [
+        chunk
+        async for chunk in store.export(project_id, monitor_id, start_ms, start_ms + 25_000, chunk_rows=10)
+    ]
 
     assert [len(c) for c in chunks] == [10, 10, 6]
     exported = [(r["received_at_ms"], r["id"]) for chunk in chunks for r in chunk]
@@ -169,7 +186,10 @@ async def test_export_streams_every_row_in_chunks(store, project_id, monitor_id,
 async def test_timings_summarise_durations_per_bucket(store, project_id, monitor_id, now_ms):
     bucket_start_ms = (now_ms // HOUR_MS - 3) * HOUR_MS
     durations = [1.0, 2.0, 3.0, 4.0, 10.0]
-    events = [a_ping(project_id, monitor_id, bucket_start_ms + i * 1000, duration_s=d) for i, d in enumerate(durations)]
+    events = [
+        a_ping(project_id, monitor_id, bucket_start_ms + i * 1000, duration_s=d)
+        for i, d in enumerate(durations)
+    ]
     events += [
         a_ping(project_id, monitor_id, bucket_start_ms + 10_000, kind="fail"),  # no duration
         a_miss(project_id, monitor_id, bucket_start_ms + 20_000),
@@ -223,9 +243,13 @@ async def test_uptime_counts_down_time_only_while_observed(store, project_id, mo
     assert uptime["30d"] == round(100 * (observed_30d_ms - DAY_MS - 6 * HOUR_MS) / observed_30d_ms, 3)
 
 
-async def test_uptime_starts_from_the_status_in_force_before_the_window(store, project_id, monitor_id, now_ms):
+async def test_uptime_starts_from_the_status_in_force_before_the_window(
+    store, project_id, monitor_id, now_ms
+):
     # Down since 100 days ago: no change inside any window, yet every window is all down.
-    await store.insert_events([a_status_change(project_id, monitor_id, now_ms - 100 * DAY_MS, "down", "up")], "t-old")
+    await store.insert_events(
+        [a_status_change(project_id, monitor_id, now_ms - 100 * DAY_MS, "down", "up")], "t-old"
+    )
 
     uptime = await windowed_uptime(store, project_id, monitor_id, now_ms, now_ms - 200 * DAY_MS)
 
@@ -263,7 +287,9 @@ async def every_page(read, **filters) -> list[dict]:
             return rows
 
 
-async def test_history_keeps_only_the_kinds_and_times_asked_for_on_every_page(store, project_id, monitor_id, now_ms):
+async def test_history_keeps_only_the_kinds_and_times_asked_for_on_every_page(
+    store, project_id, monitor_id, now_ms
+):
     events = [a_ping(project_id, monitor_id, now_ms - i * 1000, kind="fail" if i % 3 == 0 else "success")
               for i in range(12)]  # fmt: skip
     events += [a_miss(project_id, monitor_id, now_ms - 4500), a_miss(project_id, monitor_id, now_ms - 20_000)]
@@ -344,8 +370,9 @@ async def test_deliveries_are_stored_once_and_read_newest_first(store, project_i
                        "next_attempt_at": None, "digest": 0, "resend": False}  # fmt: skip
 
 
-async def test_deliveries_recorded_before_they_named_a_project_are_found_by_monitor(store, project_id, monitor_id,
-                                                                                    now_ms):
+async def test_deliveries_recorded_before_they_named_a_project_are_found_by_monitor(
+    store, project_id, monitor_id, now_ms
+):
     await store.insert_events(
         [
             a_delivery("", monitor_id, now_ms - 2000, kind="down"),  # from a notifier of an older version
@@ -361,13 +388,21 @@ async def test_deliveries_recorded_before_they_named_a_project_are_found_by_moni
 
 @pytest.mark.parametrize(
     ("alert_id", "kind"),
-    [("mon_1:4:down", "down"), ("mon_1:4:up", "up"), ("a:b:c:4:up", "up"), ("weird", ""), ("m:1:sideways", "")],
+    [
+        ("mon_1:4:down", "down"),
+        ("mon_1:4:up", "up"),
+        ("a:b:c:4:up", "up"),
+        ("weird", ""),
+        ("m:1:sideways", ""),
+    ],
 )
 def test_an_alerts_kind_is_the_last_part_of_its_id(alert_id, kind):
     assert alert_kind(alert_id) == kind
 
 
-async def test_uptime_spans_answer_any_range_with_outages_and_down_time(store, project_id, monitor_id, now_ms):
+async def test_uptime_spans_answer_any_range_with_outages_and_down_time(
+    store, project_id, monitor_id, now_ms
+):
     changes = [
         ("up", "new", now_ms - 10 * HOUR_MS),
         ("down", "up", now_ms - 8 * HOUR_MS),

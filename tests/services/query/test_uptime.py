@@ -23,8 +23,13 @@ _tokens = itertools.count()
 
 async def spans_of(store, project_id, monitor_id, spans):
     """``store.uptime_spans``, with times relative to BASE_MS as the tests write them."""
-    answered = await store.uptime_spans(project_id, monitor_id, [(a + BASE_MS, b + BASE_MS) for a, b in spans])
-    return [UptimeSpan(s.from_ms - BASE_MS, s.to_ms - BASE_MS, s.observed_ms, s.down_ms, s.outages) for s in answered]
+    answered = await store.uptime_spans(
+        project_id, monitor_id, [(a + BASE_MS, b + BASE_MS) for a, b in spans]
+    )
+    return [
+        UptimeSpan(s.from_ms - BASE_MS, s.to_ms - BASE_MS, s.observed_ms, s.down_ms, s.outages)
+        for s in answered
+    ]
 
 
 def reference(changes: list[tuple[int, str]], from_ms: int, to_ms: int) -> UptimeSpan:
@@ -84,7 +89,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("changes", "expected", "outages"), CASES)
-async def test_uptime_weights_each_status_by_its_time(store, project_id, monitor_id, changes, expected, outages):
+async def test_uptime_weights_each_status_by_its_time(
+    store, project_id, monitor_id, changes, expected, outages
+):
     await record(store, project_id, monitor_id, changes)
 
     [span] = await spans_of(store, project_id, monitor_id, [(START_MS, NOW_MS)])
@@ -95,7 +102,14 @@ async def test_uptime_weights_each_status_by_its_time(store, project_id, monitor
 
 async def test_several_spans_are_answered_by_one_query(store, project_id, monitor_id):
     await record(store, project_id, monitor_id, [(0, "up"), (2_000, "down"), (8_000, "up")])
-    asked = [(1_000, 11_000), (7_000, 11_000), (9_000, 11_000), (5_000, 5_000), (11_000, 1_000), (20_000, 30_000)]
+    asked = [
+        (1_000, 11_000),
+        (7_000, 11_000),
+        (9_000, 11_000),
+        (5_000, 5_000),
+        (11_000, 1_000),
+        (20_000, 30_000),
+    ]
 
     spans = await spans_of(store, project_id, monitor_id, asked)
 
@@ -130,7 +144,9 @@ changes_strategy = st.lists(
 span_strategy = st.tuples(st.integers(0, 13_000), st.integers(0, 13_000)).map(sorted).map(tuple)
 
 
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(changes=changes_strategy, spans=st.lists(span_strategy, min_size=1, max_size=3, unique=True))
 async def test_clickhouse_agrees_with_the_reference_on_any_history(store, project_id, changes, spans):
     monitor_id = "mon_" + uuid.uuid4().hex  # one per example: the fixture's lives for the whole test

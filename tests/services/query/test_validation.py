@@ -22,6 +22,7 @@ def monitor_fields(body: dict, *, creating: bool, known_channels: set[str]) -> d
     assert creating and not known_channels
     return decode_body(body, HeartbeatCreate).monitor_fields(creating=True)
 
+
 NOW_MS = 1_700_000_000_000
 DAY_MS = 86_400_000
 
@@ -82,7 +83,10 @@ def test_an_error_message_is_one_short_line_whatever_the_input_holds():
 
 @pytest.mark.parametrize("field", ["max_consecutive_misses", "recovery_threshold"])
 def test_a_whole_number_written_as_a_float_counts_and_a_fraction_does_not(field):
-    assert monitor_fields({"name": "n", "interval": 60, field: 3.0}, creating=True, known_channels=set())[field] == 3
+    assert (
+        monitor_fields({"name": "n", "interval": 60, field: 3.0}, creating=True, known_channels=set())[field]
+        == 3
+    )
     with pytest.raises(InvalidField) as refused:
         monitor_fields({"name": "n", "interval": 60, field: 3.5}, creating=True, known_channels=set())
     assert refused.value.field == field
@@ -90,14 +94,36 @@ def test_a_whole_number_written_as_a_float_counts_and_a_fraction_does_not(field)
 
 # names -------------------------------------------------------------------------------------
 REFUSED_IN_NAMES = [
-    "\x00", "\x07", "\x1b", "\r", "\n", "\t", "\x7f", "\x85", "\x9b",  # C0, DEL, C1 (NEL, CSI)
-    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",  # bidi
-    "\u200b", "\u2060", "\ufeff", "\u2028", "\u2029",  # invisible, or a line break
+    "\x00",
+    "\x07",
+    "\x1b",
+    "\r",
+    "\n",
+    "\t",
+    "\x7f",
+    "\x85",
+    "\x9b",  # C0, DEL, C1 (NEL, CSI)
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",  # bidi
+    "\u200b",
+    "\u2060",
+    "\ufeff",
+    "\u2028",
+    "\u2029",  # invisible, or a line break
 ]
 
 
 @pytest.mark.parametrize("char", REFUSED_IN_NAMES)
-def test_a_name_with_a_control_bidi_or_invisible_character_is_refused_naming_the_field_and_the_character(char):
+def test_a_name_with_a_control_bidi_or_invisible_character_is_refused_naming_the_field_and_the_character(
+    char,
+):
     with pytest.raises(InvalidField) as refused:
         name_field("name", f"backup{char}db")
     assert refused.value.field == "name" and refused.value.status == 400

@@ -18,8 +18,9 @@ STEP = 7  # records per step: every pass below takes many steps
 async def bus(tmp_path):
     b = LocalBus(tmp_path / "bus.sqlite3", compaction_step_records=STEP)
     await b.start()
-    await b.ensure_topics([TopicSpec("c", 2, compacted=True), TopicSpec("pings", 2),
-                           TopicSpec("old", 1, retention_ms=DAY_MS)])
+    await b.ensure_topics(
+        [TopicSpec("c", 2, compacted=True), TopicSpec("pings", 2), TopicSpec("old", 1, retention_ms=DAY_MS)]
+    )
     yield b
     await b.close()
 
@@ -27,8 +28,10 @@ async def bus(tmp_path):
 def stored(path, topic: str) -> list[tuple[int, int, str, bytes]]:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute("SELECT partition, offset, key, value FROM records WHERE topic=?"
-                            " ORDER BY partition, offset", (topic,)).fetchall()
+        return conn.execute(
+            "SELECT partition, offset, key, value FROM records WHERE topic=? ORDER BY partition, offset",
+            (topic,),
+        ).fetchall()
     finally:
         conn.close()
 
@@ -100,7 +103,9 @@ async def test_compaction_during_continuous_appends_loses_nothing_and_never_reor
     await pings.start()
     got = await read_all(pings, {("pings", p): bus.end_offset(("pings", p)) for p in range(2)})
     for partition in range(2):
-        assert [r.offset for r in got if r.partition == partition] == list(range(bus.end_offset(("pings", partition))))
+        assert [r.offset for r in got if r.partition == partition] == list(
+            range(bus.end_offset(("pings", partition)))
+        )
 
 
 async def test_a_second_pass_leaves_exactly_the_newest_record_of_every_key(bus, tmp_path):
@@ -111,7 +116,9 @@ async def test_a_second_pass_leaves_exactly_the_newest_record_of_every_key(bus, 
     await bus.compact()
     rows = stored(tmp_path / "bus.sqlite3", "c")
     assert sorted(key for _, _, key, _ in rows) == sorted([f"k{i}" for i in range(13)] + ["gone"])
-    assert {key: int(value) for _, _, key, value in rows if key != "gone"} == {f"k{i % 13}": i for i in range(300)}
+    assert {key: int(value) for _, _, key, value in rows if key != "gone"} == {
+        f"k{i % 13}": i for i in range(300)
+    }
     # Offsets never go back: the ends stay where they were, and numbering carries on.
     assert sum(bus.end_offset(("c", p)) for p in range(2)) == 301
 
@@ -136,7 +143,10 @@ async def test_only_a_later_durable_record_supersedes_one(bus, tmp_path):
     assert await bus.compact() == 0
     await bus.publish("c", "a", b"a1", partition=0)
     assert await bus.compact() == 1
-    assert [(key, value) for _, _, key, value in stored(tmp_path / "bus.sqlite3", "c")] == [("b", b"b0"), ("a", b"a1")]
+    assert [(key, value) for _, _, key, value in stored(tmp_path / "bus.sqlite3", "c")] == [
+        ("b", b"b0"),
+        ("a", b"a1"),
+    ]
 
 
 async def test_retention_removes_the_expired_records_a_step_at_a_time(bus, tmp_path):
@@ -157,8 +167,10 @@ async def test_retention_stops_at_the_first_record_that_has_not_expired(bus, tmp
     now_ms = int(time.time() * 1000)
     conn = sqlite3.connect(path)
     with conn:  # offsets 0-19 two days old, 20-29 fresh, but 25 two days old (the clock stepped back)
-        conn.execute("UPDATE records SET ts = ? WHERE topic = 'old' AND (offset < 20 OR offset = 25)",
-                     (now_ms - 2 * DAY_MS,))
+        conn.execute(
+            "UPDATE records SET ts = ? WHERE topic = 'old' AND (offset < 20 OR offset = 25)",
+            (now_ms - 2 * DAY_MS,),
+        )
     conn.close()
     assert await bus.compact(now_ms=now_ms) == 20
     assert [offset for _, offset, _, _ in stored(path, "old")] == list(range(20, 30))

@@ -36,11 +36,13 @@ class Buses:
             bootstrap = self._request.getfixturevalue("kafka_bootstrap")
             bus = KafkaBus(Settings(kafka_bootstrap=bootstrap, kafka_session_timeout_ms=6000))
         await bus.start()
-        await bus.ensure_topics([
-            TopicSpec(self._prefix + "t", 3),
-            TopicSpec(self._prefix + "c", 2, compacted=True),
-            TopicSpec(self._prefix + "r", 2, retention_ms=30 * DAY_MS),
-        ])
+        await bus.ensure_topics(
+            [
+                TopicSpec(self._prefix + "t", 3),
+                TopicSpec(self._prefix + "c", 2, compacted=True),
+                TopicSpec(self._prefix + "r", 2, retention_ms=30 * DAY_MS),
+            ]
+        )
         self.opened.append(bus)
         return bus
 
@@ -49,7 +51,9 @@ class Buses:
         await bus.close()
         return await self()
 
-    async def expire(self, bus, topic: str, ends: dict[int, int], published_before_ms: int | None = None) -> None:
+    async def expire(
+        self, bus, topic: str, ends: dict[int, int], published_before_ms: int | None = None
+    ) -> None:
         """Remove the records of ``topic`` below ``ends`` (partition -> offset), as retention
         does once they are old enough. The embedded bus expires by age, like a broker:
         ``published_before_ms`` must separate those records from the rest."""
@@ -126,7 +130,9 @@ async def test_a_group_resumes_after_its_committed_offsets(make_bus, topic_prefi
     assert [int(r.value) for r in rest] == list(range(10, 30))
 
 
-async def test_a_reader_sees_every_partition_from_the_beginning_and_knows_when_it_caught_up(make_bus, topic_prefix):
+async def test_a_reader_sees_every_partition_from_the_beginning_and_knows_when_it_caught_up(
+    make_bus, topic_prefix
+):
     bus = await make_bus()
     topic = topic_prefix + "c"
     for i in range(10):
@@ -159,7 +165,9 @@ async def test_assignment_callbacks_fire_for_a_group(make_bus, topic_prefix):
     assert assigned and assigned[0] == {(topic, p) for p in range(3)}
 
 
-async def test_a_group_skips_nothing_published_after_retention_emptied_its_topic_and_a_restart(make_bus, topic_prefix):
+async def test_a_group_skips_nothing_published_after_retention_emptied_its_topic_and_a_restart(
+    make_bus, topic_prefix
+):
     bus = await make_bus()
     topic, group = topic_prefix + "r", topic_prefix + "notifier"
     offsets = [await bus.publish(topic, "m", f"a{i}".encode()) for i in range(5)]
@@ -179,7 +187,10 @@ async def test_a_group_skips_nothing_published_after_retention_emptied_its_topic
     await consumer.start()
     records = await read_all(consumer, 2)
     await consumer.close()
-    assert [(r.partition, r.offset, r.value) for r in records] == [(partition, 5, b"after"), (partition, 6, b"later")]
+    assert [(r.partition, r.offset, r.value) for r in records] == [
+        (partition, 5, b"after"),
+        (partition, 6, b"later"),
+    ]
 
 
 async def test_a_group_behind_what_retention_kept_resumes_at_the_oldest_record_kept(make_bus, topic_prefix):
@@ -206,7 +217,9 @@ async def test_a_group_behind_what_retention_kept_resumes_at_the_oldest_record_k
         await consumer.start()
         records = await read_all(consumer, 2)
         # Alerts nobody was sent: said so (on Kafka by a check that runs beside the reads).
-        expired = await eventually(lambda: [e for e in logs if e["event"].endswith(".records_expired_unread")])
+        expired = await eventually(
+            lambda: [e for e in logs if e["event"].endswith(".records_expired_unread")]
+        )
     await consumer.close()
     assert [(r.offset, r.value) for r in records] == [(3, b"a3"), (4, b"a4")]
     assert [(e["committed"], e["first"]) for e in expired] == [(1, 3)]

@@ -57,7 +57,9 @@ async def test_publishes_of_one_turn_keep_their_order_within_a_partition(owner, 
 
 async def test_publish_many_goes_through_whole(owner, linked):
     bus, _ = owner
-    await linked.publish_many("t", [(f"k{i}", b"v") for i in range(250)])  # more than the backlog: waits for room
+    await linked.publish_many(
+        "t", [(f"k{i}", b"v") for i in range(250)]
+    )  # more than the backlog: waits for room
     assert len(await read_all(bus, "t")) == 250
 
 

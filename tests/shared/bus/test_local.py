@@ -258,7 +258,9 @@ async def test_a_ping_is_committed_ahead_of_a_large_bulk_batch_queued_before_it(
     bus = LocalBus(tmp_path / "bus.sqlite3", fast_topics=frozenset({"pings"}))
     await bus.start()
     await bus.ensure_topics([TopicSpec("pings", 1), TopicSpec("snapshots", 1)])
-    bulk = asyncio.ensure_future(bus.publish_many("snapshots", [(f"k{i}", b"v" * 300) for i in range(20_000)]))
+    bulk = asyncio.ensure_future(
+        bus.publish_many("snapshots", [(f"k{i}", b"v" * 300) for i in range(20_000)])
+    )
     await asyncio.sleep(0)  # the bulk batch is queued first
     offset = await bus.publish("pings", "m", b"ping")
     assert offset == 0 and not bulk.done()  # durable after one bulk transaction at most, not twenty

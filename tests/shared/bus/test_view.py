@@ -12,8 +12,9 @@ from shared.events import ChannelConfig, MonitorConfig, encode
 
 
 def channel(cid, name="n", at=1, deleted=False):
-    return ChannelConfig(id=cid, project_id="p", kind="webhook", name=name, created_ms=0, updated_ms=at,
-                         deleted=deleted)
+    return ChannelConfig(
+        id=cid, project_id="p", kind="webhook", name=name, created_ms=0, updated_ms=at, deleted=deleted
+    )
 
 
 async def test_a_view_follows_its_topic_and_forgets_deleted_items(tmp_path):
@@ -99,17 +100,36 @@ async def test_a_writers_own_delete_is_not_undone_by_the_older_record_arriving_l
 
 
 def heartbeat(hid, revision=1, name=None, **fields):
-    return MonitorConfig(id=hid, project_id="prj_a", name=name or f"job {hid}", token="t" * 32, interval_s=60,
-                         grace_s=10, created_ms=5, updated_ms=7, revision=revision, **fields)
+    return MonitorConfig(
+        id=hid,
+        project_id="prj_a",
+        name=name or f"job {hid}",
+        token="t" * 32,
+        interval_s=60,
+        grace_s=10,
+        created_ms=5,
+        updated_ms=7,
+        revision=revision,
+        **fields,
+    )
 
 
 async def test_a_packed_view_gives_back_what_it_was_given(tmp_path):
     bus = LocalBus(tmp_path / "bus.sqlite3")
     await bus.start()
     await bus.ensure_topics([TopicSpec("m", 2, compacted=True)])
-    odd = heartbeat("hb_b", channels=["c1", "c2"], tags=["x", "x"], paused=True, schedule="0 3 * * *",
-                    timezone="Europe/Berlin", max_runtime_s=90, recovery_threshold=3, reminder_interval_s=600,
-                    slug="nightly-b")  # every optional field set
+    odd = heartbeat(
+        "hb_b",
+        channels=["c1", "c2"],
+        tags=["x", "x"],
+        paused=True,
+        schedule="0 3 * * *",
+        timezone="Europe/Berlin",
+        max_runtime_s=90,
+        recovery_threshold=3,
+        reminder_interval_s=600,
+        slug="nightly-b",
+    )  # every optional field set
     await bus.publish("m", "hb_a", encode(heartbeat("hb_a")))
     await bus.publish("m", "hb_b", encode(odd))
     view = PackedConfigView(bus, "m", MonitorConfig, lambda m: m.revision)
@@ -118,7 +138,9 @@ async def test_a_packed_view_gives_back_what_it_was_given(tmp_path):
     assert view.get("hb_c") is None and "hb_b" in view and "hb_c" not in view
     assert sorted(view) == ["hb_a", "hb_b"] and sorted(m.id for m in view.values()) == ["hb_a", "hb_b"]
     assert dict(view.select("tags", "slug")) == {"hb_a": [[], None], "hb_b": [["x", "x"], "nightly-b"]}
-    assert next(k for k in view if k == "hb_a") is sys.intern("".join(["hb_", "a"]))  # shared with other indexes
+    assert next(k for k in view if k == "hb_a") is sys.intern(
+        "".join(["hb_", "a"])
+    )  # shared with other indexes
     await view.close()
     await bus.close()
 

@@ -41,11 +41,19 @@ class CurrentProject(Struct, kw_only=True):
     admin: Annotated[bool, Meta(description="An admin project's keys may create projects.")]
     read_only: Annotated[bool, Meta(description="Whether the key in use may only read.")]
     key_name: Annotated[str, Meta(description="The name of the key in use.")]
-    auto_create: Annotated[bool, Meta(description="Whether a ping to an unknown slug with ``?create=1`` creates "
-                                                  "the heartbeat.")]
-    ping_key: Annotated[str | None, Meta(
-        description="Secret of the slug URLs ``/ping/{ping_key}/{slug}``; null until made "
-                    "(``POST /projects/me/ping-key``). Absent for a read-only key.")] | UnsetType = UNSET
+    auto_create: Annotated[
+        bool, Meta(description="Whether a ping to an unknown slug with ``?create=1`` creates the heartbeat.")
+    ]
+    ping_key: (
+        Annotated[
+            str | None,
+            Meta(
+                description="Secret of the slug URLs ``/ping/{ping_key}/{slug}``; null until made "
+                "(``POST /projects/me/ping-key``). Absent for a read-only key."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class ApiKeyCreate(Struct, forbid_unknown_fields=True):
@@ -90,6 +98,10 @@ class Session(Struct):
     project: SessionProject
     key_name: str
     read_only: bool
-    csrf_token: Annotated[str | None, Meta(
-        description=f"Send it back in ``{CSRF_HEADER}`` on every write made with the session cookie. Null when "
-                    "the caller used a key rather than the cookie.")]
+    csrf_token: Annotated[
+        str | None,
+        Meta(
+            description=f"Send it back in ``{CSRF_HEADER}`` on every write made with the session cookie. Null when "
+            "the caller used a key rather than the cookie."
+        ),
+    ]

@@ -31,7 +31,9 @@ class Channel(Struct):
     id: str
     kind: str
     name: str
-    config: Annotated[dict[str, Any], Meta(description="As saved, with secret settings masked (``****abcd``).")]
+    config: Annotated[
+        dict[str, Any], Meta(description="As saved, with secret settings masked (``****abcd``).")
+    ]
     created_at: Timestamp
 
 
@@ -53,7 +55,9 @@ class ChannelKind(Struct, omit_defaults=True):
     label: str
     settings: list[Setting]
     available: Annotated[bool, Meta(description="Whether this server can make channels of it.")]
-    unavailable_reason: Annotated[str, Meta(description="Why not, when not (e.g. no SMTP server).")] | None = None
+    unavailable_reason: (
+        Annotated[str, Meta(description="Why not, when not (e.g. no SMTP server).")] | None
+    ) = None
 
 
 class ChannelKindList(Struct):
@@ -95,10 +99,16 @@ def kind_bodies(generated: JsonSchema) -> dict[str, JsonSchema]:
             "properties": {f.name: _setting_schema(f) for f in channel.config_fields},
             "required": [f.name for f in channel.config_fields if f.required],
         }  # fmt: skip
-        properties = {**generated["properties"], "kind": {"type": "string", "const": kind},
-                      "config": {"$ref": f"#/components/schemas/{config_schema_name(kind)}"}}
+        properties = {
+            **generated["properties"],
+            "kind": {"type": "string", "const": kind},
+            "config": {"$ref": f"#/components/schemas/{config_schema_name(kind)}"},
+        }
         # Without settings the config is {}: required only when some setting is.
         required = ["kind", "config"] if any(f.required for f in channel.config_fields) else ["kind"]
         bodies.append({**generated, "properties": properties, "required": required})
-    out["ChannelCreate"] = {"oneOf": bodies, "description": f"One of the kinds: {', '.join(sorted(CHANNELS))}."}
+    out["ChannelCreate"] = {
+        "oneOf": bodies,
+        "description": f"One of the kinds: {', '.join(sorted(CHANNELS))}.",
+    }
     return out

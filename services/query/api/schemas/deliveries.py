@@ -20,8 +20,15 @@ class Error(Struct, omit_defaults=True):
     """Every failure of the API, whatever its status."""
 
     error: Annotated[str, Meta(min_length=1, description="One line saying what is wrong.")]
-    field: Annotated[str, Meta(description="The field at fault (``name``, ``config.url``, ``limit``, ``body``), "
-                                           "when one is.")] | UnsetType = UNSET
+    field: (
+        Annotated[
+            str,
+            Meta(
+                description="The field at fault (``name``, ``config.url``, ``limit``, ``body``), when one is."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class DeliveryAttempt(Struct):
@@ -29,8 +36,12 @@ class DeliveryAttempt(Struct):
 
     id: str
     alert_id: str
-    kind: Annotated[AlertKind | Literal[""], Meta(  # type: ignore[valid-type]  # the alias is read from Alert
-        description="The alert's kind (``test``: a test notification); empty in rows older than kinds.")]
+    kind: Annotated[
+        AlertKind | Literal[""],
+        Meta(  # type: ignore[valid-type]  # the alias is read from Alert
+            description="The alert's kind (``test``: a test notification); empty in rows older than kinds."
+        ),
+    ]
     heartbeat_id: Annotated[str | None, Meta(description="Null for a test notification.")]
     channel_id: str
     attempt: Annotated[Count, Meta(description="1 for the first try of the pair.")]

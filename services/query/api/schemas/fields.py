@@ -48,8 +48,10 @@ NOT_BLANK = _not_blank_pattern()
 NO_UNSAFE_CHARS: JsonSchema = {"not": {"pattern": UNSAFE_IN_NAMES_CLASS}}
 """Stated in the document; checked by :func:`services.query.validation.safe_text` (its
 refusal names the character, which a pattern's could not)."""
-SAFE_CHARS = ("no control characters (C0, C1), bidi embeddings, overrides or isolates (U+202A-U+202E, "
-              "U+2066-U+2069), U+200B, U+2060, U+FEFF, U+2028 or U+2029")
+SAFE_CHARS = (
+    "no control characters (C0, C1), bidi embeddings, overrides or isolates (U+202A-U+202E, "
+    "U+2066-U+2069), U+200B, U+2060, U+FEFF, U+2028 or U+2029"
+)
 NAME_REFUSAL = f"required, 1-{MAX_NAME_CHARS} characters"
 
 Name = Annotated[str, Meta(
@@ -74,9 +76,11 @@ Tags = Annotated[list[Tag], Meta(
 )]  # fmt: skip
 ChannelIds = Annotated[
     list[Annotated[str, Meta(min_length=1, max_length=MAX_CHANNEL_ID_CHARS)]],
-    Meta(max_length=MAX_CHANNELS,
-         description="Ids of this project's channels, alerted when the heartbeat goes down or up.",
-         extra=refusal(f"a list of at most {MAX_CHANNELS} channel ids of 1-{MAX_CHANNEL_ID_CHARS} characters")),
+    Meta(
+        max_length=MAX_CHANNELS,
+        description="Ids of this project's channels, alerted when the heartbeat goes down or up.",
+        extra=refusal(f"a list of at most {MAX_CHANNELS} channel ids of 1-{MAX_CHANNEL_ID_CHARS} characters"),
+    ),
 ]
 Slug = Annotated[str, Meta(
     pattern=SLUG_PATTERN,
@@ -91,8 +95,9 @@ DURATION_PATTERN = r"^ *(?:[0-9]+(?:\.[0-9]+)?|(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h
 """What :func:`shared.durations.parse_duration_s` reads (it also takes exponents, upper case)."""
 
 
-DurationText = Annotated[str, Meta(extra_json_schema={"pattern": DURATION_PATTERN,
-                                                     "examples": ["90", "90s", "5m", "1h30m", "1d"]})]
+DurationText = Annotated[
+    str, Meta(extra_json_schema={"pattern": DURATION_PATTERN, "examples": ["90", "90s", "5m", "1h30m", "1d"]})
+]
 
 
 def at_least(minimum_s: int) -> Meta:
@@ -104,11 +109,19 @@ def period(minimum_s: int, description: str, refusal_text: str | None = None) ->
     """A period field: seconds (``minimum_s`` to 365 days) or a duration string. The Struct's
     ``__post_init__`` makes it seconds with :func:`services.query.validation.seconds`, whose
     refusals say what is wrong (a fraction, out of range, unreadable)."""
-    return Meta(description=f"Seconds, or a duration such as ``\"5m\"``, ``\"1h30m\"``; {minimum_s} s to 365 "
-                            "days. " + description,
-                extra=refusal(refusal_text or "must be a number of seconds or a duration such as \"5m\""))
+    return Meta(
+        description=f'Seconds, or a duration such as ``"5m"``, ``"1h30m"``; {minimum_s} s to 365 '
+        "days. " + description,
+        extra=refusal(refusal_text or 'must be a number of seconds or a duration such as "5m"'),
+    )
 
 
-Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"}, examples=["2025-01-31T23:59:59.999Z"],
-                                description="UTC, ISO-8601 with milliseconds.")]
+Timestamp = Annotated[
+    str,
+    Meta(
+        extra_json_schema={"format": "date-time"},
+        examples=["2025-01-31T23:59:59.999Z"],
+        description="UTC, ISO-8601 with milliseconds.",
+    ),
+]
 """An instant as the API answers it (:func:`shared.clock.iso_ms`)."""

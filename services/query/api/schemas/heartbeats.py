@@ -47,7 +47,9 @@ Interval = Annotated[
     period(1, "On create: required, unless a ``schedule`` is given (no default period).", INTERVAL_REQUIRED),
 ]
 Grace = Annotated[Annotated[int, at_least(0)] | DurationText, period(0, f"Default {DEFAULT_GRACE_S}.")]
-MaxRuntime = Annotated[Annotated[int, at_least(1)] | DurationText, period(1, "Null (the default): the grace period.")]
+MaxRuntime = Annotated[
+    Annotated[int, at_least(1)] | DurationText, period(1, "Null (the default): the grace period.")
+]
 ReminderInterval = Annotated[
     Annotated[int, at_least(MIN_REMINDER_INTERVAL_S)] | DurationText,
     period(MIN_REMINDER_INTERVAL_S, "Null (the default): no reminders."),
@@ -66,8 +68,9 @@ Timezone = Annotated[str, Meta(
     extra=refusal("must be an IANA time zone name such as \"Europe/Berlin\""),
 )]  # fmt: skip
 Misses = Annotated[OneToTen, Meta(description="Misses in a row before it is down. Default 1.")]
-Recovery = Annotated[OneToTen, Meta(description="Successes in a row that end an incident (the ``up`` alert). "
-                                                "Default 1.")]
+Recovery = Annotated[
+    OneToTen, Meta(description="Successes in a row that end an incident (the ``up`` alert). Default 1.")
+]
 
 
 class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -102,8 +105,9 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
                 raise InvalidField("timezone", str(exc)) from None
         if isinstance(self.schedule, str):
             if self.interval is not UNSET:
-                raise InvalidField("schedule", "give a schedule or an interval, not both (no interval: schedule "
-                                               "mode)")
+                raise InvalidField(
+                    "schedule", "give a schedule or an interval, not both (no interval: schedule mode)"
+                )
             try:
                 self.schedule = check_schedule(self.schedule, self.timezone or "UTC", now_ms())
             except InvalidSchedule as exc:
@@ -129,10 +133,24 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
         if "interval" in given:
             out["interval_s"] = given["interval"]
         elif creating:
-            out["interval_s"] = DEFAULT_INTERVAL_S  # unused in schedule mode; an update to interval mode sets one
-        renamed = {"grace": "grace_s", "max_runtime": "max_runtime_s", "reminder_interval": "reminder_interval_s"}
-        defaults: dict[str, Any] = {"name": None, "grace": DEFAULT_GRACE_S, "max_consecutive_misses": 1, "channels": [],
-                    "tags": [], "max_runtime": None, "recovery_threshold": 1, "reminder_interval": None}
+            out["interval_s"] = (
+                DEFAULT_INTERVAL_S  # unused in schedule mode; an update to interval mode sets one
+            )
+        renamed = {
+            "grace": "grace_s",
+            "max_runtime": "max_runtime_s",
+            "reminder_interval": "reminder_interval_s",
+        }
+        defaults: dict[str, Any] = {
+            "name": None,
+            "grace": DEFAULT_GRACE_S,
+            "max_consecutive_misses": 1,
+            "channels": [],
+            "tags": [],
+            "max_runtime": None,
+            "recovery_threshold": 1,
+            "reminder_interval": None,
+        }
         for field, default in defaults.items():
             if field in given or creating:
                 out[renamed.get(field, field)] = given.get(field, default)
@@ -147,7 +165,10 @@ class HeartbeatCreate(HeartbeatUpdate, kw_only=True, forbid_unknown_fields=True)
     name: Name
     json_schema_extra: ClassVar[dict[str, Any]] = {
         # As the server: an interval, or a schedule that is not null (never both: see schedule).
-        "anyOf": [{"required": ["interval"]}, {"required": ["schedule"], "properties": {"schedule": {"type": "string"}}}],
+        "anyOf": [
+            {"required": ["interval"]},
+            {"required": ["schedule"], "properties": {"schedule": {"type": "string"}}},
+        ],
     }
 
     def __post_init__(self) -> None:
@@ -165,8 +186,13 @@ def check_channels(channels: list[str], known: set[str]) -> None:
 
 # answers -----------------------------------------------------------------------------------
 Seconds = Annotated[int, Meta(description="Seconds.")]
-Status = Annotated[str, Meta(extra_json_schema={"enum": list(STATUSES)},
-                             description="``running``: a run began (``/start``) and has not ended yet.")]
+Status = Annotated[
+    str,
+    Meta(
+        extra_json_schema={"enum": list(STATUSES)},
+        description="``running``: a run began (``/start``) and has not ended yet.",
+    ),
+]
 
 
 class Heartbeat(Struct, kw_only=True):
@@ -200,25 +226,48 @@ class Heartbeat(Struct, kw_only=True):
 class HeartbeatList(Struct):
     heartbeats: list[Heartbeat]
     next: Annotated[str | None, Meta(description="Cursor of the next page (``before``); null at the end.")]
-    counts: Annotated[dict[str, Annotated[int, Meta(ge=0)]], Meta(
-        extra_json_schema={"propertyNames": {"enum": list(STATUSES)}},
-        description="How many of the project's heartbeats are in each status (filters aside).")]
+    counts: Annotated[
+        dict[str, Annotated[int, Meta(ge=0)]],
+        Meta(
+            extra_json_schema={"propertyNames": {"enum": list(STATUSES)}},
+            description="How many of the project's heartbeats are in each status (filters aside).",
+        ),
+    ]
 
 
 class HeartbeatListQuery(Struct, kw_only=True):
     """The query string of the heartbeat list."""
 
-    limit: Annotated[int, Meta(ge=1, le=MAX_LIMIT, description=f"Rows per page, 1-{MAX_LIMIT} (ASCII digits).",
-                               extra=refusal(f"must be a whole number from 1 to {MAX_LIMIT}"))] = DEFAULT_LIMIT
-    before: Annotated[str, Meta(description="The ``next`` of the previous page (same ``sort``).")] | None = None
-    sort: Annotated[Sort, Meta(
-        description="By name (case-insensitive); by creation, oldest first; or ``status``: down, then late, then the "
-                    "rest, each by name.", extra=refusal(f"must be one of {', '.join(SORTS)}"))] = "name"
-    status: Annotated[MonitorStatus, Meta(
-        description="Only heartbeats in this status.",
-        extra=refusal(f"must be one of {', '.join(STATUSES)}"))] | None = None
+    limit: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=MAX_LIMIT,
+            description=f"Rows per page, 1-{MAX_LIMIT} (ASCII digits).",
+            extra=refusal(f"must be a whole number from 1 to {MAX_LIMIT}"),
+        ),
+    ] = DEFAULT_LIMIT
+    before: Annotated[str, Meta(description="The ``next`` of the previous page (same ``sort``).")] | None = (
+        None
+    )
+    sort: Annotated[
+        Sort,
+        Meta(
+            description="By name (case-insensitive); by creation, oldest first; or ``status``: down, then late, then the "
+            "rest, each by name.",
+            extra=refusal(f"must be one of {', '.join(SORTS)}"),
+        ),
+    ] = "name"
+    status: (
+        Annotated[
+            MonitorStatus,
+            Meta(
+                description="Only heartbeats in this status.",
+                extra=refusal(f"must be one of {', '.join(STATUSES)}"),
+            ),
+        ]
+        | None
+    ) = None
     tag: Annotated[str, Meta(description="Only heartbeats carrying this tag.")] | None = None
     q: Annotated[str, Meta(description="Only heartbeats whose name contains this (any case).")] | None = None
     empty_is_absent: ClassVar[frozenset[str]] = frozenset({"before", "status", "tag", "q"})
-
-

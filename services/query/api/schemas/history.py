@@ -43,8 +43,15 @@ Time = Annotated[str, Meta(
     description="ISO-8601 (UTC unless it says otherwise) or epoch milliseconds, from 1970-01-01 to 9999-12-31.",
 )]  # fmt: skip
 Cursor = Annotated[str, Meta(description="The ``next`` of the previous page.")]
-Limit = Annotated[int, Meta(ge=1, le=MAX_PAGE_ROWS, description=f"Rows per page, 1-{MAX_PAGE_ROWS} (ASCII digits).",
-                            extra=refusal(f"must be a whole number from 1 to {MAX_PAGE_ROWS}"))]
+Limit = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=MAX_PAGE_ROWS,
+        description=f"Rows per page, 1-{MAX_PAGE_ROWS} (ASCII digits).",
+        extra=refusal(f"must be a whole number from 1 to {MAX_PAGE_ROWS}"),
+    ),
+]
 
 
 def check_cursor(before: str | None) -> None:
@@ -96,10 +103,18 @@ class CheckinQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
 
     limit: Limit = DEFAULT_PAGE_ROWS
     before: Cursor | None = None
-    kind: Annotated[str, Meta(
-        pattern=f"^{_KIND}(?:,{_KIND})*$", examples=["fail", "fail,missed"],
-        description=f"Only check-ins of these kinds, comma-separated: {', '.join(CHECKIN_KINDS)}.",
-        extra=refusal(f"each must be one of {', '.join(CHECKIN_KINDS)} (comma-separated)"))] | None = None
+    kind: (
+        Annotated[
+            str,
+            Meta(
+                pattern=f"^{_KIND}(?:,{_KIND})*$",
+                examples=["fail", "fail,missed"],
+                description=f"Only check-ins of these kinds, comma-separated: {', '.join(CHECKIN_KINDS)}.",
+                extra=refusal(f"each must be one of {', '.join(CHECKIN_KINDS)} (comma-separated)"),
+            ),
+        ]
+        | None
+    ) = None
     empty_is_absent: ClassVar[frozenset[str]] = frozenset({"before", "from", "to", "kind"})
 
     def __post_init__(self) -> None:
@@ -111,10 +126,18 @@ class CheckinQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
 
 
 class TimingsQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
-    bucket: Annotated[str, Meta(
-        extra_json_schema={"pattern": DURATION_PATTERN}, examples=["1m", "1h"],
-        description=f"Bucket length, a duration of at least 1m; at most {MAX_TIMING_POINTS} buckets in the range. "
-                    "Default: the roundest one giving about 500.")] | None = None
+    bucket: (
+        Annotated[
+            str,
+            Meta(
+                extra_json_schema={"pattern": DURATION_PATTERN},
+                examples=["1m", "1h"],
+                description=f"Bucket length, a duration of at least 1m; at most {MAX_TIMING_POINTS} buckets in the range. "
+                "Default: the roundest one giving about 500.",
+            ),
+        ]
+        | None
+    ) = None
     empty_is_absent: ClassVar[frozenset[str]] = frozenset({"from", "to", "bucket"})
 
     def __post_init__(self) -> None:
@@ -134,18 +157,26 @@ class TimingsQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
 
 
 class ExportQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
-    format: Annotated[ExportFormat, Meta(
-        description="csv, a JSON array, or JSON lines (one object a line). CSV (RFC 4180, CRLF): booleans true/false, "
-                    "null empty, and a text cell starting with = + - @ tab or CR gets a leading ' so that no "
-                    "spreadsheet runs it as a formula; JSON is exact.",
-        extra=refusal(f"must be {', '.join(EXPORT_FORMATS)}"))] = "csv"
+    format: Annotated[
+        ExportFormat,
+        Meta(
+            description="csv, a JSON array, or JSON lines (one object a line). CSV (RFC 4180, CRLF): booleans true/false, "
+            "null empty, and a text cell starting with = + - @ tab or CR gets a leading ' so that no "
+            "spreadsheet runs it as a formula; JSON is exact.",
+            extra=refusal(f"must be {', '.join(EXPORT_FORMATS)}"),
+        ),
+    ] = "csv"
 
 
 # answers -------------------------------------------------------------------------------------
-Seconds = Annotated[float | None, Meta(description="Seconds, over the pings with a duration: the measured one, "
-                                                   "else the one reported.")]
-Percent = Annotated[Annotated[float, Meta(ge=0, le=100)] | None, Meta(
-    description="Percent of the observed time not spent down; null when nothing was observed.")]
+Seconds = Annotated[
+    float | None,
+    Meta(description="Seconds, over the pings with a duration: the measured one, else the one reported."),
+]
+Percent = Annotated[
+    Annotated[float, Meta(ge=0, le=100)] | None,
+    Meta(description="Percent of the observed time not spent down; null when nothing was observed."),
+]
 Count = Annotated[int, Meta(ge=0)]
 
 
@@ -163,16 +194,35 @@ class ExportRow(Struct, kw_only=True):
     source_ip: str
     user_agent: str
     method: str
-    measured_duration: Annotated[float | None, Meta(
-        description="Seconds from the run's ``start`` to this ping that ended it, as the evaluator measured it "
-                    "(null: no start, or the job sent a duration).")]
-    rid: Annotated[str | None, Meta(description="The run id the ping carried (``?rid=``, a UUID; or Cronitor's "
-                                                "``series``), tying a start to its end.")]
-    output: Annotated[str | None, Meta(description="The job's output: the ping's text body, its first "
-                                                   "``PINGURA_MAX_OUTPUT_BYTES`` (100 KiB).")]
-    output_truncated: Annotated[bool, Meta(description="The body was longer; the rest was dropped. In a page, also "
-                                                       "true when only the first 2,000 characters are shown: the "
-                                                       "check-in itself has all.")]
+    measured_duration: Annotated[
+        float | None,
+        Meta(
+            description="Seconds from the run's ``start`` to this ping that ended it, as the evaluator measured it "
+            "(null: no start, or the job sent a duration)."
+        ),
+    ]
+    rid: Annotated[
+        str | None,
+        Meta(
+            description="The run id the ping carried (``?rid=``, a UUID; or Cronitor's "
+            "``series``), tying a start to its end."
+        ),
+    ]
+    output: Annotated[
+        str | None,
+        Meta(
+            description="The job's output: the ping's text body, its first "
+            "``PINGURA_MAX_OUTPUT_BYTES`` (100 KiB)."
+        ),
+    ]
+    output_truncated: Annotated[
+        bool,
+        Meta(
+            description="The body was longer; the rest was dropped. In a page, also "
+            "true when only the first 2,000 characters are shown: the "
+            "check-in itself has all."
+        ),
+    ]
 
 
 class Checkin(ExportRow, kw_only=True):
@@ -218,7 +268,9 @@ class UptimeRange(Struct, rename={"from_": "from"}):
     uptime: Percent
     outages: Annotated[Count, Meta(description="Stretches down within the range (one begun before counts).")]
     downtime_s: Annotated[float, Meta(ge=0)]
-    observed_s: Annotated[float, Meta(ge=0, description="Time watched: not new nor paused, in the heartbeat's life.")]
+    observed_s: Annotated[
+        float, Meta(ge=0, description="Time watched: not new nor paused, in the heartbeat's life.")
+    ]
 
 
 class Uptime(Struct):

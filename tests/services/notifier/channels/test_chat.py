@@ -13,7 +13,9 @@ from services.notifier.messages import render, render_digest
 from tests.services.notifier.channels.vendor import http, vendor  # noqa: F401
 from tests.services.notifier.support import make_alert
 
-HOSTILE = "@channel @all @here @everyone <!channel> <!here> <users/all> <@&123> [click me](http://evil.example)"
+HOSTILE = (
+    "@channel @all @here @everyone <!channel> <!here> <users/all> <@&123> [click me](http://evil.example)"
+)
 CHAT_KINDS = sorted(kind for kind, channel in CHANNELS.items() if isinstance(channel, IncomingWebhookChannel))
 _MENTION = re.compile(r"@(?:channel|all|here|everyone)|<!|<users/|<@")
 
@@ -42,7 +44,11 @@ def test_every_chat_kind_is_checked():
 @pytest.mark.parametrize("digest", [False, True], ids=["alert", "digest"])
 def test_no_chat_kind_lets_job_text_mention_anyone_or_hide_a_link(kind, digest):
     alert = hostile_alert()
-    message = render_digest([alert, make_alert("m2", "up")], "http://pingura") if digest else render(alert, "http://pingura")
+    message = (
+        render_digest([alert, make_alert("m2", "up")], "http://pingura")
+        if digest
+        else render(alert, "http://pingura")
+    )
 
     payload = CHANNELS[kind].payload(message)
 
@@ -72,7 +78,12 @@ def test_markdown_text_escapes_every_markup_character_it_could_hold():
 @pytest.mark.parametrize("kind", ["mattermost", "rocketchat"])  # one payload shape: Markdown attachments
 async def test_a_jobs_markup_and_mentions_arrive_as_written_and_ping_no_one(kind, vendor, http, settings):
     said = "@channel @all <!channel> [click me](http://evil.example) **now**"
-    alert = make_alert("m1", "down", monitor_name="db @here", reason=f"job reported failure at 2023-11-14T22:13:20.123Z: {said}")
+    alert = make_alert(
+        "m1",
+        "down",
+        monitor_name="db @here",
+        reason=f"job reported failure at 2023-11-14T22:13:20.123Z: {said}",
+    )
 
     await CHANNELS[kind].send(alert, {"url": vendor.url("/hooks/abc123")}, http, settings)
 

@@ -30,8 +30,20 @@ def test_the_webhook_declares_a_required_url_and_secret_headers():
 
     assert (webhook["kind"], webhook["label"]) == ("webhook", "Webhook")
     assert webhook["settings"][:2] == [
-        {"name": "url", "type": "url", "required": True, "secret": False, "help": webhook["settings"][0]["help"]},
-        {"name": "headers", "type": "map", "required": False, "secret": True, "help": webhook["settings"][1]["help"]},
+        {
+            "name": "url",
+            "type": "url",
+            "required": True,
+            "secret": False,
+            "help": webhook["settings"][0]["help"],
+        },
+        {
+            "name": "headers",
+            "type": "map",
+            "required": False,
+            "secret": True,
+            "help": webhook["settings"][1]["help"],
+        },
     ]
     assert {s["name"]: s["secret"] for s in webhook["settings"][2:6]} == {
         "method": False, "body": False, "content_type": False, "secret": True,
@@ -74,7 +86,11 @@ def test_a_config_off_the_declaration_is_refused_naming_the_setting(config, mess
 
 
 def test_secret_settings_show_only_their_last_four_characters():
-    saved = {"to": "ops", "token": "tok_0123456789abcdef", "headers": {"Authorization": "Bearer s3cret-token-xyz"}}
+    saved = {
+        "to": "ops",
+        "token": "tok_0123456789abcdef",
+        "headers": {"Authorization": "Bearer s3cret-token-xyz"},
+    }
 
     assert mask_config(FIELDS, saved) == {
         "to": "ops", "token": "****cdef", "headers": {"Authorization": "****-xyz"},
@@ -88,7 +104,10 @@ def test_a_short_or_odd_secret_is_masked_whole(value):
 
 
 def test_a_saved_webhook_is_shown_with_its_url_and_masked_header_values():
-    config = {"url": "https://example.com/hook", "headers": {"Authorization": "Bearer 0123456789", "X-Env": "prod"}}
+    config = {
+        "url": "https://example.com/hook",
+        "headers": {"Authorization": "Bearer 0123456789", "X-Env": "prod"},
+    }
 
     assert shown_config("webhook", config) == {
         "url": "https://example.com/hook", "headers": {"Authorization": "****6789", "X-Env": "****"},

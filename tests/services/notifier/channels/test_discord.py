@@ -51,7 +51,9 @@ async def test_a_rate_limit_wait_is_read_from_the_body_without_a_header(vendor, 
 
 
 async def test_failures_are_classified(vendor, http, settings):
-    await assert_failures_are_classified(discord, {"url": vendor.url(HOOK)}, make_alert(), http, settings, vendor)
+    await assert_failures_are_classified(
+        discord, {"url": vendor.url(HOOK)}, make_alert(), http, settings, vendor
+    )
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,9 @@ class Inbox:
     async def handle_DATA(self, server, session: Session, envelope: Envelope):
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         tls = server.transport.get_extra_info("sslcontext") is not None
-        self.mails.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, tls, session.authenticated))
+        self.mails.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), message, tls, session.authenticated)
+        )
         return "250 OK"
 
 
@@ -207,7 +209,10 @@ async def test_it_sends_over_starttls_and_logs_in(start_smtp, server_tls, ca_fil
 async def test_it_sends_over_implicit_tls(start_smtp, server_tls, ca_file, settings):
     inbox, port = start_smtp(ssl_context=server_tls)
     settings = settings.replace(
-        smtp_url=f"smtp://127.0.0.1:{port}?security=tls", smtp_from=SENDER, smtp_ca_file=ca_file, smtp_timeout_s=2.0
+        smtp_url=f"smtp://127.0.0.1:{port}?security=tls",
+        smtp_from=SENDER,
+        smtp_ca_file=ca_file,
+        smtp_timeout_s=2.0,
     )
 
     await channel.send(make_alert(), config(settings), None, settings)
@@ -218,7 +223,9 @@ async def test_it_sends_over_implicit_tls(start_smtp, server_tls, ca_file, setti
 
 # failures ---------------------------------------------------------------------------------
 async def test_a_refused_login_fails_for_good(start_smtp, server_tls, ca_file, settings):
-    _, port = start_smtp(tls_context=server_tls, require_starttls=True, auth_required=True, authenticator=accept_user)
+    _, port = start_smtp(
+        tls_context=server_tls, require_starttls=True, auth_required=True, authenticator=accept_user
+    )
     settings = settings.replace(
         smtp_url=f"smtp://{USER}:wrong@127.0.0.1:{port}?security=starttls", smtp_from=SENDER, smtp_ca_file=ca_file,
         smtp_timeout_s=2.0,
@@ -232,7 +239,9 @@ async def test_a_refused_login_fails_for_good(start_smtp, server_tls, ca_file, s
     assert "wrong" not in str(failure.value)
 
 
-async def test_an_untrusted_certificate_fails_for_good_and_says_how_to_trust_it(start_smtp, server_tls, settings):
+async def test_an_untrusted_certificate_fails_for_good_and_says_how_to_trust_it(
+    start_smtp, server_tls, settings
+):
     _, port = start_smtp(ssl_context=server_tls)
     settings = settings.replace(smtp_url=f"smtp://127.0.0.1:{port}?security=tls", smtp_from=SENDER)
 
@@ -281,7 +290,9 @@ async def test_when_only_some_mailboxes_refuse_the_others_get_it_and_it_counts_a
     inbox, settings = plain_smtp
     inbox.refuse["gone@example.com"] = "550 5.1.1 mailbox unavailable"
 
-    await channel.send(make_alert(), config(settings, to=["gone@example.com", "ops@example.com"]), None, settings)
+    await channel.send(
+        make_alert(), config(settings, to=["gone@example.com", "ops@example.com"]), None, settings
+    )
 
     [mail] = inbox.mails
     assert mail.rcpt_tos == ["ops@example.com"]
@@ -329,9 +340,15 @@ def test_it_normalizes_the_addresses(smtp_settings):
         ({"to": 7}, "config.to: must be a list of strings"),
         ({"to": "ops@example.com"}, "config.to: must be a list of strings"),
         ({"to": ["a@example.com", 7]}, "config.to: must be a list of strings"),
-        ({"to": ["a@example.com, b@example.com"]}, "config.to: 'a@example.com, b@example.com' is not an email"),
+        (
+            {"to": ["a@example.com, b@example.com"]},
+            "config.to: 'a@example.com, b@example.com' is not an email",
+        ),
         ({"to": [f"u{i}@example.com" for i in range(51)]}, "config.to: at most 50 addresses"),
-        ({"to": ["ops@example.com\r\nBcc: x@evil.example"]}, "config.to: an address must not contain line breaks"),
+        (
+            {"to": ["ops@example.com\r\nBcc: x@evil.example"]},
+            "config.to: an address must not contain line breaks",
+        ),
         ({"to": ["ops"]}, "config.to: 'ops' is not an email address"),
         ({"to": ["Ops <ops@example.com>"]}, "config.to: 'Ops <ops@example.com>' is not an email address"),
         ({"to": ['"a b"@example.com']}, "config.to: '\"a b\"@example.com' is not an email address"),
@@ -342,8 +359,14 @@ def test_it_normalizes_the_addresses(smtp_settings):
         ({"to": ["ops@-x.example"]}, "config.to: 'ops@-x.example' has an invalid domain"),
         ({"to": [f"{'a' * 65}@example.com"]}, "config.to: '"),
         ({"to": ["ops@example.com"], "subject_prefix": "a\nb"}, "config.subject_prefix: must be one line"),
-        ({"to": ["ops@example.com"], "subject_prefix": "x" * 101}, "config.subject_prefix: at most 100 characters"),
-        ({"to": ["ops@example.com"], "cc": ["x@example.com"]}, "config.cc: unknown field (known: to, subject_prefix, "),
+        (
+            {"to": ["ops@example.com"], "subject_prefix": "x" * 101},
+            "config.subject_prefix: at most 100 characters",
+        ),
+        (
+            {"to": ["ops@example.com"], "cc": ["x@example.com"]},
+            "config.cc: unknown field (known: to, subject_prefix, ",
+        ),
     ],
 )
 def test_an_invalid_config_is_refused_naming_the_bad_field(smtp_settings, raw, message):
@@ -393,15 +416,33 @@ FROM = {"PINGURA_SMTP_FROM": SENDER}
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({**FROM, "PINGURA_SMTP_URL": "https://mail.example.com"}, "PINGURA_SMTP_URL: must look like smtp://"),
-        ({**FROM, "PINGURA_SMTP_URL": "smtp://u:s3cret@mail.example.com:99999"}, "PINGURA_SMTP_URL: unreadable"),
-        ({**FROM, "PINGURA_SMTP_URL": "smtp://mail.example.com?security=ssl"}, "PINGURA_SMTP_URL: security must be"),
-        ({**FROM, "PINGURA_SMTP_URL": "smtp://mail.example.com?tls=1"}, "PINGURA_SMTP_URL: unknown parameter 'tls'"),
-        ({**FROM, "PINGURA_SMTP_URL": "smtp://user@mail.example.com"}, "PINGURA_SMTP_URL: give both a user and"),
+        (
+            {**FROM, "PINGURA_SMTP_URL": "https://mail.example.com"},
+            "PINGURA_SMTP_URL: must look like smtp://",
+        ),
+        (
+            {**FROM, "PINGURA_SMTP_URL": "smtp://u:s3cret@mail.example.com:99999"},
+            "PINGURA_SMTP_URL: unreadable",
+        ),
+        (
+            {**FROM, "PINGURA_SMTP_URL": "smtp://mail.example.com?security=ssl"},
+            "PINGURA_SMTP_URL: security must be",
+        ),
+        (
+            {**FROM, "PINGURA_SMTP_URL": "smtp://mail.example.com?tls=1"},
+            "PINGURA_SMTP_URL: unknown parameter 'tls'",
+        ),
+        (
+            {**FROM, "PINGURA_SMTP_URL": "smtp://user@mail.example.com"},
+            "PINGURA_SMTP_URL: give both a user and",
+        ),
         ({"PINGURA_SMTP_URL": "smtp://mail.example.com"}, "PINGURA_SMTP_FROM: required"),
         ({"PINGURA_SMTP_TIMEOUT_S": "soon"}, "PINGURA_SMTP_TIMEOUT_S: cannot read"),
         ({"PINGURA_SMTP_FROM": "pingura"}, "PINGURA_SMTP_FROM: must be one address"),
-        ({"PINGURA_SMTP_FROM": "a@example.com\r\nBcc: x@example.com"}, "PINGURA_SMTP_FROM: must be one address"),
+        (
+            {"PINGURA_SMTP_FROM": "a@example.com\r\nBcc: x@example.com"},
+            "PINGURA_SMTP_FROM: must be one address",
+        ),
     ],
 )
 def test_a_bad_smtp_setting_stops_the_start_naming_it_without_the_password(env, message):

@@ -61,7 +61,13 @@ async def test_a_wait_in_the_error_body_is_used_when_there_is_no_header(vendor, 
     vendor.answer(429, '{"ok": false, "parameters": {"retry_after": 7}}')
 
     with pytest.raises(TransportError) as failure:
-        await send(http, settings, vendor.url("/x"), json_body={}, retry_after_in_body=json_retry_after(("parameters", "retry_after")))
+        await send(
+            http,
+            settings,
+            vendor.url("/x"),
+            json_body={},
+            retry_after_in_body=json_retry_after(("parameters", "retry_after")),
+        )
 
     assert failure.value.retry_after_s == 7.0
 

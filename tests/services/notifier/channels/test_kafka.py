@@ -78,12 +78,14 @@ async def read_topic(bootstrap: str, topic: str, timeout_s: float = 20.0):
         await eventually(up_to_the_mark, timeout_s=timeout_s, interval_s=0)
     finally:
         await consumer.stop()
-    return records[:[record.value for record in records].index(END_MARK)]
+    return records[: [record.value for record in records].index(END_MARK)]
 
 
 # on a real broker -------------------------------------------------------------------------
 @pytest.mark.kafka
-async def test_it_produces_the_alert_to_the_topic_on_pinguras_own_broker(channel, kafka_bootstrap, topic_prefix):
+async def test_it_produces_the_alert_to_the_topic_on_pinguras_own_broker(
+    channel, kafka_bootstrap, topic_prefix
+):
     topic = topic_prefix + "ops-alerts"
     await create_topic(kafka_bootstrap, topic)
     settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix="pingura.")
@@ -117,7 +119,9 @@ async def test_it_produces_to_a_named_broker_and_keeps_one_producer_per_broker(
 
 
 @pytest.mark.kafka
-async def test_a_digest_is_still_one_record_per_alert_in_order(channel, kafka_bootstrap, topic_prefix, settings):
+async def test_a_digest_is_still_one_record_per_alert_in_order(
+    channel, kafka_bootstrap, topic_prefix, settings
+):
     topic = topic_prefix + "digest"
     await create_topic(kafka_bootstrap, topic)
     config = channel.validate({"topic": topic, "bootstrap_servers": kafka_bootstrap}, settings)
@@ -125,7 +129,9 @@ async def test_a_digest_is_still_one_record_per_alert_in_order(channel, kafka_bo
 
     await channel.send_digest(alerts, config, None, settings)
 
-    assert [record.value for record in await read_topic(kafka_bootstrap, topic)] == [encode(a) for a in alerts]
+    assert [record.value for record in await read_topic(kafka_bootstrap, topic)] == [
+        encode(a) for a in alerts
+    ]
 
 
 @pytest.mark.kafka
@@ -156,7 +162,9 @@ async def test_a_broker_that_does_not_answer_may_be_retried(channel, producers, 
     assert len(producers) == 0  # a producer that never started is not kept
 
 
-async def test_a_broker_name_resolving_to_an_internal_address_is_refused_when_sending(channel, producers, monkeypatch):
+async def test_a_broker_name_resolving_to_an_internal_address_is_refused_when_sending(
+    channel, producers, monkeypatch
+):
     loop = asyncio.get_running_loop()
 
     async def imitated_dns(host, port, **kwargs):  # the outside world: a name that points inside
@@ -211,7 +219,10 @@ def test_without_bootstrap_servers_it_defaults_to_pinguras_own_broker():
 
 
 def test_a_named_broker_is_normalized():
-    config = {"topic": "ops", "bootstrap_servers": " Kafka.Example.com , [2606:4700::1111]:9093,kafka.example.com:9092"}
+    config = {
+        "topic": "ops",
+        "bootstrap_servers": " Kafka.Example.com , [2606:4700::1111]:9093,kafka.example.com:9092",
+    }
 
     assert validate_channel("kafka", config, EMBEDDED) == {
         "topic": "ops", "bootstrap_servers": "kafka.example.com:9092,[2606:4700::1111]:9093",
@@ -309,7 +320,9 @@ class FakeBroker:
                     body = ApiVersionResponse_v0(0, [(18, 0, 0), (3, 0, 0)]).encode()
                 elif api_key == 3:
                     host, port = self.advertised
-                    body = MetadataResponse_v0([(1, host, port)], [(0, "alerts", [(0, 0, 1, [1], [1])])]).encode()
+                    body = MetadataResponse_v0(
+                        [(1, host, port)], [(0, "alerts", [(0, 0, 1, [1], [1])])]
+                    ).encode()
                 else:
                     break
                 writer.write(len(correlation_id + body).to_bytes(4, "big") + correlation_id + body)
@@ -366,7 +379,9 @@ async def test_an_advertised_internal_broker_is_never_connected_to(channel, prod
 
     assert listener.connections == 0
     assert failure.value.permanent is True
-    assert str(failure.value).startswith(f"refused: Kafka broker 127.0.0.2:{internal_port}: host '127.0.0.2' is an")
+    assert str(failure.value).startswith(
+        f"refused: Kafka broker 127.0.0.2:{internal_port}: host '127.0.0.2' is an"
+    )
     assert "internal address (loopback)" in str(failure.value)
     assert len(producers) == 0
 
@@ -383,7 +398,9 @@ async def test_a_broker_name_is_connected_to_at_the_address_that_was_checked(cha
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.2"), port))]
 
     monkeypatch.setattr(loop, "getaddrinfo", rebinding_dns)
-    config = channel.validate({"topic": "alerts", "bootstrap_servers": f"kafka.example.com:{port}"}, ONLY_127_0_0_1)
+    config = channel.validate(
+        {"topic": "alerts", "bootstrap_servers": f"kafka.example.com:{port}"}, ONLY_127_0_0_1
+    )
     try:
         with pytest.raises(TransportError) as failure:
             await asyncio.wait_for(channel.send(make_alert(), config, None, ONLY_127_0_0_1), 5)
@@ -393,5 +410,7 @@ async def test_a_broker_name_is_connected_to_at_the_address_that_was_checked(cha
 
     assert listener.connections == 0
     assert failure.value.permanent is True
-    assert str(failure.value).startswith(f"refused: Kafka broker kafka.example.com:{port} resolves to an internal")
+    assert str(failure.value).startswith(
+        f"refused: Kafka broker kafka.example.com:{port} resolves to an internal"
+    )
     assert "(127.0.0.2: loopback)" in str(failure.value)

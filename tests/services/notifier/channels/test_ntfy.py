@@ -10,7 +10,13 @@ ntfy = NtfyChannel()
 
 async def test_a_down_alert_is_published_as_json_to_the_server_root(vendor, http, settings):
     config = ntfy.validate(
-        {"url": vendor.url("/"), "topic": "ops-alerts", "priority": "urgent", "tags": ["backup"], "token": "tk_abc123"},
+        {
+            "url": vendor.url("/"),
+            "topic": "ops-alerts",
+            "priority": "urgent",
+            "tags": ["backup"],
+            "token": "tk_abc123",
+        },
         settings,
     )
 
@@ -41,7 +47,9 @@ async def test_a_recovery_is_not_sent_above_default_priority(vendor, http, setti
 
 
 async def test_failures_are_classified(vendor, http, settings):
-    await assert_failures_are_classified(ntfy, {"url": vendor.url("/"), "topic": "ops"}, make_alert(), http, settings, vendor)
+    await assert_failures_are_classified(
+        ntfy, {"url": vendor.url("/"), "topic": "ops"}, make_alert(), http, settings, vendor
+    )
 
 
 def test_it_publishes_to_ntfy_sh_unless_told_otherwise(settings):

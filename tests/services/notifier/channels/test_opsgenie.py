@@ -32,10 +32,16 @@ async def test_a_down_alert_creates_an_alert_aliased_by_incident(vendor, http, s
 async def test_the_up_alert_closes_it_by_alias(vendor, http, settings):
     vendor.default.status = 202
 
-    await opsgenie.send(make_alert("m1", "up", incident=3), {"api_key": KEY, "url": vendor.url()}, http, settings)
+    await opsgenie.send(
+        make_alert("m1", "up", incident=3), {"api_key": KEY, "url": vendor.url()}, http, settings
+    )
 
     [request] = vendor.requests
-    assert (request.method, request.path, request.query) == ("POST", "/v2/alerts/m1:3/close", {"identifierType": "alias"})
+    assert (request.method, request.path, request.query) == (
+        "POST",
+        "/v2/alerts/m1:3/close",
+        {"identifierType": "alias"},
+    )
     assert request.headers["Authorization"] == f"GenieKey {KEY}"
     assert request.json["source"] == "Pingura"
 

@@ -30,7 +30,9 @@ async def test_a_down_alert_triggers_an_event_deduplicated_by_incident(vendor, h
     assert payload["source"] == "backup m1"
     assert payload["severity"] == "critical"
     assert payload["timestamp"] == "2023-11-14T22:13:20.123Z"
-    assert payload["custom_details"]["heartbeat_id"] == "m1" and payload["custom_details"]["tags"] == ["nightly"]
+    assert payload["custom_details"]["heartbeat_id"] == "m1" and payload["custom_details"]["tags"] == [
+        "nightly"
+    ]
     assert event["links"] == [{"href": "http://localhost:8080/heartbeats/m1", "text": "Heartbeat in Pingura"}]
 
 
@@ -79,8 +81,14 @@ def test_it_goes_to_pagerduty_unless_told_otherwise(settings):
     [
         ({}, "config.routing_key: required"),
         ({"routing_key": "short"}, "config.routing_key: must be the 32-character integration key"),
-        ({"routing_key": KEY, "severity": "fatal"}, "config.severity: must be one of critical, error, warning, info"),
-        ({"routing_key": KEY, "url": "http://10.0.0.1/"}, "config.url: host '10.0.0.1' is an internal address"),
+        (
+            {"routing_key": KEY, "severity": "fatal"},
+            "config.severity: must be one of critical, error, warning, info",
+        ),
+        (
+            {"routing_key": KEY, "url": "http://10.0.0.1/"},
+            "config.url: host '10.0.0.1' is an internal address",
+        ),
     ],
 )
 def test_an_invalid_config_is_refused_naming_the_field(settings, config, message):
@@ -93,16 +101,24 @@ async def test_a_test_notification_triggers_then_resolves_its_own_event(vendor, 
     from services.notifier.logic import alert_for_test
     from tests.services.notifier.support import make_channel
 
-    await pagerduty.send(alert_for_test(make_channel(), "test-9", 1_700_000_000_000), config_for(vendor), http, settings)
+    await pagerduty.send(
+        alert_for_test(make_channel(), "test-9", 1_700_000_000_000), config_for(vendor), http, settings
+    )
 
     trigger, resolve = (r.json for r in vendor.requests)
-    assert (trigger["event_action"], trigger["dedup_key"], trigger["payload"]["severity"]) == ("trigger", "test-9", "info")
+    assert (trigger["event_action"], trigger["dedup_key"], trigger["payload"]["severity"]) == (
+        "trigger",
+        "test-9",
+        "info",
+    )
     assert trigger["payload"]["summary"] == "TEST: Pingura test notification"
     assert resolve == {"routing_key": KEY, "dedup_key": "test-9", "event_action": "resolve"}
 
 
 async def test_a_reminder_adds_to_the_open_incident_rather_than_opening_one(vendor, http, settings):
-    reminder = make_alert("m1", "down", incident=4, reminder=1, down_since_ms=1_699_999_000_000, id="m1:4:reminder:1")
+    reminder = make_alert(
+        "m1", "down", incident=4, reminder=1, down_since_ms=1_699_999_000_000, id="m1:4:reminder:1"
+    )
 
     await pagerduty.send(reminder, config_for(vendor), http, settings)
 

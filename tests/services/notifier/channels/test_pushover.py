@@ -25,7 +25,9 @@ async def test_a_down_alert_is_a_form_post_with_html_a_link_and_the_alert_time(v
     form = request.form
     assert (form["token"], form["user"]) == (TOKEN, USER)
     assert form["title"] == "DOWN: backup m1"
-    assert form["message"].startswith('<b><a href="http://localhost:8080/heartbeats/m1">backup m1</a></b> is down')
+    assert form["message"].startswith(
+        '<b><a href="http://localhost:8080/heartbeats/m1">backup m1</a></b> is down'
+    )
     assert form["html"] == "1"
     assert form["url"] == "http://localhost:8080/heartbeats/m1" and form["url_title"] == "Open in Pingura"
     assert form["timestamp"] == "1700000000"
@@ -61,7 +63,10 @@ async def test_failures_are_classified_and_never_show_the_keys(vendor, http, set
         ({"token": "short", "user": USER}, "config.token: must be a 30-character Pushover key"),
         ({"token": TOKEN, "user": USER, "priority": 3}, "config.priority: must be from -2 to 2"),
         ({"token": TOKEN, "user": USER, "priority": 2, "retry_s": 10}, "config.retry_s: must be at least 30"),
-        ({"token": TOKEN, "user": USER, "priority": 2, "expire_s": 99999}, "config.expire_s: must be from 1 to 10800"),
+        (
+            {"token": TOKEN, "user": USER, "priority": 2, "expire_s": 99999},
+            "config.expire_s: must be from 1 to 10800",
+        ),
         ({"token": TOKEN, "user": USER, "sound": "a b"}, "config.sound: must be a Pushover sound name"),
     ],
 )

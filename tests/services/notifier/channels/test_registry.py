@@ -22,6 +22,9 @@ def test_a_config_that_is_not_an_object_is_refused(settings):
 
 
 def test_it_validates_with_the_kinds_own_rules(settings):
-    assert validate_channel("webhook", {"url": "https://example.com/h"}, settings)["url"] == "https://example.com/h"
+    assert (
+        validate_channel("webhook", {"url": "https://example.com/h"}, settings)["url"]
+        == "https://example.com/h"
+    )
     with pytest.raises(ChannelConfigError, match=r"^config\.url:"):
         validate_channel("webhook", {"url": "mailto:ops@example.com"}, settings)

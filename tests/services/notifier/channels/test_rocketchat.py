@@ -31,7 +31,9 @@ async def test_an_up_alert_is_green(vendor, http, settings):
 
 
 async def test_failures_are_classified(vendor, http, settings):
-    await assert_failures_are_classified(rocketchat, {"url": vendor.url(HOOK)}, make_alert(), http, settings, vendor)
+    await assert_failures_are_classified(
+        rocketchat, {"url": vendor.url(HOOK)}, make_alert(), http, settings, vendor
+    )
 
 
 def test_the_webhook_url_is_required_and_an_http_url(settings):

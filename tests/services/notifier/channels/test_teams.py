@@ -12,7 +12,9 @@ FLOW = "/workflows/abc/triggers/manual/paths/invoke"
 async def test_a_down_alert_is_an_adaptive_card_with_a_link_action(vendor, http, settings):
     vendor.default.status = 202  # what a Workflows webhook answers
 
-    await teams.send(make_alert("m1", "down"), {"url": vendor.url(FLOW + "?api-version=1&sig=s3cr3t")}, http, settings)
+    await teams.send(
+        make_alert("m1", "down"), {"url": vendor.url(FLOW + "?api-version=1&sig=s3cr3t")}, http, settings
+    )
 
     [request] = vendor.requests
     assert (request.method, request.path, request.query["sig"]) == ("POST", FLOW, "s3cr3t")
@@ -23,7 +25,9 @@ async def test_a_down_alert_is_an_adaptive_card_with_a_link_action(vendor, http,
     card = attachment["content"]
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
     title, text, facts = card["body"]
-    assert title["type"] == "TextBlock" and title["text"] == "DOWN: backup m1" and title["color"] == "Attention"
+    assert (
+        title["type"] == "TextBlock" and title["text"] == "DOWN: backup m1" and title["color"] == "Attention"
+    )
     assert text["type"] == "TextBlock" and text["wrap"] is True
     assert facts["type"] == "FactSet" and {"title": "Tags", "value": "nightly"} in facts["facts"]
     assert card["actions"] == [
@@ -39,7 +43,9 @@ async def test_an_up_alert_is_good_news(vendor, http, settings):
 
 
 async def test_failures_are_classified(vendor, http, settings):
-    await assert_failures_are_classified(teams, {"url": vendor.url(FLOW)}, make_alert(), http, settings, vendor)
+    await assert_failures_are_classified(
+        teams, {"url": vendor.url(FLOW)}, make_alert(), http, settings, vendor
+    )
 
 
 def test_the_workflow_url_is_required(settings):

@@ -14,7 +14,9 @@ def config_for(vendor) -> dict:
 
 
 async def test_a_down_alert_is_an_html_message_to_the_chat(vendor, http, settings):
-    await telegram.send(make_alert("m1", "down", monitor_name="db <prod> & co"), config_for(vendor), http, settings)
+    await telegram.send(
+        make_alert("m1", "down", monitor_name="db <prod> & co"), config_for(vendor), http, settings
+    )
 
     [request] = vendor.requests
     assert (request.method, request.path) == ("POST", f"/bot{TOKEN}/sendMessage")
@@ -45,7 +47,9 @@ async def test_a_long_digest_is_cut_at_a_line_within_telegrams_limit(vendor, htt
 async def test_failures_are_classified_and_never_show_the_token(vendor, http, settings):
     await assert_failures_are_classified(telegram, config_for(vendor), make_alert(), http, settings, vendor)
 
-    vendor.answer(429, '{"ok":false,"error_code":429,"description":"Too Many Requests","parameters":{"retry_after":9}}')
+    vendor.answer(
+        429, '{"ok":false,"error_code":429,"description":"Too Many Requests","parameters":{"retry_after":9}}'
+    )
     with pytest.raises(TransportError) as failure:
         await telegram.send(make_alert(), config_for(vendor), http, settings)
     assert failure.value.retry_after_s == 9.0
@@ -58,7 +62,10 @@ async def test_failures_are_classified_and_never_show_the_token(vendor, http, se
         ({"chat_id": "1"}, "config.bot_token: required"),
         ({"bot_token": TOKEN}, "config.chat_id: required"),
         ({"bot_token": "nope", "chat_id": "1"}, "config.bot_token: must be a bot token"),
-        ({"bot_token": TOKEN, "chat_id": "my chat"}, "config.chat_id: must be a numeric chat id or @channelusername"),
+        (
+            {"bot_token": TOKEN, "chat_id": "my chat"},
+            "config.chat_id: must be a numeric chat id or @channelusername",
+        ),
         ({"bot_token": TOKEN, "chat_id": 42}, "config.chat_id: must be a string"),
     ],
 )

@@ -31,7 +31,9 @@ async def http(settings):
 
 async def test_it_posts_the_alert_as_json_with_an_idempotency_key(receiver, http, settings):
     alert = make_alert("m1", "down")
-    config = webhook.validate({"url": receiver.url("/hook"), "headers": {"Authorization": "Bearer s3cret"}}, settings)
+    config = webhook.validate(
+        {"url": receiver.url("/hook"), "headers": {"Authorization": "Bearer s3cret"}}, settings
+    )
 
     await webhook.send(alert, config, http, settings)
 
@@ -44,9 +46,20 @@ async def test_it_posts_the_alert_as_json_with_an_idempotency_key(receiver, http
 
 @pytest.mark.parametrize(
     ("status", "permanent"),
-    [(500, False), (503, False), (408, False), (429, False), (400, True), (404, True), (410, True), (301, True)],
+    [
+        (500, False),
+        (503, False),
+        (408, False),
+        (429, False),
+        (400, True),
+        (404, True),
+        (410, True),
+        (301, True),
+    ],
 )
-async def test_server_errors_are_retried_and_client_errors_are_not(receiver, http, settings, status, permanent):
+async def test_server_errors_are_retried_and_client_errors_are_not(
+    receiver, http, settings, status, permanent
+):
     receiver.answer("/hook", status)
 
     with pytest.raises(TransportError) as failure:
@@ -60,7 +73,9 @@ async def test_a_slow_receiver_times_out_and_may_be_retried(receiver, http, sett
     receiver.delay("/slow", 0.5)
 
     with pytest.raises(TransportError) as failure:
-        await webhook.send(make_alert(), {"url": receiver.url("/slow")}, http, settings.replace(webhook_timeout_s=0.1))
+        await webhook.send(
+            make_alert(), {"url": receiver.url("/slow")}, http, settings.replace(webhook_timeout_s=0.1)
+        )
 
     assert failure.value.permanent is False
     assert "timed out after 0.1 s" in str(failure.value)
@@ -93,12 +108,24 @@ def test_it_normalizes_a_valid_config(settings):
         ({"url": "https://"}, "config.url: must be an http(s) URL"),
         ({"url": 42}, "config.url: must be a URL"),
         ({"url": "   "}, "config.url: required, must be an http(s) URL"),
-        ({"url": "https://example.com", "token": "x"}, "config.token: unknown field (known: url, headers, method, body, content_type, secret,"),
+        (
+            {"url": "https://example.com", "token": "x"},
+            "config.token: unknown field (known: url, headers, method, body, content_type, secret,",
+        ),
         ({"url": "https://example.com", "headers": ["X-A: b"]}, "config.headers: must be an object"),
-        ({"url": "https://example.com", "headers": {"Host": "internal"}}, "config.headers.Host: set by Pingura"),
-        ({"url": "https://example.com", "headers": {"content-length": "1"}}, "config.headers.content-length: set by"),
+        (
+            {"url": "https://example.com", "headers": {"Host": "internal"}},
+            "config.headers.Host: set by Pingura",
+        ),
+        (
+            {"url": "https://example.com", "headers": {"content-length": "1"}},
+            "config.headers.content-length: set by",
+        ),
         ({"url": "https://example.com", "headers": {"X-A": 1}}, "config.headers.X-A: must be a string"),
-        ({"url": "https://example.com", "headers": {"X-A": "a\r\nHost: x"}}, "config.headers.X-A: must not contain"),
+        (
+            {"url": "https://example.com", "headers": {"X-A": "a\r\nHost: x"}},
+            "config.headers.X-A: must not contain",
+        ),
     ],
 )
 def test_an_invalid_config_is_refused_naming_the_bad_field(settings, config, message):
@@ -214,14 +241,17 @@ def test_an_invalid_template_or_method_is_refused_naming_the_field(settings, con
 
 def test_a_content_type_header_becomes_the_content_type_setting(settings):
     config = webhook.validate(
-        {"url": "https://example.com/hook", "headers": {"Content-Type": "text/plain"}, "body": "{{text}}"}, settings
+        {"url": "https://example.com/hook", "headers": {"Content-Type": "text/plain"}, "body": "{{text}}"},
+        settings,
     )
 
     assert (config["headers"], config["content_type"], config["body"]) == ({}, "text/plain", "{{text}}")
 
 
 # custom headers ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["X\tA", "X(A)", "X A", "X:A", "X/A", "X@A", "X\"A", "Ä-Header", "X\x00A", "X,A", ""])
+@pytest.mark.parametrize(
+    "name", ["X\tA", "X(A)", "X A", "X:A", "X/A", "X@A", 'X"A', "Ä-Header", "X\x00A", "X,A", ""]
+)
 def test_a_header_name_must_be_an_http_token(settings, name):
     with pytest.raises(ChannelConfigError) as failure:
         webhook.validate({"url": "https://example.com", "headers": {name: "v"}}, settings)
@@ -238,7 +268,9 @@ def test_a_header_value_with_a_control_character_is_refused_naming_the_header(se
     with pytest.raises(ChannelConfigError) as failure:
         webhook.validate({"url": "https://example.com", "headers": {"X-Token": value}}, settings)
 
-    assert str(failure.value).startswith(f"config.headers.X-Token: must not contain control characters ({shown})")
+    assert str(failure.value).startswith(
+        f"config.headers.X-Token: must not contain control characters ({shown})"
+    )
 
 
 async def test_tokens_tabs_and_text_beyond_ascii_are_sent_as_given(receiver, http, settings):
@@ -253,20 +285,26 @@ async def test_tokens_tabs_and_text_beyond_ascii_are_sent_as_given(receiver, htt
     assert request.headers["X-Padded"] == "v"  # a field value has no surrounding whitespace (RFC 9110 5.5)
 
 
-async def test_a_bad_header_saved_before_this_check_fails_the_delivery_with_its_reason(receiver, settings, caplog):
+async def test_a_bad_header_saved_before_this_check_fails_the_delivery_with_its_reason(
+    receiver, settings, caplog
+):
     channel = make_channel(config={"url": receiver.url("/hook"), "headers": {"X-Token": "a\x0bb"}})
 
     async with Senders(settings) as senders:
         result = await try_send(channel, [make_alert()], senders, settings)
 
     assert (result.ok, result.permanent) == (False, True)
-    assert result.error.startswith("invalid channel config: config.headers.X-Token: must not contain control characters")
+    assert result.error.startswith(
+        "invalid channel config: config.headers.X-Token: must not contain control characters"
+    )
     assert receiver.received("/hook") == []
     assert "Traceback" not in caplog.text
 
 
 # the heartbeat's link and the last check-in (issue 15, item 19) ---------------------------
-async def test_the_default_body_links_the_heartbeat_and_says_what_the_last_check_in_said(receiver, http, settings):
+async def test_the_default_body_links_the_heartbeat_and_says_what_the_last_check_in_said(
+    receiver, http, settings
+):
     alert = make_alert("m1", "down", last_ping_ms=1_699_999_000_000, last_ping_kind="fail", last_ping_exit_code=3,
                        last_ping_message="disk full")  # fmt: skip
 

@@ -28,7 +28,9 @@ class Request:
 
     @property
     def json(self) -> dict:
-        assert self.headers.get("Content-Type", "").startswith("application/json"), self.headers.get("Content-Type")
+        assert self.headers.get("Content-Type", "").startswith("application/json"), self.headers.get(
+            "Content-Type"
+        )
         return json.loads(self.raw)
 
     @property
@@ -74,7 +76,13 @@ class VendorReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests.append(
-            Request(request.method, request.path, dict(request.query), CIMultiDict(request.headers), await request.read())
+            Request(
+                request.method,
+                request.path,
+                dict(request.query),
+                CIMultiDict(request.headers),
+                await request.read(),
+            )
         )
         answer = self._script.pop(0) if self._script else self.default
         return web.Response(status=answer.status, headers=answer.headers, text=answer.body)

@@ -75,12 +75,16 @@ async def test_email_is_listed_as_unavailable_with_the_reason_when_no_smtp_serve
 
     assert kinds["email"]["available"] is False
     assert "PINGURA_SMTP_URL" in kinds["email"]["unavailable_reason"]
-    assert all(k["available"] and "unavailable_reason" not in k for name, k in kinds.items() if name != "email")
+    assert all(
+        k["available"] and "unavailable_reason" not in k for name, k in kinds.items() if name != "email"
+    )
 
 
 async def test_email_is_available_once_an_smtp_server_is_set(api, monkeypatch):
     tenant = await new_tenant(api)
-    with_smtp = api.ctx.settings.replace(smtp_url="smtp://127.0.0.1:2525?security=none", smtp_from="p@example.com")
+    with_smtp = api.ctx.settings.replace(
+        smtp_url="smtp://127.0.0.1:2525?security=none", smtp_from="p@example.com"
+    )
     monkeypatch.setattr(api.ctx, "settings", with_smtp)
 
     kinds = {k["kind"]: k for k in (await tenant.ok("GET", "/channel-kinds"))["kinds"]}
@@ -91,7 +95,13 @@ async def test_email_is_available_once_an_smtp_server_is_set(api, monkeypatch):
 async def test_an_email_channel_without_an_smtp_server_is_refused_saying_why(api):
     tenant = await new_tenant(api)
 
-    status, body = await tenant.call("POST", "/channels", json={"kind": "email", "config": {"to": ["a@example.com"]}})
+    status, body = await tenant.call(
+        "POST", "/channels", json={"kind": "email", "config": {"to": ["a@example.com"]}}
+    )
 
     assert status == 400, body
-    assert body["field"] == "config.to" and "no SMTP server" in body["error"] and "PINGURA_SMTP_URL" in body["error"]
+    assert (
+        body["field"] == "config.to"
+        and "no SMTP server" in body["error"]
+        and "PINGURA_SMTP_URL" in body["error"]
+    )

@@ -39,8 +39,11 @@ def resolve(doc: dict, node: dict) -> dict:
 
 def members(schema: dict) -> list[dict]:
     """The alternatives of a field's schema (``anyOf`` members, or itself)."""
-    return [{k: v for k, v in schema.items() if k != "anyOf"} | m for m in schema["anyOf"]] if "anyOf" in schema \
+    return (
+        [{k: v for k, v in schema.items() if k != "anyOf"} | m for m in schema["anyOf"]]
+        if "anyOf" in schema
         else [schema]
+    )
 
 
 def valid_values(schema: dict) -> list:
@@ -162,19 +165,24 @@ async def test_every_query_parameter_constraint_the_document_declares_is_the_ser
                 if isinstance(value, dict):
                     continue  # a query string has only text
                 text = str(value)
-                if validator.is_valid(int(text) if text.lstrip("-").isdigit() and schema.get("type") == "integer"
-                                      else text):
+                if validator.is_valid(
+                    int(text) if text.lstrip("-").isdigit() and schema.get("type") == "integer" else text
+                ):
                     continue
                 status, answer = await tenant.call("GET", url, params={name: text})
                 assert (status, answer.get("field")) == (400, name), (path, name, constraint, text, answer)
                 checked += 1
-            for value in valid_values(schema) if name != "before" else ():  # a cursor: only the server makes one
+            for value in (
+                valid_values(schema) if name != "before" else ()
+            ):  # a cursor: only the server makes one
                 if value is None or not validator.is_valid(value):
                     continue
                 # Rules across fields, which the descriptions state: "from" not after "to" (by default
                 # now), at most 5000 buckets in the range (by default a week).
-                also = {"from": {"to": "253402300799999"},
-                        "bucket": {"from": "2025-01-01", "to": "2025-01-02"}}.get(name, {})
+                also = {
+                    "from": {"to": "253402300799999"},
+                    "bucket": {"from": "2025-01-01", "to": "2025-01-02"},
+                }.get(name, {})
                 status, answer = await tenant.call("GET", url, params={name: str(value), **also})
                 assert status == 200, (path, name, value, answer)
                 checked += 1

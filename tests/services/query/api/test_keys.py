@@ -30,10 +30,16 @@ def fill(path: str, ids: dict[str, str]) -> str:
 async def some_of_everything(tenant) -> dict[str, str]:
     """One of each thing a project has, by the path it lives under."""
     heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "nightly", "interval": "1h"})
-    channel = await tenant.ok("POST", "/channels", 201,
-                              json={"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}})
+    channel = await tenant.ok(
+        "POST", "/channels", 201, json={"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
+    )
     _, key = await tenant.new_key(name="spare")
-    return {"heartbeats": heartbeat["id"], "channels": channel["id"], "keys": key["id"], "token": heartbeat["token"]}
+    return {
+        "heartbeats": heartbeat["id"],
+        "channels": channel["id"],
+        "keys": key["id"],
+        "token": heartbeat["token"],
+    }
 
 
 def api_routes(api) -> list[tuple[str, str]]:
@@ -60,8 +66,15 @@ async def test_it_creates_a_key_and_shows_it_once(api):
     assert all(set(k) == {"id", "name", "read_only", "created_at"} for k in listed["keys"])
     assert key not in str(listed) and hash_api_key(key) not in str(listed)
     me = await tenant.with_key(key).ok("GET", "/projects/me")
-    assert me == {"id": tenant.project_id, "name": me["name"], "admin": False, "read_only": False,
-                  "key_name": "grafana", "auto_create": True, "ping_key": None}
+    assert me == {
+        "id": tenant.project_id,
+        "name": me["name"],
+        "admin": False,
+        "read_only": False,
+        "key_name": "grafana",
+        "auto_create": True,
+        "ping_key": None,
+    }
 
 
 async def test_a_revoked_key_is_refused_at_once(api):
@@ -110,8 +123,15 @@ async def test_an_admin_key_creates_a_project_with_its_first_read_write_key(api)
     assert made["name"] == "billing" and made["api_key"].startswith("pk_")
     async with api.http.get(api.url + "/projects/me", headers=bearer(made["api_key"])) as r:
         me = await r.json()
-    assert me == {"id": made["id"], "name": "billing", "admin": False, "read_only": False, "key_name": "first key",
-                  "auto_create": True, "ping_key": None}
+    assert me == {
+        "id": made["id"],
+        "name": "billing",
+        "admin": False,
+        "read_only": False,
+        "key_name": "first key",
+        "auto_create": True,
+        "ping_key": None,
+    }
 
 
 async def test_only_an_admin_key_creates_projects(api):
@@ -216,9 +236,13 @@ async def test_every_answer_with_a_key_says_no_store(api):
                 made = await r.json()
     async with api.http.post(api.url + f"/heartbeats/{made['id']}/rotate-token", headers=tenant.headers) as r:
         answers[("POST", "/heartbeats/{id}/rotate-token")] = (r.status, r.headers.get("Cache-Control"))
-    async with api.http.get(api.url + f"/heartbeats/{made['id']}/export?format=csv", headers=tenant.headers) as r:
+    async with api.http.get(
+        api.url + f"/heartbeats/{made['id']}/export?format=csv", headers=tenant.headers
+    ) as r:
         answers[("GET", "/heartbeats/{id}/export")] = (r.status, r.headers.get("Cache-Control"))  # streamed
     async with api.http.get(api.url + "/keys", headers={"Authorization": "Bearer pk_nobody"}) as r:
         answers[("GET", "/keys", "unknown key")] = (r.status, r.headers.get("Cache-Control"))
-    assert {where: cache for where, (_, cache) in answers.items()} == {where: "no-store" for where in answers}, answers
+    assert {where: cache for where, (_, cache) in answers.items()} == {
+        where: "no-store" for where in answers
+    }, answers
     assert [status for status, _ in answers.values()] == [201, 200, 200, 201, 200, 200, 404, 200, 200, 401]

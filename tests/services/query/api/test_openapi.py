@@ -33,14 +33,18 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 def documented() -> set[tuple[str, str]]:
-    return {(method.upper(), path) for path, item in DOC["paths"].items() for method in item if method in METHODS}
+    return {
+        (method.upper(), path) for path, item in DOC["paths"].items() for method in item if method in METHODS
+    }
 
 
 def registered(api) -> set[tuple[str, str]]:
     """Method and path of every route of the API sub-app, as its router has them (HEAD:
     the twin aiohttp adds to every GET, not a route of its own)."""
     app = api_app(api.ctx)
-    return {(route.method, route.resource.canonical) for route in app.router.routes() if route.method != "HEAD"}
+    return {
+        (route.method, route.resource.canonical) for route in app.router.routes() if route.method != "HEAD"
+    }
 
 
 def operation(method: str, path: str) -> dict:
@@ -60,7 +64,9 @@ def validator(method: str, path: str, status: int, media_type: str = "applicatio
     """The document's schema of that answer, refs resolved against the whole document."""
     response = resolve(operation(method, path)["responses"][str(status)])
     schema = response["content"][media_type]["schema"]
-    return jsonschema_rs.Draft202012Validator({**schema, "components": DOC["components"]}, validate_formats=True)
+    return jsonschema_rs.Draft202012Validator(
+        {**schema, "components": DOC["components"]}, validate_formats=True
+    )
 
 
 def assert_declared(method: str, path: str, status: int, body) -> None:
@@ -105,15 +111,20 @@ def test_the_bodies_it_declares_have_the_fields_the_handlers_know():
     assert list(schemas["ExportRow"]["properties"]) == EXPORT_COLUMNS
     kinds = [body["properties"]["kind"]["const"] for body in schemas["ChannelCreate"]["oneOf"]]
     assert kinds == sorted(CHANNELS)
-    assert set(resolve(schemas["ChannelKind"]["properties"]["settings"]["items"])["properties"]["type"]["enum"]) == set(
-        typing.get_args(FieldType))
+    assert set(
+        resolve(schemas["ChannelKind"]["properties"]["settings"]["items"])["properties"]["type"]["enum"]
+    ) == set(typing.get_args(FieldType))
 
 
 def test_a_create_body_needs_an_interval_or_a_schedule_and_safe_names_as_the_server_does():
     schema = DOC["components"]["schemas"]["HeartbeatCreate"]
     create = jsonschema_rs.Draft202012Validator({**schema, "components": DOC["components"]})
-    for body in ({"name": "x", "interval": "5m"}, {"name": "x", "interval": 60}, {"name": "x", "schedule": "@daily"},
-                 {"name": "\U0001f468\u200d\U0001f469\u200d\U0001f467 backups", "interval": 60, "tags": ["db"]}):
+    for body in (
+        {"name": "x", "interval": "5m"},
+        {"name": "x", "interval": 60},
+        {"name": "x", "schedule": "@daily"},
+        {"name": "\U0001f468\u200d\U0001f469\u200d\U0001f467 backups", "interval": 60, "tags": ["db"]},
+    ):
         assert create.is_valid(body), body
     for body in ({"name": "x"}, {"name": "x", "schedule": None}, {"name": "x", "grace": "5m"},
                  {"name": "db\x1b[31m", "interval": 60}, {"name": "evil\u202egpj", "interval": 60},
@@ -123,12 +134,16 @@ def test_a_create_body_needs_an_interval_or_a_schedule_and_safe_names_as_the_ser
     channel = jsonschema_rs.Draft202012Validator({**DOC["components"]["schemas"]["ChannelCreate"],
                                                   "components": DOC["components"]})  # fmt: skip
     webhook = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
-    assert channel.is_valid({**webhook, "name": "ops"}) and not channel.is_valid({**webhook, "name": "ops\x07"})
+    assert channel.is_valid({**webhook, "name": "ops"}) and not channel.is_valid(
+        {**webhook, "name": "ops\x07"}
+    )
 
 
 def test_every_failure_is_declared_as_the_json_error():
     for name, response in DOC["components"]["responses"].items():
-        assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, name
+        assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}, (
+            name
+        )
     assert DOC["components"]["schemas"]["Error"]["required"] == ["error"]
 
 
@@ -136,7 +151,12 @@ def test_credentials_are_a_bearer_key_an_x_api_key_header_or_the_session_cookie(
     schemes = DOC["components"]["securitySchemes"]
     assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
     assert schemes["apiKey"] == {**schemes["apiKey"], "type": "apiKey", "in": "header", "name": "X-Api-Key"}
-    assert schemes["session"] == {**schemes["session"], "type": "apiKey", "in": "cookie", "name": "pingura_session"}
+    assert schemes["session"] == {
+        **schemes["session"],
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "pingura_session",
+    }
     assert DOC["security"] == [{"bearer": []}, {"apiKey": []}, {"session": []}]
 
 
@@ -155,10 +175,15 @@ def test_every_operation_but_the_document_declares_401_and_every_write_403_and_t
 
 
 # served ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer pk_not_a_key"}], ids=["none", "unknown key"])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer pk_not_a_key"}], ids=["none", "unknown key"]
+)
 @on_session_loop
 async def test_it_is_served_to_a_caller_without_credentials(api, headers):
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(api.url + OPENAPI_PATH, headers=headers) as r:
+    async with (
+        aiohttp.ClientSession() as anonymous,
+        anonymous.get(api.url + OPENAPI_PATH, headers=headers) as r,
+    ):
         assert r.status == 200
         assert r.content_type == "application/json"
         assert await r.json() == DOC
@@ -212,7 +237,9 @@ async def test_the_answers_about_projects_keys_and_sessions_are_as_declared(api)
     assert_declared("POST", "/keys", 201, made)
     assert_declared("GET", "/keys", 200, await tenant.ok("GET", "/keys"))
     reader = tenant.with_key(secret)
-    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "seen by a reader", "interval": "1h"})
+    heartbeat = await tenant.ok(
+        "POST", "/heartbeats", 201, json={"name": "seen by a reader", "interval": "1h"}
+    )
     shown = await reader.ok("GET", f"/heartbeats/{heartbeat['id']}")
     assert "token" not in shown and "ping_url" not in shown
     assert_declared("GET", "/heartbeats/{id}", 200, shown)
@@ -229,7 +256,9 @@ async def test_the_answers_about_projects_keys_and_sessions_are_as_declared(api)
 @on_session_loop
 async def test_the_errors_are_as_declared(api):
     tenant = await new_tenant(api)
-    status, body = await tenant.call("POST", "/heartbeats", json={"name": "x", "interval": "1h", "grace": "soon"})
+    status, body = await tenant.call(
+        "POST", "/heartbeats", json={"name": "x", "interval": "1h", "grace": "soon"}
+    )
     assert (status, body["field"]) == (400, "grace")
     assert_declared("POST", "/heartbeats", status, body)
     status, body = await tenant.call("GET", "/heartbeats/hb_nope/checkins")
@@ -238,8 +267,12 @@ async def test_the_errors_are_as_declared(api):
     status, body = await tenant.call("POST", "/channels", data=b"<x/>", headers={"Content-Type": "text/xml"})
     assert status == 415
     assert_declared("POST", "/channels", status, body)
-    status, body = await tenant.call("POST", "/keys", data=b"{" + b" " * api.ctx.settings.max_api_body_bytes + b"}",
-                                     headers={"Content-Type": "application/json"})
+    status, body = await tenant.call(
+        "POST",
+        "/keys",
+        data=b"{" + b" " * api.ctx.settings.max_api_body_bytes + b"}",
+        headers={"Content-Type": "application/json"},
+    )
     assert status == 413
     assert_declared("POST", "/keys", status, body)
 

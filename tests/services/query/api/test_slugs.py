@@ -25,14 +25,20 @@ async def test_a_heartbeat_has_no_slug_until_given_one(api):
 
 async def test_a_slug_is_given_at_creation_too(api):
     tenant = await new_tenant(api)
-    made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "web", "interval": "1d", "slug": "web-1"})
+    made = await tenant.ok(
+        "POST", "/heartbeats", 201, json={"name": "web", "interval": "1d", "slug": "web-1"}
+    )
     assert made["slug"] == "web-1"
 
 
-@pytest.mark.parametrize("slug", ["", "Backup", "back up", "x" * 101, "caf\u00e9", "a.b", "a/b", 5, True, ["a"]])
+@pytest.mark.parametrize(
+    "slug", ["", "Backup", "back up", "x" * 101, "caf\u00e9", "a.b", "a/b", 5, True, ["a"]]
+)
 async def test_a_slug_that_is_not_one_is_400_naming_slug(api, slug):
     tenant = await new_tenant(api)
-    status, body = await tenant.call("POST", "/heartbeats", json={"name": "n", "interval": "1d", "slug": slug})
+    status, body = await tenant.call(
+        "POST", "/heartbeats", json={"name": "n", "interval": "1d", "slug": slug}
+    )
     assert status == 400 and body["field"] == "slug", body
     assert "lower-case letters, digits, - and _" in body["error"]
 
@@ -40,14 +46,17 @@ async def test_a_slug_that_is_not_one_is_400_naming_slug(api, slug):
 async def test_a_slug_names_one_heartbeat_of_its_project(api):
     tenant, other = await new_tenant(api), await new_tenant(api)
     first = await tenant.ok("POST", "/heartbeats", 201, json={"name": "a", "interval": "1d", "slug": "db"})
-    status, body = await tenant.call("POST", "/heartbeats", json={"name": "b", "interval": "1d", "slug": "db"})
+    status, body = await tenant.call(
+        "POST", "/heartbeats", json={"name": "b", "interval": "1d", "slug": "db"}
+    )
     assert status == 400 and body["field"] == "slug" and first["id"] in body["error"]
     second = await tenant.ok("POST", "/heartbeats", 201, json={"name": "b", "interval": "1d"})
     status, body = await tenant.call("PATCH", f"/heartbeats/{second['id']}", json={"slug": "db"})
     assert status == 400 and body["field"] == "slug"
     await tenant.ok("PATCH", f"/heartbeats/{first['id']}", json={"slug": "db", "name": "a2"})  # its own: fine
-    await other.ok("POST", "/heartbeats", 201,
-                   json={"name": "a", "interval": "1d", "slug": "db"})  # another project's: fine
+    await other.ok(
+        "POST", "/heartbeats", 201, json={"name": "a", "interval": "1d", "slug": "db"}
+    )  # another project's: fine
     await tenant.ok("DELETE", f"/heartbeats/{first['id']}", 204)
     await tenant.ok("PATCH", f"/heartbeats/{second['id']}", json={"slug": "db"})  # free again once deleted
 
@@ -73,8 +82,10 @@ async def test_a_read_only_key_never_sees_the_ping_key_nor_changes_it(api):
     reader = tenant.with_key(reader_key)
     me = await reader.ok("GET", "/projects/me")
     assert "ping_key" not in me and me["auto_create"] is True
-    for method, path, body in (("POST", "/projects/me/ping-key", None),
-                               ("PATCH", "/projects/me", {"auto_create": False})):
+    for method, path, body in (
+        ("POST", "/projects/me/ping-key", None),
+        ("PATCH", "/projects/me", {"auto_create": False}),
+    ):
         status, answer = await reader.call(method, path, json=body)
         assert status == 403, answer
 
@@ -89,8 +100,10 @@ async def test_auto_create_is_turned_off_and_on(api):
     assert (await tenant.ok("PATCH", "/projects/me", json={"auto_create": True}))["auto_create"] is True
 
 
-@pytest.mark.parametrize("body, field", [({"auto_create": "no"}, "auto_create"), ({"name": "x"}, "name"),
-                                         ({"ping_key": "mine"}, "ping_key")])
+@pytest.mark.parametrize(
+    "body, field",
+    [({"auto_create": "no"}, "auto_create"), ({"name": "x"}, "name"), ({"ping_key": "mine"}, "ping_key")],
+)
 async def test_a_project_change_ingest_cannot_take_is_400_naming_the_field(api, body, field):
     tenant = await new_tenant(api)
     status, answer = await tenant.call("PATCH", "/projects/me", json=body)

@@ -22,23 +22,38 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def furnished(api) -> tuple[Tenant, dict]:
     """A project with a heartbeat that has history, a channel and a spare key."""
     tenant = await new_tenant(api)
-    heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": f"hb-{uuid.uuid4().hex[:6]}",
-                                                                      "interval": "1d"})
-    channel = await tenant.ok("POST", "/channels", 201, json={
-        "kind": "webhook", "name": f"ch-{uuid.uuid4().hex[:6]}", "config": {"url": "https://hooks.example.com/x"}})
+    heartbeat = await tenant.ok(
+        "POST", "/heartbeats", 201, json={"name": f"hb-{uuid.uuid4().hex[:6]}", "interval": "1d"}
+    )
+    channel = await tenant.ok(
+        "POST",
+        "/channels",
+        201,
+        json={
+            "kind": "webhook",
+            "name": f"ch-{uuid.uuid4().hex[:6]}",
+            "config": {"url": "https://hooks.example.com/x"},
+        },
+    )
     _, key = await tenant.new_key(name="spare")
     message = f"msg-{uuid.uuid4().hex}"
     ping = a_ping(tenant.project_id, heartbeat["id"], now_ms() - 60_000, message=message)
     await api.ctx.store.insert_events([ping], f"tenancy-{ping.id}")
-    return tenant, {"heartbeat": heartbeat["id"], "channel": channel["id"], "key": key["id"], "message": message,
-                    "token": heartbeat["token"]}
+    return tenant, {
+        "heartbeat": heartbeat["id"],
+        "channel": channel["id"],
+        "key": key["id"],
+        "message": message,
+        "token": heartbeat["token"],
+    }
 
 
 async def as_browser(api, tenant: Tenant) -> Tenant:
     key, _ = await tenant.new_key(name="browser")
     root = api.url.removesuffix("/api/v1")
-    async with api.http.post(root + "/login", data={"key": key}, allow_redirects=False,
-                             headers={"Authorization": ""}) as r:
+    async with api.http.post(
+        root + "/login", data={"key": key}, allow_redirects=False, headers={"Authorization": ""}
+    ) as r:
         cookie = r.cookies[COOKIE].value
     page = Tenant(api, tenant.project_id, {"Authorization": "", "Cookie": f"{COOKIE}={cookie}"})
     csrf = (await page.ok("GET", "/session"))["csrf_token"]
@@ -48,11 +63,18 @@ async def as_browser(api, tenant: Tenant) -> Tenant:
 def other_ids_paths(theirs: dict) -> list[tuple[str, str]]:
     hb, ch, key = theirs["heartbeat"], theirs["channel"], theirs["key"]
     return [
-        ("GET", f"/heartbeats/{hb}"), ("PATCH", f"/heartbeats/{hb}"), ("DELETE", f"/heartbeats/{hb}"),
-        ("POST", f"/heartbeats/{hb}/pause"), ("POST", f"/heartbeats/{hb}/resume"),
-        ("POST", f"/heartbeats/{hb}/rotate-token"), ("GET", f"/heartbeats/{hb}/checkins"),
-        ("GET", f"/heartbeats/{hb}/uptime"), ("GET", f"/heartbeats/{hb}/timings"),
-        ("GET", f"/heartbeats/{hb}/export"), ("GET", f"/channels/{ch}"), ("DELETE", f"/channels/{ch}"),
+        ("GET", f"/heartbeats/{hb}"),
+        ("PATCH", f"/heartbeats/{hb}"),
+        ("DELETE", f"/heartbeats/{hb}"),
+        ("POST", f"/heartbeats/{hb}/pause"),
+        ("POST", f"/heartbeats/{hb}/resume"),
+        ("POST", f"/heartbeats/{hb}/rotate-token"),
+        ("GET", f"/heartbeats/{hb}/checkins"),
+        ("GET", f"/heartbeats/{hb}/uptime"),
+        ("GET", f"/heartbeats/{hb}/timings"),
+        ("GET", f"/heartbeats/{hb}/export"),
+        ("GET", f"/channels/{ch}"),
+        ("DELETE", f"/channels/{ch}"),
         ("DELETE", f"/keys/{key}"),
     ]
 
@@ -97,11 +119,15 @@ async def test_history_and_exports_hold_only_the_projects_own_check_ins(api, two
         checkins = await caller.ok("GET", f"/heartbeats/{own['heartbeat']}/checkins")
         assert [c["message"] for c in checkins["checkins"]] == [own["message"]]
         for fmt in ("csv", "json"):
-            exported = await caller.ok("GET", f"/heartbeats/{own['heartbeat']}/export", params={"format": fmt})
+            exported = await caller.ok(
+                "GET", f"/heartbeats/{own['heartbeat']}/export", params={"format": fmt}
+            )
             assert own["message"] in str(exported) and other["message"] not in str(exported)
 
 
 async def test_a_heartbeat_cannot_be_pointed_at_another_projects_channel(api, two):
     (mine, own), (_, theirs) = two
-    status, body = await mine.call("PATCH", f"/heartbeats/{own['heartbeat']}", json={"channels": [theirs["channel"]]})
+    status, body = await mine.call(
+        "PATCH", f"/heartbeats/{own['heartbeat']}", json={"channels": [theirs["channel"]]}
+    )
     assert status == 400 and body["field"].startswith("channels"), body

@@ -21,9 +21,21 @@ async def another_instance(api: Api, **settings):
         started = starter(stack)
 
         projects = await started(ProjectsView(ctx.bus, ctx.topics.projects, poll_timeout_ms=50))
-        keys = await started(KeyIndex(ctx.bus, ctx.topics.keys, projects, poll_timeout_ms=50,
-                                      failures_per_minute=changed.auth_failures_per_minute))
+        keys = await started(
+            KeyIndex(
+                ctx.bus,
+                ctx.topics.keys,
+                projects,
+                poll_timeout_ms=50,
+                failures_per_minute=changed.auth_failures_per_minute,
+            )
+        )
         revoked = await started(RevokedSessions(ctx.bus, ctx.topics.revoked_sessions, poll_timeout_ms=50))
-        other = dataclasses.replace(ctx, settings=changed, projects=projects, keys=keys,
-                                    sessions=Sessions(load_secret(ctx.settings), changed.session_ttl_s, revoked))
+        other = dataclasses.replace(
+            ctx,
+            settings=changed,
+            projects=projects,
+            keys=keys,
+            sessions=Sessions(load_secret(ctx.settings), changed.session_ttl_s, revoked),
+        )
         yield Api(await serve_api(stack, other), api.http, other)

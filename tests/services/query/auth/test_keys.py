@@ -54,13 +54,17 @@ async def test_a_fresh_index_rebuilds_every_key_from_the_topic(accounts):
 
 async def test_a_key_published_by_another_process_is_found_by_syncing_first(accounts):
     project = await accounts.create_project("ops")
-    key = ApiKey(id="key_cli", project_id=project.id, name="cli", key_hash=hash_api_key("pk_from_cli"), created_ms=1)
+    key = ApiKey(
+        id="key_cli", project_id=project.id, name="cli", key_hash=hash_api_key("pk_from_cli"), created_ms=1
+    )
     await accounts.bus.publish(TOPICS.keys, key.id, encode(key))  # not put into this index
     assert await accounts.keys.resolve("pk_from_cli") == key
 
 
 async def test_legacy_project_hashes_are_read_write_keys_found_by_hash_and_by_id(accounts):
-    project = ProjectConfig(id="prj_old", name="old", api_key_hashes=[hash_api_key("pk_legacy")], created_ms=5)
+    project = ProjectConfig(
+        id="prj_old", name="old", api_key_hashes=[hash_api_key("pk_legacy")], created_ms=5
+    )
     accounts.projects.put(project)
     key = accounts.keys.find("pk_legacy")
     assert key is not None and key.project_id == "prj_old" and not key.read_only
@@ -69,8 +73,9 @@ async def test_legacy_project_hashes_are_read_write_keys_found_by_hash_and_by_id
 
 
 async def test_a_legacy_key_can_be_revoked_without_rewriting_its_project(accounts):
-    accounts.projects.put(ProjectConfig(id="prj_old", name="old", api_key_hashes=[hash_api_key("pk_legacy")],
-                                        created_ms=5))
+    accounts.projects.put(
+        ProjectConfig(id="prj_old", name="old", api_key_hashes=[hash_api_key("pk_legacy")], created_ms=5)
+    )
     await accounts.revoke_key(accounts.keys.find("pk_legacy"))
     assert accounts.keys.find("pk_legacy") is None
     assert accounts.keys.of_project("prj_old") == []
@@ -78,7 +83,9 @@ async def test_a_legacy_key_can_be_revoked_without_rewriting_its_project(account
 
 
 async def test_a_legacy_hash_removed_from_its_project_is_no_longer_a_key(accounts):
-    project = ProjectConfig(id="prj_old", name="old", api_key_hashes=[hash_api_key("pk_legacy")], created_ms=5)
+    project = ProjectConfig(
+        id="prj_old", name="old", api_key_hashes=[hash_api_key("pk_legacy")], created_ms=5
+    )
     accounts.projects.put(project)
     accounts.projects.put(msgspec.structs.replace(project, api_key_hashes=[]))
     assert accounts.keys.find("pk_legacy") is None

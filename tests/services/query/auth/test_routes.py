@@ -24,8 +24,12 @@ def root(api) -> str:
 
 async def login(api, key: str, **headers) -> tuple[int, str, str | None, object]:
     """Status, Location, the session cookie's value (if set), and the cookie itself."""
-    async with api.http.post(root(api) + "/login", data={"key": key}, allow_redirects=False,
-                             headers={"Authorization": "", **headers}) as r:
+    async with api.http.post(
+        root(api) + "/login",
+        data={"key": key},
+        allow_redirects=False,
+        headers={"Authorization": "", **headers},
+    ) as r:
         morsel = r.cookies.get(COOKIE)
         return r.status, r.headers.get("Location"), morsel.value if morsel else None, morsel
 
@@ -61,7 +65,9 @@ async def test_login_sets_a_strict_http_only_cookie_for_the_session_ttl(api):
 async def test_a_legacy_project_key_signs_in_too(api):
     status, _, cookie, _ = await login(api, API_KEY)
     assert status == 303
-    async with api.http.get(api.url + "/session", headers={"Authorization": "", "Cookie": f"{COOKIE}={cookie}"}) as r:
+    async with api.http.get(
+        api.url + "/session", headers={"Authorization": "", "Cookie": f"{COOKIE}={cookie}"}
+    ) as r:
         session = await r.json()
     assert session["project"]["id"] == "prj_admin" and session["key_name"] == "project key"
 
@@ -126,8 +132,9 @@ async def test_a_tampered_cookie_is_refused(api):
 
 async def test_logout_needs_the_csrf_token_then_ends_the_session(api):
     _, page, _ = await signed_in(api)
-    async with api.http.post(root(api) + "/logout", allow_redirects=False,
-                             headers={**page.headers, "X-CSRF-Token": "wrong"}) as r:
+    async with api.http.post(
+        root(api) + "/logout", allow_redirects=False, headers={**page.headers, "X-CSRF-Token": "wrong"}
+    ) as r:
         assert r.status == 403
     await page.ok("GET", "/heartbeats")
     async with api.http.post(root(api) + "/logout", allow_redirects=False, headers=page.headers) as r:
@@ -140,8 +147,9 @@ async def test_logout_needs_the_csrf_token_then_ends_the_session(api):
 async def test_a_logout_form_sends_the_token_as_a_field_and_is_redirected_to_login(api):
     _, page, _ = await signed_in(api)
     token = page.headers.pop("X-CSRF-Token")
-    async with api.http.post(root(api) + "/logout", data={"csrf_token": token}, allow_redirects=False,
-                             headers=page.headers) as r:
+    async with api.http.post(
+        root(api) + "/logout", data={"csrf_token": token}, allow_redirects=False, headers=page.headers
+    ) as r:
         assert (r.status, r.headers["Location"]) == (303, "/login")
     assert (await page.call("GET", "/heartbeats"))[0] == 401
 
@@ -154,7 +162,9 @@ async def test_a_logout_on_one_instance_holds_on_every_other(api):
             tenant, page, _ = await signed_in(api)
             elsewhere = Tenant(there, tenant.project_id, page.headers)
             await elsewhere.ok("GET", "/heartbeats")  # one cookie, good on both
-            async with api.http.post(root(here) + "/logout", allow_redirects=False, headers=page.headers) as r:
+            async with api.http.post(
+                root(here) + "/logout", allow_redirects=False, headers=page.headers
+            ) as r:
                 assert r.status == 204
             assert await there.ctx.sessions.revoked.sync(5)
             status, body = await elsewhere.call("GET", "/heartbeats")

@@ -104,8 +104,9 @@ async def test_a_logout_is_recorded_on_the_bus(bus, sessions):
     await sessions.revoke(session, NOW + 5)
     [record] = await bus.read((TOPICS.revoked_sessions, 0), 0, 10)
     assert record.key == session.id
-    assert decode(record.value) == SessionRevoked(session_id=session.id, key_id="key_1",
-                                                  expires_ms=session.expires_ms, at_ms=NOW + 5)
+    assert decode(record.value) == SessionRevoked(
+        session_id=session.id, key_id="key_1", expires_ms=session.expires_ms, at_ms=NOW + 5
+    )
 
 
 async def test_another_instance_on_the_bus_refuses_a_cookie_signed_out_here(bus, clock, sessions):
@@ -157,7 +158,10 @@ async def test_the_revoked_set_forgets_sessions_once_they_expire(bus, clock, ses
 def test_the_revocations_are_kept_as_long_as_the_longest_session():
     [spec] = [s for s in TOPICS.specs(1) if s.name == TOPICS.revoked_sessions]
     assert not spec.compacted and spec.retention_ms == MAX_SESSION_TTL_S * 1000
-    assert Settings.from_env({"PINGURA_SESSION_TTL_S": str(MAX_SESSION_TTL_S)}).session_ttl_s == MAX_SESSION_TTL_S
+    assert (
+        Settings.from_env({"PINGURA_SESSION_TTL_S": str(MAX_SESSION_TTL_S)}).session_ttl_s
+        == MAX_SESSION_TTL_S
+    )
     for too_long in (MAX_SESSION_TTL_S + 1, 0):
         with pytest.raises(ConfigError, match="PINGURA_SESSION_TTL_S"):
             Settings.from_env({"PINGURA_SESSION_TTL_S": str(too_long)})

@@ -89,7 +89,9 @@ def test_the_table_forgets_the_address_that_failed_longest_ago():
 
 
 def test_ipv6_clients_count_per_64():
-    assert address_group("2001:db8:1:2:aaaa::1") == address_group("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    assert (
+        address_group("2001:db8:1:2:aaaa::1") == address_group("2001:db8:1:2:bbbb::2") == "2001:db8:1:2::/64"
+    )
     assert address_group("2001:db8:1:3::1") != address_group("2001:db8:1:2::1")
     assert address_group("::ffff:192.0.2.1") == address_group("192.0.2.1") == "192.0.2.1"
     assert address_group("") == "" and address_group("not an address") == "not an address"
@@ -108,26 +110,37 @@ async def _get(instance, headers: dict) -> tuple[int, dict, dict]:
 @on_session_loop
 async def test_wrong_keys_get_429_with_retry_after_past_the_limit_and_a_valid_key_still_works(api):
     tenant = await new_tenant(api)
-    async with another_instance(api, auth_failures_per_minute=PER_MINUTE, trusted_proxies=LOOPBACK_PROXY) as there:
+    async with another_instance(
+        api, auth_failures_per_minute=PER_MINUTE, trusted_proxies=LOOPBACK_PROXY
+    ) as there:
         with capture_logs() as logs:
-            answers = [await _get(there, _from("198.51.100.7", Authorization=f"Bearer pk_guess{i}"))
-                       for i in range(PER_MINUTE + 5)]
+            answers = [
+                await _get(there, _from("198.51.100.7", Authorization=f"Bearer pk_guess{i}"))
+                for i in range(PER_MINUTE + 5)
+            ]
         assert [status for status, _, _ in answers] == [401] * PER_MINUTE + [429] * 5
         _, headers, body = answers[-1]
         assert headers["Retry-After"] == "20" and headers["Cache-Control"] == "no-store"
-        assert body == {"error": "too many failed sign-ins or wrong API keys from your address; retry in 20 s"}
+        assert body == {
+            "error": "too many failed sign-ins or wrong API keys from your address; retry in 20 s"
+        }
         assert [e["address"] for e in throttled(logs)] == ["198.51.100.7"]  # once, not per request
         # The other header is the same door; a valid key is not held up; another address is not either.
-        assert (await _get(there, _from("198.51.100.7", **{"X-Api-Key": "pk_guess", "Authorization": ""})))[0] == 429
+        assert (await _get(there, _from("198.51.100.7", **{"X-Api-Key": "pk_guess", "Authorization": ""})))[
+            0
+        ] == 429
         assert (await _get(there, _from("198.51.100.7", **tenant.headers)))[0] == 200
         assert (await _get(there, _from("198.51.100.8", Authorization="Bearer pk_guess")))[0] == 401
 
 
 @on_session_loop
 async def test_wrong_keys_sent_all_at_once_are_throttled_as_one_after_another(api):
-    async with another_instance(api, auth_failures_per_minute=PER_MINUTE, trusted_proxies=LOOPBACK_PROXY) as there:
-        answers = await asyncio.gather(*(_get(there, _from("198.51.100.70", Authorization=f"Bearer pk_guess{i}"))
-                                         for i in range(30)))
+    async with another_instance(
+        api, auth_failures_per_minute=PER_MINUTE, trusted_proxies=LOOPBACK_PROXY
+    ) as there:
+        answers = await asyncio.gather(
+            *(_get(there, _from("198.51.100.70", Authorization=f"Bearer pk_guess{i}")) for i in range(30))
+        )
     assert sorted(status for status, _, _ in answers) == [401] * PER_MINUTE + [429] * (30 - PER_MINUTE)
 
 
@@ -145,12 +158,15 @@ async def test_a_key_made_a_moment_ago_on_another_instance_is_no_failure(api):
 async def test_failed_sign_ins_are_throttled_too_and_a_valid_key_still_signs_in(api):
     tenant = await new_tenant(api)
     key, _ = await tenant.new_key()
-    async with another_instance(api, auth_failures_per_minute=PER_MINUTE, trusted_proxies=LOOPBACK_PROXY) as there:
+    async with another_instance(
+        api, auth_failures_per_minute=PER_MINUTE, trusted_proxies=LOOPBACK_PROXY
+    ) as there:
         login = there.url.removesuffix("/api/v1") + "/login"
 
         async def sign_in(secret: str, address: str = "203.0.113.9"):
-            async with there.http.post(login, data={"key": secret}, allow_redirects=False,
-                                       headers=_from(address, Authorization="")) as r:
+            async with there.http.post(
+                login, data={"key": secret}, allow_redirects=False, headers=_from(address, Authorization="")
+            ) as r:
                 body = await r.json() if r.content_type == "application/json" else None
                 return r.status, r.headers.get("Retry-After"), body, r.cookies.get(COOKIE)
 
@@ -170,5 +186,8 @@ def test_the_api_document_declares_429_with_retry_after_on_every_authenticated_o
     for path, item in doc["paths"].items():
         for method, op in item.items():
             if op.get("security") != []:
-                assert op["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}, (method, path)
+                assert op["responses"]["429"] == {"$ref": "#/components/responses/TooManyRequests"}, (
+                    method,
+                    path,
+                )
     assert "Retry-After" in doc["components"]["responses"]["TooManyRequests"]["headers"]

@@ -27,11 +27,17 @@ def assert_secure(response) -> None:
     assert response.headers["Referrer-Policy"] == "same-origin"
 
 
-@pytest.mark.parametrize(("url", "page"), [
-    ("/login", "login.html"), ("/", "index.html"), ("/heartbeats/new", "form.html"),
-    ("/heartbeats/hb_0123abc", "detail.html"), ("/heartbeats/hb_0123abc/edit", "form.html"),
-    ("/channels", "channels.html"),
-])
+@pytest.mark.parametrize(
+    ("url", "page"),
+    [
+        ("/login", "login.html"),
+        ("/", "index.html"),
+        ("/heartbeats/new", "form.html"),
+        ("/heartbeats/hb_0123abc", "detail.html"),
+        ("/heartbeats/hb_0123abc/edit", "form.html"),
+        ("/channels", "channels.html"),
+    ],
+)
 async def test_each_page_url_serves_its_html_with_the_security_headers(client, url, page):
     r = await client.get(url)
     assert r.status == 200
@@ -59,10 +65,17 @@ async def test_a_revalidated_file_answers_304(client):
     assert again.status == 304
 
 
-@pytest.mark.parametrize("path", [
-    "/static/..%2fpages.py", "/static/vendor/uplot/LICENSE", "/static/nope.js", "/static/.hidden.js",
-    "/static/vendor", "/static/vendor/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/..%2fpages.py",
+        "/static/vendor/uplot/LICENSE",
+        "/static/nope.js",
+        "/static/.hidden.js",
+        "/static/vendor",
+        "/static/vendor/",
+    ],
+)
 async def test_nothing_outside_the_static_folder_or_of_an_unlisted_type_is_served(client, path):
     r = await client.get(path)
     assert r.status == 404
@@ -94,10 +107,19 @@ def test_scripts_never_put_data_into_html():
         assert not re.search(r"\.(?:inner|outer)HTML\s*=|insertAdjacentHTML|document\.write", text), script
 
 
-@pytest.mark.parametrize("path", [
-    "/static/app.js%00.html", "/static/app.js%00", "/static/%00", "/static/" + "a" * 5000 + ".js",
-    "/static/" + "a/" * 3000 + "x.js", "/static/%ff%fe.js", "/static/app.js%c0%af", "/static/%2e%2e%00/app.js",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/app.js%00.html",
+        "/static/app.js%00",
+        "/static/%00",
+        "/static/" + "a" * 5000 + ".js",
+        "/static/" + "a/" * 3000 + "x.js",
+        "/static/%ff%fe.js",
+        "/static/app.js%c0%af",
+        "/static/%2e%2e%00/app.js",
+    ],
+)
 async def test_an_odd_static_path_is_404_never_a_server_error(client, path):
     r = await client.get(URL(path, encoded=True))
     assert r.status == 404, await r.text()
