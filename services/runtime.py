@@ -83,7 +83,7 @@ async def build(
     if ingest_elsewhere(settings, names):
         # Pings are answered by the ingest process (``run`` starts it); it publishes them
         # through this link, and passes every other request here with the client's address.
-        from shared.bus.linked import BusLink
+        from shared.bus.link_owner import BusLink
 
         link = BusLink(bus, settings.data_dir / LINK_SOCKET)
         await link.start()

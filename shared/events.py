@@ -5,6 +5,9 @@ Each record on the bus is one JSON object (msgspec-encoded) with two fixed field
 must ignore unknown fields, so adding an optional field is a compatible change;
 removing or re-typing one bumps ``v``.
 
+Long because it is the one place every event is declared: split, the wire contract that
+docs/events.md mirrors would be scattered over modules that each look complete.
+
 Topics, keys and ordering (``shared.topics`` holds the names):
 
 ========================  =========================  ==========================================
@@ -246,6 +249,10 @@ CHECKIN_MESSAGE_MAX_CHARS = 200
 """A check-in's message as the evaluator keeps it and an alert carries it: one line, at most this long."""
 
 
+AlertKind = Literal["down", "up", "test"]
+"""What an alert says: down, up again, or a test notification from the API."""
+
+
 class Alert(Event, tag="alert", kw_only=True):
     """An alert for people. Key: ``monitor_id``; per-monitor order is kept.
 
@@ -255,7 +262,7 @@ class Alert(Event, tag="alert", kw_only=True):
     """
 
     id: str
-    kind: Literal["down", "up", "test"]
+    kind: AlertKind
     """``test``: a test notification (``POST /api/v1/channels/{id}/test``), sent straight to
     one channel by the query service; never on the ``alerts`` topic."""
     monitor_id: str
@@ -387,7 +394,7 @@ class DeliveryAttempt(Event, tag="delivery_attempt", kw_only=True):
     channel_id: str
     monitor_id: str
     project_id: str
-    kind: Literal["down", "up", "test"]
+    kind: AlertKind
     """The alert's kind."""
     attempt: int
     """1 for the first try of this (alert, channel) pair, counting on across restarts and resends."""

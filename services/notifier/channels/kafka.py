@@ -12,7 +12,7 @@ as Pingura's own data. Another broker is chosen by whoever can create channels, 
 the webhook's internal-address guard (:mod:`services.notifier.safety`): literal addresses at
 save, and at send time every address its name resolves to and every broker the cluster
 advertises (a client connects to those too). Every connection the client opens to such a
-cluster, bootstrap or advertised, is checked before it is opened (:class:`_BrokerGuard`) and
+cluster, bootstrap or advertised, is checked before it is opened (:class:`~services.notifier.channels.kafka_brokers.BrokerGuard`) and
 made to the address that was checked, so neither metadata nor a DNS answer that changes
 between check and connect can point it inside.
 
@@ -24,16 +24,10 @@ binds a :class:`KafkaChannel` to it). The registry's instance only describes and
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable
-from contextlib import suppress
-from contextvars import ContextVar
 
 import aiohttp
-import aiokafka.client
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -47,8 +41,16 @@ from aiokafka.errors import (
 )
 
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField, TransportError
-from services.notifier.safety import UnsafeTarget, blocked_reason, check_host
-from shared.errors import PinguraError
+from services.notifier.channels.kafka_brokers import (
+    GUARD,
+    BrokerGuard,
+    check_addresses,
+    join_servers,
+    own_servers,
+    parse_servers,
+    until_refused,
+)
+from services.notifier.safety import UnsafeTarget, check_host
 from shared.events import Alert, encode
 from shared.settings import Network, Settings
 from shared.topics import Topics
@@ -56,14 +58,11 @@ from shared.topics import Topics
 log = structlog.get_logger()
 
 MAX_TOPIC_CHARS = 249
-MAX_BOOTSTRAP_SERVERS = 10
-DEFAULT_KAFKA_PORT = 9092
 MAX_PRODUCERS = 32
 """Producers kept open at once (the least recently used is closed beyond it): each channel
 may name its own broker, and each producer holds connections and a sender task."""
 
 _TOPIC = re.compile(r"[A-Za-z0-9._-]+")
-_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 # Errors that trying again within the notifier's retries will not fix.
 _PERMANENT = (
     UnknownTopicOrPartitionError,  # raised once the metadata wait ran out: the topic is not there
@@ -73,7 +72,6 @@ _PERMANENT = (
     RecordTooLargeError,
     UnsupportedVersionError,
 )
-_HINT = "allow it with PINGURA_WEBHOOK_ALLOWED_NETWORKS"
 
 
 class KafkaChannel(Channel):
@@ -97,11 +95,11 @@ class KafkaChannel(Channel):
 
     def normalize(self, config: dict, settings: Settings) -> dict:
         raw = config.get("bootstrap_servers")
-        servers = _parse_servers(raw) if raw is not None and raw.strip() else None
+        servers = parse_servers(raw) if raw is not None and raw.strip() else None
         if (
             servers is not None
             and settings.kafka_bootstrap
-            and set(servers) == set(_own_servers(settings) or ())
+            and set(servers) == set(own_servers(settings) or ())
         ):
             servers = None  # the own broker spelled out: the same as leaving it empty
         if servers is None and settings.embedded:
@@ -116,7 +114,7 @@ class KafkaChannel(Channel):
                 check_host(host, settings.webhook_allowed_networks)
             except UnsafeTarget as exc:
                 raise ChannelConfigError(f"config.bootstrap_servers: {exc}") from None
-        return {"topic": topic, "bootstrap_servers": _join(servers)}
+        return {"topic": topic, "bootstrap_servers": join_servers(servers)}
 
     async def send(self, alert: Alert, config: dict, http: aiohttp.ClientSession, settings: Settings) -> None:
         await self._produce([alert], config, settings)
@@ -138,14 +136,14 @@ class KafkaChannel(Channel):
                 "internal error: this Kafka channel has no producers to send with", permanent=True
             )
         guard = None if own else pool.guard(bootstrap, settings.webhook_allowed_networks)
-        token = _GUARD.set(guard)  # the producer's tasks, started below, carry it for their life
+        token = GUARD.set(guard)  # the producer's tasks, started below, carry it for their life
         try:
-            await _until_refused(guard, self._produce_on(pool, bootstrap, alerts, config, settings, own))
+            await until_refused(guard, self._produce_on(pool, bootstrap, alerts, config, settings, own))
         except UnsafeTarget as exc:
             pool.discard(bootstrap)  # its client may keep trying the refused broker: start afresh
             raise TransportError(f"refused: {exc}", permanent=True) from None
         finally:
-            _GUARD.reset(token)
+            GUARD.reset(token)
 
     async def _produce_on(
         self,
@@ -158,12 +156,12 @@ class KafkaChannel(Channel):
     ) -> None:
         try:
             if not own:  # literal addresses were checked at save; names are resolved now
-                await _check_addresses(_parse_servers(bootstrap), settings.webhook_allowed_networks)
+                await check_addresses(parse_servers(bootstrap), settings.webhook_allowed_networks)
             producer = await pool.get(bootstrap, settings)
             if not own:
                 await producer.partitions_for(config["topic"])  # metadata naming the brokers it will write to
                 brokers = [(b.host, b.port) for b in producer.client.cluster.brokers()]
-                await _check_addresses(brokers, settings.webhook_allowed_networks)
+                await check_addresses(brokers, settings.webhook_allowed_networks)
             # Enqueued in order, then acknowledged together: a monitor's alerts keep their order.
             acks = [
                 await producer.send(
@@ -193,7 +191,7 @@ class KafkaProducers:
 
     def __init__(self) -> None:
         self._producers: OrderedDict[str, AIOKafkaProducer] = OrderedDict()
-        self._guards: dict[str, _BrokerGuard] = {}
+        self._guards: dict[str, BrokerGuard] = {}
         # One lock per address: a broker that is slow to answer holds up only its own channels.
         self._starting: dict[str, asyncio.Lock] = {}
         self._closing: set[asyncio.Task] = set()
@@ -225,14 +223,14 @@ class KafkaProducers:
             self.discard(oldest)
         return producer
 
-    def guard(self, bootstrap: str, allowed: tuple[Network, ...]) -> _BrokerGuard:
+    def guard(self, bootstrap: str, allowed: tuple[Network, ...]) -> BrokerGuard:
         """The guard of the producer of ``bootstrap`` (kept with it: its tasks report to it)."""
         guard = self._guards.get(bootstrap)
         if guard is not None and guard.refusal is not None:
             self.discard(bootstrap)  # refused a broker while no send was waiting: start afresh
             guard = None
         if guard is None:
-            guard = self._guards[bootstrap] = _BrokerGuard(allowed)
+            guard = self._guards[bootstrap] = BrokerGuard(allowed)
         return guard
 
     def discard(self, bootstrap: str) -> None:
@@ -259,170 +257,6 @@ class KafkaProducers:
 async def _stop(producer: AIOKafkaProducer, bootstrap: str) -> None:
     await producer.stop()  # flushes what is still queued
     log.info("notifier.kafka.producer_stopped", bootstrap_servers=bootstrap)
-
-
-# connections ------------------------------------------------------------------------------
-class _Refused(PinguraError, OSError):
-    """A connection the guard did not allow: aiokafka takes it as a broker it cannot reach
-    (logged, retried), and the send waiting on the guard fails with the reason."""
-
-
-class _BrokerGuard:
-    """Checks each address a producer for a channel-named cluster is about to connect to.
-
-    A refusal is raised to aiokafka as :class:`_Refused` (an exception it does not expect
-    would end its background tasks with a traceback) and kept here for the send."""
-
-    def __init__(self, allowed: tuple[Network, ...]) -> None:
-        self.allowed = allowed
-        self.refusal: UnsafeTarget | None = None
-        self.refused = asyncio.Event()
-
-    async def addresses(self, host: str, port: int) -> list[str]:
-        """The addresses ``host`` resolves to now, all allowed; else refused."""
-        try:
-            try:
-                check_host(host, self.allowed)
-            except UnsafeTarget as exc:
-                raise UnsafeTarget(f"Kafka broker {_join([(host, port)])}: {exc}") from None
-            answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            found = list(dict.fromkeys(str(sockaddr[0]) for *_, sockaddr in answers))
-            for address in found:
-                reason = blocked_reason(ipaddress.ip_address(address), self.allowed)
-                if reason is not None:
-                    raise UnsafeTarget(
-                        f"Kafka broker {_join([(host, port)])} resolves to an internal address "
-                        f"({address}: {reason}); {_HINT}"
-                    )
-        except UnsafeTarget as exc:
-            if self.refusal is None:
-                self.refusal = exc
-                log.warning("notifier.kafka.broker_refused", host=host, port=port, reason=str(exc))
-            self.refused.set()
-            raise _Refused(str(exc)) from None
-        return found
-
-
-_GUARD: ContextVar[_BrokerGuard | None] = ContextVar("pingura_kafka_guard", default=None)
-_create_conn = aiokafka.client.create_conn
-
-
-async def _guarded_create_conn(host: str, port: int, **kwargs):
-    """aiokafka's ``create_conn``, checked by the guard of the context it runs in.
-
-    aiokafka has no hook for the connections its client opens (bootstrap and each broker
-    from metadata are both opened by ``create_conn``), so this replaces it in the client's
-    module. Without a guard in the context (Pingura's own bus, the own broker) it is the
-    original; with one, it connects to the checked addresses themselves, not to the name.
-    """
-    guard = _GUARD.get()
-    if guard is None:
-        return await _create_conn(host, port, **kwargs)
-    addresses = await guard.addresses(host, port)
-    for address in addresses[:-1]:
-        with suppress(OSError):
-            return await _create_conn(address, port, **kwargs)
-    return await _create_conn(addresses[-1], port, **kwargs)
-
-
-aiokafka.client.create_conn = _guarded_create_conn
-
-
-async def _until_refused(guard: _BrokerGuard | None, work: Awaitable[None]) -> None:
-    """Await ``work``, or raise the guard's refusal as soon as there is one: the client
-    would otherwise retry the refused broker until the notifier's timeout, saying nothing."""
-    if guard is None:
-        await work
-        return
-    task = asyncio.ensure_future(work)
-    refused = asyncio.ensure_future(guard.refused.wait())
-    try:
-        await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        refused.cancel()
-        if not task.done():
-            task.cancel()
-            with suppress(asyncio.CancelledError, Exception):
-                await task
-    if not task.cancelled() and task.exception() is None:
-        return
-    if guard.refusal is not None:  # the failure was the refusal (aiokafka reports it as unreachable)
-        raise guard.refusal
-    task.result()
-
-
-# addresses --------------------------------------------------------------------------------
-async def _check_addresses(servers: Iterable[tuple[str, int]], allowed: tuple[Network, ...]) -> None:
-    """Refuse (:class:`UnsafeTarget`) a server that is, or resolves to, an internal address.
-
-    Stricter than the webhook's resolver, which drops internal addresses and connects to
-    the rest: the Kafka client resolves names itself, so one internal answer is enough to refuse.
-    """
-    loop = asyncio.get_running_loop()
-    for host, port in servers:
-        check_host(host, allowed)
-        try:
-            answers = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
-            continue  # an unknown name: the client reports it
-        for *_, sockaddr in answers:
-            reason = blocked_reason(ipaddress.ip_address(sockaddr[0]), allowed)
-            if reason is not None:
-                raise UnsafeTarget(
-                    f"host {host!r} resolves to an internal address ({sockaddr[0]}: {reason}); {_HINT}"
-                )
-
-
-def _parse_servers(raw: str) -> list[tuple[str, int]]:
-    """``"a.example:9092, [2001:db8::1]:9093"`` -> ``[("a.example", 9092), ("2001:db8::1", 9093)]``."""
-    parts = [part.strip() for part in raw.split(",") if part.strip()]
-    if not parts:
-        raise ChannelConfigError("config.bootstrap_servers: give at least one host:port")
-    if len(parts) > MAX_BOOTSTRAP_SERVERS:
-        raise ChannelConfigError(f"config.bootstrap_servers: at most {MAX_BOOTSTRAP_SERVERS} servers")
-    return list(dict.fromkeys(_parse_server(part) for part in parts))
-
-
-def _parse_server(part: str) -> tuple[str, int]:
-    shown = part if len(part) <= 80 else part[:77] + "..."
-    bad = ChannelConfigError(f"config.bootstrap_servers: {shown!r} is not a host:port")
-    if part.startswith("["):
-        host, closing, rest = part[1:].partition("]")
-        if not closing or (rest and not rest.startswith(":")):
-            raise bad
-        port_text = rest[1:] if rest else ""
-        try:
-            host = str(ipaddress.IPv6Address(host))
-        except ValueError:
-            raise bad from None
-    else:
-        host, _, port_text = part.partition(":")
-        if ":" in port_text:
-            raise ChannelConfigError(f"config.bootstrap_servers: {shown!r}: put an IPv6 address in brackets")
-        if not _is_host_name(host):
-            raise bad
-        host = host.lower()
-    if not port_text:
-        return host, DEFAULT_KAFKA_PORT
-    if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise bad
-    return host, int(port_text)
-
-
-def _is_host_name(host: str) -> bool:
-    name = host.rstrip(".")
-    return 0 < len(name) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in name.split("."))
-
-
-def _join(servers: Iterable[tuple[str, int]]) -> str:
-    return ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in servers)
-
-
-def _own_servers(settings: Settings) -> list[tuple[str, int]] | None:
-    try:
-        return _parse_servers(settings.kafka_bootstrap or "")
-    except ChannelConfigError:
-        return None
 
 
 # topics -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import asyncio
 import pytest
 
 from shared.bus import BusUnavailable, TopicSpec, partition_for
-from shared.bus.linked import BusLink, LinkedBus
+from shared.bus.link_owner import BusLink
+from shared.bus.linked import LinkedBus
 from shared.bus.local import LocalBus
 
 

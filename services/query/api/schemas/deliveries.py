@@ -3,15 +3,13 @@ made by a request went) and the one error body every failure has."""
 
 from __future__ import annotations
 
-import typing
 from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from services.query.api.schemas.fields import Timestamp
-from shared.events import Alert, DeliveryOutcome
+from shared.events import AlertKind, DeliveryOutcome
 
-AlertKind = typing.get_type_hints(Alert)["kind"]
 Count = Annotated[int, Meta(ge=0)]
 StatusCode = Annotated[int | None, Meta(description="The receiver's answer (HTTP status or SMTP code).")]
 
@@ -38,9 +36,7 @@ class DeliveryAttempt(Struct):
     alert_id: str
     kind: Annotated[
         AlertKind | Literal[""],
-        Meta(  # type: ignore[valid-type]  # the alias is read from Alert
-            description="The alert's kind (``test``: a test notification); empty in rows older than kinds."
-        ),
+        Meta(description="The alert's kind (``test``: a test notification); empty in rows older than kinds."),
     ]
     heartbeat_id: Annotated[str | None, Meta(description="Null for a test notification.")]
     channel_id: str
@@ -67,7 +63,7 @@ class FailedDelivery(Struct):
 
     id: Annotated[str, Meta(description="``{alert_id}|{channel_id}``: what a resend names.")]
     alert_id: str
-    kind: AlertKind  # type: ignore[valid-type]  # the alias is read from Alert
+    kind: AlertKind
     heartbeat_id: str
     heartbeat_name: str
     channel_id: str
