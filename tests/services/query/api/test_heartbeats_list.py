@@ -16,8 +16,10 @@ from aiohttp.test_utils import TestServer
 from services.evaluator.logic import PartitionEvaluator
 from services.evaluator.store import StateStore
 from services.query.app import api_app
+from shared.clock import now_ms
 from shared.events import MonitorConfig, Ping
 from shared.ids import new_token
+from tests.polling import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -170,6 +172,10 @@ async def test_the_list_is_sorted_by_name_ignoring_case_and_pages_by_cursor(clie
 async def test_the_list_can_be_sorted_by_creation(client):
     for name in ["b", "c", "a"]:
         await client.create(name)
+        # Creation time is in milliseconds and two creations within one are ordered by id:
+        # the next waits for a later millisecond, so the order is the one they were made in.
+        made_by = now_ms()
+        await eventually(lambda made_by=made_by: now_ms() > made_by)
     assert [h["name"] for h in await client.every_page(sort="created", limit="1")] == ["b", "c", "a"]
 
 
