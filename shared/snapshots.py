@@ -24,7 +24,7 @@ adding one.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -176,6 +176,7 @@ class PartitionState(msgspec.Struct, frozen=True):
 
 
 _encoder = msgspec.json.Encoder()
+T = TypeVar("T")
 _decoders = {1: msgspec.json.Decoder(MonitorState)}
 """Each layout version this code reads, and how (one today)."""
 _partition_decoders = {1: msgspec.json.Decoder(PartitionState)}
@@ -189,15 +190,7 @@ def encode_state(state: MonitorState) -> msgspec.Raw:
 def decode_state(snapshot: MonitorSnapshot) -> MonitorState:
     """The monitor state a snapshot carries, whatever version wrote it; UnreadableSnapshot if
     none this code knows (a newer evaluator's: the reader keeps what it had)."""
-    decoder = _decoders.get(snapshot.state_v)
-    if decoder is None:
-        raise UnreadableSnapshot(
-            f"state layout v{snapshot.state_v} is newer than this reader (v{STATE_VERSION})"
-        )
-    try:
-        return decoder.decode(snapshot.state)
-    except msgspec.DecodeError as exc:
-        raise UnreadableSnapshot(str(exc)) from None
+    return _decode(_decoders, snapshot.state_v, snapshot.state, "state", STATE_VERSION)
 
 
 def encode_partition_state(state: PartitionState) -> msgspec.Raw:
@@ -208,13 +201,19 @@ def encode_partition_state(state: PartitionState) -> msgspec.Raw:
 def decode_partition_state(snapshot: PartitionSnapshot) -> PartitionState:
     """The partition state a snapshot carries; UnreadableSnapshot if this code knows no such
     layout (a newer evaluator's: the reader then knows no outages, as before they were kept)."""
-    decoder = _partition_decoders.get(snapshot.state_v)
+    return _decode(
+        _partition_decoders, snapshot.state_v, snapshot.state, "partition state", PARTITION_STATE_VERSION
+    )
+
+
+def _decode(
+    decoders: dict[int, msgspec.json.Decoder[T]], version: int, raw: msgspec.Raw, what: str, known: int
+) -> T:
+    decoder = decoders.get(version)
     if decoder is None:
-        raise UnreadableSnapshot(
-            f"partition state layout v{snapshot.state_v} is newer than this reader (v{PARTITION_STATE_VERSION})"
-        )
+        raise UnreadableSnapshot(f"{what} layout v{version} is newer than this reader (v{known})")
     try:
-        return decoder.decode(snapshot.state)
+        return decoder.decode(raw)
     except msgspec.DecodeError as exc:
         raise UnreadableSnapshot(str(exc)) from None
 
