@@ -131,6 +131,17 @@ def spawn(args: list[str], env: dict | None = None, log: Path | None = None) -> 
     )
 
 
+def serve_embedded(data_dir: Path, port: int, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """``pingura serve`` on the embedded bus and chDB (whatever the caller's environment names
+    for Kafka or a ClickHouse server), logging at warning unless ``env`` says otherwise."""
+    embedded = {"PINGURA_KAFKA_BOOTSTRAP": "", "PINGURA_CLICKHOUSE_URL": "", "PINGURA_LOG_LEVEL": "warning"}
+    return spawn(
+        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        env={**embedded, **(env or {})},
+        log=log,
+    )
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()

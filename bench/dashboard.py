@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from bench.common import Table, admin_project, free_port, percentile, spawn, stop, wait_ready
+from bench.common import Table, admin_project, free_port, percentile, serve_embedded, spawn, stop, wait_ready
 from shared.clock import iso_ms, now_ms
 
 if TYPE_CHECKING:
@@ -666,16 +666,7 @@ def _detail_rows(detail_id: str, deep_cursor: str) -> list[tuple]:
 
 
 def _serve(workdir: Path, data_dir: Path, port: int):
-    return spawn(
-        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        env={
-            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
-            "PINGURA_KAFKA_BOOTSTRAP": "",
-            "PINGURA_CLICKHOUSE_URL": "",
-            "PINGURA_LOG_LEVEL": "warning",
-        },
-        log=workdir / "serve.log",
-    )
+    return serve_embedded(data_dir, port, workdir / "serve.log", {"PINGURA_BOOTSTRAP_API_KEY": API_KEY})
 
 
 async def _measure(workdir: Path, port: int, loaded: dict, size: dict, proc) -> dict:

@@ -22,7 +22,7 @@ from typing import TypedDict
 
 import aiohttp
 
-from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
+from bench.common import Table, free_port, percentile, serve_embedded, stop, wait_ready
 
 
 class Size(TypedDict):
@@ -242,15 +242,8 @@ async def _setup(base: str, count: int) -> list[Monitor]:
 async def run(size_name: str, workdir: Path) -> list[Table]:
     size = SIZES[size_name]
     port = free_port()
-    proc = spawn(
-        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(workdir / "data")],
-        env={
-            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
-            "PINGURA_KAFKA_BOOTSTRAP": "",
-            "PINGURA_CLICKHOUSE_URL": "",
-            "PINGURA_LOG_LEVEL": "warning",
-        },
-        log=workdir / "serve.log",
+    proc = serve_embedded(
+        workdir / "data", port, workdir / "serve.log", {"PINGURA_BOOTSTRAP_API_KEY": API_KEY}
     )
     stats = Stats()
     per_monitor_rate = size["rate"] / size["monitors"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.broker import kafka_broker
-from bench.common import Table, free_port, spawn, stop, wait_port, wait_ready
+from bench.common import Table, free_port, serve_embedded, spawn, stop, wait_port, wait_ready
 from bench.load import LoadResult, run_load
 
 SIZES = {
@@ -119,10 +119,8 @@ async def run(size_name: str, workdir: Path) -> list[Table]:
         )
 
     port = free_port()
-    proc = spawn(
-        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(workdir / "data")],
-        env={"PINGURA_BOOTSTRAP_API_KEY": API_KEY, "PINGURA_LOG_LEVEL": "warning"},
-        log=workdir / "serve.log",
+    proc = serve_embedded(
+        workdir / "data", port, workdir / "serve.log", {"PINGURA_BOOTSTRAP_API_KEY": API_KEY}
     )
     try:
         wait_ready(port, proc=proc)

@@ -71,7 +71,17 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import aiohttp
 
-from bench.common import ROOT, Table, admin_project, free_port, percentile, spawn, stop, wait_port
+from bench.common import (
+    ROOT,
+    Table,
+    admin_project,
+    free_port,
+    percentile,
+    serve_embedded,
+    spawn,
+    stop,
+    wait_port,
+)
 from bench.detection import Receiver
 from shared.clock import now_ms
 
@@ -614,11 +624,7 @@ def _serve_env(log_level: str = "info") -> dict:
 
 
 def _serve(workdir: Path, data_dir: Path, port: int, name: str):
-    return spawn(
-        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        env=_serve_env(),
-        log=workdir / f"{name}.log",
-    )
+    return serve_embedded(data_dir, port, workdir / f"{name}.log", _serve_env())
 
 
 def _child(kind: str, workdir: Path, spec: dict):

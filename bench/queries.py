@@ -33,7 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import Table, free_port, percentile, spawn, stop, wait_ready
+from bench.common import Table, free_port, percentile, serve_embedded, spawn, stop, wait_ready
 from shared.clock import now_ms
 
 SIZES = {
@@ -411,16 +411,7 @@ async def _run_worker(workdir: Path, spec: dict, name: str, timeout_s: float) ->
 
 
 def _serve(workdir: Path, data_dir: Path, port: int, name: str):
-    return spawn(
-        ["-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        env={
-            "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
-            "PINGURA_KAFKA_BOOTSTRAP": "",
-            "PINGURA_CLICKHOUSE_URL": "",
-            "PINGURA_LOG_LEVEL": "warning",
-        },
-        log=workdir / f"{name}.log",
-    )
+    return serve_embedded(data_dir, port, workdir / f"{name}.log", {"PINGURA_BOOTSTRAP_API_KEY": API_KEY})
 
 
 async def _create_monitors(data_dir: Path, workdir: Path, count: int) -> dict:
