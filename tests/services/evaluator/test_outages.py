@@ -4,35 +4,20 @@ ticks overlapped is skipped, not counted (docs/semantics.md, "When Pingura itsel
 from __future__ import annotations
 
 from services.evaluator.logic import Outage, PartitionEvaluator
-from shared.events import Alert, Missed, MonitorConfig, Ping, StatusChanged
+from shared.events import Alert, Missed, Ping, StatusChanged
 from shared.snapshots import Reason
+from tests.services.evaluator.harness import config
 
 S = 1000
 M = 60 * S
 GAP = 30 * S
 
 
-def config(interval_s=60, grace_s=10, misses=1, schedule=None):
-    return MonitorConfig(
-        id="m1",
-        project_id="p1",
-        name="backup",
-        token="t",
-        interval_s=interval_s,
-        grace_s=grace_s,
-        max_consecutive_misses=misses,
-        channels=["c1"],
-        created_ms=0,
-        updated_ms=0,
-        schedule=schedule,
-    )
-
-
 class Run:
     def __init__(self, outage_gap_ms=GAP, **cfg):
         self.ev = PartitionEvaluator(0, lateness_ms=1 * S, outage_gap_ms=outage_gap_ms)
         self.offset = 0
-        self.outputs = list(self.ev.apply_config(config(**cfg)))
+        self.outputs = list(self.ev.apply_config(config(**{"interval_s": 60, "grace_s": 10, **cfg})))
 
     def ping(self, at_ms):
         self.offset += 1
