@@ -13,13 +13,16 @@ Topics, keys and ordering (``shared.topics`` holds the names):
 ========================  =========================  ==========================================
 topic                     key (partition key)        events
 ========================  =========================  ==========================================
-``pings``                 monitor id                 :class:`Ping`; :class:`Tick` (key ``""``,
-                                                     written into every partition)
+``pings``                 monitor id                 :class:`Ping`; :class:`Tick` and
+                                                     :class:`StatusRelayed` (key ``""``, written
+                                                     into every partition)
 ``monitors`` (compacted)  monitor id                 :class:`MonitorConfig` (tombstone:
                                                      ``deleted=True``)
 ``channels`` (compacted)  channel id                 :class:`ChannelConfig`
 ``projects`` (compacted)  project id                 :class:`ProjectConfig`
 ``keys`` (compacted)      key id                     :class:`ApiKey`
+``maintenance``           window id                  :class:`MaintenanceWindow`
+(compacted)
 ``revoked-sessions``      session id                 :class:`SessionRevoked` (kept 30 days,
                                                      the longest a session may last)
 ``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`,
@@ -108,6 +111,10 @@ class Tick(Event, tag="tick", kw_only=True):
     at_ms: int
 
 
+MUTED_FOREVER_MS = 253_402_300_799_999
+"""``muted_until_ms`` of a heartbeat muted until someone unmutes it (9999-12-31T23:59:59.999Z)."""
+
+
 class MonitorConfig(Event, tag="monitor", kw_only=True):
     """A monitor ("heartbeat") as configured. Key: ``id``. Compacted topic.
 
@@ -146,6 +153,75 @@ class MonitorConfig(Event, tag="monitor", kw_only=True):
     created by a first ping to an unknown slug (``?create=1``) has the id
     ``hb_`` + the first 16 hex digits of SHA-256 of ``{project_id}/{slug}``, so creators
     racing on several ingest instances write the same key."""
+    muted_until_ms: int | None = None
+    """Muted until then: evaluated and recorded as always, but no alert is sent (unlike
+    ``paused``); when it ends, a heartbeat still down alerts once. :data:`MUTED_FOREVER_MS`:
+    until unmuted. None: not muted."""
+    depends_on: list[str] = []
+    """Ids of heartbeats (of the same project) this one depends on: while one of them is down,
+    this one's down alert is held (docs/semantics.md, "Dependencies"). No cycles."""
+    depends_on_tags: list[str] = []
+    """Tags this one depends on: while any other heartbeat of the project carrying one of them
+    is down, this one's down alert is held."""
+    flap_changes: int | None = None
+    """More down/up changes than this within ``flap_window_s`` is flapping: one ``flapping``
+    alert, then none until it has been stable for ``flap_stable_s``. None: the default
+    (``shared.events.FLAP_DEFAULTS``); 0: never."""
+    flap_window_s: int | None = None
+    flap_stable_s: int | None = None
+
+
+FLAP_DEFAULTS = (4, 3600, 1800)
+"""``(flap_changes, flap_window_s, flap_stable_s)`` of a heartbeat that sets none: more than 4
+down/up changes within an hour is flapping, until stable for 30 minutes."""
+
+
+class MaintenanceWindow(Event, tag="maintenance", kw_only=True):
+    """A maintenance window of a project. Key: ``id``. Compacted topic ``maintenance``.
+
+    Inside it, the heartbeats it covers are evaluated and recorded as always, but no alert is
+    sent; when it ends, one still down alerts once (docs/semantics.md, "Maintenance windows").
+    One-off: ``starts_ms`` to ``ends_ms``. Recurring: from each run of ``schedule`` (cron, in
+    ``timezone``) for ``duration_s``, from ``starts_ms`` on, and until ``ends_ms`` if set.
+    """
+
+    id: str
+    project_id: str
+    name: str = ""
+    starts_ms: int
+    ends_ms: int | None = None
+    """One-off: required (the end). Recurring: the last moment an occurrence may start; None: forever."""
+    schedule: str | None = None
+    duration_s: int | None = None
+    timezone: str = "UTC"
+    monitor_ids: list[str] = []
+    tags: list[str] = []
+    whole_project: bool = False
+    """Covers every heartbeat of the project (``monitor_ids`` and ``tags`` then unused)."""
+    ended_ms: int | None = None
+    """Ended early at this moment (a one-off ends; a recurring one ends its current occurrence)."""
+    deleted: bool = False
+    created_ms: int
+    updated_ms: int
+    revision: int = 1
+
+
+class StatusRelayed(Event, tag="relay", kw_only=True):
+    """A heartbeat went down or came back from down, told to every partition of ``pings``
+    (key ``""``), so that heartbeats depending on it, wherever they are, see it in their own
+    log's order (a replay gives the same decisions). Written by the evaluator that owns the
+    heartbeat; a repeated copy changes nothing."""
+
+    monitor_id: str
+    project_id: str
+    name: str
+    tags: list[str] = []
+    down: bool
+    at_ms: int
+    """Event time of the change."""
+    held_by: list[str] = []
+    """While down: the ids of the heartbeats whose being down holds this one's alert."""
+    incident: int = 0
 
 
 class ChannelConfig(Event, tag="channel", kw_only=True):
@@ -211,7 +287,9 @@ class SessionRevoked(Event, tag="session_revoked", kw_only=True):
     at_ms: int
 
 
-MonitorStatus = Literal["up", "down", "late", "new", "paused", "running"]
+MonitorStatus = Literal["up", "down", "late", "new", "paused", "running", "unknown"]
+"""``unknown``: it went silent while ingestion itself had collapsed (an ingest incident): its
+silence says nothing about the job, so it is held, not ``down`` (docs/semantics.md)."""
 STATUSES: tuple[MonitorStatus, ...] = get_args(MonitorStatus)
 """Every status a monitor can be in, in the order the API lists them."""
 
@@ -249,8 +327,31 @@ CHECKIN_MESSAGE_MAX_CHARS = 200
 """A check-in's message as the evaluator keeps it and an alert carries it: one line, at most this long."""
 
 
-AlertKind = Literal["down", "up", "test"]
-"""What an alert says: down, up again, or a test notification from the API."""
+AlertKind = Literal["down", "up", "test", "flapping", "ingest_down", "ingest_up"]
+"""What an alert says: down, up again, a test notification from the API, a heartbeat that
+keeps changing (``flapping``), or, for operators, that ingestion collapsed (``ingest_down``)
+or recovered (``ingest_up``)."""
+
+
+class IngestFigures(msgspec.Struct, kw_only=True):
+    """The numbers behind an ingest incident's alert (docs/semantics.md, "Ingest incidents")."""
+
+    scope: str
+    """``""``: all of Pingura (the partition's share of it); else the project id."""
+    window_s: int
+    """The sliding window the counts cover."""
+    arrived: int
+    """Pings accepted in the window."""
+    overdue: int
+    """Check-ins that came due in the window and did not arrive."""
+    usual: float
+    """The pings per window learned before the incident."""
+    since_ms: int
+    """When the incident opened."""
+    held: int = 0
+    """Heartbeats held as ``unknown`` so far (on ``ingest_up``: in all)."""
+    partition: int = 0
+    partitions: int = 1
 
 
 class Alert(Event, tag="alert", kw_only=True):
@@ -295,6 +396,18 @@ class Alert(Event, tag="alert", kw_only=True):
     """The last check-in's message as one line (controls and line breaks become spaces,
     whitespace runs one space), at most ``CHECKIN_MESSAGE_MAX_CHARS`` (cut with ``…``);
     ``None`` without one."""
+    held: str | None = None
+    """Why this alert was held back and is sent only now (a maintenance window, a mute, a
+    dependency down, an ingest incident, flapping); None: sent when it happened."""
+    missed_runs: int = 0
+    """On ``up``: the expected check-ins that did not come while it was down (Healthchecks #279)."""
+    dependents_held: list[str] = []
+    """On ``down`` and reminders: the names of the heartbeats whose down alerts are held
+    because this one is down (docs/semantics.md, "Dependencies")."""
+    dependents_held_count: int = 0
+    """How many there are (``dependents_held`` lists at most 20)."""
+    ingest: IngestFigures | None = None
+    """On ``ingest_down`` and ``ingest_up``: the numbers."""
 
 
 class RunMeasured(Event, tag="run", kw_only=True):
@@ -440,7 +553,9 @@ class DeadLetter(Event, tag="dead_letter", kw_only=True):
 AnyEvent = (
     Ping
     | Tick
+    | StatusRelayed
     | MonitorConfig
+    | MaintenanceWindow
     | ChannelConfig
     | ProjectConfig
     | ApiKey

@@ -146,6 +146,19 @@ class Settings:
     with ``pingura serve`` ingest too, were not running. A check-in window that overlaps such
     a stretch is skipped, not missed (docs/semantics.md, "When Pingura itself was down");
     0 turns this off."""
+    ingest_watch_window_s: int = 60
+    """The ingest watch's sliding window (docs/semantics.md, "Ingest incidents")."""
+    ingest_watch_min_overdue: int = 20
+    """Check-ins overdue within the window before a collapse can be judged at all (a small
+    project never has an ingest incident); 0 turns the watch off."""
+    ingest_watch_open_share: float = 0.25
+    """An incident opens when the pings that arrived are fewer than this share of those
+    expected (arrived plus overdue) in the window."""
+    ingest_watch_close_share: float = 0.3
+    """It closes when a window brings back this share of the pings per window learned before."""
+    ingest_alert_channels: tuple[str, ...] = ()
+    """Channel ids (comma-separated) that get the operators' ``ingest_down``/``ingest_up``
+    alerts, whatever project owns them; the ``alerts`` topic carries them either way."""
     checkpoint_interval_ms: int = 1000
     checkpoint_backlog_interval_ms: int = 10_000
     """While the evaluator drains a backlog (full batches), snapshots every monitor it
@@ -233,6 +246,8 @@ class Settings:
                     values[f.name] = Path(raw)
                 elif f.name in ("trusted_proxies", "webhook_allowed_networks"):
                     values[f.name] = _networks(f.name, raw)
+                elif f.name == "ingest_alert_channels":
+                    values[f.name] = tuple(part.strip() for part in raw.split(",") if part.strip())
                 elif f.type in ("int",):
                     values[f.name] = int(raw)
                 elif f.type in ("float",):
@@ -245,6 +260,12 @@ class Settings:
         settings = cls(**values)
         if settings.ingest_process not in (0, 1):
             raise ConfigError("PINGURA_INGEST_PROCESS: 0 (one process) or 1 (ingest in a process of its own)")
+        if settings.ingest_watch_window_s < 1 or not (
+            0 < settings.ingest_watch_open_share <= 1 and 0 < settings.ingest_watch_close_share <= 1
+        ):
+            raise ConfigError(
+                "PINGURA_INGEST_WATCH_*: a window of at least 1 s, shares above 0 and at most 1"
+            )
         if not 1 <= settings.session_ttl_s <= MAX_SESSION_TTL_S:
             raise ConfigError(f"PINGURA_SESSION_TTL_S: 1 to {MAX_SESSION_TTL_S} (30 days)")
         if not 1 <= settings.port <= 65535 and settings.port != 0:

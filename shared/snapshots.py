@@ -31,8 +31,10 @@ import msgspec
 from shared.errors import PinguraError
 from shared.events import MonitorSnapshot, MonitorStatus, PartitionSnapshot
 
-STATE_VERSION = 1
-"""The layout of :class:`MonitorState` as this code writes it (``MonitorSnapshot.state_v``)."""
+STATE_VERSION = 2
+"""The layout of :class:`MonitorState` as this code writes it (``MonitorSnapshot.state_v``).
+2: the status ``unknown`` exists (and the optional fields of :class:`Rules` and :class:`Extra`
+that holds added); a version-1 reader cannot read it, so it refuses it by its version."""
 
 Run = tuple[str, int, bool]
 """An open run: ``(rid, started_ms, overran)``; rid ``""`` for a start without one."""
@@ -49,6 +51,31 @@ class Rules(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """None: the grace period."""
     recovery_threshold: int = 1
     reminder_interval_ms: int | None = None
+    muted_until_ms: int | None = None
+    depends_on: tuple[str, ...] = ()
+    depends_on_tags: tuple[str, ...] = ()
+    flap: tuple[int, int, int] | None = None
+    """``(changes, window_ms, stable_ms)``; None: ``shared.events.FLAP_DEFAULTS``; changes 0: never."""
+
+
+class Held(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """An alert not sent because a hold was on (docs/semantics.md, "Holds"): people have not
+    heard that the heartbeat is ``kind``. A ``down`` then an ``up`` held cancel out."""
+
+    kind: Literal["down", "up"]
+    since_ms: int
+    why: str
+    """What held it, for people: "maintenance window 'db upgrade'", "muted", ..."""
+    recheck_ms: int | None = None
+    """When to look again: the end of a hold bound in time (a window, a mute, flapping); or,
+    once a hold that waits (ingest, dependency) has ended, the deadline by which the heartbeat
+    must have checked in, else the held alert goes out. None: when the partition hears the
+    hold ended."""
+    ended: bool = False
+    """The hold ended; the alert goes out at ``recheck_ms`` if it is still true then."""
+    waits: bool = False
+    """The hold is one that waits, when it ends, for one more window (ingest, dependency):
+    the job could not check in while it was on."""
 
 
 class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -63,6 +90,13 @@ class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """Successes in a row while down (towards ``recovery_threshold``)."""
     reminders: int = 0
     """Reminders sent in the current incident."""
+    held: Held | None = None
+    flips: tuple[int, ...] = ()
+    """When its recent down/up changes happened (within its flapping window), oldest first."""
+    flapping_since: int | None = None
+    """Flapping since then: down/up alerts are held until it has been stable long enough."""
+    missed: int = 0
+    """Check-ins missed in the current run of problems (the ``up`` alert says how many)."""
 
 
 CheckinKind = Literal["success", "fail"]
@@ -144,6 +178,7 @@ class Reason:
     RUN_FAILED = "run ended (a failure)"
     RUN_OVERRAN = "a run overran its maximum run time"
     OUTAGE = "Pingura was not running when the check-in was due: that window is skipped"
+    INGEST_HELD = "missed a check-in while ingestion had collapsed (an ingest incident): held, not down"
 
 
 SHARED_REASONS = {reason: reason for name, reason in vars(Reason).items() if name.isupper()}
@@ -159,11 +194,39 @@ class UnreadableSnapshot(PinguraError, ValueError):
 OutageSpan = tuple[int, int]
 """An outage of Pingura: ``(last tick before, first tick after)`` the clock stopped."""
 
+
+class DownElsewhere(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A heartbeat of any partition that is down, as a :class:`~shared.events.StatusRelayed`
+    told this one: what dependencies on it (by id or by tag) need to know."""
+
+    monitor_id: str
+    project_id: str
+    name: str
+    tags: tuple[str, ...]
+    at_ms: int
+    held_by: tuple[str, ...] = ()
+    incident: int = 0
+
+
+class IngestIncident(msgspec.Struct, array_like=True, frozen=True):
+    """An open ingest incident of one scope (``""``: the whole partition; else a project)."""
+
+    scope: str
+    number: int
+    """Its number in this partition (alert ids)."""
+    since_ms: int
+    usual: float
+    """Pings per window learned before it opened: it closes when a window brings back half."""
+    arrived: int
+    overdue: int
+    held: int = 0
+
+
 PARTITION_STATE_VERSION = 1
 """The layout of :class:`PartitionState` as this code writes it (``PartitionSnapshot.state_v``)."""
 
 
-class PartitionState(msgspec.Struct, frozen=True):
+class PartitionState(msgspec.Struct, frozen=True, omit_defaults=True):
     """What the evaluator knows of one ``pings`` partition beyond its monitors (version
     :data:`PARTITION_STATE_VERSION`). One per partition, so an object with names, not an array:
     a new optional field is a compatible change wherever it goes, and older readers ignore it.
@@ -173,12 +236,18 @@ class PartitionState(msgspec.Struct, frozen=True):
     """The outages of Pingura seen in this partition, oldest first, the newest
     ``MAX_OUTAGES`` (16) at most: a window they overlapped is skipped, not missed, however
     many restarts come before its deadline."""
+    downs: tuple[DownElsewhere, ...] = ()
+    """The heartbeats down, of every partition, as relayed: what dependencies hold on."""
+    ingest: tuple[IngestIncident, ...] = ()
+    """The ingest incidents open in this partition."""
+    ingest_count: int = 0
+    """Ingest incidents opened in this partition so far (numbers the next)."""
 
 
 _encoder = msgspec.json.Encoder()
 T = TypeVar("T")
-_decoders = {1: msgspec.json.Decoder(MonitorState)}
-"""Each layout version this code reads, and how (one today)."""
+_decoders = {1: msgspec.json.Decoder(MonitorState), 2: msgspec.json.Decoder(MonitorState)}
+"""Each layout version this code reads, and how (1 is 2 without ``unknown``: the same decoder)."""
 _partition_decoders = {1: msgspec.json.Decoder(PartitionState)}
 
 
@@ -219,7 +288,7 @@ def _decode(
 
 
 __all__ = [
-    "PARTITION_STATE_VERSION", "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind", "Extra", "MonitorState",
-    "OutageSpan", "PartitionState", "Reason", "Rules", "Run", "UnreadableSnapshot",
+    "PARTITION_STATE_VERSION", "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind", "DownElsewhere", "Extra",
+    "Held", "IngestIncident", "MonitorState", "OutageSpan", "PartitionState", "Reason", "Rules", "Run", "UnreadableSnapshot",
     "decode_partition_state", "decode_state", "encode_partition_state", "encode_state",
 ]  # fmt: skip

@@ -35,6 +35,10 @@ class Topics:
         return self.prefix + "keys"
 
     @property
+    def maintenance(self) -> str:
+        return self.prefix + "maintenance"
+
+    @property
     def revoked_sessions(self) -> str:
         return self.prefix + "revoked-sessions"
 
@@ -71,6 +75,7 @@ class Topics:
             TopicSpec(self.channels, 1, compacted=True),
             TopicSpec(self.projects, 1, compacted=True),
             TopicSpec(self.keys, 1, compacted=True),
+            TopicSpec(self.maintenance, 1, compacted=True),
             # Not compacted: every session id is a new key, so compaction would keep them all.
             # Kept as long as the longest session, a logout outlives the cookie it refuses.
             TopicSpec(self.revoked_sessions, 1, retention_ms=MAX_SESSION_TTL_S * 1000),

@@ -15,12 +15,13 @@ import time
 import structlog
 
 from services.evaluator.logic import Outage, Output, PartitionEvaluator
-from services.evaluator.store import StateStore, apply_config_record
+from services.evaluator.logic.ingest import WatchRule
+from services.evaluator.store import StateStore, apply_config_record, apply_window_record
 from shared import clock
 from shared.bus import Bus, Consumer, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE, cancel_and_wait
-from shared.events import Alert, Ping, Tick, decode, encode
+from shared.events import Alert, Ping, StatusRelayed, Tick, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -41,6 +42,7 @@ class Evaluator:
         self._store = StateStore(bus, topics)
         self.partitions: dict[int, PartitionEvaluator] = {}
         self._config_reader: Consumer | None = None
+        self._window_reader: Consumer | None = None
         self._last_offset: dict[int, int] = {}
         self._consumer: Consumer | None = None
         self._task: asyncio.Task | None = None
@@ -80,11 +82,7 @@ class Evaluator:
             await self._take(tps)
 
     async def _take(self, tps: set[TopicPartition]) -> None:
-        gained = {
-            p: PartitionEvaluator(p, self._settings.lateness_ms, self._settings.outage_gap_ms)
-            for _, p in tps
-            if p not in self.partitions
-        }
+        gained = {p: self._evaluator(p) for _, p in tps if p not in self.partitions}
         snapshots = await self._store.restore(gained)
         if self._settings.outage_gap_ms:
             for partition, evaluator in gained.items():
@@ -99,6 +97,17 @@ class Evaluator:
             snapshots=snapshots,
             monitors=sum(len(e.monitors) for e in gained.values()),
         )
+
+    def _evaluator(self, partition: int) -> PartitionEvaluator:
+        settings = self._settings
+        watch = WatchRule(
+            window_ms=settings.ingest_watch_window_s * 1000, min_overdue=settings.ingest_watch_min_overdue,
+            open_share=settings.ingest_watch_open_share, close_share=settings.ingest_watch_close_share,
+        )  # fmt: skip
+        return PartitionEvaluator(
+            partition, settings.lateness_ms, settings.outage_gap_ms, watch=watch,
+            operator_channels=settings.ingest_alert_channels, partitions=self._bus.partitions(self._topics.pings),
+        )  # fmt: skip
 
     async def _last_tick(self, tp: TopicPartition) -> int:
         """The newest tick before where this group resumes ``tp`` (0: none found): the clock
@@ -146,29 +155,37 @@ class Evaluator:
         for partition in partitions:
             self.partitions.pop(partition, None)
             self._last_offset.pop(partition, None)
-        if self._config_reader is not None:
-            await self._config_reader.close()
-            self._config_reader = None
+        for reader in (self._config_reader, self._window_reader):
+            if reader is not None:
+                await reader.close()
+        self._config_reader = self._window_reader = None
 
     async def _open_config_reader(self, outputs: list[Output]) -> None:
         """One reader over the ``monitors`` partitions matching the owned ``pings`` ones,
         read to its end (configs carry revisions, so re-reading is harmless)."""
-        if self._config_reader is not None:
-            await self._config_reader.close()
+        for reader in (self._config_reader, self._window_reader):
+            if reader is not None:
+                await reader.close()
         self._config_reader = self._bus.reader([(self._topics.monitors, p) for p in sorted(self.partitions)])
         await self._config_reader.start()
+        # Maintenance windows are a project's, not a partition's: every partition reads them all.
+        self._window_reader = self._bus.reader([(self._topics.maintenance, 0)])
+        await self._window_reader.start()
         await self._catch_up_configs(outputs, until_end=True)
 
     async def _catch_up_configs(self, outputs: list[Output], until_end: bool) -> None:
-        reader = self._config_reader
-        if reader is None:
-            return
-        while True:
-            records = await reader.poll(max_records=5000, timeout_ms=100 if until_end else 0)
-            for record in records:
-                apply_config_record(self.partitions, record, outputs)
-            if not records and (not until_end or await reader.caught_up()):
-                return
+        for reader, apply in (
+            (self._window_reader, apply_window_record),
+            (self._config_reader, apply_config_record),
+        ):
+            if reader is None:
+                continue
+            while True:
+                records = await reader.poll(max_records=5000, timeout_ms=100 if until_end else 0)
+                for record in records:
+                    apply(self.partitions, record, outputs)
+                if not records and (not until_end or await reader.caught_up()):
+                    break
 
     # the loop ------------------------------------------------------------------
     async def _run(self) -> None:
@@ -208,6 +225,8 @@ class Evaluator:
                 if event.monitor_id not in evaluator.monitors:
                     await self._config_for(event, record, outputs)
                 outputs += evaluator.apply_ping(event, record.offset)
+            elif isinstance(event, StatusRelayed):
+                outputs += evaluator.apply_relay(event)
             last_offset[record.partition] = record.offset
         await self._publish(outputs)
         behind = len(records) >= POLL_RECORDS
@@ -231,10 +250,12 @@ class Evaluator:
     async def _publish(self, outputs: list[Output]) -> None:
         if not outputs:
             return
-        status, alerts = [], []
+        status, alerts, relays = [], [], []
         for event in outputs:
             if isinstance(event, Alert):
                 alerts.append((event.monitor_id, encode(event)))
+            elif isinstance(event, StatusRelayed):
+                relays.append(encode(event))
             elif isinstance(event, Outage):
                 start, end = event.clock_stopped_ms, event.clock_resumed_ms
                 log.warning(
@@ -247,9 +268,15 @@ class Evaluator:
                 )
             else:
                 status.append((event.monitor_id, encode(event)))
+        pings = self._topics.pings
         await asyncio.gather(
             self._bus.publish_many(self._topics.status, status),
             self._bus.publish_many(self._topics.alerts, alerts),
+            *(  # every partition hears of it, its own too: dependents decide in their own log's order
+                self._bus.publish(pings, "", relay, partition=p)
+                for relay in relays
+                for p in range(self._bus.partitions(pings))
+            ),
         )
         for event in outputs:
             if isinstance(event, Alert):

@@ -18,7 +18,7 @@ import structlog
 from services.evaluator.logic import Output, PartitionEvaluator
 from shared.bus import Bus, Record
 from shared.bus.view import APPLY_SLICE, decode_as, drain
-from shared.events import MonitorConfig, MonitorSnapshot, PartitionSnapshot, encode
+from shared.events import MaintenanceWindow, MonitorConfig, MonitorSnapshot, PartitionSnapshot, encode
 from shared.snapshots import (
     PARTITION_STATE_VERSION,
     STATE_VERSION,
@@ -116,3 +116,13 @@ def apply_config_record(
     cfg = decode_as(record, MonitorConfig, "evaluator.config.poison")
     if evaluator is not None and cfg is not None:
         outputs.extend(evaluator.apply_config(cfg))
+
+
+def apply_window_record(
+    evaluators: dict[int, PartitionEvaluator], record: Record, outputs: list[Output]
+) -> None:
+    """A maintenance window, for every partition (windows are a project's)."""
+    window = decode_as(record, MaintenanceWindow, "evaluator.window.poison")
+    if window is not None:
+        for evaluator in evaluators.values():
+            outputs.extend(evaluator.apply_window(window))

@@ -16,17 +16,21 @@ def on_problem(state: MonitorState, at: int, shared: Shared) -> list[Output]:
     ``down`` alert that opens an incident. Nothing (an empty list) below it or when down."""
     if state.extra is not None and state.extra.streak:
         set_extra(state, shared, streak=0)  # recovery needs successes in a row
-    if state.problems < state.max_problems or state.status == "down":
-        return []
+    if state.problems < state.max_problems or state.status in ("down", "unknown"):
+        return []  # (unknown: down already, its alert held by an ingest incident)
     state.incident += 1
     if state.extra is not None and state.extra.reminders:
         set_extra(state, shared, reminders=0)
-    reason = (
-        f"{state.problems} consecutive problem(s) (limit {state.max_problems}); latest: {state.last_problem}"
-    )
+    reason = going_down_reason(state)
     outputs = set_status(state, "down", at, reason)
     outputs.append(alert(state, "down", at, reason))
     return outputs
+
+
+def going_down_reason(state: MonitorState) -> str:
+    return (
+        f"{state.problems} consecutive problem(s) (limit {state.max_problems}); latest: {state.last_problem}"
+    )
 
 
 def recover(state: MonitorState, target: MonitorStatus, at: int, shared: Shared) -> list[Output]:

@@ -48,7 +48,10 @@ def set_status(state: MonitorState, status: MonitorStatus, at: int, reason: str)
 def set_extra(state: MonitorState, shared: Shared, **changes: Any) -> None:
     """Replace the monitor's :class:`Extra`; an idle one is shared, an empty one dropped."""
     extra: Extra | None = msgspec.structs.replace(state.extra or _EMPTY, **changes)
-    if extra is not None and not extra.runs and not extra.streak and not extra.reminders:
+    if (
+        extra is not None and not extra.runs and not extra.streak and not extra.reminders
+        and extra.held is None and not extra.flips and extra.flapping_since is None and not extra.missed
+    ):  # fmt: skip
         extra = shared(extra) if extra.rules is not None else None
     state.extra = extra
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.events import Alert, Missed, RunMeasured, StatusChanged
+from shared.events import Alert, Missed, RunMeasured, StatusChanged, StatusRelayed
 
 
 class Outage(msgspec.Struct, frozen=True, gc=False):
@@ -26,6 +26,7 @@ class Outage(msgspec.Struct, frozen=True, gc=False):
     when they come due."""
 
 
-Output = StatusChanged | Missed | RunMeasured | Alert | Outage
+Output = StatusChanged | Missed | RunMeasured | Alert | StatusRelayed | Outage
 """One decision of the core. ``StatusChanged``, ``Missed`` and ``RunMeasured`` go to the
-``status`` topic, ``Alert`` to ``alerts``, ``Outage`` to the log."""
+``status`` topic, ``Alert`` to ``alerts``, ``StatusRelayed`` to every partition of ``pings``
+(dependencies), ``Outage`` to the log."""

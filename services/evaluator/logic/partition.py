@@ -13,18 +13,23 @@ import msgspec
 
 from services.evaluator.logic.checkins import SHARED_MESSAGE_MAX_CHARS, check_in, checkin
 from services.evaluator.logic.deadlines import anchor, mark_late, mark_missed, next_deadline
+from services.evaluator.logic.holds import Holds
 from services.evaluator.logic.incidents import remind, reminder_at
+from services.evaluator.logic.ingest import IngestWatch, WatchRule
 from services.evaluator.logic.monitor import NEVER, Shared, rules_of, set_extra, set_status
 from services.evaluator.logic.outages import MAX_OUTAGES, gap, skip_windows
 from services.evaluator.logic.outputs import Outage, Output
 from services.evaluator.logic.runs import mark_overran, overrun_at, start_run
 from services.evaluator.logic.wheel import TimerWheel
-from shared.events import MonitorConfig, Ping
+from shared.events import FLAP_DEFAULTS, MaintenanceWindow, MonitorConfig, Ping, StatusRelayed
 from shared.snapshots import SHARED_REASONS, Extra, MonitorState, OutageSpan, PartitionState, Reason, Rules
 
 
 class PartitionEvaluator:
-    def __init__(self, partition: int, lateness_ms: int = 1000, outage_gap_ms: int = 0):
+    def __init__(
+        self, partition: int, lateness_ms: int = 1000, outage_gap_ms: int = 0,
+        watch: WatchRule | None = None, operator_channels: tuple[str, ...] = (), partitions: int = 1,
+    ):  # fmt: skip
         self.partition = partition
         self.lateness_ms = lateness_ms
         self.outage_gap_ms = outage_gap_ms
@@ -45,6 +50,10 @@ class PartitionEvaluator:
         """Monitors changed since the adapter last took a snapshot."""
         self._wheel = TimerWheel()
         self._shared = Shared()
+        self.holds = Holds(
+            partition, self._shared, IngestWatch(watch or WatchRule()), operator_channels, partitions
+        )
+        """What holds alerts back: windows, dependencies, the ingest watch, flapping."""
 
     # configuration ---------------------------------------------------------
     def apply_config(self, cfg: MonitorConfig) -> list[Output]:
@@ -53,6 +62,8 @@ class PartitionEvaluator:
             return []  # a stale or repeated copy
         if cfg.deleted:
             self.monitors.pop(cfg.id, None)  # its wheel entries go stale and are skipped
+            if state is not None and state.status == "down":  # what depended on it is held no more
+                return self.holds.gate(state, set_status(state, "paused", cfg.updated_ms, Reason.PAUSED))[-1:]
             return []
         share = self._shared
         rules = self._rules_from(cfg)
@@ -79,6 +90,7 @@ class PartitionEvaluator:
 
         was_paused = state.status == "paused"
         old_rules = rules_of(state)
+        muted_before = old_rules.muted_until_ms
         timing = (state.interval_ms, state.grace_ms, old_rules.schedule, old_rules.timezone)
         state.name, state.revision = cfg.name, cfg.revision
         state.channels, state.tags = share(tuple(cfg.channels)), share(tuple(cfg.tags))
@@ -88,6 +100,11 @@ class PartitionEvaluator:
             set_extra(state, share, rules=rules)
         new_rules = rules_of(state)
         outputs: list[Output] = []
+        held = state.extra.held if state.extra is not None else None
+        if held is not None and not held.ended and muted_before != new_rules.muted_until_ms:
+            # Muted or unmuted: look again now whether its held alert goes out.
+            now = max(self.clock_ms, cfg.updated_ms)
+            set_extra(state, share, held=msgspec.structs.replace(held, recheck_ms=now))
         if cfg.paused and not was_paused:
             state.deadline_ms, state.problems = None, 0
             set_extra(state, share, runs=(), streak=0, reminders=0)
@@ -108,13 +125,15 @@ class PartitionEvaluator:
             # would bring back a deadline already declared missed, and count it again.
             state.deadline_ms = next_deadline(state, anchor(state))
         self._schedule(state)
-        return outputs
+        return self.holds.gate(state, outputs) if outputs else outputs
 
     def _rules_from(self, cfg: MonitorConfig) -> Rules | None:
         """The config's rules as one shared object; None when all are defaults."""
+        flap = (cfg.flap_changes, cfg.flap_window_s, cfg.flap_stable_s)
         if (
             cfg.schedule is None and cfg.max_runtime_s is None and cfg.recovery_threshold <= 1
-            and cfg.reminder_interval_s is None
+            and cfg.reminder_interval_s is None and cfg.muted_until_ms is None and not cfg.depends_on
+            and not cfg.depends_on_tags and flap == (None, None, None)
         ):  # fmt: skip
             return None
         return self._shared(Rules(
@@ -123,6 +142,13 @@ class PartitionEvaluator:
             max_runtime_ms=cfg.max_runtime_s * 1000 if cfg.max_runtime_s is not None else None,
             recovery_threshold=max(1, cfg.recovery_threshold),
             reminder_interval_ms=cfg.reminder_interval_s * 1000 if cfg.reminder_interval_s else None,
+            muted_until_ms=cfg.muted_until_ms,
+            depends_on=self._shared(tuple(sys.intern(m) for m in cfg.depends_on)),
+            depends_on_tags=self._shared(tuple(cfg.depends_on_tags)),
+            flap=None if flap == (None, None, None) else self._shared(tuple(
+                1000 * (given if given is not None else default) if n else (given if given is not None else default)
+                for n, (given, default) in enumerate(zip(flap, FLAP_DEFAULTS, strict=True))
+            )),
         ))  # fmt: skip
 
     # pings -----------------------------------------------------------------
@@ -134,6 +160,7 @@ class PartitionEvaluator:
         at = ping.received_ms
         if at > self.clock_ms:
             self.clock_ms = at
+        self.holds.watch.arrived(state.project_id, at)
         if state.status == "paused" or ping.kind == "log":
             # Paused: recorded in history by the query service, never alerts. A log line
             # is history only. Either way, only the applied offset moved.
@@ -143,6 +170,8 @@ class PartitionEvaluator:
             outputs = start_run(state, ping.rid or "", at, self._shared)
         else:
             outputs = check_in(state, ping, at, self._shared)
+        if outputs:
+            outputs = self.holds.gate(state, outputs)
         self._schedule(state)
         return outputs
 
@@ -166,24 +195,65 @@ class PartitionEvaluator:
         outputs: list[Output] = []
         not_yet: list[MonitorState] = []
         monitors, now, wheel = self.monitors, self.clock_ms, self._wheel
+        judged = self._judge_ingest(now)
         if not wheel.slots or wheel.slots[0] > now // 1000:  # most ticks: nothing came due
-            return outputs if outage is None else [self._outage(outage, skipped_before)]
+            outputs += judged
+            return outputs if outage is None else [*outputs, self._outage(outage, skipped_before)]
         for slot, monitor_ids in wheel.pop_due(now):
             for monitor_id in monitor_ids:
                 state = monitors.get(monitor_id)
                 if state is None or state.queued_slot != slot:
                     continue  # deleted, or queued again in an earlier slot meanwhile
                 state.queued_slot = None
+                if state.extra is not None and state.extra.flips:
+                    self.holds.forget_flips(state, now)
                 if self._due(state) > now:
                     not_yet.append(state)  # due later in this second, or moved later
                     continue
-                outputs += self._check(state)
+                checked = self._check(state)
+                if checked:
+                    outputs += self.holds.gate(state, checked)
                 self._schedule(state)
         for state in not_yet:
             self._schedule(state)
+        outputs += judged
         if outage is not None:
             outputs.append(self._outage(outage, skipped_before))
         return outputs
+
+    def _judge_ingest(self, now: int) -> list[Output]:
+        """Open and close ingest incidents; a closed one ends the holds it made."""
+        opened, closed = self.holds.watch.judge(now)
+        outputs: list[Output] = [self.holds.ingest_alert(incident, True, now) for incident in opened]
+        for incident in closed:
+            outputs.append(self.holds.ingest_alert(incident, False, now))
+            outputs += self._recheck_held(incident.scope or None)
+        return outputs
+
+    def _recheck_held(self, project_id: str | None) -> list[Output]:
+        """Look again at the held alerts of one project (None: all): a hold may have ended."""
+        outputs: list[Output] = []
+        for monitor_id in self.holds.held_in(project_id):
+            state = self.monitors.get(monitor_id)
+            if state is not None:
+                checked = self.holds.recheck(state, self.clock_ms)
+                if checked:
+                    outputs += self.holds.gate(state, checked)
+                self._schedule(state)
+        return outputs
+
+    # what other partitions and the maintenance topic say --------------------------------
+    def apply_relay(self, relay: StatusRelayed) -> list[Output]:
+        """A heartbeat (of any partition) went down or came back: dependents may be held or freed."""
+        if self.holds.downs.apply(relay) is None:
+            return []
+        return self._recheck_held(relay.project_id) if not relay.down else []
+
+    def apply_window(self, window: MaintenanceWindow) -> list[Output]:
+        """A maintenance window was made, changed, ended or deleted."""
+        if not self.holds.windows.apply(window):
+            return []
+        return self._recheck_held(window.project_id)
 
     def _outage(self, outage: OutageSpan, skipped_before: int) -> Outage:
         return Outage(self.partition, *outage, windows_skipped=self.skipped_windows - skipped_before)
@@ -196,6 +266,9 @@ class PartitionEvaluator:
             return outputs
         share = self._shared
         ready = self.clock_ms - self.lateness_ms  # what is dated up to here is due
+        recheck = self.holds.recheck_at(state) if state.extra is not None else None
+        if recheck is not None and recheck <= ready:
+            outputs += self.holds.recheck(state, self.clock_ms)
         if self.outages and state.deadline_ms is not None:
             skipped, outputs = skip_windows(state, self.outages, self.clock_ms, ready)
             if skipped:
@@ -241,6 +314,9 @@ class PartitionEvaluator:
             reminder = reminder_at(state)
             if reminder is not None and reminder + self.lateness_ms < due:
                 due = reminder + self.lateness_ms
+            recheck = self.holds.recheck_at(state)
+            if recheck is not None and recheck + self.lateness_ms < due:
+                due = recheck + self.lateness_ms
         return due
 
     def _schedule(self, state: MonitorState) -> None:
@@ -275,6 +351,9 @@ class PartitionEvaluator:
                 state.extra = msgspec.structs.replace(extra, rules=share(extra.rules))
             set_extra(state, share)  # an idle one becomes the shared copy, an empty one None
         self.monitors[state.monitor_id] = state
+        held = state.extra.held if state.extra is not None else None
+        if held is not None and not held.ended:
+            self.holds.held.setdefault(state.project_id, set()).add(state.monitor_id)
         self._schedule(state)
         self.dirty.discard(state.monitor_id)
 
@@ -282,6 +361,8 @@ class PartitionEvaluator:
         """Take the partition's own decoded snapshot (the newest wins: it holds all they did)."""
         self.outages = list(state.outages[-MAX_OUTAGES:])
         self.outages_changed = False
+        self.holds.downs.restore(state.downs)
+        self.holds.watch.restore(state.ingest, state.ingest_count)
 
     def changed(self) -> list[MonitorState]:
         """The monitors changed since the last snapshot."""
@@ -290,12 +371,27 @@ class PartitionEvaluator:
     def partition_changed(self) -> PartitionState | None:
         """The partition's own state if it changed since its last snapshot (else None: most
         checkpoints write none)."""
-        return PartitionState(outages=tuple(self.outages)) if self.outages_changed else None
+        holds = self.holds
+        if not (self.outages_changed or holds.downs.changed or holds.watch.changed):
+            return None
+        return PartitionState(
+            outages=tuple(self.outages), downs=holds.downs.snapshot(),
+            ingest=tuple(holds.watch.open.values()), ingest_count=holds.watch.count,
+        )  # fmt: skip
 
     def saved(self, states: list[MonitorState], partition: PartitionState | None = None) -> None:
         """Their snapshots (and ``partition``'s, if given) are durable: they are clean again."""
-        if partition is not None and partition.outages == tuple(self.outages):
-            self.outages_changed = False
+        if partition is not None:
+            holds = self.holds
+            if partition.outages == tuple(self.outages):
+                self.outages_changed = False
+            if partition.downs == holds.downs.snapshot():
+                holds.downs.changed = False
+            if (
+                partition.ingest == tuple(holds.watch.open.values())
+                and partition.ingest_count == holds.watch.count
+            ):
+                holds.watch.changed = False
         for state in states:
             self.dirty.discard(state.monitor_id)
         if all(m not in self.monitors for m in self.dirty):  # only deleted ones left, if any

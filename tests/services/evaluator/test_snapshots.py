@@ -78,6 +78,9 @@ def test_idle_extras_are_shared_between_restored_monitors():
 
 def test_monitors_using_no_new_feature_carry_nothing_new():
     hb = Monitor().ping(0).ticks(0, 3 * H, 60 * S).ping(3 * H)
+    # Its changes between down and up are kept for flapping's window (an hour), then dropped.
+    assert hb.state.extra is not None and hb.state.extra.flips == (3 * H,)
+    hb.ticks(3 * H, 4 * H + 60 * S, 60 * S).ping(4 * H + 60 * S)
     assert hb.state.extra is None
     # one null for the unused extras in the snapshot, then the last check-in and its message (none)
     assert encode(hb.state).endswith(b',null,["success",null],null]')

@@ -1,0 +1,362 @@
+"""Holds: the alerts the verbs decided, passed through what can hold them back.
+
+The verbs (``checkins``, ``deadlines``, ``runs``, ``incidents``) decide statuses and alerts as
+if nothing else existed; :meth:`Holds.gate` then looks at each ``down`` and ``up`` alert and
+holds it while, at the alert's event time (docs/semantics.md, "Holds"):
+
+- the heartbeat is muted (``muted_until_ms``);
+- a maintenance window covers it (``maintenance``);
+- it is flapping (``flapping``: this module counts its changes);
+- a heartbeat it depends on is down (``dependencies``);
+- ingestion itself collapsed for its project or the partition (``ingest``): going down then
+  shows ``unknown``, not ``down``.
+
+A held alert is remembered on the heartbeat (:class:`~shared.snapshots.Held`): people have not
+heard that it is down (or up). A ``down`` and an ``up`` held cancel out. When the hold ends,
+the alert goes out if it is still true: at once after a mute, a window or flapping; after a
+dependency or an ingest incident, only if the heartbeat has not checked in by the end of one
+more window (its job could not run, or its pings could not arrive, while the hold was on).
+Reminders are never sent for an incident its people have not heard of.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import msgspec
+
+from services.evaluator.logic.deadlines import next_deadline
+from services.evaluator.logic.dependencies import MAX_LISTED, Downs
+from services.evaluator.logic.incidents import alert, going_down_reason
+from services.evaluator.logic.ingest import IngestWatch
+from services.evaluator.logic.maintenance import Windows
+from services.evaluator.logic.monitor import Shared, rules_of, set_extra, set_status
+from services.evaluator.logic.outputs import Output
+from shared.clock import iso_ms
+from shared.events import FLAP_DEFAULTS, Alert, IngestFigures, Missed, StatusChanged, StatusRelayed
+from shared.snapshots import DownElsewhere, Held, IngestIncident, MonitorState, Reason
+
+PROBLEM = ("down", "unknown")
+HoldKind = Literal["mute", "maintenance", "flapping", "dependency", "ingest"]
+
+
+class Hold(NamedTuple):
+    kind: HoldKind
+    why: str
+    until_ms: int | None
+    """When a hold bound in time ends; None: when the partition hears it ended."""
+    deps: tuple[DownElsewhere, ...] = ()
+    incident: IngestIncident | None = None
+
+    @property
+    def waits(self) -> bool:
+        return self.kind in ("dependency", "ingest")
+
+
+class Holds:
+    def __init__(
+        self, partition: int, shared: Shared, watch: IngestWatch,
+        operator_channels: tuple[str, ...] = (), partitions: int = 1,
+    ):  # fmt: skip
+        self.partition = partition
+        self.partitions = partitions
+        self._shared = shared
+        self.windows = Windows()
+        self.downs = Downs()
+        self.watch = watch
+        self.operator_channels = operator_channels
+        self.held: dict[str, set[str]] = {}
+        """project -> the heartbeats with an alert held whose hold has not ended."""
+
+    # what holds a heartbeat now ---------------------------------------------------------
+    def hold_on(self, state: MonitorState, at: int) -> Hold | None:
+        rules = rules_of(state)
+        if rules.muted_until_ms is not None and at < rules.muted_until_ms:
+            return Hold("mute", f"muted until {iso_ms(rules.muted_until_ms)}", rules.muted_until_ms)
+        window = self.windows.covering(state, at)
+        if window is not None:
+            name = window[0].name or window[0].id
+            return Hold("maintenance", f"maintenance window '{name}' until {iso_ms(window[1])}", window[1])
+        extra = state.extra
+        if extra is not None and extra.flapping_since is not None and extra.flips:
+            until = extra.flips[-1] + flap_rule(state)[2]
+            if at < until:
+                return Hold("flapping", f"flapping since {iso_ms(extra.flapping_since)}", until)
+        deps = self.downs.holding(state, rules) if rules.depends_on or rules.depends_on_tags else []
+        if deps:
+            names = ", ".join(f"'{d.name}'" for d in deps[:3]) + (
+                f" and {len(deps) - 3} more" if len(deps) > 3 else ""
+            )
+            return Hold("dependency", f"dependency {names} down", None, deps=tuple(deps))
+        incident = self.watch.incident(state.project_id, at)
+        if incident is not None:
+            return Hold(
+                "ingest", f"ingest incident since {iso_ms(incident.since_ms)}", None, incident=incident
+            )
+        return None
+
+    # the gate ---------------------------------------------------------------------------
+    def gate(self, state: MonitorState, outputs: list[Output]) -> list[Output]:
+        """``outputs`` (one heartbeat's, in order) with the alerts that are held taken out."""
+        result: list[Output] = []
+        i, n = 0, len(outputs)
+        while i < n:
+            out = outputs[i]
+            following = outputs[i + 1] if i + 1 < n else None
+            if isinstance(out, StatusChanged):
+                if (
+                    out.status == "down" and isinstance(following, Alert) and following.kind == "down"
+                    and not following.reminder
+                ):  # fmt: skip
+                    result += self._going_down(state, out, following)
+                    i += 2
+                    continue
+                result.append(out)
+                if out.status == "late" and out.reason == Reason.IN_GRACE:
+                    self.watch.overdue(state.project_id, out.at_ms)
+                if out.previous in PROBLEM and out.status not in PROBLEM:
+                    if not (isinstance(following, Alert) and following.kind == "up"):
+                        self._clear(state, "down")  # paused, or back from unknown: nothing to say
+                    if out.previous == "down":
+                        result.append(self._relay(state, False, out.at_ms))
+            elif isinstance(out, Alert) and out.kind == "up":
+                result += self._coming_up(state, out)
+            elif isinstance(out, Alert) and out.kind == "down" and out.reminder:
+                result += self._reminder(state, out)
+            elif isinstance(out, Missed):
+                result.append(out)
+                extra = state.extra
+                set_extra(state, self._shared, missed=(extra.missed if extra is not None else 0) + 1)
+                if out.consecutive > 1 and state.status == "late":
+                    self.watch.overdue(state.project_id, out.deadline_ms)
+            else:
+                result.append(out)
+            i += 1
+        extra = state.extra
+        if state.problems == 0 and extra is not None and extra.missed and state.status not in PROBLEM:
+            set_extra(state, self._shared, missed=0)
+        return result
+
+    def _going_down(self, state: MonitorState, change: StatusChanged, down: Alert) -> list[Output]:
+        at = down.at_ms
+        outputs: list[Output] = []
+        flapping = self._flip(state, at)
+        if flapping is not None:
+            outputs.append(flapping)
+        hold = self.hold_on(state, at)
+        if hold is None:
+            return [change, self._with_dependents(down), self._relay(state, True, at), *outputs]
+        if hold.kind == "ingest":
+            assert hold.incident is not None
+            state.status, state.status_reason = "unknown", Reason.INGEST_HELD
+            change = msgspec.structs.replace(
+                change, id=f"{state.monitor_id}:{at}:unknown", status="unknown", reason=Reason.INGEST_HELD
+            )
+            self.watch.held(hold.incident)
+            outputs.insert(0, change)
+        else:
+            held_by = [d.monitor_id for d in hold.deps]
+            outputs[:0] = [change, self._relay(state, True, at, held_by)]
+        self._hold(state, "down", at, hold)
+        return outputs
+
+    def _coming_up(self, state: MonitorState, up: Alert) -> list[Output]:
+        extra = state.extra
+        up = msgspec.structs.replace(up, missed_runs=extra.missed if extra is not None else 0)
+        outputs: list[Output] = []
+        flapping = self._flip(state, up.at_ms)
+        if flapping is not None:
+            outputs.append(flapping)
+        held = extra.held if extra is not None else None
+        if held is not None and held.kind == "down":
+            self._clear(state, "down")  # its people never heard it went down: nothing to say
+            return outputs
+        hold = self.hold_on(state, up.at_ms)
+        if hold is None:
+            return [up, *outputs]
+        self._hold(state, "up", up.at_ms, hold)
+        return outputs
+
+    def _reminder(self, state: MonitorState, reminder: Alert) -> list[Output]:
+        extra = state.extra
+        if (extra is not None and extra.held is not None) or self.hold_on(state, reminder.at_ms) is not None:
+            return []
+        return [self._with_dependents(reminder)]
+
+    def _with_dependents(self, down: Alert) -> Alert:
+        held = self.downs.dependents_held(down.monitor_id)
+        if not held:
+            return down
+        return msgspec.structs.replace(
+            down, dependents_held=[e.name for e in held[:MAX_LISTED]], dependents_held_count=len(held)
+        )
+
+    # holding and releasing --------------------------------------------------------------
+    def _hold(self, state: MonitorState, kind: Literal["down", "up"], at: int, hold: Hold) -> None:
+        extra = state.extra
+        held = extra.held if extra is not None else None
+        if held is not None and held.kind != kind:
+            self._clear(state, held.kind)  # a down and an up held cancel out
+            return
+        if held is None:
+            held = Held(kind, at, hold.why, hold.until_ms, waits=hold.waits)
+        else:
+            held = msgspec.structs.replace(
+                held, why=hold.why, recheck_ms=hold.until_ms, ended=False, waits=hold.waits
+            )
+        set_extra(state, self._shared, held=held)
+        self.held.setdefault(state.project_id, set()).add(state.monitor_id)
+
+    def _clear(self, state: MonitorState, kind: str) -> None:
+        extra = state.extra
+        if extra is not None and extra.held is not None and extra.held.kind == kind:
+            set_extra(state, self._shared, held=None)
+        ids = self.held.get(state.project_id)
+        if ids is not None:
+            ids.discard(state.monitor_id)
+            if not ids:
+                del self.held[state.project_id]
+
+    def recheck_at(self, state: MonitorState) -> int | None:
+        extra = state.extra
+        return extra.held.recheck_ms if extra is not None and extra.held is not None else None
+
+    def recheck(self, state: MonitorState, now: int) -> list[Output]:
+        """Look again at a heartbeat with a held alert: is it still held, or does it go out?"""
+        extra = state.extra
+        if extra is None or extra.held is None:
+            return []
+        held = extra.held
+        if held.ended:  # the window after a hold that waits is over
+            if held.recheck_ms is not None and now < held.recheck_ms:
+                return []
+            self._clear(state, held.kind)
+            return self._release(state, held, held.recheck_ms or now)
+        if extra.flapping_since is not None and extra.flips and now >= extra.flips[-1] + flap_rule(state)[2]:
+            set_extra(state, self._shared, flapping_since=None, flips=())
+        hold = self.hold_on(state, now)
+        if hold is not None:
+            self._hold(state, held.kind, held.since_ms, hold)
+            return []
+        if held.waits and held.kind == "down":
+            deadline = next_deadline(state, now)
+            set_extra(
+                state, self._shared, held=msgspec.structs.replace(held, ended=True, recheck_ms=deadline)
+            )
+            ids = self.held.get(state.project_id)
+            if ids is not None:
+                ids.discard(state.monitor_id)
+            return [] if deadline is not None else self.recheck(state, now)
+        self._clear(state, held.kind)
+        return self._release(state, held, now)
+
+    def _release(self, state: MonitorState, held: Held, at: int) -> list[Output]:
+        """Send the held alert if it is still true."""
+        outputs: list[Output] = []
+        if held.kind == "down":
+            if state.status not in PROBLEM:
+                return []
+            reason = going_down_reason(state)
+            if state.status == "unknown":
+                outputs += set_status(state, "down", at, reason)
+            else:
+                state.status_since_ms = at  # its reminders count from now, when people heard
+            outputs.append(
+                self._with_dependents(
+                    msgspec.structs.replace(alert(state, "down", at, reason), held=held.why)
+                )
+            )
+            outputs.append(self._relay(state, True, at))
+            return outputs
+        if state.status in PROBLEM:
+            return []
+        up = alert(state, "up", at, "ping received after being down", down_since=held.since_ms)
+        return [msgspec.structs.replace(up, held=held.why)]
+
+    def held_in(self, project_id: str | None) -> list[str]:
+        """The heartbeats (of one project; None: all) with a held alert whose hold is on."""
+        if project_id is not None:
+            return sorted(self.held.get(project_id, ()))
+        return sorted(m for ids in self.held.values() for m in ids)
+
+    # flapping ---------------------------------------------------------------------------
+    def _flip(self, state: MonitorState, at: int) -> Alert | None:
+        """Count one down/up change; the ``flapping`` alert if it makes the heartbeat flap."""
+        changes, window_ms, stable_ms = flap_rule(state)
+        if not changes:
+            return None
+        extra = state.extra
+        flips = (*tuple(t for t in (extra.flips if extra is not None else ()) if t > at - window_ms), at)
+        if extra is not None and extra.flapping_since is not None:
+            set_extra(state, self._shared, flips=flips)
+            return None
+        if len(flips) <= changes:
+            set_extra(state, self._shared, flips=flips)
+            return None
+        set_extra(state, self._shared, flips=flips, flapping_since=at)
+        reason = (
+            f"flapping: {len(flips)} changes between down and up within {window_ms // 1000} s; "
+            f"alerts held until stable for {stable_ms // 1000} s"
+        )
+        flapping = alert(state, "down", at, reason)
+        return msgspec.structs.replace(flapping, kind="flapping", id=f"{state.monitor_id}:flapping:{at}")
+
+    def forget_flips(self, state: MonitorState, now: int) -> None:
+        """Drop changes older than the flapping window (a heartbeat that had one incident
+        carries nothing for it an hour later)."""
+        extra = state.extra
+        if extra is not None and extra.flapping_since is None and extra.flips:
+            window_ms = flap_rule(state)[1]
+            if extra.flips[-1] <= now - window_ms:
+                set_extra(state, self._shared, flips=())
+
+    # relays and operator alerts ---------------------------------------------------------
+    def _relay(
+        self, state: MonitorState, down: bool, at: int, held_by: list[str] | None = None
+    ) -> StatusRelayed:
+        return StatusRelayed(
+            monitor_id=state.monitor_id, project_id=state.project_id, name=state.name, tags=list(state.tags),
+            down=down, at_ms=at, held_by=held_by or [], incident=state.incident,
+        )  # fmt: skip
+
+    def ingest_alert(self, incident: IngestIncident, opened: bool, at: int) -> Alert:
+        rule = self.watch.rule
+        scope = incident.scope
+        where = (
+            f"project {scope}"
+            if scope
+            else "Pingura" + (f" (partition {self.partition})" if self.partitions > 1 else "")
+        )
+        window_s = rule.window_ms // 1000
+        expected = incident.arrived + incident.overdue
+        if opened:
+            reason = (
+                f"ingestion collapsed for {where}: {incident.arrived} of {expected} expected check-ins arrived in "
+                f"the last {window_s} s (usually {incident.usual:g} pings per {window_s} s); misses are held as unknown"
+            )
+        else:
+            reason = (
+                f"ingestion recovered for {where}: {incident.arrived} pings in the last {window_s} s "
+                f"(usually {incident.usual:g}); {incident.held} heartbeat(s) were held"
+            )
+        kind: Literal["ingest_down", "ingest_up"] = "ingest_down" if opened else "ingest_up"
+        return Alert(
+            id=f"ingest:{self.partition}:{scope or '*'}:{incident.number}:{'down' if opened else 'up'}",
+            kind=kind, monitor_id="", project_id=scope, monitor_name=f"Pingura ingest ({where})",
+            incident=incident.number, reason=reason, at_ms=at, channels=list(self.operator_channels),
+            down_since_ms=None if opened else incident.since_ms,
+            ingest=IngestFigures(
+                scope=scope, window_s=window_s, arrived=incident.arrived, overdue=incident.overdue,
+                usual=incident.usual, since_ms=incident.since_ms, held=incident.held,
+                partition=self.partition, partitions=self.partitions,
+            ),
+        )  # fmt: skip
+
+
+def flap_rule(state: MonitorState) -> tuple[int, int, int]:
+    """``(changes, window_ms, stable_ms)`` of this heartbeat."""
+    flap = rules_of(state).flap
+    if flap is not None:
+        return flap
+    changes, window_s, stable_s = FLAP_DEFAULTS
+    return changes, window_s * 1000, stable_s * 1000

@@ -1,0 +1,191 @@
+"""The ingest watch: did ingestion itself collapse (Pingura is up, but pings stop reaching it)?
+
+The rule (docs/semantics.md, "Ingest incidents"), per scope: the partition as a whole (``""``)
+and each project in it. Over a sliding window of event time (``window_ms``) it counts the pings
+that arrived and the check-ins that came due and did not (a heartbeat turning late; a late one
+missing again). Heartbeats already down are not counted: a project full of abandoned jobs is
+not an incident.
+
+- **Opens** when at least ``min_overdue`` check-ins were overdue in the window and the pings
+  that arrived are fewer than ``open_share`` of arrived + overdue: most of what was expected
+  did not come. The heartbeats' own schedules are the baseline: a cron fleet that pings at the
+  top of the hour is expected then, and quiet in between, so neither a quiet minute nor a
+  burst looks like a collapse, and a cut is seen when the first check-ins come due, within the
+  grace period, before any of them is missed.
+- **Closes** when a window brings back ``close_share`` of the pings per window learned before
+  it opened (an average of the windows without an incident).
+
+Counting is two tumbling windows per scope, the sliding count interpolated between them (a
+rate limiter's estimate): a few ints per project, not a ring of buckets.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import msgspec
+
+from shared.snapshots import IngestIncident
+
+LEARNING_WEIGHT = 0.1
+"""How much each window without an incident moves the learned volume (an exponential average;
+the first ten windows are averaged plainly)."""
+
+
+@dataclass(frozen=True)
+class WatchRule:
+    window_ms: int = 60_000
+    min_overdue: int = 20
+    """0: the watch is off."""
+    open_share: float = 0.25
+    close_share: float = 0.3
+
+
+class _Scope(msgspec.Struct, gc=False):
+    """Counts of one scope: the current tumbling window and the one before."""
+
+    start_ms: int
+    arrived: int = 0
+    overdue: int = 0
+    prev_arrived: int = 0
+    prev_overdue: int = 0
+    usual: float = 0.0
+    learned: int = 0
+    """Windows learned from."""
+
+
+class IngestWatch:
+    def __init__(self, rule: WatchRule):
+        self.rule = rule
+        self._scopes: dict[str, _Scope] = {}
+        self.open: dict[str, IngestIncident] = {}
+        self.count = 0
+        """Incidents opened so far (numbers the next)."""
+        self.changed = False
+        self.watching_since: int | None = None
+        """The event time counting began (a restart loses the counts: no incident opens until
+        a whole window was counted)."""
+        self._touched: set[str] = set()
+
+    # counting ---------------------------------------------------------------------------
+    def _scope(self, scope: str, at: int) -> _Scope:
+        counts = self._scopes.get(scope)
+        if counts is None:
+            window = self.rule.window_ms
+            counts = self._scopes[sys.intern(scope)] = _Scope(start_ms=at - at % window)
+        elif at >= counts.start_ms + self.rule.window_ms:
+            self._roll(scope, counts, at)
+        return counts
+
+    def _roll(self, scope: str, counts: _Scope, at: int) -> None:
+        window = self.rule.window_ms
+        passed = (at - counts.start_ms) // window
+        if not self._in_incident(scope):
+            for arrived in [counts.arrived] + [0] * min(int(passed) - 1, 10):
+                counts.learned += 1
+                weight = max(LEARNING_WEIGHT, 1 / counts.learned)
+                counts.usual += weight * (arrived - counts.usual)
+        if passed == 1:
+            counts.prev_arrived, counts.prev_overdue = counts.arrived, counts.overdue
+        else:
+            counts.prev_arrived = counts.prev_overdue = 0
+        counts.arrived = counts.overdue = 0
+        counts.start_ms += passed * window
+
+    def _in_incident(self, scope: str) -> bool:
+        return scope in self.open or "" in self.open
+
+    def arrived(self, project_id: str, at: int) -> None:
+        if not self.rule.min_overdue:
+            return
+        if self.watching_since is None:
+            self.watching_since = at
+        for scope in ("", project_id):
+            self._scope(scope, at).arrived += 1
+            self._touched.add(scope)
+
+    def overdue(self, project_id: str, at: int) -> None:
+        if not self.rule.min_overdue:
+            return
+        if self.watching_since is None:
+            self.watching_since = at
+        for scope in ("", project_id):
+            self._scope(scope, at).overdue += 1
+            self._touched.add(scope)
+
+    def counts(self, scope: str, at: int) -> tuple[int, int]:
+        """``(arrived, overdue)`` over the sliding window ending at ``at``."""
+        counts = self._scopes.get(scope)
+        if counts is None:
+            return 0, 0
+        if at >= counts.start_ms + self.rule.window_ms:
+            self._roll(scope, counts, at)
+        left = 1 - (at - counts.start_ms) / self.rule.window_ms
+        return (
+            counts.arrived + round(counts.prev_arrived * left),
+            counts.overdue + round(counts.prev_overdue * left),
+        )
+
+    # judging ----------------------------------------------------------------------------
+    def incident(self, project_id: str, at: int) -> IngestIncident | None:
+        """The open incident that covers this project (the partition's first), judging both
+        scopes now: the first misses of a collapse are held even between two ticks."""
+        if not self.rule.min_overdue:
+            return None
+        for scope in ("", project_id):
+            if scope not in self.open:
+                self._judge(scope, at)
+            found = self.open.get(scope)
+            if found is not None:
+                return found
+        return None
+
+    def judge(self, at: int) -> tuple[list[IngestIncident], list[IngestIncident]]:
+        """Judge the scopes counted since the last call: ``(opened, closed)``."""
+        opened: list[IngestIncident] = []
+        closed: list[IngestIncident] = []
+        touched, self._touched = self._touched | set(self.open), set()
+        for scope in sorted(touched):  # the total first: a project's incident inside it is moot
+            change = self._judge(scope, at)
+            if change is not None:
+                (opened if scope in self.open else closed).append(change)
+        return opened, closed
+
+    def _judge(self, scope: str, at: int) -> IngestIncident | None:
+        rule = self.rule
+        arrived, overdue = self.counts(scope, at)
+        incident = self.open.get(scope)
+        if incident is None:
+            warm = self.watching_since is not None and at - self.watching_since >= rule.window_ms
+            if not warm or overdue < rule.min_overdue or arrived >= rule.open_share * (arrived + overdue):
+                return None
+            if scope and "" in self.open:
+                return None  # the whole partition's incident covers it already
+            self.count += 1
+            usual = self._scopes[scope].usual
+            incident = IngestIncident(scope, self.count, at, round(usual, 1), arrived, overdue)
+            self.open[incident.scope] = incident
+            self.changed = True
+            return incident
+        if arrived >= max(1, rule.close_share * incident.usual) and arrived >= rule.open_share * (
+            arrived + overdue
+        ):
+            del self.open[scope]
+            self.changed = True
+            return msgspec.structs.replace(incident, arrived=arrived, overdue=overdue)
+        return None
+
+    def held(self, incident: IngestIncident) -> None:
+        """One more heartbeat held as ``unknown`` by this incident."""
+        current = self.open.get(incident.scope)
+        if current is not None and current.number == incident.number:
+            self.open[incident.scope] = msgspec.structs.replace(current, held=current.held + 1)
+            self.changed = True
+
+    # snapshots --------------------------------------------------------------------------
+    def restore(self, incidents: tuple[IngestIncident, ...], count: int) -> None:
+        self.open = {i.scope: i for i in incidents}
+        self.count = count
+        self.changed = False
+        self.watching_since = None
