@@ -7,7 +7,8 @@ What counts (the same for the fixed 24h/7d/30d/90d windows and for any range ask
   helps nor hurts, and neither does the time before the monitor existed (callers start
   spans at its creation at the earliest) or the future (they end them at now at the latest).
 - Of the observed time, every moment not spent ``down`` is up time (``late`` is still
-  within grace, so it is not an outage). Uptime is ``(observed - down) / observed``;
+  within grace, so it is not an outage). ``unknown`` (held during an ingest incident, when
+  Pingura could not see the pings) is not observed time, as ``new`` and ``paused`` are not. Uptime is ``(observed - down) / observed``;
   ``None`` when nothing was observed.
 - ``new`` covers both the time before the first ping and the time after a resume until
   the next ping: neither is observed.
@@ -71,7 +72,7 @@ FROM (
                 SELECT at_ms AS seg_start, id,
                        leadInFrame(at_ms, 1, last_ms)
                            OVER (ORDER BY at_ms, id ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS seg_end,
-                       multiIf(status = 'down', 'down', status IN ('new', 'paused'), 'unobserved', 'up') AS cls
+                       multiIf(status = 'down', 'down', status IN ('new', 'paused', 'unknown'), 'unobserved', 'up') AS cls
                 FROM (
                     SELECT toUnixTimestamp64Milli(at) AS at_ms, id, status FROM status_changes FINAL
                     WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}

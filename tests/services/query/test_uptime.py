@@ -14,7 +14,7 @@ from tests.services.query.factories import a_status_change
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-STATUSES = ("new", "up", "late", "down", "paused")
+STATUSES = ("new", "up", "late", "down", "paused", "unknown")
 # Tests speak of small times (0 to 13 s) after this recent hour: epoch-era rows would fall
 # to the table's retention TTL at once.
 BASE_MS = (int(time.time()) // 3600 - 24) * 3600_000
@@ -34,7 +34,7 @@ async def spans_of(store, project_id, monitor_id, spans):
 
 def reference(changes: list[tuple[int, str]], from_ms: int, to_ms: int) -> UptimeSpan:
     """The rules, spelled out one millisecond at a time: the status at ``t`` is that of the
-    last change at or before ``t`` (``new`` before any); observed = not new or paused; an
+    last change at or before ``t`` (``new`` before any); observed = not new, paused or unknown; an
     outage starts wherever down time starts, or at the span's start if it starts down."""
     ordered = sorted(set(changes))  # (at, status): the (at, id) order, as id = monitor:at:status
     observed_ms = down_ms = outages = 0
@@ -44,7 +44,7 @@ def reference(changes: list[tuple[int, str]], from_ms: int, to_ms: int) -> Uptim
             status, i = ordered[i][1], i + 1
         down = status == "down"
         if t >= from_ms:
-            observed_ms += status not in ("new", "paused")
+            observed_ms += status not in ("new", "paused", "unknown")
             down_ms += down
             outages += down and (t == from_ms or not was_down)
         was_down = down
@@ -71,6 +71,8 @@ CASES = [
     # paused time is not observed: 2 s down of 6 observed seconds
     ([(0, "up"), (3_000, "paused"), (7_000, "down"), (9_000, "up")], round(100 * 4 / 6, 3), 1),
     ([(1_000, "paused"), (5_000, "up"), (8_000, "down")], 50.0, 1),
+    # unknown (held by an ingest incident) is not observed either: 2 s down of 6 observed
+    ([(0, "up"), (3_000, "unknown"), (7_000, "down"), (9_000, "up")], round(100 * 4 / 6, 3), 1),
     ([(6_000, "up")], 100.0, 0),  # the time before the first ping is not observed
     # changes before the span only decide the status it starts in
     ([(0, "down"), (500, "up"), (900, "down")], 0.0, 1),
