@@ -16,7 +16,9 @@ not an incident.
   it opened (an average of the windows without an incident).
 
 Counting is two tumbling windows per scope, the sliding count interpolated between them (a
-rate limiter's estimate): a few ints per project, not a ring of buckets.
+rate limiter's estimate): a few ints per project, not a ring of buckets. A ping costs one dict
+count (folded into the windows at the next tick); a late heartbeat that checks in after all takes
+its overdue back.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class IngestWatch:
         """The event time counting began (a restart loses the counts: no incident opens until
         a whole window was counted)."""
         self._touched: set[str] = set()
+        self.pending: dict[str, int] = {}
+        """Pings accepted since the last judgement, per project."""
 
     # counting ---------------------------------------------------------------------------
     def _scope(self, scope: str, at: int) -> _Scope:
@@ -97,21 +101,36 @@ class IngestWatch:
         return scope in self.open or "" in self.open
 
     def arrived(self, project_id: str, at: int) -> None:
-        if not self.rule.min_overdue:
-            return
-        if self.watching_since is None:
-            self.watching_since = at
-        for scope in ("", project_id):
-            self._scope(scope, at).arrived += 1
-            self._touched.add(scope)
+        """One ping accepted for a heartbeat of this project (on every ping: a dict count, folded
+        into the windows at the next judgement, a tick at most 250 ms later)."""
+        pending = self.pending
+        pending[project_id] = pending.get(project_id, 0) + 1
 
-    def overdue(self, project_id: str, at: int) -> None:
+    def _fold(self, at: int) -> None:
+        pending = self.pending
+        if not pending or not self.rule.min_overdue:
+            pending.clear()
+            return
+        if self.watching_since is None:
+            self.watching_since = at
+        total = 0
+        for project_id, n in pending.items():
+            self._scope(project_id, at).arrived += n
+            self._touched.add(project_id)
+            total += n
+        self._scope("", at).arrived += total
+        self._touched.add("")
+        pending.clear()
+
+    def overdue(self, project_id: str, at: int, n: int = 1) -> None:
+        """A check-in came due and did not arrive (``n`` -1: a late one arrived after all)."""
         if not self.rule.min_overdue:
             return
         if self.watching_since is None:
             self.watching_since = at
         for scope in ("", project_id):
-            self._scope(scope, at).overdue += 1
+            counts = self._scope(scope, at)
+            counts.overdue = max(0, counts.overdue + n)
             self._touched.add(scope)
 
     def counts(self, scope: str, at: int) -> tuple[int, int]:
@@ -133,6 +152,7 @@ class IngestWatch:
         scopes now: the first misses of a collapse are held even between two ticks."""
         if not self.rule.min_overdue:
             return None
+        self._fold(at)
         for scope in ("", project_id):
             if scope not in self.open:
                 self._judge(scope, at)
@@ -143,6 +163,7 @@ class IngestWatch:
 
     def judge(self, at: int) -> tuple[list[IngestIncident], list[IngestIncident]]:
         """Judge the scopes counted since the last call: ``(opened, closed)``."""
+        self._fold(at)
         opened: list[IngestIncident] = []
         closed: list[IngestIncident] = []
         touched, self._touched = self._touched | set(self.open), set()

@@ -54,6 +54,7 @@ class PartitionEvaluator:
             partition, self._shared, IngestWatch(watch or WatchRule()), operator_channels, partitions
         )
         """What holds alerts back: windows, dependencies, the ingest watch, flapping."""
+        self._arrived = self.holds.watch.arrived
 
     # configuration ---------------------------------------------------------
     def apply_config(self, cfg: MonitorConfig) -> list[Output]:
@@ -160,7 +161,7 @@ class PartitionEvaluator:
         at = ping.received_ms
         if at > self.clock_ms:
             self.clock_ms = at
-        self.holds.watch.arrived(state.project_id, at)
+        self._arrived(state.project_id, at)
         if state.status == "paused" or ping.kind == "log":
             # Paused: recorded in history by the query service, never alerts. A log line
             # is history only. Either way, only the applied offset moved.
