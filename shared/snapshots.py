@@ -76,6 +76,11 @@ class Held(msgspec.Struct, array_like=True, frozen=True, gc=False):
     waits: bool = False
     """The hold is one that waits, when it ends, for one more window (ingest, dependency):
     the job could not check in while it was on."""
+    down_since_ms: int | None = None
+    """A held ``up``: when the incident it ends began (the ``up`` alert's ``down_since_ms``);
+    ``since_ms`` is when it came up. The released alert says both."""
+    missed: int = 0
+    """A held ``up``: the check-ins missed while it was down (the ``up`` alert's ``missed_runs``)."""
 
 
 class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):

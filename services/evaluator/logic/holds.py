@@ -106,19 +106,19 @@ class Holds:
             if isinstance(out, StatusChanged):
                 if (
                     out.status == "down" and isinstance(following, Alert) and following.kind == "down"
-                    and not following.reminder
+                    and not following.reminder and following.held is None
                 ):  # fmt: skip
                     result += self._going_down(state, out, following)
                     i += 2
                     continue
                 result.append(out)
-                if out.status == "late" and out.reason == Reason.IN_GRACE:
-                    self.watch.overdue(state.project_id, out.at_ms)
                 if out.previous in PROBLEM and out.status not in PROBLEM:
                     if not (isinstance(following, Alert) and following.kind == "up"):
                         self._clear(state, "down")  # paused, or back from unknown: nothing to say
                     if out.previous == "down":
                         result.append(self._relay(state, False, out.at_ms))
+            elif isinstance(out, Alert) and out.held is not None:
+                result.append(out)  # released by recheck: gated once already, and no change to count
             elif isinstance(out, Alert) and out.kind == "up":
                 result += self._coming_up(state, out)
             elif isinstance(out, Alert) and out.kind == "down" and out.reminder:
@@ -174,7 +174,7 @@ class Holds:
         hold = self.hold_on(state, up.at_ms)
         if hold is None:
             return [up, *outputs]
-        self._hold(state, "up", up.at_ms, hold)
+        self._hold(state, "up", up.at_ms, hold, up)
         return outputs
 
     def _reminder(self, state: MonitorState, reminder: Alert) -> list[Output]:
@@ -192,14 +192,20 @@ class Holds:
         )
 
     # holding and releasing --------------------------------------------------------------
-    def _hold(self, state: MonitorState, kind: Literal["down", "up"], at: int, hold: Hold) -> None:
+    def _hold(
+        self, state: MonitorState, kind: Literal["down", "up"], at: int, hold: Hold, up: Alert | None = None
+    ) -> None:
         extra = state.extra
         held = extra.held if extra is not None else None
         if held is not None and held.kind != kind:
             self._clear(state, held.kind)  # a down and an up held cancel out
             return
         if held is None:
-            held = Held(kind, at, hold.why, hold.until_ms, waits=hold.waits)
+            held = Held(
+                kind, at, hold.why, hold.until_ms, waits=hold.waits,
+                down_since_ms=up.down_since_ms if up is not None else None,
+                missed=up.missed_runs if up is not None else 0,
+            )  # fmt: skip
         else:
             held = msgspec.structs.replace(
                 held, why=hold.why, recheck_ms=hold.until_ms, ended=False, waits=hold.waits
@@ -232,8 +238,7 @@ class Holds:
                 return []
             self._clear(state, held.kind)
             return self._release(state, held, held.recheck_ms or now)
-        if extra.flapping_since is not None and extra.flips and now >= extra.flips[-1] + flap_rule(state)[2]:
-            set_extra(state, self._shared, flapping_since=None, flips=())
+        self._stable(state, now)
         hold = self.hold_on(state, now)
         if hold is not None:
             self._hold(state, held.kind, held.since_ms, hold)
@@ -261,6 +266,8 @@ class Holds:
                 outputs += set_status(state, "down", at, reason)
             else:
                 state.status_since_ms = at  # its reminders count from now, when people heard
+                if state.extra is not None and state.extra.reminders:
+                    set_extra(state, self._shared, reminders=0)  # (those held were never sent)
             outputs.append(
                 self._with_dependents(
                     msgspec.structs.replace(alert(state, "down", at, reason), held=held.why)
@@ -270,8 +277,11 @@ class Holds:
             return outputs
         if state.status in PROBLEM:
             return []
-        up = alert(state, "up", at, "ping received after being down", down_since=held.since_ms)
-        return [msgspec.structs.replace(up, held=held.why)]
+        # Dated when it came up (``since_ms``), so "down for" is how long it really was down.
+        up = alert(
+            state, "up", held.since_ms, "ping received after being down", down_since=held.down_since_ms
+        )
+        return [msgspec.structs.replace(up, held=held.why, missed_runs=held.missed)]
 
     def held_in(self, project_id: str | None) -> list[str]:
         """The heartbeats (of one project; None: all) with a held alert whose hold is on."""
@@ -285,11 +295,12 @@ class Holds:
         changes, window_ms, stable_ms = flap_rule(state)
         if not changes:
             return None
+        self._stable(state, at)
         extra = state.extra
-        flips = (*tuple(t for t in (extra.flips if extra is not None else ()) if t > at - window_ms), at)
         if extra is not None and extra.flapping_since is not None:
-            set_extra(state, self._shared, flips=flips)
+            set_extra(state, self._shared, flips=(at,))  # while flapping, only the latest counts
             return None
+        flips = (*tuple(t for t in (extra.flips if extra is not None else ()) if t > at - window_ms), at)
         if len(flips) <= changes:
             set_extra(state, self._shared, flips=flips)
             return None
@@ -301,14 +312,26 @@ class Holds:
         flapping = alert(state, "down", at, reason)
         return msgspec.structs.replace(flapping, kind="flapping", id=f"{state.monitor_id}:flapping:{at}")
 
-    def forget_flips(self, state: MonitorState, now: int) -> None:
-        """Drop changes older than the flapping window (a heartbeat that had one incident
-        carries nothing for it an hour later)."""
+    def _stable(self, state: MonitorState, now: int) -> None:
+        """End flapping once the heartbeat has been stable long enough; its changes are
+        forgotten with it (the next ones count from none)."""
         extra = state.extra
-        if extra is not None and extra.flapping_since is None and extra.flips:
-            window_ms = flap_rule(state)[1]
-            if extra.flips[-1] <= now - window_ms:
-                set_extra(state, self._shared, flips=())
+        if (
+            extra is not None and extra.flapping_since is not None
+            and (not extra.flips or now >= extra.flips[-1] + flap_rule(state)[2])
+        ):  # fmt: skip
+            set_extra(state, self._shared, flapping_since=None, flips=())
+
+    def forget_flips(self, state: MonitorState, now: int) -> None:
+        """Drop changes older than the flapping window, and end flapping once stable (a
+        heartbeat that had one incident carries nothing for it an hour later)."""
+        extra = state.extra
+        if extra is None or not extra.flips:
+            return
+        if extra.flapping_since is not None:
+            self._stable(state, now)
+        elif extra.flips[-1] <= now - flap_rule(state)[1]:
+            set_extra(state, self._shared, flips=())
 
     # relays and operator alerts ---------------------------------------------------------
     def _relay(
