@@ -29,6 +29,7 @@ from services.query.auth.sessions import Sessions, load_secret
 from services.query.catalog import Catalog, WatchedConfigView
 from services.query.consumer import HistoryWriter
 from services.query.control import ControlSocket
+from services.query.maintenance_view import MaintenanceView
 from services.query.status_view import StatusView
 from services.query.store import HistoryStore
 from services.query.web.pages import add_page_routes
@@ -70,6 +71,7 @@ class QueryService:
                 load_secret(settings), settings.session_ttl_s, RevokedSessions(bus, topics.revoked_sessions)
             ),
             senders=Senders(settings),
+            maintenance=MaintenanceView(bus, topics.maintenance),
         )
         self._readiness: Readiness | None = None
         self._parts = Parts()
@@ -109,6 +111,7 @@ class QueryService:
         await parts.start(self._monitors)
         await parts.start(self._statuses)
         await parts.start(ctx.channels)
+        await parts.start(ctx.maintenance)
         # The catalog indexes both views as they are, then follows them.
         ctx.started(store, Catalog(self._monitors, self._statuses))
         if settings.embedded:  # on Kafka, `pingura keys` publishes there itself

@@ -2,7 +2,8 @@
 
 A window is one-off (``starts_ms`` to ``ends_ms``) or recurring (from each run of a cron
 ``schedule`` in its ``timezone``, for ``duration_s``; DST as the schedule reads it: a window at
-02:30 local is skipped on the day 02:30 does not exist, as a cron job would be). It covers
+02:30 local starts at 03:00 on the day 02:30 does not exist, and once, at the first, on the
+day 02:30 comes twice, as a cron job would). It covers
 heartbeats by id, by tag, or the whole project. Decided by event time, like everything else.
 """
 
@@ -43,21 +44,26 @@ def covers(window: MaintenanceWindow, state: MonitorState) -> bool:
 class Windows:
     """The maintenance windows of every project, as the ``maintenance`` topic says."""
 
-    __slots__ = ("_by_id", "_by_project")
+    __slots__ = ("_by_id", "_by_project", "_gone")
 
     def __init__(self) -> None:
         self._by_id: dict[str, MaintenanceWindow] = {}
         self._by_project: dict[str, dict[str, MaintenanceWindow]] = {}
+        self._gone: dict[str, int] = {}
+        """The revision of each deleted window: an older copy read after its tombstone stays out."""
 
     def apply(self, window: MaintenanceWindow) -> bool:
         """Take a window's newest record; False for a stale or repeated one."""
         known = self._by_id.get(window.id)
         if known is not None and window.revision <= known.revision:
             return False
+        if window.revision <= self._gone.get(window.id, 0):
+            return False
         if known is not None and known.project_id != window.project_id:
             return False  # a window never moves between projects: a forged record
         project = self._by_project.setdefault(window.project_id, {})
         if window.deleted:
+            self._gone[window.id] = window.revision
             self._by_id.pop(window.id, None)
             project.pop(window.id, None)
             if not project:

@@ -11,6 +11,7 @@ from services.query.auth.caller import Caller
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.sessions import Sessions
 from services.query.catalog import Catalog
+from services.query.maintenance_view import MaintenanceView
 from services.query.status_view import StatusView
 from services.query.store import HistoryStore
 from shared.bus import Bus
@@ -46,6 +47,8 @@ class ApiContext:
     """Signs and reads the dashboard's session cookies."""
     senders: Senders
     """What test notifications and resends go out on; the query service closes it."""
+    maintenance: MaintenanceView
+    """Every project's maintenance windows (the ``maintenance`` topic)."""
     # Given by started(); init fields so that dataclasses.replace copies them.
     _store: HistoryStore | None = field(default=None, kw_only=True, repr=False)
     _catalog: Catalog | None = field(default=None, kw_only=True, repr=False)

@@ -70,6 +70,7 @@ def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
         max_runtime=m.max_runtime_s, recovery_threshold=m.recovery_threshold, reminder_interval=m.reminder_interval_s,
         channels=m.channels, tags=m.tags, slug=m.slug, paused=m.paused, created_at=iso_ms(m.created_ms),
         updated_at=iso_ms(m.updated_ms), **secrets,
+        maintenance_until=_iso(ctx.maintenance.maintenance_until(m, now_ms())),
     )  # fmt: skip
 
 

@@ -81,7 +81,7 @@ CSRF = {
     "schema": {"type": "string"},
     "description": "Required with the session cookie (from ``GET /session``); ignored with a key.",
 }
-TAGS = ("meta", "auth", "projects", "keys", "heartbeats", "history", "channels", "deliveries")
+TAGS = ("meta", "auth", "projects", "keys", "heartbeats", "history", "channels", "deliveries", "maintenance")
 
 
 def _error_responses() -> dict[str, JsonSchema]:

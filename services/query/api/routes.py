@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.query.api import channels, deliveries, heartbeats, history, keys, openapi, projects
+from services.query.api import channels, deliveries, heartbeats, history, keys, maintenance, openapi, projects
 from services.query.api import schemas as s
 from services.query.api.errors import json_body
 from services.query.api.schemas.decode import decode_body, decode_query
@@ -169,6 +169,23 @@ ROUTES: tuple[Route, ...] = (
     R("POST", "/deliveries/failed/{id}/resend", deliveries.resend_failed,
       "Send a dead letter's alert to its channel once more (delivered, it leaves the list)", "deliveries",
       "resendFailedDelivery", _ok("How it went.", s.deliveries.DeliveryResult), errors=NOT_FOUND),
+    R("GET", "/maintenance", maintenance.list_windows, "The project's maintenance windows, oldest first, each "
+      "with the occurrence on now and the next", "maintenance", "listMaintenanceWindows",
+      _ok("The windows.", s.maintenance.MaintenanceList)),
+    R("POST", "/maintenance", maintenance.create_window, "Create a maintenance window: one-off (``starts_at`` to "
+      "``ends_at``) or recurring (``schedule``, ``duration``, ``timezone``), ``covering`` heartbeats, tags or the "
+      "whole project", "maintenance", "createMaintenanceWindow", _created("Created.", s.maintenance.Maintenance),
+      body=s.maintenance.MaintenanceCreate),
+    R("GET", "/maintenance/{id}", maintenance.get_window, "A maintenance window", "maintenance",
+      "getMaintenanceWindow", _ok("The window.", s.maintenance.Maintenance), errors=NOT_FOUND),
+    R("PATCH", "/maintenance/{id}", maintenance.patch_window, "Change a maintenance window (only the fields "
+      "given; a change of its times undoes an early end)", "maintenance", "updateMaintenanceWindow",
+      _ok("The window.", s.maintenance.Maintenance), body=s.maintenance.MaintenanceUpdate, errors=NOT_FOUND),
+    R("DELETE", "/maintenance/{id}", maintenance.delete_window, "Delete a maintenance window (alerts it holds go "
+      "out at once if still true)", "maintenance", "deleteMaintenanceWindow", NO_CONTENT, errors=NOT_FOUND),
+    R("POST", "/maintenance/{id}/end", maintenance.end_window, "End the occurrence on now (a recurring window "
+      "goes on with its next); 400 if none is on", "maintenance", "endMaintenanceWindow",
+      _ok("The window.", s.maintenance.Maintenance), errors=(400, 404)),
 )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from services.query.auth.revocations import RevokedSessions
 from services.query.auth.routes import add_session_routes
 from services.query.auth.sessions import Sessions, load_secret
 from services.query.catalog import Catalog, WatchedConfigView
+from services.query.maintenance_view import MaintenanceView
 from services.query.status_view import StatusView
 from services.query.store import HistoryStore
 from shared.bus.local import LocalBus
@@ -160,7 +161,7 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
             projects=projects, statuses=statuses, keys=keys,
             sessions=Sessions(load_secret(settings), settings.session_ttl_s,
                               await started(RevokedSessions(bus, topics.revoked_sessions))),
-            senders=senders,
+            senders=senders, maintenance=await started(MaintenanceView(bus, topics.maintenance)),
         )  # fmt: skip
         ctx.started(store, Catalog(monitors, statuses))
         url = await serve_api(stack, ctx)

@@ -221,6 +221,9 @@ class Heartbeat(Struct, kw_only=True):
     updated_at: Timestamp
     token: Annotated[str, Meta(description="Absent for a read-only key.")] | UnsetType = UNSET
     ping_url: Annotated[str, Meta(description="Absent for a read-only key.")] | UnsetType = UNSET
+    maintenance_until: Annotated[
+        Timestamp | None, Meta(description="A maintenance window covers it now, until then (alerts held).")
+    ] = None
 
 
 class HeartbeatList(Struct):

@@ -34,8 +34,11 @@ async def some_of_everything(tenant) -> dict[str, str]:
         "POST", "/channels", 201, json={"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
     )
     _, key = await tenant.new_key(name="spare")
+    window = await tenant.ok("POST", "/maintenance", 201, json={
+        "name": "weekly", "schedule": "0 2 * * 0", "duration": "1h", "covering": {"whole_project": True}})  # fmt: skip
     return {
         "heartbeats": heartbeat["id"],
+        "maintenance": window["id"],
         "channels": channel["id"],
         "keys": key["id"],
         "token": heartbeat["token"],
