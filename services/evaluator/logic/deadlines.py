@@ -71,6 +71,6 @@ def mark_missed(state: MonitorState, deadline: int, shared: Shared) -> list[Outp
     down = on_problem(state, deadline, shared)
     if down:
         outputs += down
-    elif state.status not in ("late", "down"):
+    elif state.status not in ("late", "down", "unknown"):  # (unknown: down, its alert held)
         outputs += set_status(state, "late", deadline, Reason.MISSED)
     return outputs

@@ -2,23 +2,25 @@
 
 The rule (docs/semantics.md, "Ingest incidents"), per scope: the partition as a whole (``""``)
 and each project in it. Over a sliding window of event time (``window_ms``) it counts the pings
-that arrived and the check-ins that came due and did not (a heartbeat turning late; a late one
-missing again). Heartbeats already down are not counted: a project full of abandoned jobs is
-not an incident.
+that arrived and the check-ins that came due and did not: a late heartbeat counts once half its
+grace has passed without its check-in (:func:`overdue_at`), and a late one missing again. Less
+late is still on its way (a cron fleet at the top of the hour pings over its first minutes, each
+job when it is done); heartbeats already down are not counted (a project full of abandoned jobs
+is not an incident).
 
 - **Opens** when at least ``min_overdue`` check-ins were overdue in the window and the pings
   that arrived are fewer than ``open_share`` of arrived + overdue: most of what was expected
   did not come. The heartbeats' own schedules are the baseline: a cron fleet that pings at the
   top of the hour is expected then, and quiet in between, so neither a quiet minute nor a
-  burst looks like a collapse, and a cut is seen when the first check-ins come due, within the
-  grace period, before any of them is missed.
+  burst looks like a collapse, and a cut is seen as the first check-ins run half their grace
+  late, before any of them is missed (when the grace is at least about a window).
 - **Closes** when a window brings back ``close_share`` of the pings per window learned before
   it opened (an average of the windows without an incident).
 
 Counting is two tumbling windows per scope, the sliding count interpolated between them (a
 rate limiter's estimate): a few ints per project, not a ring of buckets. A ping costs one dict
-count (folded into the windows at the next tick); a late heartbeat that checks in after all takes
-its overdue back.
+count (folded into the windows at the next tick); a heartbeat counted overdue that checks in
+after all, within its grace, takes its overdue back.
 """
 
 from __future__ import annotations
@@ -28,11 +30,19 @@ from dataclasses import dataclass
 
 import msgspec
 
-from shared.snapshots import IngestIncident
+from shared.snapshots import IngestIncident, MonitorState, Reason
 
 LEARNING_WEIGHT = 0.1
 """How much each window without an incident moves the learned volume (an exponential average;
 the first ten windows are averaged plainly)."""
+
+
+def overdue_at(state: MonitorState) -> int | None:
+    """When the check-in a ``late`` heartbeat owes counts as overdue: half its grace after it
+    was expected (None: it is not late within grace)."""
+    if state.status != "late" or state.deadline_ms is None or state.status_reason != Reason.IN_GRACE:
+        return None
+    return state.deadline_ms - state.grace_ms // 2
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,12 @@ class IngestWatch:
             counts = self._scope(scope, at)
             counts.overdue = max(0, counts.overdue + n)
             self._touched.add(scope)
+
+    def late(self, state: MonitorState, after: int, until: int) -> None:
+        """Count a late heartbeat's check-in as overdue if half its grace ran out in ``(after, until]``."""
+        at = overdue_at(state)
+        if at is not None and after < at <= until:
+            self.overdue(state.project_id, at)
 
     def counts(self, scope: str, at: int) -> tuple[int, int]:
         """``(arrived, overdue)`` over the sliding window ending at ``at``."""

@@ -15,7 +15,7 @@ from services.evaluator.logic.checkins import SHARED_MESSAGE_MAX_CHARS, check_in
 from services.evaluator.logic.deadlines import anchor, mark_late, mark_missed, next_deadline
 from services.evaluator.logic.holds import Holds
 from services.evaluator.logic.incidents import remind, reminder_at
-from services.evaluator.logic.ingest import IngestWatch, WatchRule
+from services.evaluator.logic.ingest import IngestWatch, WatchRule, overdue_at
 from services.evaluator.logic.monitor import NEVER, Shared, rules_of, set_extra, set_status
 from services.evaluator.logic.outages import MAX_OUTAGES, gap, skip_windows
 from services.evaluator.logic.outputs import Outage, Output
@@ -55,6 +55,9 @@ class PartitionEvaluator:
         )
         """What holds alerts back: windows, dependencies, the ingest watch, flapping."""
         self._arrived = self.holds.watch.arrived
+        self._overdue_until = 0
+        """Late check-ins half their grace overdue up to here (the newest tick's ``ready``) are
+        counted by the ingest watch; the next tick counts the ones after it."""
 
     # configuration ---------------------------------------------------------
     def apply_config(self, cfg: MonitorConfig) -> list[Output]:
@@ -167,10 +170,13 @@ class PartitionEvaluator:
             # is history only. Either way, only the applied offset moved.
             self.dirty.add(state.monitor_id)
             return []
+        counted = state.status == "late" and (overdue_at(state) or NEVER) <= self._overdue_until
         if ping.kind == "start":
             outputs = start_run(state, ping.rid or "", at, self._shared)
         else:
             outputs = check_in(state, ping, at, self._shared)
+        if counted and state.status != "late":
+            self.holds.watch.overdue(state.project_id, at, -1)  # counted overdue, it came after all
         if outputs:
             outputs = self.holds.gate(state, outputs)
         self._schedule(state)
@@ -196,6 +202,8 @@ class PartitionEvaluator:
         outputs: list[Output] = []
         not_yet: list[MonitorState] = []
         monitors, now, wheel = self.monitors, self.clock_ms, self._wheel
+        counted_until = self._overdue_until
+        self._overdue_until = max(counted_until, now - self.lateness_ms)
         judged = self._judge_ingest(now)
         if not wheel.slots or wheel.slots[0] > now // 1000:  # most ticks: nothing came due
             outputs += judged
@@ -208,10 +216,15 @@ class PartitionEvaluator:
                 state.queued_slot = None
                 if state.extra is not None and state.extra.flips:
                     self.holds.forget_flips(state, now)
+                late = state.status == "late"
+                if late:
+                    self.holds.watch.late(state, counted_until, self._overdue_until)
                 if self._due(state) > now:
                     not_yet.append(state)  # due later in this second, or moved later
                     continue
                 checked = self._check(state)
+                if not late and state.status == "late":  # late only now: maybe half its grace too
+                    self.holds.watch.late(state, -1, self._overdue_until)
                 if checked:
                     outputs += self.holds.gate(state, checked)
                 self._schedule(state)
@@ -231,13 +244,14 @@ class PartitionEvaluator:
             outputs += self._recheck_held(incident.scope or None)
         return outputs
 
-    def _recheck_held(self, project_id: str | None) -> list[Output]:
-        """Look again at the held alerts of one project (None: all): a hold may have ended."""
+    def _recheck_held(self, project_id: str | None, at: int | None = None) -> list[Output]:
+        """Look again at the held alerts of one project (None: all) as of ``at`` (None: the
+        clock): a hold may have ended."""
         outputs: list[Output] = []
         for monitor_id in self.holds.held_in(project_id):
             state = self.monitors.get(monitor_id)
             if state is not None:
-                checked = self.holds.recheck(state, self.clock_ms)
+                checked = self.holds.recheck(state, self.clock_ms if at is None else at)
                 if checked:
                     outputs += self.holds.gate(state, checked)
                 self._schedule(state)
@@ -245,16 +259,24 @@ class PartitionEvaluator:
 
     # what other partitions and the maintenance topic say --------------------------------
     def apply_relay(self, relay: StatusRelayed) -> list[Output]:
-        """A heartbeat (of any partition) went down or came back: dependents may be held or freed."""
+        """A heartbeat (of any partition) went down or came back: dependents may be held or freed.
+        Freed as of when it came back (the relay's event time, not this partition's clock): a
+        dependent's one more window starts there, wherever the two live."""
         if self.holds.downs.apply(relay) is None:
             return []
-        return self._recheck_held(relay.project_id) if not relay.down else []
+        return self._recheck_held(relay.project_id, relay.at_ms) if not relay.down else []
 
-    def apply_window(self, window: MaintenanceWindow) -> list[Output]:
-        """A maintenance window was made, changed, ended or deleted."""
-        if not self.holds.windows.apply(window):
+    def apply_window(self, window: MaintenanceWindow, recheck: bool = True) -> list[Output]:
+        """A maintenance window was made, changed, ended or deleted. ``recheck`` False: while
+        reading all windows at start, where an older revision must not release what a newer
+        one holds (:meth:`recheck_held` once they are all read)."""
+        if not self.holds.windows.apply(window) or not recheck:
             return []
         return self._recheck_held(window.project_id)
+
+    def recheck_held(self) -> list[Output]:
+        """Look again at every held alert (after reading all windows at start)."""
+        return self._recheck_held(None)
 
     def _outage(self, outage: OutageSpan, skipped_before: int) -> Outage:
         return Outage(self.partition, *outage, windows_skipped=self.skipped_windows - skipped_before)
@@ -308,6 +330,10 @@ class PartitionEvaluator:
             due = (
                 state.deadline_ms - state.grace_ms if status == "up" else state.deadline_ms + self.lateness_ms
             )
+            if status == "late":
+                at = overdue_at(state)
+                if at is not None and at > self._overdue_until:
+                    due = at + self.lateness_ms  # it counts as overdue then (the ingest watch)
         if state.extra is not None:
             overrun = overrun_at(state)
             if overrun is not None and overrun[0] + self.lateness_ms < due:
