@@ -71,6 +71,8 @@ class Readiness:
         self.key_file: Path | None = None
         """Set by the query service when this start made the admin key: the process then tells
         the operator where it is."""
+        self.ingest_incidents: Callable[[], int] | None = None
+        """Set by the query service: how many ingest incidents are open (``/healthz`` says)."""
 
     @property
     def complete(self) -> bool:
@@ -129,7 +131,13 @@ async def healthz(request: web.Request) -> web.Response:
     """200 once every service of the process is ready; until then 503 with ``Retry-After``
     (probes and load balancers wait), both saying which services are."""
     readiness = request.app[READINESS]
-    body = {"ok": readiness.complete, "ready": readiness.complete, "services": readiness.services}
+    body: dict[str, object] = {
+        "ok": readiness.complete,
+        "ready": readiness.complete,
+        "services": readiness.services,
+    }
+    if readiness.ingest_incidents is not None:
+        body["ingest_incidents"] = readiness.ingest_incidents()
     if readiness.complete:
         return web.json_response(body)
     return web.json_response(body, status=503, headers={"Retry-After": str(STARTING_RETRY_AFTER_S)})

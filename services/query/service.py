@@ -78,6 +78,7 @@ class QueryService:
 
     def mount(self, app: web.Application, readiness: Readiness) -> None:
         self._readiness = readiness
+        readiness.ingest_incidents = lambda: len(self._statuses.ingest_incidents())
         ctx = self.context
         api = api_app(ctx)
         api.middlewares.insert(0, until_ready(readiness, self.name, _starting))

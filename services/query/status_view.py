@@ -10,6 +10,10 @@ The snapshot's ``state`` is read through its public declaration
 through the evaluator's code: a snapshot of a layout this reader does not know (a newer
 evaluator's) is logged and skipped, and the last one read stays.
 
+The evaluator's own record of each ``pings`` partition (``PartitionSnapshot``) gives the
+ingest incidents open in it (docs/semantics.md, "Ingest incidents"): the API, ``/healthz`` and
+the dashboard's banner read them here.
+
 Lag: a status shows here once the evaluator's next checkpoint is durable (about a second,
 ``checkpoint_interval_ms``; longer while it drains a backlog).
 """
@@ -27,7 +31,14 @@ from services.evaluator.schedule import next_run_ms
 from shared.bus import Bus, Record
 from shared.bus.view import TopicFollower, decode_as
 from shared.events import MonitorConfig, MonitorSnapshot, MonitorStatus, PartitionSnapshot
-from shared.snapshots import SHARED_REASONS, MonitorState, UnreadableSnapshot, decode_state
+from shared.snapshots import (
+    SHARED_REASONS,
+    IngestIncident,
+    MonitorState,
+    UnreadableSnapshot,
+    decode_partition_state,
+    decode_state,
+)
 from shared.topics import Topics
 
 log = structlog.get_logger()
@@ -126,6 +137,8 @@ class StatusView:
     def __init__(self, bus: Bus, topics: Topics, poll_timeout_ms: int = 1000):
         self._items: dict[str, CurrentStatus] = {}
         self._listeners: list[StatusListener] = []
+        self._ingest: dict[int, tuple[IngestIncident, ...]] = {}
+        """partition -> the ingest incidents open in it (its own snapshot's ``ingest``)."""
         self._follower = TopicFollower(bus, topics.evaluator_state, self._apply, poll_timeout_ms)
 
     async def start(self) -> None:
@@ -151,11 +164,30 @@ class StatusView:
         """Drop a deleted monitor: the evaluator writes no tombstone for it."""
         self._items.pop(monitor_id, None)
 
+    def ingest_incidents(self) -> list[tuple[int, IngestIncident]]:
+        """``(partition, incident)`` of every open ingest incident, oldest first."""
+        found = [(p, incident) for p, incidents in self._ingest.items() for incident in incidents]
+        return sorted(found, key=lambda item: (item[1].since_ms, item[0], item[1].scope))
+
+    def _apply_partition(self, snapshot: PartitionSnapshot) -> None:
+        try:
+            state = decode_partition_state(snapshot)
+        except UnreadableSnapshot as exc:  # a newer evaluator's layout: keep what we had
+            log.warning("query.status_view.unreadable", partition=snapshot.partition, error=str(exc))
+            return
+        if state.ingest:
+            self._ingest[snapshot.partition] = state.ingest
+        else:
+            self._ingest.pop(snapshot.partition, None)
+
     def _apply(self, records: list[Record]) -> None:
         for record in records:
             snapshot = decode_as(record, (MonitorSnapshot, PartitionSnapshot), "query.status_view.poison")
-            if not isinstance(snapshot, MonitorSnapshot):
-                continue  # unreadable, or the evaluator's own record of a partition (no monitor's status)
+            if isinstance(snapshot, PartitionSnapshot):
+                self._apply_partition(snapshot)  # the evaluator's own record of a partition
+                continue
+            if snapshot is None:
+                continue  # unreadable
             try:
                 state = decode_state(snapshot)
             except UnreadableSnapshot as exc:  # a snapshot we cannot read: keep the last one

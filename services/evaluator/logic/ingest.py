@@ -79,6 +79,11 @@ class IngestWatch:
         """The event time counting began (a restart loses the counts: no incident opens until
         a whole window was counted)."""
         self._touched: set[str] = set()
+        self._suspects: set[str] = set()
+        """Scopes with at least ``min_overdue`` overdue in their two windows: judged at every
+        tick (their pings may have stopped, so nothing touches them), until that passes."""
+        self._unreported: list[IngestIncident] = []
+        """Opened while judging a hold (between ticks): the next :meth:`judge` reports them."""
         self.pending: dict[str, int] = {}
         """Pings accepted since the last judgement, per project."""
 
@@ -142,6 +147,8 @@ class IngestWatch:
             counts = self._scope(scope, at)
             counts.overdue = max(0, counts.overdue + n)
             self._touched.add(scope)
+            if counts.overdue + counts.prev_overdue >= self.rule.min_overdue:
+                self._suspects.add(scope)
 
     def late(self, state: MonitorState, after: int, until: int) -> None:
         """Count a late heartbeat's check-in as overdue if half its grace ran out in ``(after, until]``."""
@@ -170,8 +177,8 @@ class IngestWatch:
             return None
         self._fold(at)
         for scope in ("", project_id):
-            if scope not in self.open:
-                self._judge(scope, at)
+            if scope not in self.open and self._judge(scope, at) is not None:
+                self._unreported.append(self.open[scope])
             found = self.open.get(scope)
             if found is not None:
                 return found
@@ -180,13 +187,16 @@ class IngestWatch:
     def judge(self, at: int) -> tuple[list[IngestIncident], list[IngestIncident]]:
         """Judge the scopes counted since the last call: ``(opened, closed)``."""
         self._fold(at)
-        opened: list[IngestIncident] = []
+        opened, self._unreported = self._unreported, []
         closed: list[IngestIncident] = []
-        touched, self._touched = self._touched | set(self.open), set()
+        touched, self._touched = self._touched | self._suspects | set(self.open), set()
         for scope in sorted(touched):  # the total first: a project's incident inside it is moot
             change = self._judge(scope, at)
             if change is not None:
                 (opened if scope in self.open else closed).append(change)
+            counts = self._scopes.get(scope)
+            if counts is None or counts.overdue + counts.prev_overdue < self.rule.min_overdue:
+                self._suspects.discard(scope)
         return opened, closed
 
     def _judge(self, scope: str, at: int) -> IngestIncident | None:

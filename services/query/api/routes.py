@@ -17,7 +17,17 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from services.query.api import channels, deliveries, heartbeats, history, keys, maintenance, openapi, projects
+from services.query.api import (
+    channels,
+    deliveries,
+    heartbeats,
+    history,
+    ingest,
+    keys,
+    maintenance,
+    openapi,
+    projects,
+)
 from services.query.api import schemas as s
 from services.query.api.errors import json_body
 from services.query.api.schemas.decode import decode_body, decode_query
@@ -186,6 +196,9 @@ ROUTES: tuple[Route, ...] = (
     R("POST", "/maintenance/{id}/end", maintenance.end_window, "End the occurrence on now (a recurring window "
       "goes on with its next); 400 if none is on", "maintenance", "endMaintenanceWindow",
       _ok("The window.", s.maintenance.Maintenance), errors=(400, 404)),
+    R("GET", "/ingest-incidents", ingest.list_ingest_incidents, "Open ingest incidents (pings stopped reaching "
+      "Pingura; misses are held as unknown): Pingura's own and the caller's project's", "ingest",
+      "listIngestIncidents", _ok("Oldest first.", s.ingest.IngestIncidentList)),
 )  # fmt: skip
 
 

@@ -169,6 +169,31 @@ def test_a_held_heartbeat_that_pings_before_the_recovery_says_nothing():
     assert [a.kind for a in run.alerts("ingest_down", "ingest_up")] == ["ingest_down", "ingest_up"]
 
 
+def test_a_fleet_whose_pings_fade_after_its_last_check_in_came_due_is_still_judged():
+    # 20 heartbeats, all checking in within the first 20 s of each minute: after the cut, every
+    # check-in is overdue by 1:25 and nothing more comes due, while the pings of the window
+    # before still fade out of the sliding count. It opens once they have, with nothing new.
+    run = fleet(n=20, rule=WatchRule(window_ms=60 * S, min_overdue=5), grace_s=10)
+    for i, monitor_id in enumerate(ALL[:20]):
+        run.next_ping[monitor_id] = i * S
+    run.run(CUT + 3 * M, cut)
+    [opened] = run.alerts("ingest_down")
+    assert CUT + 25 * S < opened.at_ms < CUT + 60 * S
+
+
+def test_without_grace_the_first_misses_page_and_the_rest_are_held_with_one_operator_alert():
+    # 300 jobs at 03:00 sharp, no grace: each miss is its first overdue check-in, so the 20th
+    # opens the incident (while holding its own miss), between two ticks; the alert comes at the next.
+    run = fleet(interval_s=3600, grace_s=0, schedule="0 * * * *")
+    for monitor_id in ALL:
+        run.next_ping[monitor_id] = 0
+    run.run(3 * H + 30 * M, lambda m, at: at < 2 * H + 30 * M)
+    assert len(run.alerts("down")) == RULE.min_overdue - 1
+    assert run.statuses() == {"down": 19, "unknown": 281}
+    [opened] = run.alerts("ingest_down")
+    assert opened.ingest is not None and opened.ingest.since_ms == 3 * H < opened.at_ms <= 3 * H + 2 * S
+
+
 # what is not an incident --------------------------------------------------------------
 def test_one_project_going_quiet_while_the_others_ping_is_that_projects_incident_only():
     # 150 heartbeats each in "big" and "other"; big's pings stop, and one of other's.

@@ -218,3 +218,26 @@ def test_the_status_name_alone_agrees_with_the_whole_shown_status():
     for paused in (False, True):
         for current in currents:
             assert shown_status_name(paused, current) == shown_status(config(paused=paused), current).status
+
+
+async def test_it_shows_the_ingest_incidents_a_partition_has_open_until_it_closes(bus, view):
+    from services.evaluator.logic.ingest import WatchRule
+
+    evaluator = Evaluator(bus)
+    evaluator.ev = PartitionEvaluator(0, watch=WatchRule(window_ms=60 * S, min_overdue=5))
+    fleet = [f"hb_{n}" for n in range(20)]
+    await evaluator.run(*(config(m) for m in fleet))
+
+    async def minutes(start_s, end_s, pinging):
+        for t in range(start_s, end_s):  # hb_n checks in at second n of every minute
+            pings = [ping(t * S, fleet[t % 60])] if pinging and t % 60 < len(fleet) else []
+            await evaluator.run(*pings, t * S)
+
+    await minutes(0, 180, pinging=True)
+    await minutes(180, 300, pinging=False)  # every ping stops
+    assert await view.sync()
+    [(partition, incident)] = view.ingest_incidents()
+    assert (partition, incident.scope, incident.number, incident.overdue) == (0, "", 1, 20)
+    await minutes(300, 420, pinging=True)
+    assert await view.sync()
+    assert view.ingest_incidents() == []

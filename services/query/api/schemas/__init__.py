@@ -3,6 +3,14 @@ query string declared once (msgspec Structs with their constraints and field doc
 routes table (:mod:`services.query.api.routes`) names them; decoding (:mod:`.decode`) and
 the OpenAPI document (:mod:`services.query.api.openapi`) are made from them."""
 
-from services.query.api.schemas import accounts, channels, deliveries, heartbeats, history, maintenance
+from services.query.api.schemas import (
+    accounts,
+    channels,
+    deliveries,
+    heartbeats,
+    history,
+    ingest,
+    maintenance,
+)
 
-__all__ = ["accounts", "channels", "deliveries", "heartbeats", "history", "maintenance"]
+__all__ = ["accounts", "channels", "deliveries", "heartbeats", "history", "ingest", "maintenance"]
