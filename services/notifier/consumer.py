@@ -247,7 +247,9 @@ class Notifier:
     async def _deliver(self, alert: Alert, channel_id: str, bound: FilteringBoundLogger) -> bool:
         if channel_id not in self._channels:
             await self._channels.sync()  # it may have been created a moment ago
-        verdict = plan_delivery(alert, channel_id, self._channels, self._deliveries)
+        verdict = plan_delivery(
+            alert, channel_id, self._channels, self._deliveries, self._settings.ingest_alert_channels
+        )
         if verdict == "already_delivered":
             self.stats.duplicates_skipped += 1
             bound.info("notifier.alert.skipped_duplicate")

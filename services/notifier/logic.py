@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from typing import Literal
 
+import msgspec
+
+from services.notifier.messages import OPERATOR_KINDS
 from shared.clock import iso_ms
 from shared.events import Alert, ChannelConfig
 
@@ -19,9 +22,13 @@ DeliveryKey = tuple[str, str]
 def webhook_payload(alert: Alert, url: str) -> dict:
     """The JSON body of a webhook: a public format, documented in docs/events.md.
 
-    Top-level ``kind`` ("down"/"up") names the alert so receivers can route on one field;
-    ``url`` is the page to open; ``last_checkin`` says what the last check-in said (null if
-    there was none; its kind, exit code and message null for alerts older than them).
+    Top-level ``kind`` (``down``, ``up``, ``flapping``, ``test``; for operators ``ingest_down``,
+    ``ingest_up``) names the alert so receivers can route on one field; ``url`` is the page
+    to open; ``last_checkin`` says what the last check-in said (null if there was none; its
+    kind, exit code and message null for alerts older than them). ``down_since`` (the
+    incident's start, on ``up`` and reminders), ``missed_runs`` (on ``up``), ``held`` (why a
+    released alert was held), ``dependents_held`` (on ``down``: ``{"count", "names"}``) and
+    ``ingest`` (the numbers of an ingest alert) came later: readers must take them as optional.
     """
     checkin = None
     if alert.last_ping_ms is not None:
@@ -42,17 +49,40 @@ def webhook_payload(alert: Alert, url: str) -> dict:
         "last_ping_at": iso_ms(alert.last_ping_ms) if alert.last_ping_ms is not None else None,
         "url": url,
         "last_checkin": checkin,
+        "down_since": iso_ms(alert.down_since_ms) if alert.down_since_ms is not None else None,
+        "down_since_ms": alert.down_since_ms,
+        "reminder": alert.reminder,
+        "missed_runs": alert.missed_runs,
+        "held": alert.held,
+        "dependents_held": {
+            "count": max(alert.dependents_held_count, len(alert.dependents_held)),
+            "names": list(alert.dependents_held),
+        },
+        "ingest": msgspec.to_builtins(alert.ingest) if alert.ingest is not None else None,
     }
 
 
 def plan_delivery(
-    alert: Alert, channel_id: str, channels: Mapping[str, ChannelConfig], delivered: Container[DeliveryKey]
+    alert: Alert,
+    channel_id: str,
+    channels: Mapping[str, ChannelConfig],
+    delivered: Container[DeliveryKey],
+    operator_channels: Container[str] = (),
 ) -> Literal["send", "already_delivered", "unknown"]:
-    """What to do about one of the alert's channels now."""
+    """What to do about one of the alert's channels now.
+
+    ``operator_channels`` (``PINGURA_INGEST_ALERT_CHANNELS``) get the operators' alerts
+    (:data:`~services.notifier.messages.OPERATOR_KINDS`) whatever project owns them, and only
+    they do; every other alert reaches only its own project's channels."""
     channel = channels.get(channel_id)
-    # Another project's channel counts as unknown: an alert must not reach it even
-    # if a monitor config names it by mistake.
-    if channel is None or channel.deleted or channel.project_id != alert.project_id:
+    if channel is None or channel.deleted:
+        return "unknown"
+    if alert.kind in OPERATOR_KINDS:
+        if channel_id not in operator_channels:
+            return "unknown"
+    elif channel.project_id != alert.project_id:
+        # Another project's channel counts as unknown: an alert must not reach it even
+        # if a monitor config names it by mistake.
         return "unknown"
     if (alert.id, channel_id) in delivered:
         return "already_delivered"

@@ -5,10 +5,13 @@ Pure functions: no I/O, no clock reads. Times are the alert's own (event time), 
 message rendered twice says the same thing; "how long" is always measured between two
 times the alert carries (down -> up, last check-in -> down), never against "now".
 
-The evaluator's ``reason`` is machine-made text, e.g.
-``"2 consecutive problem(s) (limit 2); latest: no ping by 2023-11-14T22:13:20.123Z
-(expected at 2023-11-14T22:08:20.123Z)"``; :func:`explain` turns the shapes it knows into
-a sentence and passes anything else through cleaned (one line, bounded).
+Kinds: ``down`` (``STILL DOWN`` for a reminder), ``up``, ``flapping``, ``test``, and the
+operators' ``ingest_down``/``ingest_up`` (no heartbeat behind them: they link the dashboard).
+A released alert (``held``) says what held it; an ``up`` says how long it was down and how
+many expected check-ins were missed; a ``down`` says which dependents it holds.
+
+The sentences inside (the evaluator's reasons, why an alert was held) come from
+:mod:`services.notifier.wording`.
 
 ``html`` uses only inline tags (``<b>``, ``<i>``, ``<a href>``) and ``\\n`` line breaks, the
 subset Telegram's ``parse_mode=HTML`` and Pushover's ``html=1`` accept; an email wraps it
@@ -18,22 +21,25 @@ in a block (``white-space: pre-line``). Every piece of alert text in it is escap
 from __future__ import annotations
 
 import html
-import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
+from services.notifier.wording import dependents, explain, flapping_why, held_text, human_time, one_line
 from shared.clock import iso_ms
 from shared.durations import human_duration
-from shared.events import CHECKIN_MESSAGE_MAX_CHARS, Alert
+from shared.events import CHECKIN_MESSAGE_MAX_CHARS, Alert, AlertKind
 
-REASON_MAX_CHARS = 300
-"""A job's failure message is the user's text: bounded so it cannot swamp a message."""
 DIGEST_MAX_LISTED = 25
 """A digest lists this many alerts, then says how many more there are."""
 DOWN_COLOR = "#d32f2f"
 UP_COLOR = "#2e7d32"
+PROBLEM_KINDS = frozenset({"down", "flapping", "ingest_down"})
+"""Alert kinds that say something is wrong: problem colours, severity, a PagerDuty trigger."""
+OPERATOR_KINDS = frozenset({"ingest_down", "ingest_up"})
+"""Alerts for Pingura's operators (ingestion collapsed, recovered): no heartbeat behind them;
+they go to ``PINGURA_INGEST_ALERT_CHANNELS`` whatever project owns those."""
 
 
 @dataclass(frozen=True)
@@ -42,17 +48,19 @@ class MessageField:
 
     key: str
     """Stable machine name (``heartbeat``, ``status``, ``why``, ``since``, ``down_for``,
-    ``last_checkin``, ``exit_code`` and ``checkin_message`` (the last check-in's, when it
-    had them), ``tags``; a monitor id in a digest), for key/value formats."""
+    ``missed_runs``, ``dependents_held``, ``held``, ``last_checkin``, ``exit_code`` and
+    ``checkin_message`` (the last check-in's, when it had them), ``tags``; an ingest alert's
+    ``scope`` and ``held_count``; a monitor id in a digest), for key/value formats."""
     label: str
     value: str
 
 
 @dataclass(frozen=True)
 class Message:
-    kind: Literal["down", "up", "test", "digest"]
+    kind: AlertKind | Literal["digest"]
     problem: bool
-    """Something is down: a ``down`` alert, or a digest with at least one. Picks colours/severity."""
+    """Something is wrong (:data:`PROBLEM_KINDS`), or a digest with at least one such. Picks
+    colours/severity."""
     title: str
     """Short, e.g. ``"DOWN: Nightly backup"``."""
     text: str
@@ -62,12 +70,13 @@ class Message:
     """:attr:`text` as escaped inline HTML, the heartbeat's name linked to its page."""
     fields: tuple[MessageField, ...]
     url: str
-    """The heartbeat's page (``{dashboard_url}/heartbeats/{monitor_id}``); a digest: the dashboard."""
+    """The heartbeat's page (``{dashboard_url}/heartbeats/{monitor_id}``); a digest or an
+    operator alert: the dashboard."""
     at_ms: int
     """When the state changed (a digest: its latest alert)."""
     name: str = ""
-    """The heartbeat's name, with which :attr:`text` starts (channels link it); ``""`` for a
-    digest or a test."""
+    """The heartbeat's name (an operator alert: ``Pingura ingest (...)``), with which
+    :attr:`text` starts (channels link it); ``""`` for a digest or a test."""
 
     @property
     def at_iso(self) -> str:
@@ -75,7 +84,7 @@ class Message:
 
     @property
     def color(self) -> str:
-        """``"#d32f2f"`` (red) when something is down, else ``"#2e7d32"`` (green)."""
+        """``"#d32f2f"`` (red) when something is wrong, else ``"#2e7d32"`` (green)."""
         return DOWN_COLOR if self.problem else UP_COLOR
 
     def facts(self, *skip: str) -> tuple[MessageField, ...]:
@@ -83,20 +92,18 @@ class Message:
         return tuple(f for f in self.fields if f.key not in skip)
 
 
-# time -------------------------------------------------------------------------------------
-def human_time(at_ms: int) -> str:
-    """``1700000000123`` -> ``"2023-11-14 22:13:20 UTC"``."""
-    return datetime.fromtimestamp(at_ms // 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
+# links ------------------------------------------------------------------------------------
 def heartbeat_url(dashboard_url: str, monitor_id: str) -> str:
     return f"{dashboard_url.rstrip('/')}/heartbeats/{monitor_id}"
 
 
 def alert_url(alert: Alert, dashboard_url: str) -> str:
-    """Where an alert's reader goes: its heartbeat's page; for a test notification, the channels page."""
+    """Where an alert's reader goes: its heartbeat's page; for a test notification, the
+    channels page; for an operator alert, the dashboard (its banner shows the incident)."""
     if alert.kind == "test":
         return f"{dashboard_url.rstrip('/')}/channels"
+    if alert.kind in OPERATOR_KINDS:
+        return f"{dashboard_url.rstrip('/')}/"
     return heartbeat_url(dashboard_url, alert.monitor_id)
 
 
@@ -105,81 +112,67 @@ def checkin_message(alert: Alert) -> str | None:
     from elsewhere is cleaned again)."""
     if not alert.last_ping_message:
         return None
-    return _one_line(alert.last_ping_message, CHECKIN_MESSAGE_MAX_CHARS) or None
-
-
-# the reason -------------------------------------------------------------------------------
-_ISO = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z"
-_GOING_DOWN = re.compile(r"(\d+) consecutive problem\(s\) \(limit (\d+)\); latest: (.*)", re.DOTALL)
-_MISSED = re.compile(rf"no ping by ({_ISO}) \(expected at ({_ISO})\)")
-_FAILED = re.compile(rf"job reported failure(?: \(exit code (\d+)\))? at ({_ISO})(?:: (.*))?", re.DOTALL)
-_STILL_RUNNING = re.compile(rf"started at ({_ISO}), still running after (\S+)")
-_RECOVERED = "ping received after being down"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def _from_iso(text: str) -> int:
-    moment = datetime.strptime(text.rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 1000
-
-
-def _one_line(text: str, limit: int = REASON_MAX_CHARS) -> str:
-    text = " ".join(_CONTROL.sub(" ", text).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def explain(reason: str) -> str:
-    """The evaluator's reason as a sentence (capitalized, no final full stop, one line)."""
-    why = reason.strip()
-    streak = ""
-    if (going_down := _GOING_DOWN.fullmatch(why)) is not None:
-        problems, why = int(going_down[1]), going_down[3]
-        if problems > 1:
-            streak = f"; {problems} problems in a row"
-    if (missed := _MISSED.fullmatch(why)) is not None:
-        why = f"no check-in by {human_time(_from_iso(missed[1]))} (expected at {human_time(_from_iso(missed[2]))})"
-    elif (failed := _FAILED.fullmatch(why)) is not None:
-        code = f" with exit code {failed[1]}" if failed[1] is not None else ""
-        said = f': "{_one_line(failed[3], 200)}"' if failed[3] else ""
-        why = f"the job reported failure{code} at {human_time(_from_iso(failed[2]))}{said}"
-    elif (running := _STILL_RUNNING.fullmatch(why)) is not None:
-        why = f"a run started at {human_time(_from_iso(running[1]))} is still running after {running[2]}"
-    elif why == _RECOVERED:
-        why = "a successful check-in arrived"
-    why = _one_line(why + streak).rstrip(".")
-    return why[:1].upper() + why[1:] if why else "No reason given"
+    return one_line(alert.last_ping_message, CHECKIN_MESSAGE_MAX_CHARS) or None
 
 
 # one alert --------------------------------------------------------------------------------
 def incident_key(alert: Alert, max_chars: int) -> str:
-    """One key per incident (a test notification: its own), for receivers that fold an
-    incident's reminders into one open alert and close it on ``up`` (PagerDuty, Opsgenie)."""
-    key = alert.id if alert.kind == "test" else f"{alert.monitor_id}:{alert.incident}"
+    """One key per incident, for receivers that fold an incident's reminders into one open
+    alert and close it on ``up`` (PagerDuty, Opsgenie): ``{monitor_id}:{incident}``. A test
+    notification and a ``flapping`` alert have their own (their id: nothing closes a flapping
+    alert but a person, and the heartbeat's incidents open and close as always beside it); an
+    ingest incident's is its id without ``:down``/``:up`` (``ingest:{partition}:{scope}:{n}``),
+    so its ``ingest_up`` closes its ``ingest_down``."""
+    if alert.kind in ("test", "flapping"):
+        key = alert.id
+    elif alert.kind in OPERATOR_KINDS:
+        key = alert.id.rpartition(":")[0] or alert.id
+    else:
+        key = f"{alert.monitor_id}:{alert.incident}"
     return key[:max_chars]
 
 
 def render(alert: Alert, dashboard_url: str) -> Message:
-    """The message of one alert: ``down`` (``STILL DOWN`` for a reminder), ``up`` or ``test``."""
+    """The message of one alert: ``down`` (``STILL DOWN`` for a reminder), ``up``, ``flapping``,
+    ``test``, ``ingest_down`` or ``ingest_up``."""
     if alert.kind == "test":
         return _render_test(alert, dashboard_url)
-    name = _one_line(alert.monitor_name, 200) or alert.monitor_id
+    if alert.kind in OPERATOR_KINDS:
+        return _render_ingest(alert, dashboard_url)
+    name = one_line(alert.monitor_name, 200) or alert.monitor_id
     url = alert_url(alert, dashboard_url)
-    why = explain(alert.reason)
     at = human_time(alert.at_ms)
+    flapping = alert.kind == "flapping"
     down = alert.kind == "down"
     reminder = down and alert.reminder > 0
+    why = flapping_why(alert.reason) if flapping else explain(alert.reason)
     down_for = _down_for(alert)
     since = human_time(alert.down_since_ms) if reminder and alert.down_since_ms is not None else at
     last_checkin = _last_checkin(alert)
+    holding = dependents(alert) if down else None
+    missed = alert.missed_runs if alert.kind == "up" else 0
+    held = held_text(alert.held) if alert.held else None
 
+    status, since_label = {"down": ("Down", "Down since"), "flapping": ("Flapping", "Flapping since")}.get(
+        alert.kind, ("Up", "Up since")
+    )
     fields = [
         MessageField("heartbeat", "Heartbeat", name),
-        MessageField("status", "Status", "Down" if down else "Up"),
+        MessageField("status", "Status", status),
+        MessageField("why", "Why", why),
+        MessageField("since", since_label, since),
     ]
-    fields.append(MessageField("why", "Why", why))
-    fields.append(MessageField("since", "Down since" if down else "Up since", since))
-    if not down or down_for is not None:
+    if alert.kind == "up" or down_for is not None:
         fields.append(MessageField("down_for", "Down for", down_for or "unknown"))
+    if missed:
+        fields.append(MessageField("missed_runs", "Missed check-ins", str(missed)))
+    if holding is not None:
+        count, listed = holding
+        fields.append(
+            MessageField("dependents_held", "Dependents held", f"{count}: {listed}" if listed else str(count))
+        )
+    if held is not None:
+        fields.append(MessageField("held", "Held", held[:1].upper() + held[1:]))
     fields.append(MessageField("last_checkin", "Last check-in", last_checkin))
     if alert.last_ping_ms is not None and alert.last_ping_exit_code is not None:
         fields.append(MessageField("exit_code", "Exit code", str(alert.last_ping_exit_code)))
@@ -193,21 +186,33 @@ def render(alert: Alert, dashboard_url: str) -> Message:
     repeated = down and not reminder and alert.last_ping_kind == "fail" and alert.last_ping_ms == alert.at_ms
     said = "" if repeated else _said(alert)
     said = f" ({said})" if said else ""
+    missed_text = f"; {missed} expected check-in{'s' if missed != 1 else ''} missed" if missed else ""
     if reminder:
         so_far = f" ({down_for} so far)" if down_for is not None else ""
         sentence = f"is still down, since {since}{so_far}. {why}. Last check-in: {last_checkin}{said}."
     elif down:
         sentence = f"is down since {at}. {why}. Last check-in: {last_checkin}{said}."
+    elif flapping:
+        sentence = (
+            f"is flapping since {at}: {why[:1].lower() + why[1:]}. Last check-in: {last_checkin}{said}."
+        )
     elif down_for is not None:
-        sentence = f"is up again since {at}, after being down for {down_for}."
+        sentence = f"is up again since {at}, after being down for {down_for}{missed_text}."
     else:
-        sentence = f"recovered at {at}."
-    if not down and said:
+        sentence = f"recovered at {at}{missed_text}."
+    if alert.kind == "up" and said:
         sentence += f" Last check-in: {_KINDS.get(alert.last_ping_kind or '', 'a check-in')}{said}."
-    state = "STILL DOWN" if reminder else "DOWN" if down else "UP"
+    if holding is not None:
+        count, listed = holding
+        sentence += f" {count} dependent{'s' if count != 1 else ''} held" + (
+            f": {listed}." if listed else "."
+        )
+    if held is not None:
+        sentence += f" {held[:1].upper() + held[1:]}."
+    state = "STILL DOWN" if reminder else status.upper()
     return Message(
         kind=alert.kind,
-        problem=down,
+        problem=alert.kind in PROBLEM_KINDS,
         title=f"{state}: {name}",
         text=f"{name} {sentence}",
         html=f'<b><a href="{_esc(url)}">{_esc(name)}</a></b> {_esc(sentence)}',
@@ -235,6 +240,60 @@ def _render_test(alert: Alert, dashboard_url: str) -> Message:
         url=url,
         at_ms=alert.at_ms,
     )
+
+
+def _render_ingest(alert: Alert, dashboard_url: str) -> Message:
+    """An operator alert: ingestion collapsed (``ingest_down``) or recovered (``ingest_up``),
+    with the numbers (``alert.ingest``); it links the dashboard, whose banner shows it."""
+    url = alert_url(alert, dashboard_url)
+    at = human_time(alert.at_ms)
+    opened = alert.kind == "ingest_down"
+    figures = alert.ingest
+    if figures is None:  # not from this evaluator: say what it says
+        name = one_line(alert.monitor_name, 200) or "Pingura ingest"
+        scope, sentence, fields = (
+            name,
+            f"{'collapsed' if opened else 'recovered'} at {at}. {explain(alert.reason)}.",
+            [],
+        )
+    else:
+        scope = f"project {figures.scope}" if figures.scope else "all projects"
+        if figures.partitions > 1:
+            scope += f", partition {figures.partition} of {figures.partitions}"
+        name = f"Pingura ingest ({scope})"
+        window = human_duration(figures.window_s * 1000)
+        if opened:
+            expected = figures.arrived + figures.overdue
+            why = (
+                f"{figures.arrived} of {expected} expected check-ins arrived in {window} "
+                f"(usually {figures.usual:g} pings)"
+            )
+            sentence = (
+                f"collapsed at {at}: {why}. Misses are held as unknown: no heartbeat pages for them "
+                "while ingestion is down."
+            )
+            fields = [MessageField("why", "Why", why[:1].upper() + why[1:])]
+        else:
+            lasted = human_duration(alert.at_ms - figures.since_ms)
+            why = f"{figures.arrived} pings in {window} (usually {figures.usual:g})"
+            sentence = (
+                f"recovered at {at}, after {lasted}: {why}. {figures.held} heartbeat"
+                f"{' was' if figures.held == 1 else 's were'} held; those still silent one window "
+                "from now will alert."
+            )
+            fields = [MessageField("why", "Why", why[:1].upper() + why[1:]),
+                      MessageField("down_for", "Down for", lasted),
+                      MessageField("held_count", "Heartbeats held", str(figures.held))]  # fmt: skip
+    fields[:0] = [
+        MessageField("scope", "Scope", scope),
+        MessageField("status", "Status", "Ingestion down" if opened else "Ingestion up"),
+        MessageField("since", "Collapsed since" if opened else "Recovered at", at),
+    ]
+    return Message(
+        kind=alert.kind, problem=opened, title=f"{'INGEST DOWN' if opened else 'INGEST UP'}: {scope}",
+        text=f"{name} {sentence}", html=f'<b><a href="{_esc(url)}">{_esc(name)}</a></b> {_esc(sentence)}',
+        fields=tuple(fields), url=url, at_ms=alert.at_ms, name=name,
+    )  # fmt: skip
 
 
 def _down_for(alert: Alert) -> str | None:
@@ -273,13 +332,22 @@ def _said(alert: Alert) -> str:
 # many alerts ------------------------------------------------------------------------------
 def render_digest(alerts: Sequence[Alert], dashboard_url: str) -> Message:
     """One message for many alerts queued for one channel, e.g.
-    ``"12 heartbeats changed state: 11 down, 1 up"`` and a line per alert, oldest first."""
+    ``"12 heartbeats changed state: 11 down, 1 up"`` (``, 2 flapping`` and ``; 1 ingest alert``
+    when there are such) and a line per alert, oldest first."""
     if not alerts:
         raise ValueError("a digest needs at least one alert")
     ordered = sorted(alerts, key=lambda a: a.at_ms)
-    downs = sum(a.kind == "down" for a in ordered)
-    heartbeats = len({a.monitor_id for a in ordered})
-    title = f"{heartbeats} heartbeat{'s' if heartbeats != 1 else ''} changed state: {downs} down, {len(ordered) - downs} up"
+    counts = Counter(a.kind for a in ordered)
+    heartbeats = len({a.monitor_id for a in ordered if a.kind not in OPERATOR_KINDS})
+    ingest = counts["ingest_down"] + counts["ingest_up"]
+    states = ", ".join(f"{counts[k]} {k}" for k in ("down", "up", "flapping") if counts[k] or k != "flapping")
+    title = (
+        f"{heartbeats} heartbeat{'s' if heartbeats != 1 else ''} changed state: {states}"
+        if heartbeats
+        else ""
+    )
+    if ingest:
+        title += f"{'; ' if title else ''}{ingest} ingest alert{'s' if ingest != 1 else ''}"
     shown = [render(alert, dashboard_url) for alert in ordered[:DIGEST_MAX_LISTED]]
     more = len(ordered) - len(shown)
     lines = [f"• {m.title} ({_digest_detail(m)})" for m in shown]
@@ -292,12 +360,12 @@ def render_digest(alerts: Sequence[Alert], dashboard_url: str) -> Message:
         lines.append(f"… and {more} more")
         html_lines.append(f"… and {more} more")
     fields = tuple(
-        MessageField(alert.monitor_id, m.title, _digest_detail(m))
+        MessageField(alert.monitor_id or alert.id, m.title, _digest_detail(m))
         for alert, m in zip(ordered, shown, strict=False)
     )
     return Message(
         kind="digest",
-        problem=downs > 0,
+        problem=any(a.kind in PROBLEM_KINDS for a in ordered),
         title=title,
         text="\n".join([f"{title}.", *lines]),
         html="\n".join([f"<b>{_esc(title)}</b>", *html_lines]),
@@ -309,7 +377,7 @@ def render_digest(alerts: Sequence[Alert], dashboard_url: str) -> Message:
 
 def _digest_detail(message: Message) -> str:
     facts = {f.key: f.value for f in message.fields}
-    if message.kind == "down":
+    if message.problem:
         return f"since {facts['since']}: {facts['why']}"
     down_for = facts.get("down_for", "unknown")
     return f"since {facts['since']}" + (f", down for {down_for}" if down_for != "unknown" else "")

@@ -6,7 +6,8 @@ server, email channels cannot be created, and saved ones fail for good.
 
 A resent mail is recognisably the same one: its ``Message-ID`` is derived from the alert
 id and the channel's recipients, and its ``Date`` is the alert's own time. An ``up`` mail
-answers (``In-Reply-To``) its incident's ``down`` mail, so mail clients thread them.
+answers (``In-Reply-To``) its incident's ``down`` mail, an ``ingest_up`` its ``ingest_down``,
+so mail clients thread them.
 """
 
 from __future__ import annotations
@@ -80,10 +81,7 @@ class EmailChannel(Channel):
             to=config["to"],
             subject_prefix=config.get("subject_prefix", ""),
             message_id=message_id(alert.id, config["to"], sender),
-            # The incident's down mail, which this up mail answers.
-            in_reply_to=message_id(f"{alert.monitor_id}:{alert.incident}:down", config["to"], sender)
-            if alert.kind == "up"
-            else None,
+            in_reply_to=_answers(alert, config["to"], sender),
             alert_id=alert.id,
         )
         await submit(mail, config["to"], settings, alert_id=alert.id)
@@ -105,6 +103,16 @@ class EmailChannel(Channel):
 
 
 # the mail ---------------------------------------------------------------------------------
+def _answers(alert: Alert, to: Sequence[str], sender: str) -> str | None:
+    """The ``Message-ID`` of the mail this one answers: an ``up`` answers its incident's
+    ``down``, an ``ingest_up`` its ``ingest_down``; None for the others."""
+    if alert.kind == "up":
+        return message_id(f"{alert.monitor_id}:{alert.incident}:down", to, sender)
+    if alert.kind == "ingest_up" and alert.id.endswith(":up"):
+        return message_id(alert.id.removesuffix(":up") + ":down", to, sender)
+    return None
+
+
 def message_id(key: str, to: Sequence[str], sender: str) -> str:
     """``<hash@sender-domain>``, the same for the same ``key`` (an alert id) and recipients."""
     digest = hashlib.sha256("\n".join([key, *to]).encode()).hexdigest()[:32]

@@ -1,5 +1,7 @@
 """Opsgenie, through the Alert API: a ``down`` creates an alert, the ``up`` of the same
-incident closes it (same ``alias``: ``<monitor id>:<incident>``).
+incident closes it (same ``alias``: ``<monitor id>:<incident>``). A ``flapping`` alert creates
+one of its own (its id); an ``ingest_down`` creates one that its ``ingest_up`` closes
+(``ingest:<partition>:<scope>:<n>``): see :func:`~services.notifier.messages.incident_key`.
 
 Follows Atlassian's "Opsgenie Alert API" docs
 (https://docs.opsgenie.com/docs/alert-api: "Create Alert" POST ``/v2/alerts`` with
@@ -67,9 +69,9 @@ class OpsgenieChannel(Channel):
         message = render(alert, settings.ping_base_url)
         close = (base / "v2" / "alerts" / alias(alert) / "close").with_query(identifierType="alias")
         requests = []
-        if alert.kind in ("down", "test"):
+        if alert.kind in ("down", "flapping", "ingest_down", "test"):
             requests.append((base / "v2" / "alerts", create_alert(alert, config, settings)))
-        if alert.kind in ("up", "test"):  # a test closes what it opened
+        if alert.kind in ("up", "ingest_up", "test"):  # a test closes what it opened
             requests.append((close, {"source": SOURCE, "note": message.text}))
         for target, body in requests:
             await channel_http.send(
@@ -79,7 +81,8 @@ class OpsgenieChannel(Channel):
 
 
 def alias(alert: Alert) -> str:
-    """One per incident: Opsgenie folds its reminders into the open alert, its ``up`` closes it."""
+    """One per incident: Opsgenie folds its reminders into the open alert, its ``up``
+    (``ingest_up``) closes it."""
     return incident_key(alert, ALIAS_MAX_CHARS)
 
 
@@ -93,7 +96,7 @@ def create_alert(alert: Alert, config: dict, settings: Settings) -> dict:
         "description": _cut(f"{message.text}\n\n{message.url}", DESCRIPTION_MAX_CHARS),
         "tags": [tag[:TAG_MAX_CHARS] for tag in alert.tags[:MAX_TAGS]],
         "details": details,
-        "entity": alert.monitor_name or alert.monitor_id,
+        "entity": message.name or alert.monitor_name or alert.monitor_id,
         "source": SOURCE,
     }
     if alert.kind == "test":

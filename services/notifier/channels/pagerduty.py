@@ -1,5 +1,8 @@
 """PagerDuty, through the Events API v2: a ``down`` triggers an alert, the ``up`` of the
-same incident resolves it (same ``dedup_key``: ``<monitor id>:<incident>``).
+same incident resolves it (same ``dedup_key``: ``<monitor id>:<incident>``). A ``flapping``
+alert triggers one of its own (its id); an ``ingest_down`` triggers one that its
+``ingest_up`` resolves (``ingest:<partition>:<scope>:<n>``): see
+:func:`~services.notifier.messages.incident_key`.
 
 Follows PagerDuty's developer docs "Events API v2 Overview" and "Send an Alert Event"
 (https://developer.pagerduty.com/docs/events-api-v2-overview,
@@ -21,7 +24,7 @@ import aiohttp
 from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import validate_url
-from services.notifier.messages import incident_key, render
+from services.notifier.messages import OPERATOR_KINDS, incident_key, render
 from shared.events import Alert
 from shared.settings import Settings
 
@@ -74,26 +77,27 @@ class PagerDutyChannel(Channel):
 
 
 def dedup_key(alert: Alert) -> str:
-    """One per incident: its reminders add to the open alert, its ``up`` resolves it."""
+    """One per incident: its reminders add to the open alert, its ``up`` (``ingest_up``) resolves it."""
     return incident_key(alert, DEDUP_KEY_MAX_CHARS)
 
 
 def pagerduty_event(alert: Alert, config: dict, settings: Settings) -> dict:
     event: dict = {"routing_key": config["routing_key"], "dedup_key": dedup_key(alert)}
-    if alert.kind == "up":
+    if alert.kind in ("up", "ingest_up"):
         event["event_action"] = "resolve"
         return event
     message = render(alert, settings.ping_base_url)
     facts = {field.key: field.value for field in message.fields}
     summary = f"{message.title}: {facts['why']}" if "why" in facts else message.title
+    operator = alert.kind in OPERATOR_KINDS
     event["event_action"] = "trigger"
     event["payload"] = {
         "summary": summary if len(summary) <= SUMMARY_MAX_CHARS else summary[: SUMMARY_MAX_CHARS - 1] + "…",
-        "source": alert.monitor_name or alert.monitor_id,
+        "source": message.name or alert.monitor_name or alert.monitor_id,
         "severity": "info" if alert.kind == "test" else config.get("severity", "critical"),
         "timestamp": message.at_iso,
-        "component": alert.monitor_id,
-        "class": "heartbeat",
+        "component": "ingest" if operator else alert.monitor_id,
+        "class": "ingest" if operator else "flapping" if alert.kind == "flapping" else "heartbeat",
         "custom_details": {
             **facts, "heartbeat_id": alert.monitor_id, "incident": alert.incident, "alert_id": alert.id,
             "reason": alert.reason, "tags": list(alert.tags),
@@ -101,5 +105,7 @@ def pagerduty_event(alert: Alert, config: dict, settings: Settings) -> dict:
     }  # fmt: skip
     event["client"] = "Pingura"
     event["client_url"] = message.url
-    event["links"] = [{"href": message.url, "text": "Heartbeat in Pingura"}]
+    event["links"] = [
+        {"href": message.url, "text": "Pingura dashboard" if operator else "Heartbeat in Pingura"}
+    ]
     return event

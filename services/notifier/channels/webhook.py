@@ -24,7 +24,8 @@ from services.notifier.channels import http as channel_http
 from services.notifier.channels.base import Channel, ChannelConfigError, ConfigField
 from services.notifier.channels.http import validate_url
 from services.notifier.logic import webhook_payload
-from services.notifier.messages import alert_url, heartbeat_url, render
+from services.notifier.messages import OPERATOR_KINDS, alert_url, heartbeat_url, render
+from services.notifier.wording import held_text
 from shared.clock import iso_ms
 from shared.events import Alert
 from shared.settings import Settings
@@ -49,7 +50,11 @@ PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
     "heartbeat.id": lambda a, s: a.monitor_id,
     "heartbeat.name": lambda a, s: a.monitor_name,
     "heartbeat.tags": lambda a, s: ", ".join(a.tags),
-    "heartbeat.url": lambda a, s: heartbeat_url(s.ping_base_url, a.monitor_id),
+    "heartbeat.url": lambda a, s: (
+        alert_url(a, s.ping_base_url)
+        if a.kind in OPERATOR_KINDS
+        else heartbeat_url(s.ping_base_url, a.monitor_id)
+    ),
     "status": lambda a, s: a.kind,
     "reason": lambda a, s: a.reason,
     "at": lambda a, s: iso_ms(a.at_ms),
@@ -65,9 +70,15 @@ PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
     ),
     "last_checkin.message": lambda a, s: a.last_ping_message or "",
     "dashboard_url": lambda a, s: s.ping_base_url,
+    "down_since": lambda a, s: iso_ms(a.down_since_ms) if a.down_since_ms is not None else "",
+    "missed_runs": lambda a, s: str(a.missed_runs),
+    "held": lambda a, s: held_text(a.held) if a.held else "",
+    "dependents_held": lambda a, s: ", ".join(a.dependents_held),
 }
 """What a body template may say, ``{{name}}`` -> its text for an alert. ``reason`` is the
-evaluator's text as is; ``text`` is the readable sentence the chat channels send."""
+evaluator's text as is; ``text`` is the readable sentence the chat channels send; ``held``
+says why a released alert was held ("held during maintenance window 'x' until ..."), empty
+for one sent when it happened. ``heartbeat.url`` of an operator alert is the dashboard."""
 
 
 class WebhookChannel(Channel):

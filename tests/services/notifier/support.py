@@ -10,7 +10,7 @@ from aiohttp import web
 
 from shared.bus import Bus
 from shared.bus.local import LocalBus
-from shared.events import Alert, ChannelConfig, DeliveryAttempt, decode, encode
+from shared.events import Alert, ChannelConfig, DeliveryAttempt, IngestFigures, decode, encode
 from shared.topics import Topics
 from tests.polling import eventually
 
@@ -125,6 +125,40 @@ def make_alert(
         last_ping_ms=1_699_999_000_000,
     )
     return Alert(**{**fields, **changes})
+
+
+FLAPPING_REASON = "flapping: 5 changes between down and up within 3600 s; alerts held until stable for 1800 s"
+"""What the evaluator says of a heartbeat that started flapping (the defaults)."""
+
+
+def make_flapping_alert(monitor_id: str = "m1", at_ms: int = 1_700_000_000_123, **changes) -> Alert:
+    return make_alert(
+        monitor_id,
+        "flapping",
+        id=f"{monitor_id}:flapping:{at_ms}",
+        at_ms=at_ms,
+        reason=FLAPPING_REASON,
+        **changes,
+    )
+
+
+def make_ingest_alert(
+    kind: str = "ingest_down", scope: str = "", number: int = 1, channels=("ops",), **figures
+) -> Alert:
+    """An operator alert as the evaluator writes it: ingestion collapsed (or recovered) for
+    ``scope`` (``""``: all projects), 3 of 300 expected check-ins in the last minute."""
+    opened = kind == "ingest_down"
+    numbers = dict(
+        scope=scope, window_s=60, arrived=3 if opened else 290, overdue=297 if opened else 0, usual=300.0,
+        since_ms=1_700_000_000_123, held=0 if opened else 150,
+    )  # fmt: skip
+    return Alert(
+        id=f"ingest:0:{scope or '*'}:{number}:{'down' if opened else 'up'}", kind=kind, monitor_id="",
+        project_id=scope, monitor_name=f"Pingura ingest ({f'project {scope}' if scope else 'Pingura'})",
+        incident=number, reason="ingestion collapsed" if opened else "ingestion recovered",
+        at_ms=1_700_000_000_123 + (0 if opened else 600_000), channels=list(channels),
+        down_since_ms=None if opened else 1_700_000_000_123, ingest=IngestFigures(**{**numbers, **figures}),
+    )  # fmt: skip
 
 
 async def publish_channel(bus: Bus, topics: Topics, channel: ChannelConfig) -> None:

@@ -11,6 +11,7 @@ from tests.polling import eventually
 from tests.services.notifier.support import (
     make_alert,
     make_channel,
+    make_ingest_alert,
     publish_alert,
     publish_channel,
     read_attempts,
@@ -407,3 +408,32 @@ async def test_a_burst_of_1000_alerts_becomes_a_few_digests_within_the_rate_limi
     assert all(later - earlier >= 0.07 for earlier, later in itertools.pairwise(arrivals))
     assert all(later - earlier >= 0.48 for earlier, later in zip(arrivals, arrivals[5:], strict=False))
     assert time.monotonic() - started_s < 20
+
+
+# operator alerts (issue 17) -------------------------------------------------------------------
+async def test_operator_alerts_reach_the_operator_channel_of_another_project_and_nothing_else_does(
+    bus, topics, receiver, settings, start_notifier
+):
+    await publish_channel(bus, topics, make_channel("ops", receiver.url("/ops"), project_id="p-operators"))
+    await publish_channel(
+        bus, topics, make_channel("other", receiver.url("/other"), project_id="p-operators")
+    )
+    ingest = make_ingest_alert(channels=("ops", "other"))
+    await publish_alert(bus, topics, ingest)
+    await publish_alert(bus, topics, make_alert("m1", channels=["ops"]))  # a heartbeat naming it by mistake
+    offset = await publish_alert(bus, topics, make_ingest_alert("ingest_up", channels=("ops",)))
+
+    await start_notifier(settings.replace(ingest_alert_channels=("ops",)))
+    await wait_for_commit(bus, topics.alerts, offset + 1)
+
+    assert [r.body["kind"] for r in receiver.received("/ops")] == ["ingest_down", "ingest_up"]
+    assert receiver.received("/other") == []
+    first = receiver.received("/ops")[0]
+    assert (
+        first.body["url"] == f"{settings.ping_base_url.rstrip('/')}/"
+        and first.body["ingest"]["overdue"] == 297
+    )
+    attempts = await read_attempts(bus, topics)
+    assert [(a.alert_id, a.channel_id, a.monitor_id, a.kind) for a in attempts] == [
+        (ingest.id, "ops", "", "ingest_down"), ("ingest:0:*:1:up", "ops", "", "ingest_up"),
+    ]  # fmt: skip

@@ -1,12 +1,19 @@
+import msgspec
+import pytest
+
 from services.notifier.messages import (
     DIGEST_MAX_LISTED,
+    DOWN_COLOR,
+    UP_COLOR,
     explain,
     heartbeat_url,
     human_time,
+    incident_key,
     render,
     render_digest,
 )  # fmt: skip
-from tests.services.notifier.support import make_alert
+from services.notifier.wording import held_text
+from tests.services.notifier.support import make_alert, make_flapping_alert, make_ingest_alert
 
 DASHBOARD = "https://pingura.example.com"
 AT_MS = 1_700_000_000_123  # 2023-11-14 22:13:20.123 UTC
@@ -252,3 +259,185 @@ def test_every_kind_that_shows_a_message_shows_the_link_the_exit_code_and_what_t
         assert "https://pingura.example.com/heartbeats/m1" in text, kind
         assert "rsync said no space left" in text, kind
         assert "exit code" in text.lower() and "42" in text, kind
+
+
+# flapping, held alerts, the recovery message, dependents, operator alerts (issue 17) ----
+def test_a_flapping_message_says_how_often_it_changed_and_until_when_its_alerts_are_held():
+    message = render(make_flapping_alert(monitor_name="Nightly backup", at_ms=AT_MS), DASHBOARD)
+
+    assert message.title == "FLAPPING: Nightly backup"
+    assert message.kind == "flapping" and message.problem is True and message.color == DOWN_COLOR
+    assert message.url == "https://pingura.example.com/heartbeats/m1"
+    assert message.text == (
+        "Nightly backup is flapping since 2023-11-14 22:13:20 UTC: 5 changes between down and up within 1 h; "
+        "its alerts are held until it has been stable for 30 min. Last check-in: 2023-11-14 21:56:40 UTC."
+    )
+    assert facts(message)["status"] == ("Status", "Flapping")
+    assert facts(message)["since"] == ("Flapping since", "2023-11-14 22:13:20 UTC")
+
+
+def test_an_up_message_says_how_long_it_was_down_and_how_many_check_ins_were_missed():
+    alert = make_alert(kind="up", reason="ping received after being down", at_ms=AT_MS,
+                       down_since_ms=AT_MS - 7_500_000, missed_runs=7)  # fmt: skip
+
+    message = render(alert, DASHBOARD)
+
+    assert message.text == (
+        "backup m1 is up again since 2023-11-14 22:13:20 UTC, after being down for 2 h 5 min; "
+        "7 expected check-ins missed."
+    )
+    assert facts(message)["down_for"] == ("Down for", "2 h 5 min")
+    assert facts(message)["missed_runs"] == ("Missed check-ins", "7")
+
+
+def test_one_missed_check_in_is_said_in_the_singular_and_none_is_not_said():
+    one = render(make_alert(kind="up", at_ms=AT_MS, down_since_ms=AT_MS - 60_000, missed_runs=1), DASHBOARD)
+    none = render(make_alert(kind="up", at_ms=AT_MS, down_since_ms=AT_MS - 60_000), DASHBOARD)
+    unknown_start = render(make_alert(kind="up", at_ms=AT_MS, missed_runs=2), DASHBOARD)
+
+    assert one.text.endswith("after being down for 1 min; 1 expected check-in missed.")
+    assert none.text.endswith("after being down for 1 min.") and "missed_runs" not in facts(none)
+    assert (
+        unknown_start.text == "backup m1 recovered at 2023-11-14 22:13:20 UTC; 2 expected check-ins missed."
+    )
+
+
+def test_a_down_message_and_its_reminders_say_which_dependents_are_held():
+    down = make_alert(
+        reason=MISSED, at_ms=AT_MS, dependents_held=["api", "worker", "cron"], dependents_held_count=3
+    )
+    reminder = make_alert(reason=MISSED, at_ms=AT_MS + 3_600_000, down_since_ms=AT_MS, reminder=1,
+                          dependents_held=["api"], dependents_held_count=1)  # fmt: skip
+
+    assert render(down, DASHBOARD).text.endswith(" 3 dependents held: api, worker, cron.")
+    assert facts(render(down, DASHBOARD))["dependents_held"] == ("Dependents held", "3: api, worker, cron")
+    assert render(reminder, DASHBOARD).text.endswith(" 1 dependent held: api.")
+
+
+def test_more_dependents_than_the_alert_lists_are_counted():
+    alert = make_alert(dependents_held=["a", "b"], dependents_held_count=25)
+
+    assert render(alert, DASHBOARD).text.endswith(" 25 dependents held: a, b and 23 more.")
+
+
+def test_an_up_message_says_nothing_of_dependents():
+    alert = make_alert(kind="up", dependents_held=["a"], dependents_held_count=1)
+
+    assert "dependent" not in render(alert, DASHBOARD).text
+
+
+def test_a_released_alert_says_why_it_was_held():
+    held = "maintenance window 'db upgrade' until 2023-11-14T23:00:00.000Z"
+    down = render(make_alert(reason=MISSED, at_ms=AT_MS, held=held), DASHBOARD)
+    up = render(make_alert(kind="up", at_ms=AT_MS, down_since_ms=AT_MS - 60_000, held=held), DASHBOARD)
+
+    said = "Held during maintenance window 'db upgrade' until 2023-11-14 23:00:00 UTC."
+    assert down.text.endswith(said) and up.text.endswith(said)
+    assert facts(down)["held"] == ("Held", said.rstrip("."))
+    assert "held" not in facts(render(make_alert(), DASHBOARD))
+
+
+@pytest.mark.parametrize(
+    "why, said",
+    [
+        ("muted until 2023-11-14T23:00:00.000Z", "held while muted until 2023-11-14 23:00:00 UTC"),
+        ("muted until 9999-12-31T23:59:59.999Z", "held while muted"),
+        ("flapping since 2023-11-14T22:00:00.000Z", "held while flapping since 2023-11-14 22:00:00 UTC"),
+        ("dependency 'db' down", "held while dependency 'db' was down"),
+        ("dependency 'db', 'cache' down", "held while dependencies 'db', 'cache' were down"),
+        ("dependency 'a', 'b', 'c' and 2 more down", "held while dependencies 'a', 'b', 'c' and 2 more were down"),
+        ("ingest incident since 2023-11-14T22:00:00.000Z", "held during an ingest incident since 2023-11-14 22:00:00 UTC"),
+        ("something new", "held: something new"),
+    ],
+)  # fmt: skip
+def test_every_kind_of_hold_reads_as_a_sentence(why, said):
+    assert held_text(why) == said
+
+
+def test_a_held_alerts_window_name_is_escaped_in_html():
+    alert = make_alert(held="maintenance window '<script>x</script>' until 2023-11-14T23:00:00.000Z")
+
+    message = render(alert, DASHBOARD)
+
+    assert "<script>" not in message.html and "&lt;script&gt;" in message.html
+
+
+def test_an_ingest_down_message_gives_the_numbers_and_links_the_dashboard():
+    message = render(make_ingest_alert("ingest_down"), DASHBOARD)
+
+    assert message.title == "INGEST DOWN: all projects"
+    assert message.kind == "ingest_down" and message.problem is True
+    assert message.url == "https://pingura.example.com/"
+    assert message.name == "Pingura ingest (all projects)"
+    assert message.text == (
+        "Pingura ingest (all projects) collapsed at 2023-11-14 22:13:20 UTC: 3 of 300 expected check-ins "
+        "arrived in 1 min (usually 300 pings). Misses are held as unknown: no heartbeat pages for them while "
+        "ingestion is down."
+    )
+    assert "heartbeats/" not in message.html and 'href="https://pingura.example.com/"' in message.html
+    assert [f.key for f in message.fields] == ["scope", "status", "since", "why"]
+
+
+def test_an_ingest_up_message_says_how_long_it_lasted_and_how_many_were_held():
+    message = render(make_ingest_alert("ingest_up", scope="p7"), DASHBOARD)
+
+    assert message.title == "INGEST UP: project p7"
+    assert message.problem is False and message.color == UP_COLOR
+    assert message.text == (
+        "Pingura ingest (project p7) recovered at 2023-11-14 22:23:20 UTC, after 10 min: 290 pings in 1 min "
+        "(usually 300). 150 heartbeats were held; those still silent one window from now will alert."
+    )
+    assert facts(message)["held_count"] == ("Heartbeats held", "150")
+    assert facts(message)["down_for"] == ("Down for", "10 min")
+
+
+def test_an_ingest_alert_of_one_partition_among_several_says_which():
+    message = render(make_ingest_alert(partition=2, partitions=4), DASHBOARD)
+
+    assert message.title == "INGEST DOWN: all projects, partition 2 of 4"
+
+
+def test_an_ingest_alert_without_its_numbers_says_what_its_reason_says():
+    alert = msgspec.structs.replace(
+        make_ingest_alert(), ingest=None, reason="ingestion collapsed for project p1"
+    )
+
+    message = render(alert, DASHBOARD)
+
+    assert message.title == "INGEST DOWN: Pingura ingest (Pingura)"
+    assert message.text.endswith("collapsed at 2023-11-14 22:13:20 UTC. Ingestion collapsed for project p1.")
+
+
+def test_a_digest_counts_flapping_heartbeats_and_operator_alerts_apart():
+    alerts = [make_alert("m1"), make_alert("m2", "up"), make_flapping_alert("m3"), make_ingest_alert()]
+
+    digest = render_digest(alerts, DASHBOARD)
+
+    assert digest.title == "3 heartbeats changed state: 1 down, 1 up, 1 flapping; 1 ingest alert"
+    assert digest.problem is True
+    assert "• FLAPPING: backup m3 (since 2023-11-14 22:13:20 UTC: 5 changes between" in digest.text
+    assert "• INGEST DOWN: all projects (since 2023-11-14 22:13:20 UTC: 3 of 300 expected" in digest.text
+    assert render_digest([make_ingest_alert("ingest_up")], DASHBOARD).title == "1 ingest alert"
+    assert render_digest([make_alert("m1", "up")], DASHBOARD).problem is False
+
+
+def test_a_flapping_alert_and_an_ingest_incident_have_keys_of_their_own():
+    flapping = make_flapping_alert("m1", at_ms=AT_MS, incident=4)
+    down, up = make_ingest_alert("ingest_down", number=3), make_ingest_alert("ingest_up", number=3)
+
+    assert incident_key(flapping, 255) == f"m1:flapping:{AT_MS}"
+    assert incident_key(down, 255) == incident_key(up, 255) == "ingest:0:*:3"
+    assert incident_key(make_ingest_alert(scope="p1"), 255) == "ingest:0:p1:1"
+    assert incident_key(make_alert("m1", "down", incident=4), 255) == "m1:4"
+
+
+def test_flapping_and_ingest_alerts_page_as_problems_in_push_channels():
+    from services.notifier.channels.ntfy import ntfy_payload
+
+    for alert in (make_flapping_alert(), make_ingest_alert()):
+        payload = ntfy_payload(render(alert, DASHBOARD), {"topic": "t", "priority": "high"})
+        assert payload["priority"] == 4 and payload["tags"][0] == "rotating_light", alert.kind
+    recovered = ntfy_payload(
+        render(make_ingest_alert("ingest_up"), DASHBOARD), {"topic": "t", "priority": "high"}
+    )
+    assert recovered["tags"][0] == "white_check_mark"

@@ -18,7 +18,7 @@ from services.notifier.channels import ChannelConfigError, TransportError, valid
 from services.notifier.channels.email import EmailChannel
 from shared.errors import ConfigError
 from shared.settings import Settings, SmtpServer
-from tests.services.notifier.support import make_alert
+from tests.services.notifier.support import make_alert, make_flapping_alert, make_ingest_alert
 
 channel = EmailChannel()
 SENDER = "Pingura <alerts@pingura.example>"
@@ -451,3 +451,27 @@ def test_a_bad_smtp_setting_stops_the_start_naming_it_without_the_password(env, 
 
     assert str(failure.value).startswith(message)
     assert "s3cret" not in str(failure.value)
+
+
+async def test_an_ingest_recovery_mail_answers_the_collapse_mail(plain_smtp):
+    inbox, settings = plain_smtp
+    cfg = config(settings)
+
+    await channel.send(make_ingest_alert("ingest_down"), cfg, None, settings)
+    await channel.send(make_ingest_alert("ingest_up"), cfg, None, settings)
+
+    down, up = (mail.message for mail in inbox.mails)
+    assert down["Subject"] == "INGEST DOWN: all projects" and up["Subject"] == "INGEST UP: all projects"
+    assert up["In-Reply-To"] == down["Message-ID"]
+    assert (
+        "\nhttps://pingura.example/\r\n" in down.get_body(("plain",)).get_content()
+    )  # the dashboard, no heartbeat page
+
+
+async def test_a_flapping_mail_answers_nothing(plain_smtp):
+    inbox, settings = plain_smtp
+
+    await channel.send(make_flapping_alert(), config(settings), None, settings)
+
+    [mail] = (mail.message for mail in inbox.mails)
+    assert mail["Subject"] == "FLAPPING: backup m1" and mail["In-Reply-To"] is None

@@ -3,7 +3,7 @@ import pytest
 from services.notifier.channels import ChannelConfigError, validate_channel
 from services.notifier.channels.opsgenie import API_URLS, OpsgenieChannel
 from tests.services.notifier.channels.vendor import assert_failures_are_classified, http, vendor  # noqa: F401
-from tests.services.notifier.support import make_alert
+from tests.services.notifier.support import make_alert, make_flapping_alert, make_ingest_alert
 
 opsgenie = OpsgenieChannel()
 KEY = "eb243592-faa2-4ba2-a551q-1afdf565c889"
@@ -81,3 +81,27 @@ async def test_a_test_notification_creates_then_closes_its_own_alert(vendor, htt
     create, close = vendor.requests
     assert (create.path, create.json["alias"], create.json["priority"]) == ("/v2/alerts", "test-9", "P5")
     assert (close.path, close.query) == ("/v2/alerts/test-9/close", {"identifierType": "alias"})
+
+
+async def test_a_flapping_alert_creates_an_alert_of_its_own(vendor, http, settings):
+    alert = make_flapping_alert("m1", at_ms=1_700_000_000_123)
+
+    await opsgenie.send(alert, {"api_key": KEY, "url": vendor.url()}, http, settings)
+
+    [create] = vendor.requests
+    assert (create.path, create.json["alias"]) == ("/v2/alerts", "m1:flapping:1700000000123")
+    assert create.json["message"] == "FLAPPING: backup m1"
+
+
+async def test_an_ingest_incident_is_created_then_closed_by_the_same_alias(vendor, http, settings):
+    config = {"api_key": KEY, "url": vendor.url()}
+
+    await opsgenie.send(make_ingest_alert("ingest_down", scope="p7"), config, http, settings)
+    await opsgenie.send(make_ingest_alert("ingest_up", scope="p7"), config, http, settings)
+
+    create, close = vendor.requests
+    assert (create.path, create.json["alias"], create.json["entity"]) == (
+        "/v2/alerts", "ingest:0:p7:1", "Pingura ingest (project p7)",
+    )  # fmt: skip
+    assert create.json["description"].endswith("http://localhost:8080/")
+    assert (close.path, close.query) == ("/v2/alerts/ingest:0:p7:1/close", {"identifierType": "alias"})

@@ -3,7 +3,7 @@ import pytest
 from services.notifier.channels import ChannelConfigError, TransportError, validate_channel
 from services.notifier.channels.pagerduty import DEFAULT_URL, PagerDutyChannel
 from tests.services.notifier.channels.vendor import assert_failures_are_classified, http, vendor  # noqa: F401
-from tests.services.notifier.support import make_alert
+from tests.services.notifier.support import make_alert, make_flapping_alert, make_ingest_alert
 
 pagerduty = PagerDutyChannel()
 KEY = "R0UT1NGK3Y0123456789abcdefABCDEF"
@@ -125,3 +125,31 @@ async def test_a_reminder_adds_to_the_open_incident_rather_than_opening_one(vend
     event = vendor.requests[0].json
     assert (event["event_action"], event["dedup_key"]) == ("trigger", "m1:4")
     assert event["payload"]["summary"].startswith("STILL DOWN: backup m1")
+
+
+async def test_a_flapping_alert_triggers_an_event_of_its_own(vendor, http, settings):
+    await pagerduty.send(
+        make_flapping_alert("m1", at_ms=1_700_000_000_123, incident=4), config_for(vendor), http, settings
+    )
+
+    event = vendor.requests[0].json
+    assert (event["event_action"], event["dedup_key"]) == ("trigger", "m1:flapping:1700000000123")
+    assert event["payload"]["summary"].startswith(
+        "FLAPPING: backup m1: 5 changes between down and up within 1 h"
+    )
+    assert event["payload"]["class"] == "flapping"
+
+
+async def test_an_ingest_incident_is_triggered_then_resolved_by_the_same_key(vendor, http, settings):
+    await pagerduty.send(make_ingest_alert("ingest_down", number=2), config_for(vendor), http, settings)
+    await pagerduty.send(make_ingest_alert("ingest_up", number=2), config_for(vendor), http, settings)
+
+    trigger, resolve = (r.json for r in vendor.requests)
+    assert (trigger["event_action"], trigger["dedup_key"]) == ("trigger", "ingest:0:*:2")
+    assert trigger["payload"]["summary"].startswith("INGEST DOWN: all projects: 3 of 300 expected check-ins")
+    assert (trigger["payload"]["source"], trigger["payload"]["class"]) == (
+        "Pingura ingest (all projects)",
+        "ingest",
+    )
+    assert trigger["links"] == [{"href": "http://localhost:8080/", "text": "Pingura dashboard"}]
+    assert resolve == {"routing_key": KEY, "dedup_key": "ingest:0:*:2", "event_action": "resolve"}

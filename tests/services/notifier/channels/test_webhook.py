@@ -12,7 +12,7 @@ from services.notifier.messages import alert_url
 from services.notifier.safety import guarded_session
 from services.notifier.sending import Senders, try_send
 from tests.services.notifier.channels.vendor import vendor  # noqa: F401 (fixture)
-from tests.services.notifier.support import make_alert, make_channel
+from tests.services.notifier.support import make_alert, make_channel, make_ingest_alert
 
 webhook = WebhookChannel()
 
@@ -345,3 +345,30 @@ async def test_a_template_can_say_what_the_last_check_in_said(vendor, http, sett
     await webhook.send(alert, config, http, settings)
 
     assert json.loads(vendor.requests[0].raw) == {"code": "3", "said": 'said "no"', "was": "fail"}
+
+
+# issue 17: held alerts, the recovery message, operator alerts ------------------------------
+async def test_a_template_can_say_why_an_alert_was_held_and_what_was_missed(vendor, http, settings):
+    body = '{"held": "{{held}}", "missed": {{missed_runs}}, "since": "{{down_since}}", "deps": "{{dependents_held}}"}'
+    config = webhook.validate({"url": vendor.url("/hook"), "body": body}, settings)
+    alert = make_alert(kind="up", down_since_ms=1_699_992_500_123, missed_runs=7, dependents_held=["a", "b"],
+                       held="maintenance window 'db' until 2023-11-14T22:30:00.000Z")  # fmt: skip
+
+    await webhook.send(alert, config, http, settings)
+
+    assert json.loads(vendor.requests[0].raw) == {
+        "held": "held during maintenance window 'db' until 2023-11-14 22:30:00 UTC", "missed": 7,
+        "since": "2023-11-14T20:08:20.123Z", "deps": "a, b",
+    }  # fmt: skip
+
+
+async def test_an_ingest_alert_links_the_dashboard_in_its_body_and_its_template(vendor, http, settings):
+    config = webhook.validate({"url": vendor.url("/hook"), "body": '{"link": "{{heartbeat.url}}"}'}, settings)
+    alert = make_ingest_alert()
+
+    await webhook.send(alert, config, http, settings)
+
+    root = f"{settings.ping_base_url.rstrip('/')}/"
+    assert json.loads(vendor.requests[0].raw) == {"link": root}
+    body = default_payload(alert, settings)
+    assert (body["kind"], body["url"], body["ingest"]["arrived"]) == ("ingest_down", root, 3)
