@@ -163,7 +163,36 @@ const P = (() => {
     }
     if (!s.read_only) $$("[data-write]").forEach((n) => { n.hidden = false; });
     document.body.classList.toggle("read-only", !!s.read_only);
+    poll(ingestBanner, INGEST_POLL_MS);
     return s;
+  }
+
+  // --- Ingest incidents: a banner on every page while one is open ---------------------
+  const INGEST_POLL_MS = 10000;
+
+  /** Pingura's own open ingest incidents and the project's (GET /ingest-incidents), as a banner
+   *  under the header: "Ingestion collapsed since …: misses are held as unknown". */
+  async function ingestBanner() {
+    let incidents = [];
+    try {
+      incidents = (await api("GET", "/ingest-incidents", {noRedirect: true})).incidents || [];
+    } catch (e) { return; }  // keep what is shown; the next poll tries again
+    let banner = $("#ingest-banner");
+    if (!banner) {
+      banner = el("div", {id: "ingest-banner", class: "banner banner-ingest", role: "status", hidden: true});
+      const header = $("header.top");
+      if (header) header.after(banner); else document.body.prepend(banner);
+    }
+    const since = incidents.map((i) => i.since).sort()[0];
+    const held = incidents.reduce((n, i) => n + i.held, 0);
+    const own = incidents.length && incidents.every((i) => i.scope !== "");
+    render(banner, JSON.stringify(incidents), () => since ? [
+      el("strong", {}, own ? "Ingestion collapsed for this project since " : "Ingestion collapsed since "),
+      el("strong", {}, timeExact(since, true)), ": misses are held as unknown",
+      held ? el("span", {class: "muted"}, " (" + held + " heartbeat" + (held === 1 ? "" : "s") + " held so far)") : null,
+      ". Pings are not reaching Pingura; heartbeats that stay silent alert once it recovers.",
+    ] : []);
+    show(banner, !!since);
   }
 
   /** Run ``tick`` now and every ``interval_ms`` while the page is visible; never two at once. */
