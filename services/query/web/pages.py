@@ -49,6 +49,7 @@ PAGES = {
     r"/heartbeats/{id:[A-Za-z0-9_-]+}/edit": "form.html",
     r"/heartbeats/{id:[A-Za-z0-9_-]+}": "detail.html",
     "/channels": "channels.html",
+    "/maintenance": "maintenance.html",
 }
 
 

@@ -11,9 +11,9 @@
 
 const P = (() => {
   const STATUS_LABELS = {
-    up: "Up", down: "Down", late: "Late", new: "New", paused: "Paused", running: "Running",
+    up: "Up", down: "Down", late: "Late", new: "New", paused: "Paused", running: "Running", unknown: "Unknown",
   };
-  const STATUS_ORDER = ["down", "late", "up", "running", "new", "paused"];
+  const STATUS_ORDER = ["down", "unknown", "late", "up", "running", "new", "paused"];
 
   // --- DOM -------------------------------------------------------------------
   /** el("a", {href: "/x", class: "y"}, "text", child, ...): attributes are set with
@@ -310,6 +310,21 @@ const P = (() => {
       STATUS_LABELS[status] || String(status || "unknown"));
   }
 
+  /** What holds a heartbeat's alerts now, as chips: "in maintenance until …", "muted until …",
+   *  "flapping since …", "alerts held: …" (empty when nothing does). */
+  function holdNotes(h) {
+    const chip = (kind, ...text) => el("span", {class: "hold hold-" + kind}, ...text);
+    const notes = [];
+    if (h.maintenance_until) notes.push(chip("maintenance", "in maintenance until ", timeExact(h.maintenance_until, true)));
+    if (h.muted_until === "forever") notes.push(chip("muted", "muted until unmuted"));
+    else if (h.muted_until && new Date(h.muted_until).getTime() > Date.now()) {
+      notes.push(chip("muted", "muted until ", timeExact(h.muted_until, true)));
+    }
+    if (h.flapping_since) notes.push(chip("flapping", "flapping since ", timeExact(h.flapping_since, true)));
+    if (h.held) notes.push(chip("held", "alerts held: ", textWithTimes(h.held)));
+    return notes.length ? el("div", {class: "holds"}, notes) : null;
+  }
+
   function kindText(row) {
     if (row.exit_code !== null && row.exit_code !== undefined) return "exit code " + row.exit_code;
     return {success: "success", fail: "fail", missed: "missed", start: "start", log: "log"}[row.kind] || String(row.kind);
@@ -378,6 +393,6 @@ const P = (() => {
   return {
     STATUS_LABELS, STATUS_ORDER, ApiError, el, append, $, $$, render, show, note, api, session, frame, poll,
     signOut, relative, timeRelative, timeExact, refreshRelativeTimes, durationInput, durationText, percent,
-    statusBadge, kindText, kindClass, textWithTimes, params, heartbeatId, copy, confirmDialog, utcText, spanText, zoneName,
+    statusBadge, holdNotes, kindText, kindClass, textWithTimes, params, heartbeatId, copy, confirmDialog, utcText, spanText, zoneName,
   };
 })();

@@ -21,11 +21,13 @@
     new: "No check-in yet. Send the first ping to start monitoring.",
     paused: "Paused: missed check-ins raise no alerts until it is resumed.",
     running: "A job has started and not reported its end yet.",
+    unknown: "Its check-in was due while pings were not reaching Pingura: whether it ran is not known, and no alert was sent.",
   };
 
   let heartbeat = null;
   let readOnly = false;
   let channelNames = {};
+  const dependencyNames = {};  // heartbeat id -> name (null: not found), for "Depends on"
   let checkinCursor = "";      // "" = newest page
   let nextCheckinCursor = null;
   let newestCheckins = [];
@@ -162,12 +164,14 @@
     P.render($("#status-line"), JSON.stringify([h.status, h.status_since]), () => [P.statusBadge(h.status), since]);
     P.render($("#status-reason"), JSON.stringify([h.status, h.status_reason]),
       () => (h.status_reason ? P.textWithTimes(h.status_reason) : STATUS_EXPLAINED[h.status] || ""));
+    P.render($("#holds"), JSON.stringify([h.maintenance_until, h.muted_until, h.flapping_since, h.held]), () => P.holdNotes(h));
+    P.show($("#unmute"), isMuted(h));
 
     const misses = h.max_consecutive_misses;
     const lastCheckin = h.last_checkin_at || (newestCheckins.find((c) => c.kind !== "missed") || {}).received_at;
     const fact = (label, ...value) => el("div", {class: "fact"}, el("dt", {}, label), el("dd", {}, ...value));
     const recovery = h.recovery_threshold || 1;
-    P.render($("#facts"), JSON.stringify([h, lastCheckin, channelNames]), () => [
+    P.render($("#facts"), JSON.stringify([h, lastCheckin, channelNames, dependencyNames]), () => [
       h.schedule
         ? [fact("Schedule", el("code", {class: "schedule"}, h.schedule)), fact("Time zone", h.timezone || "UTC")]
         : fact("Expected interval", "every " + P.durationInput(h.interval)),
@@ -188,9 +192,54 @@
         ? h.tags.map((t) => el("a", {class: "tag", href: "/?tag=" + encodeURIComponent(t)}, t))
         : el("span", {class: "muted"}, "none")),
       h.slug ? fact("Slug", el("code", {}, h.slug)) : null,
+      fact("Depends on", dependencies(h)),
     ]);
     renderPing(h);
   }
+
+  /** Heartbeats by id (linked, by name once known) and tags it depends on; read-only here. */
+  function dependencies(h) {
+    const ids = h.depends_on || [], tags = h.depends_on_tags || [];
+    if (!ids.length && !tags.length) return el("span", {class: "muted"}, "nothing");
+    return [
+      ...ids.map((d) => (dependencyNames[d] === null ? el("span", {class: "chip muted"}, d + " (not found)")
+        : el("a", {class: "chip", href: "/heartbeats/" + encodeURIComponent(d)}, dependencyNames[d] || d))),
+      ...tags.map((t) => el("a", {class: "tag", href: "/?tag=" + encodeURIComponent(t), title: "Every heartbeat tagged " + t},
+        "tag: " + t)),
+    ];
+  }
+
+  async function loadDependencyNames(h) {
+    const missing = (h.depends_on || []).filter((d) => !(d in dependencyNames));
+    await Promise.all(missing.map(async (d) => {
+      try { dependencyNames[d] = (await api("GET", "/heartbeats/" + encodeURIComponent(d))).name; }
+      catch (e) { if (e.status === 404) dependencyNames[d] = null; }
+    }));
+    return missing.length > 0;
+  }
+
+  function isMuted(h) {
+    return h.muted_until === "forever" || (!!h.muted_until && new Date(h.muted_until).getTime() > Date.now());
+  }
+
+  async function mute(until) {
+    const body = {muted_until: until};
+    P.note($("#action-note"), "");
+    try {
+      const h = await api("PATCH", base, {body});
+      renderHeartbeat(h);
+      P.note($("#action-note"), until === null ? "Unmuted: alerts go out again (one held now is sent)."
+        : "Muted. It is still checked and recorded.", "ok");
+    } catch (e) {
+      if (e.status !== 401) P.note($("#action-note"), "That did not work: " + e.message, "error");
+    }
+  }
+
+  P.$$("[data-mute]").forEach((button) => button.addEventListener("click", () => {
+    const value = button.dataset.mute;
+    mute(value === "forever" ? "forever" : new Date(Date.now() + Number(value) * 1000).toISOString());
+  }));
+  $("#unmute").addEventListener("click", () => mute(null));
 
   async function action(method, path, done) {
     P.note($("#action-note"), "");
@@ -730,6 +779,7 @@
     P.note($("#page-note"), "");
     const first = !heartbeat;
     const newCheckins = await loadCheckins();
+    await loadDependencyNames(h);
     renderHeartbeat(h);
     if (first) $("#content").hidden = false;
     const statusKey = JSON.stringify([h.status, h.status_since, h.paused]);

@@ -43,7 +43,7 @@
     }, status ? el("span", {class: "status-dot", "aria-hidden": "true"}) : null, label, " ", el("strong", {}, String(n)));
     P.render($("#counts"), JSON.stringify([counts, active]), () => [
       button("", "All", total),
-      ...P.STATUS_ORDER.filter((s) => s !== "running" || s in counts).map((s) => button(s, P.STATUS_LABELS[s], counts[s] || 0)),
+      ...P.STATUS_ORDER.filter((s) => (s === "unknown" ? counts[s] || active === s : s !== "running" || s in counts)).map((s) => button(s, P.STATUS_LABELS[s], counts[s] || 0)),
     ]);
   }
 
@@ -52,7 +52,10 @@
     if (h.status_since && h.status !== "new") {
       parts.push(el("span", {class: "since"}, h.status === "running" ? " started " : " since ", P.timeRelative(h.status_since)));
     }
-    if (h.status_reason && (h.status === "down" || h.status === "late")) parts.push(el("div", {class: "reason"}, P.textWithTimes(h.status_reason)));
+    if (h.status_reason && (h.status === "down" || h.status === "late" || h.status === "unknown")) {
+      parts.push(el("div", {class: "reason"}, P.textWithTimes(h.status_reason)));
+    }
+    parts.push(P.holdNotes(h));
     return el("td", {}, parts);
   }
 
