@@ -79,6 +79,10 @@ def resources(server) -> dict[str, str]:
     def key(name: str) -> str:
         return _created(http.post(f"{api}/keys", json={"name": name, "read_only": True}))["id"]
 
+    def window(name: str) -> str:
+        body = {"name": name, "schedule": "* * * * *", "duration": 60, "covering": {"whole_project": True}}
+        return _created(http.post(f"{api}/maintenance", json=body))["id"]
+
     kept = heartbeat("schemathesis")
     # A few check-ins, so history, timings and export answer with rows rather than empty lists.
     token = http.get(f"{api}/heartbeats/{kept}").json()["token"]
@@ -94,6 +98,8 @@ def resources(server) -> dict[str, str]:
         "/channels/": channel("kept"),
         "DELETE /keys/": key("to delete"),
         "/keys/": key("kept"),
+        "DELETE /maintenance/": window("to delete"),
+        "/maintenance/": window("kept"),
     }
 
 
