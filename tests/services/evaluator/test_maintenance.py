@@ -195,3 +195,13 @@ def test_a_recurring_window_holds_only_between_its_first_and_last_start():
     assert held_when_down_at(w, 2 * H + 10 * M)
     assert held_when_down_at(w, 4 * H + 10 * M)  # the last occurrence starts at its last start
     assert not held_when_down_at(w, 5 * H + 10 * M)
+
+
+def test_a_restart_inside_the_window_keeps_the_hold_and_releases_it_once_at_the_end():
+    w = window(starts_ms=1 * H, ends_ms=2 * H, whole_project=True)
+    hb = in_window(w).ticks(0, 90 * M, M)
+    assert hb.alerts == []
+    again = maintain(hb.restarted(), w)  # the maintenance topic is read again from its start
+    again.ticks(90 * M, 3 * H, 10 * S)
+    [down] = again.of(Alert)
+    assert 2 * H <= down.at_ms <= 2 * H + 10 * S and down.held is not None
