@@ -31,6 +31,7 @@ from typing import Any, Generic, Literal, TypeVar, get_args
 import msgspec
 from sortedcontainers import SortedList
 
+from services.query.dependencies import DependencyGraph
 from services.query.status_view import CurrentStatus, StatusView, notify_all, shown_status_name
 from shared.bus.view import Keyed, PackedConfigView
 from shared.errors import PinguraError
@@ -177,15 +178,20 @@ class Catalog:
         self._slugs: dict[
             tuple[str, str], dict[str, None]
         ] = {}  # (project, slug) -> ids; two if writers raced
+        self.dependencies = DependencyGraph()
+        """Who depends on whom (built in the same pass): the API refuses a cycle with it."""
         self._build()
         monitors.listen(self._monitor_changed)
+        monitors.listen(self.dependencies.changed)
         statuses.listen(self._status_changed)
 
     def _build(self) -> None:
         """Index many monitors at once (start-up): a sort per list instead of an insert per item."""
         grouped: dict[str, tuple[list, dict[str, list], dict[str, list]]] = {}
         fields = ("project_id", "name", "tags", "paused", "created_ms", "slug")
-        for monitor_id, (project_id, name, tags, paused, created_ms, slug) in self._monitors.select(*fields):
+        rows = self._monitors.select(*fields, "depends_on", "depends_on_tags")
+        for monitor_id, (project_id, name, tags, paused, created_ms, slug, *dependencies) in rows:
+            self.dependencies.put(monitor_id, project_id, tags, *dependencies)
             entry = self._entries[monitor_id] = self._entry(
                 monitor_id, project_id, name, tags, paused, created_ms
             )

@@ -45,7 +45,7 @@ log = structlog.get_logger()
 
 
 class CurrentStatus(msgspec.Struct, frozen=True, gc=False):
-    """What the API shows of one monitor's evaluator state (~80 bytes, no GC header)."""
+    """What the API shows of one monitor's evaluator state (~96 bytes, no GC header)."""
 
     status: MonitorStatus
     since_ms: int | None
@@ -54,6 +54,10 @@ class CurrentStatus(msgspec.Struct, frozen=True, gc=False):
     last_ping_ms: int | None
     next_expected_ms: int | None
     """When the next check-in is due: the deadline minus grace. None if it never misses."""
+    flapping_since: int | None = None
+    """Flapping since then (its alerts held until it is stable); None: not flapping."""
+    held: str | None = None
+    """Why an alert of it is held back now (docs/semantics.md, "Holds"); None: none is."""
 
 
 StatusListener = Callable[[str, "CurrentStatus | None", CurrentStatus], None]
@@ -80,7 +84,20 @@ def status_of(state: MonitorState) -> CurrentStatus:
         reason=SHARED_REASONS.get(reason, reason) if reason is not None else None,
         last_ping_ms=state.last_ping_ms,
         next_expected_ms=state.deadline_ms - state.grace_ms if state.deadline_ms is not None else None,
+        **_holding(state),
     )
+
+
+def _holding(state: MonitorState) -> dict:
+    """Whether it flaps and why an alert of it is held (empty for most: none of either)."""
+    extra = state.extra
+    if extra is None or (extra.flapping_since is None and extra.held is None):
+        return {}
+    held = extra.held
+    return {
+        "flapping_since": extra.flapping_since,
+        "held": held.why if held is not None and not held.ended else None,
+    }
 
 
 def next_expected_ms(

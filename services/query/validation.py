@@ -44,8 +44,9 @@ class InvalidField(PinguraError, ValueError):
         self.status = status
 
 
-def seconds(field: str, value, minimum: int) -> int:
-    """A period in whole seconds from ``minimum`` to 365 days: a number, or a duration string."""
+def seconds(field: str, value, minimum: int, maximum: int = MAX_PERIOD_S) -> int:
+    """A period in whole seconds from ``minimum`` to ``maximum`` (365 days; a whole number of
+    days): a number, or a duration string."""
     if isinstance(value, bool) or value is None:
         raise InvalidField(field, 'must be a number of seconds or a duration such as "5m"')
     if isinstance(value, int):
@@ -61,8 +62,8 @@ def seconds(field: str, value, minimum: int) -> int:
         raise InvalidField(field, 'must be a number of seconds or a duration such as "5m"')
     if amount != int(amount):
         raise InvalidField(field, "must be a whole number of seconds")
-    if not minimum <= amount <= MAX_PERIOD_S:
-        raise InvalidField(field, f"must be between {minimum} second(s) and 365 days")
+    if not minimum <= amount <= maximum:
+        raise InvalidField(field, f"must be between {minimum} second(s) and {maximum // 86400} days")
     return int(amount)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 import structlog
 from aiohttp import web
+from msgspec import UNSET
 
 from services.query.api.context import API, PROJECT, READ_ONLY
 from services.query.api.errors import answer, not_found
@@ -21,6 +22,7 @@ from services.query.api.schemas.heartbeats import (
     HeartbeatUpdate,
     check_channels,
 )
+from services.query.api.schemas.holding import muted_until_text
 from services.query.catalog import BadCursor
 from services.query.status_view import next_expected_ms, shown_status
 from services.query.validation import InvalidField
@@ -56,11 +58,7 @@ def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
     ctx = request.app[API]
     current = ctx.statuses.get(m.id)
     shown = shown_status(m, current)
-    secrets = (
-        {}
-        if request.get(READ_ONLY, False)
-        else {"token": m.token, "ping_url": f"{ctx.settings.ping_base_url}/api/heartbeat/{m.token}"}
-    )
+    secret = not request.get(READ_ONLY, False)
     return Heartbeat(
         id=m.id, name=m.name, status=shown.status, status_since=_iso(shown.since_ms), status_reason=shown.reason,
         last_checkin_at=_iso(current.last_ping_ms) if current is not None else None,
@@ -69,8 +67,14 @@ def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
         max_consecutive_misses=m.max_consecutive_misses, schedule=m.schedule, timezone=m.timezone,
         max_runtime=m.max_runtime_s, recovery_threshold=m.recovery_threshold, reminder_interval=m.reminder_interval_s,
         channels=m.channels, tags=m.tags, slug=m.slug, paused=m.paused, created_at=iso_ms(m.created_ms),
-        updated_at=iso_ms(m.updated_ms), **secrets,
+        updated_at=iso_ms(m.updated_ms),
+        token=m.token if secret else UNSET,
+        ping_url=f"{ctx.settings.ping_base_url}/api/heartbeat/{m.token}" if secret else UNSET,
         maintenance_until=_iso(ctx.maintenance.maintenance_until(m, now_ms())),
+        muted_until=muted_until_text(m.muted_until_ms), depends_on=m.depends_on, depends_on_tags=m.depends_on_tags,
+        flap_changes=m.flap_changes, flap_window=m.flap_window_s, flap_stable=m.flap_stable_s,
+        flapping_since=_iso(current.flapping_since) if current is not None else None,
+        held=current.held if current is not None else None,
     )  # fmt: skip
 
 
@@ -85,8 +89,43 @@ def _check_slug_free(request: web.Request, fields: dict, monitor_id: str | None 
             raise InvalidField("slug", f"already names heartbeat {other} in this project")
 
 
-async def create_heartbeat(request: web.Request, body: HeartbeatCreate) -> web.Response:
+DEPENDENCY_FIELDS = ("tags", "depends_on", "depends_on_tags")
+
+
+def _dependencies_changed(monitor: MonitorConfig, before: MonitorConfig | None) -> set[str]:
+    return {f for f in DEPENDENCY_FIELDS if getattr(monitor, f) != (getattr(before, f) if before else [])}
+
+
+def _check_dependencies(request: web.Request, monitor: MonitorConfig, before: MonitorConfig | None) -> None:
+    """Refuse dependencies on unknown heartbeats, on itself, or that close a cycle (see
+    :mod:`services.query.dependencies`)."""
+    ctx, project_id = request.app[API], monitor.project_id
+
+    def name_of(other_id: str) -> str | None:
+        if other_id == monitor.id:
+            return monitor.name
+        other = ctx.monitors.get(other_id)
+        return other.name if other is not None and other.project_id == project_id else None
+
+    config = {f: getattr(monitor, f) for f in DEPENDENCY_FIELDS}
+    added = [d for d in monitor.depends_on if before is None or d not in before.depends_on]
+    changed = _dependencies_changed(monitor, before)
+    ctx.catalog.dependencies.check(project_id, monitor.id, config, changed, added, name_of)
+
+
+async def _save(request: web.Request, monitor: MonitorConfig, before: MonitorConfig | None) -> None:
+    """Publish a heartbeat's config; one whose dependencies change is checked first, and
+    saved under the graph's lock (two changes checked at once could close a cycle together)."""
     ctx = request.app[API]
+    if not _dependencies_changed(monitor, before):
+        await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
+        return
+    async with ctx.catalog.dependencies.lock:
+        _check_dependencies(request, monitor, before)
+        await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
+
+
+async def create_heartbeat(request: web.Request, body: HeartbeatCreate) -> web.Response:
     fields = body.monitor_fields(creating=True)
     _known_channels(request, fields)
     _check_slug_free(request, fields)
@@ -99,7 +138,7 @@ async def create_heartbeat(request: web.Request, body: HeartbeatCreate) -> web.R
         updated_ms=at,
         **fields,
     )
-    await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
+    await _save(request, monitor, None)
     log.info("query.heartbeat.created", monitor_id=monitor.id, project_id=monitor.project_id)
     return answer(heartbeat_answer(request, monitor), status=201)
 
@@ -125,9 +164,8 @@ async def get_heartbeat(request: web.Request) -> web.Response:
 
 
 async def _update(request: web.Request, monitor: MonitorConfig, **changes) -> web.Response:
-    ctx = request.app[API]
     updated = msgspec.structs.replace(monitor, updated_ms=now_ms(), revision=monitor.revision + 1, **changes)
-    await ctx.save(ctx.topics.monitors, updated, ctx.monitors)
+    await _save(request, updated, monitor)
     log.info("query.heartbeat.updated", monitor_id=monitor.id, fields=sorted(changes))
     return answer(heartbeat_answer(request, updated))
 

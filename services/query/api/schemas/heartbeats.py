@@ -26,6 +26,16 @@ from services.query.api.schemas.fields import (
     period,
     refusal,
 )
+from services.query.api.schemas.holding import (
+    DependsOn,
+    DependsOnTags,
+    FlapChanges,
+    FlapStable,
+    FlapWindow,
+    MutedUntil,
+    check_holding,
+    holding_fields,
+)
 from services.query.catalog import SORTS, Sort
 from services.query.validation import (
     DEFAULT_GRACE_S,
@@ -88,6 +98,12 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
     recovery_threshold: Recovery | UnsetType = UNSET
     reminder_interval: ReminderInterval | UnsetType | None = UNSET
     slug: Slug | UnsetType | None = UNSET
+    muted_until: MutedUntil | UnsetType | None = UNSET
+    depends_on: DependsOn | UnsetType = UNSET
+    depends_on_tags: DependsOnTags | UnsetType = UNSET
+    flap_changes: FlapChanges | UnsetType | None = UNSET
+    flap_window: FlapWindow | UnsetType | None = UNSET
+    flap_stable: FlapStable | UnsetType | None = UNSET
 
     def __post_init__(self) -> None:
         """What the types cannot say: names trimmed, safe tags, periods in seconds, a valid
@@ -119,6 +135,7 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
             value = getattr(self, field)
             if value is not UNSET and value is not None:
                 setattr(self, field, seconds(field, value, minimum))
+        check_holding(self)
 
     def monitor_fields(self, *, creating: bool = False) -> dict[str, Any]:
         """The :class:`shared.events.MonitorConfig` fields this body sets (a create: all, with defaults)."""
@@ -156,6 +173,7 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
                 out[renamed.get(field, field)] = given.get(field, default)
         if "slug" in given:
             out["slug"] = given["slug"]
+        out.update(holding_fields(given, creating))
         return out
 
 
@@ -223,6 +241,21 @@ class Heartbeat(Struct, kw_only=True):
     ping_url: Annotated[str, Meta(description="Absent for a read-only key.")] | UnsetType = UNSET
     maintenance_until: Annotated[
         Timestamp | None, Meta(description="A maintenance window covers it now, until then (alerts held).")
+    ] = None
+    muted_until: Annotated[
+        str | None, Meta(description='Muted until then (ISO-8601, UTC), or "forever"; null: not muted.')
+    ] = None
+    depends_on: Annotated[list[str], Meta(description="Ids of the heartbeats it depends on.")] = []
+    depends_on_tags: Annotated[list[str], Meta(description="The tags it depends on.")] = []
+    flap_changes: Annotated[int | None, Meta(description="Null: the default.")] = None
+    flap_window: Annotated[int | None, Meta(description="Seconds; null: the default.")] = None
+    flap_stable: Annotated[int | None, Meta(description="Seconds; null: the default.")] = None
+    flapping_since: Annotated[
+        Timestamp | None, Meta(description="Flapping since then: its alerts are held until it is stable.")
+    ] = None
+    held: Annotated[
+        str | None,
+        Meta(description="Why an alert of it is held back now (a mute, a window, a dependency down, ...)."),
     ] = None
 
 
