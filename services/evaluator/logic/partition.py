@@ -216,15 +216,12 @@ class PartitionEvaluator:
                 state.queued_slot = None
                 if state.extra is not None and state.extra.flips:
                     self.holds.forget_flips(state, now)
-                late = state.status == "late"
-                if late:
+                if state.status == "late":
                     self.holds.watch.late(state, counted_until, self._overdue_until)
                 if self._due(state) > now:
                     not_yet.append(state)  # due later in this second, or moved later
                     continue
                 checked = self._check(state)
-                if not late and state.status == "late":  # late only now: maybe half its grace too
-                    self.holds.watch.late(state, -1, self._overdue_until)
                 if checked:
                     outputs += self.holds.gate(state, checked)
                 self._schedule(state)
@@ -297,7 +294,10 @@ class PartitionEvaluator:
             if skipped:
                 self.skipped_windows += skipped
                 self.dirty.add(state.monitor_id)
-        outputs += mark_late(state, self.clock_ms)
+        late = mark_late(state, self.clock_ms)
+        if late:  # late only now: half its grace may have passed already (no grace, or a tick late)
+            outputs += late
+            self.holds.watch.late(state, -1, self._overdue_until)
         if state.extra is None:  # most monitors: only windows to miss
             while state.deadline_ms is not None and state.deadline_ms <= ready:
                 outputs += mark_missed(state, state.deadline_ms, share)

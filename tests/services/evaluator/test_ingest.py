@@ -194,6 +194,13 @@ def test_without_grace_the_first_misses_page_and_the_rest_are_held_with_one_oper
     assert opened.ingest is not None and opened.ingest.since_ms == 3 * H < opened.at_ms <= 3 * H + 2 * S
 
 
+def test_a_check_in_found_late_and_missed_by_the_same_tick_still_counts_as_overdue():
+    # No grace, ticks 5 s apart: each heartbeat turns late and misses within one look at it.
+    run = fleet(grace_s=0).run(RESUME, cut, step_ms=5 * S)
+    [opened] = run.alerts("ingest_down")
+    assert CUT < opened.at_ms < CUT + 60 * S and run.statuses()["unknown"] > 0
+
+
 # what is not an incident --------------------------------------------------------------
 def test_one_project_going_quiet_while_the_others_ping_is_that_projects_incident_only():
     # 150 heartbeats each in "big" and "other"; big's pings stop, and one of other's.
