@@ -171,19 +171,22 @@ class Evaluator:
         # Maintenance windows are a project's, not a partition's: every partition reads them all.
         self._window_reader = self._bus.reader([(self._topics.maintenance, 0)])
         await self._window_reader.start()
-        await self._catch_up_configs(outputs, until_end=True)
+        # At start, windows change no held alert: those read were applied before the restart (a
+        # window ended early or deleted while no evaluator ran frees its holds at its old end).
+        await self._catch_up_configs(outputs, until_end=True, starting=True)
 
-    async def _catch_up_configs(self, outputs: list[Output], until_end: bool) -> None:
-        for reader, apply in (
-            (self._window_reader, apply_window_record),
-            (self._config_reader, apply_config_record),
-        ):
+    async def _catch_up_configs(self, outputs: list[Output], until_end: bool, starting: bool = False) -> None:
+        for reader in (self._window_reader, self._config_reader):
             if reader is None:
                 continue
             while True:
                 records = await reader.poll(max_records=5000, timeout_ms=100 if until_end else 0)
                 for record in records:
-                    apply(self.partitions, record, outputs)
+                    if reader is self._window_reader:
+                        # Read at start, an older revision must not release what a newer one holds.
+                        apply_window_record(self.partitions, record, outputs, recheck=not starting)
+                    else:
+                        apply_config_record(self.partitions, record, outputs)
                 if not records and (not until_end or await reader.caught_up()):
                     break
 

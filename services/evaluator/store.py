@@ -119,10 +119,10 @@ def apply_config_record(
 
 
 def apply_window_record(
-    evaluators: dict[int, PartitionEvaluator], record: Record, outputs: list[Output]
+    evaluators: dict[int, PartitionEvaluator], record: Record, outputs: list[Output], recheck: bool = True
 ) -> None:
     """A maintenance window, for every partition (windows are a project's)."""
     window = decode_as(record, MaintenanceWindow, "evaluator.window.poison")
     if window is not None:
         for evaluator in evaluators.values():
-            outputs.extend(evaluator.apply_window(window))
+            outputs.extend(evaluator.apply_window(window, recheck))

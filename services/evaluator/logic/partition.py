@@ -94,7 +94,6 @@ class PartitionEvaluator:
 
         was_paused = state.status == "paused"
         old_rules = rules_of(state)
-        muted_before = old_rules.muted_until_ms
         timing = (state.interval_ms, state.grace_ms, old_rules.schedule, old_rules.timezone)
         state.name, state.revision = cfg.name, cfg.revision
         state.channels, state.tags = share(tuple(cfg.channels)), share(tuple(cfg.tags))
@@ -105,10 +104,10 @@ class PartitionEvaluator:
         new_rules = rules_of(state)
         outputs: list[Output] = []
         held = state.extra.held if state.extra is not None else None
-        if held is not None and not held.ended and muted_before != new_rules.muted_until_ms:
-            # Muted or unmuted: look again now whether its held alert goes out.
-            now = max(self.clock_ms, cfg.updated_ms)
-            set_extra(state, share, held=msgspec.structs.replace(held, recheck_ms=now))
+        if held is not None and not held.ended:
+            # Muted, unmuted, its tags, dependencies or flapping changed: look again at the next
+            # tick whether its held alert goes out (by event time: a replay does the same).
+            set_extra(state, share, held=msgspec.structs.replace(held, recheck_ms=self.clock_ms))
         if cfg.paused and not was_paused:
             state.deadline_ms, state.problems = None, 0
             set_extra(state, share, runs=(), streak=0, reminders=0)
@@ -266,14 +265,10 @@ class PartitionEvaluator:
     def apply_window(self, window: MaintenanceWindow, recheck: bool = True) -> list[Output]:
         """A maintenance window was made, changed, ended or deleted. ``recheck`` False: while
         reading all windows at start, where an older revision must not release what a newer
-        one holds (:meth:`recheck_held` once they are all read)."""
+        one holds, and what was read before the restart was applied then."""
         if not self.holds.windows.apply(window) or not recheck:
             return []
         return self._recheck_held(window.project_id)
-
-    def recheck_held(self) -> list[Output]:
-        """Look again at every held alert (after reading all windows at start)."""
-        return self._recheck_held(None)
 
     def _outage(self, outage: OutageSpan, skipped_before: int) -> Outage:
         return Outage(self.partition, *outage, windows_skipped=self.skipped_windows - skipped_before)
@@ -290,7 +285,8 @@ class PartitionEvaluator:
         if recheck is not None and recheck <= ready:
             outputs += self.holds.recheck(state, self.clock_ms)
         if self.outages and state.deadline_ms is not None:
-            skipped, outputs = skip_windows(state, self.outages, self.clock_ms, ready)
+            skipped, passed_over = skip_windows(state, self.outages, self.clock_ms, ready)
+            outputs += passed_over  # (after a held alert released just above, not instead of it)
             if skipped:
                 self.skipped_windows += skipped
                 self.dirty.add(state.monitor_id)
