@@ -153,8 +153,8 @@ class Fleet:
     outputs is carried in turn. ``checkpoint`` and ``restart`` do what the consumer's
     snapshots and a restart do (monitor snapshots, the partition's own, configs read again)."""
 
-    def __init__(self, partitions=1, lateness_ms=1 * S):
-        self.partitions, self.lateness_ms = partitions, lateness_ms
+    def __init__(self, partitions=1, lateness_ms=1 * S, outage_gap_ms=0):
+        self.partitions, self.lateness_ms, self.outage_gap_ms = partitions, lateness_ms, outage_gap_ms
         self.evs = [self._evaluator(p) for p in range(partitions)]
         self.where: dict[str, int] = {}
         self.configs: dict[str, MonitorConfig] = {}
@@ -163,7 +163,12 @@ class Fleet:
         self.saved: dict[int, tuple[dict[str, MonitorSnapshot], PartitionState | None]] = {}
 
     def _evaluator(self, partition):
-        return PartitionEvaluator(partition, lateness_ms=self.lateness_ms, partitions=self.partitions)
+        return PartitionEvaluator(
+            partition,
+            lateness_ms=self.lateness_ms,
+            outage_gap_ms=self.outage_gap_ms,
+            partitions=self.partitions,
+        )
 
     # input ----------------------------------------------------------------------
     def add(self, monitor_id, partition=0, **fields):

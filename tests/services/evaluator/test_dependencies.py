@@ -90,6 +90,16 @@ def test_after_the_dependency_recovers_a_dependent_still_down_one_window_later_a
     assert fleet.state("C").status == "up" and held_why(fleet, "C") is None
 
 
+def test_a_held_alert_released_by_the_tick_that_shows_an_outage_of_pingura_still_goes_out():
+    fleet = Fleet(outage_gap_ms=30 * S).add("A", **ROOT).add("B", depends_on=["A"], **LEAF)
+    fleet.ping("A", 0).ping("B", 0)
+    play(fleet, 250)  # A is back at 200 s; then nothing ticks from 250 s to 295 s
+    fleet.ping("A", 260 * S).tick(295 * S)
+    assert (
+        fleet.alerts[-1] == ("B", "down", 290 * S) and fleet.of(Alert, "B")[0].held == "dependency 'A' down"
+    )
+
+
 def test_a_dependent_that_recovers_while_held_sends_nothing_then_or_later():
     fleet = play(chain(), 400, {121: "BC", 170: "BC", 220: "BC", 270: "BC", 320: "BC", 370: "BC"})
     assert [a for a in fleet.alerts if a[0] != "A"] == []
