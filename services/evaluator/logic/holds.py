@@ -69,7 +69,9 @@ class Holds:
         """project -> the heartbeats with an alert held whose hold has not ended."""
 
     # what holds a heartbeat now ---------------------------------------------------------
-    def hold_on(self, state: MonitorState, at: int) -> Hold | None:
+    def hold_on(self, state: MonitorState, at: int, flapping: bool = True) -> Hold | None:
+        """What holds this heartbeat's alerts at ``at`` (the first in the module's order), or
+        None; ``flapping=False``: what else does."""
         rules = rules_of(state)
         if rules.muted_until_ms is not None and at < rules.muted_until_ms:
             return Hold("mute", f"muted until {iso_ms(rules.muted_until_ms)}", rules.muted_until_ms)
@@ -78,7 +80,7 @@ class Holds:
             name = window[0].name or window[0].id
             return Hold("maintenance", f"maintenance window '{name}' until {iso_ms(window[1])}", window[1])
         extra = state.extra
-        if extra is not None and extra.flapping_since is not None and extra.flips:
+        if flapping and extra is not None and extra.flapping_since is not None and extra.flips:
             until = extra.flips[-1] + flap_rule(state)[2]
             if at < until:
                 return Hold("flapping", f"flapping since {iso_ms(extra.flapping_since)}", until)
@@ -291,7 +293,9 @@ class Holds:
 
     # flapping ---------------------------------------------------------------------------
     def _flip(self, state: MonitorState, at: int) -> Alert | None:
-        """Count one down/up change; the ``flapping`` alert if it makes the heartbeat flap."""
+        """Count one down/up change; the ``flapping`` alert if it makes the heartbeat flap,
+        unless another hold is on then (a mute, a window, a dependency, an ingest incident):
+        that one holds it too, and it is news only when it starts, so it is not kept."""
         changes, window_ms, stable_ms = flap_rule(state)
         if not changes:
             return None
@@ -305,6 +309,8 @@ class Holds:
             set_extra(state, self._shared, flips=flips)
             return None
         set_extra(state, self._shared, flips=flips, flapping_since=at)
+        if self.hold_on(state, at, flapping=False) is not None:
+            return None
         reason = (
             f"flapping: {len(flips)} changes between down and up within {window_ms // 1000} s; "
             f"alerts held until stable for {stable_ms // 1000} s"

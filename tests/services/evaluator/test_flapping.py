@@ -109,6 +109,24 @@ def test_flapping_again_after_being_stable_sends_a_new_flapping_alert():
     assert kinds(hb)[5:] == ["down", "up", "down", "up", "flapping"]
 
 
+def test_a_heartbeat_that_flaps_while_muted_sends_no_flapping_alert():
+    hb = Monitor(muted_until_ms=1 * H).ping(0)
+    flap(hb, 1 * M, 7)  # flapping from the 5th, and muted all along: nobody is paged
+    assert hb.alerts == []
+    hb.ticks(7 * M, 1 * H + 10 * S, 10 * S)  # the mute ends (flapping ended long before): the down goes out
+    assert [(a.kind, a.held) for a in hb.of(Alert)] == [("down", "muted until 1970-01-01T01:00:00.000Z")]
+
+
+def test_after_a_mute_ends_a_heartbeat_still_flapping_stays_held_until_stable():
+    hb = Monitor(muted_until_ms=10 * M).ping(0)
+    last = flap(hb, 1 * M, 19)  # flapping from 5 min, muted until 10 min, changing until 19 min (down)
+    hb.ticks(1 * M, last + 29 * M, 10 * S)
+    assert hb.alerts == []  # no flapping alert after the mute either: it began while muted
+    hb.ticks(last + 29 * M, last + 31 * M, 10 * S)
+    (down,) = hb.of(Alert)
+    assert down.kind == "down" and down.at_ms >= last + 30 * M and down.held.startswith("flapping since")
+
+
 # settings -------------------------------------------------------------------------------
 def test_a_heartbeat_without_settings_flaps_by_the_defaults():
     changes, window_s, stable_s = FLAP_DEFAULTS
