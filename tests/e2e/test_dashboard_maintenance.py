@@ -137,9 +137,9 @@ def test_maintenance_windows_are_planned_ended_and_deleted_and_a_heartbeat_is_mu
     page.screenshot(path=shots / "detail-muted.png", full_page=True)
     page.reload()
     expect(page.locator("#holds")).to_contain_text("muted until unmuted")  # from the server, not the click
-    mute.get_by_role("button", name="Unmute").click()
+    mute.get_by_role("button", name="Unmute", exact=True).click()
     expect(page.locator("#holds .hold-muted")).to_have_count(0)
-    expect(mute.get_by_role("button", name="Unmute")).to_be_hidden()
+    expect(mute.get_by_role("button", name="Unmute", exact=True)).to_be_hidden()
     assert api(server, "GET", f"/heartbeats/{db['id']}")["muted_until"] is None
     page.goto(server.url + "/")
     expect(page.locator("#rows tr", has_text="Nightly DB dump")).not_to_contain_text(
