@@ -5,7 +5,11 @@
  * time zone: the body carries the fields of the mode chosen only (the API refuses a body
  * with both, and an interval given to a schedule heartbeat switches it to period mode).
  * An empty interval is sent as "": the API's rule (an interval is required, there is no
- * default period) and its message, which says what to type, are the form's. */
+ * default period) and its message, which says what to type, are the form's.
+ *
+ * Dependencies are picked by name from a search of the project's heartbeats (a project may
+ * have 100,000: the list is the API's, a page at a time), or given as tags; the API refuses
+ * a cycle, naming the field that closes it. Flapping settings left empty are the defaults. */
 "use strict";
 
 (() => {
@@ -18,7 +22,12 @@
     max_consecutive_misses: "#f-misses", channels: "#channel-choices input", tags: "#f-tags",
     schedule: "#f-schedule", timezone: "#f-timezone", max_runtime: "#f-max-runtime",
     recovery_threshold: "#f-recovery", reminder_interval: "#f-reminder", slug: "#f-slug",
+    depends_on: "#f-depends-search", depends_on_tags: "#f-depends-tags", flap_changes: "#f-flap-changes",
+    flap_window: "#f-flap-window", flap_stable: "#f-flap-stable",
   };
+  const SEARCH_RESULTS = 10;
+  /** The heartbeats it depends on, in the order picked: id -> name (null: no longer exists). */
+  const dependencies = new Map();
   // Offered first in the time-zone list; the browser's own zone is the default.
   const COMMON_ZONES = [
     "UTC", "Europe/London", "Europe/Berlin", "Europe/Paris", "Europe/Madrid", "Europe/Moscow",
@@ -97,6 +106,78 @@
       " ", c.name, " ", el("span", {class: "muted"}, "(" + c.kind + ")"))));
   }
 
+  // --- dependencies ----------------------------------------------------------
+  function renderDependencies() {
+    const list = $("#depends-selected");
+    if (!dependencies.size) {
+      list.replaceChildren(el("li", {class: "muted"}, "None."));
+      return;
+    }
+    list.replaceChildren(...[...dependencies].map(([depId, name]) => {
+      const shown = name === null ? "a deleted heartbeat (" + depId + ")" : name;
+      return el("li", {class: "choice", dataset: {id: depId}}, shown, " ",
+        el("button", {type: "button", class: "quiet", "aria-label": "Remove dependency on " + shown, onclick: () => {
+          dependencies.delete(depId);
+          renderDependencies();
+          search();
+          $("#f-depends-search").focus();
+        }}, "Remove"));
+    }));
+  }
+
+  let searchTurn = 0;
+  let searchTimer = null;
+
+  /** The heartbeats whose name holds what is typed, but itself and those picked already. */
+  async function search() {
+    const turn = ++searchTurn;
+    const box = $("#depends-results");
+    const q = $("#f-depends-search").value.trim();
+    if (!q) {
+      box.replaceChildren();
+      return;
+    }
+    let found = [];
+    try {
+      found = (await api("GET", "/heartbeats", {query: {q, limit: SEARCH_RESULTS + 1 + dependencies.size}})).heartbeats;
+    } catch (e) {
+      if (turn === searchTurn) box.replaceChildren(el("li", {class: "note note-error"}, "Could not search: " + e.message));
+      return;
+    }
+    if (turn !== searchTurn) return;  // a later search answers
+    const offered = found.filter((h) => h.id !== id && !dependencies.has(h.id)).slice(0, SEARCH_RESULTS);
+    if (!offered.length) {
+      box.replaceChildren(el("li", {class: "muted"}, "No other heartbeat's name holds “" + q + "”."));
+      return;
+    }
+    box.replaceChildren(...offered.map((h) => el("li", {class: "choice"},
+      el("button", {type: "button", "aria-label": "Add dependency on " + h.name, onclick: () => {
+        dependencies.set(h.id, h.name);
+        renderDependencies();
+        search();
+        $("#f-depends-search").focus();
+      }}, "Add"), " ", h.name, " ", el("span", {class: "muted"}, "(" + (P.STATUS_LABELS[h.status] || h.status) + ")"))));
+  }
+
+  $("#f-depends-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(search, 200);
+  });
+  $("#f-depends-search").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") event.preventDefault();  // Enter searches, it does not save the form
+  });
+
+  async function loadDependencies(ids) {
+    const names = await Promise.all(ids.map((depId) => api("GET", "/heartbeats/" + encodeURIComponent(depId))
+      .then((h) => h.name, (e) => (e.status === 404 ? null : depId))));
+    ids.forEach((depId, n) => dependencies.set(depId, names[n]));
+    renderDependencies();
+  }
+
+  function tagList(selector) {
+    return $(selector).value.split(",").map((t) => t.trim()).filter(Boolean);
+  }
+
   function body() {
     const out = {name: $("#f-name").value.trim()};
     if (mode() === "schedule") {
@@ -114,7 +195,13 @@
       max_runtime: $("#f-max-runtime").value.trim() || null,
       reminder_interval: $("#f-reminder").value.trim() || null,
       channels: P.$$("#channel-choices input:checked").map((i) => i.value),
-      tags: $("#f-tags").value.split(",").map((t) => t.trim()).filter(Boolean),
+      tags: tagList("#f-tags"),
+      depends_on: [...dependencies.keys()],
+      depends_on_tags: tagList("#f-depends-tags"),
+      // Empty: the default (null also puts the default back on an edit).
+      flap_changes: $("#f-flap-changes").value.trim() ? wholeOrText($("#f-flap-changes").value) : null,
+      flap_window: $("#f-flap-window").value.trim() || null,
+      flap_stable: $("#f-flap-stable").value.trim() || null,
     });
     const slug = $("#f-slug").value.trim();
     if (slug || (original && original.slug)) out.slug = slug || null;
@@ -177,10 +264,14 @@
       $("#f-reminder").value = P.durationInput(original.reminder_interval);
       $("#f-slug").value = original.slug || "";
       $("#f-tags").value = (original.tags || []).join(", ");
+      $("#f-depends-tags").value = (original.depends_on_tags || []).join(", ");
+      $("#f-flap-changes").value = original.flap_changes === null || original.flap_changes === undefined ? "" : original.flap_changes;
+      $("#f-flap-window").value = P.durationInput(original.flap_window);
+      $("#f-flap-stable").value = P.durationInput(original.flap_stable);
       selected = original.channels || [];
     }
     showMode();
-    await loadChannels(selected);
+    await Promise.all([loadChannels(selected), loadDependencies(id ? original.depends_on || [] : [])]);
   }
 
   start();
