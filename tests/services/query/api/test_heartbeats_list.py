@@ -201,7 +201,7 @@ async def test_filters_narrow_the_list_and_counts_cover_the_whole_project(api, c
         return [h["name"] for h in body["heartbeats"]], body["counts"]
 
     assert await names(status="down") == (["DB backup"], {"up": 0, "down": 1, "late": 0, "new": 2, "paused": 0,
-                                                           "running": 0})  # fmt: skip
+                                                           "running": 0, "unknown": 0})  # fmt: skip
     assert (await names(tag="db"))[0] == ["DB backup", "db vacuum"]
     assert (await names(q="DB"))[0] == ["DB backup", "db vacuum"]
     assert (await names(q="db", status="new"))[0] == ["db vacuum"]
