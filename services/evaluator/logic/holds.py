@@ -226,13 +226,25 @@ class Holds:
                 del self.held[state.project_id]
 
     def recheck_at(self, state: MonitorState) -> int | None:
+        """When to look at it again: its held alert's recheck; with none, the end of its
+        flapping (so its snapshot, and what the API shows, stop saying it flaps then)."""
         extra = state.extra
-        return extra.held.recheck_ms if extra is not None and extra.held is not None else None
+        if extra is None:
+            return None
+        if extra.held is not None:
+            return extra.held.recheck_ms
+        if extra.flapping_since is not None and extra.flips:
+            return extra.flips[-1] + flap_rule(state)[2]
+        return None
 
     def recheck(self, state: MonitorState, now: int) -> list[Output]:
-        """Look again at a heartbeat with a held alert: is it still held, or does it go out?"""
+        """Look again at a heartbeat with a held alert: is it still held, or does it go out?
+        (Without one, only whether it stopped flapping.)"""
         extra = state.extra
-        if extra is None or extra.held is None:
+        if extra is None:
+            return []
+        if extra.held is None:
+            self._stable(state, now)
             return []
         held = extra.held
         if held.ended:  # the window after a hold that waits is over

@@ -190,6 +190,17 @@ def test_flapping_is_forgotten_once_stable():
     assert hb.state.extra is None
 
 
+def test_flapping_ends_when_stable_even_with_nothing_held():
+    hb = Monitor().ping(0)
+    last = flap(hb, 1 * M, 6)  # ends up, as its people last heard: nothing held, nothing to recheck
+    hb.ticks(last, last + 29 * M, 10 * S)
+    assert hb.state.extra.flapping_since == 5 * M
+    hb.ev.dirty.clear()
+    hb.ticks(last + 29 * M, last + 31 * M, 10 * S)  # before its next check-in is due (1 h 16 min)
+    assert hb.state.extra is None  # its snapshot, and so the API, say it flaps no more
+    assert "m1" in hb.ev.dirty
+
+
 def test_while_flapping_it_keeps_only_its_latest_change():
     hb = Monitor().ping(0)
     last = flap(hb, 1 * M, 40)
