@@ -1,37 +1,27 @@
-"""Flapping and the recovery message, end to end.
+"""Flapping and the recovery message, end to end: the real ``pingura serve`` (local bus),
+heartbeats made and pinged over HTTP, webhooks to a receiver on 127.0.0.1.
 
-A flapping job: the real evaluator (its consumer and ticker on the wall clock) and notifier on
-the real local bus, a webhook receiver on 127.0.0.1; the heartbeat's config, with short flap
-settings, is published on the ``monitors`` topic as the API writes it, and its check-ins on
-``pings`` as ingest writes them. It sends one ``flapping`` alert, then nothing until it has
-been stable for its set time, then the alert its people had not heard.
-
-The recovery message: the real ``pingura serve``, pings over HTTP; the ``up`` alert says how
-long the heartbeat was down and how many expected check-ins it missed, in the webhook's JSON
-and in the readable text.
+A flapping job (short flap settings) sends one ``flapping`` alert, then nothing until it has
+been stable for its set time, then the alert its people had not heard; the API shows
+``flapping_since`` meanwhile. A recovery (``up``) says how long the heartbeat was down and
+how many expected check-ins it missed, in the webhook's JSON and in the readable text.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from datetime import datetime
 
 import pytest
 
-from services.evaluator.service import EvaluatorService
-from services.notifier.consumer import Notifier
-from shared.bus.local import LocalBus
 from shared.clock import now_ms
-from shared.events import ChannelConfig, MonitorConfig, Ping, encode
-from shared.settings import Settings
-from shared.topics import Topics
 from tests.e2e.conftest import eventually
 from tests.services.notifier.support import Receiver
 
 pytestmark = pytest.mark.slow
 
-STABLE_S = 4
+STABLE_S = 60
+"""The shortest the API takes."""
 TEMPLATE = json.dumps({
     "status": "{{status}}", "at_ms": "{{at_ms}}", "held": "{{held}}", "missed_runs": "{{missed_runs}}",
     "down_since": "{{down_since}}", "text": "{{text}}",
@@ -46,54 +36,34 @@ async def receiver():
     await receiver.close()
 
 
-@pytest.fixture
-async def running(tmp_path):
-    """The evaluator (consumer and ticker) and the notifier on a local bus, as ``pingura serve``
-    runs them; yields the bus."""
-    settings = Settings(
-        data_dir=tmp_path, lateness_ms=200, checkpoint_interval_ms=200, delivery_retry_initial_s=0.2,
-        webhook_allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),),
-    )  # fmt: skip
-    topics = Topics(settings.topic_prefix)
-    bus = LocalBus(tmp_path / "bus.sqlite3")
-    await bus.start()
-    await bus.ensure_topics(topics.specs(1))
-    evaluator = EvaluatorService(settings, bus)
-    notifier = Notifier(settings, bus, topics, poll_timeout_ms=100)
-    await evaluator.start()
-    await notifier.start()
-    yield bus, topics
-    await notifier.close()
-    await evaluator.close()
-    await bus.close()
-
-
-async def test_a_flapping_job_sends_one_flapping_alert_then_nothing_until_stable(running, receiver):
-    bus, topics = running
-    at = now_ms()
-    channel = ChannelConfig(id="ch1", project_id="p1", kind="webhook", name="ops", created_ms=at, updated_ms=at,
-                            config={"url": receiver.url("/hook"), "body": TEMPLATE})  # fmt: skip
-    await bus.publish(topics.channels, channel.id, encode(channel))
-    monitor = MonitorConfig(
-        id="hb_flappy", project_id="p1", name="flappy job", token="t" * 32, interval_s=60, grace_s=60,
-        channels=[channel.id], created_ms=at, updated_ms=at,
-        flap_changes=2, flap_window_s=60, flap_stable_s=STABLE_S,
-    )  # fmt: skip
-    await bus.publish(topics.monitors, monitor.id, encode(monitor))
+async def test_a_flapping_job_sends_one_flapping_alert_then_nothing_until_stable(server, http, receiver):
+    api = f"{server.url}/api/v1"
+    channel = await made(http, f"{api}/channels", {"kind": "webhook", "name": "ops",
+                                                   "config": {"url": receiver.url("/hook"), "body": TEMPLATE}})  # fmt: skip
+    heartbeat = await made(http, f"{api}/heartbeats", {
+        "name": "flappy job", "interval": 60, "grace": 60, "channels": [channel["id"]],
+        "flap_changes": 2, "flap_window": "1m", "flap_stable": STABLE_S,
+    })  # fmt: skip
+    assert [heartbeat[f"flap_{name}"] for name in ("changes", "window", "stable")] == [2, 60, STABLE_S]
+    ping = f"{server.url}/api/heartbeat/{heartbeat['token']}"
 
     async def check_in(kind: str) -> int:
-        received = now_ms()
-        ping = Ping(id=f"{kind}-{received}", monitor_id=monitor.id, project_id="p1", received_ms=received,
-                    kind=kind, exit_code=1 if kind == "fail" else None)  # fmt: skip
-        await bus.publish(topics.pings, monitor.id, encode(ping))
-        return received
+        sent = now_ms()  # (its event time is no earlier)
+        async with http.post(ping + ("/fail" if kind == "fail" else "")) as r:
+            assert r.status == 200
+        return sent
+
+    async def shown() -> dict:
+        async with http.get(f"{api}/heartbeats/{heartbeat['id']}") as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
 
     await check_in("success")
     # down, up (both heard), down (the third change: flapping), then four more changes: all held
     changes = [await check_in(kind) for kind in ["fail", "success"] * 3 + ["fail"]]
 
-    heard = await eventually(lambda: receiver.received("/hook") if len(receiver.received("/hook")) >= 4 else None,
-                             timeout_s=30)  # fmt: skip
+    await eventually(lambda: _flapping(shown), timeout_s=30)  # the API says so while it lasts
+    heard = await eventually(lambda: _at_least_received(receiver, "/hook", 4), timeout_s=STABLE_S + 30)
     bodies = [r.body for r in heard]
     assert [b["status"] for b in bodies] == ["down", "up", "flapping", "down"]
     flapping, released = bodies[2], bodies[3]
@@ -104,6 +74,7 @@ async def test_a_flapping_job_sends_one_flapping_alert_then_nothing_until_stable
     assert int(released["at_ms"]) >= changes[-1] + STABLE_S * 1000
     assert released["held"].startswith("held while flapping since "), released
     assert "Held while flapping since" in released["text"]
+    await eventually(lambda: _flapping(shown, False), timeout_s=30)  # and it says so no more
 
     # Once: its next alert is the recovery, not a second flapping alert or the down again.
     await check_in("success")
@@ -156,6 +127,15 @@ async def test_the_recovery_message_says_how_long_it_was_down_and_how_many_check
     assert text["missed_runs"] == str(up["missed_runs"]) and text["down_since"] == up["down_since"]
     assert f"; {up['missed_runs']} expected check-ins missed." in text["text"]
     assert "every second is up again since " in text["text"] and ", after being down for " in text["text"]
+
+
+async def _flapping(shown, flapping: bool = True) -> bool:
+    return ((await shown())["flapping_since"] is not None) == flapping
+
+
+def _at_least_received(receiver: Receiver, path: str, count: int):
+    found = receiver.received(path)
+    return found if len(found) >= count else None
 
 
 async def _at_least(read, count: int) -> bool:
