@@ -15,7 +15,9 @@ topic                     key (partition key)        events
 ========================  =========================  ==========================================
 ``pings``                 monitor id                 :class:`Ping`; :class:`Tick` and
                                                      :class:`StatusRelayed` (key ``""``, written
-                                                     into every partition)
+                                                     into every partition);
+                                                     :class:`IngestReported` (key ``""``,
+                                                     partition 0 only)
 ``monitors`` (compacted)  monitor id                 :class:`MonitorConfig` (tombstone:
                                                      ``deleted=True``)
 ``channels`` (compacted)  channel id                 :class:`ChannelConfig`
@@ -351,7 +353,13 @@ class IngestFigures(msgspec.Struct, kw_only=True):
     held: int = 0
     """Heartbeats held as ``unknown`` so far (on ``ingest_up``: in all)."""
     partition: int = 0
+    """In a report (:class:`IngestReported`): the partition that judged it. On an operator alert:
+    0, the partition that tallies the reports (before ``in_partitions``: the partition judged)."""
     partitions: int = 1
+    """``pings`` partitions in all."""
+    in_partitions: list[int] = []
+    """On an operator alert: the partitions whose share of the scope collapsed (on
+    ``ingest_down``: so far; on ``ingest_up``: during the incident); the figures are their sums."""
 
 
 class Alert(Event, tag="alert", kw_only=True):
@@ -408,6 +416,24 @@ class Alert(Event, tag="alert", kw_only=True):
     """How many there are (``dependents_held`` lists at most 20)."""
     ingest: IngestFigures | None = None
     """On ``ingest_down`` and ``ingest_up``: the numbers."""
+
+
+class IngestReported(Event, tag="ingest_report", kw_only=True):
+    """One partition's ingest incidents, told to partition 0 of ``pings`` (key ``""``), which
+    tallies them across partitions: the operators get one ``ingest_down`` when the first partition
+    opens a scope's incident and one ``ingest_up`` when the last one closes it (docs/semantics.md,
+    "Ingest incidents"). Written by the evaluator that owns the partition whenever one of its
+    incidents opens or closes, and when it takes the partition over (a report lost to a crash is
+    said again). Each says all that is open, so the newest wins; one read again (a replay) is
+    skipped by its offset. Partition 0 tallies its own without writing them."""
+
+    partition: int
+    at_ms: int
+    """Event time of the judgement (the partition's clock)."""
+    open: list[IngestFigures] = []
+    """Its incidents open now, one per scope (``held``: so far)."""
+    closed: list[IngestFigures] = []
+    """Those this judgement closed, with the figures that closed them."""
 
 
 class RunMeasured(Event, tag="run", kw_only=True):
@@ -554,6 +580,7 @@ AnyEvent = (
     Ping
     | Tick
     | StatusRelayed
+    | IngestReported
     | MonitorConfig
     | MaintenanceWindow
     | ChannelConfig

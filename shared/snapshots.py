@@ -29,7 +29,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from shared.errors import PinguraError
-from shared.events import MonitorSnapshot, MonitorStatus, PartitionSnapshot
+from shared.events import IngestFigures, MonitorSnapshot, MonitorStatus, PartitionSnapshot
 
 STATE_VERSION = 2
 """The layout of :class:`MonitorState` as this code writes it (``MonitorSnapshot.state_v``).
@@ -227,6 +227,31 @@ class IngestIncident(msgspec.Struct, array_like=True, frozen=True):
     held: int = 0
 
 
+class IngestAcross(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An ingest incident of one scope across the partitions, as partition 0 tallies it from their
+    reports (:class:`~shared.events.IngestReported`): open while any partition has it open."""
+
+    scope: str
+    number: int
+    """Its number (operator alert ids ``ingest:{scope or *}:{number}:down|up``)."""
+    since_ms: int
+    """When the first partition opened it."""
+    open: tuple[IngestFigures, ...] = ()
+    """The partitions that have it open, as each last reported it."""
+    closed: tuple[IngestFigures, ...] = ()
+    """The partitions that had it open and closed it since, with the figures that closed it
+    (``held``: summed over each partition's incidents within this one)."""
+
+
+class LearnedVolume(msgspec.Struct, array_like=True, frozen=True):
+    """The pings per window a scope usually brings (the ingest watch's learned volume)."""
+
+    scope: str
+    usual: float
+    windows: int
+    """Windows it was learned from (at most 10: then the average is exponential)."""
+
+
 PARTITION_STATE_VERSION = 1
 """The layout of :class:`PartitionState` as this code writes it (``PartitionSnapshot.state_v``)."""
 
@@ -247,6 +272,16 @@ class PartitionState(msgspec.Struct, frozen=True, omit_defaults=True):
     """The ingest incidents open in this partition."""
     ingest_count: int = 0
     """Ingest incidents opened in this partition so far (numbers the next)."""
+    ingest_learned: tuple[LearnedVolume, ...] = ()
+    """The learned volume of the scopes that bring enough pings for it to matter (rewritten
+    when one moves by more than a tenth): a restart does not learn it again."""
+    ingest_across: tuple[IngestAcross, ...] = ()
+    """Partition 0 only: the ingest incidents open in any partition, tallied from the reports."""
+    ingest_across_count: int = 0
+    """Partition 0 only: incidents across partitions opened so far (numbers the next)."""
+    ingest_report_offset: int = -1
+    """Partition 0 only: the ``pings`` offset of the last report tallied (those at or before it
+    are in this state: read again after a restart, they are skipped)."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -294,6 +329,7 @@ def _decode(
 
 __all__ = [
     "PARTITION_STATE_VERSION", "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind", "DownElsewhere", "Extra",
-    "Held", "IngestIncident", "MonitorState", "OutageSpan", "PartitionState", "Reason", "Rules", "Run", "UnreadableSnapshot",
+    "Held", "IngestAcross", "IngestIncident", "LearnedVolume", "MonitorState", "OutageSpan", "PartitionState",
+    "Reason", "Rules", "Run", "UnreadableSnapshot",
     "decode_partition_state", "decode_state", "encode_partition_state", "encode_state",
 ]  # fmt: skip

@@ -4,7 +4,8 @@ Reads ``pings`` (pings and ticks) as the ``evaluator`` consumer group; for each 
 it owns it keeps a :class:`PartitionEvaluator`, fed the partition's monitor configs from the
 co-partitioned ``monitors`` topic. The core decides; this only carries its outputs: events to
 ``status`` and ``alerts`` (durable before the snapshot is written and the offset committed),
-an outage of Pingura to the log.
+relays into every ``pings`` partition and ingest reports into partition 0, an outage of
+Pingura to the log.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from shared import clock
 from shared.bus import Bus, Consumer, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE, cancel_and_wait
-from shared.events import Alert, Ping, StatusRelayed, Tick, decode, encode
+from shared.events import Alert, IngestReported, Ping, StatusRelayed, Tick, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -89,6 +90,10 @@ class Evaluator:
                 evaluator.last_tick_ms = await self._last_tick((self._topics.pings, partition))
         self.partitions.update(gained)
         outputs: list[Output] = []
+        for evaluator in gained.values():  # what it has open, said again for partition 0's tally
+            report = evaluator.ingest_report()
+            if report is not None:
+                outputs.append(report)
         await self._open_config_reader(outputs)
         await self._publish(outputs)
         log.info(
@@ -230,6 +235,8 @@ class Evaluator:
                 outputs += evaluator.apply_ping(event, record.offset)
             elif isinstance(event, StatusRelayed):
                 outputs += evaluator.apply_relay(event)
+            elif isinstance(event, IngestReported):
+                outputs += evaluator.apply_ingest_report(event, record.offset)
             last_offset[record.partition] = record.offset
         await self._publish(outputs)
         behind = len(records) >= POLL_RECORDS
@@ -253,12 +260,14 @@ class Evaluator:
     async def _publish(self, outputs: list[Output]) -> None:
         if not outputs:
             return
-        status, alerts, relays = [], [], []
+        status, alerts, relays, reports = [], [], [], []
         for event in outputs:
             if isinstance(event, Alert):
                 alerts.append((event.monitor_id, encode(event)))
             elif isinstance(event, StatusRelayed):
                 relays.append(encode(event))
+            elif isinstance(event, IngestReported):
+                reports.append(encode(event))
             elif isinstance(event, Outage):
                 start, end = event.clock_stopped_ms, event.clock_resumed_ms
                 log.warning(
@@ -280,12 +289,19 @@ class Evaluator:
                 for relay in relays
                 for p in range(self._bus.partitions(pings))
             ),
+            self._report(reports),
         )
         for event in outputs:
             if isinstance(event, Alert):
                 log.info(
                     "evaluator.alert.emitted", alert_id=event.id, kind=event.kind, monitor_id=event.monitor_id
                 )
+
+    async def _report(self, reports: list[bytes]) -> None:
+        """Ingest reports into partition 0, which tallies them (one operator alert per incident
+        across partitions), one after the other: a partition's newest report wins there."""
+        for report in reports:
+            await self._bus.publish(self._topics.pings, "", report, partition=0)
 
     async def _checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()

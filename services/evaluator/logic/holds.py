@@ -33,7 +33,7 @@ from services.evaluator.logic.maintenance import Windows
 from services.evaluator.logic.monitor import Shared, rules_of, set_extra, set_status
 from services.evaluator.logic.outputs import Output
 from shared.clock import iso_ms
-from shared.events import FLAP_DEFAULTS, Alert, IngestFigures, Missed, StatusChanged, StatusRelayed
+from shared.events import FLAP_DEFAULTS, Alert, Missed, StatusChanged, StatusRelayed
 from shared.snapshots import DownElsewhere, Held, IngestIncident, MonitorState, Reason
 
 PROBLEM = ("down", "unknown")
@@ -54,17 +54,12 @@ class Hold(NamedTuple):
 
 
 class Holds:
-    def __init__(
-        self, partition: int, shared: Shared, watch: IngestWatch,
-        operator_channels: tuple[str, ...] = (), partitions: int = 1,
-    ):  # fmt: skip
+    def __init__(self, partition: int, shared: Shared, watch: IngestWatch):
         self.partition = partition
-        self.partitions = partitions
         self._shared = shared
         self.windows = Windows()
         self.downs = Downs()
         self.watch = watch
-        self.operator_channels = operator_channels
         self.held: dict[str, set[str]] = {}
         """project -> the heartbeats with an alert held whose hold has not ended."""
 
@@ -351,46 +346,13 @@ class Holds:
         elif extra.flips[-1] <= now - flap_rule(state)[1]:
             set_extra(state, self._shared, flips=())
 
-    # relays and operator alerts ---------------------------------------------------------
+    # relays -----------------------------------------------------------------------------
     def _relay(
         self, state: MonitorState, down: bool, at: int, held_by: list[str] | None = None
     ) -> StatusRelayed:
         return StatusRelayed(
             monitor_id=state.monitor_id, project_id=state.project_id, name=state.name, tags=list(state.tags),
             down=down, at_ms=at, held_by=held_by or [], incident=state.incident,
-        )  # fmt: skip
-
-    def ingest_alert(self, incident: IngestIncident, opened: bool, at: int) -> Alert:
-        rule = self.watch.rule
-        scope = incident.scope
-        where = (
-            f"project {scope}"
-            if scope
-            else "Pingura" + (f" (partition {self.partition})" if self.partitions > 1 else "")
-        )
-        window_s = rule.window_ms // 1000
-        expected = incident.arrived + incident.overdue
-        if opened:
-            reason = (
-                f"ingestion collapsed for {where}: {incident.arrived} of {expected} expected check-ins arrived in "
-                f"the last {window_s} s (usually {incident.usual:g} pings per {window_s} s); misses are held as unknown"
-            )
-        else:
-            reason = (
-                f"ingestion recovered for {where}: {incident.arrived} pings in the last {window_s} s "
-                f"(usually {incident.usual:g}); {incident.held} heartbeat(s) were held"
-            )
-        kind: Literal["ingest_down", "ingest_up"] = "ingest_down" if opened else "ingest_up"
-        return Alert(
-            id=f"ingest:{self.partition}:{scope or '*'}:{incident.number}:{'down' if opened else 'up'}",
-            kind=kind, monitor_id="", project_id=scope, monitor_name=f"Pingura ingest ({where})",
-            incident=incident.number, reason=reason, at_ms=at, channels=list(self.operator_channels),
-            down_since_ms=None if opened else incident.since_ms,
-            ingest=IngestFigures(
-                scope=scope, window_s=window_s, arrived=incident.arrived, overdue=incident.overdue,
-                usual=incident.usual, since_ms=incident.since_ms, held=incident.held,
-                partition=self.partition, partitions=self.partitions,
-            ),
         )  # fmt: skip
 
 

@@ -21,6 +21,11 @@ Counting is two tumbling windows per scope, the sliding count interpolated betwe
 rate limiter's estimate): a few ints per project, not a ring of buckets. A ping costs one dict
 count (folded into the windows at the next tick); a heartbeat counted overdue that checks in
 after all, within its grace, takes its overdue back.
+
+The open incidents, their numbering and the learned volume of the scopes big enough to matter
+are in the partition's snapshot (the volume rewritten only when it moves by more than
+:data:`LEARNED_DRIFT`); the counts are not. Operators hear of incidents across partitions
+(``ingest_alerts``).
 """
 
 from __future__ import annotations
@@ -30,11 +35,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from shared.snapshots import IngestIncident, MonitorState, Reason
+from shared.snapshots import IngestIncident, LearnedVolume, MonitorState, PartitionState, Reason
 
 LEARNING_WEIGHT = 0.1
 """How much each window without an incident moves the learned volume (an exponential average;
 the first ten windows are averaged plainly)."""
+LEARNED_DRIFT = 0.1
+"""A scope's learned volume is written into the partition's snapshot again once it moved by more
+than this share of what was written (not at every window)."""
 
 
 def overdue_at(state: MonitorState) -> int | None:
@@ -86,6 +94,9 @@ class IngestWatch:
         """Opened while judging a hold (between ticks): the next :meth:`judge` reports them."""
         self.pending: dict[str, int] = {}
         """Pings accepted since the last judgement, per project."""
+        self.kept: dict[str, LearnedVolume] = {}
+        """The learned volume as the snapshot has it (or will: ``changed``), of the scopes that
+        bring at least half ``min_overdue`` pings per window (the others never open one)."""
 
     # counting ---------------------------------------------------------------------------
     def _scope(self, scope: str, at: int) -> _Scope:
@@ -93,6 +104,9 @@ class IngestWatch:
         if counts is None:
             window = self.rule.window_ms
             counts = self._scopes[sys.intern(scope)] = _Scope(start_ms=at - at % window)
+            kept = self.kept.get(scope)
+            if kept is not None:  # learned before a restart
+                counts.usual, counts.learned = kept.usual, kept.windows
         elif at >= counts.start_ms + self.rule.window_ms:
             self._roll(scope, counts, at)
         return counts
@@ -105,12 +119,26 @@ class IngestWatch:
                 counts.learned += 1
                 weight = max(LEARNING_WEIGHT, 1 / counts.learned)
                 counts.usual += weight * (arrived - counts.usual)
+            self._keep(scope, counts)
         if passed == 1:
             counts.prev_arrived, counts.prev_overdue = counts.arrived, counts.overdue
         else:
             counts.prev_arrived = counts.prev_overdue = 0
         counts.arrived = counts.overdue = 0
         counts.start_ms += passed * window
+
+    def _keep(self, scope: str, counts: _Scope) -> None:
+        kept = self.kept.get(scope)
+        if counts.usual * 2 < max(1, self.rule.min_overdue):
+            if kept is not None:
+                del self.kept[scope]
+                self.changed = True
+        elif (
+            kept is None or abs(counts.usual - kept.usual) > LEARNED_DRIFT * kept.usual
+            or kept.windows < 10 <= counts.learned  # (once: from then on it is an exponential average)
+        ):  # fmt: skip
+            self.kept[scope] = LearnedVolume(scope, round(counts.usual, 1), min(counts.learned, 10))
+            self.changed = True
 
     def _in_incident(self, scope: str) -> bool:
         return scope in self.open or "" in self.open
@@ -231,8 +259,21 @@ class IngestWatch:
             self.changed = True
 
     # snapshots --------------------------------------------------------------------------
-    def restore(self, incidents: tuple[IngestIncident, ...], count: int) -> None:
-        self.open = {i.scope: i for i in incidents}
-        self.count = count
+    def snapshot(self, state: PartitionState) -> PartitionState:
+        """``state`` with the watch's part in it."""
+        return msgspec.structs.replace(
+            state, ingest=tuple(self.open.values()), ingest_count=self.count,
+            ingest_learned=tuple(self.kept[scope] for scope in sorted(self.kept)),
+        )  # fmt: skip
+
+    def saved(self, state: PartitionState) -> None:
+        """``state`` is durable: the watch is clean if it has what the watch has now."""
+        if self.snapshot(state) == state:
+            self.changed = False
+
+    def restore(self, state: PartitionState) -> None:
+        self.open = {i.scope: i for i in state.ingest}
+        self.count = state.ingest_count
+        self.kept = {learned.scope: learned for learned in state.ingest_learned}
         self.changed = False
         self.watching_since = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.events import Alert, Missed, RunMeasured, StatusChanged, StatusRelayed
+from shared.events import Alert, IngestReported, Missed, RunMeasured, StatusChanged, StatusRelayed
 
 
 class Outage(msgspec.Struct, frozen=True, gc=False):
@@ -26,7 +26,8 @@ class Outage(msgspec.Struct, frozen=True, gc=False):
     when they come due."""
 
 
-Output = StatusChanged | Missed | RunMeasured | Alert | StatusRelayed | Outage
+Output = StatusChanged | Missed | RunMeasured | Alert | StatusRelayed | IngestReported | Outage
 """One decision of the core. ``StatusChanged``, ``Missed`` and ``RunMeasured`` go to the
 ``status`` topic, ``Alert`` to ``alerts``, ``StatusRelayed`` to every partition of ``pings``
-(dependencies), ``Outage`` to the log."""
+(dependencies), ``IngestReported`` to partition 0 of ``pings`` (the operators' ingest alerts),
+``Outage`` to the log."""

@@ -16,12 +16,13 @@ from services.evaluator.logic.deadlines import anchor, mark_late, mark_missed, n
 from services.evaluator.logic.holds import Holds
 from services.evaluator.logic.incidents import remind, reminder_at
 from services.evaluator.logic.ingest import IngestWatch, WatchRule, overdue_at
+from services.evaluator.logic.ingest_alerts import IngestAlerts
 from services.evaluator.logic.monitor import NEVER, Shared, rules_of, set_extra, set_status
 from services.evaluator.logic.outages import MAX_OUTAGES, gap, skip_windows
 from services.evaluator.logic.outputs import Outage, Output
 from services.evaluator.logic.runs import mark_overran, overrun_at, start_run
 from services.evaluator.logic.wheel import TimerWheel
-from shared.events import FLAP_DEFAULTS, MaintenanceWindow, MonitorConfig, Ping, StatusRelayed
+from shared.events import FLAP_DEFAULTS, IngestReported, MaintenanceWindow, MonitorConfig, Ping, StatusRelayed
 from shared.snapshots import SHARED_REASONS, Extra, MonitorState, OutageSpan, PartitionState, Reason, Rules
 
 
@@ -50,10 +51,10 @@ class PartitionEvaluator:
         """Monitors changed since the adapter last took a snapshot."""
         self._wheel = TimerWheel()
         self._shared = Shared()
-        self.holds = Holds(
-            partition, self._shared, IngestWatch(watch or WatchRule()), operator_channels, partitions
-        )
+        self.holds = Holds(partition, self._shared, IngestWatch(watch or WatchRule()))
         """What holds alerts back: windows, dependencies, the ingest watch, flapping."""
+        self.ingest_alerts = IngestAlerts(partition, partitions, self.holds.watch.rule, operator_channels)
+        """The operators' ingest alerts, one per incident across partitions (partition 0 sends them)."""
         self._arrived = self.holds.watch.arrived
         self._overdue_until = 0
         """Late check-ins half their grace overdue up to here (the newest tick's ``ready``) are
@@ -232,11 +233,14 @@ class PartitionEvaluator:
         return outputs
 
     def _judge_ingest(self, now: int) -> list[Output]:
-        """Open and close ingest incidents; a closed one ends the holds it made."""
-        opened, closed = self.holds.watch.judge(now)
-        outputs: list[Output] = [self.holds.ingest_alert(incident, True, now) for incident in opened]
+        """Open and close ingest incidents (told to partition 0, which alerts the operators); a
+        closed one ends the holds it made."""
+        watch = self.holds.watch
+        opened, closed = watch.judge(now)
+        if not (opened or closed):
+            return []
+        outputs: list[Output] = [*self.ingest_alerts.judged(now, watch.open.values(), closed)]
         for incident in closed:
-            outputs.append(self.holds.ingest_alert(incident, False, now))
             outputs += self._recheck_held(incident.scope or None)
         return outputs
 
@@ -261,6 +265,17 @@ class PartitionEvaluator:
         if self.holds.downs.apply(relay) is None:
             return []
         return self._recheck_held(relay.project_id, relay.at_ms) if not relay.down else []
+
+    def apply_ingest_report(self, report: IngestReported, offset: int) -> list[Output]:
+        """Another partition's ingest incidents, read at ``offset`` (partition 0 only tallies them)."""
+        return [*self.ingest_alerts.tally(report, offset)]
+
+    def ingest_report(self) -> IngestReported | None:
+        """The incidents open here, for partition 0 (None: this is partition 0). The adapter writes
+        one when it takes the partition over: one lost to a crash before the snapshot is said again."""
+        if self.partition == 0:
+            return None
+        return self.ingest_alerts.report(self.clock_ms, self.holds.watch.open.values())
 
     def apply_window(self, window: MaintenanceWindow, recheck: bool = True) -> list[Output]:
         """A maintenance window was made, changed, ended or deleted. ``recheck`` False: while
@@ -385,7 +400,8 @@ class PartitionEvaluator:
         self.outages = list(state.outages[-MAX_OUTAGES:])
         self.outages_changed = False
         self.holds.downs.restore(state.downs)
-        self.holds.watch.restore(state.ingest, state.ingest_count)
+        self.holds.watch.restore(state)
+        self.ingest_alerts.restore(state)
 
     def changed(self) -> list[MonitorState]:
         """The monitors changed since the last snapshot."""
@@ -395,12 +411,12 @@ class PartitionEvaluator:
         """The partition's own state if it changed since its last snapshot (else None: most
         checkpoints write none)."""
         holds = self.holds
-        if not (self.outages_changed or holds.downs.changed or holds.watch.changed):
+        if not (
+            self.outages_changed or holds.downs.changed or holds.watch.changed or self.ingest_alerts.changed
+        ):
             return None
-        return PartitionState(
-            outages=tuple(self.outages), downs=holds.downs.snapshot(),
-            ingest=tuple(holds.watch.open.values()), ingest_count=holds.watch.count,
-        )  # fmt: skip
+        state = PartitionState(outages=tuple(self.outages), downs=holds.downs.snapshot())
+        return self.ingest_alerts.snapshot(holds.watch.snapshot(state))
 
     def saved(self, states: list[MonitorState], partition: PartitionState | None = None) -> None:
         """Their snapshots (and ``partition``'s, if given) are durable: they are clean again."""
@@ -410,11 +426,8 @@ class PartitionEvaluator:
                 self.outages_changed = False
             if partition.downs == holds.downs.snapshot():
                 holds.downs.changed = False
-            if (
-                partition.ingest == tuple(holds.watch.open.values())
-                and partition.ingest_count == holds.watch.count
-            ):
-                holds.watch.changed = False
+            holds.watch.saved(partition)
+            self.ingest_alerts.saved(partition)
         for state in states:
             self.dirty.discard(state.monitor_id)
         if all(m not in self.monitors for m in self.dirty):  # only deleted ones left, if any

@@ -1,7 +1,9 @@
 """The ingest watch (docs/semantics.md, "Ingest incidents"): when the pings of most of a
 partition's (or a project's) heartbeats stop at once, Pingura holds their misses as
 ``unknown`` and tells its operators once, instead of paging for every heartbeat; an ordinary
-miss at normal volume pages exactly as it would without the watch."""
+miss at normal volume pages exactly as it would without the watch. Over several partitions,
+each judges its own share and reports to partition 0, which tells the operators once per
+incident, whichever partitions it spans."""
 
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ from hypothesis import strategies as st
 from services.evaluator.logic import PartitionEvaluator
 from services.evaluator.logic.ingest import WatchRule
 from shared.clock import iso_ms
-from shared.events import Alert, MonitorSnapshot, PartitionSnapshot, Ping
+from shared.events import Alert, IngestReported, MonitorSnapshot, PartitionSnapshot, Ping
 from shared.snapshots import (
     PARTITION_STATE_VERSION,
     STATE_VERSION,
+    PartitionState,
     Reason,
     decode_partition_state,
     decode_state,
@@ -38,8 +41,8 @@ class Fleet:
     """Many monitors in one partition evaluator, each checking in every interval (or
     ``every_ms``) from its first ping on while ``pinging`` says it does; a tick every step."""
 
-    def __init__(self, lateness_ms=1 * S, **evaluator):
-        self.ev = PartitionEvaluator(0, lateness_ms=lateness_ms, **evaluator)
+    def __init__(self, lateness_ms=1 * S, partition=0, **evaluator):
+        self.ev = PartitionEvaluator(partition, lateness_ms=lateness_ms, **evaluator)
         self.offset = 0
         self.outputs: list = []
         self.next_ping: dict[str, int] = {}
@@ -126,7 +129,7 @@ def test_the_operators_get_one_alert_with_the_numbers():
     run = fleet().run(RESUME, cut)
     [opened] = run.alerts("ingest_down", "ingest_up")
     assert (opened.id, opened.kind, opened.project_id, opened.monitor_id) == (
-        "ingest:0:*:1:down",
+        "ingest:*:1:down",
         "ingest_down",
         "",
         "",
@@ -148,7 +151,7 @@ def test_when_half_resume_only_the_silent_half_alerts_once_after_one_more_window
     run = fleet().run(RESUME + 10 * M, half_resume)
     [_, closed] = run.alerts("ingest_down", "ingest_up")
     assert (closed.id, closed.kind) == (
-        "ingest:0:*:1:up",
+        "ingest:*:1:up",
         "ingest_up",
     ) and RESUME < closed.at_ms < RESUME + 60 * S
     assert closed.ingest is not None and closed.ingest.held == 300
@@ -271,23 +274,29 @@ def test_with_the_watch_off_the_cut_pages_every_heartbeat():
 
 
 # restarts -------------------------------------------------------------------------------
+def own_state(ev: PartitionEvaluator) -> PartitionState:
+    """The partition's own state as its snapshot holds it (whether or not it changed lately)."""
+    return ev.ingest_alerts.snapshot(ev.holds.watch.snapshot(PartitionState(downs=ev.holds.downs.snapshot())))
+
+
 def restarted(run: Fleet) -> Fleet:
     """A new evaluator from the snapshots the adapter would have written (every monitor's and
     the partition's own, through their public layouts), driven on from where ``run`` stopped."""
-    own = run.ev.partition_changed()
-    assert own is not None
-    new = Fleet(watch=RULE, operator_channels=OPS)
+    own, partition = own_state(run.ev), run.ev.partition
+    new = Fleet(
+        partition=partition, watch=RULE, operator_channels=OPS, partitions=run.ev.ingest_alerts.partitions
+    )
     new.ev.restore_partition(
         decode_partition_state(
             PartitionSnapshot(
-                partition=0, offset=run.offset, clock_ms=run.ev.clock_ms,
+                partition=partition, offset=run.offset, clock_ms=run.ev.clock_ms,
                 state=encode_partition_state(own), state_v=PARTITION_STATE_VERSION,
             )
         )
     )  # fmt: skip
     for state in run.ev.monitors.values():
         snapshot = MonitorSnapshot(
-            monitor_id=state.monitor_id, partition=0, offset=run.offset, clock_ms=run.ev.clock_ms,
+            monitor_id=state.monitor_id, partition=partition, offset=run.offset, clock_ms=run.ev.clock_ms,
             state=encode_state(state), state_v=STATE_VERSION,
         )  # fmt: skip
         new.ev.restore(decode_state(snapshot))
@@ -312,6 +321,156 @@ def test_the_next_incident_after_a_restart_is_numbered_on():
     whole = fleet().run(RESUME + 10 * M, lambda m, at: at < CUT or at >= RESUME)
     resumed = restarted(whole)
     assert resumed.ev.holds.watch.count == 1 and resumed.ev.holds.watch.open == {}
+
+
+def test_a_restart_keeps_the_learned_volume_so_a_collapse_met_cold_still_closes_on_real_volume():
+    # Restarted half a minute into the cut, before the incident opened: the watch counts a whole
+    # window again before it opens one, but the volume it compares the recovery with is the one
+    # learned before the restart (300 pings a minute), not the silence after it.
+    resumed = restarted(fleet().run(CUT + 30 * S, cut))
+    kept = resumed.ev.holds.watch.kept[""]
+    assert 290 <= kept.usual <= 310 and kept.windows == 10
+    resumed.run(RESUME, cut)
+    [incident] = resumed.ev.holds.watch.open.values()
+    assert incident.usual > 200
+
+
+def test_the_learned_volume_is_written_again_only_when_it_moved_by_a_tenth():
+    run = fleet().run(CUT)
+    run.ev.saved([], run.ev.partition_changed())
+    run.run(CUT + 10 * M)  # ten more windows of the same volume
+    assert run.ev.partition_changed() is None
+    run.run(CUT + 20 * M, lambda m, at: m < "hb150")  # half the fleet gone for good: it learns less
+    own = run.ev.partition_changed()
+    assert own is not None and [v.scope for v in own.ingest_learned] == ["", "p1"]
+    assert all(v.usual < 270 for v in own.ingest_learned)
+
+
+# one alert per incident across partitions ---------------------------------------------
+class Partitions:
+    """A fleet over two partitions (hb000 and hb001 in 0, hb002 and hb003 in 1, ...: each
+    has even and odd ones), driven step by step
+    together, with partition 1's ingest reports carried as the adapter carries them: written into
+    partition 0's log, and read there (``apply_ingest_report``) at the offset they got."""
+
+    def __init__(self, n=300, rule=RULE, project=lambda i: "p1"):
+        self.parts = [Fleet(partition=p, partitions=2, watch=rule, operator_channels=OPS) for p in (0, 1)]
+        for i in range(n):
+            self.parts[i // 2 % 2].add(f"hb{i:03}", project(i), first_ping_ms=i * 60 * S // n)
+        self.log: list[tuple[int, IngestReported]] = []
+        """The reports in partition 0's log, with their offsets."""
+        self.clock_ms = 0
+
+    def run(self, until_ms, pinging=lambda monitor_id, at_ms: True):
+        while self.clock_ms < until_ms:
+            self.clock_ms += S
+            for part in self.parts:
+                before = len(part.outputs)
+                part.run(self.clock_ms, pinging)
+                self.carry([o for o in part.outputs[before:] if isinstance(o, IngestReported)])
+        return self
+
+    def carry(self, reports):
+        tally = self.parts[0]
+        for report in reports:
+            tally.offset += 1
+            self.log.append((tally.offset, report))
+            tally.outputs += tally.ev.apply_ingest_report(report, tally.offset)
+
+    def alerts(self, *kinds) -> list[Alert]:
+        return [a for part in self.parts for a in part.alerts(*kinds)]
+
+    def restart(self, partition: int):
+        """The evaluator of ``partition`` restarted from its snapshots; taking it over, the
+        adapter writes what it has open into partition 0's log."""
+        old = self.parts[partition]
+        new = self.parts[partition] = restarted(old)
+        new.outputs = old.outputs  # (what came out before, kept for counting)
+        report = new.ev.ingest_report()
+        if report is not None:
+            self.carry([report])
+        return self
+
+
+def test_over_two_partitions_the_operators_get_one_ingest_down_and_one_ingest_up():
+    run = Partitions().run(RESUME + 10 * M, half_resume)
+    assert [p.ev.holds.watch.count for p in run.parts] == [1, 1]  # each judged its own share
+    assert run.parts[1].alerts("ingest_down", "ingest_up") == []  # partition 1 only reports
+    [opened, closed] = run.alerts("ingest_down", "ingest_up")
+    assert (opened.id, opened.kind, closed.id, closed.kind) == (
+        "ingest:*:1:down", "ingest_down", "ingest:*:1:up", "ingest_up"
+    )  # fmt: skip
+    assert opened.channels == closed.channels == ["ch_ops"] and opened.project_id == closed.project_id == ""
+    assert opened.ingest is not None and closed.ingest is not None
+    first = opened.ingest.in_partitions
+    assert len(first) == 1 and "ingestion collapsed for Pingura (1 of 2 partitions so far)" in opened.reason
+    assert closed.ingest.in_partitions == [0, 1] and "(2 of 2 partitions had collapsed)" in closed.reason
+    # The figures are the partitions' summed: each learned 150 pings a minute and held its 150.
+    assert (round(closed.ingest.usual), closed.ingest.held, closed.ingest.partitions) == (300, 300, 2)
+    assert closed.ingest.since_ms == opened.at_ms == opened.ingest.since_ms == closed.down_since_ms
+    assert "300 heartbeat(s) were held" in closed.reason
+    # Holds stay per partition: the silent half alerts once each, after its own partition closed.
+    downs = run.alerts("down")
+    assert sorted(a.monitor_id for a in downs) == ODD and len(downs) == len(ODD)
+    assert all(a.held is not None and a.held.startswith("ingest incident since") for a in downs)
+
+
+def test_a_restart_of_partition_0_mid_incident_still_sends_one_down_and_one_up():
+    run = Partitions().run(CUT + 3 * M, half_resume)
+    assert len(run.alerts("ingest_down")) == 1 and len(run.parts[0].ev.ingest_alerts.open) == 1
+    run.restart(0)
+    # The reports read before the snapshot are read again (the offset committed lags it): skipped.
+    assert run.log and all(run.parts[0].ev.apply_ingest_report(r, offset) == [] for offset, r in run.log)
+    run.run(RESUME + 10 * M, half_resume)
+    assert [a.id for a in run.alerts("ingest_down", "ingest_up")] == ["ingest:*:1:down", "ingest:*:1:up"]
+    [closed] = run.alerts("ingest_up")
+    assert closed.ingest is not None and (closed.ingest.in_partitions, closed.ingest.held) == ([0, 1], 300)
+
+
+def test_a_restart_of_partition_1_mid_incident_reports_what_it_has_open_and_changes_nothing():
+    run = Partitions().run(CUT + 3 * M, half_resume)
+    run.restart(1)
+    assert [(f.scope, f.held) for f in run.log[-1][1].open] == [("", 150)]  # what it has open, said again
+    tallied = run.parts[0].ev.ingest_alerts.open[""]
+    assert (tallied.number, sorted(f.partition for f in tallied.open)) == (1, [0, 1])
+    run.run(RESUME + 10 * M, half_resume)
+    assert [a.id for a in run.alerts("ingest_down", "ingest_up")] == ["ingest:*:1:down", "ingest:*:1:up"]
+
+
+def test_a_partition_that_lost_its_incident_in_a_crash_says_so_and_the_incident_still_ends():
+    # Partition 1 reported its incident, then stopped before its snapshot held it: restarted from
+    # the one before the cut, it has nothing open, and says so. Its share ends there (with the
+    # figures it last reported); the incident ends when partition 0's does: one ingest_up.
+    run = Partitions().run(CUT)
+    before_cut = restarted(run.parts[1])
+    run.run(CUT + 2 * M, cut)
+    assert {f.partition for f in run.parts[0].ev.ingest_alerts.open[""].open} == {0, 1}
+    before_cut.outputs = run.parts[1].outputs
+    run.parts[1] = before_cut
+    run.carry([before_cut.ev.ingest_report()])
+    assert {f.partition for f in run.parts[0].ev.ingest_alerts.open[""].open} == {0}
+    assert run.alerts("ingest_up") == []
+    run.run(RESUME + 10 * M, lambda m, at: at < CUT or at >= RESUME)
+    [closed] = run.alerts("ingest_up")
+    assert closed.ingest is not None and closed.ingest.in_partitions == [0, 1]
+    assert [a.kind for a in run.alerts("ingest_down", "ingest_up")] == ["ingest_down", "ingest_up"]
+
+
+def test_a_project_collapsing_in_both_partitions_is_one_alert_for_that_project_only():
+    # "big" (the odd heartbeats, in both partitions) goes silent; "other" pings on.
+    run = Partitions(project=lambda i: "big" if i % 2 else "other")
+    run.run(RESUME + 10 * M, lambda m, at: at < CUT or at >= RESUME or int(m[2:]) % 2 == 0)
+    [opened, closed] = run.alerts("ingest_down", "ingest_up")
+    assert (opened.id, closed.id, opened.project_id) == ("ingest:big:1:down", "ingest:big:1:up", "big")
+    assert "ingestion collapsed for project big (1 of 2 partitions so far)" in opened.reason
+    assert closed.ingest is not None and (closed.ingest.in_partitions, closed.ingest.held) == ([0, 1], 150)
+
+
+def test_a_report_read_by_another_partition_is_not_tallied_there():
+    run = Partitions().run(CUT + 2 * M, cut)
+    [(_, report), *_] = run.log
+    assert run.parts[1].ev.apply_ingest_report(report, 10**9) == []
+    assert run.parts[1].ev.ingest_alerts.open == {}
 
 
 # the property ---------------------------------------------------------------------------

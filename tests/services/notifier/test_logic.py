@@ -105,7 +105,7 @@ def test_the_webhook_payload_of_an_ingest_alert_carries_the_numbers():
     )  # fmt: skip
     assert body["ingest"] == {
         "scope": "p7", "window_s": 60, "arrived": 290, "overdue": 0, "usual": 300.0,
-        "since_ms": 1_700_000_000_123, "held": 150, "partition": 0, "partitions": 1,
+        "since_ms": 1_700_000_000_123, "held": 150, "partition": 0, "partitions": 1, "in_partitions": [],
     }  # fmt: skip
 
 
