@@ -121,7 +121,7 @@ def incident_key(alert: Alert, max_chars: int) -> str:
     alert and close it on ``up`` (PagerDuty, Opsgenie): ``{monitor_id}:{incident}``. A test
     notification and a ``flapping`` alert have their own (their id: nothing closes a flapping
     alert but a person, and the heartbeat's incidents open and close as always beside it); an
-    ingest incident's is its id without ``:down``/``:up`` (``ingest:{partition}:{scope}:{n}``),
+    ingest incident's is its id without ``:down``/``:up`` (``ingest:{scope}:{n}``),
     so its ``ingest_up`` closes its ``ingest_down``."""
     if alert.kind in ("test", "flapping"):
         key = alert.id
@@ -258,7 +258,9 @@ def _render_ingest(alert: Alert, dashboard_url: str) -> Message:
         )
     else:
         scope = f"project {figures.scope}" if figures.scope else "all projects"
-        if figures.partitions > 1:
+        if figures.in_partitions and figures.partitions > 1:
+            scope += f", {len(figures.in_partitions)} of {figures.partitions} partitions"
+        elif figures.partitions > 1:
             scope += f", partition {figures.partition} of {figures.partitions}"
         name = f"Pingura ingest ({scope})"
         window = human_duration(figures.window_s * 1000)

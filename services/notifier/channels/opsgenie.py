@@ -1,7 +1,7 @@
 """Opsgenie, through the Alert API: a ``down`` creates an alert, the ``up`` of the same
 incident closes it (same ``alias``: ``<monitor id>:<incident>``). A ``flapping`` alert creates
 one of its own (its id); an ``ingest_down`` creates one that its ``ingest_up`` closes
-(``ingest:<partition>:<scope>:<n>``): see :func:`~services.notifier.messages.incident_key`.
+(``ingest:<scope>:<n>``): see :func:`~services.notifier.messages.incident_key`.
 
 Follows Atlassian's "Opsgenie Alert API" docs
 (https://docs.opsgenie.com/docs/alert-api: "Create Alert" POST ``/v2/alerts`` with

@@ -1,7 +1,7 @@
 """PagerDuty, through the Events API v2: a ``down`` triggers an alert, the ``up`` of the
 same incident resolves it (same ``dedup_key``: ``<monitor id>:<incident>``). A ``flapping``
 alert triggers one of its own (its id); an ``ingest_down`` triggers one that its
-``ingest_up`` resolves (``ingest:<partition>:<scope>:<n>``): see
+``ingest_up`` resolves (``ingest:<scope>:<n>``): see
 :func:`~services.notifier.messages.incident_key`.
 
 Follows PagerDuty's developer docs "Events API v2 Overview" and "Send an Alert Event"

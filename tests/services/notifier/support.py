@@ -153,7 +153,7 @@ def make_ingest_alert(
         since_ms=1_700_000_000_123, held=0 if opened else 150,
     )  # fmt: skip
     return Alert(
-        id=f"ingest:0:{scope or '*'}:{number}:{'down' if opened else 'up'}", kind=kind, monitor_id="",
+        id=f"ingest:{scope or '*'}:{number}:{'down' if opened else 'up'}", kind=kind, monitor_id="",
         project_id=scope, monitor_name=f"Pingura ingest ({f'project {scope}' if scope else 'Pingura'})",
         incident=number, reason="ingestion collapsed" if opened else "ingestion recovered",
         at_ms=1_700_000_000_123 + (0 if opened else 600_000), channels=list(channels),

@@ -101,7 +101,7 @@ def test_the_webhook_payload_of_an_ingest_alert_carries_the_numbers():
     body = webhook_payload(make_ingest_alert("ingest_up", scope="p7"), "http://p/")
 
     assert (body["kind"], body["alert_id"], body["monitor"]["id"], body["url"]) == (
-        "ingest_up", "ingest:0:p7:1:up", "", "http://p/",
+        "ingest_up", "ingest:p7:1:up", "", "http://p/",
     )  # fmt: skip
     assert body["ingest"] == {
         "scope": "p7", "window_s": 60, "arrived": 290, "overdue": 0, "usual": 300.0,

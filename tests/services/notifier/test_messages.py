@@ -397,6 +397,12 @@ def test_an_ingest_alert_of_one_partition_among_several_says_which():
     assert message.title == "INGEST DOWN: all projects, partition 2 of 4"
 
 
+def test_an_ingest_alert_counted_across_partitions_says_how_many_collapsed():
+    message = render(make_ingest_alert(partitions=12, in_partitions=[0, 3, 7]), DASHBOARD)
+
+    assert message.title == "INGEST DOWN: all projects, 3 of 12 partitions"
+
+
 def test_an_ingest_alert_without_its_numbers_says_what_its_reason_says():
     alert = msgspec.structs.replace(
         make_ingest_alert(), ingest=None, reason="ingestion collapsed for project p1"
@@ -426,8 +432,8 @@ def test_a_flapping_alert_and_an_ingest_incident_have_keys_of_their_own():
     down, up = make_ingest_alert("ingest_down", number=3), make_ingest_alert("ingest_up", number=3)
 
     assert incident_key(flapping, 255) == f"m1:flapping:{AT_MS}"
-    assert incident_key(down, 255) == incident_key(up, 255) == "ingest:0:*:3"
-    assert incident_key(make_ingest_alert(scope="p1"), 255) == "ingest:0:p1:1"
+    assert incident_key(down, 255) == incident_key(up, 255) == "ingest:*:3"
+    assert incident_key(make_ingest_alert(scope="p1"), 255) == "ingest:p1:1"
     assert incident_key(make_alert("m1", "down", incident=4), 255) == "m1:4"
 
 

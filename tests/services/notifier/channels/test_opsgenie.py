@@ -101,7 +101,7 @@ async def test_an_ingest_incident_is_created_then_closed_by_the_same_alias(vendo
 
     create, close = vendor.requests
     assert (create.path, create.json["alias"], create.json["entity"]) == (
-        "/v2/alerts", "ingest:0:p7:1", "Pingura ingest (project p7)",
+        "/v2/alerts", "ingest:p7:1", "Pingura ingest (project p7)",
     )  # fmt: skip
     assert create.json["description"].endswith("http://localhost:8080/")
-    assert (close.path, close.query) == ("/v2/alerts/ingest:0:p7:1/close", {"identifierType": "alias"})
+    assert (close.path, close.query) == ("/v2/alerts/ingest:p7:1/close", {"identifierType": "alias"})

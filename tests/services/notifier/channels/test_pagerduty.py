@@ -145,11 +145,11 @@ async def test_an_ingest_incident_is_triggered_then_resolved_by_the_same_key(ven
     await pagerduty.send(make_ingest_alert("ingest_up", number=2), config_for(vendor), http, settings)
 
     trigger, resolve = (r.json for r in vendor.requests)
-    assert (trigger["event_action"], trigger["dedup_key"]) == ("trigger", "ingest:0:*:2")
+    assert (trigger["event_action"], trigger["dedup_key"]) == ("trigger", "ingest:*:2")
     assert trigger["payload"]["summary"].startswith("INGEST DOWN: all projects: 3 of 300 expected check-ins")
     assert (trigger["payload"]["source"], trigger["payload"]["class"]) == (
         "Pingura ingest (all projects)",
         "ingest",
     )
     assert trigger["links"] == [{"href": "http://localhost:8080/", "text": "Pingura dashboard"}]
-    assert resolve == {"routing_key": KEY, "dedup_key": "ingest:0:*:2", "event_action": "resolve"}
+    assert resolve == {"routing_key": KEY, "dedup_key": "ingest:*:2", "event_action": "resolve"}
