@@ -113,14 +113,30 @@ async def test_a_status_change_moves_it_between_status_sets_and_counts(views, ca
     monitors, statuses = views
     monitors.put(monitor("hb_1", "one"))
     monitors.put(monitor("hb_2", "two"))
-    assert catalog.counts("p") == {"up": 0, "down": 0, "late": 0, "new": 2, "paused": 0, "running": 0, "unknown": 0}
+    assert catalog.counts("p") == {
+        "up": 0,
+        "down": 0,
+        "late": 0,
+        "new": 2,
+        "paused": 0,
+        "running": 0,
+        "unknown": 0,
+    }
     statuses.put("hb_1", status("up"))
     statuses.put("hb_2", status("up"))
     statuses.put("hb_1", status("down"))
     assert await names(catalog, status="down") == ["one"]
     assert await names(catalog, status="up") == ["two"]
     assert await names(catalog, status="new") == []
-    assert catalog.counts("p") == {"up": 1, "down": 1, "late": 0, "new": 0, "paused": 0, "running": 0, "unknown": 0}
+    assert catalog.counts("p") == {
+        "up": 1,
+        "down": 1,
+        "late": 0,
+        "new": 0,
+        "paused": 0,
+        "running": 0,
+        "unknown": 0,
+    }
 
 
 async def test_a_pause_in_the_config_lists_it_as_paused_at_once(views, catalog):
