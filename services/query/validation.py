@@ -12,6 +12,9 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from services.evaluator.schedule import InvalidSchedule, zone
+from services.evaluator.schedule import check as check_schedule
+from shared.clock import now_ms
 from shared.durations import parse_duration_s
 from shared.errors import PinguraError
 
@@ -144,3 +147,19 @@ def parse_whole_number(field: str, value: str, minimum: int, maximum: int) -> in
     if not (re.fullmatch(r"[0-9]{1,18}", value) and minimum <= int(value) <= maximum):
         raise InvalidField(field, f"must be a whole number from {minimum} to {maximum}")
     return int(value)
+
+
+def zone_field(field: str, name: str) -> None:
+    """``name`` is an IANA time zone, or :class:`InvalidField` naming ``field``."""
+    try:
+        zone(name)
+    except InvalidSchedule as exc:
+        raise InvalidField(field, str(exc)) from None
+
+
+def schedule_field(field: str, expression: str, timezone: str) -> str:
+    """A cron schedule (read in ``timezone``) that runs, as kept; or :class:`InvalidField`."""
+    try:
+        return check_schedule(expression, timezone, now_ms())
+    except InvalidSchedule as exc:
+        raise InvalidField(field, str(exc)) from None

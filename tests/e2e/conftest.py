@@ -159,6 +159,18 @@ class Receiver:
 
 
 @pytest.fixture
+async def alert_receiver():
+    """The notifier tests' webhook receiver on 127.0.0.1 (``tests.services.notifier.support``):
+    for the end-to-end tests that read alerts as a webhook channel gets them."""
+    from tests.services.notifier.support import Receiver as AlertReceiver
+
+    receiver = AlertReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.close()
+
+
+@pytest.fixture
 async def receiver():
     rec = Receiver()
     app = web.Application()

@@ -27,14 +27,6 @@ pytestmark = pytest.mark.slow
 PARTITIONS = 2
 
 
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.close()
-
-
 async def heartbeat_in(http, api: str, partition: int, body: dict) -> dict:
     """A heartbeat whose id lands in ``partition`` (ids are random: the others made on the
     way are deleted)."""
@@ -50,25 +42,25 @@ async def held(http, api: str, monitor_id: str) -> str | None:
     return (await got(http, f"{api}/heartbeats/{monitor_id}"))["held"]
 
 
-def pages(receiver: Receiver) -> list[tuple[str, str]]:
-    return [(b["monitor"]["name"], b["kind"]) for b in bodies(receiver, "/hook")]
+def pages(alert_receiver: Receiver) -> list[tuple[str, str]]:
+    return [(b["monitor"]["name"], b["kind"]) for b in bodies(alert_receiver, "/hook")]
 
 
-async def until_pages(receiver: Receiver, expected: list[tuple[str, str]]) -> list[dict]:
+async def until_pages(alert_receiver: Receiver, expected: list[tuple[str, str]]) -> list[dict]:
     def arrived():
-        found = pages(receiver)
+        found = pages(alert_receiver)
         assert found == expected[: len(found)], found  # never one that is not expected next
         return len(found) == len(expected)
 
     await eventually(arrived, timeout_s=30)
-    return bodies(receiver, "/hook")
+    return bodies(alert_receiver, "/hook")
 
 
 async def a_chain_pages_its_root_then_each_link_once(
-    http, api: str, ping_base: str, receiver: Receiver, restart
+    http, api: str, ping_base: str, alert_receiver: Receiver, restart
 ) -> None:
     hook = await made(http, f"{api}/channels", {"kind": "webhook", "name": "jobs",
-                                                "config": {"url": receiver.url("/hook")}})  # fmt: skip
+                                                "config": {"url": alert_receiver.url("/hook")}})  # fmt: skip
     every = {"interval": 2, "channels": [hook["id"]]}
     root = await heartbeat_in(http, api, 0, {"name": "root", "grace": 3, **every})
     db = await heartbeat_in(http, api, 1, {"name": "db", "grace": 8, "depends_on": [root["id"]], **every})
@@ -78,20 +70,20 @@ async def a_chain_pages_its_root_then_each_link_once(
     async with Pinger(http, ping_base, list(tokens.values())) as pinger:
         await eventually(lambda: _counts(http, api, {"up": 3}), timeout_s=60)
         pinger.active.clear()  # all three silent at once
-        await until_pages(receiver, [("root", "down")])
+        await until_pages(alert_receiver, [("root", "down")])
         await eventually(lambda: _counts(http, api, {"down": 3}), timeout_s=30)
         assert await held(http, api, db["id"]) == "dependency 'root' down"
         assert await held(http, api, app["id"]) == "dependency 'db' down"
 
         await restart()
         assert await held(http, api, db["id"]) == "dependency 'root' down"  # from the snapshots
-        assert pages(receiver) == [("root", "down")]
+        assert pages(alert_receiver) == [("root", "down")]
 
         pinger.active = {tokens[root["id"]]}  # root is back
-        await until_pages(receiver, [("root", "down"), ("root", "up"), ("db", "down")])
+        await until_pages(alert_receiver, [("root", "down"), ("root", "up"), ("db", "down")])
         pinger.active.add(tokens[db["id"]])  # db is back
         found = await until_pages(
-            receiver, [("root", "down"), ("root", "up"), ("db", "down"), ("db", "up"), ("app", "down")]
+            alert_receiver, [("root", "down"), ("root", "up"), ("db", "down"), ("db", "up"), ("app", "down")]
         )
     assert pinger.refused == []
     db_down, app_down = found[2], found[4]
@@ -108,7 +100,7 @@ async def _counts(http, api: str, expected: dict) -> bool:
     return {k: v for k, v in counts.items() if v} == expected
 
 
-async def test_a_chain_on_the_local_bus_pages_only_its_root_then_each_link_once(tmp_path, receiver):
+async def test_a_chain_on_the_local_bus_pages_only_its_root_then_each_link_once(tmp_path, alert_receiver):
     server = Server(tmp_path / "data", tmp_path / "serve.log", env={"PINGURA_PARTITIONS": str(PARTITIONS)})
     server.start()
 
@@ -119,14 +111,16 @@ async def test_a_chain_on_the_local_bus_pages_only_its_root_then_each_link_once(
     try:
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
             await a_chain_pages_its_root_then_each_link_once(
-                http, f"{server.url}/api/v1", server.url, receiver, restart
+                http, f"{server.url}/api/v1", server.url, alert_receiver, restart
             )
     finally:
         server.stop()
 
 
 @pytest.mark.kafka
-async def test_a_chain_on_kafka_pages_only_its_root_then_each_link_once(kafka_bootstrap, tmp_path, receiver):
+async def test_a_chain_on_kafka_pages_only_its_root_then_each_link_once(
+    kafka_bootstrap, tmp_path, alert_receiver
+):
     stack = Stack(kafka_bootstrap, tmp_path)
     stack.env.update(PINGURA_PARTITIONS=str(PARTITIONS))
     stack.add("query", "query", "--port", str(stack.query_port), "--data-dir", str(tmp_path / "query"))
@@ -143,7 +137,7 @@ async def test_a_chain_on_kafka_pages_only_its_root_then_each_link_once(kafka_bo
         await wait_http(f"{stack.ingest}/api/heartbeat/x")
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as http:
             await a_chain_pages_its_root_then_each_link_once(
-                http, f"{stack.api}/api/v1", stack.ingest, receiver, restart
+                http, f"{stack.api}/api/v1", stack.ingest, alert_receiver, restart
             )
     finally:
         stack.stop()

@@ -1,5 +1,5 @@
 """Flapping and the recovery message, end to end: the real ``pingura serve`` (local bus),
-heartbeats made and pinged over HTTP, webhooks to a receiver on 127.0.0.1.
+heartbeats made and pinged over HTTP, webhooks to a alert_receiver on 127.0.0.1.
 
 A flapping job (short flap settings) sends one ``flapping`` alert, then nothing until it has
 been stable for its set time, then the alert its people had not heard; the API shows
@@ -28,18 +28,12 @@ TEMPLATE = json.dumps({
 })  # fmt: skip
 
 
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.close()
-
-
-async def test_a_flapping_job_sends_one_flapping_alert_then_nothing_until_stable(server, http, receiver):
+async def test_a_flapping_job_sends_one_flapping_alert_then_nothing_until_stable(
+    server, http, alert_receiver
+):
     api = f"{server.url}/api/v1"
     channel = await made(http, f"{api}/channels", {"kind": "webhook", "name": "ops",
-                                                   "config": {"url": receiver.url("/hook"), "body": TEMPLATE}})  # fmt: skip
+                                                   "config": {"url": alert_receiver.url("/hook"), "body": TEMPLATE}})  # fmt: skip
     heartbeat = await made(http, f"{api}/heartbeats", {
         "name": "flappy job", "interval": 60, "grace": 60, "channels": [channel["id"]],
         "flap_changes": 2, "flap_window": "1m", "flap_stable": STABLE_S,
@@ -63,7 +57,7 @@ async def test_a_flapping_job_sends_one_flapping_alert_then_nothing_until_stable
     changes = [await check_in(kind) for kind in ["fail", "success"] * 3 + ["fail"]]
 
     await eventually(lambda: _flapping(shown), timeout_s=30)  # the API says so while it lasts
-    heard = await eventually(lambda: _at_least_received(receiver, "/hook", 4), timeout_s=STABLE_S + 30)
+    heard = await eventually(lambda: _at_least_received(alert_receiver, "/hook", 4), timeout_s=STABLE_S + 30)
     bodies = [r.body for r in heard]
     assert [b["status"] for b in bodies] == ["down", "up", "flapping", "down"]
     flapping, released = bodies[2], bodies[3]
@@ -78,8 +72,14 @@ async def test_a_flapping_job_sends_one_flapping_alert_then_nothing_until_stable
 
     # Once: its next alert is the recovery, not a second flapping alert or the down again.
     await check_in("success")
-    await eventually(lambda: len(receiver.received("/hook")) >= 5, timeout_s=30)
-    assert [r.body["status"] for r in receiver.received("/hook")] == ["down", "up", "flapping", "down", "up"]
+    await eventually(lambda: len(alert_receiver.received("/hook")) >= 5, timeout_s=30)
+    assert [r.body["status"] for r in alert_receiver.received("/hook")] == [
+        "down",
+        "up",
+        "flapping",
+        "down",
+        "up",
+    ]
 
 
 async def made(http, url: str, body: dict) -> dict:
@@ -89,13 +89,13 @@ async def made(http, url: str, body: dict) -> dict:
 
 
 async def test_the_recovery_message_says_how_long_it_was_down_and_how_many_check_ins_were_missed(
-    server, http, receiver
+    server, http, alert_receiver
 ):
     api = f"{server.url}/api/v1"
     plain = await made(http, f"{api}/channels", {"kind": "webhook", "name": "json",
-                                                 "config": {"url": receiver.url("/json")}})  # fmt: skip
+                                                 "config": {"url": alert_receiver.url("/json")}})  # fmt: skip
     readable = await made(http, f"{api}/channels", {"kind": "webhook", "name": "text",
-                                                    "config": {"url": receiver.url("/text"), "body": TEMPLATE}})  # fmt: skip
+                                                    "config": {"url": alert_receiver.url("/text"), "body": TEMPLATE}})  # fmt: skip
     heartbeat = await made(http, f"{api}/heartbeats", {
         "name": "every second", "interval": 1, "grace": 1, "channels": [plain["id"], readable["id"]],
     })  # fmt: skip
@@ -108,13 +108,13 @@ async def test_the_recovery_message_says_how_long_it_was_down_and_how_many_check
             assert r.status == 200, await r.text()
             return [row for row in (await r.json())["checkins"] if row["kind"] == "missed"]
 
-    await eventually(lambda: receiver.received("/json") or None, timeout_s=30)  # down
+    await eventually(lambda: alert_receiver.received("/json") or None, timeout_s=30)  # down
     await eventually(lambda: _at_least(missed, 4), timeout_s=30)  # and more windows missed while down
     async with http.post(ping) as r:
         assert r.status == 200
 
-    up = (await eventually(lambda: _kind(receiver, "/json", "up"), timeout_s=30)).body
-    down = receiver.received("/json")[0].body
+    up = (await eventually(lambda: _kind(alert_receiver, "/json", "up"), timeout_s=30)).body
+    down = alert_receiver.received("/json")[0].body
     assert up["down_since_ms"] == down["at_ms"] and up["down_since"] == down["at"]
     assert up["missed_runs"] >= 4
 
@@ -123,7 +123,7 @@ async def test_the_recovery_message_says_how_long_it_was_down_and_how_many_check
 
     # Every expected check-in recorded missed before the recovery, and only those.
     await eventually(lambda: _equal(missed_before_up, up["missed_runs"]), timeout_s=15)
-    text = (await eventually(lambda: _kind(receiver, "/text", "up"), timeout_s=30)).body
+    text = (await eventually(lambda: _kind(alert_receiver, "/text", "up"), timeout_s=30)).body
     assert text["missed_runs"] == str(up["missed_runs"]) and text["down_since"] == up["down_since"]
     assert f"; {up['missed_runs']} expected check-ins missed." in text["text"]
     assert "every second is up again since " in text["text"] and ", after being down for " in text["text"]
@@ -133,8 +133,8 @@ async def _flapping(shown, flapping: bool = True) -> bool:
     return ((await shown())["flapping_since"] is not None) == flapping
 
 
-def _at_least_received(receiver: Receiver, path: str, count: int):
-    found = receiver.received(path)
+def _at_least_received(alert_receiver: Receiver, path: str, count: int):
+    found = alert_receiver.received(path)
     return found if len(found) >= count else None
 
 
@@ -152,6 +152,6 @@ def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def _kind(receiver: Receiver, path: str, status: str):
-    found = [r for r in receiver.received(path) if r.body.get("kind", r.body.get("status")) == status]
+def _kind(alert_receiver: Receiver, path: str, status: str):
+    found = [r for r in alert_receiver.received(path) if r.body.get("kind", r.body.get("status")) == status]
     return found[0] if found else None

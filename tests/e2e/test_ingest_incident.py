@@ -36,14 +36,6 @@ WATCH = {
 }
 
 
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.close()
-
-
 class Pinger:
     """The fleet's jobs: each token in ``active`` is pinged once a second."""
 
@@ -97,19 +89,27 @@ async def got(http, url: str):
         return await r.json()
 
 
-async def channels(http, api: str, receiver: Receiver) -> tuple[str, str]:
+async def channels(http, api: str, alert_receiver: Receiver) -> tuple[str, str]:
     """The heartbeats' webhook channel (``/hook``) and the operators' (``/ops``)."""
     hook = await made(
-        http, f"{api}/channels", {"kind": "webhook", "name": "jobs", "config": {"url": receiver.url("/hook")}}
+        http,
+        f"{api}/channels",
+        {"kind": "webhook", "name": "jobs", "config": {"url": alert_receiver.url("/hook")}},
     )
     ops = await made(
-        http, f"{api}/channels", {"kind": "webhook", "name": "ops", "config": {"url": receiver.url("/ops")}}
+        http,
+        f"{api}/channels",
+        {"kind": "webhook", "name": "ops", "config": {"url": alert_receiver.url("/ops")}},
     )
     return hook["id"], ops["id"]
 
 
-def bodies(receiver: Receiver, path: str, kind: str | None = None) -> list[dict]:
-    return [r.body for r in receiver.received(path) if r.status == 200 and kind in (None, r.body.get("kind"))]
+def bodies(alert_receiver: Receiver, path: str, kind: str | None = None) -> list[dict]:
+    return [
+        r.body
+        for r in alert_receiver.received(path)
+        if r.status == 200 and kind in (None, r.body.get("kind"))
+    ]
 
 
 async def counts(http, api: str) -> dict[str, int]:
@@ -117,7 +117,7 @@ async def counts(http, api: str) -> dict[str, int]:
 
 
 async def the_fleet_goes_quiet_then_half_comes_back(
-    http, api: str, ping_base: str, healthz: str, receiver: Receiver, hook: str, partitions: int
+    http, api: str, ping_base: str, healthz: str, alert_receiver: Receiver, hook: str, partitions: int
 ) -> None:
     gate = asyncio.Semaphore(32)
 
@@ -140,23 +140,23 @@ async def the_fleet_goes_quiet_then_half_comes_back(
         )
         await eventually(lambda: _equal(counts(http, api), {"unknown": FLEET}), timeout_s=30)
         assert (await got(http, healthz))["ingest_incidents"] == partitions
-        [down] = await eventually(lambda: _exactly(bodies(receiver, "/ops", "ingest_down"), 1))
+        [down] = await eventually(lambda: _exactly(bodies(alert_receiver, "/ops", "ingest_down"), 1))
         assert (down["alert_id"], down["ingest"]["scope"], down["ingest"]["partitions"]) == (
             "ingest:*:1:down", "", partitions
         )  # fmt: skip
         assert down["ingest"]["overdue"] >= 20 and set(down["ingest"]["in_partitions"]) <= set(
             range(partitions)
         )
-        assert bodies(receiver, "/hook") == []  # every miss so far was held: no heartbeat paged
+        assert bodies(alert_receiver, "/hook") == []  # every miss so far was held: no heartbeat paged
 
         pinger.active = {m["token"] for m in fleet[::2]}  # half the fleet pings again
         resumed_ms = int(time.time() * 1000)  # (ingest stamps pings with this machine's clock)
         await eventually(lambda: _incidents(http, api, 0), timeout_s=30)
-        [up] = await eventually(lambda: _exactly(bodies(receiver, "/ops", "ingest_up"), 1))
+        [up] = await eventually(lambda: _exactly(bodies(alert_receiver, "/ops", "ingest_up"), 1))
         assert up["alert_id"] == "ingest:*:1:up" and up["ingest"]["since_ms"] == down["ingest"]["since_ms"]
         assert (up["ingest"]["held"], up["ingest"]["in_partitions"]) == (FLEET, list(range(partitions)))
         downs = await eventually(
-            lambda: _exactly(bodies(receiver, "/hook", "down"), len(silent)), timeout_s=30
+            lambda: _exactly(bodies(alert_receiver, "/hook", "down"), len(silent)), timeout_s=30
         )
         await eventually(lambda: _equal(counts(http, api), {"up": FLEET - len(silent), "down": len(silent)}))
         assert (await got(http, healthz))["ingest_incidents"] == 0
@@ -165,8 +165,11 @@ async def the_fleet_goes_quiet_then_half_comes_back(
     assert sorted(b["monitor"]["id"] for b in downs) == sorted(silent)  # only the silent half, once each
     assert all(b["held"].startswith("ingest incident since") for b in downs)
     assert all(b["at_ms"] > resumed_ms for b in downs)  # after the recovery, not during the incident
-    assert [b["kind"] for b in bodies(receiver, "/hook")] == ["down"] * len(silent)
-    assert [b["kind"] for b in bodies(receiver, "/ops")] == ["ingest_down", "ingest_up"]  # one each, in all
+    assert [b["kind"] for b in bodies(alert_receiver, "/hook")] == ["down"] * len(silent)
+    assert [b["kind"] for b in bodies(alert_receiver, "/ops")] == [
+        "ingest_down",
+        "ingest_up",
+    ]  # one each, in all
 
 
 async def _equal(value, expected):
@@ -183,17 +186,25 @@ def _exactly(found: list, n: int) -> list | None:
     return found if len(found) == n else None
 
 
-async def test_a_cut_on_the_local_bus_pages_no_one_and_then_only_the_silent_half(tmp_path, http, receiver):
+async def test_a_cut_on_the_local_bus_pages_no_one_and_then_only_the_silent_half(
+    tmp_path, http, alert_receiver
+):
     server = Server(tmp_path / "data", tmp_path / "serve.log", env=dict(WATCH))
     server.start()
     try:
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {API_KEY}"}) as first:
-            hook, ops = await channels(first, f"{server.url}/api/v1", receiver)
+            hook, ops = await channels(first, f"{server.url}/api/v1", alert_receiver)
         server.stop()  # the operators' channel is named in the settings, read at start
         server.extra_env["PINGURA_INGEST_ALERT_CHANNELS"] = ops
         server.start()
         await the_fleet_goes_quiet_then_half_comes_back(
-            http, f"{server.url}/api/v1", server.url, f"{server.url}/healthz", receiver, hook, partitions=1
+            http,
+            f"{server.url}/api/v1",
+            server.url,
+            f"{server.url}/healthz",
+            alert_receiver,
+            hook,
+            partitions=1,
         )
     finally:
         server.stop()
@@ -201,7 +212,7 @@ async def test_a_cut_on_the_local_bus_pages_no_one_and_then_only_the_silent_half
 
 @pytest.mark.kafka
 async def test_a_cut_on_kafka_is_judged_per_partition_tells_the_operators_once_and_pages_only_the_silent_half(
-    kafka_bootstrap, tmp_path, http, receiver
+    kafka_bootstrap, tmp_path, http, alert_receiver
 ):
     stack = Stack(kafka_bootstrap, tmp_path)
     stack.env.update(WATCH, PINGURA_PARTITIONS="2")
@@ -210,12 +221,18 @@ async def test_a_cut_on_kafka_is_judged_per_partition_tells_the_operators_once_a
         stack.add("ingest", "ingest", "--port", str(stack.ingest_port))
         await wait_http(f"{stack.api}/healthz")
         await wait_http(f"{stack.ingest}/api/heartbeat/x")
-        hook, ops = await channels(http, f"{stack.api}/api/v1", receiver)
+        hook, ops = await channels(http, f"{stack.api}/api/v1", alert_receiver)
         stack.env["PINGURA_INGEST_ALERT_CHANNELS"] = ops  # read at start by the evaluator and the notifier
         stack.add("evaluator", "evaluator")
         stack.add("notifier", "notifier")
         await the_fleet_goes_quiet_then_half_comes_back(
-            http, f"{stack.api}/api/v1", stack.ingest, f"{stack.api}/healthz", receiver, hook, partitions=2
+            http,
+            f"{stack.api}/api/v1",
+            stack.ingest,
+            f"{stack.api}/healthz",
+            alert_receiver,
+            hook,
+            partitions=2,
         )
     finally:
         stack.stop()

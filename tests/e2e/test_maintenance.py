@@ -17,20 +17,11 @@ import pytest
 
 from shared.clock import iso_ms, now_ms
 from tests.e2e.conftest import eventually
-from tests.services.notifier.support import Receiver
 
 pytestmark = pytest.mark.slow
 
 ZONE = "Europe/Berlin"
 TEMPLATE = '{"status": "{{status}}", "at_ms": "{{at_ms}}", "text": "{{text}}"}'
-
-
-@pytest.fixture
-async def receiver():
-    receiver = Receiver()
-    await receiver.start()
-    yield receiver
-    await receiver.close()
 
 
 async def made(http, url: str, body: dict) -> dict:
@@ -39,10 +30,10 @@ async def made(http, url: str, body: dict) -> dict:
         return await r.json()
 
 
-async def test_a_heartbeat_down_in_a_recurring_window_alerts_once_when_it_ends(server, http, receiver):
+async def test_a_heartbeat_down_in_a_recurring_window_alerts_once_when_it_ends(server, http, alert_receiver):
     api = f"{server.url}/api/v1"
     channel = await made(http, f"{api}/channels", {
-        "kind": "webhook", "name": "ops", "config": {"url": receiver.url("/hook"), "body": TEMPLATE},
+        "kind": "webhook", "name": "ops", "config": {"url": alert_receiver.url("/hook"), "body": TEMPLATE},
     })  # fmt: skip
     heartbeat = await made(http, f"{api}/heartbeats", {
         "name": "nightly db dump", "interval": 1, "grace": 1, "channels": [channel["id"]], "tags": ["db"],
@@ -66,9 +57,9 @@ async def test_a_heartbeat_down_in_a_recurring_window_alerts_once_when_it_ends(s
     down = await eventually(down_in_maintenance)
     assert down["maintenance_until"] == window["active_until"]
     assert now_ms() < ends_ms, "the heartbeat went down only after the window ended: no hold was tested"
-    assert receiver.received() == []  # down, and nobody paged
+    assert alert_receiver.received() == []  # down, and nobody paged
 
-    [alert] = await eventually(lambda: receiver.received() or None, timeout_s=150)
+    [alert] = await eventually(lambda: alert_receiver.received() or None, timeout_s=150)
     assert alert.body["status"] == "down"
     assert int(alert.body["at_ms"]) >= ends_ms  # sent when the window ended, not when it went down
     assert "maintenance window 'db upkeep'" in alert.body["text"], alert.body["text"]
@@ -76,5 +67,5 @@ async def test_a_heartbeat_down_in_a_recurring_window_alerts_once_when_it_ends(s
     # Once: the next alert of this heartbeat is its recovery, not the down again.
     async with http.post(f"{server.url}/api/heartbeat/{heartbeat['token']}") as r:
         assert r.status == 200
-    await eventually(lambda: len(receiver.received()) == 2)
-    assert [r.body["status"] for r in receiver.received()] == ["down", "up"]
+    await eventually(lambda: len(alert_receiver.received()) == 2)
+    assert [r.body["status"] for r in alert_receiver.received()] == ["down", "up"]

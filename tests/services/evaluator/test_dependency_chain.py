@@ -18,7 +18,6 @@ import pytest
 
 from services.evaluator.consumer import Evaluator
 from shared.bus.base import partition_for
-from shared.bus.local import LocalBus
 from shared.events import (
     Alert,
     MonitorConfig,
@@ -28,10 +27,10 @@ from shared.events import (
     StatusRelayed,
     encode,
 )
-from shared.settings import Settings
 from shared.snapshots import decode_partition_state, decode_state
 from shared.topics import Topics
 from tests.polling import eventually
+from tests.services.evaluator.buses import either_bus
 from tests.services.evaluator.test_handoff import PARTITIONS, owning_all, read, tick
 
 S = 1000
@@ -40,20 +39,10 @@ ROOT, DB, APP = "hb_root", "hb_db", "hb_app"
 
 @pytest.fixture(params=["local", pytest.param("kafka", marks=pytest.mark.kafka)])
 async def setup(request, tmp_path, topic_prefix):
-    topics = Topics(prefix=topic_prefix)
-    common = dict(lateness_ms=0, checkpoint_interval_ms=0, outage_gap_ms=0)  # the ticks jump: no outage
-    if request.param == "local":
-        settings, bus = Settings(**common), LocalBus(tmp_path / "bus.sqlite3")
-    else:
-        from shared.bus.kafka import KafkaBus
-
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        settings = Settings(kafka_bootstrap=bootstrap, kafka_session_timeout_ms=6000, **common)
-        bus = KafkaBus(settings)
-    await bus.start()
-    await bus.ensure_topics(topics.specs(PARTITIONS))
-    yield settings, bus, topics
-    await bus.close()
+    async with either_bus(
+        request, tmp_path, topic_prefix, PARTITIONS, lateness_ms=0, checkpoint_interval_ms=0, outage_gap_ms=0
+    ) as setup:  # the ticks jump: no outage
+        yield setup
 
 
 def heartbeat(monitor_id: str, **fields) -> MonitorConfig:

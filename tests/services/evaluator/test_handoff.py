@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from services.evaluator.consumer import Evaluator
-from shared.bus.local import LocalBus
 from shared.events import (
     Alert,
     Missed,
@@ -19,10 +18,10 @@ from shared.events import (
     decode,
     encode,
 )
-from shared.settings import Settings
 from shared.snapshots import Reason, decode_partition_state
 from shared.topics import Topics
 from tests.polling import eventually
+from tests.services.evaluator.buses import either_bus
 
 S = 1000
 PARTITIONS = 2
@@ -30,20 +29,16 @@ PARTITIONS = 2
 
 @pytest.fixture(params=["local", pytest.param("kafka", marks=pytest.mark.kafka)])
 async def setup(request, tmp_path, topic_prefix):
-    topics = Topics(prefix=topic_prefix)
-    common = dict(lateness_ms=0, checkpoint_interval_ms=0, outage_gap_ms=30 * S)
-    if request.param == "local":
-        settings, bus = Settings(**common), LocalBus(tmp_path / "bus.sqlite3")
-    else:
-        from shared.bus.kafka import KafkaBus
-
-        bootstrap = request.getfixturevalue("kafka_bootstrap")
-        settings = Settings(kafka_bootstrap=bootstrap, kafka_session_timeout_ms=6000, **common)
-        bus = KafkaBus(settings)
-    await bus.start()
-    await bus.ensure_topics(topics.specs(PARTITIONS))
-    yield settings, bus, topics
-    await bus.close()
+    async with either_bus(
+        request,
+        tmp_path,
+        topic_prefix,
+        PARTITIONS,
+        lateness_ms=0,
+        checkpoint_interval_ms=0,
+        outage_gap_ms=30 * S,
+    ) as setup:
+        yield setup
 
 
 async def read(bus, topic: str, kind: type) -> list:

@@ -12,8 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS, InvalidSchedule, zone
-from services.evaluator.schedule import check as check_schedule
+from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS
 from services.query.api.schemas.fields import (
     ChannelIds,
     DurationText,
@@ -45,9 +44,10 @@ from services.query.validation import (
     InvalidField,
     name_field,
     safe_text,
+    schedule_field,
     seconds,
+    zone_field,
 )
-from shared.clock import now_ms
 from shared.events import STATUSES, MonitorStatus
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
@@ -115,19 +115,13 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
         if isinstance(self.channels, list):
             self.channels = list(dict.fromkeys(self.channels))
         if isinstance(self.timezone, str):
-            try:
-                zone(self.timezone)
-            except InvalidSchedule as exc:
-                raise InvalidField("timezone", str(exc)) from None
+            zone_field("timezone", self.timezone)
         if isinstance(self.schedule, str):
             if self.interval is not UNSET:
                 raise InvalidField(
                     "schedule", "give a schedule or an interval, not both (no interval: schedule mode)"
                 )
-            try:
-                self.schedule = check_schedule(self.schedule, self.timezone or "UTC", now_ms())
-            except InvalidSchedule as exc:
-                raise InvalidField("schedule", str(exc)) from None
+            self.schedule = schedule_field("schedule", self.schedule, self.timezone or "UTC")
         if isinstance(self.interval, str) and not self.interval.strip():
             raise InvalidField("interval", INTERVAL_REQUIRED)
         for field, minimum in (("interval", 1), ("grace", 0), ("max_runtime", 1),

@@ -13,11 +13,17 @@ from typing import Annotated, Any, ClassVar
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS, InvalidSchedule, zone
-from services.evaluator.schedule import check as check_schedule
+from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS
 from services.query.api.schemas.fields import DurationText, Flag, Name, Tags, Timestamp, refusal
-from services.query.validation import InvalidField, name_field, parse_time_ms, safe_text, seconds
-from shared.clock import now_ms
+from services.query.validation import (
+    InvalidField,
+    name_field,
+    parse_time_ms,
+    safe_text,
+    schedule_field,
+    seconds,
+    zone_field,
+)
 
 MIN_DURATION_S = 60
 MAX_DURATION_S = 31 * 86400
@@ -119,15 +125,9 @@ class MaintenanceUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
         if isinstance(self.name, str):
             self.name = name_field("name", self.name)
         if isinstance(self.timezone, str):
-            try:
-                zone(self.timezone)
-            except InvalidSchedule as exc:
-                raise InvalidField("timezone", str(exc)) from None
+            zone_field("timezone", self.timezone)
         if isinstance(self.schedule, str):
-            try:
-                self.schedule = check_schedule(self.schedule, self.timezone or "UTC", now_ms())
-            except InvalidSchedule as exc:
-                raise InvalidField("schedule", str(exc)) from None
+            self.schedule = schedule_field("schedule", self.schedule, self.timezone or "UTC")
         if self.duration is not UNSET and self.duration is not None:
             if isinstance(self.duration, str) and not self.duration.strip():
                 raise InvalidField("duration", DURATION_REFUSAL)
