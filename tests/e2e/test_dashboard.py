@@ -202,7 +202,7 @@ def test_a_user_signs_in_creates_pings_and_watches_a_heartbeat_go_down_and_up(se
     page.get_by_label("Expected interval").fill("5 parsecs")
     page.get_by_label("Grace period").fill("1s")
     page.get_by_label("Max consecutive misses").fill("1")
-    page.get_by_label("Tags").fill("backups, production")
+    page.get_by_role("textbox", name="Tags (comma-separated)", exact=True).fill("backups, production")
     page.get_by_role("button", name="Create Heartbeat").click()
     interval = page.get_by_label("Expected interval")
     expect(interval).to_have_attribute("aria-invalid", "true")
