@@ -186,6 +186,9 @@ def test_a_scheduled_job_runs_with_its_output_and_is_edited_in_its_own_mode(serv
 
     # ...and switching it to a period sends the interval, never a schedule.
     page.get_by_role("link", name="Edit").click()
+    # The form fills itself in once the heartbeat (and the project's heartbeats for dependencies)
+    # are read: switch the mode only after that, or the load switches it back.
+    expect(page.get_by_label("Cron expression")).to_have_value("0 3 * * *")
     page.get_by_role("radio", name="Period").check()
     page.get_by_label("Expected interval").fill("1h")
     with page.expect_request(lambda r: r.method == "PATCH") as sent:
