@@ -54,6 +54,8 @@ from typing import Literal, get_args
 
 import msgspec
 
+from shared.clock import MAX_ISO_MS
+
 SCHEMA_VERSION = 1
 
 
@@ -113,8 +115,9 @@ class Tick(Event, tag="tick", kw_only=True):
     at_ms: int
 
 
-MUTED_FOREVER_MS = 253_402_300_799_999
-"""``muted_until_ms`` of a heartbeat muted until someone unmutes it (9999-12-31T23:59:59.999Z)."""
+MUTED_FOREVER_MS = MAX_ISO_MS
+"""``muted_until_ms`` of a heartbeat muted until someone unmutes it: the last instant an ISO time
+spells (9999-12-31T23:59:59.999Z)."""
 
 
 class MonitorConfig(Event, tag="monitor", kw_only=True):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.evaluator.schedule import InvalidSchedule, zone
 from services.evaluator.schedule import check as check_schedule
-from shared.clock import now_ms
+from shared.clock import MAX_ISO_MS, now_ms
 from shared.durations import parse_duration_s
 from shared.errors import PinguraError
 
@@ -33,7 +33,7 @@ MIN_REMINDER_INTERVAL_S = 60
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MIN_TIME_MS = 0
-MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant ISO-8601 years can spell
+MAX_TIME_MS = MAX_ISO_MS  # 9999-12-31T23:59:59.999Z, the last instant ISO-8601 years can spell
 # ASCII only: str.isdigit() and int() also take "²" or "١٢٣", and int() refuses 4300+ digits.
 _EPOCH_MS = re.compile(r"[0-9]{1,20}")
 

@@ -54,8 +54,7 @@ class Hold(NamedTuple):
 
 
 class Holds:
-    def __init__(self, partition: int, shared: Shared, watch: IngestWatch):
-        self.partition = partition
+    def __init__(self, shared: Shared, watch: IngestWatch):
         self._shared = shared
         self.windows = Windows()
         self.downs = Downs()

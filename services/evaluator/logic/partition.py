@@ -51,7 +51,7 @@ class PartitionEvaluator:
         """Monitors changed since the adapter last took a snapshot."""
         self._wheel = TimerWheel()
         self._shared = Shared()
-        self.holds = Holds(partition, self._shared, IngestWatch(watch or WatchRule()))
+        self.holds = Holds(self._shared, IngestWatch(watch or WatchRule()))
         """What holds alerts back: windows, dependencies, the ingest watch, flapping."""
         self.ingest_alerts = IngestAlerts(partition, partitions, self.holds.watch.rule, operator_channels)
         """The operators' ingest alerts, one per incident across partitions (partition 0 sends them)."""
