@@ -131,7 +131,9 @@ class MaintenanceUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
         if self.duration is not UNSET and self.duration is not None:
             if isinstance(self.duration, str) and not self.duration.strip():
                 raise InvalidField("duration", DURATION_REFUSAL)
-            self.duration = seconds("duration", self.duration, MIN_DURATION_S, MAX_DURATION_S)
+            self.duration = seconds("duration", self.duration, 1)
+            if not MIN_DURATION_S <= self.duration <= MAX_DURATION_S:
+                raise InvalidField("duration", "must be from 1 minute to 31 days")
 
     def times_ms(self) -> dict[str, int | None]:
         """``starts_ms`` and ``ends_ms`` as given (absent when not given; None when null)."""
