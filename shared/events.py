@@ -13,7 +13,8 @@ Topics, keys and ordering (``shared.topics`` holds the names):
 ========================  =========================  ==========================================
 topic                     key (partition key)        events
 ========================  =========================  ==========================================
-``pings``                 monitor id                 :class:`Ping`; :class:`Tick` and
+``pings``                 monitor id                 :class:`Ping`, :class:`InstanceRemoved`;
+                                                     :class:`Tick` and
                                                      :class:`StatusRelayed` (key ``""``, written
                                                      into every partition);
                                                      :class:`IngestReported` (key ``""``,
@@ -28,7 +29,7 @@ topic                     key (partition key)        events
 ``revoked-sessions``      session id                 :class:`SessionRevoked` (kept 30 days,
                                                      the longest a session may last)
 ``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`,
-                                                     :class:`RunMeasured`
+                                                     :class:`RunMeasured`, :class:`CheckinJudged`
 ``alerts``                monitor id                 :class:`Alert` (public interface)
 ``evaluator-state``       monitor id (``""``: the    :class:`MonitorSnapshot`,
 (compacted)               partition's own record)    :class:`PartitionSnapshot`
@@ -55,6 +56,7 @@ from typing import Literal, get_args
 import msgspec
 
 from shared.clock import MAX_ISO_MS
+from shared.rules import CadenceRule, FailureRateRule, FleetRule, KeywordRule, RunTimeRule, Verdict
 
 SCHEMA_VERSION = 1
 
@@ -102,6 +104,10 @@ class Ping(Event, tag="ping", kw_only=True):
     its first ``PINGURA_MAX_OUTPUT_BYTES`` bytes (cut on a character boundary)."""
     output_truncated: bool = False
     """True when the body was longer than what ``output`` keeps (the rest was dropped)."""
+    instance: str | None = None
+    """The instance (host, pod, worker) that sent it, for a heartbeat run by a fleet
+    (docs/semantics.md, "Fleets"): ``?instance=`` or the ``X-Pingura-Instance`` header (any
+    format), Cronitor's ``host``; 1-64 printable characters (``shared.rules.MAX_INSTANCE_CHARS``)."""
 
 
 class Tick(Event, tag="tick", kw_only=True):
@@ -174,6 +180,16 @@ class MonitorConfig(Event, tag="monitor", kw_only=True):
     (``shared.events.FLAP_DEFAULTS``); 0: never."""
     flap_window_s: int | None = None
     flap_stable_s: int | None = None
+    fleet: FleetRule | None = None
+    """Run by many instances: at least so many must report each window (``shared.rules``). None: off."""
+    run_time: RunTimeRule | None = None
+    """Fixed run-time limits and a learned usual range. None: off."""
+    cadence: CadenceRule | None = None
+    """Runs too early or too often. None: off."""
+    failure_rate: FailureRateRule | None = None
+    """Down when too many of the last runs failed. None: off."""
+    keywords: KeywordRule | None = None
+    """Success, failure and start words in a success ping's text. None: off."""
 
 
 FLAP_DEFAULTS = (4, 3600, 1800)
@@ -227,6 +243,17 @@ class StatusRelayed(Event, tag="relay", kw_only=True):
     held_by: list[str] = []
     """While down: the ids of the heartbeats whose being down holds this one's alert."""
     incident: int = 0
+
+
+class InstanceRemoved(Event, tag="instance_removed", kw_only=True):
+    """An instance taken out of a heartbeat's fleet through the API (``DELETE
+    /api/v1/heartbeats/{id}/instances/{name}``): it leaves without paging, until it pings again.
+    Key: ``monitor_id``; topic ``pings``, so the evaluator applies it in the order of the pings."""
+
+    monitor_id: str
+    project_id: str
+    instance: str
+    at_ms: int
 
 
 class ChannelConfig(Event, tag="channel", kw_only=True):
@@ -419,6 +446,13 @@ class Alert(Event, tag="alert", kw_only=True):
     """How many there are (``dependents_held`` lists at most 20)."""
     ingest: IngestFigures | None = None
     """On ``ingest_down`` and ``ingest_up``: the numbers."""
+    missing_instances: list[str] = []
+    """A fleet's ``down`` and reminders: the instances that did not report (at most 50, sorted;
+    docs/semantics.md, "Fleets")."""
+    instances_reported: int | None = None
+    """A fleet's alerts: how many instances reported in the window judged."""
+    instances_expected: int | None = None
+    """A fleet's alerts: how many were members then."""
 
 
 class IngestReported(Event, tag="ingest_report", kw_only=True):
@@ -458,6 +492,32 @@ class RunMeasured(Event, tag="run", kw_only=True):
     ended_ms: int
     duration_s: float
     """``(ended_ms - started_ms) / 1000``."""
+
+
+class CheckinJudged(Event, tag="judged", kw_only=True):
+    """What the rules of ``shared.rules`` found in one check-in (a run too fast, too early, a
+    failure keyword ...), for the history and the timing graph. Key: ``monitor_id``; topic
+    ``status``. ``id`` is ``{monitor_id}:judged:{ping_id}``; the history keeps one row per ping.
+    Written only when a rule found something."""
+
+    id: str
+    monitor_id: str
+    project_id: str
+    ping_id: str
+    at_ms: int
+    verdicts: list[Verdict]
+    alerted: bool = False
+    """At least one verdict counted as a problem (else they only mark the run)."""
+    reason: str = ""
+    """For people: what was found, e.g. "run took 3 s; usually 20 s to 1 min 20 s"."""
+    duration_s: float | None = None
+    """The run's duration, when a run-time rule judged it."""
+    usual_low_s: float | None = None
+    usual_high_s: float | None = None
+    """The usual range the run was judged against (when the baseline judged it)."""
+    keyword: str | None = None
+    """The keyword that matched, as configured."""
+    instance: str | None = None
 
 
 class MonitorSnapshot(Event, tag="snapshot", kw_only=True):
@@ -584,6 +644,7 @@ AnyEvent = (
     | Tick
     | StatusRelayed
     | IngestReported
+    | InstanceRemoved
     | MonitorConfig
     | MaintenanceWindow
     | ChannelConfig
@@ -593,6 +654,7 @@ AnyEvent = (
     | StatusChanged
     | Missed
     | RunMeasured
+    | CheckinJudged
     | Alert
     | MonitorSnapshot
     | PartitionSnapshot

@@ -30,6 +30,7 @@ import msgspec
 
 from shared.errors import PinguraError
 from shared.events import IngestFigures, MonitorSnapshot, MonitorStatus, PartitionSnapshot
+from shared.rules import CadenceRule, FailureRateRule, FleetRule, KeywordRule, RunTimeRule
 
 STATE_VERSION = 2
 """The layout of :class:`MonitorState` as this code writes it (``MonitorSnapshot.state_v``).
@@ -56,6 +57,17 @@ class Rules(msgspec.Struct, array_like=True, frozen=True, gc=False):
     depends_on_tags: tuple[str, ...] = ()
     flap: tuple[int, int, int] | None = None
     """``(changes, window_ms, stable_ms)``; None: ``shared.events.FLAP_DEFAULTS``; changes 0: never."""
+    fleet: FleetRule | None = None
+    """The rules of ``shared.rules``, as configured (seconds); None: off."""
+    run_time: RunTimeRule | None = None
+    cadence: CadenceRule | None = None
+    failure_rate: FailureRateRule | None = None
+    keywords: KeywordRule | None = None
+
+    @property
+    def judges_runs(self) -> bool:
+        """Whether a check-in is judged beyond its kind (run time, cadence)."""
+        return self.run_time is not None or self.cadence is not None
 
 
 class Held(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -83,6 +95,16 @@ class Held(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A held ``up``: the check-ins missed while it was down (the ``up`` alert's ``missed_runs``)."""
 
 
+class Fleet(msgspec.Struct, array_like=True, gc=False):
+    """The instances of a heartbeat run by a fleet (docs/semantics.md, "Fleets"). The one mutable
+    part of an :class:`Extra`: a ping of one of 10,000 instances updates its entry in place
+    rather than copying the map."""
+
+    seen: dict[str, int] = {}
+    """Each instance that checked in (or was declared: then 0 until it does) and its last
+    check-in (ms), at most ``shared.rules.MAX_INSTANCES``."""
+
+
 class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """What most monitors do not need, behind one field of :class:`MonitorState` (None when
     empty). Immutable: replaced on change, and an idle one (rules only) is shared."""
@@ -102,6 +124,19 @@ class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """Flapping since then: down/up alerts are held until it has been stable long enough."""
     missed: int = 0
     """Check-ins missed in the current run of problems (the ``up`` alert says how many)."""
+    fleet: Fleet | None = None
+    """The instances, for a heartbeat with a fleet rule."""
+    durations: tuple[int, ...] = ()
+    """The last ``shared.rules.BASELINE_RUNS`` measured run times (ms), oldest first: the
+    baseline of a run-time rule."""
+    recent: tuple[int, ...] = ()
+    """When its latest runs came (ms), oldest first, as many as the cadence rule's ``max_runs``
+    needs (one more than it): runs too often."""
+    outcomes: tuple[int, ...] = ()
+    """The last runs of a failure-rate rule (at most its ``runs``), oldest first: when each ended
+    (ms), negated for a failure."""
+    rate_down: bool = False
+    """Down because of its failure rate: it comes back only when the rate is under the lower mark."""
 
 
 CheckinKind = Literal["success", "fail"]
@@ -329,7 +364,7 @@ def _decode(
 
 __all__ = [
     "PARTITION_STATE_VERSION", "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind", "DownElsewhere", "Extra",
-    "Held", "IngestAcross", "IngestIncident", "LearnedVolume", "MonitorState", "OutageSpan", "PartitionState",
+    "Fleet", "Held", "IngestAcross", "IngestIncident", "LearnedVolume", "MonitorState", "OutageSpan", "PartitionState",
     "Reason", "Rules", "Run", "UnreadableSnapshot",
     "decode_partition_state", "decode_state", "encode_partition_state", "encode_state",
 ]  # fmt: skip

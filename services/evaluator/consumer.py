@@ -22,7 +22,7 @@ from shared import clock
 from shared.bus import Bus, Consumer, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE, cancel_and_wait
-from shared.events import Alert, IngestReported, Ping, StatusRelayed, Tick, decode, encode
+from shared.events import Alert, IngestReported, InstanceRemoved, Ping, StatusRelayed, Tick, decode, encode
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -237,6 +237,8 @@ class Evaluator:
                 outputs += evaluator.apply_relay(event)
             elif isinstance(event, IngestReported):
                 outputs += evaluator.apply_ingest_report(event, record.offset)
+            elif isinstance(event, InstanceRemoved):
+                outputs += evaluator.apply_instance_removed(event, record.offset)
             last_offset[record.partition] = record.offset
         await self._publish(outputs)
         behind = len(records) >= POLL_RECORDS

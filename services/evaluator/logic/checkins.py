@@ -10,13 +10,15 @@ import re
 import sys
 from typing import cast
 
+from services.evaluator.logic import failure_rate, fleets
 from services.evaluator.logic.deadlines import anchor, next_deadline
 from services.evaluator.logic.incidents import on_problem, recover
-from services.evaluator.logic.monitor import Shared, set_status
+from services.evaluator.logic.monitor import Shared, rules_of, set_status
 from services.evaluator.logic.outputs import Output
 from services.evaluator.logic.runs import end_run, running
+from services.evaluator.logic.verdicts import Finding, judge_checkin, judged, problem_of
 from shared.clock import iso_ms
-from shared.events import CHECKIN_MESSAGE_MAX_CHARS, MonitorStatus, Ping
+from shared.events import CHECKIN_MESSAGE_MAX_CHARS, MonitorStatus, Ping, RunMeasured
 from shared.snapshots import Checkin, CheckinKind, MonitorState, Reason
 
 SHARED_MESSAGE_MAX_CHARS = 40
@@ -62,47 +64,93 @@ def one_line(message: str | None) -> str | None:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def check_in(state: MonitorState, ping: Ping, at: int, shared: Shared) -> list[Output]:
+def check_in(
+    state: MonitorState, ping: Ping, at: int, shared: Shared, findings: list[Finding] | None = None
+) -> list[Output]:
     """A ``success`` or ``fail`` at ``at``: end the run it ends, record it (unless an older
-    one arrived late), open the next window, then judge it."""
+    one arrived late), open the next window, then judge it: by its kind, and by the rules of
+    ``shared.rules`` (``findings``: what its keywords made of it, already)."""
     outputs: list[Output] = []
     extra = state.extra  # None for most monitors: the path below then stays as short as it was
-    if extra is not None and extra.runs:
-        measured = end_run(state, ping, at, shared)
-        if measured is not None:
-            outputs.append(measured)
-    if state.last_ping_ms is None or at >= state.last_ping_ms:
-        state.last_ping_ms = at
-        state.last_checkin = checkin(ping.kind, ping.exit_code)
-        state.last_message = one_line(ping.message)
     if extra is None:
+        rules = None
+        if state.last_ping_ms is None or at >= state.last_ping_ms:
+            state.last_ping_ms = at
+            state.last_checkin = checkin(ping.kind, ping.exit_code)
+            state.last_message = one_line(ping.message)
         state.deadline_ms = state.last_ping_ms + state.interval_ms + state.grace_ms
     else:
-        state.deadline_ms = next_deadline(state, anchor(state))
-    if ping.kind == "success":
+        rules = extra.rules
+        measured = end_run(state, ping, at, shared) if extra.runs else None
+        if measured is not None:
+            outputs.append(measured)
+        if rules is not None and rules.judges_runs:
+            duration = _duration_ms(ping, measured)
+            ended_run = measured is not None or extra.runs != (state.extra.runs if state.extra else ())
+            findings = [
+                *(findings or ()),
+                *judge_checkin(state, rules, ping, at, duration, ended_run, shared),
+            ]
+        if state.last_ping_ms is None or at >= state.last_ping_ms:
+            state.last_ping_ms = at
+            state.last_checkin = checkin(ping.kind, ping.exit_code)
+            state.last_message = one_line(ping.message)
+        if rules is not None and rules.fleet is not None:
+            fleets.checked_in(state, rules.fleet, ping.instance, at, shared)
+            if state.deadline_ms is None:  # a fleet's windows are fixed: only its first check-in opens one
+                state.deadline_ms = next_deadline(state, anchor(state))
+        else:
+            state.deadline_ms = next_deadline(state, anchor(state))
+        if rules is not None and rules.failure_rate is not None:
+            failure_rate.record(state, rules.failure_rate, ping.kind == "fail", at, shared)
+    problem = problem_of(findings) if findings else None
+    if ping.kind == "success" and problem is None:
         state.problems = 0
         if state.status != "up" or extra is not None:
             outputs += mark_ok(state, at, shared)
     else:
-        outputs += mark_failed(state, ping, at, shared)
+        outputs += mark_failed(state, ping, at, shared, problem)
+    if rules is not None and rules.failure_rate is not None:
+        outputs += failure_rate.judge(state, rules.failure_rate, at, shared)
+    if findings:
+        outputs.append(judged(state, ping, at, findings))
     return outputs
 
 
+def _duration_ms(ping: Ping, measured: RunMeasured | None) -> int | None:
+    """The run's duration: as the job sent it, else as measured from its start."""
+    if ping.duration_s is not None:
+        return round(ping.duration_s * 1000)
+    return measured.ended_ms - measured.started_ms if measured is not None else None
+
+
 def mark_ok(state: MonitorState, at: int, shared: Shared) -> list[Output]:
-    """A success: ``up`` (``running`` while a run is still open), or towards recovery while down."""
+    """A success: ``up`` (``running`` while a run is still open), or towards recovery while down
+    (not while a fleet is short of instances or the failure rate is still high)."""
     target: MonitorStatus = "running" if running(state) else "up"
     if state.status == "down":
+        rules = rules_of(state)
+        if rules.fleet is not None and fleets.holds_recovery(state, rules.fleet, at):
+            return []
+        if rules.failure_rate is not None and failure_rate.holds_recovery(state, rules.failure_rate):
+            return []
         return recover(state, target, at, shared)
     return set_status(state, target, at, Reason.PING_RECEIVED) if state.status != target else []
 
 
-def mark_failed(state: MonitorState, ping: Ping, at: int, shared: Shared) -> list[Output]:
-    """A failure: one problem (going down at the limit). A first check-in that fails still
-    shows the job is there (``up``), as does the failed end of the last open run."""
+def mark_failed(
+    state: MonitorState, ping: Ping, at: int, shared: Shared, problem: Finding | None = None
+) -> list[Output]:
+    """A failure, or a check-in a rule found a problem in (``problem``): one problem (going down
+    at the limit). A first check-in that fails still shows the job is there (``up``), as does the
+    failed end of the last open run."""
     state.problems += 1
-    code = f" (exit code {ping.exit_code})" if ping.exit_code is not None else ""
-    detail = f": {ping.message[:200]}" if ping.message else ""
-    state.last_problem = f"job reported failure{code} at {iso_ms(at)}{detail}"
+    if problem is not None and ping.kind == "success":
+        state.last_problem = f"{problem.reason} at {iso_ms(at)}"
+    else:
+        code = f" (exit code {ping.exit_code})" if ping.exit_code is not None else ""
+        detail = f": {ping.message[:200]}" if ping.message else ""
+        state.last_problem = f"job reported failure{code} at {iso_ms(at)}{detail}"
     down = on_problem(state, at, shared)
     if down:
         return down

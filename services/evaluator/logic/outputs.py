@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import msgspec
 
-from shared.events import Alert, IngestReported, Missed, RunMeasured, StatusChanged, StatusRelayed
+from shared.events import (
+    Alert,
+    CheckinJudged,
+    IngestReported,
+    Missed,
+    RunMeasured,
+    StatusChanged,
+    StatusRelayed,
+)
 
 
 class Outage(msgspec.Struct, frozen=True, gc=False):
@@ -26,8 +34,10 @@ class Outage(msgspec.Struct, frozen=True, gc=False):
     when they come due."""
 
 
-Output = StatusChanged | Missed | RunMeasured | Alert | StatusRelayed | IngestReported | Outage
-"""One decision of the core. ``StatusChanged``, ``Missed`` and ``RunMeasured`` go to the
+Output = (
+    StatusChanged | Missed | RunMeasured | CheckinJudged | Alert | StatusRelayed | IngestReported | Outage
+)
+"""One decision of the core. ``StatusChanged``, ``Missed``, ``RunMeasured`` and ``CheckinJudged`` go to the
 ``status`` topic, ``Alert`` to ``alerts``, ``StatusRelayed`` to every partition of ``pings``
 (dependencies), ``IngestReported`` to partition 0 of ``pings`` (the operators' ingest alerts),
 ``Outage`` to the log."""

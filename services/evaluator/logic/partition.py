@@ -11,19 +11,28 @@ import sys
 
 import msgspec
 
+from services.evaluator.logic import fleets
 from services.evaluator.logic.checkins import SHARED_MESSAGE_MAX_CHARS, check_in, checkin
 from services.evaluator.logic.deadlines import anchor, mark_late, mark_missed, next_deadline
 from services.evaluator.logic.holds import Holds
 from services.evaluator.logic.incidents import remind, reminder_at
 from services.evaluator.logic.ingest import IngestWatch, WatchRule, overdue_at
 from services.evaluator.logic.ingest_alerts import IngestAlerts
-from services.evaluator.logic.monitor import NEVER, Shared, rules_of, set_extra, set_status
+from services.evaluator.logic.monitor import NEVER, Shared, rules_from, rules_of, set_extra, set_status
 from services.evaluator.logic.outages import MAX_OUTAGES, gap, skip_windows
 from services.evaluator.logic.outputs import Outage, Output
+from services.evaluator.logic.rule_pings import judged_ping
 from services.evaluator.logic.runs import mark_overran, overrun_at, start_run
 from services.evaluator.logic.wheel import TimerWheel
-from shared.events import FLAP_DEFAULTS, IngestReported, MaintenanceWindow, MonitorConfig, Ping, StatusRelayed
-from shared.snapshots import SHARED_REASONS, Extra, MonitorState, OutageSpan, PartitionState, Reason, Rules
+from shared.events import (
+    IngestReported,
+    InstanceRemoved,
+    MaintenanceWindow,
+    MonitorConfig,
+    Ping,
+    StatusRelayed,
+)  # fmt: skip
+from shared.snapshots import SHARED_REASONS, Extra, MonitorState, OutageSpan, PartitionState, Reason
 
 
 class PartitionEvaluator:
@@ -71,7 +80,7 @@ class PartitionEvaluator:
                 return self.holds.gate(state, set_status(state, "paused", cfg.updated_ms, Reason.PAUSED))[-1:]
             return []
         share = self._shared
-        rules = self._rules_from(cfg)
+        rules = rules_from(cfg, share)
         if state is None:
             state = MonitorState(
                 monitor_id=sys.intern(cfg.id),  # shared with the views and the token index
@@ -131,30 +140,6 @@ class PartitionEvaluator:
         self._schedule(state)
         return self.holds.gate(state, outputs) if outputs else outputs
 
-    def _rules_from(self, cfg: MonitorConfig) -> Rules | None:
-        """The config's rules as one shared object; None when all are defaults."""
-        flap = (cfg.flap_changes, cfg.flap_window_s, cfg.flap_stable_s)
-        if (
-            cfg.schedule is None and cfg.max_runtime_s is None and cfg.recovery_threshold <= 1
-            and cfg.reminder_interval_s is None and cfg.muted_until_ms is None and not cfg.depends_on
-            and not cfg.depends_on_tags and flap == (None, None, None)
-        ):  # fmt: skip
-            return None
-        return self._shared(Rules(
-            schedule=sys.intern(cfg.schedule) if cfg.schedule is not None else None,
-            timezone=sys.intern(cfg.timezone) if cfg.schedule is not None else "UTC",
-            max_runtime_ms=cfg.max_runtime_s * 1000 if cfg.max_runtime_s is not None else None,
-            recovery_threshold=max(1, cfg.recovery_threshold),
-            reminder_interval_ms=cfg.reminder_interval_s * 1000 if cfg.reminder_interval_s else None,
-            muted_until_ms=cfg.muted_until_ms,
-            depends_on=self._shared(tuple(sys.intern(m) for m in cfg.depends_on)),
-            depends_on_tags=self._shared(tuple(cfg.depends_on_tags)),
-            flap=None if flap == (None, None, None) else self._shared(tuple(
-                1000 * (given if given is not None else default) if n else (given if given is not None else default)
-                for n, (given, default) in enumerate(zip(flap, FLAP_DEFAULTS, strict=True))
-            )),
-        ))  # fmt: skip
-
     # pings -----------------------------------------------------------------
     def apply_ping(self, ping: Ping, offset: int) -> list[Output]:
         state = self.monitors.get(ping.monitor_id)
@@ -171,12 +156,28 @@ class PartitionEvaluator:
             self.dirty.add(state.monitor_id)
             return []
         counted = state.status == "late" and (overdue_at(state) or NEVER) <= self._overdue_until
-        if ping.kind == "start":
-            outputs = start_run(state, ping.rid or "", at, self._shared)
+        rules = state.extra.rules if state.extra is not None else None
+        if rules is None:  # most monitors: judged by kind alone
+            outputs = (
+                start_run(state, ping.rid or "", at, self._shared) if ping.kind == "start"
+                else check_in(state, ping, at, self._shared)
+            )  # fmt: skip
         else:
-            outputs = check_in(state, ping, at, self._shared)
+            outputs = judged_ping(state, rules, ping, at, self._shared)
         if counted and state.status != "late":
             self.holds.watch.overdue(state.project_id, at, -1)  # counted overdue, it came after all
+        if outputs:
+            outputs = self.holds.gate(state, outputs)
+        self._schedule(state)
+        return outputs
+
+    def apply_instance_removed(self, removed: InstanceRemoved, offset: int) -> list[Output]:
+        """An instance taken out of a heartbeat's fleet through the API."""
+        state = self.monitors.get(removed.monitor_id)
+        if state is None or offset <= state.applied_offset:
+            return []
+        state.applied_offset = offset
+        outputs = fleets.remove(state, removed.instance, removed.at_ms, self._shared)
         if outputs:
             outputs = self.holds.gate(state, outputs)
         self._schedule(state)
@@ -313,6 +314,7 @@ class PartitionEvaluator:
             while state.deadline_ms is not None and state.deadline_ms <= ready:
                 outputs += mark_missed(state, state.deadline_ms, share)
             return outputs
+        fleet = state.extra.rules.fleet if state.extra.rules is not None else None
         while True:
             deadline = state.deadline_ms
             when = deadline if deadline is not None and deadline <= ready else NEVER
@@ -326,6 +328,8 @@ class PartitionEvaluator:
                 outputs += remind(state, ready, share)
             elif overrun is not None:
                 outputs += mark_overran(state, when, overrun[1], share)
+            elif deadline is not None and when != NEVER and fleet is not None:
+                outputs += fleets.judge_window(state, fleet, deadline, share)
             elif deadline is not None and when != NEVER:
                 outputs += mark_missed(state, deadline, share)
             else:

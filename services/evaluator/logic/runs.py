@@ -4,6 +4,8 @@ time counts one problem."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from services.evaluator.logic.deadlines import anchor, next_deadline
 from services.evaluator.logic.incidents import on_problem
 from services.evaluator.logic.monitor import Shared, rules_of, set_extra, set_status
@@ -11,6 +13,9 @@ from services.evaluator.logic.outputs import Output
 from shared.clock import iso_ms
 from shared.events import Ping, RunMeasured
 from shared.snapshots import MonitorState, Reason, Run
+
+if TYPE_CHECKING:
+    from services.evaluator.logic.verdicts import Finding
 
 MAX_OPEN_RUNS = 10
 """Open runs kept per monitor (by run id); a start beyond that drops the oldest."""
@@ -88,6 +93,13 @@ def _span(ms: int) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return "".join(parts) or f"{ms}ms"
+
+
+def problem_at_start(state: MonitorState, problem: Finding, at: int, shared: Shared) -> list[Output]:
+    """A rule found a problem in a run's start (too early, too often): one problem, dated then."""
+    state.problems += 1
+    state.last_problem = f"{problem.reason} at {iso_ms(at)}"
+    return on_problem(state, at, shared)
 
 
 def mark_overran(state: MonitorState, at: int, run: Run, shared: Shared) -> list[Output]:

@@ -1,0 +1,79 @@
+"""What the rules of ``shared.rules`` find in one run, and how it is told: a :class:`Finding` per
+rule that found something, gathered here from the modules that judge (``run_times``, ``cadence``,
+``keywords``), and one :class:`~shared.events.CheckinJudged` for the history.
+
+A finding that ``alert``\\ s makes the check-in a problem (as a failure is: it counts towards
+``max_consecutive_misses``, with the finding's reason); one that does not only marks the run.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from services.evaluator.logic import cadence, run_times
+from services.evaluator.logic.monitor import Shared
+from shared.events import CheckinJudged, Ping
+from shared.rules import Verdict
+from shared.snapshots import MonitorState, Rules
+
+
+class Finding(NamedTuple):
+    verdict: Verdict
+    alert: bool
+    """A problem (else only a mark on the run)."""
+    reason: str
+    """For people, one line: the status reason and the alert's text when it alerts."""
+    duration_ms: int | None = None
+    usual_ms: tuple[float, float] | None = None
+    """The usual range (low, high) the run was judged against."""
+    keyword: str | None = None
+
+
+def judge_checkin(
+    state: MonitorState,
+    rules: Rules,
+    ping: Ping,
+    at: int,
+    duration_ms: int | None,
+    ended_run: bool,
+    shared: Shared,
+) -> list[Finding]:
+    """The run-time and cadence rules on a check-in at ``at``; ``duration_ms``: the run's, when
+    known (measured from its start, or sent by the job); ``ended_run``: it closed an open run
+    (whose start was judged for cadence already)."""
+    findings: list[Finding] = []
+    if rules.run_time is not None and duration_ms is not None:
+        findings += run_times.judge(state, rules.run_time, duration_ms, shared)
+    if rules.cadence is not None and not ended_run:
+        findings += cadence.judge(state, rules.cadence, at, shared)
+    return findings
+
+
+def judge_start(state: MonitorState, rules: Rules, at: int, shared: Shared) -> list[Finding]:
+    """The cadence rule on a ``start`` (a run's arrival is its start, when it sends one)."""
+    return cadence.judge(state, rules.cadence, at, shared) if rules.cadence is not None else []
+
+
+def problem_of(findings: list[Finding]) -> Finding | None:
+    """The first finding that is a problem, if any."""
+    return next((finding for finding in findings if finding.alert), None)
+
+
+def judged(state: MonitorState, ping: Ping, at: int, findings: list[Finding]) -> CheckinJudged:
+    duration = next((f.duration_ms for f in findings if f.duration_ms is not None), None)
+    usual = next((f.usual_ms for f in findings if f.usual_ms is not None), None)
+    return CheckinJudged(
+        id=f"{state.monitor_id}:judged:{ping.id}",
+        monitor_id=state.monitor_id,
+        project_id=state.project_id,
+        ping_id=ping.id,
+        at_ms=at,
+        verdicts=[finding.verdict for finding in findings],
+        alerted=problem_of(findings) is not None,
+        reason="; ".join(finding.reason for finding in findings),
+        duration_s=duration / 1000 if duration is not None else None,
+        usual_low_s=usual[0] / 1000 if usual is not None else None,
+        usual_high_s=usual[1] / 1000 if usual is not None else None,
+        keyword=next((f.keyword for f in findings if f.keyword is not None), None),
+        instance=ping.instance,
+    )
