@@ -103,6 +103,14 @@ class Fleet(msgspec.Struct, array_like=True, gc=False):
     seen: dict[str, int] = {}
     """Each instance that checked in (or was declared: then 0 until it does) and its last
     check-in (ms), at most ``shared.rules.MAX_INSTANCES``."""
+    judged_ms: int = 0
+    """The deadline of the last window judged (0: none yet); the figures below are as of then."""
+    members: int = 0
+    """Instances in the fleet then."""
+    required: int = 0
+    """Instances that had to report (``min_instances``, or ``min_percent`` of the members)."""
+    missing: tuple[str, ...] = ()
+    """The members that had not reported by then, sorted: what the dashboard and API show."""
 
 
 class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):
