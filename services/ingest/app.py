@@ -23,12 +23,14 @@ from aiohttp import hdrs, web
 
 from services.ingest.logic import (
     HC_NOT_FOUND,
+    INSTANCE_HEADER,
     MAX_USER_AGENT_CHARS,
     MIN_KEPT_BYTES,
     PingRejected,
     check_slug,
     client_ip,
     header_text,
+    parse_instance,
     parse_kuma_query,
     parse_metadata,
     parse_outcome,
@@ -188,9 +190,11 @@ async def _record(
     slug: str | None = None,
     suffix: str = "",
     create: bool = False,
+    cronitor: bool = False,
 ) -> web.Response:
     """Read the ping, find (or create) its heartbeat, publish it; answer in ``dialect``.
-    Either ``token`` or ``ping_key`` and ``slug`` name the heartbeat."""
+    Either ``token`` or ``ping_key`` and ``slug`` name the heartbeat. ``cronitor``: Cronitor's
+    URL, whose ``?host=`` names the instance too."""
     app = request.app
     settings = app[SETTINGS]
     received_ms = now_ms()
@@ -210,6 +214,11 @@ async def _record(
             kind, exit_code = parse_outcome(suffix, query.get("state"))
             rid = parse_run_id(query)
             asked = query_fields(query)
+        instance = parse_instance(
+            request.query if request.query_string else {},
+            request.headers.get(INSTANCE_HEADER),
+            cronitor=cronitor,
+        )
         refuse_undecodable(request.headers)
         body, size = await whole_body(request, settings)
         declared = request.content_type if hdrs.CONTENT_TYPE in request.headers else ""
@@ -254,6 +263,7 @@ async def _record(
         source_ip=client_ip(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies),
         user_agent=header_text(request.headers.get("User-Agent", ""), MAX_USER_AGENT_CHARS),
         method=request.method,
+        instance=instance,
         **fields,
     )
     try:
@@ -261,7 +271,7 @@ async def _record(
     except BusUnavailable as exc:
         log.warning("ingest.ping.unavailable", monitor_id=monitor_id, error=str(exc))
         return dialect.unavailable(settings)
-    log.debug("ingest.ping.accepted", monitor_id=monitor_id, ping_id=ping.id, kind=kind)
+    log.debug("ingest.ping.accepted", monitor_id=monitor_id, ping_id=ping.id, kind=kind, instance=instance)
     return dialect.ok(settings, created)
 
 
@@ -337,6 +347,7 @@ async def handle_cronitor_telemetry(request: web.Request) -> web.Response:
         ping_key=request.match_info["ping_key"],
         slug=request.match_info["slug"],
         create=True,
+        cronitor=True,
     )
 
 

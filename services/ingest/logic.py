@@ -6,8 +6,9 @@ Accepted exactly as the product describes it, plus what peers' clients send:
 a run id from ``?rid=`` (a UUID) or Cronitor's ``?series=``; metadata ``status``,
 ``message``, ``duration`` (or Cronitor's ``metric=duration:<s>``) from the query string, a
 JSON body or a form body (the body wins over the query string); a text body is the job's
-``output`` (and the message too when it fits one). Uptime Kuma's push words are read by
-:func:`parse_kuma_query`. How each body is read is spelled out in docs/semantics.md
+``output`` (and the message too when it fits one); the instance that sent it (a fleet's host or
+pod) from ``?instance=``, Cronitor's ``?host=`` or the ``X-Pingura-Instance`` header
+(:func:`parse_instance`). Uptime Kuma's push words are read by :func:`parse_kuma_query`. How each body is read is spelled out in docs/semantics.md
 ("What a ping reply means"); the formats in docs/events.md.
 """
 
@@ -26,6 +27,7 @@ import msgspec
 from shared.durations import parse_duration_s
 from shared.errors import PinguraError
 from shared.events import PingKind
+from shared.rules import MAX_INSTANCE_CHARS
 from shared.slugs import SLUG as _SLUG
 
 if TYPE_CHECKING:
@@ -191,8 +193,39 @@ def slug_monitor_id(project_id: str, slug: str, attempt: int = 0) -> str:
     return "hb_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
 
 
-QUERY_READ = frozenset((*METADATA, "rid", "series", "state", "metric", "msg", "ping"))
-"""Query parameters ingest reads (Kuma's ``msg`` and ``ping`` among them)."""
+INSTANCE_HEADER = "X-Pingura-Instance"
+QUERY_READ = frozenset((*METADATA, "rid", "series", "state", "metric", "msg", "ping", "instance", "host"))
+"""Query parameters ingest reads (Kuma's ``msg`` and ``ping``, Cronitor's ``host`` among them)."""
+
+
+def parse_instance(query: Mapping[str, str], header: str | None, *, cronitor: bool = False) -> str | None:
+    """The instance (host, pod, worker) that sent the ping, for a fleet: ``?instance=``, else
+    Cronitor's own ``?host=`` (on Cronitor's URLs only), else the ``X-Pingura-Instance`` header.
+    The query wins over the header: it is what the job's URL says, while a header may be set for
+    every request by a proxy or an HTTP client's defaults. Kept exactly as sent; anything but
+    1-64 printable characters without space at either end is refused, naming where it came from."""
+    name = query.get("instance")
+    if name is not None:
+        return _instance(name, "instance")
+    if cronitor and (name := query.get("host")) is not None:
+        return _instance(name, "host")
+    if header is not None:
+        return _instance(header, INSTANCE_HEADER)
+    return None
+
+
+def _instance(name: str, where: str) -> str:
+    if not _is_utf8(name):  # a header's bytes that were not UTF-8 (the query's are refused before)
+        raise PingRejected(400, f"{where} is not UTF-8")
+    if not name:
+        raise PingRejected(400, f"{where} is empty: name the instance, or leave it out")
+    if len(name) > MAX_INSTANCE_CHARS:
+        raise PingRejected(400, f"{where} is longer than {MAX_INSTANCE_CHARS} characters")
+    if not name.isprintable():
+        raise PingRejected(400, f"{where} holds a character that is not printable (a control or line break)")
+    if name != name.strip():
+        raise PingRejected(400, f"{where} starts or ends with a space")
+    return name
 
 
 def refuse_undecodable_query(raw_query: str) -> None:
