@@ -14,6 +14,7 @@ from msgspec import UNSET
 
 from services.query.api.context import API, PROJECT, READ_ONLY
 from services.query.api.errors import answer, not_found
+from services.query.api.schemas.checks import check_answers
 from services.query.api.schemas.heartbeats import (
     Heartbeat,
     HeartbeatCreate,
@@ -74,7 +75,7 @@ def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
         muted_until=muted_until_text(m.muted_until_ms), depends_on=m.depends_on, depends_on_tags=m.depends_on_tags,
         flap_changes=m.flap_changes, flap_window=m.flap_window_s, flap_stable=m.flap_stable_s,
         flapping_since=_iso(current.flapping_since) if current is not None else None,
-        held=current.held if current is not None else None,
+        held=current.held if current is not None else None, **check_answers(m),
     )  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from services.query.validation import InvalidField
 
 T = TypeVar("T", bound=msgspec.Struct)
 
-_AT = re.compile(r"^(?P<reason>.*) - at `\$\.(?P<field>[^`\[.]+)[^`]*`$", re.DOTALL)
+_AT = re.compile(r"^(?P<reason>.*) - at `\$\.(?P<field>[^`\[.]+)(?:\.(?P<part>[^`\[.]+))?[^`]*`$", re.DOTALL)
 _OBJECT_FIELD = re.compile(r"^Object (?:contains unknown|missing required) field `(?P<field>.*)`$", re.DOTALL)
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 """A query parameter an ``int`` field takes: ASCII digits only (``int()`` would also read
@@ -49,11 +49,16 @@ def decode_query(query: Mapping[str, str], kind: type[T]) -> T:
 
 
 def whole_floats(body: Mapping[str, Any]) -> dict[str, Any]:
-    """A body's top-level ``3.0`` made ``3``: JSON has one number type, and JSON Schema calls
-    3.0 an integer (``3.5`` and ``true`` stay what they are, and are refused where an integer
-    is wanted)."""
-    return {key: int(value) if isinstance(value, float) and value.is_integer() else value
+    """A body's ``3.0`` made ``3``, at the top level and in the objects it holds (a heartbeat's
+    rules): JSON has one number type, and JSON Schema calls 3.0 an integer (``3.5`` and ``true``
+    stay what they are, and are refused where an integer is wanted)."""
+    return {key: _whole(value) if not isinstance(value, Mapping) else
+            {k: _whole(v) for k, v in value.items()}  # one level more: the objects of a heartbeat's rules
             for key, value in body.items()}  # fmt: skip
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _convert(values: Mapping[str, Any], kind: type[T]) -> T:
@@ -70,6 +75,9 @@ def refused(message: str, kind: type[msgspec.Struct]) -> InvalidField:
     at = _AT.match(message)
     if at is not None:
         field, reason = at["field"], at["reason"]
+        inner = _inner(kind, field, at["part"], reason)
+        if inner is not None:
+            return InvalidField(field, inner)
     else:
         named = _OBJECT_FIELD.match(message)
         if named is None:
@@ -79,6 +87,31 @@ def refused(message: str, kind: type[msgspec.Struct]) -> InvalidField:
             return InvalidField(field, "unknown field")
         reason = "required"
     return InvalidField(field, _refusals(kind).get(field, reason))
+
+
+def _inner(kind: type[msgspec.Struct], field: str, part: str | None, reason: str) -> str | None:
+    """The refusal of a part of an object field (``fleet.min_instances``), naming the part, when
+    that object's type declares it; None: the field's own refusal says it."""
+    structs = _structs(typing.get_type_hints(kind, include_extras=True).get(field))
+    if not structs:
+        return None
+    inner = structs[0]
+    if part is None:
+        named = _OBJECT_FIELD.match(reason)
+        if named is None:
+            return None
+        return f"{named['field']}: " + (
+            "unknown field" if reason.startswith("Object contains unknown") else "required"
+        )
+    refusal = _refusals(inner).get(part)
+    return None if refusal is None else f"{part}: {refusal}"
+
+
+def _structs(hint: Any) -> list[type[msgspec.Struct]]:
+    """The Struct types ``hint`` is, or is a union or annotation of."""
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        return [hint]
+    return [s for arg in typing.get_args(hint) for s in _structs(arg)]
 
 
 @functools.cache

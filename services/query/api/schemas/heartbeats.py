@@ -13,6 +13,22 @@ from typing import Annotated, Any, ClassVar
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from services.evaluator.schedule import ALIASES, MAX_EXPRESSION_CHARS
+from services.query.api.schemas.checks import (
+    Cadence,
+    CadenceField,
+    FailureRate,
+    FailureRateField,
+    FailureRateNow,
+    Fleet,
+    FleetField,
+    InstancesSummary,
+    Keywords,
+    KeywordsField,
+    RunTime,
+    RunTimeField,
+    UsualRunTime,
+    check_fields,
+)
 from services.query.api.schemas.fields import (
     ChannelIds,
     DurationText,
@@ -104,6 +120,11 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
     flap_changes: FlapChanges | UnsetType | None = UNSET
     flap_window: FlapWindow | UnsetType | None = UNSET
     flap_stable: FlapStable | UnsetType | None = UNSET
+    fleet: FleetField | UnsetType | None = UNSET
+    run_time: RunTimeField | UnsetType | None = UNSET
+    cadence: CadenceField | UnsetType | None = UNSET
+    failure_rate: FailureRateField | UnsetType | None = UNSET
+    keywords: KeywordsField | UnsetType | None = UNSET
 
     def __post_init__(self) -> None:
         """What the types cannot say: names trimmed, safe tags, periods in seconds, a valid
@@ -168,6 +189,7 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
         if "slug" in given:
             out["slug"] = given["slug"]
         out.update(holding_fields(given, creating))
+        out.update(check_fields(given, creating))
         return out
 
 
@@ -250,6 +272,27 @@ class Heartbeat(Struct, kw_only=True):
     held: Annotated[
         str | None,
         Meta(description="Why an alert of it is held back now (a mute, a window, a dependency down, ...)."),
+    ] = None
+    fleet: Fleet | None = None
+    run_time: RunTime | None = None
+    cadence: Cadence | None = None
+    failure_rate: FailureRate | None = None
+    keywords: Keywords | None = None
+    instances_summary: Annotated[
+        InstancesSummary | None,
+        Meta(
+            description="A fleet's figures as of the last window judged; null: no fleet, or none judged yet."
+        ),
+    ] = None
+    usual_run_time: Annotated[
+        UsualRunTime | None,
+        Meta(description="The usual run time learned so far; null until enough runs were measured."),
+    ] = None
+    failure_rate_now: Annotated[
+        FailureRateNow | None,
+        Meta(
+            description="With a failure-rate rule: the runs counted now and how many failed; null: none yet."
+        ),
     ] = None
 
 
