@@ -36,6 +36,9 @@ BASELINE_SIGMAS = 4.0
 BASELINE_MIN_FACTOR = 2.0
 """...and at least this factor away from it (below half, above twice the median): a steady job
 whose runs barely vary is not flagged for being 10% slower."""
+BASELINE_MIN_GAP_MS = 1000
+"""...and at least this far from it (1 s): a job of a few milliseconds is not flagged for taking a
+few more (measured start to end, its runs jitter by more than they last)."""
 
 FAILURE_RATE_DEFAULT_RUNS = 10
 MAX_RATE_RUNS = 100
@@ -131,7 +134,8 @@ def usual_band(durations_ms: tuple[int, ...] | list[int]) -> tuple[float, float,
     median = _median(ordered)
     spread = 1.4826 * _median(sorted(abs(d - median) for d in ordered))
     low = max(0.0, min(median - BASELINE_SIGMAS * spread, median / BASELINE_MIN_FACTOR))
-    high = max(median + BASELINE_SIGMAS * spread, median * BASELINE_MIN_FACTOR)
+    high = max(median + BASELINE_SIGMAS * spread, median * BASELINE_MIN_FACTOR, median + BASELINE_MIN_GAP_MS)
+    low = max(0.0, min(low, median - BASELINE_MIN_GAP_MS))
     return median, low, high
 
 
@@ -142,7 +146,7 @@ def _median(ordered: list[float] | list[int]) -> float:
 
 
 __all__ = [
-    "BASELINE_MIN_FACTOR", "BASELINE_MIN_RUNS", "BASELINE_RUNS", "BASELINE_SIGMAS", "FAILURE_RATE_DEFAULT_RUNS",
-    "INSTANCE_EXPIRY_DEFAULT_S", "MAX_INSTANCES", "MAX_INSTANCE_CHARS", "MAX_RATE_RUNS", "CadenceRule",
-    "FailureRateRule", "FleetRule", "KeywordRule", "RuleAction", "RunTimeRule", "Verdict", "usual_band",
+    "BASELINE_MIN_FACTOR", "BASELINE_MIN_GAP_MS", "BASELINE_MIN_RUNS", "BASELINE_RUNS", "BASELINE_SIGMAS",
+    "FAILURE_RATE_DEFAULT_RUNS", "INSTANCE_EXPIRY_DEFAULT_S", "MAX_INSTANCES", "MAX_INSTANCE_CHARS", "MAX_RATE_RUNS",
+    "CadenceRule", "FailureRateRule", "FleetRule", "KeywordRule", "RuleAction", "RunTimeRule", "Verdict", "usual_band",
 ]  # fmt: skip

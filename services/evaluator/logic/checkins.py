@@ -85,12 +85,9 @@ def check_in(
         if measured is not None:
             outputs.append(measured)
         if rules is not None and rules.judges_runs:
-            duration = _duration_ms(ping, measured)
-            ended_run = measured is not None or extra.runs != (state.extra.runs if state.extra else ())
-            findings = [
-                *(findings or ()),
-                *judge_checkin(state, rules, ping, at, duration, ended_run, shared),
-            ]
+            # A failed run's time says how long it took to fail: neither judged nor learned from.
+            duration = _duration_ms(ping, measured) if ping.kind == "success" else None
+            findings = [*(findings or ()), *judge_checkin(state, rules, at, duration, shared)]
         if state.last_ping_ms is None or at >= state.last_ping_ms:
             state.last_ping_ms = at
             state.last_checkin = checkin(ping.kind, ping.exit_code)

@@ -30,28 +30,16 @@ class Finding(NamedTuple):
 
 
 def judge_checkin(
-    state: MonitorState,
-    rules: Rules,
-    ping: Ping,
-    at: int,
-    duration_ms: int | None,
-    ended_run: bool,
-    shared: Shared,
+    state: MonitorState, rules: Rules, at: int, duration_ms: int | None, shared: Shared
 ) -> list[Finding]:
-    """The run-time and cadence rules on a check-in at ``at``; ``duration_ms``: the run's, when
-    known (measured from its start, or sent by the job); ``ended_run``: it closed an open run
-    (whose start was judged for cadence already)."""
+    """The run-time and cadence rules on a check-in at ``at``, before it moves the window;
+    ``duration_ms``: the run's, when known (measured from its start, or sent by the job)."""
     findings: list[Finding] = []
     if rules.run_time is not None and duration_ms is not None:
         findings += run_times.judge(state, rules.run_time, duration_ms, shared)
-    if rules.cadence is not None and not ended_run:
+    if rules.cadence is not None:
         findings += cadence.judge(state, rules.cadence, at, shared)
     return findings
-
-
-def judge_start(state: MonitorState, rules: Rules, at: int, shared: Shared) -> list[Finding]:
-    """The cadence rule on a ``start`` (a run's arrival is its start, when it sends one)."""
-    return cadence.judge(state, rules.cadence, at, shared) if rules.cadence is not None else []
 
 
 def problem_of(findings: list[Finding]) -> Finding | None:
