@@ -83,8 +83,8 @@ class CadenceRule(msgspec.Struct, frozen=True, kw_only=True):
     Each is a problem with its own reason."""
 
     early_s: int | None = None
-    """A run (its start, or its check-in when it sent no start) arriving more than this many
-    seconds before it was due is too early. None: not judged."""
+    """A check-in arriving more than this many seconds before the one the last check-in expects
+    (an interval after it, or the schedule's next run) is too early. None: not judged."""
     max_runs: int | None = None
     """More than this many runs within one interval (or between two runs of the schedule) is too
     often. None: not judged."""
