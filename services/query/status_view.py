@@ -14,6 +14,11 @@ The evaluator's own record of each ``pings`` partition (``PartitionSnapshot``) g
 ingest incidents open in it (docs/semantics.md, "Ingest incidents"): the API, ``/healthz`` and
 the dashboard's banner read them here.
 
+A heartbeat using the rules of ``shared.rules`` also gets what the API shows of them
+(:class:`RuleFigures`: its fleet's instances, its usual run time, its last runs' outcomes), kept
+in a dict of their own keyed by monitor id, for those heartbeats only: the plain heartbeat's
+cost stays its :class:`CurrentStatus`.
+
 Lag: a status shows here once the evaluator's next checkpoint is durable (about a second,
 ``checkpoint_interval_ms``; longer while it drains a backlog).
 """
@@ -21,6 +26,7 @@ Lag: a status shows here once the evaluator's next checkpoint is durable (about 
 from __future__ import annotations
 
 import sys
+from array import array
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -31,13 +37,16 @@ from services.evaluator.schedule import next_run_ms
 from shared.bus import Bus, Record
 from shared.bus.view import TopicFollower, decode_as
 from shared.events import MonitorConfig, MonitorSnapshot, MonitorStatus, PartitionSnapshot
+from shared.rules import usual_band
 from shared.snapshots import (
     SHARED_REASONS,
+    Fleet,
     IngestIncident,
     MonitorState,
     UnreadableSnapshot,
     decode_partition_state,
     decode_state,
+    durations_ms,
 )
 from shared.topics import Topics
 
@@ -58,6 +67,64 @@ class CurrentStatus(msgspec.Struct, frozen=True, gc=False):
     """Flapping since then (its alerts held until it is stable); None: not flapping."""
     held: str | None = None
     """Why an alert of it is held back now (docs/semantics.md, "Holds"); None: none is."""
+
+
+class FleetFigures(msgspec.Struct, frozen=True, gc=False):
+    """A fleet's instances as the evaluator last saved them (``shared.snapshots.Fleet``), laid out for
+    paging by name: a heartbeat may have 10,000 of them."""
+
+    names: tuple[str, ...]
+    """Every instance it knows, sorted."""
+    last_ms: array
+    """``last_ms[i]``: when ``names[i]`` last checked in (0: declared, never yet)."""
+    judged_ms: int
+    """The deadline of the last window judged (0: none yet); the figures below are as of then."""
+    members: int
+    required: int
+    missing: frozenset[str]
+    missing_first: tuple[str, ...]
+    """The first of ``missing`` by name (at most :data:`MISSING_FIRST`), for the heartbeat's answer."""
+
+
+MISSING_FIRST = 20
+_NONE_MISSING: frozenset[str] = frozenset()
+
+
+class RuleFigures(msgspec.Struct, frozen=True, gc=False):
+    """What the evaluator learned of a heartbeat through its rules, for the API: only heartbeats with
+    some have one (:meth:`StatusView.rules`)."""
+
+    fleet: FleetFigures | None = None
+    usual: tuple[float, float, float, int] | None = None
+    """``(median, low, high)`` of the usual run time in ms (``shared.rules.usual_band``), and the runs
+    it was learned from; None before enough runs were measured."""
+    outcomes: array | None = None
+    """The last runs counted by a failure-rate rule, oldest first: when each ended (ms), negated for a
+    failure (``Extra.outcomes``, 8 bytes each)."""
+
+
+def fleet_figures(fleet: Fleet) -> FleetFigures:
+    names = tuple(sorted(fleet.seen))
+    return FleetFigures(
+        names=names, last_ms=array("q", [fleet.seen[name] for name in names]), judged_ms=fleet.judged_ms,
+        members=fleet.members, required=fleet.required,
+        missing=frozenset(fleet.missing) if fleet.missing else _NONE_MISSING,
+        missing_first=fleet.missing[:MISSING_FIRST],  # sorted, as the evaluator keeps it
+    )  # fmt: skip
+
+
+def rule_figures(state: MonitorState) -> RuleFigures | None:
+    """What the API shows of a heartbeat's rules; None for one that has none to show (most)."""
+    extra = state.extra
+    if extra is None or (extra.fleet is None and not extra.durations and not extra.outcomes):
+        return None
+    durations = durations_ms(extra)
+    band = usual_band(durations)
+    return RuleFigures(
+        fleet=fleet_figures(extra.fleet) if extra.fleet is not None else None,
+        usual=(*band, len(durations)) if band is not None else None,
+        outcomes=array("q", extra.outcomes) if extra.outcomes else None,
+    )
 
 
 StatusListener = Callable[[str, "CurrentStatus | None", CurrentStatus], None]
@@ -154,6 +221,8 @@ class StatusView:
     def __init__(self, bus: Bus, topics: Topics, poll_timeout_ms: int = 1000):
         self._items: dict[str, CurrentStatus] = {}
         self._listeners: list[StatusListener] = []
+        self._rules: dict[str, RuleFigures] = {}
+        """monitor id -> what its rules learned, for the heartbeats that have any."""
         self._ingest: dict[int, tuple[IngestIncident, ...]] = {}
         """partition -> the ingest incidents open in it (its own snapshot's ``ingest``)."""
         self._follower = TopicFollower(bus, topics.evaluator_state, self._apply, poll_timeout_ms)
@@ -174,12 +243,17 @@ class StatusView:
     def get(self, monitor_id: str) -> CurrentStatus | None:
         return self._items.get(monitor_id)
 
+    def rules(self, monitor_id: str) -> RuleFigures | None:
+        """What the evaluator learned of it through its rules (instances, run times, outcomes)."""
+        return self._rules.get(monitor_id)
+
     def __len__(self) -> int:
         return len(self._items)
 
     def forget(self, monitor_id: str) -> None:
         """Drop a deleted monitor: the evaluator writes no tombstone for it."""
         self._items.pop(monitor_id, None)
+        self._rules.pop(monitor_id, None)
 
     def ingest_incidents(self) -> list[tuple[int, IngestIncident]]:
         """``(partition, incident)`` of every open ingest incident, oldest first."""
@@ -216,6 +290,11 @@ class StatusView:
                     error=str(exc),
                 )
                 continue
+            figures = rule_figures(state)
+            if figures is not None:
+                self._rules[state.monitor_id] = figures
+            else:
+                self._rules.pop(state.monitor_id, None)
             self.put(state.monitor_id, status_of(state))
 
     def put(self, monitor_id: str, current: CurrentStatus) -> None:

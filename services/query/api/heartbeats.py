@@ -7,6 +7,8 @@ status view (the evaluator's snapshots), pages from the catalog.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 import structlog
 from aiohttp import web
@@ -14,7 +16,7 @@ from msgspec import UNSET
 
 from services.query.api.context import API, PROJECT, READ_ONLY
 from services.query.api.errors import answer, not_found
-from services.query.api.schemas.checks import check_answers
+from services.query.api.schemas.checks import FailureRateNow, InstancesSummary, UsualRunTime, check_answers
 from services.query.api.schemas.heartbeats import (
     Heartbeat,
     HeartbeatCreate,
@@ -25,7 +27,7 @@ from services.query.api.schemas.heartbeats import (
 )
 from services.query.api.schemas.holding import muted_until_text
 from services.query.catalog import BadCursor
-from services.query.status_view import next_expected_ms, shown_status
+from services.query.status_view import RuleFigures, next_expected_ms, shown_status
 from services.query.validation import InvalidField
 from shared.clock import iso_ms, now_ms
 from shared.events import MonitorConfig
@@ -76,7 +78,38 @@ def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
         flap_changes=m.flap_changes, flap_window=m.flap_window_s, flap_stable=m.flap_stable_s,
         flapping_since=_iso(current.flapping_since) if current is not None else None,
         held=current.held if current is not None else None, **check_answers(m),
+        **(learned(m, figures) if (figures := ctx.statuses.rules(m.id)) is not None else {}),
     )  # fmt: skip
+
+
+def learned(m: MonitorConfig, figures: RuleFigures) -> dict:
+    """What the evaluator learned through the heartbeat's rules, as its answer shows it (each only
+    while its rule is on)."""
+    out: dict = {}
+    fleet = figures.fleet
+    if m.fleet is not None and fleet is not None and fleet.judged_ms:
+        out["instances_summary"] = InstancesSummary(
+            reported=fleet.members - len(fleet.missing), members=fleet.members, required=fleet.required,
+            missing=list(fleet.missing_first), judged_at=iso_ms(fleet.judged_ms),
+        )  # fmt: skip
+    if m.run_time is not None and figures.usual is not None:
+        median, low, high, runs = figures.usual
+        out["usual_run_time"] = UsualRunTime(
+            median_s=round(median / 1000, 3),
+            low_s=round(low / 1000, 3),
+            high_s=round(high / 1000, 3),
+            runs=runs,
+        )
+    if m.failure_rate is not None and figures.outcomes:
+        counted: Sequence[int] = figures.outcomes[-m.failure_rate.runs :]
+        if m.failure_rate.window_s is not None:  # only runs within the window before the newest
+            since = abs(counted[-1]) - m.failure_rate.window_s * 1000
+            counted = [ended for ended in counted if abs(ended) >= since]
+        failed = sum(1 for ended in counted if ended < 0)
+        out["failure_rate_now"] = FailureRateNow(
+            failed=failed, runs=len(counted), percent=failed * 100 // len(counted)
+        )
+    return out
 
 
 def _check_slug_free(request: web.Request, fields: dict, monitor_id: str | None = None) -> None:

@@ -23,6 +23,7 @@ from services.query.api import (
     heartbeats,
     history,
     ingest,
+    instances,
     keys,
     maintenance,
     openapi,
@@ -133,6 +134,15 @@ ROUTES: tuple[Route, ...] = (
     R("POST", "/heartbeats/{id}/rotate-token", heartbeats.rotate_token,
       "Give the heartbeat a new ping token (the old URL stops working)", "heartbeats", "rotateToken", HEARTBEAT,
       errors=NOT_FOUND),
+    R("GET", "/heartbeats/{id}/instances", instances.list_instances,
+      "A fleet's instances by name, a page at a time, each with its last check-in and status, and the fleet's "
+      "figures as of the last window judged", "heartbeats", "listInstances",
+      _ok("A page.", s.instances.InstancePage), query=s.instances.InstanceListQuery, errors=PAGE),
+    R("DELETE", "/heartbeats/{id}/instances/{name}", instances.remove_instance,
+      "Take an instance out of the fleet: it leaves without paging, until it pings again (applied by the "
+      "evaluator in the order of the pings)", "heartbeats", "removeInstance",
+      {202: Answer("Accepted: the evaluator applies it next (the list shows it within a few seconds).")},
+      errors=PAGE),
     R("GET", "/heartbeats/{id}/checkins", history.list_checkins,
       "Check-ins (pings and misses), newest first, a page at a time", "history", "listCheckins",
       _ok("A page.", s.history.CheckinPage), query=s.history.CheckinQuery, errors=PAGE),

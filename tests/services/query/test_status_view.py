@@ -6,6 +6,8 @@ PartitionEvaluator), so a change to the evaluator's encoding shows up here.
 
 from __future__ import annotations
 
+import struct
+
 import msgspec
 import pytest_asyncio
 from structlog.testing import capture_logs
@@ -15,7 +17,8 @@ from services.evaluator.store import StateStore
 from services.query.status_view import CurrentStatus, StatusView, shown_status, shown_status_name
 from shared.bus.local import LocalBus
 from shared.events import MonitorConfig, MonitorSnapshot, Ping, decode, encode
-from shared.snapshots import STATE_VERSION, MonitorState
+from shared.rules import BASELINE_MIN_RUNS
+from shared.snapshots import DURATION_FORMAT, STATE_VERSION, Extra, Fleet, MonitorState, encode_state
 from shared.topics import Topics
 
 TOPICS = Topics()
@@ -241,3 +244,62 @@ async def test_it_shows_the_ingest_incidents_a_partition_has_open_until_it_close
     await minutes(300, 420, pinging=True)
     assert await view.sync()
     assert view.ingest_incidents() == []
+
+
+# what the rules learned -----------------------------------------------------------
+async def snapshot_with(bus, monitor_id: str, extra: Extra | None) -> None:
+    state = MonitorState(monitor_id=monitor_id, project_id="p", name="n", interval_ms=60 * S, grace_ms=0,
+                         max_problems=1, channels=(), tags=(), revision=1, status="up", extra=extra)  # fmt: skip
+    snapshot = MonitorSnapshot(monitor_id=monitor_id, partition=0, offset=1, state=encode_state(state),
+                               state_v=STATE_VERSION)  # fmt: skip
+    await bus.publish(TOPICS.evaluator_state, monitor_id, encode(snapshot))
+
+
+async def test_a_heartbeat_using_none_of_the_rules_keeps_nothing_beside_its_status(bus, view):
+    await Evaluator(bus).run(config(), ping(5 * S))
+    await snapshot_with(bus, "hb_b", Extra(streak=1))  # an extra, but nothing a rule learned
+    assert await view.sync()
+    assert view.get("hb_a") is not None and view.get("hb_b") is not None
+    assert (view.rules("hb_a"), view.rules("hb_b")) == (None, None)
+    assert CurrentStatus.__struct_fields__ == (  # rule data lives apart: a plain heartbeat costs what it did
+        "status", "since_ms", "reason", "last_ping_ms", "next_expected_ms", "flapping_since", "held",
+    )  # fmt: skip
+
+
+async def test_it_keeps_a_fleet_sorted_by_name_with_its_figures_as_last_judged(bus, view):
+    fleet = Fleet(seen={"web-2": 9 * S, "db-1": 0, "web-1": 7 * S}, judged_ms=8 * S, members=3, required=3,
+                  missing=("db-1",))  # fmt: skip
+    await snapshot_with(bus, "hb_a", Extra(fleet=fleet))
+    assert await view.sync()
+    kept = view.rules("hb_a").fleet
+    assert (kept.names, list(kept.last_ms)) == (("db-1", "web-1", "web-2"), [0, 7 * S, 9 * S])
+    assert (kept.judged_ms, kept.members, kept.required, kept.missing, kept.missing_first) == (
+        8 * S, 3, 3, frozenset({"db-1"}), ("db-1",),
+    )  # fmt: skip
+
+
+async def test_it_keeps_the_usual_run_time_only_once_enough_runs_were_measured(bus, view):
+    durations = [30 * S + n * 100 for n in range(BASELINE_MIN_RUNS)]
+    await snapshot_with(
+        bus, "hb_a", Extra(durations=b"".join(struct.pack(DURATION_FORMAT, d) for d in durations[:-1]))
+    )
+    assert await view.sync()
+    assert view.rules("hb_a").usual is None
+    await snapshot_with(
+        bus, "hb_a", Extra(durations=b"".join(struct.pack(DURATION_FORMAT, d) for d in durations))
+    )
+    assert await view.sync()
+    median, low, high, runs = view.rules("hb_a").usual
+    assert (median, runs) == (30_450.0, BASELINE_MIN_RUNS) and low < median < high
+
+
+async def test_the_outcomes_are_kept_and_dropped_with_the_rule_and_with_the_monitor(bus, view):
+    await snapshot_with(bus, "hb_a", Extra(outcomes=(-5 * S, 6 * S)))
+    await snapshot_with(bus, "hb_b", Extra(outcomes=(7 * S,)))
+    assert await view.sync()
+    assert list(view.rules("hb_a").outcomes) == [-5 * S, 6 * S]
+    await snapshot_with(bus, "hb_a", None)  # the rule turned off: the evaluator dropped them
+    assert await view.sync()
+    assert view.rules("hb_a") is None
+    view.forget("hb_b")
+    assert view.rules("hb_b") is None

@@ -10,7 +10,17 @@ from services.query.api.schemas import (
     heartbeats,
     history,
     ingest,
+    instances,
     maintenance,
 )
 
-__all__ = ["accounts", "channels", "deliveries", "heartbeats", "history", "ingest", "maintenance"]
+__all__ = [
+    "accounts",
+    "channels",
+    "deliveries",
+    "heartbeats",
+    "history",
+    "ingest",
+    "instances",
+    "maintenance",
+]

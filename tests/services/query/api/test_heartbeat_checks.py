@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.query.api.openapi import build_document
 from services.query.api.routes import ROUTES
 from shared.rules import CadenceRule, FailureRateRule, FleetRule, KeywordRule, RunTimeRule
 from tests.services.query.api.tenants import new_tenant
 from tests.services.query.api.test_openapi import assert_declared
+from tests.services.query.test_api_properties import PROFILE, answer, dump, duration_strings, utf8, values
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -201,3 +204,35 @@ async def test_the_document_describes_each_rule_of_the_bodies_with_its_bounds():
     assert schemas["FailureRate"]["required"] == ["percent"]
     for body in ("HeartbeatCreate", "HeartbeatUpdate"):
         assert set(RULES) <= set(schemas[body]["properties"])
+
+
+# whatever a client sends -----------------------------------------------------------------
+rule_parts = {
+    "fleet": {"min_instances": st.integers(-2, 10_002) | values, "min_percent": st.integers(-1, 101) | values,
+              "instances": st.lists(st.text(max_size=70), max_size=5) | values, "expiry": duration_strings | values},
+    "run_time": {"min": duration_strings | st.floats() | values, "max": duration_strings | st.floats() | values,
+                 "limits": st.sampled_from(["alert", "mark", "x"]) | values,
+                 "baseline": st.sampled_from(["off", "mark", "alert", ""]) | values},
+    "cadence": {"early_tolerance": duration_strings | values, "max_runs_per_interval": st.integers(-1, 1001) | values},
+    "failure_rate": {"percent": st.integers(-1, 101) | values, "runs": st.integers(0, 102) | values,
+                     "window": duration_strings | values, "recover_percent": st.integers(-1, 101) | values},
+    "keywords": {name: st.lists(st.text(max_size=110), max_size=22) | values for name in ("success", "failure", "start")}
+                | {"unmatched": st.sampled_from(["keep", "ignore", "fail", "KEEP"]) | values},
+}  # fmt: skip
+rule_bodies = st.fixed_dictionaries(
+    {"name": st.just("fuzzed"), "interval": st.just(60)},
+    optional={rule: st.fixed_dictionaries({}, optional=parts) | values for rule, parts in rule_parts.items()},
+)
+
+
+@PROFILE
+@given(body=rule_bodies)
+async def test_any_rule_body_is_created_or_refused_in_one_line(api, body):
+    status, raw = await answer(api, "POST", api.url + "/heartbeats", data=utf8(dump(body)),
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+    assert status in (201, 400, 413), raw
+    if status == 201:
+        made = json.loads(raw)
+        assert_declared("POST", "/heartbeats", 201, made)
+        for rule in RULES:
+            assert (made[rule] is None) == (body.get(rule) is None)
