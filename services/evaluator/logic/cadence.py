@@ -29,8 +29,9 @@ JITTER_SHARE = 10
 tolerance, when larger): a job on time whose runs come a few seconds early or late is never seen
 running twice in one interval."""
 MAX_SCHEDULE_STEPS = 64
-"""Runs of the schedule stepped through to find the one before a run; a schedule so dense (or so
-irregular) that the one before lies further back counts the interval after it instead."""
+"""Runs of the schedule stepped through, at most, to find the one before a time, and the shortest
+gap over the runs counted (a schedule so irregular that this is not enough counts from the first
+run after the time, and the gaps seen)."""
 
 
 def judge(state: MonitorState, rule: CadenceRule, at: int, shared: Shared) -> list[verdicts.Finding]:
@@ -83,37 +84,46 @@ def _too_often(state: MonitorState, rule: CadenceRule, recent: list[int], at: in
     assert rule.max_runs is not None
     if len(recent) <= rule.max_runs or at not in recent:
         return None
-    interval = interval_ms(state, at)
-    slack = max(interval // JITTER_SHARE, (rule.early_s or 0) * 1000)
     span = recent[-1] - recent[0]
-    if span >= interval - slack:
+    interval = interval_ms(state, recent[0], recent[-1])
+    if span >= interval - max(interval // JITTER_SHARE, (rule.early_s or 0) * 1000):
         return None
-    runs = len(recent)
     return verdicts.Finding(
         "too_often", True,
-        f"{runs} runs within {spell(span)}; at most {rule.max_runs} expected in {spell(interval)}",
+        f"{len(recent)} runs within {spell(span)}; at most {rule.max_runs} expected in {spell(interval)}",
     )  # fmt: skip
 
 
-def interval_ms(state: MonitorState, at: int) -> int:
-    """The interval the runs around ``at`` are due in: the heartbeat's, or the gap between the
-    schedule's runs before and after ``at``."""
+def interval_ms(state: MonitorState, first: int, last: int) -> int:
+    """The interval runs from ``first`` to ``last`` were due in: the heartbeat's, or the shortest
+    gap between the schedule's runs over that span (from its run before ``first`` to its run after
+    ``last``; a schedule at 09:00 and 17:00 runs twice within 8 hours, and once within 16), or the
+    first gap no longer than the span (runs so far apart are not too often)."""
     extra = state.extra
     rules = extra.rules if extra is not None else None
     if rules is None or rules.schedule is None:
         return state.interval_ms
-    after = next_run_ms(rules.schedule, rules.timezone, at)
+    schedule, timezone = rules.schedule, rules.timezone
+    run = _run_before(schedule, timezone, first)
+    if run is None:
+        run = next_run_ms(schedule, timezone, first)
+    shortest = None
+    for _ in range(MAX_SCHEDULE_STEPS):
+        following = next_run_ms(schedule, timezone, run) if run is not None else None
+        if run is None or following is None:
+            break
+        shortest = following - run if shortest is None else min(shortest, following - run)
+        if following > last or shortest <= last - first:
+            break  # past the span, or a gap already no longer than it: the runs are not too often
+        run = following
+    return shortest if shortest is not None else state.interval_ms
+
+
+def _run_before(schedule: str, timezone: str, at: int) -> int | None:
+    """The schedule's last run at or before ``at``."""
+    after = next_run_ms(schedule, timezone, at)
     if after is None:
-        return state.interval_ms
-    before = _run_before(rules.schedule, rules.timezone, at, after)
-    if before is None:
-        following = next_run_ms(rules.schedule, rules.timezone, after)
-        return following - after if following is not None else state.interval_ms
-    return after - before
-
-
-def _run_before(schedule: str, timezone: str, at: int, after: int) -> int | None:
-    """The schedule's last run at or before ``at`` (``after``: its first run after it)."""
+        return None
     look = max(after - at, 60_000)
     for _ in range(40):  # back twice as far each time: 40 doublings of a minute reach past any schedule
         first = next_run_ms(schedule, timezone, at - look)
