@@ -1,7 +1,7 @@
 """Writes check-ins, status changes and alert deliveries from the bus into the history store.
 
-It reads ``pings`` (Ping), ``status`` (StatusChanged, Missed, and RunMeasured: the
-evaluator's measured runs) and ``deliveries`` (DeliveryAttempt, and Delivery from notifiers
+It reads ``pings`` (Ping), ``status`` (StatusChanged, Missed, RunMeasured: the evaluator's
+measured runs, and CheckinJudged: what its rules found in a check-in) and ``deliveries`` (DeliveryAttempt, and Delivery from notifiers
 of older versions).
 
 At-least-once made exactly-once: offsets are committed only after the batch they cover
@@ -35,7 +35,16 @@ from services.query.store import HistoryStore
 from shared.bus import Bus, Consumer, Record, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE
-from shared.events import Delivery, DeliveryAttempt, Missed, Ping, RunMeasured, StatusChanged, decode
+from shared.events import (
+    CheckinJudged,
+    Delivery,
+    DeliveryAttempt,
+    Missed,
+    Ping,
+    RunMeasured,
+    StatusChanged,
+    decode,
+)
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -55,7 +64,7 @@ LINGER_MS = 200
 """After the first records arrive, gather more for this long: every ClickHouse insert has a
 fixed cost (a new part), so a few large inserts beat many small ones under load. It adds at
 most this much to the ping-to-history delay."""
-HISTORY_EVENTS = (Ping, Missed, StatusChanged, Delivery, DeliveryAttempt, RunMeasured)
+HISTORY_EVENTS = (Ping, Missed, StatusChanged, Delivery, DeliveryAttempt, RunMeasured, CheckinJudged)
 
 REFUSED_CONTENT_CODES = frozenset({
     6,    # CANNOT_PARSE_TEXT

@@ -15,7 +15,16 @@ from typing import Any
 import msgspec
 
 from shared.clickhouse import ClickHouse
-from shared.events import Delivery, DeliveryAttempt, Missed, Ping, RunMeasured, StatusChanged, encode
+from shared.events import (
+    CheckinJudged,
+    Delivery,
+    DeliveryAttempt,
+    Missed,
+    Ping,
+    RunMeasured,
+    StatusChanged,
+    encode,
+)
 
 ROWS_PER_TURN = 1000
 """History rows built between two turns of the event loop (about a millisecond)."""
@@ -23,6 +32,7 @@ ROWS_PER_TURN = 1000
 CHECKIN_COLUMNS = (
     "id", "project_id", "monitor_id", "received_at", "kind", "exit_code", "status", "message",
     "duration", "duration_raw", "source_ip", "user_agent", "method", "rid", "output", "output_truncated",
+    "instance",
 )  # fmt: skip
 STATUS_COLUMNS = ("id", "project_id", "monitor_id", "at", "status", "previous", "reason")
 DELIVERY_COLUMNS = (
@@ -74,11 +84,14 @@ _CHECKINS_ADDED_COLUMNS = (
     "rid Nullable(String)",
     "output Nullable(String) CODEC(ZSTD(3))",
     "output_truncated Bool DEFAULT false",
+    "instance Nullable(String)",
 )
 
 # Lets a page of rare kinds ("missed", "fail") skip the granules holding none of them.
 # Added by migrate() (also to tables made before it): new parts get it, merges spread it to old ones.
 _CHECKINS_KIND_INDEX = "kind_idx kind TYPE set(16) GRANULARITY 1"
+# ``?instance=`` of a fleet of thousands: granules without that name are skipped.
+_CHECKINS_INSTANCE_INDEX = "instance_idx instance TYPE bloom_filter GRANULARITY 4"
 
 _DELIVERIES_TABLE = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -137,6 +150,35 @@ SETTINGS non_replicated_deduplication_window = 10000
 check-ins finds its measurements in the page's own time span of this table."""
 RUN_COLUMNS = ("ping_id", "project_id", "monitor_id", "ended_at", "started_at", "rid", "duration_s")
 
+_VERDICTS_TABLE = """
+CREATE TABLE IF NOT EXISTS checkin_verdicts (
+    ping_id String,
+    project_id String,
+    monitor_id String,
+    at DateTime64(3, 'UTC'),
+    verdicts Array(LowCardinality(String)),
+    alerted Bool,
+    reason String,
+    duration_s Nullable(Float64),
+    usual_low_s Nullable(Float64),
+    usual_high_s Nullable(Float64),
+    keyword Nullable(String),
+    instance Nullable(String)
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(at)
+ORDER BY (project_id, monitor_id, at, ping_id)
+TTL {ttl}
+SETTINGS non_replicated_deduplication_window = 10000
+"""
+"""What the rules found in a check-in (:class:`CheckinJudged`), one row per ping that they found
+something in: ``ping_id`` is the check-in's ``id`` and ``at`` its ``received_at`` (the evaluator
+judges a ping at its event time), so a page of check-ins finds its verdicts in the page's own
+time span, as it finds its measured runs."""
+VERDICT_COLUMNS = (
+    "ping_id", "project_id", "monitor_id", "at", "verdicts", "alerted", "reason", "duration_s",
+    "usual_low_s", "usual_high_s", "keyword", "instance",
+)  # fmt: skip
+
 
 # Rows go to ClickHouse as JSONEachRow arrays built by msgspec (see ClickHouse.insert_raw);
 # times as seconds with a millisecond fraction, which DateTime64(3) reads exactly.
@@ -146,12 +188,19 @@ _json_rows = msgspec.json.Encoder()
 def _checkin_row(event: Ping | Missed) -> list[Any]:
     if isinstance(event, Missed):
         return [event.id, event.project_id, event.monitor_id, event.deadline_ms / 1000, "missed",
-                None, None, None, None, None, "", "", "", None, None, False]  # fmt: skip
+                None, None, None, None, None, "", "", "", None, None, False, None]  # fmt: skip
     return [
         event.id, event.project_id, event.monitor_id, event.received_ms / 1000, event.kind,
         event.exit_code, event.status, event.message, event.duration_s, event.duration_raw,
         event.source_ip, event.user_agent, event.method, event.rid, event.output, event.output_truncated,
+        event.instance,
     ]  # fmt: skip
+
+
+def _verdict_row(event: CheckinJudged) -> list[Any]:
+    return [event.ping_id, event.project_id, event.monitor_id, event.at_ms / 1000, event.verdicts,
+            event.alerted, event.reason, event.duration_s, event.usual_low_s, event.usual_high_s,
+            event.keyword, event.instance]  # fmt: skip
 
 
 def _status_row(event: StatusChanged) -> list[Any]:
@@ -187,6 +236,7 @@ async def migrate(ch: ClickHouse, retention_days: int) -> None:
         ("status_changes", _STATUS_TABLE, "at"),
         ("deliveries", _DELIVERIES_TABLE, "at"),
         ("runs", _RUNS_TABLE, "ended_at"),
+        ("checkin_verdicts", _VERDICTS_TABLE, "at"),
     ):
         ttl = f"toDateTime({time_column}) + INTERVAL {retention_days} DAY"
         await ch.command(ddl.format(ttl=ttl))
@@ -199,7 +249,8 @@ async def migrate(ch: ClickHouse, retention_days: int) -> None:
             await ch.command(f"ALTER TABLE {table} MODIFY TTL {ttl}")
     for column in _CHECKINS_ADDED_COLUMNS:
         await ch.command(f"ALTER TABLE checkins ADD COLUMN IF NOT EXISTS {column}")
-    await ch.command(f"ALTER TABLE checkins ADD INDEX IF NOT EXISTS {_CHECKINS_KIND_INDEX}")
+    for index in (_CHECKINS_KIND_INDEX, _CHECKINS_INSTANCE_INDEX):
+        await ch.command(f"ALTER TABLE checkins ADD INDEX IF NOT EXISTS {index}")
     for column in _DELIVERY_ATTEMPT_COLUMNS:
         await ch.command(f"ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS {column}")
     await ch.command(f"ALTER TABLE deliveries ADD INDEX IF NOT EXISTS {_DELIVERIES_CHANNEL_INDEX}")
@@ -207,8 +258,9 @@ async def migrate(ch: ClickHouse, retention_days: int) -> None:
 
 async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
     """Write Ping/Missed as check-ins, StatusChanged as status changes, DeliveryAttempt (and
-    legacy Delivery) as deliveries; other events are ignored."""
-    checkins, changes, deliveries, runs = [], [], [], []
+    legacy Delivery) as deliveries, RunMeasured as runs, CheckinJudged as verdicts; other events
+    are ignored."""
+    checkins, changes, deliveries, runs, verdicts = [], [], [], [], []
     for start in range(0, len(events), ROWS_PER_TURN):
         if start:
             await asyncio.sleep(0)  # a batch is up to 20,000 events: the loop gets a turn between slices
@@ -219,6 +271,8 @@ async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
                 changes.append(_status_row(e))
             elif isinstance(e, Delivery | DeliveryAttempt):
                 deliveries.append(_delivery_row(e))
+            elif isinstance(e, CheckinJudged):
+                verdicts.append(_verdict_row(e))
             elif isinstance(e, RunMeasured):
                 runs.append(
                     [
@@ -236,6 +290,7 @@ async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
         ("status_changes", changes, STATUS_COLUMNS),
         ("deliveries", deliveries, DELIVERY_COLUMNS),
         ("runs", runs, RUN_COLUMNS),
+        ("checkin_verdicts", verdicts, VERDICT_COLUMNS),
     ):
         if rows:
             payload = b"\n".join(map(_json_rows.encode, rows))

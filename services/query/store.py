@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from services.query import history_tables
+from services.query import checkin_findings, history_tables
 from services.query.uptime import SPANS_SQL, UptimeSpan
 from services.query.validation import MAX_TIME_MS
 from shared.clickhouse import ClickHouse
@@ -32,21 +32,13 @@ UPTIME_WINDOWS_MS = {"24h": DAY_MS, "7d": 7 * DAY_MS, "30d": 30 * DAY_MS, "90d":
 MAX_PAGE_ROWS = 1000
 MAX_TIMING_BUCKETS = 10_000
 
-_MEASURED_SELECT = """
-SELECT ping_id, duration_s FROM runs FINAL
-WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
-  AND ended_at >= fromUnixTimestamp64Milli({first_ms:Int64}, 'UTC')
-  AND ended_at <= fromUnixTimestamp64Milli({last_ms:Int64}, 'UTC')
-  AND ping_id IN {ids:Array(String)}
-"""
-
 _ROW_FIELDS = (
     "id", "received_at_ms", "kind", "exit_code", "status", "message", "duration", "duration_raw",
-    "source_ip", "user_agent", "method", "rid", "output", "output_truncated",
+    "source_ip", "user_agent", "method", "rid", "instance", "output", "output_truncated",
 )  # fmt: skip
 _ROW_SELECT = """
 SELECT id, toUnixTimestamp64Milli(received_at) AS received_at_ms, kind, exit_code, status, message,
-       duration, duration_raw, source_ip, user_agent, method, rid, output, output_truncated
+       duration, duration_raw, source_ip, user_agent, method, rid, instance, output, output_truncated
 FROM checkins FINAL
 WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
 """
@@ -172,7 +164,8 @@ class HistoryStore:
 
     async def insert_events(self, events: list, dedup_token: str) -> None:
         """Write Ping/Missed as check-ins, StatusChanged as status changes, DeliveryAttempt (and
-        legacy Delivery) as deliveries, RunMeasured as runs; other events are ignored."""
+        legacy Delivery) as deliveries, RunMeasured as runs, CheckinJudged as verdicts; other
+        events are ignored."""
         await history_tables.insert_events(self._ch, events, dedup_token)
 
     async def _newest_first(
@@ -215,11 +208,14 @@ class HistoryStore:
         kinds: Sequence[str] = (),
         from_ms: int | None = None,
         to_ms: int | None = None,
+        instance: str | None = None,
+        verdicts: Sequence[str] = (),
     ) -> tuple[list[dict], str | None]:
         """Check-ins newest first, and the cursor of the next (older) page or None.
 
         ``kinds`` (empty: all) keeps those kinds only; ``from_ms`` (inclusive) and ``to_ms``
-        (exclusive) bound the time. A cursor carries no filter: pass the same ones again.
+        (exclusive) bound the time; ``instance``: only the check-ins it sent; ``verdicts``: only
+        those a rule found one of these in. A cursor carries no filter: pass the same ones again.
         """
         params: dict[str, Any] = {
             "project_id": project_id,
@@ -236,10 +232,15 @@ class HistoryStore:
         if to_ms is not None:
             params["to_ms"] = to_ms
             sql += " AND received_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"
+        if instance is not None:
+            params["instance"] = instance
+            sql += " AND instance = {instance:String}"
+        if verdicts:
+            sql += checkin_findings.judged_filter(params, verdicts, from_ms, to_ms, before)
         rows, cursor = await self._newest_first(
             sql, "received_at", params, limit, before, _row, "received_at_ms"
         )
-        return await self._with_measured(project_id, monitor_id, rows), cursor
+        return await checkin_findings.annotate(self._ch, project_id, monitor_id, rows), cursor
 
     async def checkin(self, project_id: str, monitor_id: str, checkin_id: str) -> dict | None:
         """One check-in whole (its full output), or None. A ping id starts with its
@@ -251,22 +252,7 @@ class HistoryStore:
             params["at_ms"] = received_ms
             sql += " AND received_at = fromUnixTimestamp64Milli({at_ms:Int64}, 'UTC')"
         rows = [_row(r) for r in await self._ch.query(sql + " LIMIT 1", params)]
-        return (await self._with_measured(project_id, monitor_id, rows))[0] if rows else None
-
-    async def _with_measured(self, project_id: str, monitor_id: str, rows: list[dict]) -> list[dict]:
-        """Each row with ``measured_duration``: the evaluator's measurement of the run it ended
-        (seconds), else None. One lookup per page (or export chunk), in the page's own time
-        span of ``runs``, so its cost follows the page, not the monitor's history."""
-        ends = [row for row in rows if row["kind"] in ("success", "fail")]
-        measured: dict[str, float] = {}
-        if ends:
-            params = {"project_id": project_id, "monitor_id": monitor_id, "ids": [row["id"] for row in ends],
-                      "first_ms": min(row["received_at_ms"] for row in ends),
-                      "last_ms": max(row["received_at_ms"] for row in ends)}  # fmt: skip
-            measured = dict(await self._ch.query(_MEASURED_SELECT, params))
-        for row in rows:
-            row["measured_duration"] = measured.get(row["id"])
-        return rows
+        return (await checkin_findings.annotate(self._ch, project_id, monitor_id, rows))[0] if rows else None
 
     async def status_changes(
         self, project_id: str, monitor_id: str, limit: int = 50, before: str | None = None
@@ -360,7 +346,7 @@ class HistoryStore:
         while True:
             rows = [_row(r) for r in await self._ch.query(sql, params)]
             if rows:
-                yield await self._with_measured(project_id, monitor_id, rows)
+                yield await checkin_findings.annotate(self._ch, project_id, monitor_id, rows)
             if len(rows) < chunk_rows:
                 return
             params["after_ms"], params["after_id"] = rows[-1]["received_at_ms"], rows[-1]["id"]
@@ -368,9 +354,16 @@ class HistoryStore:
     async def timings(
         self, project_id: str, monitor_id: str, from_ms: int, to_ms: int, bucket_s: int
     ) -> list[dict]:
+        """The points of :meth:`timings_and_outliers`."""
+        return (await self.timings_and_outliers(project_id, monitor_id, from_ms, to_ms, bucket_s))[0]
+
+    async def timings_and_outliers(
+        self, project_id: str, monitor_id: str, from_ms: int, to_ms: int, bucket_s: int
+    ) -> tuple[list[dict], list[dict]]:
         """Per time bucket (aligned to the epoch; only buckets holding check-ins), oldest first:
         ping count, duration stats in seconds over pings with a duration (the evaluator's
-        measurement of the run a ping ended, else the one the job reported), fails and misses."""
+        measurement of the run a ping ended, else the one the job reported), fails, misses and
+        outliers; and the outlier runs themselves (:func:`checkin_findings.outliers`)."""
         if bucket_s <= 0 or (to_ms - from_ms) / (bucket_s * 1000) > MAX_TIMING_BUCKETS:
             raise ValueError(f"bucket_s: must be positive and give at most {MAX_TIMING_BUCKETS} buckets")
         rows = await self._ch.query(
@@ -399,7 +392,10 @@ class HistoryStore:
             {"project_id": project_id, "monitor_id": monitor_id, "from_ms": from_ms, "to_ms": to_ms,
              "bucket_ms": bucket_s * 1000},
         )  # fmt: skip
-        return [
+        runs, outliers = await checkin_findings.outliers(
+            self._ch, project_id, monitor_id, from_ms, to_ms, bucket_s * 1000
+        )
+        points = [
             {
                 "bucket": iso_ms(bucket_ms),
                 "bucket_ms": bucket_ms,
@@ -410,9 +406,11 @@ class HistoryStore:
                 "max_duration_s": _finite(max_duration),
                 "fails": fails,
                 "misses": misses,
+                "outliers": outliers.get(bucket_ms, 0),
             }
             for bucket_ms, count, avg, quantiles, max_duration, fails, misses in rows
         ]
+        return points, runs
 
     async def uptime_spans(
         self, project_id: str, monitor_id: str, spans: Sequence[tuple[int, int]]

@@ -41,13 +41,14 @@ DAY_S = 86400
 
 # pages -----------------------------------------------------------------------------------
 async def list_checkins(request: web.Request, query: CheckinQuery) -> web.Response:
-    """Newest first; ``kind`` and ``from``/``to`` (only when given: no clock skew hides a
-    ping) narrow the page. Pass the same filters with ``before`` for the next page."""
+    """Newest first; ``kind``, ``from``/``to`` (only when given: no clock skew hides a ping),
+    ``instance`` and ``verdict`` narrow the page. Pass the same filters with ``before`` for the
+    next page."""
     monitor = monitor_or_404(request)
     from_ms, to_ms = query.given_ms()
     rows, cursor = await request.app[API].store.history(
         monitor.project_id, monitor.id, limit=query.limit, before=query.before, kinds=query.kinds(), from_ms=from_ms,
-        to_ms=to_ms,
+        to_ms=to_ms, instance=query.instance, verdicts=query.verdicts(),
     )  # fmt: skip
     return web.json_response({"checkins": rows, "next": cursor})
 
@@ -111,6 +112,8 @@ async def get_uptime(request: web.Request, query: RangeQuery) -> web.Response:
 
 
 async def get_timings(request: web.Request, query: TimingsQuery) -> web.Response:
+    """Durations per bucket, and the runs a run-time rule judged (``outliers``: for the graph to
+    mark; the usual band itself is the heartbeat's)."""
     monitor = monitor_or_404(request)
     from_ms, to_ms = query.span_ms(now_ms(), default_span_ms=DEFAULT_TIMINGS_SPAN_MS)
     bucket_s = query.bucket_s()
@@ -119,8 +122,12 @@ async def get_timings(request: web.Request, query: TimingsQuery) -> web.Response
             raise InvalidField("bucket", f"too small for this range (at most {MAX_TIMING_POINTS} buckets)")
     else:
         bucket_s = pick_bucket_s(to_ms - from_ms)
-    rows = await request.app[API].store.timings(monitor.project_id, monitor.id, from_ms, to_ms, bucket_s)
-    return web.json_response({"heartbeat_id": monitor.id, "bucket_s": bucket_s, "points": rows})
+    points, outliers = await request.app[API].store.timings_and_outliers(
+        monitor.project_id, monitor.id, from_ms, to_ms, bucket_s
+    )
+    return web.json_response(
+        {"heartbeat_id": monitor.id, "bucket_s": bucket_s, "points": points, "outliers": outliers}
+    )
 
 
 def pick_bucket_s(span_ms: int) -> int:
@@ -187,13 +194,16 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value) -> str:
-    """A CSV cell: null empty, booleans as JSON spells them, numbers as they are. Text comes
+    """A CSV cell: null empty, booleans as JSON spells them, numbers as they are, a list (the
+    verdicts) as its items separated by commas. Text comes
     from the jobs and their HTTP clients, so a text cell that would start a formula gets a
     leading ``'`` (spreadsheets then show it as text); the JSON exports carry it exactly."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
     if isinstance(value, str):
         return "'" + value if value.startswith(FORMULA_STARTS) else value
     return str(value)

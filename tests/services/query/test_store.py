@@ -50,7 +50,7 @@ async def test_a_history_row_carries_every_field_of_the_ping(store, project_id, 
     ping = a_ping(
         project_id, monitor_id, now_ms + 7, kind="fail", exit_code=3, status="partial",
         message="disk full", duration_s=90.5, duration_raw="1m30.5s", source_ip="203.0.113.9",
-        user_agent="curl/8", method="GET",
+        user_agent="curl/8", method="GET", instance="web-7",
     )  # fmt: skip
     await store.insert_events([ping, a_miss(project_id, monitor_id, now_ms)], "t-fields")
 
@@ -61,7 +61,8 @@ async def test_a_history_row_carries_every_field_of_the_ping(store, project_id, 
         "id": ping.id, "received_at": iso, "received_at_ms": now_ms + 7, "kind": "fail", "exit_code": 3,
         "status": "partial", "message": "disk full", "duration": 90.5, "duration_raw": "1m30.5s",
         "source_ip": "203.0.113.9", "user_agent": "curl/8", "method": "GET", "measured_duration": None,
-        "rid": None, "output": None, "output_truncated": False,
+        "rid": None, "output": None, "output_truncated": False, "instance": "web-7", "verdicts": [],
+        "verdict_reason": None, "alerted": False, "keyword": None,
     }  # fmt: skip
     assert rows[1]["kind"] == "missed" and rows[1]["received_at_ms"] == now_ms
     assert rows[1]["id"] == f"{monitor_id}:miss:{now_ms}" and rows[1]["duration"] is None
@@ -208,6 +209,7 @@ async def test_timings_summarise_durations_per_bucket(store, project_id, monitor
     assert buckets[1] | {"bucket": None} == {
         "bucket": None, "bucket_ms": bucket_start_ms + HOUR_MS, "count": 1, "avg_duration_s": 7.0,
         "p50_duration_s": 7.0, "p95_duration_s": 7.0, "max_duration_s": 7.0, "fails": 0, "misses": 0,
+        "outliers": 0,
     }  # fmt: skip
     assert len(buckets) == 2
 

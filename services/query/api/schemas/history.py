@@ -16,6 +16,7 @@ from services.query.store import MAX_PAGE_ROWS, decode_cursor
 from services.query.validation import MAX_TIME_MS, InvalidField, parse_range_ms, parse_time_ms
 from shared.durations import parse_duration_s
 from shared.events import MonitorStatus
+from shared.rules import MAX_INSTANCE_CHARS, Verdict
 
 DEFAULT_PAGE_ROWS = 50
 CheckinKind = Literal["success", "fail", "missed", "start", "log"]
@@ -26,6 +27,18 @@ ExportFormat = Literal["csv", "json", "jsonl"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 """How each is served: :data:`EXPORT_FILES`."""
 _KIND = f"(?:{'|'.join(CHECKIN_KINDS)})"
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+_VERDICT = f"(?:{'|'.join(VERDICTS)})"
+InstanceName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_INSTANCE_CHARS,
+        examples=["web-7"],
+        description=f"An instance (host, pod, worker) as its pings named it, 1-{MAX_INSTANCE_CHARS} characters.",
+        extra=refusal(f"must be 1-{MAX_INSTANCE_CHARS} characters"),
+    ),
+]
 MAX_TIMING_POINTS = 5000
 """For a ``bucket`` the client picks."""
 
@@ -115,7 +128,23 @@ class CheckinQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
         ]
         | None
     ) = None
-    empty_is_absent: ClassVar[frozenset[str]] = frozenset({"before", "from", "to", "kind"})
+    instance: Annotated[InstanceName, Meta(description="Only the check-ins this instance sent.")] | None = (
+        None
+    )
+    verdict: (
+        Annotated[
+            str,
+            Meta(
+                pattern=f"^{_VERDICT}(?:,{_VERDICT})*$",
+                examples=["too_fast", "too_fast,too_slow,under_min,over_max"],
+                description="Only check-ins a rule found one of these in, comma-separated: "
+                f"{', '.join(VERDICTS)}.",
+                extra=refusal(f"each must be one of {', '.join(VERDICTS)} (comma-separated)"),
+            ),
+        ]
+        | None
+    ) = None
+    empty_is_absent: ClassVar[frozenset[str]] = frozenset({"before", "from", "to", "kind", "verdict"})
 
     def __post_init__(self) -> None:
         check_cursor(self.before)
@@ -123,6 +152,9 @@ class CheckinQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
 
     def kinds(self) -> list[str]:
         return list(dict.fromkeys(self.kind.split(","))) if self.kind else []
+
+    def verdicts(self) -> list[str]:
+        return list(dict.fromkeys(self.verdict.split(","))) if self.verdict else []
 
 
 class TimingsQuery(RangeQuery, kw_only=True, rename={"from_": "from"}):
@@ -223,6 +255,30 @@ class ExportRow(Struct, kw_only=True):
             "check-in itself has all."
         ),
     ]
+    instance: Annotated[
+        str | None,
+        Meta(
+            description="The instance (host, pod, worker) that sent it: ``?instance=``, the "
+            "``X-Pingura-Instance`` header or Cronitor's ``host``; null when it named none."
+        ),
+    ]
+    verdicts: Annotated[
+        list[Verdict],
+        Meta(
+            description="What the heartbeat's rules found in it: outside the usual run time (too_fast, too_slow), "
+            "the fixed limits (under_min, over_max), too_early, too_often, or what its keywords made of it "
+            "(keyword_failure, keyword_start, keyword_success, ignored, unmatched_failed). Empty: nothing."
+        ),
+    ]
+    verdict_reason: Annotated[
+        str | None,
+        Meta(description='What was found, for people, e.g. "run took 3 s; usually 20 s to 1 min 20 s".'),
+    ]
+    alerted: Annotated[
+        bool,
+        Meta(description="A verdict counted as a problem (a failed run); false when they only mark the run."),
+    ]
+    keyword: Annotated[str | None, Meta(description="The keyword that matched, as configured.")]
 
 
 class Checkin(ExportRow, kw_only=True):
@@ -289,12 +345,38 @@ class TimingPoint(Struct):
     max_duration_s: Seconds
     fails: Count
     misses: Count
+    outliers: Annotated[Count, Meta(description="Runs whose duration a rule judged (see ``outliers``).")]
+
+
+class OutlierRun(Struct):
+    """A run whose duration a run-time rule judged: outside the usual range it learned (too_fast,
+    too_slow) or the fixed limits (under_min, over_max), alerting or only marked."""
+
+    ping_id: Annotated[str, Meta(description="The check-in that ended the run.")]
+    at: Timestamp
+    at_ms: int
+    outlier: Literal[True]
+    verdicts: list[Verdict]
+    alerted: Annotated[bool, Meta(description="Counted as a problem (else only marked).")]
+    reason: str
+    duration_s: Annotated[float | None, Meta(description="The run's duration, as judged.")]
+    usual_low_s: Annotated[
+        float | None, Meta(description="The usual range it was judged against, when the baseline judged it.")
+    ]
+    usual_high_s: float | None
+    instance: str | None
 
 
 class Timings(Struct):
     heartbeat_id: str
     bucket_s: Annotated[int, Meta(ge=60)]
     points: list[TimingPoint]
+    outliers: Annotated[
+        list[OutlierRun],
+        Meta(
+            description="The runs in the range whose duration a rule judged, oldest first (the newest 1,000)."
+        ),
+    ]
 
 
 class StatusChange(Struct):

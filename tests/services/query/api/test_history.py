@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from services.query.api.history import pick_bucket_s
+from shared.events import CheckinJudged
 from tests.services.query.api.tenants import Tenant, new_tenant
 from tests.services.query.factories import a_delivery, a_miss, a_ping, a_status_change
 
@@ -45,6 +46,13 @@ async def a_heartbeat(api, created_ago_ms: int = 0) -> tuple[Tenant, str]:
                                         revision=monitor.revision + 1)  # fmt: skip
         await ctx.save(ctx.topics.monitors, older, ctx.monitors)
     return tenant, made["id"]
+
+
+def a_verdict(ping, *verdicts, **fields) -> CheckinJudged:
+    """What the evaluator writes about ``ping``, dated at its event time."""
+    return CheckinJudged(id=f"{ping.monitor_id}:judged:{ping.id}", monitor_id=ping.monitor_id,
+                         project_id=ping.project_id, ping_id=ping.id, at_ms=ping.received_ms,
+                         verdicts=list(verdicts), **fields)  # fmt: skip
 
 
 async def record(api, events) -> None:
@@ -120,6 +128,10 @@ async def test_a_page_shows_the_start_of_each_output_and_the_check_in_shows_all_
         ({"to": "99999999999999999999"}, "to"),
         ({"limit": "0"}, "limit"),
         ({"before": "not-a-cursor"}, "before"),
+        ({"verdict": "slow"}, "verdict"),
+        ({"verdict": "too_fast,"}, "verdict"),
+        ({"instance": "w" * 65}, "instance"),
+        ({"instance": ""}, "instance"),
     ],
 )
 async def test_a_bad_check_in_filter_is_refused_naming_it(api, params, field):
@@ -128,6 +140,30 @@ async def test_a_bad_check_in_filter_is_refused_naming_it(api, params, field):
     status, body = await tenant.call("GET", f"/heartbeats/{hb}/checkins", params=params)
 
     assert status == 400 and body["field"] == field, body
+
+
+async def test_check_ins_show_their_instance_and_what_the_rules_found_and_filter_on_both(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    fast = a_ping(tenant.project_id, hb, t - 3000, duration_s=3.0, instance="web-1")
+    other = a_ping(tenant.project_id, hb, t - 2000, instance="web-2")
+    plain = a_ping(tenant.project_id, hb, t - 1000, instance="web-1")
+    await record(api, [fast, other, plain, a_verdict(fast, "too_fast", alerted=True, reason="run took 3 s")])
+    path = f"/heartbeats/{hb}/checkins"
+
+    everything = (await tenant.ok("GET", path))["checkins"]
+    web_1 = await every_page(tenant, path, "checkins", instance="web-1", limit="1")
+    too_fast = (await tenant.ok("GET", path, params={"verdict": "too_slow,too_fast"}))["checkins"]
+
+    shown = ("instance", "verdicts", "verdict_reason", "alerted", "keyword")
+    assert [tuple(c[k] for k in shown) for c in everything] == [
+        ("web-1", [], None, False, None),
+        ("web-2", [], None, False, None),
+        ("web-1", ["too_fast"], "run took 3 s", True, None),
+    ]
+    assert [c["id"] for c in web_1] == [plain.id, fast.id]
+    assert [c["id"] for c in too_fast] == [fast.id]
+    assert (await tenant.ok("GET", f"{path}/{fast.id}"))["verdicts"] == ["too_fast"]
 
 
 # uptime ------------------------------------------------------------------------------------
@@ -218,6 +254,23 @@ async def test_timings_without_a_bucket_are_downsampled_to_about_500_points(api)
     assert all(p["bucket_ms"] % (6 * HOUR_MS) == 0 for p in long_range["points"])
     assert default_week["bucket_s"] == HOUR_S and sum(p["count"] for p in default_week["points"]) == 7 * 48
     assert asked["bucket_s"] == 15 * MINUTE_S and sum(p["count"] for p in asked["points"]) == 12
+
+
+async def test_timings_list_the_runs_a_run_time_rule_judged_for_the_graph_to_mark(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    slow = a_ping(tenant.project_id, hb, t - 2 * HOUR_MS, duration_s=400.0)
+    early = a_ping(tenant.project_id, hb, t - HOUR_MS, duration_s=40.0)
+    await record(api, [slow, early, a_verdict(slow, "too_slow", duration_s=400.0, usual_low_s=20.0, usual_high_s=80.0),
+                       a_verdict(early, "too_early", alerted=True)])  # fmt: skip
+
+    timings = await tenant.ok("GET", f"/heartbeats/{hb}/timings", params={"to": str(t), "bucket": "1h"})
+
+    assert [(run["ping_id"], run["outlier"], run["verdicts"]) for run in timings["outliers"]] == [
+        (slow.id, True, ["too_slow"])
+    ]
+    assert (timings["outliers"][0]["usual_low_s"], timings["outliers"][0]["usual_high_s"]) == (20.0, 80.0)
+    assert sum(p["outliers"] for p in timings["points"]) == 1
 
 
 # status changes and deliveries -------------------------------------------------------------
@@ -347,6 +400,29 @@ async def test_the_csv_export_writes_booleans_as_json_does_and_nothing_for_null(
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["output_truncated"] for r in rows] == ["true", "false"]
     assert (rows[1]["message"], rows[1]["exit_code"], rows[1]["measured_duration"]) == ("", "", "")
+
+
+async def test_the_export_carries_the_instance_and_what_the_rules_found(api):
+    tenant, hb = await a_heartbeat(api)
+    t = now_ms()
+    ping = a_ping(tenant.project_id, hb, t - 1000, instance="db-2", output="ERROR")
+    await record(api, [ping, a_verdict(ping, "keyword_failure", "too_fast", alerted=True, keyword="ERROR"),
+                       a_ping(tenant.project_id, hb, t - 500)])  # fmt: skip
+
+    status, text = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    _, lines = await tenant.call("GET", f"/heartbeats/{hb}/export", params={"format": "json"})
+
+    assert status == 200
+    shown = ("instance", "verdicts", "alerted", "keyword")
+    assert [tuple(r[k] for k in shown) for r in rows] == [
+        ("db-2", "keyword_failure,too_fast", "true", "ERROR"),
+        ("", "", "false", ""),
+    ]
+    assert [tuple(r[k] for k in shown) for r in lines] == [
+        ("db-2", ["keyword_failure", "too_fast"], True, "ERROR"),
+        (None, [], False, None),
+    ]
 
 
 async def test_an_unknown_export_format_is_refused_naming_it(api):
