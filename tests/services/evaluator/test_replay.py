@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from services.evaluator.logic import PartitionEvaluator
 from shared.events import (
     MUTED_FOREVER_MS,
+    InstanceRemoved,
     MaintenanceWindow,
     MonitorConfig,
     MonitorSnapshot,
@@ -140,6 +141,9 @@ def records(scenario) -> list[tuple[str, object]]:
                 whole_project=covers == "all", ended_ms=now if fields["end_now"] else None,
                 deleted=fields["deleted"], created_ms=now, updated_ms=now, revision=revisions[window_id],
             )))  # fmt: skip
+        elif kind == "remove":
+            out.append(("pings", InstanceRemoved(monitor_id=fields["monitor"], project_id="prj_1",
+                                                 instance=fields["instance"], at_ms=now)))  # fmt: skip
         else:
             fields = dict(fields)
             monitor_id, early_ms = fields.pop("monitor"), fields.pop("early_ms")
@@ -167,6 +171,8 @@ class Partition:
             return self.ev.advance(event.at_ms)
         if isinstance(event, StatusRelayed):
             return self.ev.apply_relay(event)
+        if isinstance(event, InstanceRemoved):
+            return self.ev.apply_instance_removed(event, self.offset)
         return self.ev.apply_ping(event, self.offset)
 
     def checkpoint(self) -> None:
