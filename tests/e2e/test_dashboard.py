@@ -44,6 +44,11 @@ EXPORT_HEADER = [
     "rid",
     "output",
     "output_truncated",
+    "instance",
+    "verdicts",
+    "verdict_reason",
+    "alerted",
+    "keyword",
 ]
 POLL_S = 5  # the pages refresh themselves this often
 # Generous for a page that polls every 5 s; the whole test still ends well under a minute.
