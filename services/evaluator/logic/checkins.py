@@ -102,7 +102,8 @@ def check_in(
             failure_rate.record(state, rules.failure_rate, ping.kind == "fail", at, shared)
     problem = problem_of(findings) if findings else None
     if ping.kind == "success" and problem is None:
-        state.problems = 0
+        if rules is None or rules.fleet is None:  # (a fleet's problems end with a good window, or recovery)
+            state.problems = 0
         if state.status != "up" or extra is not None:
             outputs += mark_ok(state, at, shared)
     else:
@@ -127,8 +128,10 @@ def mark_ok(state: MonitorState, at: int, shared: Shared) -> list[Output]:
     target: MonitorStatus = "running" if running(state) else "up"
     if state.status == "down":
         rules = rules_of(state)
-        if rules.fleet is not None and fleets.holds_recovery(state, rules.fleet, at):
-            return []
+        if rules.fleet is not None:
+            if fleets.holds_recovery(state, rules.fleet, at):
+                return []
+            state.problems = 0  # enough instances again: its problems end with the incident
         if rules.failure_rate is not None and failure_rate.holds_recovery(state, rules.failure_rate):
             return []
         return recover(state, target, at, shared)

@@ -40,7 +40,11 @@ def anchor(state: MonitorState) -> int | None:
 
 
 def mark_late(state: MonitorState, clock_ms: int) -> list[Output]:
-    """An ``up`` monitor whose check-in is overdue (within grace) shows ``late``."""
+    """An ``up`` monitor whose check-in is overdue (within grace) shows ``late``; a fleet never
+    does (its windows are fixed: every check-in would bring it back, the next window late again)."""
+    extra = state.extra
+    if extra is not None and extra.rules is not None and extra.rules.fleet is not None:
+        return []
     if state.status == "up" and state.deadline_ms is not None:
         late_at = state.deadline_ms - state.grace_ms
         if clock_ms >= late_at:

@@ -10,6 +10,9 @@ from services.evaluator.logic.outputs import Output
 from shared.events import Alert, MonitorStatus
 from shared.snapshots import MonitorState, Reason
 
+MISSING_LISTED = 50
+"""A fleet's ``down`` alert names at most this many missing instances (sorted)."""
+
 
 def on_problem(state: MonitorState, at: int, shared: Shared) -> list[Output]:
     """One more problem was counted (``state.problems``): go down at the limit, with the
@@ -33,9 +36,12 @@ def going_down_reason(state: MonitorState) -> str:
     )
 
 
-def recover(state: MonitorState, target: MonitorStatus, at: int, shared: Shared) -> list[Output]:
+def recover(
+    state: MonitorState, target: MonitorStatus, at: int, shared: Shared, why: str | None = None
+) -> list[Output]:
     """A success while down: one more in the streak, and at ``recovery_threshold`` in a row
-    the monitor is ``target`` again, with the ``up`` alert that closes the incident."""
+    the monitor is ``target`` again, with the ``up`` alert that closes the incident (``why``:
+    what brought it back, when not a ping)."""
     extra = state.extra
     streak = (extra.streak if extra is not None else 0) + 1
     if streak < rules_of(state).recovery_threshold:
@@ -43,8 +49,8 @@ def recover(state: MonitorState, target: MonitorStatus, at: int, shared: Shared)
         return []  # not yet: a flapping job does not page up, down, up
     down_since = state.status_since_ms
     set_extra(state, shared, streak=0, reminders=0)
-    outputs = set_status(state, target, at, Reason.PING_RECEIVED)
-    outputs.append(alert(state, "up", at, "ping received after being down", down_since=down_since))
+    outputs = set_status(state, target, at, why or Reason.PING_RECEIVED)
+    outputs.append(alert(state, "up", at, why or "ping received after being down", down_since=down_since))
     return outputs
 
 
@@ -80,6 +86,9 @@ def alert(
     reminder: int = 0,
 ) -> Alert:
     last = state.last_checkin
+    fleet = state.extra.fleet if state.extra is not None else None
+    if kind != "down" or fleet is None or not fleet.judged_ms:
+        fleet = None  # (a fleet's down and reminders say who was missing in the last window judged)
     return Alert(
         id=f"{state.monitor_id}:{state.incident}:reminder:{reminder}" if reminder else
         f"{state.monitor_id}:{state.incident}:{kind}",
@@ -99,4 +108,7 @@ def alert(
         last_ping_kind=last.kind if last is not None else None,
         last_ping_exit_code=last.exit_code if last is not None else None,
         last_ping_message=state.last_message,
+        missing_instances=list(fleet.missing[:MISSING_LISTED]) if fleet is not None else [],
+        instances_reported=fleet.members - len(fleet.missing) if fleet is not None else None,
+        instances_expected=fleet.members if fleet is not None else None,
     )  # fmt: skip

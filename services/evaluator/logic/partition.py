@@ -111,6 +111,7 @@ class PartitionEvaluator:
         state.max_problems = cfg.max_consecutive_misses
         if rules is not (state.extra.rules if state.extra is not None else None):
             set_extra(state, share, rules=rules)
+            fleets.configured(state, share)
         new_rules = rules_of(state)
         outputs: list[Output] = []
         held = state.extra.held if state.extra is not None else None
@@ -342,9 +343,9 @@ class PartitionEvaluator:
             return NEVER
         due = NEVER
         if state.deadline_ms is not None:
-            due = (
-                state.deadline_ms - state.grace_ms if status == "up" else state.deadline_ms + self.lateness_ms
-            )
+            # (a fleet is never late: its windows are fixed)
+            late_turn = status == "up" and (state.extra is None or rules_of(state).fleet is None)
+            due = state.deadline_ms - state.grace_ms if late_turn else state.deadline_ms + self.lateness_ms
             if status == "late":
                 at = overdue_at(state)
                 if at is not None and at > self._overdue_until:
@@ -391,6 +392,8 @@ class PartitionEvaluator:
         if extra is not None:  # decoded: fresh copies of what is mostly shared
             if extra.rules is not None:
                 state.extra = msgspec.structs.replace(extra, rules=share(extra.rules))
+            if extra.fleet is not None:
+                fleets.restored(extra.fleet)
             set_extra(state, share)  # an idle one becomes the shared copy, an empty one None
         self.monitors[state.monitor_id] = state
         held = state.extra.held if state.extra is not None else None

@@ -29,7 +29,8 @@ def start_run(state: MonitorState, rid: str, at: int, shared: Shared) -> list[Ou
     runs.append((rid, at, False))
     runs.sort(key=lambda run: run[1])
     set_extra(state, shared, runs=tuple(runs[-MAX_OPEN_RUNS:]))
-    state.deadline_ms = next_deadline(state, anchor(state))
+    if state.deadline_ms is None or rules_of(state).fleet is None:  # (a fleet's windows are fixed)
+        state.deadline_ms = next_deadline(state, anchor(state))
     if state.status in ("new", "up", "late"):
         return set_status(state, "running", at, Reason.RUN_STARTED)
     return []
