@@ -1,5 +1,6 @@
-/* One heartbeat: status (since when, why), ping URL and snippets, actions, uptime,
- * timing graph, check-in history, status changes with the alerts sent, export.
+/* One heartbeat: status (since when, why), its instances (a fleet), ping URL and snippets,
+ * actions, uptime, timing graph (with the usual run time and the runs far from it), check-in
+ * history (with what the rules found in each), status changes with the alerts sent, export.
  *
  * Every 5 s it re-reads the heartbeat and the newest check-ins; the heavier reads
  * (uptime, timings, status changes) follow when either changed, or once a minute. */
@@ -193,8 +194,52 @@
         : el("span", {class: "muted"}, "none")),
       h.slug ? fact("Slug", el("code", {}, h.slug)) : null,
       fact("Depends on", dependencies(h)),
+      ruleFacts(h, fact),
     ]);
     renderPing(h);
+    renderFleet(h);
+  }
+
+  /** The rules that catch subtler failures, those switched on, in a few words each. */
+  function ruleFacts(h, fact) {
+    const does = (action) => (action === "alert" ? "alerts" : "marks");
+    const words = (list) => (list || []).map((w) => el("code", {class: "chip"}, w));
+    const out = [];
+    const f = h.fleet;
+    if (f) {
+      const need = [f.min_instances ? "at least " + f.min_instances : null, f.min_percent ? f.min_percent + "%" : null]
+        .filter(Boolean).join(" and ");
+      out.push(fact("Fleet", need + " of its instances each time",
+        el("div", {class: "muted small"}, "forgets one silent for " + P.durationInput(f.expiry || 7 * 86400))));
+    }
+    const r = h.run_time;
+    if (r) {
+      const limits = r.min || r.max
+        ? [r.min ? "at least " + P.durationText(r.min) : null, r.max ? "at most " + P.durationText(r.max) : null]
+          .filter(Boolean).join(", ") + " (" + does(r.limits) + ")" : null;
+      const baseline = r.baseline !== "off" ? "far from usual " + does(r.baseline) : null;
+      out.push(fact("Run duration", [limits, baseline].filter(Boolean).join("; ")));
+    }
+    const c = h.cadence;
+    if (c) {
+      out.push(fact("Too early or often", [c.early_tolerance ? "early by " + P.durationInput(c.early_tolerance) : null,
+        c.max_runs_per_interval ? "over " + c.max_runs_per_interval + " per period" : null].filter(Boolean).join("; ")));
+    }
+    const fr = h.failure_rate;
+    if (fr) {
+      const now = h.failure_rate_now;
+      out.push(fact("Failure rate", "down at " + fr.percent + "% of the last " + fr.runs + " runs"
+        + (fr.window ? " in " + P.durationInput(fr.window) : ""),
+      el("div", {class: "muted small"}, now ? "now " + now.failed + " of " + now.runs + " failed (" + now.percent + "%)"
+        : "not enough runs yet")));
+    }
+    const k = h.keywords;
+    if (k) {
+      out.push(fact("Keywords", k.failure.length ? ["failure: ", ...words(k.failure)] : null,
+        k.success.length ? [" success: ", ...words(k.success)] : null, k.start.length ? [" start: ", ...words(k.start)] : null,
+        el("div", {class: "muted small"}, {keep: "no match: kept", ignore: "no match: ignored", fail: "no match: a failure"}[k.unmatched])));
+    }
+    return out;
   }
 
   /** Heartbeats by id (linked, by name once known) and tags it depends on; read-only here. */
@@ -275,6 +320,140 @@
       "“" + heartbeat.name + "” and its ping URL go away; pings to it are refused from now on.", "Delete");
     if (!yes) return;
     action("DELETE", base, () => location.assign("/"));
+  });
+
+  // --- instances (a heartbeat with a fleet rule) ------------------------------------------
+  // The figures are the evaluator's as of the last deadline it judged (instances_summary); the
+  // list is the API's, a page at a time, missing ones first. A removal is applied by the
+  // evaluator: the row goes at once, and the next refresh no longer has it.
+  const INSTANCE_PAGE = 50;
+  const MISSING_NAMED = 10;
+  const INSTANCE_STATUS = {
+    missing: ["Missing", "down"], never_reported: ["Never reported", "new"], reporting: ["Reporting", "up"],
+  };
+  const INSTANCE_ORDER = {missing: 0, never_reported: 1, reporting: 2};
+  const fleet = {items: [], next: null, pages: 1, loaded: false};
+  const removing = new Set();
+
+  function isFleet(h) {
+    return !!(h && (h.fleet || h.instances_summary));
+  }
+
+  function renderFleet(h) {
+    P.show($("#instances-section"), isFleet(h));
+    if (!isFleet(h)) return;
+    const s = h.instances_summary;
+    P.render($("#fleet-summary"), JSON.stringify(s), () => {
+      if (!s) return el("span", {class: "muted"}, "No deadline judged yet: after the first, this says how many instances reported.");
+      const short = s.reported < s.required;
+      const missing = s.missing || [];
+      return [
+        el("strong", {class: "fleet-count" + (short ? " fleet-short" : "")}, s.reported + " of " + s.members + " reported"),
+        el("span", {class: "muted"}, " (at least " + s.required + " needed) as of ", P.timeExact(s.judged_at, true)),
+        missing.length ? el("span", {class: "fleet-missing"}, el("br"), "Missing: ",
+          missing.slice(0, MISSING_NAMED).flatMap((name, i) => [i ? ", " : "", el("code", {}, name)]),
+          missing.length > MISSING_NAMED ? " and " + (missing.length - MISSING_NAMED) + " more" : "") : null,
+      ];
+    });
+  }
+
+  function instanceFilter() { return $("#instance-filter").value; }
+
+  async function instancePage(cursor) {
+    return api("GET", base + "/instances", {query: {limit: INSTANCE_PAGE, cursor, status: instanceFilter()}});
+  }
+
+  /** Reads again as many pages as are shown (the figures and statuses move with every deadline). */
+  async function loadInstances() {
+    if (!isFleet(heartbeat)) return;
+    let items = [];
+    let cursor = "";
+    let next = null;
+    try {
+      for (let page = 0; page < fleet.pages; page++) {
+        const data = await instancePage(cursor);
+        items = items.concat(data.items || []);
+        next = data.next_cursor || null;
+        if (!next) break;
+        cursor = next;
+      }
+    } catch (e) {
+      if (e.status !== 401) P.note($("#instances-note"), "Could not load the instances: " + e.message, "error");
+      return;
+    }
+    for (const name of removing) if (!items.some((i) => i.name === name)) removing.delete(name);
+    Object.assign(fleet, {items, next, loaded: true});
+    renderInstances();
+  }
+
+  function renderInstances() {
+    const shown = fleet.items.filter((i) => !removing.has(i.name))
+      .map((item, n) => [item, n])
+      .sort(([a, n], [b, m]) => (INSTANCE_ORDER[a.status] ?? 3) - (INSTANCE_ORDER[b.status] ?? 3) || n - m)
+      .map(([item]) => item);
+    P.render($("#instance-rows"), JSON.stringify([shown, readOnly]), () => shown.map(instanceRow));
+    const empty = $("#instances-empty");
+    if (instanceFilter() && !shown.length) {
+      P.render(empty, instanceFilter(), () => "No instance is " + INSTANCE_STATUS[instanceFilter()][0].toLowerCase() + ".");
+    } else if (empty.dataset.renderKey) {
+      delete empty.dataset.renderKey;
+      empty.replaceChildren("No instance has pinged yet: name it in each ping with ",
+        el("code", {}, "?instance=<host>"), " or the ", el("code", {}, "X-Pingura-Instance"), " header.");
+    }
+    P.show(empty, fleet.loaded && !shown.length);
+    $("#instances").closest(".table-wrap").hidden = !shown.length;
+    P.show($("#more-instances"), !!fleet.next);
+  }
+
+  function instanceRow(i) {
+    const [label, look] = INSTANCE_STATUS[i.status] || [String(i.status), "new"];
+    return el("tr", {dataset: {instance: i.name}},
+      el("th", {scope: "row"}, el("code", {class: "instance-name"}, i.name),
+        i.declared ? el("span", {class: "chip chip-declared", title: "Declared in the heartbeat's fleet rule"}, "declared") : null),
+      el("td", {}, el("span", {class: "status status-" + look}, el("span", {class: "status-dot", "aria-hidden": "true"}), label)),
+      el("td", {class: "nowrap"}, i.last_ping
+        ? [P.timeExact(i.last_ping, true), " ", el("span", {class: "muted small"}, "(", P.timeRelative(i.last_ping), ")")]
+        : el("span", {class: "muted"}, "never")),
+      readOnly ? null : el("td", {class: "row-actions"}, el("button", {
+        type: "button", class: "small danger", "aria-label": "Remove instance " + i.name,
+        onclick: () => removeInstance(i.name),
+      }, "Remove")),
+    );
+  }
+
+  async function removeInstance(name) {
+    const yes = await P.confirmDialog("Remove instance " + name + "?",
+      "It leaves the fleet now, without an alert, and is no longer expected. If it pings again, it joins again.", "Remove");
+    if (!yes) return;
+    try {
+      await api("DELETE", base + "/instances/" + encodeURIComponent(name));
+    } catch (e) {
+      if (e.status !== 401) P.note($("#instances-note"), "Could not remove " + name + ": " + e.message, "error");
+      return;
+    }
+    removing.add(name);
+    P.note($("#instances-note"), "Removed " + name + ". The counts follow at the next deadline.", "ok");
+    renderInstances();
+  }
+
+  $("#instance-filter").addEventListener("change", () => {
+    fleet.pages = 1;
+    fleet.loaded = false;
+    loadInstances();
+  });
+
+  $("#more-instances").addEventListener("click", async () => {
+    if (!fleet.next) return;
+    try {
+      const data = await instancePage(fleet.next);
+      fleet.items = fleet.items.concat(data.items || []);
+      fleet.next = data.next_cursor || null;
+      fleet.pages += 1;
+    } catch (e) {
+      if (e.status !== 401) P.note($("#instances-note"), "Could not load more instances: " + e.message, "error");
+      return;
+    }
+    renderInstances();
   });
 
   // --- ping URL and snippets ---------------------------------------------------
@@ -447,7 +626,81 @@
   // bucket's middle), so the axis spans the range and a bar covers its own bucket. The axis
   // is the range rounded out to whole buckets: the current bucket (now) is drawn, and
   // hovered, whole.
-  let graph = {from: 0, to: 0, bucketMs: 0, points: []};
+  // With a run-time rule it also shades the usual run time learned now (usual_run_time: low to
+  // high, across the whole range) and rings each run a rule found too fast or too slow (the
+  // timings' ``outliers``) at its own time and duration; the legend names those of the hovered
+  // bucket, and a list under the graph says them in words.
+  let graph = {from: 0, to: 0, bucketMs: 0, points: [], band: null, outliers: [], byBucket: []};
+  const BAND_FILL = "rgba(26, 127, 55, 0.13)";
+  const BAND_EDGE = "rgba(26, 127, 55, 0.45)";
+  const OUTLIER = "#bc4c00";
+  const OUTLIER_FILL = "rgba(188, 76, 0, 0.15)";
+  const SLOW = ["too_slow", "over_max"];
+  const FAST = ["too_fast", "under_min"];
+
+  /** The band's edges in CSS px from the plot's top (for the tests and screen readers too). */
+  function drawBand(u) {
+    const band = graph.band;
+    if (!band) return;
+    const top = u.valToPos(band.high_s, "s", true);
+    const bottom = u.valToPos(band.low_s, "s", true);
+    const {left, width} = u.bbox;
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.fillStyle = BAND_FILL;
+    ctx.fillRect(left, top, width, bottom - top);
+    ctx.strokeStyle = BAND_EDGE;
+    ctx.lineWidth = 1;
+    ctx.setLineDash([2, 3]);
+    const median = Math.round(u.valToPos(band.median_s, "s", true)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(left, median);
+    ctx.lineTo(left + width, median);
+    ctx.stroke();
+    ctx.restore();
+  }
+
+  function describeBand(u) {
+    const box = $("#chart");
+    const band = graph.band;
+    if (!band) {
+      for (const key of ["bandLowS", "bandHighS", "bandTop", "bandBottom"]) delete box.dataset[key];
+      return;
+    }
+    Object.assign(box.dataset, {
+      bandLowS: String(band.low_s), bandHighS: String(band.high_s),
+      bandTop: u.valToPos(band.high_s, "s").toFixed(1), bandBottom: u.valToPos(band.low_s, "s").toFixed(1),
+    });
+  }
+
+  const isOutlier = (o) => typeof o.duration_s === "number";
+
+  function outlierWords(o) {
+    const words = (o.verdicts || []).filter((v) => SLOW.includes(v) || FAST.includes(v)).map((v) => VERDICT_TEXT[v]);
+    return (words.length ? [...new Set(words)].join(", ") : "far from usual") + " (" + P.durationText(o.duration_s) + ")";
+  }
+
+  /** A ring per outlier run, drawn over the series; each one's place (CSS px in the plot) kept on its
+   *  item of the list under the graph. */
+  function drawOutliers(u) {
+    const ctx = u.ctx;
+    const radius = 6 * devicePixelRatio;
+    const items = $("#chart-outliers").children;
+    ctx.save();
+    ctx.lineWidth = 2.5 * devicePixelRatio;
+    ctx.strokeStyle = OUTLIER;
+    ctx.fillStyle = OUTLIER_FILL;
+    graph.outliers.forEach((o, n) => {
+      const x = u.valToPos(o.at_ms / 1000, "x", true);
+      const y = u.valToPos(o.duration_s, "s", true);
+      ctx.beginPath();
+      ctx.arc(x, y, radius, 0, 2 * Math.PI);
+      ctx.fill();
+      ctx.stroke();
+      if (items[n]) Object.assign(items[n].dataset, {x: (x / devicePixelRatio).toFixed(1), y: (y / devicePixelRatio).toFixed(1)});
+    });
+    ctx.restore();
+  }
 
   function chartOptions(width) {
     // Each bar as wide as its bucket (the x values are evenly spaced), 2 px at the least.
@@ -458,9 +711,11 @@
     return {
       width, height: 240,
       cursor: {drag: {x: false, y: false}},
+      hooks: {drawAxes: [drawBand], draw: [drawOutliers, describeBand]},
       scales: {
         x: {time: true, range: () => [graph.from / 1000, graph.to / 1000]},
-        s: {range: (u, min, max) => [0, (max || 1) * 1.15]},
+        // Room for the usual band as well as the runs.
+        s: {range: (u, min, max) => [0, (Math.max(max || 0, graph.band ? graph.band.high_s : 0) || 1) * 1.15]},
         n: {range: (u, min, max) => [0, Math.max(max || 0, 1) * 3]},  // bars keep to the bottom third
       },
       axes: [
@@ -483,6 +738,12 @@
           value: count("fails")},
         {label: "Missed", scale: "n", stroke: "#82071e", fill: "rgba(130, 7, 30, 0.75)", paths: bars, points: {show: false},
           value: count("misses")},
+        // Legend only (the rings are drawn at each run's own time): the hovered bucket's runs too
+        // fast or slow, or how many the range has.
+        {label: "Too fast or slow", scale: "s", stroke: OUTLIER, fill: OUTLIER_FILL, width: 2.5, paths: () => null,
+          points: {show: false},
+          value: (u, v, si, idx) => (idx === null ? String(graph.outliers.length)
+            : !graph.byBucket[idx].length ? "none" : graph.byBucket[idx].map(outlierWords).join("; "))},
       ],
     };
   }
@@ -490,14 +751,19 @@
   /** The series of every bucket in [from, to) (whole buckets): ``points`` are the API's (non-empty ones). */
   function bucketSeries(points, from, to, bucketMs) {
     const byStart = new Map(points.map((p) => [p.bucket_ms, p]));
-    const series = [[], [], [], [], []];
+    const series = [[], [], [], [], [], []];
+    graph.byBucket = [];
     for (let start = from; start < to; start += bucketMs) {
       const p = byStart.get(start);
+      const runs = graph.outliers.filter((o) => o.at_ms >= start && o.at_ms < start + bucketMs);
+      graph.byBucket.push(runs);
       series[0].push((start + bucketMs / 2) / 1000);
       series[1].push(p ? p.avg_duration_s : null);
       series[2].push(p ? p.p95_duration_s : null);
       series[3].push(p && p.fails ? p.fails : null);
       series[4].push(p && p.misses ? p.misses : null);
+      // Its slowest outlier run: the scale makes room for it.
+      series[5].push(runs.length ? Math.max(...runs.map((o) => o.duration_s)) : null);
     }
     return series;
   }
@@ -508,8 +774,22 @@
     box.dataset.to = new Date(graph.to).toISOString();
     box.dataset.bucketS = String(graph.bucketMs / 1000);
     box.setAttribute("role", "img");
+    const band = graph.band;
     box.setAttribute("aria-label", "Run times, failures and misses from " + P.spanText(graph.from, graph.to)
-      + ", in buckets of " + P.durationText(graph.bucketMs / 1000));
+      + ", in buckets of " + P.durationText(graph.bucketMs / 1000)
+      + (band ? "; usual run time " + P.durationText(band.low_s) + " to " + P.durationText(band.high_s) : "")
+      + (graph.outliers.length ? "; " + graph.outliers.length + " runs too fast or too slow, listed below" : ""));
+    // The rings, in words: when and what (the canvas alone says nothing to a screen reader).
+    P.render($("#chart-outliers"), JSON.stringify(graph.outliers), () => graph.outliers.map((o) => el("li",
+      {dataset: {atMs: String(o.at_ms), seconds: String(o.duration_s), pingId: o.ping_id || ""}},
+      P.timeExact(o.at, true), ": ", outlierWords(o), o.instance ? " on " + o.instance : "",
+      o.alerted ? ", alerted" : ", marked")));
+    P.show($("#band-legend"), !!band);
+    if (band) {
+      $("#band-text").textContent = "the usual run time now, " + P.durationText(band.low_s) + " to " + P.durationText(band.high_s)
+        + " (median " + P.durationText(band.median_s) + ", from its last " + band.runs + " runs)";
+    }
+    P.show($("#outlier-legend"), graph.outliers.length > 0);
   }
 
   async function loadTimings() {
@@ -527,7 +807,9 @@
     const bucketMs = (data.bucket_s || 300) * 1000;
     const from = Math.floor(w.from / bucketMs) * bucketMs;
     const to = Math.ceil(w.to / bucketMs) * bucketMs;
-    graph = {from, to, bucketMs, points};
+    const band = heartbeat && heartbeat.usual_run_time;
+    const outliers = (data.outliers || []).filter(isOutlier);
+    graph = {from, to, bucketMs, points, band: band || null, outliers, byBucket: []};
     const series = bucketSeries(points, from, to, bucketMs);
     const box = $("#chart");
     describeGraph(box);
@@ -573,13 +855,38 @@
     el("span", {"aria-hidden": "true"}, "▤ "), outputSize(c.output), c.output_truncated ? "+" : null);
   }
 
+  // What a rule found in a check-in (CheckinJudged.verdicts), as short words; the reason on hover.
+  const VERDICT_TEXT = {
+    too_fast: "too fast", too_slow: "too slow", under_min: "under the minimum", over_max: "over the maximum",
+    too_early: "too early", too_often: "too often", ignored: "ignored", unmatched_failed: "no keyword: failed",
+    keyword_failure: "keyword", keyword_success: "keyword", keyword_start: "start keyword",
+  };
+
+  function verdictText(v, c) {
+    const text = VERDICT_TEXT[v] || String(v).replace(/_/g, " ");
+    return v.startsWith("keyword_") && c.keyword ? text + ": " + c.keyword : text;
+  }
+
+  function verdictBadges(c) {
+    return (c.verdicts || []).flatMap((v) => {
+      // Colour follows what it did (alerted, marked, a good or neutral finding); the word says which.
+      const tone = v === "keyword_success" || v === "keyword_start" ? "good" : v === "ignored" ? "quiet"
+        : c.alerted ? "bad" : "marked";
+      const title = [c.verdict_reason, tone === "bad" ? "Counted as a failed run." : tone === "marked" ? "Marked only." : ""]
+        .filter(Boolean).join(" ");
+      return [" ", el("span", {class: "verdict verdict-" + tone, title: title || null}, verdictText(v, c))];
+    });
+  }
+
   function checkinRow(c) {
     const open = () => openCheckin(c);
     const duration = shownDuration(c);
     const row = el("tr", {class: "clickable", onclick: (e) => { if (e.target.tagName !== "BUTTON") open(); }},
       el("td", {class: "nowrap"}, el("button", {type: "button", class: "linklike", onclick: open,
         "aria-label": "Details of the check-in at " + new Date(c.received_at).toLocaleString()}, P.timeExact(c.received_at, true))),
-      el("td", {}, el("span", {class: P.kindClass(c) + (c.kind === "start" ? " kind-run" : "")}, P.kindText(c))),
+      el("td", {class: "kind-cell"}, el("span", {class: P.kindClass(c) + (c.kind === "start" ? " kind-run" : "")}, P.kindText(c)),
+        verdictBadges(c)),
+      el("td", {class: "nowrap col-instance"}, c.instance ? el("code", {class: "instance-name"}, c.instance) : ""),
       el("td", {class: "nowrap"}, runId(c)),
       el("td", {}, c.status || ""),
       el("td", {class: "message"}, c.message || ""),
@@ -605,6 +912,11 @@
       ...item("Exit code", c.exit_code === null || c.exit_code === undefined ? null : String(c.exit_code)),
       ...item("Status", c.status),
       ...item("Run ID", c.rid ? el("code", {}, c.rid) : null),
+      ...(c.instance ? item("Instance", el("code", {}, c.instance)) : []),
+      ...((c.verdicts || []).length ? item("Rules found", [...verdictBadges(c),
+        c.verdict_reason ? el("div", {class: "small"}, P.textWithTimes(c.verdict_reason)) : null,
+        el("div", {class: "muted small"}, c.alerted ? "Counted as a failed run (alerts like one)." : "Marked only: no alert.")]) : []),
+      ...(c.keyword ? item("Keyword matched", el("code", {}, c.keyword)) : []),
       // A text body is the message and the output both: shown once, as the output.
       ...item("Message", c.message && !(c.output && c.output.startsWith(c.message.slice(0, 200)))
         ? el("pre", {class: "full-message"}, c.message) : null),
@@ -671,6 +983,7 @@
     rows = rows.filter((c) => { const t = new Date(c.received_at).getTime(); return t >= w.from && t < w.to; });
     if (kind === "exit_code") rows = rows.filter((c) => c.exit_code !== null && c.exit_code !== undefined);
     else if (kind) rows = rows.filter((c) => c.kind === kind);
+    $("#checkins").classList.toggle("with-instances", isFleet(heartbeat) || rows.some((c) => c.instance));
     P.render($("#checkin-rows"), JSON.stringify(rows), () => rows.map(checkinRow));
     P.show($("#checkins-empty"), rows.length === 0);
     nextCheckinCursor = data.next || null;
@@ -782,14 +1095,15 @@
     await loadDependencyNames(h);
     renderHeartbeat(h);
     if (first) $("#content").hidden = false;
-    const statusKey = JSON.stringify([h.status, h.status_since, h.paused]);
+    // A new deadline judged for a fleet, or a new usual run time: the instances and the graph too.
+    const statusKey = JSON.stringify([h.status, h.status_since, h.paused, h.instances_summary, h.usual_run_time]);
     const statusChanged = statusKey !== lastStatusKey;
     lastStatusKey = statusKey;
     if (forceSlow || statusChanged || newCheckins || Date.now() - lastSlowAt > 60000) {
       forceSlow = false;
       lastSlowAt = Date.now();
       updateExportLinks();
-      await Promise.all([loadUptime(), loadTimings(), loadChanges()]);
+      await Promise.all([loadUptime(), loadTimings(), loadChanges(), loadInstances()]);
     }
     P.refreshRelativeTimes();
   }

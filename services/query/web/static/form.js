@@ -9,7 +9,13 @@
  *
  * Dependencies are picked by name from a search of the project's heartbeats (a project may
  * have 100,000: the list is the API's, a page at a time), or given as tags; the API refuses
- * a cycle, naming the field that closes it. Flapping settings left empty are the defaults. */
+ * a cycle, naming the field that closes it. Flapping settings left empty are the defaults.
+ *
+ * The rules that catch subtler failures (fleet, run time, cadence, failure rate, keywords) are
+ * one section each, switched on by its checkbox (its fields hidden while off). A rule that is
+ * off is sent as null on an edit (which switches it off) and left out of a new heartbeat; a
+ * field left empty is left out of its rule (the API's default). The API names a rule's field
+ * as "rule.field": its message goes beside that field, else beside the rule's switch. */
 "use strict";
 
 (() => {
@@ -24,7 +30,17 @@
     recovery_threshold: "#f-recovery", reminder_interval: "#f-reminder", slug: "#f-slug",
     depends_on: "#f-depends-search", depends_on_tags: "#f-depends-tags", flap_changes: "#f-flap-changes",
     flap_window: "#f-flap-window", flap_stable: "#f-flap-stable",
+    "fleet": "#fleet-on", "fleet.min_instances": "#f-fleet-min", "fleet.min_percent": "#f-fleet-percent",
+    "fleet.instances": "#f-fleet-instances", "fleet.expiry": "#f-fleet-expiry",
+    "run_time": "#run_time-on", "run_time.min": "#f-rt-min", "run_time.max": "#f-rt-max",
+    "run_time.limits": "#f-rt-limits", "run_time.baseline": "#f-rt-baseline",
+    "cadence": "#cadence-on", "cadence.early_tolerance": "#f-early", "cadence.max_runs_per_interval": "#f-max-runs",
+    "failure_rate": "#failure_rate-on", "failure_rate.percent": "#f-rate-percent", "failure_rate.runs": "#f-rate-runs",
+    "failure_rate.window": "#f-rate-window", "failure_rate.recover_percent": "#f-rate-recover",
+    "keywords": "#keywords-on", "keywords.success": "#f-kw-success", "keywords.failure": "#f-kw-failure",
+    "keywords.start": "#f-kw-start", "keywords.unmatched": "#f-kw-unmatched",
   };
+  const RULES = ["fleet", "run_time", "cadence", "failure_rate", "keywords"];
   const SEARCH_RESULTS = 10;
   /** The heartbeats it depends on, in the order picked: id -> name (null: no longer exists). */
   const dependencies = new Map();
@@ -71,20 +87,111 @@
     return /^\d+$/.test(text) ? Number(text) : text;
   }
 
+  /** The field the API names, or the nearest enclosing one the form has a slot for:
+   *  "keywords.failure[2]" -> "keywords.failure"; "channels.0" -> "channels". */
+  function errorSlot(field) {
+    const parts = (field || "").split(/[.[\]]+/).filter(Boolean);
+    for (let n = parts.length; n > 0; n--) {
+      const name = parts.slice(0, n).join(".");
+      const slot = document.getElementById("err-" + name);
+      if (slot) return {name, slot};
+    }
+    return null;
+  }
+
   function showError(field, message) {
-    const base = (field || "").split(".")[0];
-    const slot = $("#err-" + base);
-    if (!slot) {
+    // A rule's part is named in its message ("fleet", "min_percent: must be ..."): shown beside the part.
+    const part = RULES.includes(field) && /^([a-z_]+): (.+)$/.exec(message || "");
+    if (part && document.getElementById("err-" + field + "." + part[1])) {
+      field = field + "." + part[1];
+      message = part[2];
+    }
+    const found = errorSlot(field);
+    if (!found) {
       P.note(formNote, (field ? field + ": " : "") + message, "error");
       return;
     }
-    slot.textContent = message;
-    slot.hidden = false;
-    const input = $(FIELD_INPUTS[base], form);
+    found.slot.textContent = message;
+    found.slot.hidden = false;
+    const rule = found.name.split(".")[0];
+    if (RULES.includes(rule)) showRule(rule, true);  // its fields are where the message is
+    const input = $(FIELD_INPUTS[found.name], form);
     if (input) {
       input.setAttribute("aria-invalid", "true");
       input.focus();
     }
+  }
+
+  // --- the rules: a section each, its fields shown while it is on ---------------------------------
+  function showRule(rule, on) {
+    const toggle = $("#" + rule + "-on");
+    toggle.checked = on;
+    P.show($("#" + rule + "-fields"), on);
+  }
+
+  RULES.forEach((rule) => $("#" + rule + "-on").addEventListener("change", (e) => showRule(rule, e.target.checked)));
+
+  /** Lines of a textarea, trimmed, empty ones dropped. */
+  function lines(selector) {
+    return $(selector).value.split("\n").map((t) => t.trim()).filter(Boolean);
+  }
+
+  /** A rule's object from its fields: empty ones are left out (the API's defaults). */
+  function ruleBody(rule) {
+    const text = (selector) => $(selector).value.trim();
+    const number = (selector) => (text(selector) ? wholeOrText($(selector).value) : undefined);
+    const fields = {
+      fleet: () => ({min_instances: number("#f-fleet-min"), min_percent: number("#f-fleet-percent"),
+        instances: lines("#f-fleet-instances"), expiry: text("#f-fleet-expiry") || undefined}),
+      run_time: () => ({min: text("#f-rt-min") || undefined, max: text("#f-rt-max") || undefined,
+        limits: $("#f-rt-limits").value, baseline: $("#f-rt-baseline").value}),
+      cadence: () => ({early_tolerance: text("#f-early") || undefined, max_runs_per_interval: number("#f-max-runs")}),
+      failure_rate: () => ({percent: number("#f-rate-percent"), runs: number("#f-rate-runs"),
+        window: text("#f-rate-window") || undefined, recover_percent: number("#f-rate-recover")}),
+      keywords: () => ({success: lines("#f-kw-success"), failure: lines("#f-kw-failure"), start: lines("#f-kw-start"),
+        unmatched: $("#f-kw-unmatched").value}),
+    }[rule]();
+    return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+  }
+
+  /** Seconds as the duration fields show them ("5m"; "2.5s" for a fraction). */
+  function durationField(seconds) {
+    if (seconds === null || seconds === undefined) return "";
+    return Number.isInteger(seconds) ? P.durationInput(seconds) : seconds + "s";
+  }
+
+  function fillRules(h) {
+    const value = (selector, v) => { $(selector).value = v === null || v === undefined ? "" : v; };
+    const f = h.fleet, r = h.run_time, c = h.cadence, fr = h.failure_rate, k = h.keywords;
+    if (f) {
+      value("#f-fleet-min", f.min_instances);
+      value("#f-fleet-percent", f.min_percent);
+      value("#f-fleet-instances", (f.instances || []).join("\n"));
+      value("#f-fleet-expiry", durationField(f.expiry));
+    }
+    if (r) {
+      value("#f-rt-min", durationField(r.min));
+      value("#f-rt-max", durationField(r.max));
+      value("#f-rt-limits", r.limits || "alert");
+      value("#f-rt-baseline", r.baseline || "off");
+    }
+    if (c) {
+      value("#f-early", durationField(c.early_tolerance));
+      value("#f-max-runs", c.max_runs_per_interval);
+    }
+    if (fr) {
+      value("#f-rate-percent", fr.percent);
+      value("#f-rate-runs", fr.runs);
+      value("#f-rate-window", durationField(fr.window));
+      value("#f-rate-recover", fr.recover_percent);
+    }
+    if (k) {
+      value("#f-kw-success", (k.success || []).join("\n"));
+      value("#f-kw-failure", (k.failure || []).join("\n"));
+      value("#f-kw-start", (k.start || []).join("\n"));
+      value("#f-kw-unmatched", k.unmatched || "keep");
+    }
+    RULES.forEach((rule) => showRule(rule, !!h[rule]));
   }
 
   async function loadChannels(selected) {
@@ -205,6 +312,11 @@
     });
     const slug = $("#f-slug").value.trim();
     if (slug || (original && original.slug)) out.slug = slug || null;
+    for (const rule of RULES) {
+      // Off: null switches it off on an edit; a new heartbeat is sent without it.
+      if ($("#" + rule + "-on").checked) out[rule] = ruleBody(rule);
+      else if (original && original[rule]) out[rule] = null;
+    }
     return out;
   }
 
@@ -269,6 +381,7 @@
       $("#f-flap-window").value = P.durationInput(original.flap_window);
       $("#f-flap-stable").value = P.durationInput(original.flap_stable);
       selected = original.channels || [];
+      fillRules(original);
     }
     showMode();
     await Promise.all([loadChannels(selected), loadDependencies(id ? original.depends_on || [] : [])]);
