@@ -22,10 +22,12 @@ import structlog
 from aiohttp import hdrs, web
 
 from services.ingest.logic import (
+    CRONITOR_QUERY_READ,
     HC_NOT_FOUND,
     INSTANCE_HEADER,
     MAX_USER_AGENT_CHARS,
     MIN_KEPT_BYTES,
+    QUERY_READ,
     PingRejected,
     check_slug,
     client_ip,
@@ -204,7 +206,9 @@ async def _record(
         exit_code, rid = None, None
         asked: dict[str, str] = {}
         if request.query_string:
-            refuse_undecodable_query(request.rel_url.raw_query_string)
+            refuse_undecodable_query(
+                request.rel_url.raw_query_string, CRONITOR_QUERY_READ if cronitor else QUERY_READ
+            )
         if dialect is KUMA:
             kind, asked = parse_kuma_query(request.query)
         elif not request.query_string:  # most pings: no query to read

@@ -194,8 +194,10 @@ def slug_monitor_id(project_id: str, slug: str, attempt: int = 0) -> str:
 
 
 INSTANCE_HEADER = "X-Pingura-Instance"
-QUERY_READ = frozenset((*METADATA, "rid", "series", "state", "metric", "msg", "ping", "instance", "host"))
-"""Query parameters ingest reads (Kuma's ``msg`` and ``ping``, Cronitor's ``host`` among them)."""
+QUERY_READ = frozenset((*METADATA, "rid", "series", "state", "metric", "msg", "ping", "instance"))
+"""Query parameters ingest reads on every URL (Kuma's ``msg`` and ``ping`` among them)."""
+CRONITOR_QUERY_READ = QUERY_READ | {"host"}
+"""And on Cronitor's URL, its ``host``."""
 
 
 def parse_instance(query: Mapping[str, str], header: str | None, *, cronitor: bool = False) -> str | None:
@@ -228,14 +230,14 @@ def _instance(name: str, where: str) -> str:
     return name
 
 
-def refuse_undecodable_query(raw_query: str) -> None:
+def refuse_undecodable_query(raw_query: str, read: frozenset[str] = QUERY_READ) -> None:
     """A 200 means stored as sent, but yarl reads a percent-escape that is not UTF-8 as
-    U+FFFD: a parameter ingest reads that is not UTF-8 is refused, naming it. Others are
-    not looked at (no one reads them)."""
+    U+FFFD: a parameter ingest reads (``read``) that is not UTF-8 is refused, naming it.
+    Others are not looked at (no one reads them)."""
     if "%" not in raw_query:  # nothing escaped: the request line was ASCII, so is the query
         return
     for name, value in parse_qsl(raw_query, keep_blank_values=True, errors="surrogateescape"):
-        if name in QUERY_READ and not _is_utf8(value):
+        if name in read and not _is_utf8(value):
             raise PingRejected(400, f"{name} in the query string is not UTF-8")
 
 

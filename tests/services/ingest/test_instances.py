@@ -182,6 +182,15 @@ async def test_an_instance_that_is_not_utf8_is_refused_in_the_query_and_in_the_h
 
 async def test_a_bad_cronitor_host_is_refused_naming_host(served):
     assert "host is longer than 64" in await refused(served, with_query(URLS["cronitor"], "host=" + "h" * 65))
+    assert "host in the query string is not UTF-8" in await refused(
+        served, with_query(URLS["cronitor"], "host=caf%E9")
+    )
+
+
+async def test_a_host_that_is_not_utf8_is_nobodys_business_on_other_urls(served):
+    status, _ = await send(served, with_query(URLS["healthchecks"], "host=caf%E9"))
+    assert status == 200
+    assert (await stored(served)).instance is None
 
 
 async def test_healthchecks_urls_refuse_with_the_reason_too(served):
