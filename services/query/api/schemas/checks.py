@@ -81,15 +81,18 @@ def _in_seconds(rule: str, sub: str, value: Any, minimum: int) -> int | None:
 # fleets --------------------------------------------------------------------------------------
 InstanceName = Annotated[str, Meta(
     min_length=1, max_length=MAX_INSTANCE_CHARS, pattern=r"^[^\u0000-\u001f\u007f-\u009f]+$",
-    description=f"1-{MAX_INSTANCE_CHARS} printable characters (a host, pod or worker name), as pings name it.",
+    description=f"1-{MAX_INSTANCE_CHARS} printable characters, no space at either end (a host, pod or worker "
+                "name), as pings name it.",
 )]  # fmt: skip
 
 
 def instance_name(field: str, name: str) -> str:
-    """An instance's name as pings and the API spell it: 1-64 printable characters, not only spaces."""
-    if not 1 <= len(name) <= MAX_INSTANCE_CHARS or not name.isprintable() or not name.strip():
+    """An instance's name as pings spell it (``services.ingest.logic.parse_instance``): 1-64
+    printable characters, no space at either end; kept exactly as given."""
+    if not 1 <= len(name) <= MAX_INSTANCE_CHARS or not name.isprintable() or name != name.strip():
         raise InvalidField(
-            field, f"an instance name is 1-{MAX_INSTANCE_CHARS} printable characters: {name[:70]!r}"
+            field,
+            f"an instance name is 1-{MAX_INSTANCE_CHARS} printable characters, no space at either end: {name[:70]!r}",
         )
     return name
 

@@ -117,6 +117,7 @@ async def test_a_change_replaces_a_rule_whole_null_turns_it_off_and_other_change
         ("fleet", {"min_instances": 2, "instances": ["a\tb"]}, "printable"),
         ("fleet", {"min_instances": 2, "instances": ["x" * 65]}, "instances"),
         ("fleet", {"min_instances": 2, "instances": ["   "]}, "printable"),
+        ("fleet", {"min_instances": 2, "instances": ["web-1 "]}, "no space at either end"),
         ("fleet", {"min_instances": 2, "instances": [f"h{n}" for n in range(1001)]}, "at most 1000"),
         ("fleet", {"min_instances": 2, "expiry": 59}, "expiry"),
         ("fleet", {"min_instances": 2, "expiry": "366d"}, "expiry"),
