@@ -176,10 +176,21 @@ def _short(state: MonitorState, rule: FleetRule, fleet: Fleet | None) -> bool:
     if fleet is None:
         return required_of(rule, 0) > 0
     seen, judged = fleet.seen, fleet.judged_ms
-    away = sum(1 for name in fleet.missing if seen.get(name, judged + 1) <= judged)
-    if rule.declared:  # declared since the last window, and never seen
-        away += sum(1 for name in rule.declared if seen.get(name) == 0 and not _listed(fleet.missing, name))
-    return len(seen) - away < required_of(rule, len(seen))
+    tolerated = len(seen) - required_of(rule, len(seen))  # members that may be away
+    if tolerated < 0:
+        return True
+    away = 0
+    for name in fleet.missing:  # (stops at the first one too many: mostly the first one)
+        if seen.get(name, judged + 1) <= judged:
+            away += 1
+            if away > tolerated:
+                return True
+    for name in rule.declared:  # declared since the last window, and never seen
+        if seen.get(name) == 0 and not _listed(fleet.missing, name):
+            away += 1
+            if away > tolerated:
+                return True
+    return False
 
 
 def _listed(names: tuple[str, ...], name: str) -> bool:

@@ -335,6 +335,18 @@ def test_turning_the_fleet_rule_off_forgets_the_instances():
     assert hb.state.extra is None or hb.state.extra.fleet is None
 
 
+def test_a_member_declared_while_down_is_awaited_before_it_comes_back():
+    hb = Fleet(FleetRule(min_percent=100))
+    hb.minutes([["a", "b"]] * 2 + [["a"]])
+    assert hb.status == "down"
+    hb.reconfigure(fleet=FleetRule(min_percent=100, declared=("c",)))
+
+    hb.ping(T0 + 3 * M, instance="b")
+    assert hb.status == "down"  # c was never heard
+    hb.ping(T0 + 3 * M + S, instance="c")
+    assert hb.status == "up"
+
+
 def test_a_declared_member_dropped_from_the_list_before_it_checked_in_leaves():
     hb = Fleet(FleetRule(min_instances=1, declared=("a", "b")))
     hb.minutes([["a"]])
