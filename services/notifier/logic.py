@@ -28,7 +28,8 @@ def webhook_payload(alert: Alert, url: str) -> dict:
     kind, exit code and message null for alerts older than them). ``down_since`` (the
     incident's start, on ``up`` and reminders), ``missed_runs`` (on ``up``), ``held`` (why a
     released alert was held), ``dependents_held`` (on ``down``: ``{"count", "names"}``) and
-    ``ingest`` (the numbers of an ingest alert) came later: readers must take them as optional.
+    ``ingest`` (the numbers of an ingest alert) and ``instances`` (a fleet's: ``{"reported",
+    "expected", "missing"}``) came later: readers must take them as optional.
     """
     checkin = None
     if alert.last_ping_ms is not None:
@@ -59,7 +60,11 @@ def webhook_payload(alert: Alert, url: str) -> dict:
             "names": list(alert.dependents_held),
         },
         "ingest": msgspec.to_builtins(alert.ingest) if alert.ingest is not None else None,
-    }
+        "instances": {
+            "reported": alert.instances_reported, "expected": alert.instances_expected,
+            "missing": list(alert.missing_instances),
+        } if alert.instances_expected is not None else None,
+    }  # fmt: skip
 
 
 def plan_delivery(

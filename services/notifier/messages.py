@@ -26,7 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from services.notifier.wording import dependents, explain, flapping_why, held_text, human_time, one_line
+from services.notifier.wording import (
+    dependents,
+    explain,
+    flapping_why,
+    held_text,
+    human_time,
+    instances_text,
+    one_line,
+)  # fmt: skip
 from shared.clock import iso_ms
 from shared.durations import human_duration
 from shared.events import CHECKIN_MESSAGE_MAX_CHARS, Alert, AlertKind
@@ -171,6 +179,8 @@ def render(alert: Alert, dashboard_url: str) -> Message:
         fields.append(
             MessageField("dependents_held", "Dependents held", f"{count}: {listed}" if listed else str(count))
         )
+    if alert.instances_expected is not None and alert.kind != "up":
+        fields.append(MessageField("instances", "Instances", instances_text(alert)))
     if held is not None:
         fields.append(MessageField("held", "Held", held[:1].upper() + held[1:]))
     fields.append(MessageField("last_checkin", "Last check-in", last_checkin))

@@ -64,6 +64,8 @@ def explain(reason: str) -> str:
         why = f"a run started at {human_time(_from_iso(running[1]))} is still running after {running[2]}"
     elif why == _RECOVERED:
         why = "a successful check-in arrived"
+    else:  # the rules' reasons (a fleet short, a run too fast, ...) date themselves in ISO: read as times
+        why = re.sub(_ISO, lambda found: human_time(_from_iso(found[0])), why)
     why = one_line(why + streak).rstrip(".")
     return why[:1].upper() + why[1:] if why else "No reason given"
 
@@ -120,3 +122,14 @@ def dependents(alert: Alert) -> tuple[int, str] | None:
         return None
     more = count - len(names)
     return count, ", ".join(names) + (f" and {more} more" if names and more else "")
+
+
+def instances_text(alert: Alert) -> str:
+    """``"37 of 40 reported; missing: web-3, web-17, web-22"``: a fleet's alert, for people."""
+    reported = alert.instances_reported if alert.instances_reported is not None else 0
+    text = f"{reported} of {alert.instances_expected} reported"
+    names = [name for name in (one_line(n, 64) for n in alert.missing_instances) if name]
+    if not names:
+        return text
+    more = (alert.instances_expected or 0) - reported - len(names)
+    return f"{text}; missing: " + ", ".join(names) + (f" and {more} more" if more > 0 else "")

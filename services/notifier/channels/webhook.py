@@ -74,6 +74,7 @@ PLACEHOLDERS: dict[str, Callable[[Alert, Settings], str]] = {
     "missed_runs": lambda a, s: str(a.missed_runs),
     "held": lambda a, s: held_text(a.held) if a.held else "",
     "dependents_held": lambda a, s: ", ".join(a.dependents_held),
+    "missing_instances": lambda a, s: ", ".join(a.missing_instances),
 }
 """What a body template may say, ``{{name}}`` -> its text for an alert. ``reason`` is the
 evaluator's text as is; ``text`` is the readable sentence the chat channels send; ``held``

@@ -31,6 +31,7 @@ def test_the_webhook_payload_names_the_alert_and_its_monitor():
         "held": None,
         "dependents_held": {"count": 0, "names": []},
         "ingest": None,
+        "instances": None,
     }
 
 
@@ -134,3 +135,13 @@ def test_an_operator_alert_already_delivered_is_skipped():
     channels = {"ops": make_channel("ops", project_id="p-operators")}
 
     assert plan_delivery(alert, "ops", channels, {(alert.id, "ops")}, ("ops",)) == "already_delivered"
+
+
+def test_a_fleet_alerts_webhook_payload_carries_its_instances():
+    alert = make_alert(missing_instances=["web-3"], instances_reported=39, instances_expected=40)
+
+    assert webhook_payload(alert, "https://x")["instances"] == {
+        "reported": 39,
+        "expected": 40,
+        "missing": ["web-3"],
+    }

@@ -447,3 +447,32 @@ def test_flapping_and_ingest_alerts_page_as_problems_in_push_channels():
         render(make_ingest_alert("ingest_up"), DASHBOARD), {"topic": "t", "priority": "high"}
     )
     assert recovered["tags"][0] == "white_check_mark"
+
+
+def test_a_fleet_down_message_says_how_many_instances_reported_and_names_the_missing():
+    reason = (
+        "1 consecutive problem(s) (limit 1); latest: only 37 of 40 instances reported by "
+        "2023-11-14T22:13:20.123Z; missing: web-3, web-17, web-22"
+    )
+    alert = make_alert(reason=reason, at_ms=AT_MS, missing_instances=["web-17", "web-22", "web-3"],
+                       instances_reported=37, instances_expected=40)  # fmt: skip
+
+    message = render(alert, DASHBOARD)
+
+    assert facts(message)["instances"] == ("Instances", "37 of 40 reported; missing: web-17, web-22, web-3")
+    assert facts(message)["why"][1] == (
+        "Only 37 of 40 instances reported by 2023-11-14 22:13:20 UTC; missing: web-3, web-17, web-22"
+    )
+    assert "instances" not in facts(render(make_alert(), DASHBOARD))
+
+
+def test_a_fleet_alert_with_more_missing_than_it_names_counts_the_rest():
+    alert = make_alert(missing_instances=["a", "b"], instances_reported=10, instances_expected=40)
+
+    assert facts(render(alert, DASHBOARD))["instances"][1] == "10 of 40 reported; missing: a, b and 28 more"
+
+
+def test_a_rule_reason_reads_its_times_as_times():
+    reason = "1 consecutive problem(s) (limit 1); latest: run took 3 s; usually 20 s to 1 min 20 s at 2023-11-14T22:13:20.123Z"
+
+    assert explain(reason) == "Run took 3 s; usually 20 s to 1 min 20 s at 2023-11-14 22:13:20 UTC"
