@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.common import ROOT, machine
 
-BENCHMARKS = ["ingest", "evaluator", "detection", "history_latency", "queries", "dashboard", "million"]
+BENCHMARKS = ["ingest", "evaluator", "rules", "detection", "history_latency", "queries", "dashboard", "million"]
 
 
 def main(argv: list[str] | None = None) -> int:
