@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from bisect import insort
 
-from services.evaluator.logic import verdicts
 from services.evaluator.logic.deadlines import next_deadline
+from services.evaluator.logic.findings import Finding
 from services.evaluator.logic.monitor import Shared, set_extra
 from services.evaluator.logic.run_times import spell
 from services.evaluator.schedule import next_run_ms
@@ -34,7 +34,7 @@ gap over the runs counted (a schedule so irregular that this is not enough count
 run after the time, and the gaps seen)."""
 
 
-def judge(state: MonitorState, rule: CadenceRule, at: int, shared: Shared) -> list[verdicts.Finding]:
+def judge(state: MonitorState, rule: CadenceRule, at: int, shared: Shared) -> list[Finding]:
     """A check-in at ``at``, before it moves the window: too early against the check-in the last
     one expects, too often against the check-ins of the last interval (``Extra.recent``, updated
     here)."""
@@ -42,7 +42,7 @@ def judge(state: MonitorState, rule: CadenceRule, at: int, shared: Shared) -> li
     rules = extra.rules if extra is not None else None
     if rules is not None and rules.fleet is not None:
         return []  # a fleet checks in many times a window by design: the fleet rule judges its instances
-    findings: list[verdicts.Finding] = []
+    findings: list[Finding] = []
     if rule.early_s is not None:
         early = _too_early(state, rule.early_s * 1000, at)
         if early is not None:
@@ -66,7 +66,7 @@ def expected_ms(state: MonitorState) -> int | None:
     return deadline - state.grace_ms if deadline is not None else None
 
 
-def _too_early(state: MonitorState, tolerance_ms: int, at: int) -> verdicts.Finding | None:
+def _too_early(state: MonitorState, tolerance_ms: int, at: int) -> Finding | None:
     if state.last_ping_ms is not None and at < state.last_ping_ms:
         return None  # older than the last check-in: it arrived out of order, it opens no window
     if state.last_checkin is not None and state.last_checkin.kind == "fail":
@@ -74,13 +74,13 @@ def _too_early(state: MonitorState, tolerance_ms: int, at: int) -> verdicts.Find
     expected = expected_ms(state)
     if expected is None or at >= expected - tolerance_ms:
         return None
-    return verdicts.Finding(
+    return Finding(
         "too_early", True,
         f"run came {spell(expected - at)} early (expected at {iso_ms(expected)}; tolerance {spell(tolerance_ms)})",
     )  # fmt: skip
 
 
-def _too_often(state: MonitorState, rule: CadenceRule, recent: list[int], at: int) -> verdicts.Finding | None:
+def _too_often(state: MonitorState, rule: CadenceRule, recent: list[int], at: int) -> Finding | None:
     assert rule.max_runs is not None
     if len(recent) <= rule.max_runs or at not in recent:
         return None
@@ -88,7 +88,7 @@ def _too_often(state: MonitorState, rule: CadenceRule, recent: list[int], at: in
     interval = interval_ms(state, recent[0], recent[-1])
     if span >= interval - max(interval // JITTER_SHARE, (rule.early_s or 0) * 1000):
         return None
-    return verdicts.Finding(
+    return Finding(
         "too_often", True,
         f"{len(recent)} runs within {spell(span)}; at most {rule.max_runs} expected in {spell(interval)}",
     )  # fmt: skip

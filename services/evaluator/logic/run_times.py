@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from services.evaluator.logic import verdicts
+from services.evaluator.logic.findings import Finding
 from services.evaluator.logic.monitor import Shared, set_extra
 from shared.durations import human_duration
 from shared.rules import BASELINE_RUNS, RunTimeRule, Verdict, usual_band
@@ -24,18 +24,18 @@ _MAX_MS = 2**32 - 1
 """The longest run time the baseline keeps (about 49 days; longer ones count as that)."""
 
 
-def judge(state: MonitorState, rule: RunTimeRule, duration_ms: int, shared: Shared) -> list[verdicts.Finding]:
+def judge(state: MonitorState, rule: RunTimeRule, duration_ms: int, shared: Shared) -> list[Finding]:
     """Judge a run of ``duration_ms`` against the limits and the baseline, then add it to the
     baseline (``Extra.durations``)."""
-    findings: list[verdicts.Finding] = []
+    findings: list[Finding] = []
     took = f"run took {spell(duration_ms)}"
     limits_alert = rule.limits == "alert"
     if rule.min_s is not None and duration_ms < rule.min_s * 1000:
         reason = f"{took}; the minimum is {spell(rule.min_s * 1000)}"
-        findings.append(verdicts.Finding("under_min", limits_alert, reason, duration_ms))
+        findings.append(Finding("under_min", limits_alert, reason, duration_ms))
     if rule.max_s is not None and duration_ms > rule.max_s * 1000:
         reason = f"{took}; the maximum is {spell(rule.max_s * 1000)}"
-        findings.append(verdicts.Finding("over_max", limits_alert, reason, duration_ms))
+        findings.append(Finding("over_max", limits_alert, reason, duration_ms))
     if rule.baseline == "off":
         return findings
     kept = state.extra.durations if state.extra is not None else b""
@@ -47,7 +47,7 @@ def judge(state: MonitorState, rule: RunTimeRule, duration_ms: int, shared: Shar
             f" (median {spell(median)} of the last {len(kept) // _WIDTH} runs)"
         )
         verdict: Verdict = "too_fast" if duration_ms < low else "too_slow"
-        findings.append(verdicts.Finding(verdict, rule.baseline == "alert", reason, duration_ms, (low, high)))
+        findings.append(Finding(verdict, rule.baseline == "alert", reason, duration_ms, (low, high)))
     packed = struct.pack(DURATION_FORMAT, min(max(duration_ms, 0), _MAX_MS))
     set_extra(state, shared, durations=(kept + packed)[-BASELINE_RUNS * _WIDTH :])
     return findings

@@ -2,31 +2,18 @@
 rule that found something, gathered here from the modules that judge (``run_times``, ``cadence``,
 ``keywords``), and one :class:`~shared.events.CheckinJudged` for the history.
 
-A finding that ``alert``\\ s makes the check-in a problem (as a failure is: it counts towards
+A finding (declared in ``findings``, which the judging modules import; imported from here too)
+that ``alert``\\ s makes the check-in a problem (as a failure is: it counts towards
 ``max_consecutive_misses``, with the finding's reason); one that does not only marks the run.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from services.evaluator.logic import cadence, run_times
+from services.evaluator.logic.findings import Finding
 from services.evaluator.logic.monitor import Shared
 from shared.events import CheckinJudged, Ping
-from shared.rules import Verdict
 from shared.snapshots import MonitorState, Rules
-
-
-class Finding(NamedTuple):
-    verdict: Verdict
-    alert: bool
-    """A problem (else only a mark on the run)."""
-    reason: str
-    """For people, one line: the status reason and the alert's text when it alerts."""
-    duration_ms: int | None = None
-    usual_ms: tuple[float, float] | None = None
-    """The usual range (low, high) the run was judged against."""
-    keyword: str | None = None
 
 
 def judge_checkin(
@@ -65,3 +52,6 @@ def judged(state: MonitorState, ping: Ping, at: int, findings: list[Finding]) ->
         keyword=next((f.keyword for f in findings if f.keyword is not None), None),
         instance=ping.instance,
     )
+
+
+__all__ = ["Finding", "judge_checkin", "judged", "problem_of"]
