@@ -323,16 +323,19 @@
   });
 
   // --- instances (a heartbeat with a fleet rule) ------------------------------------------
-  // The figures are the evaluator's as of the last deadline it judged (instances_summary); the
-  // list is the API's, a page at a time, missing ones first. A removal is applied by the
-  // evaluator: the row goes at once, and the next refresh no longer has it.
+  // The figures are the evaluator's as of the last deadline it judged (instances_summary). The
+  // API lists the instances by name, a status at a time: "All" reads the missing ones first, then
+  // those never reported, then the rest, a page of 50 at a time ("More"). A removal is applied by
+  // the evaluator: the row goes at once, and the next refresh no longer has it. A declared
+  // instance is taken out by editing the fleet rule, not here.
   const INSTANCE_PAGE = 50;
   const MISSING_NAMED = 10;
   const INSTANCE_STATUS = {
     missing: ["Missing", "down"], never_reported: ["Never reported", "new"], reporting: ["Reporting", "up"],
   };
-  const INSTANCE_ORDER = {missing: 0, never_reported: 1, reporting: 2};
-  const fleet = {items: [], next: null, pages: 1, loaded: false};
+  const STATUS_FIRST = ["missing", "never_reported", "reporting"];
+  /** What is shown, and where the next page starts: the status read now (its index) and the cursor in it. */
+  const fleet = {items: [], phase: 0, cursor: "", pages: 0, loaded: false};
   const removing = new Set();
 
   function isFleet(h) {
@@ -346,51 +349,62 @@
     P.render($("#fleet-summary"), JSON.stringify(s), () => {
       if (!s) return el("span", {class: "muted"}, "No deadline judged yet: after the first, this says how many instances reported.");
       const short = s.reported < s.required;
-      const missing = s.missing || [];
+      const named = (s.missing || []).slice(0, MISSING_NAMED);
+      const more = s.members - s.reported - named.length;  // the answer names the first 20 only
       return [
         el("strong", {class: "fleet-count" + (short ? " fleet-short" : "")}, s.reported + " of " + s.members + " reported"),
         el("span", {class: "muted"}, " (at least " + s.required + " needed) as of ", P.timeExact(s.judged_at, true)),
-        missing.length ? el("span", {class: "fleet-missing"}, el("br"), "Missing: ",
-          missing.slice(0, MISSING_NAMED).flatMap((name, i) => [i ? ", " : "", el("code", {}, name)]),
-          missing.length > MISSING_NAMED ? " and " + (missing.length - MISSING_NAMED) + " more" : "") : null,
+        named.length ? el("span", {class: "fleet-missing"}, el("br"), "Missing: ",
+          named.flatMap((name, i) => [i ? ", " : "", el("code", {}, name)]),
+          more > 0 ? " and " + more + " more" : "") : null,
       ];
     });
   }
 
   function instanceFilter() { return $("#instance-filter").value; }
 
-  async function instancePage(cursor) {
-    return api("GET", base + "/instances", {query: {limit: INSTANCE_PAGE, cursor, status: instanceFilter()}});
+  function statusesRead() {
+    return instanceFilter() ? [instanceFilter()] : STATUS_FIRST;
   }
 
-  /** Reads again as many pages as are shown (the figures and statuses move with every deadline). */
+  /** The next page (up to 50), moving on to the next status when one is read to its end. */
+  async function nextInstances(state) {
+    const statuses = statusesRead();
+    let items = [];
+    while (items.length < INSTANCE_PAGE && state.phase < statuses.length) {
+      const data = await api("GET", base + "/instances",
+        {query: {limit: INSTANCE_PAGE - items.length, cursor: state.cursor, status: statuses[state.phase]}});
+      items = items.concat(data.items || []);
+      if (data.next_cursor) state.cursor = data.next_cursor;
+      else Object.assign(state, {phase: state.phase + 1, cursor: ""});
+    }
+    return items;
+  }
+
+  function hasMoreInstances(state) {
+    return state.phase < statusesRead().length;
+  }
+
+  /** Reads again as many pages as are shown (the statuses move with every deadline). */
   async function loadInstances() {
     if (!isFleet(heartbeat)) return;
+    const state = {phase: 0, cursor: ""};
     let items = [];
-    let cursor = "";
-    let next = null;
     try {
-      for (let page = 0; page < fleet.pages; page++) {
-        const data = await instancePage(cursor);
-        items = items.concat(data.items || []);
-        next = data.next_cursor || null;
-        if (!next) break;
-        cursor = next;
+      for (let page = 0; page < Math.max(fleet.pages, 1) && hasMoreInstances(state); page++) {
+        items = items.concat(await nextInstances(state));
       }
     } catch (e) {
       if (e.status !== 401) P.note($("#instances-note"), "Could not load the instances: " + e.message, "error");
       return;
     }
     for (const name of removing) if (!items.some((i) => i.name === name)) removing.delete(name);
-    Object.assign(fleet, {items, next, loaded: true});
+    Object.assign(fleet, state, {items, pages: Math.max(fleet.pages, 1), loaded: true});
     renderInstances();
   }
 
   function renderInstances() {
-    const shown = fleet.items.filter((i) => !removing.has(i.name))
-      .map((item, n) => [item, n])
-      .sort(([a, n], [b, m]) => (INSTANCE_ORDER[a.status] ?? 3) - (INSTANCE_ORDER[b.status] ?? 3) || n - m)
-      .map(([item]) => item);
+    const shown = fleet.items.filter((i) => !removing.has(i.name));
     P.render($("#instance-rows"), JSON.stringify([shown, readOnly]), () => shown.map(instanceRow));
     const empty = $("#instances-empty");
     if (instanceFilter() && !shown.length) {
@@ -402,19 +416,20 @@
     }
     P.show(empty, fleet.loaded && !shown.length);
     $("#instances").closest(".table-wrap").hidden = !shown.length;
-    P.show($("#more-instances"), !!fleet.next);
+    P.show($("#more-instances"), hasMoreInstances(fleet));
   }
 
   function instanceRow(i) {
     const [label, look] = INSTANCE_STATUS[i.status] || [String(i.status), "new"];
     return el("tr", {dataset: {instance: i.name}},
       el("th", {scope: "row"}, el("code", {class: "instance-name"}, i.name),
-        i.declared ? el("span", {class: "chip chip-declared", title: "Declared in the heartbeat's fleet rule"}, "declared") : null),
+        i.declared ? el("span", {class: "chip chip-declared", title: "Declared in the heartbeat's fleet rule: edit the heartbeat to take it out"},
+          "declared") : null),
       el("td", {}, el("span", {class: "status status-" + look}, el("span", {class: "status-dot", "aria-hidden": "true"}), label)),
       el("td", {class: "nowrap"}, i.last_ping
         ? [P.timeExact(i.last_ping, true), " ", el("span", {class: "muted small"}, "(", P.timeRelative(i.last_ping), ")")]
         : el("span", {class: "muted"}, "never")),
-      readOnly ? null : el("td", {class: "row-actions"}, el("button", {
+      readOnly ? null : el("td", {class: "row-actions"}, i.declared ? null : el("button", {
         type: "button", class: "small danger", "aria-label": "Remove instance " + i.name,
         onclick: () => removeInstance(i.name),
       }, "Remove")),
@@ -437,17 +452,14 @@
   }
 
   $("#instance-filter").addEventListener("change", () => {
-    fleet.pages = 1;
-    fleet.loaded = false;
+    Object.assign(fleet, {items: [], phase: 0, cursor: "", pages: 1, loaded: false});
     loadInstances();
   });
 
   $("#more-instances").addEventListener("click", async () => {
-    if (!fleet.next) return;
+    if (!hasMoreInstances(fleet)) return;
     try {
-      const data = await instancePage(fleet.next);
-      fleet.items = fleet.items.concat(data.items || []);
-      fleet.next = data.next_cursor || null;
+      fleet.items = fleet.items.concat(await nextInstances(fleet));
       fleet.pages += 1;
     } catch (e) {
       if (e.status !== 401) P.note($("#instances-note"), "Could not load more instances: " + e.message, "error");
@@ -680,8 +692,8 @@
     return (words.length ? [...new Set(words)].join(", ") : "far from usual") + " (" + P.durationText(o.duration_s) + ")";
   }
 
-  /** A ring per outlier run, drawn over the series; each one's place (CSS px in the plot) kept on its
-   *  item of the list under the graph. */
+  /** A ring per outlier run, drawn over the series; each one's place (CSS px from the plot's corner)
+   *  kept on its item of the list under the graph. */
   function drawOutliers(u) {
     const ctx = u.ctx;
     const radius = 6 * devicePixelRatio;
@@ -697,9 +709,18 @@
       ctx.arc(x, y, radius, 0, 2 * Math.PI);
       ctx.fill();
       ctx.stroke();
-      if (items[n]) Object.assign(items[n].dataset, {x: (x / devicePixelRatio).toFixed(1), y: (y / devicePixelRatio).toFixed(1)});
+      if (items[n]) {
+        Object.assign(items[n].dataset,
+          {x: u.valToPos(o.at_ms / 1000, "x").toFixed(1), y: u.valToPos(o.duration_s, "s").toFixed(1)});
+      }
     });
     ctx.restore();
+  }
+
+  /** Wide enough for its longest label ("1 min 20 s" as well as "40 s"). */
+  function durationAxisSize(u, values) {
+    const longest = Math.max(0, ...(values || []).map((v) => String(v || "").length));
+    return Math.max(64, Math.ceil(longest * 7 + 22));
   }
 
   function chartOptions(width) {
@@ -721,7 +742,7 @@
       axes: [
         {stroke: "#57606a", grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"},
           label: "Time (" + P.zoneName(new Date()) + ")", labelSize: 20, labelFont: "12px system-ui, sans-serif"},
-        {scale: "s", stroke: "#57606a", size: 64, grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"},
+        {scale: "s", stroke: "#57606a", size: durationAxisSize, grid: {stroke: "#eaeef2"}, ticks: {stroke: "#d0d7de"},
           values: (u, vals) => vals.map((v) => (v === null ? "" : P.durationText(v)))},
         {scale: "n", side: 1, stroke: "#a40e26", size: 36, grid: {show: false}, ticks: {show: false},
           values: (u, vals) => vals.map((v) => (Number.isInteger(v) && v <= (u.scales.n.max || 0) / 3 ? v : ""))},
