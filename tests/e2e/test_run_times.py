@@ -58,6 +58,10 @@ async def test_a_backup_whose_runs_drop_from_40_s_to_3_s_after_20_usual_runs_ale
         "latest: run took 3 s; usually 20 s to 1 min 20 s (median 40 s of the last 20 runs) at "
         in down["reason"]
     )
+    # History keeps what was found with the check-in, and nothing with the usual ones.
+    judged = await eventually(lambda: judged_checkins(http, api, heartbeat), timeout_s=30)
+    assert [(c["duration"], c["verdicts"], c["alerted"]) for c in judged] == [(3.0, ["too_fast"], True)]
+    assert judged[0]["verdict_reason"].startswith("run took 3 s; usually 20 s to 1 min 20 s")
 
 
 async def test_an_hourly_job_that_starts_running_every_few_seconds_alerts_as_too_early_and_as_too_often(
@@ -93,6 +97,15 @@ async def test_an_hourly_job_that_starts_running_every_few_seconds_alerts_as_too
         r"latest: 3 runs within \d+(\.\d)? m?s; at most 2 expected in 1 h at ",
         heard["report (often)"]["reason"],
     ), heard["report (often)"]["reason"]
+
+
+async def judged_checkins(http, api: str, heartbeat: dict) -> list[dict] | None:
+    async with http.get(f"{api}/heartbeats/{heartbeat['id']}/checkins?limit=100") as r:
+        assert r.status == 200, await r.text()
+        rows = (await r.json())["checkins"]
+    if sum(1 for row in rows if row["kind"] == "success") < 21:
+        return None  # (history is written a moment after the alert)
+    return [row for row in rows if row.get("verdicts")] or None
 
 
 def _by_name(alert_receiver: Receiver, count: int) -> dict | None:
