@@ -81,6 +81,7 @@ async def test_a_fleet_of_40_where_3_stop_pages_once_naming_them(server, http, a
         [down] = bodies(alert_receiver, "/hook")
         assert "only 37 of 40 instances reported" in down["reason"]
         assert down["reason"].endswith("missing: web-07, web-19, web-33")
+        assert down["instances"] == {"reported": 37, "expected": 40, "missing": STOPPED}
 
         async def missing() -> list[str]:  # (the API reads the evaluator's snapshots: soon, not at once)
             listed = await got(http, f"{shown}/instances?status=missing")
@@ -90,5 +91,6 @@ async def test_a_fleet_of_40_where_3_stop_pages_once_naming_them(server, http, a
 
         fleet.active |= set(STOPPED)  # they are back
         await eventually(lambda: bodies(alert_receiver, "/hook", "up"), timeout_s=30)
-    assert [b["kind"] for b in bodies(alert_receiver, "/hook")] == ["down", "up"]
+    kinds = [(b["kind"], b["instances"]) for b in bodies(alert_receiver, "/hook")]
+    assert kinds == [("down", {"reported": 37, "expected": 40, "missing": STOPPED}), ("up", None)]
     assert fleet.refused == []
