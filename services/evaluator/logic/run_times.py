@@ -1,11 +1,12 @@
 """Run times (docs/semantics.md, "Run times"): fixed limits, and the usual range learned from the
 heartbeat's own last ``BASELINE_RUNS`` runs (``shared.rules.usual_band``).
 
-Every measured run enters the baseline, outliers included: the median ignores a few, and a lasting
-change (a bigger database, a new disk) becomes the new normal once it is about half the runs
-kept (after some ``BASELINE_RUNS / 2`` runs), instead of paging for ever. Until then every such
-run is judged, so a job that went wrong pages when it starts to and stays down while it stays
-wrong; one that was changed on purpose comes back up by itself. Only a rule with a baseline keeps
+Every measured success enters the baseline, outliers included: the median ignores a few, and a
+lasting change (a bigger database, a new disk) becomes the new normal once it is about half the
+runs kept (after some ``BASELINE_RUNS / 2`` runs), instead of paging for ever. Until then each
+such run is judged: a job that went wrong pages at its first odd run and stays down for about ten
+more, then its run time is the usual one, fixed or not (a fixed ``min_s``/``max_s`` keeps
+judging it: the one to set for a run time that is never right). Only a rule with a baseline keeps
 one (limits alone keep nothing).
 """
 
