@@ -984,8 +984,11 @@
   async function loadCheckins() {
     const kind = kindFilter();
     let data;
-    // "Exit code" is no kind of its own (a success or fail with a code): narrowed here.
-    const query = {limit: 50, before: checkinCursor, kind: kind === "exit_code" ? "" : kind, ...windowQuery()};
+    // "Exit code" is no kind of its own (a success or fail with a code): narrowed here. "Found by
+    // a rule" is any check-in with a verdict (the API's ?verdict=, every one of them).
+    const flagged = kind === "flagged";
+    const query = {limit: 50, before: checkinCursor, kind: kind === "exit_code" || flagged ? "" : kind,
+      verdict: flagged ? Object.keys(VERDICT_TEXT).join(",") : "", ...windowQuery()};
     try {
       try {
         data = await api("GET", base + "/checkins", {query});
@@ -1003,6 +1006,7 @@
     const w = windowMs();
     rows = rows.filter((c) => { const t = new Date(c.received_at).getTime(); return t >= w.from && t < w.to; });
     if (kind === "exit_code") rows = rows.filter((c) => c.exit_code !== null && c.exit_code !== undefined);
+    else if (flagged) rows = rows.filter((c) => (c.verdicts || []).length);
     else if (kind) rows = rows.filter((c) => c.kind === kind);
     $("#checkins").classList.toggle("with-instances", isFleet(heartbeat) || rows.some((c) => c.instance));
     P.render($("#checkin-rows"), JSON.stringify(rows), () => rows.map(checkinRow));
