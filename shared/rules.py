@@ -40,6 +40,8 @@ BASELINE_MIN_GAP_MS = 1000
 """...and at least this far from it (1 s): a job of a few milliseconds is not flagged for taking a
 few more (measured start to end, its runs jitter by more than they last)."""
 
+MAX_CADENCE_RUNS = 100
+"""``CadenceRule.max_runs`` at most: the times of that many runs (and one) are kept."""
 FAILURE_RATE_DEFAULT_RUNS = 10
 MAX_RATE_RUNS = 100
 """The failure rate is counted over the last ``runs`` (2-100) runs: the state kept is bounded."""

@@ -151,6 +151,11 @@ async def _save(request: web.Request, monitor: MonitorConfig, before: MonitorCon
     """Publish a heartbeat's config; one whose dependencies change is checked first, and
     saved under the graph's lock (two changes checked at once could close a cycle together)."""
     ctx = request.app[API]
+    if monitor.fleet is not None and monitor.cadence is not None:
+        # Its instances check in many times a window by design: cadence would be ignored, so say so.
+        raise InvalidField(
+            "cadence", "a heartbeat run by a fleet is not judged for cadence: turn off one of the two"
+        )
     if not _dependencies_changed(monitor, before):
         await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
         return

@@ -25,6 +25,7 @@ from shared.rules import (
     BASELINE_RUNS,
     FAILURE_RATE_DEFAULT_RUNS,
     INSTANCE_EXPIRY_DEFAULT_S,
+    MAX_CADENCE_RUNS,
     MAX_INSTANCE_CHARS,
     MAX_INSTANCES,
     MAX_RATE_RUNS,
@@ -40,7 +41,7 @@ MAX_DECLARED_INSTANCES = 1000
 (the fleet itself learns up to ``shared.rules.MAX_INSTANCES`` from pings)."""
 MIN_EXPIRY_S = 60
 MAX_KEYWORDS, MAX_KEYWORD_CHARS = 20, 100
-MAX_RUNS_PER_INTERVAL = 1000
+MAX_RUNS_PER_INTERVAL = MAX_CADENCE_RUNS
 MIN_RATE_WINDOW_S = 60
 MISSING_SHOWN = 20
 """Missing instances an answer names (``instances_summary.missing``); the instances route lists all."""

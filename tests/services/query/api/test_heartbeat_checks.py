@@ -91,17 +91,15 @@ async def test_defaults_fill_what_a_rule_leaves_out(api):
 
 async def test_a_change_replaces_a_rule_whole_null_turns_it_off_and_other_changes_keep_it(api):
     tenant = await new_tenant(api)
-    hb = await heartbeat(
-        tenant, fleet={"min_instances": 3, "instances": ["a"]}, cadence={"max_runs_per_interval": 1}
-    )
+    hb = await heartbeat(tenant, fleet={"min_instances": 3, "instances": ["a"]}, failure_rate={"percent": 30})
     path = f"/heartbeats/{hb['id']}"
     changed = await tenant.ok("PATCH", path, json={"fleet": {"min_percent": 50}})
     assert changed["fleet"] == {"min_instances": None, "min_percent": 50, "instances": [], "expiry": None}
-    assert (await tenant.ok("PATCH", path, json={"name": "renamed"}))["cadence"]["max_runs_per_interval"] == 1
-    off = await tenant.ok("PATCH", path, json={"fleet": None, "cadence": None})
-    assert (off["fleet"], off["cadence"]) == (None, None)
+    assert (await tenant.ok("PATCH", path, json={"name": "renamed"}))["failure_rate"]["percent"] == 30
+    off = await tenant.ok("PATCH", path, json={"fleet": None, "failure_rate": None})
+    assert (off["fleet"], off["failure_rate"]) == (None, None)
     config = api.ctx.monitors[hb["id"]]
-    assert (config.fleet, config.cadence) == (None, None)
+    assert (config.fleet, config.failure_rate) == (None, None)
 
 
 # refusals --------------------------------------------------------------------------------
@@ -135,7 +133,7 @@ async def test_a_change_replaces_a_rule_whole_null_turns_it_off_and_other_change
         ("cadence", {}, "give early_tolerance or max_runs_per_interval"),
         ("cadence", {"early_tolerance": 0}, "early_tolerance"),
         ("cadence", {"early_tolerance": 1.5}, "early_tolerance"),
-        ("cadence", {"max_runs_per_interval": 1001}, "max_runs_per_interval"),
+        ("cadence", {"max_runs_per_interval": 101}, "max_runs_per_interval"),
         ("failure_rate", {}, "percent: required"),
         ("failure_rate", {"percent": 0}, "percent"),
         ("failure_rate", {"percent": 30, "runs": 1}, "runs: must be a whole number from 2 to 100"),
@@ -189,7 +187,7 @@ async def test_the_answer_with_every_rule_is_one_the_document_declares(api):
     tenant = await new_tenant(api)
     hb = await heartbeat(
         tenant, fleet={"min_percent": 75, "instances": ["a"], "expiry": 3600}, run_time={"min": 1, "max": 2.5},
-        cadence={"early_tolerance": 60}, failure_rate={"percent": 30}, keywords={"failure": ["ERROR"]},
+        failure_rate={"percent": 30}, keywords={"failure": ["ERROR"]},
     )  # fmt: skip
     assert_declared("POST", "/heartbeats", 201, hb)
     assert_declared("GET", "/heartbeats/{id}", 200, await tenant.ok("GET", f"/heartbeats/{hb['id']}"))
@@ -214,7 +212,7 @@ rule_parts = {
     "run_time": {"min": duration_strings | st.floats() | values, "max": duration_strings | st.floats() | values,
                  "limits": st.sampled_from(["alert", "mark", "x"]) | values,
                  "baseline": st.sampled_from(["off", "mark", "alert", ""]) | values},
-    "cadence": {"early_tolerance": duration_strings | values, "max_runs_per_interval": st.integers(-1, 1001) | values},
+    "cadence": {"early_tolerance": duration_strings | values, "max_runs_per_interval": st.integers(-1, 101) | values},
     "failure_rate": {"percent": st.integers(-1, 101) | values, "runs": st.integers(0, 102) | values,
                      "window": duration_strings | values, "recover_percent": st.integers(-1, 101) | values},
     "keywords": {name: st.lists(st.text(max_size=110), max_size=22) | values for name in ("success", "failure", "start")}
@@ -237,3 +235,16 @@ async def test_any_rule_body_is_created_or_refused_in_one_line(api, body):
         assert_declared("POST", "/heartbeats", 201, made)
         for rule in RULES:
             assert (made[rule] is None) == (body.get(rule) is None)
+
+
+async def test_a_fleet_with_a_cadence_is_refused_whichever_comes_first(api):
+    tenant = await new_tenant(api)
+    named, error = await refusal(tenant, fleet={"min_instances": 3}, cadence={"early_tolerance": 60})
+    assert named == "cadence" and "fleet" in error
+
+    hb = await heartbeat(tenant, fleet={"min_instances": 3})
+    status, answer = await tenant.call(
+        "PATCH", f"/heartbeats/{hb['id']}", json={"cadence": {"max_runs_per_interval": 2}}
+    )
+    assert (status, answer["field"]) == (400, "cadence")
+    assert api.ctx.monitors[hb["id"]].cadence is None
