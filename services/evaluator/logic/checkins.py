@@ -10,7 +10,7 @@ import re
 import sys
 from typing import cast
 
-from services.evaluator.logic import failure_rate, fleets
+from services.evaluator.logic import failure_rate, fleets, keywords
 from services.evaluator.logic.deadlines import anchor, next_deadline
 from services.evaluator.logic.incidents import on_problem, recover
 from services.evaluator.logic.monitor import Shared, rules_of, set_status
@@ -145,7 +145,7 @@ def mark_failed(
     at the limit). A first check-in that fails still shows the job is there (``up``), as does the
     failed end of the last open run."""
     state.problems += 1
-    if problem is not None and ping.kind == "success":
+    if problem is not None and (ping.kind == "success" or problem.verdict in keywords.COUNTED_AS_FAILURE):
         state.last_problem = f"{problem.reason} at {iso_ms(at)}"
     else:
         code = f" (exit code {ping.exit_code})" if ping.exit_code is not None else ""

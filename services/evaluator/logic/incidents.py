@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from services.evaluator.logic import rate_figures
 from services.evaluator.logic.monitor import Shared, rules_of, set_extra, set_status
 from services.evaluator.logic.outputs import Output
 from shared.events import Alert, MonitorStatus
@@ -21,16 +22,23 @@ def on_problem(state: MonitorState, at: int, shared: Shared) -> list[Output]:
         set_extra(state, shared, streak=0)  # recovery needs successes in a row
     if state.problems < state.max_problems or state.status in ("down", "unknown"):
         return []  # (unknown: down already, its alert held by an ingest incident)
+    return go_down(state, at, going_down_reason(state), shared)
+
+
+def go_down(state: MonitorState, at: int, reason: str, shared: Shared) -> list[Output]:
+    """Open an incident: ``down`` for ``reason``, with the ``down`` alert that opens it."""
     state.incident += 1
     if state.extra is not None and state.extra.reminders:
         set_extra(state, shared, reminders=0)
-    reason = going_down_reason(state)
     outputs = set_status(state, "down", at, reason)
     outputs.append(alert(state, "down", at, reason))
     return outputs
 
 
 def going_down_reason(state: MonitorState) -> str:
+    rules = rules_of(state)
+    if rules.failure_rate is not None and state.extra is not None and state.extra.rate_down:
+        return rate_figures.reason(state, rules.failure_rate)
     return (
         f"{state.problems} consecutive problem(s) (limit {state.max_problems}); latest: {state.last_problem}"
     )
@@ -48,7 +56,7 @@ def recover(
         set_extra(state, shared, streak=streak)
         return []  # not yet: a flapping job does not page up, down, up
     down_since = state.status_since_ms
-    set_extra(state, shared, streak=0, reminders=0)
+    set_extra(state, shared, streak=0, reminders=0, rate_down=False)
     outputs = set_status(state, target, at, why or Reason.PING_RECEIVED)
     outputs.append(alert(state, "up", at, why or "ping received after being down", down_since=down_since))
     return outputs

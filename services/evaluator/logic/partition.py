@@ -11,7 +11,7 @@ import sys
 
 import msgspec
 
-from services.evaluator.logic import fleets
+from services.evaluator.logic import failure_rate, fleets
 from services.evaluator.logic.checkins import SHARED_MESSAGE_MAX_CHARS, check_in, checkin
 from services.evaluator.logic.deadlines import anchor, mark_late, mark_missed, next_deadline
 from services.evaluator.logic.holds import Holds
@@ -112,6 +112,8 @@ class PartitionEvaluator:
         if rules is not (state.extra.rules if state.extra is not None else None):
             set_extra(state, share, rules=rules)
             fleets.configured(state, share)
+            if rules is None or rules.failure_rate is None:
+                failure_rate.forget(state, share)
         new_rules = rules_of(state)
         outputs: list[Output] = []
         held = state.extra.held if state.extra is not None else None
@@ -121,7 +123,7 @@ class PartitionEvaluator:
             set_extra(state, share, held=msgspec.structs.replace(held, recheck_ms=self.clock_ms))
         if cfg.paused and not was_paused:
             state.deadline_ms, state.problems = None, 0
-            set_extra(state, share, runs=(), streak=0, reminders=0)
+            set_extra(state, share, runs=(), streak=0, reminders=0, outcomes=(), rate_down=False)
             outputs += set_status(state, "paused", cfg.updated_ms, Reason.PAUSED)
         elif was_paused and not cfg.paused:
             # Resuming starts a fresh window from the moment of the resume.
