@@ -99,19 +99,38 @@ class Held(msgspec.Struct, array_like=True, frozen=True, gc=False):
 class Fleet(msgspec.Struct, array_like=True, gc=False):
     """The instances of a heartbeat run by a fleet (docs/semantics.md, "Fleets"). The one mutable
     part of an :class:`Extra`: a ping of one of 10,000 instances updates its entry in place
-    rather than copying the map."""
+    rather than copying the map.
+
+    Which members are missing is not kept as a list: a member is missing now when its last
+    check-in is at or before ``opened_ms`` (it did not report in the last window judged, nor
+    since). A list would repeat every name of a silent fleet of 10,000 in each snapshot (1.5 MB
+    with long names: past a Kafka record's limit); :attr:`missing` reads them from ``seen``."""
 
     seen: dict[str, int] = {}
     """Each instance that checked in (or was declared: then 0 until it does) and its last
-    check-in (ms), at most ``shared.rules.MAX_INSTANCES``."""
+    check-in (ms), at most ``shared.rules.MAX_INSTANCES`` learned ones."""
     judged_ms: int = 0
-    """The deadline of the last window judged (0: none yet); the figures below are as of then."""
+    """The deadline of the last window judged (0: none yet); ``members``, ``required`` and
+    ``reported`` are as of then."""
     members: int = 0
     """Instances in the fleet then."""
     required: int = 0
     """Instances that had to report (``min_instances``, or ``min_percent`` of the members)."""
-    missing: tuple[str, ...] = ()
-    """The members that had not reported by then, sorted: what the dashboard and API show."""
+    opened_ms: int = 0
+    """Where the last window judged opened (the deadline of the one before; 0 for the first)."""
+    reported: int = 0
+    """Members that reported in the last window judged."""
+    away: int = 0
+    """Members missing now (counted as they check in, leave and are declared: a look at one
+    number, not at every member, on each check-in of a large fleet that is down)."""
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The members missing now, sorted (a scan of every member: for alerts and the API)."""
+        if not self.judged_ms:
+            return ()
+        opened = self.opened_ms
+        return tuple(sorted(name for name, last in self.seen.items() if last <= opened))
 
 
 class Extra(msgspec.Struct, array_like=True, frozen=True, gc=False):

@@ -81,7 +81,9 @@ class FleetFigures(msgspec.Struct, frozen=True, gc=False):
     """The deadline of the last window judged (0: none yet); the figures below are as of then."""
     members: int
     required: int
+    reported: int
     missing: frozenset[str]
+    """The members missing as of the snapshot (``Fleet.missing``)."""
     missing_first: tuple[str, ...]
     """The first of ``missing`` by name (at most :data:`MISSING_FIRST`), for the heartbeat's answer."""
 
@@ -104,12 +106,11 @@ class RuleFigures(msgspec.Struct, frozen=True, gc=False):
 
 
 def fleet_figures(fleet: Fleet) -> FleetFigures:
-    names = tuple(sorted(fleet.seen))
+    names, missing = tuple(sorted(fleet.seen)), fleet.missing
     return FleetFigures(
         names=names, last_ms=array("q", [fleet.seen[name] for name in names]), judged_ms=fleet.judged_ms,
-        members=fleet.members, required=fleet.required,
-        missing=frozenset(fleet.missing) if fleet.missing else _NONE_MISSING,
-        missing_first=fleet.missing[:MISSING_FIRST],  # sorted, as the evaluator keeps it
+        members=fleet.members, required=fleet.required, reported=fleet.reported,
+        missing=frozenset(missing) if missing else _NONE_MISSING, missing_first=missing[:MISSING_FIRST],
     )  # fmt: skip
 
 

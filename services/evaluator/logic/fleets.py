@@ -26,7 +26,6 @@ every check-in of every instance.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import sys
 
@@ -51,13 +50,16 @@ def checked_in(state: MonitorState, rule: FleetRule, instance: str | None, at: i
     learned (a job that names each run anew cannot grow the evaluator without bound)."""
     if instance is None:
         return
-    seen = fleet_of(state, rule, shared).seen
+    fleet = fleet_of(state, rule, shared)
+    seen, opened = fleet.seen, fleet.opened_ms
     last = seen.get(instance)
     if last is None:
         if len(seen) < MAX_INSTANCES:
             seen[sys.intern(instance)] = at  # host names repeat across heartbeats: one copy
+            fleet.away += at <= opened  # (a late check-in of a new member, from before the window)
     elif at > last:  # (an older check-in that arrived late says nothing newer)
         seen[instance] = at
+        fleet.away -= last <= opened < at  # it was missing, and is back
 
 
 def holds_recovery(state: MonitorState, rule: FleetRule, at: int) -> bool:
@@ -75,15 +77,15 @@ def judge_window(state: MonitorState, rule: FleetRule, deadline: int, shared: Sh
     fleet = fleet_of(state, rule, shared)
     seen, since = fleet.seen, fleet.judged_ms  # reported: checked in after the window before was judged
     _expire(seen, rule, deadline)
-    missing = sorted(name for name, last in seen.items() if last <= since)
+    away = sum(1 for last in seen.values() if last <= since)
     members = len(seen)
     required = required_of(rule, members)
-    fleet.judged_ms, fleet.members, fleet.required = deadline, members, required
-    fleet.missing = tuple(missing)
+    fleet.judged_ms, fleet.opened_ms, fleet.members, fleet.required = deadline, since, members, required
+    fleet.reported, fleet.away = members - away, away
     if state.last_ping_ms is None or state.last_ping_ms <= since:
         return mark_missed(state, deadline, shared)  # not one check-in: missed, as any heartbeat's window
     state.deadline_ms = next_deadline(state, deadline - state.grace_ms)  # from the one expected: no drift
-    if members - len(missing) >= required:
+    if members - away >= required:
         state.problems = 0  # a good window: a fleet's problems in a row end here
         return []
     state.problems += 1
@@ -99,11 +101,12 @@ def remove(state: MonitorState, instance: str, at: int, shared: Shared) -> list[
     extra = state.extra
     fleet = extra.fleet if extra is not None else None
     rule = rules_of(state).fleet
-    if fleet is None or rule is None or fleet.seen.pop(instance, None) is None:
+    last = fleet.seen.pop(instance, None) if fleet is not None and rule is not None else None
+    if fleet is None or rule is None or last is None:
         return []
-    if instance in fleet.missing:  # the figures of the last window stop naming it
-        fleet.missing = tuple(name for name in fleet.missing if name != instance)
-        fleet.members -= 1
+    if last <= fleet.opened_ms:  # missing: the figures of the last window stop counting it
+        fleet.away -= 1
+        fleet.members -= bool(fleet.judged_ms)
     if state.status != "down" or _short(state, rule, fleet):
         return []
     state.problems = 0
@@ -125,14 +128,16 @@ def configured(state: MonitorState, shared: Shared) -> None:
     declared = _declared(rule)
     for name in [name for name, last in fleet.seen.items() if not last and name not in declared]:
         del fleet.seen[name]
+        fleet.away -= 1  # (never seen: it was away)
     for name in rule.declared:
-        fleet.seen.setdefault(sys.intern(name), 0)
+        if name not in fleet.seen:
+            fleet.seen[sys.intern(name)] = 0
+            fleet.away += 1
 
 
 def restored(fleet: Fleet) -> None:
     """A decoded fleet: its names are fresh copies; share them again."""
     fleet.seen = {sys.intern(name): last for name, last in fleet.seen.items()}
-    fleet.missing = tuple(sys.intern(name) for name in fleet.missing)
 
 
 def fleet_of(state: MonitorState, rule: FleetRule, shared: Shared) -> Fleet:
@@ -141,7 +146,7 @@ def fleet_of(state: MonitorState, rule: FleetRule, shared: Shared) -> Fleet:
     extra = state.extra
     fleet = extra.fleet if extra is not None else None
     if fleet is None:
-        fleet = Fleet(seen=dict.fromkeys(map(sys.intern, rule.declared), 0))
+        fleet = Fleet(seen=dict.fromkeys(map(sys.intern, rule.declared), 0), away=len(rule.declared))
         set_extra(state, shared, fleet=fleet)
     return fleet
 
@@ -155,15 +160,15 @@ def required_of(rule: FleetRule, members: int) -> int:
 
 def shortfall(fleet: Fleet) -> str:
     """The problem of a short window, for people: how many reported of how many, by when, who not."""
-    reported, members, required = fleet.members - len(fleet.missing), fleet.members, fleet.required
+    reported, members, required, missing = fleet.reported, fleet.members, fleet.required, fleet.missing
     text = f"only {reported} of {members} instances reported by {iso_ms(fleet.judged_ms)}"
     if required != members:
         text += f" ({required} required)"
     if not members:
         text += "; no check-in named its instance (?instance=NAME)"
-    if fleet.missing:
-        named = ", ".join(fleet.missing[:NAMED_IN_REASON])
-        more = len(fleet.missing) - NAMED_IN_REASON
+    if missing:
+        named = ", ".join(missing[:NAMED_IN_REASON])
+        more = len(missing) - NAMED_IN_REASON
         text += f"; missing: {named}" + (f" and {more} more" if more > 0 else "")
     return text
 
@@ -171,32 +176,12 @@ def shortfall(fleet: Fleet) -> str:
 def _short(state: MonitorState, rule: FleetRule, fleet: Fleet | None) -> bool:
     """Fewer members reporting now than required. A member is reporting unless the last window
     judged found it missing and it has not checked in since (or it is declared and never has):
-    a look at those few, not at every member (a large fleet checks in thousands of times a
-    window while it is down)."""
+    ``Fleet.away`` counts those as they come and go, so a large fleet checking in thousands of
+    times a window while it is down looks at one number each time."""
     if fleet is None:
         return required_of(rule, 0) > 0
-    seen, judged = fleet.seen, fleet.judged_ms
-    tolerated = len(seen) - required_of(rule, len(seen))  # members that may be away
-    if tolerated < 0:
-        return True
-    away = 0
-    for name in fleet.missing:  # (stops at the first one too many: mostly the first one)
-        if seen.get(name, judged + 1) <= judged:
-            away += 1
-            if away > tolerated:
-                return True
-    for name in rule.declared:  # declared since the last window, and never seen
-        if seen.get(name) == 0 and not _listed(fleet.missing, name):
-            away += 1
-            if away > tolerated:
-                return True
-    return False
-
-
-def _listed(names: tuple[str, ...], name: str) -> bool:
-    """``name`` is in ``names`` (sorted)."""
-    at = bisect.bisect_left(names, name)
-    return at < len(names) and names[at] == name
+    members = len(fleet.seen)
+    return fleet.away > members - required_of(rule, members)
 
 
 def _expire(seen: dict[str, int], rule: FleetRule, at: int) -> None:

@@ -117,6 +117,6 @@ def alert(
         last_ping_exit_code=last.exit_code if last is not None else None,
         last_ping_message=state.last_message,
         missing_instances=list(fleet.missing[:MISSING_LISTED]) if fleet is not None else [],
-        instances_reported=fleet.members - len(fleet.missing) if fleet is not None else None,
+        instances_reported=fleet.reported if fleet is not None else None,
         instances_expected=fleet.members if fleet is not None else None,
     )  # fmt: skip

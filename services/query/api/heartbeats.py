@@ -89,7 +89,7 @@ def learned(m: MonitorConfig, figures: RuleFigures) -> dict:
     fleet = figures.fleet
     if m.fleet is not None and fleet is not None and fleet.judged_ms:
         out["instances_summary"] = InstancesSummary(
-            reported=fleet.members - len(fleet.missing), members=fleet.members, required=fleet.required,
+            reported=fleet.reported, members=fleet.members, required=fleet.required,
             missing=list(fleet.missing_first), judged_at=iso_ms(fleet.judged_ms),
         )  # fmt: skip
     if m.run_time is not None and figures.usual is not None:

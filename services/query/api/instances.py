@@ -74,7 +74,7 @@ async def list_instances(request: web.Request, query: InstanceListQuery) -> web.
                               declared=name in declared_set))  # fmt: skip
     judged = fleet is not None and fleet.judged_ms > 0
     return answer(InstancePage(
-        items=items, reported=fleet.members - len(fleet.missing) if fleet is not None and judged else 0,
+        items=items, reported=fleet.reported if fleet is not None and judged else 0,
         members=fleet.members if fleet is not None else 0, required=fleet.required if fleet is not None else 0,
         judged_at=iso_ms(fleet.judged_ms) if fleet is not None and judged else None, next_cursor=next_cursor,
     ))  # fmt: skip

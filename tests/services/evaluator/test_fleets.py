@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.evaluator.logic import fleets
 from shared.events import Alert, InstanceRemoved, Missed, MonitorSnapshot, Ping, StatusChanged
@@ -404,3 +406,49 @@ def test_an_instance_that_skips_one_run_is_missing_from_that_window_whatever_its
     hb.minutes([FORTY] * 2 + [without(skipper)] + [FORTY])
     [down] = hb.downs
     assert (down.at_ms, down.missing_instances) == (window(2), [skipper])
+
+
+# what a snapshot keeps ---------------------------------------------------------------------------
+NAMES = ["web-1", "web-2", "web-3", "db-1"]
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("ping"), st.sampled_from(NAMES), st.integers(0, 3 * M)),
+        st.tuples(st.just("remove"), st.sampled_from(NAMES), st.just(0)),
+        st.tuples(st.just("tick"), st.just(""), st.integers(1, 3 * M)),
+        st.tuples(st.just("declare"), st.sampled_from([(), ("db-1",), ("db-1", "web-9")]), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@settings(deadline=None, max_examples=200)
+@given(steps)
+def test_the_count_of_members_away_is_always_the_members_not_heard_since_the_window_opened(scenario):
+    hb = Fleet(FleetRule(min_instances=2, expiry_s=120))
+    now = T0
+    for kind, what, by in scenario:
+        now += by
+        if kind == "ping":
+            hb.ping(now - by // 2 if by % 3 == 0 else now, instance=what)  # some arrive out of order
+        elif kind == "remove":
+            hb.remove(what, now)
+        elif kind == "tick":
+            hb.tick(now)
+        else:
+            hb.reconfigure(fleet=FleetRule(min_instances=2, expiry_s=120, declared=what))
+        fleet = hb.state.extra.fleet if hb.state.extra is not None else None
+        if fleet is not None:
+            assert fleet.away == sum(1 for last in fleet.seen.values() if last <= fleet.opened_ms)
+
+
+def test_a_silent_fleet_of_ten_thousand_long_names_still_fits_a_kafka_record():
+    # Missing members are not listed in the snapshot (each would repeat its name): a member is
+    # missing when its last check-in is at or before where the last window judged opened.
+    names = [f"{'worker-pool-eu-west-1-node':<40}-{n:023d}" for n in range(10_000)]
+    hb = Fleet(FleetRule(min_percent=90))
+    for n, name in enumerate(names):
+        hb.ping(T0 + n, instance=name)
+    hb.tick(window(3) + 2 * S)  # every member silent for two windows
+
+    assert len(hb.fleet.missing) == 10_000 and hb.fleet.away == 10_000
+    assert len(encode_state(hb.state)) < 900_000  # Kafka's default record limit is 1,048,588 bytes

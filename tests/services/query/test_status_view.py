@@ -268,13 +268,13 @@ async def test_a_heartbeat_using_none_of_the_rules_keeps_nothing_beside_its_stat
 
 async def test_it_keeps_a_fleet_sorted_by_name_with_its_figures_as_last_judged(bus, view):
     fleet = Fleet(seen={"web-2": 9 * S, "db-1": 0, "web-1": 7 * S}, judged_ms=8 * S, members=3, required=3,
-                  missing=("db-1",))  # fmt: skip
+                  opened_ms=2 * S, reported=2, away=1)  # fmt: skip
     await snapshot_with(bus, "hb_a", Extra(fleet=fleet))
     assert await view.sync()
     kept = view.rules("hb_a").fleet
     assert (kept.names, list(kept.last_ms)) == (("db-1", "web-1", "web-2"), [0, 7 * S, 9 * S])
-    assert (kept.judged_ms, kept.members, kept.required, kept.missing, kept.missing_first) == (
-        8 * S, 3, 3, frozenset({"db-1"}), ("db-1",),
+    assert (kept.judged_ms, kept.members, kept.required, kept.reported, kept.missing, kept.missing_first) == (
+        8 * S, 3, 3, 2, frozenset({"db-1"}), ("db-1",),
     )  # fmt: skip
 
 

@@ -40,8 +40,13 @@ async def saved(api, tenant, hb: dict, **extra) -> None:
 
 
 def fleet(seen: dict[str, int], missing: tuple[str, ...] = (), members: int | None = None, required: int = 2):
-    return Fleet(seen=seen, judged_ms=JUDGED, members=len(seen) if members is None else members,
-                 required=required, missing=missing)  # fmt: skip
+    """A fleet whose last window judged (at ``JUDGED``) found ``missing`` away: it opened at the
+    newest of their check-ins before then (those that pinged after it was judged are back)."""
+    opened = max((seen[name] for name in missing if seen[name] <= JUDGED), default=0)
+    assert all(last > opened for name, last in seen.items() if name not in missing and last)
+    members = len(seen) if members is None else members
+    return Fleet(seen=seen, judged_ms=JUDGED, members=members, required=required, opened_ms=opened,
+                 reported=members - len(missing))  # fmt: skip
 
 
 def instances_path(hb: dict, **query) -> str:
