@@ -135,6 +135,10 @@ def mark_ok(state: MonitorState, at: int, shared: Shared) -> list[Output]:
         if rules.failure_rate is not None and failure_rate.holds_recovery(state, rules.failure_rate):
             return []
         return recover(state, target, at, shared)
+    if state.status == "unknown" and state.extra is not None and state.extra.rate_down:
+        rate = rules_of(state).failure_rate  # down on its rate, its alert held: not back while the rate holds
+        if rate is not None and failure_rate.holds_recovery(state, rate):
+            return []
     return set_status(state, target, at, Reason.PING_RECEIVED) if state.status != target else []
 
 

@@ -6,9 +6,11 @@ both took it down; the same across a restore."""
 
 from __future__ import annotations
 
-from shared.events import Alert, StatusChanged
+from services.evaluator.logic.ingest import WatchRule
+from shared.events import Alert, Ping, StatusChanged
 from shared.rules import FailureRateRule
 from tests.services.evaluator.harness import H, M, Monitor, S, window
+from tests.services.evaluator.test_ingest import CUT, Fleet
 
 ONE_IN_THREE = ["success", "success", "fail"] * 3
 """Nine hourly runs, one in three failing: never two failures in a row."""
@@ -211,3 +213,37 @@ def test_a_restart_anywhere_decides_exactly_what_the_uninterrupted_run_did():
     assert [o.kind for o in expected if isinstance(o, Alert)] == ["down", "up"]
     for restart_after in range(len(kinds)):
         assert scenario(restart_after) == expected, restart_after
+
+
+# an ingest incident ----------------------------------------------------------------------------
+def test_a_rate_down_held_by_an_ingest_incident_stays_unknown_until_the_rate_is_low():
+    # 300 heartbeats go silent at CUT (an ingest incident); one job keeps checking in every minute.
+    run = Fleet(watch=WatchRule(window_ms=60 * S, min_overdue=20), operator_channels=("ch_ops",))
+    for i in range(300):
+        run.add(f"hb{i:03}", first_ping_ms=i * 60 * S // 300)
+    rule = FailureRateRule(percent=30, runs=6)  # lower mark 15%: no failure left in the last six
+    run.add("job", first_ping_ms=30 * S, max_consecutive_misses=3, failure_rate=rule)
+    run.run(CUT + 3 * M, lambda monitor_id, at_ms: at_ms < CUT or monitor_id == "job")
+    assert run.ev.holds.watch.open and run.status("job") == "up"  # the incident is open; the job is fine
+
+    def fail(at_ms):
+        run.offset += 1
+        ping = Ping(id=f"job-{at_ms}", monitor_id="job", project_id="p1", received_ms=at_ms, kind="fail")
+        run.outputs += run.ev.apply_ping(ping, run.offset)
+
+    fail(CUT + 3 * M + 1 * S)
+    fail(CUT + 3 * M + 2 * S)  # 2 of the last 6 failed: down on the rate, held by the incident
+    assert run.status("job") == "unknown"
+
+    def changes() -> list[str]:
+        return [c.status for c in run.outputs if isinstance(c, StatusChanged) and c.monitor_id == "job"]
+
+    seen = len(changes())
+    run.run(CUT + 7 * M + 40 * S, lambda monitor_id, at_ms: monitor_id == "job")  # 5 successes: 1 of 6 left
+    assert run.status("job") == "unknown" and changes()[seen:] == []
+    run.run(CUT + 8 * M + 40 * S, lambda monitor_id, at_ms: monitor_id == "job")  # the sixth: none left
+    job = run.ev.monitors["job"]
+    assert (
+        changes()[seen:] == ["up"] and job.incident == 1 and job.extra is not None and not job.extra.rate_down
+    )
+    assert [a for a in run.alerts("down", "up") if a.monitor_id == "job"] == []  # its people heard nothing
