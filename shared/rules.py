@@ -99,7 +99,8 @@ class FailureRateRule(msgspec.Struct, frozen=True, kw_only=True):
     percent: int
     """1-100: at or above this share of failed runs, the heartbeat goes down."""
     runs: int = FAILURE_RATE_DEFAULT_RUNS
-    """The last this many runs (2-:data:`MAX_RATE_RUNS`) are counted; no judgement before as many were seen."""
+    """The last this many runs (2-:data:`MAX_RATE_RUNS`) are counted; no judgement before as many were seen
+    (with ``window_s``: half as many, at least 2, within the window)."""
     window_s: int | None = None
     """Only runs within this long before the newest count (a rate over time); None: no limit."""
     recover_percent: int | None = None
@@ -108,7 +109,8 @@ class FailureRateRule(msgspec.Struct, frozen=True, kw_only=True):
 
 class KeywordRule(msgspec.Struct, frozen=True, kw_only=True):
     """Words in a success ping's output or message that say what the run really did
-    (docs/semantics.md, "Keywords"), matched without regard to case, failure words first."""
+    (docs/semantics.md, "Keywords"), matched without regard to case (casefold), failure words first, then
+    success, then start."""
 
     success: tuple[str, ...] = ()
     failure: tuple[str, ...] = ()

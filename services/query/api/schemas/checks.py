@@ -260,7 +260,8 @@ Percent = Annotated[
     int, _whole(1, 100, "Required: at or above this share (1-100) of failed runs, it is down.")
 ]
 Runs = Annotated[int, _whole(2, MAX_RATE_RUNS, f"The last this many runs (2-{MAX_RATE_RUNS}) are counted; nothing is "
-                             f"judged before as many were seen. Default {FAILURE_RATE_DEFAULT_RUNS}.")]  # fmt: skip
+                             "judged before as many were seen (with a window: half as many within it). "
+                             f"Default {FAILURE_RATE_DEFAULT_RUNS}.")]  # fmt: skip
 RateWindow = Annotated[
     Annotated[int, at_least(MIN_RATE_WINDOW_S)] | DurationText,
     _period(MIN_RATE_WINDOW_S, "Only runs within this long before the newest count. Null: no limit."),
@@ -323,8 +324,8 @@ Unmatched = Annotated[Literal["keep", "ignore", "fail"], Meta(
 
 class Keywords(Struct, kw_only=True, forbid_unknown_fields=True):
     """Words in a success ping's output or message that say what the run really did (docs/semantics.md,
-    "Keywords"): matched anywhere in the text, whatever its case; failure words first, then start, then
-    success."""
+    "Keywords"): matched anywhere in the text, whatever its case; failure words first, then success, then
+    start."""
 
     success: SuccessWords = []
     failure: FailureWords = []
