@@ -11,7 +11,7 @@ import sys
 
 import msgspec
 
-from services.evaluator.logic import failure_rate, fleets
+from services.evaluator.logic import fleets
 from services.evaluator.logic.checkins import SHARED_MESSAGE_MAX_CHARS, check_in, checkin
 from services.evaluator.logic.deadlines import anchor, mark_late, mark_missed, next_deadline
 from services.evaluator.logic.holds import Holds
@@ -21,7 +21,7 @@ from services.evaluator.logic.ingest_alerts import IngestAlerts
 from services.evaluator.logic.monitor import NEVER, Shared, rules_from, rules_of, set_extra, set_status
 from services.evaluator.logic.outages import MAX_OUTAGES, gap, skip_windows
 from services.evaluator.logic.outputs import Outage, Output
-from services.evaluator.logic.rule_pings import judged_ping
+from services.evaluator.logic.rule_pings import judged_ping, rules_changed
 from services.evaluator.logic.runs import mark_overran, overrun_at, start_run
 from services.evaluator.logic.wheel import TimerWheel
 from shared.events import (
@@ -111,9 +111,7 @@ class PartitionEvaluator:
         state.max_problems = cfg.max_consecutive_misses
         if rules is not (state.extra.rules if state.extra is not None else None):
             set_extra(state, share, rules=rules)
-            fleets.configured(state, share)
-            if rules is None or rules.failure_rate is None:
-                failure_rate.forget(state, share)
+            rules_changed(state, share)
         new_rules = rules_of(state)
         outputs: list[Output] = []
         held = state.extra.held if state.extra is not None else None

@@ -226,3 +226,16 @@ def test_the_usual_range_holds_the_median_and_at_least_a_second_either_side(dura
     median, low, high = band
     assert low <= max(0.0, median - 1000) and high >= median + 1000
     assert 0 <= low <= median <= high
+
+
+def test_a_baseline_turned_off_is_forgotten_and_one_turned_on_again_learns_afresh():
+    hb = Monitor(run_time=BASELINE)
+    at = usual_runs(hb, 12)
+    assert len(durations_ms(hb.state.extra)) == 12
+
+    hb.reconfigure(run_time=RunTimeRule(min_s=1))  # limits only: nothing to keep
+    assert durations_ms(hb.state.extra) == ()
+
+    hb.reconfigure(run_time=BASELINE)
+    hb.ping(at, duration_s=3)  # the first run learned again: nothing to judge it against yet
+    assert hb.alerts == [] and durations_ms(hb.state.extra) == (3000,)
