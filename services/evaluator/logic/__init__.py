@@ -13,6 +13,9 @@ of Pingura itself included, for the adapter to carry. The verbs:
 - ``runs``: ``start_run``, ``end_run`` (measured), ``mark_overran``;
 - ``incidents``: going down (``on_problem``), ``remind``, ``recover``, and their alerts;
 - ``outages``: the windows a stop of Pingura overlapped are skipped (``skip_windows``);
+- the rules of ``shared.rules``, through ``rule_pings`` (a ping of a heartbeat with rules) and
+  ``verdicts`` (what they found, one ``CheckinJudged``): ``fleets``, ``run_times``, ``cadence``,
+  ``failure_rate``, ``keywords``;
 - ``wheel``: the timer wheel that says which monitors came due;
 - ``services.evaluator.schedule``: cron arithmetic.
 
