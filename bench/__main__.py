@@ -15,7 +15,16 @@ from pathlib import Path
 
 from bench.common import ROOT, machine
 
-BENCHMARKS = ["ingest", "evaluator", "rules", "detection", "history_latency", "queries", "dashboard", "million"]
+BENCHMARKS = [
+    "ingest",
+    "evaluator",
+    "rules",
+    "detection",
+    "history_latency",
+    "queries",
+    "dashboard",
+    "million",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
