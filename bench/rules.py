@@ -23,7 +23,7 @@ from bench.common import Table, rss_bytes
 from bench.evaluator import _from_bytes
 from services.evaluator.logic import PartitionEvaluator
 from services.evaluator.logic.ingest import WatchRule
-from shared.events import MonitorConfig, Ping
+from shared.events import Alert, MonitorConfig, Ping
 from shared.rules import BASELINE_RUNS, CadenceRule, FailureRateRule, FleetRule, KeywordRule, RunTimeRule
 from shared.snapshots import encode_state
 
@@ -118,7 +118,7 @@ def _big_fleet_worker(instances: int) -> dict:
     t0 = time.perf_counter_ns()
     outputs = evaluator.advance(BASE_MS + 2 * INTERVAL_MS + 400_000)  # the second window closes: judged
     judge_ms = (time.perf_counter_ns() - t0) / 1e6
-    alerts = [o for o in outputs if type(o).__name__ == "Alert"]
+    alerts = [o for o in outputs if isinstance(o, Alert)]
     return {
         "bytes": rss_after - rss_before,
         "snapshot_bytes": len(encode_state(state)),
