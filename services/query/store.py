@@ -362,7 +362,8 @@ class HistoryStore:
     ) -> tuple[list[dict], list[dict]]:
         """Per time bucket (aligned to the epoch; only buckets holding check-ins), oldest first:
         ping count, duration stats in seconds over pings with a duration (the evaluator's
-        measurement of the run a ping ended, else the one the job reported), fails, misses and
+        measurement of the run a ping ended, else the one the job reported), fails (a success its
+        keywords made a failure too), misses and
         outliers; and the outlier runs themselves (:func:`checkin_findings.outliers`)."""
         if bucket_s <= 0 or (to_ms - from_ms) / (bucket_s * 1000) > MAX_TIMING_BUCKETS:
             raise ValueError(f"bucket_s: must be positive and give at most {MAX_TIMING_BUCKETS} buckets")
@@ -370,10 +371,11 @@ class HistoryStore:
             """
             SELECT intDiv(toUnixTimestamp64Milli(received_at), {bucket_ms:Int64}) * {bucket_ms:Int64} AS bucket_ms,
                    countIf(kind IN ('success', 'fail')), avg(d), quantiles(0.5, 0.95)(d), max(d),
-                   countIf(kind = 'fail'), countIf(kind = 'missed')
+                   countIf(kind = 'fail' OR counted_failed), countIf(kind = 'missed')
             FROM (
                 SELECT c.received_at AS received_at, c.kind AS kind,
-                       if(c.kind IN ('success', 'fail'), coalesce(r.measured, c.duration), NULL) AS d
+                       if(c.kind IN ('success', 'fail'), coalesce(r.measured, c.duration), NULL) AS d,
+                       v.counted_failed AS counted_failed
                 FROM (
                     SELECT id, received_at, kind, duration FROM checkins FINAL
                     WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
@@ -386,6 +388,13 @@ class HistoryStore:
                       AND ended_at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')
                       AND ended_at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
                 ) AS r ON r.ping_id = c.id
+                LEFT JOIN (  -- a success its keywords made a failure (exit 0, but it said ERROR)
+                    SELECT ping_id, true AS counted_failed FROM checkin_verdicts FINAL
+                    WHERE project_id = {project_id:String} AND monitor_id = {monitor_id:String}
+                      AND at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')
+                      AND at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')
+                      AND hasAny(verdicts, ['keyword_failure', 'unmatched_failed'])
+                ) AS v ON v.ping_id = c.id
             )
             GROUP BY bucket_ms ORDER BY bucket_ms
             """,

@@ -243,3 +243,23 @@ async def test_the_writer_keeps_what_the_evaluator_judged_from_the_status_topic(
 
 async def _committed(bus, offset: int) -> bool:
     return await bus.committed(GROUP, (TOPICS.status, 0)) == offset
+
+
+async def test_a_success_its_keywords_made_a_failure_counts_as_failed_on_the_timing_graph(
+    store, project_id, monitor_id, now_ms
+):
+    bucket_ms = (now_ms // HOUR_MS - 2) * HOUR_MS
+    said_error = a_ping(project_id, monitor_id, bucket_ms + 1000, 1, kind="success", exit_code=0)
+    unmatched = a_ping(project_id, monitor_id, bucket_ms + 2000, 2, kind="success")
+    ignored = a_ping(project_id, monitor_id, bucket_ms + 3000, 3, kind="success")
+    failed = a_ping(project_id, monitor_id, bucket_ms + 4000, 4, kind="fail")
+    await store.insert_events([
+        said_error, unmatched, ignored, failed,
+        judged(said_error, "keyword_failure", alerted=True, keyword="ERROR"),
+        judged(unmatched, "unmatched_failed", alerted=True),
+        judged(ignored, "ignored"),
+    ], "t-rules-keyword-fails")  # fmt: skip
+
+    points, _ = await store.timings_and_outliers(project_id, monitor_id, bucket_ms, now_ms, 3600)
+
+    assert [(p["count"], p["fails"]) for p in points] == [(4, 3)]  # the ignored one is no failure
