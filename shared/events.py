@@ -126,10 +126,15 @@ MUTED_FOREVER_MS = MAX_ISO_MS
 spells (9999-12-31T23:59:59.999Z)."""
 
 
-class MonitorConfig(Event, tag="monitor", kw_only=True):
+class MonitorConfig(Event, tag="monitor", kw_only=True, omit_defaults=True):
     """A monitor ("heartbeat") as configured. Key: ``id``. Compacted topic.
 
     ``revision`` grows by one with each change, so a reader can ignore stale copies.
+
+    The one record written without the fields at their defaults (``v`` too, while it is 1): a
+    million of them are kept, and most heartbeats set few of the two dozen optional fields (written
+    out they took 682 bytes of a typical record, left out 315). A reader takes a missing field as
+    its default, as it always did for fields newer than the record.
     """
 
     id: str
