@@ -16,7 +16,8 @@ from shared.events import FLAP_DEFAULTS, MUTED_FOREVER_MS
 FOREVER = "forever"
 MAX_DEPENDENCIES = 50
 MAX_HEARTBEAT_ID_CHARS = 64
-FLAP_MIN_S, FLAP_MAX_S = 60, 7 * 86400
+FLAP_MIN_S, FLAP_MAX_S = 10, 7 * 86400
+"""From 10 s: a heartbeat checking in every few seconds flaps within a minute (the interval may be 1 s)."""
 _CHANGES, _WINDOW_S, _STABLE_S = FLAP_DEFAULTS
 
 MUTED_UNTIL_PATTERN = (
@@ -60,7 +61,7 @@ FlapChanges = Annotated[
         extra=refusal(f"must be a whole number from 0 to 100 (null: the default, {_CHANGES})"),
     ),
 ]
-_FLAP_PERIOD_REFUSAL = 'must be a number of seconds or a duration such as "30m", from 60 seconds to 7 days'
+_FLAP_PERIOD_REFUSAL = 'must be a number of seconds or a duration such as "30m", from 10 seconds to 7 days'
 
 
 def _flap_period(default_s: int, what: str) -> Any:
