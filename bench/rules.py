@@ -135,7 +135,7 @@ def _in_fresh_process(fn, *args) -> dict:
 
 async def run(size: str, workdir: Path) -> list[Table]:
     n = SIZES[size]
-    repeats = 3 if size == "full" else 1
+    repeats = 1  # (at 200,000 heartbeats the RSS figure varies by a few bytes between runs)
     memory = Table(
         f"Evaluator cost of each rule, {n:,} heartbeats (fleets: {n // 2:,} with 3 instances), {RUNS} runs each",
         [
