@@ -1,5 +1,5 @@
 """``pingura``: run the whole system (``serve``) or one service (for the Kafka deployment);
-manage API keys (``keys``)."""
+manage API keys (``keys``); wrap a job (``run``, the standalone ``pingura_run`` package)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "--data-dir", type=Path, help="where data lives (default ./pingura-data; PINGURA_DATA_DIR)"
         )
+    # Listed for --help; main() hands `pingura run ...` to pingura_run before parsing.
+    sub.add_parser(
+        "run", help="wrap a job: ping /start, run it, ping its exit code and output", add_help=False
+    )
     _keys_parser(
         sub.add_parser("keys", help="create, list and revoke API keys (while `pingura serve` runs, or not)")
     )
@@ -62,6 +66,11 @@ def _keys_parser(keys: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # the job's own arguments (and umask) are not pingura's
+        from pingura_run import main as run_job
+
+        return run_job(argv[1:], prog="pingura run")
     # Whatever pingura writes is its own: the data dir holds every token and secret, and
     # chDB and SQLite create their files themselves, at any time, with the process's umask.
     os.umask(PRIVATE_UMASK)

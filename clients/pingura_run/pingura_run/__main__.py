@@ -1,0 +1,5 @@
+import sys
+
+from pingura_run.wrapper import main
+
+sys.exit(main())
