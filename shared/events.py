@@ -289,6 +289,10 @@ class ProjectConfig(Event, tag="project", kw_only=True):
     characters; ``None`` until made with ``POST /api/v1/projects/me/ping-key``."""
     auto_create: bool = True
     """Whether a ping to an unknown slug with ``?create=1`` creates the heartbeat."""
+    badge_key: str | None = None
+    """Secret of the project's public badge URLs (``/api/v1/badge/{badge_key}/...``), 22
+    URL-safe characters: shows statuses only. ``None`` (no badges) until made with
+    ``POST /api/v1/projects/me/badge-key``; a new one retires the old URLs."""
 
 
 class ApiKey(Event, tag="api_key", kw_only=True):

@@ -81,7 +81,18 @@ CSRF = {
     "schema": {"type": "string"},
     "description": "Required with the session cookie (from ``GET /session``); ignored with a key.",
 }
-TAGS = ("meta", "auth", "projects", "keys", "heartbeats", "history", "channels", "deliveries", "maintenance")
+TAGS = (
+    "meta",
+    "auth",
+    "projects",
+    "keys",
+    "heartbeats",
+    "history",
+    "channels",
+    "deliveries",
+    "maintenance",
+    "badges",
+)
 
 
 def _error_responses() -> dict[str, JsonSchema]:

@@ -1,6 +1,6 @@
 """Projects: creating one with its first key (admin keys only); who is calling (project, key,
 session); the project's ping key for slug URLs (``/ping/{ping_key}/{slug}``) and whether a
-ping to an unknown slug may create its heartbeat."""
+ping to an unknown slug may create its heartbeat; its badge key (see :mod:`.badges`)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def _project_json(request: web.Request, project: ProjectConfig) -> CurrentProjec
         read_only=caller.read_only,
         key_name=caller.key.name,
         auto_create=project.auto_create,
+        badge_key=project.badge_key,
         **secret,
     )
 
@@ -84,6 +85,12 @@ async def rotate_ping_key(request: web.Request) -> web.Response:
     """Make the project's ping key, or a new one: slug URLs with the old one answer 404 from
     the moment ingest sees the change (milliseconds)."""
     return await _save(request, _latest(request), ping_key=new_ping_key())
+
+
+async def rotate_badge_key(request: web.Request) -> web.Response:
+    """Make the project's badge key, or a new one: badge URLs with the old one answer 404
+    (this process's view has the change at once; another query process within milliseconds)."""
+    return await _save(request, _latest(request), badge_key=new_ping_key())
 
 
 async def current_session(request: web.Request) -> web.Response:

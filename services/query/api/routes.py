@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from services.query.api import (
+    badges,
     channels,
     deliveries,
     heartbeats,
@@ -31,6 +32,7 @@ from services.query.api import (
 )
 from services.query.api import schemas as s
 from services.query.api.errors import json_body
+from services.query.api.schemas import badges as badge_types
 from services.query.api.schemas.decode import decode_body, decode_query
 from services.query.auth.caller import SAFE_METHODS
 
@@ -61,7 +63,7 @@ class Route:
     errors: tuple[int, ...] = ()
     """Refusals beyond those every route of its kind may give (see :func:`.openapi.operation`)."""
     public: bool = False
-    """Served without credentials (the document itself)."""
+    """Served without credentials (the document itself, badges)."""
 
     @property
     def writes(self) -> bool:
@@ -93,6 +95,25 @@ async def serve_openapi(request: web.Request) -> web.Response:
 
 
 R = Route
+BADGE = "/badge/{badge_key}"
+BADGE_ERRORS = (400, 404, 503)
+"""Public, yet they wait for the views like the rest (503 while starting)."""
+BADGE_ROUTES = tuple(
+    R("GET", f"{BADGE}/{part}.{suffix}", handler, f"{whose} status as a {kind} (public: the badge key is the "
+      "secret)", "badges", f"get{op}Badge{suffix.capitalize()}", answer, query=badge_types.BadgeQuery,
+      errors=BADGE_ERRORS, public=True)
+    for part, whose, op in (
+        ("{what}", "A heartbeat's (``what``: its slug or id), or the project's worst (``what``: ``project``)", ""),
+        ("tag/{tag}", "The worst of the tagged heartbeats'", "Tag"),
+    )
+    for suffix, kind, handler, answer in (
+        ("svg", "flat SVG badge (``label | up/down``, or ``up/late/down`` with ``states=3``)", badges.svg_badge,
+         {200: Answer("The badge.", media={"image/svg+xml": str})}),
+        ("json", "JSON status", badges.json_badge, _ok("The status.", badge_types.BadgeStatus)),
+        ("shields", "Shields.io endpoint answer", badges.shields_badge, _ok("For ``img.shields.io/endpoint``.",
+         badge_types.ShieldsBadge)),
+    )
+)  # fmt: skip
 ROUTES: tuple[Route, ...] = (
     R("GET", openapi.OPENAPI_PATH, serve_openapi, "This document", "meta", "getOpenApi",
       _ok("OpenAPI 3.1 document.", dict[str, Any]), public=True),
@@ -108,6 +129,10 @@ ROUTES: tuple[Route, ...] = (
     R("POST", "/projects/me/ping-key", projects.rotate_ping_key,
       "Make the project's ping key for slug URLs, or a new one (the old one stops working)", "projects",
       "rotatePingKey", _ok("The project, with its ping key.", s.accounts.CurrentProject)),
+    R("POST", "/projects/me/badge-key", projects.rotate_badge_key,
+      "Make the project's badge key for the public badge URLs, or a new one (the old URLs stop working)",
+      "projects", "rotateBadgeKey", _ok("The project, with its badge key.", s.accounts.CurrentProject)),
+    *BADGE_ROUTES,
     R("GET", "/keys", keys.list_keys, "The project's live API keys", "keys", "listKeys",
       _ok("Oldest first.", s.accounts.ApiKeyList)),
     R("POST", "/keys", keys.create_key, "Create an API key", "keys", "createKey",

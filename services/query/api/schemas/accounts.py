@@ -54,6 +54,13 @@ class CurrentProject(Struct, kw_only=True):
         ]
         | UnsetType
     ) = UNSET
+    badge_key: Annotated[
+        str | None,
+        Meta(
+            description="Secret of the public badge URLs ``/api/v1/badge/{badge_key}/...`` (statuses only, so "
+            "read-only keys see it too); null until made (``POST /projects/me/badge-key``)."
+        ),
+    ] = None
 
 
 class ApiKeyCreate(Struct, forbid_unknown_fields=True):
