@@ -24,6 +24,7 @@ BENCHMARKS = [
     "queries",
     "dashboard",
     "million",
+    "project_metrics",
 ]
 
 

@@ -92,6 +92,7 @@ TAGS = (
     "deliveries",
     "maintenance",
     "badges",
+    "metrics",
 )
 
 

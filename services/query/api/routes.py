@@ -28,6 +28,7 @@ from services.query.api import (
     keys,
     maintenance,
     openapi,
+    project_metrics,
     projects,
 )
 from services.query.api import schemas as s
@@ -133,6 +134,10 @@ ROUTES: tuple[Route, ...] = (
       "Make the project's badge key for the public badge URLs, or a new one (the old URLs stop working)",
       "projects", "rotateBadgeKey", _ok("The project, with its badge key.", s.accounts.CurrentProject)),
     *BADGE_ROUTES,
+    R("GET", "/metrics/{key}", project_metrics.project_metrics, "The project's heartbeats in the Prometheus text "
+      "format (public: ``key`` is one of the project's read-only API keys; a key that can write is refused)",
+      "metrics", "getProjectMetrics", {200: Answer("Text format 0.0.4.", media={"text/plain": str})},
+      errors=(403, 404, 429, 503), public=True),
     R("GET", "/keys", keys.list_keys, "The project's live API keys", "keys", "listKeys",
       _ok("Oldest first.", s.accounts.ApiKeyList)),
     R("POST", "/keys", keys.create_key, "Create an API key", "keys", "createKey",
