@@ -11,8 +11,10 @@ import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from services.query.api.project_metrics import NOT_FOUND, WRITE_KEY, Row, render
+from services.query.auth.throttle import FailureThrottle
 from shared.clock import now_ms
 from shared.events import STATUSES, MonitorSnapshot, encode
 from shared.snapshots import STATE_VERSION, MonitorState, encode_state
@@ -215,3 +217,34 @@ async def test_it_is_public_in_the_openapi_document_with_its_refusals(api):
     assert op["security"] == []
     assert {"200", "403", "404", "429"} <= set(op["responses"])
     assert "text/plain" in op["responses"]["200"]["content"]
+
+
+@on_session_loop
+async def test_wrong_keys_are_throttled_per_address_as_a_headers_are_and_a_good_one_still_works(
+    api, anonymous
+):
+    tenant = await new_tenant(api)
+    key = await read_only_key(tenant)
+    keys = api.ctx.keys
+    keys.failures = FailureThrottle(2)  # this module's server has none: one for this test only
+    try:
+        refused = [(await scrape(api, anonymous, f"pk_wrong_{i}"))[0] for i in range(3)]
+        async with anonymous.get(f"{api.url}/metrics/pk_wrong_again") as r:
+            last = (r.status, "Retry-After" in r.headers, (await r.json())["error"])
+        assert refused == [404, 404, 429] and last[:2] == (429, True) and "\n" not in last[2]
+        assert (await scrape(api, anonymous, key))[0] == 200
+    finally:
+        keys.failures = None
+
+
+@on_session_loop
+async def test_no_key_of_the_url_reaches_the_logs(api, anonymous):
+    tenant = await new_tenant(api)
+    key, made = await tenant.new_key(read_only=True)
+    write_key = tenant.headers["Authorization"].removeprefix("Bearer ")
+    with capture_logs() as logs:
+        assert (await scrape(api, anonymous, key))[0] == 200
+        assert (await scrape(api, anonymous, write_key))[0] == 403
+        await tenant.ok("DELETE", f"/keys/{made['id']}", 204)
+        assert (await scrape(api, anonymous, key))[0] == 404
+    assert key not in repr(logs) and write_key not in repr(logs)
