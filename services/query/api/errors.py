@@ -95,7 +95,9 @@ async def _errors_and_auth(request: web.Request, handler):
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("query.api.error", method=request.method, path=request.path)
+        # The route's pattern, not the path: a public route's path holds a secret (a badge key).
+        route = request.match_info.route.resource
+        log.exception("query.api.error", method=request.method, route=route.canonical if route else "?")
         if request.writer is not None and request.writer.output_size:
             raise  # a streamed answer has begun: only closing the connection can still tell the client
         return error(500, INTERNAL_ERROR)

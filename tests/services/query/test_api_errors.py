@@ -323,4 +323,20 @@ async def test_it_answers_a_broken_store_with_a_fixed_500_that_echoes_nothing(ap
     assert status == 500
     assert "secret" not in text and json.loads(text)["error"]
     [error] = [e for e in logs if e["event"] == "query.api.error"]
-    assert error["path"] == f"/api/v1/heartbeats/{heartbeat}/uptime" and "secret" not in str(error)
+    assert error["route"] == "/api/v1/heartbeats/{id}/uptime" and "secret" not in str(error)
+
+
+async def test_a_public_route_that_fails_logs_its_pattern_not_the_secret_in_its_path(api, monkeypatch):
+    from services.query.api import badges
+
+    async def on_fire(*args, **kwargs):
+        raise RuntimeError("badge lookup on fire")
+
+    monkeypatch.setattr(badges, "_state", on_fire)
+    async with aiohttp.ClientSession() as http:
+        with capture_logs() as logs:
+            async with http.get(f"{api.url}/badge/secret-badge-key/nightly.svg") as response:
+                status = response.status
+    assert status == 500
+    [error] = [e for e in logs if e["event"] == "query.api.error"]
+    assert "secret-badge-key" not in str(error) and error["route"].endswith("/badge/{badge_key}/{what}.svg")
