@@ -36,7 +36,9 @@ def views(workdir: Path, heartbeats: int) -> tuple[Catalog, StatusView]:
     """The catalog and status view of one project of ``heartbeats``, never started (filled by hand)."""
     bus = LocalBus(workdir / "bus.sqlite3")  # named, never opened: the views are filled directly
     topics = Topics()
-    monitors = WatchedConfigView(bus, topics.monitors, MonitorConfig, lambda m: m.revision)
+    monitors: WatchedConfigView[MonitorConfig] = WatchedConfigView(
+        bus, topics.monitors, MonitorConfig, lambda m: m.revision
+    )
     statuses = StatusView(bus, topics)
     for i in range(heartbeats):
         monitor_id = f"mon_{i:08d}"
