@@ -194,10 +194,24 @@ async def test_separate_services_detect_a_miss_and_survive_a_killed_evaluator(st
     # The busy monitors never missed (ticks kept the event-time clock honest during the takeover).
     for m in busy:
         assert await missed_count(http, stack, m["id"]) == 0, m["id"]
-    async with http.get(f"{stack.api}/api/v1/heartbeats") as r:
-        statuses = {h["id"]: h["status"] for h in (await r.json())["heartbeats"]}
-    assert statuses[silent["id"]] == "down"
-    assert all(statuses[m["id"]] == "up" for m in busy), statuses
+
+    async def statuses() -> dict[str, str]:
+        async with http.get(f"{stack.api}/api/v1/heartbeats") as r:
+            return {h["id"]: h["status"] for h in (await r.json())["heartbeats"]}
+
+    async def settled() -> dict[str, str] | None:
+        # The status view shows what the evaluators' snapshots say, a checkpoint after the moves.
+        shown = await statuses()
+        return shown if shown[silent["id"]] == "down" and all(shown[m["id"]] == "up" for m in busy) else None
+
+    async def pinged_and_settled() -> dict[str, str] | None:
+        await ping_all(busy)
+        return await settled()
+
+    try:
+        await eventually(pinged_and_settled, timeout_s=20, interval_s=0.7)
+    except AssertionError:
+        raise AssertionError(f"statuses never settled: {await statuses()}") from None
 
     # Recovery goes through whichever evaluator owns it now; then, silent again, the next
     # outage is paged. A monitor's alerts go out in order, so a second `down` from a takeover,
