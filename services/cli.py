@@ -24,6 +24,18 @@ COMMANDS = {
     "notifier": ("alert delivery to channels", ("notifier",)),
     "query": ("the API, history writer and queries", ("query",)),
 }
+TOOLS = {
+    "apply": (
+        "make a project match a pingura.yaml (heartbeats, channels, windows); --dry-run shows the plan",
+        "services.config_file.cli",
+    ),
+    "export": (
+        "write a project's heartbeats, channels and windows as a pingura.yaml (no secrets)",
+        "services.config_file.cli",
+    ),
+    "import": ("move checks and integrations in from Healthchecks (its API v3)", "services.hc_import.cli"),
+}
+"""Client commands that talk to a running Pingura's API: ``main`` of each module gets argv."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "run", help="wrap a job: ping /start, run it, ping its exit code and output", add_help=False
     )
+    # Listed for --help; main() hands these to their own modules, which parse their arguments.
+    for name, (help_text, _) in TOOLS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     _keys_parser(
         sub.add_parser("keys", help="create, list and revoke API keys (while `pingura serve` runs, or not)")
     )
@@ -71,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         from pingura_run import main as run_job
 
         return run_job(argv[1:], prog="pingura run")
+    if argv[:1] and argv[0] in TOOLS:
+        import importlib
+
+        return int(importlib.import_module(TOOLS[argv[0]][1]).main(argv))
     # Whatever pingura writes is its own: the data dir holds every token and secret, and
     # chDB and SQLite create their files themselves, at any time, with the process's umask.
     os.umask(PRIVATE_UMASK)

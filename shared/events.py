@@ -195,6 +195,9 @@ class MonitorConfig(Event, tag="monitor", kw_only=True, omit_defaults=True):
     """Down when too many of the last runs failed. None: off."""
     keywords: KeywordRule | None = None
     """Success, failure and start words in a success ping's text. None: off."""
+    description: str = ""
+    """What the job is and what to do when it fails, for people (shown in the dashboard and
+    alerts; carried over from Healthchecks' ``desc`` by ``pingura import``)."""
 
 
 FLAP_DEFAULTS = (4, 3600, 1800)
