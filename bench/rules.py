@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import gc
 import multiprocessing
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -135,13 +134,12 @@ def _in_fresh_process(fn, *args) -> dict:
 
 async def run(size: str, workdir: Path) -> list[Table]:
     n = SIZES[size]
-    repeats = 1  # (at 200,000 heartbeats the RSS figure varies by a few bytes between runs)
     memory = Table(
         f"Evaluator cost of each rule, {n:,} heartbeats (fleets: {n // 2:,} with 3 instances), {RUNS} runs each",
         [
             "rules in use",
             "heartbeats",
-            "bytes / heartbeat (RSS, median)",
+            "bytes / heartbeat (RSS)",
             "vs plain",
             "µs / check-in",
             "snapshot B",
@@ -149,14 +147,13 @@ async def run(size: str, workdir: Path) -> list[Table]:
     )
     plain = None
     for variant in VARIANTS:
-        runs = [
-            await asyncio.to_thread(_in_fresh_process, _memory_worker, variant, n) for _ in range(repeats)
-        ]
-        per = statistics.median(r["bytes_per_heartbeat"] for r in runs)
+        # One fresh process per rule: at 200,000 heartbeats RSS varies by a few bytes between runs.
+        run = await asyncio.to_thread(_in_fresh_process, _memory_worker, variant, n)
+        per = run["bytes_per_heartbeat"]
         plain = per if plain is None else plain
         memory.add(
-            variant, runs[0]["heartbeats"], round(per, 1), f"{per - plain:+.1f}",
-            round(statistics.median(r["us_per_checkin"] for r in runs), 2), runs[0]["snapshot_bytes"],
+            variant, run["heartbeats"], round(per, 1), f"{per - plain:+.1f}",
+            round(run["us_per_checkin"], 2), run["snapshot_bytes"],
         )  # fmt: skip
     memory.notes.append(
         f"A baseline keeps the last {BASELINE_RUNS} run times; a failure rate its last `runs` outcomes; a fleet one "
