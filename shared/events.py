@@ -277,6 +277,34 @@ class ChannelConfig(Event, tag="channel", kw_only=True):
     updated_ms: int
 
 
+class StatusPageItem(msgspec.Struct, kw_only=True):
+    """One heartbeat on a project's public status page."""
+
+    heartbeat_id: str
+    label: str
+    """What the page shows for it, stored as chosen: a later rename of the heartbeat does
+    not reach the page (its name is never shown unless chosen as the label)."""
+
+
+class StatusPageGroup(msgspec.Struct, kw_only=True):
+    name: str
+    items: list[StatusPageItem] = []
+    """In the order shown."""
+
+
+class StatusPage(msgspec.Struct, kw_only=True):
+    """A project's public status page (``/status/{key}``): the chosen heartbeats in groups,
+    their current state, daily uptime and recent changes; nothing else of the project."""
+
+    key: str
+    """Secret of its public URLs (``/status/{key}``, ``/api/v1/status-page/{key}``), 22 URL-safe
+    characters; a new one (``POST /api/v1/projects/me/status-page/key``) retires the old URLs."""
+    title: str
+    intro: str | None = None
+    groups: list[StatusPageGroup] = []
+    updated_ms: int = 0
+
+
 class ProjectConfig(Event, tag="project", kw_only=True):
     """A project. Key: ``id``."""
 
@@ -296,6 +324,9 @@ class ProjectConfig(Event, tag="project", kw_only=True):
     """Secret of the project's public badge URLs (``/api/v1/badge/{badge_key}/...``), 22
     URL-safe characters: shows statuses only. ``None`` (no badges) until made with
     ``POST /api/v1/projects/me/badge-key``; a new one retires the old URLs."""
+    status_page: StatusPage | None = None
+    """The project's public status page; ``None`` (the default): it has none, and its URLs
+    answer 404. Set with ``PUT /api/v1/projects/me/status-page``."""
 
 
 class ApiKey(Event, tag="api_key", kw_only=True):

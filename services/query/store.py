@@ -158,6 +158,11 @@ class HistoryStore:
         self._ch = ch
         self._retention_days = int(retention_days)
 
+    @property
+    def clickhouse(self) -> ClickHouse:
+        """The client, for readers with queries of their own (a status page's)."""
+        return self._ch
+
     async def migrate(self) -> None:
         """Create the tables if missing; bring their TTL to the configured retention."""
         await history_tables.migrate(self._ch, self._retention_days)

@@ -30,10 +30,12 @@ from services.query.api import (
     openapi,
     project_metrics,
     projects,
+    status_pages,
 )
 from services.query.api import schemas as s
 from services.query.api.errors import json_body
 from services.query.api.schemas import badges as badge_types
+from services.query.api.schemas import status_pages as page_types
 from services.query.api.schemas.decode import decode_body, decode_query
 from services.query.auth.caller import SAFE_METHODS
 
@@ -115,6 +117,23 @@ BADGE_ROUTES = tuple(
          badge_types.ShieldsBadge)),
     )
 )  # fmt: skip
+STATUS_PAGE = "/projects/me/status-page"
+PAGE_CONFIG = _ok("The page as configured, with its public URLs.", page_types.StatusPageConfig)
+STATUS_PAGE_ROUTES = (
+    R("GET", STATUS_PAGE, status_pages.get_status_page, "The project's public status page as configured (404: "
+      "it has none)", "status pages", "getStatusPage", PAGE_CONFIG, errors=NOT_FOUND),
+    R("PUT", STATUS_PAGE, status_pages.put_status_page, "Set up the project's public status page, whole: title, "
+      "intro, groups of its heartbeats each with the label to show (the first turns it on with a new key)",
+      "status pages", "putStatusPage", PAGE_CONFIG, body=page_types.StatusPageWrite),
+    R("DELETE", STATUS_PAGE, status_pages.delete_status_page, "Turn the status page off (its URLs answer 404)",
+      "status pages", "deleteStatusPage", NO_CONTENT),
+    R("POST", f"{STATUS_PAGE}/key", status_pages.rotate_status_page_key, "A new key for the status page's URLs "
+      "(the old ones answer 404)", "status pages", "rotateStatusPageKey", PAGE_CONFIG, errors=NOT_FOUND),
+    R("GET", "/status-page/{key}", status_pages.public_status_page, "A public status page's data (public: the "
+      "key is the secret): the chosen heartbeats' labels, states, 90 days of daily uptime, recent changes",
+      "status pages", "getPublicStatusPage", _ok("The page's data.", page_types.PublicStatusPage),
+      errors=BADGE_ERRORS, public=True),
+)  # fmt: skip
 ROUTES: tuple[Route, ...] = (
     R("GET", openapi.OPENAPI_PATH, serve_openapi, "This document", "meta", "getOpenApi",
       _ok("OpenAPI 3.1 document.", dict[str, Any]), public=True),
@@ -134,6 +153,7 @@ ROUTES: tuple[Route, ...] = (
       "Make the project's badge key for the public badge URLs, or a new one (the old URLs stop working)",
       "projects", "rotateBadgeKey", _ok("The project, with its badge key.", s.accounts.CurrentProject)),
     *BADGE_ROUTES,
+    *STATUS_PAGE_ROUTES,
     R("GET", "/metrics/{key}", project_metrics.project_metrics, "The project's heartbeats in the Prometheus text "
       "format (public: ``key`` is one of the project's read-only API keys; a key that can write is refused)",
       "metrics", "getProjectMetrics", {200: Answer("Text format 0.0.4.", media={"text/plain": str})},
@@ -260,5 +280,6 @@ def bound(route: Route) -> Handler:
 
 
 def add_routes(app: web.Application) -> None:
+    app[status_pages.PUBLIC_CACHE] = {}
     for route in ROUTES:
         app.router.add_route(route.method, route.path, bound(route))

@@ -12,6 +12,7 @@ from services.query.api.schemas import (
     ingest,
     instances,
     maintenance,
+    status_pages,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "ingest",
     "instances",
     "maintenance",
+    "status_pages",
 ]
