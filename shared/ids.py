@@ -11,10 +11,16 @@ import base64
 import binascii
 import hashlib
 import itertools
+import re
 import secrets
+import uuid
 
 TOKEN_BYTES = 24
 TOKEN_CHARS = 32  # 24 bytes in base64: no padding, no spare bits
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+"""A token a client chose (``POST /heartbeats``'s ``token``): a UUID as Healthchecks spells
+its check codes, lower case, so a job moved in keeps its URL ``/ping/{uuid}``."""
+UUID_TOKEN = re.compile(UUID_PATTERN)
 
 
 def new_id(prefix: str) -> str:
@@ -30,8 +36,11 @@ def token_key(token: str) -> bytes | None:
 
     None unless ``token`` is spelled exactly as :func:`new_token` spells it: the urlsafe
     alphabet, no padding. The decoder alone would also take ``+``/``/`` and skip stray
-    characters, giving one secret several URLs that all work.
+    characters, giving one secret several URLs that all work. A chosen token, a UUID spelled
+    as :data:`UUID_PATTERN` says, is its 16 bytes (never 24: the two never meet).
     """
+    if len(token) == 36 and UUID_TOKEN.fullmatch(token):
+        return uuid.UUID(token).bytes
     if len(token) != TOKEN_CHARS or not token.isascii():
         return None
     try:

@@ -77,7 +77,7 @@ def heartbeat_answer(request: web.Request, m: MonitorConfig) -> Heartbeat:
         muted_until=muted_until_text(m.muted_until_ms), depends_on=m.depends_on, depends_on_tags=m.depends_on_tags,
         flap_changes=m.flap_changes, flap_window=m.flap_window_s, flap_stable=m.flap_stable_s,
         flapping_since=_iso(current.flapping_since) if current is not None else None,
-        held=current.held if current is not None else None, **check_answers(m),
+        held=current.held if current is not None else None, description=m.description, **check_answers(m),
         **(learned(m, figures) if (figures := ctx.statuses.rules(m.id)) is not None else {}),
     )  # fmt: skip
 
@@ -164,15 +164,26 @@ async def _save(request: web.Request, monitor: MonitorConfig, before: MonitorCon
         await ctx.save(ctx.topics.monitors, monitor, ctx.monitors)
 
 
+def _chosen_token(request: web.Request, token: str) -> str:
+    """A token the client chose (a UUID: see :class:`HeartbeatCreate`), if no live heartbeat of
+    any project has it; the refusal says no more (not whose it is). A scan of the configs'
+    tokens, only on such a create (an import), so that no index is kept for them."""
+    for _, (held, deleted) in request.app[API].monitors.select("token", "deleted"):
+        if held == token and not deleted:
+            raise InvalidField("token", "already in use: choose another, or leave it out for a new one", 409)
+    return token
+
+
 async def create_heartbeat(request: web.Request, body: HeartbeatCreate) -> web.Response:
     fields = body.monitor_fields(creating=True)
     _known_channels(request, fields)
     _check_slug_free(request, fields)
+    token = new_token() if body.token is UNSET else _chosen_token(request, body.token)
     at = now_ms()
     monitor = MonitorConfig(
         id=new_id("hb"),
         project_id=request[PROJECT].id,
-        token=new_token(),
+        token=token,
         created_ms=at,
         updated_ms=at,
         **fields,

@@ -74,8 +74,16 @@ async def current_project(request: web.Request) -> web.Response:
 
 
 async def update_project(request: web.Request, body: ProjectUpdate) -> web.Response:
-    """``{"auto_create": false}``: a ping to an unknown slug answers 404 instead of creating."""
+    """``{"auto_create": false}``: a ping to an unknown slug answers 404 instead of creating.
+    ``{"ping_key": ...}``: a ping key of the caller's choosing (a project moved in from
+    Healthchecks keeps its slug URLs), if no other project has it (the refusal says no more)."""
     changes = msgspec.structs.asdict(body)
+    if isinstance(body.ping_key, str):
+        project_id = request[PROJECT].id
+        if any(
+            p.ping_key == body.ping_key and p.id != project_id for p in request.app[API].projects.values()
+        ):
+            return error(409, "ping_key: already in use: choose another", "ping_key")
     return await _save(
         request, _latest(request), **{k: v for k, v in changes.items() if v is not msgspec.UNSET}
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from services.query.api.schemas.fields import Flag, Name, Timestamp
+from services.query.api.schemas.fields import Flag, Name, Timestamp, refusal
 from services.query.auth.sessions import CSRF_HEADER
 from services.query.validation import name_field
 
@@ -28,11 +28,21 @@ class ProjectCreated(Struct):
     key_id: Annotated[str, Meta(description="That key's id (to revoke it).")]
 
 
+PingKey = Annotated[str, Meta(
+    pattern="^[A-Za-z0-9_-]{22}$",  # no examples: a ping key is unique among projects
+    description="The project's ping key of your choosing, 22 characters of A-Z, a-z, 0-9, - and _ (as "
+                "Healthchecks makes them, so that a project moved in keeps its slug URLs); refused (409) if "
+                "another project has it. ``POST /projects/me/ping-key`` makes a random one.",
+    extra=refusal("must be 22 characters of A-Z, a-z, 0-9, - and _"),
+)]  # fmt: skip
+
+
 class ProjectUpdate(Struct, forbid_unknown_fields=True):
     """A change to the caller's project: ``{"auto_create": false}`` makes a ping to an
     unknown slug answer 404 instead of creating its heartbeat."""
 
     auto_create: Flag | UnsetType = UNSET
+    ping_key: PingKey | UnsetType = UNSET
 
 
 class CurrentProject(Struct, kw_only=True):

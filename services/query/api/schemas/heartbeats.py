@@ -8,6 +8,7 @@ has none); an update giving an ``interval`` leaves schedule mode.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar
 
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -57,6 +58,7 @@ from services.query.validation import (
     DEFAULT_INTERVAL_S,
     INTERVAL_REQUIRED,
     MIN_REMINDER_INTERVAL_S,
+    UNSAFE_IN_NAMES_CLASS,
     InvalidField,
     name_field,
     safe_text,
@@ -65,6 +67,7 @@ from services.query.validation import (
     zone_field,
 )
 from shared.events import STATUSES, MonitorStatus
+from shared.ids import UUID_PATTERN
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
@@ -94,6 +97,24 @@ Timezone = Annotated[str, Meta(
     extra=refusal("must be an IANA time zone name such as \"Europe/Berlin\""),
 )]  # fmt: skip
 Misses = Annotated[OneToTen, Meta(description="Misses in a row before it is down. Default 1.")]
+MAX_DESCRIPTION_CHARS = 10_000
+UNSAFE_IN_DESCRIPTIONS_CLASS = UNSAFE_IN_NAMES_CLASS.replace(r"\u0000-\u001f", r"\u0000-\u0008\u000b-\u001f")
+"""What a name may not hold, but for tab and newline (a description is text of many lines)."""
+UNSAFE_IN_DESCRIPTIONS = re.compile(UNSAFE_IN_DESCRIPTIONS_CLASS)
+Description = Annotated[str, Meta(
+    max_length=MAX_DESCRIPTION_CHARS, extra_json_schema={"not": {"pattern": UNSAFE_IN_DESCRIPTIONS_CLASS}},
+    description=f"What the job is and what to do when it fails, for people: plain text (shown as text, never as "
+                f"HTML), at most {MAX_DESCRIPTION_CHARS} characters; newlines and tabs, but no other control "
+                f"characters (nor those a name may not hold). Default empty.",
+    extra=refusal(f"must be text of at most {MAX_DESCRIPTION_CHARS} characters"),
+)]  # fmt: skip
+Token = Annotated[str, Meta(
+    pattern=UUID_PATTERN,  # no examples: a token is unique, so an example works once
+    description="On create only: a ping token the client chooses, a UUID in lower case (as Healthchecks makes "
+                "them, so a moved job keeps its URL ``/ping/{uuid}``). Refused (409) if a heartbeat already has "
+                "it. Default: a new random token. Never changed later but by ``rotate-token``.",
+    extra=refusal("must be a UUID in lower case, such as 5bf38cbe-6f6b-4c3e-9c0d-7c1a2b3c4d5e"),
+)]  # fmt: skip
 Recovery = Annotated[
     OneToTen, Meta(description="Successes in a row that end an incident (the ``up`` alert). Default 1.")
 ]
@@ -125,6 +146,7 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
     cadence: CadenceField | UnsetType | None = UNSET
     failure_rate: FailureRateField | UnsetType | None = UNSET
     keywords: KeywordsField | UnsetType | None = UNSET
+    description: Description | UnsetType = UNSET
 
     def __post_init__(self) -> None:
         """What the types cannot say: names trimmed, safe tags, periods in seconds, a valid
@@ -135,6 +157,14 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
             self.tags = list(dict.fromkeys(safe_text("tags", tag) for tag in self.tags))
         if isinstance(self.channels, list):
             self.channels = list(dict.fromkeys(self.channels))
+        if isinstance(self.description, str):
+            unsafe = UNSAFE_IN_DESCRIPTIONS.search(self.description)
+            if unsafe:
+                raise InvalidField(
+                    "description",
+                    f"must not hold control characters other than newline and tab, bidi overrides or invisible "
+                    f"characters (U+{ord(unsafe.group()):04X} at {unsafe.start() + 1})",
+                )
         if isinstance(self.timezone, str):
             zone_field("timezone", self.timezone)
         if isinstance(self.schedule, str):
@@ -182,6 +212,7 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
             "max_runtime": None,
             "recovery_threshold": 1,
             "reminder_interval": None,
+            "description": "",
         }
         for field, default in defaults.items():
             if field in given or creating:
@@ -194,9 +225,11 @@ class HeartbeatUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class HeartbeatCreate(HeartbeatUpdate, kw_only=True, forbid_unknown_fields=True):
-    """A new heartbeat: a ``name``, and an ``interval`` or a ``schedule``."""
+    """A new heartbeat: a ``name``, and an ``interval`` or a ``schedule``; a ``token`` of its own
+    choosing if it moves in from elsewhere."""
 
     name: Name
+    token: Token | UnsetType = UNSET
     json_schema_extra: ClassVar[dict[str, Any]] = {
         # As the server: an interval, or a schedule that is not null (never both: see schedule).
         "anyOf": [
@@ -278,6 +311,7 @@ class Heartbeat(Struct, kw_only=True):
     cadence: Cadence | None = None
     failure_rate: FailureRate | None = None
     keywords: Keywords | None = None
+    description: Annotated[str, Meta(description="For people, plain text; empty: none.")] = ""
     instances_summary: Annotated[
         InstancesSummary | None,
         Meta(
