@@ -33,6 +33,8 @@ from shared.bus.local import LocalBus
 from shared.bus.open import open_bus
 from shared.bus.view import cancel_and_wait
 from shared.errors import ConfigError
+from shared.metrics import Metrics
+from shared.metrics.route import mount_metrics
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -41,24 +43,24 @@ SERVICES = ("ingest", "evaluator", "notifier", "query")
 StartServices = Callable[[asyncio.Event], Coroutine[None, None, None]]
 
 
-def build_service(name: str, settings: Settings, bus: Bus) -> Service:
+def build_service(name: str, settings: Settings, bus: Bus, metrics: Metrics) -> Service:
     """The service called ``name``. Each is imported only by a process that runs it."""
     if name == "ingest":
         from services.ingest.service import build_ingest
 
-        return build_ingest(settings, bus)
+        return build_ingest(settings, bus, metrics)
     if name == "query":
         from services.query.service import build_query
 
-        return build_query(settings, bus)
+        return build_query(settings, bus, metrics)
     if name == "evaluator":
         from services.evaluator.service import build_evaluator
 
-        return build_evaluator(settings, bus)
+        return build_evaluator(settings, bus, metrics)
     if name == "notifier":
         from services.notifier.service import build_notifier
 
-        return build_notifier(settings, bus)
+        return build_notifier(settings, bus, metrics)
     raise ConfigError(f"no service called {name!r} (known: {', '.join(SERVICES)})")
 
 
@@ -68,13 +70,17 @@ async def build(
     """Open the bus, build the services called ``names`` and lay out the HTTP app with their
     routes. Returns it, the services, and ``start_services(stop)``, which starts them in order
     and marks each ready once started; it gives up between two once ``stop`` is set. They
-    close in reverse, after the HTTP server is gone (``run`` cleans it up first)."""
+    close in reverse, after the HTTP server is gone (``run`` cleans it up first).
+
+    The process's :class:`Metrics` is made here, once, and handed to the bus and the
+    services; ``/metrics`` serves it (shared/metrics/route.py)."""
     if settings.embedded:
         try:  # `pingura keys` may hold it for a moment when it found no server
             stack.enter_context(owning(settings.data_dir, wait_s=10))
         except DataDirBusy as exc:
             raise ConfigError(f"{exc} (is another `pingura serve` running there?)") from None
-    bus = await open_bus(settings)
+    metrics = Metrics(process_name(names))
+    bus = await open_bus(settings, metrics)
     stack.push_async_callback(bus.close)
     started = AsyncExitStack()
     stack.push_async_callback(started.aclose)
@@ -93,7 +99,8 @@ async def build(
     readiness = Readiness(names)
     app[READINESS] = readiness
     app.router.add_get("/healthz", healthz)
-    services = [build_service(name, settings, bus) for name in names]
+    mount_metrics(app, metrics, settings.metrics_token)
+    services = [build_service(name, settings, bus, metrics) for name in names]
     for service in services:
         service.mount(app, readiness)
 
@@ -113,6 +120,11 @@ async def build(
             started.push_async_callback(cancel_and_wait, asyncio.create_task(_housekeeping(bus)))
 
     return app, services, start_services
+
+
+def process_name(names: tuple[str, ...]) -> str:
+    """The ``process`` label of this process's metrics: ``serve``, or the one service it runs."""
+    return names[0] if len(names) == 1 else "serve"
 
 
 def ingest_elsewhere(settings: Settings, services: tuple[str, ...]) -> bool:
@@ -168,6 +180,22 @@ async def _start_ingest_process(stack: AsyncExitStack, settings: Settings, runne
     return port
 
 
+async def _listen(runner: web.AppRunner, settings: Settings, shared: bool) -> int:
+    """Listen on the public port; returns it. Ingest and query instances may share one
+    (``SO_REUSEPORT``); a process with neither (its port is for ``/metrics`` and ``/healthz``)
+    must have its own, so a second one on the same host fails here instead of taking a share
+    of another's requests."""
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=shared)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {settings.host}:{settings.port} ({exc.strerror or exc}): give each"
+            " service on this host its own --port (PINGURA_PORT)"
+        ) from None
+    return runner.addresses[0][1]
+
+
 async def run(
     settings: Settings, names: tuple[str, ...], ready: Callable[[int], Awaitable[None]] | None = None
 ) -> None:
@@ -181,29 +209,26 @@ async def run(
         app, _, start_services = await build(stack, settings, names)
         readiness = app[READINESS]
         serves_http = "ingest" in names or "query" in names
-        if serves_http:
-            from services.ingest.server import GuardedAppRunner
+        # Every process listens: the evaluator and the notifier (Kafka mode) for ``/healthz``
+        # and ``/metrics`` only.
+        from services.ingest.server import GuardedAppRunner
 
-            # Also for the API alone: every HTTP port must shed half-sent requests.
-            # keepalive_timeout: an idle kept-alive connection may hold a descriptor for 75 s
-            # (nginx's default), not aiohttp's hour.
-            runner = GuardedAppRunner(
-                app,
-                header_timeout_s=settings.header_timeout_s,
-                access_log=None,
-                handle_signals=False,
-                keepalive_timeout=75,
-            )
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            if ingest_elsewhere(settings, names):
-                port = await _start_ingest_process(stack, settings, runner)
-            else:
-                site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
-                await site.start()
-                port = runner.addresses[0][1]
+        # Also for the API alone: every HTTP port must shed half-sent requests.
+        # keepalive_timeout: an idle kept-alive connection may hold a descriptor for 75 s
+        # (nginx's default), not aiohttp's hour.
+        runner = GuardedAppRunner(
+            app,
+            header_timeout_s=settings.header_timeout_s,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=75,
+        )
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        if ingest_elsewhere(settings, names):
+            port = await _start_ingest_process(stack, settings, runner)
         else:
-            port = 0
+            port = await _listen(runner, settings, shared=serves_http)
         # The bus writer thread commits pings; while the loop runs a long pure-Python step
         # (an API page, an export) it waits for the GIL up to the switch interval each time.
         # 1 ms instead of 5 ms: measured ping p99 during list calls went from 371 ms to 28 ms

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,11 +44,23 @@ class ClickHouse:
         self._thread = thread
         self._release = release
         self._closed = False
+        self.observe: Callable[[str, float], None] | None = None
+        """``observe(op, seconds)`` after each call (``query``, ``command``, ``insert``), when set."""
 
-    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _run(self, fn: Callable[..., Any], *args: Any, op: str = "query", **kwargs: Any) -> Any:
         if self._closed:
             raise RuntimeError("ClickHouse client is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+        observe = self.observe
+
+        def call() -> Any:
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                if observe is not None:
+                    observe(op, time.perf_counter() - began)
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     async def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
         """Rows as tuples. Bind user input as ``{name:Type}`` placeholders in ``parameters``."""
@@ -61,7 +74,7 @@ class ClickHouse:
         return list(result.named_results())
 
     async def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
-        return await self._run(self._client.command, sql, parameters=parameters)
+        return await self._run(self._client.command, sql, op="command", parameters=parameters)
 
     async def insert(
         self,
@@ -72,8 +85,9 @@ class ClickHouse:
     ) -> None:
         """Insert rows (DateTime64 values as tz-aware ``datetime``, not numbers)."""
         await self._run(
-            self._client.insert, table, rows, column_names=list(column_names), settings=dict(settings or {})
-        )
+            self._client.insert, table, rows, op="insert", column_names=list(column_names),
+            settings=dict(settings or {}),
+        )  # fmt: skip
 
     async def insert_raw(
         self,
@@ -93,6 +107,7 @@ class ClickHouse:
             self._client.raw_insert,
             table,
             list(column_names),
+            op="insert",
             insert_block=payload,
             fmt=fmt,
             settings=dict(settings or {}),

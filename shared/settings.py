@@ -203,6 +203,9 @@ class Settings:
     session_secret: str | None = field(default=None, repr=False)
     """Signs session cookies; unset: ``<data-dir>/session-secret``, made on first start.
     Query instances behind one load balancer need the same one."""
+    metrics_token: str | None = field(default=None, repr=False)
+    """Lets a scraper read ``/metrics`` from anywhere, sent as ``Authorization: Bearer <token>``;
+    unset: ``/metrics`` answers loopback peers only (shared/metrics/route.py). Never logged."""
     log_level: str = "info"
     log_format: str = "console"
 

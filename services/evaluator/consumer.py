@@ -22,7 +22,18 @@ from shared import clock
 from shared.bus import Bus, Consumer, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE, cancel_and_wait
-from shared.events import Alert, IngestReported, InstanceRemoved, Ping, StatusRelayed, Tick, decode, encode
+from shared.events import (
+    Alert,
+    IngestReported,
+    InstanceRemoved,
+    Missed,
+    Ping,
+    StatusRelayed,
+    Tick,
+    decode,
+    encode,
+)  # fmt: skip
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -35,8 +46,16 @@ LAST_TICK_WINDOW_RECORDS = 2_000
 
 
 class Evaluator:
-    def __init__(self, settings: Settings, bus: Bus, topics: Topics, group: str = "evaluator"):
+    def __init__(
+        self,
+        settings: Settings,
+        bus: Bus,
+        topics: Topics,
+        group: str = "evaluator",
+        metrics: Metrics | None = None,
+    ):
         self._settings = settings
+        self._metrics = metrics
         self._bus = bus
         self._topics = topics
         self._group = group
@@ -293,11 +312,16 @@ class Evaluator:
             ),
             self._report(reports),
         )
+        metrics = self._metrics
         for event in outputs:
             if isinstance(event, Alert):
                 log.info(
                     "evaluator.alert.emitted", alert_id=event.id, kind=event.kind, monitor_id=event.monitor_id
                 )
+                if metrics is not None:
+                    metrics.alert(event.kind)
+            elif isinstance(event, Missed) and metrics is not None:
+                metrics.misses.inc()
 
     async def _report(self, reports: list[bytes]) -> None:
         """Ingest reports into partition 0, which tallies them (one operator alert per incident

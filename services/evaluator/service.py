@@ -9,6 +9,7 @@ from services.evaluator.consumer import Evaluator
 from services.evaluator.ticker import Ticker
 from services.parts import Parts, Readiness
 from shared.bus import Bus
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -16,9 +17,12 @@ from shared.topics import Topics
 class EvaluatorService:
     name = "evaluator"
 
-    def __init__(self, settings: Settings, bus: Bus):
+    def __init__(self, settings: Settings, bus: Bus, metrics: Metrics | None = None):
         topics = Topics(settings.topic_prefix)
-        self.evaluator = Evaluator(settings, bus, topics)
+        self.evaluator = Evaluator(settings, bus, topics, metrics=metrics)
+        if metrics is not None:
+            partitions = self.evaluator.partitions  # the same dict for the evaluator's life
+            metrics.watch_clock(lambda: {n: p.clock_ms for n, p in list(partitions.items())})
         self.ticker = Ticker(settings, bus, topics)
         self._parts = Parts()
 
@@ -33,5 +37,5 @@ class EvaluatorService:
         await self._parts.close()
 
 
-def build_evaluator(settings: Settings, bus: Bus) -> EvaluatorService:
-    return EvaluatorService(settings, bus)
+def build_evaluator(settings: Settings, bus: Bus, metrics: Metrics | None = None) -> EvaluatorService:
+    return EvaluatorService(settings, bus, metrics)

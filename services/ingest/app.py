@@ -17,6 +17,8 @@ answers; what a request means is read by :mod:`services.ingest.logic` the same w
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import hdrs, web
@@ -47,6 +49,7 @@ from shared.bus import Bus, BusUnavailable
 from shared.clock import now_ms
 from shared.events import Ping, encode
 from shared.ids import new_ping_id, token_key
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -58,6 +61,7 @@ BUS = web.AppKey("bus", Bus)
 SETTINGS = web.AppKey("settings", Settings)
 TOPICS = web.AppKey("topics", Topics)
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 _HEADERS = {"Cache-Control": "no-store"}
 UNAVAILABLE = "unavailable: could not store the ping, retry later"
 RETRY_AFTER_S = 5
@@ -355,14 +359,38 @@ async def handle_cronitor_telemetry(request: web.Request) -> web.Response:
     )
 
 
-def add_ingest_routes(app: web.Application) -> None:
+def measured(handler: Handler, fmt: str, metrics: Metrics | None) -> Handler:
+    """``handler``, counted and timed in ``metrics`` under the URL family ``fmt``."""
+    if metrics is None:
+        return handler
+    record = metrics.ping_recorder(fmt)
+
+    async def measured_handler(request: web.Request) -> web.Response:
+        began = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            record(time.perf_counter() - began, status)
+
+    return measured_handler
+
+
+def add_ingest_routes(app: web.Application, metrics: Metrics | None = None) -> None:
+    """The ping routes; with ``metrics``, each URL family counted and timed there."""
+    ping = measured(handle_ping, "pingura", metrics)
     for path in ("/api/heartbeat/{token}", "/api/heartbeat/{token}/{suffix}"):
-        app.router.add_post(path, handle_ping)
-        app.router.add_get(path, handle_ping)  # and HEAD: crontab one-liners use plain curl
+        app.router.add_post(path, ping)
+        app.router.add_get(path, ping)  # and HEAD: crontab one-liners use plain curl
+    healthchecks = measured(handle_healthchecks_ping, "healthchecks", metrics)
     for path in ("/ping/{first}", "/ping/{first}/{second}", "/ping/{first}/{second}/{third}"):
-        app.router.add_route("*", path, handle_healthchecks_ping)
-    app.router.add_route("*", "/api/push/{token}", handle_kuma_push)
-    app.router.add_route("*", "/p/{ping_key}/{slug}", handle_cronitor_telemetry)
+        app.router.add_route("*", path, healthchecks)
+    app.router.add_route("*", "/api/push/{token}", measured(handle_kuma_push, "kuma", metrics))
+    app.router.add_route(
+        "*", "/p/{ping_key}/{slug}", measured(handle_cronitor_telemetry, "cronitor", metrics)
+    )
 
 
 def ingest_app(settings: Settings, bus: Bus, topics: Topics, index: TokenIndex) -> web.Application:

@@ -13,6 +13,7 @@ from services.ingest.token_snapshot import SnapshotFile
 from services.parts import Parts, Readiness
 from shared.bus import Bus
 from shared.bus.local import LocalBus
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -20,9 +21,10 @@ from shared.topics import Topics
 class IngestService:
     name = "ingest"
 
-    def __init__(self, settings: Settings, bus: Bus):
+    def __init__(self, settings: Settings, bus: Bus, metrics: Metrics | None = None):
         self._settings = settings
         self._bus = bus
+        self._metrics = metrics
         self._topics = Topics(settings.topic_prefix)
         # On the embedded log a restart reads the index as of a saved offset, not the whole topic.
         snapshot = None
@@ -35,7 +37,7 @@ class IngestService:
         attach(
             app, self._settings, self._bus, self._topics, self.index
         )  # pings answer 503 until the index is ready
-        add_ingest_routes(app)
+        add_ingest_routes(app, self._metrics)
 
     async def start(self) -> None:
         await self._parts.start(self.index)
@@ -44,5 +46,5 @@ class IngestService:
         await self._parts.close()
 
 
-def build_ingest(settings: Settings, bus: Bus) -> IngestService:
-    return IngestService(settings, bus)
+def build_ingest(settings: Settings, bus: Bus, metrics: Metrics | None = None) -> IngestService:
+    return IngestService(settings, bus, metrics)

@@ -36,8 +36,10 @@ from services.ingest.app import SETTINGS, TOKEN_INDEX, add_ingest_routes, attach
 from services.ingest.server import BodyGate, GuardedAppRunner
 from services.ingest.store import TokenIndex
 from services.ingest.token_snapshot import SnapshotFile
+from services.ingest.worker_metrics import worker_metrics_handler
 from shared.bus.linked import LinkedBus
 from shared.logging import configure_logging
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -119,14 +121,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def worker_app(
-    settings: Settings, bus: LinkedBus, index: TokenIndex, upstream: aiohttp.ClientSession
+    settings: Settings,
+    bus: LinkedBus,
+    index: TokenIndex,
+    upstream: aiohttp.ClientSession,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=max(settings.max_api_body_bytes, settings.max_body_bytes))
     attach(app, settings, bus, Topics(settings.topic_prefix), index)
     app[UPSTREAM] = upstream
     app[BODIES] = BodyGate(settings.ping_body_timeout_s, settings.max_body_reads)
     app.router.add_get("/healthz", healthz)
-    add_ingest_routes(app)
+    if metrics is not None:  # both processes' metrics in one scrape (services/ingest/worker_metrics.py)
+        handler = worker_metrics_handler(metrics, settings.metrics_token, upstream, PEER_HEADER)
+        app.router.add_get("/metrics", handler, allow_head=False)
+    add_ingest_routes(app, metrics)
     app.router.add_route("*", "/{anything:.*}", forward)  # last: the ping routes match first
     return app
 
@@ -136,7 +145,9 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    metrics = Metrics("ingest")  # this process's own registry
     bus = LinkedBus(settings.data_dir / BUS_FILE, link)
+    bus.use_metrics(metrics)
     await bus.start()
     index = TokenIndex(
         bus,
@@ -150,7 +161,7 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
     )
     runner = GuardedAppRunner(
-        worker_app(settings, bus, index, upstream),
+        worker_app(settings, bus, index, upstream, metrics),
         header_timeout_s=settings.header_timeout_s,
         access_log=None,
         handle_signals=False,

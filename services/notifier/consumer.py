@@ -44,6 +44,7 @@ from shared.bus import Bus, BusUnavailable, Consumer, Record, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.clock import now_ms
 from shared.events import Alert, ChannelConfig, DeliveryAttempt, decode
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -75,8 +76,10 @@ class Notifier:
         poll_timeout_ms: int = 500,
         now_ms: Callable[[], int] = now_ms,
         rand: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
     ):
         self._settings = settings
+        self._metrics = metrics
         self._bus = bus
         self._topics = topics
         self._max_in_flight = max_in_flight or settings.delivery_max_pending
@@ -272,7 +275,7 @@ class Notifier:
         while True:
             if due_ms is not None:
                 wait_s = (due_ms - self._now_ms()) / 1000
-                if wait_s > 0 and await self._stopped_within(wait_s):
+                if wait_s > 0 and await self._waited_out(wait_s):
                     bound.info("notifier.alert.interrupted", attempt=attempt)
                     return False
             channel = self._channels.get(channel_id)
@@ -287,6 +290,17 @@ class Notifier:
             if outcome.outcome != "retrying":
                 return True
             first_attempt_ms, due_ms, attempt = outcome.first_attempt_ms, outcome.next_attempt_ms, attempt + 1
+
+    async def _waited_out(self, wait_s: float) -> bool:
+        """``_stopped_within``, counted in ``pingura_notifier_retries_waiting`` meanwhile."""
+        waiting = self._metrics.retries_waiting if self._metrics is not None else None
+        if waiting is not None:
+            waiting.inc()
+        try:
+            return await self._stopped_within(wait_s)
+        finally:
+            if waiting is not None:
+                waiting.dec()
 
     async def _try(
         self,
@@ -322,6 +336,8 @@ class Notifier:
         )  # fmt: skip
         if not await self._record(event, bound):
             return None
+        if self._metrics is not None:
+            self._metrics.delivery(channel.kind, decision.outcome)
         details = dict(attempt=attempt, status_code=result.status_code, latency_ms=result.latency_ms,
                        channel_kind=channel.kind, digest=sent.digest)  # fmt: skip
         if decision.outcome == "delivered":

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.notifier.channels import CHANNELS
 from services.notifier.consumer import Notifier
 from services.parts import Parts, Readiness
 from shared.bus import Bus
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -15,8 +17,10 @@ from shared.topics import Topics
 class NotifierService:
     name = "notifier"
 
-    def __init__(self, settings: Settings, bus: Bus):
-        self.notifier = Notifier(settings, bus, Topics(settings.topic_prefix))
+    def __init__(self, settings: Settings, bus: Bus, metrics: Metrics | None = None):
+        if metrics is not None:
+            metrics.know_channel_kinds(CHANNELS)
+        self.notifier = Notifier(settings, bus, Topics(settings.topic_prefix), metrics=metrics)
         self._parts = Parts()
 
     def mount(self, app: web.Application, readiness: Readiness) -> None:
@@ -29,5 +33,5 @@ class NotifierService:
         await self._parts.close()
 
 
-def build_notifier(settings: Settings, bus: Bus) -> NotifierService:
-    return NotifierService(settings, bus)
+def build_notifier(settings: Settings, bus: Bus, metrics: Metrics | None = None) -> NotifierService:
+    return NotifierService(settings, bus, metrics)

@@ -157,6 +157,15 @@ class HistoryWriter:
         """Records set aside because ClickHouse refused them (or the rows built from them)."""
         self._dead_letters = DeadLetters(bus, topics, "query.writer")
         self.events_written = 0
+        self._in_hand = 0
+        self.written_through_ms = int(time.time() * 1000)
+        """Bus timestamp of the newest record written (the start, until one is)."""
+
+    def progress(self) -> tuple[int, int]:
+        """(records not read yet, :attr:`written_through_ms`), for ``/metrics``."""
+        consumer = self._consumer
+        waiting = sum(consumer.lags().values()) if consumer is not None else 0
+        return waiting + self._in_hand, self.written_through_ms
 
     async def start(self) -> None:
         # A topic new to the group (deliveries, after an upgrade) is read from its start.
@@ -186,8 +195,11 @@ class HistoryWriter:
                 log.warning("query.writer.poll_failed", error=str(exc))
                 await self._sleep(self._retry_backoff_s)
                 continue
+            self._in_hand = len(records)
             if records and await self._write(records):
                 await self._commit(consumer, records)
+                self.written_through_ms = max(self.written_through_ms, records[-1].timestamp_ms)
+            self._in_hand = 0
 
     async def _gather(self, consumer: Consumer) -> list[Record]:
         records = await consumer.poll(MAX_BATCH_RECORDS, POLL_TIMEOUT_MS)

@@ -38,6 +38,7 @@ from shared.bus.view import ConfigView
 from shared.clickhouse import open_client
 from shared.events import ChannelConfig, MonitorConfig
 from shared.ids import new_api_key, new_id
+from shared.metrics import Metrics
 from shared.settings import Settings
 from shared.topics import Topics
 
@@ -47,9 +48,10 @@ log = structlog.get_logger()
 class QueryService:
     name = "query"
 
-    def __init__(self, settings: Settings, bus: Bus):
+    def __init__(self, settings: Settings, bus: Bus, metrics: Metrics | None = None):
         self._settings = settings
         self._bus = bus
+        self._metrics = metrics
         self._topics = topics = Topics(settings.topic_prefix)
         projects = ProjectsView(bus, topics.projects)
         keys = KeyIndex(bus, topics.keys, projects, failures_per_minute=settings.auth_failures_per_minute)
@@ -79,6 +81,8 @@ class QueryService:
     def mount(self, app: web.Application, readiness: Readiness) -> None:
         self._readiness = readiness
         readiness.ingest_incidents = lambda: len(self._statuses.ingest_incidents())
+        if self._metrics is not None:
+            self._metrics.watch_incidents(readiness.ingest_incidents)
         ctx = self.context
         api = api_app(ctx)
         api.middlewares.insert(0, until_ready(readiness, self.name, _starting))
@@ -101,6 +105,8 @@ class QueryService:
         parts.on_close(ctx.senders.close)  # last: after the HTTP server, no test or resend is under way
         ch = open_client(settings)
         parts.on_close(ch.close)
+        if self._metrics is not None:
+            ch.observe = self._metrics.clickhouse
         store = HistoryStore(ch, settings.history_retention_days)
         await store.migrate()
         await parts.start(ctx.projects)
@@ -117,14 +123,16 @@ class QueryService:
         ctx.started(store, Catalog(self._monitors, self._statuses))
         if settings.embedded:  # on Kafka, `pingura keys` publishes there itself
             await parts.start(ControlSocket(settings.data_dir, self.accounts))
-        await parts.start(HistoryWriter(settings, self._bus, self._topics, store))
+        writer = await parts.start(HistoryWriter(settings, self._bus, self._topics, store))
+        if self._metrics is not None:
+            self._metrics.watch_history(writer.progress)
 
     async def close(self) -> None:
         await self._parts.close()
 
 
-def build_query(settings: Settings, bus: Bus) -> QueryService:
-    return QueryService(settings, bus)
+def build_query(settings: Settings, bus: Bus, metrics: Metrics | None = None) -> QueryService:
+    return QueryService(settings, bus, metrics)
 
 
 def _starting(request: web.Request) -> web.Response:

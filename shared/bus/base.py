@@ -15,10 +15,14 @@ import abc
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from shared.errors import PinguraError
+
+if TYPE_CHECKING:
+    from shared.metrics import Metrics
 
 
 class BusUnavailable(PinguraError):
@@ -97,6 +101,11 @@ class Consumer(abc.ABC):
                 return False
         return True
 
+    def lags(self) -> dict[TopicPartition, int]:
+        """Records appended but not read yet, per assigned partition, as far as this consumer
+        knows without asking anyone (for ``/metrics``; sync and cheap)."""
+        return {}
+
     async def caught_up(self) -> bool:
         """True when every assigned partition has been read to its end."""
         return await self.reached(await self.end_offsets(self.assignment()))
@@ -118,6 +127,21 @@ class PositionedConsumer(Consumer):
 
 
 class Bus(abc.ABC):
+    kind = "local"
+    """The ``bus`` label of its metrics."""
+    metrics: Metrics | None = None
+    _append_seconds: Any = None  # a bound histogram: one publish, until durable
+
+    def use_metrics(self, metrics: Metrics) -> None:
+        """Record into ``metrics`` (publish latency; lag of its group consumers). Before start."""
+        self.metrics = metrics
+        self._append_seconds = metrics.bus_append(self.kind)
+
+    def _watch(self, group: str | None, consumer: Consumer) -> Consumer:
+        if group is not None and self.metrics is not None:
+            self.metrics.watch_consumer(group, consumer)
+        return consumer
+
     @abc.abstractmethod
     async def start(self) -> None: ...
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 
 import structlog
@@ -41,6 +42,8 @@ log = structlog.get_logger()
 
 
 class KafkaBus(Bus):
+    kind = "kafka"
+
     def __init__(self, settings: Settings):
         assert settings.kafka_bootstrap, "KafkaBus needs PINGURA_KAFKA_BOOTSTRAP"
         self._settings = settings
@@ -99,12 +102,15 @@ class KafkaBus(Bus):
         assert self._producer is not None
         if partition is None:
             partition = partition_for(key, self.partitions(topic))
+        began = time.perf_counter()
         try:
             async with asyncio.timeout(self._settings.publish_timeout_ms / 1000):
                 sent = await self._producer.send(topic, value, key=key.encode(), partition=partition)
                 metadata = await sent
         except (KafkaError, TimeoutError) as exc:
             raise BusUnavailable(f"kafka did not acknowledge: {type(exc).__name__}") from None
+        if self._append_seconds is not None:
+            self._append_seconds.observe(time.perf_counter() - began)
         return metadata.offset
 
     async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
@@ -138,7 +144,7 @@ class KafkaBus(Bus):
     ) -> Consumer:
         if group is None:
             return self.reader([(t, p) for t in topics for p in range(self.partitions(t))])
-        return KafkaConsumer(self, topics, group, on_assign, on_revoke)
+        return self._watch(group, KafkaConsumer(self, topics, group, on_assign, on_revoke))
 
 
 def _new_topic(spec: TopicSpec, replication: int) -> NewTopic:
@@ -191,6 +197,7 @@ class KafkaConsumer(Consumer):
         self._fixed = fixed
         self._consumer: AIOKafkaConsumer | None = None
         self._diagnoses: set[asyncio.Task] = set()
+        self._read_to: dict[TopicPartition, int] = {}  # next offset, as of the last poll
 
     def diagnose_later(self, assigned) -> None:
         task = asyncio.create_task(self.report_out_of_range(list(assigned)), name="kafka-offset-check")
@@ -275,6 +282,19 @@ class KafkaConsumer(Consumer):
         assert self._consumer is not None
         self._consumer.seek(KafkaTP(*tp), offset)
 
+    def lags(self) -> dict[TopicPartition, int]:
+        """The broker's high watermark (as of the last fetch) minus what was read, per owned
+        partition read at least once since it was assigned."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lags = {}
+        for tp in consumer.assignment():
+            end, read = consumer.highwater(tp), self._read_to.get((tp.topic, tp.partition))
+            if end is not None and read is not None:
+                lags[(tp.topic, tp.partition)] = max(0, end - read)
+        return lags
+
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         assert self._consumer is not None
         tps = [KafkaTP(*tp) for tp in partitions]
@@ -288,6 +308,8 @@ class KafkaConsumer(Consumer):
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         records: list[Record] = []
         for tp, messages in batches.items():
+            if messages:
+                self._read_to[(tp.topic, tp.partition)] = messages[-1].offset + 1
             for m in messages:
                 key = m.key.decode() if m.key is not None else ""
                 records.append(Record(tp.topic, tp.partition, m.offset, key, m.value, m.timestamp))

@@ -72,6 +72,8 @@ def frame(items: list) -> bytes:
 class LinkedBus(Bus):
     """A bus whose log another process owns: reads from the file, publishes through the owner."""
 
+    kind = "linked"
+
     def __init__(self, path: Path, link: Path):
         self._path = path
         self._link = link
@@ -138,7 +140,10 @@ class LinkedBus(Bus):
 
     # publishing through the owner ---------------------------------------------
     async def publish(self, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
+        began = time.perf_counter()
         offsets = await self._request(topic, partition, [(key, value)], many=False)
+        if self._append_seconds is not None:
+            self._append_seconds.observe(time.perf_counter() - began)
         return offsets[0]
 
     async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:

@@ -176,10 +176,17 @@ class LocalBus(Bus):
         """One record; with a full backlog this refuses at once (ingest answers 503)."""
         if self._pending_rows >= self._max_pending:
             raise BusUnavailable("too many records waiting for the disk")
+        began = time.perf_counter()
         future = asyncio.get_running_loop().create_future()
         rows = self._append(topic, [(key, value)], partition, future)
         await future
+        if self._append_seconds is not None:
+            self._append_seconds.observe(time.perf_counter() - began)
         return rows[0][2]
+
+    def use_metrics(self, metrics) -> None:
+        super().use_metrics(metrics)
+        self._writer.commit_seconds = metrics.bus_fsync_seconds
 
     def append_from_thread(
         self,
@@ -336,7 +343,7 @@ class LocalBus(Bus):
         on_assign: PartitionsCallback | None = None,
         on_revoke: PartitionsCallback | None = None,
     ) -> Consumer:
-        return LocalConsumer(self, topics, group, on_assign, on_revoke)
+        return self._watch(group, LocalConsumer(self, topics, group, on_assign, on_revoke))
 
     # housekeeping ------------------------------------------------------------
     async def compact(self, now_ms: int | None = None) -> int:

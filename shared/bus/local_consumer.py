@@ -97,6 +97,9 @@ class LocalConsumer(PositionedConsumer):
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self._bus.end_offset(tp) for tp in partitions}
 
+    def lags(self) -> dict[TopicPartition, int]:
+        return {tp: max(0, self._bus.end_offset(tp) - pos) for tp, pos in list(self._positions.items())}
+
     async def poll(self, max_records: int = 1000, timeout_ms: int = 1000) -> list[Record]:
         deadline = time.monotonic() + timeout_ms / 1000
         if self._appended is None:

@@ -21,6 +21,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,8 @@ class LogWriter:
         self._ready = threading.Event()
         self._conn: sqlite3.Connection | None = None
         self._start_error: BaseException | None = None
+        self.commit_seconds: Any = None
+        """A histogram observing each append transaction (its fsync included), when set."""
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -133,8 +136,11 @@ class LogWriter:
                 i += 1
             rows = [row for batch_rows, _ in batches for row in batch_rows]
             try:
+                began = time.perf_counter()
                 _insert(self._conn, rows)
                 error = None
+                if self.commit_seconds is not None:
+                    self.commit_seconds.observe(time.perf_counter() - began)
             except BaseException as exc:  # noqa: BLE001 - disk full, I/O error: none of these rows is durable; each waiter gets it
                 error = exc
             for batch_rows, token in batches:

@@ -17,6 +17,7 @@ import pytest
 
 from shared.bus import partition_for
 from tests.e2e.conftest import API_KEY, end_process, eventually, free_port
+from tests.e2e.test_metrics import scrape, total
 from tests.real_services import start_local_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -99,9 +100,10 @@ async def stack(kafka_bootstrap, tmp_path):
     s = Stack(kafka_bootstrap, tmp_path)
     s.add("query", "query", "--port", str(s.query_port), "--data-dir", str(tmp_path / "query"))
     s.add("ingest", "ingest", "--port", str(s.ingest_port))
-    s.add("evaluator-1", "evaluator")
-    s.add("evaluator-2", "evaluator")
-    s.add("notifier", "notifier")
+    # Every process listens (the evaluator and the notifier for /healthz and /metrics): a port each.
+    s.add("evaluator-1", "evaluator", "--port", str(free_port()))
+    s.add("evaluator-2", "evaluator", "--port", str(free_port()))
+    s.add("notifier", "notifier", "--port", str(free_port()))
     try:
         await wait_http(f"{s.api}/healthz")
         await wait_http(f"{s.ingest}/api/heartbeat/x")
@@ -185,7 +187,7 @@ async def test_separate_services_detect_a_miss_and_survive_a_killed_evaluator(st
 
     # A new evaluator joins: partitions move again, state moves with them (it logs its share
     # once their snapshots are read), nobody is paged twice (the `up` below comes next).
-    stack.add("evaluator-3", "evaluator")
+    stack.add("evaluator-3", "evaluator", "--port", str(free_port()))
     await eventually(
         lambda: busy_pinged_then(lambda: assigned(stack, "evaluator-3")), timeout_s=45, interval_s=0.7
     )
@@ -223,6 +225,40 @@ async def test_separate_services_detect_a_miss_and_survive_a_killed_evaluator(st
         f"{silent['id']}:1:up",
         f"{silent['id']}:2:down",
     ], stack.logs()
+    await _each_service_exports_its_metrics(stack)
+
+
+async def _each_service_exports_its_metrics(stack: Stack) -> None:
+    """``/metrics`` of every live process of this deployment, each counting its own work."""
+    scraped = {}
+    for name, service in stack.services.items():
+        if service.proc is not None and service.proc.poll() is None:
+            port = int(service.args[service.args.index("--port") + 1])
+            scraped[name] = await scrape(f"http://127.0.0.1:{port}")
+    assert {s.labels["process"] for f in scraped["evaluator-3"].values() for s in f.samples} == {"evaluator"}
+    assert total(scraped["ingest"], "pingura_pings_accepted", format="pingura") > 0
+    assert (
+        total(
+            scraped["ingest"], "pingura_bus_append_seconds", "pingura_bus_append_seconds_count", bus="kafka"
+        )
+        > 0
+    )
+    # The alerts the receiver got: emitted by the evaluators alive now, sent by the notifier.
+    assert (
+        sum(total(scraped[n], "pingura_evaluator_alerts", kind="up") for n in scraped if "evaluator" in n)
+        >= 1
+    )
+    assert (
+        total(scraped["notifier"], "pingura_notifier_deliveries", channel_kind="webhook", outcome="delivered")
+        == 3
+    )
+    groups = {s.labels["group"] for s in scraped["notifier"]["pingura_consumer_lag_records"].samples}
+    assert groups == {"notifier"}
+    assert "pingura_history_writer_lag_seconds" in scraped["query"]
+    ch = "pingura_clickhouse_query_seconds_count"
+    assert total(scraped["query"], "pingura_clickhouse_query_seconds", ch, op="insert") > 0
+    evaluators = [n for n in scraped if "evaluator" in n]
+    assert any(total(scraped[n], "pingura_evaluator_clock_behind_seconds") > 0 for n in evaluators)
 
 
 async def _owner(stack, partition):

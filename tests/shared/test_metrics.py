@@ -1,0 +1,206 @@
+"""The metrics declarations, their exposition, and who may read ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+import prometheus_client
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.metrics import REFUSAL_REASONS, Metrics
+from shared.metrics.exposition import labelled, merged, parse, render
+from shared.metrics.route import (
+    FORWARDED,
+    NO_TOKEN_SET,
+    NOT_LOOPBACK,
+    WRONG_TOKEN,
+    is_loopback,
+    mount_metrics,
+    refusal,
+)
+
+
+def scrape(metrics: Metrics) -> dict[str, prometheus_client.Metric]:
+    text = render(list(labelled(metrics.registry.collect(), metrics.process))).decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def value(families, name: str, sample: str | None = None, **labels: str) -> float:
+    for s in families[name].samples:
+        if (sample is None or s.name == sample) and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise KeyError((name, sample, labels))
+
+
+class Partitioned:
+    """A consumer as the metrics see one: it knows its lag per partition."""
+
+    def __init__(self, lags: dict[tuple[str, int], int]):
+        self._lags = lags
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        return self._lags
+
+
+def test_each_metrics_has_its_own_registry_and_nothing_goes_to_the_global_one():
+    a, b = Metrics("serve"), Metrics("serve")  # a second one declares the same names freely
+    a.ping_recorder("pingura")(0.01, 200)
+    b.ping_recorder("pingura")
+    assert value(scrape(a), "pingura_pings_accepted", format="pingura") == 1
+    assert value(scrape(b), "pingura_pings_accepted", format="pingura") == 0
+    assert not [m for m in prometheus_client.REGISTRY.collect() if m.name.startswith("pingura_")]
+
+
+def test_pings_are_counted_by_format_and_a_bounded_reason():
+    metrics = Metrics("serve")
+    kuma, odd = metrics.ping_recorder("kuma"), metrics.ping_recorder("a-token-maybe")
+    kuma(0.002, 200)
+    kuma(0.003, 404)
+    kuma(0.001, 413)
+    kuma(0.001, 418)  # no reason of its own
+    odd(0.001, 201)
+    families = scrape(metrics)
+    assert value(families, "pingura_pings_accepted", format="kuma") == 1
+    assert value(families, "pingura_pings_refused", format="kuma", reason="not_found") == 1
+    assert value(families, "pingura_pings_refused", format="kuma", reason="too_large") == 1
+    assert value(families, "pingura_pings_refused", format="kuma", reason="other") == 1
+    assert value(families, "pingura_pings_accepted", format="other") == 1
+    count = "pingura_ping_answer_seconds_count"
+    assert value(families, "pingura_ping_answer_seconds", count, format="kuma") == 4
+    reasons = {s.labels["reason"] for s in families["pingura_pings_refused"].samples}
+    assert reasons == set(REFUSAL_REASONS.values()) | {"other"}
+
+
+def test_label_values_outside_their_sets_are_counted_as_other():
+    metrics = Metrics("notifier")
+    metrics.know_channel_kinds(["webhook", "email"])
+    metrics.delivery("webhook", "delivered")
+    metrics.delivery("https://hooks.example/secret", "delivered")
+    metrics.alert("down")
+    metrics.alert("something new")
+    metrics.clickhouse("query", 0.01)
+    families = scrape(metrics)
+    deliveries = "pingura_notifier_deliveries"
+    assert value(families, deliveries, channel_kind="webhook", outcome="delivered") == 1
+    assert value(families, deliveries, channel_kind="other", outcome="delivered") == 1
+    assert value(families, deliveries, channel_kind="email", outcome="failed") == 0  # there from the start
+    assert value(families, "pingura_evaluator_alerts", kind="down") == 1
+    assert value(families, "pingura_evaluator_alerts", kind="other") == 1
+    assert value(families, "pingura_evaluator_alerts", kind="ingest_up") == 0
+    count = "pingura_clickhouse_query_seconds_count"
+    assert value(families, "pingura_clickhouse_query_seconds", count, op="query") == 1
+
+
+def test_what_is_read_at_scrape_time():
+    metrics = Metrics("serve")
+    a, b = (
+        Partitioned({("pingura.pings", 0): 5, ("pingura.pings", 1): 0}),
+        Partitioned({("pingura.alerts", 0): 2}),
+    )
+    metrics.watch_consumer("evaluator", a)
+    metrics.watch_consumer("notifier", b)
+    now_ms = int(time.time() * 1000)
+    metrics.watch_clock(lambda: {0: now_ms - 4000, 1: 0})  # partition 1: no tick read yet
+    waiting = {"n": 0}
+    metrics.watch_history(lambda: (waiting["n"], now_ms - 60_000))
+    metrics.watch_incidents(lambda: 2)
+    families = scrape(metrics)
+    lag = "pingura_consumer_lag_records"
+    assert value(families, lag, group="evaluator", topic="pingura.pings", partition="0") == 5
+    assert value(families, lag, group="notifier", topic="pingura.alerts", partition="0") == 2
+    behind = value(families, "pingura_evaluator_clock_behind_seconds", partition="0")
+    assert 4 <= behind < 60
+    assert [s.labels["partition"] for s in families["pingura_evaluator_clock_behind_seconds"].samples] == [
+        "0"
+    ]
+    assert value(families, "pingura_history_writer_lag_seconds") == 0  # nothing waiting
+    waiting["n"] = 3
+    assert value(scrape(metrics), "pingura_history_writer_lag_seconds") >= 60
+    assert value(families, "pingura_ingest_incidents_open") == 2
+    del a  # a consumer that is gone is no longer reported
+    assert {s.labels["group"] for s in scrape(metrics)[lag].samples} == {"notifier"}
+
+
+def test_every_sample_names_its_process_and_two_processes_merge_into_one_family_each():
+    serve, ingest = Metrics("serve"), Metrics("ingest")
+    serve.ping_recorder("pingura")(0.01, 200)
+    ingest.ping_recorder("pingura")(0.01, 200)
+    ingest.ping_recorder("pingura")(0.01, 503)
+    theirs = parse(render(list(labelled(serve.registry.collect(), "serve"))).decode())
+    text = render(merged(labelled(ingest.registry.collect(), "ingest"), theirs)).decode()
+    assert text.count("# TYPE pingura_pings_accepted_total counter") == 1
+    assert "_created" not in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert value(families, "pingura_pings_accepted", process="serve", format="pingura") == 1
+    assert value(families, "pingura_pings_accepted", process="ingest", format="pingura") == 1
+    assert value(families, "pingura_pings_refused", process="ingest", reason="unavailable") == 1
+    assert all("process" in s.labels for f in families.values() for s in f.samples)
+
+
+@pytest.mark.parametrize(
+    ("remote", "headers", "token", "expected"),
+    [
+        ("127.0.0.1", {}, None, None),
+        ("127.8.0.3", {}, "t0ken", None),
+        ("::1", {}, None, None),
+        ("::ffff:127.0.0.1", {}, None, None),
+        ("10.0.0.7", {}, None, NOT_LOOPBACK),
+        ("", {}, None, NOT_LOOPBACK),
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.9"}, None, FORWARDED),
+        ("127.0.0.1", {"Forwarded": "for=203.0.113.9"}, None, FORWARDED),
+        ("127.0.0.1", {"X-Real-IP": "203.0.113.9"}, "t0ken", FORWARDED),
+        ("203.0.113.9", {"Authorization": "Bearer t0ken"}, "t0ken", None),
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.9", "Authorization": "bearer t0ken"}, "t0ken", None),
+        ("203.0.113.9", {"Authorization": "Bearer t0ke"}, "t0ken", WRONG_TOKEN),
+        ("203.0.113.9", {"Authorization": "Basic t0ken"}, "t0ken", WRONG_TOKEN),
+        (
+            "127.0.0.1",
+            {"Authorization": "Bearer wrong"},
+            "t0ken",
+            WRONG_TOKEN,
+        ),  # a wrong one is never ignored
+        ("127.0.0.1", {"Authorization": "Bearer t0ken"}, None, NO_TOKEN_SET),
+        ("203.0.113.9", {"Authorization": "Bearer ünïcode"}, "t0ken", WRONG_TOKEN),
+    ],
+)
+def test_who_may_scrape(remote, headers, token, expected):
+    assert refusal(remote, headers, token) == expected
+
+
+def test_loopback_is_read_from_the_address_not_its_spelling():
+    assert is_loopback("127.0.0.1") and is_loopback("::1")
+    assert not is_loopback("localhost") and not is_loopback("0.0.0.0") and not is_loopback(None)
+
+
+async def test_the_route_over_real_http_answers_loopback_and_refuses_a_forwarded_request_in_one_line():
+    metrics = Metrics("serve")
+    metrics.ping_recorder("pingura")(0.01, 200)
+    app = web.Application()
+    mount_metrics(app, metrics, "s3cret-token")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+                assert r.status == 200
+                assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                families = {f.name: f for f in text_string_to_metric_families(await r.text())}
+            assert value(families, "pingura_pings_accepted", format="pingura", process="serve") == 1
+            async with session.get(
+                f"http://127.0.0.1:{port}/metrics", headers={"X-Forwarded-For": "203.0.113.9"}
+            ) as r:
+                assert r.status == 403
+                assert (await r.text()) == FORWARDED + "\n"
+            async with session.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"X-Forwarded-For": "203.0.113.9", "Authorization": "Bearer s3cret-token"},
+            ) as r:
+                assert r.status == 200
+    finally:
+        await runner.cleanup()
