@@ -50,22 +50,28 @@ PAGES = {
     r"/heartbeats/{id:[A-Za-z0-9_-]+}": "detail.html",
     "/channels": "channels.html",
     "/maintenance": "maintenance.html",
+    "/settings": "settings.html",
 }
+PUBLIC_PAGES = {r"/status/{key:[A-Za-z0-9_-]{1,64}}": "status.html"}
+"""Pages anyone may load: a project's status page, whose key in the URL its script sends to
+``/api/v1/status-page/{key}`` (a wrong key: the page says so, from that answer's 404). The
+same file for every key, so it may be cached a little; never indexed."""
+PUBLIC_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=60", "X-Robots-Tag": "noindex"}
 
 
-def _file_response(path: Path) -> web.FileResponse:
-    return web.FileResponse(path, headers={**SECURITY_HEADERS, "Content-Type": CONTENT_TYPES[path.suffix]})
+def _file_response(path: Path, headers: dict[str, str] = SECURITY_HEADERS) -> web.FileResponse:
+    return web.FileResponse(path, headers={**headers, "Content-Type": CONTENT_TYPES[path.suffix]})
 
 
 def _not_found() -> web.Response:
     return web.Response(status=404, text="not found\n", headers=SECURITY_HEADERS)
 
 
-def _page(filename: str):
+def _page(filename: str, headers: dict[str, str] = SECURITY_HEADERS):
     path = STATIC_DIR / filename
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return _file_response(path)
+        return _file_response(path, headers)
 
     handler.__name__ = f"page_{path.stem}"
     return handler
@@ -95,4 +101,6 @@ def add_page_routes(app: web.Application) -> None:
     """Register the dashboard pages and ``/static/...`` on ``app`` (GET and HEAD)."""
     for url, filename in PAGES.items():
         app.router.add_get(url, _page(filename))
+    for url, filename in PUBLIC_PAGES.items():
+        app.router.add_get(url, _page(filename, PUBLIC_HEADERS))
     app.router.add_get("/static/{path:.+}", static_file)
