@@ -79,6 +79,8 @@ async def update_project(request: web.Request, body: ProjectUpdate) -> web.Respo
     Healthchecks keeps its slug URLs), if no other project has it (the refusal says no more)."""
     changes = msgspec.structs.asdict(body)
     if isinstance(body.ping_key, str):
+        if len(body.ping_key) != 22:  # the pattern's $ would take a final "\n"
+            return error(400, "ping_key: must be 22 characters of A-Z, a-z, 0-9, - and _", "ping_key")
         project_id = request[PROJECT].id
         if any(
             p.ping_key == body.ping_key and p.id != project_id for p in request.app[API].projects.values()

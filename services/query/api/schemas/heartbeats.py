@@ -67,7 +67,7 @@ from services.query.validation import (
     zone_field,
 )
 from shared.events import STATUSES, MonitorStatus
-from shared.ids import UUID_PATTERN
+from shared.ids import UUID_PATTERN, UUID_TOKEN
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
@@ -240,6 +240,12 @@ class HeartbeatCreate(HeartbeatUpdate, kw_only=True, forbid_unknown_fields=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if isinstance(self.token, str) and not UUID_TOKEN.fullmatch(
+            self.token
+        ):  # the pattern's $ takes a "\n"
+            raise InvalidField(
+                "token", "must be a UUID in lower case, such as 5bf38cbe-6f6b-4c3e-9c0d-7c1a2b3c4d5e"
+            )
         if self.interval is UNSET and self.schedule in (None, UNSET):
             raise InvalidField("interval", INTERVAL_REQUIRED)
 

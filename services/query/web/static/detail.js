@@ -153,6 +153,10 @@
     $("#crumb").textContent = h.name;
     $("#edit").href = base + "/edit";
     $("#pause").textContent = h.paused ? "Resume" : "Pause";
+    // Plain text as written (its lines kept by the <pre>), never read as HTML.
+    const description = $("#hb-description");
+    if (description.textContent !== (h.description || "")) description.textContent = h.description || "";
+    P.show(description, Boolean(h.description));
 
     const panel = $("#status-panel");
     panel.className = "status-panel status-panel-" + (P.STATUS_LABELS[h.status] ? h.status : "new");

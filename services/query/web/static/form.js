@@ -27,7 +27,7 @@
     name: "#f-name", interval: "#f-interval", grace: "#f-grace",
     max_consecutive_misses: "#f-misses", channels: "#channel-choices input", tags: "#f-tags",
     schedule: "#f-schedule", timezone: "#f-timezone", max_runtime: "#f-max-runtime",
-    recovery_threshold: "#f-recovery", reminder_interval: "#f-reminder", slug: "#f-slug",
+    recovery_threshold: "#f-recovery", reminder_interval: "#f-reminder", slug: "#f-slug", description: "#f-description",
     depends_on: "#f-depends-search", depends_on_tags: "#f-depends-tags", flap_changes: "#f-flap-changes",
     flap_window: "#f-flap-window", flap_stable: "#f-flap-stable",
     "fleet": "#fleet-on", "fleet.min_instances": "#f-fleet-min", "fleet.min_percent": "#f-fleet-percent",
@@ -303,6 +303,8 @@
       reminder_interval: $("#f-reminder").value.trim() || null,
       channels: P.$$("#channel-choices input:checked").map((i) => i.value),
       tags: tagList("#f-tags"),
+      // As typed (its lines and tabs kept); the browser gives a textarea's line ends as "\n".
+      description: $("#f-description").value,
       depends_on: [...dependencies.keys()],
       depends_on_tags: tagList("#f-depends-tags"),
       // Empty: the default (null also puts the default back on an edit).
@@ -376,6 +378,7 @@
       $("#f-reminder").value = P.durationInput(original.reminder_interval);
       $("#f-slug").value = original.slug || "";
       $("#f-tags").value = (original.tags || []).join(", ");
+      $("#f-description").value = original.description || "";
       $("#f-depends-tags").value = (original.depends_on_tags || []).join(", ");
       $("#f-flap-changes").value = original.flap_changes === null || original.flap_changes === undefined ? "" : original.flap_changes;
       $("#f-flap-window").value = P.durationInput(original.flap_window);
