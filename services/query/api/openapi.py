@@ -40,6 +40,7 @@ ERRORS = {
                        f"write with the session cookie but without its ``{CSRF_HEADER}``."),
     404: ("NotFound", "No such resource in the caller's project (another project's ids are 404 too)."),
     405: ("MethodNotAllowed", "The path exists, but not with this method (``Allow`` lists those that do)."),
+    409: ("Conflict", "Taken: a token or ping key of the caller's choosing that another heartbeat or project has."),
     413: ("PayloadTooLarge", "The body is larger than the server accepts."),
     415: ("UnsupportedMediaType", "A body that is not JSON (``Content-Type`` other than JSON, or a charset other "
                                  "than UTF-8)."),
