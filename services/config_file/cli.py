@@ -136,6 +136,7 @@ def export_text(server: ServerState, url: str) -> str:
         channels.append(shown)
         variables += named
     heartbeats = sorted((h for h in server.heartbeats if h.get("slug")), key=lambda h: h["slug"])
+    windows = [state.current_window(w, names) for w in server.windows]
     document: dict[str, Any] = {
         "version": 1,
         "channels": channels,
@@ -143,7 +144,7 @@ def export_text(server: ServerState, url: str) -> str:
             _escaped(state.heartbeat_file_form(state.current_heartbeat(h, names))) for h in heartbeats
         ],
         "maintenance": [
-            _escaped(state.window_file_form(state.current_window(w, names))) for w in server.windows
+            _escaped(state.window_file_form(w)) for w in windows if not state.unmanaged_window(w)
         ],
     }
     lines = [f"# Written by `pingura export` from {url}; apply with `pingura apply -f FILE`."]
@@ -152,10 +153,12 @@ def export_text(server: ServerState, url: str) -> str:
             "# Secrets are not exported: each is an ${ENV_VAR} reference; set these before applying:"
         )
         lines += [f"#   {name}" for name in variables]
-    unmanaged = [h for h in server.heartbeats if not h.get("slug")]
+    unmanaged = [f"heartbeat {state.UNMANAGED}{h['id']}" for h in server.heartbeats if not h.get("slug")]
+    unmanaged += [f"window {w['name']!r}" for w in windows if state.unmanaged_window(w)]
     if unmanaged:
-        lines.append("# Left out, not managed by files (no slug): " + ", ".join(
-            f"{state.UNMANAGED}{h['id']}" for h in unmanaged))  # fmt: skip
+        lines.append(
+            "# Left out, not managed by files (no slug, or covering only such): " + ", ".join(unmanaged)
+        )
     return "\n".join(lines) + "\n" + dump(document)
 
 

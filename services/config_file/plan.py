@@ -126,7 +126,9 @@ def make_plan(
         for key, item in present.items():
             if key in wanted:
                 continue
-            if prune:
+            if kind == "maintenance window" and state.unmanaged_window(describe(item)):  # type: ignore[arg-type]
+                plan.unmanaged.append(f"maintenance window {key!r} (covers only heartbeats without a slug)")
+            elif prune:
                 deletes.append(Step("delete", kind, key, item["id"], before=describe(item)))  # type: ignore[arg-type]
             else:
                 plan.kept.append(f"{kind} {key!r}")

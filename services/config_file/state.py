@@ -57,7 +57,7 @@ def unmanaged(refs: list[str]) -> list[str]:
 def current_heartbeat(answer: dict[str, Any], names: Names) -> Canonical:
     out = {f: answer.get(f) for f in HEARTBEAT_FIELDS}
     out["channels"] = [names.channel(c) for c in answer.get("channels", [])]
-    out["depends_on"] = [names.heartbeat(h) for h in answer.get("depends_on", [])]
+    out["depends_on"] = sorted(names.heartbeat(h) for h in answer.get("depends_on", []))
     if out.get("schedule") is not None:
         out["interval"] = None
     return out
@@ -75,8 +75,8 @@ def desired_heartbeat(spec: Any, body: HeartbeatCreate, current: Canonical | Non
     if out.get("muted_until") is not None:
         out["muted_until"] = muted_until_text(muted_until_ms(out["muted_until"]))
     if current is not None:
-        out["depends_on"] = out["depends_on"] + [d for d in unmanaged(current["depends_on"])
-                                                 if d not in out["depends_on"]]  # fmt: skip
+        out["depends_on"] = out["depends_on"] + unmanaged(current["depends_on"])
+    out["depends_on"] = sorted(set(out["depends_on"]))  # a set: the order is not the file's to keep
     return out
 
 
@@ -153,7 +153,7 @@ def channel_export(answer: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 # maintenance windows -------------------------------------------------------------------------
 def _covering(covering: dict[str, Any], heartbeats: list[str]) -> dict[str, Any]:
-    return {"heartbeats": heartbeats, "tags": covering.get("tags", []),
+    return {"heartbeats": sorted(set(heartbeats)), "tags": covering.get("tags", []),
             "whole_project": covering.get("whole_project", False)}  # fmt: skip
 
 
@@ -178,9 +178,20 @@ def desired_window(spec: Any, body: MaintenanceCreate, current: Canonical | None
         out["starts_at"] = current["starts_at"] if current is not None else None
     covered = list(spec.covering.heartbeats)
     if current is not None:
-        covered += [h for h in unmanaged(current["covering"]["heartbeats"]) if h not in covered]
+        covered += unmanaged(current["covering"]["heartbeats"])
     out["covering"] = _covering(msgspec.to_builtins(spec.covering), covered)
     return out
+
+
+def unmanaged_window(canonical: Canonical) -> bool:
+    """Covering only heartbeats without a slug: a file could not say what it covers."""
+    covering = canonical["covering"]
+    return (
+        bool(covering["heartbeats"])
+        and all(h.startswith(UNMANAGED) for h in covering["heartbeats"])
+        and not covering["tags"]
+        and not covering["whole_project"]
+    )
 
 
 def window_file_form(canonical: Canonical) -> dict[str, Any]:

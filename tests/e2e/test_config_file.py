@@ -169,7 +169,10 @@ def test_export_applied_back_is_an_empty_plan(server, project, run, tmp_path):
     assert SECRETS["HOOK_TOKEN"] not in text and SECRETS["SLACK_PATH"] not in text
     assert "Authorization: ${PINGURA_CHANNEL_OPS_HOOK_HEADERS_AUTHORIZATION}" in text
     assert "url: ${PINGURA_CHANNEL_TEAM_CHAT_URL}" in text
-    assert "#   PINGURA_CHANNEL_TEAM_CHAT_URL" in text and "Left out, not managed by files (no slug)" in text
+    assert (
+        "#   PINGURA_CHANNEL_TEAM_CHAT_URL" in text
+        and "Left out, not managed by files (no slug, or covering only such): heartbeat id:hb_" in text
+    )
     assert "token" not in text and "ping_url" not in text
     # The variables hold the secrets the file had: the export, applied back, changes nothing.
     env = {"PINGURA_CHANNEL_OPS_HOOK_HEADERS_AUTHORIZATION": f"Bearer {SECRETS['HOOK_TOKEN']}",
@@ -204,3 +207,37 @@ def test_a_bad_file_is_refused_naming_the_place_and_nothing_is_applied(server, p
     assert code == 2 and out == ""
     assert err.startswith("pingura apply: heartbeats[0].grace: ") and err.count("\n") == 1
     assert call(server, project, "GET", "/channels")["channels"] == []
+
+
+def test_a_changed_channel_is_replaced_and_a_dependency_can_turn_around(server, project, run):
+    assert run("apply", "-f", run.file, text=FILE)[0] == 0
+    old = {c["name"]: c["id"] for c in call(server, project, "GET", "/channels")["channels"]}
+    loose = call(
+        server,
+        project,
+        "POST",
+        "/heartbeats",
+        {"name": "Loose", "interval": 60, "channels": [old["ops-hook"]]},
+    )
+    turned = (
+        FILE.replace("/hook", "/hook2")
+        .replace("    depends_on: [db-backup]\n", "")
+        .replace("    tags: [db]\n", "    tags: [db]\n    depends_on: [nightly-report]\n")
+    )
+    code, out, err = run("apply", "-f", run.file, text=turned)
+    assert code == 0, err
+    assert "~ channel 'ops-hook' (replaced" in out and "    -  url: http://127.0.0.1:9/hook\n" in out
+    assert f"deleted channel 'ops-hook (replaced)' ({old['ops-hook']})" in out
+    now = {c["name"]: c["id"] for c in call(server, project, "GET", "/channels")["channels"]}
+    assert now["ops-hook"] != old["ops-hook"] and now["team-chat"] == old["team-chat"]
+    made = heartbeats(server, project)
+    assert made["db-backup"]["channels"] == [now["ops-hook"]]
+    assert made["nightly-report"]["channels"] == [now["ops-hook"], now["team-chat"]]
+    assert made["db-backup"]["depends_on"] == [made["nightly-report"]["id"]]
+    assert made["nightly-report"]["depends_on"] == []
+    # A heartbeat the file does not manage is moved to the new channel too.
+    assert call(server, project, "GET", f"/heartbeats/{loose['id']}")["channels"] == [now["ops-hook"]]
+    assert run("apply", "-f", run.file)[1].endswith("No changes: the server matches the file.\n")
+    # --force-secrets re-sends the channels holding secrets, which the server shows masked.
+    code, out, err = run("apply", "-f", run.file, "--force-secrets")
+    assert code == 0 and "Plan: 0 to create, 2 to change, 0 to delete." in out, err
