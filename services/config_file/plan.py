@@ -126,7 +126,7 @@ def make_plan(
         for key, item in present.items():
             if key in wanted:
                 continue
-            if kind == "maintenance window" and state.unmanaged_window(describe(item)):  # type: ignore[arg-type]
+            if kind == "maintenance window" and state.unmanaged_window(describe(item)):
                 plan.unmanaged.append(f"maintenance window {key!r} (covers only heartbeats without a slug)")
             elif prune:
                 deletes.append(Step("delete", kind, key, item["id"], before=describe(item)))  # type: ignore[arg-type]

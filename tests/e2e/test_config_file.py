@@ -86,7 +86,7 @@ def run(server, project, monkeypatch, capsys, tmp_path):
         out, err = capsys.readouterr()
         return code, out, err
 
-    go.file = str(tmp_path / "pingura.yaml")  # type: ignore[attr-defined]
+    go.file = str(tmp_path / "pingura.yaml")
     return go
 
 
