@@ -74,6 +74,8 @@ def desired_heartbeat(spec: Any, body: HeartbeatCreate, current: Canonical | Non
         out["interval"] = None
     if out.get("muted_until") is not None:
         out["muted_until"] = muted_until_text(muted_until_ms(out["muted_until"]))
+    elif spec.muted_until is UNSET and current is not None:
+        out["muted_until"] = current["muted_until"]  # a mute is an operator's, unless the file says
     if current is not None:
         out["depends_on"] = out["depends_on"] + unmanaged(current["depends_on"])
     out["depends_on"] = sorted(set(out["depends_on"]))  # a set: the order is not the file's to keep

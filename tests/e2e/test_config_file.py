@@ -199,6 +199,9 @@ def test_a_read_only_key_may_plan_and_export_but_not_apply(server, project, run,
     assert run("apply", "-f", run.file, "--dry-run")[0] == 0
     assert run("export")[0] == 0
     assert call(server, project, "GET", "/channels")["channels"] == []
+    monkeypatch.setenv("PINGURA_API_KEY", "pk_" + "x" * 43)
+    code, out, err = run("export")
+    assert code == 1 and err.startswith("pingura export: the API key was refused (GET /heartbeats")
 
 
 def test_a_bad_file_is_refused_naming_the_place_and_nothing_is_applied(server, project, run):

@@ -168,3 +168,10 @@ def test_a_secret_is_compared_by_its_mask_or_resent_when_forced():
     assert "new1" not in render(rotated) or "****new1" in render(rotated)
     forced = make_plan(load(text, {"U": "http://127.0.0.1/services/T/B/wxyz"}), server, force_secrets=True)
     assert "secrets re-sent (--force-secrets)" in render(forced)
+
+
+def test_a_mute_is_left_alone_unless_the_file_says():
+    muted = plain(a={"muted_until": "forever"})
+    assert make_plan(load(FILE, {}), muted).empty
+    unmuted = make_plan(load(FILE.replace("interval: 60}", "interval: 60, muted_until: null}"), {}), muted)
+    assert [s.changed() for s in unmuted.steps] == [["muted_until"]]
