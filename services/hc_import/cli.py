@@ -109,6 +109,12 @@ def _timing(body: dict[str, Any]) -> str:
     return f"{when}, grace {body.get('grace', 'default')}{'s' if 'grace' in body else ''}"
 
 
+def _fresh(check: CheckPlan, made: dict[str, str]) -> list[str]:
+    """What a check imported before gains: its integrations made in this run (``made``:
+    Healthchecks id -> Pingura id or label)."""
+    return list(dict.fromkeys(made[c] for c in check.hc_channels if c in made)) if check.existing else []
+
+
 def _print_plan(
     out: TextIO, channels: list[ChannelPlan], checks: list[CheckPlan], ping_key: str | None
 ) -> None:
@@ -121,6 +127,7 @@ def _print_plan(
         else:
             print(f"  skip    {c.label!r}: {c.reason}", file=out)
     print("checks:", file=out)
+    to_make = {c.hc_id: repr(c.label) for c in channels if c.body is not None}
     for h in checks:
         if h.body is not None:
             extra = (f", slug {h.slug}" if h.slug else "") + (", paused" if h.paused else "")
@@ -129,6 +136,8 @@ def _print_plan(
             )
         else:
             print(f"  skip    {h.label!r}: {h.reason}", file=out)
+            if fresh := _fresh(h, to_make):
+                print(f"          add to it the channels made now: {', '.join(fresh)}", file=out)
         for warning in h.warnings if h.body is not None else ():
             print(f"          warning: {warning}", file=out)
     if ping_key is not None:
@@ -178,13 +187,19 @@ def run(args: argparse.Namespace, settings: dict[str, Any], out: TextIO) -> int:
     if args.dry_run:
         print("dry run: nothing changed", file=out)
         return 0
-    return _apply(pingura, out, channels, checks, new_key)
+    channels_of = {h["id"]: h.get("channels") or [] for h in heartbeats}
+    return _apply(pingura, out, channels, checks, new_key, channels_of)
 
 
 def _apply(
-    pingura: Pingura, out: TextIO, channels: list[ChannelPlan], checks: list[CheckPlan], ping_key: str | None
+    pingura: Pingura,
+    out: TextIO,
+    channels: list[ChannelPlan],
+    checks: list[CheckPlan],
+    ping_key: str | None,
+    channels_of: dict[str, list[str]],
 ) -> int:
-    failed = made_channels = made_heartbeats = 0
+    failed = made_channels = made_heartbeats = given = 0
     if ping_key is not None:
         try:
             pingura.call("PATCH", "/projects/me", {"ping_key": ping_key})
@@ -204,7 +219,17 @@ def _apply(
             failed += 1
             print(f"failed: channel {c.label!r}: Pingura refused it ({exc})", file=out)
     by_hc = {c.hc_id: c for c in channels}
+    fresh = {c.hc_id: created[c.hc_id] for c in channels if c.body is not None and c.hc_id in created}
     for check in checks:
+        if (add := _fresh(check, fresh)) and check.existing:
+            try:
+                both = list(dict.fromkeys(channels_of.get(check.existing, []) + add))
+                pingura.call("PATCH", f"/heartbeats/{check.existing}", {"channels": both})
+                given += 1
+                print(f"added the channels made now to heartbeat {check.existing} {check.label!r}", file=out)
+            except ApiError as exc:
+                failed += 1
+                print(f"failed: heartbeat {check.label!r}: Pingura refused its channels ({exc})", file=out)
         if check.body is None:
             continue
         check.warnings = [w for w in check.warnings if not w.startswith(LOST)]
@@ -219,8 +244,8 @@ def _apply(
             failed += 1
             print(f"failed: heartbeat {check.label!r}: Pingura refused it ({exc})", file=out)
     skipped = sum(1 for c in checks if c.body is None)
-    print(f"done: {made_heartbeats} heartbeats and {made_channels} channels created, {skipped} checks skipped, "
-          f"{failed} failed", file=out)  # fmt: skip
+    print(f"done: {made_heartbeats} heartbeats and {made_channels} channels created, {given} heartbeats given "
+          f"new channels, {skipped} checks skipped, {failed} failed", file=out)  # fmt: skip
     return 1 if failed else 0
 
 

@@ -152,7 +152,11 @@ def test_import_keeps_ping_urls_and_a_second_run_or_a_dry_run_changes_nothing(hc
     assert state(pingura) == before
 
     code, done = run_import(hc, pingura.url, *SETTINGS)
-    assert code == 0 and "done: 5 heartbeats and 2 channels created, 1 checks skipped, 0 failed" in done, done
+    assert (
+        code == 0
+        and "done: 5 heartbeats and 2 channels created, 0 heartbeats given new channels, 1 checks skipped, 0 failed"
+        in done
+    ), done
     heartbeats, channels, project = state(pingura)
     assert project["ping_key"] == PING_KEY
     slack = next(c["id"] for c in channels if c["name"] == "Team Slack")
@@ -181,12 +185,27 @@ def test_import_keeps_ping_urls_and_a_second_run_or_a_dry_run_changes_nothing(hc
 
     after = state(pingura)
     code, again = run_import(hc, pingura.url, *SETTINGS)
-    assert code == 0 and "done: 0 heartbeats and 0 channels created, 6 checks skipped, 0 failed" in again, (
-        again
-    )
+    assert (
+        code == 0 and "done: 0 heartbeats and 0 channels created, 0 heartbeats given new channels" in again
+    ), again
     assert f"skip    'Queue worker': already imported (heartbeat {worker_id})" in again
     assert "keep    channel 'Team Slack' (slack): exists as " + slack in again
     assert state(pingura) == after
+
+    # an integration's settings given later: its channel is made, and the checks imported before gain it
+    telegram = ["--channel", 'Oncall chat={"bot_token": "123456:ABCdef", "chat_id": "-100123"}']
+    code, plan = run_import(hc, pingura.url, *SETTINGS, *telegram, "--dry-run")
+    assert code == 0 and "add to it the channels made now: 'Oncall chat'" in plan and state(pingura) == after
+    code, done = run_import(hc, pingura.url, *SETTINGS, *telegram)
+    assert (
+        code == 0 and "done: 0 heartbeats and 1 channels created, 2 heartbeats given new channels" in done
+    ), done
+    oncall = next(c["id"] for c in api(pingura, "/channels")["channels"] if c["name"] == "Oncall chat")
+    assert api(pingura, f"/heartbeats/{nightly_id}")["channels"] == [slack, oncall]
+    final = state(pingura)
+    code, done = run_import(hc, pingura.url, *SETTINGS, *telegram)
+    assert code == 0 and "done: 0 heartbeats and 0 channels created, 0 heartbeats given new channels" in done
+    assert state(pingura) == final
 
 
 @pytest.mark.parametrize(

@@ -160,3 +160,10 @@ def test_any_odd_check_maps_to_a_body_the_api_takes_or_to_a_reason(base, changes
 def test_any_odd_integration_or_check_item_never_crashes(raw, config):
     assert map_channel(raw, 1, config).label
     assert map_check(raw, 1).label
+
+
+def test_a_paused_check_is_planned_paused_and_one_without_a_period_is_skipped():
+    base = checks_by_name()["Queue worker"]
+    assert map_check({**base, "status": "paused"}, 1).paused and not map_check(base, 1).paused
+    bare = {k: v for k, v in base.items() if k != "timeout"}
+    assert map_check(bare, 1).body is None and "neither a period" in map_check(bare, 1).reason

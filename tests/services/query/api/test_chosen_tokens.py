@@ -70,7 +70,7 @@ async def test_a_token_is_never_changed_by_an_update_and_never_shown_to_a_read_o
     assert token not in str(shown) + str(listed)
 
 
-def test_the_token_index_takes_lower_case_uuids_only():
+async def test_the_token_index_takes_lower_case_uuids_only():
     token = a_uuid()
     assert token_key(token) == uuid.UUID(token).bytes
     assert token_key(token.upper()) is None and token_key(token + "\n") is None
