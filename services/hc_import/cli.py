@@ -155,6 +155,10 @@ def run(args: argparse.Namespace, settings: dict[str, Any], out: TextIO) -> int:
         raise ImportFailed("the Pingura key is read-only (or --to is not a Pingura): give a read-write key")
     existing_channels = (pingura.call("GET", "/channels") or {}).get("channels", [])
     heartbeats = pingura.all_heartbeats()
+    kinds = (pingura.call("GET", "/channel-kinds") or {}).get("kinds", [])
+    unavailable = {
+        k.get("kind"): k.get("unavailable_reason") or "" for k in kinds if k.get("available") is False
+    }
     by_token = {h["token"]: h["id"] for h in heartbeats if isinstance(h.get("token"), str)}
     by_slug = {h["slug"]: h["id"] for h in heartbeats if isinstance(h.get("slug"), str)}
 
@@ -167,6 +171,11 @@ def run(args: argparse.Namespace, settings: dict[str, Any], out: TextIO) -> int:
             used.add(key)
             plan = map_channel(raw, n, settings[key])
         match_channel(plan, existing_channels)
+        if plan.body is not None and plan.kind in unavailable:
+            plan.body, plan.reason = (
+                None,
+                f"this Pingura cannot make {plan.kind} channels: {unavailable[plan.kind]}",
+            )
         channels.append(plan)
     checks = [map_check(raw, n) for n, raw in enumerate(hc_checks, 1)]
     for check in checks:

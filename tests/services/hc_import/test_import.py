@@ -139,6 +139,7 @@ def ping(server: Server, path: str) -> tuple[int, str]:
 SETTINGS = [
     "--channel", 'Team Slack={"url": "https://hooks.slack.com/services/T000/B000/XXXX"}',
     "--channel", 'df2d2d6c-a9ad-4040-9bd8-1597415712de={"url": "http://127.0.0.1:9/hook"}',  # Deploy hook, by id
+    "--channel", 'Ops mail={"to": ["ops@example.org"]}',  # this Pingura has no SMTP server: listed, not made
     "--ping-key", PING_KEY,
 ]  # fmt: skip
 
@@ -148,7 +149,10 @@ def test_import_keeps_ping_urls_and_a_second_run_or_a_dry_run_changes_nothing(hc
     code, plan = run_import(hc, pingura.url, *SETTINGS, "--dry-run")
     assert code == 0 and plan.rstrip().endswith("dry run: nothing changed"), plan
     assert "create  heartbeat 'Nightly backup'" in plan and "create  channel 'Team Slack' (slack)" in plan
-    assert "skip    'Ops mail': needs its settings" in plan and "skip    'Monday cleanup'" in plan
+    assert "skip    'Discord': needs its settings" in plan and "skip    'Monday cleanup'" in plan
+    assert (
+        "skip    'Ops mail': this Pingura cannot make email channels: this server has no SMTP server" in plan
+    )
     assert state(pingura) == before
 
     code, done = run_import(hc, pingura.url, *SETTINGS)
