@@ -25,6 +25,7 @@ BENCHMARKS = [
     "dashboard",
     "million",
     "project_metrics",
+    "metrics_cost",
 ]
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs some tests drive that pip cannot bring: Chromium (the dashboard's
-# browser tests) and Borg (the borgmatic test), from Debian's packages, when missing.
+# browser tests) and Borg (the borgmatic test), from Debian's packages, and Prometheus's
+# promtool (the checks of deploy/prometheus/), built from the Go module proxy, when missing.
 # `make test` runs this first, so a fresh machine needs nothing by hand.
 #
 # When they cannot be installed (not root and no password-less sudo, or apt fails), it says
@@ -8,12 +9,18 @@
 # CI (CI=true), where this script fails, as those tests would.
 set -uo pipefail
 
+# promtool: Prometheus's own checker of rule files, configs and scrapes, at a pinned version,
+# built once per machine into the user's cache (a fresh clone finds it there; Go's module and
+# build caches make a rebuild quick). tests/deploy/test_prometheus.py looks for it there.
+promtool_status=0
+bash "$(dirname "$0")/install_promtool.sh" || promtool_status=$?
+
 declare -A package=([chromium]=chromium [borg]=borgbackup)
 missing=()
 for tool in "${!package[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package[$tool]}")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && exit $promtool_status
 
 as_root=()
 can_install=1
@@ -25,7 +32,7 @@ if [ "$can_install" = 1 ]; then
   echo "installing test tools: ${missing[*]} (apt-get)"
   if "${as_root[@]}" apt-get update -q >/dev/null \
      && DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; then
-    exit 0
+    exit $promtool_status
   fi
   reason="apt-get install ${missing[*]} failed"
 else
