@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = ROOT / "deploy" / "kafka-local" / "kafka"
 
 
-def missing_tool(reason: str):
+def missing_tool(reason: str) -> NoReturn:
     """A program a test drives is not here: a failure under CI (``make test`` installs it
     there: tests/install_tools.sh), a skip with the reason elsewhere."""
     if os.environ.get("CI"):
