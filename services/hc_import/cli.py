@@ -54,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=JSON",
         help="the settings of an integration (its Healthchecks name or id = the Pingura channel's config as "
-        'JSON, e.g. \'Ops mail={"to": "ops@example.org"}\'): Healthchecks\' API does not give them. '
+        'JSON, e.g. \'Ops mail={"to": ["ops@example.org"]}\'): Healthchecks\' API does not give them. '
         "Repeatable; an integration without them is listed, not created",
     )
     hc.add_argument(
