@@ -10,12 +10,13 @@ import urllib.request
 from typing import Any
 
 from services.config_file.plan import ServerState
+from shared.errors import PinguraError
 
 TIMEOUT_S = 30.0
 PAGE = 1000
 
 
-class ApiError(RuntimeError):
+class ApiError(PinguraError, RuntimeError):
     """The server refused, or could not be reached: one line."""
 
     def __init__(self, message: str, status: int = 0):

@@ -24,6 +24,7 @@ from services.query.api.schemas.decode import decode_body
 from services.query.api.schemas.heartbeats import HeartbeatCreate
 from services.query.api.schemas.maintenance import MaintenanceCreate
 from services.query.validation import InvalidField
+from shared.errors import PinguraError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 32
@@ -31,7 +32,7 @@ ENV_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 """``${NAME}``: the variable's value; ``$${NAME}``: the text ``${NAME}`` itself."""
 
 
-class FileError(ValueError):
+class FileError(PinguraError, ValueError):
     """A file refused: one line, the place in the file first."""
 
 

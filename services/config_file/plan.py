@@ -19,12 +19,13 @@ import yaml
 from services.config_file import state
 from services.config_file.loader import Desired
 from services.config_file.state import Canonical, Names
+from shared.errors import PinguraError
 
 Op = Literal["create", "change", "delete"]
 SIGNS = {"create": "+", "change": "~", "delete": "-"}
 
 
-class PlanError(ValueError):
+class PlanError(PinguraError, ValueError):
     """The file and the server cannot be made to agree (a name used twice on the server, a
     reference to nothing); one line."""
 

@@ -10,16 +10,17 @@ import urllib.request
 from typing import Any
 
 from services.hc_import.mapping import one_line
+from shared.errors import PinguraError
 
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 TIMEOUT_S = 30.0
 
 
-class ImportFailed(Exception):
+class ImportFailed(PinguraError):
     """The import cannot go on; the message says why, in one line."""
 
 
-class ApiError(Exception):
+class ApiError(PinguraError):
     """An API refused one request (a 4xx with its reason): the import goes on with the next."""
 
     def __init__(self, status: int, reason: str):

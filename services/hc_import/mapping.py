@@ -29,6 +29,7 @@ from services.query.validation import (
     UNSAFE_IN_NAMES,
     InvalidField,
 )
+from shared.errors import PinguraError
 from shared.ids import UUID_TOKEN
 from shared.slugs import SLUG
 
@@ -50,7 +51,7 @@ KINDS: dict[str, tuple[str, str | None]] = {
 }
 
 
-class HcFormatError(ValueError):
+class HcFormatError(PinguraError, ValueError):
     """An answer that is not what Healthchecks' API v3 answers (the whole answer, not an item)."""
 
 
