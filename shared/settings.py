@@ -30,6 +30,7 @@ def _networks(name: str, raw: str) -> tuple[Network, ...]:
         raise ConfigError(f"PINGURA_{name.upper()}: {exc}") from None
 
 
+MIN_METRICS_TOKEN_CHARS = 16
 MAX_SESSION_TTL_S = 30 * 24 * 3600
 """The longest a dashboard session may last: the ``revoked-sessions`` topic keeps a logout
 this long (shared/topics.py), so no signed-out cookie outlives its revocation."""
@@ -268,6 +269,12 @@ class Settings:
         ):
             raise ConfigError(
                 "PINGURA_INGEST_WATCH_*: a window of at least 1 s, shares above 0 and at most 1"
+            )
+        if settings.metrics_token is not None and not (
+            len(settings.metrics_token) >= MIN_METRICS_TOKEN_CHARS and settings.metrics_token.isprintable()
+        ):  # it goes in a header: a short one is guessable, a control character breaks the header
+            raise ConfigError(
+                f"PINGURA_METRICS_TOKEN: at least {MIN_METRICS_TOKEN_CHARS} printable characters (a secret)"
             )
         if not 1 <= settings.session_ttl_s <= MAX_SESSION_TTL_S:
             raise ConfigError(f"PINGURA_SESSION_TTL_S: 1 to {MAX_SESSION_TTL_S} (30 days)")

@@ -21,6 +21,7 @@ from services.notifier.sending import Senders
 from services.parts import STARTING_RETRY_AFTER_S, Parts, Readiness, add_routes_until_ready, until_ready
 from services.query.api import ApiContext, api_app
 from services.query.api.errors import error
+from services.query.api.status_pages import project_of_key
 from services.query.auth.accounts import Accounts
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.revocations import RevokedSessions
@@ -32,7 +33,7 @@ from services.query.control import ControlSocket
 from services.query.maintenance_view import MaintenanceView
 from services.query.status_view import StatusView
 from services.query.store import HistoryStore
-from services.query.web.pages import add_page_routes
+from services.query.web.pages import add_page_routes, add_status_page_route
 from shared.bus import Bus
 from shared.bus.view import ConfigView
 from shared.clickhouse import open_client
@@ -99,6 +100,13 @@ class QueryService:
             guard=bodies.guard_form,
         )
         add_page_routes(app)  # files only: nothing to wait for
+        add_routes_until_ready(  # but a status page is served only where its key is known
+            app,
+            lambda root: add_status_page_route(root, lambda key: project_of_key(ctx, key) is not None),
+            readiness,
+            self.name,
+            _starting,
+        )
 
     async def start(self) -> None:
         ctx, parts, settings = self.context, self._parts, self._settings

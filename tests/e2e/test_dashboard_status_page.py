@@ -213,7 +213,8 @@ def test_a_status_page_is_set_up_in_settings_and_read_in_public(server, browser,
     page.get_by_role("button", name="New address").last.click()  # the dialog's
     expect(page.get_by_text("The status page has a new address")).to_be_visible()
     stale = browser.new_context().new_page()  # a visitor's browser keeps the answer up to 30 s
-    stale.goto(public_url)
+    gone = stale.goto(public_url)
+    assert gone is not None and gone.status == 404
     expect(stale.get_by_role("heading", name="No such status page")).to_be_visible()
     expect(stale.get_by_role("alert")).to_have_text(
         "This status page does not exist, or its address has changed."

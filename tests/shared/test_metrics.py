@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.errors import ConfigError
 from shared.metrics import REFUSAL_REASONS, Metrics
 from shared.metrics.exposition import labelled, merged, parse, render
 from shared.metrics.route import (
@@ -21,6 +22,7 @@ from shared.metrics.route import (
     mount_metrics,
     refusal,
 )
+from shared.settings import Settings
 
 
 def scrape(metrics: Metrics) -> dict[str, prometheus_client.Metric]:
@@ -204,3 +206,18 @@ async def test_the_route_over_real_http_answers_loopback_and_refuses_a_forwarded
                 assert r.status == 200
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    "token", ["short", "x" * 15, "a-token-with-a\nline-break-in-it", "tab\tseparated-token-x"]
+)
+def test_a_metrics_token_too_short_or_with_control_characters_is_refused_at_start(token):
+    with pytest.raises(ConfigError, match="PINGURA_METRICS_TOKEN: at least 16 printable characters"):
+        Settings.from_env({"PINGURA_METRICS_TOKEN": token})
+
+
+def test_an_empty_metrics_token_is_unset_and_a_long_one_is_kept():
+    assert Settings.from_env({"PINGURA_METRICS_TOKEN": ""}).metrics_token is None
+    token = "t" * 16
+    settings = Settings.from_env({"PINGURA_METRICS_TOKEN": token})
+    assert settings.metrics_token == token and token not in repr(settings)

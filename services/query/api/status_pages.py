@@ -151,7 +151,7 @@ async def rotate_status_page_key(request: web.Request) -> web.Response:
 
 
 # the public page ----------------------------------------------------------------------------
-def _project(ctx: ApiContext, key: str) -> ProjectConfig | None:
+def project_of_key(ctx: ApiContext, key: str) -> ProjectConfig | None:
     """The project whose status page key this is, compared in constant time with each."""
     wanted = key.encode()
     found = None
@@ -229,7 +229,7 @@ async def build_public(
 async def public_status_page(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     ctx = request.app[API]
-    project = _project(ctx, key) if len(key) <= MAX_KEY_CHARS else None
+    project = project_of_key(ctx, key) if len(key) <= MAX_KEY_CHARS else None
     page = project.status_page if project is not None else None
     if project is None or page is None:
         return error(404, NOT_FOUND)

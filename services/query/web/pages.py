@@ -12,6 +12,7 @@ static folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -52,7 +53,8 @@ PAGES = {
     "/maintenance": "maintenance.html",
     "/settings": "settings.html",
 }
-PUBLIC_PAGES = {r"/status/{key:[A-Za-z0-9_-]{1,64}}": "status.html"}
+STATUS_PAGE = r"/status/{key:[A-Za-z0-9_-]{1,64}}"
+"""The public status page (no session): ``status.html``, whose script reads its data."""
 """Pages anyone may load: a project's status page, whose key in the URL its script sends to
 ``/api/v1/status-page/{key}`` (a wrong key: the page says so, from that answer's 404). The
 same file for every key, so it may be cached a little; never indexed."""
@@ -101,6 +103,19 @@ def add_page_routes(app: web.Application) -> None:
     """Register the dashboard pages and ``/static/...`` on ``app`` (GET and HEAD)."""
     for url, filename in PAGES.items():
         app.router.add_get(url, _page(filename))
-    for url, filename in PUBLIC_PAGES.items():
-        app.router.add_get(url, _page(filename, PUBLIC_HEADERS))
     app.router.add_get("/static/{path:.+}", static_file)
+
+
+def add_status_page_route(app: web.Application, exists: Callable[[str], bool]) -> None:
+    """``/status/{key}``: the page where ``exists(key)``; else the same page with a 404 (not
+    cached), whose script then says there is no such page, as its data route answers 404 (an
+    unknown, rotated or switched-off key looks the same)."""
+    path = STATIC_DIR / "status.html"
+    missing = {**SECURITY_HEADERS, "X-Robots-Tag": "noindex", "Content-Type": CONTENT_TYPES[".html"]}
+
+    async def status_page(request: web.Request) -> web.StreamResponse:
+        if exists(request.match_info["key"]):
+            return _file_response(path, PUBLIC_HEADERS)
+        return web.FileResponse(path, status=404, headers=missing)
+
+    app.router.add_get(STATUS_PAGE, status_page)
