@@ -28,6 +28,13 @@ topic                     key (partition key)        events
 (compacted)
 ``revoked-sessions``      session id                 :class:`SessionRevoked` (kept 30 days,
                                                      the longest a session may last)
+``users`` (compacted)     user id                    :class:`User`
+``memberships``           project id/user id         :class:`Membership`
+(compacted)
+``invitations``           invitation id              :class:`Invitation`
+(compacted)
+``account-tokens``        token id                   :class:`AccountToken` (kept 7 days)
+``audit``                 project id                 :class:`AuditEntry`
 ``status``                monitor id                 :class:`StatusChanged`, :class:`Missed`,
                                                      :class:`RunMeasured`, :class:`CheckinJudged`
 ``alerts``                monitor id                 :class:`Alert` (public interface)
@@ -362,6 +369,124 @@ class SessionRevoked(Event, tag="session_revoked", kw_only=True):
     at_ms: int
 
 
+Role = Literal["viewer", "member", "admin", "owner"]
+"""A user's role in a project, least to most (README, "Teams"): ``viewer`` reads; ``member``
+also changes heartbeats, channels and maintenance windows; ``admin`` also keys, project
+settings and members; ``owner`` also owners and the project itself. A read-only API key acts
+as a ``viewer``, a read-write key as an ``admin``."""
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+def role_at_least(role: Role, needed: Role) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+class User(Event, tag="user", kw_only=True):
+    """A person who signs in. Key: ``id`` (``usr_`` + 16 hex digits). Compacted topic ``users``.
+
+    Secrets are never stored in clear: the password as an argon2id hash (PHC string), the TOTP
+    secret sealed with the server's secret, recovery codes as SHA-256 hashes."""
+
+    id: str
+    email: str
+    """Lower-cased; unique among users (the users view refuses a second)."""
+    name: str = ""
+    password_hash: str | None = None
+    """argon2id, PHC string. None: signs in only through single sign-on or the trusted header."""
+    email_verified: bool = False
+    totp_sealed: str | None = None
+    """The TOTP secret, sealed (authenticated encryption under a key derived from the session
+    secret). None: two-factor sign-in off."""
+    recovery_code_hashes: list[str] = []
+    """SHA-256 (hex) of the one-time recovery codes not used yet."""
+    sessions_after_ms: int = 0
+    """Sessions issued before this are refused: a password change or "sign out everywhere"."""
+    sso_subject: str | None = None
+    """``{issuer}|{sub}`` of the OpenID Connect identity it signs in as, once linked."""
+    disabled: bool = False
+    created_ms: int
+    updated_ms: int
+    revision: int = 1
+
+
+class Membership(Event, tag="membership", kw_only=True):
+    """A user's role in a project. Key: :attr:`id`, ``{project_id}/{user_id}``. Compacted topic
+    ``memberships``. A removed member's last record has ``deleted=True``."""
+
+    project_id: str
+    user_id: str
+    role: Role
+    deleted: bool = False
+    """Removed from the project (or left it)."""
+    by: str | None = None
+    """Who granted it: a user id, ``sso`` (mapped from the identity provider's groups) or
+    ``setup`` (the first-run flow)."""
+    created_ms: int
+    updated_ms: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.project_id}/{self.user_id}"
+
+
+class Invitation(Event, tag="invitation", kw_only=True):
+    """An invitation to a project, sent by email. Key: ``id`` (``inv_`` + 16 hex digits).
+    Compacted topic ``invitations``. The emailed link holds a secret whose SHA-256 is
+    ``token_hash``; it works once (``accepted_by``) and until ``expires_ms``."""
+
+    id: str
+    project_id: str
+    email: str
+    role: Role
+    token_hash: str
+    invited_by: str
+    created_ms: int
+    expires_ms: int
+    accepted_by: str | None = None
+    revoked: bool = False
+
+
+AccountTokenPurpose = Literal["verify_email", "reset_password", "first_run"]
+
+
+class AccountToken(Event, tag="account_token", kw_only=True):
+    """A single-use secret sent by email (or printed at first start): its SHA-256 only. Key:
+    ``id``. Topic ``account-tokens`` (kept 7 days: longer than any such token lives)."""
+
+    id: str
+    user_id: str | None
+    """None for ``first_run`` (no user exists yet)."""
+    purpose: AccountTokenPurpose
+    token_hash: str
+    created_ms: int
+    expires_ms: int
+    used_ms: int | None = None
+
+
+class AuditEntry(Event, tag="audit", kw_only=True):
+    """One change to a project, as it was made. Key: ``project_id``. Topic ``audit``; kept in
+    ClickHouse (table ``audit_log``) for the API, the dashboard and exports."""
+
+    id: str
+    """Unique and time-ordered (the history row's idempotency key)."""
+    project_id: str
+    at_ms: int
+    actor_kind: Literal["user", "key", "system"]
+    actor_id: str
+    actor_name: str
+    """The user's email or the key's name at the time."""
+    address: str | None = None
+    """The client's address (``PINGURA_TRUSTED_PROXIES`` applied)."""
+    action: str
+    """Dotted, ``{target}.{verb}``: ``heartbeat.create``, ``channel.update``, ``member.remove``..."""
+    target_kind: str
+    target_id: str
+    before: dict | None = None
+    """The object before the change (None on create), secrets masked (``****`` + last 4)."""
+    after: dict | None = None
+    """After the change (None on delete), secrets masked."""
+
+
 MonitorStatus = Literal["up", "down", "late", "new", "paused", "running", "unknown"]
 """``unknown``: it went silent while ingestion itself had collapsed (an ingest incident): its
 silence says nothing about the job, so it is held, not ``down`` (docs/semantics.md)."""
@@ -694,6 +819,11 @@ AnyEvent = (
     | ProjectConfig
     | ApiKey
     | SessionRevoked
+    | User
+    | Membership
+    | Invitation
+    | AccountToken
+    | AuditEntry
     | StatusChanged
     | Missed
     | RunMeasured

@@ -27,6 +27,26 @@ class Topics:
         return self.prefix + "channels"
 
     @property
+    def users(self) -> str:
+        return self.prefix + "users"
+
+    @property
+    def memberships(self) -> str:
+        return self.prefix + "memberships"
+
+    @property
+    def invitations(self) -> str:
+        return self.prefix + "invitations"
+
+    @property
+    def account_tokens(self) -> str:
+        return self.prefix + "account-tokens"
+
+    @property
+    def audit(self) -> str:
+        return self.prefix + "audit"
+
+    @property
     def projects(self) -> str:
         return self.prefix + "projects"
 
@@ -80,4 +100,10 @@ class Topics:
             # Kept as long as the longest session, a logout outlives the cookie it refuses.
             TopicSpec(self.revoked_sessions, 1, retention_ms=MAX_SESSION_TTL_S * 1000),
             TopicSpec(self.dead_letters, 1, retention_ms=30 * DAY_MS),
+            TopicSpec(self.users, 1, compacted=True),
+            TopicSpec(self.memberships, 1, compacted=True),
+            TopicSpec(self.invitations, 1, compacted=True),
+            TopicSpec(self.account_tokens, 1, retention_ms=7 * DAY_MS),
+            # The history in ClickHouse is the audit log's record; the topic carries it there.
+            TopicSpec(self.audit, 1, retention_ms=30 * DAY_MS),
         ]

@@ -24,6 +24,7 @@ from services.query.api.errors import error
 from services.query.api.status_pages import project_of_key
 from services.query.auth.accounts import Accounts
 from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.revocations import RevokedSessions
 from services.query.auth.routes import add_session_routes
 from services.query.auth.sessions import Sessions, load_secret
@@ -75,6 +76,8 @@ class QueryService:
             ),
             senders=Senders(settings),
             maintenance=MaintenanceView(bus, topics.maintenance),
+            users=UsersView(bus, topics.users),
+            memberships=MembershipsView(bus, topics.memberships),
         )
         self._readiness: Readiness | None = None
         self._parts = Parts()
@@ -120,6 +123,8 @@ class QueryService:
         await parts.start(ctx.projects)
         await parts.start(ctx.keys)
         await parts.start(ctx.sessions.revoked)  # before any cookie is read: a signed-out one stays out
+        await parts.start(ctx.users)
+        await parts.start(ctx.memberships)
         key_file = await ensure_first_project(settings, self.accounts)
         if self._readiness is not None:
             self._readiness.key_file = key_file

@@ -9,6 +9,7 @@ from aiohttp import web
 from services.notifier.sending import Senders
 from services.query.auth.caller import Caller
 from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.sessions import Sessions
 from services.query.catalog import Catalog
 from services.query.maintenance_view import MaintenanceView
@@ -49,6 +50,10 @@ class ApiContext:
     """What test notifications and resends go out on; the query service closes it."""
     maintenance: MaintenanceView
     """Every project's maintenance windows (the ``maintenance`` topic)."""
+    users: UsersView
+    """People who sign in (the ``users`` topic), by id, email and single sign-on identity."""
+    memberships: MembershipsView
+    """Each user's role in each project (the ``memberships`` topic)."""
     # Given by started(); init fields so that dataclasses.replace copies them.
     _store: HistoryStore | None = field(default=None, kw_only=True, repr=False)
     _catalog: Catalog | None = field(default=None, kw_only=True, repr=False)
@@ -81,7 +86,7 @@ PROJECT = web.RequestKey("project", ProjectConfig)
 """The project whose key authenticated the request (set by the middleware)."""
 READ_ONLY = web.RequestKey("read_only", bool)
 """True when the caller's key may only read: token and ping URL are left out of answers."""
-KEY_ID = web.RequestKey("key_id", str)
+KEY_ID: web.RequestKey[str | None] = web.RequestKey("key_id")  # None: a user (session), not a key
 """The id of the caller's key (with a session cookie: the key the session was opened with)."""
 CALLER = web.RequestKey("caller", Caller)
 """All of the above, and the session when the request came with the cookie."""

@@ -27,6 +27,7 @@ from services.query.auth.throttle import Throttled, client_address
 from services.query.validation import InvalidField
 from shared.bus import BusUnavailable
 from shared.clock import now_ms
+from shared.events import Role
 
 log = structlog.get_logger()
 
@@ -126,19 +127,25 @@ async def _authenticate(request: web.Request) -> web.Response | None:
         return error(401, str(exc))
     except Throttled as exc:
         return error(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
-    if request.method not in SAFE_METHODS:
-        if caller.read_only:
+    needed: Role = (
+        route.needs if route is not None else "viewer" if request.method in SAFE_METHODS else "member"
+    )
+    if not caller.may(needed):
+        if caller.user is None and caller.read_only:
+            if request.method in SAFE_METHODS:
+                return error(403, f"a read-only API key cannot read this (it needs the {needed} role)")
             return error(403, "this API key is read-only")
-        if caller.session is not None and not ctx.sessions.csrf_ok(
-            caller.session, request.headers.get(CSRF_HEADER)
-        ):
-            return error(
-                403, f"a write with the session cookie needs {CSRF_HEADER} (from GET /api/v1/session)"
-            )
+        return error(403, f"this needs the {needed} role in the project (the caller is {caller.role})")
+    if (
+        request.method not in SAFE_METHODS
+        and caller.session is not None
+        and not ctx.sessions.csrf_ok(caller.session, request.headers.get(CSRF_HEADER))
+    ):
+        return error(403, f"a write with the session cookie needs {CSRF_HEADER} (from GET /api/v1/session)")
     request[CALLER] = caller
     request[PROJECT] = caller.project
     request[READ_ONLY] = caller.read_only
-    request[KEY_ID] = caller.key.id
+    request[KEY_ID] = caller.key.id if caller.key is not None else None
     return None
 
 

@@ -48,7 +48,7 @@ def _project_json(request: web.Request, project: ProjectConfig) -> CurrentProjec
         name=project.name,
         admin=project.admin,
         read_only=caller.read_only,
-        key_name=caller.key.name,
+        key_name=caller.key.name if caller.key is not None else caller.actor[2],
         auto_create=project.auto_create,
         badge_key=project.badge_key,
         **secret,
@@ -111,7 +111,7 @@ async def current_session(request: web.Request) -> web.Response:
     return answer(
         Session(
             project=SessionProject(id=caller.project.id, name=caller.project.name),
-            key_name=caller.key.name,
+            key_name=caller.key.name if caller.key is not None else caller.actor[2],
             read_only=caller.read_only,
             csrf_token=request.app[API].sessions.csrf_token(session) if session is not None else None,
         ),

@@ -38,6 +38,7 @@ from services.query.api.schemas import badges as badge_types
 from services.query.api.schemas import status_pages as page_types
 from services.query.api.schemas.decode import decode_body, decode_query
 from services.query.auth.caller import SAFE_METHODS
+from shared.events import Role
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 
@@ -67,11 +68,19 @@ class Route:
     """Refusals beyond those every route of its kind may give (see :func:`.openapi.operation`)."""
     public: bool = False
     """Served without credentials (the document itself, badges)."""
+    role: Role | None = None
+    """The least role that may call it; None: ``viewer`` to read, ``member`` to write."""
 
     @property
     def writes(self) -> bool:
         """Needs a key that may write (and, with the session cookie, the CSRF token)."""
         return self.method not in SAFE_METHODS
+
+    @property
+    def needs(self) -> Role:
+        if self.role is not None:
+            return self.role
+        return "member" if self.writes else "viewer"
 
 
 def _ok(description: str, kind: Any = None) -> dict[int, Answer]:
@@ -124,11 +133,11 @@ STATUS_PAGE_ROUTES = (
       "it has none)", "status pages", "getStatusPage", PAGE_CONFIG, errors=NOT_FOUND),
     R("PUT", STATUS_PAGE, status_pages.put_status_page, "Set up the project's public status page, whole: title, "
       "intro, groups of its heartbeats each with the label to show (the first turns it on with a new key)",
-      "status pages", "putStatusPage", PAGE_CONFIG, body=page_types.StatusPageWrite),
+      "status pages", "putStatusPage", PAGE_CONFIG, body=page_types.StatusPageWrite, role="admin"),
     R("DELETE", STATUS_PAGE, status_pages.delete_status_page, "Turn the status page off (its URLs answer 404)",
-      "status pages", "deleteStatusPage", NO_CONTENT),
+      "status pages", "deleteStatusPage", NO_CONTENT, role="admin"),
     R("POST", f"{STATUS_PAGE}/key", status_pages.rotate_status_page_key, "A new key for the status page's URLs "
-      "(the old ones answer 404)", "status pages", "rotateStatusPageKey", PAGE_CONFIG, errors=NOT_FOUND),
+      "(the old ones answer 404)", "status pages", "rotateStatusPageKey", PAGE_CONFIG, errors=NOT_FOUND, role="admin"),
     R("GET", "/status-page/{key}", status_pages.public_status_page, "A public status page's data (public: the "
       "key is the secret): the chosen heartbeats' labels, states, 90 days of daily uptime, recent changes",
       "status pages", "getPublicStatusPage", _ok("The page's data.", page_types.PublicStatusPage),
@@ -145,13 +154,13 @@ ROUTES: tuple[Route, ...] = (
       _ok("The project.", s.accounts.CurrentProject)),
     R("PATCH", "/projects/me", projects.update_project,
       "Change the caller's project (whether pings may create heartbeats)", "projects", "updateCurrentProject",
-      _ok("The project.", s.accounts.CurrentProject), body=s.accounts.ProjectUpdate, errors=(409,)),
+      _ok("The project.", s.accounts.CurrentProject), body=s.accounts.ProjectUpdate, errors=(409,), role="admin"),
     R("POST", "/projects/me/ping-key", projects.rotate_ping_key,
       "Make the project's ping key for slug URLs, or a new one (the old one stops working)", "projects",
-      "rotatePingKey", _ok("The project, with its ping key.", s.accounts.CurrentProject)),
+      "rotatePingKey", _ok("The project, with its ping key.", s.accounts.CurrentProject), role="admin"),
     R("POST", "/projects/me/badge-key", projects.rotate_badge_key,
       "Make the project's badge key for the public badge URLs, or a new one (the old URLs stop working)",
-      "projects", "rotateBadgeKey", _ok("The project, with its badge key.", s.accounts.CurrentProject)),
+      "projects", "rotateBadgeKey", _ok("The project, with its badge key.", s.accounts.CurrentProject), role="admin"),
     *BADGE_ROUTES,
     *STATUS_PAGE_ROUTES,
     R("GET", "/metrics/{key}", project_metrics.project_metrics, "The project's heartbeats in the Prometheus text "
@@ -159,11 +168,11 @@ ROUTES: tuple[Route, ...] = (
       "metrics", "getProjectMetrics", {200: Answer("Text format 0.0.4.", media={"text/plain": str})},
       errors=(403, 404, 429, 503), public=True),
     R("GET", "/keys", keys.list_keys, "The project's live API keys", "keys", "listKeys",
-      _ok("Oldest first.", s.accounts.ApiKeyList)),
+      _ok("Oldest first.", s.accounts.ApiKeyList), role="admin"),
     R("POST", "/keys", keys.create_key, "Create an API key", "keys", "createKey",
-      _created("Created; ``key`` is shown once.", s.accounts.ApiKeyCreated), body=s.accounts.ApiKeyCreate),
+      _created("Created; ``key`` is shown once.", s.accounts.ApiKeyCreated), body=s.accounts.ApiKeyCreate, role="admin"),
     R("DELETE", "/keys/{id}", keys.revoke_key, "Revoke an API key", "keys", "revokeKey", NO_CONTENT,
-      errors=NOT_FOUND),
+      errors=NOT_FOUND, role="admin"),
     R("GET", "/heartbeats", heartbeats.list_heartbeats,
       "The project's heartbeats by name (or by creation, or problems first), a page at a time, and the counts per "
       "status", "heartbeats", "listHeartbeats", _ok("A page, and the counts per status.", s.heartbeats.HeartbeatList),

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.sessions import COOKIE, Session, Sessions
 from shared.errors import PinguraError
-from shared.events import ApiKey, ProjectConfig
+from shared.events import ApiKey, ProjectConfig, Role, User, role_at_least
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -26,14 +27,35 @@ class Unauthenticated(PinguraError):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
+    """Who is calling, in which project, with which role: a key (``key``), or a person
+    (``user``, through a session). A read-only key acts as a ``viewer``, a read-write key as
+    an ``admin`` (:data:`shared.events.Role`)."""
+
     project: ProjectConfig
-    key: ApiKey
+    key: ApiKey | None
     session: Session | None = None
     """Set when the request came with a session cookie rather than a key."""
+    user: User | None = None
+    role: Role = "admin"
+
+    @staticmethod
+    def of_key(project: ProjectConfig, key: ApiKey, session: Session | None = None) -> Caller:
+        return Caller(project, key, session, None, "viewer" if key.read_only else "admin")
 
     @property
     def read_only(self) -> bool:
-        return self.key.read_only
+        return not role_at_least(self.role, "member")
+
+    def may(self, needed: Role) -> bool:
+        return role_at_least(self.role, needed)
+
+    @property
+    def actor(self) -> tuple[Literal["user", "key"], str, str]:
+        """``(kind, id, name)`` for the audit log: the user's email, or the key's name."""
+        if self.user is not None:
+            return "user", self.user.id, self.user.email
+        assert self.key is not None  # a caller is a user or a key
+        return "key", self.key.id, self.key.name
 
 
 def key_from_headers(headers: Mapping[str, str]) -> str:
@@ -59,7 +81,7 @@ async def authenticate(
         key = await keys.resolve(secret, address)
         if key is None:
             raise Unauthenticated("unknown or revoked API key")
-        return Caller(await _project(projects, key), key)
+        return Caller.of_key(await _project(projects, key), key)
     cookie = cookies.get(COOKIE)
     if not cookie:
         if headers.get("Authorization", "").strip():
@@ -71,7 +93,7 @@ async def authenticate(
     key = keys.get(session.key_id)
     if key is None:
         raise Unauthenticated("the API key of this session was revoked; log in again")
-    return Caller(await _project(projects, key), key, session)
+    return Caller.of_key(await _project(projects, key), key, session)
 
 
 async def _project(projects: ProjectsView, key: ApiKey) -> ProjectConfig:

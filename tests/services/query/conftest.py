@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 from services.notifier.sending import Senders
 from services.query.app import ApiContext, api_app
 from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.revocations import RevokedSessions
 from services.query.auth.routes import add_session_routes
 from services.query.auth.sessions import Sessions, load_secret
@@ -162,6 +163,8 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
             sessions=Sessions(load_secret(settings), settings.session_ttl_s,
                               await started(RevokedSessions(bus, topics.revoked_sessions))),
             senders=senders, maintenance=await started(MaintenanceView(bus, topics.maintenance)),
+            users=await started(UsersView(bus, topics.users)),
+            memberships=await started(MembershipsView(bus, topics.memberships)),
         )  # fmt: skip
         ctx.started(store, Catalog(monitors, statuses))
         url = await serve_api(stack, ctx)

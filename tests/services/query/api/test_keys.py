@@ -179,6 +179,9 @@ async def test_a_read_only_key_reads_everything_but_never_a_ping_token_or_url(ap
         ):  # public, not the key's to read: test_badges.py, test_project_metrics.py, test_status_pages.py
             continue
         status, body = await reader.call(method, fill(path, ids))
+        if path == "/keys":  # the project's keys are for its admins (a read-only key acts as a viewer)
+            assert_refused(status, body, 403, "needs the admin role")
+            continue
         if "{checkin_id}" in path or path == "/projects/me/status-page":  # none: read, and not found
             assert status == 404, (path, status, body)
             continue
