@@ -24,7 +24,7 @@ from services.query.auth.sessions import COOKIE as SESSION_COOKIE
 from services.query.auth.sessions import CSRF_HEADER
 
 if TYPE_CHECKING:
-    from services.query.api.routes import Route
+    from services.query.api.route_types import Route
 
 OPENAPI_PATH = "/openapi.json"
 """Where the document is served, relative to the API sub-app (``/api/v1``)."""

@@ -10,14 +10,14 @@ a refusal is a 400 naming the field before the handler runs.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from services.query.api import (
+    account,
+    account_security,
+    audit,
     badges,
     channels,
     deliveries,
@@ -27,74 +27,21 @@ from services.query.api import (
     instances,
     keys,
     maintenance,
+    members,
     openapi,
     project_metrics,
     projects,
+    sso,
     status_pages,
 )
 from services.query.api import schemas as s
 from services.query.api.errors import json_body
+from services.query.api.route_types import NO_CONTENT, NOT_FOUND, PAGE, Answer, Handler, Route, created, ok
 from services.query.api.schemas import badges as badge_types
 from services.query.api.schemas import status_pages as page_types
 from services.query.api.schemas.decode import decode_body, decode_query
-from services.query.auth.caller import SAFE_METHODS
-from shared.events import Role
 
-Handler = Callable[..., Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A success answer: its JSON type (None: no body), or a type per media type."""
-
-    description: str
-    type: Any = None
-    media: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, eq=False)  # hashed by identity: the document is cached per table
-class Route:
-    method: str
-    path: str
-    """Relative to ``/api/v1``, as the sub-app's router has it."""
-    handler: Handler
-    summary: str
-    tag: str
-    operation_id: str
-    answers: dict[int, Answer]
-    body: type[msgspec.Struct] | None = None
-    query: type[msgspec.Struct] | None = None
-    errors: tuple[int, ...] = ()
-    """Refusals beyond those every route of its kind may give (see :func:`.openapi.operation`)."""
-    public: bool = False
-    """Served without credentials (the document itself, badges)."""
-    role: Role | None = None
-    """The least role that may call it; None: ``viewer`` to read, ``member`` to write."""
-
-    @property
-    def writes(self) -> bool:
-        """Needs a key that may write (and, with the session cookie, the CSRF token)."""
-        return self.method not in SAFE_METHODS
-
-    @property
-    def needs(self) -> Role:
-        if self.role is not None:
-            return self.role
-        return "member" if self.writes else "viewer"
-
-
-def _ok(description: str, kind: Any = None) -> dict[int, Answer]:
-    return {200: Answer(description, kind)}
-
-
-def _created(description: str, kind: Any) -> dict[int, Answer]:
-    return {201: Answer(description, kind)}
-
-
-NO_CONTENT = {204: Answer("Done.")}
-HEARTBEAT = _ok("The heartbeat.", s.heartbeats.Heartbeat)
-NOT_FOUND = (404,)
-PAGE = (400, 404)
+HEARTBEAT = ok("The heartbeat.", s.heartbeats.Heartbeat)
 
 
 async def serve_openapi(request: web.Request) -> web.Response:
@@ -121,13 +68,13 @@ BADGE_ROUTES = tuple(
     for suffix, kind, handler, answer in (
         ("svg", "flat SVG badge (``label | up/down``, or ``up/late/down`` with ``states=3``)", badges.svg_badge,
          {200: Answer("The badge.", media={"image/svg+xml": str})}),
-        ("json", "JSON status", badges.json_badge, _ok("The status.", badge_types.BadgeStatus)),
-        ("shields", "Shields.io endpoint answer", badges.shields_badge, _ok("For ``img.shields.io/endpoint``.",
+        ("json", "JSON status", badges.json_badge, ok("The status.", badge_types.BadgeStatus)),
+        ("shields", "Shields.io endpoint answer", badges.shields_badge, ok("For ``img.shields.io/endpoint``.",
          badge_types.ShieldsBadge)),
     )
 )  # fmt: skip
 STATUS_PAGE = "/projects/me/status-page"
-PAGE_CONFIG = _ok("The page as configured, with its public URLs.", page_types.StatusPageConfig)
+PAGE_CONFIG = ok("The page as configured, with its public URLs.", page_types.StatusPageConfig)
 STATUS_PAGE_ROUTES = (
     R("GET", STATUS_PAGE, status_pages.get_status_page, "The project's public status page as configured (404: "
       "it has none)", "status pages", "getStatusPage", PAGE_CONFIG, errors=NOT_FOUND),
@@ -140,27 +87,27 @@ STATUS_PAGE_ROUTES = (
       "(the old ones answer 404)", "status pages", "rotateStatusPageKey", PAGE_CONFIG, errors=NOT_FOUND, role="admin"),
     R("GET", "/status-page/{key}", status_pages.public_status_page, "A public status page's data (public: the "
       "key is the secret): the chosen heartbeats' labels, states, 90 days of daily uptime, recent changes",
-      "status pages", "getPublicStatusPage", _ok("The page's data.", page_types.PublicStatusPage),
+      "status pages", "getPublicStatusPage", ok("The page's data.", page_types.PublicStatusPage),
       errors=BADGE_ERRORS, public=True),
 )  # fmt: skip
 ROUTES: tuple[Route, ...] = (
     R("GET", openapi.OPENAPI_PATH, serve_openapi, "This document", "meta", "getOpenApi",
-      _ok("OpenAPI 3.1 document.", dict[str, Any]), public=True),
+      ok("OpenAPI 3.1 document.", dict[str, Any]), public=True),
     R("GET", "/session", projects.current_session, "Who is calling: project, key, and the CSRF token of a session",
-      "auth", "getSession", _ok("The caller.", s.accounts.Session)),
+      "auth", "getSession", ok("The caller.", s.accounts.Session)),
     R("POST", "/projects", projects.create_project, "Create a project (admin key only)", "projects", "createProject",
-      _created("Created; its first key is in ``api_key``.", s.accounts.ProjectCreated), body=s.accounts.ProjectCreate),
+      created("Created; its first key is in ``api_key``.", s.accounts.ProjectCreated), body=s.accounts.ProjectCreate),
     R("GET", "/projects/me", projects.current_project, "The caller's project", "projects", "getCurrentProject",
-      _ok("The project.", s.accounts.CurrentProject)),
+      ok("The project.", s.accounts.CurrentProject)),
     R("PATCH", "/projects/me", projects.update_project,
       "Change the caller's project (whether pings may create heartbeats)", "projects", "updateCurrentProject",
-      _ok("The project.", s.accounts.CurrentProject), body=s.accounts.ProjectUpdate, errors=(409,), role="admin"),
+      ok("The project.", s.accounts.CurrentProject), body=s.accounts.ProjectUpdate, errors=(409,), role="admin"),
     R("POST", "/projects/me/ping-key", projects.rotate_ping_key,
       "Make the project's ping key for slug URLs, or a new one (the old one stops working)", "projects",
-      "rotatePingKey", _ok("The project, with its ping key.", s.accounts.CurrentProject), role="admin"),
+      "rotatePingKey", ok("The project, with its ping key.", s.accounts.CurrentProject), role="admin"),
     R("POST", "/projects/me/badge-key", projects.rotate_badge_key,
       "Make the project's badge key for the public badge URLs, or a new one (the old URLs stop working)",
-      "projects", "rotateBadgeKey", _ok("The project, with its badge key.", s.accounts.CurrentProject), role="admin"),
+      "projects", "rotateBadgeKey", ok("The project, with its badge key.", s.accounts.CurrentProject), role="admin"),
     *BADGE_ROUTES,
     *STATUS_PAGE_ROUTES,
     R("GET", "/metrics/{key}", project_metrics.project_metrics, "The project's heartbeats in the Prometheus text "
@@ -168,14 +115,14 @@ ROUTES: tuple[Route, ...] = (
       "metrics", "getProjectMetrics", {200: Answer("Text format 0.0.4.", media={"text/plain": str})},
       errors=(403, 404, 429, 503), public=True),
     R("GET", "/keys", keys.list_keys, "The project's live API keys", "keys", "listKeys",
-      _ok("Oldest first.", s.accounts.ApiKeyList), role="admin"),
+      ok("Oldest first.", s.accounts.ApiKeyList), role="admin"),
     R("POST", "/keys", keys.create_key, "Create an API key", "keys", "createKey",
-      _created("Created; ``key`` is shown once.", s.accounts.ApiKeyCreated), body=s.accounts.ApiKeyCreate, role="admin"),
+      created("Created; ``key`` is shown once.", s.accounts.ApiKeyCreated), body=s.accounts.ApiKeyCreate, role="admin"),
     R("DELETE", "/keys/{id}", keys.revoke_key, "Revoke an API key", "keys", "revokeKey", NO_CONTENT,
       errors=NOT_FOUND, role="admin"),
     R("GET", "/heartbeats", heartbeats.list_heartbeats,
       "The project's heartbeats by name (or by creation, or problems first), a page at a time, and the counts per "
-      "status", "heartbeats", "listHeartbeats", _ok("A page, and the counts per status.", s.heartbeats.HeartbeatList),
+      "status", "heartbeats", "listHeartbeats", ok("A page, and the counts per status.", s.heartbeats.HeartbeatList),
       query=s.heartbeats.HeartbeatListQuery, errors=(400,)),
     R("POST", "/heartbeats", heartbeats.create_heartbeat,
       "Create a heartbeat (``name``, and an ``interval`` or a ``schedule``)", "heartbeats", "createHeartbeat",
@@ -196,7 +143,7 @@ ROUTES: tuple[Route, ...] = (
     R("GET", "/heartbeats/{id}/instances", instances.list_instances,
       "A fleet's instances by name, a page at a time, each with its last check-in and status, and the fleet's "
       "figures as of the last window judged", "heartbeats", "listInstances",
-      _ok("A page.", s.instances.InstancePage), query=s.instances.InstanceListQuery, errors=PAGE),
+      ok("A page.", s.instances.InstancePage), query=s.instances.InstanceListQuery, errors=PAGE),
     R("DELETE", "/heartbeats/{id}/instances/{name}", instances.remove_instance,
       "Take an instance out of the fleet: it leaves without paging, until it pings again (applied by the "
       "evaluator in the order of the pings)", "heartbeats", "removeInstance",
@@ -204,15 +151,15 @@ ROUTES: tuple[Route, ...] = (
       errors=PAGE),
     R("GET", "/heartbeats/{id}/checkins", history.list_checkins,
       "Check-ins (pings and misses), newest first, a page at a time", "history", "listCheckins",
-      _ok("A page.", s.history.CheckinPage), query=s.history.CheckinQuery, errors=PAGE),
+      ok("A page.", s.history.CheckinPage), query=s.history.CheckinQuery, errors=PAGE),
     R("GET", "/heartbeats/{id}/checkins/{checkin_id}", history.get_checkin, "One check-in whole, with all of its "
-      "output", "history", "getCheckin", _ok("The check-in.", s.history.Checkin), errors=NOT_FOUND),
+      "output", "history", "getCheckin", ok("The check-in.", s.history.Checkin), errors=NOT_FOUND),
     R("GET", "/heartbeats/{id}/uptime", history.get_uptime,
       "Uptime over the last 24h, 7d, 30d and 90d, and over a range if asked", "history", "getUptime",
-      _ok("Percentages.", s.history.Uptime), query=s.history.RangeQuery, errors=PAGE),
+      ok("Percentages.", s.history.Uptime), query=s.history.RangeQuery, errors=PAGE),
     R("GET", "/heartbeats/{id}/timings", history.get_timings,
       "Durations and outcomes per time bucket (only buckets holding check-ins)", "history", "getTimings",
-      _ok("Oldest bucket first.", s.history.Timings), query=s.history.TimingsQuery, errors=PAGE),
+      ok("Oldest bucket first.", s.history.Timings), query=s.history.TimingsQuery, errors=PAGE),
     R("GET", "/heartbeats/{id}/export", history.export_checkins,
       "Every check-in in a range, oldest first, as a download", "history", "exportCheckins",
       {200: Answer("A streamed file (``Content-Disposition: attachment``).", media={
@@ -220,54 +167,59 @@ ROUTES: tuple[Route, ...] = (
       query=s.history.ExportQuery, errors=PAGE),
     R("GET", "/heartbeats/{id}/status-changes", history.list_status_changes,
       "Status changes, newest first, a page at a time", "history", "listStatusChanges",
-      _ok("A page.", s.history.StatusChangePage), query=s.history.PageQuery, errors=PAGE),
+      ok("A page.", s.history.StatusChangePage), query=s.history.PageQuery, errors=PAGE),
     R("GET", "/heartbeats/{id}/deliveries", history.list_deliveries,
       "Every try to send the heartbeat's alerts to its channels, newest first, a page at a time", "deliveries",
-      "listDeliveries", _ok("A page.", s.deliveries.DeliveryAttemptPage), query=s.history.PageQuery, errors=PAGE),
+      "listDeliveries", ok("A page.", s.deliveries.DeliveryAttemptPage), query=s.history.PageQuery, errors=PAGE),
     R("GET", "/channels", channels.list_channels, "The project's channels, oldest first", "channels", "listChannels",
-      _ok("The channels.", s.channels.ChannelList)),
+      ok("The channels.", s.channels.ChannelList)),
     R("POST", "/channels", channels.create_channel, "Create a channel", "channels", "createChannel",
-      _created("Created.", s.channels.Channel), body=s.channels.ChannelCreate),
+      created("Created.", s.channels.Channel), body=s.channels.ChannelCreate),
     R("GET", "/channels/{id}", channels.get_channel, "A channel", "channels", "getChannel",
-      _ok("The channel.", s.channels.Channel), errors=NOT_FOUND),
+      ok("The channel.", s.channels.Channel), errors=NOT_FOUND),
     R("DELETE", "/channels/{id}", channels.delete_channel, "Delete a channel", "channels", "deleteChannel",
       NO_CONTENT, errors=NOT_FOUND),
     R("GET", "/channel-kinds", channels.list_channel_kinds,
       "Every channel kind and its settings (what a channel form is drawn from)", "channels", "listChannelKinds",
-      _ok("By kind name.", s.channels.ChannelKindList)),
+      ok("By kind name.", s.channels.ChannelKindList)),
     R("GET", "/channels/{id}/deliveries", deliveries.list_channel_deliveries,
       "Every try to send to the channel (test notifications included), newest first", "deliveries",
-      "listChannelDeliveries", _ok("A page.", s.deliveries.DeliveryAttemptPage), query=s.history.PageQuery,
+      "listChannelDeliveries", ok("A page.", s.deliveries.DeliveryAttemptPage), query=s.history.PageQuery,
       errors=PAGE),
     R("POST", "/channels/{id}/test", deliveries.test_channel,
       "Send a test notification to the channel now (recorded with its deliveries)", "deliveries", "testChannel",
-      _ok("How it went (a failed send is still a 200).", s.deliveries.DeliveryResult), errors=NOT_FOUND),
+      ok("How it went (a failed send is still a 200).", s.deliveries.DeliveryResult), errors=NOT_FOUND),
     R("GET", "/deliveries/failed", deliveries.list_failed, "The project's dead letters, newest first, a page at a "
-      "time", "deliveries", "listFailedDeliveries", _ok("A page.", s.deliveries.FailedDeliveryPage),
+      "time", "deliveries", "listFailedDeliveries", ok("A page.", s.deliveries.FailedDeliveryPage),
       query=s.history.PageQuery, errors=(400,)),
     R("POST", "/deliveries/failed/{id}/resend", deliveries.resend_failed,
       "Send a dead letter's alert to its channel once more (delivered, it leaves the list)", "deliveries",
-      "resendFailedDelivery", _ok("How it went.", s.deliveries.DeliveryResult), errors=NOT_FOUND),
+      "resendFailedDelivery", ok("How it went.", s.deliveries.DeliveryResult), errors=NOT_FOUND),
     R("GET", "/maintenance", maintenance.list_windows, "The project's maintenance windows, oldest first, each "
       "with the occurrence on now and the next", "maintenance", "listMaintenanceWindows",
-      _ok("The windows.", s.maintenance.MaintenanceList)),
+      ok("The windows.", s.maintenance.MaintenanceList)),
     R("POST", "/maintenance", maintenance.create_window, "Create a maintenance window: one-off (``starts_at`` to "
       "``ends_at``) or recurring (``schedule``, ``duration``, ``timezone``), ``covering`` heartbeats, tags or the "
-      "whole project", "maintenance", "createMaintenanceWindow", _created("Created.", s.maintenance.Maintenance),
+      "whole project", "maintenance", "createMaintenanceWindow", created("Created.", s.maintenance.Maintenance),
       body=s.maintenance.MaintenanceCreate),
     R("GET", "/maintenance/{id}", maintenance.get_window, "A maintenance window", "maintenance",
-      "getMaintenanceWindow", _ok("The window.", s.maintenance.Maintenance), errors=NOT_FOUND),
+      "getMaintenanceWindow", ok("The window.", s.maintenance.Maintenance), errors=NOT_FOUND),
     R("PATCH", "/maintenance/{id}", maintenance.patch_window, "Change a maintenance window (only the fields "
       "given; a change of its times undoes an early end)", "maintenance", "updateMaintenanceWindow",
-      _ok("The window.", s.maintenance.Maintenance), body=s.maintenance.MaintenanceUpdate, errors=NOT_FOUND),
+      ok("The window.", s.maintenance.Maintenance), body=s.maintenance.MaintenanceUpdate, errors=NOT_FOUND),
     R("DELETE", "/maintenance/{id}", maintenance.delete_window, "Delete a maintenance window (alerts it holds go "
       "out at once if still true)", "maintenance", "deleteMaintenanceWindow", NO_CONTENT, errors=NOT_FOUND),
     R("POST", "/maintenance/{id}/end", maintenance.end_window, "End the occurrence on now (a recurring window "
       "goes on with its next); 400 if none is on", "maintenance", "endMaintenanceWindow",
-      _ok("The window.", s.maintenance.Maintenance), errors=(400, 404)),
+      ok("The window.", s.maintenance.Maintenance), errors=(400, 404)),
+    *account.ROUTES,
+    *account_security.ROUTES,
+    *sso.ROUTES,
+    *members.ROUTES,
+    *audit.ROUTES,
     R("GET", "/ingest-incidents", ingest.list_ingest_incidents, "Open ingest incidents (pings stopped reaching "
       "Pingura; misses are held as unknown): Pingura's own and the caller's project's", "ingest",
-      "listIngestIncidents", _ok("Oldest first.", s.ingest.IngestIncidentList)),
+      "listIngestIncidents", ok("Oldest first.", s.ingest.IngestIncidentList)),
 )  # fmt: skip
 
 
