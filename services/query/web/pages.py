@@ -52,6 +52,14 @@ PAGES = {
     "/channels": "channels.html",
     "/maintenance": "maintenance.html",
     "/settings": "settings.html",
+    "/settings/project": "settings-project.html",
+    "/settings/members": "members.html",
+    "/settings/audit": "audit.html",
+    "/account": "account.html",
+    # Pages for people not signed in yet: the first-run setup, an invitation, a password reset.
+    "/setup": "setup.html",
+    "/invite": "invite.html",
+    "/reset-password": "reset.html",
 }
 STATUS_PAGE = r"/status/{key:[A-Za-z0-9_-]{1,64}}"
 """The public status page (no session): ``status.html``, whose script reads its data."""

@@ -1,0 +1,2 @@
+// Audit log: built in issue 20 (see the page's section in the README).
+"use strict";

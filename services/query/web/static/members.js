@@ -1,0 +1,2 @@
+// Members: built in issue 20 (see the page's section in the README).
+"use strict";
