@@ -399,6 +399,8 @@ class User(Event, tag="user", kw_only=True):
     secret). None: two-factor sign-in off."""
     recovery_code_hashes: list[str] = []
     """SHA-256 (hex) of the one-time recovery codes not used yet."""
+    totp_last_step: int = 0
+    """The 30-second step of the last TOTP code accepted: that code, and any older, is refused."""
     sessions_after_ms: int = 0
     """Sessions issued before this are refused: a password change or "sign out everywhere"."""
     sso_subject: str | None = None
