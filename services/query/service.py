@@ -23,6 +23,7 @@ from services.query.api import ApiContext, api_app
 from services.query.api.errors import error
 from services.query.api.status_pages import project_of_key
 from services.query.auth.accounts import Accounts
+from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.revocations import RevokedSessions
@@ -78,6 +79,7 @@ class QueryService:
             maintenance=MaintenanceView(bus, topics.maintenance),
             users=UsersView(bus, topics.users),
             memberships=MembershipsView(bus, topics.memberships),
+            invitations=InvitationsView(bus, topics.invitations),
         )
         self._readiness: Readiness | None = None
         self._parts = Parts()
@@ -125,6 +127,7 @@ class QueryService:
         await parts.start(ctx.sessions.revoked)  # before any cookie is read: a signed-out one stays out
         await parts.start(ctx.users)
         await parts.start(ctx.memberships)
+        await parts.start(ctx.invitations)
         key_file = await ensure_first_project(settings, self.accounts)
         if self._readiness is not None:
             self._readiness.key_file = key_file

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from services.notifier.sending import Senders
 from services.query.auth.caller import Caller
+from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.sessions import Sessions
@@ -54,6 +55,8 @@ class ApiContext:
     """People who sign in (the ``users`` topic), by id, email and single sign-on identity."""
     memberships: MembershipsView
     """Each user's role in each project (the ``memberships`` topic)."""
+    invitations: InvitationsView
+    """Invitations to projects (the ``invitations`` topic), by the hash of their link's secret."""
     # Given by started(); init fields so that dataclasses.replace copies them.
     _store: HistoryStore | None = field(default=None, kw_only=True, repr=False)
     _catalog: Catalog | None = field(default=None, kw_only=True, repr=False)
