@@ -27,6 +27,7 @@ from services.query.api.schemas.heartbeats import (
     check_channels,
 )
 from services.query.api.schemas.holding import muted_until_text
+from services.query.audit import record_change
 from services.query.catalog import BadCursor
 from services.query.status_view import RuleFigures, next_expected_ms, shown_status
 from services.query.validation import InvalidField
@@ -203,6 +204,7 @@ async def create_heartbeat(request: web.Request, body: HeartbeatCreate) -> web.R
         **fields,
     )
     await _save(request, monitor, None)
+    await record_change(request, "heartbeat.create", "heartbeat", monitor.id, None, monitor)
     log.info("query.heartbeat.created", monitor_id=monitor.id, project_id=monitor.project_id)
     return answer(heartbeat_answer(request, monitor), status=201)
 
@@ -227,9 +229,11 @@ async def get_heartbeat(request: web.Request) -> web.Response:
     return answer(heartbeat_answer(request, monitor_or_404(request)))
 
 
-async def _update(request: web.Request, monitor: MonitorConfig, **changes) -> web.Response:
+async def _update(request: web.Request, monitor: MonitorConfig, action: str, **changes) -> web.Response:
     updated = msgspec.structs.replace(monitor, updated_ms=now_ms(), revision=monitor.revision + 1, **changes)
     await _save(request, updated, monitor)
+    after = None if updated.deleted else updated  # the token: masked (audit.MASKED)
+    await record_change(request, f"heartbeat.{action}", "heartbeat", monitor.id, monitor, after)
     log.info("query.heartbeat.updated", monitor_id=monitor.id, fields=sorted(changes))
     return answer(heartbeat_answer(request, updated))
 
@@ -239,22 +243,22 @@ async def patch_heartbeat(request: web.Request, body: HeartbeatUpdate) -> web.Re
     fields = body.monitor_fields()
     _known_channels(request, fields)
     _check_slug_free(request, fields, monitor.id)
-    return await _update(request, monitor, **fields)
+    return await _update(request, monitor, "update", **fields)
 
 
 async def delete_heartbeat(request: web.Request) -> web.Response:
     monitor = monitor_or_404(request)
-    await _update(request, monitor, deleted=True)
+    await _update(request, monitor, "delete", deleted=True)
     return web.Response(status=204)
 
 
 async def pause_heartbeat(request: web.Request) -> web.Response:
-    return await _update(request, monitor_or_404(request), paused=True)
+    return await _update(request, monitor_or_404(request), "pause", paused=True)
 
 
 async def resume_heartbeat(request: web.Request) -> web.Response:
-    return await _update(request, monitor_or_404(request), paused=False)
+    return await _update(request, monitor_or_404(request), "resume", paused=False)
 
 
 async def rotate_token(request: web.Request) -> web.Response:
-    return await _update(request, monitor_or_404(request), token=new_token())
+    return await _update(request, monitor_or_404(request), "rotate_token", token=new_token())
