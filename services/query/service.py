@@ -22,6 +22,7 @@ from services.parts import STARTING_RETRY_AFTER_S, Parts, Readiness, add_routes_
 from services.query.api import ApiContext, api_app
 from services.query.api.errors import error
 from services.query.api.status_pages import project_of_key
+from services.query.auth.account_tokens import AccountTokensView
 from services.query.auth.accounts import Accounts
 from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
@@ -80,6 +81,7 @@ class QueryService:
             users=UsersView(bus, topics.users),
             memberships=MembershipsView(bus, topics.memberships),
             invitations=InvitationsView(bus, topics.invitations),
+            account_tokens=AccountTokensView(bus, topics.account_tokens),
         )
         self._readiness: Readiness | None = None
         self._parts = Parts()
@@ -127,6 +129,7 @@ class QueryService:
         await parts.start(ctx.sessions.revoked)  # before any cookie is read: a signed-out one stays out
         await parts.start(ctx.users)
         await parts.start(ctx.memberships)
+        await parts.start(ctx.account_tokens)
         await parts.start(ctx.invitations)
         key_file = await ensure_first_project(settings, self.accounts)
         if self._readiness is not None:

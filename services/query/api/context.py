@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from services.notifier.sending import Senders
+from services.query.auth.account_tokens import AccountTokensView
 from services.query.auth.caller import Caller
 from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
@@ -55,6 +56,8 @@ class ApiContext:
     """People who sign in (the ``users`` topic), by id, email and single sign-on identity."""
     memberships: MembershipsView
     """Each user's role in each project (the ``memberships`` topic)."""
+    account_tokens: AccountTokensView
+    """Single-use emailed secrets (verify an address, reset a password; the ``account-tokens`` topic)."""
     invitations: InvitationsView
     """Invitations to projects (the ``invitations`` topic), by the hash of their link's secret."""
     # Given by started(); init fields so that dataclasses.replace copies them.

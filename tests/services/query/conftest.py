@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from services.notifier.sending import Senders
 from services.query.app import ApiContext, api_app
+from services.query.auth.account_tokens import AccountTokensView
 from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.people import MembershipsView, UsersView
@@ -167,6 +168,7 @@ async def api(store, clickhouse_settings, tmp_path_factory) -> Api:
             users=await started(UsersView(bus, topics.users)),
             memberships=await started(MembershipsView(bus, topics.memberships)),
             invitations=await started(InvitationsView(bus, topics.invitations)),
+            account_tokens=await started(AccountTokensView(bus, topics.account_tokens)),
         )  # fmt: skip
         ctx.started(store, Catalog(monitors, statuses))
         url = await serve_api(stack, ctx)

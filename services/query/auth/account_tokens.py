@@ -1,0 +1,119 @@
+"""Single-use secrets sent by email (verify an address, reset a password) or printed at
+first start: :class:`~shared.events.AccountToken` records on the ``account-tokens`` topic.
+
+Only the secret's SHA-256 is published. The record's id is derived from that hash too
+(``atk_`` + its first 16 hex digits), so a link's secret finds its record without an index
+and without the secret itself ever being a key on the bus. Redeeming one publishes it again
+with ``used_ms`` set (the used copy wins in every view: its revision is higher), so it works
+once, on this instance at once and on the others as soon as they have read the topic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+
+from shared.bus import Bus
+from shared.bus.view import ConfigView
+from shared.clock import now_ms
+from shared.events import AccountToken, AccountTokenPurpose
+
+if TYPE_CHECKING:
+    from services.query.api.context import ApiContext
+
+log = structlog.get_logger()
+
+HOUR_MS = 3600 * 1000
+TTL_MS: dict[AccountTokenPurpose, int] = {
+    "verify_email": 48 * HOUR_MS,
+    "reset_password": HOUR_MS,
+    "first_run": 24 * HOUR_MS,
+}
+"""How long each kind of token works (the topic keeps records 7 days: longer than any)."""
+MAX_SECRET_CHARS = 200
+
+
+class AccountTokensView(ConfigView[AccountToken]):
+    """id -> the token's newest record (a used copy replaces the unused one)."""
+
+    def __init__(self, bus: Bus, topic: str, poll_timeout_ms: int = 1000):
+        super().__init__(bus, topic, AccountToken, _revision, poll_timeout_ms=poll_timeout_ms)
+        self.redeeming: set[str] = set()
+        """Ids being redeemed here right now: a second request for one waits for nothing, it is refused."""
+
+
+def _revision(token: AccountToken) -> int:
+    return 0 if token.used_ms is None else 1
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def token_id(secret: str) -> str:
+    return "atk_" + token_hash(secret)[:16]
+
+
+async def issue(
+    ctx: ApiContext, user_id: str | None, purpose: AccountTokenPurpose, ttl_ms: int | None = None
+) -> str:
+    """A new token for ``purpose``, published; returns its secret (for the link, never stored)."""
+    secret = secrets.token_urlsafe(32)
+    at = now_ms()
+    token = AccountToken(
+        id=token_id(secret),
+        user_id=user_id,
+        purpose=purpose,
+        token_hash=token_hash(secret),
+        created_ms=at,
+        expires_ms=at + (TTL_MS[purpose] if ttl_ms is None else ttl_ms),
+    )
+    await ctx.save(ctx.topics.account_tokens, token, ctx.account_tokens)
+    log.info("auth.account_token.issued", token_id=token.id, purpose=purpose, user_id=user_id)
+    return secret
+
+
+async def find(ctx: ApiContext, secret: str, purpose: AccountTokenPurpose) -> AccountToken | None:
+    """The token ``secret`` stands for if it is of ``purpose``, unused and unexpired; else None.
+    Does not use it (see :func:`redeem`)."""
+    if not secret or len(secret) > MAX_SECRET_CHARS or not secret.isascii():
+        return None
+    view = ctx.account_tokens
+    key = token_id(secret)
+    if key not in view:
+        await view.sync(2.0)  # issued a moment ago on another instance?
+    token = view.get(key)
+    if (
+        token is None
+        or token.purpose != purpose
+        or not hmac.compare_digest(token.token_hash, token_hash(secret))
+        or token.used_ms is not None
+        or token.expires_ms <= now_ms()
+    ):
+        return None
+    return token
+
+
+async def redeem(ctx: ApiContext, secret: str, purpose: AccountTokenPurpose) -> AccountToken | None:
+    """Use the token once: the used copy is published (durably) before this returns it.
+    None if it is unknown, of another purpose, used, expired or being used right now."""
+    token = await find(ctx, secret, purpose)
+    view = ctx.account_tokens
+    if token is None or token.id in view.redeeming:
+        return None
+    current = view.get(token.id)
+    if current is None or current.used_ms is not None:  # used while find() waited
+        return None
+    view.redeeming.add(token.id)
+    try:
+        used = msgspec.structs.replace(token, used_ms=now_ms())
+        await ctx.save(ctx.topics.account_tokens, used, view)
+    finally:
+        view.redeeming.discard(token.id)
+    log.info("auth.account_token.used", token_id=token.id, purpose=purpose, user_id=token.user_id)
+    return used
