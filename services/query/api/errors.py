@@ -122,9 +122,11 @@ async def _authenticate(request: web.Request) -> web.Response | None:
             ctx.projects,
             ctx.sessions,
             client_address(request, ctx.settings.trusted_proxies),
+            ctx.users,
+            ctx.memberships,
         )
-    except Unauthenticated as exc:
-        return error(401, str(exc))
+    except Unauthenticated as exc:  # 401, or 403 for a disabled user or a removed member
+        return error(exc.status, str(exc))
     except Throttled as exc:
         return error(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
     needed: Role = (

@@ -130,7 +130,7 @@ async def logout(request: web.Request) -> web.Response:
             return _json_error(
                 503, "could not sign out: the event bus is unavailable, retry later", {"Retry-After": "5"}
             )
-        log.info("auth.logout", key_id=session.key_id, session_id=session.id)
+        log.info("auth.logout", key_id=session.key_id, user_id=session.user_id, session_id=session.id)
     response = web.Response(status=204) if from_script else _redirect("/login")
     response.del_cookie(COOKIE, path="/")
     return response
