@@ -1,19 +1,27 @@
-"""Notification channels: create (validated by the channel kind), list, read, delete; and
-the kinds there are, with the settings each declares (what the dashboard draws its form from).
+"""Notification channels: create and change (validated by the channel kind), list, read,
+delete; and the kinds there are, with the settings each declares (what the dashboard draws
+its form from). Each channel is shown with the heartbeats that alert to it.
 
 A saved channel is never shown with its secret settings in full (``****abcd``), not even in
-the answer to its creation: the kind's declaration says which settings those are."""
+the answer to its creation: the kind's declaration says which settings those are. A change
+that sends such a setting back as shown keeps its saved value (:mod:`.channel_secrets`)."""
 
 from __future__ import annotations
+
+import asyncio
 
 import msgspec
 import structlog
 from aiohttp import web
 
 from services.notifier.channels import CHANNELS, channel_kinds, shown_config, validate_channel
+from services.query.api.channel_secrets import merged_config
 from services.query.api.context import API, PROJECT
 from services.query.api.errors import answer, not_found
 from services.query.api.schemas import channels as schemas
+from services.query.audit import record_change
+from services.query.validation import InvalidField
+from shared.bus.view import PackedConfigView
 from shared.clock import iso_ms, now_ms
 from shared.events import ChannelConfig
 from shared.ids import new_id
@@ -21,20 +29,59 @@ from shared.ids import new_id
 log = structlog.get_logger()
 
 
-def _channel_json(channel: ChannelConfig) -> schemas.Channel:
+SCAN_CHUNK = 2_000
+"""Heartbeat configs read between yields to the loop while finding a channel's heartbeats."""
+
+Users = dict[str, list[schemas.ChannelHeartbeat]]
+
+
+async def _heartbeats_by_channel(request: web.Request) -> Users:
+    """Channel id -> the caller's project's live heartbeats alerting to it, by name. One scan
+    of the configs' few fields (a third of a decode each), yielding every :data:`SCAN_CHUNK`."""
+    project_id = request[PROJECT].id
+    monitors = request.app[API].monitors
+    fields = ("project_id", "name", "channels", "deleted")
+    rows = (
+        monitors.select(*fields)
+        if isinstance(monitors, PackedConfigView)
+        else ((m.id, [m.project_id, m.name, m.channels, m.deleted]) for m in monitors.values())
+    )
+    users: Users = {}
+    for n, (monitor_id, (project, name, channel_ids, deleted)) in enumerate(rows, 1):
+        if project == project_id and not deleted:
+            for channel_id in dict.fromkeys(channel_ids or ()):
+                users.setdefault(channel_id, []).append(schemas.ChannelHeartbeat(id=monitor_id, name=name))
+        if n % SCAN_CHUNK == 0:
+            await asyncio.sleep(0)
+    for found in users.values():
+        found.sort(key=lambda h: (h.name.casefold(), h.id))
+    return users
+
+
+def _channel_json(channel: ChannelConfig, users: Users) -> schemas.Channel:
     return schemas.Channel(
         id=channel.id,
         kind=channel.kind,
         name=channel.name,
         config=shown_config(channel.kind, channel.config),
         created_at=iso_ms(channel.created_ms),
+        updated_at=iso_ms(channel.updated_ms),
+        heartbeats=users.get(channel.id, []),
     )
+
+
+def checked_config(kind: str, config: dict, settings, saved: ChannelConfig | None = None) -> dict:
+    """The one check of a channel's settings, on create and on change: ``config`` (on a change,
+    merged into the saved settings first) validated and normalized by its kind."""
+    if saved is not None:
+        config = merged_config(kind, saved.config, config)
+    return validate_channel(kind, config, settings)
 
 
 async def create_channel(request: web.Request, body: schemas.ChannelCreate) -> web.Response:
     ctx = request.app[API]
     kind, name = body.kind, body.name  # the name: the kind's when none was given
-    normalized = validate_channel(kind, body.config, ctx.settings)
+    normalized = checked_config(kind, body.config, ctx.settings)
     at = now_ms()
     channel = ChannelConfig(
         id=new_id("ch"),
@@ -46,8 +93,31 @@ async def create_channel(request: web.Request, body: schemas.ChannelCreate) -> w
         updated_ms=at,
     )
     await ctx.save(ctx.topics.channels, channel, ctx.channels)
+    await record_change(request, "channel.create", "channel", channel.id, None, channel)
     log.info("query.channel.created", channel_id=channel.id, kind=kind)
-    return answer(_channel_json(channel), status=201)
+    return answer(_channel_json(channel, {}), status=201)
+
+
+async def update_channel(request: web.Request, body: schemas.ChannelUpdate) -> web.Response:
+    """Change a channel's name and settings (see :class:`~.schemas.channels.ChannelUpdate`);
+    published like a create, so the notifier sends with the new settings from then on."""
+    ctx = request.app[API]
+    channel = _channel_or_404(request)
+    if body.kind is not msgspec.UNSET and body.kind != channel.kind:
+        raise InvalidField(
+            "kind", f"a channel's kind cannot change (it is {channel.kind}): make a new channel"
+        )
+    changes: dict = {}
+    if body.name is not msgspec.UNSET:
+        changes["name"] = body.name
+    if body.config is not msgspec.UNSET:
+        changes["config"] = checked_config(channel.kind, body.config, ctx.settings, saved=channel)
+    # updated_ms is the view's revision: it must grow even within the millisecond of the last write.
+    updated = msgspec.structs.replace(channel, **changes, updated_ms=max(now_ms(), channel.updated_ms + 1))
+    await ctx.save(ctx.topics.channels, updated, ctx.channels)
+    await record_change(request, "channel.update", "channel", channel.id, channel, updated)
+    log.info("query.channel.updated", channel_id=channel.id, fields=sorted(changes))
+    return answer(_channel_json(updated, await _heartbeats_by_channel(request)))
 
 
 def _channel_or_404(request: web.Request) -> ChannelConfig:
@@ -61,11 +131,13 @@ async def list_channels(request: web.Request) -> web.Response:
     project_id = request[PROJECT].id
     channels = [c for c in request.app[API].channels.values() if c.project_id == project_id]
     ordered = sorted(channels, key=lambda c: c.created_ms)
-    return answer(schemas.ChannelList(channels=[_channel_json(c) for c in ordered]))
+    users = await _heartbeats_by_channel(request) if ordered else {}
+    return answer(schemas.ChannelList(channels=[_channel_json(c, users) for c in ordered]))
 
 
 async def get_channel(request: web.Request) -> web.Response:
-    return answer(_channel_json(_channel_or_404(request)))
+    channel = _channel_or_404(request)
+    return answer(_channel_json(channel, await _heartbeats_by_channel(request)))
 
 
 async def list_channel_kinds(request: web.Request) -> web.Response:
@@ -89,4 +161,6 @@ async def delete_channel(request: web.Request) -> web.Response:
     channel = _channel_or_404(request)
     gone = msgspec.structs.replace(channel, deleted=True, updated_ms=now_ms())
     await ctx.save(ctx.topics.channels, gone, ctx.channels)
+    await record_change(request, "channel.delete", "channel", channel.id, channel, None)
+    log.info("query.channel.deleted", channel_id=channel.id)
     return web.Response(status=204)

@@ -38,11 +38,17 @@ PingKey = Annotated[str, Meta(
 
 
 class ProjectUpdate(Struct, forbid_unknown_fields=True):
-    """A change to the caller's project: ``{"auto_create": false}`` makes a ping to an
-    unknown slug answer 404 instead of creating its heartbeat."""
+    """A change to the caller's project: ``{"name": "billing"}`` renames it;
+    ``{"auto_create": false}`` makes a ping to an unknown slug answer 404 instead of creating
+    its heartbeat."""
 
+    name: Name | UnsetType = UNSET
     auto_create: Flag | UnsetType = UNSET
     ping_key: PingKey | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.name is not UNSET:
+            self.name = name_field("name", self.name)
 
 
 class CurrentProject(Struct, kw_only=True):

@@ -1,4 +1,4 @@
-"""Channel bodies: the create a client sends, the channel and the kinds the API answers.
+"""Channel bodies: the create and the change a client sends, the channel and the kinds the API answers.
 
 A create's ``config`` is checked by its kind (:func:`services.notifier.channels.validate_channel`,
 whose refusals name the setting: ``config.url``); the document states each kind's settings
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from services.notifier.channels import CHANNELS
 from services.notifier.channels.base import ConfigField, FieldType
-from services.query.api.schemas.fields import JsonSchema, OptionalName, Timestamp, refusal
+from services.query.api.schemas.fields import JsonSchema, Name, OptionalName, Timestamp, refusal
 from services.query.validation import name_field
 
 
@@ -27,6 +27,28 @@ class ChannelCreate(Struct, forbid_unknown_fields=True):
         self.name = name_field("name", self.name, required=False) or self.kind
 
 
+class ChannelUpdate(Struct, forbid_unknown_fields=True):
+    """A change to a channel: only the fields given change, checked as on create.
+
+    ``config`` holds the settings to change: one left out keeps its value, ``null`` removes
+    it (an optional one). A secret setting sent back as the API shows it (``****abcd``, each
+    value of a secret map too) keeps its saved value. ``kind`` cannot change (400): make a
+    new channel; sent, it must be the channel's."""
+
+    kind: str | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
+    config: Annotated[dict[str, Any], Meta(extra=refusal("must be a JSON object"))] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.name is not UNSET:
+            self.name = name_field("name", self.name)
+
+
+class ChannelHeartbeat(Struct):
+    id: str
+    name: str
+
+
 class Channel(Struct):
     id: str
     kind: str
@@ -35,6 +57,10 @@ class Channel(Struct):
         dict[str, Any], Meta(description="As saved, with secret settings masked (``****abcd``).")
     ]
     created_at: Timestamp
+    updated_at: Timestamp
+    heartbeats: Annotated[
+        list[ChannelHeartbeat], Meta(description="The heartbeats that alert to it, by name.")
+    ]
 
 
 class ChannelList(Struct):

@@ -222,6 +222,7 @@ async def test_the_answers_about_heartbeats_are_as_declared(api):
         ("GET", "/heartbeats/{id}/deliveries", 200, {}),
         ("GET", "/channels", 200, {}),
         ("GET", "/channels/{id}", 200, {}),
+        ("PATCH", "/channels/{id}", 200, {"json": {"config": {"url": "https://example.com/i"}}}),
         ("GET", "/channel-kinds", 200, {}),
     ]:
         url = path.replace("{id}", channel["id"] if path.startswith("/channels/") else heartbeat["id"])
