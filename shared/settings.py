@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from shared.errors import ConfigError
+from shared.sso_settings import OidcRole, check_sso, parse_oidc_roles
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -207,6 +208,23 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     """Lets a scraper read ``/metrics`` from anywhere, sent as ``Authorization: Bearer <token>``;
     unset: ``/metrics`` answers loopback peers only (shared/metrics/route.py). Never logged."""
+    oidc_issuer: str | None = None
+    """Single sign-on with OpenID Connect (docs/sso.md): the provider's issuer URL, whose
+    ``/.well-known/openid-configuration`` is read. Unset: no single sign-on."""
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    """Sent only to the token endpoint; unset: a public client (PKCE alone). Never logged."""
+    oidc_scopes: str = "openid email profile"
+    oidc_provider_name: str = ""
+    """The sign-in button says "Sign in with <this>"; default: the issuer's host."""
+    oidc_groups_claim: str = "groups"
+    """The claim (ID token or userinfo) listing the user's groups at the provider."""
+    oidc_roles: tuple[OidcRole, ...] = ()
+    """``group=project_id:role,...``: the roles the provider's groups give, set at each sign-in."""
+    trusted_header: str | None = None
+    """Sign-in from an authenticating proxy's header naming the user's email (e.g.
+    ``X-Forwarded-Email``), believed only from ``trusted_header_proxies``. Unset: off."""
+    trusted_header_proxies: tuple[Network, ...] = ()
     log_level: str = "info"
     log_format: str = "console"
 
@@ -248,8 +266,10 @@ class Settings:
             try:
                 if f.name in ("data_dir", "smtp_ca_file"):
                     values[f.name] = Path(raw)
-                elif f.name in ("trusted_proxies", "webhook_allowed_networks"):
+                elif f.name in ("trusted_proxies", "webhook_allowed_networks", "trusted_header_proxies"):
                     values[f.name] = _networks(f.name, raw)
+                elif f.name == "oidc_roles":
+                    values[f.name] = parse_oidc_roles(raw)
                 elif f.name == "ingest_alert_channels":
                     values[f.name] = tuple(part.strip() for part in raw.split(",") if part.strip())
                 elif f.type in ("int",):
@@ -288,4 +308,5 @@ class Settings:
             or "@" not in parseaddr(settings.smtp_from)[1]
         ):
             raise ConfigError("PINGURA_SMTP_FROM: must be one address, e.g. Pingura <alerts@example.com>")
+        check_sso(settings)
         return settings
