@@ -1,25 +1,26 @@
 """Single-use secrets sent by email (verify an address, reset a password) or printed at
 first start: :class:`~shared.events.AccountToken` records on the ``account-tokens`` topic.
 
-Only the secret's SHA-256 is published. The record's id is derived from that hash too
-(``atk_`` + its first 16 hex digits), so a link's secret finds its record without an index
-and without the secret itself ever being a key on the bus. Redeeming one publishes it again
+Only the secret's SHA-256 is published (the record's id is derived from it: ``atk_`` + its
+first 16 hex digits); the view finds a link's record by that hash. Redeeming one publishes it again
 with ``used_ms`` set (the used copy wins in every view: its revision is higher), so it works
 once, on this instance at once and on the others as soon as they have read the topic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
 from shared.bus import Bus
-from shared.bus.view import ConfigView
+from shared.bus.view import ConfigView, cancel_and_wait
 from shared.clock import now_ms
 from shared.events import AccountToken, AccountTokenPurpose
 
@@ -39,12 +40,48 @@ MAX_SECRET_CHARS = 200
 
 
 class AccountTokensView(ConfigView[AccountToken]):
-    """id -> the token's newest record (a used copy replaces the unused one)."""
+    """id -> the token's newest record (a used copy replaces the unused one).
+
+    Also the part that owns the account emails under way (:meth:`later`): a request that
+    sends one does not wait for the SMTP server (a password reset must answer alike whether
+    the address has an account or not), and closing waits for them a moment."""
 
     def __init__(self, bus: Bus, topic: str, poll_timeout_ms: int = 1000):
         super().__init__(bus, topic, AccountToken, _revision, poll_timeout_ms=poll_timeout_ms)
         self.redeeming: set[str] = set()
-        """Ids being redeemed here right now: a second request for one waits for nothing, it is refused."""
+        """Ids being redeemed here right now: a second request for one is refused."""
+        self.noticed_ms: dict[str, int] = {}
+        """user id -> when its last failed sign-ins notice went out (at most one an hour)."""
+        self._under_way: set[asyncio.Task] = set()
+        self._by_hash: dict[str, str] = {}
+
+    def put(self, event: AccountToken) -> bool:
+        changed = super().put(event)
+        if event.id in self:
+            self._by_hash[event.token_hash] = event.id
+        return changed
+
+    def by_secret(self, secret: str) -> AccountToken | None:
+        """The token whose secret this is (used or not), whatever its id."""
+        key = self._by_hash.get(token_hash(secret))
+        return None if key is None else self.get(key)
+
+    def later(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` (an email to send) after the answer; it logs its own failures."""
+        task = asyncio.create_task(work, name=name)
+        self._under_way.add(task)
+        task.add_done_callback(self._under_way.discard)
+
+    async def settled(self, timeout_s: float = 10.0) -> None:
+        """Wait for the emails under way (up to ``timeout_s``)."""
+        if self._under_way:
+            await asyncio.wait(list(self._under_way), timeout=timeout_s)
+
+    async def close(self) -> None:
+        await self.settled()
+        for task in list(self._under_way):
+            await cancel_and_wait(task)
+        await super().close()
 
 
 def _revision(token: AccountToken) -> int:
@@ -84,10 +121,9 @@ async def find(ctx: ApiContext, secret: str, purpose: AccountTokenPurpose) -> Ac
     if not secret or len(secret) > MAX_SECRET_CHARS or not secret.isascii():
         return None
     view = ctx.account_tokens
-    key = token_id(secret)
-    if key not in view:
-        await view.sync(2.0)  # issued a moment ago on another instance?
-    token = view.get(key)
+    token = view.by_secret(secret)
+    if token is None and await view.sync(2.0):  # issued a moment ago on another instance?
+        token = view.by_secret(secret)
     if (
         token is None
         or token.purpose != purpose
