@@ -1,8 +1,8 @@
 """Writes check-ins, status changes and alert deliveries from the bus into the history store.
 
 It reads ``pings`` (Ping), ``status`` (StatusChanged, Missed, RunMeasured: the evaluator's
-measured runs, and CheckinJudged: what its rules found in a check-in) and ``deliveries`` (DeliveryAttempt, and Delivery from notifiers
-of older versions).
+measured runs, and CheckinJudged: what its rules found in a check-in), ``deliveries`` (DeliveryAttempt, and Delivery from notifiers
+of older versions) and ``audit`` (AuditEntry: the audit log).
 
 At-least-once made exactly-once: offsets are committed only after the batch they cover
 is in ClickHouse, and a batch that is read again after a crash carries the same
@@ -36,6 +36,7 @@ from shared.bus import Bus, Consumer, Record, TopicPartition
 from shared.bus.deadletter import DeadLetters
 from shared.bus.view import APPLY_SLICE
 from shared.events import (
+    AuditEntry,
     CheckinJudged,
     Delivery,
     DeliveryAttempt,
@@ -64,7 +65,16 @@ LINGER_MS = 200
 """After the first records arrive, gather more for this long: every ClickHouse insert has a
 fixed cost (a new part), so a few large inserts beat many small ones under load. It adds at
 most this much to the ping-to-history delay."""
-HISTORY_EVENTS = (Ping, Missed, StatusChanged, Delivery, DeliveryAttempt, RunMeasured, CheckinJudged)
+HISTORY_EVENTS = (
+    Ping,
+    Missed,
+    StatusChanged,
+    Delivery,
+    DeliveryAttempt,
+    RunMeasured,
+    CheckinJudged,
+    AuditEntry,
+)
 
 REFUSED_CONTENT_CODES = frozenset({
     6,    # CANNOT_PARSE_TEXT
@@ -170,7 +180,8 @@ class HistoryWriter:
     async def start(self) -> None:
         # A topic new to the group (deliveries, after an upgrade) is read from its start.
         self._consumer = self._bus.consumer(
-            [self._topics.pings, self._topics.status, self._topics.deliveries], group=GROUP
+            [self._topics.pings, self._topics.status, self._topics.deliveries, self._topics.audit],
+            group=GROUP,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(self._consumer), name="query-writer")

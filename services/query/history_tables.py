@@ -14,8 +14,10 @@ from typing import Any
 
 import msgspec
 
+from services.query.audit_table import AUDIT_COLUMNS, AUDIT_TABLE, audit_row
 from shared.clickhouse import ClickHouse
 from shared.events import (
+    AuditEntry,
     CheckinJudged,
     Delivery,
     DeliveryAttempt,
@@ -237,6 +239,7 @@ async def migrate(ch: ClickHouse, retention_days: int) -> None:
         ("deliveries", _DELIVERIES_TABLE, "at"),
         ("runs", _RUNS_TABLE, "ended_at"),
         ("checkin_verdicts", _VERDICTS_TABLE, "at"),
+        ("audit_log", AUDIT_TABLE, "at"),
     ):
         ttl = f"toDateTime({time_column}) + INTERVAL {retention_days} DAY"
         await ch.command(ddl.format(ttl=ttl))
@@ -258,9 +261,9 @@ async def migrate(ch: ClickHouse, retention_days: int) -> None:
 
 async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
     """Write Ping/Missed as check-ins, StatusChanged as status changes, DeliveryAttempt (and
-    legacy Delivery) as deliveries, RunMeasured as runs, CheckinJudged as verdicts; other events
-    are ignored."""
-    checkins, changes, deliveries, runs, verdicts = [], [], [], [], []
+    legacy Delivery) as deliveries, RunMeasured as runs, CheckinJudged as verdicts, AuditEntry
+    as the audit log; other events are ignored."""
+    checkins, changes, deliveries, runs, verdicts, audit = [], [], [], [], [], []
     for start in range(0, len(events), ROWS_PER_TURN):
         if start:
             await asyncio.sleep(0)  # a batch is up to 20,000 events: the loop gets a turn between slices
@@ -273,6 +276,8 @@ async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
                 deliveries.append(_delivery_row(e))
             elif isinstance(e, CheckinJudged):
                 verdicts.append(_verdict_row(e))
+            elif isinstance(e, AuditEntry):
+                audit.append(audit_row(e))
             elif isinstance(e, RunMeasured):
                 runs.append(
                     [
@@ -291,6 +296,7 @@ async def insert_events(ch: ClickHouse, events: list, dedup_token: str) -> None:
         ("deliveries", deliveries, DELIVERY_COLUMNS),
         ("runs", runs, RUN_COLUMNS),
         ("checkin_verdicts", verdicts, VERDICT_COLUMNS),
+        ("audit_log", audit, AUDIT_COLUMNS),
     ):
         if rows:
             payload = b"\n".join(map(_json_rows.encode, rows))

@@ -24,6 +24,7 @@ from services.notifier.sending import try_send
 from services.query.api.context import API, PROJECT
 from services.query.api.errors import not_found
 from services.query.api.schemas.history import PageQuery
+from services.query.audit import record_change
 from shared.bus import BusUnavailable
 from shared.clock import now_ms
 from shared.events import ChannelConfig, DeliveryAttempt, encode
@@ -130,5 +131,7 @@ async def resend_failed(request: web.Request) -> web.Response:
         latency_ms=result.latency_ms, resend=True, alert=None if result.ok else alert,
     )  # fmt: skip
     await ctx.bus.publish(ctx.topics.deliveries, attempt.monitor_id, encode(attempt))  # BusUnavailable: a 503
+    resent = {"alert_id": alert.id, "channel_id": channel.id, "attempt": number, "outcome": attempt.outcome}
+    await record_change(request, "delivery.resend", "delivery", f"{alert.id}|{channel.id}", None, resent)
     log.info("query.delivery.resent", alert_id=alert.id, channel_id=channel.id, ok=result.ok, attempt=number)
     return web.json_response(_result_json(result, attempt=number))

@@ -21,6 +21,7 @@ from services.query.api.context import API, PROJECT
 from services.query.api.errors import answer, not_found
 from services.query.api.heartbeats import monitor_or_404
 from services.query.api.schemas.instances import Instance, InstanceListQuery, InstancePage
+from services.query.audit import record_change
 from services.query.status_view import FleetFigures
 from services.query.validation import InvalidField
 from shared.clock import iso_ms, now_ms
@@ -96,5 +97,7 @@ async def remove_instance(request: web.Request) -> web.Response:
         monitor_id=monitor.id, project_id=request[PROJECT].id, instance=name, at_ms=now_ms()
     )
     await ctx.bus.publish(ctx.topics.pings, monitor.id, encode(removed))
+    gone = {"heartbeat_id": monitor.id, "instance": name}
+    await record_change(request, "instance.remove", "instance", f"{monitor.id}/{name}", gone, None)
     log.info("query.instance.removed", monitor_id=monitor.id, instance=name)
     return web.Response(status=202)

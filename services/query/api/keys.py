@@ -12,6 +12,7 @@ from aiohttp import web
 from services.query.api.context import API, KEY_ID, PROJECT
 from services.query.api.errors import answer, error, not_found
 from services.query.api.schemas import accounts as schemas
+from services.query.audit import record_change
 from services.query.auth.accounts import Accounts
 from shared.clock import iso_ms
 from shared.events import ApiKey
@@ -30,6 +31,7 @@ def key_json(key: ApiKey) -> schemas.ApiKey:
 
 async def create_key(request: web.Request, body: schemas.ApiKeyCreate) -> web.Response:
     key, secret = await accounts(request).create_key(request[PROJECT].id, body.name, body.read_only)
+    await record_change(request, "key.create", "key", key.id, None, key)  # its hash left out, never the key
     return answer(schemas.ApiKeyCreated(**msgspec.structs.asdict(key_json(key)), key=secret), status=201)
 
 
@@ -45,5 +47,6 @@ async def revoke_key(request: web.Request) -> web.Response:
     if key.id == request[KEY_ID]:
         # Revoking the key in use would lock its holder out mid-request; ask another key.
         return error(403, "a key cannot revoke itself: revoke it with another key of the project")
-    await accounts(request).revoke_key(key)
+    revoked = await accounts(request).revoke_key(key)
+    await record_change(request, "key.revoke", "key", key.id, key, revoked)
     return web.Response(status=204)

@@ -26,6 +26,7 @@ from services.query.api.schemas.maintenance import (
     MaintenanceList,
     MaintenanceUpdate,
 )
+from services.query.audit import record_change
 from services.query.maintenance_view import active_until, next_start
 from services.query.validation import InvalidField
 from shared.clock import iso_ms, now_ms
@@ -102,9 +103,16 @@ def checked(request: web.Request, window: MaintenanceWindow, given: dict[str, An
     return window
 
 
-async def _save(request: web.Request, window: MaintenanceWindow, status: int = 200) -> web.Response:
+async def _save(
+    request: web.Request,
+    window: MaintenanceWindow,
+    action: str,
+    before: MaintenanceWindow | None,
+    status: int = 200,
+) -> web.Response:
     ctx = request.app[API]
     await ctx.save(ctx.topics.maintenance, window, ctx.maintenance)
+    await record_change(request, f"maintenance.{action}", "maintenance", window.id, before, window)
     return answer(window_answer(window, now_ms()), status=status)
 
 
@@ -125,7 +133,7 @@ async def create_window(request: web.Request, body: MaintenanceCreate) -> web.Re
     window = MaintenanceWindow(id=new_id("mw"), project_id=project_id, created_ms=at, updated_ms=at, **fields)
     window = checked(request, window, given)
     log.info("query.maintenance.created", window_id=window.id, project_id=project_id)
-    return await _save(request, window, status=201)
+    return await _save(request, window, "create", None, status=201)
 
 
 async def list_windows(request: web.Request) -> web.Response:
@@ -156,7 +164,7 @@ async def patch_window(request: web.Request, body: MaintenanceUpdate) -> web.Res
     updated = msgspec.structs.replace(window, updated_ms=at, revision=window.revision + 1, **changes)
     updated = checked(request, updated, given)
     log.info("query.maintenance.updated", window_id=window.id, fields=sorted(changes))
-    return await _save(request, updated)
+    return await _save(request, updated, "update", window)
 
 
 async def end_window(request: web.Request) -> web.Response:
@@ -167,7 +175,7 @@ async def end_window(request: web.Request) -> web.Response:
         raise InvalidField("id", "no occurrence of this window is on now (delete it to cancel one to come)")
     ended = msgspec.structs.replace(window, ended_ms=at, updated_ms=at, revision=window.revision + 1)
     log.info("query.maintenance.ended", window_id=window.id)
-    return await _save(request, ended)
+    return await _save(request, ended, "end", window)
 
 
 async def delete_window(request: web.Request) -> web.Response:
@@ -176,5 +184,6 @@ async def delete_window(request: web.Request) -> web.Response:
     at = now_ms()
     gone = msgspec.structs.replace(window, deleted=True, updated_ms=at, revision=window.revision + 1)
     await ctx.save(ctx.topics.maintenance, gone, ctx.maintenance)
+    await record_change(request, "maintenance.delete", "maintenance", window.id, window, None)
     log.info("query.maintenance.deleted", window_id=window.id)
     return web.Response(status=204)

@@ -19,6 +19,7 @@ from services.query.api.schemas.accounts import (
     Session,
     SessionProject,
 )
+from services.query.audit import record_change
 from shared.events import ProjectConfig
 from shared.ids import new_ping_key
 
@@ -34,6 +35,10 @@ async def create_project(request: web.Request, body: ProjectCreate) -> web.Respo
     # The key after the project: a key whose project is missing would be refused anyway.
     project = await accounts(request).create_project(name)
     key, secret = await accounts(request).create_key(project.id, FIRST_KEY_NAME)
+    await record_change(
+        request, "project.create", "project", project.id, None, project, project_id=project.id
+    )
+    await record_change(request, "key.create", "key", key.id, None, key, project_id=project.id)
     log.info("query.project.created", project_id=project.id, key_id=key.id)
     return answer(ProjectCreated(id=project.id, name=project.name, api_key=secret, key_id=key.id), status=201)
 
@@ -61,10 +66,11 @@ def _latest(request: web.Request) -> ProjectConfig:
     return request.app[API].projects.get(project.id) or project
 
 
-async def _save(request: web.Request, project: ProjectConfig, **changes) -> web.Response:
+async def _save(request: web.Request, project: ProjectConfig, action: str, **changes) -> web.Response:
     ctx = request.app[API]
     updated = msgspec.structs.replace(project, **changes)
     await ctx.save(ctx.topics.projects, updated, ctx.projects)
+    await record_change(request, f"project.{action}", "project", project.id, project, updated)  # keys masked
     log.info("query.project.updated", project_id=project.id, fields=sorted(changes))
     return answer(_project_json(request, updated))
 
@@ -87,20 +93,20 @@ async def update_project(request: web.Request, body: ProjectUpdate) -> web.Respo
         ):
             return error(409, "ping_key: already in use: choose another", "ping_key")
     return await _save(
-        request, _latest(request), **{k: v for k, v in changes.items() if v is not msgspec.UNSET}
+        request, _latest(request), "update", **{k: v for k, v in changes.items() if v is not msgspec.UNSET}
     )
 
 
 async def rotate_ping_key(request: web.Request) -> web.Response:
     """Make the project's ping key, or a new one: slug URLs with the old one answer 404 from
     the moment ingest sees the change (milliseconds)."""
-    return await _save(request, _latest(request), ping_key=new_ping_key())
+    return await _save(request, _latest(request), "rotate_ping_key", ping_key=new_ping_key())
 
 
 async def rotate_badge_key(request: web.Request) -> web.Response:
     """Make the project's badge key, or a new one: badge URLs with the old one answer 404
     (this process's view has the change at once; another query process within milliseconds)."""
-    return await _save(request, _latest(request), badge_key=new_ping_key())
+    return await _save(request, _latest(request), "rotate_badge_key", badge_key=new_ping_key())
 
 
 async def current_session(request: web.Request) -> web.Response:

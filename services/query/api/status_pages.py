@@ -39,6 +39,7 @@ from services.query.api.schemas.status_pages import (
     StatusPageWrite,
 )
 from services.query.api.status_page_history import last_changes, uptime_by_monitor
+from services.query.audit import record_change
 from services.query.status_view import shown_status
 from services.query.validation import InvalidField
 from shared.clock import iso_ms, now_ms
@@ -92,9 +93,12 @@ def _config(page: StatusPage) -> StatusPageConfig:
     )
 
 
-async def _save(request: web.Request, project: ProjectConfig, page: StatusPage | None) -> None:
+async def _save(request: web.Request, project: ProjectConfig, page: StatusPage | None, action: str) -> None:
     ctx = request.app[API]
     await ctx.save(ctx.topics.projects, msgspec.structs.replace(project, status_page=page), ctx.projects)
+    await record_change(
+        request, f"status_page.{action}", "status_page", project.id, project.status_page, page
+    )
     log.info("query.status_page.saved", project_id=project.id, enabled=page is not None)
 
 
@@ -128,7 +132,7 @@ async def put_status_page(request: web.Request, body: StatusPageWrite) -> web.Re
         ],
         updated_ms=now_ms(),
     )
-    await _save(request, project, page)
+    await _save(request, project, page, "update")
     return answer(_config(page))
 
 
@@ -136,7 +140,7 @@ async def delete_status_page(request: web.Request) -> web.Response:
     """Turn the page off: its URLs answer 404 (a new page later gets a new key)."""
     project = _latest(request)
     if project.status_page is not None:
-        await _save(request, project, None)
+        await _save(request, project, None, "delete")
     return web.Response(status=204)
 
 
@@ -146,7 +150,7 @@ async def rotate_status_page_key(request: web.Request) -> web.Response:
     if project.status_page is None:
         return error(404, NONE_YET)
     page = msgspec.structs.replace(project.status_page, key=new_status_page_key(), updated_ms=now_ms())
-    await _save(request, project, page)
+    await _save(request, project, page, "rotate_key")
     return answer(_config(page))
 
 
