@@ -1,5 +1,7 @@
-/* Channels: list, add, delete, send a test. The add form for each kind is drawn from
- * GET /api/v1/channel-kinds, so a new kind needs no change here. */
+/* Channels: list (each with the heartbeats alerting to it), add, edit, delete, send a test.
+ * The form for each kind is drawn from GET /api/v1/channel-kinds, so a new kind needs no
+ * change here. Editing sends PATCH /channels/{id}: a secret setting left empty keeps its saved
+ * value (the API never shows it whole), an emptied plain setting is removed (null). */
 "use strict";
 
 (() => {
@@ -10,6 +12,7 @@
   ]}];
   let kinds = [];
   let readOnly = false;
+  let editing = null;  // the channel the form edits; null: the form adds one
 
   function kindOf(name) { return kinds.find((k) => k.kind === name); }
 
@@ -33,6 +36,13 @@
     return lines;
   }
 
+  function usedBy(channel) {
+    const beats = channel.heartbeats || [];
+    if (!beats.length) return el("span", {class: "muted"}, "none");
+    return el("ul", {class: "plain used-by"}, beats.map((h) =>
+      el("li", {}, el("a", {href: "/heartbeats/" + encodeURIComponent(h.id)}, h.name))));
+  }
+
   function row(channel) {
     const result = el("div", {class: "test-result", role: "status"});
     const kind = kindOf(channel.kind);
@@ -40,8 +50,10 @@
       el("th", {scope: "row"}, channel.name),
       el("td", {}, kind ? kind.label : channel.kind),
       el("td", {class: "settings-cell"}, settingsSummary(channel)),
+      el("td", {}, usedBy(channel)),
       el("td", {class: "nowrap"}, P.timeExact(channel.created_at, true)),
       el("td", {class: "row-actions"},
+        readOnly ? null : el("button", {type: "button", class: "small", "aria-label": "Edit " + channel.name, onclick: () => startEdit(channel)}, "Edit"),
         readOnly ? null : el("button", {type: "button", class: "small", onclick: (e) => sendTest(channel, e.currentTarget, result)}, "Send test"),
         readOnly ? null : el("button", {type: "button", class: "small danger", onclick: () => remove(channel)}, "Delete"),
         result),
@@ -97,7 +109,12 @@
     const described = "err-config-" + setting.name + (setting.help ? " hint-" + setting.name : "");
     const common = {id: inputId, name: setting.name, required: !!setting.required, "aria-describedby": described, "data-setting": setting.type};
     const secret = setting.secret || setting.type === "secret";
-    if (secret) return el("input", {...common, type: "password", autocomplete: "new-password", spellcheck: "false"});
+    if (secret) {
+      const shown = editing && editing.config ? editing.config[setting.name] : null;
+      return el("input", {...common, type: "password", autocomplete: "new-password", spellcheck: "false",
+        required: editing ? false : !!setting.required,
+        placeholder: editing && shown ? "unchanged (" + shown + ")" : null});
+    }
     const type = setting.choices && setting.choices.length ? "select" : setting.type;
     switch (type) {
       case "url": return el("input", {...common, type: "url", autocomplete: "off", spellcheck: "false", placeholder: "https://"});
@@ -122,11 +139,11 @@
   }
 
   /** A name -> value setting (e.g. HTTP headers): one row per entry, values masked when secret. */
-  function mapEditor(setting, label) {
+  function mapEditor(setting, label, saved) {
     const rows = el("div", {class: "map-rows", id: "s-" + setting.name, "data-setting": "map"});
     const secret = setting.secret || setting.type === "secret";
     let n = 0;
-    const addRow = (focus) => {
+    const addRow = (focus, name, value) => {
       n += 1;
       const nameInput = el("input", {type: "text", class: "map-name", autocomplete: "off", spellcheck: "false",
         "aria-label": label.replace(/ \(optional\)$/, "") + " " + n + " name", placeholder: "Name"});
@@ -136,10 +153,14 @@
       const row = el("div", {class: "map-row"}, nameInput, valueInput,
         el("button", {type: "button", class: "small quiet", "aria-label": "Remove entry " + n,
           onclick: () => { row.remove(); }}, "Remove"));
+      // A saved secret value comes masked ("****abcd"); sent back as it is, the API keeps it.
+      nameInput.value = name || "";
+      valueInput.value = value || "";
       rows.append(row);
       if (focus) nameInput.focus();
     };
-    addRow(false);
+    const entries = Object.entries(saved || {});
+    if (entries.length) entries.forEach(([k, v]) => addRow(false, k, v)); else addRow(false);
     return el("fieldset", {class: "field", "aria-describedby": "err-config-" + setting.name + (setting.help ? " hint-" + setting.name : "")},
       el("legend", {}, label),
       rows,
@@ -148,15 +169,23 @@
       el("p", {class: "field-error", id: "err-config-" + setting.name, hidden: true}));
   }
 
+  /** The form's settings for the chosen kind; when editing, filled with the channel's. */
   function renderSettings() {
     const kind = kindOf($("#c-kind").value);
     const settings = (kind && kind.settings) || [];
+    const saved = (editing && editing.config) || {};
     $("#settings").replaceChildren(...settings.map((s) => {
       const label = (s.label || humanize(s.name)) + (s.required ? "" : " (optional)");
-      if (s.type === "map") return mapEditor(s, label);
+      if (s.type === "map") return mapEditor(s, label, saved[s.name]);
       const input = settingInput(s);
+      const value = saved[s.name];
+      const secret = s.secret || s.type === "secret";
+      if (s.type === "boolean") input.checked = value === true;
+      else if (!secret && Array.isArray(value)) input.value = value.join("\n");
+      else if (!secret && value !== undefined && value !== null) input.value = String(value);
       const perLine = {list: "One per line."}[s.type];
-      const hint = [s.help, perLine].filter(Boolean).join(" ");
+      const keep = editing && secret ? "Leave it empty to keep the saved value." : null;
+      const hint = [s.help, perLine, keep].filter(Boolean).join(" ");
       const parts = s.type === "boolean"
         ? [el("label", {class: "choice", for: input.id}, input, " ", label)]
         : [el("label", {for: input.id}, label), input];
@@ -166,6 +195,8 @@
     }));
   }
 
+  /** The settings as the API takes them. When editing, an emptied setting is sent as null
+   *  (removed), except a secret one: left empty, it is left out and keeps its saved value. */
   function configFromForm() {
     const kind = kindOf($("#c-kind").value);
     const config = {};
@@ -178,10 +209,14 @@
           .map((row) => [P.$(".map-name", row).value.trim(), P.$(".map-value", row).value])
           .filter(([name, value]) => name || value);
         if (entries.length) config[s.name] = Object.fromEntries(entries);
+        else if (editing) config[s.name] = null;
         continue;
       }
       const raw = input.value;
-      if (raw.trim() === "") continue;
+      if (raw.trim() === "") {
+        if (editing && !(s.secret || s.type === "secret")) config[s.name] = null;
+        continue;
+      }
       if (s.type === "list") config[s.name] = raw.split("\n").map((v) => v.trim()).filter(Boolean);
       else if (s.type === "number") config[s.name] = Number(raw);
       else if (s.type === "integer") config[s.name] = /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
@@ -206,6 +241,36 @@
     if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
   }
 
+  // --- edit: the same form, filled with the channel -------------------------------------
+  function formMode() {
+    $("#h-add").textContent = editing ? "Edit “" + editing.name + "”" : "Add a channel";
+    $("#add").textContent = editing ? "Save channel" : "Add channel";
+    $("#c-kind").disabled = !!editing;  // a channel's kind cannot change
+    P.show($("#cancel-edit"), !!editing);
+  }
+
+  function startEdit(channel) {
+    editing = channel;
+    clearErrors();
+    $("#c-kind").value = channel.kind;
+    $("#c-name").value = channel.name;
+    formMode();
+    renderSettings();
+    $("#h-add").scrollIntoView({block: "start"});
+    $("#c-name").focus();
+  }
+
+  function stopEdit() {
+    editing = null;
+    $("#c-name").value = "";
+    const first = kinds.find((k) => k.available !== false);
+    if (first) $("#c-kind").value = first.kind;
+    formMode();
+    renderSettings();
+  }
+
+  $("#cancel-edit").addEventListener("click", () => { clearErrors(); stopEdit(); });
+
   $("#channel-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors();
@@ -213,14 +278,21 @@
     button.disabled = true;
     try {
       const kind = $("#c-kind").value;
-      const created = await api("POST", "/channels", {body: {kind, name: $("#c-name").value.trim(), config: configFromForm()}});
-      P.note($("#form-note"), "Added “" + created.name + "”.", "ok");
-      $("#c-name").value = "";
-      renderSettings();
+      if (editing) {
+        const name = $("#c-name").value.trim();
+        const saved = await api("PATCH", "/channels/" + encodeURIComponent(editing.id), {body: {name, config: configFromForm()}});
+        stopEdit();
+        P.note($("#form-note"), "Saved “" + saved.name + "”.", "ok");
+      } else {
+        const created = await api("POST", "/channels", {body: {kind, name: $("#c-name").value.trim(), config: configFromForm()}});
+        P.note($("#form-note"), "Added “" + created.name + "”.", "ok");
+        $("#c-name").value = "";
+        renderSettings();
+      }
       load();
     } catch (e) {
       if (e.status === 400) showError(e.field, e.message);
-      else if (e.status !== 401) P.note($("#form-note"), "Could not add the channel: " + e.message, "error");
+      else if (e.status !== 401) P.note($("#form-note"), "Could not " + (editing ? "save" : "add") + " the channel: " + e.message, "error");
     } finally {
       button.disabled = false;
     }
