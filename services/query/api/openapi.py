@@ -36,11 +36,13 @@ JsonSchema = dict[str, Any]
 ERRORS = {
     400: ("BadRequest", "Bad input: ``field`` names the culprit."),
     401: ("Unauthorized", "No key or session, or an unknown, revoked or expired one."),
-    403: ("Forbidden", "A read-only key writing, a non-admin key creating a project, a key revoking itself, or a "
+    403: ("Forbidden", "A caller below the route's role (a read-only key acts as a viewer, a read-write key as an "
+                       "admin), a non-admin key creating a project, a key revoking itself, or a "
                        f"write with the session cookie but without its ``{CSRF_HEADER}``."),
     404: ("NotFound", "No such resource in the caller's project (another project's ids are 404 too)."),
     405: ("MethodNotAllowed", "The path exists, but not with this method (``Allow`` lists those that do)."),
     409: ("Conflict", "Taken: a token or ping key of the caller's choosing that another heartbeat or project has."),
+    410: ("Gone", "A link that worked once and no longer does: an invitation used, revoked or expired."),
     413: ("PayloadTooLarge", "The body is larger than the server accepts."),
     415: ("UnsupportedMediaType", "A body that is not JSON (``Content-Type`` other than JSON, or a charset other "
                                  "than UTF-8)."),
