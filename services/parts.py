@@ -71,6 +71,9 @@ class Readiness:
         self.key_file: Path | None = None
         """Set by the query service when this start made the admin key: the process then tells
         the operator where it is."""
+        self.setup_link: str | None = None
+        """Set by the query service while no account exists: the first-run setup link's path
+        (its secret in the fragment), printed in the welcome."""
         self.ingest_incidents: Callable[[], int] | None = None
         """Set by the query service: how many ingest incidents are open (``/healthz`` says)."""
 

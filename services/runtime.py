@@ -140,16 +140,22 @@ async def _peer_from_ingest_process(request: web.Request, handler):
     return await handler(request.clone(remote=peer) if peer is not None else request)
 
 
-def _welcome(settings: Settings, port: int, key_file: Path) -> None:
-    """Printed on the first start only (the start that wrote the key file), for a person:
-    plain text on stdout, not a log line they would have to dig out."""
+def _welcome(settings: Settings, port: int, key_file: Path | None, setup_link: str | None = None) -> None:
+    """Printed on the first start (the start that wrote the key file), and on each start while
+    no account exists (with a new setup link), for a person: plain text on stdout, not a log
+    line they would have to dig out."""
     host = "localhost" if settings.host in ("", "0.0.0.0", "::") else settings.host
     host = f"[{host}]" if ":" in host else host
-    print(
-        f"\nPingura is running: http://{host}:{port}/\n"
-        f"Sign in with the admin API key, which is in {key_file.absolute()}\n",
-        flush=True,
-    )
+    base = f"http://{host}:{port}"
+    lines = [f"\nPingura is running: {base}/"]
+    if setup_link:
+        lines.append(
+            f"Create the first account (owner of the admin project) at:\n\n    {base}{setup_link}\n\n"
+            "The link works once, for 24 hours; restarting Pingura while no account exists prints a new one."
+        )
+    if key_file is not None:
+        lines.append(f"The admin API key (for scripts and the API) is in {key_file.absolute()}")
+    print("\n".join(lines) + "\n", flush=True)
 
 
 async def _housekeeping(bus: LocalBus) -> None:
@@ -253,8 +259,8 @@ async def run(
                 bus="local" if settings.embedded else "kafka",
                 data_dir=str(settings.data_dir),
             )
-            if readiness.key_file is not None and serves_http:
-                _welcome(settings, port, readiness.key_file)
+            if (readiness.key_file is not None or readiness.setup_link) and serves_http:
+                _welcome(settings, port, readiness.key_file, readiness.setup_link)
             if ready is not None:
                 await ready(port)
             await stop.wait()

@@ -22,7 +22,7 @@ from services.parts import STARTING_RETRY_AFTER_S, Parts, Readiness, add_routes_
 from services.query.api import ApiContext, api_app
 from services.query.api.errors import error
 from services.query.api.status_pages import project_of_key
-from services.query.auth.account_tokens import AccountTokensView
+from services.query.auth.account_tokens import AccountTokensView, issue
 from services.query.auth.accounts import Accounts
 from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
@@ -132,8 +132,10 @@ class QueryService:
         await parts.start(ctx.account_tokens)
         await parts.start(ctx.invitations)
         key_file = await ensure_first_project(settings, self.accounts)
+        setup_link = await ensure_setup_link(ctx)
         if self._readiness is not None:
             self._readiness.key_file = key_file
+            self._readiness.setup_link = setup_link
         await parts.start(self._monitors)
         await parts.start(self._statuses)
         await parts.start(ctx.channels)
@@ -191,3 +193,15 @@ async def ensure_first_project(settings: Settings, accounts: Accounts) -> Path |
     await accounts.create_project("default", admin=True, project_id=project_id)
     log.info("serve.api_key.created", project_id=project_id, path=str(path) if path else None)
     return path
+
+
+async def ensure_setup_link(ctx: ApiContext) -> str | None:
+    """While no account exists: a new single-use setup link (``/setup#token=...``, 24 hours),
+    for the welcome to print. Its secret is in the fragment, which browsers never send, so
+    it reaches no access log; only its hash is published (``account-tokens``). Each start
+    without an account makes a new one (an older one works until it expires or is used)."""
+    if len(ctx.users) or ctx.projects.admin() is None:
+        return None
+    secret = await issue(ctx, None, "first_run")
+    log.info("serve.setup_link.made", valid_hours=24)
+    return f"/setup#token={secret}"

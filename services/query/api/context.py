@@ -13,6 +13,7 @@ from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
 from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.sessions import Sessions
+from services.query.auth.throttle import SignInThrottle
 from services.query.catalog import Catalog
 from services.query.maintenance_view import MaintenanceView
 from services.query.status_view import StatusView
@@ -60,9 +61,16 @@ class ApiContext:
     """Single-use emailed secrets (verify an address, reset a password; the ``account-tokens`` topic)."""
     invitations: InvitationsView
     """Invitations to projects (the ``invitations`` topic), by the hash of their link's secret."""
+    sign_ins: SignInThrottle | None = field(default=None, kw_only=True, repr=False)
+    """Failed password sign-ins per address (shared with wrong keys) and per account; made
+    from the settings when not given."""
     # Given by started(); init fields so that dataclasses.replace copies them.
     _store: HistoryStore | None = field(default=None, kw_only=True, repr=False)
     _catalog: Catalog | None = field(default=None, kw_only=True, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.sign_ins is None or self.sign_ins.addresses is not self.keys.failures:
+            self.sign_ins = SignInThrottle(self.keys.failures, self.settings.auth_failures_per_minute)
 
     def started(self, store: HistoryStore, catalog: Catalog) -> None:
         self._store, self._catalog = store, catalog

@@ -1,4 +1,5 @@
-"""Failed sign-ins and wrong API keys, counted per client address.
+"""Failed sign-ins and wrong API keys, counted per client address; failed password sign-ins
+also per account (:class:`SignInThrottle`).
 
 Each address may fail ``per_minute`` times at once, then once every ``60 / per_minute``
 seconds (a token bucket). Past that, a wrong key or sign-in is answered 429 with
@@ -13,6 +14,13 @@ logged once each time an address becomes throttled, not per request).
 IPv6 clients count per /64: one host usually holds a whole /64. The table keeps at most
 ``max_addresses``; past that the address that failed longest ago is forgotten first, so a
 spread-out flood costs a bounded amount of memory (about 200 bytes an address).
+
+Passwords are not keys: a person's password may be guessable, so a throttled address or
+account gets 429 *before* the password is checked, right or wrong (else a guesser would
+still learn the right one at full speed). The account's count is kept per email as typed
+(lower-cased), whether or not such a user exists, so a 429 tells nothing about which emails
+have accounts. Someone failing on purpose can make an account wait too: one try every
+``60 / n`` s, the same for its owner, which bounds the harm to a slower sign-in.
 """
 
 from __future__ import annotations
@@ -36,10 +44,8 @@ MAX_ADDRESSES = 10_000
 class Throttled(PinguraError):
     """Too many failures from this address; answer 429 with ``Retry-After``."""
 
-    def __init__(self, retry_after_s: int):
-        super().__init__(
-            f"too many failed sign-ins or wrong API keys from your address; retry in {retry_after_s} s"
-        )
+    def __init__(self, retry_after_s: int, whose: str = "from your address"):
+        super().__init__(f"too many failed sign-ins or wrong API keys {whose}; retry in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -64,9 +70,14 @@ def client_address(request: web.Request, trusted_proxies: tuple) -> str:
 
 class FailureThrottle:
     def __init__(
-        self, per_minute: int, max_addresses: int = MAX_ADDRESSES, clock: Callable[[], float] = time.monotonic
+        self,
+        per_minute: int,
+        max_addresses: int = MAX_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+        counts: str = "address",
     ):
         self.per_minute = per_minute
+        self._counts = counts  # what the log line names: an address, or an account
         self._rate_per_s = per_minute / 60.0
         self._max_addresses = max_addresses
         self._clock = clock
@@ -91,20 +102,23 @@ class FailureThrottle:
         if wait:
             raise Throttled(wait)
 
-    def failed(self, address: str) -> None:
-        """Count one failure of ``address``; the one that uses up its allowance is logged."""
+    def failed(self, address: str) -> bool:
+        """Count one failure of ``address``; the one that uses up its allowance is logged
+        (and True is returned for it: news, once each time it runs out)."""
         now = self._clock()
         left, logged = self._left(address, now)
         left = max(0.0, left - 1)
+        news = False
         if left >= 1:
             logged = False  # it has room again: the next time it runs out is news
         elif not logged:
-            logged = True
-            log.warning("auth.throttled", address=address, failures_per_minute=self.per_minute)
+            logged = news = True
+            log.warning("auth.throttled", **{self._counts: address}, failures_per_minute=self.per_minute)
         self._table.pop(address, None)
         self._table[address] = (left, now, logged)
         while len(self._table) > self._max_addresses:
             del self._table[next(iter(self._table))]
+        return news
 
     def forgive(self, address: str) -> None:
         """Take back one failure counted too early (the key turned out to exist after all)."""
@@ -114,3 +128,29 @@ class FailureThrottle:
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+class SignInThrottle:
+    """Failed password sign-ins per client address (the same count as wrong API keys, the
+    key index's) and per account (its email): either running out answers 429."""
+
+    def __init__(self, addresses: FailureThrottle | None, per_minute: int, max_accounts: int = MAX_ADDRESSES):
+        self.addresses = addresses
+        self.accounts = (
+            FailureThrottle(per_minute, max_accounts, counts="account") if per_minute > 0 else None
+        )
+
+    def check(self, address: str | None, account: str) -> None:
+        """Raise :class:`Throttled` when either may not fail now (the longer wait)."""
+        by_address = self.addresses.wait_s(address) if self.addresses and address is not None else 0
+        by_account = self.accounts.wait_s(account.lower()) if self.accounts else 0
+        if by_account > by_address:
+            raise Throttled(by_account, "for this account")
+        if by_address:
+            raise Throttled(by_address)
+
+    def failed(self, address: str | None, account: str) -> bool:
+        """Count a failure; True when it ran the account out (time to tell its owner)."""
+        if self.addresses is not None and address is not None:
+            self.addresses.failed(address)
+        return self.accounts is not None and self.accounts.failed(account.lower())

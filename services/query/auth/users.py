@@ -102,8 +102,6 @@ async def create_user(
     """A new user (``usr_`` + 16 hex digits), published; :class:`UserExists` if the email is
     taken. ``password``: in clear, hashed here (None: signs in only by single sign-on)."""
     email = normalize_email(email)
-    if ctx.users.by_email(email) is None:
-        await ctx.users.sync(2.0)  # made a moment ago on another instance?
     if ctx.users.by_email(email) is not None:
         raise UserExists(f"email: {email} has an account already")
     at = now_ms()
