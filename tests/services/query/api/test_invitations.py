@@ -9,13 +9,12 @@ import re
 
 import msgspec
 import pytest
-from aiosmtpd.controller import Controller
 
 from services.query.auth.invitations import token_hash
 from services.query.auth.sessions import COOKIE
 from shared.clock import now_ms
-from tests.services.notifier.channels.test_email import Inbox, free_port
-from tests.services.query.api.people import person
+from tests.services.notifier.channels.test_email import Inbox
+from tests.services.query.api.people import mail_server, person
 from tests.services.query.api.tenants import Tenant, new_tenant
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -25,18 +24,8 @@ LINK = re.compile(r"https://pingura\.example/invite\?token=([A-Za-z0-9_-]+)")
 
 @pytest.fixture
 def inbox(api):
-    """A real SMTP server on 127.0.0.1, which the API sends its account mails to during the test."""
-    received, port = Inbox(), free_port()
-    controller = Controller(received, hostname="127.0.0.1", port=port)
-    controller.start()
-    without_mail = api.ctx.settings
-    api.ctx.settings = without_mail.replace(
-        smtp_url=f"smtp://127.0.0.1:{port}?security=none", smtp_from="Pingura <pingura@example.org>",
-        smtp_timeout_s=5.0, public_url="https://pingura.example",
-    )  # fmt: skip
-    yield received
-    api.ctx.settings = without_mail
-    controller.stop()
+    with mail_server(api) as received:
+        yield received
 
 
 def emailed_token(inbox: Inbox, to: str) -> str:

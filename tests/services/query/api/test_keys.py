@@ -31,11 +31,15 @@ def fill(path: str, ids: dict[str, str]) -> str:
     return path.replace("{id}", ids.get(path.split("/")[1], "x"))
 
 
-async def some_of_everything(tenant) -> dict[str, str]:
-    """One of each thing a project has, by the path it lives under."""
+async def some_of_everything(tenant, channel: dict | None = None) -> dict[str, str]:
+    """One of each thing a project has, by the path it lives under (``channel``: the body of
+    the channel to make, a webhook by default)."""
     heartbeat = await tenant.ok("POST", "/heartbeats", 201, json={"name": "nightly", "interval": "1h"})
     channel = await tenant.ok(
-        "POST", "/channels", 201, json={"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
+        "POST",
+        "/channels",
+        201,
+        json=channel or {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}},
     )
     _, key = await tenant.new_key(name="spare")
     window = await tenant.ok("POST", "/maintenance", 201, json={
