@@ -33,7 +33,7 @@ from services.notifier.channels.base import mask_value
 from services.query.api.context import API, CALLER
 from shared.bus import BusUnavailable
 from shared.clock import now_ms
-from shared.events import AuditEntry, encode
+from shared.events import AuditEntry, Event, encode
 
 log = structlog.get_logger()
 
@@ -69,13 +69,12 @@ def new_entry_id(at_ms: int) -> str:
 
 
 def _builtins(obj: Any) -> Any:
-    """A struct as plain JSON-able data, without its event tag (``"type": "monitor"``)."""
+    """A struct as plain JSON-able data: every field, those at their defaults too (a heartbeat's
+    record leaves them out, and a diff must show ``paused: false`` becoming ``true``), and
+    without its event tag (``"type": "monitor"``) or schema version (``v``)."""
     if isinstance(obj, msgspec.Struct):
-        data = msgspec.to_builtins(obj)
-        tag_field = obj.__struct_config__.tag_field
-        if obj.__struct_config__.tag is not None and isinstance(data, dict):
-            data.pop(tag_field, None)
-        return data
+        names = [n for n in obj.__struct_fields__ if not (n == "v" and isinstance(obj, Event))]
+        return {name: msgspec.to_builtins(getattr(obj, name)) for name in names}
     return msgspec.to_builtins(obj)
 
 

@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from services.query.audit import masked, new_entry_id
-from shared.events import AuditEntry, ChannelConfig, decode
+from shared.events import AuditEntry, ChannelConfig, MonitorConfig, decode
 from tests.services.query.api.tenants import new_tenant
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -90,6 +90,10 @@ async def test_secrets_are_masked_or_left_out():
     assert masked("user", user) == {"email": "a@example.com"}
     assert masked("status_page", {"key": "0123456789abcdefghijkl"}) == {"key": "****ijkl"}
     assert masked("heartbeat", None) is None
+    paused = masked("heartbeat", MonitorConfig(id="hb_1", project_id="p", name="n", token="t" * 32, interval_s=60,
+                                               grace_s=60, created_ms=0, updated_ms=0))  # fmt: skip
+    assert paused is not None and paused["paused"] is False and paused["tags"] == []  # defaults too
+    assert "v" not in paused and "type" not in paused and paused["token"] == "****tttt"
 
 
 async def test_entry_ids_sort_as_their_times():
