@@ -130,7 +130,7 @@ async def test_a_persons_write_without_the_csrf_token_is_refused_whatever_the_ro
 OWN = ("/account", "/auth/", "/projects/me/leave")
 """A person's own: their account, their sessions, leaving. Any role may."""
 ADMIN_ONLY = {
-    ("GET", "/keys"), ("POST", "/keys"), ("DELETE", "/keys/{id}"), ("PATCH", "/projects/me"),
+    ("POST", "/projects"), ("GET", "/keys"), ("POST", "/keys"), ("DELETE", "/keys/{id}"), ("PATCH", "/projects/me"),
     ("POST", "/projects/me/ping-key"), ("POST", "/projects/me/badge-key"), ("PUT", "/projects/me/status-page"),
     ("DELETE", "/projects/me/status-page"), ("POST", "/projects/me/status-page/key"),
     ("PATCH", "/members/{user_id}"), ("DELETE", "/members/{user_id}"), ("GET", "/invitations"),
