@@ -50,7 +50,7 @@ def parse_oidc_roles(raw: str) -> tuple[OidcRole, ...]:
             raise ConfigError(f"{where}: role {role!r} of group {group!r}: one of {', '.join(ROLES)}")
         if any(r.group == group and r.project_id == project_id for r in found):
             raise ConfigError(f"{where}: group {group!r} is mapped twice for project {project_id}")
-        found.append(OidcRole(group, project_id, role))  # type: ignore[arg-type]  # checked above
+        found.append(OidcRole(group, project_id, role))
     return tuple(found)
 
 

@@ -11,6 +11,7 @@ from services.query.auth.account_tokens import AccountTokensView
 from services.query.auth.caller import Caller
 from services.query.auth.invitations import InvitationsView
 from services.query.auth.keys import KeyIndex, ProjectsView
+from services.query.auth.oidc import SsoState
 from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.sessions import Sessions
 from services.query.auth.throttle import SignInThrottle
@@ -64,6 +65,8 @@ class ApiContext:
     sign_ins: SignInThrottle | None = field(default=None, kw_only=True, repr=False)
     """Failed password sign-ins per address (shared with wrong keys) and per account; made
     from the settings when not given."""
+    sso: SsoState = field(default_factory=SsoState, kw_only=True, repr=False)
+    """Single sign-on's caches (the provider's discovery document and keys)."""
     # Given by started(); init fields so that dataclasses.replace copies them.
     _store: HistoryStore | None = field(default=None, kw_only=True, repr=False)
     _catalog: Catalog | None = field(default=None, kw_only=True, repr=False)

@@ -216,14 +216,15 @@ async def exchange_code(
         "redirect_uri": redirect_uri(settings),
         "code_verifier": sign_in.verifier,
     }
-    auth = None
+    headers = {}
     if settings.oidc_client_secret:
         quote = urllib.parse.quote_plus  # RFC 6749 2.3.1: form-encoded, then Basic
-        auth = aiohttp.BasicAuth(quote(settings.oidc_client_id), quote(settings.oidc_client_secret))
+        basic = aiohttp.encode_basic_auth(quote(settings.oidc_client_id), quote(settings.oidc_client_secret))
+        headers["Authorization"] = basic
     else:
         form["client_id"] = settings.oidc_client_id
     try:
-        async with http.post(meta["token_endpoint"], data=form, auth=auth) as response:
+        async with http.post(meta["token_endpoint"], data=form, headers=headers) as response:
             body = await response.json(content_type=None)
             status = response.status
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
@@ -233,8 +234,9 @@ async def exchange_code(
     if not isinstance(body, dict):
         raise SignInRefused("the identity provider's token endpoint did not answer a JSON object", 502)
     if status != 200:
-        reason = body.get("error") if isinstance(body.get("error"), str) else str(status)
-        raise SignInRefused(f"the identity provider refused the code ({reason[:80]}); start again")
+        error = body.get("error")
+        reason = error[:80] if isinstance(error, str) else str(status)
+        raise SignInRefused(f"the identity provider refused the code ({reason}); start again")
     if not isinstance(body.get("id_token"), str):
         raise SignInRefused("the identity provider sent no ID token (is the openid scope granted?)", 502)
     return body
@@ -277,7 +279,7 @@ def verify_id_token(
         "aud": {"essential": True, "value": client_id},
         "nonce": {"essential": True},
     }
-    claims = CodeIDToken(token.claims, token.header, options, params)  # type: ignore[arg-type]  # Authlib's TypedDict
+    claims = CodeIDToken(token.claims, token.header, options, params)
     try:
         claims.validate(leeway=LEEWAY_S)
     except JoseError as exc:
