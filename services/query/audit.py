@@ -80,15 +80,18 @@ def _builtins(obj: Any) -> Any:
 
 def _mask(value: Any, parent: str | None) -> Any:
     if isinstance(value, dict):
-        if isinstance(value.get("kind"), str) and isinstance(value.get("config"), dict):
-            value = {**value, "config": shown_config(value["kind"], value["config"])}  # a channel
+        # A channel: its settings as the API shows them, each secret one (as its kind declares)
+        # masked, and the rest as they are (a webhook's "secret" setting is shown masked, not dropped).
+        channel = isinstance(value.get("kind"), str) and isinstance(value.get("config"), dict)
         shown: dict[str, Any] = {}
         for name, item in value.items():
             if not isinstance(name, str):
                 name = str(name)
-            if name in DROPPED:
+            if channel and name == "config":
+                shown[name] = shown_config(value["kind"], item)
+            elif name in DROPPED:
                 continue
-            if name in MASKED or (name == "key" and parent == "status_page"):
+            elif name in MASKED or (name == "key" and parent == "status_page"):
                 shown[name] = None if item is None else mask_value(item)
             else:
                 shown[name] = _mask(item, name)

@@ -74,6 +74,14 @@ async def test_secrets_are_masked_or_left_out():
     shown = masked("channel", channel)
     assert shown is not None and "type" not in shown
     assert "s3cr3t" not in msgspec.json.encode(shown).decode()
+    assert shown["config"]["headers"] == {"Authorization": "****wxyz"}
+    signed = masked(
+        "channel", {"kind": "webhook", "config": {"url": "https://x.example", "secret": "whsec_0123456789"}}
+    )
+    assert signed == {
+        "kind": "webhook",
+        "config": {"url": "https://x.example", "secret": "****6789"},
+    }  # shown masked
     project = {
         "name": "p", "ping_key": "abcdefghijklmnopqrstuv", "badge_key": None, "api_key_hashes": ["f" * 64],
         "status_page": {"key": "0123456789abcdefghijkl", "title": "t"},
