@@ -1,7 +1,7 @@
 /* Pingura dashboard: what every page shares.
  *
  * - P.api(): the only way a page talks to the server. Same-origin fetch with the
- *   session cookie; every non-GET carries X-CSRF-Token from /api/v1/session; a 401
+ *   session cookie; every non-GET carries X-CSRF-Token from /api/v1/me; a 401
  *   sends the browser to /login.
  * - P.el(): builds DOM from data with textContent only (never innerHTML), so no user
  *   string is ever parsed as HTML.
@@ -74,10 +74,11 @@ const P = (() => {
 
   let sessionPromise = null;
 
-  /** The session ({project, key_name, read_only, csrf_token}); null when signed out. */
+  /** Who is signed in (GET /api/v1/me: {user, key_name, project: {id, name, role}, projects,
+   *  read_only, csrf_token}; user is null for a key's session); null when signed out. */
   function session() {
     if (!sessionPromise) {
-      sessionPromise = fetch("/api/v1/session", {credentials: "same-origin", headers: {Accept: "application/json"}})
+      sessionPromise = fetch("/api/v1/me", {credentials: "same-origin", headers: {Accept: "application/json"}})
         .then(async (r) => (r.ok ? r.json() : null))
         .catch(() => null);
     }
@@ -156,15 +157,48 @@ const P = (() => {
       return {project: null, read_only: false, csrf_token: null, key_name: null};
     }
     const who = $("#who");
-    if (who) {
-      who.replaceChildren(el("span", {class: "who-project", title: s.key_name ? "Signed in with key " + s.key_name : null},
-        s.project ? s.project.name : ""));
-      if (s.read_only) who.append(el("span", {class: "badge badge-readonly", title: "This key can only read"}, "read-only"));
-    }
+    if (who) who.replaceChildren(...whoParts(s));
     if (!s.read_only) $$("[data-write]").forEach((n) => { n.hidden = false; });
     document.body.classList.toggle("read-only", !!s.read_only);
     poll(ingestBanner, INGEST_POLL_MS);
     return s;
+  }
+
+  /** The header's "who": a person's project (a switcher when they have more than one), their
+   *  role and their name (a link to /account); a key's project and whether it only reads. */
+  function whoParts(s) {
+    const parts = [];
+    const projects = s.projects || [];
+    if (s.user && projects.length > 1) {
+      const select = el("select", {id: "project-switch", class: "who-project", title: "Switch project"},
+        ...projects.map((p) => el("option", {value: p.id, selected: p.id === s.project.id}, p.name)));
+      select.addEventListener("change", () => switchProject(select));
+      parts.push(el("label", {for: "project-switch", class: "visually-hidden"}, "Project"), select);
+    } else {
+      parts.push(el("span", {class: "who-project", title: s.key_name ? "Signed in with key " + s.key_name : null},
+        s.project ? s.project.name : ""));
+    }
+    if (s.user) {
+      parts.push(el("span", {class: "badge badge-role", title: "Your role in this project"}, s.project.role));
+      parts.push(el("a", {href: "/account", class: "who-user", title: s.user.email + " (your account)"},
+        s.user.name || s.user.email));
+    } else if (s.read_only) {
+      parts.push(el("span", {class: "badge badge-readonly", title: "This key can only read"}, "read-only"));
+    }
+    return parts;
+  }
+
+  /** Re-issue the session in the chosen project, then start over on its heartbeats (a page
+   *  of the old project, such as a heartbeat's, does not exist in the new one). */
+  async function switchProject(select) {
+    select.disabled = true;
+    try {
+      const answer = await api("POST", "/auth/switch-project", {body: {project_id: select.value}});
+      location.assign((answer && answer.redirect) || "/");
+    } catch (e) {
+      select.disabled = false;
+      alert("Could not switch project: " + e.message);
+    }
   }
 
   // --- Ingest incidents: a banner on every page while one is open ---------------------
