@@ -14,7 +14,17 @@ import structlog
 
 from shared.bus import BusUnavailable
 from shared.bus.local import LocalBus
+from tests.services.notifier.support import Receiver
 from tests.services.query.api.tenants import Tenant, new_tenant
+from tests.services.query.api.test_deliveries import (
+    LOOPBACK,
+    a_heartbeat_and_channel,
+    an_alert,
+    now_ms,
+    record,
+    tries,
+)
+from tests.services.query.api.test_instances import JUDGED, fleet, fleet_heartbeat, saved
 from tests.services.query.conftest import serve_api
 from tests.services.query.test_audit import audit_entries
 
@@ -122,3 +132,35 @@ async def test_a_change_whose_record_cannot_be_written_answers_503_and_logs_the_
     entry = json.loads(logged["entry"])
     assert entry["action"] == "heartbeat.update" and entry["after"]["name"] == "after"
     assert hb["token"] not in logged["entry"]
+
+
+async def test_an_instance_taken_out_of_a_fleet_is_recorded(api):
+    tenant = await new_tenant(api)
+    hb = await fleet_heartbeat(tenant)
+    await saved(api, tenant, hb, fleet=fleet({"web-1": JUDGED, "web-2": JUDGED}))
+    await tenant.ok("DELETE", f"/heartbeats/{hb['id']}/instances/web-1", 202)
+    removed = (await since_creation(api, tenant))[-1]
+    assert (removed["action"], removed["target_kind"], removed["target_id"]) == (
+        "instance.remove", "instance", f"{hb['id']}/web-1")  # fmt: skip
+    assert removed["before"] == {"heartbeat_id": hb["id"], "instance": "web-1"} and removed["after"] is None
+
+
+async def test_a_dead_letter_sent_again_is_recorded(api):
+    api.ctx.settings = api.ctx.settings.replace(webhook_allowed_networks=LOOPBACK)  # the receiver is local
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        tenant, hb, channel = await a_heartbeat_and_channel(api, receiver.url("/hook"))
+        alert = an_alert(tenant.project_id, hb, channel)
+        await record(api, tries(alert, channel, now_ms() - 60_000, ("failed", 400, "HTTP 400: bad")))
+        await tenant.ok("POST", f"/deliveries/failed/{alert.id}|{channel}/resend")
+    finally:
+        await receiver.close()
+    resent = (await since_creation(api, tenant))[-1]
+    assert (resent["action"], resent["target_id"]) == ("delivery.resend", f"{alert.id}|{channel}")
+    assert resent["after"] == {
+        "alert_id": alert.id,
+        "channel_id": channel,
+        "attempt": 2,
+        "outcome": "delivered",
+    }
