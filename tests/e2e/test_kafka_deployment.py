@@ -64,7 +64,10 @@ class Stack:
         self.services: dict[str, Service] = {}
 
     def add(self, name: str, *args: str) -> Service:
-        service = Service(name, list(args), self.env, self.tmp).start()
+        # Every service listens (/healthz, /metrics); those not given a port get a free one,
+        # as two on one host must not share 8080.
+        argv = list(args) if "--port" in args else [*args, "--port", str(free_port())]
+        service = Service(name, argv, self.env, self.tmp).start()
         self.services[name] = service
         return service
 
