@@ -128,10 +128,8 @@ async def request_reset(request: web.Request, body: s.ResetRequest) -> web.Respo
     ctx = request.app[API]
     if not can_mail(ctx.settings):
         return error(503, NO_MAIL)
+    await ctx.users.sync(2.0)  # made a moment ago elsewhere? Asked for every address: no timing tells
     user = ctx.users.by_email(body.email)
-    if user is None:
-        await ctx.users.sync(2.0)  # made a moment ago elsewhere? (an unknown address waits the same)
-        user = ctx.users.by_email(body.email)
     if user is not None and not user.disabled and _mail_allowed(ctx, user, "reset_password"):
         ctx.account_tokens.later(_send_reset(ctx, user), "mail:reset_password")
     log.info("auth.password_reset.asked", user_id=user.id if user is not None else None)

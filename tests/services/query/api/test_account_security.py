@@ -300,3 +300,21 @@ async def test_repeated_failed_sign_ins_are_told_to_the_owner_once_an_hour(api, 
     [mail] = mails
     assert mail.message["Subject"] == "Failed sign-ins to your Pingura account"
     assert "192.0.2.7" in mail.message.get_content()
+
+
+async def test_without_smtp_a_reset_is_refused_alike_for_every_address(api, inbox):
+    tenant = await new_tenant(api)
+    user, me = await person(api, tenant.project_id, "viewer", PASSWORD)
+    with_mail = api.ctx.settings
+    api.ctx.settings = with_mail.replace(smtp_url=None)
+    try:
+        answers = [
+            await stranger(api).call("POST", "/auth/password-reset", json={"email": email})
+            for email in (user.email, f"nobody-{user.id}@example.org")
+        ]
+        assert answers[0] == answers[1] and answers[0][0] == 503
+        assert "PINGURA_SMTP_URL" in answers[0][1]["error"]
+        assert (await me.call("POST", "/account/verify-email"))[0] == 503
+        assert (await me.ok("GET", "/account/security"))["can_mail"] is False
+    finally:
+        api.ctx.settings = with_mail
