@@ -3,7 +3,7 @@
 URLs with the old key answer 404); an API key made, its secret shown once in a dialog and
 nowhere after a reload, then revoked (refused at once); the key in use cannot revoke itself and
 the page says why; a read-only key sees no write control and no ping key. A channel is edited
-(its URL changed, its secret header kept) and lists the heartbeat alerting to it.
+(its URL changed, its secret header kept, its signing secret removed) and lists the heartbeat alerting to it.
 
 Screenshots go to the test's folder (and, with PINGURA_SCREENSHOTS_TO_DOCS=1, to
 docs/screenshots/ as settings-project.png and channels-edit.png).
@@ -133,7 +133,8 @@ def test_the_project_its_ping_key_and_api_keys_are_managed_in_settings(server, b
 def test_a_channel_is_edited_keeping_its_secret_and_lists_its_heartbeats(server, browser, tmp_path):
     header = "Bearer very-secret-token-7731"
     channel = api(server, "POST", "/channels", {"kind": "webhook", "name": "Ops hook", "config": {
-        "url": "https://hooks.example.com/old", "headers": {"Authorization": header}}})  # fmt: skip
+        "url": "https://hooks.example.com/old", "headers": {"Authorization": header},
+        "secret": "signing-secret-0042"}})  # fmt: skip
     beat = api(server, "POST", "/heartbeats", {"name": "Nightly DB backup", "interval": 3600,
                                                "channels": [channel["id"]]})  # fmt: skip
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -155,6 +156,8 @@ def test_a_channel_is_edited_keeping_its_secret_and_lists_its_heartbeats(server,
     expect(url).to_have_attribute("aria-invalid", "true")
     url.fill("https://hooks.example.com/new")
     page.get_by_label("Name", exact=True).fill("Ops pager hook")
+    expect(page.get_by_label("Secret (optional)")).to_have_attribute("placeholder", "unchanged (****0042)")
+    page.get_by_label("Remove the saved secret").check()  # left empty alone, it would be kept
     page.screenshot(path=tmp_path / "channels-edit.png", full_page=True)
     page.get_by_role("button", name="Save channel").click()
     expect(page.locator("#form-note")).to_have_text("Saved “Ops pager hook”.")
@@ -166,6 +169,7 @@ def test_a_channel_is_edited_keeping_its_secret_and_lists_its_heartbeats(server,
     saved = api(server, "GET", f"/channels/{channel['id']}")
     assert saved["config"]["url"] == "https://hooks.example.com/new"
     assert saved["config"]["headers"] == {"Authorization": "****7731"}  # kept, not replaced by its mask
+    assert "secret" not in saved["config"]
     assert saved["heartbeats"] == [{"id": beat["id"], "name": "Nightly DB backup"}]
     assert header not in page.content() and errors == []
     if os.environ.get("PINGURA_SCREENSHOTS_TO_DOCS") == "1":

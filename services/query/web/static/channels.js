@@ -189,8 +189,12 @@
       const parts = s.type === "boolean"
         ? [el("label", {class: "choice", for: input.id}, input, " ", label)]
         : [el("label", {for: input.id}, label), input];
+      // An optional secret that is saved can be removed (left empty, it would be kept).
+      const removable = editing && secret && !s.required && value !== undefined && value !== null;
       return el("div", {class: "field"}, ...parts,
         hint ? el("p", {class: "hint", id: "hint-" + s.name}, hint) : null,
+        removable ? el("label", {class: "choice small"}, el("input", {type: "checkbox", id: "s-" + s.name + "-remove"}),
+          " Remove the saved " + label.replace(/ \(optional\)$/, "").toLowerCase()) : null,
         el("p", {class: "field-error", id: "err-config-" + s.name, hidden: true}));
     }));
   }
@@ -212,6 +216,8 @@
         else if (editing) config[s.name] = null;
         continue;
       }
+      const remove = document.getElementById("s-" + s.name + "-remove");
+      if (remove && remove.checked) { config[s.name] = null; continue; }
       const raw = input.value;
       if (raw.trim() === "") {
         if (editing && !(s.secret || s.type === "secret")) config[s.name] = null;
