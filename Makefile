@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8080
 DATA_DIR ?= pingura-data
+# The suite runs in this many processes, a test file each at a time (module fixtures stay
+# whole): most of its time is waiting on real deadlines, which overlap. TEST_WORKERS=0: one.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint install install-test test-tools bench clean
 
@@ -27,7 +30,7 @@ test-tools:
 	@bash tests/install_tools.sh
 
 test: install-test test-tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .
