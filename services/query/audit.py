@@ -30,7 +30,6 @@ from aiohttp import web
 from services.ingest.logic import client_ip
 from services.notifier.channels import shown_config
 from services.notifier.channels.base import mask_value
-from services.query.api.context import API, CALLER
 from shared.bus import BusUnavailable
 from shared.clock import now_ms
 from shared.events import AuditEntry, Event, encode
@@ -123,6 +122,8 @@ def build_entry(
     project_id: str | None = None,
     actor: tuple[str, str, str] | None = None,
 ) -> AuditEntry:
+    from services.query.api.context import API, CALLER  # here: the API's modules import this one
+
     ctx = request.app[API]
     caller = request.get(CALLER)
     if actor is None:
@@ -174,6 +175,8 @@ async def record_change(
     entry = build_entry(
         request, action, target_kind, target_id, before, after, project_id=project_id, actor=actor
     )
+    from services.query.api.context import API
+
     ctx = request.app[API]
     try:
         await ctx.bus.publish(ctx.topics.audit, entry.project_id, encode(entry))
