@@ -1,5 +1,5 @@
 """Invitations to a project (issue 20): made by an admin for an email and a role, sent as a
-link ``/invite?token=...`` whose secret is kept only as its SHA-256 (the ``invitations``
+link ``/invite#token=...`` whose secret is kept only as its SHA-256 (the ``invitations``
 topic), good for :data:`INVITATION_TTL_MS` and once. Accepting makes the membership and
 opens the person's session in the project.
 
@@ -102,7 +102,8 @@ async def create_invitation(request: web.Request, body: m.InvitationCreate) -> w
     )
     await ctx.save(ctx.topics.invitations, invitation, ctx.invitations)
     await record_change(request, "invitation.create", "invitation", invitation.id, None, invitation)
-    link = f"{ctx.settings.ping_base_url}/invite?token={token}"
+    # In the fragment, as the other emailed links: never sent to a server, nor in a Referer.
+    link = f"{ctx.settings.ping_base_url}/invite#token={token}"
     mail_error = None
     try:
         text = _mail_text(project.name, body.role, caller.actor[2], link)

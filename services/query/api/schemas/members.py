@@ -23,7 +23,7 @@ Email = Annotated[str, Meta(
 )]  # fmt: skip
 Token = Annotated[str, Meta(
     min_length=20, max_length=100, pattern="^[A-Za-z0-9_-]+$",
-    description="The secret of the invitation link (``/invite?token=...``).",
+    description="The secret of the invitation link (``/invite#token=...``).",
     extra=refusal("must be the token of an invitation link"),
 )]  # fmt: skip
 Password = Annotated[
