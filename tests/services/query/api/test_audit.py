@@ -176,8 +176,9 @@ async def test_the_export_streams_csv_and_json_lines_oldest_first(api):
     tenant = await new_tenant(api)
     made = await tenant.ok("POST", "/heartbeats", 201, json={"name": "=cmd|' /C calc'!A0", "interval": "1h"})
     await tenant.ok("PATCH", f"/heartbeats/{made['id']}", json={"name": 'safe, "quoted" name'})
-    await tenant.new_key(name="@robot")
-    newest_first = await entries(tenant, 3)
+    robot, _ = await tenant.new_key(name="@robot")
+    await tenant.with_key(robot).ok("POST", f"/heartbeats/{made['id']}/pause")
+    newest_first = await entries(tenant, 4)
     async with api.http.get(api.url + "/audit/export", headers=tenant.headers) as r:
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
         assert r.headers["Content-Disposition"] == f'attachment; filename="{tenant.project_id}-audit.csv"'
@@ -188,14 +189,15 @@ async def test_the_export_streams_csv_and_json_lines_oldest_first(api):
     assert header[:3] == ["id", "at", "actor_kind"] and header[-2:] == ["before", "after"]
     cells = {name: [row[i] for row in body[len(CREATION) :]] for i, name in enumerate(header)}
     assert cells["id"] == [e["id"] for e in reversed(newest_first)]
-    assert cells["action"] == ["heartbeat.create", "heartbeat.update", "key.create"]
+    assert cells["action"] == ["heartbeat.create", "heartbeat.update", "key.create", "heartbeat.pause"]
     assert json.loads(cells["after"][1])["name"] == 'safe, "quoted" name'  # JSON text in one cell
     assert cells["after"][0].startswith("{")  # a JSON object: no formula however its name starts
-    assert cells["target_id"][2] and cells["actor_name"] == ["first key"] * 3
+    assert cells["target_id"][2] and cells["actor_name"] == ["first key"] * 3 + ["'@robot"]  # no formula
     async with api.http.get(
         api.url + "/audit/export?format=jsonl&action=heartbeat", headers=tenant.headers
     ) as r:
         assert r.status == 200 and r.headers["Content-Type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in (await r.text()).splitlines()]
-    assert [line["action"] for line in lines] == ["heartbeat.create", "heartbeat.update"]
+    assert [line["action"] for line in lines] == ["heartbeat.create", "heartbeat.update", "heartbeat.pause"]
+    assert lines[2]["actor_name"] == "@robot"  # JSON lines are exact
     assert lines[0]["after"]["name"] == "=cmd|' /C calc'!A0"  # JSON lines are exact
