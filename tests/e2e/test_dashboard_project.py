@@ -17,11 +17,22 @@ import shutil
 import urllib.error
 import urllib.request
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import API_KEY
+from tests.e2e.conftest import API_KEY, Server
 from tests.e2e.test_dashboard import DOCS, api
 from tests.e2e.test_dashboard_status_page import sign_in, watch_errors
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server for this module's two tests (each works in its own names)."""
+    data = tmp_path_factory.mktemp("project-settings")
+    srv = Server(data / "data", data / "serve.log")
+    srv.start()
+    yield srv
+    srv.stop()
 
 
 def status_of(url: str, key: str | None = None, method: str = "GET") -> int:
@@ -151,6 +162,7 @@ def test_a_channel_is_edited_keeping_its_secret_and_lists_its_heartbeats(server,
     expect(page.get_by_label("Kind")).to_be_disabled()
     url = page.get_by_label("URL", exact=True)
     expect(url).to_have_value("https://hooks.example.com/old")
+    page.screenshot(path=tmp_path / "channels-edit.png", full_page=True)
     url.fill("ftp://hooks.example.com/new")  # refused by the kind, beside the field
     page.get_by_role("button", name="Save channel").click()
     expect(url).to_have_attribute("aria-invalid", "true")
@@ -158,7 +170,6 @@ def test_a_channel_is_edited_keeping_its_secret_and_lists_its_heartbeats(server,
     page.get_by_label("Name", exact=True).fill("Ops pager hook")
     expect(page.get_by_label("Secret (optional)")).to_have_attribute("placeholder", "unchanged (****0042)")
     page.get_by_label("Remove the saved secret").check()  # left empty alone, it would be kept
-    page.screenshot(path=tmp_path / "channels-edit.png", full_page=True)
     page.get_by_role("button", name="Save channel").click()
     expect(page.locator("#form-note")).to_have_text("Saved “Ops pager hook”.")
     expect(page.get_by_role("heading", name="Add a channel")).to_be_visible()
