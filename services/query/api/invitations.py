@@ -23,8 +23,10 @@ from services.query.api.schemas import members as m
 from services.query.audit import record_change
 from services.query.auth.invitations import token_hash
 from services.query.auth.mailer import MailUnavailable, send_account_mail
+from services.query.auth.routes import same_origin
 from services.query.auth.sessions import COOKIE
 from services.query.auth.signin import second_factor_or_session, start_session
+from services.query.auth.throttle import Throttled, client_address
 from services.query.auth.users import UserExists, check_new_password, check_password, create_user, set_role
 from shared.clock import iso_ms, now_ms
 from shared.events import Invitation, User
@@ -202,13 +204,23 @@ async def _person(
         return user
     if isinstance(body.password, msgspec.UnsetType):
         return error(403, f"sign in as {invitation.email} first, or give its password", "password")
+    # The sign-in's limits: a link does not buy more password guesses than the sign-in page.
+    throttle, address = ctx.sign_ins, client_address(request, ctx.settings.trusted_proxies)
+    assert throttle is not None  # made by ApiContext
+    try:
+        throttle.check(address, user.email)
+    except Throttled as exc:
+        return error(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)})
     if not await check_password(user, body.password):
+        throttle.failed(address, user.email)
         log.info("query.invitation.wrong_password", invitation_id=invitation.id, user_id=user.id)
         return error(403, f"wrong password for {invitation.email}", "password")
     return user
 
 
 async def accept_invitation(request: web.Request, body: m.InvitationAccept) -> web.Response:
+    if not same_origin(request, request.app[API]):  # another site's page signing this browser in
+        return error(403, "refused: sent from another site's page")
     found = _usable(request, body.token)
     if isinstance(found, web.Response):
         return found

@@ -166,3 +166,16 @@ async def test_without_mail_the_admin_gets_the_link_to_pass_on(api):
         "role"
     ] == "member"
     assert "link" not in str(await tenant.ok("GET", "/invitations"))
+
+
+async def test_another_sites_page_cannot_accept_for_this_browser(api, inbox):
+    tenant = await new_tenant(api)
+    await tenant.ok("POST", "/invitations", 201, json={"email": "csrf@example.org"})
+    token = emailed_token(inbox, "csrf@example.org")
+    body = {"token": token, "name": "Mallory", "password": PASSWORD}
+    status, answer = await stranger(api, tenant.project_id).call(
+        "POST", "/invitations/accept", json=body, headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert status == 403 and "another site" in answer["error"], answer
+    assert api.ctx.users.by_email("csrf@example.org") is None
+    same_site = {"Origin": api.url.partition("/api/")[0]}
+    await stranger(api, tenant.project_id).ok("POST", "/invitations/accept", json=body, headers=same_site)
