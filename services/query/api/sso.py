@@ -172,7 +172,7 @@ async def oidc_callback(request: web.Request) -> web.Response:
             claims = await oidc.with_userinfo(settings, meta, http, claims, tokens)
         user = await oidc_user(ctx, f"{meta['issuer']}|{claims['sub']}", claims)
         if settings.oidc_roles:
-            await apply_groups(ctx, user, groups_of(claims, settings.oidc_groups_claim))
+            await apply_groups(request, ctx, user, groups_of(claims, settings.oidc_groups_claim))
     except SignInRefused as exc:
         log.info("auth.sso.refused", how="oidc", reason=str(exc), status=exc.status)
         response = refusal_page(exc.status, str(exc))

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
+from aiohttp import web
 
+from services.query.audit import record_change
 from services.query.auth.oidc import SignInRefused
 from services.query.auth.users import (
     UserExists,
@@ -36,6 +38,8 @@ log = structlog.get_logger()
 
 SSO = "sso"
 """``Membership.by`` of the memberships the group mapping made."""
+ACTOR = ("system", SSO, "single sign-on (identity provider groups)")
+"""Who the audit log says changed a membership the mapping made."""
 
 
 def _email(raw: Any) -> str:
@@ -104,8 +108,9 @@ def mapped_roles(ctx: ApiContext, groups: set[str]) -> dict[str, Role | None]:
     return wanted
 
 
-async def apply_groups(ctx: ApiContext, user: User, groups: set[str]) -> None:
-    """Grant, change or remove the mapping's memberships of ``user`` to match ``groups``."""
+async def apply_groups(request: web.Request, ctx: ApiContext, user: User, groups: set[str]) -> None:
+    """Grant, change or remove the mapping's memberships of ``user`` to match ``groups``; each
+    change goes to the project's audit log, made by ``system``/``sso``."""
     for project_id, role in mapped_roles(ctx, groups).items():
         if project_id not in ctx.projects:
             log.warning("auth.sso.unknown_project", project_id=project_id)
@@ -114,7 +119,15 @@ async def apply_groups(ctx: ApiContext, user: User, groups: set[str]) -> None:
         if current is not None and current.by != SSO:
             continue  # granted by a person in Pingura: theirs to change
         if role is None:
-            if current is not None:
-                await remove_member(ctx, project_id, user.id)
+            if current is None:
+                continue
+            after, action = await remove_member(ctx, project_id, user.id), "member.remove"
         elif current is None or current.role != role:
-            await set_role(ctx, project_id, user.id, role, by=SSO)
+            after = await set_role(ctx, project_id, user.id, role, by=SSO)
+            action = "member.create" if current is None else "member.update"
+        else:
+            continue
+        log.info("auth.sso.role", project_id=project_id, user_id=user.id, role=role)
+        await record_change(
+            request, action, "member", user.id, current, after, project_id=project_id, actor=ACTOR
+        )

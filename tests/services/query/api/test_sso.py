@@ -34,6 +34,7 @@ from shared.sso_settings import OidcRole
 from tests.e2e.conftest import free_port
 from tests.oidc.provider import USER, Client, Provider, authorize, query_of
 from tests.services.query.api.tenants import new_tenant
+from tests.services.query.test_audit import audit_entries
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -171,6 +172,14 @@ async def test_the_groups_are_applied_again_at_each_sign_in(sso, browser):
     assert (await sign_in(browser, sso, "gus"))[0] == 302
     assert sso.ctx.memberships.role(sso.project_id, gus.id).role == "member"  # lowered with the groups
     assert sso.ctx.memberships.role(sso.other_project_id, gus.id) is None  # left devs: removed
+    mine = [
+        (e.action, e.actor_kind, e.actor_id)
+        for e in await audit_entries(sso, sso.project_id)
+        if e.target_id == gus.id
+    ]
+    assert mine == [("member.create", "system", "sso"), ("member.update", "system", "sso")]
+    theirs = [e.action for e in await audit_entries(sso, sso.other_project_id) if e.target_id == gus.id]
+    assert theirs == ["member.create", "member.remove"]
 
 
 async def test_a_replayed_state_is_refused_with_a_page_saying_so(sso, browser):
