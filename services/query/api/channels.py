@@ -8,54 +8,23 @@ that sends such a setting back as shown keeps its saved value (:mod:`.channel_se
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 import structlog
 from aiohttp import web
 
 from services.notifier.channels import CHANNELS, channel_kinds, shown_config, validate_channel
 from services.query.api.channel_secrets import merged_config
+from services.query.api.channel_users import Users, heartbeats_by_channel
 from services.query.api.context import API, PROJECT
 from services.query.api.errors import answer, not_found
 from services.query.api.schemas import channels as schemas
 from services.query.audit import record_change
 from services.query.validation import InvalidField
-from shared.bus.view import PackedConfigView
 from shared.clock import iso_ms, now_ms
 from shared.events import ChannelConfig
 from shared.ids import new_id
 
 log = structlog.get_logger()
-
-
-SCAN_CHUNK = 2_000
-"""Heartbeat configs read between yields to the loop while finding a channel's heartbeats."""
-
-Users = dict[str, list[schemas.ChannelHeartbeat]]
-
-
-async def _heartbeats_by_channel(request: web.Request) -> Users:
-    """Channel id -> the caller's project's live heartbeats alerting to it, by name. One scan
-    of the configs' few fields (a third of a decode each), yielding every :data:`SCAN_CHUNK`."""
-    project_id = request[PROJECT].id
-    monitors = request.app[API].monitors
-    fields = ("project_id", "name", "channels", "deleted")
-    rows = (
-        monitors.select(*fields)
-        if isinstance(monitors, PackedConfigView)
-        else ((m.id, [m.project_id, m.name, m.channels, m.deleted]) for m in monitors.values())
-    )
-    users: Users = {}
-    for n, (monitor_id, (project, name, channel_ids, deleted)) in enumerate(rows, 1):
-        if project == project_id and not deleted:
-            for channel_id in dict.fromkeys(channel_ids or ()):
-                users.setdefault(channel_id, []).append(schemas.ChannelHeartbeat(id=monitor_id, name=name))
-        if n % SCAN_CHUNK == 0:
-            await asyncio.sleep(0)
-    for found in users.values():
-        found.sort(key=lambda h: (h.name.casefold(), h.id))
-    return users
 
 
 def _channel_json(channel: ChannelConfig, users: Users) -> schemas.Channel:
@@ -117,7 +86,9 @@ async def update_channel(request: web.Request, body: schemas.ChannelUpdate) -> w
     await ctx.save(ctx.topics.channels, updated, ctx.channels)
     await record_change(request, "channel.update", "channel", channel.id, channel, updated)
     log.info("query.channel.updated", channel_id=channel.id, fields=sorted(changes))
-    return answer(_channel_json(updated, await _heartbeats_by_channel(request)))
+    return answer(
+        _channel_json(updated, await heartbeats_by_channel(request, updated.project_id, [updated.id]))
+    )
 
 
 def _channel_or_404(request: web.Request) -> ChannelConfig:
@@ -131,13 +102,15 @@ async def list_channels(request: web.Request) -> web.Response:
     project_id = request[PROJECT].id
     channels = [c for c in request.app[API].channels.values() if c.project_id == project_id]
     ordered = sorted(channels, key=lambda c: c.created_ms)
-    users = await _heartbeats_by_channel(request) if ordered else {}
+    users = await heartbeats_by_channel(request, project_id, [c.id for c in ordered])
     return answer(schemas.ChannelList(channels=[_channel_json(c, users) for c in ordered]))
 
 
 async def get_channel(request: web.Request) -> web.Response:
     channel = _channel_or_404(request)
-    return answer(_channel_json(channel, await _heartbeats_by_channel(request)))
+    return answer(
+        _channel_json(channel, await heartbeats_by_channel(request, channel.project_id, [channel.id]))
+    )
 
 
 async def list_channel_kinds(request: web.Request) -> web.Response:

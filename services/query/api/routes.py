@@ -35,6 +35,7 @@ from services.query.api import (
     status_pages,
 )
 from services.query.api import schemas as s
+from services.query.api.channel_users import CHANNEL_USERS, ChannelUsers
 from services.query.api.errors import json_body
 from services.query.api.route_types import NO_CONTENT, NOT_FOUND, PAGE, Answer, Handler, Route, created, ok
 from services.query.api.schemas import badges as badge_types
@@ -246,5 +247,6 @@ def bound(route: Route) -> Handler:
 
 def add_routes(app: web.Application) -> None:
     app[status_pages.PUBLIC_CACHE] = {}
+    app[CHANNEL_USERS] = ChannelUsers()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, bound(route))

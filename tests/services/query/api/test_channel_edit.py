@@ -123,6 +123,15 @@ async def test_each_channel_names_the_heartbeats_alerting_to_it(api):
     assert listed == {used["id"]: expected, unused["id"]: []}
     renamed = await tenant.ok("PATCH", f"/channels/{used['id']}", json={"name": "pager"})
     assert renamed["heartbeats"] == expected
+    # The index follows the heartbeats: renamed, moved to another channel.
+    await tenant.ok("PATCH", f"/heartbeats/{beats[0]['id']}", json={"name": "Nightly dump"})
+    await tenant.ok("PATCH", f"/heartbeats/{beats[1]['id']}", json={"channels": [unused["id"]]})
+    listed = {c["id"]: c["heartbeats"] for c in (await reader.ok("GET", "/channels"))["channels"]}
+    assert listed == {
+        used["id"]: [{"id": beats[0]["id"], "name": "Nightly dump"}],
+        unused["id"]: [{"id": beats[1]["id"], "name": "Backup"}],
+    }
+    expected = listed[used["id"]]
     other = await new_tenant(api)  # another project's heartbeat naming the id is not counted
     status, _ = await other.call(
         "POST", "/heartbeats", json={"name": "x", "interval": "1h", "channels": [used["id"]]}
