@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -246,7 +247,7 @@ async def test_the_control_socket_is_for_the_data_dirs_owner_only(server):
 
 
 @pytest.mark.slow
-def test_the_first_start_prints_where_the_dashboard_and_the_admin_key_are_and_later_starts_do_not():
+def test_the_first_start_prints_the_dashboard_the_setup_link_and_the_admin_key_and_later_starts_a_new_link():
     path = Path(tempfile.mkdtemp(prefix="pgr"))
     outputs, ports = [], []
     try:
@@ -277,7 +278,13 @@ def test_the_first_start_prints_where_the_dashboard_and_the_admin_key_are_and_la
             outputs.append(proc.stdout.read())
         key_file = path / "data" / "admin-api-key"
         assert f"http://127.0.0.1:{ports[0]}/" in outputs[0] and str(key_file) in outputs[0]
-        assert outputs[1] == ""
+        # No account was made: the second start prints a new setup link, and not the key again.
+        links = [
+            re.findall(rf"http://127\.0\.0\.1:{port}/setup#token=[A-Za-z0-9_-]{{43}}", out)
+            for out, port in zip(outputs, ports, strict=True)
+        ]
+        assert [len(found) for found in links] == [1, 1] and links[0] != links[1]
+        assert str(key_file) not in outputs[1]
         assert oct(key_file.stat().st_mode & 0o777) == oct(0o600)
     finally:
         subprocess.run(["rm", "-rf", str(path)], check=False)

@@ -23,6 +23,7 @@ from services.query.api.context import API, CALLER
 from services.query.api.errors import answer, error
 from services.query.api.route_types import NO_CONTENT, Route, ok
 from services.query.api.schemas import account as s
+from services.query.audit import record_change
 from services.query.auth.account_mail import note_failed_sign_in
 from services.query.auth.account_tokens import redeem
 from services.query.auth.routes import same_origin
@@ -181,7 +182,11 @@ async def setup(request: web.Request, body: s.Setup) -> web.Response:
         user = await create_user(ctx, body.email, body.name, body.password)
     except UserExists as exc:
         return error(409, str(exc), "email")
-    await set_role(ctx, admin.id, user.id, "owner", by="setup")
+    membership = await set_role(ctx, admin.id, user.id, "owner", by="setup")
+    await record_change(
+        request, "member.setup", "member", user.id, None, membership, project_id=admin.id,
+        actor=("user", user.id, user.email),
+    )  # fmt: skip
     log.info("auth.setup.done", user_id=user.id, project_id=admin.id)
     return await start_session(request, user, admin.id)
 
