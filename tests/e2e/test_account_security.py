@@ -151,9 +151,9 @@ def test_two_factor_enrolment_sign_in_and_a_reset_in_chromium(mailing_server, in
     assert "#token" not in stranger.url
     stranger.get_by_label("New password").fill(NEW_PASSWORD)
     stranger.get_by_label("The same again").fill(NEW_PASSWORD)
+    stranger.screenshot(path=shots / "reset-password.png", full_page=True)
     stranger.get_by_role("button", name="Set the new password").click()
     expect(stranger.get_by_text("Your password is changed. Sign in with it.")).to_be_visible()
-    stranger.screenshot(path=shots / "reset-password.png", full_page=True)
     assert reset_errors == [] and link_errors == []
     page.reload()  # the sessions from before the reset ended
     expect(page).to_have_url(re.compile(r"/login$"))
