@@ -48,6 +48,7 @@ async def prove(ctx: ApiContext, user: User, proof: s.SecondFactorProof | s.Totp
         return None
     ctx.account_tokens.redeeming.add(busy)
     try:
+        await ctx.users.sync(2.0)  # a code or recovery code used on another instance is seen
         user = ctx.users.get(user.id) or user  # the newest: its last step, its codes left
         if proof.code is not UNSET and user.totp_sealed:
             secret = totp.open_secret(sealer(ctx), user.id, user.totp_sealed)

@@ -137,9 +137,13 @@ async def find(ctx: ApiContext, secret: str, purpose: AccountTokenPurpose) -> Ac
 
 async def redeem(ctx: ApiContext, secret: str, purpose: AccountTokenPurpose) -> AccountToken | None:
     """Use the token once: the used copy is published (durably) before this returns it.
-    None if it is unknown, of another purpose, used, expired or being used right now."""
-    token = await find(ctx, secret, purpose)
+    None if it is unknown, of another purpose, used, expired or being used right now.
+
+    The view is synced first: a use published by another instance before this call is seen
+    (two instances redeeming within the same few milliseconds could still both succeed)."""
     view = ctx.account_tokens
+    await view.sync(2.0)
+    token = await find(ctx, secret, purpose)
     if token is None or token.id in view.redeeming:
         return None
     current = view.get(token.id)

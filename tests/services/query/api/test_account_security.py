@@ -6,8 +6,10 @@ clear on the bus."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import msgspec
 import pyotp
@@ -17,12 +19,15 @@ from structlog.testing import capture_logs
 
 from services.query.auth import account_tokens, totp
 from services.query.auth.account_mail import note_failed_sign_in
+from services.query.auth.account_tokens import AccountTokensView
+from services.query.auth.people import MembershipsView, UsersView
 from services.query.auth.sessions import COOKIE
 from shared.bus.view import drain
 from tests import polling
 from tests.services.notifier.channels.test_email import Inbox, free_port
 from tests.services.query.api.people import person
 from tests.services.query.api.tenants import Tenant, new_tenant
+from tests.services.query.conftest import Api, serve_api, starter
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 PASSWORD = "correct horse battery"
@@ -318,3 +323,41 @@ async def test_without_smtp_a_reset_is_refused_alike_for_every_address(api, inbo
         assert (await me.ok("GET", "/account/security"))["can_mail"] is False
     finally:
         api.ctx.settings = with_mail
+
+
+@asynccontextmanager
+async def second_instance(api):
+    """Another query instance on the same bus, with views of its own of users, memberships and
+    account tokens (as a second ``pingura query`` behind one load balancer)."""
+    ctx = api.ctx
+    async with AsyncExitStack() as stack:
+        started = starter(stack)
+        other = dataclasses.replace(
+            ctx,
+            users=await started(UsersView(ctx.bus, ctx.topics.users, poll_timeout_ms=50)),
+            memberships=await started(MembershipsView(ctx.bus, ctx.topics.memberships, poll_timeout_ms=50)),
+            account_tokens=await started(
+                AccountTokensView(ctx.bus, ctx.topics.account_tokens, poll_timeout_ms=50)
+            ),
+        )
+        yield Api(await serve_api(stack, other), api.http, other)
+
+
+async def test_a_code_or_link_used_on_one_instance_is_refused_on_another(api, inbox):
+    tenant = await new_tenant(api)
+    user, me = await person(api, tenant.project_id, "viewer", PASSWORD)
+    enrolment = await me.ok("POST", "/account/totp/enrol")
+    app, step = pyotp.TOTP(enrolment["secret"]), totp.step_of(time.time())
+    await me.ok(
+        "POST", "/account/totp/confirm", json={"pending": enrolment["pending"], "code": app.at(step * 30)}
+    )
+    link = await account_tokens.issue(api.ctx, user.id, "verify_email")
+    async with second_instance(api) as other:
+        ticket = (await sign_in(other, user.email, PASSWORD))[1]["ticket"]  # the first step on the other
+        code = {"ticket": ticket, "code": app.at((step + 1) * 30)}
+        await stranger(api).ok("POST", "/auth/sign-in/totp", json=code)
+        status, body = await stranger(other).call("POST", "/auth/sign-in/totp", json=code)
+        assert (status, body["error"]) == (401, "wrong or already used code")
+        await stranger(other).ok("POST", "/auth/verify-email", json={"token": link})
+        status, body = await stranger(api).call("POST", "/auth/verify-email", json={"token": link})
+        assert (status, body["field"]) == (400, "token")
