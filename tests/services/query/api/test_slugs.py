@@ -102,7 +102,7 @@ async def test_auto_create_is_turned_off_and_on(api):
 
 @pytest.mark.parametrize(
     "body, field",
-    [({"auto_create": "no"}, "auto_create"), ({"name": "x"}, "name"), ({"ping_key": "mine"}, "ping_key")],
+    [({"auto_create": "no"}, "auto_create"), ({"name": "  "}, "name"), ({"ping_key": "mine"}, "ping_key")],
 )
 async def test_a_project_change_ingest_cannot_take_is_400_naming_the_field(api, body, field):
     tenant = await new_tenant(api)
