@@ -6,11 +6,15 @@ sign-in page the browser submits; the provider sends it back, and the dashboard 
 signed in, with the admin role the ``ops`` group maps to. Then the browser replays the
 callback (its state, with the sign-in's cookie put back) and is refused with a page saying
 so; and a sign-in whose authorization request carries the earlier sign-in's nonce is refused.
+Screenshots of the sign-in page with its button and of a refusal go to the test's folder
+(and, with PINGURA_SCREENSHOTS_TO_DOCS=1, to docs/screenshots/ as well).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -21,6 +25,7 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import API_KEY, Server
 from tests.oidc.provider import USER, Client, Provider, query_of
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SECRET = "pingura-e2e-client-secret"
 CALLBACK = "/api/v1/sso/oidc/callback"
 expect.set_options(timeout=10_000)
@@ -98,6 +103,7 @@ def test_a_sign_in_through_the_provider_in_chromium_and_its_replays_refused(brow
     answer = page.goto(callback)
     assert answer is not None and answer.status == 400
     expect(page.locator("#sso-error")).to_contain_text("used already (a replayed state)")
+    page.screenshot(path=str(tmp_path / "sso-refused.png"), full_page=True)
     page.get_by_role("link", name="Back to sign-in").click()
     page.wait_for_url(f"{server.url}/login")
 
@@ -117,3 +123,6 @@ def test_a_sign_in_through_the_provider_in_chromium_and_its_replays_refused(brow
     assert page.url.startswith(server.url + CALLBACK)
     assert not [c for c in context.cookies() if c["name"] == "pingura_session"]
     context.close()
+    if os.environ.get("PINGURA_SCREENSHOTS_TO_DOCS") == "1":
+        for name in ("login-sso.png", "sso-refused.png"):
+            shutil.copy(tmp_path / name, DOCS / name)

@@ -56,7 +56,8 @@ _PAGE_HEADERS = {
 
 def refusal_page(status: int, message: str) -> web.Response:
     """Why the sign-in did not happen, in one line, and the way back."""
-    text = html.escape(one_line(message))
+    line = one_line(message)
+    text = html.escape(line[:1].upper() + line[1:])
     body = f"""<!doctype html>
 <html lang="en">
 <head>
@@ -68,7 +69,7 @@ def refusal_page(status: int, message: str) -> web.Response:
 </head>
 <body class="page-login">
 <main id="main" class="login-card">
-  <h1 class="brand-large">Pingura</h1>
+  <h1 class="brand-large"><img src="/static/favicon.svg" alt="" width="32" height="32"> Pingura</h1>
   <p id="sso-error" class="note note-error" role="alert">{text}</p>
   <p><a href="/login">Back to sign-in</a></p>
 </main>
@@ -199,7 +200,7 @@ async def proxy_sign_in(request: web.Request) -> web.Response:
     if user is None:
         log.info("auth.trusted_header.unknown")
         return refusal_page(
-            403, f"{email} has no account on this Pingura; ask a project's admin to invite you"
+            403, f"no account on this Pingura has the email {email}; ask a project's admin to invite you"
         )
     return await _signed_in(request, user, "trusted_header")
 

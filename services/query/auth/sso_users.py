@@ -67,11 +67,13 @@ async def oidc_user(ctx: ApiContext, subject: str, claims: dict[str, Any]) -> Us
     existing = ctx.users.by_email(email)
     if existing is not None:
         if existing.sso_subject is not None:
-            raise SignInRefused(f"{email} signs in with another single sign-on account; ask an admin")
+            raise SignInRefused(
+                f"the account of {email} signs in with another single sign-on identity; ask an admin"
+            )
         if not verified:
             raise SignInRefused(
-                f"{email} has an account here, and the identity provider does not say it verified "
-                "the address, so it is not linked; ask an admin"
+                f"an account with {email} exists here, and the identity provider does not say it "
+                "verified the address, so it is not linked; ask an admin"
             )
         linked = await save_user(
             ctx, msgspec.structs.replace(existing, sso_subject=subject, email_verified=True)
@@ -82,7 +84,7 @@ async def oidc_user(ctx: ApiContext, subject: str, claims: dict[str, Any]) -> Us
     try:
         made = await create_user(ctx, email, name=str(name)[:200], verified=verified)
     except UserExists:
-        raise SignInRefused(f"{email} got an account a moment ago; sign in again") from None
+        raise SignInRefused(f"an account with {email} was made a moment ago; sign in again") from None
     made = await save_user(ctx, msgspec.structs.replace(made, sso_subject=subject))
     log.info("auth.sso.created", user_id=made.id)
     return made

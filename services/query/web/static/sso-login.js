@@ -35,6 +35,7 @@
     link.className = "button primary";
     link.href = href;
     link.textContent = text; // a name from the settings: text, never HTML
+    link.style.width = "100%"; // as wide as the form's buttons (CSSOM: allowed by the CSP)
     box.append(link);
   }
   slot.replaceChildren(box);
