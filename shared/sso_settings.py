@@ -79,6 +79,11 @@ def check_sso(settings: Settings) -> None:
             raise ConfigError(f"{where}: a URL such as https://sso.example.com/realms/ops (no query)")
         if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(host)):
             raise ConfigError(f"{where}: must be https (http only on loopback, for tests)")
+        if not settings.public_url:
+            raise ConfigError(
+                "PINGURA_PUBLIC_URL: required with PINGURA_OIDC_ISSUER (the redirect URI to register "
+                "is <PINGURA_PUBLIC_URL>/api/v1/sso/oidc/callback)"
+            )
         if not settings.oidc_client_id:
             raise ConfigError("PINGURA_OIDC_CLIENT_ID: required with PINGURA_OIDC_ISSUER")
         if "openid" not in settings.oidc_scopes.split():

@@ -12,6 +12,7 @@ from shared.settings import Settings
 from shared.sso_settings import OidcRole, provider_name
 
 OIDC = {
+    "PINGURA_PUBLIC_URL": "https://pingura.example.com",
     "PINGURA_OIDC_ISSUER": "https://sso.example.com/realms/ops",
     "PINGURA_OIDC_CLIENT_ID": "pingura",
     "PINGURA_OIDC_CLIENT_SECRET": "the-very-secret-client-secret",
@@ -53,6 +54,7 @@ def test_the_trusted_header_is_read_with_its_proxies():
     ({**OIDC, "PINGURA_OIDC_ISSUER": "https://sso.example.com/?realm=x"}, "PINGURA_OIDC_ISSUER: a URL such as"),
     ({**OIDC, "PINGURA_OIDC_ISSUER": "sso.example.com"}, "PINGURA_OIDC_ISSUER: a URL such as"),
     ({**OIDC, "PINGURA_OIDC_CLIENT_ID": ""}, "PINGURA_OIDC_CLIENT_ID: required with PINGURA_OIDC_ISSUER"),
+    ({**OIDC, "PINGURA_PUBLIC_URL": ""}, "PINGURA_PUBLIC_URL: required with PINGURA_OIDC_ISSUER (the redirect URI"),
     ({**OIDC, "PINGURA_OIDC_SCOPES": "email profile"}, "PINGURA_OIDC_SCOPES: must include openid"),
     ({**OIDC, "PINGURA_OIDC_GROUPS_CLAIM": " "}, "PINGURA_OIDC_GROUPS_CLAIM"),
     ({**OIDC, "PINGURA_OIDC_ROLES": "ops=prj_1"}, "PINGURA_OIDC_ROLES: 'ops=prj_1' is not group=project_id:role"),

@@ -179,8 +179,11 @@ async def metadata(settings: Settings, cache: OidcCache, http: aiohttp.ClientSes
     found = await _get_json(
         http, issuer.rstrip("/") + "/.well-known/openid-configuration", "discovery document"
     )
-    if found.get("issuer") != issuer:
-        raise SignInRefused("the identity provider's discovery document names another issuer", 502)
+    if found.get("issuer") != issuer:  # URLs, no secret: the operator needs both to fix the setting
+        named = str(found.get("issuer"))[:200]
+        raise SignInRefused(
+            f"the identity provider's discovery document names another issuer ({named}, not {issuer})", 502
+        )
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
         if not isinstance(found.get(name), str):
             raise SignInRefused(f"the identity provider's discovery document has no {name}", 502)
