@@ -38,7 +38,7 @@
   function memberRow(member) {
     const mayRemove = manages() && !member.you && (member.role !== "owner" || isOwner());
     return el("tr", {"data-user": member.user_id},
-      el("th", {scope: "row"}, member.name || "—", member.you ? el("span", {class: "badge"}, " you") : null),
+      el("th", {scope: "row"}, member.name || "—", member.you ? [" ", el("span", {class: "badge"}, "you")] : null),
       el("td", {}, member.email),
       roleCell(member),
       el("td", {class: "nowrap"}, P.timeExact(member.since, true)),
