@@ -204,3 +204,33 @@ async def test_failed_sign_ins_are_throttled_per_account_whether_it_exists_or_no
             assert "for this account" in body["error"]
         other, _, _ = await account(api)
         assert (await sign_in(there, other, **{"X-Forwarded-For": "203.0.113.99"}))[0] == 200
+
+
+async def test_a_removal_a_disabled_user_and_sign_out_everywhere_reach_every_instance(api):
+    email, project, user = await account(api)
+    other_email, other_project, other = await account(api)
+    page = await browser(api, (await sign_in(api, email))[2])
+    other_page = await browser(api, (await sign_in(api, other_email))[2])
+    async with another_instance(api) as there:
+        here_and_there = [
+            (page, Tenant(there, project, page.headers)),
+            (other_page, Tenant(there, other_project, other_page.headers)),
+        ]
+        for _, elsewhere in here_and_there:
+            await elsewhere.ok("GET", "/heartbeats")
+
+        await u.remove_member(api.ctx, project, user.id)  # on this instance; the other follows the topic
+        assert await there.ctx.memberships.sync(5.0)
+        status, body = await here_and_there[0][1].call("GET", "/heartbeats")
+        assert status == 403 and "not a member" in body["error"]
+
+        await other_page.ok("POST", "/auth/sign-out-everywhere", 204)
+        assert await there.ctx.users.sync(5.0)
+        status, body = await here_and_there[1][1].call("GET", "/heartbeats")
+        assert status == 401 and "sign in again" in body["error"]
+
+        current = api.ctx.users.get(other.id)
+        await u.save_user(api.ctx, msgspec.structs.replace(current, disabled=True))
+        assert await there.ctx.users.sync(5.0)
+        status, body, cookie, _ = await sign_in(there, other_email)
+        assert (status, cookie) == (403, None) and "disabled" in body["error"]
