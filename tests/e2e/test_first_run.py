@@ -1,7 +1,8 @@
 """A newcomer's way in, in Chromium against a real ``pingura serve``: the setup link it prints
 (a new one at each start while no account exists) makes the first account, owner of the admin
-project; with a second project the header switches between them; a sign-out holds after a
-restart; email and password sign in again. Screenshots go to the test's folder (and, with
+project; with a second project the header switches between them; removed from it, the next
+page is the sign-in page saying why; email and password sign in again; a sign-out holds after
+a restart. Screenshots go to the test's folder (and, with
 PINGURA_SCREENSHOTS_TO_DOCS=1, to docs/screenshots)."""
 
 from __future__ import annotations
@@ -109,6 +110,27 @@ def test_the_setup_link_makes_the_owner_who_switches_projects_and_signs_out_for_
         expect(who.locator(".badge-role")).to_have_text("viewer")
         page.screenshot(path=shots / "header-switcher.png")
 
+        # Removed from that project, the next page goes to the sign-in page, which says why.
+        second = {"Authorization": f"Bearer {made['api_key']}"}
+        status, listed = call(server, "GET", "/members", headers=second)
+        [me] = [m["user_id"] for m in listed["members"] if m["email"] == EMAIL]
+        assert call(server, "DELETE", f"/members/{me}", headers=second)[0] == 204
+        page.reload()
+        expect(page).to_have_url(re.compile(r"/login\?refused=1$"))
+        expect(page.get_by_text("no longer a member of that project")).to_be_visible()
+
+        # Email and password sign in again (a wrong password first), to the project left.
+        page.get_by_label("Email").fill(EMAIL)
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        expect(page.get_by_text("Wrong email or password.")).to_be_visible()
+        page.screenshot(path=shots / "login.png")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in", exact=True).click()
+        expect(page).to_have_url(f"{server.url}/")
+        expect(who.locator(".who-project")).to_have_text("default")  # one project left: no switcher
+        expect(who.locator(".badge-role")).to_have_text("owner")
+
         # Signed out, the cookie stays refused after a restart; no new setup link is made.
         [cookie] = [c["value"] for c in context.cookies() if c["name"] == "pingura_session"]
         page.get_by_role("button", name="Sign out").click()
@@ -118,18 +140,6 @@ def test_the_setup_link_makes_the_owner_who_switches_projects_and_signs_out_for_
         assert len(setup_links(server)) == 2
         status, body = call(server, "GET", "/me", headers={"Cookie": f"pingura_session={cookie}"})
         assert status == 401 and "logged out" in body["error"], body
-
-        # Email and password sign in again (a wrong password first).
-        page.goto(f"{server.url}/login")
-        page.get_by_label("Email").fill(EMAIL)
-        page.get_by_label("Password").fill("not the password")
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        expect(page.get_by_text("Wrong email or password.")).to_be_visible()
-        page.screenshot(path=shots / "login.png")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in", exact=True).click()
-        expect(page).to_have_url(f"{server.url}/")
-        expect(who.get_by_role("link", name=NAME)).to_be_visible()
         assert not errors, errors
         context.close()
     finally:

@@ -73,13 +73,17 @@ const P = (() => {
   }
 
   let sessionPromise = null;
+  let sessionRefused = false;
 
   /** Who is signed in (GET /api/v1/me: {user, key_name, project: {id, name, role}, projects,
    *  read_only, csrf_token}; user is null for a key's session); null when signed out. */
   function session() {
     if (!sessionPromise) {
       sessionPromise = fetch("/api/v1/me", {credentials: "same-origin", headers: {Accept: "application/json"}})
-        .then(async (r) => (r.ok ? r.json() : null))
+        .then(async (r) => {
+          sessionRefused = r.status === 403;  // a person removed from the project, or disabled
+          return r.ok ? r.json() : null;
+        })
         .catch(() => null);
     }
     return sessionPromise;
@@ -151,6 +155,10 @@ const P = (() => {
     const signOutButton = $("#sign-out");
     if (signOutButton) signOutButton.addEventListener("click", signOut);
     const s = await session();
+    if (!s && sessionRefused) {
+      location.assign("/login?refused=1");  // signing in again opens a project one still has
+      return {project: null, read_only: true, csrf_token: null, key_name: null};
+    }
     if (!s) {
       // Not signed in (or no session endpoint): ask an API that exists today before redirecting.
       try { await api("GET", "/heartbeats", {query: {limit: 1}}); } catch (e) { /* 401 went to /login */ }

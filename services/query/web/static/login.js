@@ -85,6 +85,10 @@
     P.$("#password").focus();
   });
 
+  if (P.params().get("refused")) {  // sent here by a page whose session was refused (403)
+    P.note(error, "Your session there has ended: you are no longer a member of that project, or your "
+      + "account was disabled. Sign in again.", "error");
+  }
   if (P.params().get("error")) {  // the key form's refusal (it posts to /login)
     fail("That key was not accepted.", P.$("#key"));
   } else if (await P.session()) {
