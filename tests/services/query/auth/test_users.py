@@ -65,7 +65,7 @@ async def person(api, role="member", project_id: str | None = None) -> tuple[Ten
     """A project (new unless given), a user with ``role`` in it, and that user's browser:
     its cookie and CSRF token."""
     tenant = await new_tenant(api) if project_id is None else Tenant(api, project_id, {})
-    user = await u.create_user(api.ctx, email(), "P", "correct horse battery")
+    user = await u.create_user(api.ctx, email(), "P")  # no password: sessions here are issued directly
     await u.set_role(api.ctx, tenant.project_id, user.id, role, by="test")
     _, cookie = api.ctx.sessions.issue_user(user.id, tenant.project_id, now_ms())
     browser = Tenant(api, tenant.project_id, {"Authorization": "", "Cookie": f"{COOKIE}={cookie}"})
