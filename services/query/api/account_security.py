@@ -23,7 +23,7 @@ PERSON: Role = "viewer"  # any member: it is one's own account, not the project
 ROUTES: tuple[Route, ...] = (
     R("GET", "/account/security", recovery.get_security, "The signed-in person's email, whether it is verified, "
       "and their two-factor sign-in", TAG, "getAccountSecurity", ok("The account's security.", s.SecurityState),
-      role=PERSON),
+      errors=(403,), role=PERSON),
     R("POST", "/account/verify-email", recovery.send_verification, "Email a link that verifies the signed-in "
       "person's address (at most one a minute)", TAG, "sendVerificationEmail", ACCEPTED, errors=(409, 429, 503),
       role=PERSON),
