@@ -124,7 +124,6 @@ def test_the_setup_link_makes_the_owner_who_switches_projects_and_signs_out_for_
         page.get_by_label("Password").fill("not the password")
         page.get_by_role("button", name="Sign in", exact=True).click()
         expect(page.get_by_text("Wrong email or password.")).to_be_visible()
-        page.screenshot(path=shots / "login.png")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in", exact=True).click()
         expect(page).to_have_url(f"{server.url}/")
@@ -135,6 +134,8 @@ def test_the_setup_link_makes_the_owner_who_switches_projects_and_signs_out_for_
         [cookie] = [c["value"] for c in context.cookies() if c["name"] == "pingura_session"]
         page.get_by_role("button", name="Sign out").click()
         expect(page).to_have_url(re.compile(r"/login$"))
+        expect(page.get_by_label("Email")).to_be_visible()
+        page.screenshot(path=shots / "login.png")
         server.stop()
         server.start()
         assert len(setup_links(server)) == 2
