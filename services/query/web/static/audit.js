@@ -138,7 +138,7 @@
       el("td", {class: "nowrap"}, P.timeExact(e.at, true)),
       el("td", {}, who(e)),
       el("td", {class: "audit-action"}, el("code", {}, e.action)),
-      el("td", {class: "audit-target"}, el("span", {class: "muted"}, e.target_kind, " "), e.target_id),
+      el("td", {class: "audit-target"}, el("span", {class: "muted audit-target-kind"}, e.target_kind), " ", e.target_id),
       el("td", {class: "nowrap"}, e.address || el("span", {class: "muted"}, "—")),
       el("td", {class: "row-actions"}, toggle));
     return [row, detail];
