@@ -108,6 +108,9 @@ def test_the_setup_link_makes_the_owner_who_switches_projects_and_signs_out_for_
         expect(page).to_have_url(f"{server.url}/")
         expect(page.get_by_label("Project")).to_have_value(made["id"])
         expect(who.locator(".badge-role")).to_have_text("viewer")
+        expect(page.locator("#empty")).to_have_text(
+            "No heartbeats yet."
+        )  # a viewer is not offered to create one
         page.screenshot(path=shots / "header-switcher.png")
 
         # Removed from that project, the next page goes to the sign-in page, which says why.

@@ -112,7 +112,7 @@
     if (list.length === 0) {
       empty.replaceChildren(filtered ? "No heartbeats match these filters." : "No heartbeats yet. ",
         !filtered && !document.body.classList.contains("read-only")
-          ? el("a", {href: "/heartbeats/new"}, "Create your first heartbeat") : null);
+          ? el("a", {href: "/heartbeats/new"}, "Create your first heartbeat") : "");
     }
     P.show(empty, list.length === 0);
     nextCursor = data.next || null;
