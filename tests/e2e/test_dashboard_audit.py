@@ -2,17 +2,22 @@
 ``pingura serve``: a heartbeat edited through the API shows as ``heartbeat.update``, made by
 the key, opens to a diff of its name and interval before and after (its token masked, and
 folded among the unchanged fields); a filter narrows the list and is kept in the page's URL;
-the CSV export downloads the filtered entries. A screenshot goes to the test's folder."""
+the CSV export downloads the filtered entries. A screenshot goes to the test's folder (and,
+with PINGURA_SCREENSHOTS_TO_DOCS=1, to docs/screenshots/audit-log.png as well)."""
 
 from __future__ import annotations
 
 import csv
+import os
 import re
+import shutil
 from pathlib import Path
 
 from tests import polling
 from tests.e2e.conftest import API_KEY
 from tests.e2e.test_dashboard import api, expect
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def test_the_audit_log_shows_a_heartbeat_edit_as_a_diff_and_exports_it(server, browser, tmp_path):
@@ -63,7 +68,9 @@ def test_the_audit_log_shows_a_heartbeat_edit_as_a_diff_and_exports_it(server, b
     unchanged.locator("summary").click()
     expect(unchanged.locator("tr[data-field='token'] td").first).to_have_text("****" + made["token"][-4:])
     assert made["token"] not in page.content()
-    page.screenshot(path=str(tmp_path / "audit.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "audit-log.png"), full_page=True)
+    if os.environ.get("PINGURA_SCREENSHOTS_TO_DOCS") == "1":
+        shutil.copy(tmp_path / "audit-log.png", DOCS / "audit-log.png")
 
     # A filter: only the creations; kept in the URL, and in the export links.
     page.get_by_label("Action").fill("heartbeat.create")
