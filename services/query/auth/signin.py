@@ -50,7 +50,8 @@ def pick_project(ctx: ApiContext, user: User, project_id: str | None) -> Members
     """The membership to open the session in: ``project_id``'s, or the user's first one
     (None: not a member there, or of nothing)."""
     if project_id is not None:
-        return ctx.memberships.role(project_id, user.id)
+        membership = ctx.memberships.role(project_id, user.id)
+        return membership if membership is not None and project_id in ctx.projects else None
     mine = [m for m in ctx.memberships.of_user(user.id) if m.project_id in ctx.projects]
     return mine[0] if mine else None
 
