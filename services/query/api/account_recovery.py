@@ -40,8 +40,9 @@ MAIL_EVERY_MS = 60 * 1000
 RESET_ACCEPTED = s.ResetAccepted(
     "If an account has this address, a link to reset its password is on its way; it works once, for one hour."
 )
-NO_MAIL_RETRY = {"Retry-After": "3600"}
-"""Until an operator sets PINGURA_SMTP_URL: not soon, but not never."""
+NO_MAIL_STATUS = 409
+"""No SMTP server is the operator's setting, not a failure of Pingura's parts (which a 5xx
+would say): the request conflicts with how this server is set up."""
 NO_MAIL = "this server sends no email (PINGURA_SMTP_URL is not set); ask an operator to set your password"
 BAD_LINK = "this link is unknown, used or expired; ask for a new one"
 
@@ -99,7 +100,7 @@ async def send_verification(request: web.Request) -> web.Response:
     if user.email_verified:
         return error(409, "your email address is verified already")
     if not can_mail(ctx.settings):
-        return error(503, "this server sends no email (PINGURA_SMTP_URL is not set)", headers=NO_MAIL_RETRY)
+        return error(NO_MAIL_STATUS, "this server sends no email (PINGURA_SMTP_URL is not set)")
     if not _mail_allowed(ctx, user, "verify_email"):
         return error(
             429, "a verification email went out less than a minute ago", headers={"Retry-After": "60"}
@@ -129,7 +130,7 @@ async def request_reset(request: web.Request, body: s.ResetRequest) -> web.Respo
     refuse_cross_site(request)
     ctx = request.app[API]
     if not can_mail(ctx.settings):
-        return error(503, NO_MAIL, headers=NO_MAIL_RETRY)
+        return error(NO_MAIL_STATUS, NO_MAIL)
     await ctx.users.sync(2.0)  # made a moment ago elsewhere? Asked for every address: no timing tells
     user = ctx.users.by_email(body.email)
     if user is not None and not user.disabled and _mail_allowed(ctx, user, "reset_password"):

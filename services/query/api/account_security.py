@@ -25,7 +25,7 @@ ROUTES: tuple[Route, ...] = (
       "and their two-factor sign-in", TAG, "getAccountSecurity", ok("The account's security.", s.SecurityState),
       errors=(403,), role=PERSON),
     R("POST", "/account/verify-email", recovery.send_verification, "Email a link that verifies the signed-in "
-      "person's address (at most one a minute)", TAG, "sendVerificationEmail", ACCEPTED, errors=(409, 429, 503),
+      "person's address (at most one a minute)", TAG, "sendVerificationEmail", ACCEPTED, errors=(409, 429),
       role=PERSON),
     R("POST", "/account/password", recovery.change_password, "Change the password (needs the current one); every "
       "other session of the account ends, this browser gets a new cookie", TAG, "changePassword", SESSION,
@@ -48,7 +48,7 @@ ROUTES: tuple[Route, ...] = (
       body=s.VerifyEmail, errors=(403,), public=True),
     R("POST", "/auth/password-reset", recovery.request_reset, "Email a password reset link to the address if it "
       "has an account (public; the answer is the same either way)", TAG, "requestPasswordReset", RESET_ACCEPTED,
-      body=s.ResetRequest, errors=(403, 503), public=True),
+      body=s.ResetRequest, errors=(403, 409), public=True),
     R("POST", "/auth/password-reset/confirm", recovery.reset_password, "Set a new password with a reset link's "
       "secret (public; works once, for one hour); every session of the account ends", TAG, "resetPassword",
       ok("Done: sign in with the new password.", s.Redirect), body=s.ResetPassword, errors=(403,), public=True),
