@@ -32,6 +32,23 @@ def add_session_routes(app: web.Application, ctx: ApiContext) -> None:
     app.router.add_post("/logout", logout)
 
 
+def set_session_cookie(
+    request: web.Request, response: web.StreamResponse, ctx: ApiContext, cookie: str
+) -> None:
+    """The session cookie as every sign-in sets it (a key's or a person's): HttpOnly,
+    SameSite=Strict, path ``/``, Secure when the request came over HTTPS (directly or through a
+    trusted proxy)."""
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=ctx.sessions.ttl_s,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=came_over_https(request, ctx),
+    )
+
+
 def _trusted_peer(request: web.Request, ctx: ApiContext) -> bool:
     try:
         peer = ipaddress.ip_address(request.remote or "")
@@ -96,15 +113,7 @@ async def login(request: web.Request) -> web.Response:
         return _redirect("/login?error=1")
     _, cookie = ctx.sessions.issue(key.id, now_ms())
     response = _redirect("/")
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=ctx.sessions.ttl_s,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=came_over_https(request, ctx),
-    )
+    set_session_cookie(request, response, ctx, cookie)
     log.info("auth.login.succeeded", key_id=key.id, project_id=key.project_id)
     return response
 

@@ -14,8 +14,7 @@ from aiohttp import web
 
 from services.query.api.context import API, ApiContext
 from services.query.api.errors import error
-from services.query.auth.routes import LOGIN_CONTEXT, came_over_https
-from services.query.auth.sessions import COOKIE
+from services.query.auth.routes import LOGIN_CONTEXT, set_session_cookie
 from shared.clock import now_ms
 from shared.events import Membership, User
 
@@ -30,20 +29,6 @@ def context(request: web.Request) -> ApiContext:
     ctx = request.app.get(API) or request.app.get(LOGIN_CONTEXT)
     assert ctx is not None, "signin used outside the query service's apps"
     return ctx
-
-
-def set_cookie(request: web.Request, response: web.StreamResponse, ctx: ApiContext, cookie: str) -> None:
-    """The session cookie as every sign-in sets it: HttpOnly, SameSite=Strict, path ``/``,
-    Secure when the request came over HTTPS (directly or through a trusted proxy)."""
-    response.set_cookie(
-        COOKIE,
-        cookie,
-        max_age=ctx.sessions.ttl_s,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=came_over_https(request, ctx),
-    )
 
 
 def pick_project(ctx: ApiContext, user: User, project_id: str | None) -> Membership | None:
@@ -69,7 +54,7 @@ async def start_session(request: web.Request, user: User, project_id: str | None
         return error(403, "you are not a member of any project yet; ask a project's admin to invite you")
     session, cookie = ctx.sessions.issue_user(user.id, membership.project_id, now_ms())
     response = web.json_response({"redirect": "/"}, headers={"Cache-Control": "no-store"})
-    set_cookie(request, response, ctx, cookie)
+    set_session_cookie(request, response, ctx, cookie)
     log.info(
         "auth.sign_in.succeeded", user_id=user.id, project_id=membership.project_id, session_id=session.id
     )
