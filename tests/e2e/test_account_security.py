@@ -70,6 +70,19 @@ def post(server: Server, path: str, body: dict) -> tuple[int, dict, str]:
         return e.code, json.loads(e.read() or b"null"), ""
 
 
+def signed_in_owner(server: Server, browser, viewport: dict):
+    """The first account, made through the setup link the server logged, signed in: a browser
+    context holding its session cookie."""
+    found = polling.eventually_sync(lambda: SETUP_LINK.search(server.logs()), timeout_s=10)
+    status, _, cookie = post(server, "/setup", {"token": found.group(1), "email": EMAIL, "name": NAME,
+                                                "password": PASSWORD})  # fmt: skip
+    assert status == 200 and cookie.startswith("pingura_session=")
+    context = browser.new_context(viewport=viewport)
+    context.add_cookies([{"name": "pingura_session", "value": cookie.split(";")[0].split("=", 1)[1],
+                          "url": server.url}])  # fmt: skip
+    return context
+
+
 def emailed_link(inbox: Inbox, subject: str) -> str:
     def arrived():
         return [m for m in inbox.mails if m.message["Subject"] == subject]
@@ -93,14 +106,7 @@ def sign_in_with_code(page, server: Server, password: str, code: str) -> None:
 def test_two_factor_enrolment_sign_in_and_a_reset_in_chromium(mailing_server, inbox, browser, tmp_path):
     server, shots = mailing_server, tmp_path / "screenshots"
     shots.mkdir()
-    found = polling.eventually_sync(lambda: SETUP_LINK.search(server.logs()), timeout_s=10)
-    status, _, cookie = post(server, "/setup", {"token": found.group(1), "email": EMAIL, "name": NAME,
-                                                "password": PASSWORD})  # fmt: skip
-    assert status == 200 and cookie.startswith("pingura_session=")
-
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.add_cookies([{"name": "pingura_session", "value": cookie.split(";")[0].split("=", 1)[1],
-                          "url": server.url}])  # fmt: skip
+    context = signed_in_owner(server, browser, {"width": 1280, "height": 1000})
     page = context.new_page()
     errors = watch_errors(page)
     page.goto(server.url + "/account")

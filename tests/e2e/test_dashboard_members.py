@@ -18,12 +18,9 @@ from tests import polling
 from tests.e2e.test_account_security import (
     DOCS,
     EMAIL,
-    NAME,
-    PASSWORD,
-    SETUP_LINK,
     inbox,
     mailing_server,
-    post,
+    signed_in_owner,
 )
 from tests.e2e.test_dashboard_status_page import watch_errors
 
@@ -36,13 +33,7 @@ expect.set_options(timeout=10_000)
 def test_an_invitation_is_sent_accepted_and_used_once_in_chromium(mailing_server, inbox, browser, tmp_path):
     server, shots = mailing_server, tmp_path / "screenshots"
     shots.mkdir()
-    found = polling.eventually_sync(lambda: SETUP_LINK.search(server.logs()), timeout_s=10)
-    status, _, cookie = post(server, "/setup", {"token": found.group(1), "email": EMAIL, "name": NAME,
-                                                "password": PASSWORD})  # fmt: skip
-    assert status == 200 and cookie.startswith("pingura_session=")
-    owner = browser.new_context(viewport={"width": 1280, "height": 900})
-    owner.add_cookies([{"name": "pingura_session", "value": cookie.split(";")[0].split("=", 1)[1],
-                        "url": server.url}])  # fmt: skip
+    owner = signed_in_owner(server, browser, {"width": 1280, "height": 900})
     page = owner.new_page()
     errors = watch_errors(page)
     page.goto(server.url + "/settings/members")
