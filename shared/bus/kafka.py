@@ -109,7 +109,7 @@ class KafkaBus(Bus):
                 metadata = await sent
         except (KafkaError, TimeoutError) as exc:
             raise BusUnavailable(f"kafka did not acknowledge: {type(exc).__name__}") from None
-        if self._append_seconds is not None:
+        if self._append_seconds is not None:  # loop thread only: counted without a lock (metrics/onloop.py)
             self._append_seconds.observe(time.perf_counter() - began)
         return metadata.offset
 

@@ -11,23 +11,28 @@ bus's own layout (consumer group, topic and partition: fixed by the topic prefix
 partition count). Never a token, a slug, an id or free text: anything outside a set is
 counted as ``other``.
 
-Recording is cheap on the ping path: children of labelled metrics are bound once
-(:meth:`Metrics.ping_recorder`), so a ping costs one histogram ``observe`` and one counter
-``inc`` (prometheus_client's own per-value locks, nothing more). What is read rather than
-counted (lags, the evaluator's clock, open incidents) is computed at scrape time from
-callbacks the services register.
+Recording is nearly free on the ping path: what a ping records (its answer time and count,
+its bus append) is counted in plain Python numbers on the event loop's thread, its series
+bound once (:meth:`Metrics.ping_recorder`, :meth:`Metrics.bus_append`), and handed to the
+registry when scraped (:mod:`.onloop`, which says why no lock is needed). What other threads
+record (the embedded log's commit time, ClickHouse calls) stays in ``prometheus_client``'s
+locked metrics. What is read rather than counted (lags, the evaluator's clock, open
+incidents) is computed at scrape time from callbacks the services register.
 """
 
 from __future__ import annotations
 
 import time
 import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from shared.metrics.onloop import HistogramSeries, LoopCollector, LoopCounter, LoopHistogram
 
 PING_FORMATS = ("pingura", "healthchecks", "kuma", "cronitor")
 """The ping URL families (services/ingest/app.py): ``format`` label of the ping metrics."""
@@ -72,26 +77,32 @@ class Metrics:
         self.registry = r = CollectorRegistry()
         self._channel_kinds: frozenset[str] = frozenset()
         ProcessCollector(registry=r)  # process_cpu_seconds_total, memory, open fds (Linux)
-        self.pings_accepted = Counter(
-            "pingura_pings_accepted", "Pings answered 2xx (stored), by URL family (format).",
-            ["format"], registry=r,
-        )  # fmt: skip
-        self.pings_refused = Counter(
+        # The ping path's metrics: counted on the event loop's thread only (.onloop).
+        self.pings_accepted = LoopCounter(
+            "pingura_pings_accepted", "Pings answered 2xx (stored), by URL family (format).", ["format"]
+        )
+        self.pings_refused = LoopCounter(
             "pingura_pings_refused",
             "Pings not stored, by URL family (format) and reason (read from the answer's status:"
             " bad_request, not_found, conflict, too_large, body_timeout, forbidden, rate_limited,"
             " unavailable, other).",
-            ["format", "reason"], registry=r,
-        )  # fmt: skip
-        self.ping_seconds = Histogram(
+            ["format", "reason"],
+        )
+        self.ping_seconds = LoopHistogram(
             "pingura_ping_answer_seconds", "Time from a ping's handler starting to its answer being ready.",
-            ["format"], buckets=_FAST, registry=r,
+            ["format"], _FAST,
         )  # fmt: skip
-        self.bus_append_seconds = Histogram(
+        self.bus_append_seconds = LoopHistogram(
             "pingura_bus_append_seconds",
             "One publish to the bus until it is durable (fsynced / acked), by bus kind (local, linked, kafka).",
-            ["bus"], buckets=_FAST, registry=r,
+            ["bus"], _FAST,
         )  # fmt: skip
+        r.register(
+            LoopCollector(
+                [self.pings_accepted, self.pings_refused, self.ping_seconds, self.bus_append_seconds]
+            )
+        )
+        # Recorded from other threads: prometheus_client's locked metrics.
         self.bus_fsync_seconds = Histogram(
             "pingura_bus_fsync_seconds",
             "One commit of the embedded log: its SQLite transaction and fsync (group commit of many appends).",
@@ -129,7 +140,8 @@ class Metrics:
 
     # binding --------------------------------------------------------------------------------
     def ping_recorder(self, fmt: str) -> Callable[[float, int], None]:
-        """``record(seconds, status)`` for one URL family, its children bound now."""
+        """``record(seconds, status)`` for one URL family, its series bound now. Call it only
+        on the event loop's thread (the ingest handlers do): it counts without a lock."""
         fmt = fmt if fmt in PING_FORMATS else "other"
         seconds = self.ping_seconds.labels(fmt)
         accepted = self.pings_accepted.labels(fmt)
@@ -137,17 +149,21 @@ class Metrics:
             status: self.pings_refused.labels(fmt, reason) for status, reason in REFUSAL_REASONS.items()
         }
         other = self.pings_refused.labels(fmt, "other")
+        bounds, counts = seconds.bounds, seconds.counts
 
         def record(elapsed_s: float, status: int) -> None:
-            seconds.observe(elapsed_s)
+            counts[bisect_left(bounds, elapsed_s)] += 1  # HistogramSeries.observe, inlined
+            seconds.sum += elapsed_s
             if status < 300:
-                accepted.inc()
+                accepted.value += 1
             else:
-                refused.get(status, other).inc()
+                refused.get(status, other).value += 1
 
         return record
 
-    def bus_append(self, bus: str) -> Histogram:
+    def bus_append(self, bus: str) -> HistogramSeries:
+        """The append histogram of one bus kind: ``observe`` it only on the event loop's thread
+        (``Bus.publish`` does)."""
         return self.bus_append_seconds.labels(bus if bus in BUS_KINDS else "other")
 
     def alert(self, kind: str) -> None:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import aiohttp
 import prometheus_client
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.errors import ConfigError
 from shared.metrics import REFUSAL_REASONS, Metrics
 from shared.metrics.exposition import labelled, merged, parse, render
+from shared.metrics.onloop import LoopCollector, LoopCounter, LoopHistogram
 from shared.metrics.route import (
     FORWARDED,
     NO_TOKEN_SET,
@@ -54,6 +58,143 @@ def test_each_metrics_has_its_own_registry_and_nothing_goes_to_the_global_one():
     assert value(scrape(a), "pingura_pings_accepted", format="pingura") == 1
     assert value(scrape(b), "pingura_pings_accepted", format="pingura") == 0
     assert not [m for m in prometheus_client.REGISTRY.collect() if m.name.startswith("pingura_")]
+
+
+BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+EDGES = [
+    *BOUNDS,  # exactly on a bound: in that bucket (le)
+    *(math.nextafter(b, math.inf) for b in BOUNDS),  # just above: the next one
+    0.0,
+    -1.0,  # below every bound: the first bucket, as prometheus_client counts it
+    10.5,
+    1e9,  # above every bound: +Inf only
+]
+
+
+def exposition(registry: prometheus_client.CollectorRegistry) -> str:
+    return render(list(labelled(registry.collect(), "serve"))).decode()
+
+
+def loop_registry(*metrics: LoopHistogram | LoopCounter) -> prometheus_client.CollectorRegistry:
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(LoopCollector(metrics))
+    return registry
+
+
+def assert_same_exposition(ours: prometheus_client.CollectorRegistry, theirs) -> None:
+    """The same text, and the same families read back (names, types, help, every sample)."""
+    text, reference = exposition(ours), exposition(theirs)
+    assert text == reference
+    assert list(text_string_to_metric_families(text)) == list(text_string_to_metric_families(reference))
+
+
+def test_a_loop_histogram_exposes_what_prometheus_client_gives_for_the_same_observations():
+    reference = prometheus_client.CollectorRegistry()
+    theirs = prometheus_client.Histogram(
+        "pingura_x_seconds", "One thing's time.", ["format", "kind"], buckets=BOUNDS, registry=reference
+    )
+    ours = LoopHistogram("pingura_x_seconds", "One thing's time.", ["format", "kind"], BOUNDS)
+    for labels, values in [(("pingura", "a"), EDGES), (("kuma", "b"), [0.003, 0.003, 7.0]), (("x", "y"), [])]:
+        theirs.labels(*labels)  # a series bound but never observed: all zeros, as theirs
+        series = ours.labels(*labels)
+        for v in values:
+            theirs.labels(*labels).observe(v)
+            series.observe(v)
+    text = exposition(loop_registry(ours))
+    assert 'pingura_x_seconds_bucket{format="pingura",kind="a",le="0.005",process="serve"} 9.0' in text
+    assert 'pingura_x_seconds_bucket{format="pingura",kind="a",le="+Inf",process="serve"} 32.0' in text
+    assert 'pingura_x_seconds_count{format="kuma",kind="b",process="serve"} 3.0' in text
+    assert_same_exposition(loop_registry(ours), reference)
+
+
+@given(st.lists(st.one_of(st.sampled_from(EDGES), st.floats(-1, 100, allow_nan=False)), max_size=40))
+def test_any_observations_give_the_buckets_and_sum_prometheus_client_gives(values):
+    reference = prometheus_client.CollectorRegistry()
+    theirs = prometheus_client.Histogram("pingura_y_seconds", "Y.", buckets=BOUNDS, registry=reference)
+    ours = LoopHistogram("pingura_y_seconds", "Y.", [], BOUNDS)  # unlabelled: there from the start
+    for v in values:
+        theirs.observe(v)
+        ours.labels().observe(v)
+    assert_same_exposition(loop_registry(ours), reference)
+
+
+def test_a_loop_counter_exposes_what_prometheus_client_gives_for_the_same_counts():
+    reference = prometheus_client.CollectorRegistry()
+    theirs = prometheus_client.Counter("pingura_z", "Z, by reason.", ["format", "reason"], registry=reference)
+    lone = prometheus_client.Counter("pingura_lone", "Unlabelled.", registry=reference)
+    ours, our_lone = (
+        LoopCounter("pingura_z", "Z, by reason.", ["format", "reason"]),
+        LoopCounter("pingura_lone", "Unlabelled."),
+    )
+    for labels, n in [(("pingura", "not_found"), 3), (("kuma", "other"), 1), (("kuma", "too_large"), 0)]:
+        theirs.labels(*labels)
+        for _ in range(n):
+            theirs.labels(*labels).inc()
+            ours.labels(*labels).inc()
+        ours.labels(*labels)
+    lone.inc()
+    our_lone.labels().inc()
+    assert_same_exposition(loop_registry(ours, our_lone), reference)
+
+
+def declared_as_prometheus_client(metric: LoopHistogram | LoopCounter, registry):
+    """The same declaration, made with prometheus_client's own class."""
+    if isinstance(metric, LoopHistogram):
+        return prometheus_client.Histogram(
+            metric.name, metric.documentation, metric.labelnames, buckets=metric.bounds, registry=registry
+        )
+    return prometheus_client.Counter(metric.name, metric.documentation, metric.labelnames, registry=registry)
+
+
+def test_the_ping_path_metrics_expose_what_prometheus_client_would_for_the_same_pings():
+    """Metrics counts pings and bus appends on the loop; the same pings recorded the way
+    prometheus_client's own children would (as before issue 21) give the same exposition."""
+    metrics = Metrics("serve")
+    reference = prometheus_client.CollectorRegistry()
+    loop_counted = (
+        metrics.pings_accepted,
+        metrics.pings_refused,
+        metrics.ping_seconds,
+        metrics.bus_append_seconds,
+    )
+    theirs = {m.name: declared_as_prometheus_client(m, reference) for m in loop_counted}
+    for fmt in ("pingura", "kuma"):
+        theirs["pingura_ping_answer_seconds"].labels(fmt)
+        theirs["pingura_pings_accepted"].labels(fmt)
+        for reason in [*REFUSAL_REASONS.values(), "other"]:
+            theirs["pingura_pings_refused"].labels(fmt, reason)
+    record = {fmt: metrics.ping_recorder(fmt) for fmt in ("pingura", "kuma")}
+    statuses = (200, 201, 404, 413, 422, 400, 418, 500, 503, 429)
+    for i, elapsed in enumerate(EDGES):
+        fmt, status = ("pingura", "kuma")[i % 2], statuses[i % len(statuses)]
+        record[fmt](elapsed, status)
+        theirs["pingura_ping_answer_seconds"].labels(fmt).observe(elapsed)
+        if status < 300:
+            theirs["pingura_pings_accepted"].labels(fmt).inc()
+        else:
+            theirs["pingura_pings_refused"].labels(fmt, REFUSAL_REASONS.get(status, "other")).inc()
+    local, kafka = metrics.bus_append("local"), metrics.bus_append("kafka")
+    for v in EDGES:
+        local.observe(v)
+        theirs["pingura_bus_append_seconds"].labels("local").observe(v)
+    theirs["pingura_bus_append_seconds"].labels("kafka")
+    kafka.observe(0.01)
+    theirs["pingura_bus_append_seconds"].labels("kafka").observe(0.01)
+    ours = [f for f in labelled(metrics.registry.collect(), "serve") if f.name in theirs]
+    assert [f.name for f in ours] == list(theirs)
+    assert ours == list(labelled(reference.collect(), "serve"))
+    assert render(ours) == exposition(reference).encode()
+
+
+def test_a_name_counted_on_the_loop_cannot_be_declared_twice_and_bad_declarations_are_refused():
+    metrics = Metrics("serve")
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        prometheus_client.Counter("pingura_pings_accepted", "again", registry=metrics.registry)
+    with pytest.raises(ValueError, match="increasing"):
+        LoopHistogram("pingura_h", "H.", [], (1.0, 0.5))
+    with pytest.raises(ValueError, match="label values"):
+        metrics.pings_refused.labels("pingura")
+    assert LoopHistogram("pingura_h", "H.", [], (0.5, math.inf)).bounds == (0.5,)  # +Inf is implied
 
 
 def test_pings_are_counted_by_format_and_a_bounded_reason():
