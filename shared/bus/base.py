@@ -130,7 +130,8 @@ class Bus(abc.ABC):
     kind = "local"
     """The ``bus`` label of its metrics."""
     metrics: Metrics | None = None
-    _append_seconds: Any = None  # a bound loop histogram series (metrics/onloop.py): one publish, until durable
+    # A bound loop histogram series (metrics/onloop.py): one publish, until durable.
+    _append_seconds: Any = None
 
     def use_metrics(self, metrics: Metrics) -> None:
         """Record into ``metrics`` (publish latency; lag of its group consumers). Before start."""
