@@ -19,7 +19,9 @@ N = 200_000
 
 def main() -> None:
     bus = LocalBus(Path(tempfile.mkdtemp()) / "b.sqlite3")
-    view = WatchedConfigView(bus, Topics().monitors, MonitorConfig, lambda m: m.revision)
+    view: WatchedConfigView[MonitorConfig] = WatchedConfigView(
+        bus, Topics().monitors, MonitorConfig, lambda m: m.revision
+    )
     for i in range(N):
         view.put(
             MonitorConfig(
