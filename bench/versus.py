@@ -1,6 +1,6 @@
 """Benchmark: this code's ping path against an older commit's, in one alternating run.
 
-``python -m bench.versus [--base d9c1c02] [--rounds 4] [--seconds 8] [--ingest-process]``
+``python -m bench.versus [--base d9c1c02 [--base C2 ...]] [--rounds 4] [--seconds 8] [--ingest-process]``
 
 The base commit is checked out beside this tree (``git worktree add`` into a temporary folder,
 removed afterwards) and run from there with the same Python and packages. Setups take turns
@@ -140,24 +140,28 @@ async def _round(code: Path, env: dict[str, str], seconds: int, workdir: Path) -
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _remove_worktree(tree: Path, workdir: Path) -> None:
+def _remove_worktree(tree: Path) -> None:
     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _worktree(commit: str, into: Path) -> Path:
-    path = into / f"base-{commit}"
+    path = into / f"base-{commit.replace('/', '-')}"
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True,
                    capture_output=True)  # fmt: skip
     return path
 
 
-async def compare(base: str, rounds: int, seconds: int, ingest_process: bool) -> dict[str, list[Round]]:
+async def compare(
+    bases: list[str], rounds: int, seconds: int, ingest_process: bool
+) -> dict[str, list[Round]]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="pingura-versus-"))
-    base_tree = _worktree(base, workdir)
-    setups: list[tuple[str, Path, dict[str, str]]] = [(f"base {base}", base_tree, {}), ("head", ROOT, {})]
+    trees = [_worktree(base, workdir) for base in bases]
+    setups: list[tuple[str, Path, dict[str, str]]] = [
+        (f"base {b}", t, {}) for b, t in zip(bases, trees, strict=True)
+    ]
+    setups.append(("head", ROOT, {}))
     if ingest_process:
         setups.append(("head, ingest process", ROOT, {"PINGURA_INGEST_PROCESS": "1"}))
     results: dict[str, list[Round]] = {name: [] for name, _, _ in setups}
@@ -167,18 +171,22 @@ async def compare(base: str, rounds: int, seconds: int, ingest_process: bool) ->
                 results[name].append(await _round(code, env, seconds, workdir))
                 print(f"  {name}: {results[name][-1]}", file=sys.stderr)
     finally:
-        _remove_worktree(base_tree, workdir)
+        for tree in trees:
+            _remove_worktree(tree)
+        shutil.rmtree(workdir, ignore_errors=True)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.versus")
-    parser.add_argument("--base", default="d9c1c02")
+    parser.add_argument(
+        "--base", action="append", help="a commit to compare with (repeatable; d9c1c02 if none)"
+    )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--ingest-process", action="store_true")
     args = parser.parse_args(argv)
-    results = asyncio.run(compare(args.base, args.rounds, args.seconds, args.ingest_process))
+    results = asyncio.run(compare(args.base or ["d9c1c02"], args.rounds, args.seconds, args.ingest_process))
     print(
         f"wrk -t1 -c16, {args.rounds} rounds of {args.seconds} s, {MONITORS} heartbeats, JSON body, alternating"
     )
