@@ -87,12 +87,22 @@ class GuardedRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         heads = self._request_count
         super().data_received(data)
-        if self._request_count != heads:  # a head (or a malformed one, answered 400) is complete
+        heads = self._request_count - heads
+        if heads:  # a head (or a malformed one, answered 400) is complete
             self._disarm()
-            self._refuse_other_versions(self._request_count - heads)
-            _, self._body = self._messages[-1] if self._messages else (None, None)
-            new = list(self._messages)[-(self._request_count - heads) :]
-            if any(getattr(message, "compression", None) for message, _ in new):
+            messages = self._messages
+            if heads == 1 and messages:  # the usual case, on every request: no copies
+                message, self._body = messages[-1]
+                if getattr(message, "version", HttpVersion11) not in _HTTP_1:
+                    self._refuse_other_versions(1)
+                    message, self._body = messages[-1]
+                compressed = getattr(message, "compression", None)
+            else:
+                self._refuse_other_versions(heads)
+                _, self._body = messages[-1] if messages else (None, None)
+                new = list(messages)[-heads:]
+                compressed = any(getattr(message, "compression", None) for message, _ in new)
+            if compressed:
                 self._lingering_time = (
                     0.0  # no inflating after the answer; for the whole connection: rare enough
                 )
