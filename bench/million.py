@@ -5,18 +5,19 @@ dir the way ``pingura keys`` does when no server runs): the admin project and it
 channel to a receiver on loopback, and ``heartbeats`` monitors in that project, published onto
 ``monitors`` with :meth:`LocalBus.publish_many` in batches, each with an evaluator snapshot on
 ``evaluator-state``, as a server that ran before leaves them. Heartbeat ``i``'s role is fixed by
-its number (:func:`role`):
+its number (``bench.million_features``, which says what each does): the probe (heartbeat 0,
+interval one day, the readiness pings go to it), 1% each ``silent`` (pinged once early in the
+load; a short interval and grace, :data:`SIZES`, so it must go ``down`` inside the run) and
+``failing`` (``/fail``), 1% each using an earlier issue's feature (a fleet of three instances,
+a maintenance window over part of the load, a dependency, a run-time baseline), 1% each held
+(pinged once, going down inside a window or behind a dependency down: held, never paged), and the
+rest ``healthy``: pinged every :data:`PERIOD_S` (5 minutes), interval 10 minutes, grace
+5 minutes (a 5-minute job with room for the start-up gap); snapshot ``up``, last ping one
+period before its first ping of the load. None of the healthy, whatever its features, may go
+down: neither a page nor a ``down`` in the API at the end.
 
-- ``probe`` (heartbeat 0): interval one day; the readiness pings go to it;
-- ``silent`` (1%): never pinged before (``new``); pinged once early in the load, then not again.
-  Interval and grace are short (:data:`SIZES`), so each one's deadline falls inside the run and it
-  must go ``down``;
-- ``failing`` (1%): pinged every :data:`PERIOD_S` like the healthy ones, at ``/fail``;
-- ``healthy`` (the rest): pinged every :data:`PERIOD_S` (5 minutes), interval 10 minutes, grace
-  5 minutes (a 5-minute job with room for the start-up gap); snapshot ``up``, last ping one
-  period before its first ping of the load. None of them may go down.
-
-Every heartbeat has the webhook channel, so a false ``down`` reaches the receiver too.
+Every heartbeat has the webhook channel, so a false ``down`` reaches the receiver too. The two
+maintenance windows are created through the API once the server is up, just before the load.
 
 Then ``pingura serve`` runs on that data dir as a child process (all four services, embedded bus,
 chDB, log level info as shipped, JSON lines), with ``PINGURA_INGEST_PROCESS=1`` (``--one-process``
@@ -27,9 +28,10 @@ without: to compare); RSS and CPU are the serving process's and its ingest proce
 - RSS of the server once every heartbeat is listed, through the load (sampled each second) and at
   the end; per heartbeat, gross and net of an empty server's RSS (same settings, no heartbeats);
 - the load, from a separate child process (``load``, aiohttp on uvloop, many connections, paced by
-  schedule): every non-silent heartbeat in a fixed pseudo-random order, one ping each every
-  :data:`PERIOD_S` (``N/300`` pings/s), with status, message and duration in the query string;
-  the silent ones' single pings spread over the first part of the run. Answer times are timed
+  schedule): every periodic heartbeat in a fixed pseudo-random order, one ping each every
+  :data:`PERIOD_S` (about ``N/300`` pings/s; a fleet's three instances one each), with status,
+  message and duration (and a fleet's instance) in the query string; the once-pinged ones'
+  single pings spread over the first part of the run. Answer times are timed
   from send to last byte; every non-200 is counted by status;
 - meanwhile, from this process: the dashboard's calls (list pages by cursor, the default page, a
   heartbeat, its check-ins) one at a time at a modest rate in a window of the load, with the
@@ -41,7 +43,10 @@ without: to compare); RSS and CPU are the serving process's and its ingest proce
   reports a micro-benchmark (child ``compact``): :meth:`LocalBus.compact` on the soaked data dir
   after the server stopped, with a publisher and a loop-lag probe beside it;
 - detection: each silent heartbeat's ``down`` webhook, from its deadline (the alert's ``at_ms``:
-  last ping + interval + grace) to arrival; false ``down`` alerts among the others;
+  last ping + interval + grace) to arrival; false ``down`` alerts among the healthy, and the
+  heartbeats down in the API at the end by role, listed after the RSS at the end is taken (the
+  held ones must be down and held, unpaged); a fleet's instances and a baseline's usual run time
+  as the API shows them;
 - history: about one ping a second (answered 200) is followed by polling its heartbeat's
   check-ins until its message shows; from the 200 to the answer that holds it.
 
@@ -71,6 +76,7 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import aiohttp
 
+from bench import million_features as features
 from bench.common import (
     ROOT,
     Table,
@@ -83,6 +89,7 @@ from bench.common import (
     wait_port,
 )
 from bench.detection import Receiver
+from bench.million_features import role
 from shared.clock import now_ms
 
 if TYPE_CHECKING:
@@ -165,16 +172,6 @@ _TOKEN_SALT = b"pingura-bench-million"
 # --- the fleet, by number -------------------------------------------------------------------------
 
 
-def role(i: int) -> str:
-    if i == 0:
-        return "probe"
-    if i % 100 == 1:
-        return "silent"
-    if i % 100 == 2:
-        return "failing"
-    return "healthy"
-
-
 def monitor_id(i: int) -> str:
     return f"hb_{i:016x}"
 
@@ -199,21 +196,19 @@ def heartbeat_slot(i: int, n: int, a_inverse: int) -> int:
 
 
 def silent_count(n: int) -> int:
-    return len(range(1, n, 100))
+    return features.count(n, "silent")
 
 
 # --- the builder (child process) ------------------------------------------------------------------
 
 
 async def build(spec_path: Path) -> None:
-    import msgspec
-
     from services.datadir import owning
     from shared.bus.base import partition_for
     from shared.bus.open import open_bus
     from shared.events import ChannelConfig, MonitorConfig, MonitorSnapshot, encode
     from shared.settings import Settings
-    from shared.snapshots import MonitorState
+    from shared.snapshots import STATE_VERSION, MonitorState, encode_state
     from shared.topics import Topics
 
     spec = json.loads(await asyncio.to_thread(spec_path.read_text))
@@ -222,8 +217,7 @@ async def build(spec_path: Path) -> None:
     settings = Settings(data_dir=Path(spec["data_dir"]), bootstrap_api_key=API_KEY)
     topics = Topics(settings.topic_prefix)
     a_inverse = pow(_PERM_A, -1, n)
-    state_encoder = msgspec.json.Encoder()
-    channels, tags = (CHANNEL_ID,), ("bench", "soak")
+    channels, plain_tags = (CHANNEL_ID,), ["bench", "soak"]
     t = time.perf_counter()
     with owning(settings.data_dir):
         bus = await open_bus(settings)
@@ -247,6 +241,9 @@ async def build(spec_path: Path) -> None:
                     interval_s, grace_s = {
                         "probe": (PROBE_INTERVAL_S, 3600),
                         "silent": (silent_interval_s, silent_grace_s),
+                        # a deadline a few seconds after the silent ones' (their dependency's)
+                        "held_dependency": (silent_interval_s, silent_grace_s + features.HOLD_MARGIN_S),
+                        "held_window": (silent_interval_s, silent_grace_s + features.HOLD_MARGIN_S),
                     }.get(kind, (HEALTHY_INTERVAL_S, HEALTHY_GRACE_S))
                     mid = monitor_id(i)
                     status: MonitorStatus
@@ -259,12 +256,12 @@ async def build(spec_path: Path) -> None:
                         interval_s=interval_s,
                         grace_s=grace_s,
                         channels=list(channels),
-                        tags=list(tags),
                         created_ms=created,
                         updated_ms=created,
+                        **({"tags": plain_tags} | features.config_fields(i, monitor_id)),
                     )
                     configs.append((mid, encode(config)))
-                    if kind == "silent":
+                    if kind in features.ONCE:
                         last, status, deadline, since, reason = None, "new", None, None, None
                     else:
                         # one period before its first ping of the load (slot s is due s/n of a period in)
@@ -285,13 +282,14 @@ async def build(spec_path: Path) -> None:
                         grace_ms=grace_s * 1000,
                         max_problems=1,
                         channels=channels,
-                        tags=tags,
+                        tags=tuple(config.tags),
                         revision=1,
                         status=status,
                         last_ping_ms=last,
                         deadline_ms=deadline,
                         status_since_ms=since,
                         status_reason=reason,
+                        extra=features.extra(config, last),
                     )
                     snapshots.append(
                         (
@@ -302,7 +300,8 @@ async def build(spec_path: Path) -> None:
                                     partition=partition_for(mid, state_partitions),
                                     offset=-1,
                                     clock_ms=now,
-                                    state=msgspec.Raw(state_encoder.encode(state)),
+                                    state=encode_state(state),
+                                    state_v=STATE_VERSION,
                                 )
                             ),
                         )
@@ -332,21 +331,23 @@ def _bus_bytes(data_dir: Path) -> int:
 
 
 def _schedule(n: int, load_s: float, silent_window_s: float, t0: float):
-    """(due, heartbeat, sequence) in due order: the period's slots, and the silent heartbeats'
-    single pings spread over ``silent_window_s``."""
+    """(due, heartbeat, sequence) in due order: the period's slots, and the once-pinged heartbeats'
+    single pings spread over ``silent_window_s`` (each silent one with the held ones of its hundred,
+    at the same moment)."""
 
     def periodic():
         slot_s = PERIOD_S / n
         for seq in range(int(load_s / slot_s)):
             i = slot_heartbeat(seq % n, n)
-            if role(i) in ("healthy", "failing"):
+            if role(i) in features.PERIODIC:
                 yield t0 + seq * slot_s, i, seq
 
     def silent():
-        count = silent_count(n)
-        step = silent_window_s / max(1, count)
-        for k in range(count):
-            yield t0 + k * step, 1 + 100 * k, -1 - k
+        groups = features.once_pinged(n)
+        step = silent_window_s / max(1, len(groups))
+        for k, group in groups:
+            for j, i in enumerate(group):
+                yield t0 + k * step, i, -1 - 3 * k - j
 
     return heapq.merge(periodic(), silent())
 
@@ -366,7 +367,7 @@ async def load(spec_path: Path) -> None:
     start_wall = time.time() + 0.2
     t0 = loop.time() + 0.2
     schedule = _schedule(n, load_s, spec["silent_window_s"], t0)
-    kind_code = {"healthy": 0, "failing": 1, "silent": 2}
+    kind_code = features.KIND_CODE
 
     async def sender(http: aiohttp.ClientSession) -> None:
         for due, i, seq in schedule:  # shared by every sender: each takes the next ping due
@@ -374,36 +375,28 @@ async def load(spec_path: Path) -> None:
             if wait > 0:
                 await asyncio.sleep(wait)
             kind = role(i)
-            ok = kind != "failing"
-            message = f"processed%20{(seq * 7919) % 5000}%20records%20(run%20{seq})"
-            url = (
-                f"{base}/api/heartbeat/{token(i)}{'' if ok else '/fail'}?status={'ok' if ok else 'error'}"
-                f"&message={message}&duration={(seq * 104729) % 300_000 / 1000:.3f}"
-            )
-            sent = time.time()
-            lag = (loop.time() - due) * 1000
-            t = time.perf_counter()
-            try:
-                async with http.post(yarl.URL(url, encoded=True)) as r:
-                    await r.read()
-                    code = r.status
-            except (TimeoutError, aiohttp.ClientError):
-                code = 0
-            ms = (time.perf_counter() - t) * 1000
-            sent_at.append(sent)
-            answer_ms.append(ms)
-            lag_ms.append(lag)
-            codes.append(code)
-            kinds.append(kind_code[kind])
-            beats.append(i)
+            for query in features.ping_queries(i, seq):  # one, or one per instance of a fleet
+                url = f"{base}/api/heartbeat/{token(i)}{query}"
+                sent = time.time()
+                lag = (loop.time() - due) * 1000
+                t = time.perf_counter()
+                try:
+                    async with http.post(yarl.URL(url, encoded=True)) as r:
+                        await r.read()
+                        code = r.status
+                except (TimeoutError, aiohttp.ClientError):
+                    code = 0
+                ms = (time.perf_counter() - t) * 1000
+                sent_at.append(sent)
+                answer_ms.append(ms)
+                lag_ms.append(lag)
+                codes.append(code)
+                kinds.append(kind_code[kind])
+                beats.append(i)
             if code == 200 and kind == "healthy" and seq % sample_every == 0:
                 print(
                     json.dumps(
-                        {
-                            "id": monitor_id(i),
-                            "message": f"processed {(seq * 7919) % 5000} records (run {seq})",
-                            "answered": time.time(),
-                        }
+                        {"id": monitor_id(i), "message": features.message(seq), "answered": time.time()}
                     ),
                     flush=True,
                 )
@@ -844,6 +837,28 @@ async def measure(
     return m
 
 
+async def _held_down(http: aiohttp.ClientSession, base: str, load: dict, silent_s: float) -> dict:
+    """The heartbeats down in the API by role, once every held one pinged is down and held (or
+    :data:`DETECTION_TAIL_S` past the last one's deadline)."""
+    held = {features.KIND_CODE[name]: name for name in features.HELD}
+    pinged: dict[str, int] = {}
+    last = time.time()
+    for sent, kind, code in zip(load["sent"], load["kind"], load["code"], strict=True):
+        if kind in held and code == 200:
+            pinged[held[kind]] = pinged.get(held[kind], 0) + 1
+            last = max(last, sent)
+    deadline = last + silent_s + features.HOLD_MARGIN_S + LATENESS_MS / 1000
+    await asyncio.sleep(max(0.0, deadline - time.time()))
+    while True:
+        found = await features.downs(http, base, monitor_number)
+        if all(found.get(name, {}).get("held", 0) >= k for name, k in pinged.items()):
+            break
+        if time.time() > deadline + DETECTION_TAIL_S:
+            break
+        await asyncio.sleep(1)
+    return {"pinged": pinged, "found": found}
+
+
 async def _soak(
     m: dict, size: Size, workdir: Path, proc, port: int, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
@@ -865,6 +880,7 @@ async def _soak(
         1.0, load_s - silent_interval_s - silent_grace_s - max(3.0, min(30.0, load_s * 0.15))
     )
     m["load_s"], m["silent_window_s"] = load_s, silent_window_s
+    m["windows"] = await features.windows(http, base, time.time() + 1, load_s)
     m["rss_before_load"] = _proc_rss(proc.pid)
     spec_path = workdir / "load.json"
     await asyncio.to_thread(
@@ -945,13 +961,15 @@ async def _soak(
             if pinged_silent <= down:
                 break
             await asyncio.sleep(0.5)
+        m["rss_end"] = _proc_rss(proc.pid)  # before the listings below add their own garbage
+        m["downs"] = await _held_down(http, base, result, silent_interval_s + size["silent"][1])
+        m["took_effect"] = await features.took_effect(http, base, result, monitor_id)
         await history.drain()
     finally:
         sampler.cancel()
         if loader.returncode is None:
             loader.terminate()
             await loader.wait()
-    m["rss_end"] = _proc_rss(proc.pid)
     m["rss_samples"] = rss
     m["cpu"] = {
         name: (after - before) / ticks_s
@@ -1003,6 +1021,12 @@ def table(m: dict) -> Table:
         "",
         "",
     )
+    t.add(
+        "features in use (heartbeats); at the end, in the API",
+        f"{features.in_use(n)}; {features.effect(m['took_effect'])}",
+        "",
+        "",
+    )
     # The goal is a restart's: the built data has no token-index snapshot yet (the first start
     # of a server writes one), so the first start reads the whole monitors topic.
     for label, key in (("first start on the built data", "start"), ("restart after the soak", "restart")):
@@ -1046,10 +1070,11 @@ def table(m: dict) -> Table:
 
     codes = load["code"]
     ok = sum(1 for c in codes if c == 200)
-    periodic = (n - silent_count(n) - 1) / PERIOD_S
+    periodic = features.pings_per_period(n) / PERIOD_S
+    once = sum(features.count(n, name) for name in features.ONCE)
     t.add(
-        f"pings: {periodic:,.0f}/s periodic + {silent_count(n):,} silent in the first {m['silent_window_s']:.0f} s; "
-        "answered 200",
+        f"pings: {periodic:,.0f}/s periodic + {once:,} once (silent, held) in the first "
+        f"{m['silent_window_s']:.0f} s; answered 200",
         f"{ok / load['elapsed_s']:,.0f}/s ({len(codes):,} sent)",
         "",
         "",
@@ -1145,11 +1170,13 @@ def table(m: dict) -> Table:
         for i, k, c in zip(load["beat"], load["kind"], load["code"], strict=True)
         if k == 2 and c == 200
     }
-    healthy_down = [
-        mid
-        for kind, mid, _, _ in m["alerts"]
-        if kind == "down" and role(monitor_number(mid)) in ("healthy", "probe")
-    ]
+    paged = {kind: 0 for kind in features.ROLE_OF_CODE.values()} | {"probe": 0}
+    for kind, mid, _, _ in m["alerts"]:
+        if kind == "down":
+            paged[role(monitor_number(mid))] += 1
+    found = m["downs"]["found"]
+    healthy_paged = sum(paged[name] for name in features.MUST_NOT_GO_DOWN)
+    healthy_down = sum(found.get(name, {}).get("down", 0) for name in features.MUST_NOT_GO_DOWN)
     delays = [arrived - at for kind, mid, at, arrived in m["alerts"] if kind == "down" and mid in silent]
     p99 = percentile(delays, 99)
     t.add(
@@ -1171,7 +1198,26 @@ def table(m: dict) -> Table:
         "",
         "",
     )
-    t.add("false down among the healthy", f"{len(healthy_down):,}", "0", _verdict(not healthy_down))
+    t.add(
+        "false down among the healthy (features included): paged / down in the API at the end",
+        f"{healthy_paged:,} / {healthy_down:,}",
+        "0 / 0",
+        _verdict(not healthy_paged and not healthy_down),
+    )
+    pinged = m["downs"]["pinged"]
+    held = {name: found.get(name, {}).get("held", 0) for name in features.HELD}
+    t.add(
+        "held (inside a window / behind a dependency down): down and held in the API of pinged; paged",
+        f"{held['held_window']:,} of {pinged.get('held_window', 0):,} / {held['held_dependency']:,} of "
+        f"{pinged.get('held_dependency', 0):,}; {sum(paged[name] for name in features.HELD):,} paged",
+        "all; 0 paged",
+        _verdict(
+            all(held[name] >= pinged.get(name, 0) for name in features.HELD)
+            and not any(paged[name] for name in features.HELD)
+        )
+        if pinged
+        else "no data",
+    )
 
     h = m["history"]
     lag = h["delays_s"]
@@ -1183,14 +1229,14 @@ def table(m: dict) -> Table:
         _verdict(p99 < GOAL_HISTORY_P99_S and not h["unseen"]) if lag else "no data",
     )
 
-    failing_down = sum(
-        1 for kind, mid, _, _ in m["alerts"] if kind == "down" and role(monitor_number(mid)) == "failing"
-    )
+    failing_down = paged["failing"]
     cpu = m["cpu"]
     others = cpu["machine"] - cpu["server"] - cpu["load"] - cpu["bench"]
     t.notes += [
         f"Roles: {silent_count(n):,} silent (interval {_silent_config(m)}), failing 1% (`/fail`; {failing_down:,} down "
-        f"alerts), the rest healthy (interval {HEALTHY_INTERVAL_S} s, grace {HEALTHY_GRACE_S} s, snapshot up). "
+        f"alerts), 1% each fleet, windowed, dependent, baseline and two held (bench/million_features.py), the rest "
+        f"healthy (interval {HEALTHY_INTERVAL_S} s, grace {HEALTHY_GRACE_S} s, snapshot up). Down in the API at the "
+        f"end by role: {_downs(found)}. "
         f"Status counts at the end: {m.get('end_counts')}. Duplicate webhooks: {m['duplicate_webhooks']}.",
         f"Load: {CONNECTIONS} connections from a separate process (aiohttp on uvloop, {load['cpu_s']:.0f} CPU s), "
         f"paced by schedule; answer times from send to last byte. Silent pings spread over the first "
@@ -1207,6 +1253,12 @@ def table(m: dict) -> Table:
         f"{m['bus_bytes_end'] / mib:,.0f} MiB at the end.",
     ]
     return t
+
+
+def _downs(found: dict[str, dict[str, int]]) -> str:
+    return (
+        ", ".join(f"{name} {v['down']:,} ({v['held']:,} held)" for name, v in sorted(found.items())) or "none"
+    )
 
 
 def _silent_config(m: dict) -> str:
