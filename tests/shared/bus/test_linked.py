@@ -56,6 +56,38 @@ async def test_publishes_of_one_turn_keep_their_order_within_a_partition(owner, 
     assert [int(r.value) for r in await read_all(bus, "t")] == list(range(50))
 
 
+async def test_several_linked_processes_publish_at_once_and_each_partition_stays_in_order(owner, tmp_path):
+    """``PINGURA_INGEST_PROCESS=N``: N links to one owner, each served by threads of its own."""
+    bus, _ = owner
+    clients = [LinkedBus(tmp_path / "bus.sqlite3", tmp_path / "bus.sock") for _ in range(3)]
+    for client in clients:
+        await client.start()
+
+    async def turns(n: int, client: LinkedBus) -> list[int]:
+        offsets: list[int] = []
+        for turn in range(5):  # each turn one frame of 30, all three clients' frames at once
+            offsets += await asyncio.gather(
+                *(client.publish("t", "same-key", f"{n}:{turn * 30 + i}".encode()) for i in range(30))
+            )
+        return offsets
+
+    try:
+        per_client = await asyncio.wait_for(
+            asyncio.gather(*(turns(n, client) for n, client in enumerate(clients))), 30
+        )  # an owner that served one link at a time would leave the others unanswered
+    finally:
+        for client in clients:
+            await client.close()
+    assert all(offsets == sorted(offsets) for offsets in per_client)  # each in the order it published
+    assert sorted(o for offsets in per_client for o in offsets) == list(range(450))  # none twice, no gap
+    records = await read_all(bus, "t")
+    assert [r.offset for r in records] == list(range(450))
+    for n, offsets in enumerate(per_client):
+        mine = [r for r in records if r.value.startswith(f"{n}:".encode())]
+        assert [r.offset for r in mine] == offsets
+        assert [int(r.value.split(b":")[1]) for r in mine] == list(range(150))
+
+
 async def test_publish_many_goes_through_whole(owner, linked):
     bus, _ = owner
     await linked.publish_many(
