@@ -837,28 +837,6 @@ async def measure(
     return m
 
 
-async def _held_down(http: aiohttp.ClientSession, base: str, load: dict, silent_s: float) -> dict:
-    """The heartbeats down in the API by role, once every held one pinged is down and held (or
-    :data:`DETECTION_TAIL_S` past the last one's deadline)."""
-    held = {features.KIND_CODE[name]: name for name in features.HELD}
-    pinged: dict[str, int] = {}
-    last = time.time()
-    for sent, kind, code in zip(load["sent"], load["kind"], load["code"], strict=True):
-        if kind in held and code == 200:
-            pinged[held[kind]] = pinged.get(held[kind], 0) + 1
-            last = max(last, sent)
-    deadline = last + silent_s + features.HOLD_MARGIN_S + LATENESS_MS / 1000
-    await asyncio.sleep(max(0.0, deadline - time.time()))
-    while True:
-        found = await features.downs(http, base, monitor_number)
-        if all(found.get(name, {}).get("held", 0) >= k for name, k in pinged.items()):
-            break
-        if time.time() > deadline + DETECTION_TAIL_S:
-            break
-        await asyncio.sleep(1)
-    return {"pinged": pinged, "found": found}
-
-
 async def _soak(
     m: dict, size: Size, workdir: Path, proc, port: int, http: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
@@ -962,7 +940,9 @@ async def _soak(
                 break
             await asyncio.sleep(0.5)
         m["rss_end"] = _proc_rss(proc.pid)  # before the listings below add their own garbage
-        m["downs"] = await _held_down(http, base, result, silent_interval_s + size["silent"][1])
+        m["downs"] = await features.held_down(
+            http, base, result, silent_interval_s + size["silent"][1] + LATENESS_MS / 1000, DETECTION_TAIL_S
+        )
         m["took_effect"] = await features.took_effect(http, base, result, monitor_id)
         await history.drain()
     finally:

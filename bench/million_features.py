@@ -31,7 +31,9 @@ by :func:`windows`. Issues 19 and 20 added nothing per heartbeat to configure.
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import time
 from datetime import UTC, datetime
 
 import aiohttp
@@ -190,7 +192,7 @@ async def windows(http: aiohttp.ClientSession, base: str, load_start: float, loa
     return {"part": part, "whole": whole}
 
 
-async def downs(http: aiohttp.ClientSession, base: str, monitor_number) -> dict[str, dict[str, int]]:
+async def downs(http: aiohttp.ClientSession, base: str) -> dict[str, dict[str, int]]:
     """Every heartbeat down in the API at the end, by role: how many, and how many held."""
     found: dict[str, dict[str, int]] = {}
     cursor = None
@@ -201,12 +203,39 @@ async def downs(http: aiohttp.ClientSession, base: str, monitor_number) -> dict[
                 raise RuntimeError(f"listing the heartbeats down: {r.status} {await r.text()}")
             page = await r.json()
         for heartbeat in page["heartbeats"]:
-            tally = found.setdefault(role(monitor_number(heartbeat["id"])), {"down": 0, "held": 0})
+            tally = found.setdefault(role(int(heartbeat["id"][3:], 16)), {"down": 0, "held": 0})
             tally["down"] += 1
             tally["held"] += bool(heartbeat.get("held"))
         cursor = page.get("next")
         if not cursor:
             return found
+
+
+async def held_down(
+    http: aiohttp.ClientSession, base: str, load: dict, silent_s: float, tail_s: float
+) -> dict:
+    """The heartbeats down in the API by role, once every held one pinged is down and held (or
+    ``tail_s`` past the last one's deadline: its last ping + ``silent_s`` (a silent heartbeat's
+    interval, grace and the allowed lateness) + :data:`HOLD_MARGIN_S`)."""
+    held = {KIND_CODE[name]: name for name in HELD}
+    pinged: dict[str, int] = {}
+    last = 0.0
+    for sent, kind, code in zip(load["sent"], load["kind"], load["code"], strict=True):
+        if kind in held and code == 200:
+            pinged[held[kind]] = pinged.get(held[kind], 0) + 1
+            last = max(last, sent)
+    if not pinged:
+        return {"pinged": pinged, "found": await downs(http, base)}
+    deadline = last + silent_s + HOLD_MARGIN_S
+    await asyncio.sleep(max(0.0, deadline - time.time()))
+    while True:
+        found = await downs(http, base)
+        if all(found.get(name, {}).get("held", 0) >= k for name, k in pinged.items()):
+            break
+        if time.time() > deadline + tail_s:
+            break
+        await asyncio.sleep(1)
+    return {"pinged": pinged, "found": found}
 
 
 def in_use(n: int) -> str:
