@@ -41,10 +41,16 @@ LINK_SOCKET = "bus.sock"
 """The bus owner's link, for the ingest process (``PINGURA_INGEST_PROCESS=1``)."""
 HTTP_SOCKET = "http.sock"
 """The serving process's HTTP, for what the ingest process passes on."""
+INGEST_SOCKET = "ingest-{index}.sock"
+"""Ingest process ``index``'s own metrics and readiness, for the others
+(``PINGURA_INGEST_PROCESS`` above 1: one scrape or ``/healthz`` shows them all)."""
+INGEST_TOKEN_SNAPSHOT_FILE = "ingest-tokens-{index}.snapshot"
+"""Ingest process ``index``'s copy of its token index (the first one's is
+:data:`TOKEN_SNAPSHOT_FILE`): each saves its own, started from the first one's when that is newer."""
 
 __all__ = [
-    "ADMIN_KEY_FILE", "BUS_FILE", "CONTROL_SOCKET", "HTTP_SOCKET", "LINK_SOCKET", "LOCK_FILE", "SESSION_SECRET_FILE",
-    "TOKEN_SNAPSHOT_FILE", "DataDirBusy", "owning",
+    "ADMIN_KEY_FILE", "BUS_FILE", "CONTROL_SOCKET", "HTTP_SOCKET", "INGEST_SOCKET", "INGEST_TOKEN_SNAPSHOT_FILE",
+    "LINK_SOCKET", "LOCK_FILE", "SESSION_SECRET_FILE", "TOKEN_SNAPSHOT_FILE", "DataDirBusy", "owning",
 ]  # fmt: skip
 
 

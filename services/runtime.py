@@ -128,7 +128,7 @@ def process_name(names: tuple[str, ...]) -> str:
 
 
 def ingest_elsewhere(settings: Settings, services: tuple[str, ...]) -> bool:
-    """Whether ingest runs in a process of its own (``PINGURA_INGEST_PROCESS=1``, embedded only)."""
+    """Whether ingest runs in processes of its own (``PINGURA_INGEST_PROCESS=N``, embedded only)."""
     return bool(settings.ingest_process) and settings.embedded and "ingest" in services
 
 
@@ -170,9 +170,9 @@ async def _housekeeping(bus: LocalBus) -> None:
 
 async def _start_ingest_process(stack: AsyncExitStack, settings: Settings, runner: web.AppRunner) -> int:
     """Serve this process's routes on a Unix socket in the data dir, and start the ingest
-    process on the public port in front of it; returns that port. It stops first on the way
-    out (its in-flight pings still need this process's bus)."""
-    from services.ingest.supervisor import IngestProcess
+    processes (``PINGURA_INGEST_PROCESS=N``) on the public port in front of it; returns that
+    port. They stop first on the way out (their in-flight pings still need this process's bus)."""
+    from services.ingest.supervisor import IngestProcesses
 
     socket_path = settings.data_dir / HTTP_SOCKET
     socket_path.unlink(missing_ok=True)  # left by a process that died
@@ -180,7 +180,7 @@ async def _start_ingest_process(stack: AsyncExitStack, settings: Settings, runne
     await site.start()
     socket_path.chmod(0o600)
     stack.callback(socket_path.unlink, missing_ok=True)
-    ingest = IngestProcess(settings, settings.data_dir / LINK_SOCKET, socket_path)
+    ingest = IngestProcesses(settings, settings.data_dir / LINK_SOCKET, socket_path, settings.ingest_process)
     port = await ingest.start()
     stack.push_async_callback(ingest.close)
     return port

@@ -35,6 +35,9 @@ MIN_METRICS_TOKEN_CHARS = 16
 MAX_SESSION_TTL_S = 30 * 24 * 3600
 """The longest a dashboard session may last: the ``revoked-sessions`` topic keeps a logout
 this long (shared/topics.py), so no signed-out cookie outlives its revocation."""
+MAX_INGEST_PROCESSES = 16
+"""The most ingest processes ``PINGURA_INGEST_PROCESS`` starts: each holds a token index of its
+own (its memory), and more processes than cores only take turns."""
 
 SmtpSecurity = Literal["none", "starttls", "tls"]
 _SMTP_DEFAULT_SECURITY: dict[int, SmtpSecurity] = {465: "tls", 587: "starttls"}
@@ -135,9 +138,10 @@ class Settings:
     """How long a client may take to send a request's line and headers before its
     connection is closed, so half-sent requests cannot pile up (slowloris); 0 turns it off."""
     ingest_process: int = 0
-    """1: ``pingura serve`` (embedded bus) answers pings from a process of its own, which holds
-    the HTTP port and passes every other request on (services/ingest/worker.py): the HTTP work
-    then no longer shares one core with the consumers. 0: one process."""
+    """N (1 to ``MAX_INGEST_PROCESSES``): ``pingura serve`` (embedded bus) answers pings from N
+    processes of their own, which share the HTTP port (``SO_REUSEPORT``) and pass every other
+    request on (services/ingest/worker.py): the HTTP work then no longer shares one core with
+    the consumers. 0: one process."""
     lateness_ms: int = 1000
     tick_interval_ms: int = 250
     """How often the ticker writes the clock. A miss is declared at the first tick past its
@@ -282,8 +286,11 @@ class Settings:
                 raise ConfigError(f"PINGURA_{f.name.upper()}: cannot read {raw!r}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
-        if settings.ingest_process not in (0, 1):
-            raise ConfigError("PINGURA_INGEST_PROCESS: 0 (one process) or 1 (ingest in a process of its own)")
+        if not 0 <= settings.ingest_process <= MAX_INGEST_PROCESSES:
+            raise ConfigError(
+                f"PINGURA_INGEST_PROCESS: 0 (one process) or 1 to {MAX_INGEST_PROCESSES}"
+                " (ingest processes of their own, sharing the port)"
+            )
         if settings.ingest_watch_window_s < 1 or not (
             0 < settings.ingest_watch_open_share <= 1 and 0 < settings.ingest_watch_close_share <= 1
         ):

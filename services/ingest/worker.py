@@ -1,7 +1,8 @@
 """Ingest in a process of its own, beside the ``pingura serve`` process that owns the bus.
 
-With ``PINGURA_INGEST_PROCESS=1`` the serving process starts this one
-(``python -m services.ingest.worker``). It holds the public HTTP port:
+With ``PINGURA_INGEST_PROCESS=N`` the serving process starts N of these
+(``python -m services.ingest.worker``). They hold the public HTTP port, shared
+(``SO_REUSEPORT``: the kernel hands each connection to one of them):
 
 - pings are answered here, from a token index of its own (read from the bus file, started
   from the same snapshot), and published through the owner (:mod:`shared.bus.linked`): a
@@ -11,7 +12,13 @@ With ``PINGURA_INGEST_PROCESS=1`` the serving process starts this one
   address in ``X-Pingura-Peer`` (only this process can reach that socket).
 
 It tells the serving process its port through ``--ready-fd``, and stops on SIGTERM or when
-the link to the owner is lost (the owner is gone: nothing here could be made durable).
+the link to the owner is lost (the owner is gone: nothing here could be made durable). With
+more than one, each has its own token index and its own link to the owner, and answers the
+others on a socket of its own (:mod:`services.ingest.worker_peers`).
+
+A wrong method on a ping URL (``DELETE /api/heartbeat/<token>``) is answered here, ``405``
+with ``Allow``, as the one-process layout answers it: the serving process behind has no
+ping routes and would answer ``404``.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from services.datadir import BUS_FILE, TOKEN_SNAPSHOT_FILE
+from services.datadir import BUS_FILE
 from services.ingest.app import SETTINGS, TOKEN_INDEX, add_ingest_routes, attach
 from services.ingest.server import BodyGate, GuardedAppRunner
 from services.ingest.store import TokenIndex
 from services.ingest.token_snapshot import SnapshotFile
 from services.ingest.worker_metrics import worker_metrics_handler
+from services.ingest.worker_peers import Peers, own_app, process_label, snapshot_path
 from shared.bus.linked import LinkedBus
 from shared.logging import configure_logging
 from shared.metrics import Metrics
@@ -56,11 +64,18 @@ _NOT_RETURNED = _NOT_FORWARDED | {"date", "server"}  # this server writes its ow
 _NOT_FORWARDED |= {"content-encoding"}  # the body is passed on as read: decoded
 UPSTREAM = web.AppKey("upstream", aiohttp.ClientSession)
 BODIES = web.AppKey("bodies", BodyGate)
+PING_RESOURCES = web.AppKey("ping_resources", tuple[web.AbstractResource, ...])
+PEERS = web.AppKey("peers", Peers)
 RETRY_AFTER_S = 2
 
 
 async def forward(request: web.Request) -> web.StreamResponse:
     """Pass a request that is not a ping to the serving process, and its answer back."""
+    allowed: set[str] = set()
+    for resource in request.app[PING_RESOURCES]:  # none took this method, or it would not be here
+        allowed |= (await resource.resolve(request))[1]
+    if allowed:  # a ping URL: 405 as aiohttp's router answers it in the one-process layout
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
     # Read here, whole, within the deadline and the gate's bound, and at most as large as the
     # serving process takes (not the 1 MiB of a ping): a trickled body never holds it.
     request = request.clone(client_max_size=request.app[SETTINGS].max_api_body_bytes)
@@ -104,8 +119,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The serving process's readiness, with ingest's (this process's) in it."""
+    """The serving process's readiness, with ingest's (this process's, and every other ingest
+    process's) in it."""
     ready = request.app[TOKEN_INDEX].ready
+    peers = request.app.get(PEERS)
+    if ready and peers is not None:
+        ready = await peers.ready()
     services: dict[str, bool] = {}
     try:
         async with request.app[UPSTREAM].get(URL("http://pingura/healthz")) as upstream:
@@ -126,34 +145,51 @@ def worker_app(
     index: TokenIndex,
     upstream: aiohttp.ClientSession,
     metrics: Metrics | None = None,
+    peers: Peers | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=max(settings.max_api_body_bytes, settings.max_body_bytes))
     attach(app, settings, bus, Topics(settings.topic_prefix), index)
     app[UPSTREAM] = upstream
     app[BODIES] = BodyGate(settings.ping_body_timeout_s, settings.max_body_reads)
+    if peers is not None:
+        app[PEERS] = peers
     app.router.add_get("/healthz", healthz)
     if metrics is not None:  # both processes' metrics in one scrape (services/ingest/worker_metrics.py)
-        handler = worker_metrics_handler(metrics, settings.metrics_token, upstream, PEER_HEADER)
+        handler = worker_metrics_handler(metrics, settings.metrics_token, upstream, PEER_HEADER, peers)
         app.router.add_get("/metrics", handler, allow_head=False)
+    before = len(app.router.resources())
     add_ingest_routes(app, metrics)
+    app[PING_RESOURCES] = tuple(app.router.resources())[before:]
     app.router.add_route("*", "/{anything:.*}", forward)  # last: the ping routes match first
     return app
 
 
-async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int | None) -> None:
+async def serve(
+    settings: Settings,
+    link: Path,
+    api_socket: Path,
+    ready_fd: int | None,
+    index: int = 0,
+    count: int = 1,
+    when_ready: bool = False,
+) -> None:
+    """Answer pings until SIGTERM or until the link is lost. It listens at once (its pings
+    answer 503 until the token index is loaded), or ``when_ready``: once it is loaded (the
+    port is shared with other ingest processes, which answer meanwhile)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    metrics = Metrics("ingest")  # this process's own registry
+    metrics = Metrics(process_label(index, count))  # this process's own registry
     bus = LinkedBus(settings.data_dir / BUS_FILE, link)
     bus.use_metrics(metrics)
     await bus.start()
-    index = TokenIndex(
+    token_index = TokenIndex(
         bus,
         Topics(settings.topic_prefix),
-        snapshot=SnapshotFile(settings.data_dir / TOKEN_SNAPSHOT_FILE, bus.log_id),
+        snapshot=SnapshotFile(snapshot_path(settings.data_dir, index), bus.log_id),
     )
+    peers = Peers(settings.data_dir, index, count) if count > 1 else None
     upstream = aiohttp.ClientSession(
         connector=aiohttp.UnixConnector(path=str(api_socket)),
         cookie_jar=aiohttp.DummyCookieJar(),  # never one client's cookie for another
@@ -161,7 +197,7 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
     )
     runner = GuardedAppRunner(
-        worker_app(settings, bus, index, upstream, metrics),
+        worker_app(settings, bus, token_index, upstream, metrics, peers),
         header_timeout_s=settings.header_timeout_s,
         access_log=None,
         handle_signals=False,
@@ -169,16 +205,22 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
     )
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True)
-        await site.start()
-        port = runner.addresses[0][1]
-        if ready_fd is not None:
-            os.write(ready_fd, f"{port}\n".encode())
-            os.close(ready_fd)
-        log.info("ingest.worker.listening", host=settings.host, port=port)
+        if peers is not None:
+            await peers.start(own_app(metrics, token_index))
+
+        async def listen() -> None:
+            await web.TCPSite(runner, settings.host, settings.port, reuse_port=True).start()
+            port = runner.addresses[0][1]
+            if ready_fd is not None:
+                os.write(ready_fd, f"{port}\n".encode())
+                os.close(ready_fd)
+            log.info("ingest.worker.listening", host=settings.host, port=port, process=metrics.process)
+
+        if not when_ready:
+            await listen()
         # The same switch interval as the serving process: the reader thread gets its turn.
         sys.setswitchinterval(0.001)
-        starting = asyncio.create_task(index.start(), name="token-index")
+        starting = asyncio.create_task(token_index.start(), name="token-index")
         lost = asyncio.create_task(bus.link_lost.wait(), name="link-lost")
         stopped = asyncio.create_task(stop.wait(), name="stop")
         await asyncio.wait([starting, lost, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -189,7 +231,9 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
             # every ping waiting: measured), as the serving process does with its own.
             gc.collect()
             gc.freeze()
-            log.info("ingest.worker.ready", heartbeats=len(index))
+            log.info("ingest.worker.ready", heartbeats=len(token_index), process=metrics.process)
+            if when_ready:
+                await listen()
             await asyncio.wait([lost, stopped], return_when=asyncio.FIRST_COMPLETED)
         if lost.done():
             log.error("ingest.worker.link_lost")
@@ -199,11 +243,13 @@ async def serve(settings: Settings, link: Path, api_socket: Path, ready_fd: int 
                 await task
     finally:
         await runner.cleanup()  # in-flight pings get their answers first
+        if peers is not None:
+            await peers.close()
         await upstream.close()
-        if index.ready:
-            await index.close()  # saves its snapshot
+        if token_index.ready:
+            await token_index.close()  # saves its snapshot
         await bus.close()
-    log.info("ingest.worker.stopped")
+    log.info("ingest.worker.stopped", process=metrics.process)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--link", type=Path, required=True, help="the bus owner's link socket")
     parser.add_argument("--api-socket", type=Path, required=True, help="the serving process's HTTP socket")
     parser.add_argument("--ready-fd", type=int, help="write the bound port here once listening")
+    parser.add_argument("--index", type=int, default=0, help="which of the ingest processes this is")
+    parser.add_argument("--count", type=int, default=1, help="how many ingest processes share the port")
+    parser.add_argument(
+        "--listen-when-ready", action="store_true", help="listen once the token index is loaded"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
@@ -221,7 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         pass
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings, args.link, args.api_socket, args.ready_fd))
+        asyncio.run(
+            serve(
+                settings,
+                args.link,
+                args.api_socket,
+                args.ready_fd,
+                args.index,
+                args.count,
+                args.listen_when_ready,
+            )
+        )
     return 0
 
 

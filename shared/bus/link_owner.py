@@ -44,7 +44,7 @@ class BusLink:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.path))
         self.path.chmod(0o600)
-        listener.listen(8)
+        listener.listen(64)  # PINGURA_INGEST_PROCESS=N: up to N links at once (each gets its threads)
         self._listener = listener
         self._spawn(self._accept, "bus-link")
 
@@ -63,7 +63,8 @@ class BusLink:
 
     def _spawn(self, target, name: str, *args) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-        self._threads.append(thread)
+        # Those of links gone (an ingest process restarted) are not kept for ever.
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
     def _accept(self) -> None:
