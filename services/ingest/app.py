@@ -60,6 +60,9 @@ PROVISIONER = web.AppKey("provisioner", Provisioner)
 BUS = web.AppKey("bus", Bus)
 SETTINGS = web.AppKey("settings", Settings)
 TOPICS = web.AppKey("topics", Topics)
+PING_LOG = web.AppKey("ping_log", structlog.typing.FilteringBoundLogger)
+"""The module's logger resolved once configured: every ping logs (at debug), and a call on
+the lazy proxy costs about 1 µs even when the level drops it (0.2 µs resolved)."""
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 _HEADERS = {"Cache-Control": "no-store"}
@@ -287,7 +290,9 @@ async def _record(
     except BusUnavailable as exc:
         log.warning("ingest.ping.unavailable", monitor_id=monitor_id, error=str(exc))
         return dialect.unavailable(settings)
-    log.debug("ingest.ping.accepted", monitor_id=monitor_id, ping_id=ping.id, kind=kind, instance=instance)
+    app[PING_LOG].debug(
+        "ingest.ping.accepted", monitor_id=monitor_id, ping_id=ping.id, kind=kind, instance=instance
+    )
     return dialect.ok(settings, created)
 
 
@@ -419,6 +424,7 @@ def attach(app: web.Application, settings: Settings, bus: Bus, topics: Topics, i
     app[BUS] = bus
     app[TOPICS] = topics
     app[TOKEN_INDEX] = index
+    app[PING_LOG] = log.bind()
     app[PROVISIONER] = Provisioner(
         bus, topics, index, settings.auto_create_per_minute, settings.auto_create_max
     )
