@@ -5,15 +5,18 @@ The index is the API app's (:data:`CHANNEL_USERS`, put there by the route table)
 first use from the monitors view in one pass over three packed fields of each config, yielding
 to the loop as it goes (100,000 heartbeats: 0.3-0.7 s once, measured), then kept by following
 the view's changes (a heartbeat created, edited, deleted), so that each answer costs only the
-channel's own heartbeats (under 1 ms for 2,000). Where the view tells no changes (a plain
-:class:`~shared.bus.view.ConfigView`), each answer makes the pass.
+channel's own heartbeats (their names read from the view then: a few ms for 2,000). Where the
+view tells no changes (a plain :class:`~shared.bus.view.ConfigView`), each answer makes the pass.
+
+The index keeps no name (one more copy of every name beside the view's, 120 B a heartbeat at
+200,000): for each heartbeat, its project id, the interned string the views share.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -26,13 +29,13 @@ from shared.events import MonitorConfig
 Users = dict[str, list[ChannelHeartbeat]]
 
 
-Index = dict[str, dict[str, tuple[str, str]]]
+Index = dict[str, dict[str, str]]
 SCAN_CHUNK = 2_000
 """Configs read between two yields to the loop while building (~5 ms)."""
 
 
 class ChannelUsers:
-    """channel id -> {heartbeat id: (project id, name)} of the live heartbeats naming it."""
+    """channel id -> {heartbeat id: project id} of the live heartbeats naming it."""
 
     def __init__(self) -> None:
         self._index: Index | None = None
@@ -46,16 +49,16 @@ class ChannelUsers:
         A heartbeat that changed meanwhile may have been read before or after its change: its
         entries are put right from the view once the pass is done."""
         index: Index = {}
-        fields = ("project_id", "name", "channels", "deleted")
+        fields = ("project_id", "channels", "deleted")
         rows = (
             monitors.select(*fields)
             if isinstance(monitors, PackedConfigView)
-            else ((m.id, [m.project_id, m.name, m.channels, m.deleted]) for m in monitors.values())
+            else ((m.id, [m.project_id, m.channels, m.deleted]) for m in monitors.values())
         )
-        for n, (monitor_id, (project_id, name, channel_ids, deleted)) in enumerate(rows, 1):
+        for n, (monitor_id, (project_id, channel_ids, deleted)) in enumerate(rows, 1):
             if not deleted:
                 for channel_id in channel_ids or ():
-                    index.setdefault(channel_id, {})[monitor_id] = (sys.intern(project_id), name)
+                    index.setdefault(channel_id, {})[monitor_id] = sys.intern(project_id)
             if n % SCAN_CHUNK == 0:
                 await asyncio.sleep(0)
         return index
@@ -75,10 +78,15 @@ class ChannelUsers:
         index = self._index
         if index is None:
             index = await self._ready(monitors)
+        name_of = _names(monitors)
         out: Users = {}
         for channel_id in channel_ids:
             users = index.get(channel_id, {})
-            found = [ChannelHeartbeat(id=m, name=name) for m, (p, name) in users.items() if p == project_id]
+            found = []
+            for monitor_id in [m for m, p in users.items() if p == project_id]:
+                name = name_of(monitor_id)  # None: deleted while this answer was being made
+                if name is not None:
+                    found.append(ChannelHeartbeat(id=monitor_id, name=name))
             found.sort(key=lambda h: (h.name.casefold(), h.id))
             out[channel_id] = found
         return out
@@ -103,6 +111,20 @@ class ChannelUsers:
             return index
 
 
+def _names(monitors: Any) -> Callable[[str], str | None]:
+    """A heartbeat's name from the view (a field read where the view is packed)."""
+    if isinstance(monitors, PackedConfigView):
+
+        def packed(monitor_id: str) -> str | None:
+            try:
+                return monitors.field(monitor_id, "name")
+            except KeyError:
+                return None
+
+        return packed
+    return lambda monitor_id: m.name if (m := monitors.get(monitor_id)) is not None else None
+
+
 def _apply(index: Index, monitor_id: str, named: Iterable[str], now: MonitorConfig | None) -> None:
     """``monitor_id`` out of the channels it ``named``, then into those it names ``now``."""
     for channel_id in named:
@@ -113,7 +135,7 @@ def _apply(index: Index, monitor_id: str, named: Iterable[str], now: MonitorConf
                 del index[channel_id]
     if now is not None and not now.deleted:
         for channel_id in now.channels:
-            index.setdefault(channel_id, {})[monitor_id] = (sys.intern(now.project_id), now.name)
+            index.setdefault(channel_id, {})[monitor_id] = sys.intern(now.project_id)
 
 
 CHANNEL_USERS = web.AppKey("channel_users", ChannelUsers)
