@@ -6,8 +6,8 @@ It never waits for the event loop: as soon as a commit is done it takes whatever
 meanwhile, so the commit rate is set by the disk, not by how busy the loop is.
 
 Two lanes. Appends to the *fast* topics (``pings``: what a client is waiting on) are
-committed first, each time the writer looks, in a transaction of their own; everything else
-follows in order, at most :data:`BULK_TXN_ROWS` rows a transaction, and the writer looks
+committed first, each time the writer looks, in a transaction that takes along at most
+:data:`BULK_WITH_PINGS_ROWS` rows from the front of the bulk lane; everything else follows in order, at most :data:`BULK_TXN_ROWS` rows a transaction, and the writer looks
 for fast appends again between two. A ping then waits for one bounded bulk transaction at
 most, not for a whole evaluator checkpoint (3,300 snapshots a second at a million heartbeats:
 transactions of 27-130 ms, measured). A topic is in one lane only, so each partition's
@@ -29,6 +29,10 @@ from typing import Any
 _STOP = ("stop",)
 BULK_TXN_ROWS = 1_000
 """Rows of the bulk lane in one transaction (one item alone may be more): about 8 ms."""
+BULK_WITH_PINGS_ROWS = 64
+"""Bulk rows that may ride in the pings' transaction (about 0.5 ms more): at a steady rate the
+bulk lane holds a few rows (evaluator outputs, snapshots, status) and each of them cost a
+commit and an fsync of its own; a burst still goes in transactions of its own after the pings."""
 AppendDone = Callable[[list[tuple[list[list], Any]], BaseException | None], None]
 
 
@@ -98,6 +102,8 @@ class LogWriter:
                         break
                     stopping = self._sort(item, fast, bulk) or stopping
                 if fast:
+                    if bulk and _rows(bulk[0]) <= BULK_WITH_PINGS_ROWS:
+                        fast += _take_rows(bulk, BULK_WITH_PINGS_ROWS)
                     self._process(fast)
                     fast = []
                 if bulk:

@@ -2,6 +2,7 @@ import asyncio
 import os
 import sqlite3
 import stat
+import threading
 import time
 
 import pytest
@@ -272,6 +273,38 @@ async def test_a_ping_is_committed_ahead_of_a_large_bulk_batch_queued_before_it(
     while len(keys) < 20_000:
         keys += [r.key for r in await reader.poll(max_records=5_000, timeout_ms=500)]
     assert keys == [f"k{i}" for i in range(20_000)]
+    await bus.close()
+
+
+async def test_a_few_bulk_rows_queued_beside_pings_share_their_commit(tmp_path, monkeypatch):
+    # At a steady rate the bulk lane holds a few rows (evaluator outputs, status); each of them
+    # costing a commit and an fsync of its own was most of the writer's time per ping.
+    from shared.bus import local_file
+
+    commits: list[str] = []
+    connect = local_file.connect
+
+    def traced(path):
+        conn = connect(path)
+        conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        return conn
+
+    monkeypatch.setattr(local_file, "connect", traced)
+    bus = LocalBus(tmp_path / "bus.sqlite3", fast_topics=frozenset({"pings"}))
+    await bus.start()
+    await bus.ensure_topics([TopicSpec("pings", 1), TopicSpec("snapshots", 1)])
+    release = threading.Event()
+    held = asyncio.ensure_future(bus._write(lambda conn: release.wait(5)))  # the writer is busy
+    await asyncio.sleep(0.05)
+    bulk = asyncio.ensure_future(bus.publish_many("snapshots", [(f"k{i}", b"v") for i in range(3)]))
+    await asyncio.sleep(0)
+    ping = asyncio.ensure_future(bus.publish("pings", "m", b"ping"))
+    await asyncio.sleep(0)
+    commits.clear()
+    release.set()
+    await asyncio.gather(held, bulk, ping)
+    assert len(commits) == 1  # one transaction for the ping and the three rows queued before it
+    assert bus.end_offset(("snapshots", 0)) == 3 and bus.end_offset(("pings", 0)) == 1
     await bus.close()
 
 
