@@ -147,16 +147,18 @@ def traced(n: int) -> dict[str, float]:
     kept: list[Any] = []
 
     def measure(name: str, make: Callable[[], Any]) -> Any:
-        gc.collect()
-        before = tracemalloc.get_traced_memory()[0]
+        before = at[0]
         made = make()
         kept.append(made)
         gc.collect()
-        found[name] = (tracemalloc.get_traced_memory()[0] - before) / n
+        at[0] = tracemalloc.get_traced_memory()[0]
+        found[name] = (at[0] - before) / n
         print(f"  {name}: {found[name]:.1f} B", file=sys.stderr, flush=True)
         return made
 
+    gc.collect()
     tracemalloc.start()
+    at = [tracemalloc.get_traced_memory()[0]]  # traced after the last one measured
     build(n, measure)
     tracemalloc.stop()
     return found
