@@ -44,6 +44,7 @@ from services.ingest.logic import (
     refuse_undecodable_query,
 )
 from services.ingest.provision import Provisioner
+from services.ingest.shortcut import PINGURA_PATHS
 from services.ingest.store import TokenIndex
 from shared.bus import Bus, BusUnavailable
 from shared.clock import now_ms
@@ -400,7 +401,7 @@ def measured(handler: Handler, fmt: str, metrics: Metrics | None) -> Handler:
 def add_ingest_routes(app: web.Application, metrics: Metrics | None = None) -> None:
     """The ping routes; with ``metrics``, each URL family counted and timed there."""
     ping = measured(handle_ping, "pingura", metrics)
-    for path in ("/api/heartbeat/{token}", "/api/heartbeat/{token}/{suffix}"):
+    for path in PINGURA_PATHS:
         app.router.add_post(path, ping)
         app.router.add_get(path, ping)  # and HEAD: crontab one-liners use plain curl
     healthchecks = measured(handle_healthchecks_ping, "healthchecks", metrics)

@@ -52,6 +52,8 @@ from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from services.ingest.shortcut import with_ping_shortcut
+
 log = structlog.get_logger()
 
 _HTTP_1 = frozenset({HttpVersion10, HttpVersion11})
@@ -217,7 +219,7 @@ class GuardedAppRunner(web.AppRunner):
         # also starts the app), then one that differs only in the protocol it makes.
         server = await super()._make_server()
         return _GuardedServer(
-            server.request_handler,
+            with_ping_shortcut(self._app, server.request_handler),
             request_factory=server.request_factory,
             handler_cancellation=server.handler_cancellation,
             header_timeout_s=self._header_timeout_s,
