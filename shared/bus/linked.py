@@ -2,8 +2,8 @@
 
 Why: one interpreter that answers pings *and* runs the consumers saturates its core near
 3,300 pings/s, and half of that core goes to HTTP (docs/PERFORMANCE.md, section 9). With
-``PINGURA_INGEST_PROCESS=1``, ingest runs in a process of its own beside the one that owns
-the log.
+``PINGURA_INGEST_PROCESS=N``, ingest runs in N processes of their own beside the one that
+owns the log, each linked to it on its own.
 
 One process owns the log (:class:`~shared.bus.local.LocalBus` numbers every offset and is
 its only writer). In the other, a :class:`LinkedBus`:

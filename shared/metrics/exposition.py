@@ -2,7 +2,7 @@
 and (in the ingest-process layout) two processes' metrics merged into one exposition.
 
 Every sample carries ``process="<name>"``: ``serve`` for ``pingura serve``, ``ingest`` for
-its ingest process (``PINGURA_INGEST_PROCESS=1``), the service's name for a Kafka-mode
+its ingest process (``PINGURA_INGEST_PROCESS=1``; ``ingest-<i>`` with several), the service's name for a Kafka-mode
 service. Where one scrape shows two processes (the ingest process answers the public port
 and adds what the serving process behind it exports), the label keeps their series apart
 under one family each, as the text format requires.
