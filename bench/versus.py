@@ -1,6 +1,6 @@
 """Benchmark: this code's ping path against an older commit's, in one alternating run.
 
-``python -m bench.versus [--base d9c1c02 [--base C2 ...]] [--rounds 4] [--seconds 8] [--ingest-process]``
+``python -m bench.versus [--base d9c1c02 [--base C2 ...]] [--rounds 4] [--seconds 8] [--ingest-process N ...] [--ceiling]``
 
 The base commit is checked out beside this tree (``git worktree add`` into a temporary folder,
 removed afterwards) and run from there with the same Python and packages. Setups take turns
@@ -8,12 +8,14 @@ round after round, so drift (other load, CPU frequency, the disk) falls on all o
 
 - ``base``: ``pingura serve`` at the base commit, default settings;
 - ``head``: ``pingura serve`` of this tree, default settings;
-- ``head, ingest process`` (with ``--ingest-process``): ``PINGURA_INGEST_PROCESS=1``.
+- ``head, N ingest processes`` (with ``--ingest-process N``, repeatable): ``PINGURA_INGEST_PROCESS=N``.
 
 Each round: a fresh data dir, 64 heartbeats, then wrk (one thread, 16 connections) POSTing a
 small JSON body (``{"status": "ok", "duration": 1.5}``) to them in turn for ``--seconds``, on
 loopback. Reported per setup: median pings/s, p50 and p99, and the server's CPU per ping (user
 plus system time of the server and its child processes over the load, from /proc).
+``--ceiling`` adds bench/ceiling.py (a bare aiohttp handler answering ``OK`` on the same route)
+as one more setup in the same alternation.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import ROOT, free_port, stop, wait_ready
+from bench.common import ROOT, free_port, stop, wait_port, wait_ready
 from bench.ingest import API_KEY, MONITORS, _create_paths, _until_accepted
 
 BODY = '{"status": "ok", "duration": 1.5}'
@@ -112,7 +114,30 @@ def _spawn(code: Path, env: dict[str, str], port: int, run_dir: Path) -> subproc
         return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=code)
 
 
-async def _round(code: Path, env: dict[str, str], seconds: int, workdir: Path) -> Round:
+def _spawn_ceiling(port: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)], cwd=ROOT)
+
+
+async def _ceiling_round(seconds: int) -> Round:
+    """The bare aiohttp handler of bench/ceiling.py on the same route, under the same load."""
+    port = free_port()
+    proc = _spawn_ceiling(port)
+    try:
+        wait_port(port, 30, proc)
+        paths = [f"/api/heartbeat/{i:032d}" for i in range(MONITORS)]
+        cpu_before = _tree_cpu_s(proc.pid)
+        requests, rps, p50, p99, errors = await asyncio.to_thread(
+            _wrk, f"http://127.0.0.1:{port}", paths, seconds
+        )
+        cpu = _tree_cpu_s(proc.pid) - cpu_before
+        return Round(rps, p50, p99, cpu * 1000 / max(requests, 1), errors)
+    finally:
+        stop(proc)
+
+
+async def _round(code: Path | None, env: dict[str, str], seconds: int, workdir: Path) -> Round:
+    if code is None:
+        return await _ceiling_round(seconds)
     port = free_port()
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     full_env = {
@@ -152,18 +177,22 @@ def _worktree(commit: str, into: Path) -> Path:
 
 
 async def compare(
-    bases: list[str], rounds: int, seconds: int, ingest_process: bool
+    bases: list[str], rounds: int, seconds: int, ingest_processes: list[int], ceiling: bool = False
 ) -> dict[str, list[Round]]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian package wrk)")
     workdir = Path(tempfile.mkdtemp(prefix="pingura-versus-"))
     trees = [_worktree(base, workdir) for base in bases]
-    setups: list[tuple[str, Path, dict[str, str]]] = [
+    setups: list[tuple[str, Path | None, dict[str, str]]] = [
         (f"base {b}", t, {}) for b, t in zip(bases, trees, strict=True)
     ]
     setups.append(("head", ROOT, {}))
-    if ingest_process:
-        setups.append(("head, ingest process", ROOT, {"PINGURA_INGEST_PROCESS": "1"}))
+    for n in ingest_processes:
+        setups.append(
+            (f"head, {n} ingest process{'es' if n > 1 else ''}", ROOT, {"PINGURA_INGEST_PROCESS": str(n)})
+        )
+    if ceiling:
+        setups.append(("ceiling: bare aiohttp", None, {}))
     results: dict[str, list[Round]] = {name: [] for name, _, _ in setups}
     try:
         for _ in range(rounds):
@@ -184,9 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--ingest-process", action="store_true")
+    parser.add_argument("--ingest-process", type=int, action="append", default=[], metavar="N")
+    parser.add_argument("--ceiling", action="store_true", help="and bench/ceiling.py's bare handler")
     args = parser.parse_args(argv)
-    results = asyncio.run(compare(args.base or ["d9c1c02"], args.rounds, args.seconds, args.ingest_process))
+    results = asyncio.run(
+        compare(args.base or ["d9c1c02"], args.rounds, args.seconds, args.ingest_process, args.ceiling)
+    )
     print(
         f"wrk -t1 -c16, {args.rounds} rounds of {args.seconds} s, {MONITORS} heartbeats, JSON body, alternating"
     )
