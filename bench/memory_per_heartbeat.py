@@ -8,7 +8,9 @@ tracemalloc as what it holds once built (after a collection), divided by the hea
 - ``monitors view``: the query's packed configs (:class:`WatchedConfigView`);
 - ``token index``: ingest's (:class:`TokenIndex`); with ``PINGURA_INGEST_PROCESS=1`` the ingest
   process holds one more;
-- ``evaluator``: the states restored from snapshots (:meth:`PartitionEvaluator.restore`);
+- ``evaluator``: the states restored at start (:meth:`StateStore.restore`) from snapshots written
+  beforehand on an embedded bus as the evaluator writes them, a checkpoint's offset shared by
+  :data:`CHECKPOINT` of them;
 - ``status view``: the query's :class:`StatusView`;
 - ``catalog``: the query's sorted lists (:class:`Catalog`);
 - ``channel users``: the channels' "used by" index (:class:`ChannelUsers`), built as the first
@@ -39,13 +41,14 @@ import msgspec
 
 from bench.million import role, token
 from services.evaluator.logic.partition import PartitionEvaluator
+from services.evaluator.store import StateStore
 from services.ingest.store import TokenIndex
 from services.query.api.channel_users import ChannelUsers
 from services.query.catalog import Catalog, WatchedConfigView
 from services.query.status_view import StatusView, status_of
 from shared.bus.local import LocalBus
-from shared.events import MonitorConfig
-from shared.snapshots import MonitorState
+from shared.events import MonitorConfig, MonitorSnapshot, encode
+from shared.snapshots import STATE_VERSION, MonitorState, encode_state
 from shared.topics import Topics
 
 PROJECT_ID = "prj_bench000000000000"
@@ -95,9 +98,50 @@ def states(ids: list[str]) -> Iterator[MonitorState]:
         yield decoder.decode(encoder.encode(state))
 
 
-def build(n: int, measure: Callable[[str, Callable[[], Any]], Any]) -> None:
-    """Every structure in turn; ``measure(name, make)`` calls ``make`` and returns its result."""
-    ids = measure("ids (shared)", lambda: [sys.intern(f"hb_{i:016x}") for i in range(n)])
+CHECKPOINT = 3_300
+"""Monitors a snapshot offset is shared by: the evaluator saves once a second, and the million
+soak's 3,300 pings a second change that many."""
+
+
+async def write_snapshots(path: Path, ids: list[str]) -> None:
+    """Each heartbeat's evaluator snapshot on ``evaluator-state``, as the evaluator saves them."""
+    bus, topics = LocalBus(path), Topics()
+    await bus.start()
+    try:
+        await bus.ensure_topics(topics.specs(1))
+        batch: list[tuple[str, bytes]] = []
+        for i, state in enumerate(states(ids)):
+            offset = 1_000_000 + i // CHECKPOINT * CHECKPOINT
+            snapshot = MonitorSnapshot(
+                monitor_id=state.monitor_id, partition=0, offset=offset, clock_ms=NOW_MS,
+                state=encode_state(state), state_v=STATE_VERSION,
+            )  # fmt: skip
+            batch.append((state.monitor_id, encode(snapshot)))
+            if len(batch) == 5_000:
+                await bus.publish_many(topics.evaluator_state, batch)
+                batch = []
+        await bus.publish_many(topics.evaluator_state, batch)
+    finally:
+        await bus.close()
+
+
+async def restore(path: Path, partition: PartitionEvaluator) -> None:
+    bus = LocalBus(path)
+    await bus.start()
+    try:
+        await StateStore(bus, Topics()).restore({0: partition})
+    finally:
+        await bus.close()
+
+
+def heartbeat_ids(n: int) -> list[str]:
+    return [sys.intern(f"hb_{i:016x}") for i in range(n)]
+
+
+def build(n: int, snapshots: Path, measure: Callable[[str, Callable[[], Any]], Any]) -> None:
+    """Every structure in turn, the evaluator restored from ``snapshots`` (the bus
+    :func:`write_snapshots` wrote); ``measure(name, make)`` calls ``make`` and returns its result."""
+    ids = measure("ids (shared)", lambda: heartbeat_ids(n))
     bus = LocalBus(Path(tempfile.mkdtemp()) / "b.sqlite3")
     topics = Topics()
 
@@ -115,10 +159,9 @@ def build(n: int, measure: Callable[[str, Callable[[], Any]], Any]) -> None:
             index.put(cfg)
         return index
 
-    def evaluator() -> PartitionEvaluator:
+    def evaluator() -> PartitionEvaluator:  # restored from the snapshots, as at start
         partition = PartitionEvaluator(0)
-        for state in states(ids):
-            partition.restore(state)
+        asyncio.run(restore(snapshots, partition))
         return partition
 
     def status_view() -> StatusView:
@@ -141,7 +184,7 @@ def build(n: int, measure: Callable[[str, Callable[[], Any]], Any]) -> None:
     measure("channel users", channel_users)
 
 
-def traced(n: int) -> dict[str, float]:
+def traced(n: int, snapshots: Path) -> dict[str, float]:
     """Bytes per heartbeat of each structure, by tracemalloc."""
     found: dict[str, float] = {}
     kept: list[Any] = []
@@ -159,7 +202,7 @@ def traced(n: int) -> dict[str, float]:
     gc.collect()
     tracemalloc.start()
     at = [tracemalloc.get_traced_memory()[0]]  # traced after the last one measured
-    build(n, measure)
+    build(n, snapshots, measure)
     tracemalloc.stop()
     return found
 
@@ -188,7 +231,7 @@ def _rss() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-def rss_child(n: int) -> None:
+def rss_child(n: int, snapshots: Path) -> None:
     gc.collect()
     before = _rss()
     kept: list[Any] = []
@@ -197,7 +240,7 @@ def rss_child(n: int) -> None:
         kept.append(made := make())
         return made
 
-    build(n, measure)
+    build(n, snapshots, measure)
     gc.collect()
     print(json.dumps({"net_per_heartbeat": (_rss() - before) / n}))
 
@@ -207,30 +250,41 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heartbeats", type=int, default=200_000)
     parser.add_argument("--no-rss", action="store_true", help="skip the child process measuring RSS")
     parser.add_argument("--lookups", action="store_true", help="time token lookups instead")
-    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     n = args.heartbeats
     if args.lookups:
         print(f"TokenIndex.resolve, {n:,} heartbeats: {lookup_ns(n):.0f} ns a lookup (best of 5)")
         return
     if args.rss_child:
-        rss_child(n)
+        rss_child(n, args.rss_child)
         return
-    print(f"{n:,} heartbeats, tracemalloc, bytes per heartbeat:", file=sys.stderr)
-    found = traced(n)
-    width = max(map(len, found))
-    for name, size in found.items():
-        print(f"{name:<{width}}  {size:7.1f} B")
-    print(f"{'total':<{width}}  {sum(found.values()):7.1f} B")
-    if not args.no_rss:
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.memory_per_heartbeat", "--heartbeats", str(n), "--rss-child"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        rss = json.loads(out.splitlines()[-1])["net_per_heartbeat"]
-        print(f"{'RSS net (no tracemalloc)':<{width}}  {rss:7.1f} B")
+    with tempfile.TemporaryDirectory() as temporary:
+        snapshots = Path(temporary) / "bus.sqlite3"
+        asyncio.run(write_snapshots(snapshots, heartbeat_ids(n)))
+        print(f"{n:,} heartbeats, tracemalloc, bytes per heartbeat:", file=sys.stderr)
+        found = traced(n, snapshots)
+        width = max(map(len, found))
+        for name, size in found.items():
+            print(f"{name:<{width}}  {size:7.1f} B")
+        print(f"{'total':<{width}}  {sum(found.values()):7.1f} B")
+        if not args.no_rss:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.memory_per_heartbeat",
+                    "--heartbeats",
+                    str(n),
+                    "--rss-child",
+                    str(snapshots),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            rss = json.loads(out.splitlines()[-1])["net_per_heartbeat"]
+            print(f"{'RSS net (no tracemalloc)':<{width}}  {rss:7.1f} B")
 
 
 if __name__ == "__main__":
