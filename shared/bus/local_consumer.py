@@ -41,8 +41,13 @@ class LocalConsumer(PositionedConsumer):
         self._on_revoke = on_revoke
         self._positions: dict[TopicPartition, int] = {}
         self._appended: asyncio.Event | None = None
+        self._drained = False
+        """The last look found nothing: until the bus appends to these topics (``_appended``)
+        or a position moves, a poll that would not wait has nothing to find. The evaluator
+        looks at two such readers before each batch of pings."""
 
     async def start(self) -> None:
+        self._drained = False
         tps = self._fixed or [(t, p) for t in self._topics for p in range(self._bus.partitions(t))]
         for tp in tps:
             committed = await self._bus.committed(self._group, tp) if self._group else None
@@ -100,7 +105,13 @@ class LocalConsumer(PositionedConsumer):
     def lags(self) -> dict[TopicPartition, int]:
         return {tp: max(0, self._bus.end_offset(tp) - pos) for tp, pos in list(self._positions.items())}
 
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._drained = False
+        super().seek(tp, offset)
+
     async def poll(self, max_records: int = 1000, timeout_ms: int = 1000) -> list[Record]:
+        if timeout_ms <= 0 and self._drained and self._appended is not None and not self._appended.is_set():
+            return []
         deadline = time.monotonic() + timeout_ms / 1000
         if self._appended is None:
             self._appended = asyncio.Event()
@@ -120,6 +131,7 @@ class LocalConsumer(PositionedConsumer):
                     # Compaction or retention removed everything from ``pos`` to ``end``.
                     # Not the end read now: records appended during the read are still to come.
                     self._positions[tp] = end
+            self._drained = not records
             if records:
                 return records
             remaining = deadline - time.monotonic()

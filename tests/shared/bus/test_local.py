@@ -331,6 +331,20 @@ async def test_a_publish_to_an_unknown_topic_fails_at_once(bus):
         await bus.publish("nope", "k", b"v")
 
 
+async def test_a_reader_that_found_nothing_still_sees_the_next_append_and_a_seek_back(bus):
+    tp = ("t", partition_for("k", 3))
+    reader = bus.reader([tp])
+    await reader.start()
+    assert await reader.poll(timeout_ms=0) == []
+    assert await reader.poll(timeout_ms=0) == []  # nothing appended since: answered without looking
+    await bus.publish("t", "k", b"v1")
+    assert [r.value for r in await reader.poll(timeout_ms=0)] == [b"v1"]
+    assert await reader.poll(timeout_ms=0) == []
+    reader.seek(tp, 0)  # a moved position is looked at again
+    assert [r.value for r in await reader.poll(timeout_ms=0)] == [b"v1"]
+    await reader.close()
+
+
 async def test_the_records_it_keeps_in_memory_are_left_out_of_the_cyclic_gc(bus):
     import gc
 
