@@ -249,7 +249,8 @@ async def run(
         "every ingest process writes to every partition, so per partition = rate / partitions.",
         f"evaluator: check-ins and ticks read and evaluated per second: {size['monitors']:,} heartbeats "
         "(one check-in per 30 s of event time, a tick per partition per 250 ms) each checked in once "
-        f"(their first status), then the processes were paused (SIGSTOP), a backlog of {size['events']:,} "
+        "(their first status); they checkpoint every second, as when live (about one snapshot per "
+        f"check-in). Then the processes were paused (SIGSTOP), a backlog of {size['events']:,} "
         "records per process written, and the time taken from resuming them together until the group's "
         "lag (their /metrics) was back to nothing. Steady state: no heartbeat changes state in the backlog.",
         f"notifier: alerts delivered per second (a pre-filled backlog of {size['alerts']:,} down alerts per "
