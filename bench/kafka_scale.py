@@ -272,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, help="each ingest and notifier window (default 20; --quick 5)"
     )
     parser.add_argument("--partitions", type=int, default=4, help="of each keyed topic (default 4)")
-    parser.add_argument("--quick", action="store_const", const="quick", dest="size", default="full")
-    parser.add_argument("--tiny", action="store_const", const="tiny", dest="size")
+    parser.add_argument(
+        "--quick", action="store_const", const="quick", dest="size", default="full", help="about 2 minutes"
+    )
+    parser.add_argument("--tiny", action="store_const", const="tiny", dest="size", help="checks it runs")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it (the services' logs)")
     args = parser.parse_args(argv)
     processes = tuple(int(p) for p in args.processes.split(","))
