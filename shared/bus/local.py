@@ -203,10 +203,8 @@ class LocalBus(Bus):
         """Many records, for internal producers (evaluator outputs, snapshots): instead of
         failing on a full backlog they wait for room, a chunk at a time, and fill at most
         half of it. The other half stays free for pings: a flood of outputs (a million
-        misses declared at once after a long stop) must not make ingest answer 503.
-
-        Chunks are appended in order (after the single publishes made before). If the disk fails
-        midway, earlier chunks may be durable; producers retry with the same ids, readers dedupe."""
+        misses declared at once after a long stop) must not make ingest answer 503. In order,
+        after the single publishes made before; a producer retries with the same ids."""
         if not items:
             return
         self._batch.flush()  # single publishes made before this one go first
