@@ -41,8 +41,7 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("event build and encode", ("new_ping_id", "PingIds", "encode (", "Ping(")),
     ("bus append on the loop (numbering, queue, wake-up)", (
-        "LocalBus.publish", "LocalBus._append", "_queue_rows", "PublishBatch", "LogWriter.append", "_on_appended",
-        "EachRow",
+        "LocalBus.publish", "LocalBus._append", "LogWriter.append", "_on_appended",
     )),
     ("bus writer thread (SQLite transactions)", ("LogWriter._run",)),
     ("evaluator (consume, apply, checkpoint, outputs)", ("Evaluator.", "PartitionEvaluator", "evaluator/")),
