@@ -1,16 +1,14 @@
 """The embedded bus: a durable, partitioned log in one SQLite file.
 
 Why SQLite: it is in the standard library, survives crashes (WAL + ``synchronous=FULL``
-fsyncs every commit) and one process owns it. Why it is still fast: appends made while
-a commit is in flight wait for the next one and go in together (group commit), so one
-fsync covers hundreds of pings, as a Kafka producer batch does.
+fsyncs every commit) and one process owns it. Why it is still fast: appends made while a
+commit is in flight go in the next one together (group commit), and the single publishes of
+one turn of the loop reach the writer together (:mod:`shared.bus.local_publish`).
 
-Offsets are assigned in the event loop (the only writer), so a partition's order is
-the order of ``publish`` calls. As in Kafka, a partition's end offset is kept apart from
-its records (``partition_ends``), so it never goes back when retention or compaction
-removes records: an offset is never given to two records. Consumers near the head (the
-usual case) are served from an in-memory tail of each partition; older reads go through a
-second connection on its own thread.
+Offsets are assigned under one lock, in the order of ``publish`` calls. As in Kafka, a
+partition's end offset is kept apart from its records (``partition_ends``), so it never goes
+back when retention or compaction removes records. Consumers near the head are served from an
+in-memory tail of each partition; older reads go through a second connection on its own thread.
 
 Compaction and retention (:meth:`LocalBus.compact`) work a bounded step at a time, each
 step one call on the writer thread, so appends queued meanwhile go in between two steps
@@ -18,8 +16,8 @@ step one call on the writer thread, so appends queued meanwhile go in between tw
 records from the file only: a tail may still hold one they removed, and hands it out as a
 read a moment earlier would have, in order and with nothing after it missing.
 
-Beside it: :mod:`shared.bus.local_file` (the file's tables and the SQL of each step),
-:mod:`shared.bus.local_writer` (the writer thread), :mod:`shared.bus.local_consumer`.
+Beside it: :mod:`shared.bus.local_file` (tables and SQL), :mod:`shared.bus.local_writer`
+(the writer thread), :mod:`shared.bus.local_consumer`.
 """
 
 from __future__ import annotations
@@ -49,6 +47,7 @@ from shared.bus.base import (
     partition_for,
 )
 from shared.bus.local_consumer import LocalConsumer
+from shared.bus.local_publish import EachRow, PublishBatch
 from shared.bus.local_writer import LogWriter, WhenWritten, in_transaction
 
 log = structlog.get_logger()
@@ -83,6 +82,7 @@ class LocalBus(Bus):
         self._tails: dict[TopicPartition, list[Record]] = {}
         self._pending_rows = 0
         self._appending = threading.Lock()  # numbering and queueing: the loop's and the link's thread
+        self._batch = PublishBatch(self._queue_rows, frozenset(fast_topics))  # one hand-off a loop turn
         self._room = asyncio.Event()
         # Consumers wait on an event each, registered by topic: a flush wakes only those
         # reading the topics it appended to.
@@ -99,8 +99,7 @@ class LocalBus(Bus):
     # lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        # The owner's alone whatever the umask: it holds every token and secret, and SQLite
-        # gives the -wal and -shm files it makes beside it this file's mode.
+        # The owner's alone whatever the umask: it holds every secret; SQLite's -wal and -shm get its mode.
         os.close(os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
         loop = asyncio.get_running_loop()
         await self._writer.start()
@@ -117,8 +116,7 @@ class LocalBus(Bus):
         self._checkpointer = asyncio.create_task(self._checkpoints(), name="bus-checkpoints")
 
     async def _checkpoints(self, interval_s: float = 1.0) -> None:
-        """Copy the WAL into the database every second from the reader's connection: a
-        PASSIVE checkpoint never blocks the writer, and the WAL stays small."""
+        """Copy the WAL into the database every second from the reader (PASSIVE: never blocks the writer)."""
         while True:
             await asyncio.sleep(interval_s)
             try:
@@ -174,15 +172,14 @@ class LocalBus(Bus):
     # producing ---------------------------------------------------------------
     async def publish(self, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
         """One record; with a full backlog this refuses at once (ingest answers 503)."""
-        if self._pending_rows >= self._max_pending:
+        if self._pending_rows + len(self._batch) >= self._max_pending:
             raise BusUnavailable("too many records waiting for the disk")
+        self._spec(topic)  # an unknown topic is the caller's mistake: raised here, at once
         began = time.perf_counter()
-        future = asyncio.get_running_loop().create_future()
-        rows = self._append(topic, [(key, value)], partition, future)
-        await future
+        offset = await self._batch.add(topic, key, value, partition)
         if self._append_seconds is not None:  # loop thread only: counted without a lock (metrics/onloop.py)
             self._append_seconds.observe(time.perf_counter() - began)
-        return rows[0][2]
+        return offset
 
     def use_metrics(self, metrics) -> None:
         super().use_metrics(metrics)
@@ -195,9 +192,8 @@ class LocalBus(Bus):
         partition: int | None,
         done: Callable[[list[list], BaseException | None], None],
     ) -> None:
-        """``publish`` of each item, appended together, for a thread other than the loop's (the link that takes a second
-        process's pings: it answers without waiting for this loop). ``done(rows, error)`` runs
-        on the writer thread once the rows are durable, or could not be written. Raises
+        """``publish`` of each item, together, from another thread (the link of an ingest process):
+        ``done(rows, error)`` runs on the writer thread once they are durable or failed. Raises
         :class:`BusUnavailable` at once when the backlog is full."""
         if self._pending_rows >= self._max_pending:
             raise BusUnavailable("too many records waiting for the disk")
@@ -207,10 +203,11 @@ class LocalBus(Bus):
         """Many records, for internal producers (evaluator outputs, snapshots): instead of
         failing on a full backlog they wait for room, a chunk at a time, and fill at most
         half of it. The other half stays free for pings: a flood of outputs (a million
-        misses declared at once after a long stop) must not make ingest answer 503. In order;
-        a producer retries with the same ids (readers dedupe) if the disk fails midway."""
+        misses declared at once after a long stop) must not make ingest answer 503. In order,
+        after the single publishes made before; a producer retries with the same ids."""
         if not items:
             return
+        self._batch.flush()  # single publishes made before this one go first
         room = max(1, self._max_pending // 2)
         chunk = max(1, min(PUBLISH_CHUNK_ROWS, room // 2))  # so that the last one cannot overfill
         futures = []
@@ -224,15 +221,19 @@ class LocalBus(Bus):
         await asyncio.gather(*futures)
 
     def _append(self, topic: str, items: list[tuple[str, bytes]], partition: int | None, token) -> list[list]:
-        """Number the rows and queue them for the writer, as one step under a lock: the link's
-        thread appends too, and a partition's rows must reach the writer in offset order."""
+        return self._queue_rows([(topic, k, v, partition) for k, v in items], token)
+
+    def _queue_rows(self, entries: Iterable[tuple], token) -> list[list]:
+        """Number ``(topic, key, value, partition, ...)`` entries and queue them for the writer,
+        as one step under a lock: the link's thread appends too, and a partition's rows must
+        reach the writer in offset order."""
         with self._appending:
             if self._closed:
                 raise BusUnavailable("bus is closed")
-            count = self.partitions(topic)
             now = clock.now_ms()
             rows = []
-            for key, value in items:
+            for topic, key, value, partition, *_ in entries:
+                count = self._spec(topic).partitions  # an unknown topic: KeyError, nothing queued
                 p = partition_for(key, count) if partition is None else partition
                 offset = self._next_offset.get((topic, p), 0)
                 self._next_offset[(topic, p)] = offset + 1
@@ -251,6 +252,9 @@ class LocalBus(Bus):
         for rows, future in batches:
             if isinstance(future, WhenWritten):
                 future = None  # the writer thread told its caller already
+            elif isinstance(future, EachRow):  # single publishes, each told its offset
+                future.settle(rows, error and BusUnavailable(f"could not write to the local log: {error}"))
+                future = None
             if error is not None:
                 # The offsets of lost rows are not reused: readers see a gap, as Kafka allows.
                 for topic, partition, *_ in rows:
