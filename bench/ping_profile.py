@@ -41,7 +41,8 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("event build and encode", ("new_ping_id", "PingIds", "encode (", "Ping(")),
     ("bus append on the loop (numbering, queue, wake-up)", (
-        "LocalBus.publish", "LocalBus._append", "LogWriter.append", "_on_appended",
+        "LocalBus.publish", "LocalBus._append", "_queue_rows", "PublishBatch", "EachRow", "LogWriter.append",
+        "_on_appended",
     )),
     ("bus writer thread (SQLite transactions)", ("LogWriter._run",)),
     ("evaluator (consume, apply, checkpoint, outputs)", ("Evaluator.", "PartitionEvaluator", "evaluator/")),
