@@ -28,8 +28,9 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import ROOT, Table, free_port, stop, wait_ready
-from bench.ingest import API_KEY, MONITORS, _create_paths, _until_accepted
+from bench.ingest import MONITORS, _create_paths, _until_accepted
 from bench.load import LoadResult, run_load
+from bench.versus import serve_env
 
 SIZES = {
     "tiny": {"seconds": 2, "rounds": 1, "connections": 8, "wrk": False},
@@ -41,14 +42,7 @@ SCRAPE_EVERY_S = 1.0
 
 def _serve(code: Path, data_dir: Path, port: int, log: Path) -> subprocess.Popen:
     """``pingura serve`` from the source tree ``code`` (this one or the base worktree)."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "PINGURA_KAFKA_BOOTSTRAP": "",
-        "PINGURA_CLICKHOUSE_URL": "",
-        "PINGURA_LOG_LEVEL": "warning",
-        "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
-    }
+    env = serve_env(code)
     args = [sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--data-dir", str(data_dir)]
     with open(log, "ab") as out:
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=code)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +26,8 @@ import tempfile
 from pathlib import Path
 
 from bench.common import ROOT, free_port, stop, wait_ready
-from bench.ingest import API_KEY, _create_paths, _until_accepted
-from bench.versus import _remove_worktree, _spawn, _worktree, _wrk
+from bench.ingest import _create_paths, _until_accepted
+from bench.versus import _remove_worktree, _spawn, _worktree, _wrk, serve_env
 
 RATE_HZ = 250
 PARTS: list[tuple[str, tuple[str, ...]]] = [
@@ -87,15 +86,7 @@ def tally(raw: str) -> collections.Counter[str]:
 async def profile(code: Path, seconds: int, workdir: Path) -> tuple[collections.Counter[str], int]:
     port = free_port()
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "PINGURA_KAFKA_BOOTSTRAP": "",
-        "PINGURA_CLICKHOUSE_URL": "",
-        "PINGURA_LOG_LEVEL": "warning",
-        "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
-    }
-    proc = _spawn(code, env, port, run_dir)
+    proc = _spawn(code, serve_env(code), port, run_dir)
     out = run_dir / "profile.txt"
     try:
         wait_ready(port, proc=proc)

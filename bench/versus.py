@@ -99,6 +99,20 @@ def _wrk(url: str, paths: list[str], seconds: int) -> tuple[int, float, float, f
     return requests, rps, ms("50%"), ms("99%"), int(errors.group(1)) if errors else 0
 
 
+def serve_env(code: Path, **extra: str) -> dict[str, str]:
+    """The environment of a benchmarked ``pingura serve`` run from the source tree ``code``:
+    embedded bus and chDB, warnings only, the bench's admin key."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "PINGURA_KAFKA_BOOTSTRAP": "",
+        "PINGURA_CLICKHOUSE_URL": "",
+        "PINGURA_LOG_LEVEL": "warning",
+        "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
+        **extra,
+    }
+
+
 def _spawn(code: Path, env: dict[str, str], port: int, run_dir: Path) -> subprocess.Popen:
     args = [
         sys.executable,
@@ -140,15 +154,7 @@ async def _round(code: Path | None, env: dict[str, str], seconds: int, workdir: 
         return await _ceiling_round(seconds)
     port = free_port()
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    full_env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "PINGURA_KAFKA_BOOTSTRAP": "",
-        "PINGURA_CLICKHOUSE_URL": "",
-        "PINGURA_LOG_LEVEL": "warning",
-        "PINGURA_BOOTSTRAP_API_KEY": API_KEY,
-        **env,
-    }
+    full_env = serve_env(code, **env)
     proc = _spawn(code, full_env, port, run_dir)
     try:
         wait_ready(port, proc=proc)
