@@ -45,26 +45,24 @@ FIELDS = (
 _json = msgspec.json.Decoder(dict)
 
 
+_CLAUSES = (
+    ("actor", "(actor_id = {actor:String} OR actor_name = {actor:String})"),
+    ("action", "startsWith(action, {action:String})"),
+    ("target_kind", "target_kind = {target_kind:String}"),
+    ("target_id", "target_id = {target_id:String}"),
+    ("from_ms", "at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')"),
+    ("to_ms", "at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"),
+)
+"""Each filter of :class:`AuditFilter` by name, and the condition it adds when set."""
+
+
 def _where(filters: AuditFilter, params: dict[str, Any]) -> str:
     sql = ""
-    if filters.actor is not None:
-        params["actor"] = filters.actor
-        sql += " AND (actor_id = {actor:String} OR actor_name = {actor:String})"
-    if filters.action is not None:
-        params["action"] = filters.action
-        sql += " AND startsWith(action, {action:String})"
-    if filters.target_kind is not None:
-        params["target_kind"] = filters.target_kind
-        sql += " AND target_kind = {target_kind:String}"
-    if filters.target_id is not None:
-        params["target_id"] = filters.target_id
-        sql += " AND target_id = {target_id:String}"
-    if filters.from_ms is not None:
-        params["from_ms"] = filters.from_ms
-        sql += " AND at >= fromUnixTimestamp64Milli({from_ms:Int64}, 'UTC')"
-    if filters.to_ms is not None:
-        params["to_ms"] = filters.to_ms
-        sql += " AND at < fromUnixTimestamp64Milli({to_ms:Int64}, 'UTC')"
+    for name, clause in _CLAUSES:
+        value = getattr(filters, name)
+        if value is not None:
+            params[name] = value
+            sql += " AND " + clause
     return sql
 
 
