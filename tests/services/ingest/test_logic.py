@@ -1,11 +1,15 @@
 import ipaddress
 import json
 import re
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from multidict import CIMultiDict, MultiDict
 
 from services.ingest.logic import (
+    QUERY_READ,
     PingRejected,
     check_slug,
     client_ip,
@@ -425,3 +429,39 @@ def test_a_query_parameter_ingest_reads_that_is_not_utf_8_is_refused_naming_it(r
 )
 def test_query_parameters_in_utf_8_or_not_read_pass(raw):
     refuse_undecodable_query(raw)
+
+
+def _refused_by_full_parse(raw: str) -> str | None:
+    """What the check decided before its fast path: every parameter parsed and looked at."""
+    if "%" not in raw:
+        return None
+    for name, value in parse_qsl(raw, keep_blank_values=True, errors="surrogateescape"):
+        if name in QUERY_READ:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{name} in the query string is not UTF-8"
+    return None
+
+
+_VALUE_PIECES = st.sampled_from(
+    ["ok", "caf", "+", "%", "%2", "%20", "%3A", "%26", "%3D", "%7F", "%80", "%C3", "%A9", "%c3%a9", "%FF",
+     "%e9", "%ED%A0%80", "\u00e9", "\udce9", ";"]
+)  # fmt: skip
+_PARAMS = st.tuples(
+    st.sampled_from(["message", "msg", "status", "rid", "x", "utm", "%FF", ""]),
+    st.lists(_VALUE_PIECES, max_size=6).map("".join),
+).map("=".join)
+
+
+@example("msg=\udce9%20")  # a raw byte that was not UTF-8, beside an escape of an ASCII one
+@example("x=%FF&msg=%C3")
+@given(st.lists(_PARAMS, max_size=5).map("&".join))
+def test_the_query_check_decides_as_parsing_every_parameter_does(raw):
+    expected = _refused_by_full_parse(raw)
+    if expected is None:
+        refuse_undecodable_query(raw)
+    else:
+        with pytest.raises(PingRejected) as exc:
+            refuse_undecodable_query(raw)
+        assert exc.value.reason == expected
