@@ -160,9 +160,12 @@ class Bus(abc.ABC):
         """Append one record; returns its offset once it is durable. Raises BusUnavailable."""
 
     @abc.abstractmethod
-    async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
-        """Append several records (each to its key's partition) as one batch; returns once
-        all are durable. Internal producers (evaluator outputs, snapshots) use this."""
+    async def publish_many(
+        self, topic: str, items: list[tuple[str, bytes]], partition: int | None = None
+    ) -> None:
+        """Append several records (each to its key's partition, or all to ``partition``) as one
+        batch; returns once all are durable. Internal producers (evaluator outputs, snapshots)
+        use this."""
 
     @abc.abstractmethod
     def reader(self, partitions: list[TopicPartition]) -> Consumer:

@@ -113,7 +113,9 @@ class KafkaBus(Bus):
             self._append_seconds.observe(time.perf_counter() - began)
         return metadata.offset
 
-    async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
+    async def publish_many(
+        self, topic: str, items: list[tuple[str, bytes]], partition: int | None = None
+    ) -> None:
         """Enqueue every record in order (the producer batches them), then await all acks.
         Thousands of concurrent ``send`` calls would crawl; one after another is fast."""
         if not items:
@@ -124,7 +126,10 @@ class KafkaBus(Bus):
             async with asyncio.timeout(self._settings.publish_timeout_ms / 1000 + len(items) / 10_000):
                 acks = [
                     await self._producer.send(
-                        topic, value, key=key.encode(), partition=partition_for(key, count)
+                        topic,
+                        value,
+                        key=key.encode(),
+                        partition=partition_for(key, count) if partition is None else partition,
                     )
                     for key, value in items
                 ]

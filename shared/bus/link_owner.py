@@ -112,7 +112,9 @@ class BusLink:
         singles: dict[tuple[str, int | None], list] = {}
         for request_id, topic, partition, items, many in requests:
             if many:
-                asyncio.run_coroutine_threadsafe(self._publish_many(request_id, topic, items, answer), loop)
+                asyncio.run_coroutine_threadsafe(
+                    self._publish_many(request_id, topic, partition, items, answer), loop
+                )
             else:
                 singles.setdefault((topic, partition), []).append((request_id, items[0]))
         for (topic, partition), group in singles.items():
@@ -137,9 +139,11 @@ class BusLink:
                 failure = _failure(exc)
                 answer([[request_id, *failure] for request_id in ids])
 
-    async def _publish_many(self, request_id: int, topic: str, items: list, answer) -> None:
+    async def _publish_many(
+        self, request_id: int, topic: str, partition: int | None, items: list, answer
+    ) -> None:
         try:
-            await self._bus.publish_many(topic, [(key, value) for key, value in items])
+            await self._bus.publish_many(topic, [(key, value) for key, value in items], partition)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the publisher gets an answer (see _failure)
             answer([[request_id, *_failure(exc)]])
             return

@@ -146,9 +146,11 @@ class LinkedBus(Bus):
             self._append_seconds.observe(time.perf_counter() - began)
         return offsets[0]
 
-    async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
+    async def publish_many(
+        self, topic: str, items: list[tuple[str, bytes]], partition: int | None = None
+    ) -> None:
         if items:
-            await self._request(topic, None, items, many=True)
+            await self._request(topic, partition, items, many=True)
 
     async def _request(self, topic: str, partition: int | None, items, many: bool) -> list[int]:
         if self._writer is None or self._writer.is_closing():

@@ -199,12 +199,11 @@ class LocalBus(Bus):
             raise BusUnavailable("too many records waiting for the disk")
         self._append(topic, items, partition, WhenWritten(done))
 
-    async def publish_many(self, topic: str, items: list[tuple[str, bytes]]) -> None:
-        """Many records, for internal producers (evaluator outputs, snapshots): instead of
-        failing on a full backlog they wait for room, a chunk at a time, and fill at most
-        half of it. The other half stays free for pings: a flood of outputs (a million
-        misses declared at once after a long stop) must not make ingest answer 503. In order,
-        after the single publishes made before; a producer retries with the same ids."""
+    async def publish_many(self, topic: str, items: list[tuple[str, bytes]], partition: int | None = None):
+        """Many records (internal producers: evaluator outputs, snapshots) wait for room instead of
+        failing on a full backlog, a chunk at a time, filling at most half of it: the rest stays for
+        pings (a million misses at once after a long stop must not make ingest answer 503). In
+        order, after the single publishes made before; a producer retries with the same ids."""
         if not items:
             return
         self._batch.flush()  # single publishes made before this one go first
@@ -216,7 +215,7 @@ class LocalBus(Bus):
                 self._room.clear()
                 await self._room.wait()
             future = asyncio.get_running_loop().create_future()
-            self._append(topic, items[first : first + chunk], None, future)
+            self._append(topic, items[first : first + chunk], partition, future)
             futures.append(future)
         await asyncio.gather(*futures)
 

@@ -111,6 +111,19 @@ async def test_each_key_stays_in_order_in_one_partition(make_bus, topic_prefix):
     assert all(len(p) == 1 for p in partitions.values())
 
 
+async def test_publish_many_into_a_named_partition_puts_every_record_there_in_order(make_bus, topic_prefix):
+    bus = await make_bus()
+    topic = topic_prefix + "t"
+    keys = [f"k{i}" for i in range(40)]
+    assert {partition_for(key, 3) for key in keys} == {0, 1, 2}  # by key they would spread
+    await bus.publish_many(topic, [(key, key.encode()) for key in keys], partition=2)
+    reader = bus.reader([(topic, p) for p in range(3)])
+    await reader.start()
+    records = await read_all(reader, 40)
+    await reader.close()
+    assert [(r.partition, r.key) for r in records] == [(2, key) for key in keys]
+
+
 async def test_a_group_resumes_after_its_committed_offsets(make_bus, topic_prefix):
     bus = await make_bus()
     topic = topic_prefix + "t"

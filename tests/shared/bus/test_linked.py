@@ -96,6 +96,13 @@ async def test_publish_many_goes_through_whole(owner, linked):
     assert len(await read_all(bus, "t")) == 250
 
 
+async def test_publish_many_into_a_named_partition_goes_there(owner, linked):
+    bus, _ = owner
+    await linked.publish_many("t", [(f"k{i}", b"v") for i in range(20)], partition=1)
+    records = await read_all(bus, "t")
+    assert [(r.partition, r.key) for r in records] == [(1, f"k{i}") for i in range(20)]
+
+
 async def test_a_full_backlog_on_the_owner_is_unavailable_on_the_linked_side(owner, linked):
     bus, _ = owner
     bus._pending_rows = bus._max_pending  # as if the disk had fallen behind by the whole backlog
