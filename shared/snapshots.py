@@ -30,7 +30,7 @@ from typing import Literal, TypeVar
 import msgspec
 
 from shared.errors import PinguraError
-from shared.events import IngestFigures, MonitorSnapshot, MonitorStatus, PartitionSnapshot
+from shared.events import DownSnapshot, IngestFigures, MonitorSnapshot, MonitorStatus, PartitionSnapshot
 from shared.rules import CadenceRule, FailureRateRule, FleetRule, KeywordRule, RunTimeRule
 
 STATE_VERSION = 2
@@ -342,7 +342,8 @@ class PartitionState(msgspec.Struct, frozen=True, omit_defaults=True):
     ``MAX_OUTAGES`` (16) at most: a window they overlapped is skipped, not missed, however
     many restarts come before its deadline."""
     downs: tuple[DownElsewhere, ...] = ()
-    """The heartbeats down, of every partition, as relayed: what dependencies hold on."""
+    """The heartbeats down, of every partition, as relayed: what dependencies hold on. Only in
+    snapshots written before ``downs_apart``; since, each is a ``DownSnapshot`` record of its own."""
     ingest: tuple[IngestIncident, ...] = ()
     """The ingest incidents open in this partition."""
     ingest_count: int = 0
@@ -357,6 +358,9 @@ class PartitionState(msgspec.Struct, frozen=True, omit_defaults=True):
     ingest_report_offset: int = -1
     """Partition 0 only: the ``pings`` offset of the last report tallied (those at or before it
     are in this state: read again after a restart, they are skipped)."""
+    downs_apart: bool = False
+    """The downs are kept as ``DownSnapshot`` records, not in ``downs`` (False: an older
+    evaluator's snapshot, whose ``downs`` are the whole set)."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -364,6 +368,7 @@ T = TypeVar("T")
 _decoders = {1: msgspec.json.Decoder(MonitorState), 2: msgspec.json.Decoder(MonitorState)}
 """Each layout version this code reads, and how (1 is 2 without ``unknown``: the same decoder)."""
 _partition_decoders = {1: msgspec.json.Decoder(PartitionState)}
+_down_decoders = {1: msgspec.json.Decoder(DownElsewhere | None)}
 
 
 def encode_state(state: MonitorState) -> msgspec.Raw:
@@ -390,6 +395,18 @@ def decode_partition_state(snapshot: PartitionSnapshot) -> PartitionState:
     )
 
 
+def encode_down(entry: DownElsewhere | None) -> msgspec.Raw:
+    """A heartbeat down (None: no longer) as a ``DownSnapshot``'s ``state`` (layout
+    :data:`PARTITION_STATE_VERSION`)."""
+    return msgspec.Raw(_encoder.encode(entry))
+
+
+def decode_down(snapshot: DownSnapshot) -> DownElsewhere | None:
+    """The heartbeat down a ``DownSnapshot`` holds; None when it says the heartbeat is not down.
+    UnreadableSnapshot for a layout this code does not know."""
+    return _decode(_down_decoders, snapshot.state_v, snapshot.state, "down", PARTITION_STATE_VERSION)
+
+
 def _decode(
     decoders: dict[int, msgspec.json.Decoder[T]], version: int, raw: msgspec.Raw, what: str, known: int
 ) -> T:
@@ -406,5 +423,6 @@ __all__ = [
     "DURATION_FORMAT", "PARTITION_STATE_VERSION", "SHARED_REASONS", "STATE_VERSION", "Checkin", "CheckinKind",
     "DownElsewhere", "Extra", "Fleet", "Held", "IngestAcross", "IngestIncident", "LearnedVolume", "MonitorState",
     "OutageSpan", "PartitionState", "Reason", "Rules", "Run", "UnreadableSnapshot",
-    "decode_partition_state", "decode_state", "durations_ms", "encode_partition_state", "encode_state",
+    "decode_down", "decode_partition_state", "decode_state", "durations_ms", "encode_down", "encode_partition_state",
+    "encode_state",
 ]  # fmt: skip

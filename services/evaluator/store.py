@@ -1,5 +1,6 @@
-"""Evaluator state on the bus: snapshots of monitor state in a compacted topic, and one of
-each partition's own state (the outages of Pingura it saw; key ``""``) beside them.
+"""Evaluator state on the bus: snapshots of monitor state in a compacted topic, one of
+each partition's own state (the outages of Pingura it saw; key ``""``) beside them, and a
+record per heartbeat down as the partition knows it from the relays (key ``down:`` + id).
 
 Each snapshot records the ``pings`` offset it reflects; its state is the public layout
 declared in ``shared.snapshots``. The evaluator writes the
@@ -18,13 +19,23 @@ import structlog
 from services.evaluator.logic import Output, PartitionEvaluator
 from shared.bus import Bus, Record
 from shared.bus.view import APPLY_SLICE, decode_as, drain
-from shared.events import MaintenanceWindow, MonitorConfig, MonitorSnapshot, PartitionSnapshot, encode
+from shared.events import (
+    DOWN_KEY_PREFIX,
+    DownSnapshot,
+    MaintenanceWindow,
+    MonitorConfig,
+    MonitorSnapshot,
+    PartitionSnapshot,
+    encode,
+)
 from shared.snapshots import (
     PARTITION_STATE_VERSION,
     STATE_VERSION,
     UnreadableSnapshot,
+    decode_down,
     decode_partition_state,
     decode_state,
+    encode_down,
     encode_partition_state,
     encode_state,
 )
@@ -45,13 +56,18 @@ class StateStore:
         offsets: dict[int, int] = {}  # one int per checkpoint's offset, not one per monitor (32 B)
 
         def apply(record: Record) -> None:
-            snapshot = decode_as(record, (MonitorSnapshot, PartitionSnapshot), "evaluator.snapshot.poison")
+            snapshot = decode_as(
+                record, (MonitorSnapshot, PartitionSnapshot, DownSnapshot), "evaluator.snapshot.poison"
+            )
             evaluator = evaluators.get(record.partition)
             if snapshot is None or evaluator is None:
                 return
             try:
                 if isinstance(snapshot, PartitionSnapshot):
                     evaluator.restore_partition(decode_partition_state(snapshot))
+                    return
+                if isinstance(snapshot, DownSnapshot):
+                    evaluator.holds.downs.restore_one(snapshot.monitor_id, decode_down(snapshot))
                     return
                 state = decode_state(snapshot)
             except (
@@ -107,8 +123,28 @@ class StateStore:
             await self._bus.publish(
                 self._topics.evaluator_state, "", encode(own), partition=evaluator.partition
             )
+        downs = await self._save_downs(evaluator, offset)
         evaluator.saved(changed, partition)  # only now: a failed or cancelled write leaves them dirty
+        evaluator.holds.downs.saved(downs)
         return len(items)
+
+    async def _save_downs(self, evaluator: PartitionEvaluator, offset: int) -> list[str]:
+        """A record for each heartbeat whose being down changed, into the evaluator's partition;
+        returns their ids."""
+        changes = evaluator.holds.downs.changes()
+        partition = evaluator.partition
+        items = [
+            (
+                DOWN_KEY_PREFIX + monitor_id,
+                encode(DownSnapshot(
+                    partition=partition, offset=offset, monitor_id=monitor_id,
+                    state=encode_down(entry), state_v=PARTITION_STATE_VERSION,
+                )),
+            )
+            for monitor_id, entry in changes
+        ]  # fmt: skip
+        await self._bus.publish_many(self._topics.evaluator_state, items, partition=partition)
+        return [monitor_id for monitor_id, _ in changes]
 
 
 def apply_config_record(

@@ -37,7 +37,14 @@ import structlog
 from services.evaluator.schedule import next_run_ms
 from shared.bus import Bus, Record
 from shared.bus.view import TopicFollower, decode_as
-from shared.events import STATUSES, MonitorConfig, MonitorSnapshot, MonitorStatus, PartitionSnapshot
+from shared.events import (
+    DOWN_KEY_PREFIX,
+    STATUSES,
+    MonitorConfig,
+    MonitorSnapshot,
+    MonitorStatus,
+    PartitionSnapshot,
+)
 from shared.rules import usual_band
 from shared.snapshots import (
     SHARED_REASONS,
@@ -315,6 +322,8 @@ class StatusView:
 
     def _apply(self, records: list[Record]) -> None:
         for record in records:
+            if record.key.startswith(DOWN_KEY_PREFIX):
+                continue  # the evaluator's record of a heartbeat down, for dependencies
             snapshot = decode_as(record, (MonitorSnapshot, PartitionSnapshot), "query.status_view.poison")
             if isinstance(snapshot, PartitionSnapshot):
                 self._apply_partition(snapshot)  # the evaluator's own record of a partition

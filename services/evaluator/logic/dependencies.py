@@ -20,15 +20,16 @@ MAX_LISTED = 20
 class Downs:
     """The heartbeats down, of every partition, by id and by (project, tag)."""
 
-    __slots__ = ("_by_holder", "_by_id", "_by_tag", "changed")
+    __slots__ = ("_by_holder", "_by_id", "_by_tag", "dirty")
 
     def __init__(self) -> None:
         self._by_id: dict[str, DownElsewhere] = {}
         self._by_tag: dict[tuple[str, str], set[str]] = {}
         self._by_holder: dict[str, set[str]] = {}
         """dependency id -> ids of the down heartbeats it holds."""
-        self.changed = False
-        """Changed since the partition's last snapshot."""
+        self.dirty: set[str] = set()
+        """Ids whose entry changed (came, went, moved) since their last ``DownSnapshot``: a
+        checkpoint writes those, not the whole set (tens of thousands may be down)."""
 
     def apply(self, relay: StatusRelayed) -> DownElsewhere | None:
         """Take a relay; returns what it replaced or added (None: nothing changed)."""
@@ -39,7 +40,7 @@ class Downs:
             if known is None:
                 return None
             self._remove(known)
-            self.changed = True
+            self.dirty.add(known.monitor_id)
             return known
         entry = DownElsewhere(
             monitor_id=sys.intern(relay.monitor_id), project_id=sys.intern(relay.project_id),
@@ -51,7 +52,7 @@ class Downs:
         if known is not None:
             self._remove(known)
         self._add(entry)
-        self.changed = True
+        self.dirty.add(entry.monitor_id)
         return entry
 
     def _add(self, entry: DownElsewhere) -> None:
@@ -100,13 +101,33 @@ class Downs:
     def snapshot(self) -> tuple[DownElsewhere, ...]:
         return tuple(self._by_id.values())
 
+    def changes(self) -> list[tuple[str, DownElsewhere | None]]:
+        """``(id, entry)`` of each id changed since it was last saved; entry None: not down."""
+        return [(monitor_id, self._by_id.get(monitor_id)) for monitor_id in self.dirty]
+
+    def saved(self, monitor_ids: list[str]) -> None:
+        self.dirty.difference_update(monitor_ids)
+        if not self.dirty:
+            self.dirty = set()  # an emptied set keeps its table: a million downs cleared at once
+
     def restore(self, entries: tuple[DownElsewhere, ...]) -> None:
+        """The whole set, from an older evaluator's partition snapshot: each is written as a
+        record of its own at the next checkpoint, so nothing depends on that snapshot after."""
         self._by_id.clear()
         self._by_tag.clear()
         self._by_holder.clear()
         for entry in entries:
             self._add(entry)
-        self.changed = False
+        self.dirty = set(self._by_id)
+
+    def restore_one(self, monitor_id: str, entry: DownElsewhere | None) -> None:
+        """One heartbeat's record (``DownSnapshot``), read back in log order."""
+        known = self._by_id.get(monitor_id)
+        if known is not None:
+            self._remove(known)
+        if entry is not None:
+            self._add(entry)
+        self.dirty.discard(monitor_id)
 
     def __len__(self) -> int:
         return len(self._by_id)

@@ -405,8 +405,9 @@ class PartitionEvaluator:
     def restore_partition(self, state: PartitionState) -> None:
         """Take the partition's own decoded snapshot (the newest wins: it holds all they did)."""
         self.outages = list(state.outages[-MAX_OUTAGES:])
-        self.outages_changed = False
-        self.holds.downs.restore(state.downs)
+        self.outages_changed = not state.downs_apart  # an older one is rewritten without its downs
+        if not state.downs_apart:  # since, each down is a record of its own (holds.downs.restore_one)
+            self.holds.downs.restore(state.downs)
         self.holds.watch.restore(state)
         self.ingest_alerts.restore(state)
 
@@ -418,11 +419,9 @@ class PartitionEvaluator:
         """The partition's own state if it changed since its last snapshot (else None: most
         checkpoints write none)."""
         holds = self.holds
-        if not (
-            self.outages_changed or holds.downs.changed or holds.watch.changed or self.ingest_alerts.changed
-        ):
+        if not (self.outages_changed or holds.watch.changed or self.ingest_alerts.changed):
             return None
-        state = PartitionState(outages=tuple(self.outages), downs=holds.downs.snapshot())
+        state = PartitionState(outages=tuple(self.outages), downs_apart=True)
         return self.ingest_alerts.snapshot(holds.watch.snapshot(state))
 
     def saved(self, states: list[MonitorState], partition: PartitionState | None = None) -> None:
@@ -431,8 +430,6 @@ class PartitionEvaluator:
             holds = self.holds
             if partition.outages == tuple(self.outages):
                 self.outages_changed = False
-            if partition.downs == holds.downs.snapshot():
-                holds.downs.changed = False
             holds.watch.saved(partition)
             self.ingest_alerts.saved(partition)
         for state in states:

@@ -11,7 +11,9 @@ import msgspec
 
 from services.evaluator.logic import PartitionEvaluator
 from shared.events import (
+    DOWN_KEY_PREFIX,
     Alert,
+    DownSnapshot,
     MaintenanceWindow,
     Missed,
     MonitorConfig,
@@ -26,8 +28,10 @@ from shared.snapshots import (
     PARTITION_STATE_VERSION,
     STATE_VERSION,
     PartitionState,
+    decode_down,
     decode_partition_state,
     decode_state,
+    encode_down,
     encode_partition_state,
     encode_state,
 )
@@ -233,6 +237,12 @@ class Fleet:
                     partition=ev.partition, offset=self.offsets[ev.partition],
                     state=encode_partition_state(own), state_v=PARTITION_STATE_VERSION,
                 ))  # fmt: skip
+            for monitor_id, entry in ev.holds.downs.changes():  # each down a record, as StateStore writes
+                monitors[DOWN_KEY_PREFIX + monitor_id] = DownSnapshot(
+                    partition=ev.partition, offset=self.offsets[ev.partition], monitor_id=monitor_id,
+                    state=encode_down(entry),
+                )  # fmt: skip
+                ev.holds.downs.saved([monitor_id])
             ev.saved(changed, own)
             self.saved[ev.partition] = (monitors, partition_state)
         return self
@@ -243,6 +253,9 @@ class Fleet:
         for ev in self.evs:
             monitors, partition_state = self.saved.get(ev.partition, ({}, None))
             for snapshot in monitors.values():
+                if isinstance(snapshot, DownSnapshot):
+                    ev.holds.downs.restore_one(snapshot.monitor_id, decode_down(snapshot))
+                    continue
                 state = decode_state(snapshot)
                 state.applied_offset = snapshot.offset
                 ev.restore(state)

@@ -20,14 +20,14 @@ from services.evaluator.consumer import Evaluator
 from shared.bus.base import partition_for
 from shared.events import (
     Alert,
+    DownSnapshot,
     MonitorConfig,
     MonitorSnapshot,
-    PartitionSnapshot,
     Ping,
     StatusRelayed,
     encode,
 )
-from shared.snapshots import decode_partition_state, decode_state
+from shared.snapshots import decode_down, decode_state
 from shared.topics import Topics
 from tests.polling import eventually
 from tests.services.evaluator.buses import either_bus
@@ -110,8 +110,13 @@ class Chain:
 
 async def snapshots(bus, topics: Topics) -> tuple[dict[int, set[str]], dict[str, str | None]]:
     """What the newest snapshots hold: each partition's downs, and each heartbeat's held alert."""
-    downs = {s.partition: {d.monitor_id for d in decode_partition_state(s).downs}
-             for s in await read(bus, topics.evaluator_state, PartitionSnapshot)}  # fmt: skip
+    newest: dict[tuple[int, str], bool] = {}  # (partition, id) -> down, as its newest record says
+    for record in await read(bus, topics.evaluator_state, DownSnapshot):
+        newest[(record.partition, record.monitor_id)] = decode_down(record) is not None
+    downs: dict[int, set[str]] = {}
+    for (partition, monitor_id), down in newest.items():
+        if down:
+            downs.setdefault(partition, set()).add(monitor_id)
     held = {}
     for snapshot in await read(bus, topics.evaluator_state, MonitorSnapshot):
         extra = decode_state(snapshot).extra

@@ -16,7 +16,7 @@ from services.evaluator.logic import PartitionEvaluator
 from services.evaluator.store import StateStore
 from services.query.status_view import CurrentStatus, StatusView, shown_status, shown_status_name
 from shared.bus.local import LocalBus
-from shared.events import MonitorConfig, MonitorSnapshot, Ping, decode, encode
+from shared.events import MonitorConfig, MonitorSnapshot, Ping, StatusRelayed, decode, encode
 from shared.rules import BASELINE_MIN_RUNS
 from shared.snapshots import DURATION_FORMAT, STATE_VERSION, Extra, Fleet, MonitorState, encode_state
 from shared.topics import Topics
@@ -133,6 +133,31 @@ async def test_an_unreadable_snapshot_keeps_the_last_good_one(bus, view):
     await bus.publish(TOPICS.evaluator_state, "hb_a", b"\x00not an event")
     assert await view.sync()
     assert view.get("hb_a").status == "up"
+
+
+async def test_the_evaluators_records_of_heartbeats_down_are_passed_over_quietly(bus, view):
+    evaluator = Evaluator(bus)
+    await evaluator.run(config(), ping(5 * S))
+    evaluator.ev.apply_relay(
+        StatusRelayed(monitor_id="hb_a", project_id="p", name="backup", down=True, at_ms=9 * S)
+    )
+    with capture_logs() as logs:
+        await evaluator.store.save(evaluator.ev, evaluator.offset)
+        assert await view.sync()
+    assert [key for key, _ in await _keys(bus)][-1] == "down:hb_a"  # it was written, and read past
+    assert logs == [] and view.get("hb_a").status == "up" and len(view) == 1
+
+
+async def _keys(bus) -> list[tuple[str, int]]:
+    reader = bus.reader([(TOPICS.evaluator_state, 0)])
+    await reader.start()
+    try:
+        records = []
+        while not await reader.caught_up():
+            records += await reader.poll(timeout_ms=100)
+        return [(r.key, r.offset) for r in records]
+    finally:
+        await reader.close()
 
 
 async def test_a_snapshot_of_a_newer_layout_is_logged_and_the_last_one_stays(bus, view):
