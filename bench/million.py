@@ -27,7 +27,7 @@ without: to compare); RSS and CPU are the serving process's and its ingest proce
   again on a restart after the soak;
 - RSS of the server once every heartbeat is listed, through the load (sampled each second) and at
   the end; per heartbeat, gross and net of an empty server's RSS (same settings, no heartbeats);
-- the load, from a separate child process (``load``, aiohttp on uvloop, many connections, paced by
+- the load, from a separate child process (``load``, ``bench.pinger`` on uvloop, many connections, paced by
   schedule): every periodic heartbeat in a fixed pseudo-random order, one ping each every
   :data:`PERIOD_S` (about ``N/300`` pings/s; a fleet's three instances one each), with status,
   message and duration (and a fleet's instance) in the query string; the once-pinged ones'
@@ -90,6 +90,7 @@ from bench.common import (
 )
 from bench.detection import Receiver
 from bench.million_features import role
+from bench.pinger import AnswerError, Pinger
 from shared.clock import now_ms
 
 if TYPE_CHECKING:
@@ -355,11 +356,8 @@ def _schedule(n: int, load_s: float, silent_window_s: float, t0: float):
 async def load(spec_path: Path) -> None:
     """Ping as scheduled for ``load_s``; a line on stdout per sampled ping (for the history
     tracker), the timings in binary arrays at the end."""
-    import yarl
-
     spec = json.loads(await asyncio.to_thread(spec_path.read_text))
     n, load_s = spec["heartbeats"], spec["load_s"]
-    base = f"http://127.0.0.1:{spec['port']}"
     loop = asyncio.get_running_loop()
     sent_at, answer_ms, lag_ms = array.array("d"), array.array("d"), array.array("d")
     codes, kinds, beats = array.array("h"), array.array("b"), array.array("q")
@@ -369,22 +367,20 @@ async def load(spec_path: Path) -> None:
     schedule = _schedule(n, load_s, spec["silent_window_s"], t0)
     kind_code = features.KIND_CODE
 
-    async def sender(http: aiohttp.ClientSession) -> None:
+    async def sender(pinger: Pinger) -> None:
         for due, i, seq in schedule:  # shared by every sender: each takes the next ping due
             wait = due - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
             kind = role(i)
             for query in features.ping_queries(i, seq):  # one, or one per instance of a fleet
-                url = f"{base}/api/heartbeat/{token(i)}{query}"
+                target = f"/api/heartbeat/{token(i)}{query}"
                 sent = time.time()
                 lag = (loop.time() - due) * 1000
                 t = time.perf_counter()
                 try:
-                    async with http.post(yarl.URL(url, encoded=True)) as r:
-                        await r.read()
-                        code = r.status
-                except (TimeoutError, aiohttp.ClientError):
+                    code = await pinger.post(target)
+                except AnswerError:
                     code = 0
                 ms = (time.perf_counter() - t) * 1000
                 sent_at.append(sent)
@@ -401,9 +397,12 @@ async def load(spec_path: Path) -> None:
                     flush=True,
                 )
 
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
-        await asyncio.gather(*(sender(http) for _ in range(CONNECTIONS)))
+    pingers = [Pinger("127.0.0.1", spec["port"]) for _ in range(CONNECTIONS)]
+    try:
+        await asyncio.gather(*(sender(pinger) for pinger in pingers))
+    finally:
+        for pinger in pingers:
+            pinger.close()
     elapsed = time.time() - start_wall
     usage = resource.getrusage(resource.RUSAGE_SELF)
     columns: dict[str, array.array] = {
@@ -1218,7 +1217,7 @@ def table(m: dict) -> Table:
         f"healthy (interval {HEALTHY_INTERVAL_S} s, grace {HEALTHY_GRACE_S} s, snapshot up). Down in the API at the "
         f"end by role: {_downs(found)}. "
         f"Status counts at the end: {m.get('end_counts')}. Duplicate webhooks: {m['duplicate_webhooks']}.",
-        f"Load: {CONNECTIONS} connections from a separate process (aiohttp on uvloop, {load['cpu_s']:.0f} CPU s), "
+        f"Load: {CONNECTIONS} connections from a separate process (bench.pinger on uvloop, {load['cpu_s']:.0f} CPU s), "
         f"paced by schedule; answer times from send to last byte. Silent pings spread over the first "
         f"{m['silent_window_s']:.0f} s. History: {h['skipped']} samples skipped (all {TRACKERS} trackers busy), "
         f"{h['polls']:,} polls every {TRACK_POLL_S * 1000:.0f} ms, {h['poll_errors']} failed.",
