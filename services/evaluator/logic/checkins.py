@@ -22,10 +22,12 @@ from shared.events import CHECKIN_MESSAGE_MAX_CHARS, MonitorStatus, Ping, RunMea
 from shared.snapshots import Checkin, CheckinKind, MonitorState, Reason
 
 SHARED_MESSAGE_MAX_CHARS = 40
-"""Messages up to this long are interned: short ones are mostly status words that many
-monitors repeat ("OK", "backup done"), so a fleet of the same job holds one copy; longer
-ones mostly carry specifics (counts, paths, times), where interning would only add its
-table entry (measured: -64 bytes a monitor shared, +38 distinct)."""
+"""Messages up to this long, without a digit, are interned: those are mostly status words that
+many monitors repeat ("OK", "backup done"), so a fleet of the same job holds one copy. Longer
+ones, and any with a digit, mostly carry specifics (counts, paths, times), where interning only
+adds its table entry (measured: -64 bytes a monitor shared; +38 distinct, and 77 B a heartbeat
+at a million with a count in every message: docs/PERFORMANCE.md section 19)."""
+_DIGITS = frozenset("0123456789")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]+")
 """C0 and C1 controls, zero-width characters and bidi controls: spaces in a kept message."""
 
@@ -59,7 +61,7 @@ def one_line(message: str | None) -> str | None:
         text = " ".join(_UNPRINTABLE.sub(" ", message[: 4 * limit]).split())
         if not text:
             return None
-    if len(text) <= SHARED_MESSAGE_MAX_CHARS:
+    if len(text) <= SHARED_MESSAGE_MAX_CHARS and _DIGITS.isdisjoint(text):
         return sys.intern(text)
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 

@@ -99,6 +99,18 @@ def test_a_short_message_many_monitors_send_is_one_shared_string():
     assert a == "backup done" and a is b
 
 
+def test_a_short_message_with_a_number_in_it_is_kept_as_it_came_not_shared():
+    """A count makes it one of a kind: interning it would only add a table entry per heartbeat."""
+    ev = PartitionEvaluator(0)
+    for n, monitor_id in enumerate(("a", "b")):
+        ev.apply_config(config(id=monitor_id))
+        ping = Ping(id=f"p{n}", monitor_id=monitor_id, project_id="p1", received_ms=n, kind="success",
+                    message="backup 12 done")  # fmt: skip
+        ev.apply_ping(decode_event(encode_event(ping)), n + 1)
+    a, b = ev.monitors["a"].last_message, ev.monitors["b"].last_message
+    assert a == b == "backup 12 done" and a is not b
+
+
 def test_the_last_check_in_survives_a_snapshot():
     hb = Monitor().ping(0, "fail", exit_code=7, message="timeout after 30s")
     ev = PartitionEvaluator(0)
