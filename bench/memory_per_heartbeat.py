@@ -14,7 +14,9 @@ tracemalloc as what it holds once built (after a collection), divided by the hea
 - ``status view``: the query's :class:`StatusView`;
 - ``catalog``: the query's sorted lists (:class:`Catalog`);
 - ``channel users``: the channels' "used by" index (:class:`ChannelUsers`), built as the first
-  ``GET /channels`` builds it.
+  ``GET /channels`` builds it;
+- with ``--period``: what the evaluator and the status view gain when every heartbeat checks in
+  once, as in the first period of the million soak (:func:`check_in_once`).
 
 The ids are made (and interned) before any of them, as the views share one copy; their cost is
 its own row. Without ``--no-rss``, a child process builds the same structures without
@@ -47,7 +49,7 @@ from services.query.api.channel_users import ChannelUsers
 from services.query.catalog import Catalog, WatchedConfigView
 from services.query.status_view import StatusView, status_of
 from shared.bus.local import LocalBus
-from shared.events import MonitorConfig, MonitorSnapshot, encode
+from shared.events import MonitorConfig, MonitorSnapshot, Ping, encode
 from shared.snapshots import STATE_VERSION, MonitorState, encode_state
 from shared.topics import Topics
 
@@ -138,9 +140,12 @@ def heartbeat_ids(n: int) -> list[str]:
     return [sys.intern(f"hb_{i:016x}") for i in range(n)]
 
 
-def build(n: int, snapshots: Path, measure: Callable[[str, Callable[[], Any]], Any]) -> None:
+def build(
+    n: int, snapshots: Path, measure: Callable[[str, Callable[[], Any]], Any], period: bool = False
+) -> None:
     """Every structure in turn, the evaluator restored from ``snapshots`` (the bus
-    :func:`write_snapshots` wrote); ``measure(name, make)`` calls ``make`` and returns its result."""
+    :func:`write_snapshots` wrote); ``measure(name, make)`` calls ``make`` and returns its result.
+    ``period``: then what the evaluator and the status view gain over a period of check-ins."""
     ids = measure("ids (shared)", lambda: heartbeat_ids(n))
     bus = LocalBus(Path(tempfile.mkdtemp()) / "b.sqlite3")
     topics = Topics()
@@ -172,7 +177,7 @@ def build(n: int, snapshots: Path, measure: Callable[[str, Callable[[], Any]], A
 
     monitors = measure("monitors view", monitors_view)
     measure("token index", token_index)
-    measure("evaluator", evaluator)
+    partition = measure("evaluator", evaluator)
     statuses = measure("status view", status_view)
     measure("catalog", lambda: Catalog(monitors, statuses))
 
@@ -182,10 +187,34 @@ def build(n: int, snapshots: Path, measure: Callable[[str, Callable[[], Any]], A
         return users
 
     measure("channel users", channel_users)
+    if period:
+        measure("+ a period of check-ins", lambda: check_in_once(partition, statuses, ids))
 
 
-def traced(n: int, snapshots: Path) -> dict[str, float]:
-    """Bytes per heartbeat of each structure, by tracemalloc."""
+def check_in_once(partition: PartitionEvaluator, statuses: StatusView, ids: list[str]) -> None:
+    """Every heartbeat checks in once, in the soak's order and with its kind of message (a count
+    in each) and duration, CHECKPOINT a second; each second's changes reach the status view as
+    a checkpoint's do. What it adds is what the first period of the soak adds to these two."""
+    n, at = len(ids), NOW_MS
+    for k in range(n):
+        ping = Ping(
+            id=f"{at:012x}{k:016x}", monitor_id=ids[(k * 7919) % n], project_id=PROJECT_ID, received_ms=at,
+            kind="success", status="ok", message=f"backup {k} done", duration_s=41.2, duration_raw="41.2",
+            source_ip="127.0.0.1", user_agent="bench",
+        )  # fmt: skip
+        partition.apply_ping(ping, 2_000_000 + k)
+        if k % CHECKPOINT == CHECKPOINT - 1 or k == n - 1:
+            at += 1000
+            partition.advance(at)
+            changed = partition.changed()
+            for state in changed:
+                statuses.put(state.monitor_id, status_of(state))
+            partition.saved(changed)
+
+
+def traced(n: int, snapshots: Path, period: bool = False) -> dict[str, float]:
+    """Bytes per heartbeat of each structure, by tracemalloc (tracing from before the first, so
+    an object replaced later is counted out as it goes)."""
     found: dict[str, float] = {}
     kept: list[Any] = []
 
@@ -202,7 +231,7 @@ def traced(n: int, snapshots: Path) -> dict[str, float]:
     gc.collect()
     tracemalloc.start()
     at = [tracemalloc.get_traced_memory()[0]]  # traced after the last one measured
-    build(n, snapshots, measure)
+    build(n, snapshots, measure, period)
     tracemalloc.stop()
     return found
 
@@ -250,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heartbeats", type=int, default=200_000)
     parser.add_argument("--no-rss", action="store_true", help="skip the child process measuring RSS")
     parser.add_argument("--lookups", action="store_true", help="time token lookups instead")
+    parser.add_argument("--period", action="store_true", help="and what a period of check-ins adds")
     parser.add_argument("--rss-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     n = args.heartbeats
@@ -263,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         snapshots = Path(temporary) / "bus.sqlite3"
         asyncio.run(write_snapshots(snapshots, heartbeat_ids(n)))
         print(f"{n:,} heartbeats, tracemalloc, bytes per heartbeat:", file=sys.stderr)
-        found = traced(n, snapshots)
+        found = traced(n, snapshots, args.period)
         width = max(map(len, found))
         for name, size in found.items():
             print(f"{name:<{width}}  {size:7.1f} B")
