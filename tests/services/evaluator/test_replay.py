@@ -35,7 +35,9 @@ from hypothesis import strategies as st
 
 from services.evaluator.logic import PartitionEvaluator
 from shared.events import (
+    DOWN_KEY_PREFIX,
     MUTED_FOREVER_MS,
+    DownSnapshot,
     InstanceRemoved,
     MaintenanceWindow,
     MonitorConfig,
@@ -52,8 +54,10 @@ from shared.snapshots import (
     PARTITION_STATE_VERSION,
     STATE_VERSION,
     Reason,
+    decode_down,
     decode_partition_state,
     decode_state,
+    encode_down,
     encode_partition_state,
     encode_state,
 )
@@ -195,7 +199,13 @@ class Partition:
             self.state_topic[""] = encode(PartitionSnapshot(partition=0, offset=self.offset, clock_ms=self.ev.clock_ms,
                                                             state=encode_partition_state(own),
                                                             state_v=PARTITION_STATE_VERSION))  # fmt: skip
+        downs = self.ev.holds.downs.changes()
+        for monitor_id, entry in downs:  # each heartbeat down a record of its own
+            self.state_topic[DOWN_KEY_PREFIX + monitor_id] = encode(DownSnapshot(
+                partition=0, offset=self.offset, monitor_id=monitor_id, state=encode_down(entry),
+            ))  # fmt: skip
         self.ev.saved(changed, own)
+        self.ev.holds.downs.saved([monitor_id for monitor_id, _ in downs])
 
 
 def restarted(
@@ -209,6 +219,9 @@ def restarted(
         snapshot = decode(value)
         if isinstance(snapshot, PartitionSnapshot):
             part.ev.restore_partition(decode_partition_state(snapshot))
+            continue
+        if isinstance(snapshot, DownSnapshot):
+            part.ev.holds.downs.restore_one(snapshot.monitor_id, decode_down(snapshot))
             continue
         assert isinstance(snapshot, MonitorSnapshot)
         state = decode_state(snapshot)
