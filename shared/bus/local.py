@@ -84,8 +84,7 @@ class LocalBus(Bus):
         self._appending = threading.Lock()  # numbering and queueing: the loop's and the link's thread
         self._batch = PublishBatch(self._queue_rows, frozenset(fast_topics))  # one hand-off a loop turn
         self._room = asyncio.Event()
-        # Consumers wait on an event each, registered by topic: a flush wakes only those
-        # reading the topics it appended to.
+        # Consumers wait on an event each, by topic: a flush wakes only those reading what it appended to.
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._checkpointer: asyncio.Task | None = None
         self._closed = False
@@ -199,11 +198,13 @@ class LocalBus(Bus):
             raise BusUnavailable("too many records waiting for the disk")
         self._append(topic, items, partition, WhenWritten(done))
 
-    async def publish_many(self, topic: str, items: list[tuple[str, bytes]], partition: int | None = None):
-        """Many records (internal producers: evaluator outputs, snapshots) wait for room instead of
-        failing on a full backlog, a chunk at a time, filling at most half of it: the rest stays for
-        pings (a million misses at once after a long stop must not make ingest answer 503). In
-        order, after the single publishes made before; a producer retries with the same ids."""
+    async def publish_many(
+        self, topic: str, items: list[tuple[str, bytes]], partition: int | None = None
+    ) -> None:
+        """Many records (evaluator outputs, snapshots) wait for room instead of failing on a full
+        backlog, a chunk at a time, filling at most half of it: the rest stays for pings. In order,
+        after the single publishes made before; a disk failure midway may leave earlier chunks
+        durable (producers retry with the same ids, readers dedupe)."""
         if not items:
             return
         self._batch.flush()  # single publishes made before this one go first
